@@ -1,0 +1,108 @@
+"""Diagnostics: problems as values, collected by every stage and rendered in one place.
+
+The CLI, the language server and the tests all consume :class:`Diagnostic` objects; only the
+rendering differs (text for terminals, JSON for tools, LSP ranges for editors).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .errorcodes import CODES, Severity
+from .source import SourceFile, Span
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A suggested edit: replace ``span`` with ``replacement`` (an LSP quick fix)."""
+
+    title: str
+    span: Span
+    replacement: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    source: SourceFile
+    span: Span
+    hint: str | None = None
+    fixes: tuple[Fix, ...] = field(default=())
+    severity: Severity | None = None
+
+    @property
+    def level(self) -> Severity:
+        return self.severity or CODES[self.code].severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.level is Severity.ERROR
+
+    def sort_key(self) -> tuple:
+        return (self.source.name, self.span.start, self.span.end, self.code, self.message)
+
+    def to_json(self) -> dict:
+        start = self.source.position(self.span.start)
+        end = self.source.position(self.span.end)
+        return {
+            "file": self.source.name,
+            "line": start.line,
+            "column": start.column,
+            "end_line": end.line,
+            "end_column": end.column,
+            "severity": self.level.value,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "fixes": [
+                {"title": fix.title, "replacement": fix.replacement,
+                 "start": fix.span.start, "end": fix.span.end}
+                for fix in self.fixes
+            ],
+        }
+
+
+def sort_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    unique: dict[tuple, Diagnostic] = {}
+    for diagnostic in diagnostics:
+        unique.setdefault(diagnostic.sort_key(), diagnostic)
+    return [unique[key] for key in sorted(unique)]
+
+
+def render_text(diagnostic: Diagnostic) -> str:
+    """``file:line:col: error[RT101]: message``, the source line underlined, then the hint."""
+    source = diagnostic.source
+    start = source.position(diagnostic.span.start)
+    end = source.position(max(diagnostic.span.start, diagnostic.span.end))
+    header = (f"{source.name}:{start.line}:{start.column}: "
+              f"{diagnostic.level.value}[{diagnostic.code}]: {diagnostic.message}")
+    lines = [header]
+    if source.text:
+        text = source.line_text(start.line)
+        gutter = str(start.line)
+        pad = " " * len(gutter)
+        width = (end.column - start.column) if end.line == start.line else len(text) - start.column + 1
+        width = max(1, width)
+        prefix = "".join(ch if ch == "\t" else " " for ch in text[: start.column - 1])
+        lines.append(f"{pad} |")
+        lines.append(f"{gutter} | {text}")
+        lines.append(f"{pad} | {prefix}^{'~' * (width - 1)}")
+    if diagnostic.hint:
+        lines.append(f"  = hint: {diagnostic.hint}")
+    return "\n".join(lines)
+
+
+def render_json(diagnostics: list[Diagnostic]) -> str:
+    return json.dumps([d.to_json() for d in diagnostics], indent=2) + "\n"
+
+
+def summary(diagnostics: list[Diagnostic]) -> str:
+    errors = sum(1 for d in diagnostics if d.level is Severity.ERROR)
+    warnings = sum(1 for d in diagnostics if d.level is Severity.WARNING)
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return f"{plural(errors, 'error')}, {plural(warnings, 'warning')}"

@@ -1,0 +1,95 @@
+"""Finding, reading and parsing modules: the entry file, ``use``d files and stdlib modules.
+
+The language server gives the loader the text of open editor buffers (``overrides``), so files
+are checked as the author sees them, saved or not.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import nodes as n
+from ._resources import stdlib_dir
+from .diagnostics import Diagnostic
+from .parser import parse
+from .source import SourceFile
+
+
+class SourceError(Exception):
+    """A file that cannot be read as UTF-8 text (missing, unreadable, binary)."""
+
+
+@dataclass
+class ParsedModule:
+    path: Path | None
+    source: SourceFile
+    module: n.Module
+    syntax_diagnostics: list[Diagnostic]
+
+
+def display_name(path: Path) -> str:
+    """The path relative to the working directory when it is below it, as users typed it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise SourceError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise SourceError(f"{path}: {error.strerror or error}") from None
+
+
+@dataclass
+class Loader:
+    overrides: dict[Path, str] = field(default_factory=dict)
+    _cache: dict[Path, ParsedModule] = field(default_factory=dict)
+
+    def load(self, path: Path, name: str | None = None) -> ParsedModule:
+        path = path.resolve()
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        text = self.overrides.get(path)
+        if text is None:
+            text = read_text(path)
+        parsed = self.parse_text(text, name or display_name(path), path)
+        self._cache[path] = parsed
+        return parsed
+
+    @staticmethod
+    def parse_text(text: str, name: str, path: Path | None = None) -> ParsedModule:
+        source = SourceFile(name, text)
+        module, diagnostics = parse(source)
+        return ParsedModule(path.resolve() if path else None, source, module, diagnostics)
+
+    def resolve(self, use: n.Use, importer: Path | None) -> Path | None:
+        """The file a ``use`` names, or None when it names no existing module."""
+        if use.is_path:
+            base = importer.parent if importer else Path.cwd()
+            candidate = (base / use.target).resolve()
+            return candidate if candidate.is_file() or candidate in self.overrides else None
+        parts = use.target.split(".")
+        if len(parts) < 2 or parts[0] != "std":
+            return None
+        candidate = stdlib_dir().joinpath(*parts[1:]).with_suffix(".route")
+        return candidate.resolve() if candidate.is_file() else None
+
+
+def stdlib_modules() -> list[str]:
+    root = stdlib_dir()
+    return sorted("std." + ".".join(p.relative_to(root).with_suffix("").parts)
+                  for p in root.rglob("*.route"))

@@ -1,0 +1,189 @@
+"""The language's vocabulary: fields, their types and operators, keywords and their docs.
+
+One table serves the checker (what is valid), the language server (completion and hover) and
+the reference documentation, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category")
+
+EQUALITY = ("==", "!=")
+MEMBERSHIP = ("in", "not in")
+NULLS = ("is null", "is not null")
+ORDERING = ("<", "<=", ">", ">=")
+ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS
+
+DISTANCE_UNITS = ("mi", "km")
+DAY_UNITS = ("days", "day")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """A field that a condition or a sort can name.
+
+    ``value`` is an id kind (see ID_KINDS) or a measure: ``distance`` (number with mi/km),
+    ``days`` (whole number with `days`), ``count`` (plain number), ``money`` (plain number).
+    """
+
+    name: str
+    level: str  # "order" | "inventory"
+    value: str
+    operators: tuple[str, ...]
+    doc: str
+    example: str
+
+
+@dataclass(frozen=True, slots=True)
+class SortSpec:
+    name: str
+    level: str
+    nullable: bool
+    doc: str
+
+
+ORDER_FIELDS = {
+    f.name: f
+    for f in [
+        FieldSpec("queue", "order", "queue", EQUALITY + MEMBERSHIP,
+                  "The queue (virtual facility) the ship group waits in.", "queue == _NA_"),
+        FieldSpec("shipment_method", "order", "shipment_method", EQUALITY + MEMBERSHIP + NULLS,
+                  "The ship group's shipment method.", "shipment_method in [NEXT_DAY, SECOND_DAY]"),
+        FieldSpec("sales_channel", "order", "sales_channel", EQUALITY + MEMBERSHIP + NULLS,
+                  "The order's sales channel.", "sales_channel not in [POS_CHANNEL]"),
+        FieldSpec("priority", "order", "priority", EQUALITY + MEMBERSHIP + NULLS,
+                  "The order's priority.", "priority == HIGH"),
+        FieldSpec("promise_date", "order", "days", ORDERING + NULLS,
+                  "The item's promised date, compared with the end of the day N days from the "
+                  "snapshot's `now` (negative N looks into the past). Any promise-date filter "
+                  "switches the routing to item-by-item mode.",
+                  "promise_date within 2 days"),
+        FieldSpec("origin_facility_group", "order", "facility_group",
+                  EQUALITY + MEMBERSHIP + NULLS,
+                  "A facility group that the order's origin facility belongs to.",
+                  "origin_facility_group in [US_STORES]"),
+        FieldSpec("product_category", "order", "category", EQUALITY + MEMBERSHIP,
+                  "A category of the products being routed: a ship group matches when any of "
+                  "its items does.", "product_category == FOOTWEAR"),
+    ]
+}
+
+INVENTORY_FIELDS = {
+    f.name: f
+    for f in [
+        FieldSpec("facility_group", "inventory", "facility_group", EQUALITY + MEMBERSHIP,
+                  "Facility groups: `==`/`in` keep members of a listed group, `!=`/`not in` keep "
+                  "facilities in none of them (facilities in no group pass).",
+                  "facility_group == WAREHOUSES"),
+        FieldSpec("distance", "inventory", "distance", ORDERING,
+                  "Great-circle distance from the facility to the ship-to address, in `mi` or "
+                  "`km`; the unit also sets the rule's measurement system. Facilities or "
+                  "addresses without coordinates never pass.", "distance <= 300 mi"),
+        FieldSpec("brokering_safety_stock", "inventory", "count", (">", ">="),
+                  "A per-rule stock threshold: the facility's net stock of each item must exceed "
+                  "it, and the facility must hold the item's whole quantity.",
+                  "brokering_safety_stock > 2"),
+    ]
+}
+
+FLAGS = {
+    "keep_item_groups_together": "Items of one order-item group (a kit, a gift set) go together "
+                                 "to one facility or not at all.",
+    "ignore_facility_order_limit": "Facilities take orders beyond their daily order limit.",
+    "only_if_all_items_available": "The rule allocates only when every open item of the unit "
+                                   "can be filled.",
+    "shipment_threshold": "Minimum value of each shipment the rule creates, and of what stays "
+                          "unfilled, when the unit is split. Example: `shipment_threshold 40.00`.",
+}
+
+ORDER_SORTS = {
+    s.name: s
+    for s in [
+        SortSpec("ship_before", "order", True, "The items' ship-before date (the earliest)."),
+        SortSpec("ship_after", "order", True, "The items' ship-after date (the earliest)."),
+        SortSpec("order_date", "order", True, "When the order was placed. The default sort."),
+        SortSpec("delivery_days", "order", True,
+                 "Delivery days of the ship group's shipment method."),
+        SortSpec("priority", "order", True,
+                 "Order priority, in the order priorities are declared (HIGH first)."),
+    ]
+}
+
+INVENTORY_SORTS = {
+    s.name: s
+    for s in [
+        SortSpec("distance", "inventory", True, "Nearest facility first."),
+        SortSpec("inventory_balance", "inventory", False,
+                 "Net stock of the unit's products at the facility (use `desc` for most first)."),
+        SortSpec("facility_sequence", "inventory", False,
+                 "The facility's sequence number in the facility groups the rule includes."),
+        SortSpec("sales_velocity", "inventory", True,
+                 "How fast the facility sells the product; slowest first."),
+        SortSpec("broken_style", "inventory", False,
+                 "Only facilities whose assortment of the style is already broken, fewest "
+                 "available variants first."),
+    ]
+}
+
+KEYWORDS = {
+    "use": "Imports a module: `use std.hotwax` (stdlib) or `use \"shared.route\"` (a file). "
+           "Brings its declarations, constants and templates into scope.",
+    "let": "Names a constant: `let EXPRESS = [NEXT_DAY, SECOND_DAY]`, `let RADIUS = 300 mi`.",
+    "declare": "Declares catalog ids of one kind: `declare facility_group WAREHOUSES \"Warehouses\"`. "
+               "Kinds: " + ", ".join(ID_KINDS) + ".",
+    "template": "A reusable rule body: `template closest { assign single sort by distance }`; "
+                "rules use it with `extends`.",
+    "group": "A routing group (HotWax brokering run): `group \"Name\" for store STORE { ... }`. "
+             "Runs its active routings in order.",
+    "schedule": "When the group runs: `schedule \"0 */15 * * * ?\" in \"America/New_York\"`, "
+                "optionally `paused`.",
+    "routing": "Selects and sorts orders, then tries its rules on each: "
+               "`routing \"Name\" [draft|archived] { filter {...} sort by ... rule ... }`.",
+    "filter": "Order filters of a routing; all must hold.",
+    "sort": "`sort by field [asc|desc] [nulls first|last], ...`.",
+    "rule": "An inventory rule: `rule \"Name\" [draft|archived] [extends T] { ... }`. Tried in "
+            "order until the unit is filled or moved.",
+    "extends": "Starts a rule from a template; the rule's own clauses add conditions and replace "
+               "assign, sort and when unfilled.",
+    "assign": "`assign single` (one facility ships everything) or `assign partial` (split "
+              "across facilities, items may stay open).",
+    "inventory": "Facility conditions and settings of a rule; all must hold.",
+    "when": "`when unfilled { ... }`: actions for items the rule left open.",
+    "unfilled": "`when unfilled { ... }`: actions for items the rule left open.",
+    "next": "`next rule`: let the next rule try the open items (the default).",
+    "move": "`move to queue Q`: park the open items in queue Q; later rules do not run.",
+    "auto_cancel": "`auto_cancel after N days` sets the open items' auto-cancel date to now + N "
+                   "days; `clear auto_cancel` clears it (clearing wins).",
+    "clear": "`clear auto_cancel`: clear the open items' auto-cancel date.",
+    "active": "Status: runs (the default).",
+    "draft": "Status: kept but not run.",
+    "archived": "Status: retired, not run.",
+    "within": "`promise_date within N days`: promised by the end of the day N days from now.",
+    "in": "Membership: `field in [A, B]`.",
+    "not": "`not in [A, B]`, `is not null`.",
+    "is": "`is null`, `is not null`.",
+    "asc": "Ascending (the default).",
+    "desc": "Descending.",
+    "nulls": "`nulls first` or `nulls last` (the default).",
+    "mi": "Miles (imperial measurement system).",
+    "km": "Kilometres (metric measurement system).",
+    "days": "Days.",
+}
+KEYWORDS.update(FLAGS)
+
+OPERATOR_DOCS = {
+    "==": "equals", "!=": "not equals (a missing value is not equal)",
+    "<": "less than", "<=": "less than or equal", ">": "greater than",
+    ">=": "greater than or equal", "in": "member of the list", "not in": "not in the list",
+    "is null": "has no value", "is not null": "has a value",
+}
+
+
+def field_spec(name: str, level: str) -> FieldSpec | None:
+    return (ORDER_FIELDS if level == "order" else INVENTORY_FIELDS).get(name)
+
+
+def sort_spec(name: str, level: str) -> SortSpec | None:
+    return (ORDER_SORTS if level == "order" else INVENTORY_SORTS).get(name)
