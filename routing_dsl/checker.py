@@ -608,7 +608,7 @@ class _ModuleChecker:
         unit = next((c.unit for c in parts.conditions if c.field == "distance" and c.unit), "mi")
         checked = CheckedRule(
             name=rule.name.value, status=status, assign=parts.assign or "single",
-            conditions=tuple(parts.conditions), sorts=tuple(parts.sorts),
+            conditions=tuple(parts.conditions), sorts=tuple(parts.sorts or ()),
             keep_item_groups_together=parts.keep_item_groups_together,
             ignore_facility_order_limit=parts.ignore_facility_order_limit,
             only_if_all_items_available=parts.only_if_all_items_available,
@@ -638,7 +638,7 @@ class _ModuleChecker:
     def _rule_structure(self, rule: n.Rule, parts: "_RuleParts") -> None:
         includes = {i for c in parts.conditions if c.field == "facility_group"
                     and c.op in ("==", "in") for i in c.ids}
-        for key in parts.sorts:
+        for key in parts.sorts or ():
             if key.field == "facility_sequence" and not includes:
                 self.error("RT403", "`facility_sequence` sort without a facility group",
                            key.where.span,

@@ -30,22 +30,24 @@ class _Printer:
     def _add(self, line: str) -> None:
         self.lines.append(f"{INDENT * self.depth}{line}" if line else "")
 
-    def flush_comments(self, before: int, *, first_in_block: bool = False) -> None:
+    def flush_comments(self, before: int, *, first_in_block: bool = False,
+                       force_blank: bool = False) -> None:
         while self.comments and self.comments[0].span.start < before:
             comment = self.comments.pop(0)
-            if (self.lines and not first_in_block
-                    and self._blank_between(self.last_end, comment.span.start)):
-                self._add("")
-            first_in_block = False
+            if self.lines and not first_in_block and (
+                    force_blank or self._blank_between(self.last_end, comment.span.start)):
+                if self.lines[-1] != "":
+                    self._add("")
+            first_in_block = force_blank = False
             self._add(comment.text.rstrip())
             self.last_end = comment.span.end
 
     def line(self, text: str, start: int, end: int, *, first_in_block: bool = False,
              force_blank: bool = False) -> None:
-        had_comments = bool(self.comments) and self.comments[0].span.start < start
-        self.flush_comments(start, first_in_block=first_in_block)
-        first = first_in_block and not had_comments
-        if self.lines and not first and (
+        if self.comments and self.comments[0].span.start < start:
+            self.flush_comments(start, first_in_block=first_in_block, force_blank=force_blank)
+            first_in_block = force_blank = False
+        if self.lines and not first_in_block and (
                 force_blank or self._blank_between(self.last_end, start)):
             if self.lines[-1] != "":
                 self._add("")
