@@ -398,7 +398,7 @@ class _ModuleChecker:
     def _ids(self, value, spec: v.FieldSpec, op: str, source: SourceFile) -> tuple[str, ...] | None:
         many = op in v.MEMBERSHIP
         if isinstance(value, RNumber):
-            self.error("RT304", f"`{spec.name}` takes {_a(spec.value)} id, not a number",
+            self.error("RT304", f"`{spec.name}` takes a {spec.value} id, not a number",
                        value.span, source=source)
             return None
         if isinstance(value, RList):
@@ -477,6 +477,7 @@ class _ModuleChecker:
             if isinstance(member, n.Assign):
                 mode = member.mode.name
                 if mode not in ("single", "partial"):
+                    parts.assign = "invalid"
                     self.suggest("RT309", f"unknown assignment `{mode}`", member.mode.span, mode,
                                  ["single", "partial"],
                                  fallback_hint="write `assign single` or `assign partial`")
@@ -596,7 +597,7 @@ class _ModuleChecker:
         parts = own.over(template_parts) if template_parts else own
         status = rule.status.name if rule.status else "active"
         where = self.where(rule.name.span)
-        if parts.assign is None:
+        if parts.assign is None and not (rule.extends and template_parts is None):
             self.error("RT411", f"rule `{rule.name.value}` says neither `assign single` nor "
                                 "`assign partial`", rule.name.span,
                        hint="add `assign single` or `assign partial` to the rule or its template")
@@ -607,7 +608,7 @@ class _ModuleChecker:
         self._rule_structure(rule, parts)
         unit = next((c.unit for c in parts.conditions if c.field == "distance" and c.unit), "mi")
         checked = CheckedRule(
-            name=rule.name.value, status=status, assign=parts.assign or "single",
+            name=rule.name.value, status=status, assign=parts.assign if parts.assign in ("single", "partial") else "single",
             conditions=tuple(parts.conditions), sorts=tuple(parts.sorts or ()),
             keep_item_groups_together=parts.keep_item_groups_together,
             ignore_facility_order_limit=parts.ignore_facility_order_limit,

@@ -25,7 +25,7 @@ MISSING = "\x00missing"
 _INSERTABLE = {
     "NAME": MISSING,
     "STRING": f'"{MISSING}"',
-    "SIGNED_NUMBER": "0",
+    "SIGNED_NUMBER": MISSING,
     "RBRACKET": "]",
     "RBRACE": "}",
     "COMMA": ",",
@@ -155,7 +155,7 @@ class _Recovery:
         (the empty tuple), after which the parser gets furthest into the rest of the file."""
         candidates: list[tuple[str, ...]] = [(t,) for t in _INSERTABLE if t in accepts]
         for first in list(candidates):
-            trial = parser.copy(deepcopy_values=False)
+            trial = parser.copy()
             trial.feed_token(self._token(first[0], token.start_pos))
             candidates += [first + (t,) for t in _INSERTABLE if t in trial.accepts()]
         scored = [(self._lookahead(parser, (), None), 0, ())]
@@ -165,7 +165,8 @@ class _Recovery:
         return max(scored)[2]
 
     def _lookahead(self, parser, inserted: tuple[str, ...], token: Token | None) -> int:
-        trial = parser.copy(deepcopy_values=False)
+        # Trials copy the value stack deeply: Lark's tree builder extends child lists in place.
+        trial = parser.copy()
         fed = 0
         try:
             for terminal in inserted:
@@ -400,6 +401,8 @@ class _Lower(Transformer):
 
     def number(self, meta, children):
         token, unit = children
+        if token.value == MISSING:
+            return n.MissingValue(span=_tspan(token))
         return n.NumberLit(span=_span(meta), text=token.value, unit=unit)
 
     def unit(self, meta, children):
