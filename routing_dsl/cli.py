@@ -107,7 +107,7 @@ def check(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
 def fmt(paths: tuple[str, ...], check_only: bool) -> None:
     """Format .route files in place (`-` formats standard input to standard output)."""
     if paths == ("-",):
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         parsed = Loader.parse_text(text, "<stdin>")
         if parsed.syntax_diagnostics:
             print_diagnostics(parsed.syntax_diagnostics, "text")

@@ -1,0 +1,160 @@
+"""Hypothesis strategies that write syntactically valid .route text, with random spacing and
+comments, for the formatter and parser properties."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+NAMES = ["_NA_", "WAREHOUSES", "STORES", "NEXT_DAY", "HIGH", "X", "a_b", "Low", "queue"]
+FIELDS = ["queue", "shipment_method", "priority", "distance", "facility_group", "promise_date",
+          "brokering_safety_stock", "unknown_field"]
+COMPARISONS = ["==", "!=", "<", "<=", ">", ">="]
+SORT_FIELDS = ["distance", "order_date", "inventory_balance", "priority"]
+
+
+@st.composite
+def spaces(draw) -> str:
+    return draw(st.sampled_from([" ", "  ", "\n", "\n\n", " \n\t ", "\n\n\n  "]))
+
+
+@st.composite
+def gap(draw) -> str:
+    """Whitespace, sometimes with a comment (which always ends its line)."""
+    if draw(st.integers(0, 5)) == 0:
+        text = draw(st.sampled_from(["note", "", "TODO: check # twice", "é ✓"]))
+        return draw(spaces()) + f"# {text}\n" + draw(spaces())
+    return draw(spaces())
+
+
+def joined(draw, parts: list[str]) -> str:
+    out = parts[0]
+    for part in parts[1:]:
+        out += draw(gap()) + part
+    return out
+
+
+@st.composite
+def values(draw, depth: int = 0) -> str:
+    choice = draw(st.integers(0, 4 if depth == 0 else 3))
+    if choice == 0:
+        return draw(st.sampled_from(NAMES))
+    if choice == 1:
+        return '"' + draw(st.sampled_from(["x", "A B", 'q\\"q', ""])) + '"'
+    if choice == 2:
+        number = draw(st.sampled_from(["1", "2.5", "-3", "40.00", "+7", "0"]))
+        unit = draw(st.sampled_from(["", " mi", " km", " days", " day"]))
+        return number + unit
+    if choice == 3:
+        return draw(st.sampled_from(NAMES))
+    items = draw(st.lists(values(depth + 1), max_size=3))
+    trailing = "," if items and draw(st.booleans()) else ""
+    return "[" + ", ".join(items) + trailing + "]"
+
+
+@st.composite
+def conditions(draw) -> str:
+    field = draw(st.sampled_from(FIELDS))
+    form = draw(st.integers(0, 5))
+    if form == 0:
+        return f"{field} {draw(st.sampled_from(COMPARISONS))} {draw(values())}"
+    if form == 1:
+        return f"{field} in {draw(values())}"
+    if form == 2:
+        return f"{field} not in {draw(values())}"
+    if form == 3:
+        return f"{field} is null"
+    if form == 4:
+        return f"{field} is not null"
+    return f"{field} within {draw(values())}"
+
+
+@st.composite
+def sorts(draw) -> str:
+    keys = []
+    for field in draw(st.lists(st.sampled_from(SORT_FIELDS), min_size=1, max_size=3)):
+        key = field + draw(st.sampled_from(["", " asc", " desc"]))
+        key += draw(st.sampled_from(["", " nulls first", " nulls last"]))
+        keys.append(key)
+    return "sort by " + ", ".join(keys)
+
+
+@st.composite
+def rule_bodies(draw) -> str:
+    members = []
+    for kind in draw(st.lists(st.sampled_from(["assign", "inventory", "sort", "unfilled"]),
+                              max_size=4)):
+        if kind == "assign":
+            members.append("assign " + draw(st.sampled_from(["single", "partial", "other"])))
+        elif kind == "inventory":
+            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from([
+                "keep_item_groups_together", "ignore_facility_order_limit",
+                "only_if_all_items_available", "shipment_threshold 40.00"])), max_size=3))
+            members.append(block("inventory", inner, draw))
+        elif kind == "sort":
+            members.append(draw(sorts()))
+        else:
+            inner = draw(st.lists(st.sampled_from([
+                "next rule", "move to queue UNFILLABLE_PARKING", "move to queue",
+                "auto_cancel after 5 days", "clear auto_cancel"]), max_size=3))
+            members.append(block("when unfilled", inner, draw))
+    return block("", members, draw).lstrip()
+
+
+def block(header: str, members: list[str], draw) -> str:
+    head = f"{header} {{" if header else "{"
+    return joined(draw, [head] + members + ["}"])
+
+
+@st.composite
+def rules(draw) -> str:
+    text = 'rule "' + draw(st.sampled_from(["Any", "Nearest warehouse", "r"])) + '"'
+    text += draw(st.sampled_from(["", " draft", " archived", " active"]))
+    if draw(st.booleans()):
+        text += " extends " + draw(st.sampled_from(["closest", "t"]))
+        if draw(st.booleans()):
+            return text
+    return text + " " + draw(rule_bodies())
+
+
+@st.composite
+def routings(draw) -> str:
+    members = []
+    for kind in draw(st.lists(st.sampled_from(["filter", "sort", "rule"]), max_size=4)):
+        if kind == "filter":
+            members.append(block("filter", draw(st.lists(conditions(), max_size=3)), draw))
+        elif kind == "sort":
+            members.append(draw(sorts()))
+        else:
+            members.append(draw(rules()))
+    status = draw(st.sampled_from(["", " draft", " archived"]))
+    return block(f'routing "R{draw(st.integers(0, 3))}"{status}', members, draw)
+
+
+@st.composite
+def items(draw) -> str:
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        return draw(st.sampled_from(["use std.hotwax", 'use "lib/x.route"', "use std.a.b"]))
+    if kind == 1:
+        return f"let {draw(st.sampled_from(NAMES))} = {draw(values())}"
+    if kind == 2:
+        entries = draw(st.lists(st.sampled_from(['A "first"', "B", 'C "x, y"']), min_size=1,
+                                max_size=3))
+        return "declare queue " + ", ".join(entries)
+    if kind == 3:
+        return "template t " + draw(rule_bodies())
+    members = []
+    if draw(st.booleans()):
+        members.append('schedule "0 */15 * * * ?"' + draw(st.sampled_from(
+            ["", ' in "America/New_York"', ' in "UTC" paused', " paused"])))
+    members += draw(st.lists(routings(), max_size=2))
+    return block('group "G" for store ' + draw(st.sampled_from(["STORE", '"S 1"'])), members,
+                 draw)
+
+
+@st.composite
+def programs(draw) -> str:
+    parts = draw(st.lists(items(), max_size=4))
+    if not parts:
+        return draw(st.sampled_from(["", "\n", "# only a comment\n"]))
+    return draw(gap()).lstrip(" \t") + joined(draw, parts) + draw(st.sampled_from(["", "\n"]))
