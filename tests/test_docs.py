@@ -1,0 +1,35 @@
+"""The reference documentation covers the whole language and stays in sync with the code."""
+
+from __future__ import annotations
+
+import re
+
+from routing_dsl import vocabulary as v
+from routing_dsl.errorcodes import render_markdown
+from routing_dsl.parser import keyword_terminals
+
+from .conftest import ROOT
+
+LANGUAGE = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+
+
+def test_diagnostics_doc_is_generated_from_the_registry():
+    assert (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8") == render_markdown()
+
+
+def test_every_keyword_is_documented():
+    words = set(re.findall(r"[A-Za-z_]+", LANGUAGE))
+    missing = sorted(k for k in keyword_terminals().values() if k not in words)
+    assert missing == []
+
+
+def test_every_field_sort_and_flag_is_documented():
+    names = (list(v.ORDER_FIELDS) + list(v.INVENTORY_FIELDS) + list(v.ORDER_SORTS)
+             + list(v.INVENTORY_SORTS) + list(v.FLAGS))
+    assert [name for name in names if f"`{name}`" not in LANGUAGE] == []
+
+
+def test_every_keyword_has_hover_text():
+    assert sorted(k for k in keyword_terminals().values() if k not in v.KEYWORDS
+                  and k not in ("for", "store", "to", "after", "by", "first", "last", "null",
+                                "day", "rule", "queue", "paused")) == []
