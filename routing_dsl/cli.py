@@ -15,7 +15,14 @@ from pathlib import Path
 import click
 
 from . import __version__
+import json
+
 from .checker import Workspace
+from .compiler import compile_program
+from .interpreter import run_plan
+from .plan import Plan, PlanError, load_plan
+from .result import Result
+from .snapshot import Snapshot, SnapshotError, load_snapshot
 from .diagnostics import Diagnostic, render_json, render_text, sort_diagnostics, summary
 from .errorcodes import Severity
 from .formatter import format_module
@@ -139,6 +146,193 @@ def fmt(paths: tuple[str, ...], check_only: bool) -> None:
         failed = True
     if failed:
         sys.exit(1)
+
+
+def load_plan_or_source(path: Path) -> Plan:
+    """A plan from a .route file (checked and compiled) or from a compiled plan (JSON)."""
+    if path.suffix == ".json":
+        try:
+            return load_plan(path.read_bytes(), str(path))
+        except OSError as error:
+            raise InputError(f"{path}: {error.strerror or error}") from None
+        except PlanError as error:
+            raise InputError(str(error)) from None
+    try:
+        result = Workspace().check_path(path)
+    except SourceError as error:
+        raise InputError(str(error)) from None
+    errors = [d for d in result.diagnostics if d.is_error]
+    if errors:
+        print_diagnostics(errors, "text")
+        click.echo(f"{result.parsed.source.name}: not compiled: {summary(errors)}", err=True)
+        sys.exit(1)
+    return compile_program(result.program)
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    try:
+        return load_snapshot(path)
+    except SnapshotError as error:
+        for problem in error.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+
+
+def dump_result(result: dict) -> str:
+    return json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+
+
+@main.command("compile")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the plan here (default: standard output).")
+def compile_command(source: Path, output: Path | None) -> None:
+    """Compile a .route file to an executable plan (JSON)."""
+    plan = load_plan_or_source(source)
+    if output is None:
+        click.echo(plan.to_json(), nl=False)
+    else:
+        write_atomically(output, plan.to_json())
+        click.echo(f"wrote {output}", err=True)
+
+
+def summarize(result: dict) -> str:
+    """A short human report: per group and routing, what was attempted and routed."""
+    lines = []
+    by_rule: dict[tuple, int] = {}
+    for allocation in result["allocations"]:
+        key = (allocation["group"], allocation["routing"], allocation["rule"])
+        by_rule[key] = by_rule.get(key, 0) + 1
+    unfilled: dict[tuple, dict[str, int]] = {}
+    for entry in result["unfillable"]:
+        counts = unfilled.setdefault(entry["routing"], {})
+        counts[entry["action"]] = counts.get(entry["action"], 0) + 1
+    for batch in result["batches"]:
+        lines.append(f"group {batch['group']!r} (store {batch['product_store']})")
+        if batch.get("skipped"):
+            lines.append(f"  skipped: {batch['skipped']}")
+        for run in batch["runs"]:
+            lines.append(f"  routing {run['routing']!r}: {run['attempted_items']} items "
+                         f"attempted, {run['brokered_items']} brokered")
+            if run["error"]:
+                lines.append(f"    error: {run['error']}")
+            for (group, routing, rule), count in by_rule.items():
+                if group == batch["group"] and routing == run["routing"]:
+                    lines.append(f"    rule {rule!r}: {count} allocation"
+                                 f"{'' if count == 1 else 's'}")
+            actions = unfilled.get(run["routing"])
+            if actions:
+                described = ", ".join(f"{n} {a.replace('_', ' ')}" for a, n in sorted(actions.items()))
+                lines.append(f"    unfilled items: {described}")
+    lines.append(f"{len(result['allocations'])} allocations, "
+                 f"{len(result['unfillable'])} unfilled item records")
+    for warning in result["warnings"]:
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE|PLAN")
+@click.option("--snapshot", "snapshot_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Snapshot JSON file, or a folder of per-collection files.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the result JSON here (default: standard output).")
+@click.option("--group", help="Run only this group.")
+@click.option("--routing", help="Run only this routing.")
+@click.option("--explain", is_flag=True, help="Add, per unit, every rule and facility considered.")
+def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
+        routing: str | None, explain: bool) -> None:
+    """Run a .route file or a compiled plan against a snapshot."""
+    plan = load_plan_or_source(source)
+    snapshot = read_snapshot(snapshot_path)
+    names = {g.name for g in plan.groups}
+    if group is not None and group not in names:
+        raise InputError(f"no group named {group!r} (groups: {', '.join(sorted(names))})")
+    if routing is not None and routing not in {r.name for g in plan.groups for r in g.routings}:
+        raise InputError(f"no active routing named {routing!r}")
+    stream = click.get_text_stream("stderr")
+    total = sum(len(sg.items) for o in snapshot.orders for sg in o.ship_groups)
+    if stream.isatty() and total > 5000:
+        with click.progressbar(length=total * max(1, sum(len(g.routings) for g in plan.groups)),
+                               label="routing", file=stream) as bar:
+            result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
+                              progress=bar.update)
+    else:
+        result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain)
+    text = dump_result(result)
+    if out is None:
+        click.echo(text, nl=False)
+        click.echo(summarize(result), err=True)
+    else:
+        write_atomically(out, text)
+        click.echo(summarize(result))
+        click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE|PLAN")
+@click.option("--snapshot", "snapshot_path", required=True,
+              type=click.Path(exists=True, path_type=Path))
+@click.option("--order", "order_id", required=True, help="The order to explain.")
+@click.option("--facility", help="Also say why this facility was not chosen.")
+def explain(source: Path, snapshot_path: Path, order_id: str, facility: str | None) -> None:
+    """Explain where one order went, and why not elsewhere."""
+    plan = load_plan_or_source(source)
+    snapshot = read_snapshot(snapshot_path)
+    if order_id not in {o.id for o in snapshot.orders}:
+        raise InputError(f"order {order_id!r} is not in the snapshot")
+    if facility is not None and facility not in {f.id for f in snapshot.facilities}:
+        raise InputError(f"facility {facility!r} is not in the snapshot")
+    result = run_plan(plan, snapshot, explain=True, explain_orders={order_id})
+    click.echo(explain_text(result, order_id, facility))
+
+
+def explain_text(result: dict, order_id: str, facility: str | None) -> str:
+    lines = [f"order {order_id}"]
+    units = [u for u in result["explanations"] if u["order"] == order_id]
+    if not units:
+        lines.append("  no routing picked it up: it is not approved, not in a queue of the "
+                     "group's store, or no routing's filter matches it")
+    for unit in units:
+        label = f"ship group {unit['ship_group']}" + (f" item {unit['item']}" if "item" in unit else "")
+        lines.append(f"  {label}, routing {unit['routing']!r}:")
+        for rule in unit["rules"]:
+            where = f" ({rule['source']})" if "source" in rule else ""
+            chosen = [f["facility"] for f in rule["facilities"] if f["chosen"]]
+            lines.append(f"    rule {rule['rule']!r}{where}: {rule['outcome']}"
+                         + (f" -> {', '.join(chosen)}" if chosen else ""))
+            if "rejected" in rule:
+                lines.append(f"      rejected: {rule['rejected']}")
+            shown = [f for f in rule["facilities"] if not f["chosen"]
+                     and (facility is None or f["facility"] == facility)]
+            for entry in shown[: None if facility else 10]:
+                reason = entry["excluded_by"]
+                values = ", ".join(f"{k}={json.dumps(v)}" for k, v in reason["values"].items())
+                at = f" ({reason['source']})" if "source" in reason else ""
+                lines.append(f"      not {entry['facility']}: {reason['condition']}{at}"
+                             + (f" [{values}]" if values else ""))
+            if facility is None and len(shown) > 10:
+                lines.append(f"      ... {len(shown) - 10} more (use --facility F)")
+    for entry in result["allocations"]:
+        if entry["order"] == order_id:
+            lines.append(f"  allocated: item {entry['item']} x{entry['quantity']} -> "
+                         f"{entry['facility']} (rule {entry['rule']!r})")
+    for entry in result["unfillable"]:
+        if entry["order"] == order_id:
+            lines.append(f"  unfilled: item {entry['item']} x{entry['quantity']}: "
+                         f"{entry['action'].replace('_', ' ')} (queue {entry['queue']})")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["snapshot", "result", "plan"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of snapshots, results or plans."""
+    model = {"snapshot": Snapshot, "result": Result, "plan": Plan}[kind]
+    click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""Compiler: checked program -> executable plan (:mod:`routing_dsl.plan`).
+
+It drops what does not run (draft and archived routings and rules), fixes execution order and
+keeps a source reference on every step. It refuses programs that have errors.
+"""
+
+from __future__ import annotations
+
+from .checked import CheckedCondition, CheckedProgram, CheckedRule, CheckedSortKey, Where
+from .plan import (Actions, InventoryCondition, InventorySort, OrderCondition, OrderSort, Plan,
+                   PlanGroup, PlanRouting, PlanRule, SourceRef)
+
+
+def source_ref(where: Where | None) -> SourceRef | None:
+    if where is None:
+        return None
+    position = where.source.position(where.span.start)
+    return SourceRef(file=where.source.name, line=position.line, column=position.column)
+
+
+def _order_condition(condition: CheckedCondition) -> OrderCondition:
+    days = int(condition.number) if condition.number is not None else None
+    return OrderCondition(field=condition.field, op=condition.op, ids=list(condition.ids),
+                          days=days, source=source_ref(condition.where))
+
+
+def _inventory_condition(condition: CheckedCondition) -> InventoryCondition:
+    return InventoryCondition(field=condition.field, op=condition.op, ids=list(condition.ids),
+                              number=condition.number, source=source_ref(condition.where))
+
+
+def _sort(key: CheckedSortKey, model):
+    return model(field=key.field, descending=key.descending, nulls_first=key.nulls_first,
+                 source=source_ref(key.where))
+
+
+def _rule(rule: CheckedRule) -> PlanRule:
+    return PlanRule(
+        name=rule.name, assign=rule.assign,
+        conditions=[_inventory_condition(c) for c in rule.conditions],
+        sorts=[_sort(k, InventorySort) for k in rule.sorts],
+        distance_unit=rule.distance_unit,
+        keep_item_groups_together=rule.keep_item_groups_together,
+        ignore_facility_order_limit=rule.ignore_facility_order_limit,
+        only_if_all_items_available=rule.only_if_all_items_available,
+        shipment_threshold=rule.shipment_threshold,
+        actions=Actions(move_to_queue=rule.move_to_queue, auto_cancel_days=rule.auto_cancel_days,
+                        clear_auto_cancel=rule.clear_auto_cancel),
+        source=source_ref(rule.where))
+
+
+def compile_program(program: CheckedProgram) -> Plan:
+    groups = []
+    for group in program.groups:
+        routings = []
+        for routing in group.routings:
+            if routing.status != "active":
+                continue
+            rules = [_rule(r) for r in routing.rules if r.status == "active"]
+            routings.append(PlanRouting(
+                name=routing.name, item_mode=routing.item_mode,
+                filters=[_order_condition(c) for c in routing.filters],
+                sorts=[_sort(k, OrderSort) for k in routing.sorts],
+                rules=rules, source=source_ref(routing.where)))
+        groups.append(PlanGroup(name=group.name, product_store=group.product_store,
+                                cron=group.cron, timezone=group.timezone, paused=group.paused,
+                                routings=routings, source=source_ref(group.where)))
+    return Plan(source=program.source.name, priority_order=list(program.priority_order),
+                groups=groups)

@@ -1,0 +1,862 @@
+"""Interpreter: plan + snapshot -> result document (routing-result/1).
+
+The procedure is docs/semantics.md, rule by rule. Filters and sorts are turned into closures
+once per routing; stock is indexed by product so a rule only looks at facilities that hold what
+the unit needs; state (stock, facility order counts, item queues) carries across the whole run.
+Nothing reads the clock or iterates an unordered collection into the output: the same plan and
+snapshot give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from .plan import InventoryCondition, OrderCondition, Plan, PlanRouting, PlanRule
+from .snapshot import Item, Order, ShipGroup, Snapshot
+
+RESULT_FORMAT = "routing-result/1"
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_MILE = 1.609344
+BROKEN_STYLE_BUFFER = 3  # HotWax counts a variant as available only above 3 units
+EPSILON = 1e-9
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+            "==": operator.eq, "!=": operator.ne}
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _number(value: float) -> float | int:
+    """Quantities print as integers when whole; other numbers are rounded to 1e-6."""
+    rounded = round(value, 6)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def _money(value: float) -> float:
+    return round(value + 0.0, 2)
+
+
+# ---- run state ----------------------------------------------------------------------------
+
+class _ItemState:
+    """One order line as the run sees it: where it waits and how much is still open."""
+
+    __slots__ = ("order", "ship_group", "item", "product", "open", "line_quantity", "queue",
+                 "auto_cancel", "excluded", "last_action", "last_rule", "categories", "style")
+
+    def __init__(self, order: Order, ship_group: ShipGroup, item: Item, product_info):
+        self.order = order
+        self.ship_group = ship_group
+        self.item = item
+        self.product = item.product
+        self.line_quantity = item.quantity - item.cancel_quantity
+        self.open = self.line_quantity
+        self.queue = ship_group.facility
+        self.auto_cancel = item.auto_cancel_date
+        self.excluded = frozenset(item.excluded_facilities)
+        self.last_action: str | None = None
+        self.last_rule: str | None = None
+        self.categories, self.style = product_info
+
+    def value(self, quantity: float) -> float:
+        """Shipment value of ``quantity`` units: price plus a proportional share of adjustments."""
+        share = quantity / self.line_quantity if self.line_quantity else 0.0
+        return quantity * self.item.unit_price + self.item.adjustments * share
+
+
+@dataclass
+class _Unit:
+    order: Order
+    ship_group: ShipGroup
+    queue: str
+    items: list[_ItemState]
+
+
+@dataclass
+class _FacilityInfo:
+    id: str
+    virtual: bool
+    lat: float | None
+    lon: float | None
+    limit: int | None
+    groups: dict[str, int | None]
+    stores: frozenset[str]
+
+
+class RunError(Exception):
+    """A configuration problem found at run time; recorded on the routing's run, never turned
+    into 'unfillable'."""
+
+
+@dataclass
+class _Context:
+    """Indexes over the snapshot, built once per run."""
+
+    snapshot: Snapshot
+    zone: ZoneInfo = field(init=False)
+    now: datetime = field(init=False)
+    facilities: dict[str, _FacilityInfo] = field(init=False)
+    stock: dict[str, dict[str, float]] = field(init=False)  # product -> facility -> net left
+    atp: dict[tuple[str, str], float] = field(init=False)
+    velocity: dict[tuple[str, str], float] = field(init=False)
+    variants: dict[str, list[str]] = field(init=False)
+    style: dict[str, str] = field(init=False)
+    orders_today: dict[str, int] = field(init=False)
+    delivery_days: dict[tuple[str, str | None], int | None] = field(init=False)
+    items: list[_ItemState] = field(init=False)
+
+    def __post_init__(self) -> None:
+        snapshot = self.snapshot
+        self.zone = ZoneInfo(snapshot.timezone)
+        self.now = snapshot.now.astimezone(self.zone)
+        self.facilities = {
+            f.id: _FacilityInfo(f.id, f.virtual, f.lat, f.lon, f.max_orders_per_day,
+                                dict(f.groups), frozenset(f.product_stores))
+            for f in snapshot.facilities}
+        self.orders_today = {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
+        self.stock = defaultdict(dict)
+        self.atp = {}
+        self.velocity = {}
+        for row in snapshot.inventory:
+            self.atp[(row.facility, row.product)] = row.atp
+            if row.sales_velocity is not None:
+                self.velocity[(row.facility, row.product)] = row.sales_velocity
+            if row.allow_brokering and not self.facilities[row.facility].virtual:
+                self.stock[row.product][row.facility] = row.atp - row.minimum_stock
+        products = {p.id: p for p in snapshot.products}
+        self.variants = defaultdict(list)
+        for product in snapshot.products:
+            if product.parent:
+                self.variants[product.parent].append(product.id)
+        self.style = {p.id: p.parent for p in snapshot.products if p.parent}
+        self.delivery_days = {}
+        for method in snapshot.shipment_methods:
+            self.delivery_days[(method.id, method.carrier)] = method.delivery_days
+            self.delivery_days.setdefault((method.id, None), method.delivery_days)
+        info_cache: dict[str, tuple] = {}
+        self.items = []
+        for order in sorted(snapshot.orders, key=lambda o: o.id):
+            for ship_group in sorted(order.ship_groups, key=lambda g: g.id):
+                for item in sorted(ship_group.items, key=lambda i: i.id):
+                    info = info_cache.get(item.product)
+                    if info is None:
+                        product = products.get(item.product)
+                        info = (frozenset(product.categories) if product else frozenset(),
+                                product.parent if product else None)
+                        info_cache[item.product] = info
+                    self.items.append(_ItemState(order, ship_group, item, info))
+
+    def end_of_day(self, days: int) -> datetime:
+        day = (self.now + timedelta(days=days)).date()
+        return datetime.combine(day, time.max, tzinfo=self.zone)
+
+
+# ---- order filters and sorts, compiled to closures ----------------------------------------
+
+def _id_predicate(get: Callable, op: str, ids: Iterable[str]) -> Callable[[_Unit], bool]:
+    wanted = frozenset(ids)
+    if op in ("==", "in"):
+        return lambda unit: (value := get(unit)) is not None and value in wanted
+    if op in ("!=", "not in"):
+        return lambda unit: (value := get(unit)) is None or value not in wanted
+    if op == "is null":
+        return lambda unit: get(unit) is None
+    return lambda unit: get(unit) is not None
+
+
+def _order_predicate(condition: OrderCondition, ctx: _Context) -> Callable[[_Unit], bool]:
+    field_name, op, ids = condition.field, condition.op, condition.ids
+    if field_name == "queue":
+        return _id_predicate(lambda u: u.queue, op, ids)
+    if field_name == "shipment_method":
+        return _id_predicate(lambda u: u.ship_group.shipment_method, op, ids)
+    if field_name == "sales_channel":
+        return _id_predicate(lambda u: u.order.sales_channel, op, ids)
+    if field_name == "priority":
+        return _id_predicate(lambda u: u.order.priority, op, ids)
+    if field_name == "origin_facility_group":
+        wanted = frozenset(ids)
+        facilities = ctx.facilities
+
+        def origin_groups(unit: _Unit):
+            origin = unit.order.origin_facility
+            if origin is None:
+                return None
+            info = facilities.get(origin)
+            return frozenset(info.groups) if info else frozenset()
+        if op in ("==", "in"):
+            return lambda u: (g := origin_groups(u)) is not None and not g.isdisjoint(wanted)
+        if op in ("!=", "not in"):
+            return lambda u: (g := origin_groups(u)) is None or g.isdisjoint(wanted)
+        if op == "is null":
+            return lambda u: u.order.origin_facility is None
+        return lambda u: u.order.origin_facility is not None
+    if field_name == "product_category":
+        wanted = frozenset(ids)
+        if op in ("==", "in"):
+            return lambda u: any(not i.categories.isdisjoint(wanted) for i in u.items)
+        return lambda u: all(i.categories.isdisjoint(wanted) for i in u.items)
+    # promise_date: item-by-item mode, so the unit has one item
+    if op == "is null":
+        return lambda u: u.items[0].item.promised_date is None
+    if op == "is not null":
+        return lambda u: u.items[0].item.promised_date is not None
+    cutoff = ctx.end_of_day(condition.days or 0)
+    compare = _COMPARE[op]
+    return lambda u: (d := u.items[0].item.promised_date) is not None and compare(d, cutoff)
+
+
+def _unit_sort_key(routing: PlanRouting, ctx: _Context, priority_order: list[str]):
+    ranks = {}
+    for rank, name in enumerate(priority_order):
+        ranks.setdefault(name.upper(), rank)
+    unknown_rank = len(ranks)
+
+    def earliest(attribute: str):
+        def get(unit: _Unit):
+            values = [getattr(i.item, attribute) for i in unit.items]
+            values = [v.timestamp() for v in values if v is not None]
+            return min(values) if values else None
+        return get
+
+    getters = {
+        "ship_before": earliest("ship_before"),
+        "ship_after": earliest("ship_after"),
+        "order_date": lambda u: u.order.order_date.timestamp() if u.order.order_date else None,
+        "delivery_days": lambda u: ctx.delivery_days.get(
+            (u.ship_group.shipment_method, u.ship_group.carrier),
+            ctx.delivery_days.get((u.ship_group.shipment_method, None))),
+        "priority": lambda u: None if u.order.priority is None else ranks.get(
+            u.order.priority.upper(), unknown_rank),
+    }
+    sorts = routing.sorts or [None]
+    parts = []
+    for sort in sorts:
+        if sort is None:  # HotWax's default: oldest order first
+            parts.append((getters["order_date"], False, False))
+        else:
+            parts.append((getters[sort.field], sort.descending, sort.nulls_first))
+
+    def key(unit: _Unit):
+        values = []
+        for get, descending, nulls_first in parts:
+            value = get(unit)
+            if value is None:
+                values.append((-1 if nulls_first else 1, 0))
+            else:
+                values.append((0, -value if descending else value))
+        first = unit.items[0]
+        values.append((unit.order.id, unit.ship_group.id, first.item.id if len(unit.items) == 1
+                       and routing.item_mode else ""))
+        return tuple(values)
+    return key
+
+
+# ---- rules ------------------------------------------------------------------------------------
+
+@dataclass
+class _PreparedRule:
+    rule: PlanRule
+    index: int
+    includes: list[frozenset[str]]  # each include condition: member of one of these
+    excludes: list[frozenset[str]]
+    include_ids: frozenset[str]
+    distance: list[tuple[Callable, float, InventoryCondition]]  # (compare, km, source)
+    safety: tuple[Callable, float, InventoryCondition] | None
+    uses_distance: bool
+    static: dict[str, frozenset[str]] = field(default_factory=dict)  # store -> facilities
+
+    @property
+    def unit_factor(self) -> float:
+        return 1.0 if self.rule.distance_unit == "km" else 1.0 / KM_PER_MILE
+
+
+def _prepare_rule(rule: PlanRule, index: int) -> _PreparedRule:
+    includes, excludes, distance = [], [], []
+    safety = None
+    factor = 1.0 if rule.distance_unit == "km" else KM_PER_MILE
+    for condition in rule.conditions:
+        if condition.field == "facility_group":
+            target = includes if condition.op in ("==", "in") else excludes
+            target.append(frozenset(condition.ids))
+        elif condition.field == "distance":
+            distance.append((_COMPARE[condition.op], condition.number * factor, condition))
+        else:
+            safety = (_COMPARE[condition.op], condition.number, condition)
+    uses_distance = bool(distance) or any(s.field == "distance" for s in rule.sorts)
+    include_ids = frozenset().union(*includes) if includes else frozenset()
+    return _PreparedRule(rule, index, includes, excludes, include_ids, distance, safety,
+                         uses_distance)
+
+
+def _group_reason(prepared: _PreparedRule, info: _FacilityInfo) -> InventoryCondition | None:
+    """The first facility-group condition the facility fails, if any."""
+    for condition in prepared.rule.conditions:
+        if condition.field != "facility_group":
+            continue
+        member = not info.groups.keys().isdisjoint(condition.ids)
+        if member != (condition.op in ("==", "in")):
+            return condition
+    return None
+
+
+class _Interpreter:
+    def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders):
+        self.plan = plan
+        self.ctx = _Context(snapshot)
+        self.explain = explain
+        self.explain_orders = explain_orders
+        self.allocations: list[dict] = []
+        self.unfillable: list[dict] = []
+        self.explanations: list[dict] = []
+        self.warnings: dict[str, str] = {}
+        self.allocated_atp: dict[tuple[str, str], float] = defaultdict(float)
+        self.next_ship_group: dict[str, int] = {}
+        for order in snapshot.orders:
+            numbers = [int(g.id) for g in order.ship_groups if g.id.isdigit()]
+            self.next_ship_group[order.id] = max(numbers, default=0) + 1
+        self.ship_group_width = {o.id: max((len(g.id) for g in o.ship_groups), default=5)
+                                 for o in snapshot.orders}
+
+    # ---- the run ----
+    def run(self, group_name: str | None, routing_name: str | None, progress) -> dict:
+        batches = []
+        for group in self.plan.groups:
+            if group_name is not None and group.name != group_name:
+                continue
+            store = next((s for s in self.ctx.snapshot.product_stores
+                          if s.id == group.product_store), None)
+            batch = {"group": group.name, "product_store": group.product_store, "runs": []}
+            batches.append(batch)
+            if store is None:
+                batch["skipped"] = f"product store {group.product_store!r} is not in the snapshot"
+                continue
+            if not store.enable_brokering:
+                batch["skipped"] = "brokering is disabled for this product store"
+                continue
+            for routing in group.routings:
+                if routing_name is not None and routing.name != routing_name:
+                    continue
+                batch["runs"].append(self._routing(group.name, store.id, routing, progress))
+        return self._result(batches)
+
+    def _eligible_units(self, store: str, item_mode: bool) -> list[_Unit]:
+        facilities = self.ctx.facilities
+        units: list[_Unit] = []
+        current: dict[tuple, _Unit] = {}
+        for state in self.ctx.items:
+            order = state.order
+            if (order.product_store != store or order.status != "APPROVED"
+                    or state.item.status != "APPROVED" or state.open <= EPSILON):
+                continue
+            queue = facilities.get(state.queue)
+            if queue is None or not queue.virtual or store not in queue.stores:
+                continue
+            if item_mode:
+                units.append(_Unit(order, state.ship_group, state.queue, [state]))
+                continue
+            key = (order.id, state.ship_group.id, state.queue)
+            unit = current.get(key)
+            if unit is None:
+                unit = current[key] = _Unit(order, state.ship_group, state.queue, [])
+                units.append(unit)
+            unit.items.append(state)
+        return units
+
+    def _routing(self, group_name: str, store: str, routing: PlanRouting, progress) -> dict:
+        record = {"routing": routing.name, "attempted_items": 0, "brokered_items": 0,
+                  "error": None}
+        try:
+            self._validate_routing(routing, store)
+        except RunError as error:
+            record["error"] = str(error)
+            return record
+        predicates = [_order_predicate(c, self.ctx) for c in routing.filters]
+        units = [u for u in self._eligible_units(store, routing.item_mode)
+                 if all(p(u) for p in predicates)]
+        units.sort(key=_unit_sort_key(routing, self.ctx, self.plan.priority_order))
+        rules = [_prepare_rule(rule, index) for index, rule in enumerate(routing.rules)]
+        brokered: set[int] = set()
+        record["attempted_items"] = sum(len(u.items) for u in units)
+        for unit in units:
+            self._unit(group_name, store, routing, rules, unit, brokered)
+            if progress is not None:
+                progress(1)
+        record["brokered_items"] = len(brokered)
+        return record
+
+    def _validate_routing(self, routing: PlanRouting, store: str) -> None:
+        for rule in routing.rules:
+            queue = rule.actions.move_to_queue
+            if queue is None:
+                continue
+            info = self.ctx.facilities.get(queue)
+            where = f" ({rule.source.label()})" if rule.source else ""
+            if info is None:
+                raise RunError(f"rule {rule.name!r} moves items to queue {queue!r}, which is not "
+                               f"a facility in the snapshot{where}")
+            if not info.virtual:
+                raise RunError(f"rule {rule.name!r} moves items to {queue!r}, which is not a "
+                               f"queue (virtual facility){where}")
+
+    # ---- one unit through the rules ----
+    def _unit(self, group_name: str, store: str, routing: PlanRouting,
+              rules: list[_PreparedRule], unit: _Unit, brokered: set[int]) -> None:
+        explaining = self.explain and (self.explain_orders is None
+                                       or unit.order.id in self.explain_orders)
+        trace = [] if explaining else None
+        for prepared in rules:
+            open_items = [i for i in unit.items if i.open > EPSILON]
+            if not open_items:
+                break
+            for item in open_items:
+                item.last_rule = prepared.rule.name
+            moved = self._rule(group_name, store, routing, prepared, unit, open_items, brokered,
+                               trace)
+            if moved:
+                break
+        for item in unit.items:
+            if item.open > EPSILON:
+                self.unfillable.append({
+                    "order": unit.order.id, "ship_group": unit.ship_group.id,
+                    "item": item.item.id, "product": item.product,
+                    "quantity": _number(item.open), "routing": routing.name,
+                    "rule": item.last_rule, "action": item.last_action or "left",
+                    "queue": item.queue,
+                    "auto_cancel_date": item.auto_cancel.isoformat() if item.auto_cancel else None,
+                })
+            item.last_action = None
+            item.last_rule = None
+        if trace is not None:
+            entry = {"order": unit.order.id, "ship_group": unit.ship_group.id,
+                     "routing": routing.name, "rules": trace}
+            if routing.item_mode:
+                entry["item"] = unit.items[0].item.id
+            self.explanations.append(entry)
+
+    def _candidates(self, store: str, prepared: _PreparedRule, unit: _Unit,
+                    open_items: list[_ItemState]) -> dict[str, float | None]:
+        """Facilities that pass every facility-level condition and hold some stock the unit
+        needs, with their distance in the rule's unit (None without coordinates)."""
+        static = prepared.static.get(store)
+        if static is None:
+            static = prepared.static[store] = frozenset(
+                info.id for info in self.ctx.facilities.values()
+                if not info.virtual and store in info.stores
+                and _group_reason(prepared, info) is None)
+        holders: set[str] = set()
+        for item in open_items:
+            holders.update(f for f, q in self.ctx.stock.get(item.product, {}).items()
+                           if q > EPSILON)
+        holders &= static
+        ship_to = unit.ship_group.ship_to
+        to_lat = ship_to.lat if ship_to else None
+        to_lon = ship_to.lon if ship_to else None
+        ignore_limit = prepared.rule.ignore_facility_order_limit
+        result: dict[str, float | None] = {}
+        for facility_id in sorted(holders):
+            info = self.ctx.facilities[facility_id]
+            if not ignore_limit and info.limit is not None and \
+                    self.ctx.orders_today[facility_id] >= info.limit:
+                continue
+            distance = None
+            if prepared.uses_distance:
+                if info.lat is None or info.lon is None or to_lat is None or to_lon is None:
+                    self._missing_coordinates(info, unit)
+                else:
+                    distance = haversine_km(info.lat, info.lon, to_lat, to_lon)
+            if prepared.distance:
+                if distance is None or not all(compare(distance, limit)
+                                               for compare, limit, _ in prepared.distance):
+                    continue
+            result[facility_id] = None if distance is None else distance * prepared.unit_factor
+        return result
+
+    def _missing_coordinates(self, info: _FacilityInfo, unit: _Unit) -> None:
+        if info.lat is None or info.lon is None:
+            self.warnings.setdefault(
+                f"facility:{info.id}",
+                f"facility {info.id} has no coordinates: it fails every distance condition "
+                "and sorts last on distance")
+        ship_to = unit.ship_group.ship_to
+        if ship_to is None or ship_to.lat is None or ship_to.lon is None:
+            self.warnings.setdefault(
+                f"ship_to:{unit.order.id}:{unit.ship_group.id}",
+                f"order {unit.order.id} ship group {unit.ship_group.id} has no ship-to "
+                "coordinates: no facility passes its distance conditions")
+
+    def _available(self, facility: str, product: str, pending: dict) -> float:
+        return self.ctx.stock.get(product, {}).get(facility, 0.0) - pending.get(
+            (facility, product), 0.0)
+
+    def _can_serve(self, prepared: _PreparedRule, item: _ItemState, facility: str,
+                   pending: dict, need: float | None = None) -> bool:
+        """Whether ``facility`` may give stock for ``item`` (all of ``need`` if given)."""
+        if facility in item.excluded:
+            return False
+        available = self._available(facility, item.product, pending)
+        if available <= EPSILON:
+            return False
+        if prepared.safety is not None:
+            compare, threshold, _ = prepared.safety
+            if not compare(available, threshold) or available + EPSILON < item.open:
+                return False
+        return need is None or available + EPSILON >= need
+
+    def _measure(self, prepared: _PreparedRule, candidates: dict[str, float | None],
+                 open_items: list[_ItemState]) -> dict[str, list]:
+        """Sort values of each candidate that do not depend on what is placed, measured once
+        when the rule starts: [distance, inventory balance, facility sequence, items in full]."""
+        products = sorted({i.product for i in open_items})
+        measures = {}
+        for facility in candidates:
+            groups = self.ctx.facilities[facility].groups
+            numbers = [groups[g] for g in prepared.include_ids
+                       if g in groups and groups[g] is not None]
+            measures[facility] = [
+                candidates[facility],
+                sum(max(0.0, self._available(facility, p, {})) for p in products),
+                min(numbers) if numbers else None,
+                sum(1 for i in open_items if self._can_serve(prepared, i, facility, {}, i.open)),
+            ]
+        return measures
+
+    def _ranking(self, prepared: _PreparedRule, measures: dict[str, list],
+                 placed: list[_ItemState]) -> list[str]:
+        """Candidate facilities in rank order for placing ``placed``: the rule's sorts, then
+        more items in full, then (one item placed) its availability there, then facility id."""
+        placed_products = sorted({i.product for i in placed})
+        single_item = placed[0] if len(placed) == 1 else None
+        keys = {}
+        for facility, (distance, balance, sequence, full_count) in measures.items():
+            key = []
+            for sort in prepared.rule.sorts:
+                if sort.field == "distance":
+                    value = distance
+                elif sort.field == "inventory_balance":
+                    value = balance
+                elif sort.field == "facility_sequence":
+                    value = sequence
+                elif sort.field == "sales_velocity":
+                    known = [self.ctx.velocity[(facility, p)] for p in placed_products
+                             if (facility, p) in self.ctx.velocity]
+                    value = sum(known) if known else None
+                else:  # broken_style: a filter as well as a sort
+                    value = self._broken_style(facility, placed_products)
+                    if value is None:
+                        break
+                if value is None:
+                    key.append((-1 if sort.nulls_first else 1, 0))
+                else:
+                    key.append((0, -value if sort.descending else value))
+            else:
+                key.append((-full_count,))
+                if single_item is not None and single_item.open:
+                    available = self._available(facility, single_item.product, {})
+                    key.append((-(available / single_item.open),))
+                key.append((facility,))
+                keys[facility] = tuple(key)
+        return sorted(keys, key=keys.__getitem__)
+
+    def _broken_style(self, facility: str, products: list[str]) -> float | None:
+        """Available variants of the placed products' styles at ``facility`` when every such
+        style's assortment is broken there; None when it does not qualify."""
+        total = 0
+        for product in products:
+            style = self.ctx.style.get(product)
+            if style is None:
+                return None
+            variants = self.ctx.variants[style]
+            available = sum(1 for v in variants
+                            if self._available(facility, v, {}) - BROKEN_STYLE_BUFFER > EPSILON)
+            if available >= len(variants):
+                return None
+            total += available
+        return float(total)
+
+    def _rule(self, group_name: str, store: str, routing: PlanRouting, prepared: _PreparedRule,
+              unit: _Unit, open_items: list[_ItemState], brokered: set[int],
+              trace: list | None) -> bool:
+        """Try one rule on the unit's open items. Returns True when the unit was moved to a
+        queue (no later rule runs)."""
+        rule = prepared.rule
+        candidates = self._candidates(store, prepared, unit, open_items)
+        measures = self._measure(prepared, candidates, open_items)
+        pending: dict[tuple[str, str], float] = {}
+        placements: list[tuple[_ItemState, str, float]] = []
+        if rule.assign == "single":
+            self._assign_single(prepared, measures, open_items, pending, placements)
+        else:
+            self._assign_partial(prepared, measures, open_items, pending, placements)
+        rejection = self._post_checks(rule, open_items, placements)
+        if trace is not None:
+            trace.append(self._explain_rule(store, prepared, unit, open_items, candidates,
+                                            placements, rejection))
+        if rejection is None and placements:
+            self._commit(group_name, routing, prepared, unit, placements, brokered)
+        left = [i for i in open_items if i.open > EPSILON]
+        if not left:
+            return False
+        actions = rule.actions
+        if actions.clear_auto_cancel:
+            for item in left:
+                item.auto_cancel = None
+                item.last_action = "auto_cancel_cleared"
+        elif actions.auto_cancel_days is not None:
+            date = self.ctx.now + timedelta(days=actions.auto_cancel_days)
+            for item in left:
+                item.auto_cancel = date
+                item.last_action = "auto_cancel_set"
+        if actions.move_to_queue:
+            for item in left:
+                item.queue = actions.move_to_queue
+                item.last_action = "moved"
+            return True
+        return False
+
+    def _assign_single(self, prepared, measures, open_items, pending, placements) -> None:
+        needs: dict[str, float] = defaultdict(float)
+        for item in open_items:
+            needs[item.product] += item.open
+        for facility in self._ranking(prepared, measures, open_items):
+            if all(self._can_serve(prepared, item, facility, pending, needs[item.product])
+                   for item in open_items):
+                for item in open_items:
+                    placements.append((item, facility, item.open))
+                return
+
+    def _assign_partial(self, prepared, measures, open_items, pending, placements) -> None:
+        steps: list[list[_ItemState]] = []
+        grouped: dict[str, list[_ItemState]] = {}
+        for item in open_items:  # item-id order
+            group = item.item.item_group if prepared.rule.keep_item_groups_together else None
+            if group is None:
+                steps.append([item])
+            elif group in grouped:
+                grouped[group].append(item)
+            else:
+                grouped[group] = [item]
+                steps.append(grouped[group])
+        for step in steps:
+            ranking = self._ranking(prepared, measures, step)
+            if prepared.rule.keep_item_groups_together and step[0].item.item_group is not None:
+                needs: dict[str, float] = defaultdict(float)
+                for item in step:
+                    needs[item.product] += item.open
+                for facility in ranking:
+                    if all(self._can_serve(prepared, item, facility, pending, needs[item.product])
+                           for item in step):
+                        for item in step:
+                            placements.append((item, facility, item.open))
+                            key = (facility, item.product)
+                            pending[key] = pending.get(key, 0.0) + item.open
+                        break
+                continue
+            item = step[0]
+            remaining = item.open
+            for facility in ranking:
+                if not self._can_serve(prepared, item, facility, pending):
+                    continue
+                available = self._available(facility, item.product, pending)
+                if prepared.safety is not None:  # a line goes whole to one facility
+                    if available + EPSILON < remaining:
+                        continue
+                    take = remaining
+                else:
+                    take = min(available, remaining)
+                placements.append((item, facility, take))
+                key = (facility, item.product)
+                pending[key] = pending.get(key, 0.0) + take
+                remaining -= take
+                if remaining <= EPSILON:
+                    break
+
+    def _post_checks(self, rule: PlanRule, open_items, placements) -> str | None:
+        """Why the rule's allocation is rejected, or None when it stands."""
+        if not placements:
+            return None
+        filled: dict[int, float] = defaultdict(float)
+        per_facility: dict[str, float] = defaultdict(float)
+        for item, facility, quantity in placements:
+            filled[id(item)] += quantity
+            per_facility[facility] += item.value(quantity)
+        complete = all(filled[id(i)] + EPSILON >= i.open for i in open_items)
+        if rule.only_if_all_items_available and not complete:
+            return "only_if_all_items_available: some items cannot be filled"
+        threshold = rule.shipment_threshold
+        if threshold and not (len(per_facility) == 1 and complete):
+            for facility in sorted(per_facility):
+                if per_facility[facility] + EPSILON < threshold:
+                    return (f"shipment_threshold {threshold:.2f}: {facility} would ship "
+                            f"{per_facility[facility]:.2f}")
+            open_value = sum(i.value(i.open - filled[id(i)]) for i in open_items
+                             if i.open - filled[id(i)] > EPSILON)
+            if not complete and open_value + EPSILON < threshold:
+                return (f"shipment_threshold {threshold:.2f}: what stays open is worth "
+                        f"{open_value:.2f}")
+        return None
+
+    def _commit(self, group_name, routing, prepared, unit, placements, brokered) -> None:
+        rule = prepared.rule
+        new_groups: dict[str, str] = {}
+        distance_cache: dict[str, float | None] = {}
+        for item, facility, quantity in placements:
+            if facility not in new_groups:
+                new_groups[facility] = self._new_ship_group(unit.order.id)
+                self.ctx.orders_today[facility] += 1
+                distance_cache[facility] = self._distance(facility, unit, rule.distance_unit)
+            self.ctx.stock[item.product][facility] -= quantity
+            self.allocated_atp[(facility, item.product)] += quantity
+            item.open -= quantity
+            item.auto_cancel = None
+            brokered.add(id(item))
+            distance = distance_cache[facility]
+            self.allocations.append({
+                "order": unit.order.id, "ship_group": unit.ship_group.id, "item": item.item.id,
+                "product": item.product, "facility": facility, "quantity": _number(quantity),
+                "new_ship_group": new_groups[facility], "group": group_name,
+                "routing": routing.name, "rule": rule.name,
+                "distance": None if distance is None else round(distance, 2),
+                "distance_unit": rule.distance_unit,
+            })
+
+    def _distance(self, facility: str, unit: _Unit, unit_name: str) -> float | None:
+        info = self.ctx.facilities[facility]
+        ship_to = unit.ship_group.ship_to
+        if None in (info.lat, info.lon) or ship_to is None or None in (ship_to.lat, ship_to.lon):
+            return None
+        km = haversine_km(info.lat, info.lon, ship_to.lat, ship_to.lon)
+        return km if unit_name == "km" else km / KM_PER_MILE
+
+    def _new_ship_group(self, order_id: str) -> str:
+        number = self.next_ship_group[order_id]
+        self.next_ship_group[order_id] = number + 1
+        return str(number).zfill(self.ship_group_width[order_id])
+
+    def _result(self, batches: list[dict]) -> dict:
+        snapshot = self.ctx.snapshot
+        inventory_after = []
+        for row in sorted(snapshot.inventory, key=lambda r: (r.facility, r.product)):
+            inventory_after.append({
+                "facility": row.facility, "product": row.product,
+                "atp": _number(row.atp - self.allocated_atp.get((row.facility, row.product), 0.0))})
+        counts = [{"facility": f, "orders_today": self.ctx.orders_today[f]}
+                  for f in sorted(self.ctx.orders_today)]
+        result = {
+            "format": RESULT_FORMAT,
+            "allocations": self.allocations,
+            "unfillable": self.unfillable,
+            "batches": batches,
+            "inventory_after": inventory_after,
+            "facility_counts_after": counts,
+            "warnings": [self.warnings[k] for k in sorted(self.warnings)],
+        }
+        if self.explain:
+            result["explanations"] = self.explanations
+        return result
+
+    # ---- explanations ----
+    def _explain_rule(self, store, prepared, unit, open_items, candidates, placements,
+                      rejection) -> dict:
+        rule = prepared.rule
+        chosen = sorted({facility for _, facility, _ in placements}) if rejection is None else []
+        facilities = []
+        needs: dict[str, float] = defaultdict(float)
+        for item in open_items:
+            needs[item.product] += item.open
+        for info in sorted(self.ctx.facilities.values(), key=lambda f: f.id):
+            if info.virtual or store not in info.stores:
+                continue
+            entry = {"facility": info.id, "chosen": info.id in chosen}
+            if not entry["chosen"]:
+                entry["excluded_by"] = self._exclusion(prepared, info, unit, open_items,
+                                                       candidates, needs, rejection)
+            facilities.append(entry)
+        outcome = "nothing"
+        if rejection is None and placements:
+            filled = sum(q for _, _, q in placements)
+            outcome = "filled" if filled + EPSILON >= sum(i.open for i in open_items) \
+                else "partly filled"
+        result = {"rule": rule.name, "outcome": outcome, "facilities": facilities}
+        if rule.source:
+            result["source"] = rule.source.label()
+        if rejection:
+            result["rejected"] = rejection
+        return result
+
+    def _exclusion(self, prepared, info, unit, open_items, candidates, needs, rejection) -> dict:
+        rule = prepared.rule
+
+        def because(condition: str, source=None, **values) -> dict:
+            reason = {"condition": condition, "values": values}
+            if source is not None:
+                reason["source"] = source.label()
+            return reason
+
+        failed_group = _group_reason(prepared, info)
+        if failed_group is not None:
+            return because(f"facility_group {failed_group.op} {_ids(failed_group.ids)}",
+                           failed_group.source, facility_groups=sorted(info.groups))
+        if not rule.ignore_facility_order_limit and info.limit is not None and \
+                self.ctx.orders_today[info.id] >= info.limit:
+            return because("facility order limit", orders_today=self.ctx.orders_today[info.id],
+                           max_orders_per_day=info.limit)
+        distance = self._distance(info.id, unit, rule.distance_unit)
+        for compare, limit, condition in prepared.distance:
+            limit_in_unit = condition.number
+            if distance is None:
+                return because(f"distance {condition.op} {_fmt(limit_in_unit)} "
+                               f"{rule.distance_unit}", condition.source, distance=None,
+                               note="missing coordinates")
+            if not compare(distance, limit_in_unit):
+                return because(f"distance {condition.op} {_fmt(limit_in_unit)} "
+                               f"{rule.distance_unit}", condition.source,
+                               distance=round(distance, 2))
+        for item in open_items:
+            if info.id in item.excluded:
+                return because("excluded_facilities", item=item.item.id)
+        stock = {p: round(self._available(info.id, p, {}), 6) for p in sorted(needs)}
+        if info.id not in candidates or all(v <= EPSILON for v in stock.values()):
+            return because("net stock > 0", net_stock=stock)
+        if prepared.safety is not None:
+            compare, threshold, condition = prepared.safety
+            for item in open_items:
+                available = self._available(info.id, item.product, {})
+                if not compare(available, threshold) or available + EPSILON < item.open:
+                    return because(f"brokering_safety_stock {condition.op} {_fmt(threshold)}",
+                                   condition.source, product=item.product, net_stock=available,
+                                   quantity=_number(item.open))
+        if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
+                                           for p, q in needs.items()):
+            return because("assign single: one facility must fill every item",
+                           needed={p: _number(q) for p, q in sorted(needs.items())},
+                           net_stock=stock)
+        if rejection:
+            return because(rejection)
+        return because("ranked below the chosen facilities")
+
+
+def _fmt(value: float) -> str:
+    return str(_number(value))
+
+
+def _ids(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else "[" + ", ".join(ids) + "]"
+
+
+def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | None = None,
+             routing: str | None = None, explain: bool = False,
+             explain_orders: set[str] | None = None, progress=None) -> dict:
+    """Run ``plan`` against ``snapshot`` and return the result document."""
+    return _Interpreter(plan, snapshot, explain, explain_orders).run(group, routing, progress)

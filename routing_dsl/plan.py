@@ -1,0 +1,146 @@
+"""The executable plan: what the compiler writes and the interpreter runs (routing-plan/1).
+
+A plan is plain, versioned, JSON-serializable data. Every step keeps the source location it
+came from, so run-time reports point back at the ``.route`` file. A plan is validated on load
+without the source; a plan of another version is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+PLAN_FORMAT = "routing-plan/1"
+PLAN_VERSION = 1
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceRef(_Step):
+    """Where a step came from: ``file:line:col``."""
+
+    file: str
+    line: int
+    column: int
+
+    def label(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+OrderField = Literal["queue", "shipment_method", "sales_channel", "priority", "promise_date",
+                     "origin_facility_group", "product_category"]
+InventoryField = Literal["facility_group", "distance", "brokering_safety_stock"]
+Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
+
+
+class OrderCondition(_Step):
+    field: OrderField
+    op: Operator
+    ids: list[str] = []
+    days: int | None = None
+    source: SourceRef | None = None
+
+
+class InventoryCondition(_Step):
+    field: InventoryField
+    op: Operator
+    ids: list[str] = []
+    number: float | None = None
+    source: SourceRef | None = None
+
+
+class OrderSort(_Step):
+    field: Literal["ship_before", "ship_after", "order_date", "delivery_days", "priority"]
+    descending: bool = False
+    nulls_first: bool = False
+    source: SourceRef | None = None
+
+
+class InventorySort(_Step):
+    field: Literal["distance", "inventory_balance", "facility_sequence", "sales_velocity",
+                   "broken_style"]
+    descending: bool = False
+    nulls_first: bool = False
+    source: SourceRef | None = None
+
+
+class Actions(_Step):
+    move_to_queue: str | None = None
+    auto_cancel_days: int | None = None
+    clear_auto_cancel: bool = False
+
+
+class PlanRule(_Step):
+    name: str
+    assign: Literal["single", "partial"]
+    conditions: list[InventoryCondition] = []
+    sorts: list[InventorySort] = []
+    distance_unit: Literal["mi", "km"] = "mi"
+    keep_item_groups_together: bool = False
+    ignore_facility_order_limit: bool = False
+    only_if_all_items_available: bool = False
+    shipment_threshold: float | None = None
+    actions: Actions = Actions()
+    source: SourceRef | None = None
+
+
+class PlanRouting(_Step):
+    name: str
+    item_mode: bool
+    filters: list[OrderCondition] = []
+    sorts: list[OrderSort] = []
+    rules: list[PlanRule]
+    source: SourceRef | None = None
+
+
+class PlanGroup(_Step):
+    name: str
+    product_store: str
+    cron: str | None = None
+    timezone: str | None = None
+    paused: bool = False
+    routings: list[PlanRouting]
+    source: SourceRef | None = None
+
+
+class Plan(_Step):
+    """Only active routings and rules are in a plan; order is execution order."""
+
+    format: Literal["routing-plan/1"] = PLAN_FORMAT
+    plan_version: Literal[1] = PLAN_VERSION
+    source: str
+    priority_order: list[str] = []
+    groups: list[PlanGroup]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+class PlanError(Exception):
+    pass
+
+
+def load_plan(text: str | bytes, name: str = "plan") -> Plan:
+    """Validate a serialized plan. Raises PlanError with a clear message."""
+    try:
+        header = json.loads(text)
+    except ValueError as error:
+        raise PlanError(f"{name}: not valid JSON: {error}") from None
+    if not isinstance(header, dict) or header.get("format") != PLAN_FORMAT:
+        found = header.get("format") if isinstance(header, dict) else None
+        raise PlanError(f"{name}: not a routing plan (format {found!r}, expected "
+                        f"{PLAN_FORMAT!r})")
+    if header.get("plan_version") != PLAN_VERSION:
+        raise PlanError(f"{name}: plan version {header.get('plan_version')!r} is not supported "
+                        f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
+                        "with `routing compile`")
+    try:
+        return Plan.model_validate(header)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(p) for p in first["loc"])
+        raise PlanError(f"{name}: invalid plan at {location}: {first['msg']}") from None

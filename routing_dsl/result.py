@@ -1,0 +1,81 @@
+"""The result document's schema (routing-result/1), published by `routing schema result`.
+
+The interpreter builds plain dicts for speed; tests validate its output against these models.
+Order of entries: allocations and unfillable items in execution order (group, routing, unit,
+rule); inventory_after by facility then product; facility_counts_after by facility; warnings
+sorted. Distances are rounded to 0.01, quantities to 1e-6 (whole numbers print as integers).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Allocation(_Model):
+    order: str
+    ship_group: str
+    item: str
+    product: str
+    facility: str
+    quantity: float
+    new_ship_group: str
+    group: str
+    routing: str
+    rule: str
+    distance: float | None
+    distance_unit: Literal["mi", "km"]
+
+
+class Unfillable(_Model):
+    order: str
+    ship_group: str
+    item: str
+    product: str
+    quantity: float
+    routing: str
+    rule: str | None
+    action: Literal["moved", "auto_cancel_set", "auto_cancel_cleared", "left"]
+    queue: str
+    auto_cancel_date: str | None
+
+
+class RunRecord(_Model):
+    routing: str
+    attempted_items: int
+    brokered_items: int
+    error: str | None
+
+
+class Batch(_Model):
+    group: str
+    product_store: str
+    runs: list[RunRecord]
+    skipped: str | None = None
+
+
+class InventoryAfter(_Model):
+    facility: str
+    product: str
+    atp: float
+
+
+class FacilityCount(_Model):
+    facility: str
+    orders_today: int
+
+
+class Result(_Model):
+    format: Literal["routing-result/1"]
+    allocations: list[Allocation]
+    unfillable: list[Unfillable]
+    batches: list[Batch]
+    inventory_after: list[InventoryAfter]
+    facility_counts_after: list[FacilityCount]
+    warnings: list[str]
+    explanations: list[dict] | None = None
