@@ -252,7 +252,7 @@ def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
         raise InputError(f"no group named {group!r} (groups: {', '.join(sorted(names))})")
     if routing is not None and routing not in {r.name for g in plan.groups for r in g.routings}:
         raise InputError(f"no active routing named {routing!r}")
-    stream = click.get_text_stream("stderr")
+    stream = sys.stderr
     total = sum(len(sg.items) for o in snapshot.orders for sg in o.ship_groups)
     if stream.isatty() and total > 5000:
         with click.progressbar(length=total * max(1, sum(len(g.routings) for g in plan.groups)),

@@ -826,22 +826,24 @@ class _Interpreter:
         for item in open_items:
             if info.id in item.excluded:
                 return because("excluded_facilities", item=item.item.id)
-        stock = {p: round(self._available(info.id, p, {}), 6) for p in sorted(needs)}
+        stock = {p: self._available(info.id, p, {}) for p in sorted(needs)}
+        shown = {p: _number(q) for p, q in stock.items()}
         if info.id not in candidates or all(v <= EPSILON for v in stock.values()):
-            return because("net stock > 0", net_stock=stock)
+            return because("net stock > 0", net_stock=shown)
         if prepared.safety is not None:
             compare, threshold, condition = prepared.safety
             for item in open_items:
                 available = self._available(info.id, item.product, {})
                 if not compare(available, threshold) or available + EPSILON < item.open:
                     return because(f"brokering_safety_stock {condition.op} {_fmt(threshold)}",
-                                   condition.source, product=item.product, net_stock=available,
+                                   condition.source, product=item.product,
+                                   net_stock=_number(available),
                                    quantity=_number(item.open))
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
             return because("assign single: one facility must fill every item",
                            needed={p: _number(q) for p, q in sorted(needs.items())},
-                           net_stock=stock)
+                           net_stock=shown)
         if rejection:
             return because(rejection)
         return because("ranked below the chosen facilities")

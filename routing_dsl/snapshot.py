@@ -154,9 +154,15 @@ def json_path(location: tuple) -> str:
     return path or "(top level)"
 
 
+def _plain(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _describe(error: dict) -> str:
     kind = error["type"]
-    context = error.get("ctx") or {}
+    context = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
     if kind == "greater_than":
         message = f"must be > {context.get('gt')}"
     elif kind == "greater_than_equal":

@@ -1,0 +1,153 @@
+"""`routing compile | run | explain | schema` as a user meets them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from routing_dsl.cli import main
+from routing_dsl.plan import PLAN_VERSION
+
+from .conftest import GOLDEN, ROOT
+
+EXAMPLE = ROOT / "examples" / "omnichannel"
+SOURCE = str(EXAMPLE / "omnichannel.route")
+SNAPSHOT = str(EXAMPLE / "snapshot.json")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_run_writes_the_result_and_prints_a_summary(tmp_path: Path):
+    out = tmp_path / "result.json"
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "routing 'Web orders': 6 items attempted, 5 brokered" in result.stdout
+    assert "rule 'Nearest stores split the order': 3 allocations" in result.stdout
+    document = json.loads(out.read_text())
+    assert document["format"] == "routing-result/1"
+    assert out.read_text() == (EXAMPLE / "expected.json").read_text()
+
+
+def test_run_without_out_prints_json_and_summary_on_stderr():
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["format"] == "routing-result/1"
+    assert "allocations" in result.stderr
+
+
+def test_compiled_plan_runs_like_the_source(tmp_path: Path):
+    plan = tmp_path / "plan.json"
+    assert invoke("compile", SOURCE, "-o", str(plan)).exit_code == 0
+    from_plan = invoke("run", str(plan), "--snapshot", SNAPSHOT)
+    from_source = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
+    assert from_plan.stdout == from_source.stdout
+
+
+def test_a_plan_of_another_version_is_refused(tmp_path: Path):
+    plan = tmp_path / "plan.json"
+    invoke("compile", SOURCE, "-o", str(plan))
+    document = json.loads(plan.read_text())
+    document["plan_version"] = PLAN_VERSION + 1
+    plan.write_text(json.dumps(document))
+    result = invoke("run", str(plan), "--snapshot", SNAPSHOT)
+    assert result.exit_code == 2
+    assert "plan version 2 is not supported" in result.stderr
+    assert "recompile" in result.stderr
+
+
+def test_compile_refuses_a_file_with_errors(tmp_path: Path):
+    out = tmp_path / "plan.json"
+    result = invoke("compile", str(GOLDEN / "diagnostics" / "RT201.route"), "-o", str(out))
+    assert result.exit_code == 1
+    assert "RT201" in result.stdout
+    assert not out.exists()
+
+
+def test_bad_snapshot_names_file_path_and_problem_and_writes_nothing(tmp_path: Path):
+    snapshot = json.loads(Path(SNAPSHOT).read_text())
+    snapshot["orders"][3]["ship_groups"][0]["items"][0]["quantity"] = -2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(snapshot))
+    out = tmp_path / "result.json"
+    result = invoke("run", SOURCE, "--snapshot", str(bad), "--out", str(out))
+    assert result.exit_code == 2
+    assert f"{bad}: orders[3].ship_groups[0].items[0].quantity: must be > 0, got -2" in result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_unknown_top_level_key_is_refused(tmp_path: Path):
+    snapshot = json.loads(Path(SNAPSHOT).read_text())
+    snapshot["order"] = []
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(snapshot))
+    result = invoke("run", SOURCE, "--snapshot", str(bad))
+    assert result.exit_code == 2
+    assert "order: unknown field" in result.stderr
+
+
+def test_snapshot_that_is_not_json(tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    result = invoke("run", SOURCE, "--snapshot", str(bad))
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr
+
+
+def test_unknown_group_is_a_usage_error():
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--group", "Nope")
+    assert result.exit_code == 2
+    assert "no group named 'Nope'" in result.stderr
+
+
+def test_explain_says_where_an_order_went_and_why_not_elsewhere():
+    result = invoke("explain", SOURCE, "--snapshot", SNAPSHOT, "--order", "O-1002",
+                    "--facility", "WH_NJ")
+    assert result.exit_code == 0, result.output
+    assert "rule 'Nearest warehouse ships everything'" in result.stdout
+    assert "filled -> WH_CA" in result.stdout
+    assert "not WH_NJ: assign single: one facility must fill every item" in result.stdout
+
+
+def test_explain_names_the_condition_and_values_that_excluded_a_facility():
+    result = invoke("explain", SOURCE, "--snapshot", SNAPSHOT, "--order", "O-1003",
+                    "--facility", "ST_OUT")
+    assert "not ST_OUT: facility_group in [STORES, FLAGSHIP_STORES]" in result.stdout
+    assert 'facility_groups=["CLEARANCE_STORES", "US_STORES"]' in result.stdout
+
+
+def test_explain_unknown_order():
+    result = invoke("explain", SOURCE, "--snapshot", SNAPSHOT, "--order", "NOPE")
+    assert result.exit_code == 2
+
+
+def test_schemas_are_json_schema():
+    for kind in ("snapshot", "result", "plan"):
+        result = invoke("schema", kind)
+        assert result.exit_code == 0
+        assert "properties" in json.loads(result.stdout)
+
+
+def test_snapshot_folder_with_ndjson_and_csv(tmp_path: Path):
+    snapshot = json.loads(Path(SNAPSHOT).read_text())
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps(
+        {k: snapshot[k] for k in ("format", "now", "timezone")}))
+    for name in ("product_stores", "facilities", "products", "shipment_methods"):
+        (folder / f"{name}.json").write_text(json.dumps(snapshot[name]))
+    (folder / "orders.ndjson").write_text("\n".join(json.dumps(o) for o in snapshot["orders"]))
+    lines = ["facility,product,atp,minimum_stock,allow_brokering,sales_velocity"]
+    for row in snapshot["inventory"]:
+        velocity = row.get("sales_velocity")
+        lines.append(f"{row['facility']},{row['product']},{row['atp']},{row['minimum_stock']},"
+                     f"{str(row['allow_brokering']).lower()},{'' if velocity is None else velocity}")
+    (folder / "inventory.csv").write_text("\n".join(lines) + "\n")
+    from_folder = invoke("run", SOURCE, "--snapshot", str(folder))
+    from_file = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
+    assert from_folder.exit_code == 0, from_folder.output
+    assert from_folder.stdout == from_file.stdout
