@@ -328,6 +328,17 @@ def explain_text(result: dict, order_id: str, facility: str | None) -> str:
 
 
 @main.command()
+@click.option("--facilities", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--ship-groups", default=5000, show_default=True, type=click.IntRange(1))
+@click.option("--products", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
+def bench(facilities: int, ship_groups: int, products: int, rounds: int) -> None:
+    """Measure routing throughput on generated data against a naive-scan baseline."""
+    from .bench import run_bench
+    click.echo(run_bench(facilities, ship_groups, products, rounds).text())
+
+
+@main.command()
 @click.argument("kind", type=click.Choice(["snapshot", "result", "plan"]))
 def schema(kind: str) -> None:
     """Print the JSON Schema of snapshots, results or plans."""

@@ -31,10 +31,23 @@ _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operato
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance on a sphere of radius EARTH_RADIUS_KM."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return _haversine_radians(p1, math.radians(lon1), math.cos(p1),
+                              p2, math.radians(lon2), math.cos(p2))
+
+
+def _haversine_radians(p1: float, l1: float, cos1: float, p2: float, l2: float,
+                       cos2: float) -> float:
+    a = math.sin((p2 - p1) / 2) ** 2 + cos1 * cos2 * math.sin((l2 - l1) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _radians(lat: float | None, lon: float | None) -> tuple[float, float, float] | None:
+    if lat is None or lon is None:
+        return None
+    phi = math.radians(lat)
+    return phi, math.radians(lon), math.cos(phi)
 
 
 def _number(value: float) -> float | int:
@@ -81,6 +94,7 @@ class _Unit:
     ship_group: ShipGroup
     queue: str
     items: list[_ItemState]
+    distances: dict[str, float] = field(default_factory=dict)  # facility -> km, per unit
 
 
 @dataclass
@@ -92,6 +106,10 @@ class _FacilityInfo:
     limit: int | None
     groups: dict[str, int | None]
     stores: frozenset[str]
+    radians: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.radians = _radians(self.lat, self.lon)
 
 
 class RunError(Exception):
@@ -455,14 +473,30 @@ class _Interpreter:
                 info.id for info in self.ctx.facilities.values()
                 if not info.virtual and store in info.stores
                 and _group_reason(prepared, info) is None)
-        holders: set[str] = set()
-        for item in open_items:
-            holders.update(f for f, q in self.ctx.stock.get(item.product, {}).items()
-                           if q > EPSILON)
-        holders &= static
+        stock = self.ctx.stock
+        if prepared.rule.assign == "single":
+            # only a facility holding every product in full can take a single unit;
+            # start from the product stocked in the fewest places
+            needs: dict[str, float] = defaultdict(float)
+            for item in open_items:
+                needs[item.product] += item.open
+            holders: set[str] | None = None
+            for product, need in sorted(needs.items(), key=lambda pn: len(stock.get(pn[0], ()))):
+                level = stock.get(product, {})
+                if holders is None:
+                    holders = {f for f, q in level.items() if q + EPSILON >= need and f in static}
+                else:
+                    holders = {f for f in holders if level.get(f, 0.0) + EPSILON >= need}
+                if not holders:
+                    break
+            holders = holders or set()
+        else:
+            holders = set()
+            for item in open_items:
+                holders.update(f for f, q in stock.get(item.product, {}).items()
+                               if q > EPSILON and f in static)
         ship_to = unit.ship_group.ship_to
-        to_lat = ship_to.lat if ship_to else None
-        to_lon = ship_to.lon if ship_to else None
+        target = _radians(ship_to.lat, ship_to.lon) if ship_to else None
         ignore_limit = prepared.rule.ignore_facility_order_limit
         result: dict[str, float | None] = {}
         for facility_id in sorted(holders):
@@ -472,10 +506,13 @@ class _Interpreter:
                 continue
             distance = None
             if prepared.uses_distance:
-                if info.lat is None or info.lon is None or to_lat is None or to_lon is None:
+                if info.radians is None or target is None:
                     self._missing_coordinates(info, unit)
                 else:
-                    distance = haversine_km(info.lat, info.lon, to_lat, to_lon)
+                    distance = unit.distances.get(facility_id)
+                    if distance is None:
+                        distance = unit.distances[facility_id] = _haversine_radians(
+                            *info.radians, *target)
             if prepared.distance:
                 if distance is None or not all(compare(distance, limit)
                                                for compare, limit, _ in prepared.distance):
@@ -518,18 +555,33 @@ class _Interpreter:
                  open_items: list[_ItemState]) -> dict[str, list]:
         """Sort values of each candidate that do not depend on what is placed, measured once
         when the rule starts: [distance, inventory balance, facility sequence, items in full]."""
-        products = sorted({i.product for i in open_items})
+        fields = {sort.field for sort in prepared.rule.sorts}
+        stock = self.ctx.stock
+        balance = dict.fromkeys(candidates, 0.0)
+        if "inventory_balance" in fields:
+            for product in {i.product for i in open_items}:
+                for facility, quantity in stock.get(product, {}).items():
+                    if facility in balance and quantity > 0:
+                        balance[facility] += quantity
+        if prepared.rule.assign == "single":
+            full = dict.fromkeys(candidates, len(open_items))  # every candidate fills all
+        else:
+            full = dict.fromkeys(candidates, 0)
+            for item in open_items:
+                for facility in stock.get(item.product, {}):
+                    if facility in full and self._can_serve(prepared, item, facility, {},
+                                                            item.open):
+                        full[facility] += 1
         measures = {}
         for facility in candidates:
-            groups = self.ctx.facilities[facility].groups
-            numbers = [groups[g] for g in prepared.include_ids
-                       if g in groups and groups[g] is not None]
-            measures[facility] = [
-                candidates[facility],
-                sum(max(0.0, self._available(facility, p, {})) for p in products),
-                min(numbers) if numbers else None,
-                sum(1 for i in open_items if self._can_serve(prepared, i, facility, {}, i.open)),
-            ]
+            sequence = None
+            if "facility_sequence" in fields:
+                groups = self.ctx.facilities[facility].groups
+                numbers = [groups[g] for g in prepared.include_ids
+                           if g in groups and groups[g] is not None]
+                sequence = min(numbers) if numbers else None
+            measures[facility] = [candidates[facility], balance[facility], sequence,
+                                  full[facility]]
         return measures
 
     def _ranking(self, prepared: _PreparedRule, measures: dict[str, list],
@@ -537,9 +589,16 @@ class _Interpreter:
         """Candidate facilities in rank order for placing ``placed``: the rule's sorts, then
         more items in full, then (one item placed) its availability there, then facility id."""
         placed_products = sorted({i.product for i in placed})
+        levels = [self.ctx.stock.get(p, {}) for p in placed_products]
         single_item = placed[0] if len(placed) == 1 else None
         keys = {}
-        for facility, (distance, balance, sequence, full_count) in measures.items():
+        if len(levels) == 1:  # only facilities that hold the placed product
+            holding = [f for f, q in levels[0].items() if q > EPSILON and f in measures]
+        else:
+            holding = [f for f in measures
+                       if all(level.get(f, 0.0) > EPSILON for level in levels)]
+        for facility in holding:
+            distance, balance, sequence, full_count = measures[facility]
             key = []
             for sort in prepared.rule.sorts:
                 if sort.field == "distance":
@@ -563,7 +622,7 @@ class _Interpreter:
             else:
                 key.append((-full_count,))
                 if single_item is not None and single_item.open:
-                    available = self._available(facility, single_item.product, {})
+                    available = levels[0].get(facility, 0.0)
                     key.append((-(available / single_item.open),))
                 key.append((facility,))
                 keys[facility] = tuple(key)
@@ -828,7 +887,7 @@ class _Interpreter:
                 return because("excluded_facilities", item=item.item.id)
         stock = {p: self._available(info.id, p, {}) for p in sorted(needs)}
         shown = {p: _number(q) for p, q in stock.items()}
-        if info.id not in candidates or all(v <= EPSILON for v in stock.values()):
+        if all(v <= EPSILON for v in stock.values()):
             return because("net stock > 0", net_stock=shown)
         if prepared.safety is not None:
             compare, threshold, condition = prepared.safety
