@@ -328,6 +328,13 @@ def explain_text(result: dict, order_id: str, facility: str | None) -> str:
 
 
 @main.command()
+def lsp() -> None:
+    """Start the language server on standard input and output."""
+    from .lsp.server import main as serve
+    serve()
+
+
+@main.command()
 @click.option("--facilities", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--ship-groups", default=5000, show_default=True, type=click.IntRange(1))
 @click.option("--products", default=2000, show_default=True, type=click.IntRange(1))

@@ -1,0 +1,116 @@
+"""The real language server over stdio, driven by pytest-lsp as an editor would."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from .conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "omnichannel" / "omnichannel.route"
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(
+    server_command=[sys.executable, "-m", "routing_dsl", "lsp"]))
+async def client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"),
+        workspace_folders=[types.WorkspaceFolder(uri=(ROOT / "examples").as_uri(),
+                                                 name="examples")]))
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_document(client: LanguageClient, path: Path, text: str | None = None) -> str:
+    uri = path.resolve().as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="routing", version=1,
+                                             text=text if text is not None else path.read_text())))
+    return uri
+
+
+def position_of(text: str, needle: str, delta: int = 0) -> types.Position:
+    offset = text.index(needle) + delta
+    line = text.count("\n", 0, offset)
+    return types.Position(line=line, character=offset - (text.rfind("\n", 0, offset) + 1))
+
+
+async def test_diagnostics_at_the_right_ranges(client: LanguageClient, tmp_path: Path):
+    text = ('use std.hotwax\n\ngroup "G" for store S {\n  routing "R" {\n'
+            '    filter {\n      queue == UNFILLABLE_PARKIN\n    }\n'
+            '    rule "r" {\n      assign single\n    }\n  }\n}\n')
+    uri = open_document(client, tmp_path / "bad.route", text)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    [diagnostic] = client.diagnostics[uri]
+    assert diagnostic.code == "RT201"
+    assert diagnostic.range == types.Range(types.Position(5, 15), types.Position(5, 32))
+    assert "did you mean `UNFILLABLE_PARKING`?" in diagnostic.message
+
+
+async def test_diagnostics_follow_edits(client: LanguageClient, tmp_path: Path):
+    text = 'group "G" for store S {\n  routing "R" {\n    rule "r" {\n      assign single\n    }\n  }\n}\n'
+    uri = open_document(client, tmp_path / "ok.route", text)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert list(client.diagnostics[uri]) == []
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(
+            text=text.replace("assign single", "assign singel"))]))
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert [d.code for d in client.diagnostics[uri]] == ["RT309"]
+
+
+async def test_completion_hover_definition(client: LanguageClient):
+    text = EXAMPLE.read_text()
+    uri = open_document(client, EXAMPLE)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    completions = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(text, "queue == _NA_", len("queue == "))))
+    labels = {item.label for item in completions.items}
+    assert {"_NA_", "UNFILLABLE_PARKING"} <= labels and "NEXT_DAY" not in labels
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(text, "sales_channel in")))
+    assert "order's sales channel" in hover.contents.value
+    location = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(text, "closest_single_facility")))
+    assert location.uri.endswith("stdlib/templates.route")
+
+
+async def test_rename_and_format(client: LanguageClient, tmp_path: Path):
+    text = ('let NEAR = 20 mi\ngroup "G" for store S {\n  routing "R" {\n    rule "r" {\n'
+            '      assign single\n      inventory {\n        distance <= NEAR\n      }\n'
+            '    }\n  }\n}\n')
+    uri = open_document(client, tmp_path / "rename.route", text)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(text, "NEAR\n      }"), new_name="CLOSE"))
+    assert len(edit.changes[uri]) == 2
+    assert {e.new_text for e in edit.changes[uri]} == {"CLOSE"}
+    edits = await client.text_document_formatting_async(types.DocumentFormattingParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    assert edits[0].new_text.startswith("let NEAR = 20 mi\n\ngroup")
+
+
+async def test_broken_text_never_crashes_the_server(client: LanguageClient, tmp_path: Path):
+    uri = open_document(client, tmp_path / "junk.route", 'group "x { @@ rule ] } }')
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert client.diagnostics[uri]
+    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert isinstance(symbols, (list, tuple))
+    await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(0, 10)))
+    # still serving: a later document gets its diagnostics
+    good = open_document(client, EXAMPLE)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert list(client.diagnostics[good]) == []
