@@ -151,3 +151,57 @@ def run_bench(facilities: int = 1000, ship_groups: int = 5000, products: int = 2
         best_base = min(best_base, time.perf_counter() - started)
     return BenchReport(facilities, ship_groups, rounds, best_run, best_base, allocations,
                        attempts)
+
+
+def lsp_document(lines: int = 2000) -> str:
+    """A realistic .route file of about ``lines`` lines: one group, many routings."""
+    head = ('use std.hotwax\nuse std.templates\n\ndeclare facility_group WAREHOUSES, STORES\n'
+            'let EXPRESS = [NEXT_DAY, SECOND_DAY]\n\n'
+            'group "Big" for store STORE {\n  schedule "0 */15 * * * ?" in "America/New_York"\n')
+    routing = ('\n  routing "Web orders {n}" {{\n    filter {{\n      queue == _NA_\n'
+               '      shipment_method in EXPRESS\n      priority is not null\n    }}\n'
+               '    sort by priority, order_date\n\n'
+               '    rule "Nearest warehouse" extends closest_single_facility {{\n'
+               '      inventory {{\n        facility_group == WAREHOUSES\n'
+               '        distance <= 500 mi\n      }}\n    }}\n\n'
+               '    rule "Stores split" {{\n      assign partial\n      inventory {{\n'
+               '        facility_group == STORES\n        shipment_threshold 25.00\n      }}\n'
+               '      sort by distance, inventory_balance desc\n      when unfilled {{\n'
+               '        move to queue UNFILLABLE_PARKING\n      }}\n    }}\n  }}\n')
+    parts = [head]
+    count = 0
+    while sum(part.count("\n") for part in parts) < lines:
+        parts.append(routing.format(n=count))
+        count += 1
+    return "".join(parts) + "}\n"
+
+
+def lsp_latency(lines: int = 2000, rounds: int = 5) -> str:
+    """Time from a changed buffer to its diagnostics, against the 100 ms budget and against
+    parsing alone (the floor), measured in the same run."""
+    from pathlib import Path
+
+    from .lsp.features import Project, own_diagnostics
+    from .parser import parse
+    from .source import SourceFile
+
+    text = lsp_document(lines)
+    project = Project()
+    path = Path("bench-document.route").resolve()
+    best = parse_best = float("inf")
+    for round_number in range(rounds + 1):
+        changed = text.replace("Web orders 0", f"Web orders 0 v{round_number}")
+        started = time.perf_counter()
+        diagnostics = own_diagnostics(project.check(path, changed))
+        elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        parse(SourceFile("bench", changed))
+        parse_elapsed = time.perf_counter() - started
+        if round_number:  # the first round pays for loading the grammar
+            best, parse_best = min(best, elapsed), min(parse_best, parse_elapsed)
+    assert not diagnostics, diagnostics
+    return (f"language server: diagnostics for a {text.count(chr(10))}-line file after a "
+            f"change, best of {rounds}\n"
+            f"  check:         {best * 1000:.1f} ms  ({best / 0.1:.2f} of the 100 ms budget)\n"
+            f"  parse only:    {parse_best * 1000:.1f} ms  (floor; check is "
+            f"{best / parse_best:.1f}x parse)")

@@ -341,8 +341,9 @@ def lsp() -> None:
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
 def bench(facilities: int, ship_groups: int, products: int, rounds: int) -> None:
     """Measure routing throughput on generated data against a naive-scan baseline."""
-    from .bench import run_bench
+    from .bench import lsp_latency, run_bench
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
+    click.echo(lsp_latency(rounds=rounds))
 
 
 @main.command()

@@ -1,0 +1,176 @@
+"""Editor features as pure functions: completion, hover, navigation, rename, outline,
+folding, semantic tokens, formatting and quick fixes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
+from routing_dsl.bench import lsp_document
+from routing_dsl.lsp import features as f
+
+from .conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "omnichannel" / "omnichannel.route"
+TEXT = EXAMPLE.read_text()
+
+
+@pytest.fixture(scope="module")
+def result():
+    return f.Project().check(EXAMPLE)
+
+
+def labels(result, text: str, needle: str, delta: int = 0) -> set[str]:
+    return {c.label for c in f.complete(result, text, text.index(needle) + delta)}
+
+
+def test_completion_of_order_fields_in_a_filter(result):
+    found = labels(result, TEXT, "queue == _NA_")
+    assert {"queue", "shipment_method", "promise_date"} <= found
+    assert "distance" not in found
+
+
+def test_completion_of_inventory_fields_and_flags(result):
+    found = labels(result, TEXT, "facility_group == WAREHOUSES")
+    assert {"facility_group", "distance", "keep_item_groups_together"} <= found
+    assert "queue" not in found
+
+
+def test_completion_of_operators_that_fit_the_field(result):
+    assert labels(result, TEXT, "queue == _NA_", len("queue ")) == {"==", "!=", "in", "not in"}
+    text = TEXT.replace("distance <= 1000 mi", "distance ")
+    assert labels(result, text, "distance \n", len("distance ")) == {"<", "<=", ">", ">="}
+
+
+def test_completion_of_ids_of_the_expected_kind(result):
+    found = labels(result, TEXT, "queue == _NA_", len("queue == "))
+    assert {"_NA_", "UNFILLABLE_PARKING", "BACKORDER_PARKING"} <= found
+    assert "WEB_CHANNEL" not in found
+    channels = labels(result, TEXT, "WEB_CHANNEL, PHONE")
+    assert {"WEB_CHANNEL", "AMAZON_CHANNEL"} <= channels and "_NA_" not in channels
+
+
+def test_completion_of_templates_sorts_and_keywords(result):
+    assert {"closest_single_facility", "nearest_split"} <= labels(
+        result, TEXT, "closest_single_facility")
+    assert {"ship_before", "order_date", "priority"} <= labels(result, TEXT, "priority, order")
+    rule_sort = 'group "G" for store S { routing "R" { rule "r" { sort by '
+    found = {c.label for c in f.complete(result, rule_sort, len(rule_sort))}
+    assert {"distance", "inventory_balance", "facility_sequence"} <= found
+    assert "order_date" not in found
+    rule_body = labels(result, TEXT, "inventory {\n        facility_group == WAREHOUSES")
+    assert {"assign", "inventory", "sort", "when"} <= rule_body
+
+
+def test_completion_on_broken_text_does_not_fail():
+    assert isinstance(f.complete(None, 'group "G" for store S { @@ ', 27), list)
+
+
+def test_hover_documents_fields_keywords_operators_and_ids(result):
+    def hover_text(needle, delta=0):
+        found = f.hover(result, TEXT.index(needle) + delta)
+        return found[0] if found else None
+    assert "order's sales channel" in hover_text("sales_channel in")
+    assert "Great-circle distance" in hover_text("distance <= 1000")
+    assert "less than or equal" in hover_text("<= 1000")
+    assert "Brokering queue" in hover_text("_NA_")
+    assert "optionally `paused`" in hover_text("schedule")
+
+
+def test_hover_shows_a_constants_value(tmp_path: Path):
+    path = tmp_path / "c.route"
+    text = 'let NEAR = 25 mi\ngroup "G" for store S { routing "R" { rule "r" { assign single inventory { distance <= NEAR } } } }\n'
+    path.write_text(text)
+    checked = f.Project().check(path)
+    found = f.hover(checked, text.index("NEAR }"))
+    assert "let NEAR = 25 mi" in found[0]
+
+
+def workspace(tmp_path: Path) -> f.Project:
+    (tmp_path / "lib.route").write_text("let NEAR = 25 mi\ntemplate nearest { assign single sort by distance }\n")
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.route").write_text(
+            f'use "lib.route"\ngroup "{name}" for store S {{ routing "R" {{\n'
+            f' rule "r" extends nearest {{ inventory {{ distance <= NEAR }} }} }} }}\n')
+    return f.Project(roots=[tmp_path])
+
+
+def test_definition_references_and_rename_across_the_workspace(tmp_path: Path):
+    project = workspace(tmp_path)
+    a = project.check(tmp_path / "a.route")
+    text = a.parsed.source.text
+    definition = f.definition_at(a, text.index("NEAR"))
+    assert definition.kind == "constant"
+    assert Path(definition.where.source.name).name == "lib.route"
+    references = f.find_references(project.check_all(), definition)
+    assert sorted(Path(p).name for p, _ in references) == ["a.route", "b.route", "lib.route"]
+    edits = f.rename(project.check_all(), definition, "CLOSE")
+    assert sorted(Path(p).name for p in edits) == ["a.route", "b.route", "lib.route"]
+    template = f.definition_at(a, text.index("nearest"))
+    assert template.kind == "template"
+    assert len(f.find_references(project.check_all(), template)) == 3
+
+
+def test_rename_refuses_keywords_and_ids(tmp_path: Path):
+    project = workspace(tmp_path)
+    a = project.check(tmp_path / "a.route")
+    definition = f.definition_at(a, a.parsed.source.text.index("NEAR"))
+    assert f.rename(project.check_all(), definition, "rule") == "`rule` is a keyword"
+    assert f.rename(project.check_all(), definition, "1x") == "`1x` is not a name"
+
+
+def test_document_symbols_outline_group_routing_rule(result):
+    [group] = [s for s in f.document_symbols(result.parsed.module) if s.kind == "group"]
+    assert group.name == "Omnichannel brokering"
+    assert [r.name for r in group.children] == ["Web orders", "Marketplace orders"]
+    assert [r.name for r in group.children[0].children] == [
+        "Nearest warehouse ships everything", "Nearest stores split the order"]
+
+
+def test_folding_ranges_cover_blocks_and_comment_runs(result):
+    ranges = f.folding_ranges(result.parsed.source, result.parsed.module)
+    assert (1, 2) in ranges  # the two header comment lines
+    assert any(start == 7 for start, _ in ranges)  # the group
+
+
+def test_semantic_tokens_classify_by_role(result):
+    tokens = {(TEXT[o:o + n], kind) for o, n, kind in f.semantic_tokens(result)}
+    assert ("queue", "property") in tokens
+    assert ("group", "keyword") in tokens
+    assert ("_NA_", "enumMember") in tokens
+    assert ("closest_single_facility", "function") in tokens
+    assert ('"0 */15 * * * ?"', "string") in tokens
+
+
+def test_formatting_matches_routing_fmt(result):
+    assert f.format_document(result) == TEXT
+
+
+def test_quick_fix_for_did_you_mean(tmp_path: Path):
+    path = tmp_path / "typo.route"
+    path.write_text('use std.hotwax\ngroup "G" for store S { routing "R" { filter { queue == UNFILLABLE_PARKIN } rule "r" { assign single } } }\n')
+    [diagnostic] = f.own_diagnostics(f.Project().check(path))
+    [fix] = diagnostic.fixes
+    assert fix.replacement == "UNFILLABLE_PARKING"
+
+
+def test_diagnostic_ranges_are_utf16_for_editors(tmp_path: Path):
+    # an emoji is one code point but two UTF-16 units: the range must count two
+    text = 'group "🚚 fast" for store S { routing "R" { filter { queue == NOPE } rule "r" { assign single } } }\n'
+    path = tmp_path / "emoji.route"
+    path.write_text(text)
+    [diagnostic] = f.own_diagnostics(f.Project().check(path))
+    document = TextDocument(path.as_uri(), text)
+    start = document.client_position_at_offset(diagnostic.span.start)
+    assert start == types.Position(0, text.index("NOPE") + 1)
+
+
+def test_diagnostics_latency_benchmark(benchmark, tmp_path: Path):
+    text = lsp_document(2000)
+    project = f.Project()
+    path = tmp_path / "big.route"
+    diagnostics = benchmark(lambda: f.own_diagnostics(project.check(path, text)))
+    assert diagnostics == []
