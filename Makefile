@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_DIR := editor-support/vscode
 
-.PHONY: demo test venv goldens clean bench
+.PHONY: demo test venv goldens clean bench editor-test vsix
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,22 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory editor-test
+
+# TextMate grammar tests and a type check of the VS Code client, when Node.js is present.
+editor-test:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "skipping editor grammar tests: node/npm not found"; exit 0; fi; \
+	cd $(NPM_DIR) && { test -d node_modules || npm ci --no-audit --no-fund --loglevel=error \
+		|| { echo "skipping editor grammar tests: npm could not install the test tools"; exit 0; }; } \
+		&& npm test --silent
+
+# The VS Code extension package (editor-support/vscode/routing-dsl.vsix).
+vsix:
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error && npm run package
+
+bench: $(STAMP)
+	$(BIN)/routing bench
 
 goldens: $(STAMP)
 	$(BIN)/python -m pytest -q --update-goldens
