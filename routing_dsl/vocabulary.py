@@ -187,3 +187,55 @@ def field_spec(name: str, level: str) -> FieldSpec | None:
 
 def sort_spec(name: str, level: str) -> SortSpec | None:
     return (ORDER_SORTS if level == "order" else INVENTORY_SORTS).get(name)
+
+
+# ---- the reference tables of docs/language.md, generated from this module ------------------
+
+_VALUE_TEXT = {"distance": "number with `mi` or `km`", "days": "whole number of `days`",
+               "count": "number", "money": "number"}
+
+
+def _field_rows(fields: dict[str, FieldSpec]) -> list[str]:
+    rows = ["| field | value | operators | meaning |", "|---|---|---|---|"]
+    for spec in fields.values():
+        value = _VALUE_TEXT.get(spec.value, f"{spec.value.replace('_', ' ')} id")
+        operators = " ".join(f"`{op}`" for op in spec.operators)
+        if spec.name == "promise_date":
+            operators += " `within`"
+        rows.append(f"| `{spec.name}` | {value} | {operators} | {spec.doc} |")
+    return rows
+
+
+def _sort_rows(sorts: dict[str, SortSpec]) -> list[str]:
+    rows = ["| sort | may be missing | meaning |", "|---|---|---|"]
+    for spec in sorts.values():
+        rows.append(f"| `{spec.name}` | {'yes' if spec.nullable else 'no'} | {spec.doc} |")
+    return rows
+
+
+GENERATED_SECTIONS = {
+    "order-fields": lambda: _field_rows(ORDER_FIELDS),
+    "order-sorts": lambda: _sort_rows(ORDER_SORTS),
+    "inventory-fields": lambda: _field_rows(INVENTORY_FIELDS),
+    "inventory-settings": lambda: [f"- `{name}`: {doc}" for name, doc in FLAGS.items()],
+    "inventory-sorts": lambda: _sort_rows(INVENTORY_SORTS),
+}
+
+
+def render_generated(text: str) -> str:
+    """``text`` with every ``<!-- generated: NAME -->`` ... ``<!-- end -->`` section rebuilt."""
+    import re
+
+    def replace(match) -> str:
+        body = "\n".join(GENERATED_SECTIONS[match.group(1)]())
+        return f"<!-- generated: {match.group(1)} -->\n{body}\n<!-- end -->"
+    return re.sub(r"<!-- generated: ([a-z-]+) -->.*?<!-- end -->", replace, text, flags=re.S)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    for name in sys.argv[1:]:
+        path = Path(name)
+        path.write_text(render_generated(path.read_text(encoding="utf-8")), encoding="utf-8")

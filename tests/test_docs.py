@@ -33,3 +33,10 @@ def test_every_keyword_has_hover_text():
     assert sorted(k for k in keyword_terminals().values() if k not in v.KEYWORDS
                   and k not in ("for", "store", "to", "after", "by", "first", "last", "null",
                                 "day", "rule", "queue", "paused")) == []
+
+
+def test_reference_tables_are_generated_from_the_vocabulary():
+    # hover texts and docs/language.md share one source (`python -m routing_dsl.vocabulary
+    # docs/language.md` regenerates the tables)
+    assert "<!-- generated: order-fields -->" in LANGUAGE
+    assert v.render_generated(LANGUAGE) == LANGUAGE

@@ -183,20 +183,20 @@ def hover(ls: RoutingLanguageServer, params: types.HoverParams):
 
 def _location(ls: RoutingLanguageServer, path: str, start: int, end: int) -> types.Location:
     uri = path_to_uri(path)
-    try:
-        document = ls.document(uri)
-        if not document.source and Path(path).is_file():
-            raise LookupError
-    except Exception:  # noqa: BLE001 - not open: read it from disk for position conversion
-        document = TextDocument(uri, Path(path).read_text(encoding="utf-8"))
-    return types.Location(uri=uri, range=ls.range(document, start, end))
+    # pygls reads documents that are not open from disk, for the position conversion
+    return types.Location(uri=uri, range=ls.range(ls.document(uri), start, end))
+
+
+def _target(ls: RoutingLanguageServer, params) -> f.Definition | None:
+    """The constant, template, id or module named at the request's position."""
+    uri = params.text_document.uri
+    return f.definition_at(ls.check(uri), offset_of(ls, uri, params.position))
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 @safely()
 def definition(ls: RoutingLanguageServer, params: types.DefinitionParams):
-    uri = params.text_document.uri
-    target = f.definition_at(ls.check(uri), offset_of(ls, uri, params.position))
+    target = _target(ls, params)
     if target is None:
         return None
     span = target.where.span
@@ -207,7 +207,7 @@ def definition(ls: RoutingLanguageServer, params: types.DefinitionParams):
 @safely(default=[])
 def references(ls: RoutingLanguageServer, params: types.ReferenceParams):
     uri = params.text_document.uri
-    target = f.definition_at(ls.check(uri), offset_of(ls, uri, params.position))
+    target = _target(ls, params)
     if target is None:
         return []
     found = f.find_references(ls.project.check_all() + [ls.check(uri)], target,
@@ -219,7 +219,7 @@ def references(ls: RoutingLanguageServer, params: types.ReferenceParams):
 @safely()
 def rename(ls: RoutingLanguageServer, params: types.RenameParams):
     uri = params.text_document.uri
-    target = f.definition_at(ls.check(uri), offset_of(ls, uri, params.position))
+    target = _target(ls, params)
     if target is None:
         return None
     edits = f.rename(ls.project.check_all() + [ls.check(uri)], target, params.new_name)
