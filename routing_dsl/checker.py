@@ -207,7 +207,7 @@ class _ModuleChecker:
             if isinstance(item, n.Let):
                 self._constant(self.scope.constants.get(item.name.name))
             elif isinstance(item, n.Template):
-                self._rule_parts(item.body, self.scope, in_template=True)
+                self._rule_parts(item.body, self.scope)
         groups = []
         seen_groups: dict[str, n.Group] = {}
         for item in module.items:
@@ -460,8 +460,7 @@ class _ModuleChecker:
         return float(value.value)
 
     # ---- rules ----
-    def _rule_parts(self, body: tuple, scope: Scope, in_template: bool = False,
-                    item_mode: bool = False) -> "_RuleParts":
+    def _rule_parts(self, body: tuple, scope: Scope) -> "_RuleParts":
         source = scope.source
         parts = _RuleParts()
         seen: dict[type, n.Node] = {}
@@ -593,7 +592,7 @@ class _ModuleChecker:
                 self.references.append(
                     Reference(rule.extends.name, self.where(rule.extends.span), template))
                 template_parts = self._template_parts(template)
-        own = self._rule_parts(rule.body or (), self.scope, item_mode=item_mode)
+        own = self._rule_parts(rule.body or (), self.scope)
         parts = own.over(template_parts) if template_parts else own
         status = rule.status.name if rule.status else "active"
         where = self.where(rule.name.span)
@@ -623,10 +622,10 @@ class _ModuleChecker:
         if scope is self.scope:
             # Problems inside a local template were reported once when it was defined.
             saved = len(self.diagnostics)
-            parts = self._rule_parts(template.node.body, scope, in_template=True)
+            parts = self._rule_parts(template.node.body, scope)
             del self.diagnostics[saved:]
             return parts
-        return self._detached(scope)._rule_parts(template.node.body, scope, in_template=True)
+        return self._detached(scope)._rule_parts(template.node.body, scope)
 
     def _detached(self, scope: Scope) -> "_ModuleChecker":
         """A checker for names of another module, whose own check reports its problems: what
@@ -713,15 +712,24 @@ class _ModuleChecker:
         return CheckedRouting(routing.name.value, status, tuple(filters), tuple(sorts),
                               tuple(rules), item_mode, self.where(routing.name.span))
 
+    def _store_id(self, value: n.Value) -> str:
+        """A product store id: a bare name is taken literally unless it names a constant."""
+        if isinstance(value, n.NameRef):
+            if value.name not in self.scope.constants:
+                return value.name
+            resolved = self._resolve(value, self.scope)
+            if isinstance(resolved, RId):
+                return resolved.value
+            self.error("RT304", "a product store is an id", value.span)
+            return ""
+        if isinstance(value, n.StringLit):
+            return value.value
+        if not isinstance(value, n.MissingValue):
+            self.error("RT304", "a product store is an id", value.span)
+        return ""
+
     def _group(self, group: n.Group) -> CheckedGroup:
-        store_value = self._resolve(group.store, self.scope) if isinstance(
-            group.store, n.NameRef) and group.store.name in self.scope.constants else group.store
-        if isinstance(store_value, (RId, n.StringLit)):
-            store = store_value.value
-        elif isinstance(store_value, n.NameRef):
-            store = store_value.name
-        else:
-            store = ""
+        store = self._store_id(group.store)
         cron = timezone = None
         paused = False
         schedules = [m for m in group.members if isinstance(m, n.Schedule)]

@@ -1,7 +1,8 @@
 """Compiler: checked program -> executable plan (:mod:`routing_dsl.plan`).
 
 It drops what does not run (draft and archived routings and rules), fixes execution order and
-keeps a source reference on every step. It refuses programs that have errors.
+keeps a source reference on every step. Callers compile only programs the checker passed
+without errors (the CLI refuses the others).
 """
 
 from __future__ import annotations
