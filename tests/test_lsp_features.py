@@ -114,6 +114,17 @@ def test_definition_references_and_rename_across_the_workspace(tmp_path: Path):
     assert len(f.find_references(project.check_all(), template)) == 3
 
 
+def test_references_to_a_module_however_its_path_is_spelled(tmp_path: Path):
+    project = workspace(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.route").write_text('use "../lib.route"\n')
+    a = project.check(tmp_path / "a.route")
+    module = f.definition_at(a, a.parsed.source.text.index("lib.route"))
+    assert module.kind == "module"
+    found = f.find_references(project.check_all(), module)
+    assert sorted(Path(p).name for p, _ in found) == ["a.route", "b.route", "c.route"]
+
+
 def test_rename_refuses_keywords_and_ids(tmp_path: Path):
     project = workspace(tmp_path)
     a = project.check(tmp_path / "a.route")

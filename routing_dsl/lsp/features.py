@@ -99,8 +99,12 @@ def definition_at(result: CheckResult, offset: int) -> Definition | None:
 
 
 def _same(a: Definition, b: Definition) -> bool:
+    """Whether two checks' definitions are the same thing (modules: the same file, however
+    each importer spelled its path)."""
+    if a.kind == "module" and b.kind == "module":
+        return _definition_path(a) == _definition_path(b)
     return (a.kind == b.kind and a.name == b.name and a.where.span == b.where.span
-            and a.where.source.name == b.where.source.name)
+            and _definition_path(a) == _definition_path(b))
 
 
 def _definition_path(definition: Definition) -> str:
