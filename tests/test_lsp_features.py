@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
@@ -185,3 +187,41 @@ def test_diagnostics_latency_benchmark(benchmark, tmp_path: Path):
     path = tmp_path / "big.route"
     diagnostics = benchmark(lambda: f.own_diagnostics(project.check(path, text)))
     assert diagnostics == []
+
+
+GOLDEN_FILES = sorted((ROOT / "tests" / "golden" / "diagnostics").glob("RT*.route"))
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.stem)
+def test_editor_diagnostics_are_those_of_routing_check(path, monkeypatch):
+    from routing_dsl.checker import Workspace
+    monkeypatch.chdir(path.parent)
+    checked = Workspace().check_path(path)
+    expected = [(d.code, d.message, d.span) for d in checked.diagnostics
+                if d.source is checked.parsed.source]
+    editor = f.own_diagnostics(f.Project(roots=[path.parent]).check(path))
+    assert [(d.code, d.message, d.span) for d in editor] == expected
+
+
+DAMAGED = [p for p in sorted((ROOT / "examples").rglob("*.route"))]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(DAMAGED), st.data())
+def test_no_feature_fails_on_broken_text(path, data):
+    text = path.read_text()
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, min(len(text), start + 30)))
+    junk = data.draw(st.sampled_from(["", "{", "}", '"', "@", "== ==", "rule", "\n", "🚚"]))
+    broken = text[:start] + junk + text[end:]
+    result = f.Project().check(path, broken)
+    offset = data.draw(st.integers(0, len(broken)))
+    f.complete(result, broken, offset)
+    f.hover(result, offset)
+    f.definition_at(result, offset)
+    f.document_symbols(result.parsed.module)
+    f.folding_ranges(result.parsed.source, result.parsed.module)
+    f.semantic_tokens(result)
+    formatted = f.format_document(result)
+    assert formatted is None or not result.parsed.syntax_diagnostics
