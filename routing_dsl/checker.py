@@ -661,6 +661,18 @@ class _ModuleChecker:
             self.error("RT305", "a rule measures distance in one unit", distances[-1].where.span,
                        hint=f"use `{distances[0].unit}` throughout",
                        source=distances[-1].where.source)
+        elif _empty_range(distances):
+            self.error("RT406", "these distance conditions exclude every facility",
+                       distances[-1].where.span, hint="no distance satisfies all of them",
+                       source=distances[-1].where.source)
+        if parts.assign == "single":
+            for name in ("keep_item_groups_together", "only_if_all_items_available",
+                         "shipment_threshold"):
+                if getattr(parts, name) not in (False, None):
+                    self.error("RT414", f"`{name}` has no effect with `assign single`",
+                               rule.name.span,
+                               hint="one facility ships the whole unit or nothing; remove the "
+                                    "setting or use `assign partial`")
 
     # ---- routings and groups ----
     def _routing(self, routing: n.Routing) -> CheckedRouting:
@@ -820,6 +832,19 @@ def _relocate(value, span: Span, via: str):
     if isinstance(value, RList):
         return RList(tuple(_relocate(item, span, via) for item in value.items), span)
     return RMissing(span)
+
+
+def _empty_range(conditions: list[CheckedCondition]) -> bool:
+    """Whether numeric conditions on one field leave no value (e.g. `< 10` and `> 20`)."""
+    low, low_open, high, high_open = float("-inf"), False, float("inf"), False
+    for c in conditions:
+        if c.number is None:
+            continue
+        if c.op in (">", ">=") and (c.number > low or (c.number == low and c.op == ">")):
+            low, low_open = c.number, c.op == ">"
+        if c.op in ("<", "<=") and (c.number < high or (c.number == high and c.op == "<")):
+            high, high_open = c.number, c.op == "<"
+    return low > high or (low == high and (low_open or high_open))
 
 
 def _a(word: str) -> str:

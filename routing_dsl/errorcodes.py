@@ -113,6 +113,10 @@ _CODES = [
               "`auto_cancel after` (clearing wins)."),
     ErrorCode("RT413", Severity.WARNING, "group has no active routing",
               "A group whose routings are all draft or archived does nothing when it runs."),
+    ErrorCode("RT414", Severity.WARNING, "setting has no effect",
+              "`keep_item_groups_together`, `only_if_all_items_available` and "
+              "`shipment_threshold` change nothing in an `assign single` rule, where one "
+              "facility ships the whole unit or nothing."),
 ]
 
 CODES: dict[str, ErrorCode] = {code.code: code for code in _CODES}

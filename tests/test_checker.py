@@ -137,3 +137,19 @@ def test_cron_forms():
                      ("61 * * * *", False), ("* * *", False)]:
         text = f'group "G" for store S {{ schedule "{cron}" routing "R" {{ rule "a" {{ assign single }} }} }}'
         assert (codes(text) == []) == ok, cron
+
+
+def test_contradictory_distances_exclude_every_facility():
+    found = codes(group('rule "a" { assign partial inventory { distance < 10 mi '
+                        'distance > 20 mi } }'))
+    assert found == ["RT406"]
+    assert codes(group('rule "a" { assign partial inventory { distance <= 10 mi '
+                       'distance >= 10 mi } }')) == []
+    assert codes(group('rule "a" { assign partial inventory { distance < 10 mi '
+                       'distance >= 10 mi } }')) == ["RT406"]
+
+
+def test_settings_without_effect_in_single_rules_are_flagged():
+    found = codes(group('rule "a" { assign single inventory { keep_item_groups_together '
+                        'only_if_all_items_available } }'))
+    assert found == ["RT414", "RT414"]
