@@ -497,27 +497,30 @@ class _Interpreter:
                                if q > EPSILON and f in static)
         ship_to = unit.ship_group.ship_to
         target = _radians(ship_to.lat, ship_to.lon) if ship_to else None
-        ignore_limit = prepared.rule.ignore_facility_order_limit
+        check_limit = not prepared.rule.ignore_facility_order_limit
+        uses_distance, limits = prepared.uses_distance, prepared.distance
+        factor = prepared.unit_factor
+        facilities, orders_today, cache = self.ctx.facilities, self.ctx.orders_today, unit.distances
         result: dict[str, float | None] = {}
-        for facility_id in sorted(holders):
-            info = self.ctx.facilities[facility_id]
-            if not ignore_limit and info.limit is not None and \
-                    self.ctx.orders_today[facility_id] >= info.limit:
+        # holders' order does not matter: ranking ends with the facility id
+        for facility_id in holders:
+            info = facilities[facility_id]
+            if check_limit and info.limit is not None and orders_today[facility_id] >= info.limit:
                 continue
             distance = None
-            if prepared.uses_distance:
+            if uses_distance:
                 if info.radians is None or target is None:
                     self._missing_coordinates(info, unit)
                 else:
-                    distance = unit.distances.get(facility_id)
+                    distance = cache.get(facility_id)
                     if distance is None:
-                        distance = unit.distances[facility_id] = _haversine_radians(
-                            *info.radians, *target)
-            if prepared.distance:
-                if distance is None or not all(compare(distance, limit)
-                                               for compare, limit, _ in prepared.distance):
-                    continue
-            result[facility_id] = None if distance is None else distance * prepared.unit_factor
+                        phi, lam, cos_phi = info.radians
+                        distance = cache[facility_id] = _haversine_radians(
+                            phi, lam, cos_phi, *target)
+            if limits and (distance is None or not all(compare(distance, limit)
+                                                       for compare, limit, _ in limits)):
+                continue
+            result[facility_id] = None if distance is None else distance * factor
         return result
 
     def _missing_coordinates(self, info: _FacilityInfo, unit: _Unit) -> None:
