@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/routing explain examples/omnichannel/omnichannel.route --snapshot examples/omnichannel/snapshot.json --order O-1002 --facility WH_NJ
 
 test: $(STAMP)
+	$(BIN)/ruff check routing_dsl tests examples
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory editor-test
 

@@ -3,11 +3,11 @@ checkout or an editable install (hatch's force-include only applies to wheels)."
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 
-@lru_cache(maxsize=None)
+@cache
 def data_dir(name: str) -> Path:
     packaged = Path(__file__).resolve().parent / "_data" / name
     if packaged.is_dir():

@@ -37,7 +37,7 @@ class Definition:
     node: n.Node | None = None
     id_kind: str | None = None
     doc: str | None = None
-    scope: "Scope | None" = None
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class Scope:
     catalog: dict[str, list[Definition]] = field(default_factory=dict)
     priority_order: list[str] = field(default_factory=list)
 
-    def merge_from(self, other: "Scope") -> None:
+    def merge_from(self, other: Scope) -> None:
         """Import ``other``'s own names (local definitions added later take precedence)."""
         for name, definition in other.constants.items():
             self.constants.setdefault(name, definition)
@@ -460,7 +460,7 @@ class _ModuleChecker:
         return float(value.value)
 
     # ---- rules ----
-    def _rule_parts(self, body: tuple, scope: Scope) -> "_RuleParts":
+    def _rule_parts(self, body: tuple, scope: Scope) -> _RuleParts:
         source = scope.source
         parts = _RuleParts()
         seen: dict[type, n.Node] = {}
@@ -490,7 +490,7 @@ class _ModuleChecker:
                 self._unfilled(member, scope, parts)
         return parts
 
-    def _inventory(self, block: n.Inventory, scope: Scope, parts: "_RuleParts") -> None:
+    def _inventory(self, block: n.Inventory, scope: Scope, parts: _RuleParts) -> None:
         source = scope.source
         seen_flags: set[str] = set()
         for member in block.members:
@@ -540,7 +540,7 @@ class _ModuleChecker:
                                        Where(source, key.span)))
         return keys
 
-    def _unfilled(self, block: n.Unfilled, scope: Scope, parts: "_RuleParts") -> None:
+    def _unfilled(self, block: n.Unfilled, scope: Scope, parts: _RuleParts) -> None:
         source = scope.source
         parts.has_unfilled = True
         next_rule = move = clear = auto = None
@@ -617,7 +617,7 @@ class _ModuleChecker:
             clear_auto_cancel=parts.clear_auto_cancel, where=where)
         return checked, bool(parts.move_to_queue)
 
-    def _template_parts(self, template: Definition) -> "_RuleParts":
+    def _template_parts(self, template: Definition) -> _RuleParts:
         scope = template.scope
         if scope is self.scope:
             # Problems inside a local template were reported once when it was defined.
@@ -627,7 +627,7 @@ class _ModuleChecker:
             return parts
         return self._detached(scope)._rule_parts(template.node.body, scope)
 
-    def _detached(self, scope: Scope) -> "_ModuleChecker":
+    def _detached(self, scope: Scope) -> _ModuleChecker:
         """A checker for names of another module, whose own check reports its problems: what
         this one finds there is dropped."""
         checker = _ModuleChecker(self.workspace, ParsedModule(
@@ -635,7 +635,7 @@ class _ModuleChecker:
         checker.scope = scope
         return checker
 
-    def _rule_structure(self, rule: n.Rule, parts: "_RuleParts") -> None:
+    def _rule_structure(self, rule: n.Rule, parts: _RuleParts) -> None:
         includes = {i for c in parts.conditions if c.field == "facility_group"
                     and c.op in ("==", "in") for i in c.ids}
         for key in parts.sorts or ():
@@ -797,7 +797,7 @@ class _RuleParts:
     auto_cancel_days: int | None = None
     clear_auto_cancel: bool = False
 
-    def over(self, base: "_RuleParts") -> "_RuleParts":
+    def over(self, base: _RuleParts) -> _RuleParts:
         """These clauses on top of a template's: conditions and flags add up; assign, sort and
         the unfilled actions replace the template's when given."""
         merged = _RuleParts(

@@ -131,7 +131,7 @@ class _Printer:
         self.line(f"declare {item.kind.name}", item.span.start, item.kind.span.end,
                   force_blank=force)
         self.depth += 1
-        for index, (entry, text) in enumerate(zip(item.entries, entries)):
+        for index, (entry, text) in enumerate(zip(item.entries, entries, strict=True)):
             comma = "," if index < len(entries) - 1 else ""
             end = entry.span.end
             if comma:

@@ -14,7 +14,7 @@ import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .plan import InventoryCondition, OrderCondition, Plan, PlanRouting, PlanRule
@@ -875,7 +875,7 @@ class _Interpreter:
             return because("facility order limit", orders_today=self.ctx.orders_today[info.id],
                            max_orders_per_day=info.limit)
         distance = self._distance(info.id, unit, rule.distance_unit)
-        for compare, limit, condition in prepared.distance:
+        for compare, _, condition in prepared.distance:
             limit_in_unit = condition.number
             if distance is None:
                 return because(f"distance {condition.op} {_fmt(limit_in_unit)} "

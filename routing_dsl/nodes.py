@@ -56,7 +56,7 @@ class NumberLit(Node):
 
 @_node
 class ListLit(Node):
-    items: tuple["Value", ...]
+    items: tuple[Value, ...]
 
 
 @_node

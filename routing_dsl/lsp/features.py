@@ -393,7 +393,7 @@ class Symbol:
     kind: str  # group | routing | rule | constant | template | declare
     span: Span
     selection: Span
-    children: list["Symbol"] = field(default_factory=list)
+    children: list[Symbol] = field(default_factory=list)
 
 
 def document_symbols(module: n.Module) -> list[Symbol]:
