@@ -33,7 +33,8 @@ editor-test:
 		echo "skipping editor grammar tests: node/npm not found"; exit 0; fi; \
 	cd $(NPM_DIR) && { test -d node_modules || npm ci --no-audit --no-fund --loglevel=error \
 		|| { echo "skipping editor grammar tests: npm could not install the test tools"; exit 0; }; } \
-		&& npm test --silent
+		&& npm test --silent && npm run package --silent >/dev/null && rm -f routing-dsl.vsix \
+		&& echo "VS Code extension packages"
 
 # The VS Code extension package (editor-support/vscode/routing-dsl.vsix).
 vsix:
