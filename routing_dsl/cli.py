@@ -56,7 +56,10 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     """Write ``path`` completely or not at all."""
     mode = "wb" if isinstance(data, bytes) else "w"
     directory = path.resolve().parent
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write here: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
             handle.write(data)
@@ -76,10 +79,32 @@ def print_diagnostics(diagnostics: list[Diagnostic], output_format: str) -> None
         click.echo()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Turns an unexpected failure into a one-line report (exit 3) instead of a traceback;
+    ROUTING_DEBUG=1 shows the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - last line of defence for users
+            if os.environ.get("ROUTING_DEBUG"):
+                raise
+            click.echo(f"routing: internal error: {type(error).__name__}: {error}\n"
+                       "please report it; ROUTING_DEBUG=1 shows the details", err=True)
+            sys.exit(3)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="routing")
 def main() -> None:
-    """Order routing rules as code: check, format, compile and run .route files."""
+    """Order routing rules as code: check, format, compile and run .route files.
+
+    Exit codes: 0 success, 1 problems in the input (diagnostics, unformatted files),
+    2 unusable input or arguments, 3 internal error.
+    """
 
 
 @main.command()
@@ -150,6 +175,8 @@ def fmt(paths: tuple[str, ...], check_only: bool) -> None:
 
 def load_plan_or_source(path: Path) -> Plan:
     """A plan from a .route file (checked and compiled) or from a compiled plan (JSON)."""
+    if path.suffix not in (".route", ".json"):
+        raise InputError(f"{path}: expected a .route file or a compiled plan (.json)")
     if path.suffix == ".json":
         try:
             return load_plan(path.read_bytes(), str(path))

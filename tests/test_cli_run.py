@@ -151,3 +151,29 @@ def test_snapshot_folder_with_ndjson_and_csv(tmp_path: Path):
     from_file = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
     assert from_folder.exit_code == 0, from_folder.output
     assert from_folder.stdout == from_file.stdout
+
+
+def test_output_into_a_missing_folder_is_an_input_error(tmp_path: Path):
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--out",
+                    str(tmp_path / "missing" / "result.json"))
+    assert result.exit_code == 2
+    assert "cannot write here" in result.stderr
+
+
+def test_run_refuses_files_that_are_neither_source_nor_plan():
+    result = invoke("run", str(ROOT / "README.md"), "--snapshot", SNAPSHOT)
+    assert result.exit_code == 2
+    assert "expected a .route file or a compiled plan" in result.stderr
+
+
+def test_an_internal_error_is_reported_without_a_traceback(monkeypatch):
+    import routing_dsl.cli as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(cli, "run_plan", broken)
+    monkeypatch.delenv("ROUTING_DEBUG", raising=False)
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
+    assert result.exit_code == 3
+    assert "internal error: RuntimeError: boom" in result.stderr
+    assert "Traceback" not in result.output
