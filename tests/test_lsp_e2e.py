@@ -113,3 +113,25 @@ async def test_broken_text_never_crashes_the_server(client: LanguageClient, tmp_
     good = open_document(client, EXAMPLE)
     await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
     assert list(client.diagnostics[good]) == []
+
+
+async def test_importers_are_rechecked_when_an_imported_buffer_changes(client: LanguageClient,
+                                                                      tmp_path: Path):
+    lib = tmp_path / "lib.route"
+    lib.write_text("declare queue MY_QUEUE\n")
+    main = tmp_path / "main.route"
+    main_text = ('use "lib.route"\ngroup "G" for store S {\n  routing "R" {\n'
+                 '    filter {\n      queue == MY_QUEUE\n    }\n'
+                 '    rule "r" {\n      assign single\n    }\n  }\n}\n')
+    main_uri = open_document(client, main, main_text)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert list(client.diagnostics[main_uri]) == []
+    lib_uri = open_document(client, lib)
+    await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=lib_uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(
+            text="declare queue OTHER_QUEUE\n")]))
+    for _ in range(2):  # the library's own diagnostics, then its importer's
+        await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert [d.code for d in client.diagnostics[main_uri]] == ["RT201"]

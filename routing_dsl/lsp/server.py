@@ -75,6 +75,14 @@ class RoutingLanguageServer(LanguageServer):
             message=message, severity=_SEVERITY[diagnostic.level], code=diagnostic.code,
             source="routing-dsl")
 
+    def publish_all(self, changed: str) -> None:
+        """Diagnostics for the changed document first, then for the other open documents,
+        which may import it."""
+        self.publish(changed)
+        for uri in list(self.workspace.text_documents):
+            if uri != changed and uri.endswith(".route"):
+                self.publish(uri)
+
     def publish(self, uri: str) -> None:
         document = self.document(uri)
         result = self.check(uri)
@@ -131,7 +139,7 @@ async def did_change(ls: RoutingLanguageServer, params: types.DidChangeTextDocum
     async def later() -> None:
         await asyncio.sleep(DEBOUNCE_SECONDS)
         try:
-            ls.publish(uri)
+            ls.publish_all(uri)
         except Exception:  # noqa: BLE001
             log.exception("diagnostics failed")
 
