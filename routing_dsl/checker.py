@@ -20,7 +20,7 @@ from . import vocabulary as v
 from .checked import (CheckedCondition, CheckedGroup, CheckedProgram, CheckedRouting,
                       CheckedRule, CheckedSortKey, Where)
 from .diagnostics import Diagnostic, Fix, sort_diagnostics
-from .loader import Loader, ParsedModule, SourceError
+from .loader import Loader, ParsedModule, SourceError, stdlib_modules
 from .source import SourceFile, Span
 from .suggest import did_you_mean
 
@@ -237,7 +237,6 @@ class _ModuleChecker:
             if use.is_path:
                 hint = "paths are relative to the importing file"
             else:
-                from .loader import stdlib_modules
                 guess = did_you_mean(use.target, stdlib_modules())
                 hint = (f"did you mean `{guess}`?" if guess else
                         "stdlib modules: " + ", ".join(stdlib_modules()))
