@@ -571,9 +571,12 @@ class _Interpreter:
         else:
             full = dict.fromkeys(candidates, 0)
             for item in open_items:
-                for facility in stock.get(item.product, {}):
-                    if facility in full and self._can_serve(prepared, item, facility, {},
-                                                            item.open):
+                need, excluded = item.open, item.excluded
+                for facility, quantity in stock.get(item.product, {}).items():
+                    if facility not in full or quantity + EPSILON < need:
+                        continue
+                    if prepared.safety is None and facility not in excluded or \
+                            self._can_serve(prepared, item, facility, {}, need):
                         full[facility] += 1
         measures = {}
         for facility in candidates:
