@@ -56,10 +56,6 @@ def _number(value: float) -> float | int:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
-def _money(value: float) -> float:
-    return round(value + 0.0, 2)
-
-
 # ---- run state ----------------------------------------------------------------------------
 
 class _ItemState:

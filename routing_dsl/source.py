@@ -59,10 +59,5 @@ class SourceFile:
         end = self.line_starts[line] - 1 if line < len(self.line_starts) else len(self.text)
         return self.text[start:end].rstrip("\r")
 
-    def offset(self, line: int, column: int) -> int:
-        """The offset of a 1-based line and column (clamped to the file)."""
-        line = max(1, min(line, len(self.line_starts)))
-        return min(self.line_starts[line - 1] + column - 1, len(self.text))
-
     def slice(self, span: Span) -> str:
         return self.text[span.start : span.end]
