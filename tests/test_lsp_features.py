@@ -80,6 +80,7 @@ def test_hover_documents_fields_keywords_operators_and_ids(result):
     assert "less than or equal" in hover_text("<= 1000")
     assert "Brokering queue" in hover_text("_NA_")
     assert "optionally `paused`" in hover_text("schedule")
+    assert "HotWax Commerce's standard ids" in hover_text("hotwax")
 
 
 def test_hover_shows_a_constants_value(tmp_path: Path):

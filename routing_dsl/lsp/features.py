@@ -188,7 +188,14 @@ def _describe_definition(definition: Definition) -> str:
         doc = f": {definition.doc}" if definition.doc else ""
         return f"**`{definition.name}`** ({definition.id_kind}){doc}\n\ndeclared in " \
                f"`{Path(source.name).name}`"
-    return f"module `{definition.name}` (`{source.name}`)"
+    header = []
+    for line in source.text.splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("# ").rstrip())
+    about = "\n".join(header).strip()
+    return f"module `{definition.name}` (`{Path(source.name).name}`)" + (
+        f"\n\n{about}" if about else "")
 
 
 def _operator_at(text: str, offset: int) -> tuple[str, Span] | None:
