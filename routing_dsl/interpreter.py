@@ -13,6 +13,7 @@ import math
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, time, timedelta
 from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -91,6 +92,21 @@ class _Unit:
     queue: str
     items: list[_ItemState]
     distances: dict[str, float] = field(default_factory=dict)  # facility -> km, per unit
+
+    @cached_property
+    def target(self) -> tuple[float, float, float] | None:
+        ship_to = self.ship_group.ship_to
+        return _radians(ship_to.lat, ship_to.lon) if ship_to else None
+
+    def km_to(self, info: _FacilityInfo) -> float | None:
+        """Distance from the facility to the ship-to address, computed once per unit; None
+        when either has no coordinates."""
+        if info.radians is None or self.target is None:
+            return None
+        distance = self.distances.get(info.id)
+        if distance is None:
+            distance = self.distances[info.id] = _haversine_radians(*info.radians, *self.target)
+        return distance
 
 
 @dataclass
@@ -473,9 +489,7 @@ class _Interpreter:
         if prepared.rule.assign == "single":
             # only a facility holding every product in full can take a single unit;
             # start from the product stocked in the fewest places
-            needs: dict[str, float] = defaultdict(float)
-            for item in open_items:
-                needs[item.product] += item.open
+            needs = _needs(open_items)
             holders: set[str] | None = None
             for product, need in sorted(needs.items(), key=lambda pn: len(stock.get(pn[0], ()))):
                 level = stock.get(product, {})
@@ -491,28 +505,19 @@ class _Interpreter:
             for item in open_items:
                 holders.update(f for f, q in stock.get(item.product, {}).items()
                                if q > EPSILON and f in static)
-        ship_to = unit.ship_group.ship_to
-        target = _radians(ship_to.lat, ship_to.lon) if ship_to else None
         check_limit = not prepared.rule.ignore_facility_order_limit
         uses_distance, limits = prepared.uses_distance, prepared.distance
         factor = prepared.unit_factor
-        facilities, orders_today, cache = self.ctx.facilities, self.ctx.orders_today, unit.distances
+        facilities, orders_today = self.ctx.facilities, self.ctx.orders_today
         result: dict[str, float | None] = {}
         # holders' order does not matter: ranking ends with the facility id
         for facility_id in holders:
             info = facilities[facility_id]
             if check_limit and info.limit is not None and orders_today[facility_id] >= info.limit:
                 continue
-            distance = None
-            if uses_distance:
-                if info.radians is None or target is None:
-                    self._missing_coordinates(info, unit)
-                else:
-                    distance = cache.get(facility_id)
-                    if distance is None:
-                        phi, lam, cos_phi = info.radians
-                        distance = cache[facility_id] = _haversine_radians(
-                            phi, lam, cos_phi, *target)
+            distance = unit.km_to(info) if uses_distance else None
+            if uses_distance and distance is None:
+                self._missing_coordinates(info, unit)
             if limits and (distance is None or not all(compare(distance, limit)
                                                        for compare, limit, _ in limits)):
                 continue
@@ -686,16 +691,22 @@ class _Interpreter:
             return True
         return False
 
-    def _assign_single(self, prepared, measures, open_items, pending, placements) -> None:
-        needs: dict[str, float] = defaultdict(float)
-        for item in open_items:
-            needs[item.product] += item.open
-        for facility in self._ranking(prepared, measures, open_items):
+    def _first_filling(self, prepared, ranking: list[str], items: list[_ItemState],
+                       pending: dict) -> str | None:
+        """The first facility in ``ranking`` that can fill every one of ``items`` in full
+        (quantities of lines with the same product summed)."""
+        needs = _needs(items)
+        for facility in ranking:
             if all(self._can_serve(prepared, item, facility, pending, needs[item.product])
-                   for item in open_items):
-                for item in open_items:
-                    placements.append((item, facility, item.open))
-                return
+                   for item in items):
+                return facility
+        return None
+
+    def _assign_single(self, prepared, measures, open_items, pending, placements) -> None:
+        facility = self._first_filling(prepared, self._ranking(prepared, measures, open_items),
+                                       open_items, pending)
+        if facility is not None:
+            placements.extend((item, facility, item.open) for item in open_items)
 
     def _assign_partial(self, prepared, measures, open_items, pending, placements) -> None:
         steps: list[list[_ItemState]] = []
@@ -712,17 +723,12 @@ class _Interpreter:
         for step in steps:
             ranking = self._ranking(prepared, measures, step)
             if prepared.rule.keep_item_groups_together and step[0].item.item_group is not None:
-                needs: dict[str, float] = defaultdict(float)
-                for item in step:
-                    needs[item.product] += item.open
-                for facility in ranking:
-                    if all(self._can_serve(prepared, item, facility, pending, needs[item.product])
-                           for item in step):
-                        for item in step:
-                            placements.append((item, facility, item.open))
-                            key = (facility, item.product)
-                            pending[key] = pending.get(key, 0.0) + item.open
-                        break
+                facility = self._first_filling(prepared, ranking, step, pending)
+                if facility is not None:
+                    for item in step:
+                        placements.append((item, facility, item.open))
+                        key = (facility, item.product)
+                        pending[key] = pending.get(key, 0.0) + item.open
                 continue
             item = step[0]
             remaining = item.open
@@ -793,11 +799,9 @@ class _Interpreter:
             })
 
     def _distance(self, facility: str, unit: _Unit, unit_name: str) -> float | None:
-        info = self.ctx.facilities[facility]
-        ship_to = unit.ship_group.ship_to
-        if None in (info.lat, info.lon) or ship_to is None or None in (ship_to.lat, ship_to.lon):
+        km = unit.km_to(self.ctx.facilities[facility])
+        if km is None:
             return None
-        km = haversine_km(info.lat, info.lon, ship_to.lat, ship_to.lon)
         return km if unit_name == "km" else km / KM_PER_MILE
 
     def _new_ship_group(self, order_id: str) -> str:
@@ -833,9 +837,7 @@ class _Interpreter:
         rule = prepared.rule
         chosen = sorted({facility for _, facility, _ in placements}) if rejection is None else []
         facilities = []
-        needs: dict[str, float] = defaultdict(float)
-        for item in open_items:
-            needs[item.product] += item.open
+        needs = _needs(open_items)
         for info in sorted(self.ctx.facilities.values(), key=lambda f: f.id):
             if info.virtual or store not in info.stores:
                 continue
@@ -908,6 +910,14 @@ class _Interpreter:
         if rejection:
             return because(rejection)
         return because("ranked below the chosen facilities")
+
+
+def _needs(items: Iterable[_ItemState]) -> dict[str, float]:
+    """Open quantity per product over ``items``."""
+    needs: dict[str, float] = defaultdict(float)
+    for item in items:
+        needs[item.product] += item.open
+    return needs
 
 
 def _fmt(value: float) -> str:
