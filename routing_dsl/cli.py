@@ -89,6 +89,9 @@ class _Commands(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit,
                 KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # output piped to `head` and the like: stop quietly
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
+            sys.exit(0)
         except Exception as error:  # noqa: BLE001 - last line of defence for users
             if os.environ.get("ROUTING_DEBUG"):
                 raise

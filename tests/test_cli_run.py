@@ -177,3 +177,15 @@ def test_an_internal_error_is_reported_without_a_traceback(monkeypatch):
     assert result.exit_code == 3
     assert "internal error: RuntimeError: boom" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_output_cut_short_by_a_closed_pipe_exits_quietly():
+    import subprocess
+    import sys
+    process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "schema", "result"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 0
+    assert "internal error" not in stderr and "Traceback" not in stderr
