@@ -214,11 +214,10 @@ def definition(ls: RoutingLanguageServer, params: types.DefinitionParams):
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
 @safely(default=[])
 def references(ls: RoutingLanguageServer, params: types.ReferenceParams):
-    uri = params.text_document.uri
     target = _target(ls, params)
     if target is None:
         return []
-    found = f.find_references(ls.project.check_all() + [ls.check(uri)], target,
+    found = f.find_references(ls.project.check_all(), target,
                               params.context.include_declaration)
     return [_location(ls, path, span.start, span.end) for path, span in found]
 
@@ -226,11 +225,10 @@ def references(ls: RoutingLanguageServer, params: types.ReferenceParams):
 @server.feature(types.TEXT_DOCUMENT_RENAME)
 @safely()
 def rename(ls: RoutingLanguageServer, params: types.RenameParams):
-    uri = params.text_document.uri
     target = _target(ls, params)
     if target is None:
         return None
-    edits = f.rename(ls.project.check_all() + [ls.check(uri)], target, params.new_name)
+    edits = f.rename(ls.project.check_all(), target, params.new_name)
     if isinstance(edits, str):
         ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, edits))
         return None
