@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 
@@ -20,7 +19,7 @@ from . import vocabulary as v
 from .checked import (CheckedCondition, CheckedGroup, CheckedProgram, CheckedRouting,
                       CheckedRule, CheckedSortKey, Where)
 from .diagnostics import Diagnostic, Fix, sort_diagnostics
-from .loader import Loader, ParsedModule, SourceError, stdlib_modules
+from .loader import ImportProblem, Loader, ParsedModule, SourceError, project_root, stdlib_modules
 from .source import SourceFile, Span
 from .suggest import did_you_mean
 
@@ -118,20 +117,29 @@ class CheckResult:
 
 # ---- the checker ----------------------------------------------------------------------------------
 
+MAX_IMPORT_DEPTH = 32
+
+
 class Workspace:
     """Checks files, sharing parsed and checked imports between them."""
 
-    def __init__(self, loader: Loader | None = None):
+    def __init__(self, loader: Loader | None = None, roots: tuple[Path, ...] = ()):
         self.loader = loader or Loader()
+        self.roots = tuple(r.resolve() for r in roots)  # an editor's workspace folders
         self._results: dict[Path, CheckResult] = {}
         self._in_progress: list[Path] = []
+        self.root = Path.cwd()  # the project root of the file being checked (see project_root)
 
     def check_path(self, path: Path, name: str | None = None) -> CheckResult:
         """Check a file on disk (or an open buffer). Raises SourceError when unreadable."""
+        if not self._in_progress:
+            self.root = project_root(path.resolve(), self.roots)
         parsed = self.loader.load(path, name)
         return self._check(parsed)
 
     def check_text(self, text: str, name: str = "<input>", path: Path | None = None) -> CheckResult:
+        if not self._in_progress:
+            self.root = project_root(path.resolve(), self.roots) if path else Path.cwd()
         parsed = Loader.parse_text(text, name, path)
         return self._check(parsed)
 
@@ -176,6 +184,11 @@ class _ModuleChecker:
               fixes: tuple[Fix, ...] = (), source: SourceFile | None = None) -> None:
         self.diagnostics.append(
             Diagnostic(code, message, source or self.source, span, hint=hint, fixes=fixes))
+
+    def _syntax_error_in(self, span: Span) -> bool:
+        """A syntax error inside ``span`` already explains what the block seems to lack."""
+        return any(span.start <= d.span.start <= span.end
+                   for d in self.parsed.syntax_diagnostics)
 
     def where(self, span: Span) -> Where:
         return Where(self.source, span)
@@ -232,7 +245,16 @@ class _ModuleChecker:
         return not any(isinstance(i, n.Group) for i in self.parsed.module.items)
 
     def _use(self, use: n.Use) -> None:
-        path = self.workspace.loader.resolve(use, self.parsed.path)
+        if len(self.workspace._in_progress) >= MAX_IMPORT_DEPTH:
+            self.error("RT204", f"cannot import `{use.target}`: imports nest more than "
+                       f"{MAX_IMPORT_DEPTH} modules deep", use.target_span,
+                       hint="import shared modules from the entry file instead of in a chain")
+            return
+        try:
+            path = self.workspace.loader.resolve(use, self.parsed.path, self.workspace.root)
+        except ImportProblem as problem:
+            self.error("RT204", f"cannot import {problem}", use.target_span, hint=problem.hint)
+            return
         if path is None:
             if use.is_path:
                 hint = "paths are relative to the importing file"
@@ -455,6 +477,12 @@ class _ModuleChecker:
             return None
         if measure in ("distance", "money", "count") and value.value < 0:
             self.error("RT307", f"`{name}` cannot be negative", value.span, source=source)
+            return None
+        limit = v.MEASURE_LIMITS.get(measure)
+        if limit is not None and abs(value.value) > limit:
+            unit = f" {value.unit}" if value.unit else ""
+            self.error("RT307", f"`{name}` is out of range", value.span,
+                       hint=f"at most {limit:,}{unit}", source=source)
             return None
         return float(value.value)
 
@@ -716,7 +744,8 @@ class _ModuleChecker:
                     parked_by = member
             rules.append(checked)
         status = routing.status.name if routing.status else "active"
-        if status == "active" and not any(r.status == "active" for r in rules):
+        if status == "active" and not any(r.status == "active" for r in rules) \
+                and not self._syntax_error_in(routing.span):
             self.error("RT401", f"routing `{routing.name.value}` has no active rule",
                        routing.name.span,
                        hint="add a rule, or mark the routing `draft` until it has one")
@@ -756,7 +785,7 @@ class _ModuleChecker:
                                 "(`0 */15 * * * ?`)")
             if schedule.timezone is not None:
                 timezone = schedule.timezone.value
-                if not _valid_zone(timezone):
+                if not v.is_known_zone(timezone):
                     guess = did_you_mean(timezone, _zones())
                     self.error("RT408", f"unknown time zone \"{timezone}\"",
                                schedule.timezone.span,
@@ -773,7 +802,8 @@ class _ModuleChecker:
                                member.name.span, hint="routing names are unique within a group")
                 names[member.name.value] = member
                 routings.append(self._routing(member))
-        if not any(r.status == "active" for r in routings):
+        if not any(r.status == "active" for r in routings) and \
+                not self._syntax_error_in(group.span):
             self.error("RT413", f"group `{group.name.value}` has no active routing",
                        group.name.span)
         return CheckedGroup(group.name.value, store, cron, timezone, paused, tuple(routings),
@@ -870,20 +900,5 @@ def _valid_cron(expression: str) -> bool:
         return False
 
 
-def _valid_zone(name: str) -> bool:
-    if not name or name.startswith("/") or ".." in name:
-        return False
-    try:
-        ZoneInfo(name)
-        return True
-    except (KeyError, ValueError, OSError):
-        return False
-
-
-_ZONES: list[str] = []
-
-
 def _zones() -> list[str]:
-    if not _ZONES:
-        _ZONES.extend(sorted(available_timezones()))
-    return _ZONES
+    return v.zone_names()

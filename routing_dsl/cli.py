@@ -46,6 +46,8 @@ def expand_paths(paths: tuple[str, ...]) -> list[Path]:
                 raise InputError(f"{raw}: no .route files in this directory")
             files.extend(found)
         elif path.exists():
+            if path.suffix != ".route":
+                raise InputError(f"{raw}: not a .route file")
             files.append(path)
         else:
             raise InputError(f"{raw}: no such file or directory")

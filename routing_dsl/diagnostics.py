@@ -64,11 +64,48 @@ class Diagnostic:
         }
 
 
+# A file shows at most this many diagnostics, then one RT199 line counting the rest: past a few
+# hundred, more errors help nobody and cost the editor time.
+MAX_DIAGNOSTICS = 200
+_OMITTED = "RT199"
+
+
+def omitted_diagnostic(source: SourceFile, count: int, at: int | None = None) -> Diagnostic:
+    offset = len(source.text) if at is None else at
+    return Diagnostic(_OMITTED, f"and {count} more problem{'' if count == 1 else 's'} in this "
+                      f"file (showing the first {MAX_DIAGNOSTICS})", source, Span(offset, offset))
+
+
+def _omitted_count(diagnostic: Diagnostic) -> int:
+    return int(diagnostic.message.split()[1])
+
+
 def sort_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Sorted, without duplicates, and capped at :data:`MAX_DIAGNOSTICS` per file."""
     unique: dict[tuple, Diagnostic] = {}
+    omitted: dict[str, int] = {}
     for diagnostic in diagnostics:
-        unique.setdefault(diagnostic.sort_key(), diagnostic)
-    return [unique[key] for key in sorted(unique)]
+        if diagnostic.code == _OMITTED:
+            name = diagnostic.source.name
+            omitted[name] = omitted.get(name, 0) + _omitted_count(diagnostic)
+        else:
+            unique.setdefault(diagnostic.sort_key(), diagnostic)
+    result: list[Diagnostic] = []
+    shown: dict[str, int] = {}
+    sources: dict[str, SourceFile] = {}
+    for key in sorted(unique):
+        diagnostic = unique[key]
+        name = diagnostic.source.name
+        sources[name] = diagnostic.source
+        if shown.get(name, 0) >= MAX_DIAGNOSTICS:
+            omitted[name] = omitted.get(name, 0) + 1
+            continue
+        shown[name] = shown.get(name, 0) + 1
+        result.append(diagnostic)
+    for name, count in sorted(omitted.items()):
+        source = sources.get(name) or next(d.source for d in diagnostics if d.source.name == name)
+        result.append(omitted_diagnostic(source, count))
+    return result
 
 
 def render_text(diagnostic: Diagnostic) -> str:

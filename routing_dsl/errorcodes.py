@@ -33,8 +33,13 @@ _CODES = [
               "reports every syntax error."),
     ErrorCode("RT102", Severity.ERROR, "unexpected character",
               "A character that cannot start any token, such as `@` or an unterminated string."),
-    ErrorCode("RT103", Severity.ERROR, "unexpected end of file",
-              "The file ended inside a block; usually a missing `}`."),
+    ErrorCode("RT103", Severity.ERROR, "unclosed block",
+              "A block's `{` is never closed: the file ends inside it, or a statement that "
+              "belongs outside it starts first. Reported once, at the opening `{`, or at the end "
+              "of the file when a statement is cut short there."),
+    ErrorCode("RT199", Severity.INFO, "too many problems",
+              "A file shows at most 200 problems; this line counts the rest. Fix the first "
+              "ones (often one early mistake explains many) and check again."),
     # names
     ErrorCode("RT201", Severity.ERROR, "undefined name",
               "A name is neither a constant (`let`) nor an id declared in a catalog "

@@ -21,6 +21,34 @@ class SourceError(Exception):
     """A file that cannot be read as UTF-8 text (missing, unreadable, binary)."""
 
 
+class ImportProblem(Exception):
+    """A ``use`` that names no module it may import; the message says why."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+# A folder holding one of these is a project root: `use "file.route"` stays inside it.
+ROOT_MARKERS = (".git", ".routing-root")
+
+
+def project_root(entry: Path, workspace_roots: tuple[Path, ...] = ()) -> Path:
+    """The nearest folder above ``entry`` holding a root marker, else the editor's workspace
+    folder holding ``entry``, else ``entry``'s own folder."""
+    for folder in entry.parents:
+        for marker in ROOT_MARKERS:
+            try:
+                if (folder / marker).exists():
+                    return folder
+            except OSError:
+                continue
+    for root in workspace_roots:
+        if entry.is_relative_to(root):
+            return root
+    return entry.parent
+
+
 @dataclass
 class ParsedModule:
     path: Path | None
@@ -76,17 +104,44 @@ class Loader:
         module, diagnostics = parse(source)
         return ParsedModule(path.resolve() if path else None, source, module, diagnostics)
 
-    def resolve(self, use: n.Use, importer: Path | None) -> Path | None:
-        """The file a ``use`` names, or None when it names no existing module."""
+    def resolve(self, use: n.Use, importer: Path | None, root: Path) -> Path | None:
+        """The file a ``use`` names, or None when it names no existing module. A path must name
+        a ``.route`` file inside ``root`` (after following links); anything else raises
+        :class:`ImportProblem`, so a hostile ``use`` can make nothing else be read."""
         if use.is_path:
-            base = importer.parent if importer else Path.cwd()
-            candidate = (base / use.target).resolve()
-            return candidate if candidate.is_file() or candidate in self.overrides else None
+            return self._resolve_path(use.target, importer, root)
         parts = use.target.split(".")
         if len(parts) < 2 or parts[0] != "std":
             return None
         candidate = stdlib_dir().joinpath(*parts[1:]).with_suffix(".route")
         return candidate.resolve() if candidate.is_file() else None
+
+    def _resolve_path(self, target: str, importer: Path | None, root: Path) -> Path | None:
+        inside = f"a `use` names a `.route` file inside the project ({root})"
+        if not target.endswith(".route") or "\x00" in target:
+            raise ImportProblem(f"`{_shown(target)}` is not a `.route` file", inside)
+        base = importer.parent if importer else Path.cwd()
+        try:
+            candidate = (base / target).resolve()
+        except (OSError, RuntimeError, ValueError):
+            raise ImportProblem(f"cannot follow `{_shown(target)}` (a link loop?)") from None
+        if not candidate.is_relative_to(root):
+            raise ImportProblem(f"`{_shown(target)}` is outside the project",
+                                f"{inside}; a folder holding `.routing-root` or `.git` marks "
+                                "the project root")
+        if candidate.suffix != ".route":
+            raise ImportProblem(f"`{_shown(target)}` links to a file that is not a `.route` "
+                                "file", inside)
+        try:
+            found = candidate.is_file()
+        except OSError:
+            found = False
+        return candidate if found or candidate in self.overrides else None
+
+
+def _shown(target: str) -> str:
+    text = target if len(target) <= 80 else target[:77] + "..."
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def stdlib_modules() -> list[str]:

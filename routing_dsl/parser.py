@@ -1,81 +1,95 @@
 """Parser: source text -> AST (:mod:`routing_dsl.nodes`) plus syntax diagnostics.
 
-Lark parses with LALR(1); syntax errors are repaired on the fly (a missing value, name or
-closing brace is inserted; an unexpected token is dropped) so that one run reports every
-syntax error and the language server always gets a tree to work with.
+A hand-written lexer and recursive-descent parser for the grammar in ``grammar/routing.lark``
+(the grammar stays the readable specification; a test holds the two together). Writing it by
+hand buys what an editor and a pull request need from a parser:
+
+* **bounded cost**: one pass over the tokens, no backtracking, no recursion deeper than the
+  grammar's fixed block nesting plus :data:`MAX_LIST_DEPTH`; at most :data:`MAX_SYNTAX_ERRORS`
+  diagnostics are built, the rest are counted;
+* **one mistake, one error**: after an error the parser skips to the next statement it knows
+  (panic mode); a block left open is closed where its parent's next statement starts and is
+  reported once, at its opening brace;
+* **words are words**: keywords are whole identifiers, recognised only where the grammar can
+  take them, so field names such as ``queue`` stay names in a filter.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-from functools import lru_cache
-
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from dataclasses import dataclass
 
 from . import nodes as n
-from ._resources import grammar_path
-from .diagnostics import Diagnostic
+from .diagnostics import MAX_DIAGNOSTICS, Diagnostic, Fix, omitted_diagnostic
 from .source import SourceFile, Span
 from .suggest import did_you_mean
 
-MISSING = "\x00missing"
+MAX_LIST_DEPTH = 8
+MAX_SYNTAX_ERRORS = MAX_DIAGNOSTICS
 
-# Tokens the recovery may insert, in order of preference, with their placeholder text.
-_INSERTABLE = {
-    "NAME": MISSING,
-    "STRING": f'"{MISSING}"',
-    "SIGNED_NUMBER": MISSING,
-    "RBRACKET": "]",
-    "RBRACE": "}",
-    "COMMA": ",",
-    "EQ": "==",
+KEYWORDS = (
+    "use", "let", "declare", "template", "group", "for", "store", "schedule", "paused",
+    "routing", "active", "draft", "archived", "filter", "sort", "by", "asc", "desc", "nulls",
+    "first", "last", "rule", "extends", "assign", "inventory", "keep_item_groups_together",
+    "ignore_facility_order_limit", "only_if_all_items_available", "shipment_threshold", "when",
+    "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
+    "is", "null", "within", "mi", "km", "days", "day",
+)
+
+_UPPER = {word: word.upper() for word in KEYWORDS}
+_PUNCTUATION = {
+    "==": "EQ", "!=": "NE", "<=": "LE", ">=": "GE", "<": "LT", ">": "GT", "=": "ASSIGN_OP",
+    "{": "LBRACE", "}": "RBRACE", "[": "LBRACKET", "]": "RBRACKET", ",": "COMMA", ".": "DOT",
 }
-_LOOKAHEAD = 6
+_COMPARISONS = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
 
 _READABLE = {
-    "NAME": "a name",
-    "STRING": "a string",
-    "SIGNED_NUMBER": "a number",
-    "$END": "end of file",
-    "EQ": "`==`", "NE": "`!=`", "LT": "`<`", "LE": "`<=`", "GT": "`>`", "GE": "`>=`",
-    "ASSIGN_OP": "`=`", "LBRACE": "`{`", "RBRACE": "`}`", "LBRACKET": "`[`",
-    "RBRACKET": "`]`", "COMMA": "`,`", "DOT": "`.`",
+    "NAME": "a name", "STRING": "a string", "SIGNED_NUMBER": "a number", "$END": "end of file",
+    **{terminal: f"`{text}`" for text, terminal in _PUNCTUATION.items()},
 }
 
+_TOP = ("use", "let", "declare", "template", "group")
+_GROUP = ("schedule", "routing")
+_ROUTING = ("filter", "sort", "rule")
+_RULE = ("assign", "inventory", "sort", "when")
+_FLAGS = ("keep_item_groups_together", "ignore_facility_order_limit",
+          "only_if_all_items_available", "shipment_threshold")
+_ACTIONS = ("next", "move", "auto_cancel", "clear")
+_UNITS = ("mi", "km", "days", "day")
+_STATUSES = ("active", "draft", "archived")
+# Words that, after a field name, continue a condition.
+_CONDITION_WORDS = ("in", "not", "is", "within")
+
+_LEX = re.compile(r"""
+    (?P<ws>[ \t\r\n\f]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<open_string>"(?:[^"\\\n]|\\.)*)
+  | (?P<punct>==|!=|<=|>=|[<>={}\[\],.])
+  | (?P<bad>[\s\S])
+""", re.VERBOSE)
+
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+_ESCAPE = re.compile(r"\\(.)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-@lru_cache(maxsize=1)
-def lark_parser() -> Lark:
-    return Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
-
-
-@lru_cache(maxsize=1)
 def keyword_terminals() -> dict[str, str]:
-    """Terminal name -> keyword text, for every keyword of the language."""
-    result = {}
-    for terminal in lark_parser().terminals:
-        pattern = terminal.pattern
-        if pattern.type == "str" and pattern.value.isidentifier():
-            result[terminal.name] = pattern.value
-    return result
+    """Terminal name -> keyword text (``AUTO_CANCEL`` -> ``auto_cancel``), as in the grammar."""
+    return {word.upper(): word for word in KEYWORDS}
 
 
 def readable(terminal: str) -> str:
     if terminal in _READABLE:
         return _READABLE[terminal]
-    keyword = keyword_terminals().get(terminal)
-    return f"`{keyword}`" if keyword else terminal.lower()
+    return f"`{terminal.lower()}`" if terminal.lower() in KEYWORDS else terminal.lower()
 
 
 def describe_expected(expected: set[str]) -> str:
-    names = sorted({readable(t) for t in expected if not t.startswith("__")})
+    names = sorted({readable(t) for t in expected})
     if len(names) > 8:
         names = names[:8] + ["..."]
     return ", ".join(names)
@@ -89,329 +103,691 @@ def scan_comments(text: str) -> tuple[n.Comment, ...]:
     )
 
 
-class _Recovery:
-    """The ``on_error`` callback: records a diagnostic, then repairs and resumes."""
+@dataclass(slots=True)
+class Token:
+    """A lexed token. ``type`` is NAME for every word until the parser consumes it as a
+    keyword, when it becomes the keyword's terminal name (``GROUP``), as in the grammar."""
+
+    type: str
+    value: str
+    start: int
+    end: int
+    line: int  # 0-based
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
+
+
+def tokenize(source: SourceFile, report) -> list[Token]:
+    """The tokens of ``source`` ending with ``$END``; bad characters go to ``report``."""
+    tokens: list[Token] = []
+    text = source.text
+    line = 0
+    bad_end = -1
+    for match in _LEX.finditer(text):
+        kind = match.lastgroup
+        start, end = match.span()
+        if kind == "ws" or kind == "comment":
+            line += text.count("\n", start, end)
+            continue
+        if kind == "name":
+            tokens.append(Token("NAME", match.group(), start, end, line))
+        elif kind == "number":
+            tokens.append(Token("SIGNED_NUMBER", match.group(), start, end, line))
+        elif kind == "string":
+            tokens.append(Token("STRING", match.group(), start, end, line))
+            control = _CONTROL.search(text, start, end)
+            if control:
+                report("RT102", f"control character `{_printable(control.group())}` in a string",
+                       Span(control.start(), control.end()),
+                       "strings hold printable text; remove the character")
+        elif kind == "punct":
+            tokens.append(Token(_PUNCTUATION[match.group()], match.group(), start, end, line))
+        elif kind == "open_string":
+            report("RT102", "unterminated string", Span(start, start + 1),
+                   "close the string with `\"` on the same line")
+            tokens.append(Token("STRING", match.group() + '"', start, end, line))
+        else:
+            if start != bad_end:
+                report("RT102", f"unexpected character `{_printable(match.group())}`",
+                       Span(start, end), None)
+            bad_end = end
+    tokens.append(Token("$END", "", len(text), len(text), line))
+    return tokens
+
+
+def _printable(char: str) -> str:
+    return char if char.isprintable() else f"\\u{ord(char):04x}"
+
+
+class _Closed(Exception):
+    """Unwinds a statement whose tokens ran out (end of file) or whose block ended."""
+
+
+@dataclass
+class _Block:
+    what: str           # "routing `Web`"
+    brace: Token        # its opening `{`
+    members: tuple[str, ...]
+
+
+class Parser:
+    """One parse of one file. ``parse()`` is the entry point."""
 
     def __init__(self, source: SourceFile):
         self.source = source
         self.diagnostics: list[Diagnostic] = []
-        self._last_char_error = -2
+        self.omitted = 0
+        self.bad_offsets: list[int] = []  # where the lexer reported characters it dropped
+        self.tokens = tokenize(source, self._report_character)
+        self.pos = 0
+        self.blocks: list[_Block] = []
+        self.unclosed_reported = 0   # blocks reported as never closed, not yet paid back
+        self.end_reported = False    # one "end of file" error explains every block left open
+        self.expected: set[str] = set()
+        # For completion: the consumed tokens and what was expected when the text ran out.
+        self.consumed: list[Token] = []
+        self.at_end: tuple[list[Token], set[str]] | None = None
 
-    def __call__(self, error: UnexpectedInput) -> bool:
-        if isinstance(error, UnexpectedCharacters):
-            return self._bad_character(error)
-        if isinstance(error, UnexpectedToken):
-            if error.token.type == "$END":
-                return self._unexpected_end(error)
-            return self._unexpected_token(error)
-        return False
+    # ---- diagnostics -----------------------------------------------------------------------
+    def _report(self, code: str, message: str, span: Span, hint: str | None,
+                fixes: tuple[Fix, ...] = ()) -> None:
+        if len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
+            self.omitted += 1
+            return
+        self.diagnostics.append(Diagnostic(code, message, self.source, span, hint=hint,
+                                           fixes=fixes))
 
-    def _bad_character(self, error: UnexpectedCharacters) -> bool:
-        pos = error.pos_in_stream
-        if pos != self._last_char_error + 1:
-            char = self.source.text[pos : pos + 1]
-            if char == '"':
-                message, hint = "unterminated string", "close the string with `\"` on the same line"
-            else:
-                message, hint = f"unexpected character `{char}`", None
-            self.diagnostics.append(
-                Diagnostic("RT102", message, self.source, Span(pos, pos + 1), hint=hint))
-        self._last_char_error = pos
-        return True
+    def _report_character(self, code: str, message: str, span: Span, hint: str | None) -> None:
+        self.bad_offsets.append(span.start)
+        self._report(code, message, span, hint)
 
-    def _unexpected_end(self, error: UnexpectedToken) -> bool:
-        end = len(self.source.text.rstrip())
-        parser = error.interactive_parser
-        expected = parser.accepts()
-        self.diagnostics.append(Diagnostic(
-            "RT103", "unexpected end of file", self.source, Span(end, end),
-            hint=f"expected {describe_expected(expected)}"))
-        for _ in range(200):
-            accepts = parser.accepts()
-            if "$END" in accepts:
+    def _explained(self) -> bool:
+        """Whether a character dropped just before the current token explains its error."""
+        after = self.consumed[-1].end if self.consumed else 0
+        index = bisect.bisect_left(self.bad_offsets, after)
+        return index < len(self.bad_offsets) and self.bad_offsets[index] <= self.peek.start
+
+    def _unexpected(self, guesses: tuple[str, ...] = ()) -> None:
+        """Report the current token as unexpected, naming what was expected; a word close to
+        an expected keyword gets a "did you mean"."""
+        token = self.peek
+        if self._explained():
+            self._note_end()
+            return
+        if token.type == "$END":
+            self._note_end()
+            if self.end_reported:
+                return
+            self.end_reported = True
+            end = len(self.source.text.rstrip())
+            self._report("RT103", "unexpected end of file", Span(end, end),
+                         f"expected {describe_expected(self.expected)}")
+            return
+        hint = f"expected {describe_expected(self.expected)}"
+        fixes: tuple[Fix, ...] = ()
+        if token.type == "NAME":
+            guesses = guesses + tuple(t.lower() for t in self.expected if t.lower() in KEYWORDS)
+            guess = did_you_mean(token.value, guesses)
+            if guess and guess != token.value:
+                hint = f"did you mean `{guess}`?"
+                fixes = (Fix(f"Change to `{guess}`", token.span, guess),)
+        shown = f"string {token.value}" if token.type == "STRING" else f"`{token.value}`"
+        self._report("RT101", f"unexpected {shown}", token.span, hint, fixes)
+
+    def _note_end(self) -> None:
+        if self.at_end is None:
+            self.at_end = (list(self.consumed), set(self.expected))
+
+    # ---- tokens ----------------------------------------------------------------------------
+    @property
+    def peek(self) -> Token:
+        return self.tokens[self.pos]
+
+    def peek_at(self, ahead: int) -> Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+
+    def advance(self, as_type: str | None = None) -> Token:
+        token = self.tokens[self.pos]
+        if as_type is not None:
+            token.type = as_type
+        if token.type != "$END":
+            self.pos += 1
+            self.consumed.append(token)
+        self.expected = set()
+        return token
+
+    def at(self, terminal: str) -> bool:
+        self.expected.add(terminal)
+        return self.peek.type == terminal
+
+    def at_word(self, *words: str) -> bool:
+        """The current token is one of the keywords ``words`` (checked as whole words)."""
+        self.expected.update(_UPPER[w] for w in words)
+        token = self.peek
+        return token.type == "NAME" and token.value in words
+
+    def accept(self, terminal: str) -> Token | None:
+        return self.advance() if self.at(terminal) else None
+
+    def accept_word(self, *words: str) -> Token | None:
+        if self.at_word(*words):
+            return self.advance(self.peek.value.upper())
+        return None
+
+    def expect(self, terminal: str) -> Token:
+        if self.at(terminal):
+            return self.advance()
+        self._unexpected()
+        raise _Closed
+
+    def expect_word(self, word: str) -> Token:
+        if self.at_word(word):
+            return self.advance(word.upper())
+        self._unexpected((word,))
+        raise _Closed
+
+    # ---- recovery --------------------------------------------------------------------------
+    def _enclosing_member(self, token: Token) -> bool:
+        """Whether ``token`` starts a statement of a block around the innermost one (so the
+        innermost block is missing its `}`)."""
+        if token.type != "NAME":
+            return False
+        if token.value in _TOP:
+            return True
+        for block in self.blocks[:-1]:
+            if token.value in block.members:
                 return True
-            for terminal in ("RBRACE", "RBRACKET", "NAME", "STRING"):
-                if terminal in accepts:
-                    parser.feed_token(self._token(terminal, end))
-                    break
-            else:
-                return False
         return False
 
-    def _unexpected_token(self, error: UnexpectedToken) -> bool:
-        token = error.token
-        parser = error.interactive_parser
-        accepts = parser.accepts()
-        self.diagnostics.append(self._token_diagnostic(token, accepts))
-        best = self._best_repair(parser, token, accepts)
-        for terminal in best:
-            parser.feed_token(self._token(terminal, token.start_pos))
-        if best:
-            parser.feed_token(token)
-        return True  # with no insertion, the offending token is dropped
+    def _skip_statement(self, members: tuple[str, ...], line: int | None) -> None:
+        """Panic mode: drop tokens up to the next statement of this block or a parent, the end
+        of the block, or (in condition blocks, where ``line`` is given) the next line. Braces
+        are skipped in pairs."""
+        while True:
+            token = self.peek
+            if token.type in ("$END", "RBRACE"):
+                return
+            if line is not None and token.line != line:
+                return
+            if token.type == "NAME" and (token.value in members or self._enclosing_member(token)):
+                return
+            if token.type == "LBRACE":
+                self._skip_braces()
+                continue
+            self.advance()
 
-    def _best_repair(self, parser, token: Token, accepts: set[str]) -> tuple[str, ...]:
-        """The insertion (of at most two tokens) before ``token``, or the deletion of ``token``
-        (the empty tuple), after which the parser gets furthest into the rest of the file."""
-        candidates: list[tuple[str, ...]] = [(t,) for t in _INSERTABLE if t in accepts]
-        for first in list(candidates):
-            trial = parser.copy()
-            trial.feed_token(self._token(first[0], token.start_pos))
-            candidates += [first + (t,) for t in _INSERTABLE if t in trial.accepts()]
-        scored = [(self._lookahead(parser, (), None), 0, ())]
-        for rank, candidate in enumerate(candidates, start=1):
-            scored.append((self._lookahead(parser, candidate, token) - len(candidate), -rank,
-                           candidate))
-        return max(scored)[2]
+    def _skip_braces(self) -> None:
+        depth = 0
+        while self.peek.type != "$END":
+            token = self.advance()
+            if token.type == "LBRACE":
+                depth += 1
+            elif token.type == "RBRACE":
+                depth -= 1
+                if depth == 0:
+                    return
 
-    def _lookahead(self, parser, inserted: tuple[str, ...], token: Token | None) -> int:
-        # Trials copy the value stack deeply: Lark's tree builder extends child lists in place.
-        trial = parser.copy()
-        fed = 0
+    # ---- blocks ----------------------------------------------------------------------------
+    def block(self, what: str, members: tuple[str, ...], member, *,
+              conditions: bool = False) -> tuple[list, Token | None]:
+        """Parse ``{ member* }``. Returns the members and the closing brace (None when the
+        block was never closed)."""
+        if not self.at("LBRACE"):
+            self._unexpected()
+            if self.peek_at(1).type != "LBRACE":
+                raise _Closed
+            self.advance()  # one stray word before the `{`: drop it and parse the block
+        brace = self.advance()
+        self.blocks.append(_Block(what, brace, members))
+        items: list = []
         try:
-            for terminal in inserted:
-                trial.feed_token(self._token(terminal, 0))
-            if token is not None:
-                trial.feed_token(token)
-                fed += 1
-            for _ in trial.iter_parse():
-                fed += 1
-                if fed >= _LOOKAHEAD:
-                    return fed
-            trial.feed_token(Token("$END", ""))
-            return _LOOKAHEAD
-        except UnexpectedInput:
-            return fed
+            while True:
+                self.expected.update(_UPPER[word] for word in members)
+                if conditions:
+                    self.expected.add("NAME")
+                if self.at("RBRACE"):
+                    return items, self.advance()
+                token = self.peek
+                if token.type == "$END":
+                    self._never_closed(brace, what, at_end=True)
+                    return items, None
+                if token.type == "NAME" and token.value not in members and \
+                        self._enclosing_member(token) and not (
+                            conditions and self._continues_condition()):
+                    self._never_closed(brace, what, at_end=False)
+                    return items, None
+                start = self.pos
+                try:
+                    node = member()
+                    if node is not None:
+                        items.append(node)
+                except _Closed:
+                    pass
+                if self.pos == start and self.peek.type not in ("RBRACE", "$END"):
+                    self.advance()  # never loop on a token that starts nothing
+        finally:
+            self.blocks.pop()
 
-    def _token_diagnostic(self, token: Token, accepts: set[str]) -> Diagnostic:
-        span = Span(token.start_pos, token.end_pos)
-        shown = f"`{token.value}`" if token.type != "STRING" else f"string {token.value}"
-        hint = f"expected {describe_expected(accepts)}"
-        previous = self._previous_word(token.start_pos)
-        if (previous and accepts & {"EQ", "IN", "IS"}
-                and token.type in ("NAME", "RBRACE", "SIGNED_NUMBER")):
-            flags = ["keep_item_groups_together", "ignore_facility_order_limit",
-                     "only_if_all_items_available", "shipment_threshold"]
-            guess = did_you_mean(previous, flags)
-            message = f"expected an operator after `{previous}`, found {shown}"
-            hint = (f"did you mean the flag `{guess}`?" if guess else
-                    "conditions read `field <op> value`, with op one of == != < <= > >= in, "
-                    "not in, is null, is not null")
-            return Diagnostic("RT101", message, self.source, span, hint=hint)
-        return Diagnostic("RT101", f"unexpected {shown}", self.source, span, hint=hint)
+    def _starts_statement(self, token: Token) -> bool:
+        return token.value in _TOP or any(token.value in b.members for b in self.blocks)
 
-    def _previous_word(self, offset: int) -> str:
-        match = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", self.source.text[:offset])
-        return match.group(1) if match else ""
+    def _continues_condition(self) -> bool:
+        after = self.peek_at(1)
+        return after.type in _COMPARISONS or (after.type == "NAME"
+                                              and after.value in _CONDITION_WORDS)
 
-    def _token(self, terminal: str, offset: int) -> Token:
-        position = self.source.position(offset)
-        return Token(terminal, _INSERTABLE.get(terminal, ""), start_pos=offset, end_pos=offset,
-                     line=position.line, column=position.column,
-                     end_line=position.line, end_column=position.column)
+    def _never_closed(self, brace: Token, what: str, *, at_end: bool) -> None:
+        self._note_end()
+        if at_end and (self.unclosed_reported or self.end_reported):
+            return  # the brace already reported, or the innermost block at the end explains it
+        self.end_reported = self.end_reported or at_end
+        line = self.source.position(brace.start).line
+        if at_end:
+            hint = f"add `}}` to close the {what} opened on line {line}"
+        else:
+            where = self.source.position(self.peek.start).line
+            hint = (f"add `}}` before line {where}, where `{self.peek.value}` starts a "
+                    f"statement outside the {what}")
+            self.unclosed_reported += 1
+        self._report("RT103", f"`{{` of {what} is never closed", brace.span, hint)
+
+    def statement(self, members: tuple[str, ...], parsers: dict, *,
+                  conditions: bool = False):
+        """One member of a block: dispatch on the leading keyword, recover on errors."""
+        token = self.peek
+        line = token.line if conditions else None
+        for word in members:
+            self.expected.add(_UPPER[word])
+        if token.type == "NAME" and token.value in parsers:
+            try:
+                return parsers[token.value]()
+            except _Closed:
+                self._skip_statement(members, line)
+                return None
+        if conditions and token.type == "NAME":
+            try:
+                return self.condition()
+            except _Closed:
+                self._skip_statement(members, line)
+                return None
+        if conditions:
+            self.expected.add("NAME")
+        self._unexpected(members)
+        if token.type != "$END":
+            self.advance()
+            self._skip_statement(members, line)
+        return None
+
+    # ---- module ----------------------------------------------------------------------------
+    def module(self) -> n.Module:
+        parsers = {"use": self.use_decl, "let": self.let_decl, "declare": self.declare_decl,
+                   "template": self.template_decl, "group": self.group_decl}
+        items = []
+        while True:
+            for word in _TOP:
+                self.expected.add(_UPPER[word])
+            token = self.peek
+            if token.type == "$END":
+                self._note_end()
+                break
+            if token.type == "RBRACE":
+                if self.unclosed_reported:
+                    self.unclosed_reported -= 1  # the brace of a block reported as unclosed
+                else:
+                    self._report("RT101", "unexpected `}`", token.span,
+                                 "no block is open here; remove it")
+                self.advance()
+                continue
+            node = self.statement(_TOP, parsers)
+            if node is not None:
+                items.append(node)
+        return n.Module(span=Span(0, len(self.source.text)), items=tuple(items))
+
+    def use_decl(self) -> n.Use:
+        start = self.advance("USE")
+        if self.at("STRING"):
+            target = self.advance()
+            return n.Use(span=Span(start.start, target.end), target=_unquote(target.value),
+                         is_path=True, target_span=target.span)
+        first = self.expect("NAME")
+        last = first
+        parts = [first.value]
+        while self.at("DOT"):
+            self.advance()
+            last = self.expect("NAME")
+            parts.append(last.value)
+        return n.Use(span=Span(start.start, last.end), target=".".join(parts), is_path=False,
+                     target_span=Span(first.start, last.end))
+
+    def let_decl(self) -> n.Let:
+        start = self.advance("LET")
+        name = self.expect("NAME")
+        value = self.value(after=self.expect("ASSIGN_OP"))
+        return n.Let(span=Span(start.start, value.span.end or name.end), name=_ident(name),
+                     value=value)
+
+    def declare_decl(self) -> n.Declare:
+        start = self.advance("DECLARE")
+        kind = self.expect("NAME")
+        entries = [self.declared()]
+        while self.at("COMMA"):
+            self.advance()
+            entries.append(self.declared())
+        return n.Declare(span=Span(start.start, entries[-1].span.end), kind=_ident(kind),
+                         entries=tuple(entries))
+
+    def declared(self) -> n.Declared:
+        name = self.expect("NAME")
+        doc = self.accept("STRING")
+        return n.Declared(span=Span(name.start, (doc or name).end), name=_ident(name),
+                          doc=_unquote(doc.value) if doc else None)
+
+    def template_decl(self) -> n.Template:
+        start = self.advance("TEMPLATE")
+        name = self.expect("NAME")
+        body, end = self.rule_body(f"template `{name.value}`")
+        return n.Template(span=Span(start.start, end), name=_ident(name), body=body)
+
+    # ---- groups ----------------------------------------------------------------------------
+    def group_decl(self) -> n.Group:
+        start = self.advance("GROUP")
+        name = self.string()
+        self.expect_word("for")
+        self.expect_word("store")
+        store = self.value(ids_only=True)
+        parsers = {"schedule": self.schedule, "routing": self.routing}
+        members, close = self.block(f"group `{name.value}`", _GROUP,
+                                    lambda: self.statement(_GROUP, parsers))
+        return n.Group(span=Span(start.start, self._end(close)), name=name, store=store,
+                       members=tuple(members))
+
+    def schedule(self) -> n.Schedule:
+        start = self.advance("SCHEDULE")
+        cron = self.string()
+        zone = None
+        end = cron.span.end
+        if self.accept_word("in"):
+            zone = self.string()
+            end = zone.span.end
+        paused = self.accept_word("paused")
+        if paused:
+            end = paused.end
+        return n.Schedule(span=Span(start.start, end), cron=cron, timezone=zone,
+                          paused=paused is not None)
+
+    def routing(self) -> n.Routing:
+        start = self.advance("ROUTING")
+        name = self.string()
+        status = self.status()
+        parsers = {"filter": self.filter_block, "sort": self.sort_clause, "rule": self.rule}
+        members, close = self.block(f"routing `{name.value}`", _ROUTING,
+                                    lambda: self.statement(_ROUTING, parsers))
+        return n.Routing(span=Span(start.start, self._end(close)), name=name, status=status,
+                         members=tuple(members))
+
+    def status(self) -> n.Ident | None:
+        token = self.accept_word(*_STATUSES)
+        return _ident(token) if token else None
+
+    def filter_block(self) -> n.Filter:
+        start = self.advance("FILTER")
+        members, close = self.block("filter", (), lambda: self.statement((), {}, conditions=True),
+                                    conditions=True)
+        return n.Filter(span=Span(start.start, self._end(close)), conditions=tuple(members))
+
+    def sort_clause(self) -> n.Sort:
+        start = self.advance("SORT")
+        self.expect_word("by")
+        keys = [self.sort_key()]
+        while self.at("COMMA"):
+            self.advance()
+            keys.append(self.sort_key())
+        return n.Sort(span=Span(start.start, keys[-1].span.end), keys=tuple(keys))
+
+    def sort_key(self) -> n.SortKey:
+        field = self.expect("NAME")
+        end = field.end
+        direction = self.accept_word("asc", "desc")
+        if direction:
+            end = direction.end
+        nulls = None
+        if self.accept_word("nulls"):
+            which = self.accept_word("first", "last")
+            if which is None:
+                self._unexpected()
+                raise _Closed
+            nulls, end = which.value, which.end
+        return n.SortKey(span=Span(field.start, end), field=_ident(field),
+                         descending=direction is not None and direction.value == "desc",
+                         nulls=nulls)
+
+    # ---- rules -----------------------------------------------------------------------------
+    def rule(self) -> n.Rule:
+        start = self.advance("RULE")
+        name = self.string()
+        status = self.status()
+        end = (status or name).span.end
+        extends = None
+        if self.accept_word("extends"):
+            token = self.expect("NAME")
+            extends, end = _ident(token), token.end
+        body = None
+        if self.at("LBRACE"):
+            body, end = self.rule_body(f"rule `{name.value}`")
+        return n.Rule(span=Span(start.start, end), name=name, status=status, extends=extends,
+                      body=body)
+
+    def rule_body(self, what: str) -> tuple[tuple, int]:
+        parsers = {"assign": self.assign, "inventory": self.inventory_block,
+                   "sort": self.sort_clause, "when": self.unfilled_block}
+        members, close = self.block(what, _RULE, lambda: self.statement(_RULE, parsers))
+        return tuple(members), self._end(close)
+
+    def assign(self) -> n.Assign:
+        start = self.advance("ASSIGN")
+        mode = self.expect("NAME")
+        return n.Assign(span=Span(start.start, mode.end), mode=_ident(mode))
+
+    def inventory_block(self) -> n.Inventory:
+        start = self.advance("INVENTORY")
+        parsers = {flag: self.flag for flag in _FLAGS}
+        members, close = self.block(
+            "inventory block", _FLAGS,
+            lambda: self.statement(_FLAGS, parsers, conditions=True), conditions=True)
+        return n.Inventory(span=Span(start.start, self._end(close)), members=tuple(members))
+
+    def flag(self) -> n.Flag:
+        token = self.advance(self.peek.value.upper())
+        if token.value == "shipment_threshold":
+            value = self.value()
+            return n.Flag(span=Span(token.start, value.span.end), name=token.value, value=value)
+        return n.Flag(span=token.span, name=token.value)
+
+    def unfilled_block(self) -> n.Unfilled:
+        start = self.advance("WHEN")
+        self.expect_word("unfilled")
+        parsers = {"next": self.next_rule, "move": self.move_to_queue,
+                   "auto_cancel": self.auto_cancel, "clear": self.clear_auto_cancel}
+        members, close = self.block("`when unfilled` block", _ACTIONS,
+                                    lambda: self.statement(_ACTIONS, parsers))
+        return n.Unfilled(span=Span(start.start, self._end(close)), actions=tuple(members))
+
+    def next_rule(self) -> n.NextRule:
+        start = self.advance("NEXT")
+        end = self.expect_word("rule")
+        return n.NextRule(span=Span(start.start, end.end))
+
+    def move_to_queue(self) -> n.MoveToQueue:
+        start = self.advance("MOVE")
+        self.expect_word("to")
+        end = self.expect_word("queue")
+        queue = None
+        token = self.peek
+        self.expected.update(("NAME", "STRING", "SIGNED_NUMBER", "LBRACKET"))
+        if token.type in ("STRING", "SIGNED_NUMBER", "LBRACKET") or (
+                token.type == "NAME" and token.value not in _ACTIONS):
+            queue = self.value()
+        return n.MoveToQueue(span=Span(start.start, queue.span.end if queue else end.end),
+                             queue=queue)
+
+    def auto_cancel(self) -> n.AutoCancel:
+        start = self.advance("AUTO_CANCEL")
+        self.expect_word("after")
+        days = self.value()
+        return n.AutoCancel(span=Span(start.start, days.span.end), days=days)
+
+    def clear_auto_cancel(self) -> n.ClearAutoCancel:
+        start = self.advance("CLEAR")
+        end = self.expect_word("auto_cancel")
+        return n.ClearAutoCancel(span=Span(start.start, end.end))
+
+    # ---- conditions and values -------------------------------------------------------------
+    def condition(self) -> n.Condition:
+        field = self.advance()
+        ident = _ident(field)
+        token = self.peek
+        for terminal in _COMPARISONS:
+            self.expected.add(terminal)
+        if token.type in _COMPARISONS:
+            op = _COMPARISONS[self.advance().type]
+            value = self.value(after=token)
+            return n.Condition(span=Span(field.start, value.span.end), field=ident, op=op,
+                               value=value)
+        if self.accept_word("in"):
+            value = self.value(after=self.consumed[-1])
+            return n.Condition(span=Span(field.start, value.span.end), field=ident, op="in",
+                               value=value)
+        if self.accept_word("not"):
+            self.expect_word("in")
+            value = self.value(after=self.consumed[-1])
+            return n.Condition(span=Span(field.start, value.span.end), field=ident,
+                               op="not in", value=value)
+        if self.accept_word("is"):
+            negated = self.accept_word("not")
+            end = self.expect_word("null")
+            return n.Condition(span=Span(field.start, end.end), field=ident,
+                               op="is not null" if negated else "is null", value=None)
+        if self.accept_word("within"):
+            value = self.value(after=self.consumed[-1])
+            return n.Condition(span=Span(field.start, value.span.end), field=ident, op="<=",
+                               value=value, written_within=True)
+        if token.type == "$END":
+            self._unexpected()
+            raise _Closed
+        shown = f"string {token.value}" if token.type == "STRING" else f"`{token.value}`"
+        guess = did_you_mean(field.value, _FLAGS) if token.type in (
+            "NAME", "RBRACE", "SIGNED_NUMBER") else None
+        hint = (f"did you mean the flag `{guess}`?" if guess else
+                "conditions read `field <op> value`, with op one of == != < <= > >= in, "
+                "not in, is null, is not null")
+        self._report("RT101", f"expected an operator after `{field.value}`, found {shown}",
+                     token.span, hint)
+        raise _Closed
+
+    def string(self) -> n.StringLit:
+        token = self.peek
+        if self.at("STRING"):
+            self.advance()
+            return n.StringLit(span=token.span, value=_unquote(token.value))
+        self._unexpected()
+        raise _Closed
+
+    def value(self, *, after: Token | None = None, ids_only: bool = False,
+              depth: int = 0) -> n.Value:
+        """A name, string, number (with unit) or list. ``after`` is the operator before it: a
+        name on a later line that is itself followed by an operator starts the next condition,
+        so the value here is missing."""
+        token = self.peek
+        self.expected.update(("NAME", "STRING"))
+        if not ids_only:
+            self.expected.update(("SIGNED_NUMBER", "LBRACKET"))
+        if token.type == "NAME":
+            if after is not None and token.line != after.line and (
+                    self._continues_condition() or self._starts_statement(token)):
+                self._missing_value(after)
+                return n.MissingValue(span=Span(after.end, after.end))
+            self.advance()
+            return n.NameRef(span=token.span, name=token.value)
+        if token.type == "STRING":
+            self.advance()
+            return n.StringLit(span=token.span, value=_unquote(token.value))
+        if ids_only:
+            self._unexpected()
+            raise _Closed
+        if token.type == "SIGNED_NUMBER":
+            self.advance()
+            unit = self.accept_word(*_UNITS)
+            return n.NumberLit(span=Span(token.start, (unit or token).end), text=token.value,
+                               unit=unit.value if unit else None)
+        if token.type == "LBRACKET":
+            return self.list_value(depth)
+        self._unexpected()
+        if after is not None and token.type in ("RBRACE", "$END"):
+            return n.MissingValue(span=Span(after.end, after.end))
+        raise _Closed
+
+    def _missing_value(self, after: Token) -> None:
+        if self._explained():
+            return
+        self._report("RT101", f"expected a value after `{after.value}`",
+                     Span(after.start, after.end),
+                     "write the value on the same line, for example `queue == _NA_`")
+
+    def list_value(self, depth: int) -> n.ListLit:
+        start = self.advance()
+        if depth >= MAX_LIST_DEPTH:
+            self._report("RT101", "lists nested too deeply", start.span,
+                         "a list holds names, strings or numbers")
+            self._skip_brackets()
+            raise _Closed
+        items = []
+        while True:
+            if self.at("RBRACKET"):
+                end = self.advance()
+                return n.ListLit(span=Span(start.start, end.end), items=tuple(items))
+            items.append(self.value(depth=depth + 1))
+            if not self.accept("COMMA"):
+                end = self.expect("RBRACKET")
+                return n.ListLit(span=Span(start.start, end.end), items=tuple(items))
+
+    def _skip_brackets(self) -> None:
+        depth = 1
+        while depth and self.peek.type not in ("$END", "RBRACE"):
+            token = self.advance()
+            depth += {"LBRACKET": 1, "RBRACKET": -1}.get(token.type, 0)
+
+    def _end(self, close: Token | None) -> int:
+        if close is not None:
+            return close.end
+        return self.consumed[-1].end if self.consumed else 0
+
+
+def _unquote(raw: str) -> str:
+    return _ESCAPE.sub(r"\1", raw[1:-1])
+
+
+def _ident(token: Token) -> n.Ident:
+    return n.Ident(span=token.span, name=token.value)
 
 
 def parse(source: SourceFile) -> tuple[n.Module, list[Diagnostic]]:
     """Parse one file. Always returns a module; syntax problems come back as diagnostics."""
-    recovery = _Recovery(source)
-    comments = scan_comments(source.text)
-    try:
-        tree = lark_parser().parse(source.text, on_error=recovery)
-        module = _Lower(source).transform(tree)
-    except UnexpectedInput as error:  # recovery gave up: report and return what we have
-        offset = getattr(error, "pos_in_stream", None) or len(source.text)
-        recovery.diagnostics.append(Diagnostic(
-            "RT101", "cannot recover from this syntax error", source, Span(offset, offset)))
-        module = n.Module(span=Span(0, len(source.text)), items=())
-    module = n.Module(span=Span(0, len(source.text)), items=module.items, comments=comments)
-    return module, recovery.diagnostics
+    parser = Parser(source)
+    module = parser.module()
+    diagnostics = sorted(parser.diagnostics, key=Diagnostic.sort_key)
+    if parser.omitted:
+        diagnostics.append(omitted_diagnostic(source, parser.omitted))
+    module = n.Module(span=module.span, items=module.items, comments=scan_comments(source.text))
+    return module, diagnostics
 
 
-def _span(meta) -> Span:
-    if getattr(meta, "empty", True):
-        return Span(0, 0)
-    return Span(meta.start_pos, meta.end_pos)
-
-
-def _tspan(token: Token) -> Span:
-    return Span(token.start_pos, token.end_pos)
-
-
-def _unquote(token: Token) -> str:
-    raw = token.value[1:-1]
-    return re.sub(r"\\(.)", r"\1", raw)
-
-
-def _ident(token: Token) -> n.Ident:
-    return n.Ident(span=_tspan(token), name=token.value)
-
-
-@v_args(meta=True)
-class _Lower(Transformer):
-    """Lark tree -> AST nodes. Tokens arrive as-is; every rule returns a node or a plain value."""
-
-    def __init__(self, source: SourceFile):
-        super().__init__(visit_tokens=False)
-        self.source = source
-
-    def start(self, meta, items):
-        return n.Module(span=Span(0, len(self.source.text)), items=tuple(items))
-
-    # modules and declarations
-    def use_decl(self, meta, children):
-        target = children[1]
-        if isinstance(target, Token):
-            return n.Use(span=_span(meta), target=_unquote(target), is_path=True,
-                         target_span=_tspan(target))
-        text, span = target
-        return n.Use(span=_span(meta), target=text, is_path=False, target_span=span)
-
-    def dotted_name(self, meta, children):
-        names = [c.value for c in children if c.type == "NAME"]
-        return ".".join(names), _span(meta)
-
-    def let_decl(self, meta, children):
-        return n.Let(span=_span(meta), name=_ident(children[1]), value=children[3])
-
-    def declare_decl(self, meta, children):
-        entries = tuple(c for c in children[2:] if isinstance(c, n.Declared))
-        return n.Declare(span=_span(meta), kind=_ident(children[1]), entries=entries)
-
-    def declared(self, meta, children):
-        name, doc = children
-        return n.Declared(span=_span(meta), name=_ident(name),
-                          doc=_unquote(doc) if doc is not None else None)
-
-    def template_decl(self, meta, children):
-        return n.Template(span=_span(meta), name=_ident(children[1]), body=children[2])
-
-    # groups
-    def group_decl(self, meta, children):
-        members = tuple(c for c in children[5:] if isinstance(c, n.Node))
-        return n.Group(span=_span(meta), name=self._string(children[1]), store=children[4],
-                       members=members)
-
-    def schedule(self, meta, children):
-        _, cron, _, zone, paused = children
-        return n.Schedule(span=_span(meta), cron=self._string(cron),
-                          timezone=self._string(zone) if zone is not None else None,
-                          paused=paused is not None)
-
-    def routing(self, meta, children):
-        members = tuple(c for c in children[3:] if isinstance(c, n.Node))
-        return n.Routing(span=_span(meta), name=self._string(children[1]), status=children[2],
-                         members=members)
-
-    def status(self, meta, children):
-        return _ident(children[0])
-
-    def filter_block(self, meta, children):
-        return n.Filter(span=_span(meta),
-                        conditions=tuple(c for c in children if isinstance(c, n.Condition)))
-
-    def sort_clause(self, meta, children):
-        return n.Sort(span=_span(meta),
-                      keys=tuple(c for c in children if isinstance(c, n.SortKey)))
-
-    def sort_key(self, meta, children):
-        field, direction, nulls = children
-        return n.SortKey(span=_span(meta), field=_ident(field),
-                         descending=direction == "desc", nulls=nulls)
-
-    def direction(self, meta, children):
-        return children[0].value
-
-    def nulls(self, meta, children):
-        return children[1].value
-
-    # rules
-    def rule(self, meta, children):
-        _, name, status, _, extends, body = children
-        return n.Rule(span=_span(meta), name=self._string(name), status=status,
-                      extends=_ident(extends) if extends is not None else None, body=body)
-
-    def rule_body(self, meta, children):
-        return tuple(c for c in children if isinstance(c, n.Node))
-
-    def assign(self, meta, children):
-        return n.Assign(span=_span(meta), mode=_ident(children[1]))
-
-    def inventory_block(self, meta, children):
-        return n.Inventory(span=_span(meta),
-                           members=tuple(c for c in children if isinstance(c, n.Node)))
-
-    def flag(self, meta, children):
-        value = children[1] if len(children) > 1 else None
-        return n.Flag(span=_span(meta), name=children[0].value, value=value)
-
-    def unfilled_block(self, meta, children):
-        return n.Unfilled(span=_span(meta),
-                          actions=tuple(c for c in children if isinstance(c, n.Node)))
-
-    def next_rule(self, meta, children):
-        return n.NextRule(span=_span(meta))
-
-    def move_to_queue(self, meta, children):
-        return n.MoveToQueue(span=_span(meta), queue=children[3])
-
-    def auto_cancel(self, meta, children):
-        return n.AutoCancel(span=_span(meta), days=children[2])
-
-    def clear_auto_cancel(self, meta, children):
-        return n.ClearAutoCancel(span=_span(meta))
-
-    # conditions
-    def compare(self, meta, children):
-        field, op, value = children
-        return n.Condition(span=_span(meta), field=_ident(field), op=op, value=value)
-
-    def comparison(self, meta, children):
-        return children[0].value
-
-    def is_in(self, meta, children):
-        return n.Condition(span=_span(meta), field=_ident(children[0]), op="in", value=children[2])
-
-    def not_in(self, meta, children):
-        return n.Condition(span=_span(meta), field=_ident(children[0]), op="not in",
-                           value=children[3])
-
-    def is_null(self, meta, children):
-        return n.Condition(span=_span(meta), field=_ident(children[0]), op="is null", value=None)
-
-    def is_not_null(self, meta, children):
-        return n.Condition(span=_span(meta), field=_ident(children[0]), op="is not null",
-                           value=None)
-
-    def within(self, meta, children):
-        return n.Condition(span=_span(meta), field=_ident(children[0]), op="<=",
-                           value=children[2], written_within=True)
-
-    # values
-    def name_ref(self, meta, children):
-        token = children[0]
-        if token.value == MISSING:
-            return n.MissingValue(span=_tspan(token))
-        return n.NameRef(span=_tspan(token), name=token.value)
-
-    def string(self, meta, children):
-        token = children[0]
-        if MISSING in token.value:
-            return n.MissingValue(span=_tspan(token))
-        return n.StringLit(span=_tspan(token), value=_unquote(token))
-
-    def number(self, meta, children):
-        token, unit = children
-        if token.value == MISSING:
-            return n.MissingValue(span=_tspan(token))
-        return n.NumberLit(span=_span(meta), text=token.value, unit=unit)
-
-    def unit(self, meta, children):
-        return children[0].value
-
-    def list(self, meta, children):
-        items = tuple(c for c in children if isinstance(c, n.Node))
-        return n.ListLit(span=_span(meta), items=items)
-
-    def _string(self, token: Token) -> n.StringLit:
-        value = "" if MISSING in token.value else _unquote(token)
-        return n.StringLit(span=_tspan(token), value=value)
+def parse_prefix(text: str) -> tuple[list[Token], set[str]]:
+    """For completion: the tokens of ``text`` as the parser consumed them (keywords typed as
+    keywords) and the terminals it would accept where ``text`` ends."""
+    parser = Parser(SourceFile("<prefix>", text))
+    parser.module()
+    if parser.at_end is None:
+        return parser.consumed, set()
+    return parser.at_end

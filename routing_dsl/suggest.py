@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """The known name closest to ``word``, if one is close enough to be a likely typo."""
-    if not word:
+    if not word or len(word) > 64:  # a typo is short; difflib is quadratic in the length
         return None
     pool = list(dict.fromkeys(candidates))
     by_lower = {c.lower(): c for c in pool}

@@ -7,6 +7,7 @@ the reference documentation, so they can never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category")
 
@@ -18,6 +19,27 @@ ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS
 
 DISTANCE_UNITS = ("mi", "km")
 DAY_UNITS = ("days", "day")
+
+# The largest value a measure may take: beyond these a rule means nothing on this planet (a
+# distance past half the equator, a delay of more than ten years) and dates would overflow.
+MEASURE_LIMITS = {"distance": 20_000, "days": 3_650, "count": 1_000_000_000,
+                  "money": 1_000_000_000}
+
+
+def is_known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone. Looked up in the list of zones, never opened as a
+    file, so no string can reach the file system."""
+    return name in _zone_names()
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    from zoneinfo import available_timezones
+    return frozenset(available_timezones())
+
+
+def zone_names() -> list[str]:
+    return sorted(_zone_names())
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,11 +65,17 @@ def test_recovery_keeps_the_rest_of_the_file():
     assert [r.name.value for r in rules] == ["a", "b"]
 
 
-def test_missing_closing_brace_is_reported_at_end_of_file():
+def test_missing_closing_brace_is_reported_once_at_the_open_block():
     text = 'group "G" for store S {\n  routing "R" {\n'
     _, diagnostics = parsed(text)
     assert [d.code for d in diagnostics] == ["RT103"]
-    assert diagnostics[0].span.start == len(text.rstrip())
+    assert diagnostics[0].span.start == text.index("{", text.index("routing"))
+    assert diagnostics[0].message == "`{` of routing `R` is never closed"
+
+
+def test_a_statement_cut_short_at_the_end_is_one_error():
+    _, diagnostics = parsed('group "G" for store S {\n  routing "R" {\n    rule "a" { assign')
+    assert [(d.code, d.message) for d in diagnostics] == [("RT103", "unexpected end of file")]
 
 
 def test_unterminated_string():

@@ -6,19 +6,20 @@ LSP positions (UTF-16) with pygls. Everything here is testable without a client.
 
 from __future__ import annotations
 
+import bisect
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from lark.exceptions import UnexpectedInput
 
 from .. import nodes as n
 from .. import vocabulary as v
 from ..checker import CheckResult, Definition, Reference, Workspace
 from ..diagnostics import Diagnostic
 from ..formatter import format_module
-from ..loader import Loader, SourceError, stdlib_modules
-from ..parser import keyword_terminals, lark_parser
+from .._resources import stdlib_dir
+from ..loader import Loader, SourceError, project_root, stdlib_modules
+from ..parser import keyword_terminals, parse_prefix
 from ..source import SourceFile, Span
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -32,17 +33,55 @@ _COMPARISON_TERMINALS = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">
 
 @dataclass
 class Project:
-    """What the server knows: workspace folders and the text of open documents."""
+    """What the server knows: workspace folders and the text of open documents.
+
+    Checks share one :class:`Workspace` (so imports are parsed and checked once) until
+    something changes: an edit, an open or close, or a file changed on disk."""
 
     roots: list[Path] = field(default_factory=list)
     open_documents: dict[Path, str] = field(default_factory=dict)
+    _workspace: Workspace | None = field(default=None, repr=False)
+
+    generation: int = 0  # bumped by every change, so a background check knows it is stale
+
+    def invalidate(self) -> None:
+        self._workspace = None
+        self.generation += 1
+
+    def adopt(self, workspace: Workspace) -> None:
+        """Keep a workspace checked in the background for the requests that follow."""
+        self._workspace = workspace
+
+    def set_text(self, path: Path, text: str | None) -> None:
+        """An open document's new text (None when it is closed)."""
+        path = path.resolve()
+        if text is None:
+            self.open_documents.pop(path, None)
+        elif self.open_documents.get(path) == text:
+            return
+        else:
+            self.open_documents[path] = text
+        self.invalidate()
+
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace(Loader(overrides=dict(self.open_documents)),
+                                        tuple(self.roots))
+        return self._workspace
 
     def check(self, path: Path, text: str | None = None) -> CheckResult:
-        overrides = dict(self.open_documents)
         if text is not None:
-            overrides[path.resolve()] = text
-        workspace = Workspace(Loader(overrides=overrides))
-        return workspace.check_path(path, name=str(path))
+            self.set_text(path, text)
+        return self.workspace().check_path(path, name=str(path))
+
+    def in_workspace(self, path: Path) -> bool:
+        """Whether ``path`` is the user's to edit: open in the editor or inside a workspace
+        folder, and never the installed stdlib."""
+        path = path.resolve()
+        if path.is_relative_to(stdlib_dir().resolve()):
+            return False
+        return path in self.open_documents or any(
+            path.is_relative_to(root.resolve()) for root in self.roots)
 
     def files(self) -> list[Path]:
         found = {p.resolve() for p in self.open_documents}
@@ -52,7 +91,7 @@ class Project:
         return sorted(found)
 
     def check_all(self) -> list[CheckResult]:
-        workspace = Workspace(Loader(overrides=dict(self.open_documents)))
+        workspace = self.workspace()
         results = []
         for path in self.files():
             try:
@@ -60,6 +99,42 @@ class Project:
             except SourceError:
                 continue
         return results
+
+
+class Positions:
+    """Code-point offsets <-> LSP positions (0-based line, UTF-16 character) for one text, in
+    O(log n) per conversion: editors ask for thousands per request."""
+
+    def __init__(self, source: SourceFile):
+        self.text = source.text
+        self.starts = source.line_starts
+        self.ascii = self.text.isascii()
+
+    def position(self, offset: int) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect.bisect_right(self.starts, offset) - 1
+        start = self.starts[line]
+        if self.ascii:
+            return line, offset - start
+        return line, _utf16_length(self.text[start:offset])
+
+    def offset(self, line: int, character: int) -> int:
+        if line >= len(self.starts):
+            return len(self.text)
+        start = self.starts[max(0, line)]
+        end = self.starts[line + 1] - 1 if line + 1 < len(self.starts) else len(self.text)
+        if self.ascii:
+            return min(start + max(0, character), end)
+        units = 0
+        for index in range(start, end):
+            if units >= character:
+                return index
+            units += 2 if ord(self.text[index]) > 0xFFFF else 1
+        return end
+
+
+def _utf16_length(text: str) -> int:
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 # ---- diagnostics --------------------------------------------------------------------------------
@@ -129,19 +204,70 @@ def find_references(results: list[CheckResult], definition: Definition,
     return [(path, Span(start, end)) for path, start, end in sorted(found)]
 
 
-def rename(results: list[CheckResult], definition: Definition,
-           new_name: str) -> dict[str, list[tuple[Span, str]]] | str:
-    """Edits per file, or a message saying why the rename is refused."""
+def rename_target(definition: Definition | None, project: Project) -> str | None:
+    """Why ``definition`` cannot be renamed, or None when it can (LSP prepareRename)."""
+    if definition is None:
+        return "nothing to rename here"
+    if definition.kind not in ("constant", "template"):
+        return "only constants and templates can be renamed"
+    if not project.in_workspace(Path(definition.where.source.name)):
+        return f"`{definition.name}` is defined outside the workspace"
+    return None
+
+
+def rename(results: list[CheckResult], definition: Definition, new_name: str,
+           project: Project | None = None) -> dict[str, list[tuple[Span, str]]] | str:
+    """Edits per file, or a message saying why the rename is refused: the new name must be a
+    free name in every file that sees the definition, and every edit inside the workspace."""
     if definition.kind not in ("constant", "template"):
         return "only constants and templates can be renamed"
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", new_name):
         return f"`{new_name}` is not a name"
     if new_name in keyword_terminals().values():
         return f"`{new_name}` is a keyword"
+    references = find_references(results, definition)
+    files = {path for path, _ in references}
+    for result in results:
+        if str(Path(result.parsed.source.name).resolve()) not in files:
+            continue
+        scope = result.scope
+        taken = scope.templates if definition.kind == "template" else scope.constants
+        if new_name in taken or (definition.kind == "constant" and new_name in scope.catalog):
+            return f"`{new_name}` already exists in {Path(result.parsed.source.name).name}"
     edits: dict[str, list[tuple[Span, str]]] = {}
-    for path, span in find_references(results, definition):
+    for path, span in references:
+        if project is not None and not project.in_workspace(Path(path)):
+            return f"renaming `{definition.name}` would edit {path}, outside the workspace"
         edits.setdefault(path, []).append((span, new_name))
     return edits
+
+
+def workspace_symbols(results: list[CheckResult], query: str) -> list[tuple[str, Symbol]]:
+    """(path, symbol) for every group, routing, rule, constant, template and declared id whose
+    name contains ``query`` (case-insensitive), across the workspace."""
+    query = query.lower()
+    found = []
+    for result in results:
+        path = str(Path(result.parsed.source.name).resolve())
+        stack = document_symbols(result.parsed.module)
+        while stack:
+            symbol = stack.pop()
+            stack.extend(symbol.children)
+            if symbol.kind != "declare" and query in symbol.name.lower():
+                found.append((path, symbol))
+    found.sort(key=lambda item: (item[1].name.lower(), item[0], item[1].span.start))
+    return found
+
+
+def document_links(result: CheckResult) -> list[tuple[Span, str]]:
+    """(span of the module name, path of the module) for every `use` that resolves."""
+    links = []
+    for reference in result.references:
+        if reference.definition.kind == "module" and reference.where.source is \
+                result.parsed.source:
+            target = Path(reference.definition.where.source.name).resolve()
+            links.append((reference.where.span, str(target)))
+    return links
 
 
 # ---- hover ----------------------------------------------------------------------------------------
@@ -245,13 +371,18 @@ def complete(result: CheckResult | None, text: str, offset: int) -> list[Complet
     start = offset
     while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
         start -= 1
-    prefix = text[:start]
-    parser = lark_parser().parse_interactive(prefix)
-    try:
-        tokens = parser.exhaust_lexer()
-    except UnexpectedInput:
+    in_string = _string_completions(result, text, offset)
+    if in_string is not None:
+        return in_string
+    tokens, accepts = parse_prefix(text[_item_start(text, start):start])
+    if not accepts:
         return _fallback_completions(result)
-    accepts = parser.accepts()
+    if tokens and tokens[-1].type == "QUEUE":
+        return _value_completions(result, "queue")
+    if len(tokens) >= 2 and tokens[-1].type == "DOT" and "USE" in {t.type for t in tokens[-4:]}:
+        typed = text[text.rfind("use", 0, start) + 3:start].strip()
+        return [Completion(m[len(typed):], "module") for m in stdlib_modules()
+                if m.startswith(typed)]
     items: list[Completion] = []
     keywords = keyword_terminals()
     context = _context(tokens)
@@ -269,6 +400,58 @@ def complete(result: CheckResult | None, text: str, offset: int) -> list[Complet
     for item in items:
         unique.setdefault(item.label, item)
     return list(unique.values())
+
+
+_ITEM_START = re.compile(r"^(?:use|let|declare|template|group)\b", re.MULTILINE)
+
+
+def _item_start(text: str, offset: int) -> int:
+    """Where the top-level statement around ``offset`` starts (a keyword at column 0), so a
+    completion parses one statement, not the whole file."""
+    start = 0
+    for match in _ITEM_START.finditer(text, max(0, offset - 20_000), offset):
+        start = match.start()
+    return start
+
+
+_LINE_STRING = re.compile(r'"(?:[^"\\]|\\.)*(")?')
+
+
+def _string_completions(result: CheckResult | None, text: str,
+                        offset: int) -> list[Completion] | None:
+    """Inside a string: files after `use "`, time zones after `schedule "..." in "`; None when
+    ``offset`` is not inside a string."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    line = text[line_start:offset]
+    if line.lstrip().startswith("#"):
+        return None
+    matches = list(_LINE_STRING.finditer(line))
+    if not matches or matches[-1].end() != len(line) or matches[-1].group(1) is not None:
+        return None
+    opening = matches[-1].start()
+    typed = line[opening + 1:]
+    before = line[:opening].split()
+    if before[-1:] == ["use"]:
+        return _file_completions(result, typed)
+    if before[-1:] == ["in"] and "schedule" in before:
+        return [Completion(zone, "value", "time zone") for zone in v.zone_names()
+                if zone.lower().startswith(typed.lower())][:500]
+    return []
+
+
+def _file_completions(result: CheckResult | None, typed: str) -> list[Completion]:
+    if result is None or result.parsed.path is None:
+        return []
+    here = result.parsed.path.parent
+    root = project_root(result.parsed.path)
+    items = []
+    for path in sorted(root.rglob("*.route")):
+        if path == result.parsed.path or ".venv" in path.parts or "node_modules" in path.parts:
+            continue
+        relative = Path(os.path.relpath(path, here)).as_posix()
+        if relative.startswith(typed):
+            items.append(Completion(relative, "module", "module file"))
+    return items[:500]
 
 
 def _context(tokens) -> list[str]:

@@ -2,6 +2,11 @@
 
 It writes nothing to stdout but protocol messages (logs go to stderr), and a failure inside a
 feature is logged and answered with an empty result, never a crash.
+
+Diagnostics are computed off the event loop, after a short debounce, in a worker thread: a
+large or broken buffer never stalls requests for other documents, a newer edit supersedes an
+older check (whose result is dropped), and the finished check is kept for the requests that
+follow, so hover, outline or semantic tokens do not check the file again.
 """
 
 from __future__ import annotations
@@ -11,19 +16,24 @@ import logging
 import sys
 from functools import wraps
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
+from pygls import uris
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from .. import __version__
+from ..checker import CheckResult, Workspace
 from ..diagnostics import Diagnostic
 from ..errorcodes import Severity
+from ..loader import Loader
+from ..source import SourceFile
 from . import features as f
 
 log = logging.getLogger("routing_dsl.lsp")
 DEBOUNCE_SECONDS = 0.15
+REQUEST_FAILED = -32803  # LSP's RequestFailed: shown to the user by the editor
 
 _SEVERITY = {Severity.ERROR: types.DiagnosticSeverity.Error,
              Severity.WARNING: types.DiagnosticSeverity.Warning,
@@ -41,14 +51,16 @@ _COMPLETION = {"keyword": types.CompletionItemKind.Keyword,
                "module": types.CompletionItemKind.Module,
                "unit": types.CompletionItemKind.Unit}
 LEGEND = types.SemanticTokensLegend(token_types=f.TOKEN_TYPES, token_modifiers=[])
+_TOKEN_INDEX = {kind: index for index, kind in enumerate(f.TOKEN_TYPES)}
 
 
 def uri_to_path(uri: str) -> Path:
-    return Path(unquote(urlparse(uri).path))
+    """The file of a ``file:`` URI, percent-decoded exactly once."""
+    return Path(uris.to_fs_path(uri) or uri)
 
 
 def path_to_uri(path: str | Path) -> str:
-    return Path(path).resolve().as_uri()
+    return uris.from_fs_path(str(Path(path).resolve())) or Path(path).resolve().as_uri()
 
 
 class RoutingLanguageServer(LanguageServer):
@@ -56,39 +68,89 @@ class RoutingLanguageServer(LanguageServer):
         super().__init__("routing-dsl", __version__)
         self.project = f.Project()
         self.pending: dict[str, asyncio.Task] = {}
+        self._positions: dict[int, f.Positions] = {}
 
     def document(self, uri: str) -> TextDocument:
         return self.workspace.get_text_document(uri)
 
-    def check(self, uri: str):
+    def check(self, uri: str) -> CheckResult:
         document = self.document(uri)
         return self.project.check(uri_to_path(uri), document.source)
 
-    def range(self, document: TextDocument, start: int, end: int) -> types.Range:
-        return types.Range(document.client_position_at_offset(start),
-                           document.client_position_at_offset(end))
+    def positions(self, source: SourceFile) -> f.Positions:
+        """Offset conversion for one checked text (kept while the text is current)."""
+        found = self._positions.get(id(source))
+        if found is None or found.text is not source.text:
+            if len(self._positions) > 64:
+                self._positions.clear()
+            found = self._positions[id(source)] = f.Positions(source)
+        return found
 
-    def lsp_diagnostic(self, document: TextDocument, diagnostic: Diagnostic) -> types.Diagnostic:
+    def range(self, source: SourceFile, start: int, end: int) -> types.Range:
+        positions = self.positions(source)
+        return types.Range(types.Position(*positions.position(start)),
+                           types.Position(*positions.position(end)))
+
+    def offset(self, result: CheckResult, position: types.Position) -> int:
+        return self.positions(result.parsed.source).offset(position.line, position.character)
+
+    def lsp_diagnostic(self, diagnostic: Diagnostic) -> types.Diagnostic:
         message = diagnostic.message + (f"\n{diagnostic.hint}" if diagnostic.hint else "")
         return types.Diagnostic(
-            range=self.range(document, diagnostic.span.start, diagnostic.span.end),
+            range=self.range(diagnostic.source, diagnostic.span.start, diagnostic.span.end),
             message=message, severity=_SEVERITY[diagnostic.level], code=diagnostic.code,
             source="routing-dsl")
 
-    def publish_all(self, changed: str) -> None:
-        """Diagnostics for the changed document first, then for the other open documents,
-        which may import it."""
-        self.publish(changed)
-        for uri in list(self.workspace.text_documents):
-            if uri != changed and uri.endswith(".route"):
-                self.publish(uri)
-
-    def publish(self, uri: str) -> None:
-        document = self.document(uri)
-        result = self.check(uri)
-        diagnostics = [self.lsp_diagnostic(document, d) for d in f.own_diagnostics(result)]
+    def publish_result(self, uri: str, result: CheckResult, version: int | None) -> None:
+        diagnostics = [self.lsp_diagnostic(d) for d in f.own_diagnostics(result)]
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-            uri=uri, diagnostics=diagnostics, version=document.version))
+            uri=uri, diagnostics=diagnostics, version=version))
+
+    def open_uris(self) -> list[str]:
+        return [uri for uri in self.workspace.text_documents if uri.endswith(".route")]
+
+    def schedule_check(self, changed: str | None, delay: float = DEBOUNCE_SECONDS) -> None:
+        """Check ``changed`` first, then every other open document (they may import it), in a
+        worker thread after ``delay``; an edit arriving meanwhile cancels this round."""
+        key = changed or "*"
+        previous = self.pending.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self.pending[key] = asyncio.ensure_future(self._check_later(changed, delay))
+
+    async def _check_later(self, changed: str | None, delay: float) -> None:
+        await asyncio.sleep(delay)
+        order = ([changed] if changed else []) + [u for u in self.open_uris() if u != changed]
+        versions = {uri: self.document(uri).version for uri in order}
+        overrides = dict(self.project.open_documents)
+        generation = self.project.generation
+        roots = tuple(self.project.roots)
+        try:
+            workspace, results = await asyncio.get_running_loop().run_in_executor(
+                None, _check_documents, overrides, roots, [uri_to_path(u) for u in order])
+        except Exception:  # noqa: BLE001 - the editor session must survive any bug
+            log.exception("diagnostics failed")
+            return
+        if self.project.generation == generation:
+            self.project.adopt(workspace)
+        for uri, result in zip(order, results, strict=True):
+            if result is None or uri not in self.workspace.text_documents:
+                continue
+            if self.document(uri).version != versions[uri]:
+                continue  # superseded by a newer edit, whose own check is on its way
+            self.publish_result(uri, result, versions[uri])
+
+
+def _check_documents(overrides, roots, paths) -> tuple[Workspace, list[CheckResult | None]]:
+    workspace = Workspace(Loader(overrides=overrides), roots)
+    results: list[CheckResult | None] = []
+    for path in paths:
+        try:
+            results.append(workspace.check_path(path, name=str(path)))
+        except Exception:  # noqa: BLE001 - an unreadable file has no diagnostics to show
+            log.exception("checking %s failed", path)
+            results.append(None)
+    return workspace, results
 
 
 server = RoutingLanguageServer()
@@ -101,6 +163,8 @@ def safely(default=None):
         def wrapper(ls, params):
             try:
                 return handler(ls, params)
+            except JsonRpcException:
+                raise
             except Exception:  # noqa: BLE001 - the editor session must survive any bug
                 log.exception("%s failed", handler.__name__)
                 return default
@@ -108,66 +172,75 @@ def safely(default=None):
     return decorate
 
 
-def offset_of(ls: RoutingLanguageServer, uri: str, position: types.Position) -> int:
-    return ls.document(uri).offset_at_position(position)
+def at(ls: RoutingLanguageServer, params) -> tuple[str, CheckResult, int]:
+    """The request's document, its check and the offset of its position."""
+    uri = params.text_document.uri
+    result = ls.check(uri)
+    return uri, result, ls.offset(result, params.position)
 
 
 @server.feature(types.INITIALIZED)
 def initialized(ls: RoutingLanguageServer, params) -> None:
-    ls.project.roots = [Path(folder.uri and uri_to_path(folder.uri))
-                        for folder in (ls.workspace.folders or {}).values()]
+    ls.project.roots = [uri_to_path(folder.uri)
+                        for folder in (ls.workspace.folders or {}).values() if folder.uri]
     if not ls.project.roots and ls.workspace.root_path:
         ls.project.roots = [Path(ls.workspace.root_path)]
+    ls.project.invalidate()
+    watched = ls.client_capabilities.workspace and \
+        ls.client_capabilities.workspace.did_change_watched_files
+    if watched and watched.dynamic_registration:
+        ls.client_register_capability(types.RegistrationParams(registrations=[
+            types.Registration(
+                id="routing-dsl-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=[
+                    types.FileSystemWatcher(glob_pattern="**/*.route")]))]))
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 @safely()
 def did_open(ls: RoutingLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.project.open_documents[uri_to_path(uri).resolve()] = params.text_document.text
-    ls.publish(uri)
+    ls.project.set_text(uri_to_path(uri), params.text_document.text)
+    ls.schedule_check(uri, delay=0)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-async def did_change(ls: RoutingLanguageServer, params: types.DidChangeTextDocumentParams):
+@safely()
+def did_change(ls: RoutingLanguageServer, params: types.DidChangeTextDocumentParams):
     uri = params.text_document.uri
-    ls.project.open_documents[uri_to_path(uri).resolve()] = ls.document(uri).source
-    previous = ls.pending.pop(uri, None)
-    if previous is not None:
-        previous.cancel()
-
-    async def later() -> None:
-        await asyncio.sleep(DEBOUNCE_SECONDS)
-        try:
-            ls.publish_all(uri)
-        except Exception:  # noqa: BLE001
-            log.exception("diagnostics failed")
-
-    ls.pending[uri] = asyncio.ensure_future(later())
+    ls.project.set_text(uri_to_path(uri), ls.document(uri).source)
+    ls.schedule_check(uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 @safely()
 def did_save(ls: RoutingLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
-    ls.publish(params.text_document.uri)
+    ls.schedule_check(params.text_document.uri, delay=0)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 @safely()
 def did_close(ls: RoutingLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.project.open_documents.pop(uri_to_path(uri).resolve(), None)
+    ls.project.set_text(uri_to_path(uri), None)
     ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+@safely()
+def did_change_watched_files(ls: RoutingLanguageServer,
+                             params: types.DidChangeWatchedFilesParams) -> None:
+    """A `.route` file changed on disk (another editor, git): imports may have changed."""
+    ls.project.invalidate()
+    ls.schedule_check(None, delay=0)
+
+
 @server.feature(types.TEXT_DOCUMENT_COMPLETION,
-                types.CompletionOptions(trigger_characters=[" ", "[", ","]))
+                types.CompletionOptions(trigger_characters=[" ", "[", ",", ".", '"']))
 @safely(default=None)
 def completion(ls: RoutingLanguageServer, params: types.CompletionParams):
-    uri = params.text_document.uri
-    document = ls.document(uri)
-    result = ls.check(uri)
-    items = f.complete(result, document.source, offset_of(ls, uri, params.position))
+    _, result, offset = at(ls, params)
+    items = f.complete(result, result.parsed.source.text, offset)
     return types.CompletionList(is_incomplete=False, items=[
         types.CompletionItem(label=item.label, kind=_COMPLETION[item.kind],
                              detail=item.detail or None,
@@ -180,25 +253,31 @@ def completion(ls: RoutingLanguageServer, params: types.CompletionParams):
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 @safely()
 def hover(ls: RoutingLanguageServer, params: types.HoverParams):
-    uri = params.text_document.uri
-    found = f.hover(ls.check(uri), offset_of(ls, uri, params.position))
+    _, result, offset = at(ls, params)
+    found = f.hover(result, offset)
     if found is None:
         return None
     text, span = found
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
-                       range=ls.range(ls.document(uri), span.start, span.end))
+                       range=ls.range(result.parsed.source, span.start, span.end))
 
 
-def _location(ls: RoutingLanguageServer, path: str, start: int, end: int) -> types.Location:
-    uri = path_to_uri(path)
-    # pygls reads documents that are not open from disk, for the position conversion
-    return types.Location(uri=uri, range=ls.range(ls.document(uri), start, end))
+def _location(ls: RoutingLanguageServer, source: SourceFile, start: int,
+              end: int) -> types.Location:
+    return types.Location(uri=path_to_uri(source.name), range=ls.range(source, start, end))
+
+
+def _source_of(ls: RoutingLanguageServer, path: str) -> SourceFile | None:
+    try:
+        return ls.project.workspace().check_path(Path(path), name=str(Path(path))).parsed.source
+    except Exception:  # noqa: BLE001 - a file that vanished has no location to show
+        return None
 
 
 def _target(ls: RoutingLanguageServer, params) -> f.Definition | None:
     """The constant, template, id or module named at the request's position."""
-    uri = params.text_document.uri
-    return f.definition_at(ls.check(uri), offset_of(ls, uri, params.position))
+    _, result, offset = at(ls, params)
+    return f.definition_at(result, offset)
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
@@ -208,7 +287,7 @@ def definition(ls: RoutingLanguageServer, params: types.DefinitionParams):
     if target is None:
         return None
     span = target.where.span
-    return _location(ls, str(Path(target.where.source.name).resolve()), span.start, span.end)
+    return _location(ls, target.where.source, span.start, span.end)
 
 
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
@@ -219,42 +298,88 @@ def references(ls: RoutingLanguageServer, params: types.ReferenceParams):
         return []
     found = f.find_references(ls.project.check_all(), target,
                               params.context.include_declaration)
-    return [_location(ls, path, span.start, span.end) for path, span in found]
+    locations = []
+    for path, span in found:
+        source = _source_of(ls, path)
+        if source is not None:
+            locations.append(_location(ls, source, span.start, span.end))
+    return locations
 
 
-@server.feature(types.TEXT_DOCUMENT_RENAME)
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+@safely()
+def prepare_rename(ls: RoutingLanguageServer, params: types.PrepareRenameParams):
+    _, result, offset = at(ls, params)
+    definition = f.definition_at(result, offset)
+    refused = f.rename_target(definition, ls.project)
+    if refused is not None:
+        raise JsonRpcException(refused, code=REQUEST_FAILED)
+    found = f.word_at(result.parsed.source.text, offset)
+    if found is None:
+        return None
+    return types.PrepareRenamePlaceholder(
+        range=ls.range(result.parsed.source, found[1].start, found[1].end),
+        placeholder=found[0])
+
+
+@server.feature(types.TEXT_DOCUMENT_RENAME, types.RenameOptions(prepare_provider=True))
 @safely()
 def rename(ls: RoutingLanguageServer, params: types.RenameParams):
     target = _target(ls, params)
-    if target is None:
-        return None
-    edits = f.rename(ls.project.check_all(), target, params.new_name)
+    refused = f.rename_target(target, ls.project)
+    if refused is not None:
+        raise JsonRpcException(refused, code=REQUEST_FAILED)
+    edits = f.rename(ls.project.check_all(), target, params.new_name, ls.project)
     if isinstance(edits, str):
-        ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, edits))
-        return None
+        raise JsonRpcException(edits, code=REQUEST_FAILED)
     changes = {}
     for path, spans in edits.items():
-        location_uri = path_to_uri(path)
-        changes[location_uri] = [
-            types.TextEdit(range=_location(ls, path, span.start, span.end).range,
-                           new_text=text) for span, text in spans]
+        source = _source_of(ls, path)
+        if source is None:
+            continue
+        changes[path_to_uri(path)] = [
+            types.TextEdit(range=ls.range(source, span.start, span.end), new_text=text)
+            for span, text in spans]
     return types.WorkspaceEdit(changes=changes)
+
+
+def _symbol(ls: RoutingLanguageServer, source: SourceFile,
+            symbol: f.Symbol) -> types.DocumentSymbol:
+    return types.DocumentSymbol(
+        name=symbol.name or "(unnamed)", kind=_SYMBOL[symbol.kind],
+        range=ls.range(source, symbol.span.start, symbol.span.end),
+        selection_range=ls.range(source, symbol.selection.start, symbol.selection.end),
+        children=[_symbol(ls, source, child) for child in symbol.children])
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 @safely(default=[])
 def document_symbol(ls: RoutingLanguageServer, params: types.DocumentSymbolParams):
-    uri = params.text_document.uri
-    document = ls.document(uri)
-    result = ls.check(uri)
+    result = ls.check(params.text_document.uri)
+    source = result.parsed.source
+    return [_symbol(ls, source, symbol) for symbol in f.document_symbols(result.parsed.module)]
 
-    def convert(symbol: f.Symbol) -> types.DocumentSymbol:
-        return types.DocumentSymbol(
-            name=symbol.name or "(unnamed)", kind=_SYMBOL[symbol.kind],
-            range=ls.range(document, symbol.span.start, symbol.span.end),
-            selection_range=ls.range(document, symbol.selection.start, symbol.selection.end),
-            children=[convert(child) for child in symbol.children])
-    return [convert(symbol) for symbol in f.document_symbols(result.parsed.module)]
+
+@server.feature(types.WORKSPACE_SYMBOL)
+@safely(default=[])
+def workspace_symbol(ls: RoutingLanguageServer, params: types.WorkspaceSymbolParams):
+    results = {str(Path(r.parsed.source.name).resolve()): r for r in ls.project.check_all()}
+    symbols = []
+    for path, symbol in f.workspace_symbols(list(results.values()), params.query)[:500]:
+        source = results[path].parsed.source
+        symbols.append(types.WorkspaceSymbol(
+            name=symbol.name, kind=_SYMBOL[symbol.kind],
+            location=_location(ls, source, symbol.selection.start, symbol.selection.end)))
+    return symbols
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_LINK)
+@safely(default=[])
+def document_link(ls: RoutingLanguageServer, params: types.DocumentLinkParams):
+    result = ls.check(params.text_document.uri)
+    return [types.DocumentLink(range=ls.range(result.parsed.source, span.start, span.end),
+                               target=path_to_uri(path))
+            for span, path in f.document_links(result)]
 
 
 @server.feature(types.TEXT_DOCUMENT_FOLDING_RANGE)
@@ -268,33 +393,36 @@ def folding_range(ls: RoutingLanguageServer, params: types.FoldingRangeParams):
 @server.feature(types.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, LEGEND)
 @safely(default=types.SemanticTokens(data=[]))
 def semantic_tokens(ls: RoutingLanguageServer, params: types.SemanticTokensParams):
-    uri = params.text_document.uri
-    document = ls.document(uri)
+    result = ls.check(params.text_document.uri)
+    return types.SemanticTokens(data=encode_semantic_tokens(
+        ls.positions(result.parsed.source), f.semantic_tokens(result)))
+
+
+def encode_semantic_tokens(positions: f.Positions, tokens) -> list[int]:
+    """LSP's relative encoding: five integers per token (tokens never span lines here)."""
     data: list[int] = []
     last_line = last_char = 0
-    for offset, length, kind in f.semantic_tokens(ls.check(uri)):
-        start = document.client_position_at_offset(offset)
-        end = document.client_position_at_offset(offset + length)
-        if end.line != start.line:
+    for offset, length, kind in tokens:
+        line, char = positions.position(offset)
+        end_line, end_char = positions.position(offset + length)
+        if end_line != line:
             continue
-        delta_line = start.line - last_line
-        delta_char = start.character - (last_char if delta_line == 0 else 0)
-        data += [delta_line, delta_char, end.character - start.character,
-                 f.TOKEN_TYPES.index(kind), 0]
-        last_line, last_char = start.line, start.character
-    return types.SemanticTokens(data=data)
+        delta_line = line - last_line
+        data += [delta_line, char - (last_char if delta_line == 0 else 0), end_char - char,
+                 _TOKEN_INDEX[kind], 0]
+        last_line, last_char = line, char
+    return data
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
 @safely(default=None)
 def formatting(ls: RoutingLanguageServer, params: types.DocumentFormattingParams):
-    uri = params.text_document.uri
-    document = ls.document(uri)
-    formatted = f.format_document(ls.check(uri))
-    if formatted is None or formatted == document.source:
+    result = ls.check(params.text_document.uri)
+    source = result.parsed.source
+    formatted = f.format_document(result)
+    if formatted is None or formatted == source.text:
         return []
-    return [types.TextEdit(range=ls.range(document, 0, len(document.source)),
-                           new_text=formatted)]
+    return [types.TextEdit(range=ls.range(source, 0, len(source.text)), new_text=formatted)]
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
@@ -302,19 +430,20 @@ def formatting(ls: RoutingLanguageServer, params: types.DocumentFormattingParams
 @safely(default=[])
 def code_action(ls: RoutingLanguageServer, params: types.CodeActionParams):
     uri = params.text_document.uri
-    document = ls.document(uri)
-    start = document.offset_at_position(params.range.start)
-    end = document.offset_at_position(params.range.end)
+    result = ls.check(uri)
+    positions = ls.positions(result.parsed.source)
+    start = positions.offset(params.range.start.line, params.range.start.character)
+    end = positions.offset(params.range.end.line, params.range.end.character)
     actions = []
-    for diagnostic in f.own_diagnostics(ls.check(uri)):
+    for diagnostic in f.own_diagnostics(result):
         if diagnostic.span.end < start or diagnostic.span.start > end:
             continue
         for fix in diagnostic.fixes:
-            edit = types.TextEdit(range=ls.range(document, fix.span.start, fix.span.end),
+            edit = types.TextEdit(range=ls.range(diagnostic.source, fix.span.start, fix.span.end),
                                   new_text=fix.replacement)
             actions.append(types.CodeAction(
                 title=fix.title, kind=types.CodeActionKind.QuickFix,
-                diagnostics=[ls.lsp_diagnostic(document, diagnostic)],
+                diagnostics=[ls.lsp_diagnostic(diagnostic)],
                 edit=types.WorkspaceEdit(changes={uri: [edit]}), is_preferred=True))
     return actions
 
