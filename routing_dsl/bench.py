@@ -205,3 +205,154 @@ def lsp_latency(lines: int = 2000, rounds: int = 5) -> str:
             f"  check:         {best * 1000:.1f} ms  ({best / 0.1:.2f} of the 100 ms budget)\n"
             f"  parse only:    {parse_best * 1000:.1f} ms  (floor; check is "
             f"{best / parse_best:.1f}x parse)")
+
+
+# Targets for a 5,000-line file on this machine: every request, and an edit to its diagnostics.
+LSP_REQUEST_BUDGET = 0.100
+LSP_EDIT_BUDGET = 0.300
+
+
+def lsp_session(lines: int = 5000, rounds: int = 5) -> str:
+    """A real language-server session over stdio (the server as an editor starts it): each
+    request on a ``lines``-line file, best of ``rounds``, and the time from an edit to the
+    diagnostics of the edited version, against the budgets above."""
+    import asyncio
+
+    return asyncio.run(_lsp_session(lines, rounds))
+
+
+async def _lsp_session(lines: int, rounds: int) -> str:
+    import asyncio
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from lsprotocol import types as t
+    from pygls.lsp.client import LanguageClient
+
+    text = lsp_document(lines)
+    folder = Path(tempfile.mkdtemp(prefix="routing-bench-"))
+    path = folder / "big.route"
+    path.write_text(text, encoding="utf-8")
+    uri = path.as_uri()
+    client = LanguageClient("routing-bench", "1")
+    published: dict[int, asyncio.Event] = {}
+
+    @client.feature(t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_diagnostics(params: t.PublishDiagnosticsParams) -> None:
+        published.setdefault(params.version or 0, asyncio.Event()).set()
+
+    @client.feature(t.CLIENT_REGISTER_CAPABILITY)
+    def on_register(params) -> None:
+        return None
+
+    async def diagnostics_for(version: int) -> None:
+        await asyncio.wait_for(published.setdefault(version, asyncio.Event()).wait(), 60)
+
+    await client.start_io(sys.executable, "-m", "routing_dsl", "lsp")
+    try:
+        await client.initialize_async(t.InitializeParams(
+            capabilities=t.ClientCapabilities(), root_uri=folder.as_uri(),
+            workspace_folders=[t.WorkspaceFolder(uri=folder.as_uri(), name="bench")]))
+        client.initialized(t.InitializedParams())
+        started = time.perf_counter()
+        client.text_document_did_open(t.DidOpenTextDocumentParams(
+            text_document=t.TextDocumentItem(uri=uri, language_id="routing", version=1,
+                                             text=text)))
+        await diagnostics_for(1)
+        opened = time.perf_counter() - started
+        doc = t.TextDocumentIdentifier(uri=uri)
+        offset = text.index("queue == _NA_", len(text) // 2) + len("queue == ")
+        line = text.count("\n", 0, offset)
+        position = t.Position(line, offset - text.rfind("\n", 0, offset) - 1)
+        field = t.Position(line, position.character - len("queue == ") + 1)
+        requests = {
+            "semantic tokens": lambda: client.text_document_semantic_tokens_full_async(
+                t.SemanticTokensParams(text_document=doc)),
+            "document symbols": lambda: client.text_document_document_symbol_async(
+                t.DocumentSymbolParams(text_document=doc)),
+            "folding ranges": lambda: client.text_document_folding_range_async(
+                t.FoldingRangeParams(text_document=doc)),
+            "completion": lambda: client.text_document_completion_async(
+                t.CompletionParams(text_document=doc, position=position)),
+            "hover": lambda: client.text_document_hover_async(
+                t.HoverParams(text_document=doc, position=field)),
+            "definition": lambda: client.text_document_definition_async(
+                t.DefinitionParams(text_document=doc, position=position)),
+            "references": lambda: client.text_document_references_async(
+                t.ReferenceParams(text_document=doc, position=position,
+                                  context=t.ReferenceContext(include_declaration=True))),
+            "formatting": lambda: client.text_document_formatting_async(
+                t.DocumentFormattingParams(
+                    text_document=doc, options=t.FormattingOptions(tab_size=2, insert_spaces=True))),
+            "document links": lambda: client.text_document_document_link_async(
+                t.DocumentLinkParams(text_document=doc)),
+        }
+        timings: dict[str, float] = {}
+        for name, request in requests.items():
+            best = float("inf")
+            for _ in range(rounds):
+                started = time.perf_counter()
+                await request()
+                best = min(best, time.perf_counter() - started)
+            timings[name] = best
+        edits = []
+        for version in range(2, rounds + 2):
+            changed = text.replace("Web orders 0", f"Web orders 0 v{version}")
+            started = time.perf_counter()
+            client.text_document_did_change(t.DidChangeTextDocumentParams(
+                text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[t.TextDocumentContentChangeWholeDocument(text=changed)]))
+            await diagnostics_for(version)
+            edits.append(time.perf_counter() - started)
+            await requests["semantic tokens"]()  # as an editor does after every edit
+        await client.shutdown_async(None)
+        client.exit(None)
+    finally:
+        await client.stop()
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+    edit = min(edits)
+    rows = [f"language server session: a {text.count(chr(10))}-line file over stdio, "
+            f"best of {rounds}",
+            f"  open to diagnostics:   {opened * 1000:7.1f} ms"]
+    for name, seconds in timings.items():
+        rows.append(f"  {name + ':':22} {seconds * 1000:7.1f} ms  "
+                    f"({seconds / LSP_REQUEST_BUDGET:.2f} of the "
+                    f"{LSP_REQUEST_BUDGET * 1000:.0f} ms budget)")
+    rows.append(f"  edit to diagnostics:   {edit * 1000:7.1f} ms  ({edit / LSP_EDIT_BUDGET:.2f} of "
+                f"the {LSP_EDIT_BUDGET * 1000:.0f} ms budget, including the "
+                f"debounce of 150 ms)")
+    worst = max(timings.values())
+    verdict = "within" if worst <= LSP_REQUEST_BUDGET and edit <= LSP_EDIT_BUDGET else "OVER"
+    rows.append(f"  {verdict} budget: slowest request {worst * 1000:.1f} ms")
+    return "\n".join(rows)
+
+
+def pathological_inputs(size: int = 1_000_000) -> str:
+    """`routing check` on hostile inputs of ``size`` characters: the slowest against the 2 s
+    target, and diagnostics per file against the cap."""
+    from .diagnostics import MAX_DIAGNOSTICS
+
+    rng = random.Random(1)
+    cases = {
+        "nested lists": "let X = " + "[" * (size // 2) + "]" * (size // 2),
+        "repeated operator": 'group "g" for store S { routing "r" { filter { '
+                             + "queue == " * (size // 9),
+        "unclosed groups": 'group "g" for store S {' * (size // 23),
+        "one long name": "let " + "a" * size,
+        "random characters": "".join(rng.choice('abc{}[]@#=<>"\n ,.0123') for _ in range(size)),
+        "huge number": "let X = 1" + "0" * size,
+        "a real file, repeated": lsp_document(size // 30),
+    }
+    rows = [f"front end on hostile {size // 1000} KB inputs (target: under 2 s, "
+            f"at most {MAX_DIAGNOSTICS} diagnostics + 1 per file)"]
+    worst = 0.0
+    for name, text in cases.items():
+        started = time.perf_counter()
+        result = Workspace().check_text(text, "hostile.route")
+        elapsed = time.perf_counter() - started
+        worst = max(worst, elapsed)
+        rows.append(f"  {name + ':':24} {elapsed:6.2f} s  {len(result.diagnostics):4d} diagnostics")
+    rows.append(f"  slowest: {worst:.2f} s ({worst / 2:.2f} of the target)")
+    return "\n".join(rows)

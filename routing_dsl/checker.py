@@ -8,6 +8,7 @@ each name is defined and used, for the language server.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -178,6 +179,7 @@ class _ModuleChecker:
         self._resolving: list[Definition] = []
         self._used_constants: set[Definition] = set()
         self._imported: list[Diagnostic] = []
+        self._syntax_starts = sorted(d.span.start for d in parsed.syntax_diagnostics)
 
     # diagnostics
     def error(self, code: str, message: str, span: Span, hint: str | None = None,
@@ -187,8 +189,9 @@ class _ModuleChecker:
 
     def _syntax_error_in(self, span: Span) -> bool:
         """A syntax error inside ``span`` already explains what the block seems to lack."""
-        return any(span.start <= d.span.start <= span.end
-                   for d in self.parsed.syntax_diagnostics)
+        starts = self._syntax_starts
+        index = bisect.bisect_left(starts, span.start)
+        return index < len(starts) and starts[index] <= span.end
 
     def where(self, span: Span) -> Where:
         return Where(self.source, span)

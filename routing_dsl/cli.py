@@ -371,11 +371,18 @@ def lsp() -> None:
 @click.option("--ship-groups", default=5000, show_default=True, type=click.IntRange(1))
 @click.option("--products", default=2000, show_default=True, type=click.IntRange(1))
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
-def bench(facilities: int, ship_groups: int, products: int, rounds: int) -> None:
+@click.option("--lsp-lines", default=5000, show_default=True, type=click.IntRange(10),
+              help="Size of the file the language-server session works on.")
+@click.option("--hostile-size", default=1_000_000, show_default=True, type=click.IntRange(100),
+              help="Size in characters of each hostile input given to the checker.")
+def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
+          hostile_size: int) -> None:
     """Measure routing throughput on generated data against a naive-scan baseline."""
-    from .bench import lsp_latency, run_bench
+    from .bench import lsp_latency, lsp_session, pathological_inputs, run_bench
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(lsp_latency(rounds=rounds))
+    click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
+    click.echo(pathological_inputs(hostile_size))
 
 
 @main.command()

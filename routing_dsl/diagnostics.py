@@ -22,6 +22,9 @@ class Fix:
     replacement: str
 
 
+MAX_MESSAGE = 300
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     code: str
@@ -31,6 +34,13 @@ class Diagnostic:
     hint: str | None = None
     fixes: tuple[Fix, ...] = field(default=())
     severity: Severity | None = None
+
+    def __post_init__(self) -> None:
+        # Messages quote names from the input; a hostile 1 MB name must not make a 1 MB line.
+        if len(self.message) > MAX_MESSAGE:
+            object.__setattr__(self, "message", self.message[: MAX_MESSAGE - 3] + "...")
+        if self.hint is not None and len(self.hint) > MAX_MESSAGE:
+            object.__setattr__(self, "hint", self.hint[: MAX_MESSAGE - 3] + "...")
 
     @property
     def level(self) -> Severity:

@@ -233,8 +233,7 @@ class Parser:
             if guess and guess != token.value:
                 hint = f"did you mean `{guess}`?"
                 fixes = (Fix(f"Change to `{guess}`", token.span, guess),)
-        shown = f"string {token.value}" if token.type == "STRING" else f"`{token.value}`"
-        self._report("RT101", f"unexpected {shown}", token.span, hint, fixes)
+        self._report("RT101", f"unexpected {_shown(token)}", token.span, hint, fixes)
 
     def _note_end(self) -> None:
         if self.at_end is None:
@@ -388,7 +387,7 @@ class Parser:
             hint = f"add `}}` to close the {what} opened on line {line}"
         else:
             where = self.source.position(self.peek.start).line
-            hint = (f"add `}}` before line {where}, where `{self.peek.value}` starts a "
+            hint = (f"add `}}` before line {where}, where `{_clip(self.peek.value)}` starts a "
                     f"statement outside the {what}")
             self.unclosed_reported += 1
         self._report("RT103", f"`{{` of {what} is never closed", brace.span, hint)
@@ -487,7 +486,7 @@ class Parser:
     def template_decl(self) -> n.Template:
         start = self.advance("TEMPLATE")
         name = self.expect("NAME")
-        body, end = self.rule_body(f"template `{name.value}`")
+        body, end = self.rule_body(f"template `{_clip(name.value)}`")
         return n.Template(span=Span(start.start, end), name=_ident(name), body=body)
 
     # ---- groups ----------------------------------------------------------------------------
@@ -498,7 +497,7 @@ class Parser:
         self.expect_word("store")
         store = self.value(ids_only=True)
         parsers = {"schedule": self.schedule, "routing": self.routing}
-        members, close = self.block(f"group `{name.value}`", _GROUP,
+        members, close = self.block(f"group `{_clip(name.value)}`", _GROUP,
                                     lambda: self.statement(_GROUP, parsers))
         return n.Group(span=Span(start.start, self._end(close)), name=name, store=store,
                        members=tuple(members))
@@ -522,7 +521,7 @@ class Parser:
         name = self.string()
         status = self.status()
         parsers = {"filter": self.filter_block, "sort": self.sort_clause, "rule": self.rule}
-        members, close = self.block(f"routing `{name.value}`", _ROUTING,
+        members, close = self.block(f"routing `{_clip(name.value)}`", _ROUTING,
                                     lambda: self.statement(_ROUTING, parsers))
         return n.Routing(span=Span(start.start, self._end(close)), name=name, status=status,
                          members=tuple(members))
@@ -575,7 +574,7 @@ class Parser:
             extends, end = _ident(token), token.end
         body = None
         if self.at("LBRACE"):
-            body, end = self.rule_body(f"rule `{name.value}`")
+            body, end = self.rule_body(f"rule `{_clip(name.value)}`")
         return n.Rule(span=Span(start.start, end), name=name, status=status, extends=extends,
                       body=body)
 
@@ -676,13 +675,13 @@ class Parser:
         if token.type == "$END":
             self._unexpected()
             raise _Closed
-        shown = f"string {token.value}" if token.type == "STRING" else f"`{token.value}`"
+        shown = _shown(token)
         guess = did_you_mean(field.value, _FLAGS) if token.type in (
             "NAME", "RBRACE", "SIGNED_NUMBER") else None
         hint = (f"did you mean the flag `{guess}`?" if guess else
                 "conditions read `field <op> value`, with op one of == != < <= > >= in, "
                 "not in, is null, is not null")
-        self._report("RT101", f"expected an operator after `{field.value}`, found {shown}",
+        self._report("RT101", f"expected an operator after `{_clip(field.value)}`, found {shown}",
                      token.span, hint)
         raise _Closed
 
@@ -731,7 +730,7 @@ class Parser:
     def _missing_value(self, after: Token) -> None:
         if self._explained():
             return
-        self._report("RT101", f"expected a value after `{after.value}`",
+        self._report("RT101", f"expected a value after `{_clip(after.value)}`",
                      Span(after.start, after.end),
                      "write the value on the same line, for example `queue == _NA_`")
 
@@ -754,14 +753,34 @@ class Parser:
 
     def _skip_brackets(self) -> None:
         depth = 1
-        while depth and self.peek.type not in ("$END", "RBRACE"):
-            token = self.advance()
-            depth += {"LBRACKET": 1, "RBRACKET": -1}.get(token.type, 0)
+        tokens = self.tokens
+        pos = self.pos
+        while depth:
+            kind = tokens[pos].type
+            if kind in ("$END", "RBRACE"):
+                break
+            depth += 1 if kind == "LBRACKET" else -1 if kind == "RBRACKET" else 0
+            pos += 1
+        if pos > self.pos:
+            self.consumed.append(tokens[pos - 1])
+        self.pos = pos
+        self.expected = set()
 
     def _end(self, close: Token | None) -> int:
         if close is not None:
             return close.end
         return self.consumed[-1].end if self.consumed else 0
+
+
+def _clip(text: str, width: int = 40) -> str:
+    """Quote at most ``width`` characters of a token in a message: a 40 KB name stays one line."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _shown(token: Token) -> str:
+    if token.type == "STRING":
+        return f"string {_clip(token.value)}"
+    return f"`{_clip(token.value)}`"
 
 
 def _unquote(raw: str) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest_lsp
 from lsprotocol import types
+import pytest
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from .conftest import ROOT
@@ -150,3 +152,84 @@ async def test_importers_are_rechecked_when_an_imported_buffer_changes(client: L
             text="declare queue OTHER_QUEUE\n")]))
     found = await diagnostics_until(client, main_uri, lambda ds: ds)
     assert [d.code for d in found] == ["RT201"]
+
+
+async def test_a_file_name_with_percent_signs(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "50%off %41.route"
+    text = 'let X = 1\nlet X = 2\n'
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    assert "%2541" in uri  # the editor quotes `%` once
+    found = await diagnostics_until(client, uri, lambda ds: ds)
+    assert "RT202" in [d.code for d in found]
+    location = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(text, "X")))
+    assert location is None or location.uri == uri
+
+
+async def test_prepare_rename_and_refusals(client: LanguageClient, tmp_path: Path):
+    text = ('use std.templates\nlet NEAR = 20 mi\nlet FAR = 90 mi\ngroup "G" for store S {\n'
+            '  routing "R" {\n    rule "r" extends closest_single_facility {\n'
+            '      inventory {\n        distance <= NEAR\n        distance >= FAR\n      }\n'
+            '    }\n  }\n}\n')
+    uri = open_document(client, tmp_path / "rename.route", text)
+    await diagnostics_until(client, uri, lambda ds: True)
+    doc = types.TextDocumentIdentifier(uri=uri)
+    prepared = await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+        text_document=doc, position=position_of(text, "NEAR\n")))
+    assert prepared.placeholder == "NEAR"
+    with pytest.raises(JsonRpcException, match="outside the workspace"):
+        await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+            text_document=doc, position=position_of(text, "closest_single_facility {")))
+    with pytest.raises(JsonRpcException, match="`FAR` already exists"):
+        await client.text_document_rename_async(types.RenameParams(
+            text_document=doc, position=position_of(text, "NEAR\n"), new_name="FAR"))
+
+
+async def test_files_changed_on_disk_are_picked_up(client: LanguageClient, tmp_path: Path):
+    lib = tmp_path / "lib.route"
+    lib.write_text("declare queue MY_QUEUE\n")
+    text = ('use "lib.route"\ngroup "G" for store S {\n  routing "R" {\n'
+            '    filter {\n      queue == MY_QUEUE\n    }\n'
+            '    rule "r" {\n      assign single\n    }\n  }\n}\n')
+    uri = open_document(client, tmp_path / "main.route", text)
+    assert await diagnostics_until(client, uri, lambda ds: True) == []
+    assert [r.method for r in client.registrations] == ["workspace/didChangeWatchedFiles"]
+    lib.write_text("declare queue OTHER_QUEUE\n")
+    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
+        types.FileEvent(uri=lib.as_uri(), type=types.FileChangeType.Changed)]))
+    found = await diagnostics_until(client, uri, lambda ds: ds)
+    assert [d.code for d in found] == ["RT201"]
+
+
+async def test_a_newer_edit_supersedes_an_older_check(client: LanguageClient, tmp_path: Path):
+    text = 'group "G" for store S {\n  routing "R" {\n    rule "r" {\n      assign single\n' \
+           '    }\n  }\n}\n'
+    uri = open_document(client, tmp_path / "edits.route", text)
+    await diagnostics_until(client, uri, lambda ds: True)
+    for version in range(2, 7):
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(
+                text=text.replace("single", "singel" * version))]))
+    versions = []
+
+    async def collect():
+        while 6 not in versions:
+            params = await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+            if params.uri == uri:
+                versions.append(params.version)
+    await asyncio.wait_for(collect(), 10)
+    found = list(client.diagnostics[uri])
+    assert versions == [6]  # typing fast: one check, for the last version
+    assert "singelsingelsingelsingelsingelsingel" in found[0].message
+
+
+async def test_workspace_symbols_and_document_links(client: LanguageClient):
+    uri = open_document(client, EXAMPLE)
+    await diagnostics_until(client, uri, lambda ds: True)
+    symbols = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="Web ord"))
+    assert any(s.name == "Web orders" and s.location.uri == uri for s in symbols)
+    links = await client.text_document_document_link_async(types.DocumentLinkParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert {Path(link.target).name for link in links} >= {"catalog.route", "hotwax.route"}

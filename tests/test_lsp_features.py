@@ -226,3 +226,73 @@ def test_no_feature_fails_on_broken_text(path, data):
     f.semantic_tokens(result)
     formatted = f.format_document(result)
     assert formatted is None or not result.parsed.syntax_diagnostics
+
+
+# ---- editor features added for large, shared and broken workspaces --------------------------
+
+def test_rename_refuses_a_name_that_exists(tmp_path: Path):
+    project = workspace(tmp_path)
+    (tmp_path / "lib.route").write_text(
+        "let NEAR = 25 mi\nlet FAR = 90 mi\ntemplate nearest { assign single sort by distance }\n")
+    project.invalidate()
+    a = project.check(tmp_path / "a.route")
+    definition = f.definition_at(a, a.parsed.source.text.index("NEAR"))
+    assert f.rename(project.check_all(), definition, "FAR", project) == \
+        "`FAR` already exists in a.route"
+    assert f.rename(project.check_all(), definition, "nearest", project) != \
+        "`nearest` already exists in lib.route"  # templates and constants are apart
+
+
+def test_rename_never_edits_the_installed_stdlib(tmp_path: Path):
+    project = workspace(tmp_path)
+    text = 'use std.templates\ngroup "G" for store S { routing "R" { rule "r" extends ' \
+           'closest_single_facility } }\n'
+    (tmp_path / "c.route").write_text(text)
+    c = project.check(tmp_path / "c.route")
+    definition = f.definition_at(c, text.index("closest_single_facility"))
+    assert definition.kind == "template"
+    assert f.rename_target(definition, project) == \
+        "`closest_single_facility` is defined outside the workspace"
+
+
+def test_workspace_symbols_search_every_file(tmp_path: Path):
+    project = workspace(tmp_path)
+    found = f.workspace_symbols(project.check_all(), "near")
+    assert {(Path(path).name, symbol.kind) for path, symbol in found} >= {
+        ("lib.route", "constant"), ("lib.route", "template")}
+    assert [s.name for _, s in f.workspace_symbols(project.check_all(), "R")].count("R") == 2
+
+
+def test_document_links_on_use(tmp_path: Path):
+    project = workspace(tmp_path)
+    a = project.check(tmp_path / "a.route")
+    [(span, target)] = f.document_links(a)
+    assert a.parsed.source.slice(span) == '"lib.route"'
+    assert Path(target) == (tmp_path / "lib.route").resolve()
+
+
+@pytest.mark.parametrize("prefix, expected, absent", [
+    ("use std.", {"hotwax", "templates"}, {"queue"}),
+    ('use "', {"../catalog.route"}, {"_NA_"}),
+    ('group "G" for store S {\n  schedule "0 * * * *" in "America/New_', {"America/New_York"},
+     {"_NA_"}),
+    ('group "G" for store S { routing "R" { rule "r" { assign single\n'
+     '  when unfilled { move to queue ', {"UNFILLABLE_PARKING"}, {"next", "move", "WEB_CHANNEL"}),
+])
+def test_completion_in_context(result, prefix, expected, absent):
+    text = "use std.hotwax\n" + prefix
+    found = {c.label for c in f.complete(result, text, len(text))}
+    assert expected <= found
+    assert not (absent & found)
+
+
+@given(st.text(alphabet="a\u00e9\U0001f600\n", max_size=40))
+def test_positions_are_lines_and_utf16_units(text):
+    from routing_dsl.source import SourceFile
+    positions = f.Positions(SourceFile("t", text))
+    for offset in range(len(text) + 1):
+        line_start = text.rfind("\n", 0, offset) + 1
+        units = len(text[line_start:offset].encode("utf-16-le")) // 2
+        expected = (text.count("\n", 0, offset), units)
+        assert positions.position(offset) == expected
+        assert positions.offset(*expected) == offset

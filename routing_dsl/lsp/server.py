@@ -107,7 +107,13 @@ class RoutingLanguageServer(LanguageServer):
             uri=uri, diagnostics=diagnostics, version=version))
 
     def open_uris(self) -> list[str]:
-        return [uri for uri in self.workspace.text_documents if uri.endswith(".route")]
+        """The URIs of open documents as the editor sent them (pygls keys its table by a
+        decoded form, which must not be decoded again)."""
+        return [document.uri for document in self.workspace.text_documents.values()
+                if document.path.endswith(".route")]
+
+    def is_open(self, uri: str) -> bool:
+        return uri in self.open_uris()
 
     def schedule_check(self, changed: str | None, delay: float = DEBOUNCE_SECONDS) -> None:
         """Check ``changed`` first, then every other open document (they may import it), in a
@@ -134,7 +140,7 @@ class RoutingLanguageServer(LanguageServer):
         if self.project.generation == generation:
             self.project.adopt(workspace)
         for uri, result in zip(order, results, strict=True):
-            if result is None or uri not in self.workspace.text_documents:
+            if result is None or not self.is_open(uri):
                 continue
             if self.document(uri).version != versions[uri]:
                 continue  # superseded by a newer edit, whose own check is on its way
