@@ -352,12 +352,10 @@ class _Interpreter:
         self.explanations: list[dict] = []
         self.warnings: dict[str, str] = {}
         self.allocated_atp: dict[tuple[str, str], float] = defaultdict(float)
-        self.next_ship_group: dict[str, int] = {}
-        for order in snapshot.orders:
-            numbers = [int(g.id) for g in order.ship_groups if g.id.isdigit()]
-            self.next_ship_group[order.id] = max(numbers, default=0) + 1
-        self.ship_group_width = {o.id: max((len(g.id) for g in o.ship_groups), default=5)
-                                 for o in snapshot.orders}
+        # New ship groups are named after the one they split from (`00001-1`, `00001-2`):
+        # ids are opaque, so nothing parses them; an id already in the order is skipped.
+        self.next_ship_group: dict[tuple[str, str], int] = {}
+        self.taken_ship_groups = {o.id: {g.id for g in o.ship_groups} for o in snapshot.orders}
 
     # ---- the run ----
     def run(self, group_name: str | None, routing_name: str | None, progress) -> dict:
@@ -780,7 +778,7 @@ class _Interpreter:
         distance_cache: dict[str, float | None] = {}
         for item, facility, quantity in placements:
             if facility not in new_groups:
-                new_groups[facility] = self._new_ship_group(unit.order.id)
+                new_groups[facility] = self._new_ship_group(unit.order.id, unit.ship_group.id)
                 self.ctx.orders_today[facility] += 1
                 distance_cache[facility] = self._distance(facility, unit, rule.distance_unit)
             self.ctx.stock[item.product][facility] -= quantity
@@ -804,10 +802,15 @@ class _Interpreter:
             return None
         return km if unit_name == "km" else km / KM_PER_MILE
 
-    def _new_ship_group(self, order_id: str) -> str:
-        number = self.next_ship_group[order_id]
-        self.next_ship_group[order_id] = number + 1
-        return str(number).zfill(self.ship_group_width[order_id])
+    def _new_ship_group(self, order_id: str, ship_group_id: str) -> str:
+        taken = self.taken_ship_groups[order_id]
+        number = self.next_ship_group.get((order_id, ship_group_id), 1)
+        while f"{ship_group_id}-{number}" in taken:
+            number += 1
+        self.next_ship_group[(order_id, ship_group_id)] = number + 1
+        new_id = f"{ship_group_id}-{number}"
+        taken.add(new_id)
+        return new_id
 
     def _result(self, batches: list[dict]) -> dict:
         snapshot = self.ctx.snapshot

@@ -12,12 +12,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import vocabulary as v
+
 PLAN_FORMAT = "routing-plan/1"
 PLAN_VERSION = 1
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SourceRef(_Step):
@@ -128,6 +130,8 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
     """Validate a serialized plan. Raises PlanError with a clear message."""
     try:
         header = json.loads(text)
+    except RecursionError:
+        raise PlanError(f"{name}: JSON nested too deeply") from None
     except ValueError as error:
         raise PlanError(f"{name}: not valid JSON: {error}") from None
     if not isinstance(header, dict) or header.get("format") != PLAN_FORMAT:
@@ -139,8 +143,60 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
                         f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
                         "with `routing compile`")
     try:
-        return Plan.model_validate(header)
+        plan = Plan.model_validate(header)
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(p) for p in first["loc"])
         raise PlanError(f"{name}: invalid plan at {location}: {first['msg']}") from None
+    problems = semantic_problems(plan)
+    if problems:
+        raise PlanError(f"{name}: invalid plan at {problems[0]}")
+    return plan
+
+
+def semantic_problems(plan: Plan) -> list[str]:
+    """What the checker guarantees for a compiled plan, checked again for a plan read from
+    JSON: each operator fits its field, values have the kind and range the field takes."""
+    problems: list[str] = []
+
+    def condition(where: str, step, level: str) -> None:
+        spec = v.field_spec(step.field, level)
+        if spec is None or step.op not in spec.operators:
+            ops = ", ".join(spec.operators) if spec else "none"
+            problems.append(f"{where}: operator {step.op!r} does not fit {step.field!r} "
+                            f"(it takes {ops})")
+            return
+        if step.op in ("is null", "is not null"):
+            return
+        if spec.value in v.ID_KINDS:
+            if not step.ids or (step.op in ("==", "!=") and len(step.ids) != 1):
+                problems.append(f"{where}: {step.op!r} on {step.field!r} needs "
+                                f"{'one id' if step.op in ('==', '!=') else 'ids'}")
+            return
+        number = step.days if level == "order" else step.number
+        if number is None:
+            problems.append(f"{where}: {step.field!r} needs a number")
+            return
+        measure(where, spec.value, number)
+
+    def measure(where: str, kind: str, number: float) -> None:
+        limit = v.MEASURE_LIMITS[kind]
+        lowest = -limit if kind == "days" else 0  # day offsets may look into the past
+        if not lowest <= number <= limit:
+            problems.append(f"{where}: {number!r} is out of range ({lowest:,} to {limit:,})")
+
+    for g, group in enumerate(plan.groups):
+        for r, routing in enumerate(group.routings):
+            base = f"groups.{g}.routings.{r}"
+            for i, step in enumerate(routing.filters):
+                condition(f"{base}.filters.{i}", step, "order")
+            for u, rule in enumerate(routing.rules):
+                where = f"{base}.rules.{u}"
+                for i, step in enumerate(rule.conditions):
+                    condition(f"{where}.conditions.{i}", step, "inventory")
+                if rule.shipment_threshold is not None:
+                    measure(f"{where}.shipment_threshold", "money", rule.shipment_threshold)
+                if rule.actions.auto_cancel_days is not None:
+                    measure(f"{where}.actions.auto_cancel_days", "days",
+                            rule.actions.auto_cancel_days)
+    return problems

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from .vocabulary import is_known_zone
 
 SNAPSHOT_FORMAT = "routing-snapshot/1"
 COLLECTIONS = ("product_stores", "facilities", "products", "inventory", "shipment_methods",
@@ -24,7 +27,8 @@ COLLECTIONS = ("product_stores", "facilities", "products", "inventory", "shipmen
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN, Infinity and 1e999 are refused at load: no number downstream may be non-finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ProductStore(_Model):
@@ -127,16 +131,42 @@ class Snapshot(_Model):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("needs a UTC offset, e.g. 2026-11-23T09:30:00-05:00")
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
         return value
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (KeyError, ValueError, OSError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+        if not is_known_zone(value):
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ValueError(f"unknown time zone {shown!r} (an IANA name such as "
+                             "'America/New_York')")
         return value
+
+    @model_validator(mode="after")
+    def _local_times(self) -> Snapshot:
+        """Timestamps written without a UTC offset are wall-clock times in the snapshot's
+        ``timezone`` (never the machine's), so results do not depend on where they run."""
+        zone = ZoneInfo(self.timezone)
+        for order in self.orders:
+            _localize(order, ("order_date",), zone)
+            for group in order.ship_groups:
+                for item in group.items:
+                    _localize(item, _ITEM_TIMES, zone)
+        return self
+
+
+MIN_YEAR, MAX_YEAR = 1970, 9000  # dates a run computes (now + up to 3,650 days) stay valid
+_ITEM_TIMES = ("promised_date", "ship_before", "ship_after", "auto_cancel_date")
+
+
+def _localize(model: BaseModel, names: tuple[str, ...], zone: ZoneInfo) -> None:
+    for name in names:
+        value = getattr(model, name)
+        if value is not None and value.tzinfo is None:
+            # frozen models: set the validated value in place, once, during validation
+            model.__dict__[name] = value.replace(tzinfo=zone)
 
 
 class SnapshotError(Exception):
@@ -177,8 +207,12 @@ def _describe(error: dict) -> str:
         message = error["msg"][0].lower() + error["msg"][1:]
         message = message.removeprefix("value error, ")
     shown = error.get("input")
-    got = "" if isinstance(shown, (dict, list)) else f", got {json.dumps(shown, default=str)}"
+    got = "" if isinstance(shown, (dict, list)) else f", got {_clip(json.dumps(shown, default=str))}"
     return f"{json_path(error['loc'])}: {message}{got}"
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _integrity(snapshot: Snapshot) -> list[str]:
@@ -263,26 +297,49 @@ def _read_folder(folder: Path) -> dict:
         raise SnapshotError([f"{folder}: a snapshot folder needs meta.json "
                              "(format, now, timezone)"])
     try:
-        document = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise SnapshotError([f"{meta_path}: {error}"]) from None
+        document = _json(meta_path, meta_path.read_bytes())
+    except OSError as error:
+        raise SnapshotError([f"{meta_path}: {error.strerror or error}"]) from None
     if not isinstance(document, dict):
         raise SnapshotError([f"{meta_path}: must be a JSON object"])
+    readers = {".json": _read_json, ".ndjson": _read_ndjson, ".csv": _read_csv}
+    known = {"meta.json"} | {f"{c}{suffix}" for c in COLLECTIONS for suffix in readers}
+    unknown = sorted(p.name for p in folder.iterdir()
+                     if p.name not in known and not p.name.startswith("."))
+    if unknown:
+        raise SnapshotError([f"{folder}: unknown file {name!r} in a snapshot folder (expected "
+                             "meta.json and <collection>.json, .ndjson or .csv for "
+                             f"{', '.join(COLLECTIONS)})" for name in unknown[:10]])
     for collection in COLLECTIONS:
-        for suffix, reader in ((".json", _read_json), (".ndjson", _read_ndjson),
-                               (".csv", _read_csv)):
-            candidate = folder / f"{collection}{suffix}"
-            if candidate.is_file():
-                document[collection] = reader(candidate)
-                break
+        found = [folder / f"{collection}{suffix}" for suffix in readers
+                 if (folder / f"{collection}{suffix}").is_file()]
+        if len(found) > 1:
+            raise SnapshotError([f"{folder}: {collection} is given twice "
+                                 f"({', '.join(p.name for p in found)}); keep one"])
+        if found:
+            document[collection] = readers[found[0].suffix](found[0])
     return document
+
+
+def _json(where: str | Path, text: bytes | str):
+    """Parse JSON, turning every failure (syntax, bad UTF-8, nesting too deep) into an error
+    that names ``where``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SnapshotError([f"{where}: JSON nested too deeply"]) from None
+    except UnicodeDecodeError as error:
+        raise SnapshotError([f"{where}: not UTF-8 text (byte {error.start})"]) from None
+    except ValueError as error:
+        raise SnapshotError([f"{where}: not valid JSON: {error}"]) from None
 
 
 def _read_json(path: Path) -> list:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise SnapshotError([f"{path}: {error}"]) from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise SnapshotError([f"{path}: {error.strerror or error}"]) from None
+    rows = _json(path, data)
     if not isinstance(rows, list):
         raise SnapshotError([f"{path}: must be a JSON array"])
     return rows
@@ -291,36 +348,40 @@ def _read_json(path: Path) -> list:
 def _read_ndjson(path: Path) -> list:
     rows = []
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as error:
-                        raise SnapshotError([f"{path}:{number}: not valid JSON: {error}"]) from None
+                    rows.append(_json(f"{path}:{number}", line))
     except OSError as error:
         raise SnapshotError([f"{path}: {error.strerror or error}"]) from None
     return rows
 
 
 def _read_csv(path: Path) -> list:
-    """CSV rows: empty cells are null; cells holding JSON arrays or objects are parsed."""
+    """CSV rows: empty cells are null; cells holding JSON arrays or objects are parsed. A cell
+    over 128 KiB (the csv module's limit) is refused."""
     rows = []
+    number = 1
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            for number, row in enumerate(csv.DictReader(handle), start=2):
+            reader = csv.DictReader(handle)
+            for number, row in enumerate(reader, start=2):
+                if None in row:
+                    raise SnapshotError([f"{path}:{number}: {len(row[None])} more cells than "
+                                         "the header has columns"])
                 parsed = {}
                 for key, cell in row.items():
                     if cell is None or cell == "":
                         continue
                     if cell[:1] in "[{" or cell in ("true", "false", "null"):
-                        try:
-                            parsed[key] = json.loads(cell)
-                            continue
-                        except ValueError:
-                            raise SnapshotError([f"{path}:{number}: column {key}: bad JSON"]) from None
+                        parsed[key] = _json(f"{path}:{number}: column {key}", cell)
+                        continue
                     parsed[key] = cell
                 rows.append(parsed)
+    except UnicodeDecodeError as error:
+        raise SnapshotError([f"{path}: not UTF-8 text (byte {error.start})"]) from None
+    except csv.Error as error:
+        raise SnapshotError([f"{path}:{number + 1}: {error}"]) from None
     except OSError as error:
         raise SnapshotError([f"{path}: {error.strerror or error}"]) from None
     return rows

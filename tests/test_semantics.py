@@ -40,7 +40,17 @@ def test_q4_ids_are_strings_numeric_order_ids_route_normally():
                  [order("10001", [item("00001", "P", 2), item("00002", "P", 2)])])
     result = run(rule_plan("assign partial"), snap)
     assert allocated(result) == [("10001", "00001", "F", 2), ("10001", "00002", "F", 2)]
-    assert result["allocations"][0]["new_ship_group"] == "00002"
+    assert result["allocations"][0]["new_ship_group"] == "00001-1"
+
+
+def test_q4_new_ship_group_ids_never_parse_old_ones():
+    # `²` is a digit to str.isdigit() and a 5,000-digit id is too long for int(): both are
+    # opaque strings, and a new id never collides with one the order already has
+    snap = world([facility("F")], [stock("F", "P", 9)],
+                 [order("O1", [item("1", "P", 1)], sg="²"),
+                  order("O2", [item("1", "P", 1)], sg="9" * 5000)])
+    result = run(rule_plan("assign single"), snap)
+    assert [a["new_ship_group"] for a in result["allocations"]] == ["²-1", "9" * 5000 + "-1"]
 
 
 def test_q5_a_split_line_gives_one_allocation_per_facility_with_its_quantity():
