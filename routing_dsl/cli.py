@@ -1,38 +1,46 @@
 """The ``routing`` command line.
 
 Exit codes: 0 success; 1 the input has problems (diagnostics, unformatted files, a refused
-plan); 2 usage or I/O errors (missing or unreadable files, bad arguments). Problems are printed,
-never raised as tracebacks, and no output file is left half-written.
+plan); 2 usage or I/O errors (missing or unreadable files, bad arguments, a broken snapshot);
+3 an internal error; 4 a run finished but a routing failed (the result is still written).
+Problems are printed as one line each (``error: ...``), never as tracebacks; anything taken
+from the input is printed with its control characters escaped; no output file is ever left
+half-written.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from . import __version__
-import json
-
 from .checker import Workspace
 from .compiler import compile_program
+from .diagnostics import (Diagnostic, printable, render_json, render_text, sort_diagnostics,
+                          summary)
+from .errorcodes import Severity
+from .formatter import format_module
 from .interpreter import run_plan
+from .loader import Loader, SourceError, display_name
 from .plan import Plan, PlanError, load_plan
 from .result import Result
 from .snapshot import Snapshot, SnapshotError, load_snapshot
-from .diagnostics import Diagnostic, render_json, render_text, sort_diagnostics, summary
-from .errorcodes import Severity
-from .formatter import format_module
-from .loader import Loader, SourceError, display_name
+
+EXIT_ROUTING_FAILED = 4
+TEMP_MARK = ".routing-tmp."
 
 
 class InputError(click.ClickException):
     """Bad input (I/O, arguments): message on stderr, exit code 2."""
 
     exit_code = 2
+
+
 
 
 def expand_paths(paths: tuple[str, ...]) -> list[Path]:
@@ -55,21 +63,69 @@ def expand_paths(paths: tuple[str, ...]) -> list[Path]:
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write ``path`` completely or not at all."""
-    mode = "wb" if isinstance(data, bytes) else "w"
-    directory = path.resolve().parent
+    """Write ``path`` completely or not at all.
+
+    The data goes to a temporary file beside the target (``.NAME.routing-tmp.PID.RANDOM``),
+    then replaces it in one rename. A link is written through (its target is replaced, the
+    link stays); an existing file keeps its mode; a new file gets the mode the umask allows.
+    Temporary files left by a killed run are removed on the next write."""
+    target = Path(os.path.realpath(path))
+    directory = target.parent
+    _remove_stale_temporaries(directory, target.name)
+    temp = directory / f".{target.name}{TEMP_MARK}{os.getpid()}.{secrets.token_hex(4)}"
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as error:
         raise InputError(f"{path}: cannot write here: {error.strerror or error}") from None
     try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
-            handle.write(data)
-        os.replace(temp, path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
     except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
+        if temp.exists():
+            temp.unlink()
         raise
+
+
+def _remove_stale_temporaries(directory: Path, name: str) -> None:
+    """Remove ``.NAME.routing-tmp.PID.*`` files whose writing process is gone."""
+    try:
+        candidates = list(directory.glob(f".{name}{TEMP_MARK}*"))
+    except OSError:
+        return
+    for candidate in candidates:
+        pid_text = candidate.name[len(f".{name}{TEMP_MARK}"):].split(".")[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # still writing
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        try:
+            candidate.unlink()
+        except OSError:
+            pass
+
+
+def emit(path: Path | None, text: str) -> bool:
+    """Write ``text`` to ``path``, or to standard output when ``path`` is None or ``-``.
+    Returns whether it went to a file."""
+    if path is None or str(path) == "-":
+        click.echo(text, nl=False)
+        return False
+    write_atomically(path, text)
+    return True
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], output_format: str) -> None:
@@ -82,8 +138,27 @@ def print_diagnostics(diagnostics: list[Diagnostic], output_format: str) -> None
 
 
 class _Commands(click.Group):
-    """Turns an unexpected failure into a one-line report (exit 3) instead of a traceback;
-    ROUTING_DEBUG=1 shows the traceback."""
+    """Every problem as one line in one style (``error: ...``): usage mistakes, bad input, and
+    unexpected failures (exit 3, with ROUTING_DEBUG=1 showing the traceback)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.UsageError as error:
+            command = f" {error.ctx.command_path.split(' ', 1)[1]}" if error.ctx and \
+                " " in error.ctx.command_path else ""
+            click.echo(f"error: {printable(error.format_message())} (see `routing{command} "
+                       "--help`)", err=True)
+            sys.exit(2)
+        except click.ClickException as error:
+            click.echo(f"error: {printable(error.format_message())}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -97,7 +172,8 @@ class _Commands(click.Group):
         except Exception as error:  # noqa: BLE001 - last line of defence for users
             if os.environ.get("ROUTING_DEBUG"):
                 raise
-            click.echo(f"routing: internal error: {type(error).__name__}: {error}\n"
+            click.echo(f"error: internal error: {type(error).__name__}: "
+                       f"{printable(str(error))[:300]}\n"
                        "please report it; ROUTING_DEBUG=1 shows the details", err=True)
             sys.exit(3)
 
@@ -108,7 +184,8 @@ def main() -> None:
     """Order routing rules as code: check, format, compile and run .route files.
 
     Exit codes: 0 success, 1 problems in the input (diagnostics, unformatted files),
-    2 unusable input or arguments, 3 internal error.
+    2 unusable input or arguments, 3 internal error, 4 a routing failed at run time (the
+    result is still written).
     """
 
 
@@ -206,7 +283,7 @@ def read_snapshot(path: Path) -> Snapshot:
         return load_snapshot(path)
     except SnapshotError as error:
         for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
+            click.echo(f"error: {printable(problem)}", err=True)
         sys.exit(2)
 
 
@@ -217,14 +294,11 @@ def dump_result(result: dict) -> str:
 @main.command("compile")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the plan here (default: standard output).")
+              help="Write the plan here (`-` or nothing: standard output).")
 def compile_command(source: Path, output: Path | None) -> None:
     """Compile a .route file to an executable plan (JSON)."""
     plan = load_plan_or_source(source)
-    if output is None:
-        click.echo(plan.to_json(), nl=False)
-    else:
-        write_atomically(output, plan.to_json())
+    if emit(output, plan.to_json()):
         click.echo(f"wrote {output}", err=True)
 
 
@@ -260,7 +334,7 @@ def summarize(result: dict) -> str:
                  f"{len(result['unfillable'])} unfilled item records")
     for warning in result["warnings"]:
         lines.append(f"warning: {warning}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # ids may hold control characters
 
 
 @main.command()
@@ -270,7 +344,7 @@ def summarize(result: dict) -> str:
               type=click.Path(exists=True, path_type=Path),
               help="Snapshot JSON file, or a folder of per-collection files.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the result JSON here (default: standard output).")
+              help="Write the result JSON here (`-` or nothing: standard output).")
 @click.option("--group", help="Run only this group.")
 @click.option("--routing", help="Run only this routing.")
 @click.option("--explain", is_flag=True, help="Add, per unit, every rule and facility considered.")
@@ -294,13 +368,15 @@ def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
     else:
         result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain)
     text = dump_result(result)
-    if out is None:
-        click.echo(text, nl=False)
-        click.echo(summarize(result), err=True)
-    else:
-        write_atomically(out, text)
+    if emit(out, text):
         click.echo(summarize(result))
         click.echo(f"wrote {out}")
+    else:
+        click.echo(summarize(result), err=True)
+    if any(run["error"] for batch in result["batches"] for run in batch["runs"]):
+        click.echo("error: a routing failed (see above); the result holds what ran",
+                   err=True)
+        sys.exit(EXIT_ROUTING_FAILED)
 
 
 @main.command()
@@ -356,7 +432,7 @@ def explain_text(result: dict, order_id: str, facility: str | None) -> str:
         if entry["order"] == order_id:
             lines.append(f"  unfilled: item {entry['item']} x{entry['quantity']}: "
                          f"{entry['action'].replace('_', ' ')} (queue {entry['queue']})")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 @main.command()

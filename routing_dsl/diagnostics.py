@@ -7,6 +7,7 @@ rendering differs (text for terminals, JSON for tools, LSP ranges for editors).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from .errorcodes import CODES, Severity
@@ -118,16 +119,27 @@ def sort_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return result
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``), so that nothing taken from the
+    input can move the cursor, recolour the terminal or forge a line."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xff
+                        else f"\\x{ord(m.group()):02x}", text)
+
+
 def render_text(diagnostic: Diagnostic) -> str:
     """``file:line:col: error[RT101]: message``, the source line underlined, then the hint."""
     source = diagnostic.source
     start = source.position(diagnostic.span.start)
     end = source.position(max(diagnostic.span.start, diagnostic.span.end))
-    header = (f"{source.name}:{start.line}:{start.column}: "
-              f"{diagnostic.level.value}[{diagnostic.code}]: {diagnostic.message}")
+    header = printable(f"{source.name}:{start.line}:{start.column}: "
+                       f"{diagnostic.level.value}[{diagnostic.code}]: {diagnostic.message}")
     lines = [header]
     if source.text:
-        text = source.line_text(start.line)
+        # control characters shown as one replacement character each, so the caret lines up
+        text = _CONTROL.sub("\ufffd", source.line_text(start.line))
         gutter = str(start.line)
         pad = " " * len(gutter)
         width = (end.column - start.column) if end.line == start.line else len(text) - start.column + 1
@@ -137,7 +149,7 @@ def render_text(diagnostic: Diagnostic) -> str:
         lines.append(f"{gutter} | {text}")
         lines.append(f"{pad} | {prefix}^{'~' * (width - 1)}")
     if diagnostic.hint:
-        lines.append(f"  = hint: {diagnostic.hint}")
+        lines.append(printable(f"  = hint: {diagnostic.hint}"))
     return "\n".join(lines)
 
 
