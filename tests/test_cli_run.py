@@ -185,7 +185,8 @@ def test_output_cut_short_by_a_closed_pipe_exits_quietly():
 
     # like `routing bench | head -1`: the reader is gone before the second report is printed
     process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "bench", "--facilities",
-                                "20", "--ship-groups", "50", "--products", "20", "--rounds", "1"],
+                                "20", "--ship-groups", "50", "--products", "20", "--rounds", "1",
+                                "--lsp-lines", "50", "--hostile-size", "1000"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout.readline().startswith(b"50 ship groups")
     process.stdout.close()
