@@ -55,7 +55,7 @@ class CheckedRule:
     ignore_facility_order_limit: bool
     only_if_all_items_available: bool
     shipment_threshold: float | None
-    distance_unit: str
+    distance_unit: str | None  # None: the rule has no distance condition
     move_to_queue: str | None
     auto_cancel_days: int | None
     clear_auto_cancel: bool

@@ -635,7 +635,7 @@ class _ModuleChecker:
                        hint="the promise-date filter routes items one at a time; `assign "
                             "partial` lets an item's quantity split across facilities")
         self._rule_structure(rule, parts)
-        unit = next((c.unit for c in parts.conditions if c.field == "distance" and c.unit), "mi")
+        unit = next((c.unit for c in parts.conditions if c.field == "distance" and c.unit), None)
         checked = CheckedRule(
             name=rule.name.value, status=status, assign=parts.assign if parts.assign in ("single", "partial") else "single",
             conditions=tuple(parts.conditions), sorts=tuple(parts.sorts or ()),

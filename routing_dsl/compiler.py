@@ -35,12 +35,23 @@ def _sort(key: CheckedSortKey, model):
                  source=source_ref(key.where))
 
 
-def _rule(rule: CheckedRule) -> PlanRule:
+def _file_unit(program: CheckedProgram) -> str:
+    """The distance unit a rule without distance conditions reports distances in: the one the
+    file uses elsewhere (its first distance condition), else miles."""
+    for group in program.groups:
+        for routing in group.routings:
+            for rule in routing.rules:
+                if rule.distance_unit:
+                    return rule.distance_unit
+    return "mi"
+
+
+def _rule(rule: CheckedRule, file_unit: str) -> PlanRule:
     return PlanRule(
         name=rule.name, assign=rule.assign,
         conditions=[_inventory_condition(c) for c in rule.conditions],
         sorts=[_sort(k, InventorySort) for k in rule.sorts],
-        distance_unit=rule.distance_unit,
+        distance_unit=rule.distance_unit or file_unit,
         keep_item_groups_together=rule.keep_item_groups_together,
         ignore_facility_order_limit=rule.ignore_facility_order_limit,
         only_if_all_items_available=rule.only_if_all_items_available,
@@ -51,13 +62,14 @@ def _rule(rule: CheckedRule) -> PlanRule:
 
 
 def compile_program(program: CheckedProgram) -> Plan:
+    file_unit = _file_unit(program)
     groups = []
     for group in program.groups:
         routings = []
         for routing in group.routings:
             if routing.status != "active":
                 continue
-            rules = [_rule(r) for r in routing.rules if r.status == "active"]
+            rules = [_rule(r, file_unit) for r in routing.rules if r.status == "active"]
             routings.append(PlanRouting(
                 name=routing.name, item_mode=routing.item_mode,
                 filters=[_order_condition(c) for c in routing.filters],

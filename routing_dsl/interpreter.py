@@ -80,8 +80,9 @@ class _ItemState:
         self.categories, self.style = product_info
 
     def value(self, quantity: float) -> float:
-        """Shipment value of ``quantity`` units: price plus a proportional share of adjustments."""
-        share = quantity / self.line_quantity if self.line_quantity else 0.0
+        """Shipment value of ``quantity`` units: price plus their share of the line's
+        adjustments, shared per *ordered* unit, so cancelled units take their share away."""
+        share = quantity / self.item.quantity
         return quantity * self.item.unit_price + self.item.adjustments * share
 
 

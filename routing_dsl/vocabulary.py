@@ -104,8 +104,11 @@ INVENTORY_FIELDS = {
                   "`km`; the unit also sets the rule's measurement system. Facilities or "
                   "addresses without coordinates never pass.", "distance <= 300 mi"),
         FieldSpec("brokering_safety_stock", "inventory", "count", (">", ">="),
-                  "A per-rule stock threshold: the facility's net stock of each item must exceed "
-                  "it, and the facility must hold the item's whole quantity.",
+                  "A per-rule threshold, not a reserve: a facility qualifies when its net stock "
+                  "(`atp - minimum_stock`) of each item passes the comparison and covers the "
+                  "item's whole open quantity, and then ships the whole quantity. With atp 3 "
+                  "and `> 2` it ships 2 and keeps 1; to hold stock back, set `minimum_stock` "
+                  "in the snapshot.",
                   "brokering_safety_stock > 2"),
     ]
 }

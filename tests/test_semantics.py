@@ -3,6 +3,8 @@ semantics-decisions.md): each fails if that behaviour changes."""
 
 from __future__ import annotations
 
+import pytest
+
 from routing_dsl.checker import Workspace
 
 from .builders import (allocated, facility, item, order, plan, rule_plan, run, stock, world)
@@ -382,3 +384,29 @@ def test_excluded_facilities_of_an_item_are_skipped():
                  [stock("F1", "P", 9), stock("F2", "P", 9)],
                  [order("O1", [item("1", "P", 1, excluded_facilities=["F1"])])])
     assert allocated(run(rule_plan("assign single sort by distance"), snap))[0][2] == "F2"
+
+
+def test_shipment_threshold_shares_adjustments_per_ordered_unit():
+    # 4 ordered, 2 cancelled, 20.00 each with 8.00 of adjustments (2.00 per ordered unit):
+    # 1 unit from F1 is worth 22.00 and the other from F2 22.00; sharing over the 2 open
+    # units instead would give each 24.00 and let the cancelled units' share count
+    facilities = [facility("F1", 40.71, -74.0), facility("F2", 40.8, -74.0)]
+    inventory = [stock("F1", "A", 1), stock("F2", "A", 1)]
+    line = item("1", "A", 4, cancel_quantity=2, unit_price=20.0, adjustments=8.0)
+    snap = world(facilities, inventory, [order("O1", [line])])
+    assert allocated(run(rule_plan("assign partial inventory { shipment_threshold 22 }"),
+                         snap)) == [("O1", "1", "F1", 1), ("O1", "1", "F2", 1)]
+    assert allocated(run(rule_plan("assign partial inventory { shipment_threshold 23 }"),
+                         snap)) == []
+
+
+def test_a_rule_without_distance_conditions_reports_the_files_unit():
+    snap = world([facility("F", 40.8, -74.0)], [stock("F", "P", 5)],
+                 [order("O1", [item("1", "P", 1)])])
+    km = rule_plan("assign single sort by distance", more_rules=(
+        'rule "r2" { assign partial inventory { distance <= 50 km } }'))
+    [allocation] = run(km, snap)["allocations"]
+    assert allocation["distance_unit"] == "km"
+    assert allocation["distance"] == pytest.approx(10.01, abs=0.01)
+    [plain] = run(rule_plan("assign single"), snap)["allocations"]
+    assert plain["distance_unit"] == "mi"
