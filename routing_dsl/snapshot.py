@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -28,103 +29,193 @@ COLLECTIONS = ("product_stores", "facilities", "products", "inventory", "shipmen
 
 class _Model(BaseModel):
     # NaN, Infinity and 1e999 are refused at load: no number downstream may be non-finite.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Each field's docstring is its description in the JSON Schema and in docs/snapshot.md.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
 
 class ProductStore(_Model):
+    """A product store (a brand or storefront); each group routes the orders of one store."""
+
     id: str
+    """The store's id, as a group's `for store` names it."""
     enable_brokering: bool = True
+    """When false, the store's groups are skipped (HotWax's brokering switch)."""
 
 
 class Facility(_Model):
+    """A warehouse, a store, or (with `virtual: true`) a queue where orders wait."""
+
     id: str
+    """The facility id."""
     type: str | None = None
+    """Free-form type, e.g. WAREHOUSE, RETAIL_STORE, QUEUE; informative only."""
     virtual: bool = False
+    """True for a queue (HotWax's virtual facility): only ship groups sitting in a queue of
+    the group's product store are routed, and `move to queue` needs a virtual facility."""
     lat: float | None = Field(default=None, ge=-90, le=90)
+    """Latitude in degrees; without coordinates the facility never passes a distance
+    condition and sorts last by distance."""
     lon: float | None = Field(default=None, ge=-180, le=180)
+    """Longitude in degrees."""
     max_orders_per_day: int | None = Field(default=None, ge=0)
+    """Orders the facility takes per day; null is unlimited, 0 takes none."""
     orders_today: int = Field(default=0, ge=0)
+    """Orders already taken today; each ship group routed here during the run adds one."""
     product_stores: list[str] = []
+    """The product stores the facility serves (for a queue: whose orders wait in it)."""
     groups: dict[str, int | None] = {}
+    """Facility group id -> the facility's sequence number in that group (for the
+    `facility_sequence` sort; null when the group has no order)."""
 
 
 class Product(_Model):
+    """A sellable product (a variant)."""
+
     id: str
+    """The product id (SKU)."""
     categories: list[str] = []
+    """Category ids, for the `product_category` filter."""
     parent: str | None = None
+    """The style (virtual product) this variant belongs to, for the `broken_style` sort."""
 
 
 class InventoryRow(_Model):
+    """Stock of one product at one facility."""
+
     facility: str
+    """The facility id."""
     product: str
+    """The product id."""
     atp: float
+    """Available to promise."""
     minimum_stock: float = 0
+    """Units held back from routing: net stock is `atp - minimum_stock`."""
     allow_brokering: bool = True
+    """When false, the row is invisible to routing."""
     sales_velocity: float | None = None
+    """How fast the facility sells the product, for the `sales_velocity` sort."""
 
 
 class ShipmentMethod(_Model):
+    """A shipment method (optionally per carrier), for the `delivery_days` order sort."""
+
     id: str
+    """The shipment method id, as ship groups and the `shipment_method` filter name it."""
     carrier: str | None = None
+    """The carrier this row applies to; null applies to any carrier."""
     delivery_days: int | None = Field(default=None, ge=0)
+    """Days to deliver."""
     parent: str | None = None
+    """A parent shipment method, if the OMS groups them."""
 
 
 class Address(_Model):
+    """Where a ship group goes."""
+
     lat: float | None = Field(default=None, ge=-90, le=90)
+    """Latitude in degrees; without coordinates, distance conditions never pass."""
     lon: float | None = Field(default=None, ge=-180, le=180)
+    """Longitude in degrees."""
     postal_code: str | None = None
+    """Postal code; informative."""
     country: str | None = None
+    """Country; informative."""
 
 
 class Item(_Model):
+    """One order line."""
+
     id: str
+    """The item id, unique within its ship group."""
     product: str
+    """The product id."""
     status: str = "APPROVED"
+    """Only APPROVED items are routed."""
     quantity: float = Field(gt=0)
+    """Ordered quantity."""
     cancel_quantity: float = Field(default=0, ge=0)
+    """Cancelled units; the quantity to route is `quantity - cancel_quantity`."""
     unit_price: float = 0
+    """Price of one unit, for `shipment_threshold`."""
     adjustments: float = 0
+    """Sum of the line's adjustments (discounts negative), shared per ordered unit."""
     promised_date: datetime | None = None
+    """When the customer was promised delivery, for `promise_date` filters."""
     ship_before: datetime | None = None
+    """Ship-by date, for the `ship_before` sort."""
     ship_after: datetime | None = None
+    """Do-not-ship-before date, for the `ship_after` sort."""
     auto_cancel_date: datetime | None = None
+    """When the line cancels itself; routing clears it or sets it (`when unfilled`)."""
     item_group: str | None = None
+    """Lines with the same item group ship together under `keep_item_groups_together`."""
     excluded_facilities: list[str] = []
+    """Facilities that must not ship this line (for example ones that rejected it)."""
 
 
 class ShipGroup(_Model):
+    """Items of an order that ship together, and the facility (or queue) holding them."""
+
     id: str
+    """The ship group id, unique within its order; an opaque string."""
     facility: str
+    """Where the ship group is now: a queue (virtual facility) while it waits to be routed."""
     shipment_method: str | None = None
+    """Shipment method id, for the `shipment_method` filter and `delivery_days` sort."""
     carrier: str | None = None
+    """Carrier, with `shipment_method` picking the `shipment_methods` row."""
     ship_to: Address | None = None
+    """The destination."""
     items: list[Item]
+    """The lines."""
 
 
 class Order(_Model):
+    """A sales order."""
+
     id: str
+    """The order id."""
     product_store: str
+    """The product store the order belongs to."""
     status: str = "APPROVED"
+    """Only APPROVED orders are routed."""
     order_date: datetime | None = None
+    """When the order was placed, for the `order_date` sort."""
     sales_channel: str | None = None
+    """Sales channel id, for the `sales_channel` filter."""
     priority: str | None = None
+    """Priority id, for the `priority` filter and sort."""
     origin_facility: str | None = None
+    """The facility the order came from (a store for POS orders), for
+    `origin_facility_group`."""
     ship_groups: list[ShipGroup]
+    """The ship groups."""
 
 
 class Snapshot(_Model):
     """The whole input of a run. Unknown keys are refused at every level."""
 
     format: Literal["routing-snapshot/1"]
+    """Always `routing-snapshot/1`."""
     now: datetime
+    """The routing clock, with a UTC offset: promise-date cutoffs, auto-cancel dates and
+    "today" come from it, never from the machine's clock."""
     timezone: str
+    """IANA time zone of the merchant: day boundaries, and timestamps written without an
+    offset, are read in it."""
     product_stores: list[ProductStore] = []
+    """Product stores."""
     facilities: list[Facility] = []
+    """Facilities and queues."""
     products: list[Product] = []
+    """Products."""
     inventory: list[InventoryRow] = []
+    """Stock rows, at most one per (facility, product)."""
     shipment_methods: list[ShipmentMethod] = []
+    """Shipment methods."""
     orders: list[Order] = []
+    """Orders."""
 
     @field_validator("now")
     @classmethod
@@ -385,3 +476,48 @@ def _read_csv(path: Path) -> list:
     except OSError as error:
         raise SnapshotError([f"{path}: {error.strerror or error}"]) from None
     return rows
+
+
+def render_field_tables() -> str:
+    """The field tables of docs/snapshot.md, from the models' docstrings (one source)."""
+    parts = []
+    for model in (Snapshot, ProductStore, Facility, InventoryRow, Product, ShipmentMethod,
+                  Order, ShipGroup, Address, Item):
+        parts.append(f"#### {model.__name__}\n\n{model.__doc__.strip()}\n\n"
+                     "| field | type | default | meaning |\n|---|---|---|---|")
+        for name, info in model.model_fields.items():
+            default = "required" if info.is_required() else f"`{json.dumps(info.default)}`"
+            kind = _type_name(info.annotation)
+            meaning = " ".join((info.description or "").split())
+            parts.append(f"| `{name}` | {kind} | {default} | {meaning} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+_TYPE_WORDS = {"str": "string", "float": "number", "int": "integer", "bool": "boolean",
+               "datetime.datetime": "timestamp", "datetime": "timestamp", "NoneType": "null",
+               "None": "null",
+               "Literal['routing-snapshot/1']": "`\"routing-snapshot/1\"`"}
+
+
+def _type_name(annotation) -> str:
+    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) \
+        else str(annotation)
+    text = re.sub(r"\b(?:typing|routing_dsl\.snapshot|__main__)\.", "", text or str(annotation))
+    for word in sorted(_TYPE_WORDS, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.]){re.escape(word)}(?![\w])", _TYPE_WORDS[word], text)
+    return text.replace(" | ", " \\| ")
+
+
+def render_generated(document: str) -> str:
+    start, end = "<!-- generated: snapshot-fields -->\n", "<!-- end -->"
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}{render_field_tables()}{end}{tail}"
+
+
+if __name__ == "__main__":  # python -m routing_dsl.snapshot docs/snapshot.md
+    import sys
+
+    target = Path(sys.argv[1])
+    target.write_text(render_generated(target.read_text(encoding="utf-8")), encoding="utf-8")
