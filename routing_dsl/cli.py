@@ -436,6 +436,28 @@ def explain_text(result: dict, order_id: str, facility: str | None) -> str:
 
 
 @main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Write a starter project (rules, catalog, a snapshot) that routes out of the box."""
+    from .starter import files
+    starter = files()
+    existing = sorted(name for name in starter if (directory / name).exists())
+    if existing:
+        raise InputError(f"{directory}: would overwrite {', '.join(existing)}; "
+                         "choose an empty folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{directory}: {error.strerror or error}") from None
+    for name, text in starter.items():
+        write_atomically(directory / name, text)
+    where = "" if str(directory) == "." else f"cd {directory} && "
+    click.echo(f"wrote {', '.join(sorted(starter))} in {directory}\n"
+               f"next: {where}routing check routes.route && "
+               "routing run routes.route --snapshot snapshot.json --out result.json")
+
+
+@main.command()
 def lsp() -> None:
     """Start the language server on standard input and output."""
     from .lsp.server import main as serve

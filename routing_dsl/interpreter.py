@@ -374,10 +374,19 @@ class _Interpreter:
             if not store.enable_brokering:
                 batch["skipped"] = "brokering is disabled for this product store"
                 continue
+            if not any(f.virtual and store.id in f.stores for f in self.ctx.facilities.values()):
+                self.warnings[f"queue:{group.name}"] = (
+                    f"group {group.name!r}: store {store.id!r} has no queue in the snapshot (a "
+                    f"facility with \"virtual\": true and {store.id!r} in its product_stores), "
+                    "so none of its orders can be routed")
             for routing in group.routings:
                 if routing_name is not None and routing.name != routing_name:
                     continue
                 batch["runs"].append(self._routing(group.name, store.id, routing, progress))
+            if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
+                self.warnings[f"eligible:{group.name}"] = (
+                    f"group {group.name!r}: no ship group was eligible (approved, waiting in a "
+                    f"queue of store {store.id!r}, and passing a routing's filter)")
         return self._result(batches)
 
     def _eligible_units(self, store: str, item_mode: bool) -> list[_Unit]:

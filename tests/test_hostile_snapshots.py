@@ -346,3 +346,37 @@ def test_fuzz_snapshots_never_crash_the_engine(seed):
             continue
         result = run_plan(plan, snapshot)
         json.dumps(result, allow_nan=False)
+
+
+# ---- a new user's first afternoon ------------------------------------------------------------
+
+def test_init_writes_a_project_that_routes_out_of_the_box(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    assert invoke("init", str(project)).exit_code == 0
+    monkeypatch.chdir(project)
+    assert invoke("check", "routes.route").exit_code == 0
+    result = invoke("run", "routes.route", "--snapshot", "snapshot.json", "--out", "r.json")
+    assert result.exit_code == 0, result.output
+    document = json.loads((project / "r.json").read_text())
+    assert len(document["allocations"]) >= 2 and document["warnings"] == []
+    again = invoke("init", str(project))
+    assert again.exit_code == 2 and "would overwrite" in again.stderr
+
+
+def test_a_store_without_a_queue_is_a_warning(tmp_path):
+    document = copy.deepcopy(SNAPSHOT)
+    for facility in document["facilities"]:
+        if facility.get("virtual"):
+            facility["product_stores"] = ["ANOTHER_STORE"]
+    result = run_snapshot(tmp_path, document)
+    assert result.exit_code == 0
+    assert "has no queue in the snapshot" in result.stderr
+    assert "no ship group was eligible" in result.stderr
+
+
+def test_no_eligible_unit_is_a_warning(tmp_path):
+    document = copy.deepcopy(SNAPSHOT)
+    for order in document["orders"]:
+        order["status"] = "CREATED"
+    result = run_snapshot(tmp_path, document)
+    assert "warning: group 'Omnichannel brokering': no ship group was eligible" in result.stderr
