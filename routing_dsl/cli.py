@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -33,6 +34,24 @@ from .snapshot import Snapshot, SnapshotError, load_snapshot
 
 EXIT_ROUTING_FAILED = 4
 TEMP_MARK = ".routing-tmp."
+
+
+_SEVERITY_WORD = re.compile(r"^(\s*(?:\S+: )?)(error|warning|info)(\[RT\d+\])?:", re.M)
+_PAINT = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def colour() -> bool | None:
+    """None lets click colour a terminal and strip colour from pipes and files; NO_COLOR
+    (https://no-color.org) turns it off everywhere."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def say(text: str, err: bool = False, nl: bool = True) -> None:
+    """Print ``text`` with its severity words coloured when the output is a terminal."""
+    painted = _SEVERITY_WORD.sub(
+        lambda m: m.group(1) + click.style(m.group(2) + (m.group(3) or ""),
+                                           fg=_PAINT[m.group(2)], bold=True) + ":", text)
+    click.echo(painted, err=err, nl=nl, color=colour())
 
 
 class InputError(click.ClickException):
@@ -133,7 +152,7 @@ def print_diagnostics(diagnostics: list[Diagnostic], output_format: str) -> None
         click.echo(render_json(diagnostics), nl=False)
         return
     for diagnostic in diagnostics:
-        click.echo(render_text(diagnostic))
+        say(render_text(diagnostic))
         click.echo()
 
 
@@ -150,11 +169,11 @@ class _Commands(click.Group):
         except click.UsageError as error:
             command = f" {error.ctx.command_path.split(' ', 1)[1]}" if error.ctx and \
                 " " in error.ctx.command_path else ""
-            click.echo(f"error: {printable(error.format_message())} (see `routing{command} "
-                       "--help`)", err=True)
+            say(f"error: {printable(error.format_message())} (see `routing{command} --help`)",
+                err=True)
             sys.exit(2)
         except click.ClickException as error:
-            click.echo(f"error: {printable(error.format_message())}", err=True)
+            say(f"error: {printable(error.format_message())}", err=True)
             sys.exit(error.exit_code)
         except click.Abort:
             click.echo("error: aborted", err=True)
@@ -283,7 +302,7 @@ def read_snapshot(path: Path) -> Snapshot:
         return load_snapshot(path)
     except SnapshotError as error:
         for problem in error.problems:
-            click.echo(f"error: {printable(problem)}", err=True)
+            say(f"error: {printable(problem)}", err=True)
         sys.exit(2)
 
 
@@ -369,13 +388,12 @@ def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
         result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain)
     text = dump_result(result)
     if emit(out, text):
-        click.echo(summarize(result))
+        say(summarize(result))
         click.echo(f"wrote {out}")
     else:
-        click.echo(summarize(result), err=True)
+        say(summarize(result), err=True)
     if any(run["error"] for batch in result["batches"] for run in batch["runs"]):
-        click.echo("error: a routing failed (see above); the result holds what ran",
-                   err=True)
+        say("error: a routing failed (see above); the result holds what ran", err=True)
         sys.exit(EXIT_ROUTING_FAILED)
 
 

@@ -380,3 +380,14 @@ def test_no_eligible_unit_is_a_warning(tmp_path):
         order["status"] = "CREATED"
     result = run_snapshot(tmp_path, document)
     assert "warning: group 'Omnichannel brokering': no ship group was eligible" in result.stderr
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
+    broken = str(ROOT / "tests" / "golden" / "diagnostics" / "RT201.route")
+    coloured = CliRunner().invoke(main, ["check", broken], color=True)
+    assert "\x1b[31m" in coloured.stdout and "error[RT201]" in coloured.stdout
+    plain = CliRunner().invoke(main, ["check", broken])  # not a terminal
+    assert "\x1b[" not in plain.output
+    monkeypatch.setenv("NO_COLOR", "1")
+    forced = CliRunner().invoke(main, ["check", broken], color=True)
+    assert "\x1b[" not in forced.output
