@@ -8,6 +8,7 @@ indexes stock by product and only measures facilities that hold what the unit ne
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -356,3 +357,37 @@ def pathological_inputs(size: int = 1_000_000) -> str:
         rows.append(f"  {name + ':':24} {elapsed:6.2f} s  {len(result.diagnostics):4d} diagnostics")
     rows.append(f"  slowest: {worst:.2f} s ({worst / 2:.2f} of the target)")
     return "\n".join(rows)
+
+
+def explanation_costs(facilities: int = 1020, ship_groups: int = 2000, rounds: int = 3) -> str:
+    """What explanations cost against a plain run of the same data, in the same process:
+    `explain --order` (target at most 1.5x the time) and `run --explain` (target at most 2x
+    the peak memory)."""
+    import tracemalloc
+
+    snapshot = generate(facilities, ship_groups, products=max(100, ship_groups))
+    plan = bench_plan()
+    order = snapshot.orders[len(snapshot.orders) // 2].id
+
+    def timed(**options) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            run_plan(plan, snapshot, **options)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    def peak(**options) -> int:
+        tracemalloc.start()
+        result = run_plan(plan, snapshot, **options)
+        json_size = len(json.dumps(result))
+        current, highest = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return highest + json_size  # the result as written counts too
+
+    plain, one = timed(), timed(explain=True, explain_orders={order})
+    plain_memory, explain_memory = peak(), peak(explain=True)
+    return (f"explanations: {ship_groups} ship groups x {facilities} facilities\n"
+            f"  explain one order:  {one / plain:.2f}x a plain run's time (target <= 1.5x)\n"
+            f"  run --explain:      {explain_memory / plain_memory:.2f}x a plain run's peak "
+            f"memory (target <= 2x)")

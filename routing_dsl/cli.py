@@ -26,7 +26,7 @@ from .diagnostics import (Diagnostic, printable, render_json, render_text, sort_
                           summary)
 from .errorcodes import Severity
 from .formatter import format_module
-from .interpreter import run_plan
+from .interpreter import not_routed_reasons, run_plan
 from .loader import Loader, SourceError, display_name
 from .plan import Plan, PlanError, load_plan
 from .result import Result
@@ -366,9 +366,13 @@ def summarize(result: dict) -> str:
               help="Write the result JSON here (`-` or nothing: standard output).")
 @click.option("--group", help="Run only this group.")
 @click.option("--routing", help="Run only this routing.")
-@click.option("--explain", is_flag=True, help="Add, per unit, every rule and facility considered.")
+@click.option("--explain", is_flag=True,
+              help="Add, per unit and rule, the chosen facilities with their sort keys and the "
+                   "others counted by the first condition that excluded them.")
+@click.option("--facility", "facilities", multiple=True, metavar="F",
+              help="With --explain: full detail for this facility (repeatable).")
 def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
-        routing: str | None, explain: bool) -> None:
+        routing: str | None, explain: bool, facilities: tuple[str, ...]) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
     snapshot = read_snapshot(snapshot_path)
@@ -383,9 +387,10 @@ def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
         with click.progressbar(length=total * max(1, sum(len(g.routings) for g in plan.groups)),
                                label="routing", file=stream) as bar:
             result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
-                              progress=bar.update)
+                              explain_facilities=set(facilities), progress=bar.update)
     else:
-        result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain)
+        result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
+                          explain_facilities=set(facilities))
     text = dump_result(result)
     if emit(out, text):
         say(summarize(result))
@@ -412,36 +417,53 @@ def explain(source: Path, snapshot_path: Path, order_id: str, facility: str | No
         raise InputError(f"order {order_id!r} is not in the snapshot")
     if facility is not None and facility not in {f.id for f in snapshot.facilities}:
         raise InputError(f"facility {facility!r} is not in the snapshot")
-    result = run_plan(plan, snapshot, explain=True, explain_orders={order_id})
-    click.echo(explain_text(result, order_id, facility))
+    result = run_plan(plan, snapshot, explain=True, explain_orders={order_id},
+                      explain_facilities={facility} if facility else None)
+    reasons = None
+    if not any(u["order"] == order_id for u in result["explanations"]):
+        reasons = not_routed_reasons(plan, snapshot, result, order_id)
+    click.echo(explain_text(result, order_id, facility, reasons))
 
 
-def explain_text(result: dict, order_id: str, facility: str | None) -> str:
+def explain_text(result: dict, order_id: str, facility: str | None,
+                 not_routed: list[str] | None = None) -> str:
     lines = [f"order {order_id}"]
     units = [u for u in result["explanations"] if u["order"] == order_id]
     if not units:
-        lines.append("  no routing picked it up: it is not approved, not in a queue of the "
-                     "group's store, or no routing's filter matches it")
+        lines.append("  no routing picked it up:")
+        lines += [f"    {reason}" for reason in not_routed or ["(no reason found)"]]
     for unit in units:
-        label = f"ship group {unit['ship_group']}" + (f" item {unit['item']}" if "item" in unit else "")
+        label = f"ship group {unit['ship_group']}" + (f" item {unit['item']}" if "item" in unit
+                                                      else "")
         lines.append(f"  {label}, routing {unit['routing']!r}:")
         for rule in unit["rules"]:
             where = f" ({rule['source']})" if "source" in rule else ""
-            chosen = [f["facility"] for f in rule["facilities"] if f["chosen"]]
+            chosen = [f"{c['facility']}{_keys(c['sort_keys'])}" for c in rule["chosen"]]
             lines.append(f"    rule {rule['rule']!r}{where}: {rule['outcome']}"
                          + (f" -> {', '.join(chosen)}" if chosen else ""))
             if "rejected" in rule:
                 lines.append(f"      rejected: {rule['rejected']}")
-            shown = [f for f in rule["facilities"] if not f["chosen"]
-                     and (facility is None or f["facility"] == facility)]
-            for entry in shown[: None if facility else 10]:
+            for entry in rule.get("facilities", []):
+                if entry["chosen"]:
+                    continue
                 reason = entry["excluded_by"]
-                values = ", ".join(f"{k}={json.dumps(v)}" for k, v in reason["values"].items())
+                values = {k: v for k, v in reason["values"].items()
+                          if k not in ("sort_keys", "chosen")}
+                shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
                 at = f" ({reason['source']})" if "source" in reason else ""
                 lines.append(f"      not {entry['facility']}: {reason['condition']}{at}"
-                             + (f" [{values}]" if values else ""))
-            if facility is None and len(shown) > 10:
-                lines.append(f"      ... {len(shown) - 10} more (use --facility F)")
+                             + (f" [{shown}]" if shown else ""))
+                if "sort_keys" in reason["values"]:
+                    lines.append(f"        {entry['facility']}{_keys(reason['values']['sort_keys'])}"
+                                 f" vs chosen " + ", ".join(
+                                     f"{name}{_keys(keys)}" for name, keys in
+                                     reason["values"]["chosen"].items()))
+            if facility is None:
+                for group in rule["not_chosen"]:
+                    examples = ", ".join(group["examples"])
+                    more = ", ..." if group["count"] > len(group["examples"]) else ""
+                    lines.append(f"      {group['count']} not chosen: {group['condition']}"
+                                 f" (e.g. {examples}{more})")
     for entry in result["allocations"]:
         if entry["order"] == order_id:
             lines.append(f"  allocated: item {entry['item']} x{entry['quantity']} -> "
@@ -451,6 +473,14 @@ def explain_text(result: dict, order_id: str, facility: str | None) -> str:
             lines.append(f"  unfilled: item {entry['item']} x{entry['quantity']}: "
                          f"{entry['action'].replace('_', ' ')} (queue {entry['queue']})")
     return "\n".join(printable(line) for line in lines)
+
+
+def _keys(keys: dict) -> str:
+    shown = [f"{name} {value}" for name, value in keys.items() if name != "distance_unit"]
+    if "distance_unit" in keys and keys.get("distance") is not None:
+        shown = [f"{s} {keys['distance_unit']}" if s.startswith("distance ") else s
+                 for s in shown]
+    return f" [{', '.join(shown)}]" if shown else ""
 
 
 @main.command()
@@ -494,8 +524,10 @@ def lsp() -> None:
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int) -> None:
     """Measure routing throughput on generated data against a naive-scan baseline."""
-    from .bench import lsp_latency, lsp_session, pathological_inputs, run_bench
+    from .bench import (explanation_costs, lsp_latency, lsp_session, pathological_inputs,
+                        run_bench)
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
+    click.echo(explanation_costs(facilities, ship_groups, rounds))
     click.echo(lsp_latency(rounds=rounds))
     click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
     click.echo(pathological_inputs(hostile_size))

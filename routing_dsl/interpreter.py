@@ -343,11 +343,14 @@ def _group_reason(prepared: _PreparedRule, info: _FacilityInfo) -> InventoryCond
 
 
 class _Interpreter:
-    def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders):
+    def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders,
+                 explain_facilities=None):
         self.plan = plan
         self.ctx = _Context(snapshot)
         self.explain = explain
         self.explain_orders = explain_orders
+        self.explain_facilities = frozenset(explain_facilities or ())
+        self._explain_cache: dict[tuple, tuple] = {}
         self.allocations: list[dict] = []
         self.unfillable: list[dict] = []
         self.explanations: list[dict] = []
@@ -667,6 +670,7 @@ class _Interpreter:
         rule = prepared.rule
         candidates = self._candidates(store, prepared, unit, open_items)
         measures = self._measure(prepared, candidates, open_items)
+        before = dict(measures) if trace is not None else None
         pending: dict[tuple[str, str], float] = {}
         placements: list[tuple[_ItemState, str, float]] = []
         if rule.assign == "single":
@@ -675,7 +679,7 @@ class _Interpreter:
             self._assign_partial(prepared, measures, open_items, pending, placements)
         rejection = self._post_checks(rule, open_items, placements)
         if trace is not None:
-            trace.append(self._explain_rule(store, prepared, unit, open_items, candidates,
+            trace.append(self._explain_rule(store, prepared, unit, open_items, before,
                                             placements, rejection))
         if rejection is None and placements:
             self._commit(group_name, routing, prepared, unit, placements, brokered)
@@ -845,84 +849,182 @@ class _Interpreter:
         return result
 
     # ---- explanations ----
-    def _explain_rule(self, store, prepared, unit, open_items, candidates, placements,
+    def _explain_rule(self, store, prepared, unit, open_items, measures, placements,
                       rejection) -> dict:
+        """What one rule did for a unit: the chosen facilities with their sort keys, every
+        other facility of the store counted under the first condition that excluded it (with a
+        few examples), and full detail only for the facilities asked about. Facilities are
+        examined in stages (group, order limit, stock, then the rest) so that the cost follows
+        the facilities that hold the stock, as routing's own does, not the store's size."""
         rule = prepared.rule
         chosen = sorted({facility for _, facility, _ in placements}) if rejection is None else []
-        facilities = []
         needs = _needs(open_items)
-        for info in sorted(self.ctx.facilities.values(), key=lambda f: f.id):
-            if info.virtual or store not in info.stores:
-                continue
-            entry = {"facility": info.id, "chosen": info.id in chosen}
-            if not entry["chosen"]:
-                entry["excluded_by"] = self._exclusion(prepared, info, unit, open_items,
-                                                       candidates, needs, rejection)
-            facilities.append(entry)
+        chosen_keys = {f: self._sort_keys(prepared, measures, f) for f in chosen}
+        counts: dict[str, dict] = {}
+
+        def note(facility: str, reason: dict) -> None:
+            entry = counts.get(reason["condition"])
+            if entry is None:
+                entry = counts[reason["condition"]] = {"condition": reason["condition"],
+                                                       "count": 0, "examples": []}
+                if "source" in reason:
+                    entry["source"] = reason["source"]
+            entry["count"] += 1
+            if len(entry["examples"]) < 3:
+                entry["examples"].append(facility)
+
+        serving, failing_group, passing, limited = self._explain_facilities(store, prepared)
+        for facility, reason in failing_group:
+            note(facility, reason)
+        at_limit = set()
+        if not rule.ignore_facility_order_limit:
+            for facility in limited:
+                info = self.ctx.facilities[facility]
+                if self.ctx.orders_today[facility] >= info.limit and facility not in chosen:
+                    at_limit.add(facility)
+                    note(facility, self._exclusion(prepared, info, unit, open_items, measures,
+                                                   needs, rejection, chosen_keys))
+        holding = set()
+        for product in needs:
+            for facility, quantity in self.ctx.stock.get(product, {}).items():
+                if quantity > EPSILON:
+                    holding.add(facility)
+        without_stock = [f for f in passing if f not in holding and f not in at_limit]
+        for facility in without_stock:
+            if facility not in chosen:
+                note(facility, {"condition": "net stock > 0"})
+        for facility in passing:
+            if facility in holding and facility not in at_limit and facility not in chosen:
+                note(facility, self._exclusion(prepared, self.ctx.facilities[facility], unit,
+                                               open_items, measures, needs, rejection,
+                                               chosen_keys))
         outcome = "nothing"
         if rejection is None and placements:
             filled = sum(q for _, _, q in placements)
             outcome = "filled" if filled + EPSILON >= sum(i.open for i in open_items) \
                 else "partly filled"
-        result = {"rule": rule.name, "outcome": outcome, "facilities": facilities}
+        result = {"rule": rule.name, "outcome": outcome,
+                  "chosen": [{"facility": f, "sort_keys": chosen_keys[f]} for f in chosen],
+                  "not_chosen": sorted(counts.values(),
+                                       key=lambda e: (-e["count"], e["condition"]))}
+        asked = sorted(self.explain_facilities & set(serving))
+        if asked:
+            result["facilities"] = [
+                {"facility": f, "chosen": f in chosen_keys,
+                 **({} if f in chosen_keys else {"excluded_by": self._exclusion(
+                     prepared, self.ctx.facilities[f], unit, open_items, measures, needs,
+                     rejection, chosen_keys)})}
+                for f in asked]
         if rule.source:
             result["source"] = rule.source.label()
         if rejection:
             result["rejected"] = rejection
         return result
 
-    def _exclusion(self, prepared, info, unit, open_items, candidates, needs, rejection) -> dict:
+    def _explain_facilities(self, store: str, prepared: _PreparedRule):
+        """Per (store, rule), computed once: the store's real facilities in id order, those a
+        group condition excludes (with the reason), the others, and those of the others with
+        an order limit."""
+        key = (store, id(prepared))
+        found = self._explain_cache.get(key)
+        if found is None:
+            serving = sorted(f.id for f in self.ctx.facilities.values()
+                             if not f.virtual and store in f.stores)
+            failing = []
+            for facility in serving:
+                condition = _group_reason(prepared, self.ctx.facilities[facility])
+                if condition is not None:
+                    failing.append((facility, _reason(
+                        f"facility_group {condition.op} {_ids(condition.ids)}", condition.source,
+                        facility_groups=sorted(self.ctx.facilities[facility].groups))))
+            excluded = {f for f, _ in failing}
+            passing = [f for f in serving if f not in excluded]
+            limited = [f for f in passing if self.ctx.facilities[f].limit is not None]
+            found = self._explain_cache[key] = (serving, failing, passing, limited)
+        return found
+
+    def _sort_keys(self, prepared: _PreparedRule, measures, facility: str) -> dict:
+        """The values a facility was ranked by: the rule's sorts, then items it fills in full."""
+        values = measures.get(facility) if measures else None
+        if values is None:
+            return {}
+        distance, balance, sequence, full = values
+        unit = prepared.rule.distance_unit
+        keys: dict = {}
+        for sort in prepared.rule.sorts:
+            if sort.field == "distance":
+                keys["distance"] = None if distance is None else round(
+                    distance if unit == "km" else distance / KM_PER_MILE, 2)
+                keys["distance_unit"] = unit
+            elif sort.field == "inventory_balance":
+                keys["inventory_balance"] = _number(balance)
+            elif sort.field == "facility_sequence":
+                keys["facility_sequence"] = sequence
+            elif sort.field == "sales_velocity":
+                keys["sales_velocity"] = None
+            elif sort.field == "broken_style":
+                keys["broken_style"] = None
+        keys["items_in_full"] = full
+        return keys
+
+    def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
+                   chosen_keys) -> dict:
+        """The first condition that kept ``info`` from being chosen, with the values compared:
+        group, order limit, stock, distance, exclusions, safety stock, `assign single`, the
+        rule's checks, and last the ranking (with both facilities' sort keys)."""
         rule = prepared.rule
-
-        def because(condition: str, source=None, **values) -> dict:
-            reason = {"condition": condition, "values": values}
-            if source is not None:
-                reason["source"] = source.label()
-            return reason
-
         failed_group = _group_reason(prepared, info)
         if failed_group is not None:
-            return because(f"facility_group {failed_group.op} {_ids(failed_group.ids)}",
+            return _reason(f"facility_group {failed_group.op} {_ids(failed_group.ids)}",
                            failed_group.source, facility_groups=sorted(info.groups))
         if not rule.ignore_facility_order_limit and info.limit is not None and \
                 self.ctx.orders_today[info.id] >= info.limit:
-            return because("facility order limit", orders_today=self.ctx.orders_today[info.id],
+            return _reason("facility order limit", orders_today=self.ctx.orders_today[info.id],
                            max_orders_per_day=info.limit)
+        stock = {p: self._available(info.id, p, {}) for p in sorted(needs)}
+        shown = {p: _number(q) for p, q in stock.items()}
+        if all(v <= EPSILON for v in stock.values()):
+            return _reason("net stock > 0", net_stock=shown)
         distance = self._distance(info.id, unit, rule.distance_unit)
         for compare, _, condition in prepared.distance:
             limit_in_unit = condition.number
             if distance is None:
-                return because(f"distance {condition.op} {_fmt(limit_in_unit)} "
+                return _reason(f"distance {condition.op} {_fmt(limit_in_unit)} "
                                f"{rule.distance_unit}", condition.source, distance=None,
                                note="missing coordinates")
             if not compare(distance, limit_in_unit):
-                return because(f"distance {condition.op} {_fmt(limit_in_unit)} "
+                return _reason(f"distance {condition.op} {_fmt(limit_in_unit)} "
                                f"{rule.distance_unit}", condition.source,
                                distance=round(distance, 2))
         for item in open_items:
             if info.id in item.excluded:
-                return because("excluded_facilities", item=item.item.id)
-        stock = {p: self._available(info.id, p, {}) for p in sorted(needs)}
-        shown = {p: _number(q) for p, q in stock.items()}
-        if all(v <= EPSILON for v in stock.values()):
-            return because("net stock > 0", net_stock=shown)
+                return _reason("excluded_facilities", item=item.item.id)
         if prepared.safety is not None:
             compare, threshold, condition = prepared.safety
             for item in open_items:
                 available = self._available(info.id, item.product, {})
                 if not compare(available, threshold) or available + EPSILON < item.open:
-                    return because(f"brokering_safety_stock {condition.op} {_fmt(threshold)}",
+                    return _reason(f"brokering_safety_stock {condition.op} {_fmt(threshold)}",
                                    condition.source, product=item.product,
                                    net_stock=_number(available),
                                    quantity=_number(item.open))
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
-            return because("assign single: one facility must fill every item",
+            return _reason("assign single: one facility must fill every item",
                            needed={p: _number(q) for p, q in sorted(needs.items())},
                            net_stock=shown)
         if rejection:
-            return because(rejection)
-        return because("ranked below the chosen facilities")
+            return _reason(rejection)
+        return _reason("ranked below the chosen facilities",
+                       sort_keys=self._sort_keys(prepared, measures, info.id),
+                       chosen=chosen_keys)
+
+
+def _reason(condition: str, source=None, **values) -> dict:
+    reason = {"condition": condition, "values": values}
+    if source is not None:
+        reason["source"] = source.label()
+    return reason
 
 
 def _needs(items: Iterable[_ItemState]) -> dict[str, float]:
@@ -943,6 +1045,67 @@ def _ids(ids: list[str]) -> str:
 
 def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | None = None,
              routing: str | None = None, explain: bool = False,
-             explain_orders: set[str] | None = None, progress=None) -> dict:
-    """Run ``plan`` against ``snapshot`` and return the result document."""
-    return _Interpreter(plan, snapshot, explain, explain_orders).run(group, routing, progress)
+             explain_orders: set[str] | None = None,
+             explain_facilities: set[str] | None = None, progress=None) -> dict:
+    """Run ``plan`` against ``snapshot`` and return the result document. With ``explain``,
+    the units of ``explain_orders`` (all when None) are explained, with full detail for the
+    facilities in ``explain_facilities``."""
+    return _Interpreter(plan, snapshot, explain, explain_orders,
+                        explain_facilities).run(group, routing, progress)
+
+
+def not_routed_reasons(plan: Plan, snapshot: Snapshot, result: dict, order_id: str) -> list[str]:
+    """Why no routing picked up ``order_id`` (as the snapshot had it): the order or its items
+    not approved, nothing left open, ship groups not waiting in a queue of the store, the
+    store's group skipped, or, per routing, the first filter condition the order fails."""
+    order = next((o for o in snapshot.orders if o.id == order_id), None)
+    if order is None:
+        return [f"order {order_id!r} is not in the snapshot"]
+    ctx = _Context(snapshot)
+    reasons = []
+    if order.status != "APPROVED":
+        reasons.append(f"the order's status is {order.status!r}, not 'APPROVED'")
+    states = [s for s in ctx.items if s.order.id == order_id]
+    if states and all(s.item.status != "APPROVED" for s in states):
+        reasons.append("no item of the order is 'APPROVED'")
+    if states and all(s.open <= EPSILON for s in states):
+        reasons.append("nothing is left to route (every unit is cancelled)")
+    for group in order.ship_groups:
+        queue = ctx.facilities.get(group.facility)
+        if queue is None or not queue.virtual:
+            reasons.append(f"ship group {group.id!r} is at {group.facility!r}, which is not a "
+                           "queue (a facility with \"virtual\": true)")
+        elif order.product_store not in queue.stores:
+            reasons.append(f"ship group {group.id!r} waits in {group.facility!r}, whose "
+                           f"product_stores do not include {order.product_store!r}")
+    groups = [g for g in plan.groups if g.product_store == order.product_store]
+    if not groups:
+        reasons.append(f"no group routes product store {order.product_store!r}")
+    batches = {b["group"]: b for b in result["batches"]}
+    for group in groups:
+        batch = batches.get(group.name)
+        if batch is None:
+            reasons.append(f"group {group.name!r} was not run (another group was selected)")
+            continue
+        if batch.get("skipped"):
+            reasons.append(f"group {group.name!r} was skipped: {batch['skipped']}")
+            continue
+        for routing in group.routings:
+            units = [_Unit(order, s.ship_group, s.queue, [s]) for s in states] \
+                if routing.item_mode else [
+                    _Unit(order, g, g.facility, [s for s in states if s.ship_group is g])
+                    for g in order.ship_groups]
+            for unit in units:
+                if not unit.items:
+                    continue
+                for condition in routing.filters:
+                    if not _order_predicate(condition, ctx)(unit):
+                        where = f" ({condition.source.label()})" if condition.source else ""
+                        value = _ids(condition.ids) if condition.ids else (
+                            f"{condition.days} days" if condition.days is not None else "")
+                        reasons.append(f"routing {routing.name!r}: ship group "
+                                       f"{unit.ship_group.id!r} fails the filter "
+                                       f"`{condition.field} {condition.op} {value}`{where}")
+                        break
+    return list(dict.fromkeys(reasons)) or ["it was eligible, but every routing that could "
+                                            "take it was excluded by --group or --routing"]

@@ -193,3 +193,50 @@ def test_output_cut_short_by_a_closed_pipe_exits_quietly():
     stderr = process.stderr.read().decode()
     assert process.wait() == 0
     assert "internal error" not in stderr and "Traceback" not in stderr
+
+
+def test_ranked_below_carries_both_facilities_sort_keys():
+    from routing_dsl.interpreter import run_plan
+
+    from .builders import facility, item, order, rule_plan, stock, world
+    snap = world([facility("NEAR", 40.72, -74.0), facility("FAR", 41.5, -74.0)],
+                 [stock("NEAR", "P", 5), stock("FAR", "P", 5)],
+                 [order("O1", [item("1", "P", 1)])])
+    result = run_plan(rule_plan("assign single sort by distance"), snap, explain=True,
+                      explain_facilities={"FAR"})
+    [rule] = result["explanations"][0]["rules"]
+    assert rule["chosen"][0]["facility"] == "NEAR"
+    [far] = rule["facilities"]
+    reason = far["excluded_by"]
+    assert reason["condition"] == "ranked below the chosen facilities"
+    assert reason["values"]["sort_keys"]["distance"] > reason["values"]["chosen"]["NEAR"][
+        "distance"]
+
+
+def test_explain_says_why_an_order_was_not_routed(tmp_path: Path):
+    document = json.loads(Path(SNAPSHOT).read_text())
+    first, second, third = document["orders"][:3]
+    first["status"] = "CREATED"
+    second["ship_groups"][0]["facility"] = "WH_NJ"
+    third["sales_channel"] = "POS_CHANNEL"
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(document))
+    expected = {first["id"]: "the order's status is 'CREATED', not 'APPROVED'",
+                second["id"]: "is at 'WH_NJ', which is not a queue",
+                third["id"]: "fails the filter `sales_channel in"}
+    for order_id, reason in expected.items():
+        result = invoke("explain", SOURCE, "--snapshot", str(path), "--order", order_id)
+        assert result.exit_code == 0, result.output
+        assert "no routing picked it up" in result.stdout
+        assert reason in result.stdout, result.stdout
+
+
+def test_run_explain_summarises_and_details_only_asked_facilities(tmp_path: Path):
+    out = tmp_path / "r.json"
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--explain", "--facility", "WH_NJ",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    for unit in json.loads(out.read_text())["explanations"]:
+        for rule in unit["rules"]:
+            assert {f["facility"] for f in rule.get("facilities", [])} <= {"WH_NJ"}
+            assert all(len(group["examples"]) <= 3 for group in rule["not_chosen"])

@@ -47,12 +47,22 @@ def test_every_example_has_a_snapshot():
     assert routes == set(EXAMPLES)
 
 
-def test_explanations_validate_and_name_a_reason_for_every_facility_not_chosen():
+def test_explanations_count_every_facility_not_chosen_under_a_reason():
     folder = ROOT / "examples" / "omnichannel"
-    result = run_plan(compiled(folder), load_snapshot(folder / "snapshot.json"), explain=True)
+    snapshot = load_snapshot(folder / "snapshot.json")
+    result = run_plan(compiled(folder), snapshot, explain=True,
+                      explain_facilities={f.id for f in snapshot.facilities})
     Result.model_validate(result)
     for unit in result["explanations"]:
+        store = next(o.product_store for o in snapshot.orders if o.id == unit["order"])
+        serving = {f.id for f in snapshot.facilities if not f.virtual and store in
+                   f.product_stores}
         for rule in unit["rules"]:
-            for facility in rule["facilities"]:
-                assert facility["chosen"] or facility["excluded_by"]["condition"]
-    json.dumps(result)
+            chosen = {c["facility"] for c in rule["chosen"]}
+            counted = sum(group["count"] for group in rule["not_chosen"])
+            assert counted + len(chosen) == len(serving)
+            detailed = {f["facility"]: f for f in rule["facilities"]}
+            assert set(detailed) == serving
+            for group in rule["not_chosen"]:
+                for example in group["examples"]:
+                    assert detailed[example]["excluded_by"]["condition"] == group["condition"]
