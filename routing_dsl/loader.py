@@ -7,6 +7,7 @@ are checked as the author sees them, saved or not.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,11 +111,10 @@ class Loader:
         :class:`ImportProblem`, so a hostile ``use`` can make nothing else be read."""
         if use.is_path:
             return self._resolve_path(use.target, importer, root)
-        parts = use.target.split(".")
-        if len(parts) < 2 or parts[0] != "std":
+        if use.target not in stdlib_modules():  # a name, looked up; never a path to probe
             return None
-        candidate = stdlib_dir().joinpath(*parts[1:]).with_suffix(".route")
-        return candidate.resolve() if candidate.is_file() else None
+        parts = use.target.split(".")
+        return stdlib_dir().joinpath(*parts[1:]).with_suffix(".route").resolve()
 
     def _resolve_path(self, target: str, importer: Path | None, root: Path) -> Path | None:
         inside = f"a `use` names a `.route` file inside the project ({root})"
@@ -144,6 +144,7 @@ def _shown(target: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+@lru_cache(maxsize=1)
 def stdlib_modules() -> list[str]:
     root = stdlib_dir()
     return sorted("std." + ".".join(p.relative_to(root).with_suffix("").parts)

@@ -244,3 +244,8 @@ def test_rendered_diagnostics_never_quote_a_file_that_is_not_a_module(project):
     entry.write_text('use "../secret.txt"\nuse "/etc/passwd"\n')
     text = "\n".join(render_text(d) for d in Workspace().check_path(entry).diagnostics)
     assert "hunter2" not in text and "root:x" not in text
+
+
+def test_use_of_a_stdlib_name_too_long_for_the_file_system():
+    diagnostics = check("use std." + "let" * 400 + "\n")
+    assert [d.code for d in diagnostics] == ["RT204"]
