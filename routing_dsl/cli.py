@@ -371,8 +371,12 @@ def summarize(result: dict) -> str:
                    "others counted by the first condition that excluded them.")
 @click.option("--facility", "facilities", multiple=True, metavar="F",
               help="With --explain: full detail for this facility (repeatable).")
+@click.option("--db", "db_url", metavar="URL",
+              help="Record the run (one batch per group) in this run store: a SQLite file or "
+                   "URL, or postgresql://... (ROUTING_DB works too).")
 def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
-        routing: str | None, explain: bool, facilities: tuple[str, ...]) -> None:
+        routing: str | None, explain: bool, facilities: tuple[str, ...],
+        db_url: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
     snapshot = read_snapshot(snapshot_path)
@@ -381,22 +385,36 @@ def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
         raise InputError(f"no group named {group!r} (groups: {', '.join(sorted(names))})")
     if routing is not None and routing not in {r.name for g in plan.groups for r in g.routings}:
         raise InputError(f"no active routing named {routing!r}")
+    options = {"group": group, "routing": routing, "explain": explain,
+               "explain_facilities": set(facilities)}
+    recording = db_url is not None or bool(os.environ.get("ROUTING_DB"))
+    store = open_store(db_url) if recording else None
     stream = sys.stderr
     total = sum(len(sg.items) for o in snapshot.orders for sg in o.ship_groups)
+    bar = None
     if stream.isatty() and total > 5000:
-        with click.progressbar(length=total * max(1, sum(len(g.routings) for g in plan.groups)),
-                               label="routing", file=stream) as bar:
-            result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
-                              explain_facilities=set(facilities), progress=bar.update)
-    else:
-        result = run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
-                          explain_facilities=set(facilities))
+        bar = click.progressbar(length=total * max(1, sum(len(g.routings) for g in plan.groups)),
+                                label="routing", file=stream)
+        options["progress"] = bar.update
+    try:
+        if store is not None:
+            from .ops.runner import run_recorded
+            text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
+            result, batch_ids = run_recorded(store, plan, snapshot, source_text=text, **options)
+        else:
+            result = run_plan(plan, snapshot, **options)
+    finally:
+        if bar is not None:
+            bar.render_finish()
     text = dump_result(result)
     if emit(out, text):
         say(summarize(result))
         click.echo(f"wrote {out}")
     else:
         say(summarize(result), err=True)
+    if store is not None:
+        click.echo(f"recorded {len(batch_ids)} batch{'' if len(batch_ids) == 1 else 'es'} in "
+                   f"{store_name(store)}", err=True)
     if any(run["error"] for batch in result["batches"] for run in batch["runs"]):
         say("error: a routing failed (see above); the result holds what ran", err=True)
         sys.exit(EXIT_ROUTING_FAILED)
@@ -503,6 +521,90 @@ def init(directory: Path) -> None:
     click.echo(f"wrote {', '.join(sorted(starter))} in {directory}\n"
                f"next: {where}routing check routes.route && "
                "routing run routes.route --snapshot snapshot.json --out result.json")
+
+
+def open_store(db_url: str | None):
+    """The run store at ``db_url`` (or ROUTING_DB, or ./routing.db), migrated and with stale
+    batches closed; a usage error when it cannot be used."""
+    from .ops.store import RunStore, StoreError, database_url
+    try:
+        store = RunStore(database_url(db_url))
+        store.require_current()
+        closed = store.close_stale()
+    except StoreError as error:
+        raise InputError(str(error)) from None
+    if closed:
+        say(f"warning: closed {closed} batch{'' if closed == 1 else 'es'} left running by a "
+            "process that stopped", err=True)
+    return store
+
+
+def store_name(store) -> str:
+    from .ops.store import _safe
+    return _safe(store.url)
+
+
+@main.group()
+def db() -> None:
+    """The run store's database."""
+
+
+@db.command("upgrade")
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+def db_upgrade(db_url: str | None) -> None:
+    """Create the run store's tables, or upgrade them to this version."""
+    from .ops.store import RunStore, StoreError, database_url
+    try:
+        store = RunStore(database_url(db_url))
+        revision = store.upgrade()
+    except StoreError as error:
+        raise InputError(str(error)) from None
+    click.echo(f"{store_name(store)}: run store at revision {revision}")
+
+
+@main.command()
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--order", "order_id", help="Only this order.")
+@click.option("--group", help="Only this group.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only moves at or after this date (UTC).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def history(db_url, order_id, group, since, output_format) -> None:
+    """Every item routing moved: from where, to where, by which rule, in which batch."""
+    from datetime import UTC
+    store = open_store(db_url)
+    rows = store.history(order=order_id, group=group,
+                         since=since.replace(tzinfo=UTC) if since else None)
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(printable(
+            f"{row['at']}  order {row['order']} sg {row['ship_group']} item {row['item']} "
+            f"x{_plain(row['quantity'])}: {row['from']} -> {row['to']} ({row['reason']}, "
+            f"{row['group']} / {row['routing']} / {row['rule']})"))
+    click.echo(f"{len(rows)} move{'' if len(rows) == 1 else 's'}", err=True)
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+@main.command()
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--older-than", "age", required=True, metavar="AGE",
+              help="Delete batches started longer ago than this: 30d, 12h, 2w, 45m.")
+def purge(db_url: str | None, age: str) -> None:
+    """Delete old batches and everything they recorded."""
+    from .ops.store import parse_age
+    try:
+        older_than = parse_age(age)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    store = open_store(db_url)
+    removed = store.purge(older_than)
+    click.echo(f"purged {removed} batch{'' if removed == 1 else 'es'} older than {age}")
 
 
 @main.command()

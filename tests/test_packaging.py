@@ -20,6 +20,8 @@ def test_wheel_contains_grammar_and_stdlib_and_works_installed(tmp_path: Path):
     assert "routing_dsl/_data/grammar/routing.lark" in names
     assert "routing_dsl/_data/stdlib/hotwax.route" in names
     assert "routing_dsl/_data/stdlib/templates.route" in names
+    for migration in ("env.py", "script.py.mako", "versions/0001_run_store.py"):
+        assert f"routing_dsl/ops/migrations/{migration}" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(target), str(wheel)], check=True)

@@ -1,0 +1,114 @@
+"""The run store's tables (one MetaData; Alembic migrations create and upgrade them)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Named constraints, so SQLite batch migrations can drop them later.
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+Time = sa.DateTime(timezone=True)
+
+plans = sa.Table(
+    "plans", metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("source_name", sa.Text, nullable=False),
+    sa.Column("source_text", sa.Text),
+    sa.Column("plan_json", sa.Text, nullable=False),
+    sa.Column("created", Time, nullable=False),
+)
+
+batches = sa.Table(
+    "batches", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("group_name", sa.Text, nullable=False),
+    sa.Column("product_store", sa.Text, nullable=False),
+    sa.Column("plan_hash", sa.String(64), sa.ForeignKey("plans.hash"), nullable=False),
+    sa.Column("snapshot_hash", sa.String(64), nullable=False),
+    sa.Column("started", Time, nullable=False),
+    sa.Column("finished", Time),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempted_items", sa.Integer, nullable=False, default=0),
+    sa.Column("brokered_items", sa.Integer, nullable=False, default=0),
+    sa.Column("allocations", sa.Integer, nullable=False, default=0),
+    sa.Column("unfillable", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint("status in ('running', 'succeeded', 'failed', 'skipped')",
+                       name="status"),
+    sa.CheckConstraint("trigger in ('manual', 'scheduled', 'api')", name="trigger"),
+    sa.Index("ix_batches_started", "started"),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("routing", sa.Text, nullable=False),
+    sa.Column("attempted_items", sa.Integer, nullable=False),
+    sa.Column("brokered_items", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+allocations = sa.Table(
+    "allocations", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("ship_group", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("facility", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("new_ship_group", sa.Text, nullable=False),
+    sa.Column("routing", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("distance", sa.Float),
+    sa.Column("distance_unit", sa.String(2), nullable=False),
+)
+
+unfillable = sa.Table(
+    "unfillable", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("ship_group", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("routing", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text),
+    sa.Column("action", sa.String(24), nullable=False),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("auto_cancel_date", sa.Text),
+)
+
+# One row per moved item, as HotWax's OrderFacilityChange: from where to where, and why.
+history = sa.Table(
+    "history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("ship_group", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("from_facility", sa.Text, nullable=False),
+    sa.Column("to_facility", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("group_name", sa.Text, nullable=False),
+    sa.Column("routing", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text),
+    sa.Column("reason", sa.String(24), nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Index("ix_history_order", "order_id"),
+    sa.Index("ix_history_at", "at"),
+)

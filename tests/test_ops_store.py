@@ -1,0 +1,156 @@
+"""The run store on real databases: SQLite files and the PostgreSQL server on 127.0.0.1
+(each test in its own database, dropped after; skipped only when the server is absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from routing_dsl.cli import main
+from routing_dsl.ops.store import RunStore, StoreError, database_url
+
+from .conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "omnichannel"
+SOURCE = str(EXAMPLE / "omnichannel.route")
+SNAPSHOT = str(EXAMPLE / "snapshot.json")
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = sa.create_engine(PG_ADMIN, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except Exception as error:  # noqa: BLE001 - any failure means "no server here"
+        return f"PostgreSQL is not reachable at 127.0.0.1:5432 ({type(error).__name__})"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'routing.db'}"
+        return
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"routing_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url):
+    refused = invoke("history", "--db", db_url)
+    assert refused.exit_code == 2
+    assert "has no run store; run `routing db upgrade" in refused.stderr
+    done = invoke("db", "upgrade", "--db", db_url)
+    assert done.exit_code == 0, done.output
+    assert "run store at revision 0001" in done.stdout
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0  # idempotent
+    assert invoke("history", "--db", db_url).exit_code == 0
+
+
+def test_a_recorded_run_reads_back_as_the_result_says(db_url, tmp_path):
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    out = tmp_path / "result.json"
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db_url, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "recorded 1 batch" in result.stderr
+    document = json.loads(out.read_text())
+    store = RunStore(db_url)
+    [batch] = store.batches()
+    assert (batch.group, batch.product_store, batch.status, batch.trigger) == (
+        "Omnichannel brokering", "STORE", "succeeded", "manual")
+    assert batch.allocations == len(document["allocations"])
+    assert batch.unfillable == len(document["unfillable"])
+    assert batch.attempted_items == document["batches"][0]["runs"][0]["attempted_items"]
+    moves = store.history()
+    allocated = [m for m in moves if m["reason"] == "allocated"]
+    assert [(m["order"], m["item"], m["to"], m["quantity"]) for m in allocated] == [
+        (a["order"], a["item"], a["facility"], a["quantity"]) for a in document["allocations"]]
+    moved = [m for m in moves if m["reason"] == "moved_to_queue"]
+    assert len(moved) == sum(1 for u in document["unfillable"] if u["action"] == "moved")
+    assert all(m["from"] == "_NA_" for m in moves)
+    one = invoke("history", "--db", db_url, "--order", "O-1002", "--format", "json")
+    assert {row["order"] for row in json.loads(one.stdout)} == {"O-1002"}
+    store.dispose()
+
+
+def test_purge_deletes_old_batches_and_what_they_recorded(db_url):
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    assert invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db_url, "--out", "-"
+                  ).exit_code == 0
+    store = RunStore(db_url)
+    assert store.purge(timedelta(days=30)) == 0
+    assert len(store.history()) > 0
+    result = invoke("purge", "--db", db_url, "--older-than", "0m")
+    assert result.exit_code == 0 and "purged 1 batch" in result.stdout
+    assert store.history() == [] and store.batches() == []
+    bad = invoke("purge", "--db", db_url, "--older-than", "soon")
+    assert bad.exit_code == 2 and "not an age" in bad.stderr
+    store.dispose()
+
+
+def test_a_killed_run_leaves_no_partial_batch_and_is_closed_next_time(db_url, tmp_path):
+    from routing_dsl.bench import generate
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    big = tmp_path / "big.json"
+    big.write_text(generate(facilities=400, ship_groups=30_000, products=3000).model_dump_json())
+    route = tmp_path / "bench.route"
+    from routing_dsl.bench import BENCH_ROUTE
+    route.write_text(BENCH_ROUTE)
+    process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "run", str(route),
+                                "--snapshot", str(big), "--db", db_url, "--out",
+                                str(tmp_path / "r.json")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = RunStore(db_url)
+    deadline = time.monotonic() + 60
+    while not [b for b in store.batches() if b.status == "running"]:
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    [batch] = store.batches()
+    assert batch.status == "running"
+    with store.engine.connect() as connection:
+        for table in ("allocations", "unfillable", "history", "runs"):
+            assert connection.exec_driver_sql(f"select count(*) from {table}").scalar() == 0
+    later = invoke("history", "--db", db_url)
+    assert "closed 1 batch left running" in later.stderr
+    [closed] = store.batches()
+    assert closed.status == "failed" and "stopped before it finished" in closed.error
+    assert not list(tmp_path.glob("r.json*")) and not list(tmp_path.glob(".r.json*"))
+    store.dispose()
+
+
+def test_urls_and_errors():
+    assert database_url("x.db").startswith("sqlite:////")
+    assert database_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
+    with pytest.raises(StoreError, match="cannot reach"):
+        RunStore("postgresql+psycopg://nobody:secret@127.0.0.1:1/none").require_current()
+    result = invoke("history", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
+    assert result.exit_code == 2 and "secret" not in result.output
