@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -154,3 +155,26 @@ def test_urls_and_errors():
         RunStore("postgresql+psycopg://nobody:secret@127.0.0.1:1/none").require_current()
     result = invoke("history", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
     assert result.exit_code == 2 and "secret" not in result.output
+
+
+def test_the_operations_doc_commands_run(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    block = re.search(r"<!-- tested: sqlite -->\n```sh\n(.*?)```", doc, re.S).group(1)
+    snapshot = json.loads(Path(SNAPSHOT).read_text())
+    snapshot["orders"][0]["id"] = "O-1"
+    (tmp_path / "snapshot.json").write_text(json.dumps(snapshot))
+    (tmp_path / "rules.route").write_text(Path(SOURCE).read_text().replace(
+        '"../catalog.route"', '"catalog.route"'))
+    (tmp_path / "catalog.route").write_text((ROOT / "examples" / "catalog.route").read_text())
+    (tmp_path / ".routing-root").write_text("")
+    monkeypatch.chdir(tmp_path)
+    for line in block.strip().splitlines():
+        words = shlex.split(line)
+        assert words[0] == "routing"
+        result = invoke(*words[1:])
+        assert result.exit_code == 0, (line, result.output)
+    history = invoke("history", "--db", "runs.db", "--format", "json")
+    assert history.exit_code == 0
