@@ -362,10 +362,12 @@ class _Interpreter:
         self.taken_ship_groups = {o.id: {g.id for g in o.ship_groups} for o in snapshot.orders}
 
     # ---- the run ----
-    def run(self, group_name: str | None, routing_name: str | None, progress) -> dict:
+    def run(self, group_name: str | frozenset[str] | None, routing_name: str | None,
+            progress) -> dict:
+        wanted = frozenset([group_name]) if isinstance(group_name, str) else group_name
         batches = []
         for group in self.plan.groups:
-            if group_name is not None and group.name != group_name:
+            if wanted is not None and group.name not in wanted:
                 continue
             store = next((s for s in self.ctx.snapshot.product_stores
                           if s.id == group.product_store), None)
@@ -1043,11 +1045,12 @@ def _ids(ids: list[str]) -> str:
     return ids[0] if len(ids) == 1 else "[" + ", ".join(ids) + "]"
 
 
-def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | None = None,
+def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
              routing: str | None = None, explain: bool = False,
              explain_orders: set[str] | None = None,
              explain_facilities: set[str] | None = None, progress=None) -> dict:
-    """Run ``plan`` against ``snapshot`` and return the result document. With ``explain``,
+    """Run ``plan`` against ``snapshot`` and return the result document (only ``group``, or
+    the groups of a set, when given). With ``explain``,
     the units of ``explain_orders`` (all when None) are explained, with full detail for the
     facilities in ``explain_facilities``."""
     return _Interpreter(plan, snapshot, explain, explain_orders,

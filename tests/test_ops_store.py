@@ -63,15 +63,40 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+@pytest.fixture(scope="module")
+def slow_run(tmp_path_factory):
+    """A plan and a snapshot that take a few seconds to route: time to kill or race a run."""
+    from routing_dsl.bench import BENCH_ROUTE, generate
+    folder = tmp_path_factory.mktemp("slow")
+    (folder / "big.json").write_text(
+        generate(facilities=400, ship_groups=15_000, products=3000).model_dump_json())
+    (folder / "bench.route").write_text(BENCH_ROUTE)
+    return folder / "bench.route", folder / "big.json"
+
+
 def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url):
     refused = invoke("history", "--db", db_url)
     assert refused.exit_code == 2
     assert "has no run store; run `routing db upgrade" in refused.stderr
     done = invoke("db", "upgrade", "--db", db_url)
     assert done.exit_code == 0, done.output
-    assert "run store at revision 0001" in done.stdout
+    assert "run store at revision 0002" in done.stdout
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0  # idempotent
     assert invoke("history", "--db", db_url).exit_code == 0
+
+
+def test_an_old_schema_is_refused_until_upgraded(tmp_path):
+    from alembic import command
+
+    from routing_dsl.ops.store import _config
+    store = RunStore(f"sqlite:///{tmp_path / 'old.db'}")
+    with store.engine.begin() as connection:
+        command.upgrade(_config(connection), "0001")
+    with pytest.raises(StoreError, match="is at revision 0001; run `routing db upgrade"):
+        store.require_current()
+    assert store.upgrade() == "0002"
+    store.require_current()
+    store.dispose()
 
 
 def test_a_recorded_run_reads_back_as_the_result_says(db_url, tmp_path):
@@ -115,14 +140,10 @@ def test_purge_deletes_old_batches_and_what_they_recorded(db_url):
     store.dispose()
 
 
-def test_a_killed_run_leaves_no_partial_batch_and_is_closed_next_time(db_url, tmp_path):
-    from routing_dsl.bench import generate
+def test_a_killed_run_leaves_no_partial_batch_and_is_closed_next_time(db_url, tmp_path,
+                                                                     slow_run):
+    route, big = slow_run
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
-    big = tmp_path / "big.json"
-    big.write_text(generate(facilities=400, ship_groups=30_000, products=3000).model_dump_json())
-    route = tmp_path / "bench.route"
-    from routing_dsl.bench import BENCH_ROUTE
-    route.write_text(BENCH_ROUTE)
     process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "run", str(route),
                                 "--snapshot", str(big), "--db", db_url, "--out",
                                 str(tmp_path / "r.json")],
@@ -178,3 +199,49 @@ def test_the_operations_doc_commands_run(tmp_path, monkeypatch):
         assert result.exit_code == 0, (line, result.output)
     history = invoke("history", "--db", "runs.db", "--format", "json")
     assert history.exit_code == 0
+
+
+def test_two_processes_racing_for_one_store_one_runs_the_other_is_skipped(db_url, slow_run):
+    route, big = slow_run
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    command = [sys.executable, "-m", "routing_dsl", "run", str(route), "--snapshot", str(big),
+               "--db", db_url, "--out", "-"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = RunStore(db_url)
+    deadline = time.monotonic() + 60
+    while not [b for b in store.batches() if b.status == "running"]:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    second = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, timeout=120)
+    assert first.wait(timeout=120) == 0
+    assert second.returncode == 0, second.stderr
+    statuses = sorted(b.status for b in store.batches())
+    assert statuses == ["skipped", "succeeded"]
+    [skipped] = [b for b in store.batches() if b.status == "skipped"]
+    assert "another run holds product store 'STORE'" in skipped.error
+    # the lock is free again: a third run routes
+    assert subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=120).returncode == 0
+    assert sorted(b.status for b in store.batches()) == ["skipped", "succeeded", "succeeded"]
+    store.dispose()
+
+
+def test_an_expired_sqlite_lease_is_taken_over(tmp_path):
+    from routing_dsl.ops.locks import StoreLock
+    store = RunStore(f"sqlite:///{tmp_path / 'lease.db'}")
+    store.upgrade()
+    with StoreLock(store, "S", lease_seconds=0.3) as first:
+        assert first
+        with StoreLock(store, "S") as second:
+            assert not second  # renewed while held
+    with StoreLock(store, "S") as again:
+        assert again
+    dead = StoreLock(store, "S", lease_seconds=0.2)
+    assert dead._take_lease()  # a holder that dies without releasing or renewing
+    with StoreLock(store, "S") as blocked:
+        assert not blocked
+    time.sleep(0.3)
+    with StoreLock(store, "S") as taken:
+        assert taken
+    store.dispose()

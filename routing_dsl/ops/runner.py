@@ -1,14 +1,18 @@
 """A run recorded in the store: one batch per group, started before routing and finished, in
-one transaction each, after it."""
+one transaction each, after it; one run at a time per product store."""
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack
 
 from ..interpreter import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot
+from .locks import StoreLock
 from .store import RunStore
+
+BUSY = "another run holds product store {store!r}; this group waits for the next run"
 
 
 def snapshot_hash(snapshot: Snapshot) -> str:
@@ -19,28 +23,47 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
                  trigger: str = "manual", group: str | None = None,
                  routing: str | None = None, **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
-    A process killed before the end leaves its batches ``running`` (closed as failed by the
-    next ``close_stale``) and nothing else of them."""
+
+    Groups of a product store that another process is running are not run: their batch is
+    recorded as ``skipped``. A process killed before the end leaves its batches ``running``
+    (closed as failed by the next ``close_stale``) and nothing else of them."""
     groups = [g for g in plan.groups if group is None or g.name == group]
     plan_json = plan.to_json()
     digest = snapshot_hash(snapshot)
-    ids = {g.name: store.start_batch(group=g.name, product_store=g.product_store,
-                                     plan_json=plan_json, source_name=plan.source,
-                                     source_text=source_text, snapshot_hash=digest,
-                                     trigger=trigger)
-           for g in groups}
-    try:
-        result = run_plan(plan, snapshot, group=group, routing=routing, **options)
-    except BaseException as error:
-        for batch_id in ids.values():
-            store.fail_batch(batch_id, f"{type(error).__name__}: {error}")
-        raise
-    origins = {(o.id, g.id): g.facility for o in snapshot.orders for g in o.ship_groups}
-    stores = {o.id: o.product_store for o in snapshot.orders}
-    for batch, plan_group in zip(result["batches"], groups, strict=True):
-        routings = {r.name for r in plan_group.routings}
-        allocations = [a for a in result["allocations"] if a["group"] == batch["group"]]
-        unfillable = [u for u in result["unfillable"] if u["routing"] in routings
-                      and stores[u["order"]] == plan_group.product_store]
-        store.finish_batch(ids[batch["group"]], batch, allocations, unfillable, origins)
+
+    def start(g) -> str:
+        return store.start_batch(group=g.name, product_store=g.product_store,
+                                 plan_json=plan_json, source_name=plan.source,
+                                 source_text=source_text, snapshot_hash=digest, trigger=trigger)
+
+    with ExitStack() as held:
+        free = {}
+        for product_store in dict.fromkeys(g.product_store for g in groups):
+            free[product_store] = held.enter_context(StoreLock(store, product_store))
+        running = [g for g in groups if free[g.product_store]]
+        ids = {g.name: start(g) for g in groups}
+        try:
+            result = run_plan(plan, snapshot, group=frozenset(g.name for g in running),
+                              routing=routing, **options) if running else \
+                run_plan(plan, snapshot, group=frozenset(), routing=routing, **options)
+        except BaseException as error:
+            for batch_id in ids.values():
+                store.fail_batch(batch_id, f"{type(error).__name__}: {error}")
+            raise
+        origins = {(o.id, g.id): g.facility for o in snapshot.orders for g in o.ship_groups}
+        stores = {o.id: o.product_store for o in snapshot.orders}
+        done = {b["group"]: b for b in result["batches"]}
+        batches = []
+        for plan_group in groups:
+            batch = done.get(plan_group.name) or {
+                "group": plan_group.name, "product_store": plan_group.product_store,
+                "runs": [], "skipped": BUSY.format(store=plan_group.product_store)}
+            batches.append(batch)
+            routings = {r.name for r in plan_group.routings}
+            allocations = [a for a in result["allocations"] if a["group"] == plan_group.name]
+            unfillable = [u for u in result["unfillable"] if u["routing"] in routings
+                          and stores[u["order"]] == plan_group.product_store] \
+                if plan_group.name in done else []
+            store.finish_batch(ids[plan_group.name], batch, allocations, unfillable, origins)
+        result["batches"] = batches
     return result, list(ids.values())

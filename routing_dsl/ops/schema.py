@@ -112,3 +112,12 @@ history = sa.Table(
     sa.Index("ix_history_order", "order_id"),
     sa.Index("ix_history_at", "at"),
 )
+
+# SQLite's stand-in for PostgreSQL advisory locks: who runs a product store, until when.
+# Times are ISO 8601 UTC text, so they compare as strings in SQL.
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("expires", sa.Text, nullable=False),
+)
