@@ -608,6 +608,42 @@ def purge(db_url: str | None, age: str) -> None:
 
 
 @main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE|PLAN")
+@click.option("--source", "snapshot_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Where each run reads its data: a snapshot file or folder, read afresh "
+                   "every round.")
+@click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
+@click.option("--once", is_flag=True, help="Run every due group once, then exit.")
+@click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Look for due groups at least this often.")
+def serve(source: Path, snapshot_path: Path, db_url: str | None, once: bool,
+          poll_seconds: float) -> None:
+    """Run each group on its schedule, recording every batch (stop with SIGTERM or Ctrl-C).
+
+    A group runs at its cron slots in its schedule's time zone (UTC when it names none); a
+    slot missed while the scheduler was down runs once; paused groups never run. Each event
+    is one JSON line on standard error."""
+    import signal
+    import threading
+
+    from .ops.scheduler import Scheduler
+    plan = load_plan_or_source(source)
+    read_snapshot(snapshot_path)  # refuse a broken source before serving
+    store = open_store(db_url)
+    text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
+    scheduler = Scheduler(store, plan, lambda: read_snapshot(snapshot_path), source_text=text)
+    if once:
+        scheduler.run_once()
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    scheduler.serve(stop, poll_seconds)
+
+
+@main.command()
 def lsp() -> None:
     """Start the language server on standard input and output."""
     from .lsp.server import main as serve

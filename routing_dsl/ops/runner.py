@@ -21,7 +21,7 @@ def snapshot_hash(snapshot: Snapshot) -> str:
 
 def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text: str | None,
                  trigger: str = "manual", group: str | None = None,
-                 routing: str | None = None, **options) -> tuple[dict, list[str]]:
+                 routing: str | None = None, started=None, **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
 
     Groups of a product store that another process is running are not run: their batch is
@@ -34,7 +34,8 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
     def start(g) -> str:
         return store.start_batch(group=g.name, product_store=g.product_store,
                                  plan_json=plan_json, source_name=plan.source,
-                                 source_text=source_text, snapshot_hash=digest, trigger=trigger)
+                                 source_text=source_text, snapshot_hash=digest, trigger=trigger,
+                                 started=started)
 
     with ExitStack() as held:
         free = {}

@@ -147,7 +147,10 @@ class RunStore:
             ).rowcount
 
     def start_batch(self, *, group: str, product_store: str, plan_json: str, source_name: str,
-                    source_text: str | None, snapshot_hash: str, trigger: str = "manual") -> str:
+                    source_text: str | None, snapshot_hash: str, trigger: str = "manual",
+                    started: datetime | None = None) -> str:
+        """Commit a ``running`` batch (and the plan, the first time it runs); ``started`` is
+        now unless a scheduler gives the time of its slot's round."""
         plan_hash = hashlib.sha256(plan_json.encode("utf-8")).hexdigest()
         batch_id = str(uuid.uuid4())
         with self.engine.begin() as connection:
@@ -159,7 +162,8 @@ class RunStore:
                     plan_json=plan_json, created=_now()))
             connection.execute(t.batches.insert().values(
                 id=batch_id, trigger=trigger, group_name=group, product_store=product_store,
-                plan_hash=plan_hash, snapshot_hash=snapshot_hash, started=_now(),
+                plan_hash=plan_hash, snapshot_hash=snapshot_hash,
+                started=(started or _now()).astimezone(UTC),  # SQLite keeps no offset: store UTC
                 status="running", attempted_items=0, brokered_items=0, allocations=0,
                 unfillable=0))
         return batch_id
@@ -221,7 +225,8 @@ class RunStore:
             rows = connection.execute(sa.select(t.batches).order_by(
                 t.batches.c.started.desc(), t.batches.c.id).limit(limit)).mappings()
             return [BatchRecord(row["id"], row["group_name"], row["product_store"],
-                                row["trigger"], row["status"], row["started"], row["finished"],
+                                row["trigger"], row["status"], _utc(row["started"]),
+                                row["finished"] and _utc(row["finished"]),
                                 row["attempted_items"], row["brokered_items"],
                                 row["allocations"], row["unfillable"], row["error"])
                     for row in rows]

@@ -1,0 +1,119 @@
+"""The scheduler: runs each group on its cron schedule, in its time zone, recorded in the run
+store. A slot missed while nothing ran (downtime) is run once, not once per missed slot;
+paused groups never run; one structured JSON line is logged per event."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from croniter import croniter
+
+from ..plan import Plan, PlanGroup
+from ..snapshot import Snapshot
+from . import schema as t
+from .runner import run_recorded
+from .store import RunStore
+
+
+def _cron(expression: str, start: datetime) -> croniter:
+    fields = expression.split()
+    return croniter(expression, start, second_at_beginning=len(fields) > 5)
+
+
+def latest_slot(expression: str, zone: str, now: datetime) -> datetime:
+    """The most recent time at or before ``now`` the schedule fires (in the group's zone, so
+    daylight-saving changes move slots as a wall clock does)."""
+    local = now.astimezone(ZoneInfo(zone))
+    iterator = _cron(expression, local + timedelta(seconds=1))  # a slot exactly at now counts
+    slot = iterator.get_prev(datetime)
+    return slot if slot <= local else iterator.get_prev(datetime)
+
+
+def next_slot(expression: str, zone: str, now: datetime) -> datetime:
+    return _cron(expression, now.astimezone(ZoneInfo(zone))).get_next(datetime)
+
+
+def group_zone(group: PlanGroup) -> str:
+    return group.timezone or "UTC"
+
+
+class Scheduler:
+    """Runs the due groups of one plan against snapshots from ``source`` (called once per
+    round, so each round sees fresh data)."""
+
+    def __init__(self, store: RunStore, plan: Plan, source: Callable[[], Snapshot], *,
+                 source_text: str | None = None, log=None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.store = store
+        self.plan = plan
+        self.source = source
+        self.source_text = source_text
+        self.clock = clock
+        self.log = log or (lambda event: print(json.dumps(event, default=str),
+                                               file=sys.stderr, flush=True))
+
+    def last_scheduled(self, group: str) -> datetime | None:
+        query = sa.select(sa.func.max(t.batches.c.started)).where(
+            t.batches.c.group_name == group, t.batches.c.trigger == "scheduled")
+        with self.store.engine.connect() as connection:
+            value = connection.execute(query).scalar()
+        return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+    def due(self, now: datetime) -> list[PlanGroup]:
+        """Groups whose latest slot has not been run yet (each at most once, however many
+        slots passed), skipping paused groups and groups without a schedule."""
+        due = []
+        for group in self.plan.groups:
+            if group.paused or not group.cron:
+                continue
+            slot = latest_slot(group.cron, group_zone(group), now)
+            last = self.last_scheduled(group.name)
+            if last is None or last < slot:
+                due.append(group)
+        return due
+
+    def run_once(self) -> list[dict]:
+        """Run every due group once; returns the batches recorded."""
+        now = self.clock()
+        due = self.due(now)
+        if not due:
+            return []
+        snapshot = self.source()
+        recorded = []
+        for group in due:
+            self.log({"at": now.isoformat(), "event": "start", "group": group.name,
+                      "product_store": group.product_store})
+            result, ids = run_recorded(self.store, self.plan, snapshot,
+                                       source_text=self.source_text, trigger="scheduled",
+                                       group=group.name, started=now)
+            for batch, batch_id in zip(result["batches"], ids, strict=True):
+                event = {"at": self.clock().isoformat(), "event": "batch",
+                         "group": batch["group"], "batch": batch_id,
+                         "status": "skipped" if batch.get("skipped") else (
+                             "failed" if any(r["error"] for r in batch["runs"]) else
+                             "succeeded"),
+                         "allocations": sum(1 for a in result["allocations"]
+                                            if a["group"] == batch["group"])}
+                self.log(event)
+                recorded.append(event)
+        return recorded
+
+    def serve(self, stop: threading.Event, poll_seconds: float = 30.0) -> None:
+        """Until ``stop`` is set: run what is due, then sleep until the next slot (or at most
+        ``poll_seconds``). A stop request lets the batch in flight finish."""
+        self.log({"at": self.clock().isoformat(), "event": "serving",
+                  "groups": [g.name for g in self.plan.groups if g.cron and not g.paused]})
+        while not stop.is_set():
+            self.run_once()
+            now = self.clock()
+            upcoming = [next_slot(g.cron, group_zone(g), now) for g in self.plan.groups
+                        if g.cron and not g.paused]
+            wait = min([(s - now).total_seconds() for s in upcoming] + [poll_seconds])
+            stop.wait(max(0.05, wait))
+        self.log({"at": self.clock().isoformat(), "event": "stopped"})
