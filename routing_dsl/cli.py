@@ -297,8 +297,20 @@ def load_plan_or_source(path: Path) -> Plan:
     return compile_program(result.program)
 
 
-def read_snapshot(path: Path) -> Snapshot:
+def read_snapshot(spec: str | Path, mapping: Path | None = None) -> Snapshot:
+    """A snapshot from a file, a folder, or a database URL (through ``mapping``)."""
     try:
+        if "://" in str(spec):
+            from .ops.oms import default_mapping, read_mapping
+            from .ops.oms import read_snapshot as read_database
+            from .ops.store import database_url
+            queries = read_mapping(mapping) if mapping else default_mapping()
+            return read_database(database_url(str(spec)), queries)
+        if mapping is not None:
+            raise InputError("--mapping goes with a database URL as the snapshot")
+        path = Path(spec)
+        if not path.exists():
+            raise InputError(f"{spec}: no such file or directory")
         return load_snapshot(path)
     except SnapshotError as error:
         for problem in error.problems:
@@ -359,9 +371,12 @@ def summarize(result: dict) -> str:
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 metavar="FILE|PLAN")
-@click.option("--snapshot", "snapshot_path", required=True,
-              type=click.Path(exists=True, path_type=Path),
-              help="Snapshot JSON file, or a folder of per-collection files.")
+@click.option("--snapshot", "snapshot_path", required=True, metavar="SNAPSHOT",
+              help="Snapshot JSON file, a folder of per-collection files, or a database URL "
+                   "(sqlite:///oms.db, postgresql://...) read through --mapping.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a database source: the TOML file of SQL queries (default: the "
+                   "reference OMS schema).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result JSON here (`-` or nothing: standard output).")
 @click.option("--group", help="Run only this group.")
@@ -374,12 +389,13 @@ def summarize(result: dict) -> str:
 @click.option("--db", "db_url", metavar="URL",
               help="Record the run (one batch per group) in this run store: a SQLite file or "
                    "URL, or postgresql://... (ROUTING_DB works too).")
-def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
+def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
+        group: str | None,
         routing: str | None, explain: bool, facilities: tuple[str, ...],
         db_url: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
-    snapshot = read_snapshot(snapshot_path)
+    snapshot = read_snapshot(snapshot_path, mapping)
     names = {g.name for g in plan.groups}
     if group is not None and group not in names:
         raise InputError(f"no group named {group!r} (groups: {', '.join(sorted(names))})")
@@ -423,14 +439,18 @@ def run(source: Path, snapshot_path: Path, out: Path | None, group: str | None,
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 metavar="FILE|PLAN")
-@click.option("--snapshot", "snapshot_path", required=True,
-              type=click.Path(exists=True, path_type=Path))
+@click.option("--snapshot", "snapshot_path", required=True, metavar="SNAPSHOT",
+              help="Snapshot file or folder, or a database URL.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a database source: the TOML file of SQL queries (default: the "
+                   "reference OMS schema).")
 @click.option("--order", "order_id", required=True, help="The order to explain.")
 @click.option("--facility", help="Also say why this facility was not chosen.")
-def explain(source: Path, snapshot_path: Path, order_id: str, facility: str | None) -> None:
+def explain(source: Path, snapshot_path: str, mapping: Path | None, order_id: str,
+            facility: str | None) -> None:
     """Explain where one order went, and why not elsewhere."""
     plan = load_plan_or_source(source)
-    snapshot = read_snapshot(snapshot_path)
+    snapshot = read_snapshot(snapshot_path, mapping)
     if order_id not in {o.id for o in snapshot.orders}:
         raise InputError(f"order {order_id!r} is not in the snapshot")
     if facility is not None and facility not in {f.id for f in snapshot.facilities}:
@@ -540,8 +560,50 @@ def open_store(db_url: str | None):
 
 
 def store_name(store) -> str:
+    return store_display(store.url)
+
+
+@main.group()
+def oms() -> None:
+    """The reference OMS schema, for reading snapshots from SQL."""
+
+
+@oms.command("load")
+@click.argument("snapshot_path", type=click.Path(exists=True, path_type=Path),
+                metavar="SNAPSHOT")
+@click.option("--db", "db_url", required=True, metavar="URL",
+              help="The database to fill: a SQLite file or URL, or postgresql://...")
+def oms_load(snapshot_path: Path, db_url: str) -> None:
+    """Create the reference OMS tables and fill them from a snapshot (replacing their rows)."""
+    from .ops.oms import load
+    from .ops.store import database_url
+    read_snapshot(snapshot_path)  # only valid snapshots go in
+    document = json.loads(snapshot_path.read_text(encoding="utf-8")) if snapshot_path.is_file() \
+        else json.loads(read_snapshot(snapshot_path).model_dump_json())
+    url = database_url(db_url)
+    try:
+        counts = load(url, document)
+    except Exception as error:  # noqa: BLE001 - any database failure is the user's to fix
+        raise InputError(f"{store_display(url)}: {type(error).__name__}: "
+                         f"{str(getattr(error, 'orig', error)).splitlines()[0]}") from None
+    total = sum(counts.values())
+    click.echo(f"loaded {total} rows into {store_display(url)} "
+               f"({counts['oms_order']} orders, {counts['oms_inventory']} inventory rows); "
+               f"read it with --snapshot {store_display(url)}")
+
+
+@oms.command("schema")
+@click.option("--dialect", type=click.Choice(["postgresql", "sqlite"]), default="postgresql",
+              show_default=True)
+def oms_schema(dialect: str) -> None:
+    """Print the reference OMS schema as CREATE TABLE statements."""
+    from .ops.oms import schema_sql
+    click.echo(schema_sql(dialect), nl=False)
+
+
+def store_display(url: str) -> str:
     from .ops.store import _safe
-    return _safe(store.url)
+    return _safe(url)
 
 
 @main.group()
@@ -610,15 +672,18 @@ def purge(db_url: str | None, age: str) -> None:
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 metavar="FILE|PLAN")
-@click.option("--source", "snapshot_path", required=True,
-              type=click.Path(exists=True, path_type=Path),
-              help="Where each run reads its data: a snapshot file or folder, read afresh "
-                   "every round.")
+@click.option("--source", "snapshot_path", required=True, metavar="SNAPSHOT",
+              help="Where each round reads its data, afresh: a snapshot file or folder, or "
+                   "a database URL read through --mapping.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a database source: the TOML file of SQL queries (default: the "
+                   "reference OMS schema).")
 @click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Look for due groups at least this often.")
-def serve(source: Path, snapshot_path: Path, db_url: str | None, once: bool,
+def serve(source: Path, snapshot_path: str, mapping: Path | None, db_url: str | None,
+          once: bool,
           poll_seconds: float) -> None:
     """Run each group on its schedule, recording every batch (stop with SIGTERM or Ctrl-C).
 
@@ -630,10 +695,11 @@ def serve(source: Path, snapshot_path: Path, db_url: str | None, once: bool,
 
     from .ops.scheduler import Scheduler
     plan = load_plan_or_source(source)
-    read_snapshot(snapshot_path)  # refuse a broken source before serving
+    read_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
     store = open_store(db_url)
     text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
-    scheduler = Scheduler(store, plan, lambda: read_snapshot(snapshot_path), source_text=text)
+    scheduler = Scheduler(store, plan, lambda: read_snapshot(snapshot_path, mapping),
+                          source_text=text)
     if once:
         scheduler.run_once()
         return

@@ -1,0 +1,126 @@
+"""Live data in: a snapshot read from SQL (the reference OMS schema, or any schema through a
+mapping) routes exactly as the file it was loaded from."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from routing_dsl.cli import main
+from routing_dsl.ops.oms import schema_sql
+
+from .conftest import ROOT
+from .test_ops_store import PG_ADMIN, _postgres_available
+
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def oms_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'oms.db'}"
+        return
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"routing_oms_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_every_example_routes_the_same_from_sql_as_from_its_file(oms_url, tmp_path):
+    for folder in EXAMPLES:
+        route = str(next(folder.glob("*.route")))
+        loaded = invoke("oms", "load", str(folder / "snapshot.json"), "--db", oms_url)
+        assert loaded.exit_code == 0, loaded.output
+        from_sql = invoke("run", route, "--snapshot", oms_url)
+        assert from_sql.exit_code == 0, from_sql.output
+        assert from_sql.stdout == (folder / "expected.json").read_text(), folder.name
+
+
+def test_a_mapping_reads_another_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'oms.db'}"
+    folder = ROOT / "examples" / "omnichannel"
+    assert invoke("oms", "load", str(folder / "snapshot.json"), "--db", url).exit_code == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # the OMS keeps its inventory under other names
+        connection.exec_driver_sql(
+            "create table stock (n integer, fac text, sku text, qty real, reserve real, "
+            "brokerable integer, velocity real)")
+        connection.exec_driver_sql(
+            "insert into stock select position, facility, product, atp, minimum_stock, "
+            "allow_brokering, sales_velocity from oms_inventory")
+        connection.exec_driver_sql("delete from oms_inventory")
+    engine.dispose()
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('inventory = """select fac as facility, sku as product, qty as atp, '
+                       'reserve as minimum_stock, brokerable as allow_brokering, velocity as '
+                       'sales_velocity from stock order by n"""\n')
+    route = str(folder / "omnichannel.route")
+    result = invoke("run", route, "--snapshot", url, "--mapping", str(mapping))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (folder / "expected.json").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('stock = "select 1"\n')
+    refused = invoke("run", route, "--snapshot", url, "--mapping", str(bad))
+    assert refused.exit_code == 2 and "unknown: stock" in refused.stderr
+
+
+def test_sql_problems_are_input_errors(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    route = str(ROOT / "examples" / "omnichannel" / "omnichannel.route")
+    result = invoke("run", route, "--snapshot", url)
+    assert result.exit_code == 2
+    assert "no such table: oms_meta" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_the_shipped_schema_file_is_current():
+    assert (ROOT / "docs" / "oms-schema.sql").read_text() == schema_sql("postgresql")
+
+
+def test_a_bad_row_in_sql_names_the_json_path(tmp_path):
+    url = f"sqlite:///{tmp_path / 'oms.db'}"
+    folder = ROOT / "examples" / "omnichannel"
+    assert invoke("oms", "load", str(folder / "snapshot.json"), "--db", url).exit_code == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("update oms_order_item set quantity = -2 where position = 0")
+    engine.dispose()
+    result = invoke("run", str(folder / "omnichannel.route"), "--snapshot", url)
+    assert result.exit_code == 2
+    assert "orders[0].ship_groups[0].items[0].quantity: must be > 0" in result.stderr
+    assert json.loads(Path(folder / "snapshot.json").read_text())  # the file is untouched
+
+
+def test_the_operations_doc_sql_commands_run(tmp_path, monkeypatch):
+    import re
+    import shlex
+    import shutil
+
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    block = re.search(r"<!-- tested: oms -->\n```sh\n(.*?)```", doc, re.S).group(1)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    for line in block.strip().splitlines():
+        words = shlex.split(line)
+        result = invoke(*words[1:])
+        assert result.exit_code == 0, (line, result.output)
+    assert (tmp_path / "result.json").read_text() == (
+        ROOT / "examples" / "omnichannel" / "expected.json").read_text()
