@@ -607,6 +607,31 @@ def store_display(url: str) -> str:
 
 
 @main.group()
+def outbox() -> None:
+    """Decisions waiting for the OMS: list them, acknowledge them once applied."""
+
+
+@outbox.command("list")
+@click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
+def outbox_list(db_url: str | None, limit: int) -> None:
+    """Print the unacknowledged decisions as JSON, oldest first."""
+    click.echo(json.dumps(open_store(db_url).pending(limit), indent=2))
+
+
+@outbox.command("ack")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--batch", help="Acknowledge every decision of this batch.")
+@click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
+def outbox_ack(ids: tuple[int, ...], batch: str | None, db_url: str | None) -> None:
+    """Mark decisions as applied by the OMS (by id, or a whole batch)."""
+    if not ids and batch is None:
+        raise click.UsageError("give outbox ids or --batch")
+    done = open_store(db_url).ack(list(ids) if ids else None, batch)
+    click.echo(f"acknowledged {done} decision{'' if done == 1 else 's'}")
+
+
+@main.group()
 def db() -> None:
     """The run store's database."""
 

@@ -80,7 +80,7 @@ def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url
     assert "has no run store; run `routing db upgrade" in refused.stderr
     done = invoke("db", "upgrade", "--db", db_url)
     assert done.exit_code == 0, done.output
-    assert "run store at revision 0002" in done.stdout
+    assert "run store at revision 0003" in done.stdout
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0  # idempotent
     assert invoke("history", "--db", db_url).exit_code == 0
 
@@ -94,7 +94,7 @@ def test_an_old_schema_is_refused_until_upgraded(tmp_path):
         command.upgrade(_config(connection), "0001")
     with pytest.raises(StoreError, match="is at revision 0001; run `routing db upgrade"):
         store.require_current()
-    assert store.upgrade() == "0002"
+    assert store.upgrade() == "0003"
     store.require_current()
     store.dispose()
 
@@ -159,7 +159,7 @@ def test_a_killed_run_leaves_no_partial_batch_and_is_closed_next_time(db_url, tm
     [batch] = store.batches()
     assert batch.status == "running"
     with store.engine.connect() as connection:
-        for table in ("allocations", "unfillable", "history", "runs"):
+        for table in ("allocations", "unfillable", "history", "runs", "outbox"):
             assert connection.exec_driver_sql(f"select count(*) from {table}").scalar() == 0
     later = invoke("history", "--db", db_url)
     assert "closed 1 batch left running" in later.stderr
@@ -245,3 +245,25 @@ def test_an_expired_sqlite_lease_is_taken_over(tmp_path):
     with StoreLock(store, "S") as taken:
         assert taken
     store.dispose()
+
+
+def test_each_batch_fills_the_outbox_which_the_oms_acknowledges(db_url, tmp_path):
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    out = tmp_path / "r.json"
+    assert invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db_url, "--out", str(out)
+                  ).exit_code == 0
+    document = json.loads(out.read_text())
+    listed = invoke("outbox", "list", "--db", db_url)
+    assert listed.exit_code == 0
+    pending = json.loads(listed.stdout)
+    allocations = [p["decision"] for p in pending if p["kind"] == "allocation"]
+    assert allocations == document["allocations"]
+    moved = [p for p in pending if p["kind"] == "move_to_queue"]
+    assert len(moved) == sum(1 for u in document["unfillable"] if u["action"] == "moved")
+    first = str(pending[0]["id"])
+    assert "acknowledged 1 decision" in invoke("outbox", "ack", first, "--db", db_url).stdout
+    assert "acknowledged 0 decisions" in invoke("outbox", "ack", first, "--db", db_url).stdout
+    batch = pending[0]["batch"]
+    invoke("outbox", "ack", "--batch", batch, "--db", db_url)
+    assert json.loads(invoke("outbox", "list", "--db", db_url).stdout) == []
+    assert invoke("outbox", "ack", "--db", db_url).exit_code == 2

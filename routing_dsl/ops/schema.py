@@ -121,3 +121,18 @@ leases = sa.Table(
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("expires", sa.Text, nullable=False),
 )
+
+# Decisions for the OMS, written in the batch's own transaction; the OMS reads the rows it has
+# not acknowledged, applies them (idempotently, keyed by id), and sets `acked`.
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created", Time, nullable=False),
+    sa.Column("acked", Time),
+    sa.Index("ix_outbox_pending", "acked", "id"),
+)

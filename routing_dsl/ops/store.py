@@ -11,6 +11,7 @@ close-out), which every command that opens the store runs first.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import uuid
@@ -28,6 +29,9 @@ from alembic.script import ScriptDirectory
 from . import schema as t
 
 DEFAULT_URL = "sqlite:///routing.db"
+# What an OMS must do for each unfilled item, by the action routing took.
+_OUTBOX_KIND = {"moved": "move_to_queue", "auto_cancel_set": "set_auto_cancel",
+                "auto_cancel_cleared": "clear_auto_cancel"}
 
 
 class StoreError(Exception):
@@ -208,11 +212,39 @@ class RunStore:
                       for u in unfillable if u["action"] == "moved"]
             if moves:
                 connection.execute(t.history.insert(), moves)
+            outbox = [{"batch_id": batch_id, "kind": "allocation", "order_id": a["order"],
+                       "payload": json.dumps(a, sort_keys=True), "created": now}
+                      for a in allocations]
+            outbox += [{"batch_id": batch_id, "kind": _OUTBOX_KIND[u["action"]],
+                        "order_id": u["order"], "payload": json.dumps(u, sort_keys=True),
+                        "created": now} for u in unfillable if u["action"] in _OUTBOX_KIND]
+            if outbox:
+                connection.execute(t.outbox.insert(), outbox)
             connection.execute(t.batches.update().where(t.batches.c.id == batch_id).values(
                 status=status, finished=now, error=error,
                 attempted_items=sum(r["attempted_items"] for r in runs),
                 brokered_items=sum(r["brokered_items"] for r in runs),
                 allocations=len(allocations), unfillable=len(unfillable)))
+
+    def pending(self, limit: int = 1000) -> list[dict]:
+        """Outbox rows not yet acknowledged, oldest first."""
+        query = sa.select(t.outbox).where(t.outbox.c.acked.is_(None)).order_by(
+            t.outbox.c.id).limit(limit)
+        with self.engine.connect() as connection:
+            return [{"id": r["id"], "batch": r["batch_id"], "kind": r["kind"],
+                     "order": r["order_id"], "decision": json.loads(r["payload"])}
+                    for r in connection.execute(query).mappings()]
+
+    def ack(self, ids: list[int] | None = None, batch: str | None = None) -> int:
+        """Mark outbox rows applied (by id, or every row of a batch); returns how many."""
+        condition = t.outbox.c.acked.is_(None)
+        if ids is not None:
+            condition = condition & t.outbox.c.id.in_(ids)
+        if batch is not None:
+            condition = condition & (t.outbox.c.batch_id == batch)
+        with self.engine.begin() as connection:
+            return connection.execute(t.outbox.update().where(condition).values(
+                acked=_now())).rowcount
 
     def fail_batch(self, batch_id: str, error: str) -> None:
         with self.engine.begin() as connection:
@@ -258,7 +290,7 @@ class RunStore:
             old = sa.select(t.batches.c.id).where(t.batches.c.started < cutoff,
                                                    t.batches.c.status != "running")
             ids = [row[0] for row in connection.execute(old)]
-            for table in (t.history, t.allocations, t.unfillable, t.runs):
+            for table in (t.history, t.allocations, t.unfillable, t.runs, t.outbox):
                 connection.execute(table.delete().where(table.c.batch_id.in_(ids)))
             connection.execute(t.batches.delete().where(t.batches.c.id.in_(ids)))
             used = sa.select(t.batches.c.plan_hash)
