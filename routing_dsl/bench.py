@@ -391,3 +391,30 @@ def explanation_costs(facilities: int = 1020, ship_groups: int = 2000, rounds: i
             f"  explain one order:  {one / plain:.2f}x a plain run's time (target <= 1.5x)\n"
             f"  run --explain:      {explain_memory / plain_memory:.2f}x a plain run's peak "
             f"memory (target <= 2x)")
+
+
+def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
+                     url: str | None = None) -> str:
+    """Reading a snapshot from SQL (the reference OMS schema) against routing it, measured in
+    the same run: the read must not dominate. ``url`` defaults to a temporary SQLite file."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from .ops.oms import load, read_snapshot
+
+    snapshot = generate(facilities, ship_groups, products=max(100, ship_groups // 10))
+    document = json.loads(snapshot.model_dump_json())
+    with tempfile.TemporaryDirectory(prefix="routing-bench-") as folder:
+        target = url or f"sqlite:///{Path(folder) / 'oms.db'}"
+        load(target, document)
+        started = time.perf_counter()
+        from_sql = read_snapshot(target)
+        read = time.perf_counter() - started
+    plan = bench_plan()
+    started = time.perf_counter()
+    run_plan(plan, from_sql)
+    routed = time.perf_counter() - started
+    kind = target.split(":", 1)[0]
+    return (f"SQL source ({kind}): {ship_groups} ship groups read in {read:.2f} s, routed in "
+            f"{routed:.2f} s (reading is {read / routed:.2f}x routing)")

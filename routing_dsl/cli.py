@@ -750,13 +750,17 @@ def lsp() -> None:
               help="Size of the file the language-server session works on.")
 @click.option("--hostile-size", default=1_000_000, show_default=True, type=click.IntRange(100),
               help="Size in characters of each hostile input given to the checker.")
+@click.option("--sql-url", metavar="URL",
+              help="Database for the SQL-source figures (default: a temporary SQLite file), "
+                   "e.g. postgresql://postgres@127.0.0.1/bench.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
-          hostile_size: int) -> None:
+          hostile_size: int, sql_url: str | None) -> None:
     """Measure routing throughput on generated data against a naive-scan baseline."""
     from .bench import (explanation_costs, lsp_latency, lsp_session, pathological_inputs,
-                        run_bench)
+                        run_bench, sql_source_costs)
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(explanation_costs(facilities, ship_groups, rounds))
+    click.echo(sql_source_costs(ship_groups, facilities, sql_url))
     click.echo(lsp_latency(rounds=rounds))
     click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
     click.echo(pathological_inputs(hostile_size))
