@@ -402,6 +402,7 @@ def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
     from pathlib import Path
 
     from .ops.oms import load, read_snapshot
+    from .snapshot import load_snapshot
 
     snapshot = generate(facilities, ship_groups, products=max(100, ship_groups // 10))
     document = json.loads(snapshot.model_dump_json())
@@ -411,10 +412,16 @@ def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
         started = time.perf_counter()
         from_sql = read_snapshot(target)
         read = time.perf_counter() - started
+        file = Path(folder) / "snapshot.json"
+        file.write_text(json.dumps(document))
+        started = time.perf_counter()
+        load_snapshot(file)
+        from_file = time.perf_counter() - started
     plan = bench_plan()
     started = time.perf_counter()
     run_plan(plan, from_sql)
     routed = time.perf_counter() - started
     kind = target.split(":", 1)[0]
-    return (f"SQL source ({kind}): {ship_groups} ship groups read in {read:.2f} s, routed in "
+    return (f"SQL source ({kind}): {ship_groups} ship groups read in {read:.2f} s "
+            f"({read / from_file:.2f}x loading the same snapshot from a file), routed in "
             f"{routed:.2f} s (reading is {read / routed:.2f}x routing)")

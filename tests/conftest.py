@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,32 @@ def golden(request):
         assert actual == path.read_text(encoding="utf-8"), f"golden mismatch: {path}"
 
     return check
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def postgres_database(prefix: str, driver: str = "postgresql+psycopg"):
+    """A fresh database on the PostgreSQL server at 127.0.0.1:5432, dropped afterwards; the
+    test is skipped, saying why, when the server is not there."""
+    import uuid
+
+    import sqlalchemy as sa
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT",
+                             connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect():
+            pass
+    except Exception as error:  # noqa: BLE001 - any failure means "no server here"
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({type(error).__name__})")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{driver}://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -24,6 +24,7 @@ def test_bench_naive_baseline(benchmark):
 
 def test_bench_command_reports_a_ratio():
     result = CliRunner().invoke(main, ["bench", "--facilities", "50", "--ship-groups", "100",
+                                       "--lsp-lines", "200", "--hostile-size", "5000",
                                        "--products", "100", "--rounds", "1"])
     assert result.exit_code == 0, result.output
     assert "x the baseline's throughput" in result.stdout

@@ -4,7 +4,6 @@ mapping) routes exactly as the file it was loaded from."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ from click.testing import CliRunner
 from routing_dsl.cli import main
 from routing_dsl.ops.oms import schema_sql
 
-from .conftest import ROOT
-from .test_ops_store import PG_ADMIN, _postgres_available
+from .conftest import ROOT, postgres_database
 
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir())
 
@@ -25,19 +23,8 @@ def oms_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'oms.db'}"
         return
-    reason = _postgres_available()
-    if reason:
-        pytest.skip(reason)
-    name = f"routing_oms_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with postgres_database("routing_oms", driver="postgresql") as url:
+        yield url
 
 
 def invoke(*args: str):

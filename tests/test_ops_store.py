@@ -9,54 +9,27 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from routing_dsl.cli import main
 from routing_dsl.ops.store import RunStore, StoreError, database_url
 
-from .conftest import ROOT
+from .conftest import ROOT, postgres_database
 
 EXAMPLE = ROOT / "examples" / "omnichannel"
 SOURCE = str(EXAMPLE / "omnichannel.route")
 SNAPSHOT = str(EXAMPLE / "snapshot.json")
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_available() -> str | None:
-    try:
-        engine = sa.create_engine(PG_ADMIN, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return None
-    except Exception as error:  # noqa: BLE001 - any failure means "no server here"
-        return f"PostgreSQL is not reachable at 127.0.0.1:5432 ({type(error).__name__})"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'routing.db'}"
         return
-    reason = _postgres_available()
-    if reason:
-        pytest.skip(reason)
-    name = f"routing_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with postgres_database("routing_test") as url:
+        yield url
 
 
 def invoke(*args: str):
