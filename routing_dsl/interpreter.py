@@ -830,11 +830,13 @@ class _Interpreter:
 
     def _result(self, batches: list[dict]) -> dict:
         snapshot = self.ctx.snapshot
-        inventory_after = []
-        for row in sorted(snapshot.inventory, key=lambda r: (r.facility, r.product)):
-            inventory_after.append({
-                "facility": row.facility, "product": row.product,
-                "atp": _number(row.atp - self.allocated_atp.get((row.facility, row.product), 0.0))})
+        # Only the rows the run changed: a large snapshot has millions of inventory rows, and
+        # applying these to the snapshot chains runs just the same.
+        inventory_after = [
+            {"facility": facility, "product": product,
+             "atp": _number(self.ctx.atp[(facility, product)] - consumed)}
+            for (facility, product), consumed in sorted(self.allocated_atp.items())
+            if consumed]
         counts = [{"facility": f, "orders_today": self.ctx.orders_today[f]}
                   for f in sorted(self.ctx.orders_today)]
         result = {

@@ -2,7 +2,7 @@
 
 The interpreter builds plain dicts for speed; tests validate its output against these models.
 Order of entries: allocations and unfillable items in execution order (group, routing, unit,
-rule); inventory_after by facility then product; facility_counts_after by facility; warnings
+rule); inventory_after (only the rows the run changed) by facility then product; facility_counts_after by facility; warnings
 sorted. Distances are rounded to 0.01, quantities to 1e-6 (whole numbers print as integers).
 """
 

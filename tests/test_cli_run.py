@@ -23,7 +23,7 @@ def invoke(*args: str):
 
 def test_run_writes_the_result_and_prints_a_summary(tmp_path: Path):
     out = tmp_path / "result.json"
-    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--out", str(out))
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--out", str(out), "--pretty")
     assert result.exit_code == 0, result.output
     assert "routing 'Web orders': 6 items attempted, 5 brokered" in result.stdout
     assert "rule 'Nearest stores split the order': 3 allocations" in result.stdout

@@ -30,7 +30,7 @@ def test_example_result_matches_expected(folder, golden):
     plan = compiled(folder)
     result = run_plan(plan, load_snapshot(folder / "snapshot.json"))
     Result.model_validate(result)
-    golden(folder / "expected.json", dump_result(result))
+    golden(folder / "expected.json", dump_result(result, pretty=True).decode())
 
 
 @pytest.mark.parametrize("folder", EXAMPLES, ids=lambda p: p.name)
