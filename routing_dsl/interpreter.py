@@ -829,7 +829,6 @@ class _Interpreter:
         return new_id
 
     def _result(self, batches: list[dict]) -> dict:
-        snapshot = self.ctx.snapshot
         # Only the rows the run changed: a large snapshot has millions of inventory rows, and
         # applying these to the snapshot chains runs just the same.
         inventory_after = [
