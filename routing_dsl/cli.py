@@ -699,8 +699,9 @@ def purge(db_url: str | None, age: str) -> None:
 
 
 @main.command()
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                metavar="FILE|PLAN")
+@click.argument("sources", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE|PLAN...")
 @click.option("--source", "snapshot_path", required=True, metavar="SNAPSHOT",
               help="Where each round reads its data, afresh: a snapshot file or folder, or "
                    "a database URL read through --mapping.")
@@ -711,10 +712,10 @@ def purge(db_url: str | None, age: str) -> None:
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Look for due groups at least this often.")
-def serve(source: Path, snapshot_path: str, mapping: Path | None, db_url: str | None,
-          once: bool,
-          poll_seconds: float) -> None:
-    """Run each group on its schedule, recording every batch (stop with SIGTERM or Ctrl-C).
+def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
+          db_url: str | None, once: bool, poll_seconds: float) -> None:
+    """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
+    or Ctrl-C).
 
     A group runs at its cron slots in its schedule's time zone (UTC when it names none); a
     slot missed while the scheduler was down runs once; paused groups never run. Each event
@@ -723,19 +724,23 @@ def serve(source: Path, snapshot_path: str, mapping: Path | None, db_url: str | 
     import threading
 
     from .ops.scheduler import Scheduler
-    plan = load_plan_or_source(source)
+    from .ops.scheduler import serve as serve_all
+    plans = [(load_plan_or_source(path), path) for path in sources]
     read_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
     store = open_store(db_url)
-    text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
-    scheduler = Scheduler(store, plan, lambda: read_snapshot(snapshot_path, mapping),
-                          source_text=text)
+    schedulers = [
+        Scheduler(store, plan, lambda: read_snapshot(snapshot_path, mapping),
+                  source_text=path.read_text(encoding="utf-8") if path.suffix == ".route"
+                  else None)
+        for plan, path in plans]
     if once:
-        scheduler.run_once()
+        for scheduler in schedulers:
+            scheduler.run_once()
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    scheduler.serve(stop, poll_seconds)
+    serve_all(schedulers, stop, poll_seconds)
 
 
 @main.command()

@@ -133,3 +133,25 @@ def test_latest_slot_is_at_or_before_now(expression):
     now = datetime(2027, 6, 1, 12, 7, 30, tzinfo=UTC)
     slot = latest_slot(expression, "UTC", now)
     assert slot <= now and next_slot(expression, "UTC", slot) > now
+
+
+def test_serve_once_runs_the_due_groups_of_several_files(tmp_path):
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+    (tmp_path / "catalog.route").write_text((ROOT / "examples" / "catalog.route").read_text())
+    (tmp_path / ".routing-root").write_text("")
+    rules = RULES.replace('"../catalog.route"', '"catalog.route"')
+    (tmp_path / "a.route").write_text(rules)
+    (tmp_path / "b.route").write_text(rules.replace('group "Omnichannel brokering"',
+                                                    'group "Second brokering"'))
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
+    result = runner.invoke(main, ["serve", str(tmp_path / "a.route"), str(tmp_path / "b.route"),
+                                  "--source", str(EXAMPLE / "snapshot.json"), "--db", db,
+                                  "--once"])
+    assert result.exit_code == 0, result.output
+    batches = RunStore(db).batches()
+    assert sorted(b.group for b in batches) == ["Omnichannel brokering", "Second brokering"]
+    assert {b.trigger for b in batches} == {"scheduled"}

@@ -104,16 +104,27 @@ class Scheduler:
                 recorded.append(event)
         return recorded
 
-    def serve(self, stop: threading.Event, poll_seconds: float = 30.0) -> None:
-        """Until ``stop`` is set: run what is due, then sleep until the next slot (or at most
-        ``poll_seconds``). A stop request lets the batch in flight finish."""
-        self.log({"at": self.clock().isoformat(), "event": "serving",
-                  "groups": [g.name for g in self.plan.groups if g.cron and not g.paused]})
-        while not stop.is_set():
-            self.run_once()
-            now = self.clock()
-            upcoming = [next_slot(g.cron, group_zone(g), now) for g in self.plan.groups
-                        if g.cron and not g.paused]
-            wait = min([(s - now).total_seconds() for s in upcoming] + [poll_seconds])
-            stop.wait(max(0.05, wait))
-        self.log({"at": self.clock().isoformat(), "event": "stopped"})
+    def next_wake(self, now: datetime, poll_seconds: float) -> float:
+        """Seconds until this plan's next slot (at most ``poll_seconds``)."""
+        upcoming = [next_slot(g.cron, group_zone(g), now) for g in self.plan.groups
+                    if g.cron and not g.paused]
+        return min([(slot - now).total_seconds() for slot in upcoming] + [poll_seconds])
+
+
+def serve(schedulers: list[Scheduler], stop: threading.Event, poll_seconds: float = 30.0) -> None:
+    """Until ``stop`` is set: run what is due in every plan, then sleep until the next slot
+    (or at most ``poll_seconds``). A stop request lets the batch in flight finish."""
+    if not schedulers:
+        return
+    first = schedulers[0]
+    first.log({"at": first.clock().isoformat(), "event": "serving",
+               "groups": [g.name for s in schedulers for g in s.plan.groups
+                          if g.cron and not g.paused]})
+    while not stop.is_set():
+        for scheduler in schedulers:
+            if stop.is_set():
+                break
+            scheduler.run_once()
+        now = first.clock()
+        stop.wait(max(0.05, min(s.next_wake(now, poll_seconds) for s in schedulers)))
+    first.log({"at": first.clock().isoformat(), "event": "stopped"})
