@@ -425,3 +425,66 @@ def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
     return (f"SQL source ({kind}): {ship_groups} ship groups read in {read:.2f} s "
             f"({read / from_file:.2f}x loading the same snapshot from a file), routed in "
             f"{routed:.2f} s (reading is {read / routed:.2f}x routing)")
+
+
+def run_scenario(scenario, rounds: int = 1, folder=None) -> dict:
+    """One scenario end to end, as a user runs it: the snapshot written to disk and loaded,
+    the plan checked and compiled, routed, the result written. Times in seconds (compile in
+    milliseconds), the best of ``rounds`` for routing and writing, and peak memory."""
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    import orjson
+
+    from .scenarios import PLAN, generate
+    from .snapshot import load_snapshot
+
+    with tempfile.TemporaryDirectory(prefix="routing-bench-") as temporary:
+        folder = Path(folder or temporary)
+        path = folder / "snapshot.json"
+        document = generate(scenario)
+        path.write_bytes(orjson.dumps(document))
+        ship_groups = sum(len(o["ship_groups"]) for o in document["orders"])
+        inventory_rows = len(document["inventory"])
+        del document
+        started = time.perf_counter()
+        snapshot = load_snapshot(path)
+        load = time.perf_counter() - started
+        started = time.perf_counter()
+        checked = Workspace().check_text(PLAN, "bench.route")
+        plan = compile_program(checked.program)
+        compile_ms = (time.perf_counter() - started) * 1000
+        route = write = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            result = run_plan(plan, snapshot)
+            route = min(route, time.perf_counter() - started)
+            started = time.perf_counter()
+            (folder / "result.json").write_bytes(orjson.dumps(result) + b"\n")
+            write = min(write, time.perf_counter() - started)
+    end_to_end = compile_ms / 1000 + route + write
+    return {
+        "orders": scenario.orders, "facilities": scenario.facilities, "skus": scenario.skus,
+        "seed": scenario.seed, "ship_groups": ship_groups, "inventory_rows": inventory_rows,
+        "load_s": round(load, 3), "compile_ms": round(compile_ms, 1),
+        "route_s": round(route, 3), "write_s": round(write, 3),
+        "ship_groups_per_s": round(ship_groups / end_to_end),
+        "allocations": len(result["allocations"]),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        # the SQL-per-ship-group baseline of the performance work is not built yet
+        "baseline_ship_groups_per_s": None, "speedup": None,
+    }
+
+
+def scenario_text(report: dict) -> str:
+    return (f"scenario: {report['orders']:,} orders ({report['ship_groups']:,} ship groups), "
+            f"{report['facilities']:,} facilities, {report['skus']:,} SKUs, "
+            f"{report['inventory_rows']:,} inventory rows (seed {report['seed']})\n"
+            f"  load:     {report['load_s']:.2f} s\n"
+            f"  compile:  {report['compile_ms']:.0f} ms\n"
+            f"  route:    {report['route_s']:.2f} s\n"
+            f"  write:    {report['write_s']:.2f} s\n"
+            f"  end to end without load: {report['ship_groups_per_s']:,} ship groups/s, "
+            f"{report['allocations']:,} allocations\n"
+            f"  peak memory: {report['peak_rss_mb']:,} MB")

@@ -567,6 +567,43 @@ def store_name(store) -> str:
     return store_display(store.url)
 
 
+def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
+    """A named scenario with the sizes given on the command line."""
+    from dataclasses import replace
+
+    from .scenarios import SCENARIOS
+    chosen = SCENARIOS[name]
+    changes = {"orders": orders, "skus": skus, "seed": seed}
+    if explicit is not None and explicit.get_parameter_source("facilities") is \
+            click.core.ParameterSource.COMMANDLINE:
+        changes["facilities"] = facilities
+    return replace(chosen, **{k: v for k, v in changes.items() if v is not None})
+
+
+@main.command("gen-snapshot")
+@click.option("--scenario", type=click.Choice(["small", "reference", "large"]),
+              default="small", show_default=True)
+@click.option("--orders", type=click.IntRange(1))
+@click.option("--facilities", type=click.IntRange(1))
+@click.option("--skus", type=click.IntRange(1))
+@click.option("--seed", type=int)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The snapshot JSON file to write.")
+def gen_snapshot(scenario: str, orders, facilities, skus, seed, out: Path) -> None:
+    """Write the seeded benchmark snapshot of a scenario (the data `routing bench
+    --scenario` routes; its plan is `routing gen-snapshot`'s companion in the docs)."""
+    from .scenarios import generate
+    chosen = _scenario(scenario, orders, None, skus, seed)
+    if facilities is not None:
+        from dataclasses import replace
+        chosen = replace(chosen, facilities=facilities)
+    document = generate(chosen)
+    write_atomically(out, orjson.dumps(document) + b"\n")
+    click.echo(f"wrote {out}: {len(document['orders']):,} orders, "
+               f"{len(document['facilities']):,} facilities, "
+               f"{len(document['inventory']):,} inventory rows")
+
+
 @main.group()
 def oms() -> None:
     """The reference OMS schema, for reading snapshots from SQL."""
@@ -762,9 +799,24 @@ def lsp() -> None:
 @click.option("--sql-url", metavar="URL",
               help="Database for the SQL-source figures (default: a temporary SQLite file), "
                    "e.g. postgresql://postgres@127.0.0.1/bench.")
+@click.option("--scenario", type=click.Choice(["small", "reference", "large"]),
+              help="Instead: one realistic scenario end to end (load, compile, route, write).")
+@click.option("--orders", type=click.IntRange(1), help="With --scenario: orders.")
+@click.option("--skus", type=click.IntRange(1), help="With --scenario: SKUs.")
+@click.option("--seed", type=int, help="With --scenario: the generator's seed.")
+@click.option("--json", "as_json", is_flag=True, help="With --scenario: one JSON object.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
-          hostile_size: int, sql_url: str | None) -> None:
-    """Measure routing throughput on generated data against a naive-scan baseline."""
+          hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
+          skus: int | None, seed: int | None, as_json: bool) -> None:
+    """Measure routing throughput on generated data against a naive-scan baseline, editor
+    latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
+    realistic scenario end to end."""
+    if scenario is not None:
+        from .bench import run_scenario, scenario_text
+        report = run_scenario(_scenario(scenario, orders, facilities, skus, seed,
+                                        explicit=click.get_current_context()), rounds)
+        click.echo(json.dumps(report) if as_json else scenario_text(report))
+        return
     from .bench import (explanation_costs, lsp_latency, lsp_session, pathological_inputs,
                         run_bench, sql_source_costs)
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())

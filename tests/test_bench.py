@@ -28,3 +28,41 @@ def test_bench_command_reports_a_ratio():
                                        "--products", "100", "--rounds", "1"])
     assert result.exit_code == 0, result.output
     assert "x the baseline's throughput" in result.stdout
+
+
+def test_scenarios_are_seeded_valid_and_realistic():
+    from routing_dsl.scenarios import Scenario, generate
+    from routing_dsl.snapshot import parse_snapshot
+    scenario = Scenario(orders=300, facilities=60, skus=500)
+    document = generate(scenario)
+    assert generate(scenario) == document
+    assert generate(Scenario(orders=300, facilities=60, skus=500, seed=8)) != document
+    snapshot = parse_snapshot(document)
+    warehouses = [f for f in snapshot.facilities if "WAREHOUSES" in f.groups]
+    stores = [f for f in snapshot.facilities if "STORES" in f.groups]
+    assert len(warehouses) == 3 and len(stores) == 57
+    per_facility = {}
+    for row in snapshot.inventory:
+        per_facility[row.facility] = per_facility.get(row.facility, 0) + 1
+    assert min(per_facility[f.id] for f in warehouses) > 5 * max(per_facility[f.id]
+                                                                  for f in stores)
+    lines = [len(g.items) for o in snapshot.orders for g in o.ship_groups]
+    assert min(lines) == 1 and max(lines) <= 6
+    assert any(len(o.ship_groups) == 2 for o in snapshot.orders)
+
+
+def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
+    import json
+    result = CliRunner().invoke(main, ["bench", "--scenario", "small", "--orders", "200",
+                                       "--skus", "300", "--facilities", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in ("ship_groups_per_s", "baseline_ship_groups_per_s", "speedup", "peak_rss_mb",
+                "load_s", "compile_ms"):
+        assert key in report
+    assert report["orders"] == 200 and report["facilities"] == 40 and report["allocations"] > 0
+    out = tmp_path / "snap.json"
+    written = CliRunner().invoke(main, ["gen-snapshot", "--scenario", "small", "--orders", "50",
+                                        "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    assert len(json.loads(out.read_text())["orders"]) == 50
