@@ -298,6 +298,12 @@ def load_plan_or_source(path: Path) -> Plan:
     return compile_program(result.program)
 
 
+mapping_option = click.option(
+    "--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With a database source: the TOML file of SQL queries (default: the reference OMS "
+         "schema).")
+
+
 def read_snapshot(spec: str | Path, mapping: Path | None = None) -> Snapshot:
     """A snapshot from a file, a folder, or a database URL (through ``mapping``)."""
     try:
@@ -378,9 +384,7 @@ def summarize(result: dict) -> str:
 @click.option("--snapshot", "snapshot_path", required=True, metavar="SNAPSHOT",
               help="Snapshot JSON file, a folder of per-collection files, or a database URL "
                    "(sqlite:///oms.db, postgresql://...) read through --mapping.")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With a database source: the TOML file of SQL queries (default: the "
-                   "reference OMS schema).")
+@mapping_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result JSON here (`-` or nothing: standard output).")
 @click.option("--group", help="Run only this group.")
@@ -445,9 +449,7 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
                 metavar="FILE|PLAN")
 @click.option("--snapshot", "snapshot_path", required=True, metavar="SNAPSHOT",
               help="Snapshot file or folder, or a database URL.")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With a database source: the TOML file of SQL queries (default: the "
-                   "reference OMS schema).")
+@mapping_option
 @click.option("--order", "order_id", required=True, help="The order to explain.")
 @click.option("--facility", help="Also say why this facility was not chosen.")
 def explain(source: Path, snapshot_path: str, mapping: Path | None, order_id: str,
@@ -742,9 +744,7 @@ def purge(db_url: str | None, age: str) -> None:
 @click.option("--source", "snapshot_path", required=True, metavar="SNAPSHOT",
               help="Where each round reads its data, afresh: a snapshot file or folder, or "
                    "a database URL read through --mapping.")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With a database source: the TOML file of SQL queries (default: the "
-                   "reference OMS schema).")
+@mapping_option
 @click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
