@@ -808,7 +808,7 @@ def lsp() -> None:
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool) -> None:
-    """Measure routing throughput on generated data against a naive-scan baseline, editor
+    """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
     if scenario is not None:

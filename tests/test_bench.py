@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from routing_dsl.bench import bench_plan, generate, naive_scan
+from routing_dsl.bench import bench_plan, generate, sql_baseline
 from routing_dsl.cli import main
 from routing_dsl.interpreter import run_plan
 
@@ -17,9 +17,13 @@ def test_bench_routing_throughput(benchmark):
     assert result["allocations"]
 
 
-def test_bench_naive_baseline(benchmark):
-    snapshot = generate(facilities=100, ship_groups=200, products=200)
-    assert benchmark(naive_scan, snapshot) > 0
+def test_sql_baseline_allocates_exactly_as_the_engine(benchmark):
+    snapshot = generate(facilities=150, ship_groups=800, products=200)
+    result = run_plan(bench_plan(), snapshot)
+    baseline = benchmark(sql_baseline, snapshot)
+    assert len(baseline) > 100
+    assert baseline == [(a["order"], a["ship_group"], a["item"], a["facility"], a["quantity"],
+                         a["rule"]) for a in result["allocations"]]
 
 
 def test_bench_command_reports_a_ratio():
