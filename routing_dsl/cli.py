@@ -298,6 +298,21 @@ def load_plan_or_source(path: Path) -> Plan:
     return compile_program(result.program)
 
 
+webhook_option = click.option(
+    "--webhook", metavar="URL",
+    help="Also POST each committed batch here (JSON, Idempotency-Key: the batch id), "
+         "retrying on errors; needs the run store.")
+
+
+def make_webhook(url: str | None):
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"--webhook {url!r}: an http:// or https:// URL")
+    from .ops.sinks import Webhook
+    return Webhook(url)
+
+
 mapping_option = click.option(
     "--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="With a database source: the TOML file of SQL queries (default: the reference OMS "
@@ -398,9 +413,10 @@ def summarize(result: dict) -> str:
 @click.option("--db", "db_url", metavar="URL",
               help="Record the run (one batch per group) in this run store: a SQLite file or "
                    "URL, or postgresql://... (ROUTING_DB works too).")
+@webhook_option
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         group: str | None, routing: str | None, pretty: bool, explain: bool,
-        facilities: tuple[str, ...], db_url: str | None) -> None:
+        facilities: tuple[str, ...], db_url: str | None, webhook: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
     snapshot = read_snapshot(snapshot_path, mapping)
@@ -411,7 +427,7 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         raise InputError(f"no active routing named {routing!r}")
     options = {"group": group, "routing": routing, "explain": explain,
                "explain_facilities": set(facilities)}
-    recording = db_url is not None or bool(os.environ.get("ROUTING_DB"))
+    recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
     store = open_store(db_url) if recording else None
     stream = sys.stderr
     total = sum(len(sg.items) for o in snapshot.orders for sg in o.ship_groups)
@@ -424,7 +440,8 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         if store is not None:
             from .ops.runner import run_recorded
             text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
-            result, batch_ids = run_recorded(store, plan, snapshot, source_text=text, **options)
+            result, batch_ids = run_recorded(store, plan, snapshot, source_text=text,
+                                             webhook=make_webhook(webhook), **options)
         else:
             result = run_plan(plan, snapshot, **options)
     finally:
@@ -746,11 +763,12 @@ def purge(db_url: str | None, age: str) -> None:
                    "a database URL read through --mapping.")
 @mapping_option
 @click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
+@webhook_option
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Look for due groups at least this often.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
-          db_url: str | None, once: bool, poll_seconds: float) -> None:
+          db_url: str | None, webhook: str | None, once: bool, poll_seconds: float) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
@@ -765,8 +783,9 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     plans = [(load_plan_or_source(path), path) for path in sources]
     read_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
     store = open_store(db_url)
+    sink = make_webhook(webhook)
     schedulers = [
-        Scheduler(store, plan, lambda: read_snapshot(snapshot_path, mapping),
+        Scheduler(store, plan, lambda: read_snapshot(snapshot_path, mapping), webhook=sink,
                   source_text=path.read_text(encoding="utf-8") if path.suffix == ".route"
                   else None)
         for plan, path in plans]

@@ -240,3 +240,60 @@ def test_each_batch_fills_the_outbox_which_the_oms_acknowledges(db_url, tmp_path
     invoke("outbox", "ack", "--batch", batch, "--db", db_url)
     assert json.loads(invoke("outbox", "list", "--db", db_url).stdout) == []
     assert invoke("outbox", "ack", "--db", db_url).exit_code == 2
+
+
+def test_a_webhook_gets_each_batch_once_applied_with_retries(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        calls = 0
+
+        def do_POST(self):  # noqa: N802 - the http.server protocol
+            Receiver.calls += 1
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if Receiver.calls == 1:  # the first delivery fails: the sender must retry
+                self.send_response(503)
+            else:
+                received.append((self.headers["Idempotency-Key"], body))
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        db = f"sqlite:///{tmp_path / 'runs.db'}"
+        assert invoke("db", "upgrade", "--db", db).exit_code == 0
+        url = f"http://127.0.0.1:{server.server_address[1]}/batches"
+        out = tmp_path / "r.json"
+        result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db, "--webhook", url,
+                        "--out", str(out))
+        assert result.exit_code == 0, result.output
+    finally:
+        server.shutdown()
+    [(key, body)] = received
+    [batch] = RunStore(db).batches()
+    assert key == batch.id == body["batch"]
+    assert body["allocations"] == json.loads(out.read_text())["allocations"]
+    assert Receiver.calls == 2
+
+
+def test_an_unreachable_webhook_is_a_warning_and_the_outbox_keeps_the_decisions(tmp_path,
+                                                                             monkeypatch):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert invoke("db", "upgrade", "--db", db).exit_code == 0
+    from routing_dsl.ops import sinks
+    monkeypatch.setattr(sinks.Webhook, "first_delay", 0.01)  # retry quickly in the test
+    result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db, "--webhook",
+                    "http://127.0.0.1:1/nothing", "--out", "-")
+    assert result.exit_code == 0
+    assert "webhook http://127.0.0.1:1/nothing failed" in result.stderr
+    assert json.loads(invoke("outbox", "list", "--db", db).stdout)
+    refused = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db, "--webhook", "ftp://x")
+    assert refused.exit_code == 2

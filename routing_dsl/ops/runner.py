@@ -21,11 +21,12 @@ def snapshot_hash(snapshot: Snapshot) -> str:
 
 def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text: str | None,
                  trigger: str = "manual", group: str | None = None,
-                 routing: str | None = None, started=None, **options) -> tuple[dict, list[str]]:
+                 routing: str | None = None, started=None, webhook=None,
+                 **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
 
     Groups of a product store that another process is running are not run: their batch is
-    recorded as ``skipped``. A process killed before the end leaves its batches ``running``
+    recorded as ``skipped``. With a ``webhook``, each committed batch is also POSTed to it. A process killed before the end leaves its batches ``running``
     (closed as failed by the next ``close_stale``) and nothing else of them."""
     groups = [g for g in plan.groups if group is None or g.name == group]
     plan_json = plan.to_json()
@@ -66,5 +67,12 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
                           and stores[u["order"]] == plan_group.product_store] \
                 if plan_group.name in done else []
             store.finish_batch(ids[plan_group.name], batch, allocations, unfillable, origins)
+            if webhook is not None:  # after the commit: the outbox already holds it all
+                failure = webhook.deliver(ids[plan_group.name], batch, allocations, unfillable)
+                if failure:
+                    result["warnings"].append(
+                        f"group {plan_group.name!r}: webhook {webhook.url} failed ({failure}); "
+                        "the decisions wait in the outbox")
         result["batches"] = batches
+        result["warnings"].sort()
     return result, list(ids.values())

@@ -48,12 +48,13 @@ class Scheduler:
     round, so each round sees fresh data)."""
 
     def __init__(self, store: RunStore, plan: Plan, source: Callable[[], Snapshot], *,
-                 source_text: str | None = None, log=None,
+                 source_text: str | None = None, log=None, webhook=None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store = store
         self.plan = plan
         self.source = source
         self.source_text = source_text
+        self.webhook = webhook
         self.clock = clock
         self.log = log or (lambda event: print(json.dumps(event, default=str),
                                                file=sys.stderr, flush=True))
@@ -91,7 +92,7 @@ class Scheduler:
                       "product_store": group.product_store})
             result, ids = run_recorded(self.store, self.plan, snapshot,
                                        source_text=self.source_text, trigger="scheduled",
-                                       group=group.name, started=now)
+                                       group=group.name, started=now, webhook=self.webhook)
             for batch, batch_id in zip(result["batches"], ids, strict=True):
                 event = {"at": self.clock().isoformat(), "event": "batch",
                          "group": batch["group"], "batch": batch_id,
