@@ -11,6 +11,7 @@ import random
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from lark import Lark
 from lark.exceptions import UnexpectedInput
 
@@ -22,6 +23,7 @@ from routing_dsl.parser import KEYWORDS, keyword_terminals, parse
 from routing_dsl.source import SourceFile
 
 from .conftest import ROOT
+from .strategies import programs
 
 SOURCES = [p.read_text() for p in sorted((ROOT / "examples").rglob("*.route"))] + \
     [p.read_text() for p in sorted((ROOT / "stdlib").rglob("*.route"))]
@@ -136,3 +138,14 @@ def test_parser_and_grammar_agree_on_damaged_examples():
         assert (problems == []) == accepted, text
         agreed += 1
     assert agreed > 700
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs())
+def test_every_generated_program_is_accepted_by_grammar_and_parser(text):
+    _LARK.parse(text)
+    _, problems = parse(SourceFile("t.route", text))
+    assert problems == []
+
+
+_LARK = _lark()
