@@ -573,7 +573,8 @@ def open_store(db_url: str | None):
     try:
         store = RunStore(database_url(db_url))
         store.require_current()
-        closed = store.close_stale()
+        from .ops.locks import close_stale
+        closed = close_stale(store)
     except StoreError as error:
         raise InputError(str(error)) from None
     if closed:

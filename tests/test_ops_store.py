@@ -297,3 +297,21 @@ def test_an_unreachable_webhook_is_a_warning_and_the_outbox_keeps_the_decisions(
     assert json.loads(invoke("outbox", "list", "--db", db).stdout)
     refused = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db, "--webhook", "ftp://x")
     assert refused.exit_code == 2
+
+
+def test_a_batch_that_is_still_running_elsewhere_is_not_closed(db_url, slow_run):
+    route, big = slow_run
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "run", str(route),
+                                "--snapshot", str(big), "--db", db_url, "--out", "-"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = RunStore(db_url)
+    deadline = time.monotonic() + 60
+    while not [b for b in store.batches() if b.status == "running"]:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    looked = invoke("history", "--db", db_url)  # another process opens the store meanwhile
+    assert looked.exit_code == 0 and "closed" not in looked.stderr
+    assert process.wait(timeout=120) == 0
+    assert [b.status for b in store.batches()] == ["succeeded"]
+    store.dispose()

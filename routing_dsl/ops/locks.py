@@ -79,6 +79,7 @@ class StoreLock:
 
     def _take_lease(self) -> bool:
         now = datetime.now(UTC)
+        self._clear_dead_local_holder()
         statement = sa.text(
             "insert into leases (name, owner, expires) values (:name, :owner, :expires) "
             "on conflict(name) do update set owner = excluded.owner, "
@@ -89,6 +90,20 @@ class StoreLock:
                 "name": self.product_store, "owner": self.owner,
                 "expires": (now + self.lease).isoformat(), "now": now.isoformat()})
             return done.rowcount == 1
+
+    def _clear_dead_local_holder(self) -> None:
+        """A lease held by a process of this host that no longer exists is void at once
+        (without waiting for it to expire)."""
+        with self.store.engine.begin() as connection:
+            owner = connection.execute(sa.select(t.leases.c.owner).where(
+                t.leases.c.name == self.product_store)).scalar()
+            if owner is None or owner == self.owner:
+                return
+            host, _, rest = owner.partition(":")
+            pid = rest.split(":", 1)[0]
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                connection.execute(t.leases.delete().where(
+                    t.leases.c.name == self.product_store, t.leases.c.owner == owner))
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease.total_seconds() / 3):
@@ -108,3 +123,24 @@ class StoreLock:
         with self.store.engine.begin() as connection:
             connection.execute(t.leases.delete().where(t.leases.c.name == self.product_store,
                                                        t.leases.c.owner == self.owner))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def close_stale(store: RunStore) -> int:
+    """Close as failed the batches left ``running`` by processes that died: those of every
+    product store whose lock this process can take (so no live process is running it)."""
+    closed = 0
+    for product_store in store.running_stores():
+        with StoreLock(store, product_store) as held:
+            if held:
+                closed += store.close_stale(product_store)
+    return closed

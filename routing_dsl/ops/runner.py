@@ -27,7 +27,7 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
 
     Groups of a product store that another process is running are not run: their batch is
     recorded as ``skipped``. With a ``webhook``, each committed batch is also POSTed to it. A process killed before the end leaves its batches ``running``
-    (closed as failed by the next ``close_stale``) and nothing else of them."""
+    (closed as failed by the next ``locks.close_stale``) and nothing else of them."""
     groups = [g for g in plan.groups if group is None or g.name == group]
     plan_json = plan.to_json()
     digest = snapshot_hash(snapshot)

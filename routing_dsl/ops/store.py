@@ -4,8 +4,9 @@ item, in SQLite (the default) or PostgreSQL.
 A batch is recorded in two steps: ``start_batch`` commits a ``running`` row, and
 ``finish_batch`` writes everything the batch decided and its final status in **one**
 transaction, so a process killed mid-batch leaves the whole batch or none of it. A batch left
-``running`` by a dead process is closed as ``failed`` by ``close_stale`` (HotWax's stale-run
-close-out), which every command that opens the store runs first.
+``running`` by a dead process is closed as ``failed`` (HotWax's stale-run close-out) by
+``locks.close_stale``, which every command that opens the store runs first: only batches
+whose product store no live process holds are closed.
 """
 
 from __future__ import annotations
@@ -141,14 +142,23 @@ class RunStore:
                              f"(newest: {head})")
 
     # ---- batches ----
-    def close_stale(self) -> int:
-        """Close batches left ``running`` by a process that died; returns how many."""
+    def close_stale(self, product_store: str) -> int:
+        """Close the batches of ``product_store`` left ``running``; the caller holds the
+        store's lock, so no live process is running them (see locks.close_stale)."""
         with self.engine.begin() as connection:
             return connection.execute(
-                t.batches.update().where(t.batches.c.status == "running").values(
+                t.batches.update().where(t.batches.c.status == "running",
+                                         t.batches.c.product_store == product_store).values(
                     status="failed", finished=_now(),
                     error="the process running this batch stopped before it finished")
             ).rowcount
+
+    def running_stores(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return [row[0] for row in connection.execute(
+                sa.select(t.batches.c.product_store).where(
+                    t.batches.c.status == "running").distinct().order_by(
+                    t.batches.c.product_store))]
 
     def start_batch(self, *, group: str, product_store: str, plan_json: str, source_name: str,
                     source_text: str | None, snapshot_hash: str, trigger: str = "manual",
