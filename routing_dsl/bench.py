@@ -8,6 +8,7 @@ written back with UPDATE; its allocations are checked equal to the engine's in e
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -438,6 +439,8 @@ def run_scenario(scenario, rounds: int = 1, folder=None) -> dict:
         started = time.perf_counter()
         snapshot = load_snapshot(path)
         load = time.perf_counter() - started
+        gc.collect()
+        gc.freeze()  # as `routing run` does after loading
         started = time.perf_counter()
         checked = Workspace().check_text(PLAN, "bench.route")
         plan = compile_program(checked.program)

@@ -10,6 +10,7 @@ half-written.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -420,6 +421,10 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
     snapshot = read_snapshot(snapshot_path, mapping)
+    # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
+    # millions of objects again and again while routing allocates (about 9% of routing time).
+    gc.collect()
+    gc.freeze()
     names = {g.name for g in plan.groups}
     if group is not None and group not in names:
         raise InputError(f"no group named {group!r} (groups: {', '.join(sorted(names))})")
