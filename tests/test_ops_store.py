@@ -50,7 +50,7 @@ def slow_run(tmp_path_factory):
 def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url):
     refused = invoke("history", "--db", db_url)
     assert refused.exit_code == 2
-    assert "has no run store; run `routing db upgrade" in refused.stderr
+    assert "no run store" in refused.stderr and "routing db upgrade" in refused.stderr
     done = invoke("db", "upgrade", "--db", db_url)
     assert done.exit_code == 0, done.output
     assert "run store at revision 0003" in done.stdout
@@ -315,3 +315,12 @@ def test_a_batch_that_is_still_running_elsewhere_is_not_closed(db_url, slow_run)
     assert process.wait(timeout=120) == 0
     assert [b.status for b in store.batches()] == ["succeeded"]
     store.dispose()
+
+
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTING_DB", raising=False)
+    result = invoke("history")
+    assert result.exit_code == 2
+    assert "no run store here; create it with `routing db upgrade" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -129,7 +129,13 @@ class RunStore:
             return MigrationContext.configure(connection).get_current_revision()
 
     def require_current(self) -> None:
-        """Refuse to work on a database whose schema is missing or old."""
+        """Refuse to work on a database whose schema is missing or old (and never create a
+        SQLite file just to find that out)."""
+        database = sa.engine.make_url(self.url).database
+        if self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") \
+                and not Path(database).exists():
+            raise StoreError(f"{database}: no run store here; create it with "
+                             f"`routing db upgrade --db {database}`")
         try:
             current = self.revision()
         except sa.exc.OperationalError as error:
