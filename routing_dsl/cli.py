@@ -770,11 +770,16 @@ def purge(db_url: str | None, age: str) -> None:
 @mapping_option
 @click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
 @webhook_option
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Also answer HTTP on this port: decisions, runs, batches, history, "
+                   "health and metrics (see docs/service.md).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --port.")
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Look for due groups at least this often.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
-          db_url: str | None, webhook: str | None, once: bool, poll_seconds: float) -> None:
+          db_url: str | None, webhook: str | None, port: int | None, host: str, once: bool,
+          poll_seconds: float) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
@@ -802,7 +807,23 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    serve_all(schedulers, stop, poll_seconds)
+    if port is None:
+        serve_all(schedulers, stop, poll_seconds)
+        return
+    import uvicorn
+
+    from .service.app import create_app
+    from .service.state import LiveState
+    state = LiveState([plan for plan, _ in plans], lambda: read_snapshot(snapshot_path, mapping))
+    state.refresh()
+    loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
+                            name="scheduler", daemon=True)
+    loop.start()
+    server = uvicorn.Server(uvicorn.Config(create_app(state, store), host=host, port=port,
+                                           log_level="warning", timeout_graceful_shutdown=5))
+    server.run()  # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
+    stop.set()
+    loop.join()
 
 
 @main.command()

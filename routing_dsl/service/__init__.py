@@ -1,0 +1,3 @@
+"""The service: routing decisions over HTTP (FastAPI), from one live state kept in memory and
+the same plans and run store the batch side uses. ``app`` builds the application; ``state``
+owns the live snapshot and the quotes computed against it."""
