@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .state import DecisionError, LiveState
 
@@ -41,34 +42,12 @@ class DecisionRequest(_Body):
         return value
 
 
-class Line(_Body):
-    ship_group: str
-    item: str
-    product: str
-    facility: str
-    quantity: float
-    group: str
-    routing: str
-    rule: str
-    distance: float | None
-    distance_unit: str
-
-
-class Unfilled(_Body):
-    ship_group: str
-    item: str
-    product: str
-    quantity: float
-    routing: str
-    rule: str | None
-    action: str
-    queue: str
-
-
 class Decision(_Body):
+    """The result contract's entries for one order (as `routing run` writes them)."""
+
     order: str
-    lines: list[Line]
-    unfilled: list[Unfilled]
+    lines: list[Allocation]
+    unfilled: list[Unfillable]
     explanations: list[dict[str, Any]]
 
 

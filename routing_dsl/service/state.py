@@ -57,12 +57,8 @@ class LiveState:
         lines, unfilled, explanations = [], [], []
         for plan in self.plans:
             result = run_plan(plan, single, explain=True, explain_orders={order.id})
-            lines += [{k: a[k] for k in ("ship_group", "item", "product", "facility", "quantity",
-                                          "group", "routing", "rule", "distance",
-                                          "distance_unit")} for a in result["allocations"]]
-            unfilled += [{k: u[k] for k in ("ship_group", "item", "product", "quantity",
-                                             "routing", "rule", "action", "queue")}
-                         for u in result["unfillable"]]
+            lines += result["allocations"]
+            unfilled += result["unfillable"]
             explanations += result["explanations"]
         self.decisions += 1
         self.latencies.append(time.perf_counter() - started)
