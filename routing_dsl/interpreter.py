@@ -156,15 +156,7 @@ class _Context:
                                 dict(f.groups), frozenset(f.product_stores))
             for f in snapshot.facilities}
         self.orders_today = {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
-        self.stock = defaultdict(dict)
-        self.atp = {}
-        self.velocity = {}
-        for row in snapshot.inventory:
-            self.atp[(row.facility, row.product)] = row.atp
-            if row.sales_velocity is not None:
-                self.velocity[(row.facility, row.product)] = row.sales_velocity
-            if row.allow_brokering and not self.facilities[row.facility].virtual:
-                self.stock[row.product][row.facility] = row.atp - row.minimum_stock
+        self._index_inventory(snapshot)
         products = {p.id: p for p in snapshot.products}
         self.variants = defaultdict(list)
         for product in snapshot.products:
@@ -187,6 +179,17 @@ class _Context:
                                 product.parent if product else None)
                         info_cache[item.product] = info
                     self.items.append(_ItemState(order, ship_group, item, info))
+
+    def _index_inventory(self, snapshot: Snapshot) -> None:
+        self.stock = defaultdict(dict)
+        self.atp = {}
+        self.velocity = {}
+        for row in snapshot.inventory:
+            self.atp[(row.facility, row.product)] = row.atp
+            if row.sales_velocity is not None:
+                self.velocity[(row.facility, row.product)] = row.sales_velocity
+            if row.allow_brokering and not self.facilities[row.facility].virtual:
+                self.stock[row.product][row.facility] = row.atp - row.minimum_stock
 
     def end_of_day(self, days: int) -> datetime:
         day = (self.now + timedelta(days=days)).date()
@@ -343,10 +346,12 @@ def _group_reason(prepared: _PreparedRule, info: _FacilityInfo) -> InventoryCond
 
 
 class _Interpreter:
+    context_class = _Context
+
     def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders,
                  explain_facilities=None):
         self.plan = plan
-        self.ctx = _Context(snapshot)
+        self.ctx = self.context_class(snapshot)
         self.explain = explain
         self.explain_orders = explain_orders
         self.explain_facilities = frozenset(explain_facilities or ())
@@ -429,15 +434,21 @@ class _Interpreter:
         units = [u for u in self._eligible_units(store, routing.item_mode)
                  if all(p(u) for p in predicates)]
         units.sort(key=_unit_sort_key(routing, self.ctx, self.plan.priority_order))
+        record["attempted_items"] = sum(len(u.items) for u in units)
+        record["brokered_items"] = self._route_units(group_name, store, routing, units, progress)
+        return record
+
+    def _route_units(self, group_name: str, store: str, routing: PlanRouting,
+                     units: list[_Unit], progress) -> int:
+        """Route the sorted, eligible units through the routing's rules; returns how many
+        items got stock."""
         rules = [_prepare_rule(rule, index) for index, rule in enumerate(routing.rules)]
         brokered: set[int] = set()
-        record["attempted_items"] = sum(len(u.items) for u in units)
         for unit in units:
             self._unit(group_name, store, routing, rules, unit, brokered)
             if progress is not None:
                 progress(1)
-        record["brokered_items"] = len(brokered)
-        return record
+        return len(brokered)
 
     def _validate_routing(self, routing: PlanRouting, store: str) -> None:
         for rule in routing.rules:
@@ -539,16 +550,22 @@ class _Interpreter:
 
     def _missing_coordinates(self, info: _FacilityInfo, unit: _Unit) -> None:
         if info.lat is None or info.lon is None:
-            self.warnings.setdefault(
-                f"facility:{info.id}",
-                f"facility {info.id} has no coordinates: it fails every distance condition "
-                "and sorts last on distance")
+            self._warn_facility(info.id)
         ship_to = unit.ship_group.ship_to
         if ship_to is None or ship_to.lat is None or ship_to.lon is None:
-            self.warnings.setdefault(
-                f"ship_to:{unit.order.id}:{unit.ship_group.id}",
-                f"order {unit.order.id} ship group {unit.ship_group.id} has no ship-to "
-                "coordinates: no facility passes its distance conditions")
+            self._warn_ship_to(unit)
+
+    def _warn_facility(self, facility: str) -> None:
+        self.warnings.setdefault(
+            f"facility:{facility}",
+            f"facility {facility} has no coordinates: it fails every distance condition "
+            "and sorts last on distance")
+
+    def _warn_ship_to(self, unit: _Unit) -> None:
+        self.warnings.setdefault(
+            f"ship_to:{unit.order.id}:{unit.ship_group.id}",
+            f"order {unit.order.id} ship group {unit.ship_group.id} has no ship-to "
+            "coordinates: no facility passes its distance conditions")
 
     def _available(self, facility: str, product: str, pending: dict) -> float:
         return self.ctx.stock.get(product, {}).get(facility, 0.0) - pending.get(
@@ -828,14 +845,16 @@ class _Interpreter:
         taken.add(new_id)
         return new_id
 
-    def _result(self, batches: list[dict]) -> dict:
+    def _inventory_after(self) -> list[dict]:
         # Only the rows the run changed: a large snapshot has millions of inventory rows, and
         # applying these to the snapshot chains runs just the same.
-        inventory_after = [
-            {"facility": facility, "product": product,
-             "atp": _number(self.ctx.atp[(facility, product)] - consumed)}
-            for (facility, product), consumed in sorted(self.allocated_atp.items())
-            if consumed]
+        return [{"facility": facility, "product": product,
+                 "atp": _number(self.ctx.atp[(facility, product)] - consumed)}
+                for (facility, product), consumed in sorted(self.allocated_atp.items())
+                if consumed]
+
+    def _result(self, batches: list[dict]) -> dict:
+        inventory_after = self._inventory_after()
         counts = [{"facility": f, "orders_today": self.ctx.orders_today[f]}
                   for f in sorted(self.ctx.orders_today)]
         result = {

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
+                      field_validator, model_validator)
 
 from .vocabulary import is_known_zone
 
@@ -62,9 +62,9 @@ class Facility(_Model):
     """Orders the facility takes per day; null is unlimited, 0 takes none."""
     orders_today: int = Field(default=0, ge=0)
     """Orders already taken today; each ship group routed here during the run adds one."""
-    product_stores: list[str] = []
+    product_stores: list[str] = Field(default_factory=list)
     """The product stores the facility serves (for a queue: whose orders wait in it)."""
-    groups: dict[str, int | None] = {}
+    groups: dict[str, int | None] = Field(default_factory=dict)
     """Facility group id -> the facility's sequence number in that group (for the
     `facility_sequence` sort; null when the group has no order)."""
 
@@ -74,7 +74,7 @@ class Product(_Model):
 
     id: str
     """The product id (SKU)."""
-    categories: list[str] = []
+    categories: list[str] = Field(default_factory=list)
     """Category ids, for the `product_category` filter."""
     parent: str | None = None
     """The style (virtual product) this variant belongs to, for the `broken_style` sort."""
@@ -150,7 +150,7 @@ class Item(_Model):
     """When the line cancels itself; routing clears it or sets it (`when unfilled`)."""
     item_group: str | None = None
     """Lines with the same item group ship together under `keep_item_groups_together`."""
-    excluded_facilities: list[str] = []
+    excluded_facilities: list[str] = Field(default_factory=list)
     """Facilities that must not ship this line (for example ones that rejected it)."""
 
 
@@ -204,18 +204,21 @@ class Snapshot(_Model):
     timezone: str
     """IANA time zone of the merchant: day boundaries, and timestamps written without an
     offset, are read in it."""
-    product_stores: list[ProductStore] = []
+    product_stores: list[ProductStore] = Field(default_factory=list)
     """Product stores."""
-    facilities: list[Facility] = []
+    facilities: list[Facility] = Field(default_factory=list)
     """Facilities and queues."""
-    products: list[Product] = []
+    products: list[Product] = Field(default_factory=list)
     """Products."""
-    inventory: list[InventoryRow] = []
+    inventory: list[InventoryRow] = Field(default_factory=list)
     """Stock rows, at most one per (facility, product)."""
-    shipment_methods: list[ShipmentMethod] = []
+    shipment_methods: list[ShipmentMethod] = Field(default_factory=list)
     """Shipment methods."""
-    orders: list[Order] = []
+    orders: list[Order] = Field(default_factory=list)
     """Orders."""
+    # The inventory as numpy columns when routing_dsl.engine's loader read the file (then
+    # `inventory` is empty): never one Python object per stock row.
+    _columns: object = PrivateAttr(default=None)
 
     @field_validator("now")
     @classmethod
@@ -486,7 +489,8 @@ def render_field_tables() -> str:
         parts.append(f"#### {model.__name__}\n\n{model.__doc__.strip()}\n\n"
                      "| field | type | default | meaning |\n|---|---|---|---|")
         for name, info in model.model_fields.items():
-            default = "required" if info.is_required() else f"`{json.dumps(info.default)}`"
+            value = info.default_factory() if info.default_factory else info.default
+            default = "required" if info.is_required() else f"`{json.dumps(value)}`"
             kind = _type_name(info.annotation)
             meaning = " ".join((info.description or "").split())
             parts.append(f"| `{name}` | {kind} | {default} | {meaning} |")

@@ -1,0 +1,620 @@
+"""The compiled allocation loop: one routing's sorted units through its rules.
+
+Everything here is numbers: facilities, products and items are integer ids, stock is one
+array per (product, facility) row grouped by product (`p_ptr`, `s_fac`, `s_net`), and a rule
+is a row of parameter arrays. The procedure is the reference interpreter's, step for step
+(docs/semantics.md), with the same epsilon tests and the same order of floating-point
+operations, so both engines give the same bytes. What the Python driver prepares: eligibility,
+filters and the unit order (shared with the reference), each rule's static facility mask, and
+radians of every coordinate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+EPS = 1e-9
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_MILE = 1.609344
+
+OPS = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
+SORT_FIELDS = {"distance": 0, "inventory_balance": 1, "facility_sequence": 2}
+# what happened last to an item that stays open: as the result's unfillable "action" says it
+ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
+AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
+
+
+@njit(cache=True, inline="always")
+def _compare(op, a, b):
+    if op == 0:
+        return a < b
+    if op == 1:
+        return a <= b
+    if op == 2:
+        return a > b
+    if op == 3:
+        return a >= b
+    if op == 4:
+        return a == b
+    return a != b
+
+
+@njit(cache=True, inline="always")
+def _find(s_fac, lo, hi, f):
+    """Position of facility ``f`` among one product's rows s_fac[lo:hi] (sorted), or -1."""
+    end = hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if s_fac[mid] < f:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < end and s_fac[lo] == f else -1
+
+
+@njit(cache=True, inline="always")
+def _net(p_ptr, s_fac, s_net, p, f):
+    """Net stock of product ``p`` at facility ``f`` (0.0 without a row) and the row, or -1."""
+    pos = _find(s_fac, p_ptr[p], p_ptr[p + 1], f)
+    if pos < 0:
+        return 0.0, pos
+    return s_net[pos], pos
+
+
+@njit(cache=True)
+def _less(keys, a, b):
+    row_a, row_b = keys[a], keys[b]
+    for k in range(row_a.shape[0]):
+        if row_a[k] < row_b[k]:
+            return True
+        if row_a[k] > row_b[k]:
+            return False
+    return False
+
+
+@njit(cache=True)
+def _sort_rows(keys, n):
+    """Row indices 0..n-1 ordered by their key rows (merge sort; keys end with the facility,
+    so no two rows tie)."""
+    order = np.arange(n)
+    buffer = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if _less(keys, order[j], order[i]):
+                    buffer[k] = order[j]
+                    j += 1
+                else:
+                    buffer[k] = order[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                buffer[k] = order[i]
+                i += 1
+                k += 1
+            while j < hi:
+                buffer[k] = order[j]
+                j += 1
+                k += 1
+        order, buffer = buffer, order
+        width *= 2
+    return order
+
+
+@njit(cache=True, inline="always")
+def _excluded(it_excl_ptr, it_excl, i, f):
+    for k in range(it_excl_ptr[i], it_excl_ptr[i + 1]):
+        if it_excl[k] == f:
+            return True
+    return False
+
+
+@njit(cache=True)
+def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
+                it_prod, it_open, it_queue, it_ac, it_group, it_excl_ptr, it_excl,
+                it_price, it_adj, it_qty,
+                f_has, f_phi, f_lam, f_cos, f_limit, orders_today,
+                p_ptr, s_fac, s_net, s_alloc,
+                r_single, r_ignore_limit, r_keep, r_only_all, r_threshold, r_factor,
+                r_uses_dist, r_miles, r_ndist, r_dist_op, r_dist_km, r_has_safety,
+                r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
+                r_clear_ac, r_ac_days, r_move, r_static, r_seq,
+                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, x_item, x_open, x_rule,
+                x_action, counts, brokered, fac_warn, unit_warn):
+    """Route units[start:] in order. Returns (next unit, rows it needs) when the output
+    arrays are too small for the next unit (the caller grows them and calls again), else
+    (len(units), 0)."""
+    n_fac = f_has.shape[0]
+    n_rules = r_single.shape[0]
+    cand_stamp = np.zeros(n_fac, np.int64)
+    seen_stamp = np.zeros(n_fac, np.int64)
+    dist_stamp = np.zeros(n_fac, np.int64)
+    km_cache = np.zeros(n_fac)
+    c_dist = np.zeros(n_fac)
+    c_has = np.zeros(n_fac, np.bool_)
+    bal = np.zeros(n_fac)
+    full = np.zeros(n_fac, np.int64)
+    cand_list = np.empty(n_fac, np.int64)
+    holders = np.empty(n_fac, np.int64)
+    stamp = 0
+    for ui in range(start, len(units)):
+        u = units[ui]
+        u0, u1 = unit_ptr[u], unit_ptr[u + 1]
+        n_items = u1 - u0
+        bound = 0
+        for k in range(u0, u1):
+            p = it_prod[unit_items[k]]
+            bound += p_ptr[p + 1] - p_ptr[p]
+        bound = bound * n_rules + 1
+        if counts[0] + bound > a_unit.shape[0]:
+            return ui, bound
+        pl_item = np.empty(bound, np.int64)
+        pl_fac = np.empty(bound, np.int64)
+        pl_qty = np.empty(bound)
+        pend_f = np.empty(bound, np.int64)
+        pend_p = np.empty(bound, np.int64)
+        pend_q = np.empty(bound)
+        last_rule = np.full(n_items, -1, np.int64)
+        last_action = np.zeros(n_items, np.int64)
+        open_k = np.empty(n_items, np.int64)
+        need_p = np.empty(n_items, np.int64)
+        need_q = np.empty(n_items)
+        step_of = np.empty(n_items, np.int64)
+        filled = np.empty(n_items)
+        pf_fac = np.empty(bound, np.int64)
+        pf_val = np.empty(bound)
+        for r in range(n_rules):
+            n_open = 0
+            for k in range(n_items):
+                if it_open[unit_items[u0 + k]] > EPS:
+                    open_k[n_open] = k
+                    n_open += 1
+            if n_open == 0:
+                break
+            for o in range(n_open):
+                last_rule[open_k[o]] = r
+            # ---- candidates: static mask, stock, order limit, distance ----
+            stamp += 1
+            n_hold = 0
+            # distinct products of the open items with their summed open quantity
+            n_need = 0
+            for o in range(n_open):
+                i = unit_items[u0 + open_k[o]]
+                found = False
+                for j in range(n_need):
+                    if need_p[j] == it_prod[i]:
+                        need_q[j] += it_open[i]
+                        found = True
+                        break
+                if not found:
+                    need_p[n_need] = it_prod[i]
+                    need_q[n_need] = it_open[i]
+                    n_need += 1
+            static = r_static[r]
+            if r_single[r]:
+                p0 = need_p[0]
+                for j in range(p_ptr[p0], p_ptr[p0 + 1]):
+                    f = s_fac[j]
+                    if not static[f] or not s_net[j] + EPS >= need_q[0]:
+                        continue
+                    ok = True
+                    for m in range(1, n_need):
+                        q, pos = _net(p_ptr, s_fac, s_net, need_p[m], f)
+                        if pos < 0 or not q + EPS >= need_q[m]:
+                            ok = False
+                            break
+                    if ok:
+                        holders[n_hold] = f
+                        n_hold += 1
+            else:
+                for o in range(n_open):
+                    p = it_prod[unit_items[u0 + open_k[o]]]
+                    for j in range(p_ptr[p], p_ptr[p + 1]):
+                        f = s_fac[j]
+                        if s_net[j] > EPS and static[f] and seen_stamp[f] != stamp:
+                            seen_stamp[f] = stamp
+                            holders[n_hold] = f
+                            n_hold += 1
+            n_cand = 0
+            for h in range(n_hold):
+                f = holders[h]
+                if not r_ignore_limit[r] and f_limit[f] >= 0 and orders_today[f] >= f_limit[f]:
+                    continue
+                has = False
+                d = 0.0
+                if r_uses_dist[r]:
+                    if f_has[f] and u_has[u]:
+                        has = True
+                        if dist_stamp[f] != ui + 1:
+                            a = math.sin((u_phi[u] - f_phi[f]) / 2) ** 2 + f_cos[f] * u_cos[u] * \
+                                math.sin((u_lam[u] - f_lam[f]) / 2) ** 2
+                            km_cache[f] = 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+                            dist_stamp[f] = ui + 1
+                        d = km_cache[f]
+                    else:
+                        if not f_has[f]:
+                            fac_warn[f] = True
+                        if not u_has[u]:
+                            unit_warn[u] = True
+                if r_ndist[r] > 0:
+                    if not has:
+                        continue
+                    passes = True
+                    for m in range(r_ndist[r]):
+                        if not _compare(r_dist_op[r, m], d, r_dist_km[r, m]):
+                            passes = False
+                            break
+                    if not passes:
+                        continue
+                cand_stamp[f] = stamp
+                cand_list[n_cand] = f
+                n_cand += 1
+                c_has[f] = has
+                c_dist[f] = d * r_factor[r] if has else 0.0
+            # ---- measures that do not depend on what is placed ----
+            wants_balance = False
+            for m in range(r_nsort[r]):
+                if r_sort_field[r, m] == 1:
+                    wants_balance = True
+            for c in range(n_cand):
+                bal[cand_list[c]] = 0.0
+                full[cand_list[c]] = n_open if r_single[r] else 0
+            if wants_balance:
+                for j0 in range(n_need):
+                    p = need_p[j0]
+                    for j in range(p_ptr[p], p_ptr[p + 1]):
+                        if cand_stamp[s_fac[j]] == stamp and s_net[j] > 0:
+                            bal[s_fac[j]] += s_net[j]
+            if not r_single[r]:
+                for o in range(n_open):
+                    i = unit_items[u0 + open_k[o]]
+                    need = it_open[i]
+                    p = it_prod[i]
+                    for j in range(p_ptr[p], p_ptr[p + 1]):
+                        f = s_fac[j]
+                        if cand_stamp[f] != stamp:
+                            continue
+                        q = s_net[j]
+                        if q + EPS < need or _excluded(it_excl_ptr, it_excl, i, f):
+                            continue
+                        if r_has_safety[r] and not (
+                                q > EPS and _compare(r_safety_op[r], q, r_safety_thr[r])
+                                and not q + EPS < it_open[i]):
+                            continue
+                        full[f] += 1
+            # ---- assignment ----
+            n_pl = 0
+            n_pend = 0
+            if r_single[r]:
+                order, keys = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
+                                    p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp, stamp,
+                                    c_has, c_dist, bal, full, r_nsort, r_sort_field,
+                                    r_sort_desc, r_sort_nf, r_seq, holders)
+                for h in range(order.shape[0]):
+                    f = int(keys[order[h], keys.shape[1] - 1])
+                    ok = True
+                    for o in range(n_open):
+                        i = unit_items[u0 + open_k[o]]
+                        need = 0.0
+                        for j in range(n_need):
+                            if need_p[j] == it_prod[i]:
+                                need = need_q[j]
+                        if not _can_serve(r, i, f, need, True, it_prod, it_open, it_excl_ptr,
+                                          it_excl, p_ptr, s_fac, s_net, r_has_safety,
+                                          r_safety_op, r_safety_thr, pend_f, pend_p, pend_q,
+                                          n_pend):
+                            ok = False
+                            break
+                    if ok:
+                        for o in range(n_open):
+                            i = unit_items[u0 + open_k[o]]
+                            pl_item[n_pl] = i
+                            pl_fac[n_pl] = f
+                            pl_qty[n_pl] = it_open[i]
+                            n_pl += 1
+                        break
+            else:
+                # steps: one item, or (keep_item_groups_together) the open items of a group
+                n_steps = 0
+                for o in range(n_open):
+                    i = unit_items[u0 + open_k[o]]
+                    step_of[o] = -1
+                    if r_keep[r] and it_group[i] >= 0:
+                        for o2 in range(o):
+                            if it_group[unit_items[u0 + open_k[o2]]] == it_group[i]:
+                                step_of[o] = step_of[o2]
+                                break
+                    if step_of[o] < 0:
+                        step_of[o] = n_steps
+                        n_steps += 1
+                step_k = np.empty(n_open, np.int64)
+                for s in range(n_steps):
+                    n_step = 0
+                    for o in range(n_open):
+                        if step_of[o] == s:
+                            step_k[n_step] = open_k[o]
+                            n_step += 1
+                    first = unit_items[u0 + step_k[0]]
+                    order, keys = _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open,
+                                        p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
+                                        stamp, c_has, c_dist, bal, full, r_nsort,
+                                        r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders)
+                    last = keys.shape[1] - 1
+                    if r_keep[r] and it_group[first] >= 0:
+                        for h in range(order.shape[0]):
+                            f = int(keys[order[h], last])
+                            ok = True
+                            for o in range(n_step):
+                                i = unit_items[u0 + step_k[o]]
+                                need = 0.0
+                                for o2 in range(n_step):
+                                    i2 = unit_items[u0 + step_k[o2]]
+                                    if it_prod[i2] == it_prod[i]:
+                                        need += it_open[i2]
+                                if not _can_serve(r, i, f, need, True, it_prod, it_open,
+                                                  it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
+                                                  r_has_safety, r_safety_op, r_safety_thr,
+                                                  pend_f, pend_p, pend_q, n_pend):
+                                    ok = False
+                                    break
+                            if ok:
+                                for o in range(n_step):
+                                    i = unit_items[u0 + step_k[o]]
+                                    pl_item[n_pl] = i
+                                    pl_fac[n_pl] = f
+                                    pl_qty[n_pl] = it_open[i]
+                                    n_pl += 1
+                                    n_pend = _add_pending(pend_f, pend_p, pend_q, n_pend, f,
+                                                          it_prod[i], it_open[i])
+                                break
+                        continue
+                    i = first
+                    p = it_prod[i]
+                    remaining = it_open[i]
+                    for h in range(order.shape[0]):
+                        f = int(keys[order[h], last])
+                        if not _can_serve(r, i, f, 0.0, False, it_prod, it_open, it_excl_ptr,
+                                          it_excl, p_ptr, s_fac, s_net, r_has_safety,
+                                          r_safety_op, r_safety_thr, pend_f, pend_p, pend_q,
+                                          n_pend):
+                            continue
+                        available = _net(p_ptr, s_fac, s_net, p, f)[0] - _pending(
+                            pend_f, pend_p, pend_q, n_pend, f, p)
+                        if r_has_safety[r]:
+                            if available + EPS < remaining:
+                                continue
+                            take = remaining
+                        else:
+                            take = available if available <= remaining else remaining
+                        pl_item[n_pl] = i
+                        pl_fac[n_pl] = f
+                        pl_qty[n_pl] = take
+                        n_pl += 1
+                        n_pend = _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, take)
+                        remaining -= take
+                        if remaining <= EPS:
+                            break
+            # ---- the rule's checks ----
+            rejected = False
+            if n_pl > 0:
+                n_pf = 0
+                for o in range(n_open):
+                    filled[o] = 0.0
+                for x in range(n_pl):
+                    i, f, q = pl_item[x], pl_fac[x], pl_qty[x]
+                    for o in range(n_open):
+                        if unit_items[u0 + open_k[o]] == i:
+                            filled[o] += q
+                    value = q * it_price[i] + it_adj[i] * (q / it_qty[i])
+                    found = False
+                    for y in range(n_pf):
+                        if pf_fac[y] == f:
+                            pf_val[y] += value
+                            found = True
+                            break
+                    if not found:
+                        pf_fac[n_pf] = f
+                        pf_val[n_pf] = value
+                        n_pf += 1
+                complete = True
+                for o in range(n_open):
+                    if not filled[o] + EPS >= it_open[unit_items[u0 + open_k[o]]]:
+                        complete = False
+                if r_only_all[r] and not complete:
+                    rejected = True
+                threshold = r_threshold[r]
+                if not rejected and threshold != 0.0 and not (n_pf == 1 and complete):
+                    for y in range(n_pf):
+                        if pf_val[y] + EPS < threshold:
+                            rejected = True
+                    if not rejected and not complete:
+                        open_value = 0.0
+                        for o in range(n_open):
+                            i = unit_items[u0 + open_k[o]]
+                            rest = it_open[i] - filled[o]
+                            if rest > EPS:
+                                open_value += rest * it_price[i] + it_adj[i] * (rest / it_qty[i])
+                        if open_value + EPS < threshold:
+                            rejected = True
+            # ---- commit ----
+            if not rejected and n_pl > 0:
+                n_new = 0
+                for x in range(n_pl):
+                    i, f, q = pl_item[x], pl_fac[x], pl_qty[x]
+                    new = True
+                    for y in range(x):
+                        if pl_fac[y] == f:
+                            new = False
+                            break
+                    if new:
+                        n_new += 1
+                        orders_today[f] += 1
+                    pos = _net(p_ptr, s_fac, s_net, it_prod[i], f)[1]
+                    s_net[pos] -= q
+                    s_alloc[pos] += q
+                    it_open[i] -= q
+                    it_ac[i] = AC_NONE
+                    brokered[i] = True
+                    row = counts[0]
+                    a_unit[row] = u
+                    a_item[row] = i
+                    a_fac[row] = f
+                    a_qty[row] = q
+                    a_rule[row] = r
+                    a_new[row] = new
+                    if f_has[f] and u_has[u]:
+                        if dist_stamp[f] != ui + 1:
+                            a = math.sin((u_phi[u] - f_phi[f]) / 2) ** 2 + f_cos[f] * u_cos[u] * \
+                                math.sin((u_lam[u] - f_lam[f]) / 2) ** 2
+                            km_cache[f] = 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+                            dist_stamp[f] = ui + 1
+                        a_dist[row] = km_cache[f] / KM_PER_MILE if r_miles[r] else km_cache[f]
+                    else:
+                        a_dist[row] = np.nan
+                    counts[0] = row + 1
+            # ---- what happens to what stays open ----
+            moved = False
+            any_left = False
+            for o in range(n_open):
+                if it_open[unit_items[u0 + open_k[o]]] > EPS:
+                    any_left = True
+            if any_left:
+                for o in range(n_open):
+                    i = unit_items[u0 + open_k[o]]
+                    if not it_open[i] > EPS:
+                        continue
+                    if r_clear_ac[r]:
+                        it_ac[i] = AC_NONE
+                        last_action[open_k[o]] = 1
+                    elif r_ac_days[r] >= 0:
+                        it_ac[i] = r_ac_days[r]
+                        last_action[open_k[o]] = 2
+                    if r_move[r] >= 0:
+                        it_queue[i] = r_move[r]
+                        last_action[open_k[o]] = 3
+                moved = r_move[r] >= 0
+            if moved:
+                break
+        for k in range(n_items):
+            i = unit_items[u0 + k]
+            if it_open[i] > EPS:
+                row = counts[1]
+                x_item[row] = i
+                x_open[row] = it_open[i]
+                x_rule[row] = last_rule[k]
+                x_action[row] = last_action[k]
+                counts[1] = row + 1
+    return len(units), 0
+
+
+@njit(cache=True, inline="always")
+def _pending(pend_f, pend_p, pend_q, n_pend, f, p):
+    for k in range(n_pend):
+        if pend_f[k] == f and pend_p[k] == p:
+            return pend_q[k]
+    return 0.0
+
+
+@njit(cache=True, inline="always")
+def _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, q):
+    for k in range(n_pend):
+        if pend_f[k] == f and pend_p[k] == p:
+            pend_q[k] = pend_q[k] + q
+            return n_pend
+    pend_f[n_pend] = f
+    pend_p[n_pend] = p
+    pend_q[n_pend] = 0.0 + q
+    return n_pend + 1
+
+
+@njit(cache=True)
+def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac,
+               s_net, r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p, pend_q, n_pend):
+    """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need)."""
+    if _excluded(it_excl_ptr, it_excl, i, f):
+        return False
+    p = it_prod[i]
+    available = _net(p_ptr, s_fac, s_net, p, f)[0] - _pending(pend_f, pend_p, pend_q, n_pend,
+                                                             f, p)
+    if available <= EPS:
+        return False
+    if r_has_safety[r]:
+        if not _compare(r_safety_op[r], available, r_safety_thr[r]) or \
+                available + EPS < it_open[i]:
+            return False
+    return not has_need or available + EPS >= need
+
+
+@njit(cache=True)
+def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_net,
+          cand_list, n_cand, cand_stamp, stamp, c_has, c_dist, bal, full, r_nsort,
+          r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding):
+    """Candidates holding every placed product, in rank order: the rule's sorts, then more
+    items in full, then (one item placed) its availability there, then facility id. Returns
+    the order and the key rows (whose last column is the facility)."""
+    products = np.empty(n_step, np.int64)
+    n_products = 0
+    for o in range(n_step):
+        p = it_prod[unit_items[u0 + step_k[o]]]
+        known = False
+        for m in range(n_products):
+            if products[m] == p:
+                known = True
+        if not known:
+            products[n_products] = p
+            n_products += 1
+    n_hold = 0
+    if n_products == 1:
+        p = products[0]
+        for j in range(p_ptr[p], p_ptr[p + 1]):
+            if s_net[j] > EPS and cand_stamp[s_fac[j]] == stamp:
+                holding[n_hold] = s_fac[j]
+                n_hold += 1
+    else:
+        for c in range(n_cand):
+            f = cand_list[c]
+            ok = True
+            for m in range(n_products):
+                if not _net(p_ptr, s_fac, s_net, products[m], f)[0] > EPS:
+                    ok = False
+                    break
+            if ok:
+                holding[n_hold] = f
+                n_hold += 1
+    n_sort = r_nsort[r]
+    width = 2 * n_sort + 3
+    keys = np.empty((n_hold, width))
+    single = unit_items[u0 + step_k[0]] if n_step == 1 else -1
+    for h in range(n_hold):
+        f = holding[h]
+        for m in range(n_sort):
+            field = r_sort_field[r, m]
+            has = True
+            if field == 0:
+                has = c_has[f]
+                value = c_dist[f]
+            elif field == 1:
+                value = bal[f]
+            else:
+                value = r_seq[r, f]
+                has = not np.isnan(value)
+            if has:
+                keys[h, 2 * m] = 0.0
+                keys[h, 2 * m + 1] = -value if r_sort_desc[r, m] else value
+            else:
+                keys[h, 2 * m] = -1.0 if r_sort_nf[r, m] else 1.0
+                keys[h, 2 * m + 1] = 0.0
+        keys[h, 2 * n_sort] = -full[f]
+        ratio = 0.0
+        if single >= 0 and it_open[single] != 0.0:
+            ratio = -(_net(p_ptr, s_fac, s_net, products[0], f)[0] / it_open[single])
+        keys[h, 2 * n_sort + 1] = ratio
+        keys[h, 2 * n_sort + 2] = f
+    return _sort_rows(keys, n_hold), keys
