@@ -28,6 +28,7 @@ from .diagnostics import (Diagnostic, printable, render_json, render_text, sort_
                           summary)
 from .errorcodes import Severity
 from .formatter import format_module
+from .engine import ENGINES, FastUnsupported, choose, load_columnar, route
 from .interpreter import not_routed_reasons, run_plan
 from .loader import Loader, SourceError, display_name
 from .plan import Plan, PlanError, load_plan
@@ -320,8 +321,10 @@ mapping_option = click.option(
          "schema).")
 
 
-def read_snapshot(spec: str | Path, mapping: Path | None = None) -> Snapshot:
-    """A snapshot from a file, a folder, or a database URL (through ``mapping``)."""
+def read_snapshot(spec: str | Path, mapping: Path | None = None, *,
+                  columnar: bool = False) -> Snapshot:
+    """A snapshot from a file, a folder, or a database URL (through ``mapping``); with
+    ``columnar``, a file's inventory is read as columns for the fast engine."""
     try:
         if "://" in str(spec):
             from .ops.oms import default_mapping, read_mapping
@@ -334,7 +337,7 @@ def read_snapshot(spec: str | Path, mapping: Path | None = None) -> Snapshot:
         path = Path(spec)
         if not path.exists():
             raise InputError(f"{spec}: no such file or directory")
-        return load_snapshot(path)
+        return load_columnar(path) if columnar else load_snapshot(path)
     except SnapshotError as error:
         for problem in error.problems:
             say(f"error: {printable(problem)}", err=True)
@@ -415,12 +418,21 @@ def summarize(result: dict) -> str:
               help="Record the run (one batch per group) in this run store: a SQLite file or "
                    "URL, or postgresql://... (ROUTING_DB works too).")
 @webhook_option
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="fast: the columnar, compiled engine; reference: the interpreter that "
+                   "states the semantics (same results); auto: fast unless the plan or "
+                   "--explain needs the reference engine.")
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         group: str | None, routing: str | None, pretty: bool, explain: bool,
-        facilities: tuple[str, ...], db_url: str | None, webhook: str | None) -> None:
+        facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
+        engine: str) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
-    snapshot = read_snapshot(snapshot_path, mapping)
+    try:
+        engine = choose(plan, engine, explain=explain)
+    except FastUnsupported as error:
+        raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
+    snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast")
     # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
     # millions of objects again and again while routing allocates (about 9% of routing time).
     gc.collect()
@@ -431,7 +443,7 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
     if routing is not None and routing not in {r.name for g in plan.groups for r in g.routings}:
         raise InputError(f"no active routing named {routing!r}")
     options = {"group": group, "routing": routing, "explain": explain,
-               "explain_facilities": set(facilities)}
+               "explain_facilities": set(facilities), "engine": engine}
     recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
     store = open_store(db_url) if recording else None
     stream = sys.stderr
@@ -448,7 +460,7 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
             result, batch_ids = run_recorded(store, plan, snapshot, source_text=text,
                                              webhook=make_webhook(webhook), **options)
         else:
-            result = run_plan(plan, snapshot, **options)
+            result = route(plan, snapshot, **options)
     finally:
         if bar is not None:
             bar.render_finish()

@@ -5,9 +5,56 @@ integer ids (`columnar`), and the per-unit, per-rule allocation loop compiled wi
 (`kernel`), driven by `fast`, which reuses the reference interpreter for everything that is
 not hot (eligibility, order filters and sorts, result assembly). The reference interpreter
 stays the statement of the semantics: the differential tests hold the two to byte-identical
-results.
+results. `route` is what the CLI, the run store and the service call: it picks the engine.
 """
 
+from __future__ import annotations
+
+from ..interpreter import run_plan
+from ..plan import Plan
+from ..snapshot import InventoryRow, Snapshot
+from .columnar import inventory_columns, load_columnar, snapshot_digest
 from .fast import FastUnsupported, run_fast, unsupported_reason
 
-__all__ = ["FastUnsupported", "run_fast", "unsupported_reason"]
+ENGINES = ("auto", "fast", "reference")
+
+__all__ = ["ENGINES", "FastUnsupported", "choose", "inventory_columns", "load_columnar",
+           "route", "run_fast", "snapshot_digest", "unsupported_reason"]
+
+
+def choose(plan: Plan, engine: str = "auto", *, explain: bool = False) -> str:
+    """The engine that runs ``plan``: "fast" or "reference". ``auto`` takes the fast one
+    whenever it can; asking for ``fast`` when it cannot raises FastUnsupported."""
+    reason = unsupported_reason(plan, explain=explain)
+    if engine == "fast" and reason:
+        raise FastUnsupported(reason)
+    return "reference" if engine == "reference" or reason else "fast"
+
+
+def route(plan: Plan, snapshot: Snapshot, *, engine: str = "auto", group=None, routing=None,
+          explain: bool = False, explain_orders=None, explain_facilities=None,
+          progress=None) -> dict:
+    """Run ``plan`` on ``snapshot`` with the engine `choose` picks; both give the same
+    result document."""
+    if choose(plan, engine, explain=explain) == "fast":
+        return run_fast(plan, snapshot, group=group, routing=routing, progress=progress)
+    return run_plan(plan, with_rows(snapshot), group=group, routing=routing, explain=explain,
+                    explain_orders=explain_orders, explain_facilities=explain_facilities,
+                    progress=progress)
+
+
+def with_rows(snapshot: Snapshot) -> Snapshot:
+    """The snapshot with its inventory as validated rows, for the reference engine (a
+    snapshot read by `load_columnar` holds it as columns only)."""
+    columns = snapshot._columns
+    if columns is None:
+        return snapshot
+    rows = [InventoryRow.model_construct(
+        facility=columns.facility_ids[f], product=columns.product_ids[p], atp=atp,
+        minimum_stock=minimum, allow_brokering=allow,
+        sales_velocity=None if velocity != velocity else velocity)
+        for f, p, atp, minimum, allow, velocity in zip(
+            columns.facility.tolist(), columns.product.tolist(), columns.atp.tolist(),
+            columns.minimum_stock.tolist(), columns.allow_brokering.tolist(),
+            columns.sales_velocity.tolist(), strict=True)]
+    return snapshot.model_copy(update={"inventory": rows})

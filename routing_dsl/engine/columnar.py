@@ -11,6 +11,8 @@ loader, so a bad snapshot gets exactly the same messages either way.
 from __future__ import annotations
 
 import gc
+import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class InventoryColumns:
     atp: np.ndarray             # float64
     minimum_stock: np.ndarray   # float64
     allow_brokering: np.ndarray  # bool
+    sales_velocity: np.ndarray  # float64, NaN where the row has none
 
     def __len__(self) -> int:
         return len(self.atp)
@@ -83,7 +86,21 @@ def _columns(rows) -> InventoryColumns:
         list(facilities), list(products), facility, product,
         np.fromiter((r.atp for r in rows), np.float64, n),
         np.fromiter((r.minimum_stock for r in rows), np.float64, n),
-        np.fromiter((r.allow_brokering for r in rows), np.bool_, n))
+        np.fromiter((r.allow_brokering for r in rows), np.bool_, n),
+        np.fromiter((math.nan if r.sales_velocity is None else r.sales_velocity
+                     for r in rows), np.float64, n))
+
+
+def snapshot_digest(snapshot: Snapshot) -> str:
+    """SHA-256 of the snapshot's content, the same whichever loader read it."""
+    digest = hashlib.sha256(snapshot.model_dump_json(exclude={"inventory"}).encode("utf-8"))
+    columns = inventory_columns(snapshot)
+    for ids in (columns.facility_ids, columns.product_ids):
+        digest.update("\x00".join(ids).encode("utf-8") + b"\x01")
+    for column in (columns.facility, columns.product, columns.atp, columns.minimum_stock,
+                   columns.allow_brokering, columns.sales_velocity):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()
 
 
 def load_columnar(path: Path) -> Snapshot:
@@ -113,10 +130,9 @@ def _fast(data: bytes, name: str) -> Snapshot | None:
     rows = document.inventory
     document.inventory = []
     columns = _columns(rows)
-    velocity_ok = all(r.sales_velocity is None or np.isfinite(r.sales_velocity) for r in rows)
     del rows
-    if not velocity_ok or not (np.isfinite(columns.atp).all()
-                               and np.isfinite(columns.minimum_stock).all()):
+    if not (np.isfinite(columns.atp).all() and np.isfinite(columns.minimum_stock).all()
+            and not np.isinf(columns.sales_velocity).any()):
         return None
     rest = b"".join((
         b'{"format":', document.format, b',"now":', document.now, b',"timezone":',

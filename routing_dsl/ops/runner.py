@@ -3,10 +3,9 @@ one transaction each, after it; one run at a time per product store."""
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import ExitStack
 
-from ..interpreter import run_plan
+from ..engine import route, snapshot_digest
 from ..plan import Plan
 from ..snapshot import Snapshot
 from .locks import StoreLock
@@ -16,7 +15,7 @@ BUSY = "another run holds product store {store!r}; this group waits for the next
 
 
 def snapshot_hash(snapshot: Snapshot) -> str:
-    return hashlib.sha256(snapshot.model_dump_json().encode("utf-8")).hexdigest()
+    return snapshot_digest(snapshot)
 
 
 def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text: str | None,
@@ -45,9 +44,9 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
         running = [g for g in groups if free[g.product_store]]
         ids = {g.name: start(g) for g in groups}
         try:
-            result = run_plan(plan, snapshot, group=frozenset(g.name for g in running),
-                              routing=routing, **options) if running else \
-                run_plan(plan, snapshot, group=frozenset(), routing=routing, **options)
+            result = route(plan, snapshot, group=frozenset(g.name for g in running),
+                           routing=routing, **options) if running else \
+                route(plan, snapshot, group=frozenset(), routing=routing, **options)
         except BaseException as error:
             for batch_id in ids.values():
                 store.fail_batch(batch_id, f"{type(error).__name__}: {error}")
