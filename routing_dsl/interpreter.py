@@ -167,18 +167,19 @@ class _Context:
         for method in snapshot.shipment_methods:
             self.delivery_days[(method.id, method.carrier)] = method.delivery_days
             self.delivery_days.setdefault((method.id, None), method.delivery_days)
+        self._index_items(snapshot, products)
+
+    def _index_items(self, snapshot: Snapshot, products: dict) -> None:
         info_cache: dict[str, tuple] = {}
         self.items = []
-        for order in sorted(snapshot.orders, key=lambda o: o.id):
-            for ship_group in sorted(order.ship_groups, key=lambda g: g.id):
-                for item in sorted(ship_group.items, key=lambda i: i.id):
-                    info = info_cache.get(item.product)
-                    if info is None:
-                        product = products.get(item.product)
-                        info = (frozenset(product.categories) if product else frozenset(),
-                                product.parent if product else None)
-                        info_cache[item.product] = info
-                    self.items.append(_ItemState(order, ship_group, item, info))
+        for order, ship_group, item in order_lines(snapshot):
+            info = info_cache.get(item.product)
+            if info is None:
+                product = products.get(item.product)
+                info = (frozenset(product.categories) if product else frozenset(),
+                        product.parent if product else None)
+                info_cache[item.product] = info
+            self.items.append(_ItemState(order, ship_group, item, info))
 
     def _index_inventory(self, snapshot: Snapshot) -> None:
         self.stock = defaultdict(dict)
@@ -194,6 +195,15 @@ class _Context:
     def end_of_day(self, days: int) -> datetime:
         day = (self.now + timedelta(days=days)).date()
         return datetime.combine(day, time.max, tzinfo=self.zone)
+
+
+def order_lines(snapshot: Snapshot) -> Iterable[tuple[Order, ShipGroup, Item]]:
+    """Every order line with its order and ship group, in (order, ship group, item) id
+    order: the order a run looks at them in."""
+    for order in sorted(snapshot.orders, key=lambda o: o.id):
+        for ship_group in sorted(order.ship_groups, key=lambda g: g.id):
+            for item in sorted(ship_group.items, key=lambda i: i.id):
+                yield order, ship_group, item
 
 
 # ---- order filters and sorts, compiled to closures ----------------------------------------
@@ -430,13 +440,21 @@ class _Interpreter:
         except RunError as error:
             record["error"] = str(error)
             return record
+        units = self._select_units(store, routing)
+        record["attempted_items"] = self._item_count(units)
+        record["brokered_items"] = self._route_units(group_name, store, routing, units, progress)
+        return record
+
+    def _item_count(self, units: list[_Unit]) -> int:
+        return sum(len(u.items) for u in units)
+
+    def _select_units(self, store: str, routing: PlanRouting) -> list[_Unit]:
+        """The routing's units: eligible, passing its filters, in its order."""
         predicates = [_order_predicate(c, self.ctx) for c in routing.filters]
         units = [u for u in self._eligible_units(store, routing.item_mode)
                  if all(p(u) for p in predicates)]
         units.sort(key=_unit_sort_key(routing, self.ctx, self.plan.priority_order))
-        record["attempted_items"] = sum(len(u.items) for u in units)
-        record["brokered_items"] = self._route_units(group_name, store, routing, units, progress)
-        return record
+        return units
 
     def _route_units(self, group_name: str, store: str, routing: PlanRouting,
                      units: list[_Unit], progress) -> int:
@@ -553,7 +571,7 @@ class _Interpreter:
             self._warn_facility(info.id)
         ship_to = unit.ship_group.ship_to
         if ship_to is None or ship_to.lat is None or ship_to.lon is None:
-            self._warn_ship_to(unit)
+            self._warn_ship_to(unit.order.id, unit.ship_group.id)
 
     def _warn_facility(self, facility: str) -> None:
         self.warnings.setdefault(
@@ -561,10 +579,10 @@ class _Interpreter:
             f"facility {facility} has no coordinates: it fails every distance condition "
             "and sorts last on distance")
 
-    def _warn_ship_to(self, unit: _Unit) -> None:
+    def _warn_ship_to(self, order: str, ship_group: str) -> None:
         self.warnings.setdefault(
-            f"ship_to:{unit.order.id}:{unit.ship_group.id}",
-            f"order {unit.order.id} ship group {unit.ship_group.id} has no ship-to "
+            f"ship_to:{order}:{ship_group}",
+            f"order {order} ship group {ship_group} has no ship-to "
             "coordinates: no facility passes its distance conditions")
 
     def _available(self, facility: str, product: str, pending: dict) -> float:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import math
+import itertools
+from operator import attrgetter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,20 +76,26 @@ def inventory_columns(snapshot: Snapshot) -> InventoryColumns:
 
 
 def _columns(rows) -> InventoryColumns:
-    facilities: dict[str, int] = {}
-    products: dict[str, int] = {}
     n = len(rows)
-    facility = np.fromiter((facilities.setdefault(r.facility, len(facilities)) for r in rows),
-                           np.int32, n)
-    product = np.fromiter((products.setdefault(r.product, len(products)) for r in rows),
-                          np.int32, n)
+    facility_ids, facility = _intern(map(attrgetter("facility"), rows), n)
+    product_ids, product = _intern(map(attrgetter("product"), rows), n)
+    # None becomes NaN in a float64 array
+    velocity = np.array(list(map(attrgetter("sales_velocity"), rows)), np.float64)
     return InventoryColumns(
-        list(facilities), list(products), facility, product,
-        np.fromiter((r.atp for r in rows), np.float64, n),
-        np.fromiter((r.minimum_stock for r in rows), np.float64, n),
-        np.fromiter((r.allow_brokering for r in rows), np.bool_, n),
-        np.fromiter((math.nan if r.sales_velocity is None else r.sales_velocity
-                     for r in rows), np.float64, n))
+        facility_ids, product_ids, facility, product,
+        np.fromiter(map(attrgetter("atp"), rows), np.float64, n),
+        np.fromiter(map(attrgetter("minimum_stock"), rows), np.float64, n),
+        np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n), velocity)
+
+
+def _intern(values, n: int) -> tuple[list[str], np.ndarray]:
+    """Distinct values in order of first appearance, and each value's index among them (at C
+    speed: each value maps to the position of its first appearance, then those close up)."""
+    first: dict[str, int] = {}
+    sparse = np.fromiter(map(first.setdefault, values, itertools.count()), np.int64, n)
+    dense = np.zeros(n + 1, np.int32)
+    dense[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
+    return list(first), dense[sparse]
 
 
 def snapshot_digest(snapshot: Snapshot) -> str:
@@ -161,6 +168,6 @@ def _inventory_sound(snapshot: Snapshot, columns: InventoryColumns) -> bool:
         declared = {p.id for p in snapshot.products}
         if not all(p in declared for p in columns.product_ids):
             return False
-    pairs = columns.facility.astype(np.int64) * max(1, len(columns.product_ids)) + \
-        columns.product
-    return len(np.unique(pairs)) == len(pairs)
+    pairs = np.sort(columns.facility.astype(np.int64) * max(1, len(columns.product_ids))
+                    + columns.product)
+    return not (pairs[1:] == pairs[:-1]).any()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from functools import cached_property
 
 import numpy as np
 
-from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _prepare_rule,
-                           _radians, _Unit)
+from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _order_predicate,
+                           _ItemState, _prepare_rule, _radians, _Unit,
+                           order_lines)
 from ..plan import Plan, PlanRouting
 from ..snapshot import Snapshot
 from . import kernel
@@ -83,42 +85,200 @@ class _FastContext(_Context):
         self.orders_today_array = np.array(
             [self.orders_today.get(f, 0) for f in self.fac_ids], np.int64)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        items = self.items
-        # products ordered but never stocked get ids after the stocked ones (no rows)
-        for state in items:
-            if state.product not in self.prod_index:
-                self.prod_index[state.product] = len(self.prod_ids)
-                self.prod_ids.append(state.product)
+    def _index_items(self, snapshot: Snapshot, products: dict) -> None:
+        """Order lines straight into arrays, in one pass and without per-line objects (the
+        reference's item states are made only if a reference-only filter asks: `items`)."""
+        self._products = products
+        prod_index, fac_index = self.prod_index, self.fac_index
+        stores: dict[str, int] = {}
+        groups: dict[str, int] = {}
+        lines, ship_groups, orders = [], [], []
+        prod, open_, queue, group, store, ready, price, adj, qty, sg_of = (
+            [] for _ in range(10))
+        excl_ptr, excl = [0], []
+        last = None
+        for order, ship_group, item in order_lines(snapshot):
+            if ship_group is not last:
+                last = ship_group
+                ship_groups.append(ship_group)
+                orders.append(order)
+                store_code = stores.setdefault(order.product_store, len(stores))
+                order_ready = order.status == "APPROVED"
+                queue_code = fac_index[ship_group.facility]
+            lines.append(item)
+            product = prod_index.get(item.product)
+            if product is None:  # ordered but never stocked: an id with no rows
+                product = prod_index[item.product] = len(self.prod_ids)
+                self.prod_ids.append(item.product)
+            prod.append(product)
+            open_.append(item.quantity - item.cancel_quantity)
+            queue.append(queue_code)
+            group.append(-1 if item.item_group is None
+                         else groups.setdefault(item.item_group, len(groups)))
+            store.append(store_code)
+            ready.append(order_ready and item.status == "APPROVED")
+            price.append(item.unit_price)
+            adj.append(item.adjustments)
+            qty.append(item.quantity)
+            sg_of.append(len(ship_groups) - 1)
+            if item.excluded_facilities:
+                excl.extend(fac_index[f] for f in item.excluded_facilities if f in fac_index)
+            excl_ptr.append(len(excl))
+        self.lines, self.ship_groups, self.orders = lines, ship_groups, orders
+        n = len(lines)
         counts = np.zeros(len(self.prod_ids), np.int64)
         counts[:len(self.p_counts)] = self.p_counts
         self.p_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        self.item_index = {id(state): k for k, state in enumerate(items)}
-        n = len(items)
-        self.it_prod = np.fromiter((self.prod_index[s.product] for s in items), np.int64, n)
-        self.it_open = np.fromiter((s.open for s in items), np.float64, n)
-        self.it_queue = np.fromiter((self.fac_index[s.queue] for s in items), np.int64, n)
+        self.it_prod = np.array(prod, np.int64)
+        self.it_open = np.array(open_, np.float64)
+        self.it_queue = np.array(queue, np.int64)
+        self.it_group = np.array(group, np.int64)
+        self.it_store = np.array(store, np.int64)
+        self.it_ready = np.array(ready, np.bool_)
+        self.it_price = np.array(price, np.float64)
+        self.it_adj = np.array(adj, np.float64)
+        self.it_qty = np.array(qty, np.float64)
+        self.it_sg = np.array(sg_of, np.int64)
+        self.it_excl_ptr = np.array(excl_ptr, np.int64)
+        self.it_excl = np.array(excl or [0], np.int64)
         self.it_ac = np.full(n, kernel.AC_UNCHANGED, np.int64)
-        groups: dict[str, int] = {}
-        self.it_group = np.fromiter(
-            (-1 if s.item.item_group is None else groups.setdefault(s.item.item_group,
-                                                                    len(groups))
-             for s in items), np.int64, n)
-        excluded = [[self.fac_index[f] for f in s.item.excluded_facilities
-                     if f in self.fac_index] for s in items]
-        self.it_excl_ptr = np.concatenate(
-            ([0], np.cumsum([len(e) for e in excluded]))).astype(np.int64)
-        self.it_excl = np.array([f for e in excluded for f in e] or [0], np.int64)
-        self.it_price = np.fromiter((s.item.unit_price for s in items), np.float64, n)
-        self.it_adj = np.fromiter((s.item.adjustments for s in items), np.float64, n)
-        self.it_qty = np.fromiter((s.item.quantity for s in items), np.float64, n)
+        self.it_auto_cancel = [item.auto_cancel_date for item in lines]
+        self.store_index = stores
+        targets = [_radians(*_coordinates(g)) for g in ship_groups]
+        self.sg_has = np.array([t is not None for t in targets] or [False], np.bool_)
+        self.sg_phi, self.sg_lam, self.sg_cos = (
+            np.array([t[k] if t else 0.0 for t in targets] or [0.0]) for k in range(3))
+        self.sg_method, self.method_codes = _codes(g.shipment_method for g in ship_groups)
+        self.sg_channel, self.channel_codes = _codes(o.sales_channel for o in orders)
+        self.sg_priority, self.priority_codes = _codes(o.priority for o in orders)
+        # the strings a result row needs, per item
+        self.it_order_id = [orders[k].id for k in sg_of]
+        self.it_sg_id = [ship_groups[k].id for k in sg_of]
+        self.it_item_id = [item.id for item in lines]
+        self.it_product_id = [item.product for item in lines]
         self.brokered = np.zeros(n, np.bool_)
         self.fac_warn = np.zeros(len(self.fac_ids), np.bool_)
+
+    # what only some routings need, made when first asked for
+    @cached_property
+    def items(self) -> list[_ItemState]:
+        info_cache: dict[str, tuple] = {}
+        states = []
+        for k, item in enumerate(self.lines):
+            info = info_cache.get(item.product)
+            if info is None:
+                product = self._products.get(item.product)
+                info = info_cache[item.product] = (
+                    frozenset(product.categories) if product else frozenset(),
+                    product.parent if product else None)
+            sg = self.it_sg[k]
+            states.append(_ItemState(self.orders[sg], self.ship_groups[sg], item, info))
+        return states
+
+    @cached_property
+    def sg_order_date(self) -> np.ndarray:
+        return _timestamps(o.order_date for o in self.orders)
+
+    @cached_property
+    def sg_delivery(self) -> np.ndarray:
+        days = self.delivery_days
+        return np.array([_nan(days.get((g.shipment_method, g.carrier),
+                                       days.get((g.shipment_method, None))))
+                         for g in self.ship_groups], np.float64)
+
+    @cached_property
+    def it_ship_before(self) -> np.ndarray:
+        return _timestamps(item.ship_before for item in self.lines)
+
+    @cached_property
+    def it_ship_after(self) -> np.ndarray:
+        return _timestamps(item.ship_after for item in self.lines)
 
 
 class _FastInterpreter(_Interpreter):
     context_class = _FastContext
+
+    def _item_count(self, units: _UnitSet) -> int:
+        return len(units.items)
+
+    def _select_units(self, store: str, routing: PlanRouting) -> _UnitSet:
+        """The reference's units, with array operations: eligible (approved items of the
+        store's orders with something open, waiting in one of its queues; one unit per item,
+        or per ship group and queue in order of first appearance), through the routing's
+        filters, in its order."""
+        ctx = self.ctx
+        code = ctx.store_index.get(store)
+        if code is None:
+            return _UnitSet.empty()
+        queue_ok = np.array([ctx.facilities[f].virtual and store in ctx.facilities[f].stores
+                             for f in ctx.fac_ids], np.bool_)
+        found = np.nonzero(ctx.it_ready & (ctx.it_store == code) & (ctx.it_open > kernel.EPS)
+                           & queue_ok[ctx.it_queue])[0]
+        if routing.item_mode:
+            units = _UnitSet(np.arange(len(found) + 1, dtype=np.int64), found)
+        else:
+            keys = ctx.it_sg[found] * len(ctx.fac_ids) + ctx.it_queue[found]
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            rank = np.empty(len(first), np.int64)
+            rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+            unit_of = rank[inverse.ravel()]
+            grouped = found[np.argsort(unit_of, kind="stable")]
+            units = _UnitSet(np.concatenate(
+                ([0], np.cumsum(np.bincount(unit_of, minlength=len(first))))).astype(np.int64),
+                grouped)
+        keep = np.ones(len(units), np.bool_)
+        heads = units.heads()
+        sgs = ctx.it_sg[heads]
+        reference_only = []
+        for condition in routing.filters:
+            column = {"queue": (ctx.it_queue[heads], ctx.fac_index),
+                      "shipment_method": (ctx.sg_method[sgs], ctx.method_codes),
+                      "sales_channel": (ctx.sg_channel[sgs], ctx.channel_codes),
+                      "priority": (ctx.sg_priority[sgs], ctx.priority_codes)}.get(condition.field)
+            if column is None:
+                reference_only.append(_order_predicate(condition, ctx))
+            else:
+                keep &= _id_mask(*column, condition.op, condition.ids)
+        if reference_only:
+            for u in np.nonzero(keep)[0].tolist():
+                unit = units.unit(u, ctx)
+                keep[u] = all(predicate(unit) for predicate in reference_only)
+        units = units.select(np.nonzero(keep)[0])
+        return units.select(self._unit_order(routing, units))
+
+    def _unit_order(self, routing: PlanRouting, units: _UnitSet) -> np.ndarray:
+        """The reference's unit sort key as columns for one lexsort: per sort a null flag and
+        the value, then the first item's position (items are in order, ship group, item id
+        order, which is the key's last part)."""
+        ctx = self.ctx
+        heads = units.heads()
+        sgs = ctx.it_sg[heads]
+        ranks: dict[str, int] = {}
+        for rank, name in enumerate(self.plan.priority_order):
+            ranks.setdefault(name.upper(), rank)
+        columns = []
+        for sort in routing.sorts or [None]:
+            field = "order_date" if sort is None else sort.field
+            if field in ("ship_before", "ship_after"):
+                per_item = ctx.it_ship_before if field == "ship_before" else ctx.it_ship_after
+                values = np.fmin.reduceat(per_item[units.items], units.ptr[:-1]) \
+                    if len(units) else np.zeros(0)
+            elif field == "order_date":
+                values = ctx.sg_order_date[sgs]
+            elif field == "delivery_days":
+                values = ctx.sg_delivery[sgs]
+            else:
+                names = list(ctx.priority_codes)
+                by_code = np.array([ranks.get(n.upper(), len(ranks)) for n in names] + [np.nan],
+                                   np.float64)
+                values = by_code[ctx.sg_priority[sgs]]  # code -1 (no priority) is NaN
+            null = np.isnan(values)
+            nulls_first = sort is not None and sort.nulls_first
+            descending = sort is not None and sort.descending
+            columns.append(np.where(null, -1 if nulls_first else 1, 0))
+            columns.append(np.where(null, 0.0, -values if descending else values))
+        columns.append(heads)
+        return np.lexsort(columns[::-1])
 
     def _rule_arrays(self, routing: PlanRouting, store: str) -> tuple:
         ctx = self.ctx
@@ -175,16 +335,13 @@ class _FastInterpreter(_Interpreter):
             static, seq)
 
     def _route_units(self, group_name: str, store: str, routing: PlanRouting,
-                     units: list[_Unit], progress) -> int:
+                     units: _UnitSet, progress) -> int:
         ctx = self.ctx
-        index = ctx.item_index
-        unit_items = np.fromiter((index[id(s)] for u in units for s in u.items), np.int64)
-        unit_ptr = np.concatenate(([0], np.cumsum([len(u.items) for u in units]))).astype(
-            np.int64)
-        targets = [_target(u) for u in units]
-        u_has = np.array([t is not None for t in targets] or [False], np.bool_)
-        u_phi, u_lam, u_cos = (np.array([t[k] if t else 0.0 for t in targets] or [0.0])
-                               for k in range(3))
+        unit_items, unit_ptr = units.items, units.ptr
+        heads = ctx.it_sg[unit_items[unit_ptr[:-1]]]
+        u_has, u_phi, u_lam, u_cos = ((column[heads] if len(heads) else column[:1])
+                                      for column in (ctx.sg_has, ctx.sg_phi, ctx.sg_lam,
+                                                     ctx.sg_cos))
         items = unit_items
         ctx.it_ac[items] = kernel.AC_UNCHANGED
         ctx.brokered[items] = False
@@ -207,74 +364,66 @@ class _FastInterpreter(_Interpreter):
             if start >= len(units):
                 break
             rows.grow(int(counts[0]) + int(needed))
-        self._emit(group_name, routing, units, rows, counts, unit_warn)
+        self._emit(group_name, routing, units, rows, counts, unit_warn, items)
         if progress is not None:
             progress(len(units))
         return int(np.count_nonzero(ctx.brokered[items]))
 
-    def _emit(self, group_name: str, routing: PlanRouting, units: list[_Unit], rows: _Rows,
-              counts: np.ndarray, unit_warn: np.ndarray) -> None:
-        """The kernel's output rows as the result's allocations and unfillable items; the
-        item states brought up to date for the routings that follow."""
+    def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, rows: _Rows,
+              counts: np.ndarray, unit_warn: np.ndarray, items: np.ndarray) -> None:
+        """The kernel's output rows as the result's allocations and unfillable items."""
         ctx = self.ctx
-        fac_ids, states, rules = ctx.fac_ids, ctx.items, routing.rules
+        fac_ids, rules = ctx.fac_ids, routing.rules
+        order_ids, sg_ids, item_ids, products = (ctx.it_order_id, ctx.it_sg_id, ctx.it_item_id,
+                                                 ctx.it_product_id)
         names: dict[int, str] = {}
         commit = None
         n_alloc = int(counts[0])
         a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new = (
-            column[:n_alloc].tolist() for column in rows.allocation_arrays())
+            column[:n_alloc] for column in rows.allocation_arrays())
+        quantities = _numbers(a_qty)
+        rule_names = [rule.name for rule in rules]
+        units_of = [rule.distance_unit for rule in rules]
         append = self.allocations.append
-        for k in range(n_alloc):
-            unit = units[a_unit[k]]
-            state = states[a_item[k]]
-            rule = rules[a_rule[k]]
-            facility = a_fac[k]
-            if commit != (a_unit[k], a_rule[k]):
-                commit = (a_unit[k], a_rule[k])
+        for k, (u, i, f, r, distance, new) in enumerate(zip(
+                a_unit.tolist(), a_item.tolist(), a_fac.tolist(), a_rule.tolist(),
+                a_dist.tolist(), a_new.tolist(), strict=True)):
+            if commit != (u, r):  # one commit per (unit, rule): new ship groups per facility
+                commit = (u, r)
                 names = {}
-            if a_new[k]:
-                names[facility] = self._new_ship_group(unit.order.id, unit.ship_group.id)
-            distance = a_dist[k]
+            if new:
+                names[f] = self._new_ship_group(order_ids[i], sg_ids[i])
             append({
-                "order": unit.order.id, "ship_group": unit.ship_group.id,
-                "item": state.item.id, "product": state.product,
-                "facility": fac_ids[facility], "quantity": _number(a_qty[k]),
-                "new_ship_group": names[facility], "group": group_name,
-                "routing": routing.name, "rule": rule.name,
-                "distance": None if math.isnan(distance) else round(distance, 2),
-                "distance_unit": rule.distance_unit,
+                "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
+                "product": products[i], "facility": fac_ids[f], "quantity": quantities[k],
+                "new_ship_group": names[f], "group": group_name, "routing": routing.name,
+                "rule": rule_names[r],
+                "distance": None if distance != distance else round(distance, 2),
+                "distance_unit": units_of[r],
             })
-        unit_of = {}
-        for position, unit in enumerate(units):
-            for state in unit.items:
-                unit_of[id(state)] = position
         n_left = int(counts[1])
-        x_item, x_open, x_rule, x_action = (
-            column[:n_left].tolist() for column in rows.unfillable_arrays())
-        for k in range(n_left):
-            state = states[x_item[k]]
-            unit = units[unit_of[id(state)]]
-            code = int(ctx.it_ac[x_item[k]])
-            self.unfillable.append({
-                "order": unit.order.id, "ship_group": unit.ship_group.id,
-                "item": state.item.id, "product": state.product,
-                "quantity": _number(x_open[k]), "routing": routing.name,
-                "rule": rules[x_rule[k]].name if x_rule[k] >= 0 else None,
-                "action": kernel.ACTIONS[x_action[k]],
-                "queue": fac_ids[ctx.it_queue[x_item[k]]],
-                "auto_cancel_date": _auto_cancel(state.auto_cancel, code, ctx),
+        _, x_item, x_open, x_rule, x_action = (
+            column[:n_left] for column in rows.unfillable_arrays())
+        left = _numbers(x_open)
+        append = self.unfillable.append
+        for k, (i, r, action) in enumerate(zip(x_item.tolist(), x_rule.tolist(),
+                                               x_action.tolist(), strict=True)):
+            append({
+                "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
+                "product": products[i], "quantity": left[k], "routing": routing.name,
+                "rule": rule_names[r] if r >= 0 else None, "action": kernel.ACTIONS[action],
+                "queue": fac_ids[ctx.it_queue[i]],
+                "auto_cancel_date": _auto_cancel(ctx.it_auto_cancel[i], int(ctx.it_ac[i]),
+                                                 ctx),
             })
-        for unit in units:
-            for state in unit.items:
-                k = ctx.item_index[id(state)]
-                state.open = float(ctx.it_open[k])
-                state.queue = fac_ids[ctx.it_queue[k]]
-                code = int(ctx.it_ac[k])
-                if code != kernel.AC_UNCHANGED:
-                    state.auto_cancel = _auto_cancel_value(state.auto_cancel, code, ctx)
-        for position in np.nonzero(unit_warn[:len(units)])[0]:
-            self._warn_ship_to(units[position])
-        for f in np.nonzero(ctx.fac_warn)[0]:
+        # open quantities and queues live in the arrays, auto-cancel dates in a list
+        for i in items[ctx.it_ac[items] != kernel.AC_UNCHANGED].tolist():
+            ctx.it_auto_cancel[i] = _auto_cancel_value(ctx.it_auto_cancel[i], int(ctx.it_ac[i]),
+                                                       ctx)
+        for u in np.nonzero(unit_warn[:len(units)])[0].tolist():
+            head = units.items[units.ptr[u]]
+            self._warn_ship_to(order_ids[head], sg_ids[head])
+        for f in np.nonzero(ctx.fac_warn)[0].tolist():
             self._warn_facility(fac_ids[f])
         for f, count in zip(fac_ids, ctx.orders_today_array.tolist(), strict=True):
             if f in ctx.orders_today:
@@ -290,14 +439,48 @@ class _FastInterpreter(_Interpreter):
         return [{"facility": f, "product": p, "atp": _number(atp)} for f, p, atp in entries]
 
 
+class _UnitSet:
+    """Units as arrays: unit u is the items items[ptr[u]:ptr[u + 1]] (indexes into the
+    context's item list, in item order)."""
+
+    def __init__(self, ptr: np.ndarray, items: np.ndarray):
+        self.ptr, self.items = ptr, items
+
+    @classmethod
+    def empty(cls) -> _UnitSet:
+        return cls(np.zeros(1, np.int64), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def heads(self) -> np.ndarray:
+        return self.items[self.ptr[:-1]]
+
+    def select(self, chosen: np.ndarray) -> _UnitSet:
+        """The units ``chosen`` (positions), in that order."""
+        lengths = np.diff(self.ptr)[chosen]
+        ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        moves = np.repeat(self.ptr[:-1][chosen] - ptr[:-1], lengths)
+        return _UnitSet(ptr, self.items[moves + np.arange(ptr[-1])])
+
+    def unit(self, u: int, ctx) -> _Unit:
+        """Unit ``u`` as the reference interpreter's object, for its order predicates (which
+        read static fields only: queue comes from the arrays)."""
+        positions = self.items[self.ptr[u]:self.ptr[u + 1]].tolist()
+        states = [ctx.items[k] for k in positions]
+        return _Unit(states[0].order, states[0].ship_group,
+                     ctx.fac_ids[ctx.it_queue[positions[0]]], states)
+
+
 class _Rows:
     """The kernel's output arrays: allocation rows (grown on demand) and unfillable rows (at
     most one per item routed)."""
 
     def __init__(self, capacity: int, items: int):
         self._allocations = _allocation_columns(capacity)
-        self._unfillable = (np.empty(items or 1, np.int64), np.empty(items or 1),
-                            np.empty(items or 1, np.int64), np.empty(items or 1, np.int64))
+        n = items or 1
+        self._unfillable = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
+                            np.empty(n, np.int64), np.empty(n, np.int64))
 
     def allocation_arrays(self) -> tuple:
         return self._allocations
@@ -319,9 +502,45 @@ def _allocation_columns(capacity: int) -> tuple:
             np.empty(capacity), np.empty(capacity, np.bool_))
 
 
-def _target(unit: _Unit):
-    ship_to = unit.ship_group.ship_to
-    return _radians(ship_to.lat, ship_to.lon) if ship_to else None
+def _codes(values) -> tuple[np.ndarray, dict[str, int]]:
+    """Strings as integer codes (-1 for None) and the code of each string."""
+    codes: dict[str, int] = {}
+    column = np.fromiter((-1 if v is None else codes.setdefault(v, len(codes)) for v in values),
+                         np.int64)
+    return column, codes
+
+
+def _timestamps(values) -> np.ndarray:
+    return np.fromiter((math.nan if v is None else v.timestamp() for v in values), np.float64)
+
+
+def _nan(value) -> float:
+    return math.nan if value is None else value
+
+
+def _id_mask(codes: np.ndarray, index: dict[str, int], op: str, ids) -> np.ndarray:
+    """`interpreter._id_predicate` over a column of codes."""
+    wanted = np.array(sorted({index[i] for i in ids if i in index}), np.int64)
+    member = (codes >= 0) & np.isin(codes, wanted)
+    if op in ("==", "in"):
+        return member
+    if op in ("!=", "not in"):
+        return (codes < 0) | ~member
+    return codes < 0 if op == "is null" else codes >= 0
+
+
+def _numbers(values: np.ndarray) -> list:
+    """`interpreter._number` of each value; whole numbers (nearly all quantities) at numpy
+    speed."""
+    whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
+    ints = np.where(whole, values, 0).astype(np.int64).tolist()
+    return [i if w else _number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
+                                                       strict=True)]
+
+
+def _coordinates(ship_group) -> tuple:
+    ship_to = ship_group.ship_to
+    return (ship_to.lat, ship_to.lon) if ship_to else (None, None)
 
 
 def _auto_cancel_value(current, code: int, ctx):

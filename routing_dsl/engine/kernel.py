@@ -126,8 +126,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 r_uses_dist, r_miles, r_ndist, r_dist_op, r_dist_km, r_has_safety,
                 r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
                 r_clear_ac, r_ac_days, r_move, r_static, r_seq,
-                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, x_item, x_open, x_rule,
-                x_action, counts, brokered, fac_warn, unit_warn):
+                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, x_unit, x_item, x_open,
+                x_rule, x_action, counts, brokered, fac_warn, unit_warn):
     """Route units[start:] in order. Returns (next unit, rows it needs) when the output
     arrays are too small for the next unit (the caller grows them and calls again), else
     (len(units), 0)."""
@@ -506,6 +506,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
             i = unit_items[u0 + k]
             if it_open[i] > EPS:
                 row = counts[1]
+                x_unit[row] = u
                 x_item[row] = i
                 x_open[row] = it_open[i]
                 x_rule[row] = last_rule[k]
