@@ -1,0 +1,200 @@
+"""The fast engine against the reference interpreter: byte-identical results on every example
+and on generated snapshots and plans that exercise filters, sorts, rules and actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from routing_dsl.cli import dump_result, load_plan_or_source
+from routing_dsl.engine import (FastUnsupported, choose, load_columnar, route, run_fast,
+                                snapshot_digest, unsupported_reason)
+from routing_dsl.interpreter import run_plan
+from routing_dsl.scenarios import PLAN, Scenario, generate
+from routing_dsl.snapshot import load_snapshot, parse_snapshot
+
+from routing_dsl.checker import Workspace
+from routing_dsl.compiler import compile_program
+
+from .builders import facility, item, order, stock, world
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+CASES = [(route_file, snapshot) for folder in sorted(EXAMPLES.iterdir()) if folder.is_dir()
+         for route_file in sorted(folder.glob("*.route"))
+         for snapshot in sorted(folder.glob("snapshot*.json"))]
+
+
+@pytest.mark.parametrize("route_file,snapshot_file", CASES,
+                         ids=[f"{r.parent.name}/{s.name}" for r, s in CASES])
+def test_examples_give_the_same_bytes_on_both_engines(route_file, snapshot_file):
+    the_plan = load_plan_or_source(route_file)
+    if unsupported_reason(the_plan):
+        with pytest.raises(FastUnsupported):
+            run_fast(the_plan, load_snapshot(snapshot_file))
+        assert choose(the_plan) == "reference"
+        return
+    reference = dump_result(run_plan(the_plan, load_snapshot(snapshot_file)))
+    assert dump_result(run_fast(the_plan, load_snapshot(snapshot_file))) == reference
+    # and with the inventory read as columns, as `routing run` reads a file
+    assert dump_result(run_fast(the_plan, load_columnar(snapshot_file))) == reference
+
+
+def test_every_example_plan_but_the_reference_only_sorts_runs_fast():
+    unsupported = {r.name for r, _ in CASES if unsupported_reason(load_plan_or_source(r))}
+    assert unsupported == {"promise_date.route", "safety_stock.route"}  # broken_style, velocity
+
+
+def test_columnar_and_validated_snapshots_hash_alike():
+    snapshot_file = EXAMPLES / "omnichannel" / "snapshot.json"
+    assert snapshot_digest(load_columnar(snapshot_file)) == \
+        snapshot_digest(load_snapshot(snapshot_file))
+
+
+def test_route_runs_reference_only_plans_on_a_columnar_snapshot():
+    folder = EXAMPLES / "safety_stock"
+    the_plan = load_plan_or_source(folder / "safety_stock.route")
+    expected = dump_result(run_plan(the_plan, load_snapshot(folder / "snapshot.json")))
+    assert dump_result(route(the_plan, load_columnar(folder / "snapshot.json"))) == expected
+
+
+# ---- generated snapshots and plans ----------------------------------------------------------
+
+PRODUCTS = ["P1", "P2", "P3", "P4"]
+FILTERS = [
+    "queue == _NA_", "queue in [_NA_, PARK]", "shipment_method == NEXT_DAY",
+    "shipment_method != NEXT_DAY", "priority == HIGH", "priority is null",
+    "sales_channel in [WEB]", "sales_channel is not null", "product_category == SHOES",
+    "product_category != SHOES", "promise_date <= 2 days", "origin_facility_group == A",
+]
+ORDER_SORTS = ["order_date", "order_date desc", "priority", "priority desc nulls first",
+               "ship_before", "ship_after desc", "delivery_days", "delivery_days nulls first"]
+CONDITIONS = [
+    "facility_group == A", "facility_group in [A, B]", "facility_group != C",
+    "distance <= 30 UNIT", "distance < 40 UNIT", "distance > 1 UNIT", "brokering_safety_stock > 1",
+    "brokering_safety_stock >= 2", "ignore_facility_order_limit", "keep_item_groups_together",
+    "only_if_all_items_available", "shipment_threshold 5", "shipment_threshold 30",
+]
+RULE_SORTS = ["distance", "distance desc", "inventory_balance desc", "inventory_balance",
+              "facility_sequence", "facility_sequence desc"]
+ACTIONS = ["", "when unfilled { move to queue PARK }",
+           "when unfilled { auto_cancel after 3 days }", "when unfilled { clear auto_cancel }",
+           "when unfilled { auto_cancel after 2 days move to queue PARK }"]
+
+
+@st.composite
+def rules(draw, index: int, last: bool) -> str:
+    conditions = draw(st.lists(st.sampled_from(CONDITIONS), max_size=2, unique=True))
+    sorts = draw(st.lists(st.sampled_from(RULE_SORTS), max_size=2, unique_by=lambda s:
+                          s.split()[0]))
+    if any(s.startswith("facility_sequence") for s in sorts) and not any(
+            c.startswith("facility_group ==") or c.startswith("facility_group in")
+            for c in conditions):
+        conditions.append("facility_group in [A, B]")  # the sequence is a group's (RT403)
+    body = [f"assign {draw(st.sampled_from(['single', 'partial']))}"]
+    if conditions:  # one distance unit per rule (RT305)
+        unit = draw(st.sampled_from(["mi", "km"]))
+        body.append("inventory { " + " ".join(conditions).replace("UNIT", unit) + " }")
+    if sorts:
+        body.append("sort by " + ", ".join(sorts))
+    # a rule after one that moves is never reached (RT402): only the last rule moves
+    body.append(draw(st.sampled_from([a for a in ACTIONS if last or "move" not in a])))
+    return f'rule "r{index}" {{ ' + " ".join(body) + " }"
+
+
+@st.composite
+def plans(draw):
+    routings = []
+    for r in range(draw(st.integers(1, 3))):
+        filters = ["queue == _NA_"] + draw(st.lists(st.sampled_from(FILTERS), max_size=1))
+        sorts = draw(st.lists(st.sampled_from(ORDER_SORTS), max_size=2,
+                              unique_by=lambda s: s.split()[0]))
+        body = ["filter { " + " ".join(filters) + " }"]
+        if sorts:
+            body.append("sort by " + ", ".join(sorts))
+        count = draw(st.integers(1, 3))
+        body += [draw(rules(k, k == count - 1)) for k in range(count)]
+        routings.append(f'routing "R{r}" {{ ' + " ".join(body) + " }")
+    header = ("declare shipment_method NEXT_DAY, STANDARD\ndeclare sales_channel WEB, POS\n"
+              "declare category SHOES\n")
+    text = ("declare queue _NA_, PARK\ndeclare facility_group A, B, C\n"
+            "declare priority HIGH, MEDIUM, LOW\n" + header +
+            'group "G" for store STORE {\n' + "\n".join(routings) + "\n}\n")
+    checked = Workspace().check_text(text, name="generated.route")
+    errors = [f"{d.code} {d.message}" for d in checked.diagnostics if d.is_error]
+    assert not errors, (errors, text)
+    return compile_program(checked.program)
+
+
+@st.composite
+def snapshots(draw):
+    facilities = []
+    for index in range(draw(st.integers(1, 5))):
+        groups = {g: draw(st.one_of(st.none(), st.integers(1, 3)))
+                  for g in draw(st.sets(st.sampled_from("ABC")))}
+        coords = draw(st.sampled_from([None, (40.6, -74.1), (40.9, -73.8), (40.2, -74.4),
+                                       (40.7, -74.0)]))
+        facilities.append(facility(f"F{index}", *(coords or (None, None)), groups=groups,
+                                   limit=draw(st.sampled_from([None, None, 0, 2, 4])),
+                                   today=draw(st.integers(0, 2))))
+    names = [f["id"] for f in facilities]
+    quantities = st.sampled_from([0.5, 1, 1, 2, 3, 4.25])
+    inventory = []
+    for f in facilities:
+        for product in draw(st.sets(st.sampled_from(PRODUCTS), min_size=2)):
+            inventory.append(stock(f["id"], product, draw(st.sampled_from([-1, 0, 1, 2, 3, 5,
+                                                                           8, 12, 2.5])),
+                                   minimum=draw(st.integers(0, 2)),
+                                   brokering=draw(st.sampled_from([True, True, True, False]))))
+    dates = st.one_of(st.none(), st.sampled_from(["2026-11-23T12:00:00-05:00",
+                                                  "2026-11-25T08:00:00", "2026-11-20T00:00:00Z"]))
+    orders = []
+    for o in range(draw(st.integers(1, 7))):
+        items = []
+        for i in range(draw(st.integers(1, 4))):
+            quantity = draw(quantities)
+            items.append(item(
+                f"{i:05d}", draw(st.sampled_from(PRODUCTS)), quantity,
+                cancel_quantity=draw(st.sampled_from([0, 0, 0.5])) if quantity > 0.5 else 0,
+                unit_price=draw(st.sampled_from([1.0, 5.0, 20.0])),
+                adjustments=draw(st.sampled_from([0, -1.5])),
+                item_group=draw(st.sampled_from([None, None, "K1", "K2"])),
+                promised_date=draw(dates), ship_before=draw(dates), ship_after=draw(dates),
+                auto_cancel_date=draw(dates),
+                excluded_facilities=draw(st.lists(st.sampled_from(names), max_size=1))))
+        extra = {"priority": draw(st.sampled_from([None, "HIGH", "LOW", "high", "URGENT"])),
+                 "sales_channel": draw(st.sampled_from([None, "WEB", "POS"])),
+                 "origin_facility": draw(st.sampled_from([None, *names]))}
+        built = order(f"O{o}", items, ship_to=draw(st.sampled_from(
+            [(40.7, -74.0), (40.2, -74.3), None])), date=draw(st.sampled_from(
+                ["2026-11-22T10:00:00-05:00", "2026-11-21T10:00:00-05:00"])), **extra)
+        group = built["ship_groups"][0]
+        group["shipment_method"] = draw(st.sampled_from([None, "NEXT_DAY", "STANDARD"]))
+        if draw(st.booleans()) and len(items) > 1:  # a second ship group takes the last line
+            built["ship_groups"].append({**group, "id": "00002", "items": [items.pop()]})
+        orders.append(built)
+    products = [{"id": "P1", "categories": ["SHOES"]}, {"id": "P2"}, {"id": "P3"},
+                {"id": "P4", "categories": ["SHOES", "SALE"]}]
+    methods = [{"id": "NEXT_DAY", "delivery_days": 1}, {"id": "STANDARD", "delivery_days": 5},
+               {"id": "STANDARD", "carrier": "UPS", "delivery_days": 3}]
+    return world(facilities, inventory, orders, products=products, methods=methods)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), plans())
+def test_generated_runs_give_the_same_bytes_on_both_engines(snapshot, the_plan):
+    assert dump_result(run_fast(the_plan, snapshot)) == dump_result(run_plan(the_plan, snapshot))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_generated_retailer_gives_the_same_bytes_on_both_engines(seed):
+    """The benchmark's data and plan, small: thousands of allocations, splits, safety stock,
+    moves to a queue."""
+    scenario = Scenario(orders=1500, facilities=80, skus=400, seed=seed)
+    snapshot = parse_snapshot(generate(scenario))
+    the_plan = compile_program(Workspace().check_text(PLAN, name="bench.route").program)
+    result = run_fast(the_plan, snapshot)
+    assert len(result["allocations"]) > 1000 and result["unfillable"]
+    assert dump_result(result) == dump_result(run_plan(the_plan, snapshot))
