@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from routing_dsl.bench import bench_plan, generate, sql_baseline
+from routing_dsl.bench import bench_plan, generate
 from routing_dsl.cli import main
 from routing_dsl.interpreter import run_plan
+from routing_dsl.scenarios import PLAN, Scenario
+from routing_dsl.scenarios import generate as generate_scenario
+from routing_dsl.snapshot import parse_snapshot
+from routing_dsl.sqlbaseline import Unsupported, check_supported, sql_baseline
+
+from .builders import plan as build_plan
 
 
 def test_bench_routing_throughput(benchmark):
@@ -20,10 +26,36 @@ def test_bench_routing_throughput(benchmark):
 def test_sql_baseline_allocates_exactly_as_the_engine(benchmark):
     snapshot = generate(facilities=150, ship_groups=800, products=200)
     result = run_plan(bench_plan(), snapshot)
-    baseline = benchmark(sql_baseline, snapshot)
+    baseline = benchmark(sql_baseline, bench_plan(), snapshot)
     assert len(baseline) > 100
-    assert baseline == [(a["order"], a["ship_group"], a["item"], a["facility"], a["quantity"],
-                         a["rule"]) for a in result["allocations"]]
+    assert baseline == rows(result)
+
+
+def rows(result: dict) -> list[tuple]:
+    return [(a["order"], a["ship_group"], a["item"], a["facility"], a["quantity"], a["rule"])
+            for a in result["allocations"]]
+
+
+def test_sql_baseline_routes_the_scenario_plan_exactly_as_the_engine():
+    """Three routings with shipment-method and priority filters, priority sorts, single and
+    partial rules, safety stock and a move to a queue."""
+    from routing_dsl.checker import Workspace
+    from routing_dsl.compiler import compile_program
+    snapshot = parse_snapshot(generate_scenario(Scenario(orders=600, facilities=60, skus=300)))
+    the_plan = compile_program(Workspace().check_text(PLAN, "bench.route").program)
+    result = run_plan(the_plan, snapshot)
+    assert {a["routing"] for a in result["allocations"]} == {"Express", "Priority", "Standard"}
+    assert any(u["action"] == "moved" for u in result["unfillable"])
+    assert sql_baseline(the_plan, snapshot) == rows(result)
+
+
+def test_sql_baseline_refuses_what_it_does_not_implement():
+    import pytest
+    for body in ('assign partial sort by facility_sequence inventory { facility_group == A }',
+                 'assign partial inventory { shipment_threshold 5 }'):
+        the_plan = build_plan(f'routing "R" {{ filter {{ queue == _NA_ }} rule "r" {{ {body} }} }}')
+        with pytest.raises(Unsupported):
+            check_supported(the_plan)
 
 
 def test_bench_command_reports_a_ratio():
