@@ -434,14 +434,14 @@ def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
             f"{routed:.2f} s (reading is {read / routed:.2f}x routing)")
 
 
-def run_scenario(scenario, rounds: int = 1, folder=None, baseline_orders: int = 5000,
-                 engine: str = "fast") -> dict:
+def run_scenario(scenario, rounds: int = 1, folder=None,
+                 baseline_orders: int | None = 100_000, engine: str = "fast") -> dict:
     """One scenario end to end, as a user runs it: the snapshot written to disk, then, in a
     fresh process (so that its peak memory is the run's own), loaded, the plan checked and
     compiled, routed and the result written. Times in seconds (compile in milliseconds), the
     best of ``rounds`` for routing and writing. Then the SQL baseline and the engine route the
-    first ``baseline_orders`` orders with the same facilities and stock; their allocations must
-    be equal, and the speedup is the ratio of their routing times."""
+    first ``baseline_orders`` orders (all when None) with the same facilities and stock; their
+    allocations must be equal, and the speedup is the ratio of their routing times."""
     import multiprocessing
     import tempfile
     from pathlib import Path
@@ -457,7 +457,7 @@ def run_scenario(scenario, rounds: int = 1, folder=None, baseline_orders: int = 
         path.write_bytes(orjson.dumps(document))
         ship_groups = sum(len(o["ship_groups"]) for o in document["orders"])
         inventory_rows = len(document["inventory"])
-        document["orders"] = document["orders"][:baseline_orders]
+        document["orders"] = document["orders"][:baseline_orders or len(document["orders"])]
         subset.write_bytes(orjson.dumps(document))
         del document
         gc.collect()

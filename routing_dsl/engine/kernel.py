@@ -65,30 +65,30 @@ def _net(p_ptr, s_fac, s_net, p, f):
 
 
 @njit(cache=True)
-def _less(keys, a, b):
-    row_a, row_b = keys[a], keys[b]
-    for k in range(row_a.shape[0]):
-        if row_a[k] < row_b[k]:
+def _less(keys, a, b, width):
+    for k in range(width):
+        if keys[a, k] < keys[b, k]:
             return True
-        if row_a[k] > row_b[k]:
+        if keys[a, k] > keys[b, k]:
             return False
     return False
 
 
 @njit(cache=True)
-def _sort_rows(keys, n):
+def _sort_rows(keys, n, width, order, buffer):
     """Row indices 0..n-1 ordered by their key rows (merge sort; keys end with the facility,
-    so no two rows tie)."""
-    order = np.arange(n)
-    buffer = np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
+    so no two rows tie), in ``order`` or ``buffer`` (scratch, both at least n long): the one
+    returned."""
+    for k in range(n):
+        order[k] = k
+    run = 1
+    while run < n:
+        for lo in range(0, n, 2 * run):
+            mid = min(lo + run, n)
+            hi = min(lo + 2 * run, n)
             i, j, k = lo, mid, lo
             while i < mid and j < hi:
-                if _less(keys, order[j], order[i]):
+                if _less(keys, order[j], order[i], width):
                     buffer[k] = order[j]
                     j += 1
                 else:
@@ -104,7 +104,7 @@ def _sort_rows(keys, n):
                 j += 1
                 k += 1
         order, buffer = buffer, order
-        width *= 2
+        run *= 2
     return order
 
 
@@ -144,6 +144,37 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     cand_list = np.empty(n_fac, np.int64)
     holders = np.empty(n_fac, np.int64)
     stamp = 0
+    # scratch for the largest unit, made once: a placement per (item, facility holding it)
+    most_items, most_rows = 1, 1
+    for ui in range(start, len(units)):
+        u = units[ui]
+        rows = 0
+        for k in range(unit_ptr[u], unit_ptr[u + 1]):
+            p = it_prod[unit_items[k]]
+            rows += p_ptr[p + 1] - p_ptr[p]
+        most_items = max(most_items, unit_ptr[u + 1] - unit_ptr[u])
+        most_rows = max(most_rows, rows + 1)
+    pl_item = np.empty(most_rows, np.int64)
+    pl_fac = np.empty(most_rows, np.int64)
+    pl_qty = np.empty(most_rows)
+    pend_f = np.empty(most_rows, np.int64)
+    pend_p = np.empty(most_rows, np.int64)
+    pend_q = np.empty(most_rows)
+    pf_fac = np.empty(most_rows, np.int64)
+    pf_val = np.empty(most_rows)
+    last_rule = np.empty(most_items, np.int64)
+    last_action = np.empty(most_items, np.int64)
+    open_k = np.empty(most_items, np.int64)
+    need_p = np.empty(most_items, np.int64)
+    need_q = np.empty(most_items)
+    step_of = np.empty(most_items, np.int64)
+    step_k = np.empty(most_items, np.int64)
+    filled = np.empty(most_items)
+    products = np.empty(most_items, np.int64)
+    width = 2 * (max(r_nsort) if n_rules else 0) + 3
+    keys = np.empty((n_fac, width))
+    order_a = np.empty(n_fac, np.int64)
+    order_b = np.empty(n_fac, np.int64)
     for ui in range(start, len(units)):
         u = units[ui]
         u0, u1 = unit_ptr[u], unit_ptr[u + 1]
@@ -155,21 +186,9 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
         bound = bound * n_rules + 1
         if counts[0] + bound > a_unit.shape[0]:
             return ui, bound
-        pl_item = np.empty(bound, np.int64)
-        pl_fac = np.empty(bound, np.int64)
-        pl_qty = np.empty(bound)
-        pend_f = np.empty(bound, np.int64)
-        pend_p = np.empty(bound, np.int64)
-        pend_q = np.empty(bound)
-        last_rule = np.full(n_items, -1, np.int64)
-        last_action = np.zeros(n_items, np.int64)
-        open_k = np.empty(n_items, np.int64)
-        need_p = np.empty(n_items, np.int64)
-        need_q = np.empty(n_items)
-        step_of = np.empty(n_items, np.int64)
-        filled = np.empty(n_items)
-        pf_fac = np.empty(bound, np.int64)
-        pf_val = np.empty(bound)
+        for k in range(n_items):
+            last_rule[k] = -1
+            last_action[k] = 0
         for r in range(n_rules):
             n_open = 0
             for k in range(n_items):
@@ -293,12 +312,14 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
             n_pl = 0
             n_pend = 0
             if r_single[r]:
-                order, keys = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
-                                    p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp, stamp,
-                                    c_has, c_dist, bal, full, r_nsort, r_sort_field,
-                                    r_sort_desc, r_sort_nf, r_seq, holders)
-                for h in range(order.shape[0]):
-                    f = int(keys[order[h], keys.shape[1] - 1])
+                n_rank, order = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
+                                      p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
+                                      stamp, c_has, c_dist, bal, full, r_nsort, r_sort_field,
+                                      r_sort_desc, r_sort_nf, r_seq, holders, products, keys,
+                                      order_a, order_b)
+                last = 2 * r_nsort[r] + 2
+                for h in range(n_rank):
+                    f = int(keys[order[h], last])
                     ok = True
                     for o in range(n_open):
                         i = unit_items[u0 + open_k[o]]
@@ -334,7 +355,6 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     if step_of[o] < 0:
                         step_of[o] = n_steps
                         n_steps += 1
-                step_k = np.empty(n_open, np.int64)
                 for s in range(n_steps):
                     n_step = 0
                     for o in range(n_open):
@@ -342,13 +362,14 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                             step_k[n_step] = open_k[o]
                             n_step += 1
                     first = unit_items[u0 + step_k[0]]
-                    order, keys = _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open,
-                                        p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
-                                        stamp, c_has, c_dist, bal, full, r_nsort,
-                                        r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders)
-                    last = keys.shape[1] - 1
+                    n_rank, order = _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open,
+                                          p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
+                                          stamp, c_has, c_dist, bal, full, r_nsort,
+                                          r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders,
+                                          products, keys, order_a, order_b)
+                    last = 2 * r_nsort[r] + 2
                     if r_keep[r] and it_group[first] >= 0:
-                        for h in range(order.shape[0]):
+                        for h in range(n_rank):
                             f = int(keys[order[h], last])
                             ok = True
                             for o in range(n_step):
@@ -378,7 +399,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     i = first
                     p = it_prod[i]
                     remaining = it_open[i]
-                    for h in range(order.shape[0]):
+                    for h in range(n_rank):
                         f = int(keys[order[h], last])
                         if not _can_serve(r, i, f, 0.0, False, it_prod, it_open, it_excl_ptr,
                                           it_excl, p_ptr, s_fac, s_net, r_has_safety,
@@ -556,11 +577,12 @@ def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, 
 @njit(cache=True)
 def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_net,
           cand_list, n_cand, cand_stamp, stamp, c_has, c_dist, bal, full, r_nsort,
-          r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding):
+          r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding, products, keys, order_a,
+          order_b):
     """Candidates holding every placed product, in rank order: the rule's sorts, then more
-    items in full, then (one item placed) its availability there, then facility id. Returns
-    the order and the key rows (whose last column is the facility)."""
-    products = np.empty(n_step, np.int64)
+    items in full, then (one item placed) its availability there, then facility id. Fills the
+    first rows of ``keys`` (the facility in column 2 * sorts + 2) and returns how many, and
+    the row order."""
     n_products = 0
     for o in range(n_step):
         p = it_prod[unit_items[u0 + step_k[o]]]
@@ -591,7 +613,6 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
                 n_hold += 1
     n_sort = r_nsort[r]
     width = 2 * n_sort + 3
-    keys = np.empty((n_hold, width))
     single = unit_items[u0 + step_k[0]] if n_step == 1 else -1
     for h in range(n_hold):
         f = holding[h]
@@ -618,4 +639,4 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
             ratio = -(_net(p_ptr, s_fac, s_net, products[0], f)[0] / it_open[single])
         keys[h, 2 * n_sort + 1] = ratio
         keys[h, 2 * n_sort + 2] = f
-    return _sort_rows(keys, n_hold), keys
+    return n_hold, _sort_rows(keys, n_hold, width, order_a, order_b)
