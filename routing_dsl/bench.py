@@ -574,3 +574,75 @@ def compile_cost(rules: int = 1000, rounds: int = 3) -> str:
     assert not result.has_errors, result.diagnostics
     return (f"check + compile: a {rules:,}-rule file in {best * 1000:.0f} ms "
             f"({best / 0.25:.2f} of the 250 ms target), best of {rounds}")
+
+
+SCALING_GRID = {  # what grows -> scenarios; the others stay at the middle value
+    "orders": [10_000, 30_000, 100_000],
+    "facilities": [300, 1_000, 3_000],
+    "skus": [5_000, 20_000, 50_000],
+}
+SCALING_BASE = {"orders": 30_000, "facilities": 1_000, "skus": 20_000}
+
+
+def run_scaling(folder=None) -> list[dict]:
+    """How cost grows with orders, facilities and SKUs: one scenario per grid point (the SQL
+    baseline on its first 1,000 orders only)."""
+    from .scenarios import Scenario
+
+    reports = []
+    for axis, values in SCALING_GRID.items():
+        for value in values:
+            sizes = {**SCALING_BASE, axis: value}
+            report = run_scenario(Scenario(**sizes), folder=folder, baseline_orders=1000)
+            reports.append({"axis": axis, **report})
+    return reports
+
+
+def scaling_table(reports: list[dict]) -> str:
+    lines = ["| grows | orders | facilities | SKUs | inventory rows | load | route | "
+             "ship groups/s | peak memory |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        lines.append(f"| {r['axis']} | {r['orders']:,} | {r['facilities']:,} | {r['skus']:,} | "
+                     f"{r['inventory_rows']:,} | {r['load_s']:.2f} s | {r['route_s']:.2f} s | "
+                     f"{r['ship_groups_per_s']:,} | {r['peak_rss_mb']:,} MB |")
+    return "\n".join(lines)
+
+
+def scaling_svg(reports: list[dict]) -> str:
+    """Three panels, one per axis: route time per ship group (microseconds) against the size
+    that grows, the others fixed. Plain SVG: no plotting library needed."""
+    width, height, pad = 240, 180, 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{3 * width}" height="{height}" '
+             'font-family="sans-serif" font-size="11">',
+             f'<rect width="{3 * width}" height="{height}" fill="white"/>']
+    per_sg = [r["route_s"] / r["ship_groups"] * 1e6 for r in reports]
+    top = max(per_sg) * 1.25
+    for panel, axis in enumerate(SCALING_GRID):
+        rows = [(r[axis], v) for r, v in zip(reports, per_sg, strict=True) if r["axis"] == axis]
+        left = panel * width + pad
+        inner_w, inner_h = width - pad - 10, height - 2 * pad
+        low, high = min(x for x, _ in rows), max(x for x, _ in rows)
+
+        def px(x, left=left, low=low, high=high, inner_w=inner_w):
+            return left + (x - low) / ((high - low) or 1) * inner_w
+
+        def py(y, inner_h=inner_h):
+            return pad + inner_h - y / top * inner_h
+        parts.append(f'<line x1="{left}" y1="{pad + inner_h}" x2="{left + inner_w}" '
+                     f'y2="{pad + inner_h}" stroke="black"/>')
+        parts.append(f'<line x1="{left}" y1="{pad}" x2="{left}" y2="{pad + inner_h}" '
+                     'stroke="black"/>')
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in rows)
+        parts.append(f'<polyline points="{points}" fill="none" stroke="#1f6feb" '
+                     'stroke-width="2"/>')
+        for x, y in rows:
+            parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="#1f6feb"/>')
+            parts.append(f'<text x="{px(x):.1f}" y="{pad + inner_h + 14}" '
+                         f'text-anchor="middle">{x:,}</text>')
+            parts.append(f'<text x="{px(x):.1f}" y="{py(y) - 6:.1f}" '
+                         f'text-anchor="middle">{y:.0f}</text>')
+        parts.append(f'<text x="{left + inner_w / 2}" y="{height - 6}" '
+                     f'text-anchor="middle">{axis}</text>')
+        parts.append(f'<text x="{left}" y="{pad - 12}">route time per ship group (µs)</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

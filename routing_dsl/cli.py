@@ -321,6 +321,9 @@ mapping_option = click.option(
          "schema).")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def read_snapshot(spec: str | Path, mapping: Path | None = None, *,
                   columnar: bool = False) -> Snapshot:
     """A snapshot from a file, a folder, or a database URL (through ``mapping``); with
@@ -785,7 +788,9 @@ def purge(db_url: str | None, age: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535),
               help="Also answer HTTP on this port: decisions, runs, batches, history, "
                    "health and metrics (see docs/service.md).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="With --port.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="With --port. Any address but loopback needs ROUTING_TOKEN, a bearer token "
+                   "every write must carry.")
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Look for due groups at least this often.")
@@ -803,6 +808,10 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
 
     from .ops.scheduler import Scheduler
     from .ops.scheduler import serve as serve_all
+    token = os.environ.get("ROUTING_TOKEN") or None
+    if port is not None and host not in LOOPBACK and token is None:
+        raise InputError(f"--host {host}: serving beyond this machine needs a bearer token; "
+                         "set ROUTING_TOKEN (every write must then carry it)")
     plans = [(load_plan_or_source(path), path) for path in sources]
     read_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
     store = open_store(db_url)
@@ -828,10 +837,13 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     from .service.state import LiveState
     state = LiveState([plan for plan, _ in plans], lambda: read_snapshot(snapshot_path, mapping))
     state.refresh()
+    for scheduler in schedulers:  # scheduled batches and decisions share one live state
+        scheduler.source, scheduler.absorb = state.batch_snapshot, state.absorb
+        scheduler.store_lock = state.store_lock
     loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
                             name="scheduler", daemon=True)
     loop.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(state, store), host=host, port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(state, store, token), host=host, port=port,
                                            log_level="warning", timeout_graceful_shutdown=5))
     server.run()  # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
     stop.set()
@@ -866,12 +878,23 @@ def lsp() -> None:
 @click.option("--baseline-orders", type=click.IntRange(1), default=100_000, show_default=True,
               help="With --scenario: route the first N orders with the SQL baseline too (it "
                    "manages about 1,000 ship groups/s).")
+@click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
+                                       "SKUs; print a table and draw the plot here.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
-          skus: int | None, seed: int | None, as_json: bool, baseline_orders: int) -> None:
+          skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
+          scaling_plot: Path | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
+    if scaling_plot is not None:
+        from .bench import run_scaling, scaling_svg, scaling_table
+        reports = run_scaling()
+        click.echo(scaling_table(reports))
+        write_atomically(scaling_plot, scaling_svg(reports))
+        click.echo(f"wrote {scaling_plot}", err=True)
+        return
     if scenario is not None:
         from .bench import run_scenario, scenario_text
         report = run_scenario(_scenario(scenario, orders, facilities, skus, seed,

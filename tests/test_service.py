@@ -62,6 +62,8 @@ def test_a_quote_has_no_side_effects(client):
 @pytest.mark.parametrize("body, status, words", [
     ({"order": {"id": "X"}}, 422, "invalid request"),
     ({"order": DOCUMENT["orders"][0], "commit": True}, 422, "invalid request"),
+    ({"order": DOCUMENT["orders"][0], "commit": True, "idempotency_key": ""}, 422,
+     "invalid request"),
     ({"order": DOCUMENT["orders"][0], "commit": 0}, 422, "invalid request"),
     ({"order": dict(DOCUMENT["orders"][0], ship_groups=[
         dict(DOCUMENT["orders"][0]["ship_groups"][0], facility="NOWHERE")])}, 422,
@@ -101,6 +103,103 @@ def test_runs_batches_history_and_metrics_with_a_store(tmp_path):
         assert "routing_decisions_total 1" in metrics
         assert 'routing_batches{status="succeeded"} 1' in metrics
         assert client.post("/v1/state/refresh").status_code == 200
+
+
+def small_world():
+    """One warehouse with one unit of P1, and an order waiting for it."""
+    from .builders import facility, item, order, plan, stock, world
+    snapshot = world([facility("WH")], [stock("WH", "P1", 1)],
+                     [order("WAITING", [item("00001", "P1", 1)])])
+    the_plan = plan('routing "R" { filter { queue == _NA_ } rule "r" { assign partial } }')
+    return the_plan, snapshot
+
+
+def order_for(oid: str) -> dict:
+    return {"id": oid, "product_store": "STORE", "ship_groups": [
+        {"id": "00001", "facility": "_NA_", "ship_to": {"lat": 40.7, "lon": -74.0},
+         "items": [{"id": "00001", "product": "P1", "quantity": 1}]}]}
+
+
+@pytest.fixture
+def committing(tmp_path):
+    the_plan, snapshot = small_world()
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.upgrade()
+    state = LiveState([the_plan], lambda: snapshot)
+    state.refresh()
+    with TestClient(create_app(state, store)) as client:
+        yield client, store
+
+
+def test_a_commit_reserves_the_stock_once_per_idempotency_key(committing):
+    client, store = committing
+    body = {"order": order_for("A"), "commit": True, "idempotency_key": "k-1"}
+    first = client.post("/v1/decisions", json=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["committed"] and first.json()["lines"][0]["facility"] == "WH"
+    again = client.post("/v1/decisions", json=body)
+    assert again.json() == first.json()  # the same answer, and nothing more reserved
+    assert [b.trigger for b in store.batches(10)] == ["api"]  # a batch of one
+    # the unit is taken: another order is quoted nothing, and its commit gets nothing
+    other = client.post("/v1/decisions", json={"order": order_for("B")}).json()
+    assert other["lines"] == [] and other["unfilled"][0]["order"] == "B"
+    reused = client.post("/v1/decisions", json={"order": order_for("B"), "commit": True,
+                                                "idempotency_key": "k-1"})
+    assert reused.status_code == 409 and "idempotency" in reused.json()["title"]
+    assert "routing_commits_total 1" in client.get("/metrics").text
+
+
+def test_a_batch_sees_what_commits_took_and_commits_see_what_batches_took(committing):
+    client, store = committing
+    client.post("/v1/decisions", json={"order": order_for("A"), "commit": True,
+                                       "idempotency_key": "k-1"})
+    ran = client.post("/v1/groups/G/runs").json()
+    assert ran["allocations"] == 0 and ran["unfillable"] == 1  # WAITING finds no stock
+    client.post("/v1/state/refresh")  # the source is read again: the unit is back
+    ran = client.post("/v1/groups/G/runs").json()
+    assert ran["allocations"] == 1
+    late = client.post("/v1/decisions", json={"order": order_for("C"), "commit": True,
+                                              "idempotency_key": "k-2"}).json()
+    assert late["lines"] == []  # the batch took it
+    assert client.post("/v1/groups/G/runs").json()["allocations"] == 0  # and not twice
+
+
+def test_a_commit_needs_a_key_and_a_run_store(client):
+    body = {"order": DOCUMENT["orders"][0], "commit": True}
+    assert "idempotency_key" in client.post("/v1/decisions", json=body).json()["detail"]
+    answer = client.post("/v1/decisions", json={**body, "idempotency_key": "k"})
+    assert answer.status_code == 409 and "run store" in answer.json()["title"]
+
+
+def test_with_a_token_every_write_needs_it_and_reads_do_not():
+    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    with TestClient(create_app(state, token="s3cret")) as client:
+        body = {"order": DOCUMENT["orders"][1]}
+        refused = client.post("/v1/decisions", json=body)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        wrong = client.post("/v1/decisions", json=body, headers={"Authorization": "Bearer x"})
+        assert wrong.status_code == 401
+        assert client.post("/v1/state/refresh").status_code == 401
+        good = client.post("/v1/decisions", json=body,
+                           headers={"Authorization": "Bearer s3cret"})
+        assert good.status_code == 200
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/metrics").status_code == 200
+
+
+def test_serving_beyond_loopback_needs_a_token(monkeypatch):
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+    monkeypatch.delenv("ROUTING_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["serve", str(EXAMPLE / "omnichannel.route"), "--source",
+                                       str(EXAMPLE / "snapshot.json"), "--port", "1",
+                                       "--host", "0.0.0.0", "--db", "sqlite://"])
+    assert result.exit_code == 2
+    assert "ROUTING_TOKEN" in result.output
 
 
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", make_app())

@@ -5,6 +5,7 @@ paused groups never run; one structured JSON line is logged per event."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 import sys
 import threading
 from collections.abc import Callable
@@ -58,6 +59,10 @@ class Scheduler:
         self.clock = clock
         self.log = log or (lambda event: print(json.dumps(event, default=str),
                                                file=sys.stderr, flush=True))
+        # A service sets these to its live state's: each batch then starts from what earlier
+        # batches and decisions took, one at a time per product store.
+        self.absorb: Callable[[dict], None] | None = None
+        self.store_lock: Callable[[str], object] | None = None
 
     def last_scheduled(self, group: str) -> datetime | None:
         query = sa.select(sa.func.max(t.batches.c.started)).where(
@@ -90,9 +95,15 @@ class Scheduler:
         for group in due:
             self.log({"at": now.isoformat(), "event": "start", "group": group.name,
                       "product_store": group.product_store})
-            result, ids = run_recorded(self.store, self.plan, snapshot,
-                                       source_text=self.source_text, trigger="scheduled",
-                                       group=group.name, started=now, webhook=self.webhook)
+            with (self.store_lock(group.product_store) if self.store_lock else nullcontext()):
+                if self.absorb is not None:
+                    snapshot = self.source()  # with what the previous group took
+                result, ids = run_recorded(self.store, self.plan, snapshot,
+                                           source_text=self.source_text, trigger="scheduled",
+                                           group=group.name, started=now,
+                                           webhook=self.webhook)
+                if self.absorb is not None:
+                    self.absorb(result)
             for batch, batch_id in zip(result["batches"], ids, strict=True):
                 event = {"at": self.clock().isoformat(), "event": "batch",
                          "group": batch["group"], "batch": batch_id,

@@ -3,18 +3,20 @@ metrics. Every error is an RFC 9457 problem document; input never gets a 500."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import hmac
+from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
-from .state import DecisionError, LiveState
+from .state import ConflictError, DecisionError, LiveState
 
 PROBLEM = "application/problem+json"
 _BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
@@ -27,12 +29,13 @@ class _Body(BaseModel):
 class DecisionRequest(_Body):
     order: Order = Field(description="One order, in the snapshot's order shape; its ship "
                                      "groups wait in a queue of its product store.")
-    commit: Literal[False] = Field(False, description="Reserve the stock and record the "
-                                                      "decision: not available yet, so only "
-                                                      "quotes (false) are accepted.")
-    idempotency_key: str | None = Field(None, max_length=200,
+    commit: bool = Field(False, description="Reserve the stock in the live state and record "
+                                            "the decision in the run store as a batch of one "
+                                            "(needs idempotency_key and a bearer token when "
+                                            "the service has one).")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200,
                                         description="With commit: the same key twice gives "
-                                                    "the same answer.")
+                                                    "the same answer and reserves once.")
 
     @field_validator("commit", mode="before")
     @classmethod
@@ -49,6 +52,8 @@ class Decision(_Body):
     lines: list[Allocation]
     unfilled: list[Unfillable]
     explanations: list[dict[str, Any]]
+    committed: bool
+    batches: list[str]
 
 
 class Problem(_Body):
@@ -65,11 +70,23 @@ def problem(status: int, title: str, detail: str | None = None,
                         headers=headers)
 
 
-def create_app(state: LiveState, store=None) -> FastAPI:
-    """The application for one live state and (optionally) a run store."""
+def create_app(state: LiveState, store=None, token: str | None = None) -> FastAPI:
+    """The application for one live state and (optionally) a run store. With ``token``,
+    every write (POST) needs `Authorization: Bearer <token>`."""
     responses = {status: {"model": Problem, "content": {PROBLEM: {}}}
-                 for status in (400, 404, 409, 422)}
+                 for status in (400, 401, 404, 409, 422)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
+
+    def writer(request: Request) -> None:
+        """Writes need the bearer token when the service has one."""
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+            raise HTTPException(401, "a bearer token is needed for this request",
+                                headers={"WWW-Authenticate": "Bearer"})
+    write = [Depends(writer)]
     app.state.live = state  # set here, not in a lifespan: test transports skip lifespans
     app.state.store = store
 
@@ -92,10 +109,13 @@ def create_app(state: LiveState, store=None) -> FastAPI:
     body_schema = {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/DecisionRequest"}}}}
 
-    @app.post("/v1/decisions", response_model=Decision,
+    @app.post("/v1/decisions", response_model=Decision, dependencies=write,
               openapi_extra={"requestBody": body_schema})
     async def decide(http: Request):
-        """Where one order would ship from, per line, with the explanation. No side effects.
+        """Where one order would ship from, per line, with the explanation. A quote has no
+        side effects; with `"commit": true` and an idempotency key the stock is reserved in
+        the live state and the decision recorded as a batch of one (the same key again gives
+        the same answer and reserves nothing more).
 
         The body is validated strictly as JSON (a number is not a string, `0` is not
         `false`); timestamps are ISO 8601 strings."""
@@ -106,11 +126,20 @@ def create_app(state: LiveState, store=None) -> FastAPI:
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
             return problem(422, "invalid request", f"{where}: {first['msg']}")
         try:
-            return state.quote(request.order)
+            if not request.commit:
+                return state.quote(request.order)
+            if request.idempotency_key is None:
+                return problem(422, "invalid request",
+                               "idempotency_key: needed with commit, so that a retry cannot "
+                               "reserve twice")
+            return await run_in_threadpool(state.commit, request.order,
+                                           request.idempotency_key, need_store())
+        except ConflictError as error:
+            return problem(409, "idempotency key reused", str(error))
         except DecisionError as error:
             return problem(422, "cannot decide this order", str(error))
 
-    @app.post("/v1/state/refresh")
+    @app.post("/v1/state/refresh", dependencies=write)
     def refresh() -> dict:
         """Reload the live state from its source."""
         try:
@@ -125,15 +154,14 @@ def create_app(state: LiveState, store=None) -> FastAPI:
             raise HTTPException(409, "this service has no run store (start it with --db)")
         return store
 
-    @app.post("/v1/groups/{name}/runs")
+    @app.post("/v1/groups/{name}/runs", dependencies=write)
     def run_group(name: str) -> dict:
-        """Run one group now against the live state, recorded as a batch (trigger api)."""
-        from ..ops.runner import run_recorded
+        """Run one group now against the live state (with what decisions took), recorded as
+        a batch (trigger api); what it takes stays taken for later decisions."""
         plan, group = state.group(name)
         if group is None:
             raise HTTPException(404, f"no group named {name!r}")
-        result, ids = run_recorded(need_store(), plan, state.snapshot, source_text=None,
-                                   trigger="api", group=name)
+        result, ids = state.run_group(plan, group, need_store())
         return {"batches": ids, "allocations": len(result["allocations"]),
                 "unfillable": len(result["unfillable"])}
 
@@ -159,6 +187,8 @@ def create_app(state: LiveState, store=None) -> FastAPI:
         """Prometheus text: decisions, their latency, batches by status."""
         lines = ["# TYPE routing_decisions_total counter",
                  f"routing_decisions_total {state.decisions}",
+                 "# TYPE routing_commits_total counter",
+                 f"routing_commits_total {state.commits_total}",
                  "# TYPE routing_decision_seconds histogram"]
         for bound in _BUCKETS:
             count = sum(1 for value in state.latencies if value <= bound)

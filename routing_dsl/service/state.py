@@ -1,21 +1,34 @@
 """The live state: the snapshot a service decides against, loaded from its source at start
-and on refresh, and quotes (decisions without side effects) computed against it."""
+and on refresh, plus what routing has taken since (stock, daily order counts, allocated
+lines), so that quotes, committed decisions and batches all see one another's consumption.
+
+Quotes change nothing. A commit runs as a batch of one through the run store (its product
+store's lock held, in this process and across processes) and is remembered by its
+idempotency key. A batch runs on the snapshot with everything taken so far applied, and what
+it takes is added in turn. A refresh replaces the snapshot and forgets what was taken: the
+source is expected to hold it by then.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..interpreter import run_plan
 from ..plan import Plan
-from ..snapshot import Order, Snapshot, SnapshotError, parse_snapshot
+from ..snapshot import Order, Snapshot, _integrity
 
 
 class DecisionError(Exception):
     """A decision request that cannot be decided as given (the message says why)."""
+
+
+class ConflictError(DecisionError):
+    """An idempotency key reused for a different order."""
 
 
 @dataclass
@@ -26,12 +39,28 @@ class LiveState:
     loaded_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     decisions: int = 0
+    commits_total: int = 0
     latencies: list[float] = field(default_factory=list)
+    # taken since the last refresh
+    consumed: dict = field(default_factory=lambda: defaultdict(float))   # (facility, product)
+    orders_added: dict = field(default_factory=lambda: defaultdict(int))  # facility
+    allocated: dict = field(default_factory=lambda: defaultdict(float))  # (order, sg, item)
+    commits: dict = field(default_factory=dict)  # idempotency key -> (order, answer)
+    _rows: dict = field(default_factory=dict)  # product -> its inventory rows
+    _store_locks: dict = field(default_factory=lambda: defaultdict(threading.Lock))
 
     def refresh(self) -> None:
         snapshot = self.source()
+        rows: dict[str, list] = defaultdict(list)
+        for row in snapshot.inventory:
+            rows[row.product].append(row)
         with self.lock:
             self.snapshot, self.loaded_at = snapshot, datetime.now(UTC)
+            self._rows = dict(rows)
+            self.consumed.clear()
+            self.orders_added.clear()
+            self.allocated.clear()
+            self.commits.clear()
 
     def group(self, name: str):
         for plan in self.plans:
@@ -40,28 +69,157 @@ class LiveState:
                     return plan, group
         return None, None
 
+    def store_lock(self, product_store: str) -> threading.Lock:
+        """The in-process lock of one product store: its batches and commits run one at a
+        time, each seeing what the previous took."""
+        with self.lock:
+            return self._store_locks[product_store]
+
+    # ---- decisions ----
     def quote(self, order: Order) -> dict:
         """Where ``order`` would ship from now: its lines' facilities, quantities, rules and
         distances, what would stay unfilled, and the explanation. Changes nothing."""
         started = time.perf_counter()
-        with self.lock:
-            snapshot = self.snapshot
-        if snapshot is None:
-            raise DecisionError("the live state is not loaded")
-        document = snapshot.model_dump(mode="json")
-        document["orders"] = [order.model_dump(mode="json")]
-        try:
-            single = parse_snapshot(document, "order")
-        except SnapshotError as error:
-            raise DecisionError("; ".join(error.problems)) from None
+        single = self._order_snapshot(order)
         lines, unfilled, explanations = [], [], []
         for plan in self.plans:
             result = run_plan(plan, single, explain=True, explain_orders={order.id})
             lines += result["allocations"]
             unfilled += result["unfillable"]
             explanations += result["explanations"]
-        self.decisions += 1
-        self.latencies.append(time.perf_counter() - started)
-        del self.latencies[:-10_000]
+        self._count(started)
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
-                "explanations": explanations}
+                "explanations": explanations, "committed": False, "batches": []}
+
+    def commit(self, order: Order, key: str, store) -> dict:
+        """Decide ``order`` and take its stock: recorded in ``store`` as a batch of one per
+        group, remembered under ``key`` (the same key again returns the same answer and takes
+        nothing more; with a different order it is a ConflictError)."""
+        from ..ops.runner import run_recorded
+        started = time.perf_counter()
+        with self.store_lock(order.product_store):
+            with self.lock:
+                known = self.commits.get(key)
+            if known is not None:
+                if known[0] != order:
+                    raise ConflictError(f"idempotency key {key!r} was used for another order")
+                return known[1]
+            single = self._order_snapshot(order)
+            lines, unfilled, explanations, batches = [], [], [], []
+            for plan in self.plans:
+                result, ids = run_recorded(store, plan, single, source_text=None,
+                                           trigger="api", explain=True,
+                                           explain_orders={order.id})
+                self.absorb(result)
+                lines += result["allocations"]
+                unfilled += result["unfillable"]
+                explanations += result["explanations"]
+                batches += ids
+            answer = {"order": order.id, "lines": lines, "unfilled": unfilled,
+                      "explanations": explanations, "committed": True, "batches": batches}
+            with self.lock:
+                self.commits[key] = (order, answer)
+                self.commits_total += 1
+        self._count(started)
+        return answer
+
+    def run_group(self, plan: Plan, group, store) -> tuple[dict, list[str]]:
+        """Run one group now on the live state, recorded as a batch; what it takes stays
+        taken for the decisions and batches that follow."""
+        from ..ops.runner import run_recorded
+        with self.store_lock(group.product_store):
+            result, ids = run_recorded(store, plan, self.batch_snapshot(), source_text=None,
+                                       trigger="api", group=group.name)
+            self.absorb(result)
+        return result, ids
+
+    def absorb(self, result: dict) -> None:
+        """Add what a result took to the state."""
+        with self.lock:
+            seen = set()
+            for allocation in result["allocations"]:
+                self.consumed[(allocation["facility"], allocation["product"])] += \
+                    allocation["quantity"]
+                self.allocated[(allocation["order"], allocation["ship_group"],
+                                allocation["item"])] += allocation["quantity"]
+                shipment = (allocation["order"], allocation["new_ship_group"])
+                if shipment not in seen:
+                    seen.add(shipment)
+                    self.orders_added[allocation["facility"]] += 1
+
+    def batch_snapshot(self) -> Snapshot:
+        """The snapshot with everything taken since the refresh applied: stock reduced,
+        order counts raised, and allocated quantities no longer open."""
+        with self.lock:
+            snapshot = self._loaded()
+            consumed, added = dict(self.consumed), dict(self.orders_added)
+            allocated = dict(self.allocated)
+        inventory = [row.model_copy(update={"atp": row.atp - consumed[(row.facility,
+                                                                        row.product)]})
+                     if (row.facility, row.product) in consumed else row
+                     for row in snapshot.inventory]
+        touched = {order for order, _, _ in allocated}
+        orders = [_without_allocated(o, allocated) if o.id in touched else o
+                  for o in snapshot.orders]
+        return snapshot.model_copy(update={
+            "inventory": inventory, "orders": orders,
+            "facilities": self._facilities(snapshot, added)})
+
+    # ---- helpers ----
+    def _loaded(self) -> Snapshot:
+        if self.snapshot is None:
+            raise DecisionError("the live state is not loaded")
+        return self.snapshot
+
+    def _facilities(self, snapshot: Snapshot, added: dict) -> list:
+        return [f.model_copy(update={"orders_today": f.orders_today + added[f.id]})
+                if f.id in added else f for f in snapshot.facilities]
+
+    def _order_snapshot(self, order: Order) -> Snapshot:
+        """A snapshot holding only ``order`` and the stock rows it can use (its products and
+        their styles' variants), with what was taken applied: built from validated parts, so
+        only the order's references are checked."""
+        with self.lock:
+            snapshot = self._loaded()
+            consumed, added = dict(self.consumed), dict(self.orders_added)
+            rows_by_product = self._rows
+        products = {i.product for g in order.ship_groups for i in g.items}
+        parents = {p.parent for p in snapshot.products if p.id in products and p.parent}
+        if parents:
+            products |= {p.id for p in snapshot.products if p.parent in parents}
+        inventory = []
+        for product in sorted(products):
+            for row in rows_by_product.get(product, ()):
+                taken = consumed.get((row.facility, row.product))
+                inventory.append(row if taken is None else
+                                 row.model_copy(update={"atp": row.atp - taken}))
+        single = Snapshot.model_construct(
+            format=snapshot.format, now=snapshot.now, timezone=snapshot.timezone,
+            product_stores=snapshot.product_stores,
+            facilities=self._facilities(snapshot, added), products=snapshot.products,
+            inventory=inventory, shipment_methods=snapshot.shipment_methods, orders=[order])
+        problems = [p for p in _integrity(single) if p.startswith("orders")]
+        if problems:
+            raise DecisionError("; ".join(problems[:5]))
+        return single
+
+    def _count(self, started: float) -> None:
+        with self.lock:
+            self.decisions += 1
+            self.latencies.append(time.perf_counter() - started)
+            del self.latencies[:-10_000]
+
+
+def _without_allocated(order: Order, allocated: dict) -> Order:
+    """``order`` with the quantities routing already allocated cancelled out of its lines
+    (the ordered quantity, which shares adjustments, stays)."""
+    groups = []
+    for group in order.ship_groups:
+        items = []
+        for item in group.items:
+            taken = allocated.get((order.id, group.id, item.id))
+            items.append(item if not taken else item.model_copy(update={
+                "cancel_quantity": min(item.quantity, item.cancel_quantity + taken)}))
+        groups.append(group.model_copy(update={"items": items}))
+    return order.model_copy(update={"ship_groups": groups})
+
