@@ -215,6 +215,7 @@ def test_the_api_never_answers_500_to_any_request(case):
 
 
 def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
+    import os
     import signal
     import socket
     import subprocess
@@ -231,7 +232,8 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "routing_dsl", "serve", str(EXAMPLE / "omnichannel.route"),
          "--source", str(EXAMPLE / "snapshot.json"), "--db", db, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=EXAMPLE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=EXAMPLE,
+        env={**os.environ, "ROUTING_TOKEN": "t0ken"})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -243,8 +245,19 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
                 pass
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        answer = httpx.post(f"{base}/v1/decisions", json={"order": DOCUMENT["orders"][1]})
+        body = {"order": DOCUMENT["orders"][1]}
+        assert httpx.post(f"{base}/v1/decisions", json=body).status_code == 401
+        token = {"Authorization": "Bearer t0ken"}
+        answer = httpx.post(f"{base}/v1/decisions", json=body, headers=token)
         assert answer.status_code == 200 and answer.json()["lines"]
+        commit = {**body, "commit": True, "idempotency_key": "checkout-1"}
+        committed = httpx.post(f"{base}/v1/decisions", json=commit, headers=token)
+        assert committed.status_code == 200 and committed.json()["committed"]
+        assert httpx.post(f"{base}/v1/decisions", json=commit, headers=token).json() == \
+            committed.json()
+        [batch] = committed.json()["batches"]
+        assert httpx.get(f"{base}/v1/batches/{batch}").json()["allocations"] == \
+            len(committed.json()["lines"])
         assert httpx.get(f"{base}/openapi.json").json()["paths"]["/v1/decisions"]
     finally:
         process.send_signal(signal.SIGTERM)
