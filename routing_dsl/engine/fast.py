@@ -69,7 +69,9 @@ class _FastContext(_Context):
         facility, product = fac_map[columns.facility], prod_map[columns.product]
         virtual = np.array([info.virtual for info in infos], np.bool_)
         rows = np.nonzero(columns.allow_brokering & ~virtual[facility])[0]
-        rows = rows[np.lexsort((facility[rows], product[rows]))]
+        # by product, then facility: one sort of a combined key (pairs are unique)
+        key = product[rows].astype(np.int64) * len(self.fac_ids) + facility[rows]
+        rows = rows[np.argsort(key)]
         self.s_row = rows
         self.s_fac = facility[rows]
         self.s_prod = product[rows]

@@ -109,6 +109,39 @@ def _sort_rows(keys, n, width, order, buffer):
 
 
 @njit(cache=True, inline="always")
+def _km(phi1, lam1, cos1, phi2, lam2, cos2):
+    """`interpreter._haversine_radians`, operation for operation."""
+    a = math.sin((phi2 - phi1) / 2) ** 2 + cos1 * cos2 * math.sin((lam2 - lam1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@njit(cache=True)
+def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_prod, it_open,
+                   it_excl_ptr, it_excl, p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
+                   r_safety_thr, pend_f, pend_p, pend_q, n_pend):
+    """The first ranked facility that can fill every one of the items ``ks`` in full (open
+    quantities of the same product summed, in item order), or -1."""
+    for h in range(n_rank):
+        f = int(keys[order[h], last])
+        ok = True
+        for o in range(n_k):
+            i = unit_items[u0 + ks[o]]
+            need = 0.0
+            for o2 in range(n_k):
+                i2 = unit_items[u0 + ks[o2]]
+                if it_prod[i2] == it_prod[i]:
+                    need += it_open[i2]
+            if not _can_serve(r, i, f, need, True, it_prod, it_open, it_excl_ptr, it_excl,
+                              p_ptr, s_fac, s_net, r_has_safety, r_safety_op, r_safety_thr,
+                              pend_f, pend_p, pend_q, n_pend):
+                ok = False
+                break
+        if ok:
+            return f
+    return -1
+
+
+@njit(cache=True, inline="always")
 def _excluded(it_excl_ptr, it_excl, i, f):
     for k in range(it_excl_ptr[i], it_excl_ptr[i + 1]):
         if it_excl[k] == f:
@@ -252,9 +285,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     if f_has[f] and u_has[u]:
                         has = True
                         if dist_stamp[f] != ui + 1:
-                            a = math.sin((u_phi[u] - f_phi[f]) / 2) ** 2 + f_cos[f] * u_cos[u] * \
-                                math.sin((u_lam[u] - f_lam[f]) / 2) ** 2
-                            km_cache[f] = 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+                            km_cache[f] = _km(f_phi[f], f_lam[f], f_cos[f], u_phi[u], u_lam[u],
+                                              u_cos[u])
                             dist_stamp[f] = ui + 1
                         d = km_cache[f]
                     else:
@@ -318,29 +350,17 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                                       r_sort_desc, r_sort_nf, r_seq, holders, products, keys,
                                       order_a, order_b)
                 last = 2 * r_nsort[r] + 2
-                for h in range(n_rank):
-                    f = int(keys[order[h], last])
-                    ok = True
+                f = _first_filling(r, open_k, n_open, u0, unit_items, order, n_rank, keys, last,
+                                   it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
+                                   r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p,
+                                   pend_q, n_pend)
+                if f >= 0:
                     for o in range(n_open):
                         i = unit_items[u0 + open_k[o]]
-                        need = 0.0
-                        for j in range(n_need):
-                            if need_p[j] == it_prod[i]:
-                                need = need_q[j]
-                        if not _can_serve(r, i, f, need, True, it_prod, it_open, it_excl_ptr,
-                                          it_excl, p_ptr, s_fac, s_net, r_has_safety,
-                                          r_safety_op, r_safety_thr, pend_f, pend_p, pend_q,
-                                          n_pend):
-                            ok = False
-                            break
-                    if ok:
-                        for o in range(n_open):
-                            i = unit_items[u0 + open_k[o]]
-                            pl_item[n_pl] = i
-                            pl_fac[n_pl] = f
-                            pl_qty[n_pl] = it_open[i]
-                            n_pl += 1
-                        break
+                        pl_item[n_pl] = i
+                        pl_fac[n_pl] = f
+                        pl_qty[n_pl] = it_open[i]
+                        n_pl += 1
             else:
                 # steps: one item, or (keep_item_groups_together) the open items of a group
                 n_steps = 0
@@ -369,32 +389,19 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                                           products, keys, order_a, order_b)
                     last = 2 * r_nsort[r] + 2
                     if r_keep[r] and it_group[first] >= 0:
-                        for h in range(n_rank):
-                            f = int(keys[order[h], last])
-                            ok = True
+                        f = _first_filling(r, step_k, n_step, u0, unit_items, order, n_rank,
+                                           keys, last, it_prod, it_open, it_excl_ptr, it_excl,
+                                           p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
+                                           r_safety_thr, pend_f, pend_p, pend_q, n_pend)
+                        if f >= 0:
                             for o in range(n_step):
                                 i = unit_items[u0 + step_k[o]]
-                                need = 0.0
-                                for o2 in range(n_step):
-                                    i2 = unit_items[u0 + step_k[o2]]
-                                    if it_prod[i2] == it_prod[i]:
-                                        need += it_open[i2]
-                                if not _can_serve(r, i, f, need, True, it_prod, it_open,
-                                                  it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
-                                                  r_has_safety, r_safety_op, r_safety_thr,
-                                                  pend_f, pend_p, pend_q, n_pend):
-                                    ok = False
-                                    break
-                            if ok:
-                                for o in range(n_step):
-                                    i = unit_items[u0 + step_k[o]]
-                                    pl_item[n_pl] = i
-                                    pl_fac[n_pl] = f
-                                    pl_qty[n_pl] = it_open[i]
-                                    n_pl += 1
-                                    n_pend = _add_pending(pend_f, pend_p, pend_q, n_pend, f,
-                                                          it_prod[i], it_open[i])
-                                break
+                                pl_item[n_pl] = i
+                                pl_fac[n_pl] = f
+                                pl_qty[n_pl] = it_open[i]
+                                n_pl += 1
+                                n_pend = _add_pending(pend_f, pend_p, pend_q, n_pend, f,
+                                                      it_prod[i], it_open[i])
                         continue
                     i = first
                     p = it_prod[i]
@@ -492,9 +499,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     a_new[row] = new
                     if f_has[f] and u_has[u]:
                         if dist_stamp[f] != ui + 1:
-                            a = math.sin((u_phi[u] - f_phi[f]) / 2) ** 2 + f_cos[f] * u_cos[u] * \
-                                math.sin((u_lam[u] - f_lam[f]) / 2) ** 2
-                            km_cache[f] = 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+                            km_cache[f] = _km(f_phi[f], f_lam[f], f_cos[f], u_phi[u], u_lam[u],
+                                              u_cos[u])
                             dist_stamp[f] = ui + 1
                         a_dist[row] = km_cache[f] / KM_PER_MILE if r_miles[r] else km_cache[f]
                     else:

@@ -268,9 +268,21 @@ class RunStore:
                 status="failed", finished=_now(), error=error))
 
     # ---- reading ----
-    def batches(self, limit: int = 100) -> list[BatchRecord]:
+    def batches(self, limit: int = 100, *, group: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                batch_id: str | None = None) -> list[BatchRecord]:
+        """Batches, newest first: of one group, started in [since, until), or one by id."""
+        query = sa.select(t.batches)
+        if group is not None:
+            query = query.where(t.batches.c.group_name == group)
+        if since is not None:
+            query = query.where(t.batches.c.started >= since)
+        if until is not None:
+            query = query.where(t.batches.c.started < until)
+        if batch_id is not None:
+            query = query.where(t.batches.c.id == batch_id)
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(t.batches).order_by(
+            rows = connection.execute(query.order_by(
                 t.batches.c.started.desc(), t.batches.c.id).limit(limit)).mappings()
             return [BatchRecord(row["id"], row["group_name"], row["product_store"],
                                 row["trigger"], row["status"], _utc(row["started"]),
@@ -278,6 +290,25 @@ class RunStore:
                                 row["attempted_items"], row["brokered_items"],
                                 row["allocations"], row["unfillable"], row["error"])
                     for row in rows]
+
+    def batch_detail(self, batch_id: str) -> dict | None:
+        """One batch with its runs, allocations, unfillable items and the plan it ran (its
+        source file's name and text), or None."""
+        found = self.batches(1, batch_id=batch_id)
+        if not found:
+            return None
+        with self.engine.connect() as connection:
+            plan = connection.execute(
+                sa.select(t.plans.c.source_name, t.plans.c.source_text, t.plans.c.plan_json)
+                .join(t.batches, t.batches.c.plan_hash == t.plans.c.hash)
+                .where(t.batches.c.id == batch_id)).mappings().one()
+
+            def rows(table) -> list[dict]:
+                query = sa.select(table).where(table.c.batch_id == batch_id).order_by(
+                    table.c.position)
+                return [dict(r) for r in connection.execute(query).mappings()]
+            return {"batch": found[0], "plan": dict(plan), "runs": rows(t.runs),
+                    "allocations": rows(t.allocations), "unfillable": rows(t.unfillable)}
 
     def history(self, *, order: str | None = None, group: str | None = None,
                 since: datetime | None = None, limit: int = 10_000) -> list[dict]:

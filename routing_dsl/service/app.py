@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
+from .console import mount_console
 from .state import ConflictError, DecisionError, LiveState
 
 PROBLEM = "application/problem+json"
@@ -216,6 +217,7 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
         return app.openapi_schema
 
     app.openapi = openapi
+    mount_console(app, state, store)
     return app
 
 

@@ -80,7 +80,7 @@ class LiveState:
         """Where ``order`` would ship from now: its lines' facilities, quantities, rules and
         distances, what would stay unfilled, and the explanation. Changes nothing."""
         started = time.perf_counter()
-        single = self._order_snapshot(order)
+        single = self.order_snapshot(order)
         lines, unfilled, explanations = [], [], []
         for plan in self.plans:
             result = run_plan(plan, single, explain=True, explain_orders={order.id})
@@ -104,7 +104,7 @@ class LiveState:
                 if known[0] != order:
                     raise ConflictError(f"idempotency key {key!r} was used for another order")
                 return known[1]
-            single = self._order_snapshot(order)
+            single = self.order_snapshot(order)
             lines, unfilled, explanations, batches = [], [], [], []
             for plan in self.plans:
                 result, ids = run_recorded(store, plan, single, source_text=None,
@@ -175,7 +175,7 @@ class LiveState:
         return [f.model_copy(update={"orders_today": f.orders_today + added[f.id]})
                 if f.id in added else f for f in snapshot.facilities]
 
-    def _order_snapshot(self, order: Order) -> Snapshot:
+    def order_snapshot(self, order: Order) -> Snapshot:
         """A snapshot holding only ``order`` and the stock rows it can use (its products and
         their styles' variants), with what was taken applied: built from validated parts, so
         only the order's references are checked."""
