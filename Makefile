@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_DIR := editor-support/vscode
 
-.PHONY: demo test venv goldens clean bench editor-test vsix
+.PHONY: demo test venv goldens clean bench editor-test vsix browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,21 @@ demo: $(STAMP)
 	$(BIN)/routing run $(VENV)/omnichannel.plan.json --snapshot examples/omnichannel/snapshot.json --out $(VENV)/omnichannel.result.json
 	$(BIN)/routing explain examples/omnichannel/omnichannel.route --snapshot examples/omnichannel/snapshot.json --order O-1002 --facility WH_NJ
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check routing_dsl tests examples
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory editor-test
+
+# The console's browser tests drive Debian's chromium: install it when it is missing and apt
+# can (as root); otherwise say so, and pytest reports those tests as skipped.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium for the console's browser tests (apt-get)"; \
+		apt-get install -y -q chromium >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+			|| echo "could not install chromium: the console's browser tests will be skipped"; \
+	else echo "chromium is missing and apt-get is not usable here: the console's browser tests will be skipped"; fi
 
 # TextMate grammar tests and a type check of the VS Code client, when Node.js is present.
 editor-test:

@@ -835,7 +835,9 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
 
     from .service.app import create_app
     from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], lambda: read_snapshot(snapshot_path, mapping))
+    state = LiveState([plan for plan, _ in plans], lambda: read_snapshot(snapshot_path, mapping),
+                      [path.read_text(encoding="utf-8") if path.suffix == ".route" else None
+                       for _, path in plans])
     state.refresh()
     for scheduler in schedulers:  # scheduled batches and decisions share one live state
         scheduler.source, scheduler.absorb = state.batch_snapshot, state.absorb

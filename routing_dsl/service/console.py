@@ -128,7 +128,7 @@ def _figures(detail: dict) -> dict:
         "mean_distance": mean, "unfilled": len(unfillable),
         "per_rule": [{"routing": r, "rule": rule, "allocations": e["allocations"],
                       "units": len(e["units"])} for (r, rule), e in per_rule.items()],
-        "reasons": [{"routing": r, "rule": rule, "action": action, "items": n}
+        "reasons": [{"routing": r, "rule": rule, "action": action, "count": n}
                     for (r, rule, action), n in reasons.most_common()],
         "order_ids": orders[:100], "more_orders": max(0, len(orders) - 100),
     }
@@ -237,12 +237,13 @@ def _highlight(text: str, name: str) -> str:
 
 
 def _replay(state, order_id: str) -> list[dict] | None:
-    """The order's explanation against the live state now, or None when it is not there."""
+    """The order's explanation against the live state as loaded (what a batch run first
+    after the load decided), or None when the order is not there."""
     snapshot = state.snapshot
     order = next((o for o in snapshot.orders if o.id == order_id), None) if snapshot else None
     if order is None:
         return None
-    single = state.order_snapshot(order)
+    single = state.order_snapshot(order, taken=False)
     explanations = []
     for plan in state.plans:
         explanations += run_plan(plan, single, explain=True,

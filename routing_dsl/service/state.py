@@ -35,6 +35,7 @@ class ConflictError(DecisionError):
 class LiveState:
     plans: list[Plan]
     source: Callable[[], Snapshot]
+    texts: list[str | None] = field(default_factory=list)  # each plan's .route text, if any
     snapshot: Snapshot | None = None
     loaded_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,6 +69,13 @@ class LiveState:
                 if group.name == name:
                     return plan, group
         return None, None
+
+    def text(self, plan: Plan) -> str | None:
+        """The .route text ``plan`` was compiled from, recorded with its batches."""
+        for known, text in zip(self.plans, self.texts, strict=False):
+            if known is plan:
+                return text
+        return None
 
     def store_lock(self, product_store: str) -> threading.Lock:
         """The in-process lock of one product store: its batches and commits run one at a
@@ -107,7 +115,7 @@ class LiveState:
             single = self.order_snapshot(order)
             lines, unfilled, explanations, batches = [], [], [], []
             for plan in self.plans:
-                result, ids = run_recorded(store, plan, single, source_text=None,
+                result, ids = run_recorded(store, plan, single, source_text=self.text(plan),
                                            trigger="api", explain=True,
                                            explain_orders={order.id})
                 self.absorb(result)
@@ -128,7 +136,8 @@ class LiveState:
         taken for the decisions and batches that follow."""
         from ..ops.runner import run_recorded
         with self.store_lock(group.product_store):
-            result, ids = run_recorded(store, plan, self.batch_snapshot(), source_text=None,
+            result, ids = run_recorded(store, plan, self.batch_snapshot(),
+                                       source_text=self.text(plan),
                                        trigger="api", group=group.name)
             self.absorb(result)
         return result, ids
@@ -175,13 +184,14 @@ class LiveState:
         return [f.model_copy(update={"orders_today": f.orders_today + added[f.id]})
                 if f.id in added else f for f in snapshot.facilities]
 
-    def order_snapshot(self, order: Order) -> Snapshot:
+    def order_snapshot(self, order: Order, taken: bool = True) -> Snapshot:
         """A snapshot holding only ``order`` and the stock rows it can use (its products and
-        their styles' variants), with what was taken applied: built from validated parts, so
-        only the order's references are checked."""
+        their styles' variants), with what was taken applied (unless not ``taken``: as
+        loaded): built from validated parts, so only the order's references are checked."""
         with self.lock:
             snapshot = self._loaded()
-            consumed, added = dict(self.consumed), dict(self.orders_added)
+            consumed = dict(self.consumed) if taken else {}
+            added = dict(self.orders_added) if taken else {}
             rows_by_product = self._rows
         products = {i.product for g in order.ship_groups for i in g.items}
         parents = {p.parent for p in snapshot.products if p.id in products and p.parent}
