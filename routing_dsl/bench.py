@@ -633,7 +633,7 @@ def scaling_svg(reports: list[dict]) -> str:
     for panel, axis in enumerate(SCALING_GRID):
         rows = [(r[axis], v) for r, v in zip(reports, per_sg, strict=True) if r["axis"] == axis]
         left = panel * width + pad
-        inner_w, inner_h = width - pad - 10, height - 2 * pad
+        inner_w, inner_h = width - pad - 40, height - 2 * pad
         low, high = min(x for x, _ in rows), max(x for x, _ in rows)
 
         def px(x, left=left, low=low, high=high, inner_w=inner_w):
@@ -659,3 +659,75 @@ def scaling_svg(reports: list[dict]) -> str:
         parts.append(f'<text x="{left}" y="{pad - 12}">route time per ship group (µs)</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def service_latency(facilities: int = 1000, decisions: int = 300, clients: int = 4) -> str:
+    """A load generator on loopback against a live `routing serve`: quotes for 3-line orders
+    against ``facilities`` facilities, one at a time (latency) and from ``clients`` threads
+    at once (throughput)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import httpx
+    import orjson
+
+    from .scenarios import PLAN, Scenario
+    from .scenarios import generate as generate_scenario
+
+    with tempfile.TemporaryDirectory(prefix="routing-service-bench-") as temporary:
+        folder = Path(temporary)
+        document = generate_scenario(Scenario(orders=2000, facilities=facilities, skus=2000))
+        orders = [o for o in document["orders"]
+                  if sum(len(g["items"]) for g in o["ship_groups"]) == 3][:decisions]
+        (folder / "snapshot.json").write_bytes(orjson.dumps(document))
+        (folder / "bench.route").write_text(PLAN, encoding="utf-8")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "routing_dsl", "serve", str(folder / "bench.route"),
+             "--source", str(folder / "snapshot.json"), "--db", f"sqlite:///{folder}/r.db",
+             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        if client.get("/healthz").json()["status"] == "ok":
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("routing serve did not start")
+                    time.sleep(0.2)
+                for order in orders[:20]:  # warm up
+                    client.post("/v1/decisions", json={"order": order})
+                latencies = []
+                for order in orders:
+                    started = time.perf_counter()
+                    answer = client.post("/v1/decisions", json={"order": order})
+                    latencies.append(time.perf_counter() - started)
+                    answer.raise_for_status()
+
+            def post(order) -> None:
+                with httpx.Client(base_url=base, timeout=30) as own:
+                    own.post("/v1/decisions", json={"order": order}).raise_for_status()
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(post, orders))
+            rate = len(orders) / (time.perf_counter() - started)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    return (f"service: {len(orders)} quotes of 3-line orders, {facilities:,} facilities, on "
+            f"loopback\n  latency:    p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
+            f"(target p99 <= 10 ms)\n  throughput: {rate:,.0f} decisions/s from {clients} "
+            f"clients at once (target 1,000)")

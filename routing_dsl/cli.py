@@ -880,16 +880,23 @@ def lsp() -> None:
 @click.option("--baseline-orders", type=click.IntRange(1), default=100_000, show_default=True,
               help="With --scenario: route the first N orders with the SQL baseline too (it "
                    "manages about 1,000 ship groups/s).")
+@click.option("--service", "service_only", is_flag=True,
+              help="Only the service's latency and throughput, with a load generator on "
+                   "loopback against a live `routing serve`.")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          scaling_plot: Path | None) -> None:
+          service_only: bool, scaling_plot: Path | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
+    if service_only:
+        from .bench import service_latency
+        click.echo(service_latency(facilities))
+        return
     if scaling_plot is not None:
         from .bench import run_scaling, scaling_svg, scaling_table
         reports = run_scaling()

@@ -102,3 +102,9 @@ def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
                                         "--out", str(out)])
     assert written.exit_code == 0, written.output
     assert len(json.loads(out.read_text())["orders"]) == 50
+
+
+def test_the_service_load_generator_reports_latency_and_throughput():
+    from routing_dsl.bench import service_latency
+    report = service_latency(facilities=40, decisions=20, clients=2)
+    assert "p99" in report and "decisions/s" in report
