@@ -689,10 +689,13 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
+        database = f"sqlite:///{folder}/runs.db"
+        subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", database],
+                       check=True, capture_output=True)
         process = subprocess.Popen(
             [sys.executable, "-m", "routing_dsl", "serve", str(folder / "bench.route"),
-             "--source", str(folder / "snapshot.json"), "--db", f"sqlite:///{folder}/r.db",
-             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--source", str(folder / "snapshot.json"), "--db", database, "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=30) as client:
@@ -704,7 +707,9 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
                     except httpx.TransportError:
                         pass
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("routing serve did not start")
+                        process.kill()
+                        raise RuntimeError("routing serve did not start: "
+                                           + process.communicate()[1].decode()[-500:])
                     time.sleep(0.2)
                 for order in orders[:20]:  # warm up
                     client.post("/v1/decisions", json={"order": order})
@@ -715,16 +720,21 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
                     latencies.append(time.perf_counter() - started)
                     answer.raise_for_status()
 
-            def post(order) -> None:
-                with httpx.Client(base_url=base, timeout=30) as own:
-                    own.post("/v1/decisions", json={"order": order}).raise_for_status()
+            import threading
+            local = threading.local()
+
+            def post(order) -> None:  # one keep-alive connection per client
+                if not hasattr(local, "client"):
+                    local.client = httpx.Client(base_url=base, timeout=30)
+                local.client.post("/v1/decisions", json={"order": order}).raise_for_status()
             started = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(post, orders))
             rate = len(orders) / (time.perf_counter() - started)
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=30)
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
     return (f"service: {len(orders)} quotes of 3-line orders, {facilities:,} facilities, on "

@@ -171,7 +171,7 @@ def test_an_internal_error_is_reported_without_a_traceback(monkeypatch):
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr(cli, "run_plan", broken)
+    monkeypatch.setattr(cli, "route", broken)
     monkeypatch.delenv("ROUTING_DEBUG", raising=False)
     result = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
     assert result.exit_code == 3

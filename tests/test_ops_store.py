@@ -36,9 +36,15 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+# Routing that holds its store's lock for several seconds, long after a second process has
+# started and loaded the snapshot (the fast engine routes this in a fraction of a second).
+SLOWLY = ["--engine", "reference", "--explain"]
+
+
 @pytest.fixture(scope="module")
 def slow_run(tmp_path_factory):
-    """A plan and a snapshot that take a few seconds to route: time to kill or race a run."""
+    """A plan and a snapshot that take a few seconds to route (on the reference engine, see
+    SLOWLY): time to kill or race a run."""
     from routing_dsl.bench import BENCH_ROUTE, generate
     folder = tmp_path_factory.mktemp("slow")
     (folder / "big.json").write_text(
@@ -119,7 +125,7 @@ def test_a_killed_run_leaves_no_partial_batch_and_is_closed_next_time(db_url, tm
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
     process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "run", str(route),
                                 "--snapshot", str(big), "--db", db_url, "--out",
-                                str(tmp_path / "r.json")],
+                                str(tmp_path / "r.json"), *SLOWLY],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = RunStore(db_url)
     deadline = time.monotonic() + 60
@@ -179,7 +185,8 @@ def test_two_processes_racing_for_one_store_one_runs_the_other_is_skipped(db_url
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
     command = [sys.executable, "-m", "routing_dsl", "run", str(route), "--snapshot", str(big),
                "--db", db_url, "--out", "-"]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen([*command, *SLOWLY], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
     store = RunStore(db_url)
     deadline = time.monotonic() + 60
     while not [b for b in store.batches() if b.status == "running"]:
@@ -303,7 +310,7 @@ def test_a_batch_that_is_still_running_elsewhere_is_not_closed(db_url, slow_run)
     route, big = slow_run
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
     process = subprocess.Popen([sys.executable, "-m", "routing_dsl", "run", str(route),
-                                "--snapshot", str(big), "--db", db_url, "--out", "-"],
+                                "--snapshot", str(big), "--db", db_url, "--out", "-", *SLOWLY],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = RunStore(db_url)
     deadline = time.monotonic() + 60
