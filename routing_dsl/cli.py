@@ -354,6 +354,36 @@ def dump_result(result: dict, pretty: bool = False) -> bytes:
     return orjson.dumps(result, option=option) + b"\n"
 
 
+_WHAT_IF = click.option(
+    "--what-if", "what_ifs", multiple=True, metavar="CHANGE",
+    help="Change the snapshot in memory first (repeatable): `close F`, `stock P at F = N`, "
+         "`limit F N|none`."), click.option(
+    "--what-if-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="What-if changes, one per line (# comments).")
+
+
+def what_if_options(command):
+    """The two options above, on one command."""
+    return _WHAT_IF[0](_WHAT_IF[1](command))
+
+
+def read_what_ifs(statements: tuple[str, ...], patch: Path | None) -> list:
+    from .authoring.whatif import WhatIfError, parse, read_patch
+    try:
+        changes = read_patch(patch) if patch is not None else []
+        return changes + [parse(statement) for statement in statements]
+    except WhatIfError as error:
+        raise InputError(printable(str(error))) from None
+
+
+def apply_what_ifs(snapshot: Snapshot, changes: list) -> Snapshot:
+    from .authoring.whatif import WhatIfError, apply
+    try:
+        return apply(snapshot, changes)
+    except WhatIfError as error:
+        raise InputError(printable(str(error))) from None
+
+
 @main.command("compile")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -425,17 +455,20 @@ def summarize(result: dict) -> str:
               help="fast: the columnar, compiled engine; reference: the interpreter that "
                    "states the semantics (same results); auto: fast unless the plan or "
                    "--explain needs the reference engine.")
+@what_if_options
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         group: str | None, routing: str | None, pretty: bool, explain: bool,
         facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
-        engine: str) -> None:
+        engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
     try:
         engine = choose(plan, engine, explain=explain)
     except FastUnsupported as error:
         raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
-    snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast")
+    changes = read_what_ifs(what_ifs, what_if_file)
+    snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast" and not changes)
+    snapshot = apply_what_ifs(snapshot, changes)
     # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
     # millions of objects again and again while routing allocates (about 9% of routing time).
     gc.collect()
@@ -562,6 +595,85 @@ def _keys(keys: dict) -> str:
         shown = [f"{s} {keys['distance_unit']}" if s.startswith("distance ") else s
                  for s in shown]
     return f" [{', '.join(shown)}]" if shown else ""
+
+
+def load_plan_spec(spec: str) -> Plan:
+    """A plan from a path (a .route file or a compiled plan) or from `git:REV:path` (the file
+    as it was at that revision; its imports resolve against the working tree)."""
+    if not spec.startswith("git:"):
+        path = Path(spec)
+        if not path.is_file():
+            raise InputError(f"{spec}: no such file")
+        return load_plan_or_source(path)
+    revision, _, inside = spec[4:].partition(":")
+    if not revision or not inside:
+        raise InputError(f"{spec}: expected git:REVISION:PATH, e.g. git:HEAD~1:rules.route")
+    import subprocess
+    shown = subprocess.run(["git", "show", f"{revision}:{inside}"], capture_output=True)
+    if shown.returncode != 0:
+        reason = shown.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError(f"{spec}: git show failed: {reason[-1] if reason else 'no output'}")
+    name = Path(inside).name
+    if name.endswith(".json"):
+        try:
+            return load_plan(shown.stdout, spec)
+        except PlanError as error:
+            raise InputError(str(error)) from None
+    if not name.endswith(".route"):
+        raise InputError(f"{spec}: expected a .route file or a compiled plan (.json)")
+    try:
+        text = shown.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{spec}: not UTF-8 text") from None
+    # imports resolve against the working tree, next to where the file lives in it
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                         text=True).stdout.strip()
+    where = Path.cwd() / inside if inside.startswith("./") else Path(top or ".") / inside
+    result = Workspace().check_text(text, name=spec, path=where)
+    errors = [d for d in result.diagnostics if d.is_error]
+    if errors:
+        print_diagnostics(errors, "text")
+        click.echo(f"{spec}: not compiled: {summary(errors)}", err=True)
+        sys.exit(1)
+    return compile_program(result.program)
+
+
+@main.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option("--snapshot", "snapshot_path", required=True, metavar="SNAPSHOT",
+              help="Snapshot file or folder, or a database URL.")
+@mapping_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit 2 when a unit changed (0 when none did), for CI.")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+@what_if_options
+def diff(old: str, new: str, snapshot_path: str, mapping: Path | None, output_format: str,
+         exit_code: bool, engine: str, what_ifs: tuple[str, ...],
+         what_if_file: Path | None) -> None:
+    """Run two versions of the rules (files, plans or git:REV:path) on one snapshot and show
+    every unit whose routing changed, with figures before and after. Exit 0, or with
+    --exit-code 2 when something changed; 1 when the input is wrong."""
+    from .authoring.diff import diff_plans, render
+    try:
+        plans = load_plan_spec(old), load_plan_spec(new)
+        changes = read_what_ifs(what_ifs, what_if_file)
+        snapshot = apply_what_ifs(read_snapshot(snapshot_path, mapping), changes)
+    except InputError as error:  # diff's convention (as terraform plan's): 1 for any error
+        error.exit_code = 1
+        raise
+    except SystemExit as stop:
+        raise SystemExit(1 if stop.code else 0) from None
+    result = diff_plans(*plans, snapshot, engine)
+    if output_format == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        say("\n".join(printable(line) for line in
+                       render(result, old, new, str(snapshot_path)).split("\n")))
+    if exit_code and result.changes:
+        sys.exit(2)
 
 
 @main.command()
