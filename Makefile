@@ -18,6 +18,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/routing check examples/
 	$(BIN)/routing fmt --check examples/
+	$(BIN)/routing test examples/ --coverage
 	$(BIN)/routing compile examples/omnichannel/omnichannel.route -o $(VENV)/omnichannel.plan.json
 	$(BIN)/routing run $(VENV)/omnichannel.plan.json --snapshot examples/omnichannel/snapshot.json --out $(VENV)/omnichannel.result.json
 	$(BIN)/routing explain examples/omnichannel/omnichannel.route --snapshot examples/omnichannel/snapshot.json --order O-1002 --facility WH_NJ

@@ -597,6 +597,68 @@ def _keys(keys: dict) -> str:
     return f" [{', '.join(shown)}]" if shown else ""
 
 
+@main.command("test")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Also write the results as JUnit XML, for CI.")
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="Report which rules fired and were passed over, and which inventory "
+                   "conditions were seen true and false.")
+@click.option("--coverage-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="Fail (exit 1) when coverage is below this.")
+def test_command(paths: tuple[str, ...], junit_path: Path | None, show_coverage: bool,
+                 coverage_format: str, fail_under: float | None) -> None:
+    """Run rule tests: .routetest files (TOML; see docs/authoring.md) given, or found under
+    the folders given (default: the current one). Exit 0 when every case passes, 1 when one
+    fails (or coverage is under --fail-under), 2 when a test file cannot be run."""
+    from .authoring.ruletests import Coverage, TestFileError, junit, run_file
+    files: list[Path] = []
+    for given in paths or (".",):
+        path = Path(given)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*.routetest")
+                            if not any(part.startswith(".") for part in p.parts))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{given}: no such file or directory")
+    if not files:
+        raise InputError("no .routetest files found")
+    coverage = Coverage() if show_coverage or fail_under is not None else None
+    results = []
+    for file in files:
+        try:
+            results += run_file(file, coverage)
+        except TestFileError as error:
+            raise InputError(printable(str(error))) from None
+    for result in results:
+        if result.passed:
+            say(f"PASS {printable(result.file)}: {printable(result.name)}")
+        else:
+            say(f"FAIL {printable(result.file)}: {printable(result.name)}", err=True)
+            for failure in result.failures:
+                say("\n".join("  " + printable(line) for line in failure.splitlines()),
+                    err=True)
+    failed = sum(not r.passed for r in results)
+    say(f"{len(results) - failed} passed, {failed} failed")
+    if junit_path is not None:
+        write_atomically(junit_path, junit(results))
+    under = False
+    if coverage is not None:
+        if coverage_format == "json":
+            click.echo(json.dumps(coverage.to_json(), indent=2))
+        elif show_coverage:
+            say("\n".join(printable(line) for line in coverage.text().splitlines()))
+        if fail_under is not None and coverage.percent() + 1e-9 < fail_under:
+            say(f"error: coverage {coverage.percent():.1f}% is under {fail_under:g}%",
+                err=True)
+            under = True
+    if failed or under:
+        sys.exit(1)
+
+
 def load_plan_spec(spec: str) -> Plan:
     """A plan from a path (a .route file or a compiled plan) or from `git:REV:path` (the file
     as it was at that revision; its imports resolve against the working tree)."""

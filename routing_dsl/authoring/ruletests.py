@@ -1,0 +1,317 @@
+"""Rule tests: `.routetest` files (TOML) that pin down where orders go.
+
+    rules = "omnichannel.route"        # relative to the test file
+    snapshot = "snapshot.json"         # the base snapshot (a path, or a table inline)
+
+    [[case]]
+    name = "a warehouse ships a whole order"
+    expect = [
+      { order = "O-1001", facility = "WH_NJ", rule = "Nearest warehouse ships everything" },
+      { order = "O-1004", unfilled = true, action = "moved" },
+    ]
+
+    [[case]]
+    name = "with Brooklyn closed"
+    what_if = ["close ST_BKN"]          # changes on the base snapshot (see whatif)
+    columns = ["order", "item", "facility"]
+    rows = [["O-1003", "00002", "ST_NYC"]]
+
+A case may give its own `snapshot`. An expectation names an `order` (and optionally a
+`ship_group` and an `item`) and checks any of: `facility` and `rule` (every allocation of those
+lines), `quantity` (their total allocated), `unfilled` (whether something stayed open) and
+`action` (what happened to it: moved, left, auto_cancel_set, auto_cancel_cleared). A failure
+shows what was expected, what happened, and the rules the order went through.
+
+Coverage: each case runs with explanations; a rule *fired* when it allocated, was *passed
+over* when it was tried and allocated nothing; an inventory condition was seen *true* when its
+rule chose a facility, and *false* when it was the first condition to exclude one.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+from ..checker import Workspace
+from ..compiler import compile_program
+from ..interpreter import run_plan
+from ..plan import Plan
+from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
+from . import whatif
+
+CHECKS = ("facility", "rule", "quantity", "unfilled", "action")
+KEYS = ("order", "ship_group", "item")
+
+
+class TestFileError(Exception):
+    """A test file that cannot be run (the message names the file and the problem)."""
+
+
+@dataclass
+class CaseResult:
+    file: str
+    name: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class Coverage:
+    """Per (rules file, routing, rule): fired, passed over; per condition (its source label):
+    true, false."""
+
+    rules: dict[tuple, dict] = field(default_factory=dict)
+    conditions: dict[tuple, dict] = field(default_factory=dict)
+
+    def add_plan(self, plan: Plan) -> None:
+        for group in plan.groups:
+            for routing in group.routings:
+                for rule in routing.rules:
+                    key = (plan.source, routing.name, rule.name)
+                    self.rules.setdefault(key, {"fired": False, "passed_over": False})
+                    for condition in rule.conditions:
+                        if condition.source is not None:
+                            label = (*key, condition.source.label(), _condition_text(condition))
+                            self.conditions.setdefault(label, {"true": False, "false": False})
+
+    def add_run(self, plan: Plan, result: dict) -> None:
+        for entry in result.get("explanations", []):
+            for rule in entry["rules"]:
+                key = (plan.source, entry["routing"], rule["rule"])
+                seen = self.rules.setdefault(key, {"fired": False, "passed_over": False})
+                seen["fired" if rule["outcome"] != "nothing" else "passed_over"] = True
+                for label, state in self.conditions.items():
+                    if label[:3] != key:
+                        continue
+                    if rule["chosen"]:
+                        state["true"] = True
+                    if any(reason.get("source") == label[3] for reason in rule["not_chosen"]):
+                        state["false"] = True
+
+    def percent(self) -> float:
+        seen = sum(v for state in self.rules.values() for v in state.values()) + sum(
+            v for state in self.conditions.values() for v in state.values())
+        total = 2 * (len(self.rules) + len(self.conditions))
+        return 100.0 * seen / total if total else 100.0
+
+    def to_json(self) -> dict:
+        return {"percent": round(self.percent(), 1),
+                "rules": [{"file": f, "routing": r, "rule": n, **state}
+                          for (f, r, n), state in self.rules.items()],
+                "conditions": [{"file": f, "routing": r, "rule": n, "source": s,
+                                "condition": c, **state}
+                               for (f, r, n, s, c), state in self.conditions.items()]}
+
+    def text(self) -> str:
+        lines = [f"coverage: {self.percent():.0f}% ("
+                 f"{sum(s['fired'] for s in self.rules.values())}/{len(self.rules)} rules fired, "
+                 f"{sum(s['passed_over'] for s in self.rules.values())}/{len(self.rules)} passed "
+                 f"over, {sum(s['true'] for s in self.conditions.values())}/"
+                 f"{len(self.conditions)} conditions seen true, "
+                 f"{sum(s['false'] for s in self.conditions.values())}/{len(self.conditions)} "
+                 "seen false)"]
+        for (file, routing, rule), state in self.rules.items():
+            lines.append(f"  {file}: {routing} / {rule}: "
+                         f"{_marks(state, 'fired', 'passed over')}")
+            for (f, r, n, source, text), seen in self.conditions.items():
+                if (f, r, n) == (file, routing, rule):
+                    lines.append(f"      {text} ({source}): {_marks(seen, 'true', 'false')}")
+        return "\n".join(lines)
+
+
+def run_file(path: Path, coverage: Coverage | None = None) -> list[CaseResult]:
+    """Run every case of one test file."""
+    document = _read(path)
+    plan = _plan(path, document)
+    if coverage is not None:
+        coverage.add_plan(plan)
+    base = document.get("snapshot")
+    cases = document.get("case", [])
+    if not isinstance(cases, list) or not cases:
+        raise TestFileError(f"{path}: no [[case]] to run")
+    results = []
+    for number, case in enumerate(cases, start=1):
+        name = case.get("name") or f"case {number}"
+        where = f"{path}: case {name!r}"
+        snapshot = _snapshot(path, case.get("snapshot", base), where)
+        try:
+            changes = [whatif.parse(text, f"{where}: what_if") for text in
+                       _strings(case.get("what_if", []), f"{where}: what_if")]
+            snapshot = whatif.apply(snapshot, changes)
+        except whatif.WhatIfError as error:
+            raise TestFileError(str(error)) from None
+        expectations = _expectations(case, where)
+        outcome = run_plan(plan, snapshot, explain=True)
+        if coverage is not None:
+            coverage.add_run(plan, outcome)
+        result = CaseResult(str(path), name)
+        for expectation in expectations:
+            problem = _check(expectation, outcome)
+            if problem:
+                result.failures.append(problem + _explained(outcome, expectation["order"]))
+        results.append(result)
+    return results
+
+
+def junit(results: list[CaseResult]) -> bytes:
+    """JUnit XML: one test suite per file, one test case per case."""
+    suites = ElementTree.Element("testsuites")
+    for file in dict.fromkeys(r.file for r in results):
+        mine = [r for r in results if r.file == file]
+        suite = ElementTree.SubElement(suites, "testsuite", name=file, tests=str(len(mine)),
+                                       failures=str(sum(not r.passed for r in mine)))
+        for result in mine:
+            case = ElementTree.SubElement(suite, "testcase", classname=file, name=result.name)
+            for failure in result.failures:
+                element = ElementTree.SubElement(case, "failure",
+                                                 message=failure.splitlines()[0])
+                element.text = failure
+    return ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True)
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise TestFileError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise TestFileError(f"{path}: not valid TOML: {error}") from None
+
+
+def _plan(path: Path, document: dict) -> Plan:
+    rules = document.get("rules")
+    if not isinstance(rules, str):
+        raise TestFileError(f"{path}: `rules` must name the .route file the cases test")
+    source = (path.parent / rules)
+    if source.suffix != ".route" or not source.is_file():
+        raise TestFileError(f"{path}: rules {rules!r}: no such .route file")
+    result = Workspace().check_path(source)
+    errors = [d for d in result.diagnostics if d.is_error]
+    if errors:
+        first = errors[0]
+        raise TestFileError(f"{path}: rules {rules!r} do not compile: {first.code} "
+                            f"{first.message} (`routing check {source}` shows all)")
+    return compile_program(result.program)
+
+
+def _snapshot(path: Path, given, where: str) -> Snapshot:
+    try:
+        if isinstance(given, dict):
+            return parse_snapshot(given, f"{where}: snapshot")
+        if isinstance(given, str):
+            return load_snapshot(path.parent / given)
+    except SnapshotError as error:
+        raise TestFileError("; ".join(error.problems[:3])) from None
+    raise TestFileError(f"{where}: needs a `snapshot` (a path, or a table), here or at the top")
+
+
+def _strings(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TestFileError(f"{where}: must be a list of strings")
+    return value
+
+
+def _expectations(case: dict, where: str) -> list[dict]:
+    unknown = set(case) - {"name", "snapshot", "what_if", "expect", "columns", "rows"}
+    if unknown:
+        raise TestFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    found = list(case.get("expect", []))
+    columns = case.get("columns")
+    for row in case.get("rows", []):
+        if not isinstance(columns, list) or len(row) != len(columns):
+            raise TestFileError(f"{where}: each row needs one value per column {columns}")
+        found.append(dict(zip(columns, row, strict=True)))
+    if not found:
+        raise TestFileError(f"{where}: nothing to check (give `expect` or `columns` and `rows`)")
+    for expectation in found:
+        if not isinstance(expectation, dict) or "order" not in expectation:
+            raise TestFileError(f"{where}: every expectation names an `order`")
+        unknown = set(expectation) - set(KEYS) - set(CHECKS)
+        if unknown:
+            raise TestFileError(f"{where}: unknown check {sorted(unknown)[0]!r} (checks: "
+                                f"{', '.join(CHECKS)})")
+        if not set(expectation) & set(CHECKS):
+            raise TestFileError(f"{where}: the expectation for {expectation['order']} checks "
+                                f"nothing (checks: {', '.join(CHECKS)})")
+    return found
+
+
+# ---- checking ---------------------------------------------------------------------------------
+
+def _matches(row: dict, expectation: dict) -> bool:
+    return all(row[k] == expectation[k] for k in KEYS if k in expectation)
+
+
+def _check(expectation: dict, result: dict) -> str | None:
+    placed = [a for a in result["allocations"] if _matches(a, expectation)]
+    left = [u for u in result["unfillable"] if _matches(u, expectation)]
+    what = " ".join(f"{k} {expectation[k]}" for k in KEYS if k in expectation)
+    problems = []
+    for check in ("facility", "rule"):
+        if check in expectation:
+            actual = sorted({a[check] for a in placed})
+            if actual != [expectation[check]]:
+                problems.append(f"{check}: expected {expectation[check]!r}, got "
+                                f"{', '.join(map(repr, actual)) or 'no allocation'}")
+    if "quantity" in expectation:
+        total = sum(a["quantity"] for a in placed)
+        if abs(total - expectation["quantity"]) > 1e-9:
+            problems.append(f"quantity: expected {expectation['quantity']}, got {total:g}")
+    # a line left open by one routing may be filled by a later one: it is open at the end
+    # when no routing after its last unfilled record allocated it
+    runs = [run["routing"] for batch in result["batches"] for run in batch["runs"]]
+    order = {name: position for position, name in enumerate(runs)}
+    last: dict[tuple, dict] = {}
+    for u in left:
+        last[(u["ship_group"], u["item"])] = u
+    still_open = [u for key, u in last.items() if not any(
+        (a["ship_group"], a["item"]) == key
+        and order.get(a["routing"], -1) > order.get(u["routing"], -1) for a in placed)]
+    if "unfilled" in expectation and bool(still_open) != bool(expectation["unfilled"]):
+        shown = ", ".join(f"{u['item']} x{u['quantity']:g} ({u['action']})" for u in still_open)
+        problems.append(f"unfilled: expected {bool(expectation['unfilled'])}, got "
+                        f"{shown or 'everything filled'}")
+    if "action" in expectation:
+        actions = sorted({u["action"] for u in still_open})
+        if actions != [expectation["action"]]:
+            problems.append(f"action: expected {expectation['action']!r}, got "
+                            f"{', '.join(map(repr, actions)) or 'nothing left open'}")
+    if not problems:
+        return None
+    return f"{what}: " + "; ".join(problems)
+
+
+def _explained(result: dict, order: str) -> str:
+    lines = []
+    for entry in result.get("explanations", []):
+        if entry["order"] != order:
+            continue
+        for rule in entry["rules"]:
+            chosen = ", ".join(c["facility"] for c in rule["chosen"])
+            reasons = "; ".join(f"{r['condition']}: {r['count']}" for r in rule["not_chosen"][:3])
+            lines.append(f"    {entry['routing']} / {rule['rule']}: {rule['outcome']}"
+                         + (f" ({chosen})" if chosen else "")
+                         + (f"; not chosen: {reasons}" if reasons else ""))
+    return ("\n  what happened:\n" + "\n".join(lines)) if lines else \
+        "\n  what happened: no routing took the order"
+
+
+def _condition_text(condition) -> str:
+    if condition.field == "facility_group":
+        ids = condition.ids[0] if len(condition.ids) == 1 else f"[{', '.join(condition.ids)}]"
+        return f"facility_group {condition.op} {ids}"
+    number = condition.number
+    shown = int(number) if number is not None and float(number).is_integer() else number
+    return f"{condition.field} {condition.op} {shown}"
+
+
+def _marks(state: dict, yes: str, no: str) -> str:
+    keys = list(state)
+    return f"{yes} {'yes' if state[keys[0]] else 'NO'}, {no} {'yes' if state[keys[1]] else 'NO'}"

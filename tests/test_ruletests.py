@@ -1,0 +1,150 @@
+"""`routing test`: rule tests in .routetest files, their failures, JUnit XML and coverage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from routing_dsl.cli import main
+
+from .conftest import ROOT
+
+EXAMPLES = ROOT / "examples"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["test", *[str(a) for a in args]])
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The omnichannel example in a folder of its own, with its catalog."""
+    shutil.copy(EXAMPLES / "catalog.route", tmp_path / "catalog.route")
+    (tmp_path / "rules.route").write_text((EXAMPLES / "omnichannel" / "omnichannel.route")
+                                          .read_text().replace('"../catalog.route"',
+                                                               '"catalog.route"'))
+    shutil.copy(EXAMPLES / "omnichannel" / "snapshot.json", tmp_path / "snapshot.json")
+    return tmp_path
+
+
+def write(project, body: str):
+    path = project / "rules.routetest"
+    path.write_text('rules = "rules.route"\nsnapshot = "snapshot.json"\n' + body)
+    return path
+
+
+def test_every_example_has_tests_and_they_pass():
+    examples = sorted(p.parent.name for p in EXAMPLES.glob("*/*.route"))
+    tested = sorted(p.parent.name for p in EXAMPLES.glob("*/*.routetest"))
+    assert tested == examples
+    result = invoke(EXAMPLES)
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.stdout and "FAIL" not in result.output
+
+
+def test_a_failure_shows_expected_actual_and_what_happened(project):
+    write(project, '[[case]]\nname = "wrong"\nexpect = [{ order = "O-1001", facility = '
+                   '"WH_CA" }]\n')
+    result = invoke(project)
+    assert result.exit_code == 1
+    assert "FAIL" in result.stderr and "wrong" in result.stderr
+    assert "facility: expected 'WH_CA', got 'WH_NJ'" in result.stderr
+    assert "Web orders / Nearest warehouse ships everything: filled (WH_NJ)" in result.stderr
+    assert "0 passed, 1 failed" in result.stdout
+
+
+def test_table_rows_what_ifs_and_inline_snapshots(project):
+    write(project, """
+[[case]]
+name = "rows"
+columns = ["order", "facility", "quantity"]
+rows = [["O-1001", "WH_NJ", 2], ["O-1002", "WH_CA", 4]]
+
+[[case]]
+name = "New Jersey closed"
+what_if = ["close WH_NJ"]
+expect = [{ order = "O-1001", facility = "WH_TX" }]
+
+[[case]]
+name = "a world of its own, inline"
+expect = [{ order = "X", facility = "F1", rule = "Nearest warehouse ships everything" }]
+[case.snapshot]
+format = "routing-snapshot/1"
+now = "2026-11-23T09:30:00-05:00"
+timezone = "America/New_York"
+product_stores = [{ id = "STORE" }]
+facilities = [
+  { id = "F1", lat = 40.7, lon = -74.0, product_stores = ["STORE"], groups = { WAREHOUSES = 1 } },
+  { id = "_NA_", virtual = true, product_stores = ["STORE"] },
+  { id = "UNFILLABLE_PARKING", virtual = true, product_stores = ["STORE"] },
+]
+inventory = [{ facility = "F1", product = "RUN-8", atp = 5 }]
+[[case.snapshot.orders]]
+id = "X"
+product_store = "STORE"
+sales_channel = "WEB_CHANNEL"
+[[case.snapshot.orders.ship_groups]]
+id = "1"
+facility = "_NA_"
+ship_to = { lat = 40.7, lon = -74.0 }
+items = [{ id = "1", product = "RUN-8", quantity = 1 }]
+""")
+    result = invoke(project / "rules.routetest")
+    assert result.exit_code == 0, result.output
+    assert "3 passed, 0 failed" in result.stdout
+
+
+def test_junit_xml_records_every_case(project, tmp_path):
+    write(project, '[[case]]\nname = "good"\nexpect = [{ order = "O-1001", unfilled = false }]'
+                   '\n[[case]]\nname = "bad"\nexpect = [{ order = "O-1004", unfilled = false }]'
+                   '\n')
+    report = tmp_path / "junit.xml"
+    assert invoke(project, "--junit", report).exit_code == 1
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    [failure] = suite.iter("failure")
+    assert "unfilled: expected False" in failure.get("message")
+
+
+def test_coverage_reports_rules_and_conditions_and_gates(project):
+    write(project, '[[case]]\nexpect = [{ order = "O-1001", facility = "WH_NJ" }]\n')
+    text = invoke(project, "--coverage")
+    assert text.exit_code == 0
+    assert "Nearest warehouse ships everything: fired yes" in text.stdout
+    assert "distance <= 1000" in text.stdout
+    document = json.loads(invoke(project, "--coverage-format", "json", "--fail-under", "0")
+                          .stdout.split("\n", 2)[2])
+    rules = {r["rule"]: r for r in document["rules"]}
+    assert rules["Nearest warehouse ships everything"]["fired"] is True
+    assert 0 < document["percent"] < 100
+    gated = invoke(project, "--fail-under", "99")
+    assert gated.exit_code == 1 and "is under 99%" in gated.stderr
+
+
+@pytest.mark.parametrize("body, words", [
+    ("[[case]\n", "not valid TOML"),
+    ('[[case]]\nexpect = [{ order = "O-1001", facilty = "X" }]\n', "unknown check 'facilty'"),
+    ('[[case]]\nexpect = [{ order = "O-1001" }]\n', "checks nothing"),
+    ('[[case]]\ncolumns = ["order", "facility"]\nrows = [["O-1001"]]\n', "one value per column"),
+    ('[[case]]\nwhat_if = ["shut WH_NJ"]\nexpect = [{ order = "O-1001", unfilled = false }]\n',
+     "cannot read 'shut WH_NJ'"),
+    ("", "no [[case]] to run"),
+])
+def test_a_broken_test_file_is_refused_with_where_and_why(project, body, words):
+    result = invoke(write(project, body))
+    assert result.exit_code == 2
+    assert words in result.stderr and "rules.routetest" in result.stderr
+
+
+def test_rules_that_do_not_compile_or_do_not_exist(project):
+    (project / "rules.route").write_text("group {")
+    assert "do not compile" in invoke(write(project, "[[case]]\n")).stderr
+    path = project / "other.routetest"
+    path.write_text('rules = "missing.route"\n')
+    result = invoke(path)
+    assert result.exit_code == 2 and "no such .route file" in result.stderr
+    assert invoke(project / "nothing-here").exit_code == 2
