@@ -148,3 +148,10 @@ def test_rules_that_do_not_compile_or_do_not_exist(project):
     result = invoke(path)
     assert result.exit_code == 2 and "no such .route file" in result.stderr
     assert invoke(project / "nothing-here").exit_code == 2
+
+
+def test_the_authoring_doc_shows_the_omnichannel_tests_as_they_are():
+    doc = (ROOT / "docs" / "authoring.md").read_text()
+    shown = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    actual = (EXAMPLES / "omnichannel" / "omnichannel.routetest").read_text()
+    assert shown.strip() in actual
