@@ -665,11 +665,10 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
     """A load generator on loopback against a live `routing serve`: quotes for 3-line orders
     against ``facilities`` facilities, one at a time (latency) and from ``clients`` threads
     at once (throughput)."""
-    import signal
-    import socket
     import subprocess
     import sys
     import tempfile
+    import threading
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
@@ -678,6 +677,7 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
 
     from .scenarios import PLAN, Scenario
     from .scenarios import generate as generate_scenario
+    from .service.launch import serving
 
     with tempfile.TemporaryDirectory(prefix="routing-service-bench-") as temporary:
         folder = Path(temporary)
@@ -686,31 +686,12 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
                   if sum(len(g["items"]) for g in o["ship_groups"]) == 3][:decisions]
         (folder / "snapshot.json").write_bytes(orjson.dumps(document))
         (folder / "bench.route").write_text(PLAN, encoding="utf-8")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
         database = f"sqlite:///{folder}/runs.db"
         subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", database],
                        check=True, capture_output=True)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "routing_dsl", "serve", str(folder / "bench.route"),
-             "--source", str(folder / "snapshot.json"), "--db", database, "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=base, timeout=30) as client:
-                deadline = time.monotonic() + 120
-                while True:
-                    try:
-                        if client.get("/healthz").json()["status"] == "ok":
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        process.kill()
-                        raise RuntimeError("routing serve did not start: "
-                                           + process.communicate()[1].decode()[-500:])
-                    time.sleep(0.2)
+        with serving([str(folder / "bench.route"), "--source", str(folder / "snapshot.json"),
+                      "--db", database], timeout=120) as served:
+            with httpx.Client(base_url=served.base, timeout=30) as client:
                 for order in orders[:20]:  # warm up
                     client.post("/v1/decisions", json={"order": order})
                 latencies = []
@@ -719,22 +700,16 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
                     answer = client.post("/v1/decisions", json={"order": order})
                     latencies.append(time.perf_counter() - started)
                     answer.raise_for_status()
-
-            import threading
             local = threading.local()
 
             def post(order) -> None:  # one keep-alive connection per client
                 if not hasattr(local, "client"):
-                    local.client = httpx.Client(base_url=base, timeout=30)
+                    local.client = httpx.Client(base_url=served.base, timeout=30)
                 local.client.post("/v1/decisions", json={"order": order}).raise_for_status()
             started = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(post, orders))
             rate = len(orders) / (time.perf_counter() - started)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.communicate(timeout=30)
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
     return (f"service: {len(orders)} quotes of 3-line orders, {facilities:,} facilities, on "

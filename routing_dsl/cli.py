@@ -292,10 +292,15 @@ def load_plan_or_source(path: Path) -> Plan:
         result = Workspace().check_path(path)
     except SourceError as error:
         raise InputError(str(error)) from None
+    return compiled(result, result.parsed.source.name)
+
+
+def compiled(result, name: str) -> Plan:
+    """The plan of a checked file; its errors printed and exit 1 when it has any."""
     errors = [d for d in result.diagnostics if d.is_error]
     if errors:
         print_diagnostics(errors, "text")
-        click.echo(f"{result.parsed.source.name}: not compiled: {summary(errors)}", err=True)
+        click.echo(f"{name}: not compiled: {summary(errors)}", err=True)
         sys.exit(1)
     return compile_program(result.program)
 
@@ -691,13 +696,7 @@ def load_plan_spec(spec: str) -> Plan:
     top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
                          text=True).stdout.strip()
     where = Path.cwd() / inside if inside.startswith("./") else Path(top or ".") / inside
-    result = Workspace().check_text(text, name=spec, path=where)
-    errors = [d for d in result.diagnostics if d.is_error]
-    if errors:
-        print_diagnostics(errors, "text")
-        click.echo(f"{spec}: not compiled: {summary(errors)}", err=True)
-        sys.exit(1)
-    return compile_program(result.program)
+    return compiled(Workspace().check_text(text, name=spec, path=where), spec)
 
 
 @main.command()

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from routing_dsl.service.launch import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -35,33 +34,13 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "routing_dsl", "gen-snapshot", "--scenario", "small",
                     "--orders", "300", "--facilities", "40", "--skus", "300", "--out",
                     str(snapshot)], check=True, capture_output=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     db = f"sqlite:///{folder / 'runs.db'}"
     subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
                    check=True, capture_output=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "routing_dsl", "serve", str(rules), "--source", str(snapshot),
-         "--db", db, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder,
-        env={k: v for k, v in os.environ.items() if k != "ROUTING_TOKEN"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").json()["status"] == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        ran = httpx.post(f"{base}/v1/groups/Bench/runs", timeout=60).json()
-        yield base, ran
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+    with serving([str(rules), "--source", str(snapshot), "--db", db], cwd=folder,
+                 env={k: v for k, v in os.environ.items() if k != "ROUTING_TOKEN"}) as served:
+        ran = httpx.post(f"{served.base}/v1/groups/Bench/runs", timeout=60).json()
+        yield served.base, ran
 
 
 @pytest.fixture(scope="module")

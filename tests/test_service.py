@@ -216,35 +216,18 @@ def test_the_api_never_answers_500_to_any_request(case):
 
 def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     import os
-    import signal
-    import socket
     import subprocess
     import sys
-    import time
 
     import httpx
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+
+    from routing_dsl.service.launch import serving
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
                    check=True, capture_output=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "routing_dsl", "serve", str(EXAMPLE / "omnichannel.route"),
-         "--source", str(EXAMPLE / "snapshot.json"), "--db", db, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=EXAMPLE,
-        env={**os.environ, "ROUTING_TOKEN": "t0ken"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").json()["status"] == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+    with serving([str(EXAMPLE / "omnichannel.route"), "--source", str(EXAMPLE / "snapshot.json"),
+                  "--db", db], cwd=EXAMPLE, env={**os.environ, "ROUTING_TOKEN": "t0ken"}) as served:
+        base = served.base
         body = {"order": DOCUMENT["orders"][1]}
         assert httpx.post(f"{base}/v1/decisions", json=body).status_code == 401
         token = {"Authorization": "Bearer t0ken"}
@@ -259,10 +242,7 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
         assert httpx.get(f"{base}/v1/batches/{batch}").json()["allocations"] == \
             len(committed.json()["lines"])
         assert httpx.get(f"{base}/openapi.json").json()["paths"]["/v1/decisions"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, errors = process.communicate(timeout=30)
-    assert process.returncode == 0, errors
+    assert served.process.returncode == 0, served.stderr  # SIGTERM is a clean stop
 
 
 def test_the_service_doc_example_is_decided(client):
