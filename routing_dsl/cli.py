@@ -664,6 +664,68 @@ def test_command(paths: tuple[str, ...], junit_path: Path | None, show_coverage:
         sys.exit(1)
 
 
+@main.command("import-hotwax")
+@click.argument("export", type=click.Path(dir_okay=False, path_type=Path), metavar="GROUP.json")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the .route file here (`-` or nothing: standard output).")
+def import_hotwax(export: Path, output: Path | None) -> None:
+    """Translate a HotWax routing group export (GET .../groups/{id}/raw) into a formatted
+    .route file. Anything it cannot translate is listed with its JSON path and nothing is
+    written (exit 1)."""
+    from .interchange.hotwax import HotWaxImportError, import_group
+    try:
+        document = json.loads(export.read_bytes())
+    except OSError as error:
+        raise InputError(f"{export}: {error.strerror or error}") from None
+    except (ValueError, RecursionError) as error:
+        raise InputError(f"{export}: not valid JSON: {error}") from None
+    try:
+        text, notes = import_group(document, name=str(export))
+    except HotWaxImportError as error:
+        for problem in error.problems:
+            say(f"error: {printable(problem)}", err=True)
+        say(f"{export}: not translated ({len(error.problems)} problem"
+            f"{'' if len(error.problems) == 1 else 's'}); nothing written", err=True)
+        sys.exit(1)
+    for note in notes:
+        say(f"note: {printable(note)}", err=True)
+    if emit(output, text):
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.command("export-hotwax")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE.route")
+@click.option("--group", "group_name", help="Export only this group (default: every group).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON here (`-` or nothing: standard output).")
+def export_hotwax(source: Path, group_name: str | None, output: Path | None) -> None:
+    """Write a .route file's groups as HotWax routing group exports (the shape of GET
+    .../groups/{id}/raw, without HotWax's ids): one object for one group, else a list.
+    What HotWax cannot hold is listed with where it is (exit 1)."""
+    from .interchange.hotwax import HotWaxExportError, export_group
+    if source.suffix != ".route":
+        raise InputError(f"{source}: expected a .route file")
+    try:
+        result = Workspace().check_path(source)
+    except SourceError as error:
+        raise InputError(str(error)) from None
+    compiled(result, result.parsed.source.name)  # refuse a file with errors, as compile does
+    groups = [g for g in result.program.groups if group_name in (None, g.name)]
+    if not groups:
+        raise InputError(f"no group named {group_name!r}" if group_name else
+                         f"{source}: no group to export")
+    try:
+        documents = [export_group(group) for group in groups]
+    except HotWaxExportError as error:
+        for problem in error.problems:
+            say(f"error: {printable(problem)}", err=True)
+        sys.exit(1)
+    text = json.dumps(documents[0] if len(documents) == 1 else documents, indent=2) + "\n"
+    if emit(output, text):
+        click.echo(f"wrote {output}", err=True)
+
+
 def load_plan_spec(spec: str) -> Plan:
     """A plan from a path (a .route file or a compiled plan) or from `git:REV:path` (the file
     as it was at that revision; its imports resolve against the working tree)."""

@@ -1,0 +1,549 @@
+"""HotWax Order Routing's group export (`GET /rest/s1/order-routing/groups/{id}/raw`) to a
+`.route` file.
+
+The export is the group's entity master: the group (product store, name, ServiceJob
+schedule), its routings with their order filters and sorts (OrderFilterCondition), their rules
+with inventory filters and sorts (OrderRoutingRuleInvCond) and actions. Field names, operators
+and values are read as HotWax's engine reads them (../shared/reference/hotwax-semantics.md §2):
+the operator is the enum code (`less-equals`), `in` values are comma lists, a NULL value turns
+`equals` into `is null`, booleans are `Y`/`true`, sort names may carry ` desc`.
+
+Everything is translated or reported: a value the language cannot say is a problem naming its
+JSON path (`routings[0].rules[1].inventoryFilters[2].fieldName`), and nothing is written; a
+value kept with a caveat (a schedule's time zone, which HotWax takes from its server) is a note.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..checker import Workspace
+from ..formatter import format_module
+from ..parser import keyword_terminals
+
+OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
+             "<>": "!=", "not-equal": "!=", "in": "in", "IN": "in", "not-in": "not in",
+             "NOT IN": "not in", "less": "<", "less-than": "<", "<": "<",
+             "less-equals": "<=", "<=": "<=", "greater": ">", "greater-than": ">", ">": ">",
+             "greater-equals": ">=", ">=": ">=", "is-null": "is null",
+             "is-not-null": "is not null"}
+ORDER_FIELDS = {"facilityId": ("queue", "queue"),
+                "shipmentMethodTypeId": ("shipment_method", "shipment_method"),
+                "salesChannelEnumId": ("sales_channel", "sales_channel"),
+                "priority": ("priority", "priority"),
+                "originFacilityGroupId": ("origin_facility_group", "facility_group"),
+                "productCategoryId": ("product_category", "category")}
+ORDER_SORTS = {"shipBeforeDate": "ship_before", "shipAfterDate": "ship_after",
+               "orderDate": "order_date", "deliveryDays": "delivery_days",
+               "priority": "priority"}
+INVENTORY_SORTS = {"distance": "distance", "inventoryForAllocation": "inventory_balance",
+                   "facilitySequence": "facility_sequence", "salesVelocity": "sales_velocity",
+                   "brokenStyle": "broken_style"}
+STATUS = {None: "", "ROUTING_ACTIVE": "", "RULE_ACTIVE": "", "ROUTING_DRAFT": " draft",
+          "RULE_DRAFT": " draft", "ROUTING_ARCHIVED": " archived", "RULE_ARCHIVED": " archived"}
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYWORDS = set(keyword_terminals().values())
+
+
+class HotWaxImportError(Exception):
+    """The export cannot be translated: every problem, each naming its JSON path."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class _Translation:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    declared: dict[str, set[str]] = field(default_factory=dict)
+
+    def ident(self, value: str, kind: str | None) -> str:
+        """An id as the language writes it: bare (and declared) when it can be, else quoted."""
+        if _BARE.fullmatch(value) and value not in _KEYWORDS:
+            if kind is not None:
+                self.declared.setdefault(kind, set()).add(value)
+            return value
+        return _quote(value)
+
+
+def import_group(document, name: str = "group") -> tuple[str, list[str]]:
+    """The formatted `.route` text of a HotWax group export, and notes. Raises
+    HotWaxImportError with every problem when something cannot be translated."""
+    t = _Translation()
+    if not isinstance(document, dict):
+        raise HotWaxImportError([f"{name}: expected a JSON object (a routing group)"])
+    store = document.get("productStoreId")
+    if not isinstance(store, str) or not store:
+        t.problems.append(f"{name}: productStoreId: needed (the group's product store)")
+        store = "STORE"
+    title = document.get("groupName") or document.get("routingGroupId") or "Imported group"
+    body = []
+    schedule = document.get("schedule")
+    if isinstance(schedule, dict) and schedule.get("cronExpression"):
+        paused = " paused" if str(schedule.get("paused", "N")).upper() in ("Y", "TRUE") else ""
+        body.append(f"schedule {_quote(schedule['cronExpression'])}{paused}")
+        t.notes.append(f"{name}: schedule: HotWax reads the cron in its server's time zone; "
+                       "add `in \"Zone\"` to the schedule (UTC without it)")
+    routings = _list(document.get("routings"), f"{name}: routings", t)
+    for r_index, routing in _ordered(routings):
+        body.append(_routing(routing, f"routings[{r_index}]", t))
+    if t.problems:
+        raise HotWaxImportError(t.problems)
+    declarations = [f"declare {kind} {', '.join(sorted(ids))}"
+                    for kind, ids in sorted(t.declared.items())]
+    text = "\n".join([f"# Imported from HotWax routing group "
+                      f"{_comment(str(document.get('routingGroupId', '')))}", *declarations, "",
+                      f"group {_quote(str(title))} for store {t.ident(store, None)} {{",
+                      *body, "}", ""])
+    checked = Workspace().check_text(text, name="imported.route")
+    errors = [d for d in checked.diagnostics if d.is_error]
+    if errors:  # a translation the checker refuses: report it rather than write it
+        raise HotWaxImportError([f"{name}: the translation does not check: {d.code} "
+                                 f"{d.message}" for d in errors[:10]])
+    return format_module(checked.parsed.module, checked.parsed.source), t.notes
+
+
+def _routing(routing: dict, where: str, t: _Translation) -> str:
+    if not isinstance(routing, dict):
+        t.problems.append(f"{where}: expected an object")
+        return ""
+    name = routing.get("routingName") or routing.get("orderRoutingId") or "Routing"
+    status = _status(routing.get("statusId"), f"{where}.statusId", t)
+    filters, sorts = [], []
+    for index, condition in _ordered(_list(routing.get("orderFilters"),
+                                           f"{where}.orderFilters", t)):
+        path = f"{where}.orderFilters[{index}]"
+        kind = condition.get("conditionTypeEnumId")
+        if kind == "ENTCT_SORT_BY":
+            sort = _sort(condition.get("fieldName"), ORDER_SORTS, f"{path}.fieldName", t)
+            if sort:
+                sorts.append(sort)
+        elif kind == "ENTCT_FILTER":
+            text = _order_filter(condition, path, t)
+            if text:
+                filters.append(text)
+        else:
+            t.problems.append(f"{path}.conditionTypeEnumId: {kind!r} is neither ENTCT_FILTER "
+                              "nor ENTCT_SORT_BY")
+    lines = [f"routing {_quote(str(name))}{status} {{"]
+    if filters:
+        lines += ["filter {", *filters, "}"]
+    if sorts:
+        lines.append("sort by " + ", ".join(sorts))
+    for index, rule in _ordered(_list(routing.get("rules"), f"{where}.rules", t)):
+        lines.append(_rule(rule, f"{where}.rules[{index}]", t))
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _order_filter(condition: dict, path: str, t: _Translation) -> str | None:
+    field_name = condition.get("fieldName")
+    op = _operator(condition.get("operator"), f"{path}.operator", t)
+    value = condition.get("fieldValue")
+    if op is None:
+        return None
+    if field_name == "promiseDaysCutoff":
+        if op in ("is null", "is not null"):
+            return f"promise_date {op}"
+        days = _number(value, f"{path}.fieldValue", t, whole=True)
+        if op not in ("<", "<=", ">", ">=") or days is None:
+            if days is not None:
+                t.problems.append(f"{path}.operator: promise_date takes <, <=, > or >=")
+            return None
+        return f"promise_date {op} {days} days"
+    mapped = ORDER_FIELDS.get(field_name)
+    if mapped is None:
+        t.problems.append(f"{path}.fieldName: unknown order filter {field_name!r}")
+        return None
+    name, kind = mapped
+    return f"{name} {_ids(op, value, kind, path, t)}"
+
+
+def _rule(rule: dict, where: str, t: _Translation) -> str:
+    if not isinstance(rule, dict):
+        t.problems.append(f"{where}: expected an object")
+        return ""
+    name = rule.get("ruleName") or rule.get("routingRuleId") or "Rule"
+    status = _status(rule.get("statusId"), f"{where}.statusId", t)
+    assign = {"ORA_SINGLE": "single", "ORA_MULTI": "partial", None: "single"}.get(
+        rule.get("assignmentEnumId"))
+    if assign is None:
+        t.problems.append(f"{where}.assignmentEnumId: {rule.get('assignmentEnumId')!r} is "
+                          "neither ORA_SINGLE nor ORA_MULTI")
+    elif rule.get("assignmentEnumId") is None:
+        t.notes.append(f"{where}.assignmentEnumId: missing; HotWax treats it as single")
+    conditions, sorts, unit, distances = [], [], "mi", []
+    for index, condition in _ordered(_list(rule.get("inventoryFilters"),
+                                           f"{where}.inventoryFilters", t)):
+        path = f"{where}.inventoryFilters[{index}]"
+        kind, field_name = condition.get("conditionTypeEnumId"), condition.get("fieldName")
+        value = condition.get("fieldValue")
+        if kind == "ENTCT_SORT_BY":
+            sort = _sort(field_name, INVENTORY_SORTS, f"{path}.fieldName", t)
+            if sort:
+                sorts.append(sort)
+            continue
+        if kind != "ENTCT_FILTER":
+            t.problems.append(f"{path}.conditionTypeEnumId: {kind!r} is neither ENTCT_FILTER "
+                              "nor ENTCT_SORT_BY")
+            continue
+        if field_name == "facilityGroupId":
+            op = _operator(condition.get("operator"), f"{path}.operator", t)
+            if op is not None:
+                if op not in ("==", "!=", "in", "not in"):
+                    t.problems.append(f"{path}.operator: facility_group takes ==, !=, in or "
+                                      "not in")
+                else:
+                    conditions.append(f"facility_group {_ids(op, value, 'facility_group', path, t)}")
+        elif field_name == "distance":
+            op = _operator(condition.get("operator"), f"{path}.operator", t)
+            number = _number(value, f"{path}.fieldValue", t)
+            if op is not None and number is not None:
+                distances.append((op, number))
+        elif field_name == "measurementSystem":
+            if str(value).upper() in ("METRIC", "MSMNT_METRIC"):
+                unit = "km"
+            elif str(value).upper() not in ("IMPERIAL", "MSMNT_IMPERIAL"):
+                t.problems.append(f"{path}.fieldValue: measurement system {value!r} is neither "
+                                  "IMPERIAL nor METRIC")
+        elif field_name == "brokeringSafetyStock":
+            op = _operator(condition.get("operator"), f"{path}.operator", t)
+            number = _number(value, f"{path}.fieldValue", t)
+            if op is not None and number is not None:
+                conditions.append(f"brokering_safety_stock {op} {number}")
+        elif field_name == "splitOrderItemGroup":
+            if not _yes(value):
+                conditions.append("keep_item_groups_together")
+        elif field_name == "ignoreFacilityOrderLimit":
+            if _yes(value):
+                conditions.append("ignore_facility_order_limit")
+        elif field_name == "brokerIfAllItemsAvailable":
+            if _yes(value):
+                conditions.append("only_if_all_items_available")
+        elif field_name == "shipmentThreshold":
+            number = _number(value, f"{path}.fieldValue", t)
+            if number is not None and float(number) > 0:
+                conditions.append(f"shipment_threshold {float(number):.2f}")
+        else:
+            t.problems.append(f"{path}.fieldName: unknown inventory filter {field_name!r}")
+    conditions += [f"distance {op} {number} {unit}" for op, number in distances]
+    lines = [f"rule {_quote(str(name))}{status} {{", f"assign {assign or 'single'}"]
+    if conditions:
+        lines += ["inventory {", *conditions, "}"]
+    if sorts:
+        lines.append("sort by " + ", ".join(sorts))
+    actions = _actions(rule.get("actions"), where, t)
+    if actions:
+        lines += ["when unfilled {", *actions, "}"]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _actions(actions, where: str, t: _Translation) -> list[str]:
+    found: dict[str, tuple[str, object]] = {}
+    for index, action in enumerate(_list(actions, f"{where}.actions", t)):
+        path = f"{where}.actions[{index}]"
+        kind, value = action.get("actionTypeEnumId"), action.get("actionValue")
+        if value is None:
+            t.notes.append(f"{path}: no actionValue; HotWax ignores the action")
+            continue
+        if kind in found:
+            t.notes.append(f"{path}: a second {kind}; HotWax keeps the last")
+        found[kind] = (path, value)
+    lines = []
+    clear = "ORA_RM_CANCEL_DATE" in found and _yes(found["ORA_RM_CANCEL_DATE"][1])
+    if clear:
+        lines.append("clear auto_cancel")
+    if "ORA_AUTO_CANCEL_DAYS" in found:
+        path, value = found["ORA_AUTO_CANCEL_DAYS"]
+        days = _number(value, f"{path}.actionValue", t, whole=True)
+        if clear:
+            t.notes.append(f"{path}: clearing the auto-cancel date wins over setting it; "
+                           "dropped")
+        elif days is not None:
+            lines.append(f"auto_cancel after {days} days")
+    if "ORA_MV_TO_QUEUE" in found:
+        path, value = found["ORA_MV_TO_QUEUE"]
+        lines.append(f"move to queue {t.ident(str(value), 'queue')}")
+    for kind, (path, _) in found.items():
+        if kind not in ("ORA_RM_CANCEL_DATE", "ORA_AUTO_CANCEL_DAYS", "ORA_MV_TO_QUEUE",
+                        "ORA_NEXT_RULE"):
+            t.problems.append(f"{path}.actionTypeEnumId: unknown action {kind!r}")
+    return lines
+
+
+# ---- values -----------------------------------------------------------------------------------
+
+def _list(value, where: str, t: _Translation) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        t.problems.append(f"{where}: expected a list of objects")
+        return []
+    return value
+
+
+def _ordered(items: list) -> list[tuple[int, dict]]:
+    """Items with their positions, in HotWax's order: sequenceNum (missing last), then as
+    given."""
+    return sorted(enumerate(items), key=lambda pair: (
+        pair[1].get("sequenceNum") is None,
+        pair[1].get("sequenceNum") if isinstance(pair[1].get("sequenceNum"), (int, float))
+        else 0))
+
+
+def _status(value, where: str, t: _Translation) -> str:
+    if value not in STATUS:
+        t.problems.append(f"{where}: unknown status {value!r}")
+        return ""
+    return STATUS[value]
+
+
+def _operator(value, where: str, t: _Translation) -> str | None:
+    op = OPERATORS.get("" if value is None else str(value).strip())
+    if op is None:
+        t.problems.append(f"{where}: operator {value!r} has no counterpart (the language has "
+                          "==, !=, <, <=, >, >=, in, not in, is null, is not null)")
+    return op
+
+
+def _ids(op: str, value, kind: str, path: str, t: _Translation) -> str:
+    if op in ("is null", "is not null"):
+        return op
+    if value is None:  # HotWax: a NULL value turns equals/in into IS NULL, the others NOT NULL
+        return "is null" if op in ("==", "in") else "is not null"
+    parts = [p.strip() for p in str(value).split(",") if p.strip()]
+    if not parts:
+        t.problems.append(f"{path}.fieldValue: empty")
+        return op
+    names = [t.ident(p, kind) for p in parts]
+    if op in ("in", "not in"):
+        return f"{op} [{', '.join(names)}]"
+    if len(names) > 1:
+        t.problems.append(f"{path}.fieldValue: {value!r} lists several values for "
+                          f"`{op}`; HotWax would compare the whole text")
+    return f"{op} {names[0]}"
+
+
+def _number(value, where: str, t: _Translation, whole: bool = False):
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        t.problems.append(f"{where}: {value!r} is not a number")
+        return None
+    if whole and not number.is_integer():
+        t.problems.append(f"{where}: {value!r} is not a whole number")
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def _sort(value, names: dict, where: str, t: _Translation) -> str | None:
+    words = str(value or "").split()
+    if not words or words[0] not in names or len(words) > 2 or (
+            len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+        t.problems.append(f"{where}: unknown sort {value!r} (known: {', '.join(names)})")
+        return None
+    direction = " desc" if len(words) == 2 and words[1].lower() == "desc" else ""
+    return names[words[0]] + direction
+
+
+def _yes(value) -> bool:
+    return str(value).strip().lower() in ("y", "true")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _comment(text: str) -> str:
+    return "".join(c for c in text if c.isprintable())[:80]
+
+
+# ---- export -------------------------------------------------------------------------------------
+
+_CODES = {"==": "equals", "!=": "not-equals", "<": "less", "<=": "less-equals", ">": "greater",
+          ">=": "greater-equals", "in": "in", "not in": "not-in", "is null": "is-null",
+          "is not null": "is-not-null"}
+_ORDER_NAMES = {name: hotwax for hotwax, (name, _) in ORDER_FIELDS.items()}
+_ORDER_SORT_NAMES = {v: k for k, v in ORDER_SORTS.items()}
+_INVENTORY_SORT_NAMES = {v: k for k, v in INVENTORY_SORTS.items()}
+_STATUS_CODES = {"active": "ACTIVE", "draft": "DRAFT", "archived": "ARCHIVED"}
+
+
+class HotWaxExportError(Exception):
+    """Something the language says that HotWax cannot (each problem names where)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def export_group(group) -> dict:
+    """A checked group (routing_dsl.checked.CheckedGroup) as HotWax's group export, without
+    the database ids HotWax assigns. Raises HotWaxExportError listing what HotWax cannot hold
+    (`nulls first`, a time zone other than the server's is only noted: see import)."""
+    problems: list[str] = []
+    document = {"productStoreId": group.product_store, "groupName": group.name}
+    if group.cron:
+        document["schedule"] = {"cronExpression": group.cron,
+                                "paused": "Y" if group.paused else "N"}
+    document["routings"] = [_export_routing(r, k, problems)
+                            for k, r in enumerate(group.routings, start=1)]
+    if problems:
+        raise HotWaxExportError(problems)
+    return document
+
+
+def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
+    filters = []
+    for condition in routing.filters:
+        entry = {"conditionTypeEnumId": "ENTCT_FILTER",
+                 "fieldName": "promiseDaysCutoff" if condition.field == "promise_date"
+                 else _ORDER_NAMES[condition.field], "operator": _CODES[condition.op]}
+        value = _export_value(condition)
+        if value is not None:
+            entry["fieldValue"] = value
+        filters.append(entry)
+    filters += [_export_sort(key, _ORDER_SORT_NAMES, problems) for key in routing.sorts]
+    for k, entry in enumerate(filters, start=1):
+        entry["sequenceNum"] = k
+    return {"routingName": routing.name,
+            "statusId": f"ROUTING_{_STATUS_CODES[routing.status]}", "sequenceNum": sequence,
+            "orderFilters": filters,
+            "rules": [_export_rule(rule, k, problems)
+                      for k, rule in enumerate(routing.rules, start=1)]}
+
+
+def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
+    filters = []
+    for condition in rule.conditions:
+        name = {"facility_group": "facilityGroupId", "distance": "distance",
+                "brokering_safety_stock": "brokeringSafetyStock"}[condition.field]
+        filters.append({"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": name,
+                        "operator": _CODES[condition.op], "fieldValue": _export_value(condition)})
+    if rule.distance_unit == "km":
+        filters.append(_setting("measurementSystem", "METRIC"))
+    if rule.keep_item_groups_together:
+        filters.append(_setting("splitOrderItemGroup", "N"))
+    if rule.ignore_facility_order_limit:
+        filters.append(_setting("ignoreFacilityOrderLimit", "Y"))
+    if rule.only_if_all_items_available:
+        filters.append(_setting("brokerIfAllItemsAvailable", "Y"))
+    if rule.shipment_threshold:
+        filters.append(_setting("shipmentThreshold", _plain(rule.shipment_threshold)))
+    filters += [_export_sort(key, _INVENTORY_SORT_NAMES, problems) for key in rule.sorts]
+    for k, entry in enumerate(filters, start=1):
+        entry["sequenceNum"] = k
+    actions = []
+    if rule.move_to_queue:
+        actions.append({"actionTypeEnumId": "ORA_MV_TO_QUEUE", "actionValue": rule.move_to_queue})
+    if rule.auto_cancel_days is not None:
+        actions.append({"actionTypeEnumId": "ORA_AUTO_CANCEL_DAYS",
+                        "actionValue": str(rule.auto_cancel_days)})
+    if rule.clear_auto_cancel:
+        actions.append({"actionTypeEnumId": "ORA_RM_CANCEL_DATE", "actionValue": "true"})
+    return {"ruleName": rule.name, "statusId": f"RULE_{_STATUS_CODES[rule.status]}",
+            "sequenceNum": sequence,
+            "assignmentEnumId": "ORA_SINGLE" if rule.assign == "single" else "ORA_MULTI",
+            "inventoryFilters": filters, "actions": actions}
+
+
+def _export_value(condition) -> str | None:
+    if condition.op in ("is null", "is not null"):
+        return None
+    if condition.ids:
+        return ",".join(condition.ids)
+    return _plain(condition.number)
+
+
+def _export_sort(key, names: dict, problems: list[str]) -> dict:
+    if key.nulls_first:
+        where = key.where.label() if key.where else key.field
+        problems.append(f"{where}: HotWax cannot sort `{key.field}` with nulls first")
+    return {"conditionTypeEnumId": "ENTCT_SORT_BY",
+            "fieldName": names[key.field] + (" desc" if key.descending else "")}
+
+
+def _setting(name: str, value: str) -> dict:
+    return {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": name, "fieldValue": value}
+
+
+def _plain(number) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def canonical(document: dict) -> dict:
+    """What a group export means, without what does not change routing: HotWax's ids and
+    dates, descriptions, the order lists happen to be in (sequence numbers decide),
+    spelling (`IN` and `in`, `Y` and `true`, spaces in comma lists), settings at their
+    defaults, actions HotWax ignores. Two exports with the same canonical form route alike."""
+    def filters(items) -> dict:
+        # conditions and settings all hold together (their order does not matter); sorts do
+        conditions, settings, sorts = [], [], []
+        for item in sorted(items or [], key=lambda i: i.get("sequenceNum") or 0):
+            kind, name = item.get("conditionTypeEnumId"), item.get("fieldName")
+            value = item.get("fieldValue")
+            if kind == "ENTCT_SORT_BY":
+                words = str(name).split()
+                sorts.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
+            elif name == "splitOrderItemGroup":
+                if not _yes(value):
+                    settings.append((name, False))
+            elif name in ("ignoreFacilityOrderLimit", "brokerIfAllItemsAvailable"):
+                if _yes(value):
+                    settings.append((name, True))
+            elif name == "measurementSystem":
+                if str(value).upper() in ("METRIC", "MSMNT_METRIC"):
+                    settings.append((name, "METRIC"))
+            elif name == "shipmentThreshold":
+                if float(value) > 0:
+                    settings.append((name, float(value)))
+            else:
+                op = OPERATORS.get("" if item.get("operator") is None else str(item["operator"]))
+                if value is not None and op not in ("is null", "is not null"):
+                    if name in ("distance", "brokeringSafetyStock", "promiseDaysCutoff"):
+                        value = float(value)
+                    else:
+                        value = tuple(p.strip() for p in str(value).split(",") if p.strip())
+                elif op in ("==", "in"):
+                    op, value = "is null", None
+                elif op in ("!=", "not in"):
+                    op, value = "is not null", None
+                conditions.append((name, op, value))
+        return {"conditions": sorted(conditions, key=repr), "settings": sorted(settings),
+                "sorts": sorts}
+
+    def actions(items) -> list:
+        found = {}
+        for item in items or []:
+            if item.get("actionValue") is not None and item["actionTypeEnumId"] != "ORA_NEXT_RULE":
+                found[item["actionTypeEnumId"]] = str(item["actionValue"]).lower()
+        if "ORA_RM_CANCEL_DATE" in found:
+            if found["ORA_RM_CANCEL_DATE"] == "true":
+                found.pop("ORA_AUTO_CANCEL_DAYS", None)
+            else:
+                del found["ORA_RM_CANCEL_DATE"]
+        return sorted(found.items())
+
+    schedule = document.get("schedule") or {}
+    return {
+        "productStoreId": document.get("productStoreId"),
+        "groupName": document.get("groupName"),
+        "schedule": (schedule.get("cronExpression"), _yes(schedule.get("paused", "N")))
+        if schedule.get("cronExpression") else None,
+        "routings": [{
+            "routingName": routing.get("routingName"),
+            "statusId": routing.get("statusId") or "ROUTING_ACTIVE",
+            "orderFilters": filters(routing.get("orderFilters")),
+            "rules": [{
+                "ruleName": rule.get("ruleName"),
+                "statusId": rule.get("statusId") or "RULE_ACTIVE",
+                "assignmentEnumId": rule.get("assignmentEnumId") or "ORA_SINGLE",
+                "inventoryFilters": filters(rule.get("inventoryFilters")),
+                "actions": actions(rule.get("actions")),
+            } for _, rule in _ordered(routing.get("rules") or [])],
+        } for _, routing in _ordered(document.get("routings") or [])],
+    }
