@@ -72,6 +72,7 @@ def test_what_cannot_be_translated_is_listed_by_json_path_and_nothing_is_written
     result = invoke("import-hotwax", FIXTURES / "unsupported.json", "-o", out)
     assert result.exit_code == 1
     assert not out.exists()
+    assert "error: " + str(FIXTURES / "unsupported.json") + ": routings[0]" in result.stderr
     for words in ["routings[0].statusId: unknown status 'ROUTING_PAUSED'",
                   "routings[0].orderFilters[0].fieldName: unknown order filter 'orderTypeId'",
                   "routings[0].orderFilters[1].operator: operator 'like' has no counterpart",

@@ -90,8 +90,9 @@ def import_group(document, name: str = "group") -> tuple[str, list[str]]:
     routings = _list(document.get("routings"), f"{name}: routings", t)
     for r_index, routing in _ordered(routings):
         body.append(_routing(routing, f"routings[{r_index}]", t))
-    if t.problems:
-        raise HotWaxImportError(t.problems)
+    if t.problems:  # each names the file, then the JSON path inside it
+        raise HotWaxImportError([p if p.startswith(f"{name}:") else f"{name}: {p}"
+                                 for p in t.problems])
     declarations = [f"declare {kind} {', '.join(sorted(ids))}"
                     for kind, ids in sorted(t.declared.items())]
     text = "\n".join([f"# Imported from HotWax routing group "
@@ -103,7 +104,8 @@ def import_group(document, name: str = "group") -> tuple[str, list[str]]:
     if errors:  # a translation the checker refuses: report it rather than write it
         raise HotWaxImportError([f"{name}: the translation does not check: {d.code} "
                                  f"{d.message}" for d in errors[:10]])
-    return format_module(checked.parsed.module, checked.parsed.source), t.notes
+    return format_module(checked.parsed.module, checked.parsed.source), [
+        n if n.startswith(f"{name}:") else f"{name}: {n}" for n in t.notes]
 
 
 def _routing(routing: dict, where: str, t: _Translation) -> str:
