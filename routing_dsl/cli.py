@@ -726,6 +726,30 @@ def export_hotwax(source: Path, group_name: str | None, output: Path | None) -> 
         click.echo(f"wrote {output}", err=True)
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--strict", is_flag=True, help="Exit 1 when there is any finding.")
+def analyze(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
+    """Find what the rules will do wrong, proved from the rules alone: shadowed rules (RT501),
+    routings no order can enter (RT502), rules that take any facility (RT503)."""
+    from .authoring.analysis import analyze as analyze_program
+    findings = []
+    for path in expand_paths(paths):
+        try:
+            result = Workspace().check_path(path)
+        except SourceError as error:
+            raise InputError(str(error)) from None
+        compiled(result, result.parsed.source.name)  # the checker's errors come first
+        findings += analyze_program(result.program)
+    print_diagnostics(findings, output_format)
+    if output_format == "text":
+        click.echo(f"{len(findings)} finding{'' if len(findings) == 1 else 's'}", err=True)
+    if strict and findings:
+        sys.exit(1)
+
+
 def load_plan_spec(spec: str) -> Plan:
     """A plan from a path (a .route file or a compiled plan) or from `git:REV:path` (the file
     as it was at that revision; its imports resolve against the working tree)."""

@@ -3,7 +3,7 @@
 Codes are stable: tools, editors and CI configurations refer to them. ``docs/diagnostics.md``
 is generated from this table (``python -m routing_dsl.errorcodes > docs/diagnostics.md``) and a
 test keeps the two in sync. RT1xx are syntax, RT2xx names, RT3xx fields, types and units,
-RT4xx structure.
+RT4xx structure, RT5xx the findings of `routing analyze` (routing_dsl.authoring.analysis).
 """
 
 from __future__ import annotations
@@ -122,6 +122,20 @@ _CODES = [
               "`keep_item_groups_together`, `only_if_all_items_available` and "
               "`shipment_threshold` change nothing in an `assign single` rule, where one "
               "facility ships the whole unit or nothing."),
+    # analysis (`routing analyze`)
+    ErrorCode("RT501", Severity.WARNING, "rule is shadowed",
+              "An earlier rule of the routing splits freely (`assign partial`, no safety stock, "
+              "threshold, all-or-nothing, kits or broken-style sort) over every facility this "
+              "rule could use, and "
+              "reaches at least its order limits: whatever this rule could take is taken first, "
+              "so it never allocates."),
+    ErrorCode("RT502", Severity.WARNING, "routing takes no order",
+              "The routing's filter conditions on one field contradict one another (for example "
+              "`queue == A` and `queue == B`, or `promise_date <= 1 days` and `> 2 days`), so no "
+              "order can pass them."),
+    ErrorCode("RT503", Severity.WARNING, "rule without an inventory condition",
+              "An active rule with no facility_group, distance or safety-stock condition takes any "
+              "facility of the product store, however far; usually a condition was forgotten."),
 ]
 
 CODES: dict[str, ErrorCode] = {code.code: code for code in _CODES}

@@ -105,10 +105,12 @@ def rules(draw, index: int, last: bool) -> str:
 
 
 @st.composite
-def plans(draw):
+def checked_programs(draw, most_filters: int = 1):
+    """Generated rules, checked (no errors): the program the compiler and analysis take."""
     routings = []
     for r in range(draw(st.integers(1, 3))):
-        filters = ["queue == _NA_"] + draw(st.lists(st.sampled_from(FILTERS), max_size=1))
+        filters = ["queue == _NA_"] + draw(st.lists(st.sampled_from(FILTERS),
+                                                    max_size=most_filters))
         sorts = draw(st.lists(st.sampled_from(ORDER_SORTS), max_size=2,
                               unique_by=lambda s: s.split()[0]))
         body = ["filter { " + " ".join(filters) + " }"]
@@ -125,7 +127,12 @@ def plans(draw):
     checked = Workspace().check_text(text, name="generated.route")
     errors = [f"{d.code} {d.message}" for d in checked.diagnostics if d.is_error]
     assert not errors, (errors, text)
-    return compile_program(checked.program)
+    return checked.program
+
+
+@st.composite
+def plans(draw):
+    return compile_program(draw(checked_programs()))
 
 
 @st.composite
