@@ -120,6 +120,9 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
                           .stdout.split("\n", 2)[2])
     rules = {r["rule"]: r for r in document["rules"]}
     assert rules["Nearest warehouse ships everything"]["fired"] is True
+    filters = {f["condition"]: f for f in document["filters"]}
+    channel = filters["sales_channel in [WEB_CHANNEL, PHONE_CHANNEL]"]
+    assert channel["true"] is True and channel["false"] is True  # a POS order fails it
     assert 0 < document["percent"] < 100
     gated = invoke(project, "--fail-under", "99")
     assert gated.exit_code == 1 and "is under 99%" in gated.stderr

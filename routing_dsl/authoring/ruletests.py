@@ -24,7 +24,9 @@ shows what was expected, what happened, and the rules the order went through.
 
 Coverage: each case runs with explanations; a rule *fired* when it allocated, was *passed
 over* when it was tried and allocated nothing; an inventory condition was seen *true* when its
-rule chose a facility, and *false* when it was the first condition to exclude one.
+rule chose a facility, and *false* when it was the first condition to exclude one; a routing's
+filter condition was seen true (false) when a ship group waiting as the case starts passes
+(fails) it.
 """
 
 from __future__ import annotations
@@ -67,10 +69,16 @@ class Coverage:
 
     rules: dict[tuple, dict] = field(default_factory=dict)
     conditions: dict[tuple, dict] = field(default_factory=dict)
+    filters: dict[tuple, dict] = field(default_factory=dict)  # routing filter conditions
 
     def add_plan(self, plan: Plan) -> None:
         for group in plan.groups:
             for routing in group.routings:
+                for condition in routing.filters:
+                    label = (plan.source, routing.name,
+                             condition.source.label() if condition.source else "",
+                             _filter_text(condition))
+                    self.filters.setdefault(label, {"true": False, "false": False})
                 for rule in routing.rules:
                     key = (plan.source, routing.name, rule.name)
                     self.rules.setdefault(key, {"fired": False, "passed_over": False})
@@ -93,11 +101,33 @@ class Coverage:
                     if any(reason.get("source") == label[3] for reason in rule["not_chosen"]):
                         state["false"] = True
 
+    def add_filters(self, plan: Plan, snapshot: Snapshot) -> None:
+        """Each routing filter condition against every unit waiting when the case starts
+        (in a queue of the group's store): seen true when some unit passes it, false when some
+        unit fails it."""
+        from ..interpreter import _Interpreter, _order_predicate
+        interpreter = _Interpreter(plan, snapshot, False, None)
+        for group in plan.groups:
+            for routing in group.routings:
+                units = interpreter._eligible_units(group.product_store, routing.item_mode)
+                for condition in routing.filters:
+                    label = (plan.source, routing.name,
+                             condition.source.label() if condition.source else "",
+                             _filter_text(condition))
+                    state = self.filters.setdefault(label, {"true": False, "false": False})
+                    predicate = _order_predicate(condition, interpreter.ctx)
+                    for unit in units:
+                        state["true" if predicate(unit) else "false"] = True
+                        if state["true"] and state["false"]:
+                            break
+
+    def _states(self):
+        return [*self.rules.values(), *self.conditions.values(), *self.filters.values()]
+
     def percent(self) -> float:
-        seen = sum(v for state in self.rules.values() for v in state.values()) + sum(
-            v for state in self.conditions.values() for v in state.values())
-        total = 2 * (len(self.rules) + len(self.conditions))
-        return 100.0 * seen / total if total else 100.0
+        states = self._states()
+        seen = sum(v for state in states for v in state.values())
+        return 100.0 * seen / (2 * len(states)) if states else 100.0
 
     def to_json(self) -> dict:
         return {"percent": round(self.percent(), 1),
@@ -105,7 +135,9 @@ class Coverage:
                           for (f, r, n), state in self.rules.items()],
                 "conditions": [{"file": f, "routing": r, "rule": n, "source": s,
                                 "condition": c, **state}
-                               for (f, r, n, s, c), state in self.conditions.items()]}
+                               for (f, r, n, s, c), state in self.conditions.items()],
+                "filters": [{"file": f, "routing": r, "source": s, "condition": c, **state}
+                            for (f, r, s, c), state in self.filters.items()]}
 
     def text(self) -> str:
         lines = [f"coverage: {self.percent():.0f}% ("
@@ -114,7 +146,13 @@ class Coverage:
                  f"over, {sum(s['true'] for s in self.conditions.values())}/"
                  f"{len(self.conditions)} conditions seen true, "
                  f"{sum(s['false'] for s in self.conditions.values())}/{len(self.conditions)} "
-                 "seen false)"]
+                 f"seen false, {sum(s['true'] for s in self.filters.values())}/"
+                 f"{len(self.filters)} filter conditions seen true, "
+                 f"{sum(s['false'] for s in self.filters.values())}/{len(self.filters)} seen "
+                 "false)"]
+        for (file, routing, source, text), seen in self.filters.items():
+            lines.append(f"  {file}: {routing} filter {text} ({source}): "
+                         f"{_marks(seen, 'true', 'false')}")
         for (file, routing, rule), state in self.rules.items():
             lines.append(f"  {file}: {routing} / {rule}: "
                          f"{_marks(state, 'fired', 'passed over')}")
@@ -149,6 +187,7 @@ def run_file(path: Path, coverage: Coverage | None = None) -> list[CaseResult]:
         outcome = run_plan(plan, snapshot, explain=True)
         if coverage is not None:
             coverage.add_run(plan, outcome)
+            coverage.add_filters(plan, snapshot)
         result = CaseResult(str(path), name)
         for expectation in expectations:
             problem = _check(expectation, outcome)
@@ -310,6 +349,16 @@ def _condition_text(condition) -> str:
     number = condition.number
     shown = int(number) if number is not None and float(number).is_integer() else number
     return f"{condition.field} {condition.op} {shown}"
+
+
+def _filter_text(condition) -> str:
+    if condition.op in ("is null", "is not null"):
+        return f"{condition.field} {condition.op}"
+    if condition.field == "promise_date":
+        return f"promise_date {condition.op} {condition.days} days"
+    ids = condition.ids[0] if len(condition.ids) == 1 and condition.op in ("==", "!=") \
+        else f"[{', '.join(condition.ids)}]"
+    return f"{condition.field} {condition.op} {ids}"
 
 
 def _marks(state: dict, yes: str, no: str) -> str:
