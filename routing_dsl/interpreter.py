@@ -125,6 +125,18 @@ class _FacilityInfo:
         self.radians = _radians(self.lat, self.lon)
 
 
+class Prepared:
+    """What runs on snapshots with the same facilities can share (a service deciding order
+    after order against one live state): the facility index, each rule's facilities per store,
+    and the grouping of facilities for explanations. Keyed by the plan's rule objects, so it
+    is only for the plans it was filled with; make a new one when the facilities change."""
+
+    def __init__(self) -> None:
+        self.facilities: dict[str, _FacilityInfo] | None = None
+        self.static: dict[tuple, frozenset[str]] = {}
+        self.explain: dict[tuple, tuple] = {}
+
+
 class RunError(Exception):
     """A configuration problem found at run time; recorded on the routing's run, never turned
     into 'unfillable'."""
@@ -135,6 +147,7 @@ class _Context:
     """Indexes over the snapshot, built once per run."""
 
     snapshot: Snapshot
+    prepared: Prepared | None = None
     zone: ZoneInfo = field(init=False)
     now: datetime = field(init=False)
     facilities: dict[str, _FacilityInfo] = field(init=False)
@@ -151,10 +164,16 @@ class _Context:
         snapshot = self.snapshot
         self.zone = ZoneInfo(snapshot.timezone)
         self.now = snapshot.now.astimezone(self.zone)
-        self.facilities = {
-            f.id: _FacilityInfo(f.id, f.virtual, f.lat, f.lon, f.max_orders_per_day,
-                                dict(f.groups), frozenset(f.product_stores))
-            for f in snapshot.facilities}
+        shared = self.prepared
+        if shared is not None and shared.facilities is not None:
+            self.facilities = shared.facilities
+        else:
+            self.facilities = {
+                f.id: _FacilityInfo(f.id, f.virtual, f.lat, f.lon, f.max_orders_per_day,
+                                    dict(f.groups), frozenset(f.product_stores))
+                for f in snapshot.facilities}
+            if shared is not None:
+                shared.facilities = self.facilities
         self.orders_today = {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
         self._index_inventory(snapshot)
         products = {p.id: p for p in snapshot.products}
@@ -319,7 +338,6 @@ class _PreparedRule:
     distance: list[tuple[Callable, float, InventoryCondition]]  # (compare, km, source)
     safety: tuple[Callable, float, InventoryCondition] | None
     uses_distance: bool
-    static: dict[str, frozenset[str]] = field(default_factory=dict)  # store -> facilities
 
     @property
     def unit_factor(self) -> float:
@@ -359,13 +377,14 @@ class _Interpreter:
     context_class = _Context
 
     def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders,
-                 explain_facilities=None):
+                 explain_facilities=None, prepared: Prepared | None = None):
         self.plan = plan
-        self.ctx = self.context_class(snapshot)
+        self.prepared = prepared or Prepared()
+        self.ctx = self.context_class(snapshot, prepared)
         self.explain = explain
         self.explain_orders = explain_orders
         self.explain_facilities = frozenset(explain_facilities or ())
-        self._explain_cache: dict[tuple, tuple] = {}
+        self._explain_cache = self.prepared.explain
         self.allocations: list[dict] = []
         self.unfillable: list[dict] = []
         self.explanations: list[dict] = []
@@ -521,9 +540,9 @@ class _Interpreter:
                     open_items: list[_ItemState]) -> dict[str, float | None]:
         """Facilities that pass every facility-level condition and hold some stock the unit
         needs, with their distance in the rule's unit (None without coordinates)."""
-        static = prepared.static.get(store)
+        static = self.prepared.static.get((store, id(prepared.rule)))
         if static is None:
-            static = prepared.static[store] = frozenset(
+            static = self.prepared.static[(store, id(prepared.rule))] = frozenset(
                 info.id for info in self.ctx.facilities.values()
                 if not info.virtual and store in info.stores
                 and _group_reason(prepared, info) is None)
@@ -965,7 +984,7 @@ class _Interpreter:
         """Per (store, rule), computed once: the store's real facilities in id order, those a
         group condition excludes (with the reason), the others, and those of the others with
         an order limit."""
-        key = (store, id(prepared))
+        key = (store, id(prepared.rule))
         found = self._explain_cache.get(key)
         if found is None:
             serving = sorted(f.id for f in self.ctx.facilities.values()
@@ -1086,13 +1105,15 @@ def _ids(ids: list[str]) -> str:
 def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
              routing: str | None = None, explain: bool = False,
              explain_orders: set[str] | None = None,
-             explain_facilities: set[str] | None = None, progress=None) -> dict:
+             explain_facilities: set[str] | None = None, progress=None,
+             prepared: Prepared | None = None) -> dict:
     """Run ``plan`` against ``snapshot`` and return the result document (only ``group``, or
     the groups of a set, when given). With ``explain``,
     the units of ``explain_orders`` (all when None) are explained, with full detail for the
-    facilities in ``explain_facilities``."""
-    return _Interpreter(plan, snapshot, explain, explain_orders,
-                        explain_facilities).run(group, routing, progress)
+    facilities in ``explain_facilities``. ``prepared`` carries indexes from earlier runs of
+    the same plan on the same facilities (see Prepared)."""
+    return _Interpreter(plan, snapshot, explain, explain_orders, explain_facilities,
+                        prepared).run(group, routing, progress)
 
 
 def not_routed_reasons(plan: Plan, snapshot: Snapshot, result: dict, order_id: str) -> list[str]:

@@ -336,21 +336,29 @@ def _integrity(snapshot: Snapshot) -> list[str]:
             problems.append(f"inventory[{index}]: second row for ({row.facility}, {row.product})")
         seen_rows.add((row.facility, row.product))
     for o, order in enumerate(snapshot.orders):
-        groups = set()
-        for g, group in enumerate(order.ship_groups):
-            where = f"orders[{o}].ship_groups[{g}]"
-            if group.id in groups:
-                problems.append(f"{where}.id: duplicate ship group {group.id!r} in order")
-            groups.add(group.id)
-            if group.facility not in facilities:
-                problems.append(f"{where}.facility: unknown facility {group.facility!r}")
-            items = set()
-            for i, item in enumerate(group.items):
-                if item.id in items:
-                    problems.append(f"{where}.items[{i}].id: duplicate item {item.id!r}")
-                items.add(item.id)
-                if item.cancel_quantity > item.quantity:
-                    problems.append(f"{where}.items[{i}].cancel_quantity: more than quantity")
+        problems += order_problems(order, f"orders[{o}]", facilities)
+    return problems
+
+
+def order_problems(order: Order, where: str, facilities) -> list[str]:
+    """What is wrong with one order's references: ship groups and items given twice,
+    facilities ``facilities`` does not hold, more cancelled than ordered."""
+    problems = []
+    groups = set()
+    for g, group in enumerate(order.ship_groups):
+        at = f"{where}.ship_groups[{g}]"
+        if group.id in groups:
+            problems.append(f"{at}.id: duplicate ship group {group.id!r} in order")
+        groups.add(group.id)
+        if group.facility not in facilities:
+            problems.append(f"{at}.facility: unknown facility {group.facility!r}")
+        items = set()
+        for i, item in enumerate(group.items):
+            if item.id in items:
+                problems.append(f"{at}.items[{i}].id: duplicate item {item.id!r}")
+            items.add(item.id)
+            if item.cancel_quantity > item.quantity:
+                problems.append(f"{at}.items[{i}].cancel_quantity: more than quantity")
     return problems
 
 

@@ -253,3 +253,19 @@ def test_the_service_doc_example_is_decided(client):
     answer = client.post("/v1/decisions", json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json()["lines"][0]["facility"]
+
+
+def test_decisions_sharing_indexes_answer_as_a_fresh_run_would():
+    """Quotes reuse the facility index and explanation groupings between decisions
+    (interpreter.Prepared): every answer, second time round too, equals a run from scratch."""
+    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    from routing_dsl.snapshot import Order
+    for _ in range(2):
+        for document in DOCUMENT["orders"]:
+            order = Order.model_validate(document)
+            fresh = run_plan(PLAN, state.order_snapshot(order), explain=True,
+                             explain_orders={order.id})
+            answer = state.quote(order)
+            assert answer["lines"] == fresh["allocations"]
+            assert answer["explanations"] == fresh["explanations"]

@@ -246,6 +246,6 @@ def _replay(state, order_id: str) -> list[dict] | None:
     single = state.order_snapshot(order, taken=False)
     explanations = []
     for plan in state.plans:
-        explanations += run_plan(plan, single, explain=True,
-                                 explain_orders={order_id})["explanations"]
+        explanations += run_plan(plan, single, explain=True, explain_orders={order_id},
+                                 prepared=state.prepared(plan))["explanations"]
     return explanations

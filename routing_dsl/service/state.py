@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..interpreter import run_plan
+from ..interpreter import Prepared, run_plan
 from ..plan import Plan
-from ..snapshot import Order, Snapshot, _integrity
+from ..snapshot import Order, Snapshot, order_problems
 
 
 class DecisionError(Exception):
@@ -49,6 +49,8 @@ class LiveState:
     allocated: dict = field(default_factory=lambda: defaultdict(float))  # (order, sg, item)
     commits: dict = field(default_factory=dict)  # idempotency key -> (order, answer)
     _rows: dict = field(default_factory=dict)  # product -> its inventory rows
+    _facility_ids: frozenset = frozenset()
+    _prepared: dict = field(default_factory=dict)  # plan id -> indexes shared by its runs
     _store_locks: dict = field(default_factory=lambda: defaultdict(threading.Lock))
 
     def refresh(self) -> None:
@@ -59,6 +61,8 @@ class LiveState:
         with self.lock:
             self.snapshot, self.loaded_at = snapshot, datetime.now(UTC)
             self._rows = dict(rows)
+            self._facility_ids = frozenset(f.id for f in snapshot.facilities)
+            self._prepared = {id(plan): Prepared() for plan in self.plans}
             self.consumed.clear()
             self.orders_added.clear()
             self.allocated.clear()
@@ -96,7 +100,8 @@ class LiveState:
         single = self.order_snapshot(order)
         lines, unfilled, explanations = [], [], []
         for plan in self.plans:
-            result = run_plan(plan, single, explain=True, explain_orders={order.id})
+            result = run_plan(plan, single, explain=True, explain_orders={order.id},
+                              prepared=self.prepared(plan))
             lines += result["allocations"]
             unfilled += result["unfillable"]
             explanations += result["explanations"]
@@ -213,10 +218,16 @@ class LiveState:
             product_stores=snapshot.product_stores,
             facilities=self._facilities(snapshot, added), products=snapshot.products,
             inventory=inventory, shipment_methods=snapshot.shipment_methods, orders=[order])
-        problems = [p for p in _integrity(single) if p.startswith("orders")]
+        problems = order_problems(order, "order", self._facility_ids)
         if problems:
             raise DecisionError("; ".join(problems[:5]))
         return single
+
+    def prepared(self, plan: Plan) -> Prepared | None:
+        """The indexes ``plan``'s decisions share until the next refresh (the facilities do
+        not change in between: only their daily counts, which are not indexed)."""
+        with self.lock:
+            return self._prepared.get(id(plan))
 
     def _count(self, started: float) -> None:
         with self.lock:
