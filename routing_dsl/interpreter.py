@@ -921,20 +921,24 @@ class _Interpreter:
         chosen_keys = {f: self._sort_keys(prepared, measures, f) for f in chosen}
         counts: dict[str, dict] = {}
 
-        def note(facility: str, reason: dict) -> None:
+        def note_all(facilities: list[str], reason: dict) -> None:
+            """Count ``facilities`` (in order) under the reason's condition."""
             entry = counts.get(reason["condition"])
             if entry is None:
                 entry = counts[reason["condition"]] = {"condition": reason["condition"],
                                                        "count": 0, "examples": []}
                 if "source" in reason:
                     entry["source"] = reason["source"]
-            entry["count"] += 1
-            if len(entry["examples"]) < 3:
-                entry["examples"].append(facility)
+            entry["count"] += len(facilities)
+            entry["examples"] += facilities[:3 - len(entry["examples"])]
+
+        def note(facility: str, reason: dict) -> None:
+            note_all([facility], reason)
 
         serving, failing_group, passing, limited = self._explain_facilities(store, prepared)
-        for facility, reason in failing_group:
-            note(facility, reason)
+        # the group failures are the same for every unit: counted once per (store, rule)
+        for reason, facilities in self._group_failures(store, prepared, failing_group):
+            note_all(facilities, reason)
         at_limit = set()
         if not rule.ignore_facility_order_limit:
             for facility in limited:
@@ -948,10 +952,10 @@ class _Interpreter:
             for facility, quantity in self.ctx.stock.get(product, {}).items():
                 if quantity > EPSILON:
                     holding.add(facility)
-        without_stock = [f for f in passing if f not in holding and f not in at_limit]
-        for facility in without_stock:
-            if facility not in chosen:
-                note(facility, {"condition": "net stock > 0"})
+        without_stock = [f for f in passing if f not in holding and f not in at_limit
+                         and f not in chosen]
+        if without_stock:
+            note_all(without_stock, {"condition": "net stock > 0"})
         for facility in passing:
             if facility in holding and facility not in at_limit and facility not in chosen:
                 note(facility, self._exclusion(prepared, self.ctx.facilities[facility], unit,
@@ -979,6 +983,18 @@ class _Interpreter:
         if rejection:
             result["rejected"] = rejection
         return result
+
+    def _group_failures(self, store: str, prepared: _PreparedRule, failing: list):
+        """The facilities a group condition excludes, grouped by that condition (in
+        facility order), computed once per (store, rule)."""
+        key = ("groups", store, id(prepared.rule))
+        found = self._explain_cache.get(key)
+        if found is None:
+            by_condition: dict[str, tuple[dict, list[str]]] = {}
+            for facility, reason in failing:
+                by_condition.setdefault(reason["condition"], (reason, []))[1].append(facility)
+            found = self._explain_cache[key] = list(by_condition.values())
+        return found
 
     def _explain_facilities(self, store: str, prepared: _PreparedRule):
         """Per (store, rule), computed once: the store's real facilities in id order, those a
