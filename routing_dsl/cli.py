@@ -461,18 +461,29 @@ def summarize(result: dict) -> str:
                    "states the semantics (same results); auto: fast unless the plan or "
                    "--explain needs the reference engine.")
 @what_if_options
+@click.option("--executor", type=click.Choice(["local", "process"]), default="local",
+              show_default=True,
+              help="process: route the partitions of the run (stores that share no facility) "
+                   "on a pool of processes; the result is the same bytes.")
+@click.option("--jobs", type=click.IntRange(1), default=2, show_default=True,
+              help="With --executor process: worker processes.")
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         group: str | None, routing: str | None, pretty: bool, explain: bool,
         facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
-        engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None) -> None:
+        engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str,
+        jobs: int) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
+    if executor != "local" and (explain or routing):
+        raise InputError(f"--executor {executor} routes whole groups without explanations: "
+                         "drop --explain and --routing, or use --executor local")
     try:
         engine = choose(plan, engine, explain=explain)
     except FastUnsupported as error:
         raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
     changes = read_what_ifs(what_ifs, what_if_file)
-    snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast" and not changes)
+    snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast" and not changes
+                             and executor == "local")
     snapshot = apply_what_ifs(snapshot, changes)
     # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
     # millions of objects again and again while routing allocates (about 9% of routing time).
@@ -485,6 +496,12 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         raise InputError(f"no active routing named {routing!r}")
     options = {"group": group, "routing": routing, "explain": explain,
                "explain_facilities": set(facilities), "engine": engine}
+    router = route
+    if executor != "local":
+        from functools import partial
+
+        from .scaleout import route_partitioned
+        router = partial(route_partitioned, executor=executor, jobs=jobs)
     recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
     store = open_store(db_url) if recording else None
     stream = sys.stderr
@@ -499,9 +516,10 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
             from .ops.runner import run_recorded
             text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
             result, batch_ids = run_recorded(store, plan, snapshot, source_text=text,
-                                             webhook=make_webhook(webhook), **options)
+                                             webhook=make_webhook(webhook), router=router,
+                                             **options)
         else:
-            result = route(plan, snapshot, **options)
+            result = router(plan, snapshot, **options)
     finally:
         if bar is not None:
             bar.render_finish()
@@ -748,6 +766,29 @@ def analyze(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
         click.echo(f"{len(findings)} finding{'' if len(findings) == 1 else 's'}", err=True)
     if strict and findings:
         sys.exit(1)
+
+
+@main.command("partitions")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE|PLAN")
+@click.option("--snapshot", "snapshot_path", required=True, metavar="SNAPSHOT")
+@mapping_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def partitions_command(source: Path, snapshot_path: str, mapping: Path | None,
+                       output_format: str) -> None:
+    """Show how a run splits into partitions that cannot conflict: product stores linked by a
+    shared facility route together."""
+    from .scaleout import partitions
+    plan = load_plan_or_source(source)
+    found = partitions(plan, read_snapshot(snapshot_path, mapping))
+    if output_format == "json":
+        click.echo(json.dumps([p.to_json() for p in found], indent=2))
+        return
+    for number, part in enumerate(found, start=1):
+        say(printable(f"partition {number}: stores {', '.join(part.stores)}; groups "
+                      f"{', '.join(part.groups)}; {len(part.facilities)} facilities, "
+                      f"{part.orders} orders"))
 
 
 def load_plan_spec(spec: str) -> Plan:

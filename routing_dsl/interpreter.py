@@ -400,9 +400,12 @@ class _Interpreter:
             progress) -> dict:
         wanted = frozenset([group_name]) if isinstance(group_name, str) else group_name
         batches = []
+        # where each group's allocations and unfillable items start (scale-out merges by it)
+        self.spans: dict[str, tuple[int, int]] = {}
         for group in self.plan.groups:
             if wanted is not None and group.name not in wanted:
                 continue
+            self.spans[group.name] = (len(self.allocations), len(self.unfillable))
             store = next((s for s in self.ctx.snapshot.product_stores
                           if s.id == group.product_store), None)
             batch = {"group": group.name, "product_store": group.product_store, "runs": []}

@@ -20,7 +20,7 @@ def snapshot_hash(snapshot: Snapshot) -> str:
 
 def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text: str | None,
                  trigger: str = "manual", group: str | None = None,
-                 routing: str | None = None, started=None, webhook=None,
+                 routing: str | None = None, started=None, webhook=None, router=route,
                  **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
 
@@ -44,9 +44,9 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
         running = [g for g in groups if free[g.product_store]]
         ids = {g.name: start(g) for g in groups}
         try:
-            result = route(plan, snapshot, group=frozenset(g.name for g in running),
-                           routing=routing, **options) if running else \
-                route(plan, snapshot, group=frozenset(), routing=routing, **options)
+            result = router(plan, snapshot, group=frozenset(g.name for g in running),
+                            routing=routing, **options) if running else \
+                router(plan, snapshot, group=frozenset(), routing=routing, **options)
         except BaseException as error:
             for batch_id in ids.values():
                 store.fail_batch(batch_id, f"{type(error).__name__}: {error}")

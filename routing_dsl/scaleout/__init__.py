@@ -1,0 +1,15 @@
+"""Scale-out: one run split into partitions that cannot conflict, routed by an executor, and
+merged into exactly the result one process gives.
+
+Product stores that share a real facility share its stock and its daily order count, so they
+route together: partitions are the connected components of the store–facility graph. A
+partition's work is a pure function of (plan, its part of the snapshot) with no I/O; parts
+travel to workers as JSON bytes, never as Python objects per row. The merge puts every
+group's allocations, unfillable items and batch back in plan order, and the inventory,
+facility counts and warnings in the order a single run writes them, so the result is
+byte-identical whatever the executor, the number of workers or the order they finish in.
+"""
+
+from .partition import Partition, merge, partitions, route_partitioned
+
+__all__ = ["Partition", "merge", "partitions", "route_partitioned"]

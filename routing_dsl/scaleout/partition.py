@@ -1,0 +1,164 @@
+"""Partitions, the work of one partition, the executors, and the merge."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import orjson
+
+from ..engine import choose
+from ..interpreter import RESULT_FORMAT, _Interpreter
+from ..plan import Plan, load_plan
+from ..snapshot import Snapshot, parse_snapshot
+
+EXECUTORS = ("local", "process")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Product stores that route together, the plan groups routing them, and the real
+    facilities serving them."""
+
+    stores: tuple[str, ...]
+    groups: tuple[str, ...]
+    facilities: tuple[str, ...]
+    orders: int
+
+    def to_json(self) -> dict:
+        return {"stores": list(self.stores), "groups": list(self.groups),
+                "facilities": len(self.facilities), "orders": self.orders}
+
+
+def partitions(plan: Plan, snapshot: Snapshot) -> list[Partition]:
+    """The connected components of the store–facility graph over the stores the plan routes,
+    in the order of their first group in the plan."""
+    parent: dict[str, str] = {}
+
+    def find(store: str) -> str:
+        while parent.setdefault(store, store) != store:
+            parent[store] = parent[parent[store]]
+            store = parent[store]
+        return store
+
+    for group in plan.groups:
+        find(group.product_store)
+    for facility in snapshot.facilities:
+        if facility.virtual:
+            continue
+        routed = [s for s in facility.product_stores if s in parent]
+        for store in routed[1:]:
+            parent[find(store)] = find(routed[0])
+    components: dict[str, list[str]] = {}
+    for group in plan.groups:
+        root = find(group.product_store)
+        members = components.setdefault(root, [])
+        if group.product_store not in members:
+            members.append(group.product_store)
+    orders: dict[str, int] = {}
+    for order in snapshot.orders:
+        orders[order.product_store] = orders.get(order.product_store, 0) + 1
+    found = []
+    for stores in components.values():
+        chosen = set(stores)
+        found.append(Partition(
+            tuple(stores), tuple(g.name for g in plan.groups if g.product_store in chosen),
+            tuple(sorted(f.id for f in snapshot.facilities if not f.virtual
+                         and chosen & set(f.product_stores))),
+            sum(orders.get(s, 0) for s in stores)))
+    return found
+
+
+def part_document(snapshot: Snapshot, partition: Partition) -> bytes:
+    """The partition's part of the snapshot as JSON: its stores, their real facilities and
+    every queue, those facilities' stock, all products and shipment methods, their orders."""
+    stores, facilities = set(partition.stores), set(partition.facilities)
+    document = {
+        "format": snapshot.format, "now": snapshot.now.isoformat(),
+        "timezone": snapshot.timezone,
+        "product_stores": [s.model_dump(mode="json") for s in snapshot.product_stores
+                           if s.id in stores],
+        "facilities": [f.model_dump(mode="json") for f in snapshot.facilities
+                       if f.virtual or f.id in facilities],
+        "products": [p.model_dump(mode="json") for p in snapshot.products],
+        "inventory": [r.model_dump(mode="json") for r in snapshot.inventory
+                      if r.facility in facilities],
+        "shipment_methods": [m.model_dump(mode="json") for m in snapshot.shipment_methods],
+        "orders": [o.model_dump(mode="json") for o in snapshot.orders
+                   if o.product_store in stores],
+    }
+    return orjson.dumps(document)
+
+
+def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) -> dict:
+    """One partition's routing, a pure function of its inputs: the result's pieces, each
+    group's place in them, and the warnings by key."""
+    plan = load_plan(plan_json, "plan")
+    snapshot = parse_snapshot(part, "partition")
+    if choose(plan, engine) == "fast":
+        from ..engine.fast import _FastInterpreter as interpreter_class
+    else:
+        interpreter_class = _Interpreter
+    interpreter = interpreter_class(plan, snapshot, False, None)
+    result = interpreter.run(frozenset(groups), None, None)
+    result["spans"] = interpreter.spans
+    result["warnings_by_key"] = interpreter.warnings
+    return result
+
+
+def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local",
+                      jobs: int = 2, engine: str = "auto",
+                      group: str | frozenset[str] | None = None, **_unused) -> dict:
+    """Route every partition with ``executor`` and merge: the same bytes as one run (of
+    ``group`` only, or the groups of a set, when given). Takes `engine.route`'s arguments."""
+    if group is not None:
+        wanted = frozenset([group]) if isinstance(group, str) else group
+        plan = plan.model_copy(update={"groups": [g for g in plan.groups if g.name in wanted]})
+    parts = partitions(plan, snapshot)
+    plan_json = plan.to_json().encode("utf-8")
+    work = [(plan_json, part_document(snapshot, p), list(p.groups), engine) for p in parts]
+    if executor == "local":
+        pieces = [route_part(*item) for item in work]
+    elif executor == "process":
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+            futures = [pool.submit(route_part, *item) for item in work]
+            pieces = [future.result() for future in futures]  # in partition order
+    else:
+        raise ValueError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    return merge(plan, snapshot, parts, pieces)
+
+
+def merge(plan: Plan, snapshot: Snapshot, parts: list[Partition], pieces: list[dict]) -> dict:
+    """The pieces of every partition as one result document, in a single run's order."""
+    home = {group: piece for part, piece in zip(parts, pieces, strict=True)
+            for group in part.groups}
+    allocations, unfillable, batches = [], [], []
+    for group in plan.groups:
+        piece = home[group.name]
+        names = [g for g in piece["spans"]]
+        position = names.index(group.name)
+        start_a, start_u = piece["spans"][group.name]
+        end_a, end_u = (piece["spans"][names[position + 1]] if position + 1 < len(names)
+                        else (len(piece["allocations"]), len(piece["unfillable"])))
+        allocations += piece["allocations"][start_a:end_a]
+        unfillable += piece["unfillable"][start_u:end_u]
+        batches += [b for b in piece["batches"] if b["group"] == group.name]
+    counts = {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
+    inventory, warnings = [], {}
+    for piece in pieces:
+        inventory += piece["inventory_after"]
+        for entry in piece["facility_counts_after"]:
+            counts[entry["facility"]] = entry["orders_today"]
+        warnings.update(piece["warnings_by_key"])
+    return {
+        "format": RESULT_FORMAT,
+        "allocations": allocations,
+        "unfillable": unfillable,
+        "batches": batches,
+        "inventory_after": sorted(inventory, key=lambda r: (r["facility"], r["product"])),
+        "facility_counts_after": [{"facility": f, "orders_today": counts[f]}
+                                  for f in sorted(counts)],
+        "warnings": [warnings[k] for k in sorted(warnings)],
+    }

@@ -1,0 +1,106 @@
+"""Scale-out: partitions by the store–facility graph, and results byte-identical to one run
+whatever the executor and the number of workers."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from routing_dsl.checker import Workspace
+from routing_dsl.cli import dump_result
+from routing_dsl.compiler import compile_program
+from routing_dsl.interpreter import run_plan
+from routing_dsl.scaleout import partitions, route_partitioned
+from routing_dsl.snapshot import parse_snapshot
+
+from .builders import NOW, facility, item, order, stock
+
+STORES = ["S1", "S2", "S3", "S4"]
+
+
+def multi_store_plan(stores=STORES, paused=()):
+    groups = "\n".join(
+        f'group "G-{s}" for store {s} {{\n routing "R" {{ filter {{ queue == _NA_ }}\n'
+        f'  rule "near" {{ assign partial inventory {{ distance <= 300 mi }} sort by distance }}\n'
+        f'  rule "any" {{ assign single inventory {{ facility_group == A }} '
+        f'when unfilled {{ move to queue PARK }} }} }} }}' for s in stores)
+    text = "declare queue _NA_, PARK\ndeclare facility_group A\n" + groups
+    result = Workspace().check_text(text, name="stores.route")
+    assert not [d for d in result.diagnostics if d.is_error], result.diagnostics
+    return compile_program(result.program)
+
+
+def multi_store_world(serving: list[list[str]], orders_of: list[str], lower: int = 0):
+    facilities = [facility(f"F{k}", 40.0 + k / 3, -74.0 + k / 4, groups={"A": 1},
+                           limit=2 if k % 3 == 0 else None, stores=stores)
+                  for k, stores in enumerate(serving)]
+    queues = [{"id": q, "virtual": True, "product_stores": STORES} for q in ("_NA_", "PARK")]
+    inventory = [stock(f"F{k}", product, 3 + (k + n) % 4 - lower)
+                 for k in range(len(serving)) for n, product in enumerate(["P1", "P2"])]
+    orders = [order(f"O{n}", [item("00001", "P1", 1 + n % 3), item("00002", "P2", 2)],
+                    store=store, ship_to=(40.5 + n / 10, -73.9), date=f"2026-11-2{n % 9}T10:00:00-05:00")
+              for n, store in enumerate(orders_of)]
+    return parse_snapshot({
+        "format": "routing-snapshot/1", "now": NOW, "timezone": "America/New_York",
+        "product_stores": [{"id": s} for s in STORES], "facilities": facilities + queues,
+        "products": [{"id": "P1"}, {"id": "P2"}], "inventory": inventory, "orders": orders})
+
+
+def test_stores_sharing_a_facility_route_together():
+    snapshot = multi_store_world([["S1"], ["S1", "S2"], ["S3"], ["S4"], ["S4"]], STORES * 2)
+    found = partitions(multi_store_plan(), snapshot)
+    assert [p.stores for p in found] == [("S1", "S2"), ("S3",), ("S4",)]
+    assert found[0].groups == ("G-S1", "G-S2") and found[0].facilities == ("F0", "F1")
+    assert [p.orders for p in found] == [4, 2, 2]
+
+
+def test_every_executor_and_worker_count_gives_the_bytes_of_one_run():
+    snapshot = multi_store_world([["S1"], ["S1", "S2"], ["S3"], ["S3", "S4"], ["S4"], ["S2"]],
+                                 ["S1", "S2", "S3", "S4", "S4", "S1", "S3", "S2"] * 3)
+    plan = multi_store_plan()
+    one_run = dump_result(run_plan(plan, snapshot))
+    assert len(partitions(plan, snapshot)) == 2
+    for executor, jobs in (("local", 1), ("process", 1), ("process", 2)):
+        for engine in ("reference", "fast"):
+            merged = route_partitioned(plan, snapshot, executor=executor, jobs=jobs,
+                                       engine=engine)
+            assert dump_result(merged) == one_run, (executor, jobs, engine)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.lists(st.sampled_from(STORES), min_size=1, max_size=2, unique=True),
+                min_size=1, max_size=6),
+       st.lists(st.sampled_from(STORES), min_size=1, max_size=12),
+       st.integers(0, 3), st.lists(st.sampled_from(STORES), max_size=4, unique=True))
+def test_partitioned_runs_equal_one_run(serving, orders_of, lower, routed):
+    plan = multi_store_plan(routed or STORES)
+    snapshot = multi_store_world(serving, orders_of, lower)
+    assert dump_result(route_partitioned(plan, snapshot, engine="reference")) == \
+        dump_result(run_plan(plan, snapshot))
+
+
+def test_the_example_runs_the_same_on_a_process_pool_and_is_recorded(tmp_path):
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+
+    from .conftest import ROOT
+    folder = ROOT / "examples" / "multi_store"
+    base = ["run", str(folder / "multi_store.route"), "--snapshot", str(folder / "snapshot.json"),
+            "--out", "-"]
+    local = CliRunner().invoke(main, base)
+    pooled = CliRunner().invoke(main, [*base, "--executor", "process", "--jobs", "2"])
+    assert local.exit_code == pooled.exit_code == 0, pooled.output
+    assert pooled.stdout == local.stdout
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
+    recorded = CliRunner().invoke(main, [*base, "--executor", "process", "--db", db])
+    assert recorded.exit_code == 0, recorded.output
+    assert "recorded 3 batches" in recorded.stderr
+    refused = CliRunner().invoke(main, [*base, "--executor", "process", "--explain"])
+    assert refused.exit_code == 2 and "without explanations" in refused.stderr
+    shown = CliRunner().invoke(main, ["partitions", str(folder / "multi_store.route"),
+                                      "--snapshot", str(folder / "snapshot.json")])
+    assert shown.stdout.splitlines() == [
+        "partition 1: stores BRAND_A, BRAND_B; groups Brand A, Brand B; 5 facilities, 7 orders",
+        "partition 2: stores OUTLET; groups Outlet; 2 facilities, 3 orders"]
