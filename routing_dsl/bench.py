@@ -716,3 +716,83 @@ def service_latency(facilities: int = 1000, decisions: int = 300, clients: int =
             f"loopback\n  latency:    p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
             f"(target p99 <= 10 ms)\n  throughput: {rate:,.0f} decisions/s from {clients} "
             f"clients at once (target 1,000)")
+
+
+def stores_scenario(stores: int = 12, orders: int = 2000, regions: int = 3) -> tuple[str, dict]:
+    """A retail group: ``stores`` product stores, each with its own facilities, orders and
+    stock (a small scenario each), in ``regions`` regions whose stores share one regional
+    warehouse. The rules (the scenario plan, one group per store) and the snapshot document."""
+    from .scenarios import PLAN, Scenario
+    from .scenarios import generate as generate_scenario
+
+    header, body = PLAN.split('group "Bench" for store STORE {', 1)
+    rules = [header]
+    document = None
+    for s in range(stores):
+        store = f"STORE_{s:02d}"
+        rules.append(f'group "Bench {store}" for store {store} {{' + body)
+        part = generate_scenario(Scenario(orders=orders, facilities=40, skus=500, seed=s))
+        renamed = {}
+        for facility in part["facilities"]:
+            if not facility.get("virtual"):
+                renamed[facility["id"]] = f"{store}-{facility['id']}"
+                facility["id"] = renamed[facility["id"]]
+                facility["product_stores"] = [store]
+        for row in part["inventory"]:
+            row["facility"] = renamed[row["facility"]]
+        for order in part["orders"]:
+            order["id"] = f"{store}-{order['id']}"
+            order["product_store"] = store
+        if document is None:
+            document = part
+            document["product_stores"] = []
+            document["facilities"] = [f for f in part["facilities"] if f.get("virtual")]
+            document["inventory"], document["orders"] = [], []
+        document["product_stores"].append({"id": store})
+        document["facilities"] += [f for f in part["facilities"] if not f.get("virtual")]
+        document["inventory"] += part["inventory"]
+        document["orders"] += part["orders"]
+    names = [s["id"] for s in document["product_stores"]]
+    for facility in document["facilities"]:
+        if facility.get("virtual"):
+            facility["product_stores"] = names
+    for region in range(regions):
+        members = names[region::regions]
+        hub = f"REGION-{region}"
+        document["facilities"].append({
+            "id": hub, "lat": 39.0 + region, "lon": -95.0 + 8 * region,
+            "product_stores": members, "groups": {"WAREHOUSES": 0}})
+        document["inventory"] += [{"facility": hub, "product": p["id"], "atp": 3}
+                                  for p in document["products"][:200]]
+    return "".join(rules), document
+
+
+def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
+    """Sequential against a process pool on a retail group's stores: the same bytes, and
+    their times as a ratio."""
+    from .cli import dump_result
+    from .scaleout import partitions, route_partitioned
+    from .snapshot import parse_snapshot
+
+    text, document = stores_scenario(stores, orders)
+    plan = compile_program(Workspace().check_text(text, "stores.route").program)
+    snapshot = parse_snapshot(document)
+    parts = partitions(plan, snapshot)
+    started = time.perf_counter()
+    one = dump_result(run_plan(plan, snapshot))
+    sequential = time.perf_counter() - started
+    timings = []
+    for executor, workers in (("local", 1), ("process", jobs)):
+        started = time.perf_counter()
+        merged = dump_result(route_partitioned(plan, snapshot, executor=executor, jobs=workers,
+                                               engine="reference"))
+        timings.append((executor, workers, time.perf_counter() - started))
+        if merged != one:
+            raise AssertionError(f"the {executor} executor's result differs from one run's")
+    lines = [f"stores: {stores} stores x {orders:,} orders, {len(parts)} partitions "
+             f"({', '.join(str(len(p.stores)) for p in parts)} stores each), reference engine",
+             f"  one process, unpartitioned:   {sequential:.2f} s"]
+    for executor, workers, seconds in timings:
+        lines.append(f"  {executor:<7} executor, {workers} worker{'s' if workers > 1 else ''}: "
+                     f"{seconds:.2f} s  ({sequential / seconds:.2f}x; the same bytes)")
+    return "\n".join(lines)

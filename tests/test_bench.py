@@ -108,3 +108,9 @@ def test_the_service_load_generator_reports_latency_and_throughput():
     from routing_dsl.bench import service_latency
     report = service_latency(facilities=40, decisions=20, clients=2)
     assert "p99" in report and "decisions/s" in report
+
+
+def test_the_stores_bench_compares_executors_on_the_same_bytes():
+    from routing_dsl.bench import stores_bench
+    report = stores_bench(stores=3, orders=60)
+    assert "3 partitions" in report and report.count("the same bytes") == 2
