@@ -768,8 +768,8 @@ def stores_scenario(stores: int = 12, orders: int = 2000, regions: int = 3) -> t
 
 
 def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
-    """Sequential against a process pool on a retail group's stores: the same bytes, and
-    their times as a ratio."""
+    """Sequential against a process pool and Ray tasks (a local Ray, started and stopped in
+    the timing) on a retail group's stores: the same bytes, and their times as ratios."""
     from .cli import dump_result
     from .scaleout import partitions, route_partitioned
     from .snapshot import parse_snapshot
@@ -782,7 +782,13 @@ def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
     one = dump_result(run_plan(plan, snapshot))
     sequential = time.perf_counter() - started
     timings = []
-    for executor, workers in (("local", 1), ("process", jobs)):
+    runs = [("local", 1), ("process", jobs)]
+    try:
+        import ray  # noqa: F401 - the Ray row only when Ray is installed
+        runs.append(("ray", jobs))
+    except ImportError:
+        pass
+    for executor, workers in runs:
         started = time.perf_counter()
         merged = dump_result(route_partitioned(plan, snapshot, executor=executor, jobs=workers,
                                                engine="reference"))

@@ -461,17 +461,20 @@ def summarize(result: dict) -> str:
                    "states the semantics (same results); auto: fast unless the plan or "
                    "--explain needs the reference engine.")
 @what_if_options
-@click.option("--executor", type=click.Choice(["local", "process"]), default="local",
+@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
               show_default=True,
               help="process: route the partitions of the run (stores that share no facility) "
-                   "on a pool of processes; the result is the same bytes.")
+                   "on a pool of processes; ray: as Ray tasks (pip install ray); the result "
+                   "is the same bytes.")
 @click.option("--jobs", type=click.IntRange(1), default=2, show_default=True,
               help="With --executor process: worker processes.")
+@click.option("--address", metavar="HOST:PORT",
+              help="With --executor ray: the Ray cluster to use (default: start a local one).")
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         group: str | None, routing: str | None, pretty: bool, explain: bool,
         facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
         engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str,
-        jobs: int) -> None:
+        jobs: int, address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     plan = load_plan_or_source(source)
     if executor != "local" and (explain or routing):
@@ -501,7 +504,13 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         from functools import partial
 
         from .scaleout import route_partitioned
-        router = partial(route_partitioned, executor=executor, jobs=jobs)
+        router = partial(route_partitioned, executor=executor, jobs=jobs, address=address)
+        if executor == "ray":
+            try:
+                import ray  # noqa: F401 - only to say early that it is missing
+            except ImportError:
+                raise InputError("--executor ray needs Ray: pip install 'routing-dsl[ray]' "
+                                 "(or pip install ray)") from None
     recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
     store = open_store(db_url) if recording else None
     stream = sys.stderr

@@ -104,3 +104,28 @@ def test_the_example_runs_the_same_on_a_process_pool_and_is_recorded(tmp_path):
     assert shown.stdout.splitlines() == [
         "partition 1: stores BRAND_A, BRAND_B; groups Brand A, Brand B; 5 facilities, 7 orders",
         "partition 2: stores OUTLET; groups Outlet; 2 facilities, 3 orders"]
+
+
+def test_ray_tasks_give_the_bytes_of_one_run():
+    import pytest
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
+    snapshot = multi_store_world([["S1"], ["S1", "S2"], ["S3"], ["S4"]], STORES * 3)
+    plan = multi_store_plan()
+    merged = route_partitioned(plan, snapshot, executor="ray", engine="fast")
+    assert dump_result(merged) == dump_result(run_plan(plan, snapshot))
+
+
+def test_without_ray_the_ray_executor_says_how_to_get_it(monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+
+    from .conftest import ROOT
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    folder = ROOT / "examples" / "multi_store"
+    result = CliRunner().invoke(main, ["run", str(folder / "multi_store.route"), "--snapshot",
+                                       str(folder / "snapshot.json"), "--executor", "ray"])
+    assert result.exit_code == 2
+    assert "pip install 'routing-dsl[ray]'" in result.stderr

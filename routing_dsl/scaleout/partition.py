@@ -13,7 +13,11 @@ from ..interpreter import RESULT_FORMAT, _Interpreter
 from ..plan import Plan, load_plan
 from ..snapshot import Snapshot, parse_snapshot
 
-EXECUTORS = ("local", "process")
+EXECUTORS = ("local", "process", "ray")
+
+
+class ExecutorUnavailable(Exception):
+    """The executor asked for cannot run here (the message says how to get it)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) ->
 
 
 def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local",
-                      jobs: int = 2, engine: str = "auto",
+                      jobs: int = 2, engine: str = "auto", address: str | None = None,
                       group: str | frozenset[str] | None = None, **_unused) -> dict:
     """Route every partition with ``executor`` and merge: the same bytes as one run (of
     ``group`` only, or the groups of a set, when given). Takes `engine.route`'s arguments."""
@@ -125,9 +129,34 @@ def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local"
         with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
             futures = [pool.submit(route_part, *item) for item in work]
             pieces = [future.result() for future in futures]  # in partition order
+    elif executor == "ray":
+        pieces = _on_ray(work, address)
     else:
         raise ValueError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
     return merge(plan, snapshot, parts, pieces)
+
+
+def _on_ray(work: list[tuple], address: str | None) -> list[dict]:
+    """The partitions as Ray tasks: the plan put in the object store once, each part one
+    bytes object; the pieces gathered in partition order. A local Ray is started (and
+    stopped) when none is running and no address is given."""
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorUnavailable("--executor ray needs Ray: pip install 'routing-dsl[ray]' "
+                                  "(or pip install ray)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
+    try:
+        task = ray.remote(route_part)
+        plan = ray.put(work[0][0]) if work else None
+        futures = [task.remote(plan, part, groups, engine) for _, part, groups, engine in work]
+        return ray.get(futures)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def merge(plan: Plan, snapshot: Snapshot, parts: list[Partition], pieces: list[dict]) -> dict:
