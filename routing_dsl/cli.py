@@ -1101,11 +1101,18 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port. Any address but loopback needs ROUTING_TOKEN, a bearer token "
                    "every write must carry.")
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
+@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
+              show_default=True,
+              help="Run the due groups of a round together, their partitions (stores that "
+                   "share no facility) on a process pool or Ray.")
+@click.option("--jobs", type=click.IntRange(1), default=2, show_default=True,
+              help="With --executor process: worker processes.")
+@click.option("--address", metavar="HOST:PORT", help="With --executor ray: the Ray cluster.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
               help="Look for due groups at least this often.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           db_url: str | None, webhook: str | None, port: int | None, host: str, once: bool,
-          poll_seconds: float) -> None:
+          executor: str, jobs: int, address: str | None, poll_seconds: float) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
@@ -1130,6 +1137,13 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
                   source_text=path.read_text(encoding="utf-8") if path.suffix == ".route"
                   else None)
         for plan, path in plans]
+    if executor != "local":
+        from functools import partial
+
+        from .scaleout import route_partitioned
+        for scheduler in schedulers:
+            scheduler.router = partial(route_partitioned, executor=executor, jobs=jobs,
+                                       address=address)
     if once:
         for scheduler in schedulers:
             scheduler.run_once()

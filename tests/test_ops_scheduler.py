@@ -155,3 +155,32 @@ def test_serve_once_runs_the_due_groups_of_several_files(tmp_path):
     batches = RunStore(db).batches()
     assert sorted(b.group for b in batches) == ["Omnichannel brokering", "Second brokering"]
     assert {b.trigger for b in batches} == {"scheduled"}
+
+
+def test_serve_runs_the_due_groups_of_many_stores_on_a_process_pool(tmp_path):
+    """The due groups of a round run together, their partitions in parallel: the batches and
+    every recorded move equal a sequential round's."""
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+    folder = ROOT / "examples" / "multi_store"
+    rules = (folder / "multi_store.route").read_text().replace(
+        " {\n  routing", ' {\n  schedule "*/5 * * * *"\n  routing')
+    assert rules.count("schedule") == 3
+    (tmp_path / "stores.route").write_text(rules)
+    (tmp_path / ".routing-root").write_text("")
+    moves = {}
+    for executor in ("local", "process"):
+        db = f"sqlite:///{tmp_path / f'{executor}.db'}"
+        assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
+        result = CliRunner().invoke(main, [
+            "serve", str(tmp_path / "stores.route"), "--source", str(folder / "snapshot.json"),
+            "--db", db, "--once", "--executor", executor, "--jobs", "2"])
+        assert result.exit_code == 0, result.output
+        store = RunStore(db)
+        assert sorted((b.group, b.status) for b in store.batches()) == [
+            ("Brand A", "succeeded"), ("Brand B", "succeeded"), ("Outlet", "succeeded")]
+        moves[executor] = [{k: m[k] for k in ("order", "item", "to", "quantity", "rule")}
+                           for m in store.history()]
+        store.dispose()
+    assert moves["process"] == moves["local"] and moves["local"]

@@ -19,7 +19,7 @@ def snapshot_hash(snapshot: Snapshot) -> str:
 
 
 def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text: str | None,
-                 trigger: str = "manual", group: str | None = None,
+                 trigger: str = "manual", group: str | frozenset[str] | None = None,
                  routing: str | None = None, started=None, webhook=None, router=route,
                  **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
@@ -27,7 +27,8 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
     Groups of a product store that another process is running are not run: their batch is
     recorded as ``skipped``. With a ``webhook``, each committed batch is also POSTed to it. A process killed before the end leaves its batches ``running``
     (closed as failed by the next ``locks.close_stale``) and nothing else of them."""
-    groups = [g for g in plan.groups if group is None or g.name == group]
+    wanted = frozenset([group]) if isinstance(group, str) else group
+    groups = [g for g in plan.groups if wanted is None or g.name in wanted]
     plan_json = plan.to_json()
     digest = snapshot_hash(snapshot)
 

@@ -5,7 +5,7 @@ paused groups never run; one structured JSON line is logged per event."""
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import ExitStack
 import sys
 import threading
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from croniter import croniter
 from ..plan import Plan, PlanGroup
 from ..snapshot import Snapshot
 from . import schema as t
+from ..engine import route
 from .runner import run_recorded
 from .store import RunStore
 
@@ -63,6 +64,10 @@ class Scheduler:
         # batches and decisions took, one at a time per product store.
         self.absorb: Callable[[dict], None] | None = None
         self.store_lock: Callable[[str], object] | None = None
+        # A scale-out router (scaleout.route_partitioned with an executor) runs the round's
+        # partitions in parallel; run_recorded still takes each store's lock for its groups,
+        # so one run at a time per store.
+        self.router = None
 
     def last_scheduled(self, group: str) -> datetime | None:
         query = sa.select(sa.func.max(t.batches.c.started)).where(
@@ -90,30 +95,36 @@ class Scheduler:
         due = self.due(now)
         if not due:
             return []
-        snapshot = self.source()
-        recorded = []
         for group in due:
             self.log({"at": now.isoformat(), "event": "start", "group": group.name,
                       "product_store": group.product_store})
-            with (self.store_lock(group.product_store) if self.store_lock else nullcontext()):
-                if self.absorb is not None:
-                    snapshot = self.source()  # with what the previous group took
-                result, ids = run_recorded(self.store, self.plan, snapshot,
-                                           source_text=self.source_text, trigger="scheduled",
-                                           group=group.name, started=now,
-                                           webhook=self.webhook)
-                if self.absorb is not None:
-                    self.absorb(result)
-            for batch, batch_id in zip(result["batches"], ids, strict=True):
-                event = {"at": self.clock().isoformat(), "event": "batch",
-                         "group": batch["group"], "batch": batch_id,
-                         "status": "skipped" if batch.get("skipped") else (
-                             "failed" if any(r["error"] for r in batch["runs"]) else
-                             "succeeded"),
-                         "allocations": sum(1 for a in result["allocations"]
-                                            if a["group"] == batch["group"])}
-                self.log(event)
-                recorded.append(event)
+        # One run for all the round's due groups, as `routing run` does: groups in plan order
+        # see what earlier ones took (two groups sharing a facility share its stock and its
+        # daily limit). A service holds its live state's lock of each store meanwhile.
+        with ExitStack() as held:
+            if self.store_lock is not None:
+                for product_store in sorted({g.product_store for g in due}):
+                    held.enter_context(self.store_lock(product_store))
+            snapshot = self.source()
+            result, ids = run_recorded(self.store, self.plan, snapshot,
+                                       source_text=self.source_text, trigger="scheduled",
+                                       group=frozenset(g.name for g in due), started=now,
+                                       webhook=self.webhook, router=self.router or route)
+            if self.absorb is not None:
+                self.absorb(result)
+        return self._log_batches(result, ids, [])
+
+    def _log_batches(self, result: dict, ids: list[str], recorded: list[dict]) -> list[dict]:
+        for batch, batch_id in zip(result["batches"], ids, strict=True):
+            event = {"at": self.clock().isoformat(), "event": "batch",
+                     "group": batch["group"], "batch": batch_id,
+                     "status": "skipped" if batch.get("skipped") else (
+                         "failed" if any(r["error"] for r in batch["runs"]) else
+                         "succeeded"),
+                     "allocations": sum(1 for a in result["allocations"]
+                                        if a["group"] == batch["group"])}
+            self.log(event)
+            recorded.append(event)
         return recorded
 
     def next_wake(self, now: datetime, poll_seconds: float) -> float:
