@@ -112,5 +112,7 @@ def test_the_service_load_generator_reports_latency_and_throughput():
 
 def test_the_stores_bench_compares_executors_on_the_same_bytes():
     from routing_dsl.bench import stores_bench
+    import importlib.util
     report = stores_bench(stores=3, orders=60)
-    assert "3 partitions" in report and report.count("the same bytes") == 2
+    executors = 3 if importlib.util.find_spec("ray") else 2  # local, process (and Ray)
+    assert "3 partitions" in report and report.count("the same bytes") == executors
