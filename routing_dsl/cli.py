@@ -1194,7 +1194,7 @@ def lsp() -> None:
 @click.option("--sql-url", metavar="URL",
               help="Database for the SQL-source figures (default: a temporary SQLite file), "
                    "e.g. postgresql://postgres@127.0.0.1/bench.")
-@click.option("--scenario", type=click.Choice(["small", "reference", "large"]),
+@click.option("--scenario", type=click.Choice(["small", "reference", "large", "stores"]),
               help="Instead: one realistic scenario end to end (load, compile, route, write).")
 @click.option("--orders", type=click.IntRange(1), help="With --scenario: orders.")
 @click.option("--skus", type=click.IntRange(1), help="With --scenario: SKUs.")
@@ -1206,22 +1206,19 @@ def lsp() -> None:
 @click.option("--service", "service_only", is_flag=True,
               help="Only the service's latency and throughput, with a load generator on "
                    "loopback against a live `routing serve`.")
-@click.option("--stores", "stores_only", is_flag=True,
-              help="Only the scale-out figures: a retail group's stores routed in one "
-                   "process and on a process pool (the same bytes).")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, stores_only: bool, scaling_plot: Path | None) -> None:
+          service_only: bool, scaling_plot: Path | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
-    if stores_only:
+    if scenario == "stores":  # scale-out: a retail group's stores, one process against pools
         from .bench import stores_bench
-        click.echo(stores_bench())
+        click.echo(stores_bench(stores=40, orders=orders or 5000))
         return
     if service_only:
         from .bench import service_latency
