@@ -129,3 +129,55 @@ def test_without_ray_the_ray_executor_says_how_to_get_it(monkeypatch):
                                        str(folder / "snapshot.json"), "--executor", "ray"])
     assert result.exit_code == 2
     assert "pip install 'routing-dsl[ray]'" in result.stderr
+
+
+def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import orjson
+
+    from routing_dsl.bench import stores_scenario
+    from routing_dsl.ops.store import RunStore
+    text, document = stores_scenario(stores=6, orders=4000)
+    (tmp_path / "stores.route").write_text(text)
+    (tmp_path / "snapshot.json").write_bytes(orjson.dumps(document))
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    routing = [sys.executable, "-m", "routing_dsl"]
+    subprocess.run([*routing, "db", "upgrade", "--db", db], check=True, capture_output=True)
+    command = [*routing, "run", str(tmp_path / "stores.route"), "--snapshot",
+               str(tmp_path / "snapshot.json"), "--db", db, "--executor", "process",
+               "--jobs", "2", "--engine", "reference", "--out", str(tmp_path / "result.json")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def workers() -> list[int]:
+        """The pool's worker processes (spawned children, not the resource tracker)."""
+        found = []
+        for task in os.listdir(f"/proc/{process.pid}/task"):
+            with open(f"/proc/{process.pid}/task/{task}/children") as children:
+                for pid in children.read().split():
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        line = cmdline.read()
+                    if b"spawn_main" in line and b"resource_tracker" not in line:
+                        found.append(int(pid))
+        return found
+    deadline = time.monotonic() + 120
+    while not workers():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(workers()[0], signal.SIGKILL)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert b"Traceback" not in errors
+    store = RunStore(db)
+    assert {b.status for b in store.batches()} == {"failed"}
+    assert store.history() == [] and not (tmp_path / "result.json").exists()
+    rerun = subprocess.run(command, capture_output=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    local = subprocess.run([*command[:command.index("--executor")], "--out", "-"],
+                           capture_output=True, timeout=300)
+    assert (tmp_path / "result.json").read_bytes() == local.stdout
+    store.dispose()
