@@ -136,6 +136,7 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
     ('[[case]]\nwhat_if = ["shut WH_NJ"]\nexpect = [{ order = "O-1001", unfilled = false }]\n',
      "cannot read 'shut WH_NJ'"),
     ("", "no [[case]] to run"),
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
 def test_a_broken_test_file_is_refused_with_where_and_why(project, body, words):
     result = invoke(write(project, body))

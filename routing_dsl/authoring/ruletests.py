@@ -222,6 +222,8 @@ def _read(path: Path) -> dict:
         raise TestFileError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise TestFileError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise TestFileError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def _plan(path: Path, document: dict) -> Plan:
