@@ -180,17 +180,89 @@ ORDERS = {
 }
 
 
-def snapshot(orders: list) -> dict:
+# ---- shipping: a ground rate card (zones 2-8 by distance) and an overnight one ----------
+ZONES = [(2, 150, 1, 6.50, 0.375), (3, 300, 2, 7.00, 0.55), (4, 600, 3, 7.60, 0.80),
+         (5, 1000, 3, 8.10, 1.05), (6, 1400, 4, 8.70, 1.40), (7, 1800, 5, 9.30, 1.80),
+         (8, None, 5, 11.00, 2.25)]  # zone, up to miles, transit days, 1 lb, each extra lb
+WEIGHTS = [1, 2, 3, 4, 5, 10, 20, 30, 50, 70]
+
+
+def rate_card(factor: float = 1.0, transit: int | None = None) -> dict:
+    return {"weight_unit": "lb", "weights": WEIGHTS, "distance_unit": "mi",
+            "dim_divisor": 139,
+            "zones": [{"zone": zone, "max_distance": miles,
+                       "transit_days": transit if transit is not None else days,
+                       "prices": [round((first + extra * (w - 1)) * factor, 2) for w in WEIGHTS]}
+                      for zone, miles, days, first, extra in ZONES],
+            "surcharges": [{"name": "fuel", "percent": 12.0}]}
+
+
+SHIPPING_METHODS = [
+    dict(METHODS[0], rates=rate_card(2.8, transit=1)),
+    dict(METHODS[1], rates=rate_card(1.9, transit=2)),
+    dict(METHODS[2], rates=rate_card()),
+    METHODS[3],
+]
+WEIGHT = {"RUN": (2.5, {"length": 13, "width": 8, "height": 5}), "TEE": (0.5, None),
+          "GIFT-BOX": (3.0, {"length": 12, "width": 12, "height": 12}),
+          "GIFT-CARD": (0.1, None), "PRE-1": (1.0, None)}
+HANDLING = {"WAREHOUSE": (1.00, "15:00"), "RETAIL_STORE": (2.50, "12:00"),
+            "OUTLET_STORE": (2.50, "09:00")}
+
+
+def shipping_world() -> tuple[list, list]:
+    facilities = []
+    for f in FACILITIES:
+        if f["virtual"]:
+            facilities.append(f)
+            continue
+        cost, cutoff = HANDLING[f["type"]]
+        facilities.append(dict(f, handling_cost=cost, same_day_cutoff=cutoff))
+    products = []
+    for p in PRODUCTS:
+        weight, size = WEIGHT.get(p["id"]) or WEIGHT[p["id"].split("-")[0]]
+        products.append(dict(p, weight=weight, **({"dimensions": size} if size else {})))
+    return facilities, products
+
+
+ORDERS["shipping_cost"] = [
+    # one pair of running shoes to New York: the cheapest package, not the nearest stock
+    order("C-1", "2026-11-22T10:00:00-05:00", [item("00001", "RUN-8", 1)]),
+    # shoes and a tee to Boston: one package from a store beats two from the cheapest of each
+    order("C-2", "2026-11-22T11:00:00-05:00",
+          [item("00001", "RUN-9", 1), item("00002", "TEE-M", 1)], ship_to=BOSTON),
+    # promised in two days: a store that misses the promise is passed over
+    order("C-3", "2026-11-22T12:00:00-05:00",
+          [item("00001", "RUN-10", 2, promised_date="2026-11-25T12:00:00-05:00")], ship_to=LA),
+    # overnight to Los Angeles
+    order("C-4", "2026-11-22T13:00:00-05:00", [item("00001", "TEE-L", 2)], method="NEXT_DAY",
+          ship_to=LA),
+    # a gift box is light but bulky: dimensional weight prices it
+    order("C-5", "2026-11-22T14:00:00-05:00", [item("00001", "GIFT-BOX", 1)]),
+    # shoes stocked in California, a gift box only in the east: two packages
+    order("C-6", "2026-11-22T15:00:00-05:00",
+          [item("00001", "RUN-8", 1), item("00002", "GIFT-BOX", 1)], ship_to=LA),
+    # promised tomorrow in London: no facility can make it, so it waits for stock
+    order("C-7", "2026-11-22T16:00:00-05:00",
+          [item("00001", "TEE-L", 1, promised_date="2026-11-24T12:00:00+00:00")],
+          ship_to=LONDON),
+]
+
+
+def snapshot(orders: list, shipping: bool = False) -> dict:
+    facilities, products = shipping_world() if shipping else (FACILITIES, PRODUCTS)
     return {"format": "routing-snapshot/1", "now": NOW, "timezone": ZONE,
             "product_stores": [{"id": "STORE", "enable_brokering": True}],
-            "facilities": FACILITIES, "products": PRODUCTS, "inventory": INVENTORY,
-            "shipment_methods": METHODS, "orders": orders}
+            "facilities": facilities, "products": products, "inventory": INVENTORY,
+            "shipment_methods": SHIPPING_METHODS if shipping else METHODS, "orders": orders}
 
 
 def main() -> None:
     for name, orders in ORDERS.items():
         path = HERE / name / "snapshot.json"
-        path.write_text(json.dumps(snapshot(orders), indent=1) + "\n", encoding="utf-8")
+        path.parent.mkdir(exist_ok=True)
+        document = snapshot(orders, shipping=name == "shipping_cost")
+        path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path.relative_to(HERE.parent)}")
 
 

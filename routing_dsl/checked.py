@@ -55,6 +55,8 @@ class CheckedRule:
     ignore_facility_order_limit: bool
     only_if_all_items_available: bool
     shipment_threshold: float | None
+    split_cost: float | None
+    split_cost_unit: str  # "money", "mi" or "km"
     distance_unit: str | None  # None: the rule has no distance condition
     move_to_queue: str | None
     auto_cancel_days: int | None

@@ -392,6 +392,13 @@ class _ModuleChecker:
         where = Where(source, condition.span)
         if condition.value is None:
             return CheckedCondition(name, op, where=where)
+        if spec.value == "promise":
+            if not (isinstance(condition.value, n.NameRef)
+                    and condition.value.name == "promise_date"):
+                self.error("RT304", f"`{name}` compares with `promise_date`",
+                           condition.value.span, hint=f"write `{spec.example}`", source=source)
+                return None
+            return CheckedCondition(name, op, ids=("promise_date",), where=where)
         value = self._resolve(condition.value, scope)
         if isinstance(value, RMissing):
             return None
@@ -463,8 +470,11 @@ class _ModuleChecker:
             self.error("RT304", f"`{name}` takes a number, not {_describe(value)}", value.span,
                        source=source)
             return None
-        units = {"distance": v.DISTANCE_UNITS, "days": v.DAY_UNITS}.get(measure, ())
-        if units and value.unit not in units:
+        units = {"distance": v.DISTANCE_UNITS, "days": v.DAY_UNITS,
+                 "transit": v.DAY_UNITS}.get(measure, ())
+        if measure == "transit" and value.unit is None:
+            pass  # `transit_days <= 2` reads as days without the unit
+        elif units and value.unit not in units:
             wanted = " or ".join(f"`{u}`" for u in units[:2] if u != "day") or ""
             found = f"`{value.unit}`" if value.unit else "no unit"
             self.error("RT305", f"`{name}` needs a unit ({wanted}), found {found}", value.span,
@@ -474,11 +484,11 @@ class _ModuleChecker:
             self.error("RT305", f"`{name}` takes a plain number, not `{value.unit}`", value.span,
                        source=source)
             return None
-        if measure == "days" and value.value != value.value.to_integral_value():
+        if measure in ("days", "transit") and value.value != value.value.to_integral_value():
             self.error("RT306", f"`{name}` takes whole days, not {value.value}", value.span,
                        hint=f"for example `{int(value.value)} days`", source=source)
             return None
-        if measure in ("distance", "money", "count") and value.value < 0:
+        if measure in ("distance", "money", "count", "transit") and value.value < 0:
             self.error("RT307", f"`{name}` cannot be negative", value.span, source=source)
             return None
         limit = v.MEASURE_LIMITS.get(measure)
@@ -536,6 +546,14 @@ class _ModuleChecker:
                 value = self._resolve(member.value, scope)
                 if not isinstance(value, RMissing):
                     parts.shipment_threshold = self._measure(value, "money", member.name, source)
+            elif member.name == "split_cost":
+                value = self._resolve(member.value, scope)
+                if isinstance(value, RMissing):
+                    continue
+                measure = "distance" if isinstance(value, RNumber) and value.unit else "money"
+                parts.split_cost = self._measure(value, measure, member.name, source)
+                parts.split_cost_unit = value.unit if measure == "distance" else "money"
+                parts.split_cost_where = Where(source, member.span)
             else:
                 setattr(parts, member.name, True)
 
@@ -642,7 +660,8 @@ class _ModuleChecker:
             keep_item_groups_together=parts.keep_item_groups_together,
             ignore_facility_order_limit=parts.ignore_facility_order_limit,
             only_if_all_items_available=parts.only_if_all_items_available,
-            shipment_threshold=parts.shipment_threshold, distance_unit=unit,
+            shipment_threshold=parts.shipment_threshold, split_cost=parts.split_cost,
+            split_cost_unit=parts.split_cost_unit, distance_unit=unit,
             move_to_queue=parts.move_to_queue or None, auto_cancel_days=parts.auto_cancel_days,
             clear_auto_cancel=parts.clear_auto_cancel, where=where)
         return checked, bool(parts.move_to_queue)
@@ -695,9 +714,17 @@ class _ModuleChecker:
             self.error("RT406", "these distance conditions exclude every facility",
                        distances[-1].where.span, hint="no distance satisfies all of them",
                        source=distances[-1].where.source)
+        if parts.split_cost is not None and parts.assign != "single":
+            wanted = "shipping_cost" if parts.split_cost_unit == "money" else "distance"
+            if not any(key.field == wanted for key in parts.sorts or ()):
+                where = parts.split_cost_where
+                self.error("RT414", f"`split_cost` has no effect without `sort by {wanted}`",
+                           where.span, hint=f"an amount adds to the `shipping_cost` sort, a "
+                                            f"distance to the `distance` sort; add `{wanted}` "
+                                            "to the rule's sorts", source=where.source)
         if parts.assign == "single":
             for name in ("keep_item_groups_together", "only_if_all_items_available",
-                         "shipment_threshold"):
+                         "shipment_threshold", "split_cost"):
                 if getattr(parts, name) not in (False, None):
                     self.error("RT414", f"`{name}` has no effect with `assign single`",
                                rule.name.span,
@@ -824,6 +851,9 @@ class _RuleParts:
     ignore_facility_order_limit: bool = False
     only_if_all_items_available: bool = False
     shipment_threshold: float | None = None
+    split_cost: float | None = None
+    split_cost_unit: str = "money"
+    split_cost_where: Where | None = None
     has_unfilled: bool = False
     move_to_queue: str | None = None
     auto_cancel_days: int | None = None
@@ -845,6 +875,10 @@ class _RuleParts:
             shipment_threshold=self.shipment_threshold if self.shipment_threshold is not None
             else base.shipment_threshold,
         )
+        own_split = self.split_cost is not None
+        merged.split_cost = self.split_cost if own_split else base.split_cost
+        merged.split_cost_unit = self.split_cost_unit if own_split else base.split_cost_unit
+        merged.split_cost_where = self.split_cost_where if own_split else base.split_cost_where
         actions = self if self.has_unfilled else base
         merged.has_unfilled = actions.has_unfilled
         merged.move_to_queue = actions.move_to_queue

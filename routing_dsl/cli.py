@@ -400,6 +400,15 @@ def compile_command(source: Path, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def shipping_line(figures: dict) -> str:
+    """`12 packages, shipping 104.50, 2 split orders, 1 late item`."""
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+    return (f"{count(figures['packages'], 'package')}, shipping "
+            f"{figures['shipping_cost']:.2f}, {count(figures['split_orders'], 'split order')}, "
+            f"{count(figures['late_items'], 'late item')}")
+
+
 def summarize(result: dict) -> str:
     """A short human report: per group and routing, what was attempted and routed."""
     lines = []
@@ -418,6 +427,8 @@ def summarize(result: dict) -> str:
         for run in batch["runs"]:
             lines.append(f"  routing {run['routing']!r}: {run['attempted_items']} items "
                          f"attempted, {run['brokered_items']} brokered")
+            if run.get("packages"):
+                lines.append("    " + shipping_line(run))
             if run["error"]:
                 lines.append(f"    error: {run['error']}")
             for (group, routing, rule), count in by_rule.items():
@@ -430,6 +441,10 @@ def summarize(result: dict) -> str:
                 lines.append(f"    unfilled items: {described}")
     lines.append(f"{len(result['allocations'])} allocations, "
                  f"{len(result['unfillable'])} unfilled item records")
+    totals = [b["totals"] for b in result["batches"] if b.get("totals")]
+    if any(t["packages"] for t in totals):
+        summed = {key: sum(t[key] for t in totals) for key in totals[0]}
+        lines.append("shipping: " + shipping_line(summed))
     for warning in result["warnings"]:
         lines.append(f"warning: {warning}")
     return "\n".join(printable(line) for line in lines)  # ids may hold control characters

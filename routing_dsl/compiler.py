@@ -56,6 +56,7 @@ def _rule(rule: CheckedRule, file_unit: str) -> PlanRule:
         ignore_facility_order_limit=rule.ignore_facility_order_limit,
         only_if_all_items_available=rule.only_if_all_items_available,
         shipment_threshold=rule.shipment_threshold,
+        split_cost=rule.split_cost, split_cost_unit=rule.split_cost_unit,
         actions=Actions(move_to_queue=rule.move_to_queue, auto_cancel_days=rule.auto_cancel_days,
                         clear_auto_cancel=rule.clear_auto_cancel),
         source=source_ref(rule.where))

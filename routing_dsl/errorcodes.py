@@ -119,9 +119,11 @@ _CODES = [
     ErrorCode("RT413", Severity.WARNING, "group has no active routing",
               "A group whose routings are all draft or archived does nothing when it runs."),
     ErrorCode("RT414", Severity.WARNING, "setting has no effect",
-              "`keep_item_groups_together`, `only_if_all_items_available` and "
-              "`shipment_threshold` change nothing in an `assign single` rule, where one "
-              "facility ships the whole unit or nothing."),
+              "`keep_item_groups_together`, `only_if_all_items_available`, "
+              "`shipment_threshold` and `split_cost` change nothing in an `assign single` rule, "
+              "where one facility ships the whole unit or nothing; `split_cost` changes nothing "
+              "without the sort it adds to (`shipping_cost` for an amount, `distance` for a "
+              "distance)."),
     # analysis (`routing analyze`)
     ErrorCode("RT501", Severity.WARNING, "rule is shadowed",
               "An earlier rule of the routing splits freely (`assign partial`, no safety stock, "

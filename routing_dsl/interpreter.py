@@ -14,11 +14,12 @@ import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .plan import InventoryCondition, OrderCondition, Plan, PlanRouting, PlanRule
+from .shipping import RateModel, annotate
 from .snapshot import Item, Order, ShipGroup, Snapshot
 
 RESULT_FORMAT = "routing-result/1"
@@ -93,6 +94,8 @@ class _Unit:
     queue: str
     items: list[_ItemState]
     distances: dict[str, float] = field(default_factory=dict)  # facility -> km, per unit
+    zones: dict[str, int] = field(default_factory=dict)  # facility -> zone of its rate card
+    packages: int = 0  # packages earlier rules shipped for the unit
 
     @cached_property
     def target(self) -> tuple[float, float, float] | None:
@@ -187,6 +190,7 @@ class _Context:
             self.delivery_days[(method.id, method.carrier)] = method.delivery_days
             self.delivery_days.setdefault((method.id, None), method.delivery_days)
         self._index_items(snapshot, products)
+        self.rates = RateModel(snapshot, self.zone, self.now, sorted(self.facilities))
 
     def _index_items(self, snapshot: Snapshot, products: dict) -> None:
         info_cache: dict[str, tuple] = {}
@@ -338,6 +342,17 @@ class _PreparedRule:
     distance: list[tuple[Callable, float, InventoryCondition]]  # (compare, km, source)
     safety: tuple[Callable, float, InventoryCondition] | None
     uses_distance: bool
+    transit: list[tuple[Callable, float, InventoryCondition]] = field(default_factory=list)
+    cost_limits: list[tuple[Callable, float, InventoryCondition]] = field(default_factory=list)
+    promise: InventoryCondition | None = None
+    # what a new package adds to the shipping_cost or the distance sort
+    split_money: float = 0.0
+    split_distance: float = 0.0
+
+    @property
+    def uses_zone(self) -> bool:
+        return bool(self.transit or self.cost_limits or self.promise is not None
+                    or any(s.field in ("shipping_cost", "delivery_date") for s in self.rule.sorts))
 
     @property
     def unit_factor(self) -> float:
@@ -354,12 +369,28 @@ def _prepare_rule(rule: PlanRule, index: int) -> _PreparedRule:
             target.append(frozenset(condition.ids))
         elif condition.field == "distance":
             distance.append((_COMPARE[condition.op], condition.number * factor, condition))
-        else:
+        elif condition.field == "brokering_safety_stock":
             safety = (_COMPARE[condition.op], condition.number, condition)
     uses_distance = bool(distance) or any(s.field == "distance" for s in rule.sorts)
     include_ids = frozenset().union(*includes) if includes else frozenset()
-    return _PreparedRule(rule, index, includes, excludes, include_ids, distance, safety,
-                         uses_distance)
+    prepared = _PreparedRule(rule, index, includes, excludes, include_ids, distance, safety,
+                             uses_distance)
+    for condition in rule.conditions:
+        if condition.field == "transit_days":
+            prepared.transit.append((_COMPARE[condition.op], condition.number, condition))
+        elif condition.field == "shipping_cost":
+            prepared.cost_limits.append((_COMPARE[condition.op], condition.number, condition))
+        elif condition.field == "delivery_date":
+            prepared.promise = condition
+    if rule.split_cost is not None and rule.assign == "partial":
+        if rule.split_cost_unit == "money":
+            prepared.split_money = rule.split_cost
+        elif rule.split_cost_unit == rule.distance_unit:
+            prepared.split_distance = rule.split_cost
+        else:
+            prepared.split_distance = rule.split_cost * KM_PER_MILE \
+                if rule.split_cost_unit == "mi" else rule.split_cost / KM_PER_MILE
+    return prepared
 
 
 def _group_reason(prepared: _PreparedRule, info: _FacilityInfo) -> InventoryCondition | None:
@@ -510,6 +541,7 @@ class _Interpreter:
         explaining = self.explain and (self.explain_orders is None
                                        or unit.order.id in self.explain_orders)
         trace = [] if explaining else None
+        self.unit = unit
         for prepared in rules:
             open_items = [i for i in unit.items if i.open > EPSILON]
             if not open_items:
@@ -585,8 +617,63 @@ class _Interpreter:
             if limits and (distance is None or not all(compare(distance, limit)
                                                        for compare, limit, _ in limits)):
                 continue
+            if prepared.transit:
+                transit = self._transit(unit, facility_id)
+                if transit is None or not all(compare(transit, days)
+                                              for compare, days, _ in prepared.transit):
+                    continue
             result[facility_id] = None if distance is None else distance * factor
         return result
+
+    # ---- shipping: zones, costs and delivery days of the unit's packages ----
+    def _card(self, unit: _Unit) -> int:
+        group = unit.ship_group
+        return self.ctx.rates.card(group.shipment_method, group.carrier)
+
+    def _zone(self, unit: _Unit, facility: str) -> int:
+        """The zone of a package from ``facility`` to the unit's address under its ship
+        group's rate card, once per unit; -1 without a card or a zone."""
+        zone = unit.zones.get(facility)
+        if zone is None:
+            card = self._card(unit)
+            zone = -1 if card < 0 else self.ctx.rates.zone_of(
+                card, self.ctx.rates.facility_index[facility],
+                self.ctx.rates.destination(card, unit.ship_group.ship_to),
+                unit.km_to(self.ctx.facilities[facility]))
+            unit.zones[facility] = zone
+        return zone
+
+    def _transit(self, unit: _Unit, facility: str) -> int | None:
+        zone = self._zone(unit, facility)
+        return None if zone < 0 else self.ctx.rates.transit(self._card(unit), zone)
+
+    def _delivery(self, unit: _Unit, facility: str) -> int | None:
+        """The day (ordinal) a package from ``facility`` arrives, None when unknown."""
+        zone = self._zone(unit, facility)
+        if zone < 0:
+            return None
+        return self.ctx.rates.delivery(self._card(unit), zone,
+                                       self.ctx.rates.facility_index[facility])
+
+    def _weight(self, unit: _Unit, items) -> tuple[float, float]:
+        """Weight and volume of the open quantity of ``items``, in the unit's card's units."""
+        card = self._card(unit)
+        weight = volume = 0.0
+        for item in items:
+            if card < 0:
+                return math.nan, 0.0
+            w, v = self.ctx.rates.weight(card, item.product)
+            weight += w * item.open
+            volume += v * item.open
+        return weight, volume
+
+    def _package_cost(self, unit: _Unit, facility: str, weight: float, volume: float) -> float:
+        card = self._card(unit)
+        zone = self._zone(unit, facility)
+        if card < 0:
+            return math.nan
+        return self.ctx.rates.cost(card, zone, self.ctx.rates.facility_index[facility], weight,
+                                   volume)
 
     def _missing_coordinates(self, info: _FacilityInfo, unit: _Unit) -> None:
         if info.lat is None or info.lon is None:
@@ -616,6 +703,11 @@ class _Interpreter:
         """Whether ``facility`` may give stock for ``item`` (all of ``need`` if given)."""
         if facility in item.excluded:
             return False
+        if prepared.promise is not None and item.item.promised_date is not None:
+            delivery = self._delivery(self.unit, facility)
+            if delivery is None or not _COMPARE[prepared.promise.op](
+                    delivery, self.ctx.rates.promised(item.item.promised_date)):
+                return False
         available = self._available(facility, item.product, pending)
         if available <= EPSILON:
             return False
@@ -646,7 +738,8 @@ class _Interpreter:
                 for facility, quantity in stock.get(item.product, {}).items():
                     if facility not in full or quantity + EPSILON < need:
                         continue
-                    if prepared.safety is None and facility not in excluded or \
+                    if prepared.safety is None and prepared.promise is None and \
+                            facility not in excluded or \
                             self._can_serve(prepared, item, facility, {}, need):
                         full[facility] += 1
         measures = {}
@@ -674,12 +767,38 @@ class _Interpreter:
         else:
             holding = [f for f in measures
                        if all(level.get(f, 0.0) > EPSILON for level in levels)]
+        costs = prepared.cost_limits or any(s.field == "shipping_cost"
+                                            for s in prepared.rule.sorts)
+        packages = self._packages
+        opened = len(packages) + self.unit.packages  # packages the unit has so far
+        if costs:
+            weight, volume = self._weight(self.unit, placed)
         for facility in holding:
             distance, balance, sequence, full_count = measures[facility]
+            new_package = opened > 0 and facility not in packages
+            if costs:
+                # the package there after placing: its cost must pass the rule's limits, and
+                # the shipping_cost sort ranks by what placing adds
+                before = packages.get(facility)
+                total = self._package_cost(self.unit, facility,
+                                           (before[0] if before else 0.0) + weight,
+                                           (before[1] if before else 0.0) + volume)
+                if prepared.cost_limits and (total != total or not all(
+                        compare(total, limit) for compare, limit, _ in prepared.cost_limits)):
+                    continue
+                added = total - (self._package_cost(self.unit, facility, *before)
+                                 if before else 0.0)
             key = []
             for sort in prepared.rule.sorts:
                 if sort.field == "distance":
                     value = distance
+                    if new_package and value is not None:
+                        value = value + prepared.split_distance
+                elif sort.field == "shipping_cost":
+                    value = None if added != added else (
+                        added + prepared.split_money if new_package else added)
+                elif sort.field == "delivery_date":
+                    value = self._delivery(self.unit, facility)
                 elif sort.field == "inventory_balance":
                     value = balance
                 elif sort.field == "facility_sequence":
@@ -732,6 +851,7 @@ class _Interpreter:
         before = dict(measures) if trace is not None else None
         pending: dict[tuple[str, str], float] = {}
         placements: list[tuple[_ItemState, str, float]] = []
+        self._packages: dict[str, list[float]] = {}  # facility -> weight, volume placed
         if rule.assign == "single":
             self._assign_single(prepared, measures, open_items, pending, placements)
         else:
@@ -800,6 +920,7 @@ class _Interpreter:
                         placements.append((item, facility, item.open))
                         key = (facility, item.product)
                         pending[key] = pending.get(key, 0.0) + item.open
+                        self._pack(facility, item, item.open)
                 continue
             item = step[0]
             remaining = item.open
@@ -816,9 +937,20 @@ class _Interpreter:
                 placements.append((item, facility, take))
                 key = (facility, item.product)
                 pending[key] = pending.get(key, 0.0) + take
+                self._pack(facility, item, take)
                 remaining -= take
                 if remaining <= EPSILON:
                     break
+
+    def _pack(self, facility: str, item: _ItemState, quantity: float) -> None:
+        """Add ``quantity`` of ``item`` to the rule's package at ``facility``."""
+        card = self._card(self.unit)
+        w, v = self.ctx.rates.weight(card, item.product) if card >= 0 else (math.nan, 0.0)
+        package = self._packages.get(facility)
+        if package is None:
+            package = self._packages[facility] = [0.0, 0.0]
+        package[0] += w * quantity
+        package[1] += v * quantity
 
     def _post_checks(self, rule: PlanRule, open_items, placements) -> str | None:
         """Why the rule's allocation is rejected, or None when it stands."""
@@ -851,6 +983,7 @@ class _Interpreter:
         distance_cache: dict[str, float | None] = {}
         for item, facility, quantity in placements:
             if facility not in new_groups:
+                unit.packages += 1
                 new_groups[facility] = self._new_ship_group(unit.order.id, unit.ship_group.id)
                 self.ctx.orders_today[facility] += 1
                 distance_cache[facility] = self._distance(facility, unit, rule.distance_unit)
@@ -894,6 +1027,10 @@ class _Interpreter:
                 if consumed]
 
     def _result(self, batches: list[dict]) -> dict:
+        ctx = self.ctx
+        annotate(ctx.rates, self.allocations, batches, {o.id: o for o in ctx.snapshot.orders},
+                 lambda facility, group: _Unit(None, group, "", []).km_to(
+                     ctx.facilities[facility]))
         inventory_after = self._inventory_after()
         counts = [{"facility": f, "orders_today": self.ctx.orders_today[f]}
                   for f in sorted(self.ctx.orders_today)]
@@ -1042,6 +1179,15 @@ class _Interpreter:
                 keys["sales_velocity"] = None
             elif sort.field == "broken_style":
                 keys["broken_style"] = None
+        if self._card(self.unit) >= 0:
+            # what one package of the unit's open items would cost from there, and when it
+            # would arrive
+            cost = self._package_cost(self.unit, facility, *self._weight(
+                self.unit, [i for i in self.unit.items if i.open > EPSILON]))
+            keys["shipping_cost"] = None if cost != cost else round(cost, 2)
+            delivery = self._delivery(self.unit, facility)
+            keys["delivery_date"] = None if delivery is None else \
+                date.fromordinal(delivery).isoformat()
         keys["items_in_full"] = full
         return keys
 
@@ -1074,9 +1220,32 @@ class _Interpreter:
                 return _reason(f"distance {condition.op} {_fmt(limit_in_unit)} "
                                f"{rule.distance_unit}", condition.source,
                                distance=round(distance, 2))
+        for compare, days, condition in prepared.transit:
+            transit = self._transit(unit, info.id)
+            if transit is None or not compare(transit, days):
+                return _reason(f"transit_days {condition.op} {_fmt(days)}", condition.source,
+                               transit_days=transit)
         for item in open_items:
             if info.id in item.excluded:
                 return _reason("excluded_facilities", item=item.item.id)
+        promise = prepared.promise
+        if promise is not None:
+            delivery = self._delivery(unit, info.id)
+            for item in open_items:
+                promised = item.item.promised_date
+                if promised is not None and (delivery is None or not _COMPARE[promise.op](
+                        delivery, self.ctx.rates.promised(promised))):
+                    return _reason(f"delivery_date {promise.op} promise_date", promise.source,
+                                   item=item.item.id, delivery_date=None if delivery is None
+                                   else date.fromordinal(delivery).isoformat(),
+                                   promised_date=promised.astimezone(self.ctx.zone).date()
+                                   .isoformat())
+        if prepared.cost_limits:
+            cost = self._package_cost(unit, info.id, *self._weight(unit, open_items))
+            for compare, limit, condition in prepared.cost_limits:
+                if cost != cost or not compare(cost, limit):
+                    return _reason(f"shipping_cost {condition.op} {limit:.2f}", condition.source,
+                                   shipping_cost=None if cost != cost else round(cost, 2))
         if prepared.safety is not None:
             compare, threshold, condition = prepared.safety
             for item in open_items:

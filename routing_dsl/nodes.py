@@ -82,7 +82,8 @@ class Condition(Node):
 
 @_node
 class Flag(Node):
-    """An inventory setting: a bare flag, or ``shipment_threshold`` with its value."""
+    """An inventory setting: a bare flag, or ``shipment_threshold``/``split_cost`` with its
+    value."""
 
     name: str
     value: Value | None = None

@@ -32,7 +32,8 @@ KEYWORDS = (
     "use", "let", "declare", "template", "group", "for", "store", "schedule", "paused",
     "routing", "active", "draft", "archived", "filter", "sort", "by", "asc", "desc", "nulls",
     "first", "last", "rule", "extends", "assign", "inventory", "keep_item_groups_together",
-    "ignore_facility_order_limit", "only_if_all_items_available", "shipment_threshold", "when",
+    "ignore_facility_order_limit", "only_if_all_items_available", "shipment_threshold",
+    "split_cost", "when",
     "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
     "is", "null", "within", "mi", "km", "days", "day",
 )
@@ -54,7 +55,7 @@ _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule")
 _RULE = ("assign", "inventory", "sort", "when")
 _FLAGS = ("keep_item_groups_together", "ignore_facility_order_limit",
-          "only_if_all_items_available", "shipment_threshold")
+          "only_if_all_items_available", "shipment_threshold", "split_cost")
 _ACTIONS = ("next", "move", "auto_cancel", "clear")
 _UNITS = ("mi", "km", "days", "day")
 _STATUSES = ("active", "draft", "archived")
@@ -599,7 +600,7 @@ class Parser:
 
     def flag(self) -> n.Flag:
         token = self.advance(self.peek.value.upper())
-        if token.value == "shipment_threshold":
+        if token.value in ("shipment_threshold", "split_cost"):
             value = self.value()
             return n.Flag(span=Span(token.start, value.span.end), name=token.value, value=value)
         return n.Flag(span=token.span, name=token.value)

@@ -35,7 +35,8 @@ class SourceRef(_Step):
 
 OrderField = Literal["queue", "shipment_method", "sales_channel", "priority", "promise_date",
                      "origin_facility_group", "product_category"]
-InventoryField = Literal["facility_group", "distance", "brokering_safety_stock"]
+InventoryField = Literal["facility_group", "distance", "brokering_safety_stock",
+                         "shipping_cost", "transit_days", "delivery_date"]
 Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
 
 
@@ -64,7 +65,7 @@ class OrderSort(_Step):
 
 class InventorySort(_Step):
     field: Literal["distance", "inventory_balance", "facility_sequence", "sales_velocity",
-                   "broken_style"]
+                   "broken_style", "shipping_cost", "delivery_date"]
     descending: bool = False
     nulls_first: bool = False
     source: SourceRef | None = None
@@ -86,6 +87,8 @@ class PlanRule(_Step):
     ignore_facility_order_limit: bool = False
     only_if_all_items_available: bool = False
     shipment_threshold: float | None = None
+    split_cost: float | None = None
+    split_cost_unit: Literal["money", "mi", "km"] = "money"
     actions: Actions = Actions()
     source: SourceRef | None = None
 
@@ -168,6 +171,10 @@ def semantic_problems(plan: Plan) -> list[str]:
             return
         if step.op in ("is null", "is not null"):
             return
+        if spec.value == "promise":
+            if list(step.ids) != ["promise_date"]:
+                problems.append(f"{where}: {step.field!r} compares with ['promise_date']")
+            return
         if spec.value in v.ID_KINDS:
             if not step.ids or (step.op in ("==", "!=") and len(step.ids) != 1):
                 problems.append(f"{where}: {step.op!r} on {step.field!r} needs "
@@ -196,6 +203,9 @@ def semantic_problems(plan: Plan) -> list[str]:
                     condition(f"{where}.conditions.{i}", step, "inventory")
                 if rule.shipment_threshold is not None:
                     measure(f"{where}.shipment_threshold", "money", rule.shipment_threshold)
+                if rule.split_cost is not None:
+                    measure(f"{where}.split_cost", "money" if rule.split_cost_unit == "money"
+                            else "distance", rule.split_cost)
                 if rule.actions.auto_cancel_days is not None:
                     measure(f"{where}.actions.auto_cancel_days", "days",
                             rule.actions.auto_cancel_days)

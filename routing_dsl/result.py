@@ -3,7 +3,8 @@
 The interpreter builds plain dicts for speed; tests validate its output against these models.
 Order of entries: allocations and unfillable items in execution order (group, routing, unit,
 rule); inventory_after (only the rows the run changed) by facility then product; facility_counts_after by facility; warnings
-sorted. Distances are rounded to 0.01, quantities to 1e-6 (whole numbers print as integers).
+sorted. Distances are rounded to 0.01, quantities to 1e-6 (whole numbers print as integers),
+money to whole cents.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class Allocation(_Model):
     rule: str
     distance: float | None
     distance_unit: Literal["mi", "km"]
+    shipping_cost: float | None = None
+    """This row's share of its package's cost (by weight); null without a rate card or a
+    weight. A package is one new ship group."""
+    transit_days: int | None = None
+    delivery_date: str | None = None
+    """The day the package arrives (ISO date in the snapshot's time zone)."""
 
 
 class Unfillable(_Model):
@@ -50,6 +57,23 @@ class RunRecord(_Model):
     attempted_items: int
     brokered_items: int
     error: str | None
+    shipping_cost: float = 0
+    """What the run's packages cost (those with a known cost)."""
+    packages: int = 0
+    """New ship groups the run created."""
+    split_orders: int = 0
+    """Orders with a ship group the run split into more than one package."""
+    late_items: int = 0
+    """Items allocated to arrive after their promised date."""
+
+
+class Totals(_Model):
+    """The figures of a batch's runs added up."""
+
+    shipping_cost: float
+    packages: int
+    split_orders: int
+    late_items: int
 
 
 class Batch(_Model):
@@ -57,6 +81,7 @@ class Batch(_Model):
     product_store: str
     runs: list[RunRecord]
     skipped: str | None = None
+    totals: Totals | None = None
 
 
 class InventoryAfter(_Model):

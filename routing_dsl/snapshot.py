@@ -67,6 +67,26 @@ class Facility(_Model):
     groups: dict[str, int | None] = Field(default_factory=dict)
     """Facility group id -> the facility's sequence number in that group (for the
     `facility_sequence` sort; null when the group has no order)."""
+    postal_code: str | None = None
+    """Postal code, for rate cards whose zones come from postal prefixes."""
+    handling_cost: float = Field(default=0, ge=0, le=1_000_000)
+    """Cost of packing one package here, added to every package's shipping cost."""
+    same_day_cutoff: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Local time (`HH:MM`, in the snapshot's time zone) until which a package leaves the
+    same day; after it, the next day. Without one, packages leave the same day."""
+
+
+class Dimensions(_Model):
+    """Packed size of one unit of a product."""
+
+    length: float = Field(gt=0, le=100_000)
+    """Length, in `unit`."""
+    width: float = Field(gt=0, le=100_000)
+    """Width, in `unit`."""
+    height: float = Field(gt=0, le=100_000)
+    """Height, in `unit`."""
+    unit: Literal["in", "cm"] = "in"
+    """Inches or centimetres."""
 
 
 class Product(_Model):
@@ -78,6 +98,14 @@ class Product(_Model):
     """Category ids, for the `product_category` filter."""
     parent: str | None = None
     """The style (virtual product) this variant belongs to, for the `broken_style` sort."""
+    weight: float | None = Field(default=None, gt=0, le=1_000_000)
+    """Shipping weight of one unit, in `weight_unit`; without it, the shipping cost of a
+    package holding the product is unknown."""
+    weight_unit: Literal["lb", "kg"] = "lb"
+    """Unit of `weight`."""
+    dimensions: Dimensions | None = None
+    """Packed size of one unit, for dimensional weight; without it only the actual weight
+    counts."""
 
 
 class InventoryRow(_Model):
@@ -97,6 +125,99 @@ class InventoryRow(_Model):
     """How fast the facility sells the product, for the `sales_velocity` sort."""
 
 
+class RateZone(_Model):
+    """One zone of a rate card: where it applies, how long it takes, what it costs."""
+
+    zone: int = Field(ge=0, le=1000)
+    """The zone's number, as carriers name them (2 to 8 for US ground)."""
+    max_distance: float | None = Field(default=None, ge=0, le=20_000)
+    """The zone covers destinations up to this distance from the facility (in the card's
+    `distance_unit`) that no earlier zone covers; null covers any distance."""
+    transit_days: int = Field(ge=0, le=365)
+    """Days in transit, counted from the day the package leaves."""
+    prices: list[float]
+    """Price of one package per weight bucket, in the order of the card's `weights`; a
+    heavier bucket never costs less."""
+
+
+class PostalZone(_Model):
+    """A zone chart entry: packages from facilities whose postal code starts with `origin`
+    to addresses whose postal code starts with `destination` travel in `zone`."""
+
+    origin: str = Field(min_length=1, max_length=10)
+    """Prefix of the facility's postal code."""
+    destination: str = Field(min_length=1, max_length=10)
+    """Prefix of the ship-to postal code."""
+    zone: int = Field(ge=0, le=1000)
+    """A zone of the card."""
+
+
+class Surcharge(_Model):
+    """A surcharge on every package: an amount, a percentage of the base price, or both."""
+
+    name: str
+    """What it is, e.g. `fuel` or `residential`."""
+    amount: float = Field(default=0, ge=0, le=1_000_000)
+    """Added to each package."""
+    percent: float = Field(default=0, ge=0, le=100)
+    """Percentage of the base price and the amounts, added to each package."""
+
+
+class RateCard(_Model):
+    """What a carrier service charges and how long it takes: zones from distance bands (or a
+    postal zone chart), a price per weight bucket per zone, dimensional weight, surcharges.
+    A package's cost is `(price + amounts) * (1 + percents / 100)` plus the facility's
+    `handling_cost`."""
+
+    weight_unit: Literal["lb", "kg"] = "lb"
+    """Unit of the weight buckets; dimensions are then read in inches (lb) or centimetres
+    (kg)."""
+    weights: list[float] = Field(min_length=1, max_length=1000)
+    """Upper bounds of the weight buckets, increasing: a package's billable weight, rounded up
+    to a whole unit, takes the first bucket that holds it. Heavier packages cannot ship."""
+    distance_unit: Literal["mi", "km"] = "mi"
+    """Unit of the zones' `max_distance`."""
+    zones: list[RateZone] = Field(min_length=1, max_length=1000)
+    """The zones; by distance, the first whose `max_distance` covers the destination."""
+    postal_zones: list[PostalZone] = Field(default_factory=list, max_length=1_000_000)
+    """A zone chart, looked up before the distance bands: every origin prefix has the same
+    length, and every destination prefix."""
+    dim_divisor: float | None = Field(default=None, gt=0, le=1_000_000)
+    """Dimensional weight is volume / dim_divisor (139 for inches and pounds, 5000 for
+    centimetres and kilograms); billable weight is the larger of actual and dimensional."""
+    surcharges: list[Surcharge] = Field(default_factory=list, max_length=100)
+    """Surcharges on every package."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RateCard:
+        if any(b <= a for a, b in zip(self.weights, self.weights[1:], strict=False)):
+            raise ValueError("weights must increase")
+        if self.weights[0] <= 0:
+            raise ValueError("weights must be > 0")
+        numbers = [z.zone for z in self.zones]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("two zones have the same number")
+        for zone in self.zones:
+            if len(zone.prices) != len(self.weights):
+                raise ValueError(f"zone {zone.zone} has {len(zone.prices)} prices for "
+                                 f"{len(self.weights)} weights")
+            if any(not 0 <= p <= 1_000_000 for p in zone.prices):
+                raise ValueError(f"zone {zone.zone}: prices must be between 0 and 1,000,000")
+            if any(b < a for a, b in zip(zone.prices, zone.prices[1:], strict=False)):
+                raise ValueError(f"zone {zone.zone}: a heavier bucket costs less")
+        origins = {len(z.origin) for z in self.postal_zones}
+        destinations = {len(z.destination) for z in self.postal_zones}
+        if len(origins) > 1 or len(destinations) > 1:
+            raise ValueError("postal_zones: prefixes of different lengths")
+        pairs = {(z.origin, z.destination) for z in self.postal_zones}
+        if len(pairs) != len(self.postal_zones):
+            raise ValueError("postal_zones: an (origin, destination) pair is given twice")
+        unknown = sorted({z.zone for z in self.postal_zones} - set(numbers))
+        if unknown:
+            raise ValueError(f"postal_zones: zone {unknown[0]} is not one of the card's zones")
+        return self
+
+
 class ShipmentMethod(_Model):
     """A shipment method (optionally per carrier), for the `delivery_days` order sort."""
 
@@ -108,6 +229,9 @@ class ShipmentMethod(_Model):
     """Days to deliver."""
     parent: str | None = None
     """A parent shipment method, if the OMS groups them."""
+    rates: RateCard | None = None
+    """The carrier service's rate card: ship groups with this method (and carrier) get
+    shipping costs, transit days and delivery dates."""
 
 
 class Address(_Model):
@@ -492,8 +616,9 @@ def _read_csv(path: Path) -> list:
 def render_field_tables() -> str:
     """The field tables of docs/snapshot.md, from the models' docstrings (one source)."""
     parts = []
-    for model in (Snapshot, ProductStore, Facility, InventoryRow, Product, ShipmentMethod,
-                  Order, ShipGroup, Address, Item):
+    for model in (Snapshot, ProductStore, Facility, InventoryRow, Product, Dimensions,
+                  ShipmentMethod, RateCard, RateZone, PostalZone, Surcharge, Order, ShipGroup,
+                  Address, Item):
         parts.append(f"#### {model.__name__}\n\n{model.__doc__.strip()}\n\n"
                      "| field | type | default | meaning |\n|---|---|---|---|")
         for name, info in model.model_fields.items():

@@ -23,7 +23,7 @@ DAY_UNITS = ("days", "day")
 # The largest value a measure may take: beyond these a rule means nothing on this planet (a
 # distance past half the equator, a delay of more than ten years) and dates would overflow.
 MEASURE_LIMITS = {"distance": 20_000, "days": 3_650, "count": 1_000_000_000,
-                  "money": 1_000_000_000}
+                  "money": 1_000_000_000, "transit": 3_650}
 
 
 def is_known_zone(name: str) -> bool:
@@ -47,7 +47,8 @@ class FieldSpec:
     """A field that a condition or a sort can name.
 
     ``value`` is an id kind (see ID_KINDS) or a measure: ``distance`` (number with mi/km),
-    ``days`` (whole number with `days`), ``count`` (plain number), ``money`` (plain number).
+    ``days`` (whole number with `days`), ``count`` (plain number), ``money`` (plain number),
+    ``transit`` (whole number, `days` optional), ``promise`` (the word `promise_date`).
     """
 
     name: str
@@ -110,6 +111,22 @@ INVENTORY_FIELDS = {
                   "and `> 2` it ships 2 and keeps 1; to hold stock back, set `minimum_stock` "
                   "in the snapshot.",
                   "brokering_safety_stock > 2"),
+        FieldSpec("shipping_cost", "inventory", "money", ORDERING,
+                  "What the package the facility would ship costs under the ship group's rate "
+                  "card (its zone's price for the package's billable weight, surcharges and "
+                  "the facility's handling cost), checked each time the rule places items "
+                  "there. Facilities whose cost is unknown never pass.",
+                  "shipping_cost <= 15.00"),
+        FieldSpec("transit_days", "inventory", "transit", ORDERING,
+                  "Days in transit from the facility to the ship-to address under the ship "
+                  "group's rate card (its zone's transit days). Facilities without a zone "
+                  "never pass.", "transit_days <= 2"),
+        FieldSpec("delivery_date", "inventory", "promise", ("<=", "<"),
+                  "`delivery_date <= promise_date`: the facility delivers each item by its "
+                  "promised date (the day the package leaves, after the facility's same-day "
+                  "cutoff, plus transit days). Items without a promised date pass; facilities "
+                  "without a zone fail items that have one.",
+                  "delivery_date <= promise_date"),
     ]
 }
 
@@ -121,6 +138,10 @@ FLAGS = {
                                    "can be filled.",
     "shipment_threshold": "Minimum value of each shipment the rule creates, and of what stays "
                           "unfilled, when the unit is split. Example: `shipment_threshold 40.00`.",
+    "split_cost": "What one more package costs when the rule splits a unit, added to the "
+                  "`shipping_cost` sort (an amount: `split_cost 5.00`) or to the `distance` "
+                  "sort (a distance: `split_cost 100 mi`) of every facility that would open a "
+                  "new package. Large values mean fewest splits; none means cheapest.",
 }
 
 ORDER_SORTS = {
@@ -149,6 +170,14 @@ INVENTORY_SORTS = {
         SortSpec("broken_style", "inventory", False,
                  "Only facilities whose assortment of the style is already broken, fewest "
                  "available variants first."),
+        SortSpec("shipping_cost", "inventory", True,
+                 "Cheapest first: what placing the items there adds to the shipment, the whole "
+                 "package at a facility not yet shipping any of the unit, only the extra "
+                 "weight at one that is (plus `split_cost` for a new package). Unknown costs "
+                 "sort last."),
+        SortSpec("delivery_date", "inventory", True,
+                 "Earliest delivery first: the day the package leaves plus its transit days. "
+                 "Unknown dates sort last."),
     ]
 }
 
@@ -217,7 +246,8 @@ def sort_spec(name: str, level: str) -> SortSpec | None:
 # ---- the reference tables of docs/language.md, generated from this module ------------------
 
 _VALUE_TEXT = {"distance": "number with `mi` or `km`", "days": "whole number of `days`",
-               "count": "number", "money": "number"}
+               "count": "number", "money": "amount", "transit": "whole number (`days` optional)",
+               "promise": "`promise_date`"}
 
 
 def _field_rows(fields: dict[str, FieldSpec]) -> list[str]:

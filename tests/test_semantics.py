@@ -321,9 +321,12 @@ def test_one_batch_per_group_run_and_one_run_record_per_routing():
     the_plan = plan('routing "R1" { rule "r" { assign single } }\n'
                     'routing "R2" { rule "r" { assign single } }')
     result = run(the_plan, snap)
+    figures = {"shipping_cost": 0.0, "split_orders": 0, "late_items": 0}
     assert result["batches"] == [{"group": "G", "product_store": "STORE", "runs": [
-        {"routing": "R1", "attempted_items": 2, "brokered_items": 1, "error": None},
-        {"routing": "R2", "attempted_items": 1, "brokered_items": 0, "error": None}]}]
+        {"routing": "R1", "attempted_items": 2, "brokered_items": 1, "error": None,
+         "packages": 1, **figures},
+        {"routing": "R2", "attempted_items": 1, "brokered_items": 0, "error": None,
+         "packages": 0, **figures}], "totals": {"packages": 1, **figures}}]
 
 
 def test_a_store_with_brokering_disabled_is_skipped():

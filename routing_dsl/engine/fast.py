@@ -19,12 +19,24 @@ from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _orde
                            _ItemState, _prepare_rule, _radians, _Unit,
                            order_lines)
 from ..plan import Plan, PlanRouting
+from ..shipping import RateModel
 from ..snapshot import Snapshot
 from . import kernel
 from .columnar import inventory_columns
 
 # Sorts whose keys depend on more than one product's stock per facility: reference only.
 REFERENCE_ONLY_SORTS = ("sales_velocity", "broken_style")
+
+
+class _NoRates:
+    """A snapshot without facilities, products or rate cards: the kernel's empty rates."""
+
+    shipment_methods: list = []
+    facilities: list = []
+    products: list = []
+
+
+_NO_RATES = _NoRates()
 
 
 class FastUnsupported(Exception):
@@ -188,6 +200,31 @@ class _FastContext(_Context):
                                        days.get((g.shipment_method, None))))
                          for g in self.ship_groups], np.float64)
 
+    # shipping: only when a rule needs zones, costs or delivery dates
+    @cached_property
+    def sg_card(self) -> np.ndarray:
+        return np.array([self.rates.card(g.shipment_method, g.carrier)
+                         for g in self.ship_groups] or [-1], np.int64)
+
+    @cached_property
+    def sg_dest(self) -> np.ndarray:
+        return np.array([-1 if c < 0 else self.rates.destination(c, g.ship_to)
+                         for g, c in zip(self.ship_groups, self.sg_card.tolist(), strict=False)]
+                        or [-1], np.int64)
+
+    @cached_property
+    def it_promise(self) -> np.ndarray:
+        return np.array([self.rates.promised(item.promised_date) for item in self.lines]
+                        or [0], np.int64)
+
+    @cached_property
+    def rate_arrays(self) -> tuple:
+        return self.rates.arrays(self.prod_ids)
+
+    @cached_property
+    def no_rates(self) -> tuple:
+        return RateModel(_NO_RATES, self.zone, self.now, []).arrays([])
+
     @cached_property
     def it_ship_before(self) -> np.ndarray:
         return _timestamps(item.ship_before for item in self.lines)
@@ -334,7 +371,31 @@ class _FastInterpreter(_Interpreter):
                       for a in actions], np.int64),
             np.array([-1 if a.move_to_queue is None else ctx.fac_index[a.move_to_queue]
                       for a in actions], np.int64),
-            static, seq)
+            static, seq, self._shipping_arrays(prepared))
+
+    def _shipping_arrays(self, prepared: list) -> tuple:
+        """The rules' shipping settings for the kernel: which need zones and costs, their
+        `transit_days`, `shipping_cost` and `delivery_date` conditions, and `split_cost`."""
+        n = len(prepared)
+        width_t = max([len(p.transit) for p in prepared] + [1])
+        width_c = max([len(p.cost_limits) for p in prepared] + [1])
+        t_op, t_days = np.zeros((n, width_t), np.int64), np.zeros((n, width_t))
+        c_op, c_lim = np.zeros((n, width_c), np.int64), np.zeros((n, width_c))
+        for r, prep in enumerate(prepared):
+            for k, (_, days, condition) in enumerate(prep.transit):
+                t_op[r, k], t_days[r, k] = kernel.OPS[condition.op], days
+            for k, (_, limit, condition) in enumerate(prep.cost_limits):
+                c_op[r, k], c_lim[r, k] = kernel.OPS[condition.op], limit
+        return (np.array([p.uses_zone for p in prepared], np.bool_),
+                np.array([bool(p.cost_limits) or any(s.field == "shipping_cost"
+                                                      for s in p.rule.sorts)
+                          for p in prepared], np.bool_),
+                np.array([len(p.transit) for p in prepared], np.int64), t_op, t_days,
+                np.array([len(p.cost_limits) for p in prepared], np.int64), c_op, c_lim,
+                np.array([-1 if p.promise is None else kernel.OPS[p.promise.op]
+                          for p in prepared], np.int64),
+                np.array([p.split_money for p in prepared], np.float64),
+                np.array([p.split_distance for p in prepared], np.float64))
 
     def _route_units(self, group_name: str, store: str, routing: PlanRouting,
                      units: _UnitSet, progress) -> int:
@@ -353,6 +414,12 @@ class _FastInterpreter(_Interpreter):
         counts = np.zeros(2, np.int64)
         order = np.arange(len(units), dtype=np.int64)
         arrays = self._rule_arrays(routing, store)
+        if arrays[-1][0].any():  # some rule needs zones: the unit's card and address
+            u_card, u_dest = ctx.sg_card[heads], ctx.sg_dest[heads]
+            promised, rates = ctx.it_promise, ctx.rate_arrays
+        else:
+            u_card = u_dest = np.full(max(1, len(heads)), -1, np.int64)
+            promised, rates = np.zeros(1, np.int64), ctx.no_rates
         start = 0
         while True:
             start, needed = kernel.route_units(
@@ -361,7 +428,8 @@ class _FastInterpreter(_Interpreter):
                 ctx.it_excl_ptr, ctx.it_excl, ctx.it_price, ctx.it_adj, ctx.it_qty,
                 ctx.f_has, ctx.f_phi, ctx.f_lam, ctx.f_cos, ctx.f_limit,
                 ctx.orders_today_array, ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc,
-                *arrays, *rows.allocation_arrays(), *rows.unfillable_arrays(), counts,
+                *arrays, u_card, u_dest, promised, rates, *rows.allocation_arrays(),
+                *rows.unfillable_arrays(), counts,
                 ctx.brokered, ctx.fac_warn, unit_warn)
             if start >= len(units):
                 break

@@ -21,10 +21,12 @@ EARTH_RADIUS_KM = 6371.0088
 KM_PER_MILE = 1.609344
 
 OPS = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
-SORT_FIELDS = {"distance": 0, "inventory_balance": 1, "facility_sequence": 2}
+SORT_FIELDS = {"distance": 0, "inventory_balance": 1, "facility_sequence": 2,
+               "shipping_cost": 3, "delivery_date": 4}
 # what happened last to an item that stays open: as the result's unfillable "action" says it
 ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
 AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
+NO_DATE = 2 ** 40  # shipping.NO_DATE: an item without a promised date
 
 
 @njit(cache=True, inline="always")
@@ -115,10 +117,50 @@ def _km(phi1, lam1, cos1, phi2, lam2, cos2):
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
+@njit(cache=True, inline="always")
+def _zone_of(c, f, dest, has_km, km, rates):
+    """`shipping._zone`: the card's zone chart, else its distance bands; -1 for none."""
+    band, scalars, miles, origin = rates[0], rates[4], rates[5], rates[6]
+    chart_ptr, columns, chart = rates[7], rates[8], rates[9]
+    if c < 0:
+        return -1
+    o = origin[c, f]
+    if o >= 0 and dest >= 0:
+        z = chart[chart_ptr[c] + o * columns[c] + dest]
+        if z >= 0:
+            return z
+    if not has_km:
+        return -1
+    d = km / KM_PER_MILE if miles[c] else km
+    for z in range(int(scalars[c, 0])):
+        if d <= band[c, z] + EPS:
+            return z
+    return -1
+
+
+@njit(cache=True)
+def _package_cost(c, z, f, weight, volume, rates):
+    """`shipping._cost`, operation for operation: NaN when it cannot be priced."""
+    price, weights, scalars, handling = rates[2], rates[3], rates[4], rates[12]
+    if c < 0 or z < 0 or weight != weight:
+        return np.nan
+    billable = weight
+    divisor = scalars[c, 2]
+    if divisor > 0.0:
+        dimensional = volume / divisor
+        if dimensional > billable:
+            billable = dimensional
+    rounded = math.ceil(billable - EPS)
+    for b in range(int(scalars[c, 1])):
+        if rounded <= weights[c, b] + EPS:
+            return (price[c, z, b] + scalars[c, 3]) * scalars[c, 4] + handling[f]
+    return np.nan
+
+
 @njit(cache=True)
 def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_prod, it_open,
                    it_excl_ptr, it_excl, p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
-                   r_safety_thr, pend_f, pend_p, pend_q, n_pend):
+                   r_safety_thr, pend_f, pend_p, pend_q, n_pend, promise):
     """The first ranked facility that can fill every one of the items ``ks`` in full (open
     quantities of the same product summed, in item order), or -1."""
     for h in range(n_rank):
@@ -133,7 +175,7 @@ def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_pro
                     need += it_open[i2]
             if not _can_serve(r, i, f, need, True, it_prod, it_open, it_excl_ptr, it_excl,
                               p_ptr, s_fac, s_net, r_has_safety, r_safety_op, r_safety_thr,
-                              pend_f, pend_p, pend_q, n_pend):
+                              pend_f, pend_p, pend_q, n_pend, promise):
                 ok = False
                 break
         if ok:
@@ -158,12 +200,17 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 r_single, r_ignore_limit, r_keep, r_only_all, r_threshold, r_factor,
                 r_uses_dist, r_miles, r_ndist, r_dist_op, r_dist_km, r_has_safety,
                 r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
-                r_clear_ac, r_ac_days, r_move, r_static, r_seq,
+                r_clear_ac, r_ac_days, r_move, r_static, r_seq, shipping, u_card, u_dest,
+                it_promise, rates,
                 a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, x_unit, x_item, x_open,
                 x_rule, x_action, counts, brokered, fac_warn, unit_warn):
     """Route units[start:] in order. Returns (next unit, rows it needs) when the output
     arrays are too small for the next unit (the caller grows them and calls again), else
-    (len(units), 0)."""
+    (len(units), 0). ``shipping`` holds the rules' shipping settings (see fast._rule_arrays),
+    ``rates`` the rate model's arrays (shipping.RateModel.arrays)."""
+    (r_uses_zone, r_costs, r_ntransit, r_transit_op, r_transit_days, r_ncost, r_cost_op,
+     r_cost_lim, r_promise_op, r_split_money, r_split_dist) = shipping
+    transit, pw, pv, leaves = rates[1], rates[10], rates[11], rates[13]
     n_fac = f_has.shape[0]
     n_rules = r_single.shape[0]
     cand_stamp = np.zeros(n_fac, np.int64)
@@ -176,6 +223,11 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     full = np.zeros(n_fac, np.int64)
     cand_list = np.empty(n_fac, np.int64)
     holders = np.empty(n_fac, np.int64)
+    zone_stamp = np.zeros(n_fac, np.int64)
+    zone_cache = np.full(n_fac, -1, np.int64)
+    pk_stamp = np.zeros(n_fac, np.int64)  # facilities with a package in the rule (stamp)
+    pk_w = np.zeros(n_fac)
+    pk_v = np.zeros(n_fac)
     stamp = 0
     # scratch for the largest unit, made once: a placement per (item, facility holding it)
     most_items, most_rows = 1, 1
@@ -222,6 +274,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
         for k in range(n_items):
             last_rule[k] = -1
             last_action[k] = 0
+        c = u_card[u]
+        unit_pk = 0  # packages earlier rules shipped for the unit
         for r in range(n_rules):
             n_open = 0
             for k in range(n_items):
@@ -304,6 +358,30 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                             break
                     if not passes:
                         continue
+                if r_uses_zone[r]:
+                    if zone_stamp[f] != ui + 1:
+                        has_km = f_has[f] and u_has[u]
+                        km = 0.0
+                        if has_km:
+                            if dist_stamp[f] != ui + 1:
+                                km_cache[f] = _km(f_phi[f], f_lam[f], f_cos[f], u_phi[u],
+                                                  u_lam[u], u_cos[u])
+                                dist_stamp[f] = ui + 1
+                            km = km_cache[f]
+                        zone_cache[f] = _zone_of(c, f, u_dest[u], has_km, km, rates)
+                        zone_stamp[f] = ui + 1
+                    if r_ntransit[r] > 0:
+                        z = zone_cache[f]
+                        if z < 0:
+                            continue
+                        passes = True
+                        for m in range(r_ntransit[r]):
+                            if not _compare(r_transit_op[r, m], transit[c, z],
+                                            r_transit_days[r, m]):
+                                passes = False
+                                break
+                        if not passes:
+                            continue
                 cand_stamp[f] = stamp
                 cand_list[n_cand] = f
                 n_cand += 1
@@ -314,9 +392,9 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
             for m in range(r_nsort[r]):
                 if r_sort_field[r, m] == 1:
                     wants_balance = True
-            for c in range(n_cand):
-                bal[cand_list[c]] = 0.0
-                full[cand_list[c]] = n_open if r_single[r] else 0
+            for cc in range(n_cand):
+                bal[cand_list[cc]] = 0.0
+                full[cand_list[cc]] = n_open if r_single[r] else 0
             if wants_balance:
                 for j0 in range(n_need):
                     p = need_p[j0]
@@ -335,6 +413,11 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                         q = s_net[j]
                         if q + EPS < need or _excluded(it_excl_ptr, it_excl, i, f):
                             continue
+                        if r_promise_op[r] >= 0 and it_promise[i] != NO_DATE and (
+                                zone_cache[f] < 0 or not _compare(
+                                    r_promise_op[r], leaves[f] + transit[c, zone_cache[f]],
+                                    it_promise[i])):
+                            continue
                         if r_has_safety[r] and not (
                                 q > EPS and _compare(r_safety_op[r], q, r_safety_thr[r])
                                 and not q + EPS < it_open[i]):
@@ -343,17 +426,21 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
             # ---- assignment ----
             n_pl = 0
             n_pend = 0
+            n_pk = 0
+            promise = (r_promise_op[r], it_promise, zone_cache, c, rates)
             if r_single[r]:
                 n_rank, order = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
                                       p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
                                       stamp, c_has, c_dist, bal, full, r_nsort, r_sort_field,
                                       r_sort_desc, r_sort_nf, r_seq, holders, products, keys,
-                                      order_a, order_b)
+                                      order_a, order_b,
+                                      (pk_stamp, pk_w, pk_v, n_pk + unit_pk, zone_cache, c),
+                                      shipping, rates)
                 last = 2 * r_nsort[r] + 2
                 f = _first_filling(r, open_k, n_open, u0, unit_items, order, n_rank, keys, last,
                                    it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
                                    r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p,
-                                   pend_q, n_pend)
+                                   pend_q, n_pend, promise)
                 if f >= 0:
                     for o in range(n_open):
                         i = unit_items[u0 + open_k[o]]
@@ -386,13 +473,16 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                                           p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
                                           stamp, c_has, c_dist, bal, full, r_nsort,
                                           r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders,
-                                          products, keys, order_a, order_b)
+                                          products, keys, order_a, order_b,
+                                          (pk_stamp, pk_w, pk_v, n_pk + unit_pk, zone_cache, c),
+                                          shipping, rates)
                     last = 2 * r_nsort[r] + 2
                     if r_keep[r] and it_group[first] >= 0:
                         f = _first_filling(r, step_k, n_step, u0, unit_items, order, n_rank,
                                            keys, last, it_prod, it_open, it_excl_ptr, it_excl,
                                            p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
-                                           r_safety_thr, pend_f, pend_p, pend_q, n_pend)
+                                           r_safety_thr, pend_f, pend_p, pend_q, n_pend,
+                                           promise)
                         if f >= 0:
                             for o in range(n_step):
                                 i = unit_items[u0 + step_k[o]]
@@ -402,6 +492,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                                 n_pl += 1
                                 n_pend = _add_pending(pend_f, pend_p, pend_q, n_pend, f,
                                                       it_prod[i], it_open[i])
+                                n_pk = _pack(f, it_prod[i], it_open[i], c, stamp, pk_stamp,
+                                             pk_w, pk_v, pw, pv, n_pk)
                         continue
                     i = first
                     p = it_prod[i]
@@ -411,7 +503,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                         if not _can_serve(r, i, f, 0.0, False, it_prod, it_open, it_excl_ptr,
                                           it_excl, p_ptr, s_fac, s_net, r_has_safety,
                                           r_safety_op, r_safety_thr, pend_f, pend_p, pend_q,
-                                          n_pend):
+                                          n_pend, promise):
                             continue
                         available = _net(p_ptr, s_fac, s_net, p, f)[0] - _pending(
                             pend_f, pend_p, pend_q, n_pend, f, p)
@@ -426,6 +518,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                         pl_qty[n_pl] = take
                         n_pl += 1
                         n_pend = _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, take)
+                        n_pk = _pack(f, p, take, c, stamp, pk_stamp, pk_w, pk_v, pw, pv, n_pk)
                         remaining -= take
                         if remaining <= EPS:
                             break
@@ -483,6 +576,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                             break
                     if new:
                         n_new += 1
+                        unit_pk += 1
                         orders_today[f] += 1
                     pos = _net(p_ptr, s_fac, s_net, it_prod[i], f)[1]
                     s_net[pos] -= q
@@ -543,6 +637,25 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
 
 
 @njit(cache=True, inline="always")
+def _pack(f, p, q, c, stamp, pk_stamp, pk_w, pk_v, pw, pv, n_pk):
+    """Add ``q`` units of product ``p`` to the rule's package at ``f`` (interpreter._pack);
+    returns how many facilities have one."""
+    if pk_stamp[f] != stamp:
+        pk_stamp[f] = stamp
+        pk_w[f] = 0.0
+        pk_v[f] = 0.0
+        n_pk += 1
+    w = np.nan
+    v = 0.0
+    if c >= 0:
+        w = pw[c, p]
+        v = pv[c, p]
+    pk_w[f] += w * q
+    pk_v[f] += v * q
+    return n_pk
+
+
+@njit(cache=True, inline="always")
 def _pending(pend_f, pend_p, pend_q, n_pend, f, p):
     for k in range(n_pend):
         if pend_f[k] == f and pend_p[k] == p:
@@ -564,10 +677,20 @@ def _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, q):
 
 @njit(cache=True)
 def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac,
-               s_net, r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p, pend_q, n_pend):
-    """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need)."""
+               s_net, r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p, pend_q, n_pend,
+               promise):
+    """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need).
+    ``promise``: the rule's `delivery_date` operator (-1 for none), the items' promised days,
+    the unit's zones, card, and the rates."""
     if _excluded(it_excl_ptr, it_excl, i, f):
         return False
+    promise_op, it_promise, zone_cache, c, rates = promise
+    if promise_op >= 0 and it_promise[i] != NO_DATE:
+        z = zone_cache[f]
+        if z < 0:
+            return False
+        if not _compare(promise_op, rates[13][f] + rates[1][c, z], it_promise[i]):
+            return False
     p = it_prod[i]
     available = _net(p_ptr, s_fac, s_net, p, f)[0] - _pending(pend_f, pend_p, pend_q, n_pend,
                                                              f, p)
@@ -584,11 +707,16 @@ def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, 
 def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_net,
           cand_list, n_cand, cand_stamp, stamp, c_has, c_dist, bal, full, r_nsort,
           r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding, products, keys, order_a,
-          order_b):
+          order_b, packages, shipping, rates):
     """Candidates holding every placed product, in rank order: the rule's sorts, then more
     items in full, then (one item placed) its availability there, then facility id. Fills the
     first rows of ``keys`` (the facility in column 2 * sorts + 2) and returns how many, and
-    the row order."""
+    the row order. ``packages``: the rule's packages so far, how many the unit has, its zones
+    and card (for costs, `split_cost` and the shipping rule limits)."""
+    pk_stamp, pk_w, pk_v, opened, zone_cache, c = packages
+    r_costs, r_ncost, r_cost_op, r_cost_lim = shipping[1], shipping[5], shipping[6], shipping[7]
+    r_split_money, r_split_dist = shipping[9], shipping[10]
+    transit, pw, pv, leaves = rates[1], rates[10], rates[11], rates[13]
     n_products = 0
     for o in range(n_step):
         p = it_prod[unit_items[u0 + step_k[o]]]
@@ -607,8 +735,8 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
                 holding[n_hold] = s_fac[j]
                 n_hold += 1
     else:
-        for c in range(n_cand):
-            f = cand_list[c]
+        for c2 in range(n_cand):
+            f = cand_list[c2]
             ok = True
             for m in range(n_products):
                 if not _net(p_ptr, s_fac, s_net, products[m], f)[0] > EPS:
@@ -617,32 +745,72 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
             if ok:
                 holding[n_hold] = f
                 n_hold += 1
+    costs = r_costs[r]
+    weight = 0.0
+    volume = 0.0
+    if costs:  # interpreter._weight of the placed items
+        for o in range(n_step):
+            i = unit_items[u0 + step_k[o]]
+            if c < 0:
+                weight = np.nan
+                volume = 0.0
+                break
+            weight += pw[c, it_prod[i]] * it_open[i]
+            volume += pv[c, it_prod[i]] * it_open[i]
     n_sort = r_nsort[r]
     width = 2 * n_sort + 3
     single = unit_items[u0 + step_k[0]] if n_step == 1 else -1
+    n_row = 0
     for h in range(n_hold):
         f = holding[h]
+        new_package = opened > 0 and pk_stamp[f] != stamp
+        added = 0.0
+        if costs:
+            has_package = pk_stamp[f] == stamp
+            before_w = pk_w[f] if has_package else 0.0
+            before_v = pk_v[f] if has_package else 0.0
+            total = _package_cost(c, zone_cache[f], f, before_w + weight, before_v + volume,
+                                  rates)
+            if r_ncost[r] > 0:
+                passes = total == total
+                for m in range(r_ncost[r]):
+                    if passes and not _compare(r_cost_op[r, m], total, r_cost_lim[r, m]):
+                        passes = False
+                if not passes:
+                    continue
+            added = total - (_package_cost(c, zone_cache[f], f, before_w, before_v, rates)
+                             if has_package else 0.0)
         for m in range(n_sort):
             field = r_sort_field[r, m]
             has = True
             if field == 0:
                 has = c_has[f]
                 value = c_dist[f]
+                if has and new_package:
+                    value = value + r_split_dist[r]
             elif field == 1:
                 value = bal[f]
-            else:
+            elif field == 2:
                 value = r_seq[r, f]
                 has = not np.isnan(value)
-            if has:
-                keys[h, 2 * m] = 0.0
-                keys[h, 2 * m + 1] = -value if r_sort_desc[r, m] else value
+            elif field == 3:
+                value = added + r_split_money[r] if new_package else added
+                has = added == added
             else:
-                keys[h, 2 * m] = -1.0 if r_sort_nf[r, m] else 1.0
-                keys[h, 2 * m + 1] = 0.0
-        keys[h, 2 * n_sort] = -full[f]
+                z = zone_cache[f]
+                has = c >= 0 and z >= 0
+                value = float(leaves[f] + transit[c, z]) if has else 0.0
+            if has:
+                keys[n_row, 2 * m] = 0.0
+                keys[n_row, 2 * m + 1] = -value if r_sort_desc[r, m] else value
+            else:
+                keys[n_row, 2 * m] = -1.0 if r_sort_nf[r, m] else 1.0
+                keys[n_row, 2 * m + 1] = 0.0
+        keys[n_row, 2 * n_sort] = -full[f]
         ratio = 0.0
         if single >= 0 and it_open[single] != 0.0:
             ratio = -(_net(p_ptr, s_fac, s_net, products[0], f)[0] / it_open[single])
-        keys[h, 2 * n_sort + 1] = ratio
-        keys[h, 2 * n_sort + 2] = f
-    return n_hold, _sort_rows(keys, n_hold, width, order_a, order_b)
+        keys[n_row, 2 * n_sort + 1] = ratio
+        keys[n_row, 2 * n_sort + 2] = f
+        n_row += 1
+    return n_row, _sort_rows(keys, n_row, width, order_a, order_b)

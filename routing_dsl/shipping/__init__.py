@@ -1,0 +1,323 @@
+"""Shipping cost and delivery dates: the carrier rate model both engines route with.
+
+It owns what a package costs and when it arrives (docs/semantics.md, "Shipping cost and
+delivery dates"). A package is what one facility ships for one unit in one rule (one new ship
+group). Its zone comes from the rate card's postal zone chart, else from its distance bands;
+its billable weight is the larger of actual and dimensional weight, rounded up to a whole
+unit; its cost is the zone's price for that weight bucket, plus surcharges, plus the
+facility's handling cost. It leaves today, or tomorrow after the facility's same-day cutoff,
+and arrives after the zone's transit days.
+
+Everything is prepared once per run as numbers: per card, its zones, prices and each
+product's weight and volume in the card's units; per facility, its handling cost, the day its
+packages leave and its place in each card's zone chart. The reference interpreter reads the
+Python lists; the compiled kernel reads the same values as numpy arrays (`arrays`), and both
+compute a cost with the same operations in the same order, so they agree to the last bit.
+`annotate` turns a run's allocations into packages with costs and the run totals; both
+engines call it, so results agree byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import date, datetime, time
+
+import numpy as np
+
+KM_PER_MILE = 1.609344
+LB_PER_KG = 2.20462262185
+CM_PER_IN = 2.54
+EPS = 1e-9
+# the figures every run and batch carries: shipping cost, packages, orders split into more
+# than one package, items that arrive after their promised date
+TOTALS = ("shipping_cost", "packages", "split_orders", "late_items")
+NO_DATE = 2 ** 40  # a promised day no delivery misses
+
+
+class RateModel:
+    """The snapshot's rate cards, facilities and products as numbers for one run."""
+
+    def __init__(self, snapshot, zone, now: datetime,
+                 facility_ids: list[str] | None = None):
+        self.cards = []
+        self.card_of: dict[tuple[str, str | None], int] = {}
+        for method in snapshot.shipment_methods:
+            if method.rates is None:
+                continue
+            index = len(self.cards)
+            self.cards.append(method.rates)
+            self.card_of[(method.id, method.carrier)] = index
+            self.card_of.setdefault((method.id, None), index)
+        self.zone, self.now = zone, now
+        self.today = now.date().toordinal()
+        facilities = {f.id: f for f in snapshot.facilities}
+        self.facility_ids = facility_ids if facility_ids is not None else sorted(facilities)
+        self.facility_index = {f: k for k, f in enumerate(self.facility_ids)}
+        self.handling = [facilities[f].handling_cost for f in self.facility_ids]
+        local = now.time()
+        self.leaves = [self.today + (1 if facilities[f].same_day_cutoff is not None
+                                     and local >= time.fromisoformat(
+                                         facilities[f].same_day_cutoff) else 0)
+                       for f in self.facility_ids]
+        postal = [facilities[f].postal_code for f in self.facility_ids]
+        self.products = {p.id: p for p in snapshot.products}
+        self.prepared = [_Card(card, postal) for card in self.cards]
+
+    def __bool__(self) -> bool:
+        return bool(self.cards)
+
+    def card(self, shipment_method: str | None, carrier: str | None) -> int:
+        """The card of a ship group's method and carrier (a row for any carrier when none is
+        for its carrier), or -1."""
+        if shipment_method is None:
+            return -1
+        found = self.card_of.get((shipment_method, carrier))
+        if found is None:
+            found = self.card_of.get((shipment_method, None), -1)
+        return found
+
+    def destination(self, card: int, ship_to) -> int:
+        """The ship-to address's column in the card's zone chart, or -1."""
+        return self.prepared[card].destination(ship_to.postal_code if ship_to else None)
+
+    def zone_of(self, card: int, facility: int, destination: int, km: float | None) -> int:
+        """The zone (an index into the card's zones) of a package from ``facility``, or -1."""
+        return _zone(self.prepared[card], facility, destination, km)
+
+    def weight(self, card: int, product: str) -> tuple[float, float]:
+        """Weight (NaN when unknown) and volume (0 without dimensions) of one unit of
+        ``product`` in the card's units."""
+        return self.prepared[card].product(self.products.get(product))
+
+    def cost(self, card: int, zone: int, facility: int, weight: float, volume: float) -> float:
+        """Cost of one package, NaN when it cannot be priced."""
+        return _cost(self.prepared[card], zone, self.handling[facility], weight, volume)
+
+    def transit(self, card: int, zone: int) -> int:
+        return self.prepared[card].transit[zone]
+
+    def delivery(self, card: int, zone: int, facility: int) -> int:
+        """The day (ordinal) a package from ``facility`` arrives; -1 without a zone."""
+        if zone < 0:
+            return -1
+        return self.leaves[facility] + self.prepared[card].transit[zone]
+
+    def promised(self, value: datetime | None) -> int:
+        """The promised day as an ordinal in the snapshot's zone; NO_DATE without one."""
+        if value is None:
+            return NO_DATE
+        return value.astimezone(self.zone).date().toordinal()
+
+    def arrays(self, product_ids: list[str]) -> tuple:
+        """The model as the kernel's arrays (cards padded to the largest)."""
+        n_cards = max(1, len(self.prepared))
+        n_zones = max([len(c.transit) for c in self.prepared] + [1])
+        n_weights = max([len(c.weights) for c in self.prepared] + [1])
+        n_fac, n_prod = len(self.facility_ids), len(product_ids)
+        band = np.full((n_cards, n_zones), np.inf)
+        transit = np.zeros((n_cards, n_zones), np.int64)
+        price = np.zeros((n_cards, n_zones, n_weights))
+        weights = np.full((n_cards, n_weights), np.inf)
+        scalars = np.zeros((n_cards, 5))  # zones, weights, divisor, amounts, multiplier
+        miles = np.zeros(n_cards, np.bool_)
+        origin = np.full((n_cards, max(1, n_fac)), -1, np.int64)
+        chart_ptr = np.zeros(n_cards + 1, np.int64)
+        columns = np.zeros(n_cards, np.int64)
+        charts = []
+        pw = np.full((n_cards, max(1, n_prod)), np.nan)
+        pv = np.zeros((n_cards, max(1, n_prod)))
+        for c, card in enumerate(self.prepared):
+            band[c, :len(card.bands)] = card.bands
+            transit[c, :len(card.transit)] = card.transit
+            for z, row in enumerate(card.prices):
+                price[c, z, :len(row)] = row
+            weights[c, :len(card.weights)] = card.weights
+            scalars[c] = (len(card.transit), len(card.weights), card.divisor, card.amounts,
+                          card.multiplier)
+            miles[c] = card.miles
+            origin[c, :n_fac] = card.origin
+            columns[c] = card.chart.shape[1]
+            charts.append(card.chart.ravel())
+            chart_ptr[c + 1] = chart_ptr[c] + card.chart.size
+            for k, product in enumerate(product_ids):
+                pw[c, k], pv[c, k] = card.product(self.products.get(product))
+        chart = np.concatenate(charts) if charts else np.zeros(1, np.int64)
+        return (band, transit, price, weights, scalars, miles, origin, chart_ptr, columns,
+                chart.astype(np.int64) if chart.size else np.zeros(1, np.int64),
+                pw, pv, np.array(self.handling or [0.0], np.float64),
+                np.array(self.leaves or [0], np.int64))
+
+
+class _Card:
+    """One rate card as plain numbers."""
+
+    def __init__(self, card, postal_codes: list[str | None]):
+        self.miles = card.distance_unit == "mi"
+        self.bands = [math.inf if z.max_distance is None else z.max_distance for z in card.zones]
+        self.transit = [z.transit_days for z in card.zones]
+        self.prices = [list(z.prices) for z in card.zones]
+        self.weights = list(card.weights)
+        self.divisor = card.dim_divisor or 0.0
+        self.amounts = 0.0
+        percent = 0.0
+        for surcharge in card.surcharges:
+            self.amounts += surcharge.amount
+            percent += surcharge.percent
+        self.multiplier = 1.0 + percent / 100.0
+        self.kg = card.weight_unit == "kg"
+        number = {z.zone: k for k, z in enumerate(card.zones)}
+        origins = sorted({z.origin for z in card.postal_zones})
+        self.destinations = {d: k for k, d in enumerate(sorted(
+            {z.destination for z in card.postal_zones}))}
+        self.dest_length = len(next(iter(self.destinations), ""))
+        origin_index = {o: k for k, o in enumerate(origins)}
+        length = len(origins[0]) if origins else 0
+        self.origin = [origin_index.get(code[:length], -1) if code and length else -1
+                       for code in postal_codes]
+        self.chart = np.full((max(1, len(origins)), max(1, len(self.destinations))), -1,
+                             np.int64)
+        for entry in card.postal_zones:
+            self.chart[origin_index[entry.origin], self.destinations[entry.destination]] = \
+                number[entry.zone]
+        self._products: dict[str, tuple[float, float]] = {}
+
+    def destination(self, postal_code: str | None) -> int:
+        if not postal_code or not self.dest_length:
+            return -1
+        return self.destinations.get(postal_code[:self.dest_length], -1)
+
+    def product(self, product) -> tuple[float, float]:
+        if product is None or product.weight is None:
+            return math.nan, 0.0
+        found = self._products.get(product.id)
+        if found is None:
+            weight = product.weight
+            if product.weight_unit == "lb" and self.kg:
+                weight = weight / LB_PER_KG
+            elif product.weight_unit == "kg" and not self.kg:
+                weight = weight * LB_PER_KG
+            volume = 0.0
+            size = product.dimensions
+            if size is not None:
+                scale = 1.0
+                if size.unit == "in" and self.kg:
+                    scale = CM_PER_IN
+                elif size.unit == "cm" and not self.kg:
+                    scale = 1.0 / CM_PER_IN
+                volume = (size.length * scale) * (size.width * scale) * (size.height * scale)
+            found = self._products[product.id] = (weight, volume)
+        return found
+
+
+def _zone(card: _Card, facility: int, destination: int, km: float | None) -> int:
+    origin = card.origin[facility]
+    if origin >= 0 and destination >= 0:
+        found = int(card.chart[origin, destination])
+        if found >= 0:
+            return found
+    if km is None:
+        return -1
+    distance = km / KM_PER_MILE if card.miles else km
+    for z, limit in enumerate(card.bands):
+        if distance <= limit + EPS:
+            return z
+    return -1
+
+
+def _cost(card: _Card, zone: int, handling: float, weight: float, volume: float) -> float:
+    """The kernel's `_package_cost`, operation for operation."""
+    if zone < 0 or weight != weight:
+        return math.nan
+    billable = weight
+    if card.divisor > 0.0:
+        dimensional = volume / card.divisor
+        if dimensional > billable:
+            billable = dimensional
+    rounded = math.ceil(billable - EPS)
+    for b, limit in enumerate(card.weights):
+        if rounded <= limit + EPS:
+            return (card.prices[zone][b] + card.amounts) * card.multiplier + handling
+    return math.nan
+
+
+def cents(cost: float) -> int | None:
+    """A cost in whole cents, None when unknown."""
+    return None if cost != cost else int(round(cost * 100))
+
+
+def money(amount_cents: int | None) -> float | None:
+    return None if amount_cents is None else amount_cents / 100
+
+
+# ---- what a run's allocations cost ------------------------------------------------------------
+
+def annotate(model: RateModel, allocations: list[dict], batches: list[dict], orders: dict,
+             km_of) -> None:
+    """Give every allocation its share of its package's cost, its transit days and delivery
+    date, and every run and batch its totals (shipping cost, packages, split ship groups, late
+    items). ``orders`` maps order ids to the snapshot's orders, and ``km_of(facility,
+    ship_group)`` gives the distance in km (None without coordinates)."""
+    packages: dict[tuple[str, str], list[dict]] = {}
+    for row in allocations:
+        packages.setdefault((row["order"], row["new_ship_group"]), []).append(row)
+    totals: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {"shipping_cost": 0, "packages": 0, "split": defaultdict(int), "late": set()})
+    for (order, _), rows in packages.items():
+        first = rows[0]
+        total = totals[(first["group"], first["routing"])]
+        total["packages"] += 1
+        total["split"][(order, first["ship_group"])] += 1
+        group = next(g for g in orders[order].ship_groups if g.id == first["ship_group"])
+        card = model.card(group.shipment_method, group.carrier)
+        if card < 0:
+            for row in rows:
+                row["shipping_cost"] = row["transit_days"] = row["delivery_date"] = None
+            continue
+        facility = model.facility_index[first["facility"]]
+        zone = model.zone_of(card, facility, model.destination(card, group.ship_to),
+                             km_of(first["facility"], group))
+        weights = []
+        weight = volume = 0.0
+        for row in rows:
+            w, v = model.weight(card, row["product"])
+            weights.append(w * row["quantity"])
+            weight += w * row["quantity"]
+            volume += v * row["quantity"]
+        cost = cents(model.cost(card, zone, facility, weight, volume))
+        delivery = model.delivery(card, zone, facility)
+        shown = None if delivery < 0 else date.fromordinal(delivery).isoformat()
+        transit = None if zone < 0 else model.transit(card, zone)
+        if cost is not None:
+            total["shipping_cost"] += cost
+        left = cost
+        for k, row in enumerate(rows):
+            share = None
+            if cost is not None:
+                # shares by weight, in cents; the last row takes what rounding left over
+                share = left if k == len(rows) - 1 else int(round(cost * weights[k] / weight)) \
+                    if weight > 0 else 0
+                left -= share
+            row["shipping_cost"] = money(share)
+            row["transit_days"] = transit
+            row["delivery_date"] = shown
+            promised = next(i for i in group.items if i.id == row["item"]).promised_date
+            if delivery >= 0 and model.promised(promised) < delivery:
+                total["late"].add((order, row["ship_group"], row["item"]))
+    for batch in batches:
+        sums = dict.fromkeys(TOTALS, 0)
+        for run in batch["runs"]:
+            total = totals.get((batch["group"], run["routing"]))
+            figures = dict.fromkeys(TOTALS, 0)
+            if total is not None:
+                figures = {"shipping_cost": total["shipping_cost"],
+                           "packages": total["packages"],
+                           "split_orders": len({order for (order, _), n in total["split"].items()
+                                                if n > 1}),
+                           "late_items": len(total["late"])}
+            for key, value in figures.items():
+                sums[key] += value
+            run.update(figures, shipping_cost=money(figures["shipping_cost"]))
+        batch["totals"] = dict(sums, shipping_cost=money(sums["shipping_cost"]))
+
+
