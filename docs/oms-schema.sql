@@ -9,6 +9,9 @@ CREATE TABLE oms_facility (
 	lon FLOAT, 
 	max_orders_per_day INTEGER, 
 	orders_today INTEGER NOT NULL, 
+	postal_code TEXT, 
+	handling_cost FLOAT, 
+	same_day_cutoff TEXT, 
 	PRIMARY KEY (id)
 );
 
@@ -83,6 +86,12 @@ CREATE TABLE oms_product (
 	position INTEGER NOT NULL, 
 	id TEXT NOT NULL, 
 	parent TEXT, 
+	weight FLOAT, 
+	weight_unit TEXT, 
+	length FLOAT, 
+	width FLOAT, 
+	height FLOAT, 
+	dimension_unit TEXT, 
 	PRIMARY KEY (id)
 );
 
@@ -118,5 +127,6 @@ CREATE TABLE oms_shipment_method (
 	id TEXT NOT NULL, 
 	carrier TEXT, 
 	delivery_days INTEGER, 
-	parent TEXT
+	parent TEXT, 
+	rates TEXT
 );

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from routing_dsl.scenarios import rate_card
+
 HERE = Path(__file__).resolve().parent
 NOW = "2026-11-23T09:30:00-05:00"
 ZONE = "America/New_York"
@@ -180,23 +182,7 @@ ORDERS = {
 }
 
 
-# ---- shipping: a ground rate card (zones 2-8 by distance) and an overnight one ----------
-ZONES = [(2, 150, 1, 6.50, 0.375), (3, 300, 2, 7.00, 0.55), (4, 600, 3, 7.60, 0.80),
-         (5, 1000, 3, 8.10, 1.05), (6, 1400, 4, 8.70, 1.40), (7, 1800, 5, 9.30, 1.80),
-         (8, None, 5, 11.00, 2.25)]  # zone, up to miles, transit days, 1 lb, each extra lb
-WEIGHTS = [1, 2, 3, 4, 5, 10, 20, 30, 50, 70]
-
-
-def rate_card(factor: float = 1.0, transit: int | None = None) -> dict:
-    return {"weight_unit": "lb", "weights": WEIGHTS, "distance_unit": "mi",
-            "dim_divisor": 139,
-            "zones": [{"zone": zone, "max_distance": miles,
-                       "transit_days": transit if transit is not None else days,
-                       "prices": [round((first + extra * (w - 1)) * factor, 2) for w in WEIGHTS]}
-                      for zone, miles, days, first, extra in ZONES],
-            "surcharges": [{"name": "fuel", "percent": 12.0}]}
-
-
+# ---- shipping: the benchmark's ground rate card (zones 2-8 by distance) and air ones -----
 SHIPPING_METHODS = [
     dict(METHODS[0], rates=rate_card(2.8, transit=1)),
     dict(METHODS[1], rates=rate_card(1.9, transit=2)),

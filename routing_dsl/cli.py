@@ -945,7 +945,7 @@ def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
 
 
 @main.command("gen-snapshot")
-@click.option("--scenario", type=click.Choice(["small", "reference", "large"]),
+@click.option("--scenario", type=click.Choice(["small", "reference", "large", "shipping"]),
               default="small", show_default=True)
 @click.option("--orders", type=click.IntRange(1))
 @click.option("--facilities", type=click.IntRange(1))
@@ -1209,7 +1209,8 @@ def lsp() -> None:
 @click.option("--sql-url", metavar="URL",
               help="Database for the SQL-source figures (default: a temporary SQLite file), "
                    "e.g. postgresql://postgres@127.0.0.1/bench.")
-@click.option("--scenario", type=click.Choice(["small", "reference", "large", "stores"]),
+@click.option("--scenario", type=click.Choice(["small", "reference", "large", "shipping",
+                                               "stores"]),
               help="Instead: one realistic scenario end to end (load, compile, route, write).")
 @click.option("--orders", type=click.IntRange(1), help="With --scenario: orders.")
 @click.option("--skus", type=click.IntRange(1), help="With --scenario: SKUs.")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .plan import InventoryCondition, OrderCondition, Plan, PlanRouting, PlanRule
-from .shipping import RateModel, annotate
+from .shipping import RateModel, RunTotals, attach_totals, cents, iso_day, shares
 from .snapshot import Item, Order, ShipGroup, Snapshot
 
 RESULT_FORMAT = "routing-result/1"
@@ -421,6 +421,7 @@ class _Interpreter:
         self.explanations: list[dict] = []
         self.warnings: dict[str, str] = {}
         self.allocated_atp: dict[tuple[str, str], float] = defaultdict(float)
+        self.totals: dict[tuple[str, str], RunTotals] = defaultdict(RunTotals)
         # New ship groups are named after the one they split from (`00001-1`, `00001-2`):
         # ids are opaque, so nothing parses them; an id already in the order is skipped.
         self.next_ship_group: dict[tuple[str, str], int] = {}
@@ -981,6 +982,7 @@ class _Interpreter:
         rule = prepared.rule
         new_groups: dict[str, str] = {}
         distance_cache: dict[str, float | None] = {}
+        packages: dict[str, list] = {}  # facility -> its rows, items and quantities
         for item, facility, quantity in placements:
             if facility not in new_groups:
                 unit.packages += 1
@@ -1000,7 +1002,38 @@ class _Interpreter:
                 "routing": routing.name, "rule": rule.name,
                 "distance": None if distance is None else round(distance, 2),
                 "distance_unit": rule.distance_unit,
+                "shipping_cost": None, "transit_days": None, "delivery_date": None,
             })
+            packages.setdefault(facility, []).append((self.allocations[-1], item, quantity))
+        self._price(unit, packages, self.totals[(group_name, routing.name)])
+
+    def _price(self, unit: _Unit, packages: dict[str, list], totals: RunTotals) -> None:
+        """Each new package's cost (shared among its rows by weight), transit days and
+        delivery date, and the run's totals."""
+        rates = self.ctx.rates
+        card = self._card(unit) if rates else -1
+        for facility, entries in packages.items():
+            if card < 0:
+                totals.package(unit.order.id, unit.ship_group.id, None)
+                continue
+            index = rates.facility_index[facility]
+            zone = self._zone(unit, facility)
+            weights, weight, volume = [], 0.0, 0.0
+            for _, item, quantity in entries:
+                w, v = rates.weight(card, item.product)
+                weights.append(w * quantity)
+                weight += w * quantity
+                volume += v * quantity
+            cost = rates.cost(card, zone, index, weight, volume)
+            delivery = rates.delivery(card, zone, index)
+            totals.package(unit.order.id, unit.ship_group.id, cents(cost))
+            transit = None if zone < 0 else rates.transit(card, zone)
+            for (row, item, _), share in zip(entries, shares(cost, weights), strict=True):
+                row["shipping_cost"] = None if share is None else share / 100
+                row["transit_days"] = transit
+                row["delivery_date"] = iso_day(delivery)
+                if delivery >= 0 and rates.promised(item.item.promised_date) < delivery:
+                    totals.late.add(id(item))
 
     def _distance(self, facility: str, unit: _Unit, unit_name: str) -> float | None:
         km = unit.km_to(self.ctx.facilities[facility])
@@ -1027,10 +1060,7 @@ class _Interpreter:
                 if consumed]
 
     def _result(self, batches: list[dict]) -> dict:
-        ctx = self.ctx
-        annotate(ctx.rates, self.allocations, batches, {o.id: o for o in ctx.snapshot.orders},
-                 lambda facility, group: _Unit(None, group, "", []).km_to(
-                     ctx.facilities[facility]))
+        attach_totals(batches, self.totals)
         inventory_after = self._inventory_after()
         counts = [{"facility": f, "orders_today": self.ctx.orders_today[f]}
                   for f in sorted(self.ctx.orders_today)]

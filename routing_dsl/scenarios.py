@@ -24,13 +24,107 @@ class Scenario:
     warehouse_depth: float = 0.8      # share of SKUs a warehouse stocks
     store_depth: float = 0.085        # share of SKUs a store stocks
     metros: int = 50
+    shipping: bool = False            # rate cards, weights and promised dates (SHIPPING_PLAN)
 
 
 SCENARIOS = {
     "small": Scenario(orders=5_000, facilities=200, skus=2_000),
     "reference": Scenario(orders=100_000, facilities=1_000, skus=20_000),
     "large": Scenario(orders=1_000_000, facilities=2_000, skus=100_000),
+    "shipping": Scenario(orders=100_000, facilities=1_000, skus=20_000, shipping=True),
 }
+
+# The shipping scenario's rules: PLAN's routings, ranked by cost and delivery date instead
+# of distance, with transit and promise-date conditions and a split cost.
+SHIPPING_PLAN = """\
+declare queue _NA_, UNFILLABLE_PARKING
+declare facility_group WAREHOUSES, STORES
+declare shipment_method NEXT_DAY, STANDARD
+declare priority HIGH, MEDIUM, LOW
+
+group "Bench" for store STORE {
+  routing "Express" {
+    filter {
+      queue == _NA_
+      shipment_method == NEXT_DAY
+    }
+    sort by order_date
+
+    rule "Fastest warehouse ships it all" {
+      assign single
+      inventory {
+        facility_group == WAREHOUSES
+        transit_days <= 1
+      }
+      sort by delivery_date, shipping_cost
+    }
+
+    rule "Cheapest on time" {
+      assign partial
+      inventory {
+        facility_group in [WAREHOUSES, STORES]
+        delivery_date <= promise_date
+        split_cost 3.00
+      }
+      sort by shipping_cost
+    }
+  }
+
+  routing "Standard" {
+    filter {
+      queue == _NA_
+    }
+    sort by priority, order_date
+
+    rule "Cheapest warehouse ships it all" {
+      assign single
+      inventory {
+        facility_group == WAREHOUSES
+        shipping_cost <= 40.00
+      }
+      sort by shipping_cost
+    }
+
+    rule "Stores split when it pays" {
+      assign partial
+      inventory {
+        facility_group == STORES
+        delivery_date <= promise_date
+        split_cost 2.00
+      }
+      sort by shipping_cost, delivery_date
+    }
+
+    rule "Anything left" {
+      assign partial
+      inventory {
+        facility_group == WAREHOUSES
+      }
+      sort by shipping_cost, distance
+      when unfilled {
+        move to queue UNFILLABLE_PARKING
+      }
+    }
+  }
+}
+"""
+
+
+def rate_card(factor: float = 1.0, transit: int | None = None) -> dict:
+    """A ground-style card: zones 2-8 by distance, a price per weight bucket, dimensional
+    weight and a fuel surcharge (a 5 lb parcel costs about 9 in zone 2, 22 in zone 8);
+    ``factor`` scales the prices, ``transit`` fixes the transit days (air services)."""
+    zones = [(2, 150, 1, 6.50, 0.375), (3, 300, 2, 7.00, 0.55), (4, 600, 3, 7.60, 0.80),
+             (5, 1000, 3, 8.10, 1.05), (6, 1400, 4, 8.70, 1.40), (7, 1800, 5, 9.30, 1.80),
+             (8, None, 5, 11.00, 2.25)]  # zone, up to miles, days, 1 lb, each extra lb
+    weights = [1, 2, 3, 4, 5, 10, 20, 30, 50, 70, 150]
+    return {"weight_unit": "lb", "weights": weights, "distance_unit": "mi", "dim_divisor": 139,
+            "zones": [{"zone": zone, "max_distance": miles,
+                       "transit_days": days if transit is None else transit,
+                       "prices": [round((first + extra * (w - 1)) * factor, 2)
+                                  for w in weights]}
+                      for zone, miles, days, first, extra in zones],
+            "surcharges": [{"name": "fuel", "percent": 12.0}]}
 
 PLAN = """\
 declare queue _NA_, UNFILLABLE_PARKING
@@ -159,6 +253,9 @@ def generate(scenario: Scenario) -> dict:
             "lat": lat, "lon": lon, "product_stores": ["STORE"],
             "max_orders_per_day": None if warehouse else rng.choice([None, 50, 100, 200]),
             "groups": {"WAREHOUSES" if warehouse else "STORES": index}})
+        if scenario.shipping:
+            facilities[-1].update(handling_cost=1.0 if warehouse else 2.5,
+                                  same_day_cutoff="15:00" if warehouse else "09:00")
         depth = scenario.warehouse_depth if warehouse else scenario.store_depth
         for sku in sorted(rng.sample(range(scenario.skus), k=int(scenario.skus * depth))):
             inventory.append({"facility": facility_id, "product": skus[sku],
@@ -181,6 +278,10 @@ def generate(scenario: Scenario) -> dict:
                                                          rng.random() * popularity[-1])],
                       "quantity": rng.choice([1, 1, 1, 2, 3]),
                       "unit_price": round(rng.uniform(5, 120), 2)} for line in range(count)]
+            if scenario.shipping:
+                for item in items:
+                    if rng.random() < 0.3:
+                        item["promised_date"] = f"2026-11-{rng.randint(24, 30)}T18:00:00-05:00"
             groups.append({"id": f"{group_index + 1:05d}", "facility": "_NA_",
                            "shipment_method": rng.choice(["STANDARD"] * 4 + ["NEXT_DAY"]),
                            "ship_to": {"lat": lat, "lon": lon}, "items": items})
@@ -189,10 +290,17 @@ def generate(scenario: Scenario) -> dict:
                                      f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00-05:00",
                        "priority": rng.choice(["HIGH", "MEDIUM", "MEDIUM", "LOW"]),
                        "sales_channel": "WEB_CHANNEL", "ship_groups": groups})
+    products = [{"id": sku} for sku in skus]
+    methods = [{"id": "NEXT_DAY", "delivery_days": 1}, {"id": "STANDARD", "delivery_days": 5}]
+    if scenario.shipping:
+        for product in products:
+            product["weight"] = round(rng.uniform(0.2, 12), 1)
+            if rng.random() < 0.5:
+                product["dimensions"] = {"length": rng.randint(4, 24),
+                                         "width": rng.randint(4, 18), "height": rng.randint(2, 12)}
+        methods[0]["rates"] = rate_card(2.8, transit=1)
+        methods[1]["rates"] = rate_card(1.0)
     return {"format": "routing-snapshot/1", "now": "2026-11-23T09:30:00-05:00",
             "timezone": "America/New_York", "product_stores": [{"id": "STORE"}],
-            "facilities": facilities, "products": [{"id": sku} for sku in skus],
-            "inventory": inventory,
-            "shipment_methods": [{"id": "NEXT_DAY", "delivery_days": 1},
-                                 {"id": "STANDARD", "delivery_days": 5}],
-            "orders": orders}
+            "facilities": facilities, "products": products, "inventory": inventory,
+            "shipment_methods": methods, "orders": orders}

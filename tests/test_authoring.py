@@ -187,3 +187,23 @@ def test_diff_reads_a_version_from_git(tmp_path, monkeypatch):
     unknown = invoke("diff", "git:HEAD:nope.route", "rules.route", "--snapshot",
                      EXAMPLE / "snapshot.json")
     assert unknown.exit_code == 1 and "git show failed" in unknown.stderr
+
+
+def test_diff_shows_what_the_shipping_costs_before_and_after(tmp_path):
+    folder = EXAMPLE.parent / "shipping_cost"
+    (tmp_path / "catalog.route").write_text((EXAMPLE.parent / "catalog.route").read_text())
+    nearest = tmp_path / "nearest.route"
+    nearest.write_text((folder / "shipping_cost.route").read_text()
+                       .replace('use "../catalog.route"', 'use "catalog.route"')
+                       .replace("split_cost 2.00\n", "")
+                       .replace("sort by shipping_cost, delivery_date", "sort by distance"))
+    shown = invoke("diff", folder / "shipping_cost.route", nearest, "--snapshot",
+                   folder / "snapshot.json")
+    assert shown.exit_code == 0, shown.output
+    line = next(x for x in shown.stdout.splitlines() if x.strip().startswith("shipping cost"))
+    before, after = (float(x) for x in line.split()[-2:])
+    assert before < after  # distance does not minimise cost
+    document = json.loads(invoke("diff", folder / "shipping_cost.route", nearest, "--snapshot",
+                                 folder / "snapshot.json", "--format", "json").stdout)
+    assert document["before"]["shipping_cost"] == before
+    assert document["before"]["packages"] == 7

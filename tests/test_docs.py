@@ -40,3 +40,24 @@ def test_reference_tables_are_generated_from_the_vocabulary():
     # docs/language.md` regenerates the tables)
     assert "<!-- generated: order-fields -->" in LANGUAGE
     assert v.render_generated(LANGUAGE) == LANGUAGE
+
+
+def test_every_test_the_semantics_doc_names_exists():
+    text = (ROOT / "docs" / "semantics.md").read_text(encoding="utf-8")
+    named = {n for n in re.findall(r"`(test_[a-z0-9_]+)`", text) if not n.endswith("_")}
+    defined = set()
+    for path in (ROOT / "tests").glob("test_semantics*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M))
+    assert named and sorted(named - defined) == []
+
+
+def test_the_shipping_rule_example_in_the_language_reference_checks_cleanly():
+    from routing_dsl.checker import Workspace
+    blocks = [b for b in re.findall(r"```route\n(.*?)```", LANGUAGE, re.S)
+              if b.startswith("rule ") and "split_cost" in b]
+    assert blocks
+    for block in blocks:
+        text = ('use std.hotwax\nuse "examples/catalog.route"\ngroup "G" for store STORE {\n'
+                f'  routing "R" {{\n    filter {{ queue == _NA_ }}\n{block}  }}\n}}\n')
+        result = Workspace().check_text(text, name=str(ROOT / "docs.route"))
+        assert [d.message for d in result.diagnostics] == [], block

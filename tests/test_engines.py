@@ -76,9 +76,13 @@ CONDITIONS = [
     "distance <= 30 UNIT", "distance < 40 UNIT", "distance > 1 UNIT", "brokering_safety_stock > 1",
     "brokering_safety_stock >= 2", "ignore_facility_order_limit", "keep_item_groups_together",
     "only_if_all_items_available", "shipment_threshold 5", "shipment_threshold 30",
+    "transit_days <= 1", "transit_days < 3 days", "shipping_cost <= 12", "shipping_cost < 9.5",
+    "delivery_date <= promise_date", "delivery_date < promise_date", "split_cost 2.5",
+    "split_cost 5 UNIT",
 ]
 RULE_SORTS = ["distance", "distance desc", "inventory_balance desc", "inventory_balance",
-              "facility_sequence", "facility_sequence desc"]
+              "facility_sequence", "facility_sequence desc", "shipping_cost",
+              "shipping_cost desc nulls first", "delivery_date", "delivery_date desc"]
 ACTIONS = ["", "when unfilled { move to queue PARK }",
            "when unfilled { auto_cancel after 3 days }", "when unfilled { clear auto_cancel }",
            "when unfilled { auto_cancel after 2 days move to queue PARK }"]
@@ -146,6 +150,10 @@ def snapshots(draw):
         facilities.append(facility(f"F{index}", *(coords or (None, None)), groups=groups,
                                    limit=draw(st.sampled_from([None, None, 0, 2, 4])),
                                    today=draw(st.integers(0, 2))))
+        facilities[-1].update(
+            postal_code=draw(st.sampled_from([None, "10010", "11211", "07030"])),
+            handling_cost=draw(st.sampled_from([0, 0, 1.0, 2.5])),
+            same_day_cutoff=draw(st.sampled_from([None, "08:00", "12:00"])))
     names = [f["id"] for f in facilities]
     quantities = st.sampled_from([0.5, 1, 1, 2, 3, 4.25])
     inventory = []
@@ -178,15 +186,44 @@ def snapshots(draw):
             [(40.7, -74.0), (40.2, -74.3), None])), date=draw(st.sampled_from(
                 ["2026-11-22T10:00:00-05:00", "2026-11-21T10:00:00-05:00"])), **extra)
         group = built["ship_groups"][0]
+        group["ship_to"]["postal_code"] = draw(st.sampled_from([None, "10001", "07302"]))
+        group["carrier"] = draw(st.sampled_from([None, "UPS"]))
         group["shipment_method"] = draw(st.sampled_from([None, "NEXT_DAY", "STANDARD"]))
         if draw(st.booleans()) and len(items) > 1:  # a second ship group takes the last line
             built["ship_groups"].append({**group, "id": "00002", "items": [items.pop()]})
         orders.append(built)
-    products = [{"id": "P1", "categories": ["SHOES"]}, {"id": "P2"}, {"id": "P3"},
-                {"id": "P4", "categories": ["SHOES", "SALE"]}]
-    methods = [{"id": "NEXT_DAY", "delivery_days": 1}, {"id": "STANDARD", "delivery_days": 5},
-               {"id": "STANDARD", "carrier": "UPS", "delivery_days": 3}]
+    products = [{"id": "P1", "categories": ["SHOES"], "weight": 2.5,
+                 "dimensions": {"length": 13, "width": 8, "height": 5}},
+                {"id": "P2", "weight": 0.4, "weight_unit": "kg"}, {"id": "P3"},
+                {"id": "P4", "categories": ["SHOES", "SALE"], "weight": 7,
+                 "dimensions": {"length": 40, "width": 30, "height": 30, "unit": "cm"}}]
+    methods = [{"id": "NEXT_DAY", "delivery_days": 1, "rates": draw(rate_cards())},
+               {"id": "STANDARD", "delivery_days": 5},
+               {"id": "STANDARD", "carrier": "UPS", "delivery_days": 3,
+                "rates": draw(rate_cards())}]
     return world(facilities, inventory, orders, products=products, methods=methods)
+
+
+@st.composite
+def rate_cards(draw):
+    """Small cards with coarse prices (so costs tie), distance bands across the generated
+    distances, sometimes a zone chart, a divisor and surcharges."""
+    kg = draw(st.booleans())
+    weights = [1, 2, 5, 10] if not kg else [0.5, 2, 4]
+    zones = []
+    for number, miles in enumerate([3, 10, 25, None][:draw(st.integers(1, 4))]):
+        base, step = draw(st.sampled_from([5, 5, 8])), draw(st.sampled_from([0, 1, 2.5]))
+        zones.append({"zone": number + 2, "max_distance": miles,
+                      "transit_days": draw(st.integers(0, 3)),
+                      "prices": [base + k * step for k in range(len(weights))]})
+    chart = [{"origin": o, "destination": d, "zone": draw(st.sampled_from(zones))["zone"]}
+             for o in ("100", "112", "070") for d in ("100", "073")
+             if draw(st.booleans())] if draw(st.booleans()) else []
+    return {"weight_unit": "kg" if kg else "lb", "weights": weights,
+            "distance_unit": draw(st.sampled_from(["mi", "km"])), "zones": zones,
+            "postal_zones": chart, "dim_divisor": draw(st.sampled_from([None, 139, 5000])),
+            "surcharges": draw(st.sampled_from([[], [{"name": "fuel", "percent": 12.5,
+                                                      "amount": 0.3}]]))}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

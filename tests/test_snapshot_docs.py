@@ -47,3 +47,17 @@ def test_every_schema_field_has_a_description():
         missing += [f"{name}.{field}" for field, spec in model["properties"].items()
                     if not spec.get("description")]
     assert missing == []
+
+
+def test_the_rate_card_example_prices_as_the_doc_says():
+    from routing_dsl.shipping import RateModel
+    from routing_dsl.snapshot import parse_snapshot
+
+    method = json.loads(_block("rate-card", "json"))
+    snapshot = parse_snapshot({
+        "format": "routing-snapshot/1", "now": "2026-11-23T09:30:00-05:00",
+        "timezone": "America/New_York", "shipment_methods": [method],
+        "facilities": [{"id": "WH", "handling_cost": 1.0}]})
+    model = RateModel(snapshot, None, snapshot.now)
+    cost = model.cost(model.card("STANDARD", "UPS"), 0, 0, 5.0, 0.0)
+    assert "+ 1.00 = 12.20" in DOC and round(cost, 2) == 12.20

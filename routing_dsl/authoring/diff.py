@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..engine import route
 from ..plan import Plan
+from ..shipping import TOTALS
 from ..snapshot import Snapshot
 
 EXPLAINED = 50  # changed orders explained on both sides; more would cost a run each
@@ -89,7 +90,8 @@ def compare(before: dict, after: dict) -> list[UnitChange]:
 
 def figures(result: dict) -> dict:
     """A result's summary: allocations, split shipments (ship groups sent from more than one
-    facility), mean distance, unfilled items, orders per facility."""
+    facility), mean distance, unfilled items, orders per facility, and the batches' shipping
+    totals (cost, packages, late items)."""
     allocations = result["allocations"]
     shipments: dict[tuple, set] = defaultdict(set)
     orders: dict[str, set] = defaultdict(set)
@@ -106,7 +108,16 @@ def figures(result: dict) -> dict:
         "unfilled_items": len({(u["order"], u["ship_group"], u["item"])
                                for u in result["unfillable"]}),
         "orders_per_facility": {f: len(o) for f, o in sorted(orders.items())},
+        **shipping_totals(result),
     }
+
+
+def shipping_totals(result: dict) -> dict:
+    """The batches' shipping totals added up: cost, packages, split orders, late items."""
+    totals = [b["totals"] for b in result["batches"] if b.get("totals")]
+    summed = {key: sum(t.get(key, 0) for t in totals) for key in TOTALS}
+    summed["shipping_cost"] = round(summed["shipping_cost"], 2)
+    return summed
 
 
 def render(diff: Diff, old_name: str, new_name: str, snapshot_name: str) -> str:
@@ -132,8 +143,12 @@ def render(diff: Diff, old_name: str, new_name: str, snapshot_name: str) -> str:
     lines.append(f"{'summary':<22}{'before':>12}{'after':>12}")
     lines.append(f"{'  units changed':<22}{'':>12}{len(diff.changes):>12}")
     for label, key in (("allocations", "allocations"), ("split shipments", "split_shipments"),
-                       ("unfilled items", "unfilled_items")):
+                       ("unfilled items", "unfilled_items"), ("packages", "packages"),
+                       ("late items", "late_items")):
         lines.append(f"{'  ' + label:<22}{before[key]:>12}{after[key]:>12}")
+    if before["shipping_cost"] or after["shipping_cost"]:
+        lines.append(f"{'  shipping cost':<22}{before['shipping_cost']:>12.2f}"
+                     f"{after['shipping_cost']:>12.2f}")
     lines.append(f"{'  mean distance':<22}{_distance(before):>12}{_distance(after):>12}")
     moved = sorted(set(before["orders_per_facility"]) | set(after["orders_per_facility"]))
     shifts = [f"{f} {before['orders_per_facility'].get(f, 0)} -> "

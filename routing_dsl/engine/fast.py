@@ -19,7 +19,7 @@ from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _orde
                            _ItemState, _prepare_rule, _radians, _Unit,
                            order_lines)
 from ..plan import Plan, PlanRouting
-from ..shipping import RateModel
+from ..shipping import RateModel, cents, iso_day, shares
 from ..snapshot import Snapshot
 from . import kernel
 from .columnar import inventory_columns
@@ -414,7 +414,7 @@ class _FastInterpreter(_Interpreter):
         counts = np.zeros(2, np.int64)
         order = np.arange(len(units), dtype=np.int64)
         arrays = self._rule_arrays(routing, store)
-        if arrays[-1][0].any():  # some rule needs zones: the unit's card and address
+        if ctx.rates:  # the snapshot has rate cards: each unit's card and address
             u_card, u_dest = ctx.sg_card[heads], ctx.sg_dest[heads]
             promised, rates = ctx.it_promise, ctx.rate_arrays
         else:
@@ -449,28 +449,49 @@ class _FastInterpreter(_Interpreter):
         names: dict[int, str] = {}
         commit = None
         n_alloc = int(counts[0])
-        a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new = (
-            column[:n_alloc] for column in rows.allocation_arrays())
+        (a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_cost, a_weight, a_transit,
+         a_delivery) = (column[:n_alloc] for column in rows.allocation_arrays())
         quantities = _numbers(a_qty)
         rule_names = [rule.name for rule in rules]
         units_of = [rule.distance_unit for rule in rules]
+        totals = self.totals[(group_name, routing.name)]
+        priced = bool(ctx.rates)
+        promised = ctx.it_promise if priced else None
+        packages: dict[int, list] = {}  # facility -> this commit's rows (priced snapshots)
         append = self.allocations.append
         for k, (u, i, f, r, distance, new) in enumerate(zip(
                 a_unit.tolist(), a_item.tolist(), a_fac.tolist(), a_rule.tolist(),
                 a_dist.tolist(), a_new.tolist(), strict=True)):
             if commit != (u, r):  # one commit per (unit, rule): new ship groups per facility
+                if packages:
+                    self._price(packages, a_cost, a_weight)
                 commit = (u, r)
                 names = {}
+                packages = {}
             if new:
                 names[f] = self._new_ship_group(order_ids[i], sg_ids[i])
-            append({
+                if not priced:
+                    totals.package(order_ids[i], sg_ids[i], None)
+            row = {
                 "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
                 "product": products[i], "facility": fac_ids[f], "quantity": quantities[k],
                 "new_ship_group": names[f], "group": group_name, "routing": routing.name,
                 "rule": rule_names[r],
                 "distance": None if distance != distance else round(distance, 2),
                 "distance_unit": units_of[r],
-            })
+                "shipping_cost": None, "transit_days": None, "delivery_date": None,
+            }
+            append(row)
+            if priced:
+                packages.setdefault(f, []).append((row, k))
+                delivery = int(a_delivery[k])
+                if delivery >= 0:
+                    row["transit_days"] = int(a_transit[k])
+                    row["delivery_date"] = iso_day(delivery)
+                    if promised[i] < delivery:
+                        totals.late.add(i)
+        if packages:
+            self._price(packages, a_cost, a_weight)
         n_left = int(counts[1])
         _, x_item, x_open, x_rule, x_action = (
             column[:n_left] for column in rows.unfillable_arrays())
@@ -498,6 +519,21 @@ class _FastInterpreter(_Interpreter):
         for f, count in zip(fac_ids, ctx.orders_today_array.tolist(), strict=True):
             if f in ctx.orders_today:
                 ctx.orders_today[f] = count
+
+    def _price(self, packages: dict[int, list], a_cost: np.ndarray,
+               a_weight: np.ndarray) -> None:
+        """One commit's packages: the kernel's costs shared among their rows by weight, and
+        counted in the run's totals (interpreter._price)."""
+        totals = None
+        for entries in packages.values():
+            first, k = entries[0]
+            if totals is None:
+                totals = self.totals[(first["group"], first["routing"])]
+            cost = float(a_cost[k])
+            totals.package(first["order"], first["ship_group"], cents(cost))
+            weights = [float(a_weight[k]) for _, k in entries]
+            for (row, _), share in zip(entries, shares(cost, weights), strict=True):
+                row["shipping_cost"] = None if share is None else share / 100
 
     def _inventory_after(self) -> list[dict]:
         ctx = self.ctx
@@ -567,9 +603,12 @@ class _Rows:
 
 
 def _allocation_columns(capacity: int) -> tuple:
+    """unit, item, facility, quantity, rule, distance, new package; its cost, the row's
+    weight, transit days and delivery day."""
     return (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
             np.empty(capacity, np.int64), np.empty(capacity), np.empty(capacity, np.int64),
-            np.empty(capacity), np.empty(capacity, np.bool_))
+            np.empty(capacity), np.empty(capacity, np.bool_), np.empty(capacity),
+            np.empty(capacity), np.empty(capacity, np.int64), np.empty(capacity, np.int64))
 
 
 def _codes(values) -> tuple[np.ndarray, dict[str, int]]:

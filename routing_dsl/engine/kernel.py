@@ -138,6 +138,24 @@ def _zone_of(c, f, dest, has_km, km, rates):
     return -1
 
 
+@njit(cache=True, inline="always")
+def _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos, u_phi, u_lam, u_cos,
+             dist_stamp, km_cache, zone_stamp, zone_cache, rates):
+    """The zone of a package from ``f`` to unit ``u`` (the ``ui``-th routed), once per unit;
+    the distance, when needed, from the unit's distance cache."""
+    if zone_stamp[f] != ui + 1:
+        has_km = f_has[f] and u_has[u]
+        km = 0.0
+        if has_km:
+            if dist_stamp[f] != ui + 1:
+                km_cache[f] = _km(f_phi[f], f_lam[f], f_cos[f], u_phi[u], u_lam[u], u_cos[u])
+                dist_stamp[f] = ui + 1
+            km = km_cache[f]
+        zone_cache[f] = _zone_of(c, f, u_dest[u], has_km, km, rates)
+        zone_stamp[f] = ui + 1
+    return zone_cache[f]
+
+
 @njit(cache=True)
 def _package_cost(c, z, f, weight, volume, rates):
     """`shipping._cost`, operation for operation: NaN when it cannot be priced."""
@@ -202,7 +220,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
                 r_clear_ac, r_ac_days, r_move, r_static, r_seq, shipping, u_card, u_dest,
                 it_promise, rates,
-                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, x_unit, x_item, x_open,
+                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_cost, a_weight,
+                a_transit, a_delivery, x_unit, x_item, x_open,
                 x_rule, x_action, counts, brokered, fac_warn, unit_warn):
     """Route units[start:] in order. Returns (next unit, rows it needs) when the output
     arrays are too small for the next unit (the caller grows them and calls again), else
@@ -359,19 +378,10 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     if not passes:
                         continue
                 if r_uses_zone[r]:
-                    if zone_stamp[f] != ui + 1:
-                        has_km = f_has[f] and u_has[u]
-                        km = 0.0
-                        if has_km:
-                            if dist_stamp[f] != ui + 1:
-                                km_cache[f] = _km(f_phi[f], f_lam[f], f_cos[f], u_phi[u],
-                                                  u_lam[u], u_cos[u])
-                                dist_stamp[f] = ui + 1
-                            km = km_cache[f]
-                        zone_cache[f] = _zone_of(c, f, u_dest[u], has_km, km, rates)
-                        zone_stamp[f] = ui + 1
+                    z = _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos, u_phi,
+                                 u_lam, u_cos, dist_stamp, km_cache, zone_stamp, zone_cache,
+                                 rates)
                     if r_ntransit[r] > 0:
-                        z = zone_cache[f]
                         if z < 0:
                             continue
                         passes = True
@@ -600,6 +610,35 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     else:
                         a_dist[row] = np.nan
                     counts[0] = row + 1
+                # ---- the packages' costs (interpreter._price) ----
+                first_row = counts[0] - n_pl
+                for x in range(n_pl):
+                    row = first_row + x
+                    f, p, q = pl_fac[x], it_prod[pl_item[x]], pl_qty[x]
+                    a_cost[row] = np.nan
+                    a_weight[row] = 0.0
+                    a_transit[row] = -1
+                    a_delivery[row] = -1
+                    if c < 0:
+                        continue
+                    if a_new[row]:
+                        pk_stamp[f] = -stamp  # this commit's package at f (the rule's are done)
+                        pk_w[f] = 0.0
+                        pk_v[f] = 0.0
+                    a_weight[row] = pw[c, p] * q
+                    pk_w[f] += pw[c, p] * q
+                    pk_v[f] += pv[c, p] * q
+                if c >= 0:
+                    for x in range(n_pl):
+                        row = first_row + x
+                        f = pl_fac[x]
+                        z = _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos,
+                                     u_phi, u_lam, u_cos, dist_stamp, km_cache, zone_stamp,
+                                     zone_cache, rates)
+                        a_cost[row] = _package_cost(c, z, f, pk_w[f], pk_v[f], rates)
+                        if z >= 0:
+                            a_transit[row] = transit[c, z]
+                            a_delivery[row] = leaves[f] + transit[c, z]
             # ---- what happens to what stays open ----
             moved = False
             any_left = False

@@ -13,6 +13,7 @@ queries alias its columns to these names.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -38,7 +39,9 @@ _facilities = _table("oms_facility", sa.Column("id", Text, primary_key=True),
                      sa.Column("type", Text), sa.Column("virtual", Bool, nullable=False),
                      sa.Column("lat", Float), sa.Column("lon", Float),
                      sa.Column("max_orders_per_day", Int),
-                     sa.Column("orders_today", Int, nullable=False))
+                     sa.Column("orders_today", Int, nullable=False),
+                     sa.Column("postal_code", Text), sa.Column("handling_cost", Float),
+                     sa.Column("same_day_cutoff", Text))
 _facility_stores = _table("oms_facility_store", sa.Column("facility", Text, nullable=False),
                           sa.Column("product_store", Text, nullable=False))
 _facility_groups = _table("oms_facility_group_member",
@@ -46,7 +49,11 @@ _facility_groups = _table("oms_facility_group_member",
                           sa.Column("facility_group", Text, nullable=False),
                           sa.Column("sequence", Int))
 _products = _table("oms_product", sa.Column("id", Text, primary_key=True),
-                   sa.Column("parent", Text))
+                   sa.Column("parent", Text), sa.Column("weight", Float),
+                   sa.Column("weight_unit", Text), sa.Column("length", Float),
+                   sa.Column("width", Float), sa.Column("height", Float),
+                   sa.Column("dimension_unit", Text))
+_SIZE = ("length", "width", "height", "dimension_unit")
 _categories = _table("oms_product_category", sa.Column("product", Text, nullable=False),
                      sa.Column("category", Text, nullable=False))
 _inventory = _table("oms_inventory", sa.Column("facility", Text, nullable=False),
@@ -57,7 +64,8 @@ _inventory = _table("oms_inventory", sa.Column("facility", Text, nullable=False)
                     sa.Column("sales_velocity", Float))
 _methods = _table("oms_shipment_method", sa.Column("id", Text, nullable=False),
                   sa.Column("carrier", Text), sa.Column("delivery_days", Int),
-                  sa.Column("parent", Text))
+                  sa.Column("parent", Text),
+                  sa.Column("rates", Text))  # the rate card as JSON (docs/snapshot.md)
 _orders = _table("oms_order", sa.Column("id", Text, primary_key=True),
                  sa.Column("product_store", Text, nullable=False),
                  sa.Column("status", Text, nullable=False), sa.Column("order_date", Text),
@@ -189,14 +197,34 @@ def assemble(rows: dict[str, list[dict]]) -> dict:
         "product_stores": [{**_clean(r), "enable_brokering": bool(r["enable_brokering"])}
                            for r in rows["product_stores"]],
         "facilities": facilities,
-        "products": [{**_clean(r), "categories": categories.get(r["id"], [])}
-                     for r in rows["products"]],
+        "products": [_product(r, categories.get(r["id"], [])) for r in rows["products"]],
         "inventory": [{**_clean(r), "allow_brokering": bool(r["allow_brokering"])}
                       for r in rows["inventory"]],
-        "shipment_methods": [_clean(r) for r in rows["shipment_methods"]],
+        "shipment_methods": [_method(index, r)
+                             for index, r in enumerate(rows["shipment_methods"])],
         "orders": [{**_clean(r), "ship_groups": groups.get(r["id"], [])}
                    for r in rows["orders"]],
     }
+
+
+def _product(row: dict, categories: list[str]) -> dict:
+    product = _clean(row, ("position", *_SIZE))
+    if any(row.get(k) is not None for k in _SIZE):
+        product["dimensions"] = {k: row.get(k) for k in ("length", "width", "height")}
+        if row.get("dimension_unit") is not None:
+            product["dimensions"]["unit"] = row["dimension_unit"]
+    return {**product, "categories": categories}
+
+
+def _method(index: int, row: dict) -> dict:
+    method = _clean(row)
+    if "rates" in method:
+        try:
+            method["rates"] = json.loads(method["rates"])
+        except (TypeError, ValueError, RecursionError):
+            raise SnapshotError([f"shipment_methods[{index}].rates: not a JSON rate card"]) \
+                from None
+    return method
 
 
 def load(url: str, snapshot_document: dict) -> dict[str, int]:
@@ -210,7 +238,8 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
             "enable_brokering", True)})
     for facility in snapshot_document.get("facilities", []):
         flat["facilities"].append({k: facility.get(k) for k in (
-            "id", "type", "lat", "lon", "max_orders_per_day")} | {
+            "id", "type", "lat", "lon", "max_orders_per_day", "postal_code", "handling_cost",
+            "same_day_cutoff")} | {
             "virtual": facility.get("virtual", False),
             "orders_today": facility.get("orders_today", 0)})
         for store in facility.get("product_stores", []):
@@ -219,7 +248,12 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
             flat["facility_groups"].append({"facility": facility["id"],
                                             "facility_group": group, "sequence": sequence})
     for product in snapshot_document.get("products", []):
-        flat["products"].append({"id": product["id"], "parent": product.get("parent")})
+        size = product.get("dimensions") or {}
+        flat["products"].append({"id": product["id"], "parent": product.get("parent"),
+                                 "weight": product.get("weight"),
+                                 "weight_unit": product.get("weight_unit"),
+                                 **{k: size.get(k) for k in ("length", "width", "height")},
+                                 "dimension_unit": size.get("unit")})
         for category in product.get("categories", []):
             flat["product_categories"].append({"product": product["id"], "category": category})
     for row in snapshot_document.get("inventory", []):
@@ -229,7 +263,8 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
                                   "sales_velocity": row.get("sales_velocity")})
     for method in snapshot_document.get("shipment_methods", []):
         flat["shipment_methods"].append({k: method.get(k) for k in (
-            "id", "carrier", "delivery_days", "parent")})
+            "id", "carrier", "delivery_days", "parent")} | {
+            "rates": None if method.get("rates") is None else json.dumps(method["rates"])})
     for order in snapshot_document.get("orders", []):
         flat["orders"].append({k: order.get(k) for k in (
             "id", "product_store", "order_date", "sales_channel", "priority",

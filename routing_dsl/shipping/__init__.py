@@ -13,14 +13,13 @@ product's weight and volume in the card's units; per facility, its handling cost
 packages leave and its place in each card's zone chart. The reference interpreter reads the
 Python lists; the compiled kernel reads the same values as numpy arrays (`arrays`), and both
 compute a cost with the same operations in the same order, so they agree to the last bit.
-`annotate` turns a run's allocations into packages with costs and the run totals; both
-engines call it, so results agree byte for byte.
+Each engine prices the packages it commits; `shares` and `RunTotals` turn those costs into
+the result's figures with the same Python code for both, so results agree byte for byte.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from datetime import date, datetime, time
 
 import numpy as np
@@ -250,74 +249,60 @@ def money(amount_cents: int | None) -> float | None:
     return None if amount_cents is None else amount_cents / 100
 
 
-# ---- what a run's allocations cost ------------------------------------------------------------
+# ---- what a run's packages cost ----------------------------------------------------------------
 
-def annotate(model: RateModel, allocations: list[dict], batches: list[dict], orders: dict,
-             km_of) -> None:
-    """Give every allocation its share of its package's cost, its transit days and delivery
-    date, and every run and batch its totals (shipping cost, packages, split ship groups, late
-    items). ``orders`` maps order ids to the snapshot's orders, and ``km_of(facility,
-    ship_group)`` gives the distance in km (None without coordinates)."""
-    packages: dict[tuple[str, str], list[dict]] = {}
-    for row in allocations:
-        packages.setdefault((row["order"], row["new_ship_group"]), []).append(row)
-    totals: dict[tuple[str, str], dict] = defaultdict(
-        lambda: {"shipping_cost": 0, "packages": 0, "split": defaultdict(int), "late": set()})
-    for (order, _), rows in packages.items():
-        first = rows[0]
-        total = totals[(first["group"], first["routing"])]
-        total["packages"] += 1
-        total["split"][(order, first["ship_group"])] += 1
-        group = next(g for g in orders[order].ship_groups if g.id == first["ship_group"])
-        card = model.card(group.shipment_method, group.carrier)
-        if card < 0:
-            for row in rows:
-                row["shipping_cost"] = row["transit_days"] = row["delivery_date"] = None
-            continue
-        facility = model.facility_index[first["facility"]]
-        zone = model.zone_of(card, facility, model.destination(card, group.ship_to),
-                             km_of(first["facility"], group))
-        weights = []
-        weight = volume = 0.0
-        for row in rows:
-            w, v = model.weight(card, row["product"])
-            weights.append(w * row["quantity"])
-            weight += w * row["quantity"]
-            volume += v * row["quantity"]
-        cost = cents(model.cost(card, zone, facility, weight, volume))
-        delivery = model.delivery(card, zone, facility)
-        shown = None if delivery < 0 else date.fromordinal(delivery).isoformat()
-        transit = None if zone < 0 else model.transit(card, zone)
-        if cost is not None:
-            total["shipping_cost"] += cost
-        left = cost
-        for k, row in enumerate(rows):
-            share = None
-            if cost is not None:
-                # shares by weight, in cents; the last row takes what rounding left over
-                share = left if k == len(rows) - 1 else int(round(cost * weights[k] / weight)) \
-                    if weight > 0 else 0
-                left -= share
-            row["shipping_cost"] = money(share)
-            row["transit_days"] = transit
-            row["delivery_date"] = shown
-            promised = next(i for i in group.items if i.id == row["item"]).promised_date
-            if delivery >= 0 and model.promised(promised) < delivery:
-                total["late"].add((order, row["ship_group"], row["item"]))
+def shares(cost: float, weights: list[float]) -> list[int | None]:
+    """A package's cost in cents shared among its rows by weight (in row order); the last row
+    takes what rounding left over, so the shares add up to the package's cost."""
+    total = cents(cost)
+    if total is None:
+        return [None] * len(weights)
+    weight = sum(weights)
+    result, left = [], total
+    for k, w in enumerate(weights):
+        share = left if k == len(weights) - 1 else int(round(total * w / weight))
+        result.append(share)
+        left -= share
+    return result
+
+
+class RunTotals:
+    """One routing run's shipping figures, added up as its packages are committed."""
+
+    __slots__ = ("cents", "packages", "split", "late")
+
+    def __init__(self) -> None:
+        self.cents = 0
+        self.packages = 0
+        self.split: dict[tuple[str, str], int] = {}  # (order, ship group) -> packages
+        self.late: set = set()
+
+    def package(self, order: str, ship_group: str, cost_cents: int | None) -> None:
+        self.packages += 1
+        key = (order, ship_group)
+        self.split[key] = self.split.get(key, 0) + 1
+        if cost_cents is not None:
+            self.cents += cost_cents
+
+    def figures(self) -> dict:
+        return {"shipping_cost": self.cents, "packages": self.packages,
+                "split_orders": len({order for (order, _), n in self.split.items() if n > 1}),
+                "late_items": len(self.late)}
+
+
+def attach_totals(batches: list[dict], totals: dict[tuple[str, str], RunTotals]) -> None:
+    """Every run record gets its figures, every batch their sum (costs in whole cents until
+    shown, so that sums are exact)."""
     for batch in batches:
         sums = dict.fromkeys(TOTALS, 0)
         for run in batch["runs"]:
-            total = totals.get((batch["group"], run["routing"]))
-            figures = dict.fromkeys(TOTALS, 0)
-            if total is not None:
-                figures = {"shipping_cost": total["shipping_cost"],
-                           "packages": total["packages"],
-                           "split_orders": len({order for (order, _), n in total["split"].items()
-                                                if n > 1}),
-                           "late_items": len(total["late"])}
+            found = totals.get((batch["group"], run["routing"]))
+            figures = found.figures() if found else dict.fromkeys(TOTALS, 0)
             for key, value in figures.items():
                 sums[key] += value
             run.update(figures, shipping_cost=money(figures["shipping_cost"]))
         batch["totals"] = dict(sums, shipping_cost=money(sums["shipping_cost"]))
 
 
+def iso_day(ordinal: int) -> str | None:
+    return None if ordinal < 0 else date.fromordinal(ordinal).isoformat()
