@@ -278,6 +278,13 @@ def test_document_links_on_use(tmp_path: Path):
      {"_NA_"}),
     ('group "G" for store S { routing "R" { rule "r" { assign single\n'
      '  when unfilled { move to queue ', {"UNFILLABLE_PARKING"}, {"next", "move", "WEB_CHANNEL"}),
+    ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
+     '  inventory { delivery_date <= ', {"promise_date"}, {"_NA_", "WEB_CHANNEL"}),
+    ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
+     '  inventory { ', {"shipping_cost", "transit_days", "delivery_date", "split_cost"},
+     {"queue"}),
+    ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
+     '  sort by ', {"shipping_cost", "delivery_date"}, {"order_date"}),
 ])
 def test_completion_in_context(result, prefix, expected, absent):
     text = "use std.hotwax\n" + prefix

@@ -543,6 +543,9 @@ def _expected_kind(tokens) -> str | None:
 def _value_completions(result: CheckResult | None, kind: str | None) -> list[Completion]:
     if result is None:
         return []
+    if kind == "promise":  # `delivery_date <= promise_date` compares with one word only
+        return [Completion("promise_date", "value", "the item's promised date",
+                           v.INVENTORY_FIELDS["delivery_date"].doc)]
     items = []
     if kind is None or kind in v.ID_KINDS:
         for name, definitions in sorted(result.scope.catalog.items()):
@@ -556,6 +559,8 @@ def _value_completions(result: CheckResult | None, kind: str | None) -> list[Com
     if kind == "distance":
         items.append(Completion("mi", "unit", "miles"))
         items.append(Completion("km", "unit", "kilometres"))
+    if kind == "transit":
+        items.append(Completion("days", "unit", "days"))
     return items
 
 
