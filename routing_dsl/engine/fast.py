@@ -19,7 +19,7 @@ from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _orde
                            _ItemState, _prepare_rule, _radians, _Unit,
                            order_lines)
 from ..plan import Plan, PlanRouting
-from ..shipping import RateModel, cents, iso_day, shares
+from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import kernel
 from .columnar import inventory_columns
@@ -449,49 +449,32 @@ class _FastInterpreter(_Interpreter):
         names: dict[int, str] = {}
         commit = None
         n_alloc = int(counts[0])
-        (a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_cost, a_weight, a_transit,
-         a_delivery) = (column[:n_alloc] for column in rows.allocation_arrays())
+        (a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_first, a_cost, a_weight,
+         a_transit, a_delivery) = (column[:n_alloc] for column in rows.allocation_arrays())
         quantities = _numbers(a_qty)
         rule_names = [rule.name for rule in rules]
         units_of = [rule.distance_unit for rule in rules]
-        totals = self.totals[(group_name, routing.name)]
-        priced = bool(ctx.rates)
-        promised = ctx.it_promise if priced else None
-        packages: dict[int, list] = {}  # facility -> this commit's rows (priced snapshots)
+        shipping = self._shipping_figures(group_name, routing.name, a_item, a_new, a_first,
+                                          a_cost, a_weight, a_transit, a_delivery)
         append = self.allocations.append
         for k, (u, i, f, r, distance, new) in enumerate(zip(
                 a_unit.tolist(), a_item.tolist(), a_fac.tolist(), a_rule.tolist(),
                 a_dist.tolist(), a_new.tolist(), strict=True)):
             if commit != (u, r):  # one commit per (unit, rule): new ship groups per facility
-                if packages:
-                    self._price(packages, a_cost, a_weight)
                 commit = (u, r)
                 names = {}
-                packages = {}
             if new:
                 names[f] = self._new_ship_group(order_ids[i], sg_ids[i])
-                if not priced:
-                    totals.package(order_ids[i], sg_ids[i], None)
-            row = {
+            cost, transit, delivery = shipping[k] if shipping else (None, None, None)
+            append({
                 "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
                 "product": products[i], "facility": fac_ids[f], "quantity": quantities[k],
                 "new_ship_group": names[f], "group": group_name, "routing": routing.name,
                 "rule": rule_names[r],
                 "distance": None if distance != distance else round(distance, 2),
                 "distance_unit": units_of[r],
-                "shipping_cost": None, "transit_days": None, "delivery_date": None,
-            }
-            append(row)
-            if priced:
-                packages.setdefault(f, []).append((row, k))
-                delivery = int(a_delivery[k])
-                if delivery >= 0:
-                    row["transit_days"] = int(a_transit[k])
-                    row["delivery_date"] = iso_day(delivery)
-                    if promised[i] < delivery:
-                        totals.late.add(i)
-        if packages:
-            self._price(packages, a_cost, a_weight)
+                "shipping_cost": cost, "transit_days": transit, "delivery_date": delivery,
+            })
         n_left = int(counts[1])
         _, x_item, x_open, x_rule, x_action = (
             column[:n_left] for column in rows.unfillable_arrays())
@@ -520,20 +503,52 @@ class _FastInterpreter(_Interpreter):
             if f in ctx.orders_today:
                 ctx.orders_today[f] = count
 
-    def _price(self, packages: dict[int, list], a_cost: np.ndarray,
-               a_weight: np.ndarray) -> None:
-        """One commit's packages: the kernel's costs shared among their rows by weight, and
-        counted in the run's totals (interpreter._price)."""
-        totals = None
-        for entries in packages.values():
-            first, k = entries[0]
-            if totals is None:
-                totals = self.totals[(first["group"], first["routing"])]
-            cost = float(a_cost[k])
-            totals.package(first["order"], first["ship_group"], cents(cost))
-            weights = [float(a_weight[k]) for _, k in entries]
-            for (row, _), share in zip(entries, shares(cost, weights), strict=True):
-                row["shipping_cost"] = None if share is None else share / 100
+    def _shipping_figures(self, group_name: str, routing_name: str, a_item, a_new, a_first,
+                          a_cost, a_weight, a_transit, a_delivery) -> list | None:
+        """The routing's packages counted in its totals, and (when the snapshot has rate
+        cards) each row's (cost share, transit days, delivery date), as interpreter._price
+        makes them: a package's cost in cents (numpy rounds half to even, as Python does),
+        shared by weight among its rows."""
+        ctx = self.ctx
+        totals = self.totals[(group_name, routing_name)]
+        heads = np.nonzero(a_new)[0]
+        totals.packages += len(heads)
+        per_group = np.bincount(ctx.it_sg[a_item[heads]], minlength=len(ctx.ship_groups))
+        for group in np.nonzero(per_group)[0].tolist():
+            key = (ctx.orders[group].id, ctx.ship_groups[group].id)
+            totals.split[key] = totals.split.get(key, 0) + int(per_group[group])
+        if not ctx.rates:
+            return None
+        whole = np.rint(a_cost * 100)  # each row's package, in cents (NaN: unknown)
+        known = heads[~np.isnan(whole[heads])]
+        totals.cents += int(whole[known].sum())
+        late = (a_delivery >= 0) & (ctx.it_promise[a_item] < a_delivery)
+        totals.late.update(a_item[late].tolist())
+        size = np.bincount(a_first, minlength=len(a_first))
+        share = np.where(np.isnan(whole), np.nan, whole / 100)
+        costs = [None if c != c else c for c in share.tolist()]
+        # packages of several rows share their cost: their rows by package, in row order
+        rows = np.nonzero(size[a_first] > 1)[0]
+        rows = rows[np.argsort(a_first[rows], kind="stable")]
+        bounds = np.nonzero(np.diff(a_first[rows]))[0] + 1
+        for members in np.split(rows, bounds) if len(rows) else ():
+            members = members.tolist()
+            weights = [float(a_weight[k]) for k in members]
+            for k, cents_ in zip(members, shares(float(a_cost[members[0]]), weights),
+                                 strict=True):
+                costs[k] = None if cents_ is None else cents_ / 100
+        days: dict[int, str | None] = {}
+        figures = []
+        for cost, transit, delivery in zip(costs, a_transit.tolist(), a_delivery.tolist(),
+                                           strict=True):
+            if delivery < 0:
+                figures.append((cost, None, None))
+                continue
+            shown = days.get(delivery)
+            if shown is None:
+                shown = days[delivery] = iso_day(delivery)
+            figures.append((cost, transit, shown))
+        return figures
 
     def _inventory_after(self) -> list[dict]:
         ctx = self.ctx
@@ -603,11 +618,12 @@ class _Rows:
 
 
 def _allocation_columns(capacity: int) -> tuple:
-    """unit, item, facility, quantity, rule, distance, new package; its cost, the row's
-    weight, transit days and delivery day."""
+    """unit, item, facility, quantity, rule, distance, new package, the package's first row;
+    its cost, the row's weight, transit days and delivery day."""
     return (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
             np.empty(capacity, np.int64), np.empty(capacity), np.empty(capacity, np.int64),
-            np.empty(capacity), np.empty(capacity, np.bool_), np.empty(capacity),
+            np.empty(capacity), np.empty(capacity, np.bool_), np.empty(capacity, np.int64),
+            np.empty(capacity),
             np.empty(capacity), np.empty(capacity, np.int64), np.empty(capacity, np.int64))
 
 

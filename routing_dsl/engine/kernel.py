@@ -156,12 +156,11 @@ def _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos, u_phi, u_la
     return zone_cache[f]
 
 
-@njit(cache=True)
-def _package_cost(c, z, f, weight, volume, rates):
-    """`shipping._cost`, operation for operation: NaN when it cannot be priced."""
-    price, weights, scalars, handling = rates[2], rates[3], rates[4], rates[12]
-    if c < 0 or z < 0 or weight != weight:
-        return np.nan
+@njit(cache=True, inline="always")
+def _bucket(c, weight, volume, weights, scalars):
+    """The weight bucket of a package (`shipping._cost`'s billable weight), -1 for none."""
+    if c < 0 or weight != weight:
+        return -1
     billable = weight
     divisor = scalars[c, 2]
     if divisor > 0.0:
@@ -171,8 +170,23 @@ def _package_cost(c, z, f, weight, volume, rates):
     rounded = math.ceil(billable - EPS)
     for b in range(int(scalars[c, 1])):
         if rounded <= weights[c, b] + EPS:
-            return (price[c, z, b] + scalars[c, 3]) * scalars[c, 4] + handling[f]
-    return np.nan
+            return b
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _price(c, z, f, b, price, scalars, handling):
+    """A package's cost in bucket ``b`` of zone ``z`` from ``f`` (NaN without either)."""
+    if b < 0 or z < 0:
+        return np.nan
+    return (price[c, z, b] + scalars[c, 3]) * scalars[c, 4] + handling[f]
+
+
+@njit(cache=True, inline="always")
+def _package_cost(c, z, f, weight, volume, price, weights, scalars, handling):
+    """`shipping._cost`, operation for operation: NaN when it cannot be priced."""
+    return _price(c, z, f, _bucket(c, weight, volume, weights, scalars), price, scalars,
+                  handling)
 
 
 @njit(cache=True)
@@ -220,7 +234,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
                 r_clear_ac, r_ac_days, r_move, r_static, r_seq, shipping, u_card, u_dest,
                 it_promise, rates,
-                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_cost, a_weight,
+                a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_first, a_cost, a_weight,
                 a_transit, a_delivery, x_unit, x_item, x_open,
                 x_rule, x_action, counts, brokered, fac_warn, unit_warn):
     """Route units[start:] in order. Returns (next unit, rows it needs) when the output
@@ -230,6 +244,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     (r_uses_zone, r_costs, r_ntransit, r_transit_op, r_transit_days, r_ncost, r_cost_op,
      r_cost_lim, r_promise_op, r_split_money, r_split_dist) = shipping
     transit, pw, pv, leaves = rates[1], rates[10], rates[11], rates[13]
+    price, weights, scalars, handling = rates[2], rates[3], rates[4], rates[12]
     n_fac = f_has.shape[0]
     n_rules = r_single.shape[0]
     cand_stamp = np.zeros(n_fac, np.int64)
@@ -437,15 +452,16 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
             n_pl = 0
             n_pend = 0
             n_pk = 0
-            promise = (r_promise_op[r], it_promise, zone_cache, c, rates)
+            promise = (r_promise_op[r], it_promise, zone_cache, leaves, transit[max(c, 0)])
             if r_single[r]:
                 n_rank, order = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
                                       p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
                                       stamp, c_has, c_dist, bal, full, r_nsort, r_sort_field,
                                       r_sort_desc, r_sort_nf, r_seq, holders, products, keys,
-                                      order_a, order_b,
-                                      (pk_stamp, pk_w, pk_v, n_pk + unit_pk, zone_cache, c),
-                                      shipping, rates)
+                                      order_a, order_b, pk_stamp, pk_w, pk_v, n_pk + unit_pk,
+                                      zone_cache, c, r_costs, r_ncost, r_cost_op, r_cost_lim,
+                                      r_split_money, r_split_dist, price, weights, scalars,
+                                      handling, transit, pw, pv, leaves)
                 last = 2 * r_nsort[r] + 2
                 f = _first_filling(r, open_k, n_open, u0, unit_items, order, n_rank, keys, last,
                                    it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
@@ -483,9 +499,11 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                                           p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
                                           stamp, c_has, c_dist, bal, full, r_nsort,
                                           r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders,
-                                          products, keys, order_a, order_b,
-                                          (pk_stamp, pk_w, pk_v, n_pk + unit_pk, zone_cache, c),
-                                          shipping, rates)
+                                          products, keys, order_a, order_b, pk_stamp, pk_w,
+                                          pk_v, n_pk + unit_pk, zone_cache, c, r_costs,
+                                          r_ncost, r_cost_op, r_cost_lim, r_split_money,
+                                          r_split_dist, price, weights, scalars, handling,
+                                          transit, pw, pv, leaves)
                     last = 2 * r_nsort[r] + 2
                     if r_keep[r] and it_group[first] >= 0:
                         f = _first_filling(r, step_k, n_step, u0, unit_items, order, n_rank,
@@ -580,9 +598,11 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 for x in range(n_pl):
                     i, f, q = pl_item[x], pl_fac[x], pl_qty[x]
                     new = True
+                    a_first[counts[0]] = counts[0]
                     for y in range(x):
                         if pl_fac[y] == f:
                             new = False
+                            a_first[counts[0]] = counts[0] - x + y
                             break
                     if new:
                         n_new += 1
@@ -635,7 +655,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                         z = _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos,
                                      u_phi, u_lam, u_cos, dist_stamp, km_cache, zone_stamp,
                                      zone_cache, rates)
-                        a_cost[row] = _package_cost(c, z, f, pk_w[f], pk_v[f], rates)
+                        a_cost[row] = _package_cost(c, z, f, pk_w[f], pk_v[f], rates[2],
+                                                    rates[3], rates[4], rates[12])
                         if z >= 0:
                             a_transit[row] = transit[c, z]
                             a_delivery[row] = leaves[f] + transit[c, z]
@@ -720,15 +741,16 @@ def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, 
                promise):
     """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need).
     ``promise``: the rule's `delivery_date` operator (-1 for none), the items' promised days,
-    the unit's zones, card, and the rates."""
+    the unit's zones, the day each facility's packages leave and the unit's card's transit
+    days per zone."""
     if _excluded(it_excl_ptr, it_excl, i, f):
         return False
-    promise_op, it_promise, zone_cache, c, rates = promise
+    promise_op, it_promise, zone_cache, leaves, transit = promise
     if promise_op >= 0 and it_promise[i] != NO_DATE:
         z = zone_cache[f]
         if z < 0:
             return False
-        if not _compare(promise_op, rates[13][f] + rates[1][c, z], it_promise[i]):
+        if not _compare(promise_op, leaves[f] + transit[z], it_promise[i]):
             return False
     p = it_prod[i]
     available = _net(p_ptr, s_fac, s_net, p, f)[0] - _pending(pend_f, pend_p, pend_q, n_pend,
@@ -746,16 +768,15 @@ def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, 
 def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_net,
           cand_list, n_cand, cand_stamp, stamp, c_has, c_dist, bal, full, r_nsort,
           r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding, products, keys, order_a,
-          order_b, packages, shipping, rates):
+          order_b, pk_stamp, pk_w, pk_v, opened, zone_cache, c, r_costs, r_ncost, r_cost_op,
+          r_cost_lim, r_split_money, r_split_dist, price, weights, scalars, handling, transit,
+          pw, pv, leaves):
     """Candidates holding every placed product, in rank order: the rule's sorts, then more
     items in full, then (one item placed) its availability there, then facility id. Fills the
     first rows of ``keys`` (the facility in column 2 * sorts + 2) and returns how many, and
-    the row order. ``packages``: the rule's packages so far, how many the unit has, its zones
-    and card (for costs, `split_cost` and the shipping rule limits)."""
-    pk_stamp, pk_w, pk_v, opened, zone_cache, c = packages
-    r_costs, r_ncost, r_cost_op, r_cost_lim = shipping[1], shipping[5], shipping[6], shipping[7]
-    r_split_money, r_split_dist = shipping[9], shipping[10]
-    transit, pw, pv, leaves = rates[1], rates[10], rates[11], rates[13]
+    the row order. ``pk_*``: the rule's packages so far (``opened``: how many the unit has),
+    then the unit's zones and card, the rules' shipping settings and the rate arrays (arrays
+    one by one: a call copies every array passed)."""
     n_products = 0
     for o in range(n_step):
         p = it_prod[unit_items[u0 + step_k[o]]]
@@ -796,6 +817,7 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
                 break
             weight += pw[c, it_prod[i]] * it_open[i]
             volume += pv[c, it_prod[i]] * it_open[i]
+    alone = _bucket(c, weight, volume, weights, scalars) if costs else -1  # the step in a new package
     n_sort = r_nsort[r]
     width = 2 * n_sort + 3
     single = unit_items[u0 + step_k[0]] if n_step == 1 else -1
@@ -806,10 +828,11 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
         added = 0.0
         if costs:
             has_package = pk_stamp[f] == stamp
-            before_w = pk_w[f] if has_package else 0.0
-            before_v = pk_v[f] if has_package else 0.0
-            total = _package_cost(c, zone_cache[f], f, before_w + weight, before_v + volume,
-                                  rates)
+            if has_package:
+                total = _package_cost(c, zone_cache[f], f, pk_w[f] + weight,
+                                      pk_v[f] + volume, price, weights, scalars, handling)
+            else:  # 0.0 + weight is weight: the step's own bucket
+                total = _price(c, zone_cache[f], f, alone, price, scalars, handling)
             if r_ncost[r] > 0:
                 passes = total == total
                 for m in range(r_ncost[r]):
@@ -817,7 +840,8 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
                         passes = False
                 if not passes:
                     continue
-            added = total - (_package_cost(c, zone_cache[f], f, before_w, before_v, rates)
+            added = total - (_package_cost(c, zone_cache[f], f, pk_w[f], pk_v[f], price,
+                                           weights, scalars, handling)
                              if has_package else 0.0)
         for m in range(n_sort):
             field = r_sort_field[r, m]

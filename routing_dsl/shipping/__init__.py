@@ -139,13 +139,37 @@ class RateModel:
             columns[c] = card.chart.shape[1]
             charts.append(card.chart.ravel())
             chart_ptr[c + 1] = chart_ptr[c] + card.chart.size
-            for k, product in enumerate(product_ids):
-                pw[c, k], pv[c, k] = card.product(self.products.get(product))
+        if self.prepared:
+            pw[:, :n_prod], pv[:, :n_prod] = self._product_columns(product_ids)
         chart = np.concatenate(charts) if charts else np.zeros(1, np.int64)
         return (band, transit, price, weights, scalars, miles, origin, chart_ptr, columns,
                 chart.astype(np.int64) if chart.size else np.zeros(1, np.int64),
                 pw, pv, np.array(self.handling or [0.0], np.float64),
                 np.array(self.leaves or [0], np.int64))
+
+
+    def _product_columns(self, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`_Card.product` for every product and card at once, with the same operations."""
+        found = [self.products.get(p) for p in product_ids]
+        weight = np.array([np.nan if p is None or p.weight is None else p.weight
+                           for p in found], np.float64)
+        kg = np.array([p is not None and p.weight_unit == "kg" for p in found], np.bool_)
+        sizes = [None if p is None else p.dimensions for p in found]
+        sized = np.array([d is not None for d in sizes], np.bool_)
+        cm = np.array([d is not None and d.unit == "cm" for d in sizes], np.bool_)
+        length, width, height = (np.array([getattr(d, side) if d else 0.0 for d in sizes],
+                                          np.float64) for side in ("length", "width", "height"))
+        weights, volumes = [], []
+        for card in self.prepared:
+            if card.kg:
+                weights.append(np.where(kg, weight, weight / LB_PER_KG))
+                scale = np.where(cm, 1.0, CM_PER_IN)
+            else:
+                weights.append(np.where(kg, weight * LB_PER_KG, weight))
+                scale = np.where(cm, 1.0 / CM_PER_IN, 1.0)
+            volume = (length * scale) * (width * scale) * (height * scale)
+            volumes.append(np.where(sized, volume, 0.0))
+        return np.array(weights), np.array(volumes)
 
 
 class _Card:
