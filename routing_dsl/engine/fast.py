@@ -375,7 +375,8 @@ class _FastInterpreter(_Interpreter):
 
     def _shipping_arrays(self, prepared: list) -> tuple:
         """The rules' shipping settings for the kernel: which need zones and costs, their
-        `transit_days`, `shipping_cost` and `delivery_date` conditions, and `split_cost`."""
+        `transit_days`, `shipping_cost` and `delivery_date` conditions, `split_cost`, and
+        which rank with shipping keys."""
         n = len(prepared)
         width_t = max([len(p.transit) for p in prepared] + [1])
         width_c = max([len(p.cost_limits) for p in prepared] + [1])
@@ -395,7 +396,10 @@ class _FastInterpreter(_Interpreter):
                 np.array([-1 if p.promise is None else kernel.OPS[p.promise.op]
                           for p in prepared], np.int64),
                 np.array([p.split_money for p in prepared], np.float64),
-                np.array([p.split_distance for p in prepared], np.float64))
+                np.array([p.split_distance for p in prepared], np.float64),
+                np.array([bool(p.cost_limits) or p.split_distance != 0.0 or any(
+                    s.field in ("shipping_cost", "delivery_date") for s in p.rule.sorts)
+                    for p in prepared], np.bool_))
 
     def _route_units(self, group_name: str, store: str, routing: PlanRouting,
                      units: _UnitSet, progress) -> int:

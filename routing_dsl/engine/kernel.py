@@ -241,10 +241,10 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     arrays are too small for the next unit (the caller grows them and calls again), else
     (len(units), 0). ``shipping`` holds the rules' shipping settings (see fast._rule_arrays),
     ``rates`` the rate model's arrays (shipping.RateModel.arrays)."""
-    (r_uses_zone, r_costs, r_ntransit, r_transit_op, r_transit_days, r_ncost, r_cost_op,
-     r_cost_lim, r_promise_op, r_split_money, r_split_dist) = shipping
+    r_uses_zone, r_ntransit, r_transit_op, r_transit_days = shipping[0], shipping[2], \
+        shipping[3], shipping[4]
+    r_promise_op, r_split_dist, r_ship_rank = shipping[8], shipping[10], shipping[11]
     transit, pw, pv, leaves = rates[1], rates[10], rates[11], rates[13]
-    price, weights, scalars, handling = rates[2], rates[3], rates[4], rates[12]
     n_fac = f_has.shape[0]
     n_rules = r_single.shape[0]
     cand_stamp = np.zeros(n_fac, np.int64)
@@ -262,6 +262,10 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     pk_stamp = np.zeros(n_fac, np.int64)  # facilities with a package in the rule (stamp)
     pk_w = np.zeros(n_fac)
     pk_v = np.zeros(n_fac)
+    ship_cost = np.zeros(n_fac)  # _shipping_keys of the step being ranked
+    ship_ok = np.ones(n_fac, np.bool_)
+    ship_new = np.zeros(n_fac, np.bool_)
+    ship_delivery = np.zeros(n_fac)
     stamp = 0
     # scratch for the largest unit, made once: a placement per (item, facility holding it)
     most_items, most_rows = 1, 1
@@ -454,14 +458,17 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
             n_pk = 0
             promise = (r_promise_op[r], it_promise, zone_cache, leaves, transit[max(c, 0)])
             if r_single[r]:
+                if r_ship_rank[r]:
+                    _shipping_keys(r, open_k, n_open, u0, unit_items, it_prod, it_open,
+                                   cand_list, n_cand, stamp, n_pk + unit_pk, c, zone_cache,
+                                   pk_stamp, pk_w, pk_v, shipping, rates, ship_cost, ship_ok,
+                                   ship_new, ship_delivery)
                 n_rank, order = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
                                       p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
                                       stamp, c_has, c_dist, bal, full, r_nsort, r_sort_field,
                                       r_sort_desc, r_sort_nf, r_seq, holders, products, keys,
-                                      order_a, order_b, pk_stamp, pk_w, pk_v, n_pk + unit_pk,
-                                      zone_cache, c, r_costs, r_ncost, r_cost_op, r_cost_lim,
-                                      r_split_money, r_split_dist, price, weights, scalars,
-                                      handling, transit, pw, pv, leaves)
+                                      order_a, order_b, r_ship_rank[r], ship_cost, ship_ok,
+                                      ship_new, ship_delivery, r_split_dist[r])
                 last = 2 * r_nsort[r] + 2
                 f = _first_filling(r, open_k, n_open, u0, unit_items, order, n_rank, keys, last,
                                    it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
@@ -495,15 +502,18 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                             step_k[n_step] = open_k[o]
                             n_step += 1
                     first = unit_items[u0 + step_k[0]]
+                    if r_ship_rank[r]:
+                        _shipping_keys(r, step_k, n_step, u0, unit_items, it_prod, it_open,
+                                       cand_list, n_cand, stamp, n_pk + unit_pk, c, zone_cache,
+                                       pk_stamp, pk_w, pk_v, shipping, rates, ship_cost,
+                                       ship_ok, ship_new, ship_delivery)
                     n_rank, order = _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open,
                                           p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
                                           stamp, c_has, c_dist, bal, full, r_nsort,
                                           r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders,
-                                          products, keys, order_a, order_b, pk_stamp, pk_w,
-                                          pk_v, n_pk + unit_pk, zone_cache, c, r_costs,
-                                          r_ncost, r_cost_op, r_cost_lim, r_split_money,
-                                          r_split_dist, price, weights, scalars, handling,
-                                          transit, pw, pv, leaves)
+                                          products, keys, order_a, order_b, r_ship_rank[r],
+                                          ship_cost, ship_ok, ship_new, ship_delivery,
+                                          r_split_dist[r])
                     last = 2 * r_nsort[r] + 2
                     if r_keep[r] and it_group[first] >= 0:
                         f = _first_filling(r, step_k, n_step, u0, unit_items, order, n_rank,
@@ -764,19 +774,68 @@ def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, 
     return not has_need or available + EPS >= need
 
 
+@njit(cache=True, inline="always")
+def _shipping_keys(r, step_k, n_step, u0, unit_items, it_prod, it_open, cand_list, n_cand,
+                   stamp, opened, c, zone_cache, pk_stamp, pk_w, pk_v, shipping, rates,
+                   ship_cost, ship_ok, ship_new, ship_delivery):
+    """Per candidate, what `_rank` needs of shipping for placing the step's items
+    (interpreter._ranking): whether it would open a new package, the cost the package there
+    would have and whether it passes the rule's cost limits, what placing adds (plus
+    `split_cost` for a new package) and the delivery day (NaN: unknown)."""
+    r_costs, r_ncost, r_cost_op, r_cost_lim = shipping[1], shipping[5], shipping[6], shipping[7]
+    r_split_money = shipping[9]
+    transit, price, weights, scalars = rates[1], rates[2], rates[3], rates[4]
+    pw, pv, handling, leaves = rates[10], rates[11], rates[12], rates[13]
+    costs = r_costs[r]
+    weight = 0.0
+    volume = 0.0
+    if costs:  # interpreter._weight of the placed items
+        for o in range(n_step):
+            i = unit_items[u0 + step_k[o]]
+            if c < 0:
+                weight = np.nan
+                volume = 0.0
+                break
+            weight += pw[c, it_prod[i]] * it_open[i]
+            volume += pv[c, it_prod[i]] * it_open[i]
+    alone = _bucket(c, weight, volume, weights, scalars) if costs else -1
+    for k in range(n_cand):
+        f = cand_list[k]
+        has_package = pk_stamp[f] == stamp
+        ship_new[f] = opened > 0 and not has_package
+        ship_ok[f] = True
+        z = zone_cache[f]
+        ship_delivery[f] = leaves[f] + transit[c, z] if c >= 0 and z >= 0 else np.nan
+        if not costs:
+            continue
+        if has_package:
+            total = _package_cost(c, z, f, pk_w[f] + weight, pk_v[f] + volume, price, weights,
+                                  scalars, handling)
+        else:  # 0.0 + weight is weight: the step's own bucket
+            total = _price(c, z, f, alone, price, scalars, handling)
+        if r_ncost[r] > 0:
+            passes = total == total
+            for m in range(r_ncost[r]):
+                if passes and not _compare(r_cost_op[r, m], total, r_cost_lim[r, m]):
+                    passes = False
+            ship_ok[f] = passes
+        added = total - (_package_cost(c, z, f, pk_w[f], pk_v[f], price, weights, scalars,
+                                       handling) if has_package else 0.0)
+        ship_cost[f] = added + r_split_money[r] if ship_new[f] else added
+
+
 @njit(cache=True)
 def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_net,
           cand_list, n_cand, cand_stamp, stamp, c_has, c_dist, bal, full, r_nsort,
           r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding, products, keys, order_a,
-          order_b, pk_stamp, pk_w, pk_v, opened, zone_cache, c, r_costs, r_ncost, r_cost_op,
-          r_cost_lim, r_split_money, r_split_dist, price, weights, scalars, handling, transit,
-          pw, pv, leaves):
+          order_b, shipping_keys, ship_cost, ship_ok, ship_new, ship_delivery, split_distance):
     """Candidates holding every placed product, in rank order: the rule's sorts, then more
     items in full, then (one item placed) its availability there, then facility id. Fills the
     first rows of ``keys`` (the facility in column 2 * sorts + 2) and returns how many, and
-    the row order. ``pk_*``: the rule's packages so far (``opened``: how many the unit has),
-    then the unit's zones and card, the rules' shipping settings and the rate arrays (arrays
-    one by one: a call copies every array passed)."""
+    the row order. With ``shipping_keys``, the ``ship_*`` values of each candidate
+    (`_shipping_keys`) rank and filter it: what placing here adds to the shipping cost, whether
+    the package passes the cost limits, whether it opens a new package (which adds
+    ``split_distance`` to the distance), the delivery day."""
     n_products = 0
     for o in range(n_step):
         p = it_prod[unit_items[u0 + step_k[o]]]
@@ -805,64 +864,33 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
             if ok:
                 holding[n_hold] = f
                 n_hold += 1
-    costs = r_costs[r]
-    weight = 0.0
-    volume = 0.0
-    if costs:  # interpreter._weight of the placed items
-        for o in range(n_step):
-            i = unit_items[u0 + step_k[o]]
-            if c < 0:
-                weight = np.nan
-                volume = 0.0
-                break
-            weight += pw[c, it_prod[i]] * it_open[i]
-            volume += pv[c, it_prod[i]] * it_open[i]
-    alone = _bucket(c, weight, volume, weights, scalars) if costs else -1  # the step in a new package
     n_sort = r_nsort[r]
     width = 2 * n_sort + 3
     single = unit_items[u0 + step_k[0]] if n_step == 1 else -1
     n_row = 0
     for h in range(n_hold):
         f = holding[h]
-        new_package = opened > 0 and pk_stamp[f] != stamp
-        added = 0.0
-        if costs:
-            has_package = pk_stamp[f] == stamp
-            if has_package:
-                total = _package_cost(c, zone_cache[f], f, pk_w[f] + weight,
-                                      pk_v[f] + volume, price, weights, scalars, handling)
-            else:  # 0.0 + weight is weight: the step's own bucket
-                total = _price(c, zone_cache[f], f, alone, price, scalars, handling)
-            if r_ncost[r] > 0:
-                passes = total == total
-                for m in range(r_ncost[r]):
-                    if passes and not _compare(r_cost_op[r, m], total, r_cost_lim[r, m]):
-                        passes = False
-                if not passes:
-                    continue
-            added = total - (_package_cost(c, zone_cache[f], f, pk_w[f], pk_v[f], price,
-                                           weights, scalars, handling)
-                             if has_package else 0.0)
+        if shipping_keys and not ship_ok[f]:
+            continue
         for m in range(n_sort):
             field = r_sort_field[r, m]
             has = True
             if field == 0:
                 has = c_has[f]
                 value = c_dist[f]
-                if has and new_package:
-                    value = value + r_split_dist[r]
+                if has and shipping_keys and ship_new[f]:
+                    value = value + split_distance
             elif field == 1:
                 value = bal[f]
             elif field == 2:
                 value = r_seq[r, f]
                 has = not np.isnan(value)
             elif field == 3:
-                value = added + r_split_money[r] if new_package else added
-                has = added == added
+                value = ship_cost[f]
+                has = value == value
             else:
-                z = zone_cache[f]
-                has = c >= 0 and z >= 0
-                value = float(leaves[f] + transit[c, z]) if has else 0.0
+                value = ship_delivery[f]
+                has = value == value
             if has:
                 keys[n_row, 2 * m] = 0.0
                 keys[n_row, 2 * m + 1] = -value if r_sort_desc[r, m] else value
