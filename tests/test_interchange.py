@@ -120,3 +120,13 @@ def test_what_hotwax_cannot_hold_is_refused_on_export(tmp_path):
     assert result.exit_code == 1
     assert "rules.route:5:13: HotWax cannot sort `ship_before` with nulls first" in result.stderr
     assert invoke("export-hotwax", source, "--group", "nope").exit_code == 2
+
+
+def test_export_names_every_shipping_criterion_hotwax_cannot_hold(tmp_path):
+    out = tmp_path / "group.json"
+    result = invoke("export-hotwax", str(ROOT / "examples" / "shipping_cost" /
+                                         "shipping_cost.route"), "-o", str(out))
+    assert result.exit_code == 1 and not out.exists()
+    assert "shipping_cost.route:21:9: HotWax has no `transit_days` condition" in result.stderr
+    assert "HotWax has no `split_cost` setting" in result.stderr
+    assert "HotWax cannot sort by `shipping_cost`" in result.stderr

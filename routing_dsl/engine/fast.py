@@ -518,7 +518,8 @@ class _FastInterpreter(_Interpreter):
         heads = np.nonzero(a_new)[0]
         totals.packages += len(heads)
         per_group = np.bincount(ctx.it_sg[a_item[heads]], minlength=len(ctx.ship_groups))
-        for group in np.nonzero(per_group)[0].tolist():
+        # one call per routing run: only ship groups in several packages make split orders
+        for group in np.nonzero(per_group > 1)[0].tolist():
             key = (ctx.orders[group].id, ctx.ship_groups[group].id)
             totals.split[key] = totals.split.get(key, 0) + int(per_group[group])
         if not ctx.rates:

@@ -423,7 +423,11 @@ def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
     filters = []
     for condition in rule.conditions:
         name = {"facility_group": "facilityGroupId", "distance": "distance",
-                "brokering_safety_stock": "brokeringSafetyStock"}[condition.field]
+                "brokering_safety_stock": "brokeringSafetyStock"}.get(condition.field)
+        if name is None:  # shipping cost and delivery dates: ours, not HotWax's
+            problems.append(f"{_where(condition, rule)}: HotWax has no `{condition.field}` "
+                            "condition")
+            continue
         filters.append({"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": name,
                         "operator": _CODES[condition.op], "fieldValue": _export_value(condition)})
     if rule.distance_unit == "km":
@@ -436,6 +440,8 @@ def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
         filters.append(_setting("brokerIfAllItemsAvailable", "Y"))
     if rule.shipment_threshold:
         filters.append(_setting("shipmentThreshold", _plain(rule.shipment_threshold)))
+    if rule.split_cost is not None:
+        problems.append(f"{_where(None, rule)}: HotWax has no `split_cost` setting")
     filters += [_export_sort(key, _INVENTORY_SORT_NAMES, problems) for key in rule.sorts]
     for k, entry in enumerate(filters, start=1):
         entry["sequenceNum"] = k
@@ -461,7 +467,16 @@ def _export_value(condition) -> str | None:
     return _plain(condition.number)
 
 
+def _where(condition, rule) -> str:
+    where = condition.where if condition is not None and condition.where else rule.where
+    return where.label()
+
+
 def _export_sort(key, names: dict, problems: list[str]) -> dict:
+    if key.field not in names:
+        where = key.where.label() if key.where else key.field
+        problems.append(f"{where}: HotWax cannot sort by `{key.field}`")
+        return {"conditionTypeEnumId": "ENTCT_SORT_BY", "fieldName": key.field}
     if key.nulls_first:
         where = key.where.label() if key.where else key.field
         problems.append(f"{where}: HotWax cannot sort `{key.field}` with nulls first")
