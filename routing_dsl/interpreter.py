@@ -131,11 +131,14 @@ class _FacilityInfo:
 class Prepared:
     """What runs on snapshots with the same facilities can share (a service deciding order
     after order against one live state): the facility index, each rule's facilities per store,
-    and the grouping of facilities for explanations. Keyed by the plan's rule objects, so it
-    is only for the plans it was filled with; make a new one when the facilities change."""
+    the grouping of facilities for explanations, and the rate model (for one `now`; it also
+    holds the products and rate cards). Keyed by the plan's rule objects, so it is only for
+    the plans it was filled with; make a new one when the facilities, products or rate cards
+    change."""
 
     def __init__(self) -> None:
         self.facilities: dict[str, _FacilityInfo] | None = None
+        self.rates: RateModel | None = None
         self.static: dict[tuple, frozenset[str]] = {}
         self.explain: dict[tuple, tuple] = {}
 
@@ -190,7 +193,12 @@ class _Context:
             self.delivery_days[(method.id, method.carrier)] = method.delivery_days
             self.delivery_days.setdefault((method.id, None), method.delivery_days)
         self._index_items(snapshot, products)
-        self.rates = RateModel(snapshot, self.zone, self.now, sorted(self.facilities))
+        if shared is not None and shared.rates is not None and shared.rates.now == self.now:
+            self.rates = shared.rates
+        else:
+            self.rates = RateModel(snapshot, self.zone, self.now, sorted(self.facilities))
+            if shared is not None:
+                shared.rates = self.rates
 
     def _index_items(self, snapshot: Snapshot, products: dict) -> None:
         info_cache: dict[str, tuple] = {}

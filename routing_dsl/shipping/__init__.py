@@ -50,6 +50,10 @@ class RateModel:
             self.card_of.setdefault((method.id, None), index)
         self.zone, self.now = zone, now
         self.today = now.date().toordinal()
+        self.facility_ids, self.facility_index = [], {}
+        self.handling, self.leaves, self.products, self.prepared = [], [], {}, []
+        if not self.cards:  # nothing to price: nothing to prepare
+            return
         facilities = {f.id: f for f in snapshot.facilities}
         self.facility_ids = facility_ids if facility_ids is not None else sorted(facilities)
         self.facility_index = {f: k for k, f in enumerate(self.facility_ids)}
