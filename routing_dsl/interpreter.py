@@ -138,6 +138,7 @@ class Prepared:
 
     def __init__(self) -> None:
         self.facilities: dict[str, _FacilityInfo] | None = None
+        self.products: tuple | None = None  # by id, variants of each style, style of each
         self.rates: RateModel | None = None
         self.static: dict[tuple, frozenset[str]] = {}
         self.explain: dict[tuple, tuple] = {}
@@ -182,12 +183,17 @@ class _Context:
                 shared.facilities = self.facilities
         self.orders_today = {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
         self._index_inventory(snapshot)
-        products = {p.id: p for p in snapshot.products}
-        self.variants = defaultdict(list)
-        for product in snapshot.products:
-            if product.parent:
-                self.variants[product.parent].append(product.id)
-        self.style = {p.id: p.parent for p in snapshot.products if p.parent}
+        if shared is not None and shared.products is not None:
+            products, self.variants, self.style = shared.products
+        else:
+            products = {p.id: p for p in snapshot.products}
+            self.variants = defaultdict(list)
+            for product in snapshot.products:
+                if product.parent:
+                    self.variants[product.parent].append(product.id)
+            self.style = {p.id: p.parent for p in snapshot.products if p.parent}
+            if shared is not None:
+                shared.products = (products, self.variants, self.style)
         self.delivery_days = {}
         for method in snapshot.shipment_methods:
             self.delivery_days[(method.id, method.carrier)] = method.delivery_days
@@ -456,7 +462,11 @@ class _Interpreter:
             if not store.enable_brokering:
                 batch["skipped"] = "brokering is disabled for this product store"
                 continue
-            if not any(f.virtual and store.id in f.stores for f in self.ctx.facilities.values()):
+            queues = self.prepared.static.get(("queues", store.id))
+            if queues is None:  # whether the store has a queue: once per set of facilities
+                queues = self.prepared.static[("queues", store.id)] = any(
+                    f.virtual and store.id in f.stores for f in self.ctx.facilities.values())
+            if not queues:
                 self.warnings[f"queue:{group.name}"] = (
                     f"group {group.name!r}: store {store.id!r} has no queue in the snapshot (a "
                     f"facility with \"virtual\": true and {store.id!r} in its product_stores), "

@@ -50,6 +50,8 @@ class LiveState:
     commits: dict = field(default_factory=dict)  # idempotency key -> (order, answer)
     _rows: dict = field(default_factory=dict)  # product -> its inventory rows
     _facility_ids: frozenset = frozenset()
+    _style: dict = field(default_factory=dict)  # product -> its style
+    _variants: dict = field(default_factory=dict)  # style -> its products
     _prepared: dict = field(default_factory=dict)  # plan id -> indexes shared by its runs
     _store_locks: dict = field(default_factory=lambda: defaultdict(threading.Lock))
 
@@ -62,6 +64,11 @@ class LiveState:
             self.snapshot, self.loaded_at = snapshot, datetime.now(UTC)
             self._rows = dict(rows)
             self._facility_ids = frozenset(f.id for f in snapshot.facilities)
+            self._style = {p.id: p.parent for p in snapshot.products if p.parent}
+            self._variants = defaultdict(list)
+            for product in snapshot.products:
+                if product.parent:
+                    self._variants[product.parent].append(product.id)
             self._prepared = {id(plan): Prepared() for plan in self.plans}
             self.consumed.clear()
             self.orders_added.clear()
@@ -204,9 +211,8 @@ class LiveState:
             added = dict(self.orders_added) if taken else {}
             rows_by_product = self._rows
         products = {i.product for g in order.ship_groups for i in g.items}
-        parents = {p.parent for p in snapshot.products if p.id in products and p.parent}
-        if parents:
-            products |= {p.id for p in snapshot.products if p.parent in parents}
+        for style in {self._style.get(p) for p in products} - {None}:
+            products.update(self._variants[style])
         inventory = []
         for product in sorted(products):
             for row in rows_by_product.get(product, ()):
