@@ -125,6 +125,10 @@ class InventoryRow(_Model):
     """How fast the facility sells the product, for the `sales_velocity` sort."""
 
 
+MAX_CHART_CELLS = 10_000_000
+MAX_RATE_CARDS = 32  # carrier services with a rate card, per snapshot
+
+
 class RateZone(_Model):
     """One zone of a rate card: where it applies, how long it takes, what it costs."""
 
@@ -172,12 +176,12 @@ class RateCard(_Model):
     weight_unit: Literal["lb", "kg"] = "lb"
     """Unit of the weight buckets; dimensions are then read in inches (lb) or centimetres
     (kg)."""
-    weights: list[float] = Field(min_length=1, max_length=1000)
+    weights: list[float] = Field(min_length=1, max_length=500)
     """Upper bounds of the weight buckets, increasing: a package's billable weight, rounded up
     to a whole unit, takes the first bucket that holds it. Heavier packages cannot ship."""
     distance_unit: Literal["mi", "km"] = "mi"
     """Unit of the zones' `max_distance`."""
-    zones: list[RateZone] = Field(min_length=1, max_length=1000)
+    zones: list[RateZone] = Field(min_length=1, max_length=100)
     """The zones; by distance, the first whose `max_distance` covers the destination."""
     postal_zones: list[PostalZone] = Field(default_factory=list, max_length=1_000_000)
     """A zone chart, looked up before the distance bands: every origin prefix has the same
@@ -212,6 +216,11 @@ class RateCard(_Model):
         pairs = {(z.origin, z.destination) for z in self.postal_zones}
         if len(pairs) != len(self.postal_zones):
             raise ValueError("postal_zones: an (origin, destination) pair is given twice")
+        cells = len({z.origin for z in self.postal_zones}) * \
+            len({z.destination for z in self.postal_zones})
+        if cells > MAX_CHART_CELLS:  # the chart is held as an origin x destination table
+            raise ValueError(f"postal_zones: {cells:,} origin and destination pairs is too "
+                             f"large a chart (at most {MAX_CHART_CELLS:,})")
         unknown = sorted({z.zone for z in self.postal_zones} - set(numbers))
         if unknown:
             raise ValueError(f"postal_zones: zone {unknown[0]} is not one of the card's zones")
@@ -343,6 +352,15 @@ class Snapshot(_Model):
     # The inventory as numpy columns when routing_dsl.engine's loader read the file (then
     # `inventory` is empty): never one Python object per stock row.
     _columns: object = PrivateAttr(default=None)
+
+    @field_validator("shipment_methods")
+    @classmethod
+    def _few_cards(cls, methods: list[ShipmentMethod]) -> list[ShipmentMethod]:
+        cards = sum(1 for m in methods if m.rates is not None)
+        if cards > MAX_RATE_CARDS:
+            raise ValueError(f"{cards} rate cards; at most {MAX_RATE_CARDS} carrier services "
+                             "may have one")
+        return methods
 
     @field_validator("now")
     @classmethod

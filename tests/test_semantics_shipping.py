@@ -264,3 +264,13 @@ def test_the_rate_card_follows_the_ship_groups_method_and_carrier():
 def test_a_rate_card_that_cannot_price_consistently_is_refused(card, message):
     with pytest.raises(SnapshotError, match=message):
         snapshot([place("A", NEAR)], [], [], card=card)
+
+
+def test_rate_data_that_would_take_unbounded_memory_is_refused():
+    # 4,000 origins x 4,000 destinations would be a 16-million-cell table
+    chart = [{"origin": f"{k:04d}", "destination": f"{k:04d}", "zone": 2} for k in range(4000)]
+    with pytest.raises(SnapshotError, match="too large a chart"):
+        snapshot([place("A", NEAR)], [], [], card=dict(CARD, postal_zones=chart))
+    many = [{"id": f"M{k}", "rates": CARD} for k in range(33)]
+    with pytest.raises(SnapshotError, match="33 rate cards"):
+        snapshot([place("A", NEAR)], [], [], methods=many)
