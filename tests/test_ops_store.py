@@ -59,7 +59,7 @@ def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url
     assert "no run store" in refused.stderr and "routing db upgrade" in refused.stderr
     done = invoke("db", "upgrade", "--db", db_url)
     assert done.exit_code == 0, done.output
-    assert "run store at revision 0003" in done.stdout
+    assert "run store at revision 0004" in done.stdout
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0  # idempotent
     assert invoke("history", "--db", db_url).exit_code == 0
 
@@ -73,7 +73,7 @@ def test_an_old_schema_is_refused_until_upgraded(tmp_path):
         command.upgrade(_config(connection), "0001")
     with pytest.raises(StoreError, match="is at revision 0001; run `routing db upgrade"):
         store.require_current()
-    assert store.upgrade() == "0003"
+    assert store.upgrade() == "0004"
     store.require_current()
     store.dispose()
 
@@ -331,3 +331,25 @@ def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path, monkeypat
     assert result.exit_code == 2
     assert "no run store here; create it with `routing db upgrade" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_recorded_run_keeps_its_shipping_costs(db_url, tmp_path):
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    folder = ROOT / "examples" / "shipping_cost"
+    out = tmp_path / "result.json"
+    result = invoke("run", str(folder / "shipping_cost.route"), "--snapshot",
+                    str(folder / "snapshot.json"), "--db", db_url, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    store = RunStore(db_url)
+    [batch] = store.batches()
+    detail = store.batch_detail(batch.id)
+    [run] = detail["runs"]
+    [expected] = document["batches"][0]["runs"]
+    assert {k: run[k] for k in ("shipping_cost", "packages", "split_orders", "late_items")} == \
+        {k: expected[k] for k in ("shipping_cost", "packages", "split_orders", "late_items")}
+    assert [(a["shipping_cost"], a["transit_days"], a["delivery_date"])
+            for a in detail["allocations"]] == [
+        (a["shipping_cost"], a["transit_days"], a["delivery_date"])
+        for a in document["allocations"]]
+    store.dispose()

@@ -55,6 +55,10 @@ runs = sa.Table(
     sa.Column("attempted_items", sa.Integer, nullable=False),
     sa.Column("brokered_items", sa.Integer, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("shipping_cost", sa.Float, nullable=False, server_default="0"),
+    sa.Column("packages", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("split_orders", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("late_items", sa.Integer, nullable=False, server_default="0"),
 )
 
 allocations = sa.Table(
@@ -73,6 +77,9 @@ allocations = sa.Table(
     sa.Column("rule", sa.Text, nullable=False),
     sa.Column("distance", sa.Float),
     sa.Column("distance_unit", sa.String(2), nullable=False),
+    sa.Column("shipping_cost", sa.Float),
+    sa.Column("transit_days", sa.Integer),
+    sa.Column("delivery_date", sa.Text),
 )
 
 unfillable = sa.Table(

@@ -206,7 +206,8 @@ class RunStore:
                     {"batch_id": batch_id, "position": i, "order_id": a["order"],
                      **{k: a[k] for k in ("ship_group", "item", "product", "facility",
                                           "quantity", "new_ship_group", "routing", "rule",
-                                          "distance", "distance_unit")}}
+                                          "distance", "distance_unit", "shipping_cost",
+                                          "transit_days", "delivery_date")}}
                     for i, a in enumerate(allocations)])
             if unfillable:
                 connection.execute(t.unfillable.insert(), [

@@ -120,12 +120,14 @@ def _figures(detail: dict) -> dict:
         mean = f"{sum(distances) / len(distances):.1f} {units.pop()}"
     reasons = Counter((u["routing"], u["rule"], u["action"].replace("_", " "))
                       for u in unfillable)
+    costs = [a["shipping_cost"] for a in allocations if a.get("shipping_cost") is not None]
     orders = list(dict.fromkeys([a["order_id"] for a in allocations]
                                 + [u["order_id"] for u in unfillable]))
     return {
         "allocations": len(allocations), "orders": len({a["order_id"] for a in allocations}),
         "split_rate": f"{split / len(shipments):.0%}" if shipments else "—",
         "mean_distance": mean, "unfilled": len(unfillable),
+        "shipping_cost": f"{sum(costs):,.2f}" if costs else "—",
         "per_rule": [{"routing": r, "rule": rule, "allocations": e["allocations"],
                       "units": len(e["units"])} for (r, rule), e in per_rule.items()],
         "reasons": [{"routing": r, "rule": rule, "action": action, "count": n}
