@@ -153,3 +153,27 @@ def test_settings_without_effect_in_single_rules_are_flagged():
     found = codes(group('rule "a" { assign single inventory { keep_item_groups_together '
                         'only_if_all_items_available } }'))
     assert found == ["RT414", "RT414"]
+
+
+def _shipping_rule(inventory: str, sorts: str = "sort by shipping_cost") -> str:
+    return group(f' rule "r" {{ assign partial inventory {{ {inventory} }} {sorts} }}')
+
+
+def test_shipping_criteria_are_typed_like_the_others():
+    assert codes(_shipping_rule("shipping_cost <= 15.00 transit_days <= 2 "
+                                "delivery_date <= promise_date split_cost 3")) == []
+    assert codes(_shipping_rule("transit_days <= 2 days")) == []
+    assert codes(_shipping_rule("shipping_cost <= 15 mi")) == ["RT305"]   # money, no unit
+    assert codes(_shipping_rule("transit_days <= 1.5")) == ["RT306"]      # whole days
+    assert codes(_shipping_rule("shipping_cost <= -1")) == ["RT307"]
+    assert codes(_shipping_rule("delivery_date <= WAREHOUSES")) == ["RT304"]
+    assert codes(_shipping_rule("delivery_date > promise_date")) == ["RT303"]
+    assert codes(_shipping_rule("shipping_cost in [1, 2]")) == ["RT303"]
+
+
+def test_split_cost_without_the_sort_it_adds_to_has_no_effect():
+    assert codes(_shipping_rule("split_cost 3.00", "sort by distance")) == ["RT414"]
+    assert codes(_shipping_rule("split_cost 50 mi", "sort by shipping_cost")) == ["RT414"]
+    assert codes(_shipping_rule("split_cost 50 mi", "sort by distance")) == []
+    assert codes(group(' rule "r" { assign single inventory { split_cost 3.00 } '
+                       'sort by shipping_cost }')) == ["RT414"]
