@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 NAMES = ["_NA_", "WAREHOUSES", "STORES", "NEXT_DAY", "HIGH", "X", "a_b", "Low", "queue"]
 FIELDS = ["queue", "shipment_method", "priority", "distance", "facility_group", "promise_date",
-          "brokering_safety_stock", "unknown_field"]
+          "brokering_safety_stock", "shipping_cost", "transit_days", "delivery_date",
+          "unknown_field"]
 COMPARISONS = ["==", "!=", "<", "<=", ">", ">="]
-SORT_FIELDS = ["distance", "order_date", "inventory_balance", "priority"]
+SORT_FIELDS = ["distance", "order_date", "inventory_balance", "priority", "shipping_cost",
+               "delivery_date"]
 
 
 @st.composite
@@ -88,7 +90,8 @@ def rule_bodies(draw) -> str:
         elif kind == "inventory":
             inner = draw(st.lists(st.one_of(conditions(), st.sampled_from([
                 "keep_item_groups_together", "ignore_facility_order_limit",
-                "only_if_all_items_available", "shipment_threshold 40.00"])), max_size=3))
+                "only_if_all_items_available", "shipment_threshold 40.00", "split_cost 2.50",
+                "split_cost 100 mi"])), max_size=3))
             members.append(block("inventory", inner, draw))
         elif kind == "sort":
             members.append(draw(sorts()))
