@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/routing compile examples/omnichannel/omnichannel.route -o $(VENV)/omnichannel.plan.json
 	$(BIN)/routing run $(VENV)/omnichannel.plan.json --snapshot examples/omnichannel/snapshot.json --out $(VENV)/omnichannel.result.json
 	$(BIN)/routing explain examples/omnichannel/omnichannel.route --snapshot examples/omnichannel/snapshot.json --order O-1002 --facility WH_NJ
+	$(BIN)/routing run examples/shipping_cost/shipping_cost.route --snapshot examples/shipping_cost/snapshot.json --out $(VENV)/shipping_cost.result.json
+	$(BIN)/routing explain examples/shipping_cost/shipping_cost.route --snapshot examples/shipping_cost/snapshot.json --order C-2 --facility ST_BOS
 
 test: $(STAMP) browser
 	$(BIN)/ruff check routing_dsl tests examples

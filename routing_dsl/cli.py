@@ -401,11 +401,13 @@ def compile_command(source: Path, output: Path | None) -> None:
 
 
 def shipping_line(figures: dict) -> str:
-    """`12 packages, shipping 104.50, 2 split orders, 1 late item`."""
+    """`12 packages, shipping 104.50, 2 split orders, 1 late item` (no cost without rate
+    cards)."""
     def count(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
-    return (f"{count(figures['packages'], 'package')}, shipping "
-            f"{figures['shipping_cost']:.2f}, {count(figures['split_orders'], 'split order')}, "
+    cost = f", shipping {figures['shipping_cost']:.2f}" if figures["shipping_cost"] else ""
+    return (f"{count(figures['packages'], 'package')}{cost}, "
+            f"{count(figures['split_orders'], 'split order')}, "
             f"{count(figures['late_items'], 'late item')}")
 
 

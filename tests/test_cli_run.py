@@ -240,3 +240,16 @@ def test_run_explain_summarises_and_details_only_asked_facilities(tmp_path: Path
         for rule in unit["rules"]:
             assert {f["facility"] for f in rule.get("facilities", [])} <= {"WH_NJ"}
             assert all(len(group["examples"]) <= 3 for group in rule["not_chosen"])
+
+
+def test_the_summary_shows_what_the_packages_cost(tmp_path: Path):
+    folder = ROOT / "examples" / "shipping_cost"
+    result = invoke("run", str(folder / "shipping_cost.route"), "--snapshot",
+                    str(folder / "snapshot.json"), "--out", str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "r.json").read_text())
+    totals = document["batches"][0]["totals"]
+    assert (f"shipping: {totals['packages']} packages, shipping {totals['shipping_cost']:.2f}, "
+            f"{totals['split_orders']} split order") in result.stdout
+    plain = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--out", str(tmp_path / "p.json"))
+    assert "shipping: 5 packages, 1 split order, 0 late items" in plain.stdout

@@ -274,3 +274,21 @@ def test_rate_data_that_would_take_unbounded_memory_is_refused():
     many = [{"id": f"M{k}", "rates": CARD} for k in range(33)]
     with pytest.raises(SnapshotError, match="33 rate cards"):
         snapshot([place("A", NEAR)], [], [], methods=many)
+
+
+def test_the_example_in_the_doc_costs_what_it_says():
+    from routing_dsl.checker import Workspace
+    from routing_dsl.compiler import compile_program
+    from routing_dsl.snapshot import load_snapshot
+
+    from .conftest import ROOT
+    folder = ROOT / "examples" / "shipping_cost"
+    doc = (ROOT / "docs" / "semantics.md").read_text(encoding="utf-8")
+    plan = compile_program(Workspace().check_path(folder / "shipping_cost.route").program)
+    result = run_plan(plan, load_snapshot(folder / "snapshot.json"), explain=True,
+                      explain_orders={"C-1"}, explain_facilities={"ST_NYC"})
+    [first] = [a for a in result["allocations"] if a["order"] == "C-1"]
+    [store] = result["explanations"][0]["rules"][0]["facilities"]
+    nyc = store["excluded_by"]["values"]["sort_keys"]["shipping_cost"]
+    assert f"warehouse (9 miles away) for {first['shipping_cost']:.2f}" in doc
+    assert f"makes it\n{nyc:.2f})" in doc or f"makes it {nyc:.2f})" in doc
