@@ -135,6 +135,9 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
     ('[[case]]\ncolumns = ["order", "facility"]\nrows = [["O-1001"]]\n', "one value per column"),
     ('[[case]]\nwhat_if = ["shut WH_NJ"]\nexpect = [{ order = "O-1001", unfilled = false }]\n',
      "cannot read 'shut WH_NJ'"),
+    ('[[case]]\nexpect = [{ order = "O-1001", quantity = "two" }]\n', "`quantity` for O-1001"),
+    ('[[case]]\nexpect = [{ order = "O-1001", shipping_cost = true }]\n', "is a number"),
+    ('[[case]]\nexpect = [{ order = "O-1001", delivery_date = "soon" }]\n', "is a date"),
     ("", "no [[case]] to run"),
     ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
@@ -159,3 +162,19 @@ def test_the_authoring_doc_shows_the_omnichannel_tests_as_they_are():
     shown = doc.split("```toml\n", 1)[1].split("```", 1)[0]
     actual = (EXAMPLES / "omnichannel" / "omnichannel.routetest").read_text()
     assert shown.strip() in actual
+
+
+def test_shipping_checks_hold_the_cost_and_the_delivery_date(tmp_path):
+    folder = ROOT / "examples" / "shipping_cost"
+    test = tmp_path / "t.routetest"
+    test.write_text(f'rules = "{folder / "shipping_cost.route"}"\n'
+                    f'snapshot = "{folder / "snapshot.json"}"\n'
+                    '[[case]]\nname = "too dear, too late"\nexpect = [\n'
+                    '  { order = "C-1", shipping_cost = 9.00 },\n'
+                    '  { order = "C-3", delivery_date = 2026-11-23 },\n'
+                    '  { order = "C-7", shipping_cost = 99.0 },\n]\n')
+    result = invoke(test)
+    assert result.exit_code == 1
+    assert "shipping_cost: expected at most 9.0, got 9.53" in result.stderr
+    assert "delivery_date: expected by 2026-11-23, got 2026-11-24" in result.stderr
+    assert "order C-7: shipping_cost: expected at most 99.0, got no allocation" in result.stderr

@@ -19,8 +19,10 @@
 A case may give its own `snapshot`. An expectation names an `order` (and optionally a
 `ship_group` and an `item`) and checks any of: `facility` and `rule` (every allocation of those
 lines), `quantity` (their total allocated), `unfilled` (whether something stayed open) and
-`action` (what happened to it: moved, left, auto_cancel_set, auto_cancel_cleared). A failure
-shows what was expected, what happened, and the rules the order went through.
+`action` (what happened to it: moved, left, auto_cancel_set, auto_cancel_cleared), and, with
+rate cards, `shipping_cost` (the most the lines' shares of their packages may cost together)
+and `delivery_date` (the latest day any of them may arrive, `"2026-11-25"`). A failure shows
+what was expected, what happened, and the rules the order went through.
 
 Coverage: each case runs with explanations; a rule *fired* when it allocated, was *passed
 over* when it was tried and allocated nothing; an inventory condition was seen *true* when its
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -43,7 +46,8 @@ from ..plan import Plan
 from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
 from . import whatif
 
-CHECKS = ("facility", "rule", "quantity", "unfilled", "action")
+CHECKS = ("facility", "rule", "quantity", "unfilled", "action", "shipping_cost",
+          "delivery_date")
 KEYS = ("order", "ship_group", "item")
 
 
@@ -278,6 +282,18 @@ def _expectations(case: dict, where: str) -> list[dict]:
         if unknown:
             raise TestFileError(f"{where}: unknown check {sorted(unknown)[0]!r} (checks: "
                                 f"{', '.join(CHECKS)})")
+        for number in ("quantity", "shipping_cost"):
+            value = expectation.get(number)
+            if number in expectation and (isinstance(value, bool)
+                                          or not isinstance(value, int | float)):
+                raise TestFileError(f"{where}: `{number}` for {expectation['order']} is a "
+                                    "number")
+        if "delivery_date" in expectation:
+            try:
+                date.fromisoformat(str(expectation["delivery_date"]))
+            except ValueError:
+                raise TestFileError(f"{where}: `delivery_date` for {expectation['order']} is "
+                                    "a date, e.g. 2026-11-25") from None
         if not set(expectation) & set(CHECKS):
             raise TestFileError(f"{where}: the expectation for {expectation['order']} checks "
                                 f"nothing (checks: {', '.join(CHECKS)})")
@@ -301,6 +317,21 @@ def _check(expectation: dict, result: dict) -> str | None:
             if actual != [expectation[check]]:
                 problems.append(f"{check}: expected {expectation[check]!r}, got "
                                 f"{', '.join(map(repr, actual)) or 'no allocation'}")
+    if "shipping_cost" in expectation:
+        costs = [a.get("shipping_cost") for a in placed]
+        if not placed or None in costs:
+            problems.append(f"shipping_cost: expected at most {expectation['shipping_cost']}, "
+                            f"got {'no allocation' if not placed else 'an unknown cost'}")
+        elif round(sum(costs), 2) > expectation["shipping_cost"] + 1e-9:
+            problems.append(f"shipping_cost: expected at most {expectation['shipping_cost']}, "
+                            f"got {sum(costs):.2f}")
+    if "delivery_date" in expectation:
+        dates = [a.get("delivery_date") for a in placed]
+        if not placed or None in dates or max(dates) > str(expectation["delivery_date"]):
+            shown = "no allocation" if not placed else (
+                "an unknown date" if None in dates else max(dates))
+            problems.append(f"delivery_date: expected by {expectation['delivery_date']}, got "
+                            f"{shown}")
     if "quantity" in expectation:
         total = sum(a["quantity"] for a in placed)
         if abs(total - expectation["quantity"]) > 1e-9:
