@@ -8,6 +8,8 @@ runs on both engines, which must agree byte for byte.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from routing_dsl.engine import run_fast
 from routing_dsl.interpreter import run_plan
@@ -292,3 +294,65 @@ def test_the_example_in_the_doc_costs_what_it_says():
     nyc = store["excluded_by"]["values"]["sort_keys"]["shipping_cost"]
     assert f"warehouse (9 miles away) for {first['shipping_cost']:.2f}" in doc
     assert f"makes it\n{nyc:.2f})" in doc or f"makes it {nyc:.2f})" in doc
+
+
+# ---- hostile rate data: a clear error or a run, never a traceback ----------------------------
+
+HOSTILE_VALUES = [-1, 0, 0.5, 1e308, 10 ** 30, "x", "", None, [], {}, True, "25:99", "09:00",
+                  [0], [1e308], {"zone": 2}]
+
+
+def _paths(document, prefix=()):
+    """Every value in the shipping parts of a snapshot document, as a path."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document[:3]):
+            yield from _paths(value, (*prefix, index))
+    yield prefix
+
+
+def _shipping_paths():
+    import json
+
+    from .conftest import ROOT
+    document = json.loads((ROOT / "examples" / "shipping_cost" / "snapshot.json").read_text())
+    wanted = ("rates", "weight", "weight_unit", "dimensions", "handling_cost",
+              "same_day_cutoff", "postal_code")
+    return document, [p for p in _paths(document) if any(w in map(str, p) for w in wanted)]
+
+
+BASE, SHIPPING_PATHS = _shipping_paths()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.sampled_from(SHIPPING_PATHS), st.sampled_from(HOSTILE_VALUES),
+       st.sampled_from(["fast", "reference"]))
+def test_hostile_rate_data_is_refused_clearly_or_routed(path, value, engine):
+    import copy
+    import json
+
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+
+    from .conftest import ROOT
+    document = copy.deepcopy(BASE)
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        snapshot = f"{folder}/snapshot.json"
+        with open(snapshot, "w") as handle:
+            json.dump(document, handle)
+        result = CliRunner().invoke(main, [
+            "run", str(ROOT / "examples" / "shipping_cost" / "shipping_cost.route"),
+            "--snapshot", snapshot, "--engine", engine, "--out", f"{folder}/r.json"])
+    assert result.exit_code in (0, 2), (path, value, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        (path, value, result.exception)
+    if result.exit_code == 2:
+        assert "snapshot.json" in result.stderr and "Traceback" not in result.stderr
