@@ -1254,9 +1254,8 @@ class _Interpreter:
             return _reason("facility order limit", orders_today=self.ctx.orders_today[info.id],
                            max_orders_per_day=info.limit)
         stock = {p: self._available(info.id, p, {}) for p in sorted(needs)}
-        shown = {p: _number(q) for p, q in stock.items()}
         if all(v <= EPSILON for v in stock.values()):
-            return _reason("net stock > 0", net_stock=shown)
+            return _reason("net stock > 0", net_stock={p: _number(q) for p, q in stock.items()})
         distance = self._distance(info.id, unit, rule.distance_unit)
         for compare, _, condition in prepared.distance:
             limit_in_unit = condition.number
@@ -1307,7 +1306,7 @@ class _Interpreter:
                                            for p, q in needs.items()):
             return _reason("assign single: one facility must fill every item",
                            needed={p: _number(q) for p, q in sorted(needs.items())},
-                           net_stock=shown)
+                           net_stock={p: _number(q) for p, q in stock.items()})
         if rejection:
             return _reason(rejection)
         return _reason("ranked below the chosen facilities",
