@@ -149,12 +149,66 @@ class RunError(Exception):
     into 'unfillable'."""
 
 
+class LiveStock:
+    """The stock and daily order counts of one loaded snapshot, indexed once and kept current
+    as routing takes from it (a service deciding order after order against one live state).
+    A run given one reads stock and counts from here, copying only its orders' products,
+    instead of indexing its snapshot's inventory rows and facilities (which it ignores).
+
+    Taken quantities are given as totals since the load, so each figure is computed as a
+    snapshot with those totals applied would have it: `atp - taken`, then `- minimum_stock`."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.stock, self.atp, self.velocity = _index_inventory(
+            snapshot.inventory, {f.id for f in snapshot.facilities if f.virtual})
+        self.loaded_atp = dict(self.atp)
+        self.minimum = {(row.facility, row.product): row.minimum_stock
+                        for row in snapshot.inventory
+                        if row.product in self.stock and row.facility in self.stock[row.product]}
+        self.loaded_orders = _orders_today(snapshot)
+        self.orders_today = dict(self.loaded_orders)
+
+    def taken(self, facility: str, product: str, total: float) -> None:
+        """``total`` units of ``product`` taken at ``facility`` since the load."""
+        key = (facility, product)
+        if key not in self.loaded_atp:
+            return
+        atp = self.atp[key] = self.loaded_atp[key] - total
+        if key in self.minimum:
+            self.stock[product][facility] = atp - self.minimum[key]
+
+    def counted(self, facility: str, total: int) -> None:
+        """``total`` orders added at ``facility`` since the load."""
+        if facility in self.loaded_orders:
+            self.orders_today[facility] = self.loaded_orders[facility] + total
+
+
+def _index_inventory(rows, virtual: set[str]):
+    """Net stock by product and facility (brokerable rows at facilities not ``virtual``), ATP
+    and sales velocity by (facility, product)."""
+    stock: dict[str, dict[str, float]] = defaultdict(dict)
+    atp, velocity = {}, {}
+    for row in rows:
+        key = (row.facility, row.product)
+        atp[key] = row.atp
+        if row.sales_velocity is not None:
+            velocity[key] = row.sales_velocity
+        if row.allow_brokering and row.facility not in virtual:
+            stock[row.product][row.facility] = row.atp - row.minimum_stock
+    return stock, atp, velocity
+
+
+def _orders_today(snapshot: Snapshot) -> dict[str, int]:
+    return {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
+
+
 @dataclass
 class _Context:
     """Indexes over the snapshot, built once per run."""
 
     snapshot: Snapshot
     prepared: Prepared | None = None
+    live: LiveStock | None = None
     zone: ZoneInfo = field(init=False)
     now: datetime = field(init=False)
     facilities: dict[str, _FacilityInfo] = field(init=False)
@@ -181,8 +235,6 @@ class _Context:
                 for f in snapshot.facilities}
             if shared is not None:
                 shared.facilities = self.facilities
-        self.orders_today = {f.id: f.orders_today for f in snapshot.facilities if not f.virtual}
-        self._index_inventory(snapshot)
         if shared is not None and shared.products is not None:
             products, self.variants, self.style = shared.products
         else:
@@ -194,6 +246,11 @@ class _Context:
             self.style = {p.id: p.parent for p in snapshot.products if p.parent}
             if shared is not None:
                 shared.products = (products, self.variants, self.style)
+        if self.live is not None:
+            self._from_live(self.live)
+        else:
+            self.orders_today = _orders_today(snapshot)
+            self._index_inventory(snapshot)
         self.delivery_days = {}
         for method in snapshot.shipment_methods:
             self.delivery_days[(method.id, method.carrier)] = method.delivery_days
@@ -205,6 +262,22 @@ class _Context:
             self.rates = RateModel(snapshot, self.zone, self.now, sorted(self.facilities))
             if shared is not None:
                 shared.rates = self.rates
+
+    def _from_live(self, live: LiveStock) -> None:
+        """Counts and stock from the live state: a copy of the stock of the orders' products
+        and their styles' variants (all a run may look at or change); ATP and velocity are
+        only read, so shared."""
+        self.orders_today = dict(live.orders_today)
+        products = {i.product for o in self.snapshot.orders for g in o.ship_groups
+                    for i in g.items}
+        for style in {self.style.get(p) for p in products} - {None}:
+            products.update(self.variants.get(style, ()))
+        self.stock = defaultdict(dict)
+        for product in products:
+            level = live.stock.get(product)
+            if level is not None:
+                self.stock[product] = dict(level)
+        self.atp, self.velocity = live.atp, live.velocity
 
     def _index_items(self, snapshot: Snapshot, products: dict) -> None:
         info_cache: dict[str, tuple] = {}
@@ -219,15 +292,8 @@ class _Context:
             self.items.append(_ItemState(order, ship_group, item, info))
 
     def _index_inventory(self, snapshot: Snapshot) -> None:
-        self.stock = defaultdict(dict)
-        self.atp = {}
-        self.velocity = {}
-        for row in snapshot.inventory:
-            self.atp[(row.facility, row.product)] = row.atp
-            if row.sales_velocity is not None:
-                self.velocity[(row.facility, row.product)] = row.sales_velocity
-            if row.allow_brokering and not self.facilities[row.facility].virtual:
-                self.stock[row.product][row.facility] = row.atp - row.minimum_stock
+        self.stock, self.atp, self.velocity = _index_inventory(
+            snapshot.inventory, {f for f, info in self.facilities.items() if info.virtual})
 
     def end_of_day(self, days: int) -> datetime:
         day = (self.now + timedelta(days=days)).date()
@@ -422,10 +488,12 @@ class _Interpreter:
     context_class = _Context
 
     def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders,
-                 explain_facilities=None, prepared: Prepared | None = None):
+                 explain_facilities=None, prepared: Prepared | None = None,
+                 live: LiveStock | None = None, after: bool = True):
         self.plan = plan
         self.prepared = prepared or Prepared()
-        self.ctx = self.context_class(snapshot, prepared)
+        self.ctx = self.context_class(snapshot, prepared, live)
+        self.after = after
         self.explain = explain
         self.explain_orders = explain_orders
         self.explain_facilities = frozenset(explain_facilities or ())
@@ -1079,18 +1147,14 @@ class _Interpreter:
 
     def _result(self, batches: list[dict]) -> dict:
         attach_totals(batches, self.totals)
-        inventory_after = self._inventory_after()
-        counts = [{"facility": f, "orders_today": self.ctx.orders_today[f]}
-                  for f in sorted(self.ctx.orders_today)]
-        result = {
-            "format": RESULT_FORMAT,
-            "allocations": self.allocations,
-            "unfillable": self.unfillable,
-            "batches": batches,
-            "inventory_after": inventory_after,
-            "facility_counts_after": counts,
-            "warnings": [self.warnings[k] for k in sorted(self.warnings)],
-        }
+        result = {"format": RESULT_FORMAT, "allocations": self.allocations,
+                  "unfillable": self.unfillable, "batches": batches}
+        if self.after:
+            result["inventory_after"] = self._inventory_after()
+            result["facility_counts_after"] = [
+                {"facility": f, "orders_today": self.ctx.orders_today[f]}
+                for f in sorted(self.ctx.orders_today)]
+        result["warnings"] = [self.warnings[k] for k in sorted(self.warnings)]
         if self.explain:
             result["explanations"] = self.explanations
         return result
@@ -1105,7 +1169,7 @@ class _Interpreter:
         the facilities that hold the stock, as routing's own does, not the store's size."""
         rule = prepared.rule
         chosen = sorted({facility for _, facility, _ in placements}) if rejection is None else []
-        needs = _needs(open_items)
+        needs = dict(sorted(_needs(open_items).items()))  # reasons list products in order
         chosen_keys = {f: self._sort_keys(prepared, measures, f) for f in chosen}
         counts: dict[str, dict] = {}
 
@@ -1134,7 +1198,7 @@ class _Interpreter:
                 if self.ctx.orders_today[facility] >= info.limit and facility not in chosen:
                     at_limit.add(facility)
                     note(facility, self._exclusion(prepared, info, unit, open_items, measures,
-                                                   needs, rejection, chosen_keys))
+                                                   needs, rejection, chosen_keys, False))
         holding = set()
         for product in needs:
             for facility, quantity in self.ctx.stock.get(product, {}).items():
@@ -1146,9 +1210,10 @@ class _Interpreter:
             note_all(without_stock, {"condition": "net stock > 0"})
         for facility in passing:
             if facility in holding and facility not in at_limit and facility not in chosen:
+                # counted, not shown: the reason's values are left out
                 note(facility, self._exclusion(prepared, self.ctx.facilities[facility], unit,
                                                open_items, measures, needs, rejection,
-                                               chosen_keys))
+                                               chosen_keys, False))
         outcome = "nothing"
         if rejection is None and placements:
             filled = sum(q for _, _, q in placements)
@@ -1240,12 +1305,14 @@ class _Interpreter:
         return keys
 
     def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
-                   chosen_keys) -> dict:
+                   chosen_keys, detail: bool = True) -> dict:
         """The first condition that kept ``info`` from being chosen, with the values compared:
         group, order limit, stock, distance, exclusions, safety stock, `assign single`, the
-        rule's checks, and last the ranking (with both facilities' sort keys)."""
+        rule's checks, and last the ranking (with both facilities' sort keys). ``needs`` is
+        by product. Without ``detail`` the facility is only counted: it is known to pass the
+        rule's group conditions, and the values are left out."""
         rule = prepared.rule
-        failed_group = _group_reason(prepared, info)
+        failed_group = _group_reason(prepared, info) if detail else None
         if failed_group is not None:
             return _reason(f"facility_group {failed_group.op} {_ids(failed_group.ids)}",
                            failed_group.source, facility_groups=sorted(info.groups))
@@ -1253,9 +1320,11 @@ class _Interpreter:
                 self.ctx.orders_today[info.id] >= info.limit:
             return _reason("facility order limit", orders_today=self.ctx.orders_today[info.id],
                            max_orders_per_day=info.limit)
-        stock = {p: self._available(info.id, p, {}) for p in sorted(needs)}
+        levels = self.ctx.stock
+        stock = {p: levels.get(p, {}).get(info.id, 0.0) for p in needs}
         if all(v <= EPSILON for v in stock.values()):
-            return _reason("net stock > 0", net_stock={p: _number(q) for p, q in stock.items()})
+            return _reason("net stock > 0", **(
+                {"net_stock": {p: _number(q) for p, q in stock.items()}} if detail else {}))
         distance = self._distance(info.id, unit, rule.distance_unit)
         for compare, _, condition in prepared.distance:
             limit_in_unit = condition.number
@@ -1304,11 +1373,15 @@ class _Interpreter:
                                    quantity=_number(item.open))
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
+            if not detail:
+                return _reason("assign single: one facility must fill every item")
             return _reason("assign single: one facility must fill every item",
-                           needed={p: _number(q) for p, q in sorted(needs.items())},
+                           needed={p: _number(q) for p, q in needs.items()},
                            net_stock={p: _number(q) for p, q in stock.items()})
         if rejection:
             return _reason(rejection)
+        if not detail:
+            return _reason("ranked below the chosen facilities")
         return _reason("ranked below the chosen facilities",
                        sort_keys=self._sort_keys(prepared, measures, info.id),
                        chosen=chosen_keys)
@@ -1341,14 +1414,17 @@ def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | No
              routing: str | None = None, explain: bool = False,
              explain_orders: set[str] | None = None,
              explain_facilities: set[str] | None = None, progress=None,
-             prepared: Prepared | None = None) -> dict:
+             prepared: Prepared | None = None, live: LiveStock | None = None,
+             after: bool = True) -> dict:
     """Run ``plan`` against ``snapshot`` and return the result document (only ``group``, or
     the groups of a set, when given). With ``explain``,
     the units of ``explain_orders`` (all when None) are explained, with full detail for the
     facilities in ``explain_facilities``. ``prepared`` carries indexes from earlier runs of
-    the same plan on the same facilities (see Prepared)."""
+    the same plan on the same facilities (see Prepared); with ``live``, stock and daily counts
+    come from it, not from the snapshot (see LiveStock). Without ``after``, the result leaves
+    out `inventory_after` and `facility_counts_after` (a decision shows neither)."""
     return _Interpreter(plan, snapshot, explain, explain_orders, explain_facilities,
-                        prepared).run(group, routing, progress)
+                        prepared, live, after).run(group, routing, progress)
 
 
 def not_routed_reasons(plan: Plan, snapshot: Snapshot, result: dict, order_id: str) -> list[str]:

@@ -102,7 +102,22 @@ def test_runs_batches_history_and_metrics_with_a_store(tmp_path):
         metrics = client.get("/metrics").text
         assert "routing_decisions_total 1" in metrics
         assert 'routing_batches{status="succeeded"} 1' in metrics
+        for _ in range(2):
+            client.post("/v1/decisions", json={"order": DOCUMENT["orders"][0]})
+        assert_cumulative_histogram(client.get("/metrics").text, 3)
         assert client.post("/v1/state/refresh").status_code == 200
+
+
+def assert_cumulative_histogram(metrics: str, decisions: int) -> None:
+    """Buckets never fall as their bound rises, and +Inf and _count hold every decision."""
+    import re
+    buckets = [(float(bound), int(count)) for bound, count in re.findall(
+        r'routing_decision_seconds_bucket\{le="([0-9.e-]+)"\} (\d+)', metrics)]
+    assert len(buckets) >= 5 and buckets == sorted(buckets)
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:], strict=False))
+    assert f'routing_decision_seconds_bucket{{le="+Inf"}} {decisions}' in metrics
+    assert f"routing_decision_seconds_count {decisions}" in metrics
+    assert float(re.search(r"routing_decision_seconds_sum (\S+)", metrics).group(1)) > 0
 
 
 def small_world():
@@ -269,3 +284,49 @@ def test_decisions_sharing_indexes_answer_as_a_fresh_run_would():
             answer = state.quote(order)
             assert answer["lines"] == fresh["allocations"]
             assert answer["explanations"] == fresh["explanations"]
+
+
+@pytest.mark.parametrize("shipping", [False, True], ids=["distance", "shipping"])
+def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(tmp_path,
+                                                                                shipping):
+    """A quote reads stock and daily counts from the live index (interpreter.LiveStock), kept
+    as commits and batches take: its answer, explanations included, equals a run from
+    scratch on the snapshot with everything taken so far applied. Facilities start near
+    their daily limits, so counts decide too."""
+    from routing_dsl.scenarios import PLAN as BENCH_PLAN, SHIPPING_PLAN, Scenario, generate
+    from routing_dsl.snapshot import Order, Snapshot
+    document = generate(Scenario(orders=160, facilities=24, skus=30, shipping=shipping))
+    limited = 0
+    for facility in document["facilities"]:
+        if facility.get("max_orders_per_day"):
+            facility["orders_today"] = facility["max_orders_per_day"] - 1
+            limited += 1
+    assert limited
+    orders = [Order.model_validate(o) for o in document["orders"][:120]]
+    # the source's own orders are the batch's; the ones decided over HTTP are not in it
+    snapshot = Snapshot.model_validate({**document, "orders": document["orders"][120:]})
+    text = SHIPPING_PLAN if shipping else BENCH_PLAN
+    the_plan = compile_program(Workspace().check_text(text, name="bench.route").program)
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.upgrade()
+    state = LiveState([the_plan], lambda: snapshot)
+    state.refresh()
+    quoted = committed = 0
+    for k, order in enumerate(orders):
+        if k == 60:  # a batch takes what it can of every order, commits included
+            state.run_group(the_plan, the_plan.groups[0], store)
+        if k % 3 == 2:
+            state.commit(order, f"key-{k}", store)
+            committed += 1
+            continue
+        answer = state.quote(order)
+        fresh = run_plan(the_plan, state.batch_snapshot().model_copy(update={
+            "orders": [order]}), explain=True, explain_orders={order.id})
+        assert answer["lines"] == fresh["allocations"], order.id
+        assert answer["unfilled"] == fresh["unfillable"], order.id
+        assert answer["explanations"] == fresh["explanations"], order.id
+        quoted += 1
+    assert quoted == 80 and committed == 40
+    assert state.consumed and state.orders_added  # stock and counts were taken
+    assert any(f.orders_today >= f.max_orders_per_day  # some facility reached its limit
+               for f in state.batch_snapshot().facilities if f.max_orders_per_day)

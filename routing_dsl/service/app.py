@@ -19,10 +19,9 @@ from .. import __version__
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .console import mount_console
-from .state import ConflictError, DecisionError, LiveState
+from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState
 
 PROBLEM = "application/problem+json"
-_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 
 
 class _Body(BaseModel):
@@ -80,8 +79,9 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
                  for status in (400, 401, 404, 409, 422)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
 
-    def writer(request: Request) -> None:
-        """Writes need the bearer token when the service has one."""
+    async def writer(request: Request) -> None:
+        """Writes need the bearer token when the service has one (async: checked on the event
+        loop, not handed to a worker thread)."""
         if token is None:
             return
         given = request.headers.get("authorization", "")
@@ -132,7 +132,7 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
             if not request.commit:
                 # the answer is built from the result contract's own rows: sent as it is,
                 # not validated again against the response model (the schema documents it)
-                answer = await run_in_threadpool(state.quote, request.order)
+                answer = state.quote(request.order)
                 return Response(orjson.dumps(answer), media_type="application/json")
             if request.idempotency_key is None:
                 return problem(422, "invalid request",
@@ -196,12 +196,15 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
                  "# TYPE routing_commits_total counter",
                  f"routing_commits_total {state.commits_total}",
                  "# TYPE routing_decision_seconds histogram"]
-        for bound in _BUCKETS:
-            count = sum(1 for value in state.latencies if value <= bound)
-            lines.append(f'routing_decision_seconds_bucket{{le="{bound}"}} {count}')
-        lines += [f'routing_decision_seconds_bucket{{le="+Inf"}} {len(state.latencies)}',
-                  f"routing_decision_seconds_sum {sum(state.latencies):.6f}",
-                  f"routing_decision_seconds_count {len(state.latencies)}"]
+        # cumulative since the start, as Prometheus histograms are: a bucket counts every
+        # decision up to its bound
+        counts, below = list(state.latency_counts), 0
+        for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
+            below += count
+            lines.append(f'routing_decision_seconds_bucket{{le="{bound}"}} {below}')
+        lines += [f'routing_decision_seconds_bucket{{le="+Inf"}} {sum(counts)}',
+                  f"routing_decision_seconds_sum {state.latency_sum:.6f}",
+                  f"routing_decision_seconds_count {sum(counts)}"]
         if store is not None:
             lines.append("# TYPE routing_batches gauge")
             counts: dict[str, int] = {}

@@ -11,6 +11,7 @@ source is expected to hold it by then.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import threading
 import time
@@ -19,9 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..interpreter import Prepared, run_plan
+from ..interpreter import LiveStock, Prepared, run_plan
 from ..plan import Plan
 from ..snapshot import Order, Snapshot, order_problems
+
+
+# upper bounds of the decision latency histogram's buckets, in seconds
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 
 
 class DecisionError(Exception):
@@ -42,7 +47,9 @@ class LiveState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     decisions: int = 0
     commits_total: int = 0
-    latencies: list[float] = field(default_factory=list)
+    # decisions per latency bucket (the last: beyond every bound), and their total time
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
     # taken since the last refresh
     consumed: dict = field(default_factory=lambda: defaultdict(float))   # (facility, product)
     orders_added: dict = field(default_factory=lambda: defaultdict(int))  # facility
@@ -53,6 +60,7 @@ class LiveState:
     _style: dict = field(default_factory=dict)  # product -> its style
     _variants: dict = field(default_factory=dict)  # style -> its products
     _prepared: dict = field(default_factory=dict)  # plan id -> indexes shared by its runs
+    _live: LiveStock | None = None  # stock and counts as loaded, less what was taken
     _store_locks: dict = field(default_factory=lambda: defaultdict(threading.Lock))
 
     def refresh(self) -> None:
@@ -60,8 +68,9 @@ class LiveState:
         rows: dict[str, list] = defaultdict(list)
         for row in snapshot.inventory:
             rows[row.product].append(row)
+        live = LiveStock(snapshot)
         with self.lock:
-            self.snapshot, self.loaded_at = snapshot, datetime.now(UTC)
+            self.snapshot, self.loaded_at, self._live = snapshot, datetime.now(UTC), live
             self._rows = dict(rows)
             self._facility_ids = frozenset(f.id for f in snapshot.facilities)
             self._style = {p.id: p.parent for p in snapshot.products if p.parent}
@@ -104,14 +113,19 @@ class LiveState:
         """Where ``order`` would ship from now: its lines' facilities, quantities, rules and
         distances, what would stay unfilled, and the explanation. Changes nothing."""
         started = time.perf_counter()
-        single = self.order_snapshot(order)
         lines, unfilled, explanations = [], [], []
-        for plan in self.plans:
-            result = run_plan(plan, single, explain=True, explain_orders={order.id},
-                              prepared=self.prepared(plan))
-            lines += result["allocations"]
-            unfilled += result["unfillable"]
-            explanations += result["explanations"]
+        with self.lock:  # one consistent state: no commit or batch is absorbed halfway
+            snapshot = self._loaded()
+            self._check(order)
+            single = snapshot.model_copy(update={"orders": [order], "inventory": []})
+            for plan in self.plans:
+                # stock and counts come from the live index, copied for this order only
+                result = run_plan(plan, single, explain=True, explain_orders={order.id},
+                                  prepared=self._prepared.get(id(plan)), live=self._live,
+                                  after=False)
+                lines += result["allocations"]
+                unfilled += result["unfillable"]
+                explanations += result["explanations"]
         self._count(started)
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
                 "explanations": explanations, "committed": False, "batches": []}
@@ -164,14 +178,16 @@ class LiveState:
         with self.lock:
             seen = set()
             for allocation in result["allocations"]:
-                self.consumed[(allocation["facility"], allocation["product"])] += \
-                    allocation["quantity"]
+                facility, product = allocation["facility"], allocation["product"]
+                self.consumed[(facility, product)] += allocation["quantity"]
+                self._live.taken(facility, product, self.consumed[(facility, product)])
                 self.allocated[(allocation["order"], allocation["ship_group"],
                                 allocation["item"])] += allocation["quantity"]
                 shipment = (allocation["order"], allocation["new_ship_group"])
                 if shipment not in seen:
                     seen.add(shipment)
-                    self.orders_added[allocation["facility"]] += 1
+                    self.orders_added[facility] += 1
+                    self._live.counted(facility, self.orders_added[facility])
 
     def batch_snapshot(self) -> Snapshot:
         """The snapshot with everything taken since the refresh applied: stock reduced,
@@ -224,10 +240,14 @@ class LiveState:
             product_stores=snapshot.product_stores,
             facilities=self._facilities(snapshot, added), products=snapshot.products,
             inventory=inventory, shipment_methods=snapshot.shipment_methods, orders=[order])
+        self._check(order)
+        return single
+
+    def _check(self, order: Order) -> None:
+        """The order's references, checked against the loaded facilities."""
         problems = order_problems(order, "order", self._facility_ids)
         if problems:
             raise DecisionError("; ".join(problems[:5]))
-        return single
 
     def prepared(self, plan: Plan) -> Prepared | None:
         """The indexes ``plan``'s decisions share until the next refresh (the facilities do
@@ -238,8 +258,9 @@ class LiveState:
     def _count(self, started: float) -> None:
         with self.lock:
             self.decisions += 1
-            self.latencies.append(time.perf_counter() - started)
-            del self.latencies[:-10_000]
+            seconds = time.perf_counter() - started
+            self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self.latency_sum += seconds
 
 
 def _without_allocated(order: Order, allocated: dict) -> Order:
