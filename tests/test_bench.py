@@ -3,6 +3,9 @@ By default they run once, as smoke tests of the benchmark code."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from click.testing import CliRunner
 
 from routing_dsl.bench import bench_plan, generate
@@ -14,6 +17,7 @@ from routing_dsl.snapshot import parse_snapshot
 from routing_dsl.sqlbaseline import Unsupported, check_supported, sql_baseline
 
 from .builders import plan as build_plan
+from .conftest import ROOT
 
 
 def test_bench_routing_throughput(benchmark):
@@ -116,3 +120,31 @@ def test_the_stores_bench_compares_executors_on_the_same_bytes():
     report = stores_bench(stores=3, orders=60)
     executors = 3 if importlib.util.find_spec("ray") else 2  # local, process (and Ray)
     assert "3 partitions" in report and report.count("the same bytes") == executors
+
+
+def test_the_load_generator_checks_every_answer_over_keep_alive_connections(tmp_path):
+    """Against a real `routing serve`: every request is answered on its client's one
+    connection (the answers are read to their Content-Length, so none bleeds into the next),
+    and an answer other than 200 stops the load with the server's status and words."""
+    import subprocess
+    import sys
+
+    import orjson
+
+    from routing_dsl.service.launch import serving
+    from routing_dsl.service.loadgen import LoadError, drive, encode
+    example = ROOT / "examples" / "omnichannel"
+    document = json.loads((example / "snapshot.json").read_text())
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
+                   check=True, capture_output=True)
+    with serving([str(example / "omnichannel.route"), "--source",
+                  str(example / "snapshot.json"), "--db", db], cwd=example) as served:
+        address = ("127.0.0.1", int(served.base.rsplit(":", 1)[1]))
+        bodies = [orjson.dumps({"order": o}) for o in document["orders"]] * 5
+        load = drive(address, encode("127.0.0.1", "/v1/decisions", bodies), clients=3)
+        assert len(load.latencies) == len(bodies) and load.rate > 0
+        assert 0 < load.percentile(0.5) <= load.percentile(0.99)
+        bad = encode("127.0.0.1", "/v1/decisions", [bodies[0], b'{"order": 1}'])
+        with pytest.raises(LoadError, match="HTTP 422.*order"):
+            drive(address, bad)
