@@ -1,11 +1,13 @@
 """Inventory as columns: a snapshot file read without one Python object per stock row.
 
-A JSON snapshot file is decoded with msgspec: the inventory rows straight into typed,
-untracked structs that become numpy columns at once (and are then dropped), the other
+A JSON snapshot file is decoded with msgspec: the inventory rows, a few megabytes of them at
+a time, straight into typed, untracked structs that become numpy columns at once (and are then
+dropped, so the peak is the columns plus one piece, not a struct per row); the other
 collections as raw JSON handed to the pydantic models, which keep their validation and their
-error messages. Anything the fast path is not sure of (a folder snapshot, a row msgspec
-refuses, a non-finite number, an unknown or repeated id) is read again by the reference
-loader, so a bad snapshot gets exactly the same messages either way.
+error messages. The file's bytes are let go before those models are built. Anything the fast
+path is not sure of (a folder snapshot, a row msgspec refuses, a non-finite number, an unknown
+or repeated id) is read again by the reference loader, so a bad snapshot gets exactly the same
+messages either way.
 """
 
 from __future__ import annotations
@@ -59,12 +61,15 @@ class _Document(msgspec.Struct, forbid_unknown_fields=True):
     product_stores: msgspec.Raw = _EMPTY
     facilities: msgspec.Raw = _EMPTY
     products: msgspec.Raw = _EMPTY
-    inventory: list[_Row] = []
+    inventory: msgspec.Raw = _EMPTY
     shipment_methods: msgspec.Raw = _EMPTY
     orders: msgspec.Raw = _EMPTY
 
 
 _DECODER = msgspec.json.Decoder(_Document)
+_ROWS = msgspec.json.Decoder(list[_Row])
+CHUNK_BYTES = 8 << 20  # inventory JSON decoded at a time: about 60,000 rows
+_SPACE = b" \t\r\n"
 
 
 def inventory_columns(snapshot: Snapshot) -> InventoryColumns:
@@ -115,30 +120,34 @@ def load_columnar(path: Path) -> Snapshot:
     SnapshotError with the reference loader's messages."""
     if path.is_dir():
         return load_snapshot(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise SnapshotError([f"{path}: {error.strerror or error}"]) from None
     collecting = gc.isenabled()
     gc.disable()  # millions of new objects, none of them garbage: collection is pure cost
     try:
-        snapshot = _fast(data, str(path))
+        snapshot = _fast(path)
     finally:
         if collecting:
             gc.enable()
-    return snapshot if snapshot is not None else parse_snapshot(data, str(path))
+    if snapshot is not None:
+        return snapshot
+    try:  # read again: the fast path let go of the bytes to keep the peak down
+        data = path.read_bytes()
+    except OSError as error:
+        raise SnapshotError([f"{path}: {error.strerror or error}"]) from None
+    return parse_snapshot(data, str(path))
 
 
-def _fast(data: bytes, name: str) -> Snapshot | None:
+def _fast(path: Path) -> Snapshot | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
     try:
         document = _DECODER.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
-    rows = document.inventory
-    document.inventory = []
-    columns = _columns(rows)
-    del rows
-    if not (np.isfinite(columns.atp).all() and np.isfinite(columns.minimum_stock).all()
+    columns = _read_inventory(memoryview(document.inventory))
+    if columns is None or not (
+            np.isfinite(columns.atp).all() and np.isfinite(columns.minimum_stock).all()
             and not np.isinf(columns.sales_velocity).any()):
         return None
     rest = b"".join((
@@ -147,15 +156,94 @@ def _fast(data: bytes, name: str) -> Snapshot | None:
         b',"facilities":', document.facilities, b',"products":', document.products,
         b',"shipment_methods":', document.shipment_methods, b',"orders":', document.orders,
         b"}"))
-    del document
+    del document, data  # the whole file: gone before the orders become models
     try:
-        snapshot = parse_snapshot(rest, name)
+        snapshot = parse_snapshot(rest, str(path))
     except SnapshotError:
         return None
     if not _inventory_sound(snapshot, columns):
         return None
     snapshot._columns = columns
     return snapshot
+
+
+def _read_inventory(raw: memoryview) -> InventoryColumns | None:
+    """The inventory array's rows as columns, decoded in pieces of about CHUNK_BYTES cut
+    between rows; None when it is not an array of rows msgspec accepts (the reference loader
+    then says why). A cut is made after a `}` followed by a comma; one that falls inside a
+    string leaves that piece invalid JSON (its string never closes), and the piece is then
+    joined to the next and decoded again, so a cut never changes what is read."""
+    text = bytes(raw).strip(_SPACE) if len(raw) < CHUNK_BYTES else None
+    if text is not None:  # small: one piece
+        try:
+            return _columns(_ROWS.decode(text))
+        except msgspec.DecodeError:
+            return None
+    start, end = _array_bounds(raw)
+    if start is None:
+        return None
+    facility_ids: dict[str, int] = {}
+    product_ids: dict[str, int] = {}
+    parts: list[tuple] = []
+    pending = b""
+    position = start
+    while True:
+        cut = _cut(raw, position + CHUNK_BYTES, end)
+        piece = pending + bytes(raw[position:cut])
+        try:
+            rows = _ROWS.decode(b"[" + piece + b"]")
+        except msgspec.DecodeError:
+            if cut >= end or len(piece) > 8 * CHUNK_BYTES:
+                return None
+            pending, position = piece + b",", cut + 1  # a cut inside a string: join on
+            continue
+        if not rows:  # an empty piece: a stray comma, which the array's grammar forbids
+            return None
+        pending = b""
+        local = _columns(rows)
+        del rows
+        facilities = np.array([facility_ids.setdefault(f, len(facility_ids))
+                               for f in local.facility_ids], np.int32)
+        products = np.array([product_ids.setdefault(p, len(product_ids))
+                             for p in local.product_ids], np.int32)
+        parts.append((facilities[local.facility], products[local.product], local.atp,
+                      local.minimum_stock, local.allow_brokering, local.sales_velocity))
+        if cut >= end:
+            break
+        position = cut + 1  # past the comma
+    joined = [np.concatenate(column) for column in zip(*parts, strict=True)]
+    return InventoryColumns(list(facility_ids), list(product_ids), *joined)
+
+
+def _array_bounds(raw: memoryview) -> tuple[int | None, int]:
+    """Where the rows of a JSON array start and end (inside its brackets)."""
+    start, end = 0, len(raw)
+    while start < end and raw[start] in _SPACE:
+        start += 1
+    while end > start and raw[end - 1] in _SPACE:
+        end -= 1
+    if end - start < 2 or raw[start] != ord("[") or raw[end - 1] != ord("]"):
+        return None, 0
+    return start + 1, end - 1
+
+
+def _cut(raw: memoryview, at: int, end: int) -> int:
+    """The position of the first comma at or after ``at`` that follows a `}` (spaces
+    between allowed), or ``end``."""
+    window = np.frombuffer(raw, np.uint8)  # the bytes in place, searched at C speed
+    while at < end:
+        braces = np.flatnonzero(window[at:min(end, at + 65536)] == ord("}"))
+        if not len(braces):
+            at += 65536
+            continue
+        for brace in (braces + at).tolist():
+            k = brace + 1
+            while k < end and raw[k] in _SPACE:
+                k += 1
+            if k < end and raw[k] == ord(","):
+                return k
+        at = int(braces[-1]) + at + 1
+    return end
 
 
 def _inventory_sound(snapshot: Snapshot, columns: InventoryColumns) -> bool:
