@@ -270,20 +270,37 @@ def test_the_service_doc_example_is_decided(client):
     assert answer.json()["lines"][0]["facility"]
 
 
-def test_decisions_sharing_indexes_answer_as_a_fresh_run_would():
+EXAMPLE_CASES = [(route_file, snapshot_file)
+                 for folder in sorted((ROOT / "examples").iterdir()) if folder.is_dir()
+                 for route_file in sorted(folder.glob("*.route"))[:1]
+                 for snapshot_file in sorted(folder.glob("snapshot*.json"))]
+
+
+@pytest.mark.parametrize("route_file,snapshot_file", EXAMPLE_CASES,
+                         ids=[f"{r.parent.name}/{s.name}" for r, s in EXAMPLE_CASES])
+def test_decisions_sharing_indexes_answer_as_a_fresh_run_would(route_file, snapshot_file):
     """Quotes reuse the facility index and explanation groupings between decisions
-    (interpreter.Prepared): every answer, second time round too, equals a run from scratch."""
-    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
-    state.refresh()
+    (interpreter.Prepared) and read stock from the live index (interpreter.LiveStock): on
+    every example, every answer, second time round too, equals a run from scratch on the
+    snapshot with that one order (all its stock rows, every sort and condition the examples
+    use: styles, sales velocity, safety stock, rate cards)."""
+    from routing_dsl.cli import load_plan_or_source
     from routing_dsl.snapshot import Order
+    the_plan = load_plan_or_source(route_file)
+    snapshot = load_snapshot(snapshot_file)
+    state = LiveState([the_plan], lambda: snapshot)
+    state.refresh()
+    document = json.loads(snapshot_file.read_text())
+    assert document["orders"]
     for _ in range(2):
-        for document in DOCUMENT["orders"]:
-            order = Order.model_validate(document)
-            fresh = run_plan(PLAN, state.order_snapshot(order), explain=True,
-                             explain_orders={order.id})
+        for entry in document["orders"]:
+            order = Order.model_validate(entry)
+            fresh = run_plan(the_plan, snapshot.model_copy(update={"orders": [order]}),
+                             explain=True, explain_orders={order.id})
             answer = state.quote(order)
-            assert answer["lines"] == fresh["allocations"]
-            assert answer["explanations"] == fresh["explanations"]
+            assert answer["lines"] == fresh["allocations"], order.id
+            assert answer["unfilled"] == fresh["unfillable"], order.id
+            assert answer["explanations"] == fresh["explanations"], order.id
 
 
 @pytest.mark.parametrize("shipping", [False, True], ids=["distance", "shipping"])
@@ -330,3 +347,26 @@ def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(
     assert state.consumed and state.orders_added  # stock and counts were taken
     assert any(f.orders_today >= f.max_orders_per_day  # some facility reached its limit
                for f in state.batch_snapshot().facilities if f.max_orders_per_day)
+
+
+def test_a_quote_sees_the_stock_of_its_styles_other_variants():
+    """`broken_style` weighs the variants an order does not ask for: a quote copies their
+    stock from the live index too, so it picks the broken assortment as a batch would."""
+    from routing_dsl.snapshot import Order
+
+    from .builders import facility, item, order, rule_plan, stock, world
+    products = [{"id": v, "parent": "STYLE"} for v in ("S", "M", "L")]
+    snapshot = world([facility("A_COMPLETE"), facility("Z_BROKEN")],
+                     [stock("A_COMPLETE", v, 10) for v in ("S", "M", "L")]
+                     + [stock("Z_BROKEN", "S", 10), stock("Z_BROKEN", "M", 10)],
+                     [], products=products)
+    the_plan = rule_plan("assign partial sort by broken_style")
+    state = LiveState([the_plan], lambda: snapshot)
+    state.refresh()
+    wanted = Order.model_validate(order("O1", [item("1", "S", 1)]))
+    answer = state.quote(wanted)
+    fresh = run_plan(the_plan, snapshot.model_copy(update={"orders": [wanted]}), explain=True,
+                     explain_orders={"O1"})
+    assert [line["facility"] for line in answer["lines"]] == ["Z_BROKEN"]  # not the first by id
+    assert answer["lines"] == fresh["allocations"]
+    assert answer["explanations"] == fresh["explanations"]
