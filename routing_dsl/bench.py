@@ -551,6 +551,8 @@ def _measure_baseline(path: str) -> dict:
     from .sqlbaseline import load_database, route_in_sql
 
     snapshot = load_columnar(Path(path))
+    gc.collect()
+    gc.freeze()  # as `routing run` does after loading, and as the engine's figures are taken
     plan = compile_program(Workspace().check_text(PLAN, "bench.route").program)
     run_fast(plan, snapshot)  # warm: the compiled kernel loads once per process
     started = time.perf_counter()

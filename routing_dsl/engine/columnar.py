@@ -1,15 +1,15 @@
-"""Inventory as columns: a snapshot file read without one Python object per stock row.
+"""Snapshots read for the fast engine: stock as columns and orders as records, never a Python
+object per stock row nor a model per order line.
 
-A JSON snapshot file is decoded with msgspec: the inventory rows, a few megabytes of them at
-a time, straight into typed, untracked structs that become numpy columns at once (and are then
-dropped, so the peak is the columns plus one piece, not a struct per row); the other
-collections as raw JSON handed to the pydantic models, which keep their validation and their
-error messages. The orders too are validated by their models a piece at a time, and each
-becomes a record (`OrderRecord`: the same fields, read the same way, in an untracked struct a
-fifth the size of a model), so that a million orders fit where their models would not.
-Anything the fast path is not sure of (a folder snapshot, a row msgspec refuses, a non-finite number, an unknown
-or repeated id) is read again by the reference loader, so a bad snapshot gets exactly the same
-messages either way.
+A JSON snapshot file is decoded with msgspec. The inventory rows, a few megabytes of them at a
+time, go straight into typed, untracked structs that become numpy columns at once and are then
+dropped: the peak is the columns plus one piece, not a struct per row. The orders are validated
+by their pydantic models ORDERS_PER_PIECE at a time, and each becomes a record (`OrderRecord`:
+the same fields, read the same way, in an untracked struct a fifth the size of a model), so
+that a million orders fit where their models would not. The other collections reach their
+models as raw JSON. Anything the fast path is not sure of (a folder snapshot, a row msgspec
+refuses, an order its model refuses, a non-finite number, an unknown or repeated id) is read
+again by the reference loader, so a bad snapshot gets exactly the same messages either way.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def _in_pieces(raw: memoryview, decode, errors, use) -> bool:
     give each piece's elements to ``use``; False when it is not such an array (the reference
     loader then says why). A cut is made after a `}` followed by a comma. One that falls
     inside a string leaves that piece invalid JSON (the string never closes): the piece is
-    joined to the next and decoded again, so a cut never changes what is read. (For flat
-    elements, such as stock rows: in nested ones most cuts would fall inside.)"""
+    joined to the next and decoded again, so a cut never changes what is read. Meant for flat
+    elements, such as stock rows: in nested ones most cuts would fall inside one."""
     if len(raw) < CHUNK_BYTES:  # small: one piece
         try:
             use(decode(bytes(raw)))
@@ -243,7 +243,8 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
 # ---- orders as records ------------------------------------------------------------------
 
 def _record_class(model) -> type:
-    """An untracked, frozen struct with ``model``'s fields, in its order."""
+    """An untracked, frozen struct with ``model``'s fields, in its order (lists become
+    tuples)."""
     return msgspec.defstruct(f"{model.__name__}Record", list(model.model_fields),
                              frozen=True, gc=False)
 
@@ -252,6 +253,7 @@ AddressRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
     _record_class(m) for m in (Address, Item, ShipGroup, Order))
 _RECORDS = {Address: AddressRecord, Item: ItemRecord, ShipGroup: ShipGroupRecord,
             Order: OrderRecord}
+_MODELS = {record: model for model, record in _RECORDS.items()}
 _ORDERS = TypeAdapter(list[Order])
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 ORDERS_PER_PIECE = 10_000
@@ -262,7 +264,7 @@ def _converter(model, nested: dict):
     named in ``nested`` converted by the function given for each."""
     names = list(model.model_fields)
     record = _RECORDS[model]
-    slots = [(names.index(name), convert) for name, convert in nested.items()]
+    slots = [(names.index(name), part) for name, part in nested.items()]
 
     def convert(instance):
         values = list(map(instance.__dict__.__getitem__, names))
@@ -273,11 +275,13 @@ def _converter(model, nested: dict):
 
 
 def _each(convert):
-    return lambda values: list(map(convert, values))
+    # tuples of untracked records: the cyclic collector stops walking them after one pass
+    return lambda values: tuple(map(convert, values))
 
 
+_NO_IDS: tuple = ()
 _address_record = _converter(Address, {})
-_item_record = _converter(Item, {})
+_item_record = _converter(Item, {"excluded_facilities": lambda ids: tuple(ids) if ids else _NO_IDS})
 _group_record = _converter(ShipGroup, {
     "ship_to": lambda address: None if address is None else _address_record(address),
     "items": _each(_item_record)})
@@ -286,12 +290,12 @@ _record = _converter(Order, {"ship_groups": _each(_group_record)})
 
 def _model(record):
     """A record back as its model (for what needs the model's own JSON: the digest)."""
-    model = next(m for m, r in _RECORDS.items() if isinstance(record, r))
+    model = _MODELS[type(record)]
     values = {}
     for name in model.model_fields:
         value = getattr(record, name)
-        if isinstance(value, list) and value and isinstance(value[0], msgspec.Struct):
-            value = [_model(v) for v in value]
+        if isinstance(value, tuple):
+            value = [_model(v) if isinstance(v, msgspec.Struct) else v for v in value]
         elif isinstance(value, msgspec.Struct):
             value = _model(value)
         values[name] = value
