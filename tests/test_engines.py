@@ -333,21 +333,21 @@ def test_a_broken_inventory_read_in_pieces_gets_the_reference_message(small_piec
     assert fast == reference and fast[0] == "error", fast
 
 
-def test_seeded_fuzz_of_inventory_bytes_read_in_pieces(small_pieces, tmp_path):
-    """Bytes of the inventory array deleted, doubled or swapped for JSON's punctuation: the
-    columnar loader reads exactly what the reference loader reads, or fails with its
-    messages."""
+def _fuzz_collection(tmp_path, collection: str, seed: int, most: int, punctuation: bytes):
+    """Bytes of one collection's array deleted, doubled or swapped for ``punctuation``, 150
+    times: the columnar loader reads exactly what the reference loader reads, or fails with
+    its messages; both outcomes occur."""
     import json
     import random
-    rng = random.Random(20261124)
-    document = generate(Scenario(orders=10, facilities=6, skus=15))
-    head = json.dumps({**document, "inventory": "@"}).encode()
-    text = json.dumps(document["inventory"]).encode()
+    rng = random.Random(seed)
+    document = generate(Scenario(orders=12, facilities=6, skus=12))
+    head = json.dumps({**document, collection: "@"}).encode()
+    text = json.dumps(document[collection]).encode()
     path = tmp_path / "snapshot.json"
     outcomes = set()
     for _ in range(150):
         data = bytearray(text)
-        for _ in range(rng.randint(1, 3)):
+        for _ in range(rng.randint(1, most)):
             k = rng.randrange(len(data))
             choice = rng.random()
             if choice < 0.4:
@@ -355,12 +355,16 @@ def test_seeded_fuzz_of_inventory_bytes_read_in_pieces(small_pieces, tmp_path):
             elif choice < 0.7:
                 data[k:k] = data[k:k + 1]
             else:
-                data[k] = rng.choice(b',{}[]" :\\')
+                data[k] = rng.choice(punctuation)
         path.write_bytes(head.replace(b'"@"', bytes(data)))
         fast, reference = _read_both(path)
         assert fast == reference, bytes(data)
         outcomes.add(fast[0])
     assert outcomes == {"ok", "error"}
+
+
+def test_seeded_fuzz_of_inventory_bytes_read_in_pieces(small_pieces, tmp_path):
+    _fuzz_collection(tmp_path, "inventory", 20261124, 3, b',{}[]" :\\')
 
 
 # ---- the orders as records ----------------------------------------------------------------
@@ -425,30 +429,4 @@ def test_a_broken_order_in_a_later_piece_gets_the_reference_message(small_order_
 
 
 def test_seeded_fuzz_of_order_bytes_read_in_pieces(small_order_pieces, tmp_path):
-    """Bytes of the orders array deleted, doubled or swapped for JSON's punctuation: the
-    columnar loader reads exactly what the reference loader reads, or fails with its
-    messages."""
-    import json
-    import random
-    rng = random.Random(112426)
-    document = generate(Scenario(orders=12, facilities=6, skus=10))
-    head = json.dumps({**document, "orders": "@"}).encode()
-    text = json.dumps(document["orders"]).encode()
-    path = tmp_path / "snapshot.json"
-    outcomes = set()
-    for _ in range(150):
-        data = bytearray(text)
-        for _ in range(rng.randint(1, 2)):
-            k = rng.randrange(len(data))
-            choice = rng.random()
-            if choice < 0.4:
-                del data[k]
-            elif choice < 0.7:
-                data[k:k] = data[k:k + 1]
-            else:
-                data[k] = rng.choice(b',{}[]" :\\0')
-        path.write_bytes(head.replace(b'"@"', bytes(data)))
-        fast, reference = _read_both(path)
-        assert fast == reference, bytes(data)
-        outcomes.add(fast[0])
-    assert outcomes == {"ok", "error"}
+    _fuzz_collection(tmp_path, "orders", 112426, 2, b',{}[]" :\\0')
