@@ -111,9 +111,11 @@ def _intern(values, n: int) -> tuple[list[str], np.ndarray]:
 
 def snapshot_digest(snapshot: Snapshot) -> str:
     """SHA-256 of the snapshot's content, the same whichever loader read it."""
-    # the orders as models: records would not give the models' JSON
-    whole = snapshot.model_copy(update={"orders": order_models(snapshot)})
-    digest = hashlib.sha256(whole.model_dump_json(exclude={"inventory"}).encode("utf-8"))
+    digest = hashlib.sha256(snapshot.model_dump_json(exclude={"inventory", "orders"})
+                            .encode("utf-8"))
+    # the orders as records (what this loader keeps), encoded by msgspec: fast, and the same
+    # bytes whether they were read as records or as models
+    digest.update(msgspec.json.encode(order_records(snapshot)))
     columns = inventory_columns(snapshot)
     for ids in (columns.facility_ids, columns.product_ids):
         digest.update("\x00".join(ids).encode("utf-8") + b"\x01")
@@ -253,7 +255,6 @@ AddressRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
     _record_class(m) for m in (Address, Item, ShipGroup, Order))
 _RECORDS = {Address: AddressRecord, Item: ItemRecord, ShipGroup: ShipGroupRecord,
             Order: OrderRecord}
-_MODELS = {record: model for model, record in _RECORDS.items()}
 _ORDERS = TypeAdapter(list[Order])
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 ORDERS_PER_PIECE = 10_000
@@ -288,23 +289,9 @@ _group_record = _converter(ShipGroup, {
 _record = _converter(Order, {"ship_groups": _each(_group_record)})
 
 
-def _model(record):
-    """A record back as its model (for what needs the model's own JSON: the digest)."""
-    model = _MODELS[type(record)]
-    values = {}
-    for name in model.model_fields:
-        value = getattr(record, name)
-        if isinstance(value, tuple):
-            value = [_model(v) if isinstance(v, msgspec.Struct) else v for v in value]
-        elif isinstance(value, msgspec.Struct):
-            value = _model(value)
-        values[name] = value
-    return model.model_construct(**values)
-
-
-def order_models(snapshot: Snapshot) -> list[Order]:
-    """The snapshot's orders as models, whichever loader read them."""
-    return [o if isinstance(o, Order) else _model(o) for o in snapshot.orders]
+def order_records(snapshot: Snapshot) -> list:
+    """The snapshot's orders as records, whichever loader read them."""
+    return [o if isinstance(o, OrderRecord) else _record(o) for o in snapshot.orders]
 
 
 def _read_orders(raw: memoryview, zone: ZoneInfo, facilities: set[str]) -> list | None:
