@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -125,15 +127,37 @@ def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local"
     if executor == "local":
         pieces = [route_part(*item) for item in work]
     elif executor == "process":
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
-            futures = [pool.submit(route_part, *item) for item in work]
-            pieces = [future.result() for future in futures]  # in partition order
+        pieces = _on_processes(work, jobs)
     elif executor == "ray":
         pieces = _on_ray(work, address)
     else:
         raise ValueError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
     return merge(plan, snapshot, parts, pieces)
+
+
+def _on_processes(work: list[tuple], jobs: int) -> list[dict]:
+    """The partitions on a pool of spawned processes. The plan and the parts go to the workers
+    as files, only their paths through the pool's pipe: a worker killed while a large payload
+    is being written to that pipe would otherwise hang the parent for good (CPython
+    gh-94777, unfixed in 3.11), where a small one makes the pool report it broken."""
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+    with tempfile.TemporaryDirectory(prefix="routing-parts-") as folder, \
+            ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        plan_path = Path(folder) / "plan.json"
+        if work:
+            plan_path.write_bytes(work[0][0])
+        futures = []
+        for number, (_, part, groups, engine) in enumerate(work):
+            part_path = Path(folder) / f"part-{number}.json"
+            part_path.write_bytes(part)
+            futures.append(pool.submit(_route_part_files, str(plan_path), str(part_path),
+                                       groups, engine))
+        return [future.result() for future in futures]  # in partition order
+
+
+def _route_part_files(plan_path: str, part_path: str, groups: list[str], engine: str) -> dict:
+    return route_part(Path(plan_path).read_bytes(), Path(part_path).read_bytes(), groups,
+                      engine)
 
 
 def _on_ray(work: list[tuple], address: str | None) -> list[dict]:
