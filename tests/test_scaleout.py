@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routing_dsl.checker import Workspace
-from routing_dsl.cli import dump_result
 from routing_dsl.compiler import compile_program
 from routing_dsl.interpreter import run_plan
+from routing_dsl.result import dump_result
 from routing_dsl.scaleout import partitions, route_partitioned
 from routing_dsl.snapshot import parse_snapshot
 

@@ -284,9 +284,9 @@ def test_decisions_sharing_indexes_answer_as_a_fresh_run_would(route_file, snaps
     every example, every answer, second time round too, equals a run from scratch on the
     snapshot with that one order (all its stock rows, every sort and condition the examples
     use: styles, sales velocity, safety stock, rate cards)."""
-    from routing_dsl.cli import load_plan_or_source
+    from routing_dsl.app import load_plan
     from routing_dsl.snapshot import Order
-    the_plan = load_plan_or_source(route_file)
+    the_plan = load_plan(route_file)
     snapshot = load_snapshot(snapshot_file)
     state = LiveState([the_plan], lambda: snapshot)
     state.refresh()
