@@ -260,6 +260,44 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     assert served.process.returncode == 0, served.stderr  # SIGTERM is a clean stop
 
 
+def test_a_refresh_from_a_broken_source_is_a_409_and_the_loaded_state_stays(tmp_path):
+    """`routing serve` reads its source through the application layer, which raises typed
+    errors: a source that became invalid, or went away, answers 409 with a problem document
+    naming the problem (it used to exit the worker and drop the connection), and decisions go
+    on against the state loaded before."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from routing_dsl.service.launch import serving
+    source = tmp_path / "snapshot.json"
+    source.write_text(json.dumps(DOCUMENT))
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
+                   check=True, capture_output=True)
+    env = {**os.environ, "ROUTING_TOKEN": "t0ken"}
+    with serving([str(EXAMPLE / "omnichannel.route"), "--source", str(source), "--db", db],
+                 cwd=tmp_path, env=env) as served:
+        token = {"Authorization": "Bearer t0ken"}
+        loaded = httpx.get(f"{served.base}/healthz").json()["loaded_at"]
+        source.write_text(json.dumps(dict(DOCUMENT, timezone="Mars/Olympus")))
+        broken = httpx.post(f"{served.base}/v1/state/refresh", headers=token)
+        assert broken.status_code == 409
+        assert broken.headers["content-type"].startswith("application/problem+json")
+        assert "timezone: unknown time zone 'Mars/Olympus'" in broken.json()["detail"]
+        source.unlink()
+        gone = httpx.post(f"{served.base}/v1/state/refresh", headers=token)
+        assert gone.status_code == 409
+        assert "no such file or directory" in gone.json()["detail"]
+        assert httpx.get(f"{served.base}/healthz").json()["loaded_at"] == loaded
+        quote = httpx.post(f"{served.base}/v1/decisions", headers=token,
+                           json={"order": DOCUMENT["orders"][1]})
+        assert quote.status_code == 200 and quote.json()["lines"]
+    assert served.process.returncode == 0, served.stderr
+
+
 def test_the_service_doc_example_is_decided(client):
     import re
     doc = (ROOT / "docs" / "service.md").read_text()
