@@ -597,7 +597,7 @@ def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
     """A named scenario with the sizes given on the command line."""
     from dataclasses import replace
 
-    from .scenarios import SCENARIOS
+    from .bench.scenarios import SCENARIOS
     chosen = SCENARIOS[name]
     changes = {"orders": orders, "skus": skus, "seed": seed}
     if explicit is not None and explicit.get_parameter_source("facilities") is \
@@ -618,7 +618,7 @@ def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
 def gen_snapshot(scenario: str, orders, facilities, skus, seed, out: Path) -> None:
     """Write the seeded benchmark snapshot of a scenario (the data `routing bench
     --scenario` routes; its plan is `routing gen-snapshot`'s companion in the docs)."""
-    from .scenarios import generate
+    from .bench.scenarios import generate
     chosen = _scenario(scenario, orders, None, skus, seed)
     if facilities is not None:
         from dataclasses import replace
@@ -869,28 +869,28 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
     if scenario == "stores":  # scale-out: a retail group's stores, one process against pools
-        from .bench import stores_bench
+        from .bench.suite import stores_bench
         click.echo(stores_bench(stores=40, orders=orders or 5000))
         return
     if service_only:
-        from .bench import service_latency
+        from .bench.suite import service_latency
         click.echo(service_latency(facilities))
         return
     if scaling_plot is not None:
-        from .bench import run_scaling, scaling_svg, scaling_table
+        from .bench.suite import run_scaling, scaling_svg, scaling_table
         reports = run_scaling()
         click.echo(scaling_table(reports))
         app.write_output(scaling_plot, scaling_svg(reports))
         click.echo(f"wrote {scaling_plot}", err=True)
         return
     if scenario is not None:
-        from .bench import run_scenario, scenario_text
+        from .bench.suite import run_scenario, scenario_text
         report = run_scenario(_scenario(scenario, orders, facilities, skus, seed,
                                         explicit=click.get_current_context()), rounds,
                               baseline_orders=baseline_orders)
         click.echo(json.dumps(report) if as_json else scenario_text(report))
         return
-    from .bench import (compile_cost, explanation_costs, lsp_latency, lsp_session,
+    from .bench.suite import (compile_cost, explanation_costs, lsp_latency, lsp_session,
                         pathological_inputs, run_bench, sql_source_costs)
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))

@@ -14,7 +14,7 @@ from routing_dsl.result import dump_result
 from routing_dsl.engine import (FastUnsupported, choose, load_columnar, route, run_fast,
                                 snapshot_digest, unsupported_reason)
 from routing_dsl.interpreter import run_plan
-from routing_dsl.scenarios import PLAN, Scenario, generate
+from routing_dsl.bench.scenarios import PLAN, Scenario, generate
 from routing_dsl.snapshot import load_snapshot, parse_snapshot
 
 from routing_dsl.checker import Workspace

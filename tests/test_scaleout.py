@@ -140,7 +140,7 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
 
     import orjson
 
-    from routing_dsl.bench import stores_scenario
+    from routing_dsl.bench.suite import stores_scenario
     from routing_dsl.ops.store import RunStore
     text, document = stores_scenario(stores=6, orders=4000)
     (tmp_path / "stores.route").write_text(text)

@@ -348,7 +348,7 @@ def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(
     as commits and batches take: its answer, explanations included, equals a run from
     scratch on the snapshot with everything taken so far applied. Facilities start near
     their daily limits, so counts decide too."""
-    from routing_dsl.scenarios import PLAN as BENCH_PLAN, SHIPPING_PLAN, Scenario, generate
+    from routing_dsl.bench.scenarios import PLAN as BENCH_PLAN, SHIPPING_PLAN, Scenario, generate
     from routing_dsl.snapshot import Order, Snapshot
     document = generate(Scenario(orders=160, facilities=24, skus=30, shipping=shipping))
     limited = 0
