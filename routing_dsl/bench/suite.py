@@ -483,9 +483,8 @@ def _measure_scenario(path: str, folder: str, rounds: int, engine: str,
                       shipping: bool = False) -> dict:
     from pathlib import Path
 
-    import orjson
-
     from ..engine import load_columnar, route
+    from ..result import dump_result
     from ..snapshot import load_snapshot
 
     started = time.perf_counter()
@@ -513,7 +512,7 @@ def _measure_scenario(path: str, folder: str, rounds: int, engine: str,
         result = route(plan, snapshot, engine=engine)
         best_route = min(best_route, time.perf_counter() - started)
         started = time.perf_counter()
-        (Path(folder) / "result.json").write_bytes(orjson.dumps(result) + b"\n")
+        (Path(folder) / "result.json").write_bytes(dump_result(result))
         best_write = min(best_write, time.perf_counter() - started)
     return {"load_s": round(load, 3), "compile_ms": round(compile_ms, 1),
             "route_s": round(best_route, 3), "write_s": round(best_write, 3),
