@@ -1,4 +1,7 @@
-"""The ``routing`` command line.
+"""The ``routing`` command line: presentation only. Each command parses its options, calls the
+application layer (`app`), renders what comes back, and maps the layer's typed errors to exit
+codes; nothing else in the package imports this module. The heavy libraries load with the
+command that needs them, so that `routing check` and `--help` start quickly.
 
 Exit codes: 0 success; 1 the input has problems (diagnostics, unformatted files, a refused
 plan); 2 usage or I/O errors (missing or unreadable files, bad arguments, a broken snapshot);
