@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from routing_dsl.scenarios import rate_card
+from routing_dsl.bench.scenarios import rate_card
 
 HERE = Path(__file__).resolve().parent
 NOW = "2026-11-23T09:30:00-05:00"

@@ -1,4 +1,7 @@
-"""The ``routing`` command line.
+"""The ``routing`` command line: presentation only. Each command parses its options, calls the
+application layer (`app`), renders what comes back, and maps the layer's typed errors to exit
+codes; nothing else in the package imports this module. The heavy libraries load with the
+command that needs them, so that `routing check` and `--help` start quickly.
 
 Exit codes: 0 success; 1 the input has problems (diagnostics, unformatted files, a refused
 plan); 2 usage or I/O errors (missing or unreadable files, bad arguments, a broken snapshot);
@@ -14,29 +17,15 @@ import gc
 import json
 import os
 import re
-import secrets
 import sys
 from pathlib import Path
 
 import click
-import orjson
 
-from . import __version__
-from .checker import Workspace
-from .compiler import compile_program
-from .diagnostics import (Diagnostic, printable, render_json, render_text, sort_diagnostics,
-                          summary)
+from . import __version__, app
+from .app import ENGINES, EXECUTORS, AppError, InputError, ProblemsError
+from .diagnostics import Diagnostic, printable, render_json, render_text, summary
 from .errorcodes import Severity
-from .formatter import format_module
-from .engine import ENGINES, FastUnsupported, choose, load_columnar, route
-from .interpreter import not_routed_reasons, run_plan
-from .loader import Loader, SourceError, display_name
-from .plan import Plan, PlanError, load_plan
-from .result import Result
-from .snapshot import Snapshot, SnapshotError, load_snapshot
-
-EXIT_ROUTING_FAILED = 4
-TEMP_MARK = ".routing-tmp."
 
 
 _SEVERITY_WORD = re.compile(r"^(\s*(?:\S+: )?)(error|warning|info)(\[RT\d+\])?:", re.M)
@@ -57,87 +46,8 @@ def say(text: str, err: bool = False, nl: bool = True) -> None:
     click.echo(painted, err=err, nl=nl, color=colour())
 
 
-class InputError(click.ClickException):
-    """Bad input (I/O, arguments): message on stderr, exit code 2."""
-
-    exit_code = 2
-
-
-
-
-def expand_paths(paths: tuple[str, ...]) -> list[Path]:
-    """Files as given, and every ``*.route`` file under each directory, in a stable order."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*.route") if p.is_file())
-            if not found:
-                raise InputError(f"{raw}: no .route files in this directory")
-            files.extend(found)
-        elif path.exists():
-            if path.suffix != ".route":
-                raise InputError(f"{raw}: not a .route file")
-            files.append(path)
-        else:
-            raise InputError(f"{raw}: no such file or directory")
-    return files
-
-
-def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write ``path`` completely or not at all.
-
-    The data goes to a temporary file beside the target (``.NAME.routing-tmp.PID.RANDOM``),
-    then replaces it in one rename. A link is written through (its target is replaced, the
-    link stays); an existing file keeps its mode; a new file gets the mode the umask allows.
-    Temporary files left by a killed run are removed on the next write."""
-    target = Path(os.path.realpath(path))
-    directory = target.parent
-    _remove_stale_temporaries(directory, target.name)
-    temp = directory / f".{target.name}{TEMP_MARK}{os.getpid()}.{secrets.token_hex(4)}"
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as error:
-        raise InputError(f"{path}: cannot write here: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        if temp.exists():
-            temp.unlink()
-        raise
-
-
-def _remove_stale_temporaries(directory: Path, name: str) -> None:
-    """Remove ``.NAME.routing-tmp.PID.*`` files whose writing process is gone."""
-    try:
-        candidates = list(directory.glob(f".{name}{TEMP_MARK}*"))
-    except OSError:
-        return
-    for candidate in candidates:
-        pid_text = candidate.name[len(f".{name}{TEMP_MARK}"):].split(".")[0]
-        if not pid_text.isdigit():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-            continue  # still writing
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError):
-            continue
-        try:
-            candidate.unlink()
-        except OSError:
-            pass
+def warning(message: str) -> None:
+    say(f"warning: {message}", err=True)
 
 
 def emit(path: Path | None, text: str | bytes) -> bool:
@@ -146,7 +56,7 @@ def emit(path: Path | None, text: str | bytes) -> bool:
     if path is None or str(path) == "-":
         click.echo(text, nl=False)
         return False
-    write_atomically(path, text)
+    app.write_output(path, text)
     return True
 
 
@@ -159,9 +69,24 @@ def print_diagnostics(diagnostics: list[Diagnostic], output_format: str) -> None
         click.echo()
 
 
+def report(error: AppError) -> None:
+    """An application error as the CLI shows it: diagnostics as `routing check` prints them,
+    then each problem as one `error: ...` line, then what was not done."""
+    if isinstance(error, ProblemsError):
+        print_diagnostics(error.diagnostics, "text")
+        for problem in error.problems:
+            say(f"error: {printable(problem)}", err=True)
+        if error.closing:
+            say(printable(error.closing), err=True)
+        return
+    for line in error.lines:
+        say(f"error: {printable(line)}", err=True)
+
+
 class _Commands(click.Group):
-    """Every problem as one line in one style (``error: ...``): usage mistakes, bad input, and
-    unexpected failures (exit 3, with ROUTING_DEBUG=1 showing the traceback)."""
+    """Every problem as one line in one style (``error: ...``): usage mistakes, the
+    application's errors (each with its exit code), and unexpected failures (exit 3, with
+    ROUTING_DEBUG=1 showing the traceback)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
@@ -188,6 +113,9 @@ class _Commands(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit,
                 KeyboardInterrupt):
             raise
+        except AppError as error:
+            report(error)
+            sys.exit(error.exit_code)
         except BrokenPipeError:  # output piped to `head` and the like: stop quietly
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter flushes it at exit
             sys.exit(0)
@@ -218,15 +146,7 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 def check(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
     """Check .route files: syntax, names, types, units and structure."""
-    files = expand_paths(paths)
-    workspace = Workspace()
-    diagnostics: list[Diagnostic] = []
-    for path in files:
-        try:
-            diagnostics.extend(workspace.check_path(path).diagnostics)
-        except SourceError as error:
-            raise InputError(str(error)) from None
-    diagnostics = sort_diagnostics(diagnostics)
+    files, diagnostics = app.check_paths(paths)
     print_diagnostics(diagnostics, output_format)
     if output_format == "text":
         noun = "file" if len(files) == 1 else "files"
@@ -243,81 +163,39 @@ def check(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
 def fmt(paths: tuple[str, ...], check_only: bool) -> None:
     """Format .route files in place (`-` formats standard input to standard output)."""
     if paths == ("-",):
-        text = sys.stdin.read()
-        parsed = Loader.parse_text(text, "<stdin>")
-        if parsed.syntax_diagnostics:
-            print_diagnostics(parsed.syntax_diagnostics, "text")
+        formatted = app.format_text(sys.stdin.read(), "<stdin>")
+        if formatted.text is None:
+            print_diagnostics(formatted.diagnostics, "text")
             sys.exit(1)
-        click.echo(format_module(parsed.module, parsed.source), nl=False)
+        click.echo(formatted.text, nl=False)
         return
     failed = False
     changed: list[Path] = []
-    for path in expand_paths(paths):
-        try:
-            parsed = Loader().load(path, display_name(path))
-        except SourceError as error:
-            raise InputError(str(error)) from None
-        if parsed.syntax_diagnostics:
-            print_diagnostics(parsed.syntax_diagnostics, "text")
-            click.echo(f"{parsed.source.name}: not formatted: it has syntax errors", err=True)
+    for path in app.expand_paths(paths):
+        formatted = app.format_path(path)
+        if formatted.text is None:
+            print_diagnostics(formatted.diagnostics, "text")
+            click.echo(f"{formatted.name}: not formatted: it has syntax errors", err=True)
             failed = True
             continue
-        formatted = format_module(parsed.module, parsed.source)
-        if formatted == parsed.source.text:
+        if not formatted.changed:
             continue
         changed.append(path)
         if check_only:
-            click.echo(f"would reformat {parsed.source.name}")
+            click.echo(f"would reformat {formatted.name}")
         else:
-            write_atomically(path, formatted)
-            click.echo(f"reformatted {parsed.source.name}")
+            app.write_output(path, formatted.text)
+            click.echo(f"reformatted {formatted.name}")
     if check_only and changed:
         failed = True
     if failed:
         sys.exit(1)
 
 
-def load_plan_or_source(path: Path) -> Plan:
-    """A plan from a .route file (checked and compiled) or from a compiled plan (JSON)."""
-    if path.suffix not in (".route", ".json"):
-        raise InputError(f"{path}: expected a .route file or a compiled plan (.json)")
-    if path.suffix == ".json":
-        try:
-            return load_plan(path.read_bytes(), str(path))
-        except OSError as error:
-            raise InputError(f"{path}: {error.strerror or error}") from None
-        except PlanError as error:
-            raise InputError(str(error)) from None
-    try:
-        result = Workspace().check_path(path)
-    except SourceError as error:
-        raise InputError(str(error)) from None
-    return compiled(result, result.parsed.source.name)
-
-
-def compiled(result, name: str) -> Plan:
-    """The plan of a checked file; its errors printed and exit 1 when it has any."""
-    errors = [d for d in result.diagnostics if d.is_error]
-    if errors:
-        print_diagnostics(errors, "text")
-        click.echo(f"{name}: not compiled: {summary(errors)}", err=True)
-        sys.exit(1)
-    return compile_program(result.program)
-
-
 webhook_option = click.option(
     "--webhook", metavar="URL",
     help="Also POST each committed batch here (JSON, Idempotency-Key: the batch id), "
          "retrying on errors; needs the run store.")
-
-
-def make_webhook(url: str | None):
-    if url is None:
-        return None
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"--webhook {url!r}: an http:// or https:// URL")
-    from .ops.sinks import Webhook
-    return Webhook(url)
 
 
 mapping_option = click.option(
@@ -327,36 +205,6 @@ mapping_option = click.option(
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def read_snapshot(spec: str | Path, mapping: Path | None = None, *,
-                  columnar: bool = False) -> Snapshot:
-    """A snapshot from a file, a folder, or a database URL (through ``mapping``); with
-    ``columnar``, a file's inventory is read as columns for the fast engine."""
-    try:
-        if "://" in str(spec):
-            from .ops.oms import default_mapping, read_mapping
-            from .ops.oms import read_snapshot as read_database
-            from .ops.store import database_url
-            queries = read_mapping(mapping) if mapping else default_mapping()
-            return read_database(database_url(str(spec)), queries)
-        if mapping is not None:
-            raise InputError("--mapping goes with a database URL as the snapshot")
-        path = Path(spec)
-        if not path.exists():
-            raise InputError(f"{spec}: no such file or directory")
-        return load_columnar(path) if columnar else load_snapshot(path)
-    except SnapshotError as error:
-        for problem in error.problems:
-            say(f"error: {printable(problem)}", err=True)
-        sys.exit(2)
-
-
-def dump_result(result: dict, pretty: bool = False) -> bytes:
-    """The result document as UTF-8 JSON: compact (fast to write and to parse) unless
-    ``pretty``, indented by two spaces for people and golden files."""
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return orjson.dumps(result, option=option) + b"\n"
 
 
 _WHAT_IF = click.option(
@@ -372,30 +220,13 @@ def what_if_options(command):
     return _WHAT_IF[0](_WHAT_IF[1](command))
 
 
-def read_what_ifs(statements: tuple[str, ...], patch: Path | None) -> list:
-    from .authoring.whatif import WhatIfError, parse, read_patch
-    try:
-        changes = read_patch(patch) if patch is not None else []
-        return changes + [parse(statement) for statement in statements]
-    except WhatIfError as error:
-        raise InputError(printable(str(error))) from None
-
-
-def apply_what_ifs(snapshot: Snapshot, changes: list) -> Snapshot:
-    from .authoring.whatif import WhatIfError, apply
-    try:
-        return apply(snapshot, changes)
-    except WhatIfError as error:
-        raise InputError(printable(str(error))) from None
-
-
 @main.command("compile")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the plan here (`-` or nothing: standard output).")
 def compile_command(source: Path, output: Path | None) -> None:
     """Compile a .route file to an executable plan (JSON)."""
-    plan = load_plan_or_source(source)
+    plan = app.load_plan(source)
     if emit(output, plan.to_json()):
         click.echo(f"wrote {output}", err=True)
 
@@ -478,7 +309,7 @@ def summarize(result: dict) -> str:
                    "states the semantics (same results); auto: fast unless the plan or "
                    "--explain needs the reference engine.")
 @what_if_options
-@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               show_default=True,
               help="process: route the partitions of the run (stores that share no facility) "
                    "on a pool of processes; ray: as Ray tasks (pip install ray); the result "
@@ -493,74 +324,37 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str,
         jobs: int, address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
-    plan = load_plan_or_source(source)
-    if executor != "local" and (explain or routing):
-        raise InputError(f"--executor {executor} routes whole groups without explanations: "
-                         "drop --explain and --routing, or use --executor local")
-    try:
-        engine = choose(plan, engine, explain=explain)
-    except FastUnsupported as error:
-        raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
-    changes = read_what_ifs(what_ifs, what_if_file)
-    snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast" and not changes
-                             and executor == "local")
-    snapshot = apply_what_ifs(snapshot, changes)
+    from .result import dump_result
+    job = app.prepare_run(app.RunRequest(
+        source=source, snapshot=snapshot_path, mapping=mapping, group=group, routing=routing,
+        explain=explain, explain_facilities=frozenset(facilities), engine=engine,
+        what_ifs=what_ifs, what_if_file=what_if_file, executor=executor, jobs=jobs,
+        address=address, db_url=db_url, webhook=webhook), warn=warning)
     # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
     # millions of objects again and again while routing allocates (about 9% of routing time).
     gc.collect()
     gc.freeze()
-    names = {g.name for g in plan.groups}
-    if group is not None and group not in names:
-        raise InputError(f"no group named {group!r} (groups: {', '.join(sorted(names))})")
-    if routing is not None and routing not in {r.name for g in plan.groups for r in g.routings}:
-        raise InputError(f"no active routing named {routing!r}")
-    options = {"group": group, "routing": routing, "explain": explain,
-               "explain_facilities": set(facilities), "engine": engine}
-    router = route
-    if executor != "local":
-        from functools import partial
-
-        from .scaleout import route_partitioned
-        router = partial(route_partitioned, executor=executor, jobs=jobs, address=address)
-        if executor == "ray":
-            try:
-                import ray  # noqa: F401 - only to say early that it is missing
-            except ImportError:
-                raise InputError("--executor ray needs Ray: pip install 'routing-dsl[ray]' "
-                                 "(or pip install ray)") from None
-    recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
-    store = open_store(db_url) if recording else None
     stream = sys.stderr
-    total = sum(len(sg.items) for o in snapshot.orders for sg in o.ship_groups)
     bar = None
-    if stream.isatty() and total > 5000:
-        bar = click.progressbar(length=total * max(1, sum(len(g.routings) for g in plan.groups)),
-                                label="routing", file=stream)
-        options["progress"] = bar.update
+    if stream.isatty() and job.items > 5000:
+        bar = click.progressbar(length=job.steps, label="routing", file=stream)
     try:
-        if store is not None:
-            from .ops.runner import run_recorded
-            text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
-            result, batch_ids = run_recorded(store, plan, snapshot, source_text=text,
-                                             webhook=make_webhook(webhook), router=router,
-                                             **options)
-        else:
-            result = router(plan, snapshot, **options)
+        outcome = job.run(progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.render_finish()
+    result = outcome.result
     text = dump_result(result, pretty)
     if emit(out, text):
         say(summarize(result))
         click.echo(f"wrote {out}")
     else:
         say(summarize(result), err=True)
-    if store is not None:
-        click.echo(f"recorded {len(batch_ids)} batch{'' if len(batch_ids) == 1 else 'es'} in "
-                   f"{store_name(store)}", err=True)
-    if any(run["error"] for batch in result["batches"] for run in batch["runs"]):
-        say("error: a routing failed (see above); the result holds what ran", err=True)
-        sys.exit(EXIT_ROUTING_FAILED)
+    if outcome.store is not None:
+        count = len(outcome.batch_ids)
+        click.echo(f"recorded {count} batch{'' if count == 1 else 'es'} in "
+                   f"{app.display_url(outcome.store.url)}", err=True)
+    outcome.raise_for_failure()
 
 
 @main.command()
@@ -574,18 +368,9 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
 def explain(source: Path, snapshot_path: str, mapping: Path | None, order_id: str,
             facility: str | None) -> None:
     """Explain where one order went, and why not elsewhere."""
-    plan = load_plan_or_source(source)
-    snapshot = read_snapshot(snapshot_path, mapping)
-    if order_id not in {o.id for o in snapshot.orders}:
-        raise InputError(f"order {order_id!r} is not in the snapshot")
-    if facility is not None and facility not in {f.id for f in snapshot.facilities}:
-        raise InputError(f"facility {facility!r} is not in the snapshot")
-    result = run_plan(plan, snapshot, explain=True, explain_orders={order_id},
-                      explain_facilities={facility} if facility else None)
-    reasons = None
-    if not any(u["order"] == order_id for u in result["explanations"]):
-        reasons = not_routed_reasons(plan, snapshot, result, order_id)
-    click.echo(explain_text(result, order_id, facility, reasons))
+    explained = app.explain_order(source, snapshot_path, order_id, facility=facility,
+                                  mapping=mapping)
+    click.echo(explain_text(explained.result, order_id, facility, explained.not_routed))
 
 
 def explain_text(result: dict, order_id: str, facility: str | None,
@@ -662,26 +447,10 @@ def test_command(paths: tuple[str, ...], junit_path: Path | None, show_coverage:
     """Run rule tests: .routetest files (TOML; see docs/authoring.md) given, or found under
     the folders given (default: the current one). Exit 0 when every case passes, 1 when one
     fails (or coverage is under --fail-under), 2 when a test file cannot be run."""
-    from .authoring.ruletests import Coverage, TestFileError, junit, run_file
-    files: list[Path] = []
-    for given in paths or (".",):
-        path = Path(given)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*.routetest")
-                            if not any(part.startswith(".") for part in p.parts))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{given}: no such file or directory")
-    if not files:
-        raise InputError("no .routetest files found")
+    from .authoring.ruletests import Coverage, junit
+    files = app.find_rule_tests(paths)
     coverage = Coverage() if show_coverage or fail_under is not None else None
-    results = []
-    for file in files:
-        try:
-            results += run_file(file, coverage)
-        except TestFileError as error:
-            raise InputError(printable(str(error))) from None
+    results = app.run_rule_tests(files, coverage)
     for result in results:
         if result.passed:
             say(f"PASS {printable(result.file)}: {printable(result.name)}")
@@ -693,7 +462,7 @@ def test_command(paths: tuple[str, ...], junit_path: Path | None, show_coverage:
     failed = sum(not r.passed for r in results)
     say(f"{len(results) - failed} passed, {failed} failed")
     if junit_path is not None:
-        write_atomically(junit_path, junit(results))
+        app.write_output(junit_path, junit(results))
     under = False
     if coverage is not None:
         if coverage_format == "json":
@@ -716,21 +485,7 @@ def import_hotwax(export: Path, output: Path | None) -> None:
     """Translate a HotWax routing group export (GET .../groups/{id}/raw) into a formatted
     .route file. Anything it cannot translate is listed with its JSON path and nothing is
     written (exit 1)."""
-    from .interchange.hotwax import HotWaxImportError, import_group
-    try:
-        document = json.loads(export.read_bytes())
-    except OSError as error:
-        raise InputError(f"{export}: {error.strerror or error}") from None
-    except (ValueError, RecursionError) as error:
-        raise InputError(f"{export}: not valid JSON: {error}") from None
-    try:
-        text, notes = import_group(document, name=str(export))
-    except HotWaxImportError as error:
-        for problem in error.problems:
-            say(f"error: {printable(problem)}", err=True)
-        say(f"{export}: not translated ({len(error.problems)} problem"
-            f"{'' if len(error.problems) == 1 else 's'}); nothing written", err=True)
-        sys.exit(1)
+    text, notes = app.import_hotwax(export)
     for note in notes:
         say(f"note: {printable(note)}", err=True)
     if emit(output, text):
@@ -747,24 +502,7 @@ def export_hotwax(source: Path, group_name: str | None, output: Path | None) -> 
     """Write a .route file's groups as HotWax routing group exports (the shape of GET
     .../groups/{id}/raw, without HotWax's ids): one object for one group, else a list.
     What HotWax cannot hold is listed with where it is (exit 1)."""
-    from .interchange.hotwax import HotWaxExportError, export_group
-    if source.suffix != ".route":
-        raise InputError(f"{source}: expected a .route file")
-    try:
-        result = Workspace().check_path(source)
-    except SourceError as error:
-        raise InputError(str(error)) from None
-    compiled(result, result.parsed.source.name)  # refuse a file with errors, as compile does
-    groups = [g for g in result.program.groups if group_name in (None, g.name)]
-    if not groups:
-        raise InputError(f"no group named {group_name!r}" if group_name else
-                         f"{source}: no group to export")
-    try:
-        documents = [export_group(group) for group in groups]
-    except HotWaxExportError as error:
-        for problem in error.problems:
-            say(f"error: {printable(problem)}", err=True)
-        sys.exit(1)
+    documents = app.export_hotwax(source, group_name)
     text = json.dumps(documents[0] if len(documents) == 1 else documents, indent=2) + "\n"
     if emit(output, text):
         click.echo(f"wrote {output}", err=True)
@@ -778,15 +516,7 @@ def export_hotwax(source: Path, group_name: str | None, output: Path | None) -> 
 def analyze(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
     """Find what the rules will do wrong, proved from the rules alone: shadowed rules (RT501),
     routings no order can enter (RT502), rules that take any facility (RT503)."""
-    from .authoring.analysis import analyze as analyze_program
-    findings = []
-    for path in expand_paths(paths):
-        try:
-            result = Workspace().check_path(path)
-        except SourceError as error:
-            raise InputError(str(error)) from None
-        compiled(result, result.parsed.source.name)  # the checker's errors come first
-        findings += analyze_program(result.program)
+    findings = app.analyze_paths(paths)
     print_diagnostics(findings, output_format)
     if output_format == "text":
         click.echo(f"{len(findings)} finding{'' if len(findings) == 1 else 's'}", err=True)
@@ -805,9 +535,7 @@ def partitions_command(source: Path, snapshot_path: str, mapping: Path | None,
                        output_format: str) -> None:
     """Show how a run splits into partitions that cannot conflict: product stores linked by a
     shared facility route together."""
-    from .scaleout import partitions
-    plan = load_plan_or_source(source)
-    found = partitions(plan, read_snapshot(snapshot_path, mapping))
+    found = app.partition_run(source, snapshot_path, mapping)
     if output_format == "json":
         click.echo(json.dumps([p.to_json() for p in found], indent=2))
         return
@@ -815,41 +543,6 @@ def partitions_command(source: Path, snapshot_path: str, mapping: Path | None,
         say(printable(f"partition {number}: stores {', '.join(part.stores)}; groups "
                       f"{', '.join(part.groups)}; {len(part.facilities)} facilities, "
                       f"{part.orders} orders"))
-
-
-def load_plan_spec(spec: str) -> Plan:
-    """A plan from a path (a .route file or a compiled plan) or from `git:REV:path` (the file
-    as it was at that revision; its imports resolve against the working tree)."""
-    if not spec.startswith("git:"):
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"{spec}: no such file")
-        return load_plan_or_source(path)
-    revision, _, inside = spec[4:].partition(":")
-    if not revision or not inside:
-        raise InputError(f"{spec}: expected git:REVISION:PATH, e.g. git:HEAD~1:rules.route")
-    import subprocess
-    shown = subprocess.run(["git", "show", f"{revision}:{inside}"], capture_output=True)
-    if shown.returncode != 0:
-        reason = shown.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InputError(f"{spec}: git show failed: {reason[-1] if reason else 'no output'}")
-    name = Path(inside).name
-    if name.endswith(".json"):
-        try:
-            return load_plan(shown.stdout, spec)
-        except PlanError as error:
-            raise InputError(str(error)) from None
-    if not name.endswith(".route"):
-        raise InputError(f"{spec}: expected a .route file or a compiled plan (.json)")
-    try:
-        text = shown.stdout.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{spec}: not UTF-8 text") from None
-    # imports resolve against the working tree, next to where the file lives in it
-    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
-                         text=True).stdout.strip()
-    where = Path.cwd() / inside if inside.startswith("./") else Path(top or ".") / inside
-    return compiled(Workspace().check_text(text, name=spec, path=where), spec)
 
 
 @main.command()
@@ -870,17 +563,13 @@ def diff(old: str, new: str, snapshot_path: str, mapping: Path | None, output_fo
     """Run two versions of the rules (files, plans or git:REV:path) on one snapshot and show
     every unit whose routing changed, with figures before and after. Exit 0, or with
     --exit-code 2 when something changed; 1 when the input is wrong."""
-    from .authoring.diff import diff_plans, render
+    from .authoring.diff import render
     try:
-        plans = load_plan_spec(old), load_plan_spec(new)
-        changes = read_what_ifs(what_ifs, what_if_file)
-        snapshot = apply_what_ifs(read_snapshot(snapshot_path, mapping), changes)
-    except InputError as error:  # diff's convention (as terraform plan's): 1 for any error
+        result = app.diff_versions(old, new, snapshot_path, mapping=mapping, engine=engine,
+                                   what_ifs=what_ifs, what_if_file=what_if_file)
+    except AppError as error:  # diff's convention (as terraform plan's): 1 for any error
         error.exit_code = 1
         raise
-    except SystemExit as stop:
-        raise SystemExit(1 if stop.code else 0) from None
-    result = diff_plans(*plans, snapshot, engine)
     if output_format == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -894,50 +583,24 @@ def diff(old: str, new: str, snapshot_path: str, mapping: Path | None, output_fo
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:
     """Write a starter project (rules, catalog, a snapshot) that routes out of the box."""
-    from .starter import files
-    starter = files()
-    existing = sorted(name for name in starter if (directory / name).exists())
-    if existing:
-        raise InputError(f"{directory}: would overwrite {', '.join(existing)}; "
-                         "choose an empty folder")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"{directory}: {error.strerror or error}") from None
-    for name, text in starter.items():
-        write_atomically(directory / name, text)
+    written = app.init_project(directory)
     where = "" if str(directory) == "." else f"cd {directory} && "
-    click.echo(f"wrote {', '.join(sorted(starter))} in {directory}\n"
+    click.echo(f"wrote {', '.join(written)} in {directory}\n"
                f"next: {where}routing check routes.route && "
                "routing run routes.route --snapshot snapshot.json --out result.json")
 
 
 def open_store(db_url: str | None):
     """The run store at ``db_url`` (or ROUTING_DB, or ./routing.db), migrated and with stale
-    batches closed; a usage error when it cannot be used."""
-    from .ops.store import RunStore, StoreError, database_url
-    try:
-        store = RunStore(database_url(db_url))
-        store.require_current()
-        from .ops.locks import close_stale
-        closed = close_stale(store)
-    except StoreError as error:
-        raise InputError(str(error)) from None
-    if closed:
-        say(f"warning: closed {closed} batch{'' if closed == 1 else 'es'} left running by a "
-            "process that stopped", err=True)
-    return store
-
-
-def store_name(store) -> str:
-    return store_display(store.url)
+    batches closed (said as a warning)."""
+    return app.open_store(db_url, warning)
 
 
 def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
     """A named scenario with the sizes given on the command line."""
     from dataclasses import replace
 
-    from .scenarios import SCENARIOS
+    from .bench.scenarios import SCENARIOS
     chosen = SCENARIOS[name]
     changes = {"orders": orders, "skus": skus, "seed": seed}
     if explicit is not None and explicit.get_parameter_source("facilities") is \
@@ -958,13 +621,14 @@ def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
 def gen_snapshot(scenario: str, orders, facilities, skus, seed, out: Path) -> None:
     """Write the seeded benchmark snapshot of a scenario (the data `routing bench
     --scenario` routes; its plan is `routing gen-snapshot`'s companion in the docs)."""
-    from .scenarios import generate
+    from .bench.scenarios import generate
     chosen = _scenario(scenario, orders, None, skus, seed)
     if facilities is not None:
         from dataclasses import replace
         chosen = replace(chosen, facilities=facilities)
     document = generate(chosen)
-    write_atomically(out, orjson.dumps(document) + b"\n")
+    import orjson
+    app.write_output(out, orjson.dumps(document) + b"\n")
     click.echo(f"wrote {out}: {len(document['orders']):,} orders, "
                f"{len(document['facilities']):,} facilities, "
                f"{len(document['inventory']):,} inventory rows")
@@ -982,21 +646,11 @@ def oms() -> None:
               help="The database to fill: a SQLite file or URL, or postgresql://...")
 def oms_load(snapshot_path: Path, db_url: str) -> None:
     """Create the reference OMS tables and fill them from a snapshot (replacing their rows)."""
-    from .ops.oms import load
-    from .ops.store import database_url
-    read_snapshot(snapshot_path)  # only valid snapshots go in
-    document = json.loads(snapshot_path.read_text(encoding="utf-8")) if snapshot_path.is_file() \
-        else json.loads(read_snapshot(snapshot_path).model_dump_json())
-    url = database_url(db_url)
-    try:
-        counts = load(url, document)
-    except Exception as error:  # noqa: BLE001 - any database failure is the user's to fix
-        raise InputError(f"{store_display(url)}: {type(error).__name__}: "
-                         f"{str(getattr(error, 'orig', error)).splitlines()[0]}") from None
+    counts, where = app.load_oms(snapshot_path, db_url)
     total = sum(counts.values())
-    click.echo(f"loaded {total} rows into {store_display(url)} "
+    click.echo(f"loaded {total} rows into {where} "
                f"({counts['oms_order']} orders, {counts['oms_inventory']} inventory rows); "
-               f"read it with --snapshot {store_display(url)}")
+               f"read it with --snapshot {where}")
 
 
 @oms.command("schema")
@@ -1004,13 +658,7 @@ def oms_load(snapshot_path: Path, db_url: str) -> None:
               show_default=True)
 def oms_schema(dialect: str) -> None:
     """Print the reference OMS schema as CREATE TABLE statements."""
-    from .ops.oms import schema_sql
-    click.echo(schema_sql(dialect), nl=False)
-
-
-def store_display(url: str) -> str:
-    from .ops.store import _safe
-    return _safe(url)
+    click.echo(app.oms_schema(dialect), nl=False)
 
 
 @main.group()
@@ -1047,13 +695,8 @@ def db() -> None:
 @click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
 def db_upgrade(db_url: str | None) -> None:
     """Create the run store's tables, or upgrade them to this version."""
-    from .ops.store import RunStore, StoreError, database_url
-    try:
-        store = RunStore(database_url(db_url))
-        revision = store.upgrade()
-    except StoreError as error:
-        raise InputError(str(error)) from None
-    click.echo(f"{store_name(store)}: run store at revision {revision}")
+    where, revision = app.upgrade_store(db_url)
+    click.echo(f"{where}: run store at revision {revision}")
 
 
 @main.command()
@@ -1118,7 +761,7 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port. Any address but loopback needs ROUTING_TOKEN, a bearer token "
                    "every write must carry.")
 @click.option("--once", is_flag=True, help="Run every due group once, then exit.")
-@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local",
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               show_default=True,
               help="Run the due groups of a round together, their partitions (stores that "
                    "share no facility) on a process pool or Ray.")
@@ -1145,22 +788,17 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     if port is not None and host not in LOOPBACK and token is None:
         raise InputError(f"--host {host}: serving beyond this machine needs a bearer token; "
                          "set ROUTING_TOKEN (every write must then carry it)")
-    plans = [(load_plan_or_source(path), path) for path in sources]
-    read_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
+    plans = [(app.load_plan(path), path) for path in sources]
+    app.open_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
+    source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
-    sink = make_webhook(webhook)
+    sink = app.make_webhook(webhook)
     schedulers = [
-        Scheduler(store, plan, lambda: read_snapshot(snapshot_path, mapping), webhook=sink,
-                  source_text=path.read_text(encoding="utf-8") if path.suffix == ".route"
-                  else None)
+        Scheduler(store, plan, source, webhook=sink, source_text=app.source_text(path))
         for plan, path in plans]
     if executor != "local":
-        from functools import partial
-
-        from .scaleout import route_partitioned
         for scheduler in schedulers:
-            scheduler.router = partial(route_partitioned, executor=executor, jobs=jobs,
-                                       address=address)
+            scheduler.router = app.router(executor, jobs, address)
     if once:
         for scheduler in schedulers:
             scheduler.run_once()
@@ -1175,9 +813,8 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
 
     from .service.app import create_app
     from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], lambda: read_snapshot(snapshot_path, mapping),
-                      [path.read_text(encoding="utf-8") if path.suffix == ".route" else None
-                       for _, path in plans])
+    state = LiveState([plan for plan, _ in plans], source,
+                      [app.source_text(path) for _, path in plans])
     state.refresh()
     for scheduler in schedulers:  # scheduled batches and decisions share one live state
         scheduler.source, scheduler.absorb = state.batch_snapshot, state.absorb
@@ -1235,29 +872,29 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
     if scenario == "stores":  # scale-out: a retail group's stores, one process against pools
-        from .bench import stores_bench
+        from .bench.suite import stores_bench
         click.echo(stores_bench(stores=40, orders=orders or 5000))
         return
     if service_only:
-        from .bench import service_latency
+        from .bench.suite import service_latency
         click.echo(service_latency(facilities))
         return
     if scaling_plot is not None:
-        from .bench import run_scaling, scaling_svg, scaling_table
+        from .bench.suite import run_scaling, scaling_svg, scaling_table
         reports = run_scaling()
         click.echo(scaling_table(reports))
-        write_atomically(scaling_plot, scaling_svg(reports))
+        app.write_output(scaling_plot, scaling_svg(reports))
         click.echo(f"wrote {scaling_plot}", err=True)
         return
     if scenario is not None:
-        from .bench import run_scenario, scenario_text
+        from .bench.suite import run_scenario, scenario_text
         report = run_scenario(_scenario(scenario, orders, facilities, skus, seed,
                                         explicit=click.get_current_context()), rounds,
                               baseline_orders=baseline_orders)
         click.echo(json.dumps(report) if as_json else scenario_text(report))
         return
-    from .bench import (compile_cost, explanation_costs, lsp_latency, lsp_session,
-                        pathological_inputs, run_bench, sql_source_costs)
+    from .bench.suite import (compile_cost, explanation_costs, lsp_latency, lsp_session,
+                              pathological_inputs, run_bench, sql_source_costs)
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
@@ -1271,8 +908,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
 @click.argument("kind", type=click.Choice(["snapshot", "result", "plan"]))
 def schema(kind: str) -> None:
     """Print the JSON Schema of snapshots, results or plans."""
-    model = {"snapshot": Snapshot, "result": Result, "plan": Plan}[kind]
-    click.echo(json.dumps(model.model_json_schema(), indent=2))
+    click.echo(json.dumps(app.json_schema(kind), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The result document's schema (routing-result/1), published by `routing schema result`.
+"""The result document's schema (routing-result/1), published by `routing schema result`,
+and its writer (`dump_result`).
 
 The interpreter builds plain dicts for speed; tests validate its output against these models.
 Order of entries: allocations and unfillable items in execution order (group, routing, unit,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 
@@ -104,3 +106,10 @@ class Result(_Model):
     facility_counts_after: list[FacilityCount]
     warnings: list[str]
     explanations: list[dict] | None = None
+
+
+def dump_result(result: dict, pretty: bool = False) -> bytes:
+    """The result document as UTF-8 JSON: compact (fast to write and to parse) unless
+    ``pretty``, indented by two spaces for people and golden files."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    return orjson.dumps(result, option=option) + b"\n"

@@ -8,13 +8,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from routing_dsl.bench import bench_plan, generate
+from routing_dsl.bench.suite import bench_plan, generate
 from routing_dsl.cli import main
 from routing_dsl.interpreter import run_plan
-from routing_dsl.scenarios import PLAN, Scenario
-from routing_dsl.scenarios import generate as generate_scenario
+from routing_dsl.bench.scenarios import PLAN, Scenario
+from routing_dsl.bench.scenarios import generate as generate_scenario
 from routing_dsl.snapshot import parse_snapshot
-from routing_dsl.sqlbaseline import Unsupported, check_supported, sql_baseline
+from routing_dsl.bench.sqlbaseline import Unsupported, check_supported, sql_baseline
 
 from .builders import plan as build_plan
 from .conftest import ROOT
@@ -71,7 +71,7 @@ def test_bench_command_reports_a_ratio():
 
 
 def test_scenarios_are_seeded_valid_and_realistic():
-    from routing_dsl.scenarios import Scenario, generate
+    from routing_dsl.bench.scenarios import Scenario, generate
     from routing_dsl.snapshot import parse_snapshot
     scenario = Scenario(orders=300, facilities=60, skus=500)
     document = generate(scenario)
@@ -109,13 +109,13 @@ def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
 
 
 def test_the_service_load_generator_reports_latency_and_throughput():
-    from routing_dsl.bench import service_latency
+    from routing_dsl.bench.suite import service_latency
     report = service_latency(facilities=40, decisions=20, clients=2)
     assert "p99" in report and "decisions/s" in report and "ms a decision" in report
 
 
 def test_the_stores_bench_compares_executors_on_the_same_bytes():
-    from routing_dsl.bench import stores_bench
+    from routing_dsl.bench.suite import stores_bench
     import importlib.util
     report = stores_bench(stores=3, orders=60)
     executors = 3 if importlib.util.find_spec("ray") else 2  # local, process (and Ray)
@@ -132,7 +132,7 @@ def test_the_load_generator_checks_every_answer_over_keep_alive_connections(tmp_
     import orjson
 
     from routing_dsl.service.launch import serving
-    from routing_dsl.service.loadgen import LoadError, drive, encode
+    from routing_dsl.bench.loadgen import LoadError, drive, encode
     example = ROOT / "examples" / "omnichannel"
     document = json.loads((example / "snapshot.json").read_text())
     db = f"sqlite:///{tmp_path / 'runs.db'}"

@@ -167,11 +167,11 @@ def test_run_refuses_files_that_are_neither_source_nor_plan():
 
 
 def test_an_internal_error_is_reported_without_a_traceback(monkeypatch):
-    import routing_dsl.cli as cli
+    import routing_dsl.engine as engine
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr(cli, "route", broken)
+    monkeypatch.setattr(engine, "route", broken)
     monkeypatch.delenv("ROUTING_DEBUG", raising=False)
     result = invoke("run", SOURCE, "--snapshot", SNAPSHOT)
     assert result.exit_code == 3

@@ -27,7 +27,7 @@ if not Path(CHROMIUM).exists():
 def server(tmp_path_factory):
     """`routing serve` on a free port with a generated retailer (300 orders, 40 facilities)
     and one batch of the benchmark plan recorded."""
-    from routing_dsl.scenarios import PLAN
+    from routing_dsl.bench.scenarios import PLAN
     folder = tmp_path_factory.mktemp("console")
     rules, snapshot = folder / "bench.route", folder / "snapshot.json"
     rules.write_text(PLAN, encoding="utf-8")

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from routing_dsl.cli import dump_result, load_plan_or_source
+from routing_dsl.app import load_plan
+from routing_dsl.result import dump_result
 from routing_dsl.engine import (FastUnsupported, choose, load_columnar, route, run_fast,
                                 snapshot_digest, unsupported_reason)
 from routing_dsl.interpreter import run_plan
-from routing_dsl.scenarios import PLAN, Scenario, generate
+from routing_dsl.bench.scenarios import PLAN, Scenario, generate
 from routing_dsl.snapshot import load_snapshot, parse_snapshot
 
 from routing_dsl.checker import Workspace
@@ -30,7 +31,7 @@ CASES = [(route_file, snapshot) for folder in sorted(EXAMPLES.iterdir()) if fold
 @pytest.mark.parametrize("route_file,snapshot_file", CASES,
                          ids=[f"{r.parent.name}/{s.name}" for r, s in CASES])
 def test_examples_give_the_same_bytes_on_both_engines(route_file, snapshot_file):
-    the_plan = load_plan_or_source(route_file)
+    the_plan = load_plan(route_file)
     if unsupported_reason(the_plan):
         with pytest.raises(FastUnsupported):
             run_fast(the_plan, load_snapshot(snapshot_file))
@@ -43,7 +44,7 @@ def test_examples_give_the_same_bytes_on_both_engines(route_file, snapshot_file)
 
 
 def test_every_example_plan_but_the_reference_only_sorts_runs_fast():
-    unsupported = {r.name for r, _ in CASES if unsupported_reason(load_plan_or_source(r))}
+    unsupported = {r.name for r, _ in CASES if unsupported_reason(load_plan(r))}
     assert unsupported == {"promise_date.route", "safety_stock.route"}  # broken_style, velocity
 
 
@@ -55,7 +56,7 @@ def test_columnar_and_validated_snapshots_hash_alike():
 
 def test_route_runs_reference_only_plans_on_a_columnar_snapshot():
     folder = EXAMPLES / "safety_stock"
-    the_plan = load_plan_or_source(folder / "safety_stock.route")
+    the_plan = load_plan(folder / "safety_stock.route")
     expected = dump_result(run_plan(the_plan, load_snapshot(folder / "snapshot.json")))
     assert dump_result(route(the_plan, load_columnar(folder / "snapshot.json"))) == expected
 

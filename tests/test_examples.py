@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from routing_dsl.checker import Workspace
-from routing_dsl.cli import dump_result
 from routing_dsl.compiler import compile_program
 from routing_dsl.interpreter import run_plan
 from routing_dsl.plan import load_plan
-from routing_dsl.result import Result
+from routing_dsl.result import Result, dump_result
 from routing_dsl.snapshot import load_snapshot
 
 from .conftest import ROOT

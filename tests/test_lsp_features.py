@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
-from routing_dsl.bench import lsp_document
+from routing_dsl.bench.suite import lsp_document
 from routing_dsl.lsp import features as f
 
 from .conftest import ROOT

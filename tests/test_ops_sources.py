@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from routing_dsl.cli import dump_result, main
+from routing_dsl.cli import main
+from routing_dsl.result import dump_result
 from routing_dsl.ops.oms import schema_sql
 
 from .conftest import ROOT, postgres_database

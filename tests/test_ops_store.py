@@ -45,7 +45,7 @@ SLOWLY = ["--engine", "reference", "--explain"]
 def slow_run(tmp_path_factory):
     """A plan and a snapshot that take a few seconds to route (on the reference engine, see
     SLOWLY): time to kill or race a run."""
-    from routing_dsl.bench import BENCH_ROUTE, generate
+    from routing_dsl.bench.suite import BENCH_ROUTE, generate
     folder = tmp_path_factory.mktemp("slow")
     (folder / "big.json").write_text(
         generate(facilities=400, ship_groups=15_000, products=3000).model_dump_json())

@@ -8,8 +8,8 @@ from collections import defaultdict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from routing_dsl.cli import dump_result
 from routing_dsl.interpreter import run_plan
+from routing_dsl.result import dump_result
 
 from .builders import facility, item, order, plan, stock, world
 

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routing_dsl.checker import Workspace
-from routing_dsl.cli import dump_result
 from routing_dsl.compiler import compile_program
 from routing_dsl.interpreter import run_plan
+from routing_dsl.result import dump_result
 from routing_dsl.scaleout import partitions, route_partitioned
 from routing_dsl.snapshot import parse_snapshot
 
@@ -140,7 +140,7 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
 
     import orjson
 
-    from routing_dsl.bench import stores_scenario
+    from routing_dsl.bench.suite import stores_scenario
     from routing_dsl.ops.store import RunStore
     text, document = stores_scenario(stores=6, orders=4000)
     (tmp_path / "stores.route").write_text(text)

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 from routing_dsl.engine import run_fast
 from routing_dsl.interpreter import run_plan
-from routing_dsl.result import Result
+from routing_dsl.result import Result, dump_result
 from routing_dsl.snapshot import SnapshotError, parse_snapshot
-from routing_dsl.cli import dump_result
 
 from .builders import NOW, facility, item, order, queue, rule_plan, stock
 

@@ -260,6 +260,44 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     assert served.process.returncode == 0, served.stderr  # SIGTERM is a clean stop
 
 
+def test_a_refresh_from_a_broken_source_is_a_409_and_the_loaded_state_stays(tmp_path):
+    """`routing serve` reads its source through the application layer, which raises typed
+    errors: a source that became invalid, or went away, answers 409 with a problem document
+    naming the problem (it used to exit the worker and drop the connection), and decisions go
+    on against the state loaded before."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from routing_dsl.service.launch import serving
+    source = tmp_path / "snapshot.json"
+    source.write_text(json.dumps(DOCUMENT))
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
+                   check=True, capture_output=True)
+    env = {**os.environ, "ROUTING_TOKEN": "t0ken"}
+    with serving([str(EXAMPLE / "omnichannel.route"), "--source", str(source), "--db", db],
+                 cwd=tmp_path, env=env) as served:
+        token = {"Authorization": "Bearer t0ken"}
+        loaded = httpx.get(f"{served.base}/healthz").json()["loaded_at"]
+        source.write_text(json.dumps(dict(DOCUMENT, timezone="Mars/Olympus")))
+        broken = httpx.post(f"{served.base}/v1/state/refresh", headers=token)
+        assert broken.status_code == 409
+        assert broken.headers["content-type"].startswith("application/problem+json")
+        assert "timezone: unknown time zone 'Mars/Olympus'" in broken.json()["detail"]
+        source.unlink()
+        gone = httpx.post(f"{served.base}/v1/state/refresh", headers=token)
+        assert gone.status_code == 409
+        assert "no such file or directory" in gone.json()["detail"]
+        assert httpx.get(f"{served.base}/healthz").json()["loaded_at"] == loaded
+        quote = httpx.post(f"{served.base}/v1/decisions", headers=token,
+                           json={"order": DOCUMENT["orders"][1]})
+        assert quote.status_code == 200 and quote.json()["lines"]
+    assert served.process.returncode == 0, served.stderr
+
+
 def test_the_service_doc_example_is_decided(client):
     import re
     doc = (ROOT / "docs" / "service.md").read_text()
@@ -284,9 +322,9 @@ def test_decisions_sharing_indexes_answer_as_a_fresh_run_would(route_file, snaps
     every example, every answer, second time round too, equals a run from scratch on the
     snapshot with that one order (all its stock rows, every sort and condition the examples
     use: styles, sales velocity, safety stock, rate cards)."""
-    from routing_dsl.cli import load_plan_or_source
+    from routing_dsl.app import load_plan
     from routing_dsl.snapshot import Order
-    the_plan = load_plan_or_source(route_file)
+    the_plan = load_plan(route_file)
     snapshot = load_snapshot(snapshot_file)
     state = LiveState([the_plan], lambda: snapshot)
     state.refresh()
@@ -310,7 +348,7 @@ def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(
     as commits and batches take: its answer, explanations included, equals a run from
     scratch on the snapshot with everything taken so far applied. Facilities start near
     their daily limits, so counts decide too."""
-    from routing_dsl.scenarios import PLAN as BENCH_PLAN, SHIPPING_PLAN, Scenario, generate
+    from routing_dsl.bench.scenarios import PLAN as BENCH_PLAN, SHIPPING_PLAN, Scenario, generate
     from routing_dsl.snapshot import Order, Snapshot
     document = generate(Scenario(orders=160, facilities=24, skus=30, shipping=shipping))
     limited = 0

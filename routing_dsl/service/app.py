@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from ..app import InputError
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .console import mount_console
@@ -150,6 +151,9 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
         """Reload the live state from its source."""
         try:
             state.refresh()
+        except InputError as error:  # the source is unreadable, or not a valid snapshot
+            return problem(409, "the source is not a valid snapshot",
+                           "; ".join(error.lines[:5]))
         except SnapshotError as error:
             return problem(409, "the source is not a valid snapshot",
                            "; ".join(error.problems[:5]))

@@ -14,11 +14,11 @@ import random
 import time
 from dataclasses import dataclass
 
-from .checker import Workspace
-from .compiler import compile_program
-from .interpreter import run_plan
-from .plan import Plan
-from .snapshot import Snapshot, parse_snapshot
+from ..checker import Workspace
+from ..compiler import compile_program
+from ..interpreter import run_plan
+from ..plan import Plan
+from ..snapshot import Snapshot, parse_snapshot
 
 BENCH_ROUTE = """
 declare queue _NA_, PARK
@@ -128,7 +128,7 @@ def run_bench(facilities: int = 1000, ship_groups: int = 5000, products: int = 2
     (loaded once, outside the timings), the best of ``rounds`` each."""
     import orjson
 
-    from .engine import inventory_columns, run_fast
+    from ..engine import inventory_columns, run_fast
     from .sqlbaseline import load_database, route_in_sql
 
     snapshot = generate(facilities, ship_groups, products)
@@ -189,9 +189,9 @@ def lsp_latency(lines: int = 2000, rounds: int = 5) -> str:
     parsing alone (the floor), measured in the same run."""
     from pathlib import Path
 
-    from .lsp.features import Project, own_diagnostics
-    from .parser import parse
-    from .source import SourceFile
+    from ..lsp.features import Project, own_diagnostics
+    from ..parser import parse
+    from ..source import SourceFile
 
     text = lsp_document(lines)
     project = Project()
@@ -340,7 +340,7 @@ async def _lsp_session(lines: int, rounds: int) -> str:
 def pathological_inputs(size: int = 1_000_000) -> str:
     """`routing check` on hostile inputs of ``size`` characters: the slowest against the 2 s
     target, and diagnostics per file against the cap."""
-    from .diagnostics import MAX_DIAGNOSTICS
+    from ..diagnostics import MAX_DIAGNOSTICS
 
     rng = random.Random(1)
     cases = {
@@ -408,8 +408,8 @@ def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
     import tempfile
     from pathlib import Path
 
-    from .ops.oms import load, read_snapshot
-    from .snapshot import load_snapshot
+    from ..ops.oms import load, read_snapshot
+    from ..snapshot import load_snapshot
 
     snapshot = generate(facilities, ship_groups, products=max(100, ship_groups // 10))
     document = json.loads(snapshot.model_dump_json())
@@ -483,10 +483,9 @@ def _measure_scenario(path: str, folder: str, rounds: int, engine: str,
                       shipping: bool = False) -> dict:
     from pathlib import Path
 
-    import orjson
-
-    from .engine import load_columnar, route
-    from .snapshot import load_snapshot
+    from ..engine import load_columnar, route
+    from ..result import dump_result
+    from ..snapshot import load_snapshot
 
     started = time.perf_counter()
     snapshot = load_columnar(Path(path)) if engine == "fast" else load_snapshot(Path(path))
@@ -513,7 +512,7 @@ def _measure_scenario(path: str, folder: str, rounds: int, engine: str,
         result = route(plan, snapshot, engine=engine)
         best_route = min(best_route, time.perf_counter() - started)
         started = time.perf_counter()
-        (Path(folder) / "result.json").write_bytes(orjson.dumps(result) + b"\n")
+        (Path(folder) / "result.json").write_bytes(dump_result(result))
         best_write = min(best_write, time.perf_counter() - started)
     return {"load_s": round(load, 3), "compile_ms": round(compile_ms, 1),
             "route_s": round(best_route, 3), "write_s": round(best_write, 3),
@@ -546,7 +545,7 @@ def _peak_rss_mb() -> int:
 def _measure_baseline(path: str) -> dict:
     from pathlib import Path
 
-    from .engine import load_columnar, run_fast
+    from ..engine import load_columnar, run_fast
     from .scenarios import PLAN
     from .sqlbaseline import load_database, route_in_sql
 
@@ -709,8 +708,8 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
 
     from .scenarios import PLAN, Scenario
     from .scenarios import generate as generate_scenario
-    from .service.launch import serving
-    from .service.loadgen import drive, encode
+    from ..service.launch import serving
+    from .loadgen import drive, encode
 
     with tempfile.TemporaryDirectory(prefix="routing-service-bench-") as temporary:
         folder = Path(temporary)
@@ -805,9 +804,9 @@ def stores_scenario(stores: int = 12, orders: int = 2000, regions: int = 3) -> t
 def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
     """Sequential against a process pool and Ray tasks (a local Ray, started and stopped in
     the timing) on a retail group's stores: the same bytes, and their times as ratios."""
-    from .cli import dump_result
-    from .scaleout import partitions, route_partitioned
-    from .snapshot import parse_snapshot
+    from ..result import dump_result
+    from ..scaleout import partitions, route_partitioned
+    from ..snapshot import parse_snapshot
 
     text, document = stores_scenario(stores, orders)
     plan = compile_program(Workspace().check_text(text, "stores.route").program)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from .engine.columnar import inventory_columns
-from .interpreter import EPSILON, KM_PER_MILE, _haversine_radians, _radians
-from .plan import Plan
-from .snapshot import Snapshot
+from ..engine.columnar import inventory_columns
+from ..interpreter import EPSILON, KM_PER_MILE, _haversine_radians, _radians
+from ..plan import Plan
+from ..snapshot import Snapshot
 
 _FILTERS = {"queue", "shipment_method", "priority"}
 _ORDER_SORTS = {"order_date", "priority"}
