@@ -101,7 +101,7 @@ def test_runs_batches_history_and_metrics_with_a_store(tmp_path):
         assert {m["order"] for m in moves} == {"O-1002"}
         metrics = client.get("/metrics").text
         assert "routing_decisions_total 1" in metrics
-        assert 'routing_batches{status="succeeded"} 1' in metrics
+        assert 'routing_batches_total{trigger="api",status="succeeded"} 1' in metrics
         for _ in range(2):
             client.post("/v1/decisions", json={"order": DOCUMENT["orders"][0]})
         assert_cumulative_histogram(client.get("/metrics").text, 3)
