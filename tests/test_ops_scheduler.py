@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -184,3 +184,128 @@ def test_serve_runs_the_due_groups_of_many_stores_on_a_process_pool(tmp_path):
                            for m in store.history()]
         store.dispose()
     assert moves["process"] == moves["local"] and moves["local"]
+
+
+# ---- daylight saving ends: a wall-clock slot shown twice runs once ----
+
+def test_a_daily_slot_shown_twice_when_daylight_saving_ends_is_one_slot():
+    # 2027-11-07: New York's clocks go from 01:59 EDT back to 01:00 EST; 01:30 shows twice
+    first = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)   # 01:30 EDT
+    second = datetime(2027, 11, 7, 6, 30, tzinfo=UTC)  # 01:30 EST
+    def latest(expression, now):
+        return latest_slot(expression, "America/New_York", now).astimezone(UTC)
+    assert latest("30 1 * * *", second) == first
+    assert latest("30 1 * * *", second + timedelta(minutes=20)) == first
+    after = next_slot("30 1 * * *", "America/New_York", first)
+    assert after.astimezone(UTC) == datetime(2027, 11, 8, 6, 30, tzinfo=UTC)
+    # a schedule of every hour measures intervals: it fires in both copies of 01:00
+    assert latest("0 * * * *", second) == datetime(2027, 11, 7, 6, 0, tzinfo=UTC)
+    assert latest("0 * * * *", first) == datetime(2027, 11, 7, 5, 0, tzinfo=UTC)
+
+
+def test_a_daily_group_runs_once_on_the_fall_back_day(tmp_path):
+    clock = Clock(datetime(2027, 11, 7, 1, 30, tzinfo=NEW_YORK))  # 01:30 EDT, first showing
+    scheduler, events = _scheduler(tmp_path, _daily(RULES, "30 1 * * *"), clock)
+    assert [e["status"] for e in scheduler.run_once()] == ["succeeded"]
+    for moment in (datetime(2027, 11, 7, 5, 59, tzinfo=UTC),   # 01:59 EDT
+                   datetime(2027, 11, 7, 6, 30, tzinfo=UTC),   # 01:30 EST, shown again
+                   datetime(2027, 11, 7, 6, 45, tzinfo=UTC),
+                   datetime(2027, 11, 7, 12, 0, tzinfo=UTC)):
+        clock.now = moment
+        assert scheduler.run_once() == [], moment
+    fresh, _ = _scheduler(tmp_path, _daily(RULES, "30 1 * * *"), clock)  # from the store too
+    clock.now = datetime(2027, 11, 7, 6, 31, tzinfo=UTC)
+    assert fresh.run_once() == []
+    clock.now = datetime(2027, 11, 8, 1, 30, tzinfo=NEW_YORK)
+    assert len(scheduler.run_once()) == 1
+    assert len(scheduler.store.batches()) == 2
+
+
+# ---- a slot whose batch died runs again, once ----
+
+_KILLED_MID_BATCH = """
+import sys, time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+from routing_dsl.checker import Workspace
+from routing_dsl.compiler import compile_program
+from routing_dsl.engine import route
+from routing_dsl.ops.scheduler import Scheduler
+from routing_dsl.ops.store import RunStore
+from routing_dsl.snapshot import load_snapshot
+
+def stuck(*args, **kwargs):
+    print("routing", flush=True)
+    time.sleep(600)
+
+from pathlib import Path
+plan = compile_program(Workspace().check_path(Path(sys.argv[1])).program)
+scheduler = Scheduler(RunStore(sys.argv[2]), plan, lambda: load_snapshot(Path(sys.argv[3])),
+                      log=lambda event: None,
+                      clock=lambda: datetime.fromisoformat(sys.argv[4]))
+scheduler.router = stuck
+scheduler.run_once()
+"""
+
+
+def test_a_slot_whose_batch_died_runs_again_once(tmp_path):
+    clock = Clock(datetime(2027, 1, 5, 8, 1, tzinfo=NEW_YORK))
+    scheduler, events = _scheduler(tmp_path, RULES, clock)  # every 15 minutes
+    # a real process starts the slot's batch and is killed (-9) in the middle of it
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MID_BATCH, str(tmp_path / "rules.route"),
+         scheduler.store.url, str(EXAMPLE / "snapshot.json"), clock.now.isoformat()],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "routing\n"
+    child.kill()
+    child.wait()
+    assert [b.status for b in scheduler.store.batches()] == ["running"]
+    # the next round closes the dead batch and runs the slot again
+    assert [e["status"] for e in scheduler.run_once()] == ["succeeded"]
+    assert [e.get("rerun") for e in events if e["event"] == "start"] == [True]
+    assert any(e["event"] == "closed_stale" for e in events)
+    assert sorted(b.status for b in scheduler.store.batches()) == ["failed", "succeeded"]
+    assert scheduler.run_once() == []
+    # a slot whose rerun died as well is not run a third time, by this process or another
+    clock.now = datetime(2027, 1, 5, 8, 16, tzinfo=NEW_YORK)
+    for _ in range(2):
+        died = scheduler.store.start_batch(
+            group="Omnichannel brokering", product_store="STORE", plan_json="{}",
+            source_name="rules.route", source_text=None, snapshot_hash="", trigger="scheduled",
+            started=clock.now)
+        scheduler.store.fail_batch(died, "the process running this batch stopped")
+    fresh, _ = _scheduler(tmp_path, RULES, clock)
+    assert fresh.run_once() == [] and scheduler.run_once() == []
+    assert len(scheduler.store.batches()) == 4
+
+
+# ---- supervision: a failed round is recorded, retried with backoff, reported ----
+
+def test_a_round_that_cannot_read_its_source_is_recorded_reported_and_retried(tmp_path):
+    from routing_dsl.ops.scheduler import backoff
+    from routing_dsl.snapshot import SnapshotError
+    clock = Clock(datetime(2027, 1, 5, 8, 1, tzinfo=NEW_YORK))
+    scheduler, events = _scheduler(tmp_path, RULES, clock)
+    good = scheduler.source
+    half = (EXAMPLE / "snapshot.json").read_text()[:700]
+    half_written = tmp_path / "half.json"
+    half_written.write_text(half)
+    scheduler.source = lambda: load_snapshot(half_written)
+    for attempt in (1, 2):
+        assert scheduler.supervised_round(most=30) == backoff(attempt, 30) == attempt
+    with pytest.raises(SnapshotError):
+        load_snapshot(half_written)
+    failing = scheduler.supervision.failing()[scheduler.name]
+    assert failing["failures"] == 2 and failing["error"].startswith("source: ")
+    assert "failing since" in scheduler.supervision.problems()[0]
+    # one failed batch for the slot, however many retries, with the error
+    [failed] = scheduler.store.batches()
+    assert failed.status == "failed" and failed.error.startswith("source: ")
+    assert [e["event"] for e in events].count("round_failed") == 2
+    scheduler.source = good  # the file is whole again: the retry routes the slot
+    assert scheduler.supervised_round() is None
+    assert scheduler.supervision.problems() == []
+    assert sorted(b.status for b in scheduler.store.batches()) == ["failed", "succeeded"]
+    assert events[-1]["event"] == "recovered"
+    assert scheduler.supervision.rounds == {"failed": 2, "succeeded": 1}
+    assert [backoff(n, 30) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]

@@ -90,6 +90,12 @@ def group_zone(group: PlanGroup) -> str:
     return group.timezone or "UTC"
 
 
+def _slot(group: PlanGroup, now: datetime) -> datetime:
+    """The group's latest slot as a UTC instant (times of one zone compare by their wall
+    clock, fold ignored: two showings of 01:30 would be equal)."""
+    return latest_slot(group.cron, group_zone(group), now).astimezone(UTC)
+
+
 def backoff(failures: int, most: float = RETRY_MAX) -> float:
     """Seconds to wait after ``failures`` failed rounds in a row: 1, 2, 4, ... up to ``most``."""
     return min(most, RETRY_FIRST * 2 ** min(failures - 1, 16))
@@ -213,7 +219,7 @@ class Scheduler:
         for group in self.plan.groups:
             if group.paused or not group.cron:
                 continue
-            slot = latest_slot(group.cron, group_zone(group), now)
+            slot = _slot(group, now)
             if self._settled.get(group.name) == slot:
                 continue
             state = self._slot_state(group, slot)
@@ -232,7 +238,7 @@ class Scheduler:
         early), ``running`` (an attempt is under way) or ``done``."""
         b = t.batches.c
         query = sa.select(b.status, b.allocations, b.unfillable).where(
-            b.started >= slot.astimezone(UTC), b.group_name == group.name,
+            b.started >= slot, b.group_name == group.name,
             b.trigger == "scheduled")
         with self.store.engine.connect() as connection:
             attempts = connection.execute(query).all()
@@ -266,7 +272,7 @@ class Scheduler:
         due = self.due(now)
         if not due:
             return []
-        slots = {g.name: latest_slot(g.cron, group_zone(g), now) for g in due}
+        slots = {g.name: _slot(g, now) for g in due}
         for group in due:
             self.log({"at": now.isoformat(), "event": "start", "group": group.name,
                       "product_store": group.product_store,
@@ -381,7 +387,8 @@ class Scheduler:
         """Seconds until this plan's next slot (at most ``poll_seconds``)."""
         upcoming = [next_slot(g.cron, group_zone(g), now) for g in self.plan.groups
                     if g.cron and not g.paused]
-        return min([(slot - now).total_seconds() for slot in upcoming] + [poll_seconds])
+        return min([(slot.astimezone(UTC) - now.astimezone(UTC)).total_seconds()
+                    for slot in upcoming] + [poll_seconds])
 
 
 def serve(schedulers: list[Scheduler], stop: threading.Event, poll_seconds: float = 30.0, *,

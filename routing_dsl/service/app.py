@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import ClientDisconnect
@@ -101,13 +101,17 @@ def problem(status: int, title: str, detail: str | None = None,
                         headers=headers)
 
 
-class SecurityHeaders:
-    """Headers on every response: no MIME sniffing, no referrer, no framing, and a
-    Content-Security-Policy (the console's allows its own stylesheet; the rest load nothing;
-    the interactive API docs, which load scripts, get none)."""
+class Boundary:
+    """What every request meets first: a declared body over the limit is refused (413, a
+    problem document, before anything is read; Starlette's RequestBodyLimitMiddleware counts
+    the bytes of bodies that declare no length), and every response gets its headers: no MIME
+    sniffing, no referrer, no framing, and a Content-Security-Policy (the console's allows its
+    own stylesheet; the rest load nothing; the interactive API docs, which load scripts, get
+    none)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -125,7 +129,16 @@ class SecurityHeaders:
                     headers["content-security-policy"] = policy
                     headers["x-frame-options"] = "DENY"
             await send(message)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = too_large(self.max_body_bytes)
+            return await response(scope, receive, send_with_headers)
         await self.app(scope, receive, send_with_headers)
+
+
+def too_large(limit: int) -> JSONResponse:
+    return problem(413, "request body too large",
+                   f"a request body may take {limit} bytes (routing serve --max-body-bytes)")
 
 
 def create_app(state: LiveState, store=None, token: str | None = None, *,
@@ -140,7 +153,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                  for status in (400, 401, 404, 409, 413, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=limits.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes)
 
     async def writer(request: Request) -> None:
         """Writes need the bearer token when the service has one (async: checked on the event
@@ -166,9 +179,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
         if error.status_code == 413:
-            return problem(413, "request body too large",
-                           f"a request body may take {limits.max_body_bytes} bytes "
-                           "(routing serve --max-body-bytes)", headers=error.headers)
+            return too_large(limits.max_body_bytes)
         return problem(error.status_code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(sa.exc.OperationalError)
