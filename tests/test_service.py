@@ -231,6 +231,22 @@ def test_the_api_never_answers_500_to_any_request(case):
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
 
+def test_the_api_with_a_run_store_never_answers_500(stored):
+    """The same, with a run store behind the endpoints that read it (PostgreSQL when there is
+    one: it refuses what SQLite stores, a NUL in a string)."""
+    from hypothesis import given
+    schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(stored))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 8
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        def check(case):
+            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        check()
+
+
 def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     import os
     import subprocess
@@ -695,3 +711,28 @@ def test_serve_options_set_the_body_and_line_limits(limited):
     assert too_big.status_code == 413 and "4096" in too_big.json()["detail"]
     assert httpx.post(f"{limited.base}/v1/decisions",
                       json={"order": _order_with_lines(2)}).status_code == 200
+
+
+def test_the_service_doc_health_example_is_what_healthz_answers():
+    from datetime import UTC, datetime
+
+    from routing_dsl.ops.scheduler import Supervision
+    doc = (ROOT / "docs" / "service.md").read_text()
+    example = json.loads(re.search(r"<!-- tested: healthz -->\n```json\n(.*?)```", doc,
+                                   re.S).group(1))
+    supervision = Supervision()
+    for _ in range(3):
+        supervision.failed("scheduler rules.route", datetime(2027, 1, 5, 13, 1, tzinfo=UTC),
+                           "source: snapshot.json: not valid JSON: unexpected end of data", 4)
+    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    with TestClient(create_app(state, supervision=supervision)) as client:
+        answer = client.get("/healthz")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body.keys() == example.keys() and body["scheduler"].keys() == \
+        example["scheduler"].keys()
+    assert body["status"] == example["status"] and body["reasons"] == example["reasons"]
+    supervision.clear("scheduler rules.route")
+    with TestClient(create_app(state, supervision=supervision)) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
