@@ -22,7 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import ClientDisconnect
@@ -102,38 +101,44 @@ def problem(status: int, title: str, detail: str | None = None,
 
 
 class Boundary:
-    """What every request meets first: a declared body over the limit is refused (413, a
-    problem document, before anything is read; Starlette's RequestBodyLimitMiddleware counts
-    the bytes of bodies that declare no length), and every response gets its headers: no MIME
-    sniffing, no referrer, no framing, and a Content-Security-Policy (the console's allows its
-    own stylesheet; the rest load nothing; the interactive API docs, which load scripts, get
-    none)."""
+    """What every request meets first: a body over the limit is refused (413, a problem
+    document: before anything is read when its length is declared, which the server holds it
+    to; else Starlette's RequestBodyLimitMiddleware counts the bytes as they come), and every
+    response gets its headers: no MIME sniffing, no referrer, no framing, and a
+    Content-Security-Policy (the console's allows its own stylesheet; the rest load nothing;
+    the interactive API docs, which load scripts, get none)."""
 
     def __init__(self, app, max_body_bytes: int) -> None:
         self.app = app
+        self.counted = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        policy = CONSOLE_CSP if path.startswith("/console") else (
-            None if path in ("/docs", "/redoc", "/docs/oauth2-redirect") else API_CSP)
+        extra = _CONSOLE_HEADERS if path.startswith("/console") else (
+            _DOCS_HEADERS if path in ("/docs", "/redoc", "/docs/oauth2-redirect") else
+            _API_HEADERS)
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["x-content-type-options"] = "nosniff"
-                headers["referrer-policy"] = "no-referrer"
-                if policy is not None:
-                    headers["content-security-policy"] = policy
-                    headers["x-frame-options"] = "DENY"
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = too_large(self.max_body_bytes)
-            return await response(scope, receive, send_with_headers)
+        declared = next((value for name, value in scope["headers"]
+                         if name == b"content-length"), None)
+        if declared is None or not declared.isdigit():  # chunked: counted as it comes
+            return await self.counted(scope, receive, send_with_headers)
+        if int(declared) > self.max_body_bytes:
+            return await too_large(self.max_body_bytes)(scope, receive, send_with_headers)
         await self.app(scope, receive, send_with_headers)
+
+
+_DOCS_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+_API_HEADERS = (*_DOCS_HEADERS, (b"content-security-policy", API_CSP.encode()),
+                (b"x-frame-options", b"DENY"))
+_CONSOLE_HEADERS = (*_DOCS_HEADERS, (b"content-security-policy", CONSOLE_CSP.encode()),
+                    (b"x-frame-options", b"DENY"))
 
 
 def too_large(limit: int) -> JSONResponse:
@@ -152,7 +157,6 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     responses = {status: {"model": Problem, "content": {PROBLEM: {}}}
                  for status in (400, 401, 404, 409, 413, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
-    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=limits.max_body_bytes)
     app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes)
 
     async def writer(request: Request) -> None:
@@ -234,7 +238,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             body = await http.body()
         except ClientDisconnect:  # gone (or cut off by the body timeout): nobody reads this
             return Response(status_code=400)
-        if _NUL.search(body):
+        if b"\\u0000" in body and _NUL.search(body):
             return problem(422, "invalid request", "body: a string holds a NUL character "
                                                    "(\\u0000), which no id or key may hold")
         request = await run_in_threadpool(parse, body) if len(body) > LOOP_BYTES \
