@@ -159,6 +159,11 @@ class Supervision:
             for status in statuses:
                 self.batches[(trigger, status)] += 1
 
+    def counters(self) -> tuple[Counter, Counter]:
+        """Copies of ``rounds`` and ``batches`` (another thread may be adding to them)."""
+        with self._lock:
+            return Counter(self.rounds), Counter(self.batches)
+
     def problems(self) -> list[str]:
         """Why the service is degraded, one line each (empty when it is not)."""
         with self._lock:

@@ -337,10 +337,10 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         lines += [f'routing_decision_seconds_bucket{{le="+Inf"}} {sum(counts)}',
                   f"routing_decision_seconds_sum {state.latency_sum:.6f}",
                   f"routing_decision_seconds_count {sum(counts)}"]
+        rounds, batches = supervision.counters()
         lines.append("# TYPE routing_batches_total counter")
         lines += [f'routing_batches_total{{trigger="{trigger}",status="{status}"}} {n}'
-                  for (trigger, status), n in sorted(supervision.batches.items())]
-        rounds = supervision.rounds
+                  for (trigger, status), n in sorted(batches.items())]
         lines += ["# TYPE routing_scheduler_rounds_total counter",
                   f"routing_scheduler_rounds_total {rounds['succeeded'] + rounds['failed']}",
                   "# TYPE routing_scheduler_failures_total counter",
