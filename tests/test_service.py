@@ -736,3 +736,23 @@ def test_the_service_doc_health_example_is_what_healthz_answers():
     supervision.clear("scheduler rules.route")
     with TestClient(create_app(state, supervision=supervision)) as client:
         assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_refresh_from_a_source_that_cannot_be_read_keeps_the_state_loaded_before(tmp_path):
+    source = tmp_path / "snapshot.json"
+    source.write_text((EXAMPLE / "snapshot.json").read_text())
+    state = LiveState([PLAN], lambda: load_snapshot(source))
+    state.refresh()
+    loaded = state.loaded_at
+    with TestClient(create_app(state)) as client:
+        source.write_text(source.read_text()[:300])  # half-written
+        assert client.post("/v1/state/refresh").status_code == 409
+        from routing_dsl.cli import load_source  # what `routing serve` reads with
+        state.source = lambda: load_source(source)
+        source.unlink()  # gone
+        gone = client.post("/v1/state/refresh")
+        assert gone.status_code == 503 and gone.headers["retry-after"]
+        assert "no such file" in gone.json()["detail"]
+        assert state.loaded_at == loaded
+        assert client.post("/v1/decisions", json={"order": DOCUMENT["orders"][1]}) \
+            .json()["lines"]

@@ -27,7 +27,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..ops.scheduler import Supervision
+from ..ops.scheduler import Supervision, describe
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .console import mount_console
@@ -275,12 +275,16 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
 
     @app.post("/v1/state/refresh", dependencies=write)
     def refresh() -> dict:
-        """Reload the live state from its source."""
+        """Reload the live state from its source (the state loaded before keeps serving when
+        the source cannot be read)."""
         try:
             state.refresh()
         except SnapshotError as error:
             return problem(409, "the source is not a valid snapshot",
                            "; ".join(error.problems[:5]))
+        except Exception as error:  # noqa: BLE001 - gone, unreachable: say so, retry later
+            return problem(503, "the source cannot be read", describe(error),
+                           headers={"Retry-After": RETRY_AFTER})
         return {"loaded_at": state.loaded_at.isoformat()}
 
     def need_store():
