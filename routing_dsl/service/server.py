@@ -169,6 +169,12 @@ class GuardedProtocol(HttpToolsProtocol):
     # limits
     def _head_timeout(self) -> None:
         self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            # a pipelined request's head, while the answer before it is still being made:
+            # its clock starts once that answer is out
+            self._head_timer = self.loop.call_later(self.limits.header_timeout,
+                                                    self._head_timeout)
+            return
         if self._head and not self.transport.is_closing():
             self._close("header_timeout", _problem(
                 408, "request headers too slow",
