@@ -769,39 +769,68 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --executor process: worker processes.")
 @click.option("--address", metavar="HOST:PORT", help="With --executor ray: the Ray cluster.")
 @click.option("--poll-seconds", default=30.0, show_default=True, type=click.FloatRange(0.1),
-              help="Look for due groups at least this often.")
+              help="Look for due groups at least this often (and retry a failed round at "
+                   "least this often, backing off from 1 s).")
+@click.option("--max-lines", type=click.IntRange(1), default=100, show_default=True,
+              help="With --port: most lines (items) one decision may hold; more is a 422.")
+@click.option("--max-body-bytes", type=click.IntRange(1024), default=1_048_576,
+              show_default=True, help="With --port: largest request body; larger is a 413.")
+@click.option("--max-connections", type=click.IntRange(1), default=1000, show_default=True,
+              help="With --port: most open connections; a new one beyond closes the one idle "
+                   "the longest (or gets a 503 when none is idle).")
+@click.option("--header-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="With --port: seconds for a request's headers to arrive.")
+@click.option("--body-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="With --port: seconds for a request's body to arrive after its headers.")
+@click.option("--keep-alive-timeout", type=click.FloatRange(0.1), default=5.0,
+              show_default=True, help="With --port: seconds an idle connection stays open.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           db_url: str | None, webhook: str | None, port: int | None, host: str, once: bool,
-          executor: str, jobs: int, address: str | None, poll_seconds: float) -> None:
+          executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
+          max_body_bytes: int, max_connections: int, header_timeout: float,
+          body_timeout: float, keep_alive_timeout: float) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
     A group runs at its cron slots in its schedule's time zone (UTC when it names none); a
-    slot missed while the scheduler was down runs once; paused groups never run. Each event
-    is one JSON line on standard error."""
+    slot missed while the scheduler was down runs once; paused groups never run. Every round
+    reads the source afresh; a round that fails (a bad source, the database down) is logged
+    and retried with backoff, and the previous data keeps serving. Each event is one JSON
+    line on standard error."""
     import signal
     import threading
+    from datetime import UTC, datetime
 
-    from .ops.scheduler import Scheduler
+    from .ops.scheduler import Scheduler, Supervision, describe
     from .ops.scheduler import serve as serve_all
     token = os.environ.get("ROUTING_TOKEN") or None
     if port is not None and host not in LOOPBACK and token is None:
         raise InputError(f"--host {host}: serving beyond this machine needs a bearer token; "
                          "set ROUTING_TOKEN (every write must then carry it)")
     plans = [(app.load_plan(path), path) for path in sources]
-    app.open_snapshot(snapshot_path, mapping)  # refuse a broken source before serving
+    texts = [app.source_text(path) for _, path in plans]
+    if once:  # a cron job: a broken source is an error, now
+        app.open_snapshot(snapshot_path, mapping)
+    if mapping is not None and "://" not in snapshot_path:
+        raise InputError("--mapping goes with a database URL as the snapshot")
+    # afresh at each call; raises, never exits: serve logs it and retries
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
     sink = app.make_webhook(webhook)
-    schedulers = [
-        Scheduler(store, plan, source, webhook=sink, source_text=app.source_text(path))
-        for plan, path in plans]
+    supervision = Supervision()
+    schedulers = [Scheduler(store, plan, source, webhook=sink, source_text=text,
+                            supervision=supervision)
+                  for (plan, _), text in zip(plans, texts, strict=True)]
+    log = schedulers[0].log
     if executor != "local":
         for scheduler in schedulers:
             scheduler.router = app.router(executor, jobs, address)
     if once:
         for scheduler in schedulers:
-            scheduler.run_once()
+            try:
+                scheduler.run_once()
+            except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
+                raise click.ClickException(describe(error)) from None
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -809,22 +838,33 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     if port is None:
         serve_all(schedulers, stop, poll_seconds)
         return
-    import uvicorn
-
+    from .service import server
     from .service.app import create_app
     from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], source,
-                      [app.source_text(path) for _, path in plans])
-    state.refresh()
+    state = LiveState([plan for plan, _ in plans], source, texts)
+    prepare = None
+    try:
+        state.refresh()
+    except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+        log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+             "component": "live state", "error": describe(error), "failures": 1,
+             "retry_in": 1.0})
+        supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
+        prepare = state.refresh
     for scheduler in schedulers:  # scheduled batches and decisions share one live state
-        scheduler.source, scheduler.absorb = state.batch_snapshot, state.absorb
-        scheduler.store_lock = state.store_lock
+        scheduler.reread, scheduler.source = state.refresh, state.batch_snapshot
+        scheduler.absorb, scheduler.store_lock = state.absorb, state.store_lock
     loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
-                            name="scheduler", daemon=True)
+                            kwargs={"prepare": prepare}, name="scheduler", daemon=True)
     loop.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(state, store, token), host=host, port=port,
-                                           log_level="warning", timeout_graceful_shutdown=5))
-    server.run()  # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
+    limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
+                           max_connections=max_connections, header_timeout=header_timeout,
+                           body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
+    connections = server.ConnectionStats()
+    application = create_app(state, store, token, limits=limits, supervision=supervision,
+                             connections=connections)
+    # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
+    server.run(application, host=host, port=port, limits=limits, stats=connections, log=log)
     stop.set()
     loop.join()
 

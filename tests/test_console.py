@@ -123,3 +123,29 @@ def test_unknown_batches_are_404_problems(server):
     answer = httpx.get(f"{base}/console/batches/nope")
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_pages_keep_to_a_content_security_policy_that_allows_no_script(server, page):
+    base, ran = server
+    [batch_id] = ran["batches"]
+    refused = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    order = httpx.get(f"{base}/console/batches/{batch_id}").text.split(
+        'href="/console/orders/', 1)[1].split('"', 1)[0]
+    for path in ("/console", f"/console/batches/{batch_id}",
+                 f"/console/batches/{batch_id}/rules", f"/console/orders/{order}"):
+        response = page.goto(f"{base}{path}")
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, path
+        assert response.headers["x-content-type-options"] == "nosniff"
+        # the bundled stylesheet applies (body margin 0, not the browser's 8px)
+        assert page.evaluate("getComputedStyle(document.body).margin") == "0px", path
+    page.goto(f"{base}/console/batches/{batch_id}")
+    background = page.evaluate(
+        "getComputedStyle(document.querySelector('#shipment-map')).backgroundColor")
+    assert background == "rgb(246, 248, 250)"  # from the stylesheet, not an inline style
+    assert refused == []
+    with pytest.raises(sync_api.Error):  # and a script smuggled into a page would not run
+        page.add_script_tag(content="document.title = 'owned'")
+    assert page.title() != "owned"

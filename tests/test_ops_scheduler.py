@@ -4,11 +4,13 @@ missed slot run once, paused groups skipped, structured logs, a clean stop on SI
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -184,3 +186,292 @@ def test_serve_runs_the_due_groups_of_many_stores_on_a_process_pool(tmp_path):
                            for m in store.history()]
         store.dispose()
     assert moves["process"] == moves["local"] and moves["local"]
+
+
+# ---- daylight saving ends: a wall-clock slot shown twice runs once ----
+
+def test_a_daily_slot_shown_twice_when_daylight_saving_ends_is_one_slot():
+    # 2027-11-07: New York's clocks go from 01:59 EDT back to 01:00 EST; 01:30 shows twice
+    first = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)   # 01:30 EDT
+    second = datetime(2027, 11, 7, 6, 30, tzinfo=UTC)  # 01:30 EST
+    def latest(expression, now):
+        return latest_slot(expression, "America/New_York", now).astimezone(UTC)
+    assert latest("30 1 * * *", second) == first
+    assert latest("30 1 * * *", second + timedelta(minutes=20)) == first
+    after = next_slot("30 1 * * *", "America/New_York", first)
+    assert after.astimezone(UTC) == datetime(2027, 11, 8, 6, 30, tzinfo=UTC)
+    # a schedule of every hour measures intervals: it fires in both copies of 01:00
+    assert latest("0 * * * *", second) == datetime(2027, 11, 7, 6, 0, tzinfo=UTC)
+    assert latest("0 * * * *", first) == datetime(2027, 11, 7, 5, 0, tzinfo=UTC)
+
+
+def test_a_daily_group_runs_once_on_the_fall_back_day(tmp_path):
+    clock = Clock(datetime(2027, 11, 7, 1, 30, tzinfo=NEW_YORK))  # 01:30 EDT, first showing
+    scheduler, events = _scheduler(tmp_path, _daily(RULES, "30 1 * * *"), clock)
+    assert [e["status"] for e in scheduler.run_once()] == ["succeeded"]
+    for moment in (datetime(2027, 11, 7, 5, 59, tzinfo=UTC),   # 01:59 EDT
+                   datetime(2027, 11, 7, 6, 30, tzinfo=UTC),   # 01:30 EST, shown again
+                   datetime(2027, 11, 7, 6, 45, tzinfo=UTC),
+                   datetime(2027, 11, 7, 12, 0, tzinfo=UTC)):
+        clock.now = moment
+        assert scheduler.run_once() == [], moment
+    fresh, _ = _scheduler(tmp_path, _daily(RULES, "30 1 * * *"), clock)  # from the store too
+    clock.now = datetime(2027, 11, 7, 6, 31, tzinfo=UTC)
+    assert fresh.run_once() == []
+    clock.now = datetime(2027, 11, 8, 1, 30, tzinfo=NEW_YORK)
+    assert len(scheduler.run_once()) == 1
+    assert len(scheduler.store.batches()) == 2
+
+
+# ---- a slot whose batch died runs again, once ----
+
+_KILLED_MID_BATCH = """
+import sys, time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+from routing_dsl.checker import Workspace
+from routing_dsl.compiler import compile_program
+from routing_dsl.engine import route
+from routing_dsl.ops.scheduler import Scheduler
+from routing_dsl.ops.store import RunStore
+from routing_dsl.snapshot import load_snapshot
+
+def stuck(*args, **kwargs):
+    print("routing", flush=True)
+    time.sleep(600)
+
+from pathlib import Path
+plan = compile_program(Workspace().check_path(Path(sys.argv[1])).program)
+scheduler = Scheduler(RunStore(sys.argv[2]), plan, lambda: load_snapshot(Path(sys.argv[3])),
+                      log=lambda event: None,
+                      clock=lambda: datetime.fromisoformat(sys.argv[4]))
+scheduler.router = stuck
+scheduler.run_once()
+"""
+
+
+def test_a_slot_whose_batch_died_runs_again_once(tmp_path):
+    clock = Clock(datetime(2027, 1, 5, 8, 1, tzinfo=NEW_YORK))
+    scheduler, events = _scheduler(tmp_path, RULES, clock)  # every 15 minutes
+    # a real process starts the slot's batch and is killed (-9) in the middle of it
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MID_BATCH, str(tmp_path / "rules.route"),
+         scheduler.store.url, str(EXAMPLE / "snapshot.json"), clock.now.isoformat()],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "routing\n"
+    child.kill()
+    child.wait()
+    assert [b.status for b in scheduler.store.batches()] == ["running"]
+    # the next round closes the dead batch and runs the slot again
+    assert [e["status"] for e in scheduler.run_once()] == ["succeeded"]
+    assert [e.get("rerun") for e in events if e["event"] == "start"] == [True]
+    assert any(e["event"] == "closed_stale" for e in events)
+    assert sorted(b.status for b in scheduler.store.batches()) == ["failed", "succeeded"]
+    assert scheduler.run_once() == []
+    # a slot whose rerun died as well is not run a third time, by this process or another
+    clock.now = datetime(2027, 1, 5, 8, 16, tzinfo=NEW_YORK)
+    for _ in range(2):
+        died = scheduler.store.start_batch(
+            group="Omnichannel brokering", product_store="STORE", plan_json="{}",
+            source_name="rules.route", source_text=None, snapshot_hash="", trigger="scheduled",
+            started=clock.now)
+        scheduler.store.fail_batch(died, "the process running this batch stopped")
+    fresh, _ = _scheduler(tmp_path, RULES, clock)
+    assert fresh.run_once() == [] and scheduler.run_once() == []
+    assert len(scheduler.store.batches()) == 4
+
+
+# ---- supervision: a failed round is recorded, retried with backoff, reported ----
+
+def test_a_round_that_cannot_read_its_source_is_recorded_reported_and_retried(tmp_path):
+    from routing_dsl.ops.scheduler import backoff
+    from routing_dsl.snapshot import SnapshotError
+    clock = Clock(datetime(2027, 1, 5, 8, 1, tzinfo=NEW_YORK))
+    scheduler, events = _scheduler(tmp_path, RULES, clock)
+    good = scheduler.source
+    half = (EXAMPLE / "snapshot.json").read_text()[:700]
+    half_written = tmp_path / "half.json"
+    half_written.write_text(half)
+    scheduler.source = lambda: load_snapshot(half_written)
+    for attempt in (1, 2):
+        assert scheduler.supervised_round(most=30) == backoff(attempt, 30) == attempt
+    with pytest.raises(SnapshotError):
+        load_snapshot(half_written)
+    failing = scheduler.supervision.failing()[scheduler.name]
+    assert failing["failures"] == 2 and failing["error"].startswith("source: ")
+    assert "failing since" in scheduler.supervision.problems()[0]
+    # one failed batch for the slot, however many retries, with the error
+    [failed] = scheduler.store.batches()
+    assert failed.status == "failed" and failed.error.startswith("source: ")
+    assert [e["event"] for e in events].count("round_failed") == 2
+    scheduler.source = good  # the file is whole again: the retry routes the slot
+    assert scheduler.supervised_round() is None
+    assert scheduler.supervision.problems() == []
+    assert sorted(b.status for b in scheduler.store.batches()) == ["failed", "succeeded"]
+    assert events[-1]["event"] == "recovered"
+    assert scheduler.supervision.rounds == {"failed": 2, "succeeded": 1}
+    assert [backoff(n, 30) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+# ---- `routing serve --port` under supervision (real processes) ----
+
+EVERY_2S = "*/2 * * * * ?"
+
+
+def _project(tmp_path, cron: str = EVERY_2S) -> tuple:
+    """A rules file scheduled every 2 s, its snapshot, and a migrated SQLite run store."""
+    (tmp_path / "catalog.route").write_text((ROOT / "examples" / "catalog.route").read_text())
+    (tmp_path / ".routing-root").write_text("")
+    rules = tmp_path / "rules.route"
+    rules.write_text(_daily(RULES, cron).replace('"../catalog.route"', '"catalog.route"'))
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text((EXAMPLE / "snapshot.json").read_text())
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
+                   check=True, capture_output=True)
+    return rules, snapshot, db
+
+
+def _with_new_order(snapshot, order_id: str) -> None:
+    """The OMS adds an order to the source (a copy of O-1001, whose product is in stock)."""
+    document = json.loads((EXAMPLE / "snapshot.json").read_text())
+    document["orders"].append(dict(document["orders"][0], id=order_id))
+    snapshot.write_text(json.dumps(document))
+
+
+def _eventually(condition, timeout: float = 30.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
+
+
+def _decided(db: str, order_id: str) -> bool:
+    """Whether a scheduled batch decided ``order_id`` (allocated it or left it unfilled)."""
+    store = RunStore(db)
+    try:
+        for record in store.batches(1000):
+            if record.trigger != "scheduled" or record.status != "succeeded":
+                continue
+            detail = store.batch_detail(record.id)
+            if any(row["order_id"] == order_id
+                   for row in detail["allocations"] + detail["unfillable"]):
+                return True
+        return False
+    finally:
+        store.dispose()
+
+
+def _serve(rules, snapshot, db, cwd, **options):
+    from routing_dsl.service.launch import serving
+    env = {k: v for k, v in os.environ.items() if k != "ROUTING_TOKEN"}
+    return serving([str(rules), "--source", str(snapshot), "--db", db,
+                    "--poll-seconds", "0.2"], cwd=cwd, env=env, **options)
+
+
+QUOTE = {"order": json.loads((EXAMPLE / "snapshot.json").read_text())["orders"][1]}
+
+
+def test_with_port_each_round_reads_new_orders_from_the_source(tmp_path):
+    rules, snapshot, db = _project(tmp_path)
+    with _serve(rules, snapshot, db, tmp_path):
+        _eventually(lambda: _decided(db, "O-1001"))
+        _with_new_order(snapshot, "NEW-1")
+        _eventually(lambda: _decided(db, "NEW-1"))
+
+
+def test_a_half_written_source_keeps_serving_and_the_next_whole_one_is_routed(tmp_path):
+    import httpx
+    rules, snapshot, db = _project(tmp_path)
+    whole = snapshot.read_text()
+    with _serve(rules, snapshot, db, tmp_path) as served:
+        _eventually(lambda: _decided(db, "O-1001"))
+        snapshot.write_text(whole[: len(whole) // 2])  # the OMS is halfway through writing it
+        health = _eventually(lambda: (lambda h: h if h["status"] == "degraded" else None)(
+            httpx.get(f"{served.base}/healthz").json()))
+        assert "source: " in health["reasons"][0] and "rules.route" in health["reasons"][0]
+        assert httpx.get(f"{served.base}/healthz").status_code == 200  # decisions still work
+        quote = httpx.post(f"{served.base}/v1/decisions", json=QUOTE)
+        assert quote.status_code == 200 and quote.json()["lines"]
+        failed = [b for b in httpx.get(f"{served.base}/v1/batches").json()
+                  if b["status"] == "failed"]
+        assert failed and failed[0]["error"].startswith("source: ")
+        metrics = httpx.get(f"{served.base}/metrics").text
+        assert "routing_scheduler_failing 1" in metrics
+        assert "routing_scheduler_failures_total 0" not in metrics
+        _with_new_order(snapshot, "NEW-2")  # written whole at last
+        _eventually(lambda: httpx.get(f"{served.base}/healthz").json()["status"] == "ok")
+        _eventually(lambda: _decided(db, "NEW-2"))
+    events = [json.loads(line)["event"] for line in served.stderr.splitlines() if line]
+    assert "round_failed" in events and "recovered" in events and events[-1] == "stopped"
+    assert served.process.returncode == 0
+
+
+def test_serve_starts_on_a_half_written_source_and_loads_it_once_whole(tmp_path):
+    import httpx
+    rules, snapshot, db = _project(tmp_path, cron="0 0 1 1 * ?")  # no slot during the test
+    whole = snapshot.read_text()
+    snapshot.write_text(whole[:500])
+    with _serve(rules, snapshot, db, tmp_path,
+                ready=lambda answer: answer.status_code == 503) as served:
+        health = httpx.get(f"{served.base}/healthz")
+        assert health.json()["status"] == "loading"
+        assert health.json()["reasons"][0].startswith("live state: failing since")
+        refused = httpx.post(f"{served.base}/v1/decisions", json=QUOTE)
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        snapshot.write_text(whole)
+        _eventually(lambda: httpx.get(f"{served.base}/healthz").json()["status"] == "ok")
+        assert httpx.post(f"{served.base}/v1/decisions", json=QUOTE).json()["lines"]
+
+
+def test_the_scheduler_survives_a_database_outage(tmp_path):
+    """PostgreSQL behind a proxy the test takes down for a few seconds: rounds fail, /healthz
+    says degraded (still 200: quotes need no database) and /metrics counts the failures; once
+    the database is back the scheduler recovers by itself and routes the next slots."""
+    import httpx
+
+    from .conftest import postgres_database
+    from .tcpproxy import TcpProxy
+    rules, snapshot, _ = _project(tmp_path)
+    with postgres_database("outage") as direct:
+        subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", direct],
+                       check=True, capture_output=True)
+        proxy = TcpProxy(("127.0.0.1", 5432)).start()
+        db = direct.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        try:
+            with _serve(rules, snapshot, db, tmp_path) as served:
+                base = served.base
+
+                def scheduled(status: str) -> list:
+                    return [b for b in httpx.get(f"{base}/v1/batches").json()
+                            if b["trigger"] == "scheduled" and b["status"] == status]
+                _eventually(lambda: scheduled("succeeded"))
+                proxy.stop()
+                health = _eventually(lambda: (lambda h: h if h["status"] == "degraded" else
+                                              None)(httpx.get(f"{base}/healthz").json()))
+                assert "rules.route" in health["reasons"][0]
+                time.sleep(3)  # a few retries, with backoff
+                assert httpx.get(f"{base}/healthz").status_code == 200
+                assert httpx.post(f"{base}/v1/decisions", json=QUOTE).json()["lines"]
+                down = httpx.get(f"{base}/v1/batches")
+                assert down.status_code == 503 and down.headers["retry-after"]
+                metrics = httpx.get(f"{base}/metrics").text
+                failures = int(re.search(r"routing_scheduler_failures_total (\d+)",
+                                         metrics).group(1))
+                assert failures >= 2 and "routing_scheduler_up 1" in metrics
+                proxy.start()
+                back = datetime.now(UTC)
+                _eventually(lambda: httpx.get(f"{base}/healthz").json()["status"] == "ok")
+                _eventually(lambda: [b for b in scheduled("succeeded")
+                                     if datetime.fromisoformat(b["started"]) > back])
+                # what the outage cut off mid-batch was closed, not left running
+                _eventually(lambda: not scheduled("running"), timeout=10)
+        finally:
+            proxy.stop()
+    events = [json.loads(line) for line in served.stderr.splitlines() if line]
+    assert any(e["event"] == "round_failed" for e in events)
+    assert any(e["event"] == "recovered" for e in events)
+    assert served.process.returncode == 0

@@ -4,6 +4,8 @@ the batch engine's, bad requests get problem documents, never a 500."""
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import pytest
 import schemathesis
@@ -101,7 +103,7 @@ def test_runs_batches_history_and_metrics_with_a_store(tmp_path):
         assert {m["order"] for m in moves} == {"O-1002"}
         metrics = client.get("/metrics").text
         assert "routing_decisions_total 1" in metrics
-        assert 'routing_batches{status="succeeded"} 1' in metrics
+        assert 'routing_batches_total{trigger="api",status="succeeded"} 1' in metrics
         for _ in range(2):
             client.post("/v1/decisions", json={"order": DOCUMENT["orders"][0]})
         assert_cumulative_histogram(client.get("/metrics").text, 3)
@@ -229,6 +231,22 @@ def test_the_api_never_answers_500_to_any_request(case):
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
 
+def test_the_api_with_a_run_store_never_answers_500(stored):
+    """The same, with a run store behind the endpoints that read it (PostgreSQL when there is
+    one: it refuses what SQLite stores, a NUL in a string)."""
+    from hypothesis import given
+    schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(stored))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 8
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        def check(case):
+            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        check()
+
+
 def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     import os
     import subprocess
@@ -262,9 +280,9 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
 
 def test_a_refresh_from_a_broken_source_is_a_409_and_the_loaded_state_stays(tmp_path):
     """`routing serve` reads its source through the application layer, which raises typed
-    errors: a source that became invalid, or went away, answers 409 with a problem document
-    naming the problem (it used to exit the worker and drop the connection), and decisions go
-    on against the state loaded before."""
+    errors: a source that became invalid answers 409, one that went away 503 with Retry-After,
+    each a problem document naming the problem (it used to exit the worker and drop the
+    connection), and decisions go on against the state loaded before."""
     import os
     import subprocess
     import sys
@@ -289,7 +307,7 @@ def test_a_refresh_from_a_broken_source_is_a_409_and_the_loaded_state_stays(tmp_
         assert "timezone: unknown time zone 'Mars/Olympus'" in broken.json()["detail"]
         source.unlink()
         gone = httpx.post(f"{served.base}/v1/state/refresh", headers=token)
-        assert gone.status_code == 409
+        assert gone.status_code == 503 and gone.headers["retry-after"]
         assert "no such file or directory" in gone.json()["detail"]
         assert httpx.get(f"{served.base}/healthz").json()["loaded_at"] == loaded
         quote = httpx.post(f"{served.base}/v1/decisions", headers=token,
@@ -408,3 +426,371 @@ def test_a_quote_sees_the_stock_of_its_styles_other_variants():
     assert [line["facility"] for line in answer["lines"]] == ["Z_BROKEN"]  # not the first by id
     assert answer["lines"] == fresh["allocations"]
     assert answer["explanations"] == fresh["explanations"]
+
+
+# ---- HTTP limits ----
+
+def _order_with_lines(count: int) -> dict:
+    order = json.loads(json.dumps(DOCUMENT["orders"][1]))
+    group = order["ship_groups"][0]
+    group["items"] = [dict(group["items"][0], id=str(k)) for k in range(count)]
+    return order
+
+
+def test_bodies_over_the_limit_are_413_problems_declared_or_streamed():
+    from routing_dsl.service.server import Limits
+    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    with TestClient(create_app(state, limits=Limits(max_body_bytes=4096))) as client:
+        declared = client.post("/v1/decisions", content=b"x" * 5000,
+                               headers={"content-type": "application/json"})
+
+        def chunks():  # no Content-Length: the bytes are counted as they come
+            for _ in range(5):
+                yield b" " * 1000
+        streamed = client.post("/v1/decisions", content=chunks(),
+                               headers={"content-type": "application/json"})
+        for answer in (declared, streamed):
+            assert answer.status_code == 413
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert "4096 bytes" in answer.json()["detail"]
+            assert answer.headers["connection"] == "close"
+        assert client.post("/v1/state/refresh", content=b"x" * 5000).status_code == 413
+        assert client.post("/v1/decisions", json={"order": DOCUMENT["orders"][1]}).status_code \
+            == 200
+
+
+def test_an_order_with_more_lines_than_allowed_is_a_422(client):
+    answer = client.post("/v1/decisions", json={"order": _order_with_lines(101)})
+    assert answer.status_code == 422
+    assert answer.json()["title"] == "too many lines"
+    assert "101 lines" in answer.json()["detail"] and "--max-lines" in answer.json()["detail"]
+    assert client.post("/v1/decisions", json={"order": _order_with_lines(100)}).status_code \
+        == 200
+
+
+def test_big_decisions_run_on_a_worker_thread_not_on_the_event_loop():
+    """A quote of up to 20 lines (about a millisecond) runs on the event loop; a bigger one
+    on a worker thread, so that it never holds up the other requests."""
+    import threading
+    seen = []
+
+    class Watched(LiveState):
+        def quote(self, order):
+            seen.append(threading.current_thread())
+            return super().quote(order)
+    state = Watched([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    on_loop = {}
+    with TestClient(create_app(state)) as client:
+        loop = client.portal.call(threading.current_thread)  # the app's event loop thread
+        for lines in (3, 20, 21, 100):
+            seen.clear()
+            answer = client.post("/v1/decisions", json={"order": _order_with_lines(lines)})
+            assert answer.status_code == 200
+            on_loop[lines] = seen == [loop]
+    assert on_loop == {3: True, 20: True, 21: False, 100: False}
+
+
+def test_a_batch_is_found_by_id_however_many_came_after(tmp_path):
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from routing_dsl.ops import schema as t
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.upgrade()
+    oldest = store.start_batch(group="G", product_store="STORE", plan_json="{}",
+                               source_name="rules.route", source_text=None, snapshot_hash="",
+                               started=datetime(2026, 1, 1, tzinfo=UTC))
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    with store.engine.begin() as connection:
+        plan = connection.execute(t.batches.select()).mappings().one()["plan_hash"]
+        connection.execute(t.batches.insert(), [
+            {"id": str(uuid.uuid4()), "trigger": "api", "group_name": "G",
+             "product_store": "STORE", "plan_hash": plan, "snapshot_hash": "",
+             "started": start + timedelta(seconds=k), "status": "succeeded",
+             "attempted_items": 1, "brokered_items": 1, "allocations": 1, "unfillable": 0}
+            for k in range(10_050)])
+    with TestClient(make_app(store)) as client:
+        found = client.get(f"/v1/batches/{oldest}")
+        assert found.status_code == 200 and found.json()["id"] == oldest
+        assert client.get(f"/v1/batches/{uuid.uuid4()}").status_code == 404
+
+
+def test_metrics_query_nothing(tmp_path):
+    """/metrics is built from counters kept as things happen: a scrape costs no query, however
+    big the run store."""
+    import sqlalchemy as sa
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.upgrade()
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: statements.append(statement))
+    with TestClient(make_app(store)) as client:
+        assert client.post("/v1/groups/Omnichannel brokering/runs").status_code == 200
+        assert statements  # the run did write
+        statements.clear()
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        assert 'routing_batches_total{trigger="api",status="succeeded"} 1' in metrics.text
+        assert statements == []
+
+
+HOSTILE = [
+    ("get", "/console?until=9999-12-31", 200),
+    ("get", "/console?since=9999-12-31&until=9999-12-31", 200),
+    ("get", "/console?since=0001-01-01", 200),
+    ("get", "/console?until=2027-02-30", 422),
+    ("get", "/console?since=99999-01-01", 422),
+    ("get", "/console?since=yesterday", 422),
+    ("get", "/console?group=a%00b", 422),
+    ("get", "/v1/batches?limit=0", 422),
+    ("get", "/v1/batches?limit=1001", 422),
+    ("get", "/v1/batches?limit=1e999", 422),
+    ("get", "/v1/batches?limit=%00", 422),
+    ("get", "/v1/batches/a%00b", 422),
+    ("get", "/v1/batches/" + "9" * 5000, 404),
+    ("get", "/v1/orders/a%00b/history", 422),
+    ("get", "/console/batches/a%00b", 422),
+    ("get", "/console/batches/a%00b/rules", 422),
+    ("get", "/console/orders/a%00b", 422),
+    ("post", "/v1/groups/a%00b/runs", 422),
+]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """An app with a run store on PostgreSQL when there is one (where a NUL answered 500),
+    else on SQLite."""
+    from .conftest import PG_ADMIN, postgres_database
+    import sqlalchemy as sa
+    try:
+        with sa.create_engine(PG_ADMIN, connect_args={"connect_timeout": 3}).connect():
+            reachable = True
+    except Exception:  # noqa: BLE001 - no server here: SQLite it is
+        reachable = False
+    if reachable:
+        with postgres_database("hostile") as url:
+            store = RunStore(url)
+            store.upgrade()
+            yield store
+            store.dispose()
+        return
+    store = RunStore(f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'runs.db'}")
+    store.upgrade()
+    yield store
+
+
+@pytest.mark.parametrize("method, path, status", HOSTILE, ids=[p for _, p, _ in HOSTILE])
+def test_hostile_query_parameters_and_ids_get_4xx_never_500(stored, method, path, status):
+    with TestClient(make_app(stored), raise_server_exceptions=False) as client:
+        answer = getattr(client, method)(path)
+    assert answer.status_code == status, answer.text
+    if status >= 400:
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("where", ["order id", "item id", "idempotency key", "product"])
+def test_a_nul_in_a_decision_is_refused_and_leaves_nothing_running(stored, where):
+    order = json.loads(json.dumps(DOCUMENT["orders"][1]))
+    body = {"order": order, "commit": True, "idempotency_key": "k-nul"}
+    if where == "order id":
+        order["id"] = "O\u00001"
+    elif where == "item id":
+        order["ship_groups"][0]["items"][0]["id"] = "1\u0000"
+    elif where == "product":
+        order["ship_groups"][0]["items"][0]["product"] = "\u0000"
+    else:
+        body["idempotency_key"] = "k\u0000"
+    with TestClient(make_app(stored), raise_server_exceptions=False) as client:
+        answer = client.post("/v1/decisions", json=body)
+        assert answer.status_code == 422, answer.text
+        assert "NUL" in answer.json()["detail"]
+    assert [b for b in stored.batches(1000) if b.status == "running"] == []
+    # an escaped backslash before u0000 is text, not a NUL
+    with TestClient(make_app(stored)) as client:
+        order["id"] = "O\\u0000"
+        order["ship_groups"][0]["items"][0].update(id="1", product="RUN-9")
+        assert client.post("/v1/decisions", json={"order": order}).status_code == 200
+
+
+def test_responses_carry_security_headers(client):
+    api = client.get("/healthz")
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    console = client.get("/console")
+    policy = console.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "style-src 'self'" in policy
+    assert "script-src" not in policy and "frame-ancestors 'none'" in policy
+    assert console.headers["x-frame-options"] == "DENY"
+    assert "style=" not in console.text  # inline styles would be refused by the policy
+    assert "content-security-policy" not in client.get("/docs").headers  # it loads scripts
+
+
+# ---- the server's own limits, against a real `routing serve` ----
+
+def _lower_open_files_limit() -> None:
+    """In the server's process before it starts: the soft limit most systems default to."""
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """`routing serve` with short timeouts, small caps, and a soft open-file limit of 1,024."""
+    import os
+    import subprocess
+    import sys
+
+    from routing_dsl.service.launch import serving
+    folder = tmp_path_factory.mktemp("limited")
+    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db",
+                    str(folder / "runs.db")], check=True, capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "ROUTING_TOKEN"}
+    with serving([str(EXAMPLE / "omnichannel.route"), "--source",
+                  str(EXAMPLE / "snapshot.json"), "--db", str(folder / "runs.db"),
+                  "--header-timeout", "1", "--body-timeout", "1", "--keep-alive-timeout", "1",
+                  "--max-lines", "2", "--max-body-bytes", "4096", "--max-connections", "300"],
+                 cwd=folder, env=env, preexec_fn=_lower_open_files_limit) as served:
+        yield served
+
+
+def _closed_within(connection, seconds: float) -> bytes:
+    """What the server sent before closing ``connection`` (fails if it stays open longer)."""
+    connection.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := connection.recv(4096):
+            received += chunk
+    except TimeoutError:
+        pytest.fail(f"still open after {seconds} s; received {received[:80]!r}")
+    except OSError:
+        pass
+    connection.close()
+    return received
+
+
+def test_idle_connections_neither_exhaust_descriptors_nor_starve_health_checks(limited):
+    import resource
+    import socket
+
+    import httpx
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2400:
+        pytest.skip(f"this test opens 1,100 connections; the hard open-file limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2400), hard))
+    limits = (f"/proc/{limited.process.pid}/limits")
+    server_soft = next(line.split()[3] for line in open(limits) if line.startswith("Max open"))
+    assert server_soft == str(hard)  # raised from 1,024 to the hard limit at start
+    host, port = limited.base.removeprefix("http://").split(":")
+    idle = []
+    try:
+        for k in range(1100):
+            idle.append(socket.create_connection((host, int(port))))
+            if k % 275 == 274:
+                assert httpx.get(f"{limited.base}/healthz").status_code == 200
+        metrics = httpx.get(f"{limited.base}/metrics").text
+        # at the cap of 300, each new connection closed the one idle the longest
+        evicted = int(re.search(r'closed_total\{reason="evicted"\} (\d+)', metrics).group(1))
+        assert evicted >= 1100 - 300
+        # and idle connections that never send a byte go at the header timeout
+        time.sleep(1.5)
+        metrics = httpx.get(f"{limited.base}/metrics").text
+        assert int(re.search(r"routing_http_connections (\d+)", metrics).group(1)) <= 2
+    finally:
+        for connection in idle:
+            connection.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_slow_senders_are_cut_off(limited):
+    import socket
+    host, port = limited.base.removeprefix("http://").split(":")
+    # headers trickled a byte at a time (slowloris): 408 once the header timeout is up
+    slow = socket.create_connection((host, int(port)))
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    try:
+        for _ in range(20):
+            time.sleep(0.2)
+            slow.sendall(b"X")
+    except OSError:
+        pass
+    answer = _closed_within(slow, 3)
+    assert answer.startswith(b"HTTP/1.1 408") and b"request headers too slow" in answer
+    assert time.monotonic() - started < 3
+    # a body that never comes whole: 408 after the body timeout
+    body = socket.create_connection((host, int(port)))
+    body.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                 b"content-length: 400\r\n\r\n{\"order\"")
+    answer = _closed_within(body, 3)
+    assert answer.startswith(b"HTTP/1.1 408") and b"request body too slow" in answer
+    # a kept-alive connection idle after its answer is closed at the keep-alive timeout
+    kept = socket.create_connection((host, int(port)))
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _closed_within(kept, 3).startswith(b"HTTP/1.1 200")
+    # headers over 64 KiB: 431
+    big = socket.create_connection((host, int(port)))
+    big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
+    assert _closed_within(big, 3).startswith(b"HTTP/1.1 431")
+    import httpx
+    metrics = httpx.get(f"{limited.base}/metrics").text
+    for reason in ("header_timeout", "body_timeout", "idle", "header_too_large"):
+        assert f'reason="{reason}"' in metrics
+
+
+def test_serve_options_set_the_body_and_line_limits(limited):
+    import httpx
+    too_many = httpx.post(f"{limited.base}/v1/decisions", json={"order": _order_with_lines(3)})
+    assert too_many.status_code == 422 and "at most 2" in too_many.json()["detail"]
+    too_big = httpx.post(f"{limited.base}/v1/decisions", content=b" " * 5000,
+                         headers={"content-type": "application/json"})
+    assert too_big.status_code == 413 and "4096" in too_big.json()["detail"]
+    assert httpx.post(f"{limited.base}/v1/decisions",
+                      json={"order": _order_with_lines(2)}).status_code == 200
+
+
+def test_the_service_doc_health_example_is_what_healthz_answers():
+    from datetime import UTC, datetime
+
+    from routing_dsl.ops.scheduler import Supervision
+    doc = (ROOT / "docs" / "service.md").read_text()
+    example = json.loads(re.search(r"<!-- tested: healthz -->\n```json\n(.*?)```", doc,
+                                   re.S).group(1))
+    supervision = Supervision()
+    for _ in range(3):
+        supervision.failed("scheduler rules.route", datetime(2027, 1, 5, 13, 1, tzinfo=UTC),
+                           "source: snapshot.json: not valid JSON: unexpected end of data", 4)
+    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    with TestClient(create_app(state, supervision=supervision)) as client:
+        answer = client.get("/healthz")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body.keys() == example.keys() and body["scheduler"].keys() == \
+        example["scheduler"].keys()
+    assert body["status"] == example["status"] and body["reasons"] == example["reasons"]
+    supervision.clear("scheduler rules.route")
+    with TestClient(create_app(state, supervision=supervision)) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_refresh_from_a_source_that_cannot_be_read_keeps_the_state_loaded_before(tmp_path):
+    source = tmp_path / "snapshot.json"
+    source.write_text((EXAMPLE / "snapshot.json").read_text())
+    state = LiveState([PLAN], lambda: load_snapshot(source))
+    state.refresh()
+    loaded = state.loaded_at
+    with TestClient(create_app(state)) as client:
+        source.write_text(source.read_text()[:300])  # half-written
+        assert client.post("/v1/state/refresh").status_code == 409
+        from routing_dsl.app import snapshot_source  # what `routing serve` reads with
+        state.source = snapshot_source(source)
+        source.unlink()  # gone
+        gone = client.post("/v1/state/refresh")
+        assert gone.status_code == 503 and gone.headers["retry-after"]
+        assert "no such file" in gone.json()["detail"]
+        assert state.loaded_at == loaded
+        assert client.post("/v1/decisions", json={"order": DOCUMENT["orders"][1]}) \
+            .json()["lines"]

@@ -1,28 +1,53 @@
 """The HTTP API: decisions, state refresh, runs and the run store's records, health and
-metrics. Every error is an RFC 9457 problem document; input never gets a 500."""
+metrics. Every error is an RFC 9457 problem document; input never gets a 500.
+
+Limits (see docs/service.md): a body of at most ``Limits.max_body_bytes`` (413), a decision of
+at most ``Limits.max_lines`` lines (422), no NUL in any id or key, in bodies and paths (422: no
+database stores one), every query parameter validated (422). Decisions with more than
+``LOOP_LINES`` lines, and big bodies, are decided on a worker thread, not on the event loop.
+An unreachable run store is a 503 with ``Retry-After``; so is a live state not loaded yet.
+"""
 
 from __future__ import annotations
 
 import hmac
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
 import orjson
-from typing import Any
-
-from fastapi import Depends, FastAPI, Query, Request
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..app import InputError
+from ..app import BadSnapshot
+from ..ops.scheduler import Supervision, describe
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .console import mount_console
+from .server import ConnectionStats, Limits
 from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState
 
 PROBLEM = "application/problem+json"
+LOOP_LINES = 20        # decisions with more lines run on a worker thread (about 1 ms and up)
+LOOP_BYTES = 64 * 1024  # bodies bigger than this are parsed on a worker thread too
+RETRY_AFTER = "5"
+# A JSON string escape of NUL (\u0000) not itself escaped: no database stores it in a text
+# column (PostgreSQL refuses it), so no id or key may hold it.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, Path(pattern=NO_NUL, description="Any text without NUL.")]
+# The console's pages and everything else but the interactive API docs (which load scripts)
+CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 class _Body(BaseModel):
@@ -68,17 +93,72 @@ class Problem(_Body):
 
 def problem(status: int, title: str, detail: str | None = None,
             headers: dict | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if status in (408, 413):  # the rest of the body is not wanted: do not read it
+        headers["Connection"] = "close"
     return JSONResponse({"type": "about:blank", "title": title, "status": status,
                          "detail": detail}, status_code=status, media_type=PROBLEM,
                         headers=headers)
 
 
-def create_app(state: LiveState, store=None, token: str | None = None) -> FastAPI:
+class Boundary:
+    """What every request meets first: a body over the limit is refused (413, a problem
+    document: before anything is read when its length is declared, which the server holds it
+    to; else Starlette's RequestBodyLimitMiddleware counts the bytes as they come), and every
+    response gets its headers: no MIME sniffing, no referrer, no framing, and a
+    Content-Security-Policy (the console's allows its own stylesheet; the rest load nothing;
+    the interactive API docs, which load scripts, get none)."""
+
+    def __init__(self, app, max_body_bytes: int) -> None:
+        self.app = app
+        self.counted = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        extra = _CONSOLE_HEADERS if path.startswith("/console") else (
+            _DOCS_HEADERS if path in ("/docs", "/redoc", "/docs/oauth2-redirect") else
+            _API_HEADERS)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+        declared = next((value for name, value in scope["headers"]
+                         if name == b"content-length"), None)
+        if declared is None or not declared.isdigit():  # chunked: counted as it comes
+            return await self.counted(scope, receive, send_with_headers)
+        if int(declared) > self.max_body_bytes:
+            return await too_large(self.max_body_bytes)(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_headers)
+
+
+_DOCS_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+_API_HEADERS = (*_DOCS_HEADERS, (b"content-security-policy", API_CSP.encode()),
+                (b"x-frame-options", b"DENY"))
+_CONSOLE_HEADERS = (*_DOCS_HEADERS, (b"content-security-policy", CONSOLE_CSP.encode()),
+                    (b"x-frame-options", b"DENY"))
+
+
+def too_large(limit: int) -> JSONResponse:
+    return problem(413, "request body too large",
+                   f"a request body may take {limit} bytes (routing serve --max-body-bytes)")
+
+
+def create_app(state: LiveState, store=None, token: str | None = None, *,
+               limits: Limits | None = None, supervision: Supervision | None = None,
+               connections: ConnectionStats | None = None) -> FastAPI:
     """The application for one live state and (optionally) a run store. With ``token``,
-    every write (POST) needs `Authorization: Bearer <token>`."""
+    every write (POST) needs `Authorization: Bearer <token>`. ``supervision`` is the
+    scheduler's (for /healthz and /metrics), ``connections`` the HTTP server's."""
+    limits = limits or Limits()
+    supervision = supervision or Supervision()
     responses = {status: {"model": Problem, "content": {PROBLEM: {}}}
-                 for status in (400, 401, 404, 409, 422)}
+                 for status in (400, 401, 404, 409, 413, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
+    app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes)
 
     async def writer(request: Request) -> None:
         """Writes need the bearer token when the service has one (async: checked on the event
@@ -93,6 +173,7 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
     write = [Depends(writer)]
     app.state.live = state  # set here, not in a lifespan: test transports skip lifespans
     app.state.store = store
+    app.state.supervision = supervision
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
@@ -102,16 +183,46 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
+        if error.status_code == 413:
+            return too_large(limits.max_body_bytes)
         return problem(error.status_code, str(error.detail), headers=error.headers)
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        """Whether the live state is loaded, and when it was."""
-        return {"status": "ok" if state.snapshot is not None else "loading",
-                "loaded_at": state.loaded_at.isoformat() if state.loaded_at else None}
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(sa.exc.InterfaceError)
+    async def store_down(request: Request, error: sa.exc.DBAPIError):
+        return problem(503, "the run store is unavailable",
+                       f"{type(error.orig).__name__}: {str(error.orig).strip()[:300]}",
+                       headers={"Retry-After": RETRY_AFTER})
+
+    @app.get("/healthz", responses={503: {"description": "The live state is not loaded: "
+                                                       "no decision can be served."}})
+    async def healthz() -> JSONResponse:
+        """`ok`; `degraded` (HTTP 200: decisions are served from the last good state) while
+        scheduled rounds or loads fail, with the reasons; `loading` (HTTP 503) until the
+        live state is first loaded."""
+        reasons = supervision.problems()
+        loaded = state.snapshot is not None
+        status = "loading" if not loaded else ("degraded" if reasons else "ok")
+        return JSONResponse({
+            "status": status, "reasons": reasons,
+            "loaded_at": state.loaded_at.isoformat() if state.loaded_at else None,
+            "scheduler": {"running": supervision.running,
+                          "last_success": _iso(supervision.last_success)}},
+            status_code=200 if loaded else 503)
 
     body_schema = {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/DecisionRequest"}}}}
+
+    def parse(body: bytes) -> DecisionRequest | Response:
+        try:
+            return DecisionRequest.model_validate_json(body, strict=True)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+            return problem(422, "invalid request", f"{where}: {first['msg']}")
+
+    def quoted(order: Order) -> bytes:
+        return orjson.dumps(state.quote(order))
 
     @app.post("/v1/decisions", response_model=Decision, dependencies=write,
               openapi_extra={"requestBody": body_schema})
@@ -122,19 +233,36 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
         the same answer and reserves nothing more).
 
         The body is validated strictly as JSON (a number is not a string, `0` is not
-        `false`); timestamps are ISO 8601 strings."""
+        `false`); timestamps are ISO 8601 strings. An order has at most the service's
+        `--max-lines` lines (100 unless set): more is a 422."""
         try:
-            request = DecisionRequest.model_validate_json(await http.body(), strict=True)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-            return problem(422, "invalid request", f"{where}: {first['msg']}")
+            body = await http.body()
+        except ClientDisconnect:  # gone (or cut off by the body timeout): nobody reads this
+            return Response(status_code=400)
+        if b"\\u0000" in body and _NUL.search(body):
+            return problem(422, "invalid request", "body: a string holds a NUL character "
+                                                   "(\\u0000), which no id or key may hold")
+        request = await run_in_threadpool(parse, body) if len(body) > LOOP_BYTES \
+            else parse(body)
+        if isinstance(request, Response):
+            return request
+        lines = sum(len(group.items) for group in request.order.ship_groups)
+        if lines > limits.max_lines:
+            return problem(422, "too many lines",
+                           f"order.ship_groups: {lines} lines; a decision takes at most "
+                           f"{limits.max_lines} (routing serve --max-lines)")
+        if state.snapshot is None:
+            return problem(503, "the live state is not loaded yet",
+                           "; ".join(supervision.problems()) or None,
+                           headers={"Retry-After": RETRY_AFTER})
         try:
             if not request.commit:
                 # the answer is built from the result contract's own rows: sent as it is,
-                # not validated again against the response model (the schema documents it)
-                answer = state.quote(request.order)
-                return Response(orjson.dumps(answer), media_type="application/json")
+                # not validated again against the response model (the schema documents it);
+                # a big order is decided on a worker thread, not on the event loop
+                answer = await run_in_threadpool(quoted, request.order) \
+                    if lines > LOOP_LINES else quoted(request.order)
+                return Response(answer, media_type="application/json")
             if request.idempotency_key is None:
                 return problem(422, "invalid request",
                                "idempotency_key: needed with commit, so that a retry cannot "
@@ -148,15 +276,16 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
 
     @app.post("/v1/state/refresh", dependencies=write)
     def refresh() -> dict:
-        """Reload the live state from its source."""
+        """Reload the live state from its source (the state loaded before keeps serving when
+        the source cannot be read)."""
         try:
             state.refresh()
-        except InputError as error:  # the source is unreadable, or not a valid snapshot
-            return problem(409, "the source is not a valid snapshot",
-                           "; ".join(error.lines[:5]))
-        except SnapshotError as error:
+        except (BadSnapshot, SnapshotError) as error:  # read, but not a valid snapshot
             return problem(409, "the source is not a valid snapshot",
                            "; ".join(error.problems[:5]))
+        except Exception as error:  # noqa: BLE001 - gone, unreachable: say so, retry later
+            return problem(503, "the source cannot be read", describe(error),
+                           headers={"Retry-After": RETRY_AFTER})
         return {"loaded_at": state.loaded_at.isoformat()}
 
     def need_store():
@@ -165,13 +294,14 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
         return store
 
     @app.post("/v1/groups/{name}/runs", dependencies=write)
-    def run_group(name: str) -> dict:
+    def run_group(name: Name) -> dict:
         """Run one group now against the live state (with what decisions took), recorded as
         a batch (trigger api); what it takes stays taken for later decisions."""
         plan, group = state.group(name)
         if group is None:
             raise HTTPException(404, f"no group named {name!r}")
         result, ids = state.run_group(plan, group, need_store())
+        supervision.count("api", [_status(b) for b in result["batches"]])
         return {"batches": ids, "allocations": len(result["allocations"]),
                 "unfillable": len(result["unfillable"])}
 
@@ -181,20 +311,23 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
         return [_batch(b) for b in need_store().batches(limit)]
 
     @app.get("/v1/batches/{batch_id}")
-    def batch(batch_id: str) -> dict:
-        for record in need_store().batches(10_000):
-            if record.id == batch_id:
-                return _batch(record)
-        raise HTTPException(404, f"no batch {batch_id!r}")
+    def batch(batch_id: Name) -> dict:
+        """One batch, by id, however old."""
+        found = need_store().batches(1, batch_id=batch_id)
+        if not found:
+            raise HTTPException(404, f"no batch {batch_id!r}")
+        return _batch(found[0])
 
     @app.get("/v1/orders/{order_id}/history")
-    def history(order_id: str) -> list[dict]:
+    def history(order_id: Name) -> list[dict]:
         """Every move routing made for one order."""
         return need_store().history(order=order_id)
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics() -> str:
-        """Prometheus text: decisions, their latency, batches by status."""
+    async def metrics() -> str:
+        """Prometheus text, from counters this process keeps (no query): decisions and
+        their latency, batches it ran, the scheduler's rounds and failures, the live state's
+        age, HTTP connections."""
         lines = ["# TYPE routing_decisions_total counter",
                  f"routing_decisions_total {state.decisions}",
                  "# TYPE routing_commits_total counter",
@@ -209,13 +342,32 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
         lines += [f'routing_decision_seconds_bucket{{le="+Inf"}} {sum(counts)}',
                   f"routing_decision_seconds_sum {state.latency_sum:.6f}",
                   f"routing_decision_seconds_count {sum(counts)}"]
-        if store is not None:
-            lines.append("# TYPE routing_batches gauge")
-            counts: dict[str, int] = {}
-            for record in store.batches(100_000):
-                counts[record.status] = counts.get(record.status, 0) + 1
-            lines += [f'routing_batches{{status="{status}"}} {count}'
-                      for status, count in sorted(counts.items())]
+        rounds, batches = supervision.counters()
+        lines.append("# TYPE routing_batches_total counter")
+        lines += [f'routing_batches_total{{trigger="{trigger}",status="{status}"}} {n}'
+                  for (trigger, status), n in sorted(batches.items())]
+        lines += ["# TYPE routing_scheduler_rounds_total counter",
+                  f"routing_scheduler_rounds_total {rounds['succeeded'] + rounds['failed']}",
+                  "# TYPE routing_scheduler_failures_total counter",
+                  f"routing_scheduler_failures_total {rounds['failed']}",
+                  "# TYPE routing_scheduler_failing gauge",
+                  f"routing_scheduler_failing {len(supervision.failing())}",
+                  "# TYPE routing_scheduler_up gauge",
+                  f"routing_scheduler_up {int(supervision.running)}"]
+        if supervision.last_success is not None:
+            lines += ["# TYPE routing_scheduler_last_success_timestamp_seconds gauge",
+                      "routing_scheduler_last_success_timestamp_seconds "
+                      f"{supervision.last_success.timestamp():.3f}"]
+        if state.loaded_at is not None:
+            lines += ["# TYPE routing_live_state_loaded_timestamp_seconds gauge",
+                      f"routing_live_state_loaded_timestamp_seconds "
+                      f"{state.loaded_at.timestamp():.3f}"]
+        if connections is not None:
+            lines += ["# TYPE routing_http_connections gauge",
+                      f"routing_http_connections {connections.open}",
+                      "# TYPE routing_http_connections_closed_total counter"]
+            lines += [f'routing_http_connections_closed_total{{reason="{reason}"}} {n}'
+                      for reason, n in sorted(connections.closed.items())]
         return "\n".join(lines) + "\n"
 
     def openapi() -> dict:
@@ -231,6 +383,16 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
     app.openapi = openapi
     mount_console(app, state, store)
     return app
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _status(batch: dict) -> str:
+    """A result batch's status, as the run store records it."""
+    return "skipped" if batch.get("skipped") else (
+        "failed" if any(r["error"] for r in batch["runs"]) else "succeeded")
 
 
 def _batch(record) -> dict:

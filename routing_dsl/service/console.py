@@ -16,7 +16,9 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 
-from fastapi import FastAPI, Request
+from typing import Annotated
+
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -27,6 +29,11 @@ _PAGES = Environment(loader=PackageLoader("routing_dsl.service", "templates"),
                      autoescape=select_autoescape(["html"]))
 _PAGES.filters["number"] = lambda value: f"{value:g}"
 _MAP_LINES = 1500  # a map with more shipments than this draws the first ones
+# Ids and filters: any text but NUL (no database stores it); dates as the form sends them.
+_NO_NUL = r"^[^\x00]*$"
+Id = Annotated[str, Path(pattern=_NO_NUL)]
+Day = Annotated[str, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+                           description="A date, YYYY-MM-DD, or empty for none.")]
 
 
 def mount_console(app: FastAPI, state, store) -> None:
@@ -49,18 +56,18 @@ def mount_console(app: FastAPI, state, store) -> None:
         return Response(text, media_type="text/css")
 
     @app.get("/console", include_in_schema=False, response_class=HTMLResponse)
-    def batches(request: Request, group: str = "", since: str = "", until: str = ""):
-        start, end = _day(since), _day(until)
+    def batches(request: Request, group: Annotated[str, Query(pattern=_NO_NUL)] = "",
+                since: Day = "", until: Day = ""):
+        start, end = _day(since, "since"), _day(until, "until")
         found = [] if store is None else store.batches(
-            200, group=group or None, since=start,
-            until=end + timedelta(days=1) if end else None)
+            200, group=group or None, since=start, until=_day_after(end))
         groups = sorted({g.name for plan in state.plans for g in plan.groups})
         return page("batches.html", batches=found, groups=groups, group=group,
                     since=since if start else "", until=until if end else "", store=store)
 
     @app.get("/console/batches/{batch_id}", include_in_schema=False,
              response_class=HTMLResponse)
-    def batch(batch_id: str):
+    def batch(batch_id: Id):
         detail = batch_or_404(batch_id)
         places = _places(state.snapshot)
         return page("batch.html", b=detail["batch"], figures=_figures(detail),
@@ -69,7 +76,7 @@ def mount_console(app: FastAPI, state, store) -> None:
 
     @app.get("/console/batches/{batch_id}/rules", include_in_schema=False,
              response_class=HTMLResponse)
-    def rules(batch_id: str):
+    def rules(batch_id: Id):
         detail = batch_or_404(batch_id)
         plan = detail["plan"]
         text = plan["source_text"]
@@ -82,17 +89,27 @@ def mount_console(app: FastAPI, state, store) -> None:
 
     @app.get("/console/orders/{order_id}", include_in_schema=False,
              response_class=HTMLResponse)
-    def order(order_id: str):
+    def order(order_id: Id):
         history = store.history(order=order_id) if store is not None else []
         return page("order.html", order=order_id, history=history,
                     explanations=_replay(state, order_id))
 
 
-def _day(text: str) -> datetime | None:
+def _day(text: str, name: str) -> datetime | None:
+    """The start of a filter's day (UTC); None when the filter is empty."""
+    if not text:
+        return None
     try:
         return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
     except ValueError:
-        return None  # an empty or malformed date filters nothing
+        raise HTTPException(422, f"{name}: {text!r} is not a date") from None
+
+
+def _day_after(day: datetime | None) -> datetime | None:
+    """The end of ``day`` (exclusive); None, no bound, after the last day a date can be."""
+    if day is None or day.date() == date.max:
+        return None
+    return day + timedelta(days=1)
 
 
 def _duration(record) -> str:
@@ -202,7 +219,7 @@ def _shipment_map(allocations: list[dict], places: dict) -> str:
         return (pad + (point[1] - min(lons)) * squeeze * scale,
                 height - pad - (point[0] - min(lats)) * scale)
     parts = [f'<svg id="shipment-map" role="img" aria-label="Shipments" width="{width}" '
-             f'height="{height}" style="background:#f6f8fa">']
+             f'height="{height}">']
     for _, origin, target in lines:
         (x1, y1), (x2, y2) = xy(origin), xy(target)
         parts.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '

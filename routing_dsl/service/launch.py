@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,23 +23,26 @@ class Served:
 
 
 @contextmanager
-def serving(arguments: list[str], *, cwd=None, env=None,
-            timeout: float = 60.0) -> Iterator[Served]:
+def serving(arguments: list[str], *, cwd=None, env=None, timeout: float = 60.0,
+            ready: Callable[[httpx.Response], bool] = lambda answer: answer.json()["status"]
+            == "ok", preexec_fn=None) -> Iterator[Served]:
     """`routing serve ARGUMENTS --port P` until the block ends (then SIGTERM, and the process
-    is waited for: `served.process.returncode` and `served.stderr` tell how it ended).
-    Raises RuntimeError, with the server's last words, when it does not come up."""
+    is waited for: `served.process.returncode` and `served.stderr` tell how it ended), once
+    `/healthz` answers as ``ready`` wants (by default: `ok`). Raises RuntimeError, with the
+    server's last words, when it does not come up."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "routing_dsl", "serve", *arguments, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, env=env)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, env=env,
+        preexec_fn=preexec_fn)
     served = Served(f"http://127.0.0.1:{port}", process)
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{served.base}/healthz").json()["status"] == "ok":
+                if ready(httpx.get(f"{served.base}/healthz")):
                     break
             except httpx.TransportError:
                 pass
