@@ -130,14 +130,18 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
 
 @pytest.mark.parametrize("body, words", [
     ("[[case]\n", "not valid TOML"),
-    ('[[case]]\nexpect = [{ order = "O-1001", facilty = "X" }]\n', "unknown check 'facilty'"),
+    ('[[case]]\nexpect = [{ order = "O-1001", facilty = "X" }]\n',
+     "case[0].expect[0]: unknown check `facilty` (checks: facility, rule"),
     ('[[case]]\nexpect = [{ order = "O-1001" }]\n', "checks nothing"),
     ('[[case]]\ncolumns = ["order", "facility"]\nrows = [["O-1001"]]\n', "one value per column"),
     ('[[case]]\nwhat_if = ["shut WH_NJ"]\nexpect = [{ order = "O-1001", unfilled = false }]\n',
      "cannot read 'shut WH_NJ'"),
-    ('[[case]]\nexpect = [{ order = "O-1001", quantity = "two" }]\n', "`quantity` for O-1001"),
-    ('[[case]]\nexpect = [{ order = "O-1001", shipping_cost = true }]\n', "is a number"),
-    ('[[case]]\nexpect = [{ order = "O-1001", delivery_date = "soon" }]\n', "is a date"),
+    ('[[case]]\nexpect = [{ order = "O-1001", quantity = "two" }]\n',
+     "case[0].expect[0].quantity: expected a number, got a string"),
+    ('[[case]]\nexpect = [{ order = "O-1001", shipping_cost = true }]\n',
+     "case[0].expect[0].shipping_cost: expected a number, got a boolean"),
+    ('[[case]]\nexpect = [{ order = "O-1001", delivery_date = "soon" }]\n',
+     "case[0].expect[0].delivery_date: expected a date (2026-11-25)"),
     ("", "no [[case]] to run"),
     ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
