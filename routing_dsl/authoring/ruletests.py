@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -125,6 +126,9 @@ def _problem(error: msgspec.ValidationError) -> tuple[str, str]:
     what = what[:1].lower() + what[1:]
     if "RFC3339" in what:
         what = "expected a date (2026-11-25)"
+    if what.startswith("invalid enum value"):
+        allowed = typing.get_args(Action if path.endswith("action") else Column)
+        what += f" (one of: {', '.join(allowed)})"
     unknown = re.fullmatch(r"object contains unknown field (.*)", what)
     if unknown:
         owner = _KNOWN[re.sub(r"\[\d+\]", "", path).rpartition(".")[2]]
@@ -293,7 +297,7 @@ def run_file(path: Path, coverage: Coverage | None = None) -> list[CaseResult]:
         orders = {o.id for o in snapshot.orders}
         for expectation in expected:
             if expectation["order"] not in orders:
-                result.failures.append(f"order {expectation['order']}: not in the snapshot "
+                result.failures.append(f"order {expectation['order']!r}: not in the snapshot "
                                        "(a typo, or the wrong snapshot?)")
                 continue
             problem = _check(expectation, outcome)
@@ -335,7 +339,11 @@ def _read(path: Path) -> dict:
 def _plan(path: Path, document: RouteTestFile) -> Plan:
     rules = _file_path(document.rules, f"{path}: rules")
     source = (path.parent / rules)
-    if source.suffix != ".route" or not source.is_file():
+    try:
+        found = source.suffix == ".route" and source.is_file()
+    except OSError as error:  # a name too long for the file system
+        raise TestFileError(f"{path}: rules {rules!r}: {error.strerror}") from None
+    if not found:
         raise TestFileError(f"{path}: rules {rules!r}: no such .route file")
     result = Workspace().check_path(source)
     errors = [d for d in result.diagnostics if d.is_error]
@@ -353,7 +361,7 @@ def _snapshot(path: Path, given, where: str) -> Snapshot:
         if isinstance(given, str):
             return load_snapshot(path.parent / _file_path(given, f"{where}: snapshot"))
     except SnapshotError as error:
-        raise TestFileError("; ".join(error.problems[:3])) from None
+        raise TestFileError(f"{where}: snapshot: " + "; ".join(error.problems[:3])) from None
     raise TestFileError(f"{where}: needs a `snapshot` (a path, or a table), here or at the top")
 
 
@@ -376,7 +384,7 @@ def _expectations(case: Case, where: str) -> list[dict]:
         raise TestFileError(f"{where}: nothing to check (give `expect` or `columns` and `rows`)")
     for expectation in found:
         if not set(expectation) & set(CHECKS):
-            raise TestFileError(f"{where}: the expectation for {expectation['order']} checks "
+            raise TestFileError(f"{where}: the expectation for {expectation['order']!r} checks "
                                 f"nothing (checks: {', '.join(CHECKS)})")
     return found
 
