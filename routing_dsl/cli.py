@@ -716,7 +716,7 @@ def import_hotwax(export: Path, output: Path | None) -> None:
     """Translate a HotWax routing group export (GET .../groups/{id}/raw) into a formatted
     .route file. Anything it cannot translate is listed with its JSON path and nothing is
     written (exit 1)."""
-    from .interchange.hotwax import HotWaxImportError, import_group
+    from .interchange.hotwax import HotWaxImportError, HotWaxSchemaError, import_group
     try:
         document = json.loads(export.read_bytes())
     except OSError as error:
@@ -725,6 +725,8 @@ def import_hotwax(export: Path, output: Path | None) -> None:
         raise InputError(f"{export}: not valid JSON: {error}") from None
     try:
         text, notes = import_group(document, name=str(export))
+    except HotWaxSchemaError as error:  # not the shape of an export: exit 2, as bad input
+        raise InputError(printable(str(error))) from None
     except HotWaxImportError as error:
         for problem in error.problems:
             say(f"error: {printable(problem)}", err=True)

@@ -1,18 +1,21 @@
 """Seeded campaigns on the surfaces that read files and statements (routing_dsl/fuzz): inputs
-generated from the `.routetest` schema and the what-if grammar, most broken at one place. Each
+generated from the `.routetest` schema, the what-if grammar and the HotWax export schema,
+most broken at one place. Each
 must give a result or its surface's one-line refusal. `make test` runs a few hundred per
 surface; `pytest -m fuzz` many more over several seeds. Each finding is a named test in the
-surface's own test file (test_ruletests.py, test_authoring.py)."""
+surface's own test file (test_ruletests.py, test_authoring.py, test_interchange.py)."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 from click.testing import CliRunner
 
 from routing_dsl.cli import main
-from routing_dsl.fuzz.surfaces import (Project, routetest_campaign, routetest_documents,
+from routing_dsl.fuzz.surfaces import (Project, hotwax_campaign, hotwax_documents,
+                                       routetest_campaign, routetest_documents,
                                        whatif_campaign, whatif_statements)
 
 
@@ -33,6 +36,24 @@ def test_generated_routetest_files_run_or_are_refused_in_one_line(project):
 
 def test_generated_what_ifs_route_or_are_refused_naming_the_statement(project):
     no_findings(whatif_campaign(22, 400, project))
+
+
+def test_generated_hotwax_exports_import_and_round_trip_or_are_refused():
+    no_findings(hotwax_campaign(22, 400))
+
+
+def test_the_cli_gives_exit_1_or_2_and_nothing_written_for_broken_hotwax_exports(tmp_path):
+    codes = set()
+    for document, note in hotwax_documents(random.Random(5), 40, mutate_share=1.0):
+        path, out = tmp_path / "group.json", tmp_path / "out.route"
+        path.write_text(json.dumps(document))
+        result = CliRunner().invoke(main, ["import-hotwax", str(path), "-o", str(out)])
+        codes.add(result.exit_code)
+        assert result.exit_code in (0, 1, 2), (note, result.output)
+        if result.exit_code == 2:
+            assert len(result.stderr.splitlines()) == 1 and not out.exists()
+        out.unlink(missing_ok=True)
+    assert 2 in codes
 
 
 def test_the_cli_gives_exit_2_and_one_line_for_generated_routetest_files(project):
@@ -69,3 +90,9 @@ def test_generated_routetest_files_long(project, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_generated_what_ifs_long(project, seed):
     no_findings(whatif_campaign(1000 + seed, 5000, project))
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("seed", range(3))
+def test_generated_hotwax_exports_long(seed):
+    no_findings(hotwax_campaign(1000 + seed, 5000))

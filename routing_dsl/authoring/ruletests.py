@@ -55,6 +55,7 @@ from ..compiler import compile_program
 from ..interpreter import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
+from ..validation import problem
 from . import whatif
 
 class TestFileError(Exception):
@@ -110,22 +111,9 @@ class RouteTestFile(Struct, forbid_unknown_fields=True):
 
 
 _KNOWN = {"": RouteTestFile, "case": Case, "expect": Expectation}
-_TYPE_WORDS = {"str": "a string", "float": "a number", "int": "an integer",
-               "bool": "a boolean (true or false)", "array": "a list", "object": "a table",
-               "date": "a date (2026-11-25)", "datetime": "a date and time", "time": "a time",
-               "str | object": "a path or a table"}
-_ERROR = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-
-
 def _problem(error: msgspec.ValidationError) -> tuple[str, str]:
     """msgspec's one error as (path, what belongs there), in the file's words."""
-    found = _ERROR.match(str(error))
-    what, path = found.group("what"), (found.group("path") or "").lstrip(".")
-    what = re.sub(r"`([^`]+)`", lambda m: _TYPE_WORDS.get(m.group(1), f"`{m.group(1)}`"),
-                  what)
-    what = what[:1].lower() + what[1:]
-    if "RFC3339" in what:
-        what = "expected a date (2026-11-25)"
+    path, what = problem(error, object_word="a table")
     if what.startswith("invalid enum value"):
         allowed = typing.get_args(Action if path.endswith("action") else Column)
         what += f" (one of: {', '.join(allowed)})"

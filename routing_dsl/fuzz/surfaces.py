@@ -214,3 +214,89 @@ def routetest_campaign(seed: int, count: int, project: Project) -> Tally:
     path.unlink(missing_ok=True)
     return tally
 
+
+
+# ---- HotWax group exports, from the export's schema --------------------------------------------
+
+def hotwax_documents(rng: random.Random, count: int,
+                     mutate_share: float = 0.6) -> list[tuple[Any, str]]:
+    """(document, what was broken): exports generated from the GroupExport schema, with
+    HotWax's own codes in its enum fields, most broken at one JSON path."""
+    from ..interchange import hotwax as h
+    from .values import JSON_HOSTILE
+    fields = [*h.ORDER_FIELDS, "promiseDaysCutoff", *h.ORDER_SORTS, "facilityGroupId",
+              "distance", "measurementSystem", "brokeringSafetyStock", "splitOrderItemGroup",
+              "ignoreFacilityOrderLimit", "brokerIfAllItemsAvailable", "shipmentThreshold",
+              *h.INVENTORY_SORTS, "inventoryForAllocation desc", "orderDate desc", "weekOfSupply"]
+    values = ["_NA_", "WAREHOUSES", "STORES, WAREHOUSES", "NEXT_DAY", "80", "2", "2.5", "0",
+              "METRIC", "IMPERIAL", "Y", "N", "true", "", "PRE-ORDER", "a,b,,c", "-1", "1e400",
+              None]
+    pools = {
+        "conditionTypeEnumId": lambda r: r.choice(["ENTCT_FILTER"] * 3 + ["ENTCT_SORT_BY"]),
+        "fieldName": lambda r: r.choice(fields),
+        "operator": lambda r: r.choice([*h.OPERATORS, None, "like"]),
+        "fieldValue": lambda r: r.choice(values),
+        "statusId": lambda r: r.choice([*h.STATUS["ROUTING"], *h.STATUS["RULE"],
+                                        "ROUTING_PAUSED"]),
+        "assignmentEnumId": lambda r: r.choice(["ORA_SINGLE", "ORA_MULTI", None]),
+        "actionTypeEnumId": lambda r: r.choice(["ORA_NEXT_RULE", "ORA_MV_TO_QUEUE",
+                                                "ORA_AUTO_CANCEL_DAYS", "ORA_RM_CANCEL_DATE"]),
+        "actionValue": lambda r: r.choice(["3", "true", "UNFILLABLE_PARKING", "", None, 2]),
+        "cronExpression": lambda r: r.choice(["0 */15 * * * ?", "*/5 * * * *", "bad cron"]),
+        "paused": lambda r: r.choice(["Y", "N", True, False, None]),
+        "productStoreId": lambda r: r.choice(["STORE", "OMS-STORE", ""]),
+        "sequenceNum": lambda r: r.choice([1, 2, 3, None, 2.5]),
+        "description": lambda r: r.choice([None, "Web orders", "two\nlines", "\x00", "é" * 3]),
+    }
+    make = Values(rng, pools, max_depth=5)
+    documents = []
+    for _ in range(count):
+        data = msgspec.to_builtins(make.make(h.GroupExport))
+        note = "valid"
+        if rng.random() < mutate_share:
+            data, note = mutate(rng, data, JSON_HOSTILE)
+        documents.append((data, note))
+    return documents
+
+
+def hotwax_campaign(seed: int, count: int) -> Tally:
+    """Each export imported: a checked `.route` text (which exports back to the same
+    meaning), or problems each naming a JSON path, or one schema error line."""
+    from ..checker import Workspace
+    from ..interchange.hotwax import (HotWaxImportError, HotWaxSchemaError, canonical,
+                                      export_group, import_group)
+    tally = Tally()
+    for document, note in hotwax_documents(random.Random(seed), count):
+        tally.inputs += 1
+        described = f"{note}: {_short(repr(document))}"
+        try:
+            text, _ = import_group(document, name="group.json")
+        except HotWaxSchemaError as error:
+            tally.refused += 1
+            if "\n" in str(error) or not str(error).startswith("group.json"):
+                tally.findings.append(Finding("hotwax", described, f"message: {error}"))
+            continue
+        except HotWaxImportError as error:
+            tally.refused += 1
+            bad = [p for p in error.problems if "\n" in p or not p.startswith("group.json")]
+            if bad:
+                tally.findings.append(Finding("hotwax", described, f"message: {bad[0]}"))
+            continue
+        except Exception as error:  # noqa: BLE001 - the finding
+            tally.findings.append(_crash("hotwax", described, error))
+            continue
+        tally.accepted += 1
+        try:  # what was imported exports back to the same meaning, and is then stable
+            [group] = Workspace().check_text(text, name="imported.route").program.groups
+            again = export_group(group)
+            if canonical(again) != canonical(document):
+                tally.findings.append(Finding("hotwax", described,
+                                              "the round trip changed the meaning"))
+            [group] = Workspace().check_text(import_group(again)[0],
+                                             name="again.route").program.groups
+            if export_group(group) != again:
+                tally.findings.append(Finding("hotwax", described,
+                                              "a second round trip changed the export"))
+        except Exception as error:  # noqa: BLE001 - the finding
+            tally.findings.append(_crash("hotwax", described, error))
+    return tally
