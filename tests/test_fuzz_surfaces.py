@@ -96,3 +96,12 @@ def test_generated_what_ifs_long(project, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_generated_hotwax_exports_long(seed):
     no_findings(hotwax_campaign(1000 + seed, 5000))
+
+
+def test_counts_reports_every_surface_for_the_bench():
+    from routing_dsl.fuzz import SURFACES, counts
+    found = counts(seed=1, per_surface=40)
+    assert list(found) == list(SURFACES)
+    for surface, tally in found.items():
+        assert tally["inputs"] == 40 and tally["findings"] == 0, (surface, tally)
+        assert tally["accepted"] + tally["refused"] == 40

@@ -28,3 +28,25 @@ def starter_project(folder: Path) -> Path:
     for name, text in files().items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
+
+
+SURFACES = ("lsp", ".routetest", "what-if", "hotwax")
+
+
+def counts(seed: int = 0, per_surface: int = 300) -> dict[str, dict[str, int]]:
+    """A seeded campaign of ``per_surface`` inputs on every surface: per surface, the inputs
+    sent, how many were accepted and refused, and the findings (0 when all is well). The
+    language server runs as a real process; the rest in this one."""
+    import asyncio
+    import tempfile
+
+    from . import lsp, surfaces
+    with tempfile.TemporaryDirectory(prefix="routing-fuzz-") as folder:
+        project = surfaces.Project(Path(folder) / "project")
+        tallies = {
+            "lsp": asyncio.run(lsp.campaign(seed, per_surface, Path(folder) / "lsp")),
+            ".routetest": surfaces.routetest_campaign(seed, per_surface, project),
+            "what-if": surfaces.whatif_campaign(seed, per_surface, project),
+            "hotwax": surfaces.hotwax_campaign(seed, per_surface),
+        }
+    return {surface: tallies[surface].counts() for surface in SURFACES}
