@@ -196,6 +196,9 @@ def test_diff_command_exit_codes_text_and_json(tmp_path):
                                  "--format", "json").stdout)
     assert document["units_changed"] == 1
     assert document["before"]["allocations"] == 6 and document["after"]["allocations"] == 5
+    # no rate cards: the cost is unknown, not 0.0
+    assert document["before"]["shipping_cost"] is None is document["after"]["shipping_cost"]
+    assert "shipping cost" not in differs.stdout
     missing = invoke("diff", tmp_path / "nope.route", changed, *snapshot)
     assert missing.exit_code == 1 and "no such file" in missing.stderr
     broken = tmp_path / "broken.route"

@@ -115,7 +115,7 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
     text = invoke(project, "--coverage")
     assert text.exit_code == 0
     assert "Nearest warehouse ships everything: fired yes" in text.stdout
-    assert "distance <= 1000" in text.stdout
+    assert "distance <= 1000 mi" in text.stdout  # with its unit
     document = json.loads(invoke(project, "--coverage-format", "json", "--fail-under", "0")
                           .stdout.split("\n", 2)[2])
     rules = {r["rule"]: r for r in document["rules"]}

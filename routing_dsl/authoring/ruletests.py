@@ -177,7 +177,8 @@ class Coverage:
                     self.rules.setdefault(key, {"fired": False, "passed_over": False})
                     for condition in rule.conditions:
                         if condition.source is not None:
-                            label = (*key, condition.source.label(), _condition_text(condition))
+                            label = (*key, condition.source.label(),
+                                     _condition_text(condition, rule))
                             self.conditions.setdefault(label, {"true": False, "false": False})
 
     def add_run(self, plan: Plan, result: dict) -> None:
@@ -452,13 +453,20 @@ def _explained(result: dict, order: str) -> str:
         "\n  what happened: no routing took the order"
 
 
-def _condition_text(condition) -> str:
+_UNITS = {"distance": lambda rule: f" {rule.distance_unit}", "transit_days": lambda rule: " days"}
+
+
+def _condition_text(condition, rule) -> str:
+    """The condition as the rules write it, with its unit (`distance <= 250 mi`)."""
     if condition.field == "facility_group":
         ids = condition.ids[0] if len(condition.ids) == 1 else f"[{', '.join(condition.ids)}]"
         return f"facility_group {condition.op} {ids}"
+    if condition.field == "delivery_date":
+        return f"delivery_date {condition.op} promise_date"
     number = condition.number
     shown = int(number) if number is not None and float(number).is_integer() else number
-    return f"{condition.field} {condition.op} {shown}"
+    unit = _UNITS.get(condition.field, lambda rule: "")(rule)
+    return f"{condition.field} {condition.op} {shown}{unit}"
 
 
 def _filter_text(condition) -> str:
