@@ -1184,8 +1184,8 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
             scheduler.router = partial(route_partitioned, executor=executor, jobs=jobs,
                                        address=address)
     if once:
-        for scheduler in schedulers:
-            scheduler.run_once()
+        from .ops.scheduler import run_due_once
+        run_due_once(schedulers)  # logs what ran, or that nothing was due
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
