@@ -631,7 +631,7 @@ def import_hotwax(export: Path) -> tuple[str, list[str]]:
     what was adapted; ProblemsError listing what cannot be translated."""
     import json
 
-    from .interchange.hotwax import HotWaxImportError, import_group
+    from .interchange.hotwax import HotWaxImportError, HotWaxSchemaError, import_group
     try:
         document = json.loads(export.read_bytes())
     except OSError as error:
@@ -640,6 +640,8 @@ def import_hotwax(export: Path) -> tuple[str, list[str]]:
         raise InputError(f"{export}: not valid JSON: {error}") from None
     try:
         return import_group(document, name=str(export))
+    except HotWaxSchemaError as error:  # not the shape of an export: bad input (exit 2)
+        raise InputError(printable(str(error))) from None
     except HotWaxImportError as error:
         count = len(error.problems)
         raise ProblemsError(problems=error.problems,

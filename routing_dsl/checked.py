@@ -62,6 +62,8 @@ class CheckedRule:
     auto_cancel_days: int | None
     clear_auto_cancel: bool
     where: Where
+    # where each inventory setting was written (the HotWax export keeps the file's order)
+    settings_where: tuple[tuple[str, Where], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

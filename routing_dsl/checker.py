@@ -542,6 +542,7 @@ class _ModuleChecker:
             if member.name in seen_flags:
                 self.error("RT412", f"`{member.name}` given twice", member.span, source=source)
             seen_flags.add(member.name)
+            parts.settings_where[member.name] = Where(source, member.span)
             if member.name == "shipment_threshold":
                 value = self._resolve(member.value, scope)
                 if not isinstance(value, RMissing):
@@ -663,7 +664,8 @@ class _ModuleChecker:
             shipment_threshold=parts.shipment_threshold, split_cost=parts.split_cost,
             split_cost_unit=parts.split_cost_unit, distance_unit=unit,
             move_to_queue=parts.move_to_queue or None, auto_cancel_days=parts.auto_cancel_days,
-            clear_auto_cancel=parts.clear_auto_cancel, where=where)
+            clear_auto_cancel=parts.clear_auto_cancel, where=where,
+            settings_where=tuple(parts.settings_where.items()))
         return checked, bool(parts.move_to_queue)
 
     def _template_parts(self, template: Definition) -> _RuleParts:
@@ -854,6 +856,7 @@ class _RuleParts:
     split_cost: float | None = None
     split_cost_unit: str = "money"
     split_cost_where: Where | None = None
+    settings_where: dict[str, Where] = field(default_factory=dict)
     has_unfilled: bool = False
     move_to_queue: str | None = None
     auto_cancel_days: int | None = None
@@ -875,6 +878,7 @@ class _RuleParts:
             shipment_threshold=self.shipment_threshold if self.shipment_threshold is not None
             else base.shipment_threshold,
         )
+        merged.settings_where = {**base.settings_where, **self.settings_where}
         own_split = self.split_cost is not None
         merged.split_cost = self.split_cost if own_split else base.split_cost
         merged.split_cost_unit = self.split_cost_unit if own_split else base.split_cost_unit

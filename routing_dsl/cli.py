@@ -231,35 +231,52 @@ def compile_command(source: Path, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def counted(n: int, word: str, comma: bool = False, plural: str | None = None) -> str:
+    """`1 item`, `2 items` (`1,000 items` with ``comma``; `2 facilities` given ``plural``)."""
+    return (f"{n:,}" if comma else str(n)) + " " + (
+        word if n == 1 else plural or word + "s")
+
+
 def shipping_line(figures: dict) -> str:
     """`12 packages, shipping 104.50, 2 split orders, 1 late item` (no cost without rate
     cards)."""
-    def count(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
     cost = f", shipping {figures['shipping_cost']:.2f}" if figures["shipping_cost"] else ""
-    return (f"{count(figures['packages'], 'package')}{cost}, "
-            f"{count(figures['split_orders'], 'split order')}, "
-            f"{count(figures['late_items'], 'late item')}")
+    return (f"{counted(figures['packages'], 'package')}{cost}, "
+            f"{counted(figures['split_orders'], 'split order')}, "
+            f"{counted(figures['late_items'], 'late item')}")
 
 
-def summarize(result: dict) -> str:
-    """A short human report: per group and routing, what was attempted and routed."""
+def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
+    """A short human report: per group and routing, what was attempted and routed;
+    ``stores`` (order id -> product store) tells apart the unfilled items of two groups'
+    routings of the same name."""
     lines = []
     by_rule: dict[tuple, int] = {}
     for allocation in result["allocations"]:
         key = (allocation["group"], allocation["routing"], allocation["rule"])
         by_rule[key] = by_rule.get(key, 0) + 1
+    # A run's unfilled records come together, in run order, but name only their routing
+    # (two groups may each have a "Web orders"): take them run by run, and by the product
+    # store of their order when the snapshot tells it.
     unfilled: dict[tuple, dict[str, int]] = {}
-    for entry in result["unfillable"]:
-        counts = unfilled.setdefault(entry["routing"], {})
-        counts[entry["action"]] = counts.get(entry["action"], 0) + 1
+    records = iter(result["unfillable"])
+    entry = next(records, None)
+    for batch in result["batches"]:
+        for run in batch["runs"]:
+            counts = unfilled.setdefault((batch["group"], run["routing"]), {})
+            while entry is not None and entry["routing"] == run["routing"] and (
+                    stores is None or stores.get(entry["order"]) in (None,
+                                                                     batch["product_store"])):
+                counts[entry["action"]] = counts.get(entry["action"], 0) + 1
+                entry = next(records, None)
     for batch in result["batches"]:
         lines.append(f"group {batch['group']!r} (store {batch['product_store']})")
         if batch.get("skipped"):
             lines.append(f"  skipped: {batch['skipped']}")
         for run in batch["runs"]:
-            lines.append(f"  routing {run['routing']!r}: {run['attempted_items']} items "
-                         f"attempted, {run['brokered_items']} brokered")
+            lines.append(f"  routing {run['routing']!r}: "
+                         f"{counted(run['attempted_items'], 'item')} attempted, "
+                         f"{run['brokered_items']} brokered")
             if run.get("packages"):
                 lines.append("    " + shipping_line(run))
             if run["error"]:
@@ -268,12 +285,12 @@ def summarize(result: dict) -> str:
                 if group == batch["group"] and routing == run["routing"]:
                     lines.append(f"    rule {rule!r}: {count} allocation"
                                  f"{'' if count == 1 else 's'}")
-            actions = unfilled.get(run["routing"])
+            actions = unfilled.get((batch["group"], run["routing"]))
             if actions:
                 described = ", ".join(f"{n} {a.replace('_', ' ')}" for a, n in sorted(actions.items()))
                 lines.append(f"    unfilled items: {described}")
-    lines.append(f"{len(result['allocations'])} allocations, "
-                 f"{len(result['unfillable'])} unfilled item records")
+    lines.append(f"{counted(len(result['allocations']), 'allocation')}, "
+                 f"{counted(len(result['unfillable']), 'unfilled item record')}")
     totals = [b["totals"] for b in result["batches"] if b.get("totals")]
     if any(t["packages"] for t in totals):
         summed = {key: sum(t[key] for t in totals) for key in totals[0]}
@@ -345,14 +362,15 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
             bar.render_finish()
     result = outcome.result
     text = dump_result(result, pretty)
+    stores = {o.id: o.product_store for o in job.snapshot.orders}
     if emit(out, text):
-        say(summarize(result))
+        say(summarize(result, stores))
         click.echo(f"wrote {out}")
     else:
-        say(summarize(result), err=True)
+        say(summarize(result, stores), err=True)
     if outcome.store is not None:
         count = len(outcome.batch_ids)
-        click.echo(f"recorded {count} batch{'' if count == 1 else 'es'} in "
+        click.echo(f"recorded {counted(count, 'batch', plural='batches')} in "
                    f"{app.display_url(outcome.store.url)}", err=True)
     outcome.raise_for_failure()
 
@@ -541,8 +559,9 @@ def partitions_command(source: Path, snapshot_path: str, mapping: Path | None,
         return
     for number, part in enumerate(found, start=1):
         say(printable(f"partition {number}: stores {', '.join(part.stores)}; groups "
-                      f"{', '.join(part.groups)}; {len(part.facilities)} facilities, "
-                      f"{part.orders} orders"))
+                      f"{', '.join(part.groups)}; "
+                      f"{counted(len(part.facilities), 'facility', plural='facilities')}, "
+                      f"{counted(part.orders, 'order')}"))
 
 
 @main.command()
@@ -629,9 +648,9 @@ def gen_snapshot(scenario: str, orders, facilities, skus, seed, out: Path) -> No
     document = generate(chosen)
     import orjson
     app.write_output(out, orjson.dumps(document) + b"\n")
-    click.echo(f"wrote {out}: {len(document['orders']):,} orders, "
-               f"{len(document['facilities']):,} facilities, "
-               f"{len(document['inventory']):,} inventory rows")
+    click.echo(f"wrote {out}: {counted(len(document['orders']), 'order', True)}, "
+               f"{counted(len(document['facilities']), 'facility', True, 'facilities')}, "
+               f"{counted(len(document['inventory']), 'inventory row', True)}")
 
 
 @main.group()
@@ -649,7 +668,8 @@ def oms_load(snapshot_path: Path, db_url: str) -> None:
     counts, where = app.load_oms(snapshot_path, db_url)
     total = sum(counts.values())
     click.echo(f"loaded {total} rows into {where} "
-               f"({counts['oms_order']} orders, {counts['oms_inventory']} inventory rows); "
+               f"({counted(counts['oms_order'], 'order')}, "
+               f"{counted(counts['oms_inventory'], 'inventory row')}); "
                f"read it with --snapshot {where}")
 
 
@@ -826,11 +846,11 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
         for scheduler in schedulers:
             scheduler.router = app.router(executor, jobs, address)
     if once:
-        for scheduler in schedulers:
-            try:
-                scheduler.run_once()
-            except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
-                raise click.ClickException(describe(error)) from None
+        from .ops.scheduler import run_due_once
+        try:
+            run_due_once(schedulers)  # logs what ran, or that nothing was due
+        except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
+            raise click.ClickException(describe(error)) from None
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

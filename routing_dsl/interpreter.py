@@ -544,9 +544,11 @@ class _Interpreter:
                     continue
                 batch["runs"].append(self._routing(group.name, store.id, routing, progress))
             if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
+                absent = _absent_queues(group, self.ctx.facilities)
                 self.warnings[f"eligible:{group.name}"] = (
-                    f"group {group.name!r}: no ship group was eligible (approved, waiting in a "
-                    f"queue of store {store.id!r}, and passing a routing's filter)")
+                    f"group {group.name!r}: no ship group was eligible: " + absent if absent
+                    else f"group {group.name!r}: no ship group was eligible (approved, waiting "
+                         f"in a queue of store {store.id!r}, and passing a routing's filter)")
         return self._result(batches)
 
     def _eligible_units(self, store: str, item_mode: bool) -> list[_Unit]:
@@ -1425,6 +1427,22 @@ def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | No
     out `inventory_after` and `facility_counts_after` (a decision shows neither)."""
     return _Interpreter(plan, snapshot, explain, explain_orders, explain_facilities,
                         prepared, live, after).run(group, routing, progress)
+
+
+def _absent_queues(group, facilities: dict) -> str | None:
+    """When every routing of ``group`` filters on queues the snapshot does not have (as
+    queues), say which: that is why nothing was eligible, not the orders."""
+    reasons = []
+    for routing in group.routings:
+        named = [c for c in routing.filters if c.field == "queue" and c.op in ("==", "in")]
+        absent = [q for c in named for q in c.ids
+                  if q not in facilities or not facilities[q].virtual]
+        if not named or len(absent) < sum(len(c.ids) for c in named):
+            return None
+        shown = ", ".join(repr(q) for q in dict.fromkeys(absent))
+        reasons.append(f"routing {routing.name!r} filters on queue {shown}, which the snapshot "
+                       "does not have (a facility with that id and \"virtual\": true)")
+    return "; ".join(reasons) or None
 
 
 def not_routed_reasons(plan: Plan, snapshot: Snapshot, result: dict, order_id: str) -> list[str]:

@@ -532,9 +532,9 @@ def parse_snapshot(data: bytes | str | dict, name: str = "snapshot") -> Snapshot
 
 def load_snapshot(path: Path) -> Snapshot:
     """Read and validate a snapshot file or folder. Raises SnapshotError."""
-    if path.is_dir():
-        return parse_snapshot(_read_folder(path), str(path))
     try:
+        if path.is_dir():  # raises for a name too long, unlike a missing file
+            return parse_snapshot(_read_folder(path), str(path))
         data = path.read_bytes()
     except OSError as error:
         raise SnapshotError([f"{path}: {error.strerror or error}"]) from None

@@ -60,11 +60,42 @@ def test_what_if_statements_read_as_written(text, described):
     assert parse(text).describe() == described
 
 
-@pytest.mark.parametrize("text", ["open NEAR", "stock P1 NEAR = 1", "limit NEAR -1", "close",
-                                  "stock P1 at NEAR = lots"])
+@pytest.mark.parametrize("text", ["open NEAR", "stock P1 NEAR = 1", "close",
+                                  "close NEAR FAR"])
 def test_a_what_if_that_does_not_parse_says_what_is_expected(text):
     with pytest.raises(WhatIfError, match="expected `close FACILITY`"):
         parse(text)
+
+
+# Found by the what-if fuzzer (tests/test_fuzz_surfaces.py): each number slot is read against
+# the range the engines hold exactly, and refused naming the statement.
+@pytest.mark.parametrize("text, words", [
+    # a limit too large to be a float became infinity, and int(inf) crashed (exit 3)
+    ("limit NEAR " + "9" * 400, "the daily order limit '999999999999999999999999999...' is "
+                                "out of range (at most 9007199254740992)"),
+    # a stock too large to be a float became infinity in the snapshot, then in the result
+    ("stock P1 at NEAR = " + "9" * 400, "out of range (from -9007199254740992 to "
+                                        "9007199254740992)"),
+    ("stock P1 at NEAR = 9007199254740993", "the stock '9007199254740993' is out of range"),
+    ("limit NEAR " + "9" * 5000, "out of range"),  # int() refuses > 4300 digits: no crash
+    ("limit NEAR -1", "the daily order limit '-1' is negative; it is 0 or more"),
+    ("limit NEAR 1.5", "the daily order limit '1.5' is not a whole number (or `none`)"),
+    ("stock P1 at NEAR = nan", "the stock 'nan' is not a number (write it like 12 or 2.5)"),
+    ("stock P1 at NEAR = lots", "the stock 'lots' is not a number"),
+    ("stock P1 at NEAR = 1e5", "the stock '1e5' is not a number"),
+    ("stock P1 at NEAR = \u0661\u0662", "is not a number"),  # Arabic-Indic digits read as 12
+])
+def test_a_what_if_number_out_of_range_is_refused_naming_the_statement(text, words):
+    with pytest.raises(WhatIfError) as error:
+        parse(text, "patch.txt:3")
+    assert str(error.value).startswith("patch.txt:3: '" + text[:20])
+    assert words in str(error.value)
+
+
+def test_the_largest_exact_numbers_are_accepted():
+    assert parse(f"stock P1 at NEAR = {2**53}").number == 2**53
+    assert parse(f"stock P1 at NEAR = -{2**53}").number == -2**53
+    assert parse(f"limit NEAR {2**53}").number == 2**53
 
 
 def test_closing_a_facility_sends_its_orders_elsewhere():
@@ -99,7 +130,7 @@ def test_unknown_ids_in_a_what_if_are_refused_with_suggestions():
 def test_a_patch_file_names_the_line_of_a_bad_statement(tmp_path):
     patch = tmp_path / "patch.txt"
     patch.write_text("# closing time\nclose NEAR\n\nlimit FAR lots\n")
-    with pytest.raises(WhatIfError, match=r"patch.txt:4: cannot read 'limit FAR lots'"):
+    with pytest.raises(WhatIfError, match=r"patch.txt:4: 'limit FAR lots': the daily order limit"):
         read_patch(patch)
     patch.write_text("close NEAR  # for the day\nlimit FAR 3\n")
     assert [c.describe() for c in read_patch(patch)] == ["close NEAR", "limit FAR 3"]
@@ -115,6 +146,9 @@ def test_run_applies_what_ifs_and_refuses_bad_ones():
     assert "ST_NYC" not in {a["facility"] for a in json.loads(closed.stdout)["allocations"]}
     bad = invoke(*base, "--what-if", "close NYC")
     assert bad.exit_code == 2 and "no facility 'NYC'" in bad.stderr
+    huge = invoke(*base, "--what-if", "limit WH_NJ " + "9" * 400)
+    assert huge.exit_code == 2 and "error: --what-if: 'limit WH_NJ 999" in huge.stderr
+    assert "out of range" in huge.stderr and "Traceback" not in huge.output
 
 
 # ---- diff -------------------------------------------------------------------------------------
@@ -162,6 +196,9 @@ def test_diff_command_exit_codes_text_and_json(tmp_path):
                                  "--format", "json").stdout)
     assert document["units_changed"] == 1
     assert document["before"]["allocations"] == 6 and document["after"]["allocations"] == 5
+    # no rate cards: the cost is unknown, not 0.0
+    assert document["before"]["shipping_cost"] is None is document["after"]["shipping_cost"]
+    assert "shipping cost" not in differs.stdout
     missing = invoke("diff", tmp_path / "nope.route", changed, *snapshot)
     assert missing.exit_code == 1 and "no such file" in missing.stderr
     broken = tmp_path / "broken.route"

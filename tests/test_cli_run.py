@@ -253,3 +253,40 @@ def test_the_summary_shows_what_the_packages_cost(tmp_path: Path):
             f"{totals['split_orders']} split order") in result.stdout
     plain = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--out", str(tmp_path / "p.json"))
     assert "shipping: 5 packages, 1 split order, 0 late items" in plain.stdout
+
+
+def test_the_summary_counts_unfilled_items_per_group(tmp_path):
+    # three groups with a routing of the same name: each showed the total (4) as its own
+    stores = ["A", "B", "C"]
+    rules = "declare queue _NA_, PARK\n" + "".join(
+        f'group "G{s}" for store {s} {{\n  routing "Web orders" {{\n'
+        '    filter { queue == _NA_ }\n    rule "r" {\n      assign partial\n'
+        '      when unfilled { move to queue PARK }\n    }\n  }\n}\n' for s in stores)
+    (tmp_path / "rules.route").write_text(rules)
+
+    def order(oid, store, products):
+        return {"id": oid, "product_store": store, "order_date": "2026-11-22T10:00:00",
+                "ship_groups": [{"id": "00001", "facility": "_NA_",
+                                 "ship_to": {"lat": 40.7, "lon": -74.0},
+                                 "items": [{"id": f"{n:05}", "product": p, "quantity": 1}
+                                           for n, p in enumerate(products, start=1)]}]}
+    snapshot = {
+        "format": "routing-snapshot/1", "now": "2026-11-23T09:30:00+00:00", "timezone": "UTC",
+        "product_stores": [{"id": s} for s in stores],
+        "facilities": [{"id": "WH", "lat": 40.7, "lon": -74.0, "product_stores": stores},
+                       {"id": "_NA_", "virtual": True, "product_stores": stores},
+                       {"id": "PARK", "virtual": True, "product_stores": stores}],
+        "products": [{"id": "IN"}, {"id": "OUT"}],
+        "inventory": [{"facility": "WH", "product": "IN", "atp": 10}],
+        "orders": [order("O-A", "A", ["IN"]), order("O-B", "B", ["OUT", "OUT", "OUT"]),
+                   order("O-C", "C", ["IN", "OUT"])]}
+    (tmp_path / "snapshot.json").write_text(json.dumps(snapshot))
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "rules.route"), "--snapshot",
+                                       str(tmp_path / "snapshot.json"), "--out",
+                                       str(tmp_path / "result.json")])
+    assert result.exit_code == 0, result.output
+    groups = result.stdout.split("group ")[1:]
+    assert [("unfilled items: " in g) and g.split("unfilled items: ")[1].split("\n")[0]
+            for g in groups] == [False, "3 moved", "1 moved"]
+    assert "routing 'Web orders': 1 item attempted" in groups[0]  # not "1 items"
+    assert "routing 'Web orders': 3 items attempted" in groups[1]

@@ -61,3 +61,19 @@ def test_the_shipping_rule_example_in_the_language_reference_checks_cleanly():
                 f'  routing "R" {{\n    filter {{ queue == _NA_ }}\n{block}  }}\n}}\n')
         result = Workspace().check_text(text, name=str(ROOT / "docs.route"))
         assert [d.message for d in result.diagnostics] == [], block
+
+
+def test_the_benchmark_rules_are_shipped_as_the_route_files_the_docs_show():
+    from routing_dsl.checker import Workspace
+    try:  # where the bench sub-package (issue 21) keeps them
+        from routing_dsl.bench import scenarios, suite as bench
+    except ImportError:
+        from routing_dsl import bench, scenarios
+    shipped = {"scenario.route": scenarios.PLAN, "scenario-shipping.route":
+               scenarios.SHIPPING_PLAN, "throughput.route": bench.BENCH_ROUTE}
+    performance = (ROOT / "docs" / "performance.md").read_text()
+    for name, text in shipped.items():
+        path = ROOT / "docs" / "bench" / name
+        assert path.read_text() == text, f"{path} differs from what the bench routes"
+        assert not Workspace().check_path(path).has_errors
+        assert f"bench/{name}" in performance

@@ -391,3 +391,17 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     forced = CliRunner().invoke(main, ["check", broken], color=True)
     assert "\x1b[" not in forced.output
+
+
+def test_a_queue_missing_from_the_snapshot_is_named(tmp_path):
+    # it was reported as "no ship group was eligible (approved, waiting in a queue ...)"
+    document = copy.deepcopy(SNAPSHOT)
+    document["facilities"] = [f for f in document["facilities"] if f["id"] != "_NA_"]
+    for order in document["orders"]:
+        for group in order["ship_groups"]:
+            group["facility"] = "UNFILLABLE_PARKING" if any(
+                f["id"] == "UNFILLABLE_PARKING" for f in document["facilities"]) else "WH_NJ"
+    result = run_snapshot(tmp_path, document)
+    assert result.exit_code == 0, result.output
+    assert ("routing 'Web orders' filters on queue '_NA_', which the snapshot does not have"
+            in result.stderr)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from routing_dsl.checker import Workspace
 from routing_dsl.cli import main
-from routing_dsl.interchange.hotwax import (canonical, export_group,
+from routing_dsl.interchange.hotwax import (HotWaxImportError, canonical, export_group,
                                             import_group)
 
 from .conftest import ROOT
@@ -90,7 +90,8 @@ def test_what_cannot_be_translated_is_listed_by_json_path_and_nothing_is_written
 @pytest.mark.parametrize("content, words", [
     (b"[1, 2]", "expected a JSON object"),
     (b"{not json", "not valid JSON"),
-    (b'{"productStoreId": "S", "routings": {"a": 1}}', "routings: expected a list of objects"),
+    (b'{"productStoreId": "S", "routings": {"a": 1}}',
+     "routings: expected a list or null, got an object"),
     (b"[" * 100_000, "not valid JSON"),
 ])
 def test_a_hostile_or_broken_export_is_refused_in_one_line(tmp_path, content, words):
@@ -130,3 +131,132 @@ def test_export_names_every_shipping_criterion_hotwax_cannot_hold(tmp_path):
     assert "shipping_cost.route:21:9: HotWax has no `transit_days` condition" in result.stderr
     assert "HotWax has no `split_cost` setting" in result.stderr
     assert "HotWax cannot sort by `shipping_cost`" in result.stderr
+
+
+def strip_ids(filters: list[dict]) -> list[tuple]:
+    """Each filter's meaning, in sequence order (spaces in comma lists are spelling)."""
+    return [(f.get("conditionTypeEnumId"), f.get("fieldName"), f.get("operator"),
+             f.get("fieldValue") and f["fieldValue"].replace(", ", ","))
+            for f in sorted(filters, key=lambda f: f["sequenceNum"])]
+
+
+def test_the_round_trip_keeps_each_rules_filters_in_their_order():
+    document = json.loads((FIXTURES / "every-parameter.json").read_text())
+    again = exported(import_group(document)[0])
+    original = {rule["ruleName"]: strip_ids(rule["inventoryFilters"])
+                for routing in document["routings"] for rule in routing["rules"]}
+    for routing in again["routings"]:
+        for rule in routing["rules"]:
+            # the distance used to move to the end of its rule
+            assert strip_ids(rule["inventoryFilters"]) == original[rule["ruleName"]]
+
+
+RULE_WITH_IMPERIAL = {
+    "productStoreId": "STORE", "groupName": "G", "description": "Two lines\nof description",
+    "routings": [{"routingName": "R", "description": "Web orders", "sequenceNum": 1,
+                  "rules": [{"ruleName": "r", "description": "Nearest first",
+                             "assignmentEnumId": "ORA_MULTI", "inventoryFilters": [
+        {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "distance",
+         "operator": "less-equals", "fieldValue": "250", "sequenceNum": 1},
+        {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "measurementSystem",
+         "fieldValue": "IMPERIAL", "sequenceNum": 2},
+        {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "shipmentThreshold",
+         "fieldValue": "25", "sequenceNum": 3},
+        {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "facilityGroupId",
+         "operator": "equals", "fieldValue": "STORES", "sequenceNum": 4},
+        {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "ignoreFacilityOrderLimit",
+         "fieldValue": "Y", "sequenceNum": 5},
+        {"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "brokeringSafetyStock",
+         "operator": "greater-equals", "fieldValue": "3", "sequenceNum": 6}]}]}]}
+
+
+def test_an_explicit_imperial_and_the_order_of_conditions_survive_the_round_trip():
+    text, _ = import_group(RULE_WITH_IMPERIAL)
+    again = exported(text)
+    [rule] = again["routings"][0]["rules"]
+    # export wrote the settings after the conditions, and no measurementSystem for miles
+    assert strip_ids(rule["inventoryFilters"]) == strip_ids(
+        RULE_WITH_IMPERIAL["routings"][0]["rules"][0]["inventoryFilters"])
+
+
+def test_descriptions_are_carried_as_comments_and_exported_back():
+    text, _ = import_group(RULE_WITH_IMPERIAL)  # the group's description used to be dropped
+    assert "# description: Two lines\n# description: of description\ngroup \"G\"" in text
+    assert "# description: Web orders\n  routing \"R\"" in text
+    assert "# description: Nearest first\n    rule \"r\"" in text
+    again = exported(text)
+    assert again["description"] == "Two lines\nof description"
+    assert again["routings"][0]["description"] == "Web orders"
+    assert again["routings"][0]["rules"][0]["description"] == "Nearest first"
+
+
+def test_a_rule_in_miles_exports_its_measurement_system(tmp_path):
+    source = tmp_path / "rules.route"
+    source.write_text('declare facility_group STORES\ngroup "G" for store S {\n'
+                      '  routing "R" {\n    rule "r" {\n      assign partial\n'
+                      '      inventory {\n        distance <= 250 mi\n'
+                      '        shipment_threshold 40.00\n        facility_group == STORES\n'
+                      '      }\n    }\n  }\n}\n')
+    result = invoke("export-hotwax", source)
+    assert result.exit_code == 0, result.output
+    [rule] = json.loads(result.stdout)["routings"][0]["rules"]
+    assert [f["fieldName"] for f in rule["inventoryFilters"]] == [
+        "distance", "measurementSystem", "shipmentThreshold", "facilityGroupId"]
+    assert rule["inventoryFilters"][1]["fieldValue"] == "IMPERIAL"
+
+
+# Found by the HotWax fuzzer (tests/test_fuzz_surfaces.py): the cron, status, assignment,
+# field name, action type and surrogate cases exited 3 from somewhere in the import; the NaN
+# sequence, the schedule given as text and the list action value were read without a word.
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["schedule"].update(cronExpression=5),
+     "schedule.cronExpression: expected a string or null, got an integer"),
+    (lambda d: d["routings"][0].update(statusId={"id": "ROUTING_ACTIVE"}),
+     "routings[0].statusId: expected a string or null, got an object"),
+    (lambda d: d["routings"][0]["rules"][0].update(assignmentEnumId=["ORA_SINGLE"]),
+     "routings[0].rules[0].assignmentEnumId: expected a string or null, got a list"),
+    (lambda d: d["routings"][0]["orderFilters"][0].update(operator=1),
+     "routings[0].orderFilters[0].operator: expected a string or null, got an integer"),
+    (lambda d: d["routings"][1].update(sequenceNum=float("nan")),
+     "routings[1].sequenceNum: expected a number >= -9007199254740992.0"),
+    (lambda d: d["routings"][0].update(rules=[5]),
+     "routings[0].rules[0]: expected an object, got an integer"),
+    (lambda d: d.update(schedule="0 * * * *"),
+     "schedule: expected an object or null, got a string"),
+    (lambda d: d["routings"][0]["rules"][0]["actions"][0].update(actionValue=[1]),
+     "routings[0].rules[0].actions[0].actionValue: expected"),
+    (lambda d: d["routings"][0]["orderFilters"][0].update(fieldName={}),
+     "routings[0].orderFilters[0].fieldName: expected a string or null, got an object"),
+    (lambda d: d["routings"][0]["rules"][0]["actions"][0].update(actionTypeEnumId=[]),
+     "routings[0].rules[0].actions[0].actionTypeEnumId: expected a string or null, got a list"),
+    (lambda d: d.update(groupName="\ud83d"),  # JSON can escape a lone surrogate; UTF-8 cannot
+     "groupName: expected text, got a lone UTF-16 surrogate"),
+])
+def test_a_value_of_the_wrong_json_type_is_one_line_naming_its_path(tmp_path, change, words):
+    document = json.loads((FIXTURES / "every-parameter.json").read_text())
+    change(document)
+    path = tmp_path / "group.json"
+    path.write_text(json.dumps(document))
+    result = invoke("import-hotwax", path, "-o", tmp_path / "out.route")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"error: {path}: {words}"] or \
+        (len(result.stderr.splitlines()) == 1 and words in result.stderr)
+    assert not (tmp_path / "out.route").exists()
+
+
+def test_a_number_beyond_float_range_is_a_problem_not_infinity(tmp_path):
+    document = json.loads((FIXTURES / "every-parameter.json").read_text())
+    document["routings"][1]["rules"][0]["inventoryFilters"][1]["fieldValue"] = "1e400"
+    with pytest.raises(HotWaxImportError, match=r"inventoryFilters\[1\].fieldValue: '1e400' "
+                                                r"is out of range"):
+        import_group(document)
+
+
+def test_a_rule_status_on_a_routing_is_not_a_routing_status():
+    # found by the round trip of the HotWax fuzzer: RULE_ARCHIVED on a routing was read as
+    # archived, and exported back as ROUTING_ARCHIVED
+    document = json.loads((FIXTURES / "every-parameter.json").read_text())
+    document["routings"][0]["statusId"] = "RULE_ARCHIVED"
+    with pytest.raises(HotWaxImportError, match=r"routings\[0\].statusId: unknown status "
+                                                "'RULE_ARCHIVED'"):
+        import_group(document)

@@ -157,6 +157,19 @@ def test_serve_once_runs_the_due_groups_of_several_files(tmp_path):
     batches = RunStore(db).batches()
     assert sorted(b.group for b in batches) == ["Omnichannel brokering", "Second brokering"]
     assert {b.trigger for b in batches} == {"scheduled"}
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert "serving" not in [e["event"] for e in events]  # the docs said it was printed
+    [once] = [e for e in events if e["event"] == "once"]
+    assert once["ran"] == ["Omnichannel brokering", "Second brokering"]
+    assert once["batches"] == 2 and once["nothing_due"] is False and "at" in once["next"]
+    # again: nothing is due now, and it says so (it used to print nothing at all)
+    again = runner.invoke(main, ["serve", str(tmp_path / "a.route"), "--source",
+                                 str(EXAMPLE / "snapshot.json"), "--db", db, "--once"])
+    assert again.exit_code == 0, again.output
+    [line] = again.stderr.splitlines()
+    event = json.loads(line)
+    assert event["event"] == "once" and event["nothing_due"] is True and event["ran"] == []
+    assert event["next"]["group"] == "Omnichannel brokering"
 
 
 def test_serve_runs_the_due_groups_of_many_stores_on_a_process_pool(tmp_path):

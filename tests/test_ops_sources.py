@@ -112,3 +112,40 @@ def test_the_operations_doc_sql_commands_run(tmp_path, monkeypatch):
         assert result.exit_code == 0, (line, result.output)
     expected = json.loads((ROOT / "examples" / "omnichannel" / "expected.json").read_text())
     assert (tmp_path / "result.json").read_bytes() == dump_result(expected)
+
+
+def loaded_omnichannel(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'oms.db'}"
+    folder = ROOT / "examples" / "omnichannel"
+    assert invoke("oms", "load", str(folder / "snapshot.json"), "--db", url).exit_code == 0
+    return url
+
+
+def test_a_mapping_may_leave_out_optional_columns(tmp_path):
+    # a new user's mapping without `allow_brokering` crashed with KeyError (exit 3)
+    url = loaded_omnichannel(tmp_path)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('inventory = "select facility, product, atp from oms_inventory order by '
+                       'position"\nproduct_stores = "select id from oms_product_store"\n'
+                       'ship_groups = "select order_id, id, facility, lat, lon from '
+                       'oms_ship_group order by position"\n')
+    folder = ROOT / "examples" / "omnichannel"
+    result = invoke("run", str(folder / "omnichannel.route"), "--snapshot", url,
+                    "--mapping", str(mapping), "--out", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["allocations"]  # allow_brokering took its default: true
+
+
+def test_a_misnamed_column_is_one_error_naming_it(tmp_path):
+    # it was two errors per row (36 lines for 18 rows)
+    url = loaded_omnichannel(tmp_path)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('inventory = "select facility, product, atp as qty, minimum_stock, '
+                       'allow_brokering from oms_inventory"\n')
+    result = invoke("run", str(ROOT / "examples" / "omnichannel" / "omnichannel.route"),
+                    "--snapshot", url, "--mapping", str(mapping), "--out", "-")
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 2, result.stderr
+    assert "inventory query: no column `atp` (it needs facility, product, atp)" in errors[0]
+    assert "inventory query: unknown column `qty` (columns: facility, product, atp," in errors[1]

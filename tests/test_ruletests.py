@@ -115,7 +115,7 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
     text = invoke(project, "--coverage")
     assert text.exit_code == 0
     assert "Nearest warehouse ships everything: fired yes" in text.stdout
-    assert "distance <= 1000" in text.stdout
+    assert "distance <= 1000 mi" in text.stdout  # with its unit
     document = json.loads(invoke(project, "--coverage-format", "json", "--fail-under", "0")
                           .stdout.split("\n", 2)[2])
     rules = {r["rule"]: r for r in document["rules"]}
@@ -130,14 +130,18 @@ def test_coverage_reports_rules_and_conditions_and_gates(project):
 
 @pytest.mark.parametrize("body, words", [
     ("[[case]\n", "not valid TOML"),
-    ('[[case]]\nexpect = [{ order = "O-1001", facilty = "X" }]\n', "unknown check 'facilty'"),
+    ('[[case]]\nexpect = [{ order = "O-1001", facilty = "X" }]\n',
+     "case[0].expect[0]: unknown check `facilty` (checks: facility, rule"),
     ('[[case]]\nexpect = [{ order = "O-1001" }]\n', "checks nothing"),
     ('[[case]]\ncolumns = ["order", "facility"]\nrows = [["O-1001"]]\n', "one value per column"),
     ('[[case]]\nwhat_if = ["shut WH_NJ"]\nexpect = [{ order = "O-1001", unfilled = false }]\n',
      "cannot read 'shut WH_NJ'"),
-    ('[[case]]\nexpect = [{ order = "O-1001", quantity = "two" }]\n', "`quantity` for O-1001"),
-    ('[[case]]\nexpect = [{ order = "O-1001", shipping_cost = true }]\n', "is a number"),
-    ('[[case]]\nexpect = [{ order = "O-1001", delivery_date = "soon" }]\n', "is a date"),
+    ('[[case]]\nexpect = [{ order = "O-1001", quantity = "two" }]\n',
+     "case[0].expect[0].quantity: expected a number, got a string"),
+    ('[[case]]\nexpect = [{ order = "O-1001", shipping_cost = true }]\n',
+     "case[0].expect[0].shipping_cost: expected a number, got a boolean"),
+    ('[[case]]\nexpect = [{ order = "O-1001", delivery_date = "soon" }]\n',
+     "case[0].expect[0].delivery_date: expected a date (2026-11-25)"),
     ("", "no [[case]] to run"),
     ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 ])
@@ -178,3 +182,50 @@ def test_shipping_checks_hold_the_cost_and_the_delivery_date(tmp_path):
     assert "shipping_cost: expected at most 9.0, got 9.53" in result.stderr
     assert "delivery_date: expected by 2026-11-23, got 2026-11-24" in result.stderr
     assert "order C-7: shipping_cost: expected at most 99.0, got no allocation" in result.stderr
+
+
+# Found by the .routetest fuzzer (tests/test_fuzz_surfaces.py): each exited 3 with a
+# traceback, or passed or failed a case instead of refusing the file.
+@pytest.mark.parametrize("body, words", [
+    ('[[case]]\nname = 5\nexpect = [{ order = "O-1001", unfilled = false }]\n',
+     "case[0].name: expected a string, got an integer"),
+    ('[[case]]\nexpect = [{ order = 5, unfilled = false }]\n',
+     "case[0].expect[0].order: expected a string, got an integer"),
+    ('[[case]]\ncolumns = ["order", "facility"]\nrows = [5]\n',
+     "case[0].rows[0]: expected a list, got an integer"),
+    ('[[case]]\ncolumns = ["order", "quantity"]\nrows = [["O-1001", "x"]]\n',
+     "case[0].rows[0][1] (quantity): expected a number, got a string"),
+    ('[[case]]\nexpect = [{ order = "O-1001", facility = ["WH_NJ"] }]\n',  # a silent failure
+     "case[0].expect[0].facility: expected a string, got a list"),
+    ('[[case]]\nexpect = [{ order = "O-1001", quantity = nan }]\n',  # passed every time
+     "case[0].expect[0].quantity: expected a number >= 0.0"),
+    ('[[case]]\nexpect = [{ order = "O-1001", quantity = 1e400 }]\n',
+     "case[0].expect[0].quantity: expected a number <= 9007199254740992.0"),
+    ('[[case]]\nexpect = [{ order = "O-1001", action = "parked" }]\n',
+     "case[0].expect[0].action: invalid enum value 'parked' (one of: moved, left, "),
+    ('[[case]]\nexpect = [{ order = "O-1001", unfilled = "yes" }]\n',
+     "case[0].expect[0].unfilled: expected a boolean (true or false), got a string"),
+    ("case = { name = 'x' }\n", "case: expected a list, got a table"),
+    ('[[case]]\nexpect = [{ order = "O-1001", delivery_date = 2026-11-25T10:00:00 }]\n',
+     "case[0].expect[0].delivery_date: expected a date (2026-11-25), got a date and time"),
+    ('rulez = 1\n[[case]]\nexpect = [{ order = "O-1001", unfilled = false }]\n',
+     "unknown key `rulez` (keys: rules, case, snapshot)"),
+    ('[[case]]\nsnapshot = "snap\\u0000shot.json"\nexpect = [{ order = "O-1001", unfilled = '
+     'false }]\n', "snapshot: expected a file path, got text with control characters"),
+    ('[[case]]\nsnapshot = "' + "9" * 400 + '"\nexpect = [{ order = "O-1001", unfilled = '
+     'false }]\n', "File name too long"),
+    ('[[case]]\nexpect = [{ order = "\\n" }]\n', "the expectation for '\\n' checks nothing"),
+])
+def test_a_value_of_the_wrong_type_is_one_line_naming_its_path(project, body, words):
+    result = invoke(write(project, body))
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: " + str(project / "rules.routetest")) and words in line
+
+
+def test_an_order_absent_from_the_snapshot_is_said_so(project):
+    result = invoke(write(project, '[[case]]\nexpect = [{ order = "O-9999", facility = '
+                                   '"WH_NJ" }]\n'))
+    assert result.exit_code == 1
+    assert "order 'O-9999': not in the snapshot" in result.stderr
+    assert "no routing took the order" not in result.stderr

@@ -113,11 +113,17 @@ def figures(result: dict) -> dict:
 
 
 def shipping_totals(result: dict) -> dict:
-    """The batches' shipping totals added up: cost, packages, split orders, late items."""
+    """The batches' shipping totals added up: cost, packages, split orders, late items. The
+    cost is None when no allocation has one (no rate cards): unknown, not free."""
     totals = [b["totals"] for b in result["batches"] if b.get("totals")]
     summed = {key: sum(t.get(key, 0) for t in totals) for key in TOTALS}
-    summed["shipping_cost"] = round(summed["shipping_cost"], 2)
+    costed = any(a.get("shipping_cost") is not None for a in result["allocations"])
+    summed["shipping_cost"] = round(summed["shipping_cost"], 2) if costed else None
     return summed
+
+
+def _money(amount: float | None) -> str:
+    return "unknown" if amount is None else f"{amount:.2f}"
 
 
 def render(diff: Diff, old_name: str, new_name: str, snapshot_name: str) -> str:
@@ -146,9 +152,9 @@ def render(diff: Diff, old_name: str, new_name: str, snapshot_name: str) -> str:
                        ("unfilled items", "unfilled_items"), ("packages", "packages"),
                        ("late items", "late_items")):
         lines.append(f"{'  ' + label:<22}{before[key]:>12}{after[key]:>12}")
-    if before["shipping_cost"] or after["shipping_cost"]:
-        lines.append(f"{'  shipping cost':<22}{before['shipping_cost']:>12.2f}"
-                     f"{after['shipping_cost']:>12.2f}")
+    if before["shipping_cost"] is not None or after["shipping_cost"] is not None:
+        lines.append(f"{'  shipping cost':<22}{_money(before['shipping_cost']):>12}"
+                     f"{_money(after['shipping_cost']):>12}")
     lines.append(f"{'  mean distance':<22}{_distance(before):>12}{_distance(after):>12}")
     moved = sorted(set(before["orders_per_facility"]) | set(after["orders_per_facility"]))
     shifts = [f"{f} {before['orders_per_facility'].get(f, 0)} -> "

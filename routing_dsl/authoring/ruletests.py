@@ -24,6 +24,11 @@ rate cards, `shipping_cost` (the most the lines' shares of their packages may co
 and `delivery_date` (the latest day any of them may arrive, `"2026-11-25"`). A failure shows
 what was expected, what happened, and the rules the order went through.
 
+The file's schema is :class:`RouteTestFile` (msgspec structs, declared once): the reader
+validates against it, and the fuzzers generate files from it. A value of the wrong type, a
+missing key or an unknown one is one line naming its path and what belongs there
+(`rules.routetest: case[0].expect[1].quantity: expected a number, got a string`).
+
 Coverage: each case runs with explanations; a rule *fired* when it allocated, was *passed
 over* when it was tried and allocated nothing; an inventory condition was seen *true* when its
 rule chose a facility, and *false* when it was the first condition to exclude one; a routing's
@@ -33,26 +38,110 @@ filter condition was seen true (false) when a ship group waiting as the case sta
 
 from __future__ import annotations
 
+import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Annotated, Any, Literal
 from xml.etree import ElementTree
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..checker import Workspace
 from ..compiler import compile_program
 from ..interpreter import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
+from ..validation import problem
 from . import whatif
-
-CHECKS = ("facility", "rule", "quantity", "unfilled", "action", "shipping_cost",
-          "delivery_date")
-KEYS = ("order", "ship_group", "item")
-
 
 class TestFileError(Exception):
     """A test file that cannot be run (the message names the file and the problem)."""
+
+
+# ---- the schema -------------------------------------------------------------------------------
+
+Text = Annotated[str, Meta(min_length=1, max_length=10_000)]
+FilePath = Annotated[str, Meta(min_length=1, max_length=4096)]
+Quantity = Annotated[float, Meta(ge=0, le=2**53)]  # whole units fit a float exactly up to 2^53
+Amount = Annotated[float, Meta(ge=0, le=1e12)]
+Action = Literal["moved", "left", "auto_cancel_set", "auto_cancel_cleared"]
+
+
+class Expectation(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """What one case expects of an order (narrowed to a ship group or an item)."""
+
+    order: Text
+    ship_group: Text | UnsetType = UNSET
+    item: Text | UnsetType = UNSET
+    facility: Text | UnsetType = UNSET
+    rule: Text | UnsetType = UNSET
+    quantity: Quantity | UnsetType = UNSET
+    unfilled: bool | UnsetType = UNSET
+    action: Action | UnsetType = UNSET
+    shipping_cost: Amount | UnsetType = UNSET
+    delivery_date: date | UnsetType = UNSET
+
+
+KEYS = ("order", "ship_group", "item")
+CHECKS = tuple(name for name in Expectation.__struct_fields__ if name not in KEYS)
+Column = Literal[KEYS + CHECKS]  # type: ignore[valid-type]
+
+
+class Case(Struct, forbid_unknown_fields=True):
+    """One run of the rules, on the file's snapshot (or its own) with what-if changes."""
+
+    name: Text | UnsetType = UNSET
+    snapshot: FilePath | dict[str, Any] | UnsetType = UNSET
+    what_if: list[Annotated[str, Meta(max_length=10_000)]] = []
+    expect: list[Expectation] = []
+    columns: list[Column] | UnsetType = UNSET
+    rows: list[list[Any]] = []
+
+
+class RouteTestFile(Struct, forbid_unknown_fields=True):
+    """A `.routetest` file."""
+
+    rules: FilePath
+    case: list[Case] = []
+    snapshot: FilePath | dict[str, Any] | UnsetType = UNSET
+
+
+_KNOWN = {"": RouteTestFile, "case": Case, "expect": Expectation}
+def _problem(error: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec's one error as (path, what belongs there), in the file's words."""
+    path, what = problem(error, object_word="a table")
+    if what.startswith("invalid enum value"):
+        allowed = typing.get_args(Action if path.endswith("action") else Column)
+        what += f" (one of: {', '.join(allowed)})"
+    unknown = re.fullmatch(r"object contains unknown field (.*)", what)
+    if unknown:
+        owner = _KNOWN[re.sub(r"\[\d+\]", "", path).rpartition(".")[2]]
+        noun = "check" if owner is Expectation else "key"
+        allowed = CHECKS if owner is Expectation else owner.__struct_fields__
+        what = f"unknown {noun} {unknown.group(1)} ({noun}s: {', '.join(allowed)})"
+    return path, what
+
+
+def validate(document: Any, name: str) -> RouteTestFile:
+    """The document (as TOML reads it) checked against the schema, or one TestFileError."""
+    if isinstance(document, dict) and "rules" not in document:
+        raise TestFileError(f"{name}: `rules` must name the .route file the cases test")
+    try:
+        found = msgspec.convert(document, RouteTestFile)
+    except msgspec.ValidationError as error:
+        path, what = _problem(error)
+        raise TestFileError(f"{name}: {path + ': ' if path else ''}{what}") from None
+    return found
+
+
+def _file_path(value: str, where: str) -> str:
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise TestFileError(f"{where}: expected a file path, got text with control characters")
+    return value
 
 
 @dataclass
@@ -88,7 +177,8 @@ class Coverage:
                     self.rules.setdefault(key, {"fired": False, "passed_over": False})
                     for condition in rule.conditions:
                         if condition.source is not None:
-                            label = (*key, condition.source.label(), _condition_text(condition))
+                            label = (*key, condition.source.label(),
+                                     _condition_text(condition, rule))
                             self.conditions.setdefault(label, {"true": False, "false": False})
 
     def add_run(self, plan: Plan, result: dict) -> None:
@@ -168,32 +258,37 @@ class Coverage:
 
 def run_file(path: Path, coverage: Coverage | None = None) -> list[CaseResult]:
     """Run every case of one test file."""
-    document = _read(path)
+    document = validate(_read(path), str(path))
     plan = _plan(path, document)
+    if not document.case:
+        raise TestFileError(f"{path}: no [[case]] to run")
+    expectations = [_expectations(case, f"{path}: case[{index}]")
+                    for index, case in enumerate(document.case)]
     if coverage is not None:
         coverage.add_plan(plan)
-    base = document.get("snapshot")
-    cases = document.get("case", [])
-    if not isinstance(cases, list) or not cases:
-        raise TestFileError(f"{path}: no [[case]] to run")
     results = []
-    for number, case in enumerate(cases, start=1):
-        name = case.get("name") or f"case {number}"
+    for number, (case, expected) in enumerate(zip(document.case, expectations, strict=True),
+                                              start=1):
+        name = case.name or f"case {number}"
         where = f"{path}: case {name!r}"
-        snapshot = _snapshot(path, case.get("snapshot", base), where)
+        given = case.snapshot if case.snapshot is not UNSET else document.snapshot
+        snapshot = _snapshot(path, given, where)
         try:
-            changes = [whatif.parse(text, f"{where}: what_if") for text in
-                       _strings(case.get("what_if", []), f"{where}: what_if")]
+            changes = [whatif.parse(text, f"{where}: what_if") for text in case.what_if]
             snapshot = whatif.apply(snapshot, changes)
         except whatif.WhatIfError as error:
             raise TestFileError(str(error)) from None
-        expectations = _expectations(case, where)
         outcome = run_plan(plan, snapshot, explain=True)
         if coverage is not None:
             coverage.add_run(plan, outcome)
             coverage.add_filters(plan, snapshot)
         result = CaseResult(str(path), name)
-        for expectation in expectations:
+        orders = {o.id for o in snapshot.orders}
+        for expectation in expected:
+            if expectation["order"] not in orders:
+                result.failures.append(f"order {expectation['order']!r}: not in the snapshot "
+                                       "(a typo, or the wrong snapshot?)")
+                continue
             problem = _check(expectation, outcome)
             if problem:
                 result.failures.append(problem + _explained(outcome, expectation["order"]))
@@ -230,12 +325,14 @@ def _read(path: Path) -> dict:
         raise TestFileError(f"{path}: not valid TOML: nested too deeply") from None
 
 
-def _plan(path: Path, document: dict) -> Plan:
-    rules = document.get("rules")
-    if not isinstance(rules, str):
-        raise TestFileError(f"{path}: `rules` must name the .route file the cases test")
+def _plan(path: Path, document: RouteTestFile) -> Plan:
+    rules = _file_path(document.rules, f"{path}: rules")
     source = (path.parent / rules)
-    if source.suffix != ".route" or not source.is_file():
+    try:
+        found = source.suffix == ".route" and source.is_file()
+    except OSError as error:  # a name too long for the file system
+        raise TestFileError(f"{path}: rules {rules!r}: {error.strerror}") from None
+    if not found:
         raise TestFileError(f"{path}: rules {rules!r}: no such .route file")
     result = Workspace().check_path(source)
     errors = [d for d in result.diagnostics if d.is_error]
@@ -251,51 +348,32 @@ def _snapshot(path: Path, given, where: str) -> Snapshot:
         if isinstance(given, dict):
             return parse_snapshot(given, f"{where}: snapshot")
         if isinstance(given, str):
-            return load_snapshot(path.parent / given)
+            return load_snapshot(path.parent / _file_path(given, f"{where}: snapshot"))
     except SnapshotError as error:
-        raise TestFileError("; ".join(error.problems[:3])) from None
+        raise TestFileError(f"{where}: snapshot: " + "; ".join(error.problems[:3])) from None
     raise TestFileError(f"{where}: needs a `snapshot` (a path, or a table), here or at the top")
 
 
-def _strings(value, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TestFileError(f"{where}: must be a list of strings")
-    return value
-
-
-def _expectations(case: dict, where: str) -> list[dict]:
-    unknown = set(case) - {"name", "snapshot", "what_if", "expect", "columns", "rows"}
-    if unknown:
-        raise TestFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    found = list(case.get("expect", []))
-    columns = case.get("columns")
-    for row in case.get("rows", []):
-        if not isinstance(columns, list) or len(row) != len(columns):
+def _expectations(case: Case, where: str) -> list[dict]:
+    """The case's expectations, as dicts of the keys given; rows are checked against the
+    schema like `expect` entries, with their place in the table."""
+    found = [msgspec.to_builtins(e, builtin_types=(date,)) for e in case.expect]
+    columns = case.columns if case.columns is not UNSET else None
+    for index, row in enumerate(case.rows):
+        if columns is None or len(row) != len(columns):
             raise TestFileError(f"{where}: each row needs one value per column {columns}")
-        found.append(dict(zip(columns, row, strict=True)))
+        try:
+            expectation = msgspec.convert(dict(zip(columns, row, strict=True)), Expectation)
+        except msgspec.ValidationError as error:
+            key, what = _problem(error)
+            column = f"[{columns.index(key)}] ({key})" if key in columns else ""
+            raise TestFileError(f"{where}.rows[{index}]{column}: {what}") from None
+        found.append(msgspec.to_builtins(expectation, builtin_types=(date,)))
     if not found:
         raise TestFileError(f"{where}: nothing to check (give `expect` or `columns` and `rows`)")
     for expectation in found:
-        if not isinstance(expectation, dict) or "order" not in expectation:
-            raise TestFileError(f"{where}: every expectation names an `order`")
-        unknown = set(expectation) - set(KEYS) - set(CHECKS)
-        if unknown:
-            raise TestFileError(f"{where}: unknown check {sorted(unknown)[0]!r} (checks: "
-                                f"{', '.join(CHECKS)})")
-        for number in ("quantity", "shipping_cost"):
-            value = expectation.get(number)
-            if number in expectation and (isinstance(value, bool)
-                                          or not isinstance(value, int | float)):
-                raise TestFileError(f"{where}: `{number}` for {expectation['order']} is a "
-                                    "number")
-        if "delivery_date" in expectation:
-            try:
-                date.fromisoformat(str(expectation["delivery_date"]))
-            except ValueError:
-                raise TestFileError(f"{where}: `delivery_date` for {expectation['order']} is "
-                                    "a date, e.g. 2026-11-25") from None
         if not set(expectation) & set(CHECKS):
-            raise TestFileError(f"{where}: the expectation for {expectation['order']} checks "
+            raise TestFileError(f"{where}: the expectation for {expectation['order']!r} checks "
                                 f"nothing (checks: {', '.join(CHECKS)})")
     return found
 
@@ -375,13 +453,20 @@ def _explained(result: dict, order: str) -> str:
         "\n  what happened: no routing took the order"
 
 
-def _condition_text(condition) -> str:
+_UNITS = {"distance": lambda rule: f" {rule.distance_unit}", "transit_days": lambda rule: " days"}
+
+
+def _condition_text(condition, rule) -> str:
+    """The condition as the rules write it, with its unit (`distance <= 250 mi`)."""
     if condition.field == "facility_group":
         ids = condition.ids[0] if len(condition.ids) == 1 else f"[{', '.join(condition.ids)}]"
         return f"facility_group {condition.op} {ids}"
+    if condition.field == "delivery_date":
+        return f"delivery_date {condition.op} promise_date"
     number = condition.number
     shown = int(number) if number is not None and float(number).is_integer() else number
-    return f"{condition.field} {condition.op} {shown}"
+    unit = _UNITS.get(condition.field, lambda rule: "")(rule)
+    return f"{condition.field} {condition.op} {shown}{unit}"
 
 
 def _filter_text(condition) -> str:

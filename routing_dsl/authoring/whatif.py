@@ -5,8 +5,10 @@
     limit WH_NJ 100              its daily order limit (`limit WH_NJ none`: unlimited)
 
 A patch file holds one statement per line (`#` starts a comment). A statement that does not
-parse, or names a facility or product the snapshot does not have, is a WhatIfError naming the
-statement (and the file line), with the closest ids as suggestions.
+parse, names a facility or product the snapshot does not have, or gives a number out of range
+(not a plain decimal, beyond 2^53 either way, or a negative limit) is a WhatIfError naming the
+statement (and the file line), with the closest ids as suggestions. The grammar is the
+:data:`GRAMMAR` table: the parser, the usage text and the fuzzers all read it.
 """
 
 from __future__ import annotations
@@ -14,18 +16,56 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from ..snapshot import InventoryRow, Snapshot
 
 _ID = r"(?:\"[^\"]+\"|[^\s\"=]+)"
-_FORMS = (
-    ("close", re.compile(rf"close\s+(?P<facility>{_ID})")),
-    ("stock", re.compile(rf"stock\s+(?P<product>{_ID})\s+at\s+(?P<facility>{_ID})\s*=\s*"
-                         r"(?P<number>-?\d+(?:\.\d+)?)")),
-    ("limit", re.compile(rf"limit\s+(?P<facility>{_ID})\s+(?P<number>\d+|none)")),
-)
-USAGE = ("`close FACILITY`, `stock PRODUCT at FACILITY = N` or `limit FACILITY N|none`")
+MAX_NUMBER = 2**53  # the largest whole number a float (and so each engine) holds exactly
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value in a statement: an id, or a number and the range it may take."""
+
+    name: str
+    kind: str  # "id", "quantity" (a number, negative allowed, like a snapshot's atp) or "limit"
+    meaning: str  # for messages
+
+
+FACILITY = Slot("facility", "id", "facility")
+PRODUCT = Slot("product", "id", "product")
+QUANTITY = Slot("number", "quantity", "stock")
+LIMIT = Slot("number", "limit", "daily order limit")
+# The grammar, declared once: the parser, the usage text and the fuzzers read it.
+GRAMMAR: dict[str, tuple[str | Slot, ...]] = {
+    "close": ("close", FACILITY),
+    "stock": ("stock", PRODUCT, "at", FACILITY, "=", QUANTITY),
+    "limit": ("limit", FACILITY, LIMIT),
+}
+_PLACEHOLDER = {"facility": "FACILITY", "product": "PRODUCT", "quantity": "N", "limit": "N|none"}
+
+
+def _form(parts: tuple[str | Slot, ...]) -> re.Pattern:
+    pattern = ""
+    for part in parts:
+        if isinstance(part, Slot):
+            token = _ID if part.kind == "id" else r"\S+"  # numbers are read (and refused) below
+            piece = f"(?P<{part.name}>{token})"
+        else:
+            piece = re.escape(part)
+        if pattern:
+            pattern += r"\s*" if "=" in (part, pattern[-1:]) else r"\s+"
+        pattern += piece
+    return re.compile(pattern)
+
+
+_FORMS = tuple((kind, _form(parts)) for kind, parts in GRAMMAR.items())
+USAGE = ", ".join(
+    "`" + " ".join(_PLACEHOLDER[p.kind] if isinstance(p, Slot) and p.kind != "id"
+                   else _PLACEHOLDER[p.name] if isinstance(p, Slot) else p for p in parts) + "`"
+    for parts in GRAMMAR.values())
 
 
 class WhatIfError(Exception):
@@ -37,7 +77,7 @@ class Change:
     kind: str
     facility: str
     product: str | None = None
-    number: float | None = None
+    number: float | int | None = None
     where: str = ""  # "--what-if" or "patch.txt:3", for messages
 
     def describe(self) -> str:
@@ -49,16 +89,47 @@ class Change:
 
 
 def parse(statement: str, where: str = "--what-if") -> Change:
+    """One statement as a Change, or a WhatIfError naming it and what is wrong."""
     text = " ".join(statement.split())
+    shown = repr(text if len(text) <= 80 else text[:77] + "...")
     for kind, form in _FORMS:
         match = form.fullmatch(text)
         if match:
             found = {k: v.strip('"') for k, v in match.groupdict().items() if v is not None}
-            number = found.get("number")
-            return Change(kind, found["facility"], found.get("product"),
-                          None if number in (None, "none") else float(number), where)
-    shown = text if len(text) <= 80 else text[:77] + "..."
-    raise WhatIfError(f"{where}: cannot read {shown!r}: expected {USAGE}")
+            slot = next((p for p in GRAMMAR[kind] if isinstance(p, Slot) and p.kind != "id"),
+                        None)
+            number = None
+            if slot is not None:
+                try:
+                    number = _number(found["number"], slot)
+                except ValueError as error:
+                    raise WhatIfError(f"{where}: {shown}: {error}") from None
+            return Change(kind, found["facility"], found.get("product"), number, where)
+    raise WhatIfError(f"{where}: cannot read {shown}: expected {USAGE}")
+
+
+def _number(token: str, slot: Slot) -> float | int | None:
+    """A number slot's value, refused when it is no number (`nan`, `1e5`), out of the range
+    the engines hold exactly (beyond 2^53; a float would round it, or become infinity), or
+    negative where that means nothing."""
+    shown = repr(token if len(token) <= 30 else token[:27] + "...")
+    if slot.kind == "limit":
+        if token == "none":
+            return None
+        if not re.fullmatch(r"-?[0-9]+", token):
+            raise ValueError(f"the {slot.meaning} {shown} is not a whole number (or `none`)")
+        if token.startswith("-"):
+            raise ValueError(f"the {slot.meaning} {shown} is negative; it is 0 or more "
+                             "(or `none`: no limit)")
+    elif not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", token):
+        raise ValueError(f"the {slot.meaning} {shown} is not a number (write it like 12 "
+                         "or 2.5)")
+    digits = token.lstrip("-").split(".")[0].lstrip("0")
+    if len(digits) > 16 or Decimal(token).copy_abs() > MAX_NUMBER:
+        bounds = f"from -{MAX_NUMBER} to {MAX_NUMBER}" if slot.kind == "quantity" else \
+            f"at most {MAX_NUMBER}"
+        raise ValueError(f"the {slot.meaning} {shown} is out of range ({bounds})")
+    return int(token) if slot.kind == "limit" else float(token)
 
 
 def read_patch(path: Path) -> list[Change]:
@@ -90,9 +161,8 @@ def apply(snapshot: Snapshot, changes: list[Change]) -> Snapshot:
         if change.kind == "close":
             facilities[change.facility] = facility.model_copy(update={"product_stores": []})
         elif change.kind == "limit":
-            limit = None if change.number is None else int(change.number)
             facilities[change.facility] = facility.model_copy(
-                update={"max_orders_per_day": limit})
+                update={"max_orders_per_day": change.number})
         else:
             if change.product not in products:
                 raise WhatIfError(f"{change.where}: {change.describe()}: no product "

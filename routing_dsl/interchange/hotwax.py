@@ -11,16 +11,29 @@ the operator is the enum code (`less-equals`), `in` values are comma lists, a NU
 Everything is translated or reported: a value the language cannot say is a problem naming its
 JSON path (`routings[0].rules[1].inventoryFilters[2].fieldName`), and nothing is written; a
 value kept with a caveat (a schedule's time zone, which HotWax takes from its server) is a note.
+Descriptions become `# description:` comments above what they describe, and the export reads
+them back.
+
+Before any of that, the export is checked against :class:`GroupExport`, the schema of what
+HotWax's export holds (msgspec structs, declared once; the fuzzers generate exports from it):
+a value of the wrong JSON type (a number for the cron expression, an object where an enum id
+belongs) is a HotWaxSchemaError naming its JSON path and the expected type.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
 
 from ..checker import Workspace
 from ..formatter import format_module
 from ..parser import keyword_terminals
+from ..validation import not_unicode, problem
 
 OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
              "<>": "!=", "not-equal": "!=", "in": "in", "IN": "in", "not-in": "not in",
@@ -40,10 +53,97 @@ ORDER_SORTS = {"shipBeforeDate": "ship_before", "shipAfterDate": "ship_after",
 INVENTORY_SORTS = {"distance": "distance", "inventoryForAllocation": "inventory_balance",
                    "facilitySequence": "facility_sequence", "salesVelocity": "sales_velocity",
                    "brokenStyle": "broken_style"}
-STATUS = {None: "", "ROUTING_ACTIVE": "", "RULE_ACTIVE": "", "ROUTING_DRAFT": " draft",
-          "RULE_DRAFT": " draft", "ROUTING_ARCHIVED": " archived", "RULE_ARCHIVED": " archived"}
+# statusId -> the status word; a routing's and a rule's codes differ (`RULE_DRAFT` on a
+# routing is no status of a routing)
+STATUS = {kind: {None: "", f"{kind}_ACTIVE": "", f"{kind}_DRAFT": " draft",
+                 f"{kind}_ARCHIVED": " archived"} for kind in ("ROUTING", "RULE")}
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYWORDS = set(keyword_terminals().values())
+
+
+# ---- the export's schema ---------------------------------------------------------------------
+
+Whole = Annotated[int, Meta(ge=-2**53, le=2**53)]  # numbers a float holds exactly
+Real = Annotated[float, Meta(ge=-2**53, le=2**53)]  # finite: NaN and infinity fail the bounds
+Value = str | Whole | Real | None  # HotWax writes values as text; numbers are read as text too
+
+
+class Schedule(Struct):
+    """The group's ServiceJob."""
+
+    cronExpression: str | None = None
+    paused: str | bool | None = None
+    jobName: str | None = None
+
+
+class Condition(Struct):
+    """OrderFilterCondition or OrderRoutingRuleInvCond: a filter or a sort."""
+
+    conditionTypeEnumId: str | None = None
+    fieldName: str | None = None
+    operator: str | None = None
+    fieldValue: Value = None
+    sequenceNum: Whole | Real | None = None
+
+
+class Action(Struct):
+    """OrderRoutingRuleAction."""
+
+    actionTypeEnumId: str | None = None
+    actionValue: str | Whole | Real | bool | None = None
+
+
+class Rule(Struct):
+    """OrderRoutingRule."""
+
+    routingRuleId: str | Whole | None = None
+    ruleName: str | None = None
+    description: str | None = None
+    statusId: str | None = None
+    sequenceNum: Whole | Real | None = None
+    assignmentEnumId: str | None = None
+    inventoryFilters: list[Condition] | None = None
+    actions: list[Action] | None = None
+
+
+class Routing(Struct):
+    """OrderRouting."""
+
+    orderRoutingId: str | Whole | None = None
+    routingName: str | None = None
+    description: str | None = None
+    statusId: str | None = None
+    sequenceNum: Whole | Real | None = None
+    orderFilters: list[Condition] | None = None
+    rules: list[Rule] | None = None
+
+
+class GroupExport(Struct):
+    """OrderRoutingGroup, as `GET /rest/s1/order-routing/groups/{id}/raw` returns it (fields
+    HotWax adds that routing does not read, such as dates and sequence ids, are ignored)."""
+
+    routingGroupId: str | Whole | None = None
+    productStoreId: str | None = None
+    groupName: str | None = None
+    description: str | None = None
+    schedule: Schedule | None = None
+    routings: list[Routing] | None = None
+
+
+class HotWaxSchemaError(ValueError):
+    """The export does not have the shape of a HotWax group export: the message names the
+    JSON path and the expected type."""
+
+
+def check_export(document, name: str = "group") -> None:
+    """Raise HotWaxSchemaError unless ``document`` fits :class:`GroupExport`."""
+    if (where := not_unicode(document)) is not None:  # JSON's \ud800 escapes allow it
+        raise HotWaxSchemaError(f"{name}: {where}: expected text, got a lone UTF-16 surrogate")
+    try:
+        msgspec.convert(document, GroupExport)
+    except msgspec.ValidationError as error:
+        path, what = problem(error, object_word="an object")
+        raise HotWaxSchemaError(f"{name}: {path + ': ' if path else ''}{what}") from None
 
 
 class HotWaxImportError(Exception):
@@ -75,11 +175,12 @@ def import_group(document, name: str = "group") -> tuple[str, list[str]]:
     t = _Translation()
     if not isinstance(document, dict):
         raise HotWaxImportError([f"{name}: expected a JSON object (a routing group)"])
+    check_export(document, name)
     store = document.get("productStoreId")
     if not isinstance(store, str) or not store:
         t.problems.append(f"{name}: productStoreId: needed (the group's product store)")
         store = "STORE"
-    title = document.get("groupName") or document.get("routingGroupId") or "Imported group"
+    title = _name(document, "groupName", "routingGroupId", "Imported group")
     body = []
     schedule = document.get("schedule")
     if isinstance(schedule, dict) and schedule.get("cronExpression"):
@@ -97,6 +198,7 @@ def import_group(document, name: str = "group") -> tuple[str, list[str]]:
                     for kind, ids in sorted(t.declared.items())]
     text = "\n".join([f"# Imported from HotWax routing group "
                       f"{_comment(str(document.get('routingGroupId', '')))}", *declarations, "",
+                      *_described(document),
                       f"group {_quote(str(title))} for store {t.ident(store, None)} {{",
                       *body, "}", ""])
     checked = Workspace().check_text(text, name="imported.route")
@@ -112,8 +214,8 @@ def _routing(routing: dict, where: str, t: _Translation) -> str:
     if not isinstance(routing, dict):
         t.problems.append(f"{where}: expected an object")
         return ""
-    name = routing.get("routingName") or routing.get("orderRoutingId") or "Routing"
-    status = _status(routing.get("statusId"), f"{where}.statusId", t)
+    name = _name(routing, "routingName", "orderRoutingId", "Routing")
+    status = _status(routing.get("statusId"), f"{where}.statusId", t, "ROUTING")
     filters, sorts = [], []
     for index, condition in _ordered(_list(routing.get("orderFilters"),
                                            f"{where}.orderFilters", t)):
@@ -130,7 +232,7 @@ def _routing(routing: dict, where: str, t: _Translation) -> str:
         else:
             t.problems.append(f"{path}.conditionTypeEnumId: {kind!r} is neither ENTCT_FILTER "
                               "nor ENTCT_SORT_BY")
-    lines = [f"routing {_quote(str(name))}{status} {{"]
+    lines = [*_described(routing), f"routing {_quote(str(name))}{status} {{"]
     if filters:
         lines += ["filter {", *filters, "}"]
     if sorts:
@@ -168,8 +270,8 @@ def _rule(rule: dict, where: str, t: _Translation) -> str:
     if not isinstance(rule, dict):
         t.problems.append(f"{where}: expected an object")
         return ""
-    name = rule.get("ruleName") or rule.get("routingRuleId") or "Rule"
-    status = _status(rule.get("statusId"), f"{where}.statusId", t)
+    name = _name(rule, "ruleName", "routingRuleId", "Rule")
+    status = _status(rule.get("statusId"), f"{where}.statusId", t, "RULE")
     assign = {"ORA_SINGLE": "single", "ORA_MULTI": "partial", None: "single"}.get(
         rule.get("assignmentEnumId"))
     if assign is None:
@@ -177,9 +279,25 @@ def _rule(rule: dict, where: str, t: _Translation) -> str:
                           "neither ORA_SINGLE nor ORA_MULTI")
     elif rule.get("assignmentEnumId") is None:
         t.notes.append(f"{where}.assignmentEnumId: missing; HotWax treats it as single")
-    conditions, sorts, unit, distances = [], [], "mi", []
-    for index, condition in _ordered(_list(rule.get("inventoryFilters"),
-                                           f"{where}.inventoryFilters", t)):
+    conditions, sorts = [], []
+    filters = _ordered(_list(rule.get("inventoryFilters"), f"{where}.inventoryFilters", t))
+    # the unit first (HotWax writes it as a separate filter): each distance keeps its place
+    systems = [(f"{where}.inventoryFilters[{index}]", c.get("fieldValue")) for index, c in filters
+               if c.get("conditionTypeEnumId") == "ENTCT_FILTER"
+               and c.get("fieldName") == "measurementSystem"]
+    unit = "mi"
+    for path, value in systems:
+        if str(value).upper() in ("METRIC", "MSMNT_METRIC"):
+            unit = "km"
+        elif str(value).upper() not in ("IMPERIAL", "MSMNT_IMPERIAL"):
+            t.problems.append(f"{path}.fieldValue: measurement system {value!r} is neither "
+                              "IMPERIAL nor METRIC")
+    has_distance = any(c.get("fieldName") == "distance" and
+                       c.get("conditionTypeEnumId") == "ENTCT_FILTER" for _, c in filters)
+    if systems and not has_distance:
+        t.notes.append(f"{systems[-1][0]}: a measurement system without a distance condition "
+                       "changes no routing; results report distances in the file's unit")
+    for index, condition in filters:
         path = f"{where}.inventoryFilters[{index}]"
         kind, field_name = condition.get("conditionTypeEnumId"), condition.get("fieldName")
         value = condition.get("fieldValue")
@@ -204,13 +322,9 @@ def _rule(rule: dict, where: str, t: _Translation) -> str:
             op = _operator(condition.get("operator"), f"{path}.operator", t)
             number = _number(value, f"{path}.fieldValue", t)
             if op is not None and number is not None:
-                distances.append((op, number))
+                conditions.append(f"distance {op} {number} {unit}")
         elif field_name == "measurementSystem":
-            if str(value).upper() in ("METRIC", "MSMNT_METRIC"):
-                unit = "km"
-            elif str(value).upper() not in ("IMPERIAL", "MSMNT_IMPERIAL"):
-                t.problems.append(f"{path}.fieldValue: measurement system {value!r} is neither "
-                                  "IMPERIAL nor METRIC")
+            continue  # read above: it is the unit of the distances
         elif field_name == "brokeringSafetyStock":
             op = _operator(condition.get("operator"), f"{path}.operator", t)
             number = _number(value, f"{path}.fieldValue", t)
@@ -231,8 +345,8 @@ def _rule(rule: dict, where: str, t: _Translation) -> str:
                 conditions.append(f"shipment_threshold {float(number):.2f}")
         else:
             t.problems.append(f"{path}.fieldName: unknown inventory filter {field_name!r}")
-    conditions += [f"distance {op} {number} {unit}" for op, number in distances]
-    lines = [f"rule {_quote(str(name))}{status} {{", f"assign {assign or 'single'}"]
+    lines = [*_described(rule), f"rule {_quote(str(name))}{status} {{",
+             f"assign {assign or 'single'}"]
     if conditions:
         lines += ["inventory {", *conditions, "}"]
     if sorts:
@@ -297,11 +411,11 @@ def _ordered(items: list) -> list[tuple[int, dict]]:
         else 0))
 
 
-def _status(value, where: str, t: _Translation) -> str:
-    if value not in STATUS:
+def _status(value, where: str, t: _Translation, kind: str) -> str:
+    if value not in STATUS[kind]:
         t.problems.append(f"{where}: unknown status {value!r}")
         return ""
-    return STATUS[value]
+    return STATUS[kind][value]
 
 
 def _operator(value, where: str, t: _Translation) -> str | None:
@@ -336,6 +450,9 @@ def _number(value, where: str, t: _Translation, whole: bool = False):
     except ValueError:
         t.problems.append(f"{where}: {value!r} is not a number")
         return None
+    if not math.isfinite(number) or abs(number) > 2**53:
+        t.problems.append(f"{where}: {_short(value)} is out of range (at most 2^53 either way)")
+        return None
     if whole and not number.is_integer():
         t.problems.append(f"{where}: {value!r} is not a whole number")
         return None
@@ -364,6 +481,46 @@ def _comment(text: str) -> str:
     return "".join(c for c in text if c.isprintable())[:80]
 
 
+def _name(entity: dict, name: str, id_key: str, default: str) -> str:
+    """What a group, routing or rule is called: its name, else its id, else a default (the
+    import and `canonical` read a missing name alike)."""
+    return str(entity.get(name) or entity.get(id_key) or default)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+DESCRIPTION = "# description: "
+
+
+def _described(entity: dict) -> list[str]:
+    """A description as comment lines above what it describes (the language has no
+    description of its own; the export reads these lines back)."""
+    text = entity.get("description")
+    if not isinstance(text, str) or not text.strip():
+        return []
+    return [DESCRIPTION + "".join(c if c.isprintable() else " " for c in line).rstrip()
+            for line in text.strip().splitlines()]
+
+
+def _description_above(where) -> str | None:
+    """The `# description:` lines right above the line of ``where`` (a group, routing or rule
+    name), as the import wrote them."""
+    if where is None:
+        return None
+    text = where.source.text
+    lines = text[:text.rfind("\n", 0, where.span.start) + 1].splitlines()
+    found = []
+    for line in reversed(lines):
+        stripped = line.strip()
+        if not stripped.startswith(DESCRIPTION.strip()):
+            break
+        found.append(stripped[len(DESCRIPTION.strip()):].strip())
+    return "\n".join(reversed(found)) or None
+
+
 # ---- export -------------------------------------------------------------------------------------
 
 _CODES = {"==": "equals", "!=": "not-equals", "<": "less", "<=": "less-equals", ">": "greater",
@@ -389,6 +546,8 @@ def export_group(group) -> dict:
     (`nulls first`, a time zone other than the server's is only noted: see import)."""
     problems: list[str] = []
     document = {"productStoreId": group.product_store, "groupName": group.name}
+    if (description := _description_above(group.where)) is not None:
+        document["description"] = description
     if group.cron:
         document["schedule"] = {"cronExpression": group.cron,
                                 "paused": "Y" if group.paused else "N"}
@@ -412,15 +571,24 @@ def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
     filters += [_export_sort(key, _ORDER_SORT_NAMES, problems) for key in routing.sorts]
     for k, entry in enumerate(filters, start=1):
         entry["sequenceNum"] = k
-    return {"routingName": routing.name,
+    described = _description_above(routing.where)
+    return {"routingName": routing.name, **({"description": described} if described else {}),
             "statusId": f"ROUTING_{_STATUS_CODES[routing.status]}", "sequenceNum": sequence,
             "orderFilters": filters,
             "rules": [_export_rule(rule, k, problems)
                       for k, rule in enumerate(routing.rules, start=1)]}
 
 
+_SETTINGS = {  # setting -> (HotWax field, its value when the setting is written)
+    "keep_item_groups_together": ("splitOrderItemGroup", lambda rule: "N"),
+    "ignore_facility_order_limit": ("ignoreFacilityOrderLimit", lambda rule: "Y"),
+    "only_if_all_items_available": ("brokerIfAllItemsAvailable", lambda rule: "Y"),
+    "shipment_threshold": ("shipmentThreshold", lambda rule: _plain(rule.shipment_threshold)),
+}
+
+
 def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
-    filters = []
+    placed = []  # (where it was written, entry): filters and settings keep the file's order
     for condition in rule.conditions:
         name = {"facility_group": "facilityGroupId", "distance": "distance",
                 "brokering_safety_stock": "brokeringSafetyStock"}.get(condition.field)
@@ -428,20 +596,21 @@ def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
             problems.append(f"{_where(condition, rule)}: HotWax has no `{condition.field}` "
                             "condition")
             continue
-        filters.append({"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": name,
-                        "operator": _CODES[condition.op], "fieldValue": _export_value(condition)})
-    if rule.distance_unit == "km":
-        filters.append(_setting("measurementSystem", "METRIC"))
-    if rule.keep_item_groups_together:
-        filters.append(_setting("splitOrderItemGroup", "N"))
-    if rule.ignore_facility_order_limit:
-        filters.append(_setting("ignoreFacilityOrderLimit", "Y"))
-    if rule.only_if_all_items_available:
-        filters.append(_setting("brokerIfAllItemsAvailable", "Y"))
-    if rule.shipment_threshold:
-        filters.append(_setting("shipmentThreshold", _plain(rule.shipment_threshold)))
+        placed.append((condition.where, {
+            "conditionTypeEnumId": "ENTCT_FILTER", "fieldName": name,
+            "operator": _CODES[condition.op], "fieldValue": _export_value(condition)}))
+    written = dict(rule.settings_where)
+    for setting, (name, value) in _SETTINGS.items():
+        if getattr(rule, setting):
+            placed.append((written.get(setting), _setting(name, value(rule))))
     if rule.split_cost is not None:
         problems.append(f"{_where(None, rule)}: HotWax has no `split_cost` setting")
+    placed.sort(key=lambda pair: _position(pair[0], rule))
+    filters = [entry for _, entry in placed]
+    if rule.distance_unit:  # right after the first distance, as HotWax's UI writes it
+        at = next(k for k, e in enumerate(filters) if e["fieldName"] == "distance")
+        filters.insert(at + 1, _setting("measurementSystem",
+                                        "METRIC" if rule.distance_unit == "km" else "IMPERIAL"))
     filters += [_export_sort(key, _INVENTORY_SORT_NAMES, problems) for key in rule.sorts]
     for k, entry in enumerate(filters, start=1):
         entry["sequenceNum"] = k
@@ -453,10 +622,19 @@ def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
                         "actionValue": str(rule.auto_cancel_days)})
     if rule.clear_auto_cancel:
         actions.append({"actionTypeEnumId": "ORA_RM_CANCEL_DATE", "actionValue": "true"})
-    return {"ruleName": rule.name, "statusId": f"RULE_{_STATUS_CODES[rule.status]}",
-            "sequenceNum": sequence,
+    described = _description_above(rule.where)
+    return {"ruleName": rule.name, **({"description": described} if described else {}),
+            "statusId": f"RULE_{_STATUS_CODES[rule.status]}", "sequenceNum": sequence,
             "assignmentEnumId": "ORA_SINGLE" if rule.assign == "single" else "ORA_MULTI",
             "inventoryFilters": filters, "actions": actions}
+
+
+def _position(where, rule) -> tuple[int, int]:
+    """Sort key: what a template brought first (the checker merges it first), then the rule's
+    own clauses as written."""
+    if where is None or where.source is not rule.where.source:
+        return (0, 0)
+    return (1, where.span.start)
 
 
 def _export_value(condition) -> str | None:
@@ -548,15 +726,15 @@ def canonical(document: dict) -> dict:
     schedule = document.get("schedule") or {}
     return {
         "productStoreId": document.get("productStoreId"),
-        "groupName": document.get("groupName"),
+        "groupName": _name(document, "groupName", "routingGroupId", "Imported group"),
         "schedule": (schedule.get("cronExpression"), _yes(schedule.get("paused", "N")))
         if schedule.get("cronExpression") else None,
         "routings": [{
-            "routingName": routing.get("routingName"),
+            "routingName": _name(routing, "routingName", "orderRoutingId", "Routing"),
             "statusId": routing.get("statusId") or "ROUTING_ACTIVE",
             "orderFilters": filters(routing.get("orderFilters")),
             "rules": [{
-                "ruleName": rule.get("ruleName"),
+                "ruleName": _name(rule, "ruleName", "routingRuleId", "Rule"),
                 "statusId": rule.get("statusId") or "RULE_ACTIVE",
                 "assignmentEnumId": rule.get("assignmentEnumId") or "ORA_SINGLE",
                 "inventoryFilters": filters(rule.get("inventoryFilters")),

@@ -3,6 +3,12 @@
 It writes nothing to stdout but protocol messages (logs go to stderr), and a failure inside a
 feature is logged and answered with an empty result, never a crash.
 
+Every request is answered, whatever its params: params that do not fit the LSP types (a line
+of -1 or 2^31, a negative `tabSize`, a string where a number belongs) get an InvalidParams
+error naming the JSON path (:mod:`.params`), a document the editor never opened gets an
+InvalidParams error, and positions beyond a line or the text are clamped to it, as the LSP
+specification says.
+
 Diagnostics are computed off the event loop, after a short debounce, in a worker thread: a
 large or broken buffer never stalls requests for other documents, a newer edit supersedes an
 older check (whose result is dropped), and the finished check is kept for the requests that
@@ -16,10 +22,11 @@ import logging
 import sys
 from functools import wraps
 from pathlib import Path
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls import uris
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
@@ -30,6 +37,7 @@ from ..errorcodes import Severity
 from ..loader import Loader
 from ..source import SourceFile
 from . import features as f
+from .params import CheckedProtocol
 
 log = logging.getLogger("routing_dsl.lsp")
 DEBOUNCE_SECONDS = 0.15
@@ -59,19 +67,43 @@ def uri_to_path(uri: str) -> Path:
     return Path(uris.to_fs_path(uri) or uri)
 
 
+def printable_uri(uri) -> str:
+    text = repr(uri)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def path_to_uri(path: str | Path) -> str:
     return uris.from_fs_path(str(Path(path).resolve())) or Path(path).resolve().as_uri()
 
 
 class RoutingLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("routing-dsl", __version__)
+        super().__init__("routing-dsl", __version__, protocol_cls=CheckedProtocol)
         self.project = f.Project()
         self.pending: dict[str, asyncio.Task] = {}
         self._positions: dict[int, f.Positions] = {}
 
+    def report_server_error(self, error: Exception, source) -> None:
+        """A failure outside any request (a notification pygls could not apply): in the
+        editor's log of the server, not in a pop-up over the user's work. A failed request
+        has had its error answer already."""
+        if source is FeatureRequestError:
+            return
+        log.error("%s: %s", source.__name__, error)
+        self.window_log_message(types.LogMessageParams(
+            type=types.MessageType.Error,
+            message=f"{source.__name__}: {type(error).__name__}: {error}"[:500]))
+
     def document(self, uri: str) -> TextDocument:
-        return self.workspace.get_text_document(uri)
+        """An open document; a request about any other is refused (reading it from disk
+        would read what the editor never showed us, and make it part of the project)."""
+        document = self.workspace.text_documents.get(unquote(uri)) \
+            if isinstance(uri, str) else None
+        if document is None:
+            raise JsonRpcException(f"{printable_uri(uri)} is not open in the editor: the "
+                                   "server answers for documents sent with didOpen",
+                                   code=JsonRpcInvalidParams.CODE)
+        return document
 
     def check(self, uri: str) -> CheckResult:
         document = self.document(uri)
@@ -171,8 +203,12 @@ def safely(default=None):
                 return handler(ls, params)
             except JsonRpcException:
                 raise
-            except Exception:  # noqa: BLE001 - the editor session must survive any bug
+            except Exception as error:  # noqa: BLE001 - the session must survive any bug
                 log.exception("%s failed", handler.__name__)
+                # also in the editor's log of the server: a bug is visible, not silent
+                ls.window_log_message(types.LogMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"{handler.__name__} failed: {type(error).__name__}: {error}"[:500]))
                 return default
         return wrapper
     return decorate

@@ -101,6 +101,37 @@ PARTS = {"meta": _meta, "product_stores": _stores, "facilities": _facilities,
          "items": _items, "item_exclusions": _exclusions}
 
 
+# The columns each part's query must return; every other column of the part's table is
+# optional and takes the snapshot's documented default when a mapping leaves it out
+# (`allow_brokering` true, `minimum_stock` 0, ...: docs/snapshot.md).
+REQUIRED = {"meta": ("now", "timezone"), "product_stores": ("id",), "facilities": ("id",),
+            "facility_stores": ("facility", "product_store"),
+            "facility_groups": ("facility", "facility_group"), "products": ("id",),
+            "product_categories": ("product", "category"),
+            "inventory": ("facility", "product", "atp"), "shipment_methods": ("id",),
+            "orders": ("id", "product_store"), "ship_groups": ("order_id", "id", "facility"),
+            "items": ("order_id", "ship_group", "id", "product", "quantity"),
+            "item_exclusions": ("order_id", "ship_group", "item", "facility")}
+
+
+def check_columns(columns: dict[str, list[str]]) -> None:
+    """Raise SnapshotError naming each query's missing and unknown columns, once per column
+    (the rows would otherwise each fail, twice: a missing field and an unknown one)."""
+    problems = []
+    for part, names in columns.items():
+        known = [c.name for c in PARTS[part].columns]
+        for name in REQUIRED[part]:
+            if name not in names:
+                problems.append(f"{part} query: no column `{name}` (it needs "
+                                f"{', '.join(REQUIRED[part])})")
+        for name in names:
+            if name not in known:
+                problems.append(f"{part} query: unknown column `{name}` (columns: "
+                                f"{', '.join(k for k in known if k != 'position')})")
+    if problems:
+        raise SnapshotError(problems)
+
+
 def default_mapping() -> dict[str, str]:
     """The queries that read the reference schema, one per part."""
     return {part: f"select * from {table.name} order by position"
@@ -126,6 +157,7 @@ def read_snapshot(url: str, mapping: dict[str, str] | None = None) -> Snapshot:
     mapping = mapping or default_mapping()
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     rows: dict[str, list[dict]] = {}
+    columns: dict[str, list[str]] = {}
     try:
         with engine.connect() as connection:
             if engine.dialect.name == "postgresql":
@@ -135,12 +167,14 @@ def read_snapshot(url: str, mapping: dict[str, str] | None = None) -> Snapshot:
                 for part, query in mapping.items():
                     result = connection.execution_options(stream_results=True).execute(
                         sa.text(query))
+                    columns[part] = list(result.keys())
                     rows[part] = [dict(row) for row in result.mappings()]
     except sa.exc.SQLAlchemyError as error:
         raise SnapshotError([f"{_safe(url)}: {type(error).__name__}: "
                              f"{str(getattr(error, 'orig', error)).splitlines()[0]}"]) from None
     finally:
         engine.dispose()
+    check_columns(columns)
     return parse_snapshot(assemble(rows), _safe(url))
 
 
@@ -162,7 +196,7 @@ def assemble(rows: dict[str, list[dict]]) -> dict:
     for row in rows["facility_stores"]:
         stores_of[row["facility"]].append(row["product_store"])
     for row in rows["facility_groups"]:
-        groups_of[row["facility"]][row["facility_group"]] = row["sequence"]
+        groups_of[row["facility"]][row["facility_group"]] = row.get("sequence")
     categories = defaultdict(list)
     for row in rows["product_categories"]:
         categories[row["product"]].append(row["category"])
@@ -181,7 +215,8 @@ def assemble(rows: dict[str, list[dict]]) -> dict:
         for key in ("shipment_method", "carrier"):
             if row.get(key) is not None:
                 group[key] = row[key]
-        if row.get("has_ship_to"):
+        if row.get("has_ship_to") or ("has_ship_to" not in row and any(
+                row.get(k) is not None for k in ("lat", "lon", "postal_code", "country"))):
             group["ship_to"] = {k: row.get(k) for k in ("lat", "lon", "postal_code", "country")}
         group["items"] = items.get((row["order_id"], row["id"]), [])
         groups[row["order_id"]].append(group)
@@ -194,17 +229,25 @@ def assemble(rows: dict[str, list[dict]]) -> dict:
         facilities.append(facility)
     return {
         "format": "routing-snapshot/1", "now": meta["now"], "timezone": meta["timezone"],
-        "product_stores": [{**_clean(r), "enable_brokering": bool(r["enable_brokering"])}
-                           for r in rows["product_stores"]],
+        "product_stores": [_flags(r, "enable_brokering") for r in rows["product_stores"]],
         "facilities": facilities,
         "products": [_product(r, categories.get(r["id"], [])) for r in rows["products"]],
-        "inventory": [{**_clean(r), "allow_brokering": bool(r["allow_brokering"])}
-                      for r in rows["inventory"]],
+        "inventory": [_flags(r, "allow_brokering") for r in rows["inventory"]],
         "shipment_methods": [_method(index, r)
                              for index, r in enumerate(rows["shipment_methods"])],
         "orders": [{**_clean(r), "ship_groups": groups.get(r["id"], [])}
                    for r in rows["orders"]],
     }
+
+
+def _flags(row: dict, *names: str) -> dict:
+    """The row, its boolean columns as booleans (SQL may give 0 and 1); a column the query
+    leaves out keeps the snapshot's default."""
+    found = _clean(row)
+    for name in names:
+        if name in found:
+            found[name] = bool(found[name])
+    return found
 
 
 def _product(row: dict, categories: list[str]) -> dict:

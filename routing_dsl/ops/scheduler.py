@@ -397,6 +397,26 @@ class Scheduler:
                     for slot in upcoming] + [poll_seconds])
 
 
+def run_due_once(schedulers: list[Scheduler]) -> dict | None:
+    """`serve --once`: run what is due in every plan, then log one `once` line saying what ran
+    (`ran`: the groups, `batches`) or that nothing was due, and when the next slot comes."""
+    if not schedulers:
+        return None
+    recorded = [event for scheduler in schedulers for event in scheduler.run_once()]
+    first = schedulers[0]
+    now = first.clock()
+    upcoming = [(next_slot(g.cron, group_zone(g), now), g.name) for s in schedulers
+                for g in s.plan.groups if g.cron and not g.paused]
+    event = {"at": now.isoformat(), "event": "once",
+             "ran": list(dict.fromkeys(e["group"] for e in recorded)),
+             "batches": len(recorded), "nothing_due": not recorded}
+    if upcoming:
+        slot, group = min(upcoming)
+        event["next"] = {"group": group, "at": slot.isoformat()}
+    first.log(event)
+    return event
+
+
 def serve(schedulers: list[Scheduler], stop: threading.Event, poll_seconds: float = 30.0, *,
           prepare: Callable[[], None] | None = None) -> None:
     """Until ``stop`` is set: run what is due in every plan, then sleep until the next slot

@@ -1,0 +1,52 @@
+"""Hostile inputs for every surface that reads data, generated from the surface's schema.
+
+Each surface declares what it accepts once (lsprotocol's types for the language server, the
+`.routetest` schema, the what-if grammar, the HotWax export schema); this package derives
+generators from those declarations, breaks the generated inputs at one place each, and
+checks that the surface answers with a result or a clear refusal: never a crash, a hang or
+an unanswered request.
+
+- :mod:`.values`: valid values of annotated types, and one-place mutations of their JSON shape;
+- :mod:`.lsp`: LSP requests sent to a real server over stdio;
+- :mod:`.surfaces`: `.routetest` files, what-if statements, HotWax group exports.
+
+:func:`counts` runs a seeded campaign on every surface and returns what it did, per surface
+(for `routing bench`). The test suite runs the same campaigns (short in `make test`, long
+under `pytest -m fuzz`), and each finding became a named regression test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def starter_project(folder: Path) -> Path:
+    """The starter project (`routing init`: rules, catalog, snapshot) written in ``folder``,
+    the material every campaign starts from."""
+    from ..starter import files
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files().items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+SURFACES = ("lsp", ".routetest", "what-if", "hotwax")
+
+
+def counts(seed: int = 0, per_surface: int = 300) -> dict[str, dict[str, int]]:
+    """A seeded campaign of ``per_surface`` inputs on every surface: per surface, the inputs
+    sent, how many were accepted and refused, and the findings (0 when all is well). The
+    language server runs as a real process; the rest in this one."""
+    import asyncio
+    import tempfile
+
+    from . import lsp, surfaces
+    with tempfile.TemporaryDirectory(prefix="routing-fuzz-") as folder:
+        project = surfaces.Project(Path(folder) / "project")
+        tallies = {
+            "lsp": asyncio.run(lsp.campaign(seed, per_surface, Path(folder) / "lsp")),
+            ".routetest": surfaces.routetest_campaign(seed, per_surface, project),
+            "what-if": surfaces.whatif_campaign(seed, per_surface, project),
+            "hotwax": surfaces.hotwax_campaign(seed, per_surface),
+        }
+    return {surface: tallies[surface].counts() for surface in SURFACES}
