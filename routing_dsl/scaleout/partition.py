@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -136,28 +137,50 @@ def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local"
 
 
 def _on_processes(work: list[tuple], jobs: int) -> list[dict]:
-    """The partitions on a pool of spawned processes. The plan and the parts go to the workers
-    as files, only their paths through the pool's pipe: a worker killed while a large payload
-    is being written to that pipe would otherwise hang the parent for good (CPython
-    gh-94777, unfixed in 3.11), where a small one makes the pool report it broken."""
+    """The partitions on a pool of spawned processes.
+
+    Python 3.11's pool can hang for good when a worker dies, so three measures keep a dead
+    worker an error rather than a hang: inputs and results travel as files, only their paths
+    through the pool's pipes (a large payload crossing a pipe whose other end died blocks its
+    writer: CPython gh-94777); every task is submitted at once, after the files are written,
+    so the pool starts its workers together; and when the pool breaks, any worker it started
+    after it began to shut down (it waits for such a worker forever) is killed."""
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    with tempfile.TemporaryDirectory(prefix="routing-parts-") as folder, \
-            ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+    before = set(multiprocessing.active_children())
+    with tempfile.TemporaryDirectory(prefix="routing-parts-") as folder:
         plan_path = Path(folder) / "plan.json"
         if work:
             plan_path.write_bytes(work[0][0])
-        futures = []
+        tasks = []
         for number, (_, part, groups, engine) in enumerate(work):
             part_path = Path(folder) / f"part-{number}.json"
             part_path.write_bytes(part)
-            futures.append(pool.submit(_route_part_files, str(plan_path), str(part_path),
-                                       groups, engine))
-        return [future.result() for future in futures]  # in partition order
+            tasks.append((str(plan_path), str(part_path), groups, engine))
+        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context)
+        try:
+            futures = [pool.submit(_route_part_files, *task) for task in tasks]
+            paths = [future.result() for future in futures]  # in partition order
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in set(multiprocessing.active_children()) - before:
+                child.kill()
+            raise
+        pool.shutdown()
+        pieces = []
+        for path in paths:
+            with open(path, "rb") as piece:
+                pieces.append(pickle.load(piece))
+        return pieces
 
 
-def _route_part_files(plan_path: str, part_path: str, groups: list[str], engine: str) -> dict:
-    return route_part(Path(plan_path).read_bytes(), Path(part_path).read_bytes(), groups,
-                      engine)
+def _route_part_files(plan_path: str, part_path: str, groups: list[str], engine: str) -> str:
+    """`route_part` from files: its piece is written next to the part, and the path returned."""
+    piece = route_part(Path(plan_path).read_bytes(), Path(part_path).read_bytes(), groups,
+                       engine)
+    out = part_path + ".piece"
+    with open(out, "wb") as file:
+        pickle.dump(piece, file, protocol=pickle.HIGHEST_PROTOCOL)
+    return out
 
 
 def _on_ray(work: list[tuple], address: str | None) -> list[dict]:
