@@ -696,10 +696,14 @@ def scaling_svg(reports: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int = 4) -> str:
+def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int = 4,
+                    db_url: str | None = None, commits: int = 2000,
+                    commit_clients: int = 16) -> str:
     """A load generator on loopback against a live `routing serve`: quotes for 3-line orders
     against ``facilities`` facilities, one at a time (latency) and from ``clients``
-    connections at once (throughput)."""
+    connections at once (throughput); then ``commits`` committed decisions (each its own
+    order and idempotency key) from ``commit_clients`` connections, recorded in the run store
+    at ``db_url`` (default: a temporary SQLite file)."""
     import subprocess
     import sys
     import tempfile
@@ -710,7 +714,7 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
     from .scenarios import PLAN, Scenario
     from .scenarios import generate as generate_scenario
     from .service.launch import serving
-    from .service.loadgen import drive, encode
+    from .service.loadgen import commit_bodies, drive, encode
 
     with tempfile.TemporaryDirectory(prefix="routing-service-bench-") as temporary:
         folder = Path(temporary)
@@ -720,7 +724,7 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
                   if sum(len(g["items"]) for g in o["ship_groups"]) == 3][:decisions]
         (folder / "snapshot.json").write_bytes(orjson.dumps(document))
         (folder / "bench.route").write_text(PLAN, encoding="utf-8")
-        database = f"sqlite:///{folder}/runs.db"
+        database = db_url or f"sqlite:///{folder}/runs.db"
         subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", database],
                        check=True, capture_output=True)
         with serving([str(folder / "bench.route"), "--source", str(folder / "snapshot.json"),
@@ -733,13 +737,25 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
             cpu = _cpu_seconds(served.process.pid)
             together = drive(address, requests, clients)
             cpu = _cpu_seconds(served.process.pid) - cpu
+            writes = encode(served.base, "/v1/decisions", commit_bodies(orders, commits))
+            drive(address, writes[:50], commit_clients)  # warm up: the first writes
+            commit_cpu = _cpu_seconds(served.process.pid)
+            committed = drive(address, writes[50:], commit_clients)
+            commit_cpu = _cpu_seconds(served.process.pid) - commit_cpu
     per_decision = f", server CPU {cpu / len(orders) * 1000:.2f} ms a decision" if cpu >= 0 \
         else ""
+    per_commit = f", server CPU {commit_cpu / len(committed.latencies) * 1000:.2f} ms a " \
+        "commit" if commit_cpu >= 0 else ""
+    store = "PostgreSQL" if database.startswith("postgres") else "SQLite"
     return (f"service: {len(orders)} quotes of 3-line orders, {facilities:,} facilities, on "
             f"loopback\n  latency:    p50 {alone.percentile(0.5) * 1000:.1f} ms, p99 "
             f"{alone.percentile(0.99) * 1000:.1f} ms (target p99 <= 10 ms)\n"
             f"  throughput: {together.rate:,.0f} decisions/s from {clients} clients at once, "
-            f"p99 {together.percentile(0.99) * 1000:.1f} ms (target 1,000){per_decision}")
+            f"p99 {together.percentile(0.99) * 1000:.1f} ms (target 1,000){per_decision}\n"
+            f"  commits:    {committed.rate:,.0f} committed decisions/s from {commit_clients} "
+            f"clients at once on {store}, p50 {committed.percentile(0.5) * 1000:.1f} ms, p99 "
+            f"{committed.percentile(0.99) * 1000:.1f} ms (target 500/s on PostgreSQL, p99 <= "
+            f"50 ms){per_commit}")
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -502,6 +502,9 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
     except FastUnsupported as error:
         raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
     changes = read_what_ifs(what_ifs, what_if_file)
+    recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
+    store = open_store(db_url) if recording else None
+    read_at = store.clock() if store is not None else None  # before the source: see ledger
     snapshot = read_snapshot(snapshot_path, mapping, columnar=engine == "fast" and not changes
                              and executor == "local")
     snapshot = apply_what_ifs(snapshot, changes)
@@ -528,8 +531,6 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
             except ImportError:
                 raise InputError("--executor ray needs Ray: pip install 'routing-dsl[ray]' "
                                  "(or pip install ray)") from None
-    recording = db_url is not None or bool(os.environ.get("ROUTING_DB")) or webhook is not None
-    store = open_store(db_url) if recording else None
     stream = sys.stderr
     total = sum(len(sg.items) for o in snapshot.orders for sg in o.ship_groups)
     bar = None
@@ -539,11 +540,13 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         options["progress"] = bar.update
     try:
         if store is not None:
+            from .ops.ledger import reflection_cutoff
             from .ops.runner import run_recorded
             text = source.read_text(encoding="utf-8") if source.suffix == ".route" else None
             result, batch_ids = run_recorded(store, plan, snapshot, source_text=text,
                                              webhook=make_webhook(webhook), router=router,
-                                             **options)
+                                             reflected_before=reflection_cutoff(
+                                                 read_at, snapshot.now), **options)
         else:
             result = router(plan, snapshot, **options)
     finally:
@@ -1177,11 +1180,10 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     from .service.state import LiveState
     state = LiveState([plan for plan, _ in plans], lambda: read_snapshot(snapshot_path, mapping),
                       [path.read_text(encoding="utf-8") if path.suffix == ".route" else None
-                       for _, path in plans])
+                       for _, path in plans], store=store)
     state.refresh()
     for scheduler in schedulers:  # scheduled batches and decisions share one live state
-        scheduler.source, scheduler.absorb = state.batch_snapshot, state.absorb
-        scheduler.store_lock = state.store_lock
+        scheduler.live = state
     loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
                             name="scheduler", daemon=True)
     loop.start()
@@ -1223,14 +1225,17 @@ def lsp() -> None:
                    "manages about 1,000 ship groups/s).")
 @click.option("--service", "service_only", is_flag=True,
               help="Only the service's latency and throughput, with a load generator on "
-                   "loopback against a live `routing serve`.")
+                   "loopback against a live `routing serve`: quotes, then commits.")
+@click.option("--db", "service_db", metavar="URL",
+              help="With --service: the run store the commits go to (default: a temporary "
+                   "SQLite file), e.g. postgresql://postgres@127.0.0.1/bench; it is written.")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, scaling_plot: Path | None) -> None:
+          service_only: bool, service_db: str | None, scaling_plot: Path | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
@@ -1240,7 +1245,9 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         return
     if service_only:
         from .bench import service_latency
-        click.echo(service_latency(facilities))
+        from .ops.store import database_url
+        click.echo(service_latency(facilities,
+                                   db_url=database_url(service_db) if service_db else None))
         return
     if scaling_plot is not None:
         from .bench import run_scaling, scaling_svg, scaling_table

@@ -5,7 +5,6 @@ paused groups never run; one structured JSON line is logged per event."""
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 import sys
 import threading
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from ..plan import Plan, PlanGroup
 from ..snapshot import Snapshot
 from . import schema as t
 from ..engine import route
+from .ledger import reflection_cutoff
 from .runner import run_recorded
 from .store import RunStore
 
@@ -60,10 +60,9 @@ class Scheduler:
         self.clock = clock
         self.log = log or (lambda event: print(json.dumps(event, default=str),
                                                file=sys.stderr, flush=True))
-        # A service sets these to its live state's: each batch then starts from what earlier
-        # batches and decisions took, one at a time per product store.
-        self.absorb: Callable[[dict], None] | None = None
-        self.store_lock: Callable[[str], object] | None = None
+        # A service sets this to its live state: each round then runs on the state's
+        # snapshot (LiveState.run_groups), which its decisions share.
+        self.live = None
         # A scale-out router (scaleout.route_partitioned with an executor) runs the round's
         # partitions in parallel; run_recorded still takes each store's lock for its groups,
         # so one run at a time per store.
@@ -100,18 +99,21 @@ class Scheduler:
                       "product_store": group.product_store})
         # One run for all the round's due groups, as `routing run` does: groups in plan order
         # see what earlier ones took (two groups sharing a facility share its stock and its
-        # daily limit). A service holds its live state's lock of each store meanwhile.
-        with ExitStack() as held:
-            if self.store_lock is not None:
-                for product_store in sorted({g.product_store for g in due}):
-                    held.enter_context(self.store_lock(product_store))
+        # daily limit), and every decision recorded before (the ledger).
+        names = frozenset(g.name for g in due)
+        if self.live is not None:
+            result, ids = self.live.run_groups(self.plan, names, trigger="scheduled",
+                                               started=now, webhook=self.webhook,
+                                               router=self.router or route)
+        else:
+            read_at = self.store.clock()  # before the source: see ledger.reflection_cutoff
             snapshot = self.source()
             result, ids = run_recorded(self.store, self.plan, snapshot,
                                        source_text=self.source_text, trigger="scheduled",
-                                       group=frozenset(g.name for g in due), started=now,
-                                       webhook=self.webhook, router=self.router or route)
-            if self.absorb is not None:
-                self.absorb(result)
+                                       group=names, started=now, webhook=self.webhook,
+                                       router=self.router or route,
+                                       reflected_before=reflection_cutoff(read_at,
+                                                                          snapshot.now))
         return self._log_batches(result, ids, [])
 
     def _log_batches(self, result: dict, ids: list[str], recorded: list[dict]) -> list[dict]:

@@ -19,7 +19,7 @@ from .. import __version__
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .console import mount_console
-from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState
+from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
 
 PROBLEM = "application/problem+json"
 
@@ -31,13 +31,16 @@ class _Body(BaseModel):
 class DecisionRequest(_Body):
     order: Order = Field(description="One order, in the snapshot's order shape; its ship "
                                      "groups wait in a queue of its product store.")
-    commit: bool = Field(False, description="Reserve the stock in the live state and record "
-                                            "the decision in the run store as a batch of one "
-                                            "(needs idempotency_key and a bearer token when "
-                                            "the service has one).")
+    commit: bool = Field(False, description="Reserve the stock: the decision is recorded in "
+                                            "the run store as a batch of one, with its "
+                                            "reservations and its key (needs "
+                                            "idempotency_key and a bearer token when the "
+                                            "service has one).")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200,
-                                        description="With commit: the same key twice gives "
-                                                    "the same answer and reserves once.")
+                                        description="With commit: the same key again (from "
+                                                    "any process, after any restart) gives "
+                                                    "the same answer and reserves nothing "
+                                                    "more; with another order it is a 409.")
 
     @field_validator("commit", mode="before")
     @classmethod
@@ -73,10 +76,13 @@ def problem(status: int, title: str, detail: str | None = None,
 
 
 def create_app(state: LiveState, store=None, token: str | None = None) -> FastAPI:
-    """The application for one live state and (optionally) a run store. With ``token``,
-    every write (POST) needs `Authorization: Bearer <token>`."""
+    """The application for one live state and (optionally) a run store: by default the live
+    state's, where its commits are recorded. With ``token``, every write (POST) needs
+    `Authorization: Bearer <token>`."""
+    if store is None:
+        store = state.store
     responses = {status: {"model": Problem, "content": {PROBLEM: {}}}
-                 for status in (400, 401, 404, 409, 422)}
+                 for status in (400, 401, 404, 409, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
 
     async def writer(request: Request) -> None:
@@ -116,9 +122,11 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
               openapi_extra={"requestBody": body_schema})
     async def decide(http: Request):
         """Where one order would ship from, per line, with the explanation. A quote has no
-        side effects; with `"commit": true` and an idempotency key the stock is reserved in
-        the live state and the decision recorded as a batch of one (the same key again gives
-        the same answer and reserves nothing more).
+        side effects; with `"commit": true` and an idempotency key the stock is reserved and
+        the decision recorded as a batch of one, in one transaction with its key (the same
+        key again gives the same answer and reserves nothing more). A commit whose partition
+        stays locked (or whose run store is unreachable) is a 503 with Retry-After: nothing
+        was reserved and the key is still unused.
 
         The body is validated strictly as JSON (a number is not a string, `0` is not
         `false`); timestamps are ISO 8601 strings."""
@@ -138,12 +146,18 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
                 return problem(422, "invalid request",
                                "idempotency_key: needed with commit, so that a retry cannot "
                                "reserve twice")
-            return await run_in_threadpool(state.commit, request.order,
-                                           request.idempotency_key, need_store())
+            if state.store is None:
+                need_store()
+            answer = await run_in_threadpool(state.commit, request.order,
+                                             request.idempotency_key)
+            return Response(answer, media_type="application/json")
         except ConflictError as error:
             return problem(409, "idempotency key reused", str(error))
         except DecisionError as error:
             return problem(422, "cannot decide this order", str(error))
+        except Unavailable as error:
+            return problem(503, "the decision cannot be committed now", str(error),
+                           headers={"Retry-After": str(error.retry_after)})
 
     @app.post("/v1/state/refresh", dependencies=write)
     def refresh() -> dict:
