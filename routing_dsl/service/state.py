@@ -176,6 +176,7 @@ class LiveState:
     _queues: dict = field(default_factory=dict)  # lock domain -> _Queue
     _queues_lock: threading.Lock = field(default_factory=threading.Lock)
     _plans_json: dict = field(default_factory=dict)  # plan id -> its JSON and hash
+    _saved_plans: set = field(default_factory=set)  # plan hashes known to be stored
 
     # ---- the source and the ledger ----
     def refresh(self) -> None:
@@ -310,13 +311,6 @@ class LiveState:
                    for plan in self.plans for g in plan.groups):
             raise DecisionError(f"no group routes product store {order.product_store!r}")
         entry = _Commit(order, key, request_digest(order))
-        try:
-            known = store.decision_keys([key]).get(key)  # a committed key is final
-        except sa.exc.SQLAlchemyError as error:
-            raise Unavailable(f"the run store is unreachable ({type(error).__name__})") \
-                from None
-        if known is not None:
-            return _answer_for(entry, *known)
         self._submit(self._queue(view.domain(order.product_store)), entry)
         if entry.error is not None:
             raise entry.error
@@ -399,16 +393,19 @@ class LiveState:
         store, view = self.store, self._current()
         stores = sorted({s for e in entries for s in view.domain(e.order.product_store)})
         undo: list[tuple] = []
+        saved: set[str] = set()
         try:
             with locked(store, stores, self.commit_wait) as connection:
+                # a committed key is final (one committed after this read makes the keys'
+                # insert below find it taken, and the group is decided again)
                 known = store.decision_keys([e.key for e in entries], connection)
-                fresh = [e for e in entries if e.key not in known]
                 for entry in entries:
                     if entry.key in known:
                         try:
                             entry.settle(_answer_for(entry, *known[entry.key]))
                         except ConflictError as error:
                             entry.settle(error=error)
+                fresh = [e for e in entries if e.key not in known]
                 if not fresh:
                     return
                 self._read_ledger(view, tuple(stores), connection)
@@ -421,8 +418,10 @@ class LiveState:
                     answers.append(orjson.dumps(answer))
                 for plan in self.plans:
                     plan_json, digest = self._plan_json(plan)
-                    if any(row["plan_hash"] == digest for row in batch_rows):
+                    if digest not in self._saved_plans and any(
+                            row["plan_hash"] == digest for row in batch_rows):
                         store.save_plan(connection, plan_json, plan.source, self.text(plan))
+                        saved.add(digest)
                 store.insert_batches(connection, batch_rows)
                 heads = store.record(connection, recorded)
                 rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
@@ -431,7 +430,9 @@ class LiveState:
                 written = store.insert_keys(connection, rows)
                 if len(written) != len(rows):
                     raise _KeyRace()  # rolled back; the next attempt finds those keys
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, sa.exc.IntegrityError):
+                self._saved_plans.clear()  # a purge may have removed a plan row: write again
             with self.lock:
                 for facility, product, quantity in undo:
                     if product is None:
@@ -439,6 +440,7 @@ class LiveState:
                     else:
                         view.take(facility, product, -quantity)
             raise
+        self._saved_plans |= saved
         with self.lock:
             for product_store, last_id in heads.items():
                 view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
