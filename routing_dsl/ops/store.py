@@ -499,10 +499,10 @@ def _next_ids(connection: sa.Connection, count: int) -> list[tuple[int, int]]:
     sequences. SQLite (whose writer holds the whole file): above every id there, and above
     every ledger head, so a purge can never make a ledger id come back."""
     if connection.dialect.name == "postgresql":
-        return sorted(connection.execute(sa.text(
+        return sorted(tuple(row) for row in connection.execute(sa.text(
             "select nextval(pg_get_serial_sequence('outbox', 'id')), "
             "nextval(pg_get_serial_sequence('reservations', 'id')) "
-            "from generate_series(1, :count)"), {"count": count}).tuples())
+            "from generate_series(1, :count)"), {"count": count}))
     outbox, ledger, head = connection.execute(sa.select(
         sa.select(sa.func.coalesce(sa.func.max(t.outbox.c.id), 0)).scalar_subquery(),
         sa.select(sa.func.coalesce(sa.func.max(t.reservations.c.id), 0)).scalar_subquery(),
