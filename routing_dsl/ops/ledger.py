@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
+import orjson
 from pydantic import BaseModel
 
 # What an OMS must do for each unfilled item, by the action routing took.
@@ -232,6 +232,10 @@ class Decisions:
     lines: list[dict] = field(default_factory=list)  # one per outbox row, in its order
 
 
+def _json(decision: dict) -> str:
+    return orjson.dumps(decision, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+
+
 def _dedupe(*parts) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()
 
@@ -263,7 +267,7 @@ def decisions(group: str, allocations: list[dict], unfillable: list[dict],
                             "group_name": group, "routing": a["routing"], "rule": a["rule"],
                             "reason": "allocated", "at": at})
         out.outbox.append({"kind": "allocation", "order_id": a["order"],
-                           "payload": json.dumps(a, sort_keys=True), "created": at,
+                           "payload": _json(a), "created": at,
                            "dedupe": _dedupe("allocation", *key, a["facility"], state.queue,
                                              state.open)})
         out.lines.append({"product_store": product_store, "kind": "allocation",
@@ -295,7 +299,7 @@ def decisions(group: str, allocations: list[dict], unfillable: list[dict],
                                 "group_name": group, "routing": u["routing"],
                                 "rule": u["rule"], "reason": "moved_to_queue", "at": at})
         out.outbox.append({"kind": kind, "order_id": u["order"],
-                           "payload": json.dumps(u, sort_keys=True), "created": at,
+                           "payload": _json(u), "created": at,
                            "dedupe": _dedupe(kind, *key, target, before, u["quantity"])})
         out.lines.append({"product_store": product_store, "kind": kind,
                           "order_id": u["order"], "ship_group": u["ship_group"],

@@ -12,7 +12,6 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
@@ -148,8 +147,7 @@ def create_app(state: LiveState, store=None, token: str | None = None) -> FastAP
                                "reserve twice")
             if state.store is None:
                 need_store()
-            answer = await run_in_threadpool(state.commit, request.order,
-                                             request.idempotency_key)
+            answer = await state.commit_async(request.order, request.idempotency_key)
             return Response(answer, media_type="application/json")
         except ConflictError as error:
             return problem(409, "idempotency key reused", str(error))

@@ -19,6 +19,7 @@ store is ``Unavailable`` (the API's 503): nothing was written and the key stays 
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import gc
 import hashlib
@@ -132,16 +133,20 @@ class _View:
 class _Commit:
     """One commit request waiting for its group's answer."""
 
-    def __init__(self, order: Order, key: str, request: str):
+    __slots__ = ("order", "key", "request", "event", "notify", "answer", "error")
+
+    def __init__(self, order: Order, key: str, request: str, notify=None):
         self.order, self.key, self.request = order, key, request
         self.event = threading.Event()
-        self.turn = False     # this request's thread leads the next group
+        self.notify = notify  # called once settled (an event loop's wake-up), if given
         self.answer: bytes | None = None
         self.error: Exception | None = None
 
     def settle(self, answer: bytes | None = None, error: Exception | None = None) -> None:
         self.answer, self.error = answer, error
         self.event.set()
+        if self.notify is not None:
+            self.notify()
 
     @property
     def settled(self) -> bool:
@@ -149,13 +154,14 @@ class _Commit:
 
 
 class _Queue:
-    """The commits waiting for one partition, and who decides them."""
+    """The commits waiting for one partition, decided a group at a time by the partition's
+    committer thread (started with its first commit)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()     # guards waiting and leading
+        self.ready = threading.Condition()  # guards waiting
         self.waiting: list[_Commit] = []
-        self.leading = False
-        self.busy = threading.Lock()     # held while a group (or a catch-up) runs
+        self.busy = threading.Lock()        # held while a group (or a catch-up) runs
+        self.thread: threading.Thread | None = None
 
 
 @dataclass
@@ -298,55 +304,71 @@ class LiveState:
     def commit(self, order: Order, key: str) -> bytes:
         """Decide ``order`` and reserve what it takes: recorded in the run store (a batch of
         one per group of its store) with its outbox rows, ledger lines and ``key``, in one
-        transaction; returns the answer (JSON). The same key again returns the same answer
-        and takes nothing more, from any process, after any restart; with a different order
-        it is a ConflictError. Unavailable when it could not be made now."""
+        transaction; returns the answer (JSON) once that has committed. The same key again
+        returns the same answer and takes nothing more, from any process, after any restart;
+        with a different order it is a ConflictError. Unavailable when it could not be made
+        now (nothing was written)."""
         started = time.perf_counter()
-        store = self.store
-        if store is None:
+        entry = self._enqueue(order, key)
+        entry.event.wait()
+        return self._outcome(entry, started)
+
+    async def commit_async(self, order: Order, key: str) -> bytes:
+        """``commit`` for an event loop: it waits without holding a thread."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        entry = self._enqueue(order, key, wake)
+        await done
+        return self._outcome(entry, started)
+
+    def _enqueue(self, order: Order, key: str, notify=None) -> _Commit:
+        if self.store is None:
             raise DecisionError("this service has no run store")
         view = self._current()
         self._check(view, order)
         if not any(g.product_store == order.product_store
                    for plan in self.plans for g in plan.groups):
             raise DecisionError(f"no group routes product store {order.product_store!r}")
-        entry = _Commit(order, key, request_digest(order))
-        self._submit(self._queue(view.domain(order.product_store)), entry)
+        entry = _Commit(order, key, request_digest(order), notify)
+        queue = self._queue(view.domain(order.product_store))
+        with queue.ready:
+            queue.waiting.append(entry)
+            queue.ready.notify()
+            if queue.thread is None:
+                queue.thread = threading.Thread(target=self._commit_loop, args=(queue,),
+                                                daemon=True, name="committer")
+                queue.thread.start()
+        return entry
+
+    def _outcome(self, entry: _Commit, started: float) -> bytes:
         if entry.error is not None:
             raise entry.error
         self._count(started)
         return entry.answer
 
-    def _submit(self, queue: _Queue, entry: _Commit) -> None:
-        """Wait for ``entry``'s answer; decide a group (the longest waiting commits, this
-        one among them) when it is this thread's turn."""
-        with queue.lock:
-            queue.waiting.append(entry)
-            if not queue.leading:
-                queue.leading = entry.turn = True
+    def _commit_loop(self, queue: _Queue) -> None:
+        """The partition's committer: decides what waits, a group at a time (what arrives
+        meanwhile forms the next group)."""
         while True:
-            if not entry.turn:
-                entry.event.wait()
-            with queue.lock:
-                if entry.settled:
-                    return
+            with queue.ready:
+                while not queue.waiting:
+                    queue.ready.wait()
                 group = queue.waiting[:GROUP_LIMIT]
                 del queue.waiting[:GROUP_LIMIT]
             try:
                 with queue.busy:
                     self._decide_group(group)
-            finally:
-                for waiting in group:  # never leave a request unanswered
-                    if not waiting.settled:
-                        waiting.settle(error=Unavailable("the commit was not decided"))
-                with queue.lock:
-                    if queue.waiting:
-                        following = queue.waiting[0]
-                        following.turn = True
-                        following.event.set()
-                    else:
-                        queue.leading = False
-            return
+            except BaseException as error:  # noqa: BLE001 - the thread must live on
+                for entry in group:
+                    if not entry.settled:
+                        entry.settle(error=error)
+            for entry in group:  # never leave a request unanswered
+                if not entry.settled:
+                    entry.settle(error=Unavailable("the commit was not decided"))
 
     def _decide_group(self, group: list[_Commit]) -> None:
         """Decide a group of commits (a key sent twice in it is decided once); every one
