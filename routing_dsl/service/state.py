@@ -133,10 +133,11 @@ class _View:
 class _Commit:
     """One commit request waiting for its group's answer."""
 
-    __slots__ = ("order", "key", "request", "event", "notify", "answer", "error")
+    __slots__ = ("order", "key", "request", "explain", "event", "notify", "answer", "error")
 
-    def __init__(self, order: Order, key: str, request: str, notify=None):
-        self.order, self.key, self.request = order, key, request
+    def __init__(self, order: Order, key: str, request: str, explain: bool = True,
+                 notify=None):
+        self.order, self.key, self.request, self.explain = order, key, request, explain
         self.event = threading.Event()
         self.notify = notify  # called once settled (an event loop's wake-up), if given
         self.answer: bytes | None = None
@@ -278,9 +279,10 @@ class LiveState:
         return view.prepared.get(id(plan)) if view is not None else None
 
     # ---- decisions ----
-    def quote(self, order: Order) -> dict:
+    def quote(self, order: Order, explain: bool = True) -> dict:
         """Where ``order`` would ship from now: its lines' facilities, quantities, rules and
-        distances, what would stay unfilled, and the explanation. Changes nothing."""
+        distances, what would stay unfilled, and (unless not ``explain``) the explanation.
+        Changes nothing."""
         started = time.perf_counter()
         view = self._current()
         if self.store is not None:
@@ -291,7 +293,7 @@ class LiveState:
             single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
             for plan in self.plans:
                 # stock and counts come from the live index, copied for this order only
-                result = run_plan(plan, single, explain=True, explain_orders={order.id},
+                result = run_plan(plan, single, explain=explain, explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
                                   after=False)
                 lines += result["allocations"]
@@ -301,19 +303,19 @@ class LiveState:
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
                 "explanations": explanations, "committed": False, "batches": []}
 
-    def commit(self, order: Order, key: str) -> bytes:
+    def commit(self, order: Order, key: str, explain: bool = True) -> bytes:
         """Decide ``order`` and reserve what it takes: recorded in the run store (a batch of
         one per group of its store) with its outbox rows, ledger lines and ``key``, in one
         transaction; returns the answer (JSON) once that has committed. The same key again
         returns the same answer and takes nothing more, from any process, after any restart;
         with a different order it is a ConflictError. Unavailable when it could not be made
-        now (nothing was written)."""
+        now (nothing was written). Without ``explain`` the answer has no explanations."""
         started = time.perf_counter()
-        entry = self._enqueue(order, key)
+        entry = self._enqueue(order, key, explain)
         entry.event.wait()
         return self._outcome(entry, started)
 
-    async def commit_async(self, order: Order, key: str) -> bytes:
+    async def commit_async(self, order: Order, key: str, explain: bool = True) -> bytes:
         """``commit`` for an event loop: it waits without holding a thread."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -321,11 +323,11 @@ class LiveState:
 
         def wake() -> None:
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
-        entry = self._enqueue(order, key, wake)
+        entry = self._enqueue(order, key, explain, wake)
         await done
         return self._outcome(entry, started)
 
-    def _enqueue(self, order: Order, key: str, notify=None) -> _Commit:
+    def _enqueue(self, order: Order, key: str, explain: bool = True, notify=None) -> _Commit:
         if self.store is None:
             raise DecisionError("this service has no run store")
         view = self._current()
@@ -333,7 +335,7 @@ class LiveState:
         if not any(g.product_store == order.product_store
                    for plan in self.plans for g in plan.groups):
             raise DecisionError(f"no group routes product store {order.product_store!r}")
-        entry = _Commit(order, key, request_digest(order), notify)
+        entry = _Commit(order, key, request_digest(order), explain, notify)
         queue = self._queue(view.domain(order.product_store))
         with queue.ready:
             queue.waiting.append(entry)
@@ -436,7 +438,8 @@ class LiveState:
                     orders={e.order.id for e in fresh}, connection=connection))
                 answers, recorded, batch_rows = [], [], []
                 for entry in fresh:
-                    answer = self._decide(view, entry.order, own, recorded, batch_rows, undo)
+                    answer = self._decide(view, entry.order, entry.explain, own, recorded,
+                                          batch_rows, undo)
                     answers.append(orjson.dumps(answer))
                 for plan in self.plans:
                     plan_json, digest = self._plan_json(plan)
@@ -470,8 +473,8 @@ class LiveState:
         for entry, answer in zip(fresh, answers, strict=True):
             entry.settle(answer)
 
-    def _decide(self, view: _View, order: Order, own: ledger.Effects, recorded: list,
-                batch_rows: list, undo: list) -> dict:
+    def _decide(self, view: _View, order: Order, explain: bool, own: ledger.Effects,
+                recorded: list, batch_rows: list, undo: list) -> dict:
         """One commit's decision on the live index (taking its stock there, noted in
         ``undo``) with its own earlier decisions applied (``own``), and the rows it writes."""
         lines, unfilled, explanations, batch_ids = [], [], [], []
@@ -484,7 +487,7 @@ class LiveState:
             started = datetime.now(UTC)
             single = view.snapshot.model_copy(update={"orders": [current], "inventory": []})
             with self.lock:
-                result = run_plan(plan, single, group=groups, explain=True,
+                result = run_plan(plan, single, group=groups, explain=explain,
                                   explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
                                   after=False)
