@@ -407,3 +407,18 @@ def test_a_quote_sees_the_stock_of_its_styles_other_variants():
     assert [line["facility"] for line in answer["lines"]] == ["Z_BROKEN"]  # not the first by id
     assert answer["lines"] == fresh["allocations"]
     assert answer["explanations"] == fresh["explanations"]
+
+
+def test_a_decision_without_explanation_has_the_same_lines(committing):
+    client, _ = committing
+    quote = client.post("/v1/decisions", json={"order": order_for("A")}).json()
+    plain = client.post("/v1/decisions", json={"order": order_for("A"), "explain": False})
+    assert plain.status_code == 200
+    assert plain.json()["lines"] == quote["lines"] and plain.json()["explanations"] == []
+    assert quote["explanations"]
+    committed = client.post("/v1/decisions", json={"order": order_for("A"), "commit": True,
+                                                   "explain": False, "idempotency_key": "k"})
+    assert committed.json()["lines"] == quote["lines"]
+    assert committed.json()["explanations"] == []
+    assert client.post("/v1/decisions", json={"order": order_for("A"), "explain": 0}
+                       ).status_code == 422

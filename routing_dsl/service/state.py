@@ -298,7 +298,7 @@ class LiveState:
                                   after=False)
                 lines += result["allocations"]
                 unfilled += result["unfillable"]
-                explanations += result["explanations"]
+                explanations += result.get("explanations", [])
         self._count(started)
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
                 "explanations": explanations, "committed": False, "batches": []}
@@ -524,7 +524,7 @@ class LiveState:
                            for line in decisions.lines)
             lines += result["allocations"]
             unfilled += result["unfillable"]
-            explanations += result["explanations"]
+            explanations += result.get("explanations", [])
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
                 "explanations": explanations, "committed": True, "batches": batch_ids}
 
