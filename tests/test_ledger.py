@@ -556,3 +556,21 @@ def test_daily_order_limits_hold_across_restarts_commits_and_batches(tmp_path):
     assert [a["facility"] for a in result["allocations"]] == ["B_STORE", "B_STORE"]
     assert_within_stock(store, world(stock=30, limit=3))
     store.dispose()
+
+
+def test_two_thousand_commits_over_sixteen_connections_sell_the_stock_exactly_once(tmp_path):
+    """More orders than stock, 16 clients at once on one server (SQLite): every commit is
+    acknowledged and recorded, every unit is sold, none twice."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    document = world(stock=1500, limit=None)
+    arguments = prepare(tmp_path, db, document)
+    bodies = [commit_body(f"{'AB'[k % 2]}-{k}", "AB"[k % 2]) for k in range(2000)]
+    with serving(arguments) as served:
+        acknowledged = drive([served.base], bodies, threads=16)
+    assert len(acknowledged) == 2000
+    store = RunStore(db)
+    assert recorded_keys(store) == acknowledged
+    taken = assert_within_stock(store, document)
+    assert taken == {("A_STORE", "P1"): 5, ("B_STORE", "P1"): 5, ("WH", "P1"): 1500}
+    assert sum(len(a["lines"]) for a in acknowledged.values()) == 1510
+    store.dispose()
