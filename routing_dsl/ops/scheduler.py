@@ -64,8 +64,8 @@ class Scheduler:
         # snapshot (LiveState.run_groups), which its decisions share.
         self.live = None
         # A scale-out router (scaleout.route_partitioned with an executor) runs the round's
-        # partitions in parallel; run_recorded still takes each store's lock for its groups,
-        # so one run at a time per store.
+        # partitions in parallel; run_recorded still takes each partition's lock for its
+        # groups, so one writer at a time per partition.
         self.router = None
 
     def last_scheduled(self, group: str) -> datetime | None:
