@@ -29,13 +29,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from . import schema as t
-from .store import RunStore
+from .store import SQLITE_WAIT, RunStore
 
 LEASE_SECONDS = 30.0
 BATCH_WAIT = 10.0   # seconds a batch waits for its partition before it is skipped
@@ -280,6 +280,9 @@ def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT
                 return
             transaction.rollback()
         finally:
+            with suppress(Exception):  # the pooled connection waits as long as before
+                connection.connection.driver_connection.execute(
+                    f"pragma busy_timeout = {int(SQLITE_WAIT * 1000)}")
             connection.close()
         if time.monotonic() + _RETRY > deadline:
             raise Busy("a batch holds the partition of " + ", ".join(names))

@@ -37,6 +37,7 @@ from .schema import Time
 from .ledger import Decisions, Line
 
 DEFAULT_URL = "sqlite:///routing.db"
+SQLITE_WAIT = 30.0  # seconds a SQLite writer waits for the file (busy_timeout)
 # execution option of a read-only transaction: on SQLite a plain (deferred) BEGIN, which
 # neither waits for nor blocks a writer
 READ = {"routing_read": True}
@@ -60,7 +61,7 @@ def database_url(given: str | None) -> str:
 def _engine(url: str) -> sa.Engine:
     try:
         if url.startswith("sqlite"):
-            engine = sa.create_engine(url, connect_args={"timeout": 30.0})
+            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_WAIT})
 
             @sa.event.listens_for(engine, "connect")
             def _connect(dbapi_connection, _record) -> None:

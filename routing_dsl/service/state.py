@@ -85,6 +85,8 @@ class _View:
     counted: dict = field(default_factory=lambda: defaultdict(int))  # facility, today
     seen: dict = field(default_factory=dict)  # product store -> last ledger id applied
     synced: dict = field(default_factory=dict)  # lock domain -> when quotes last read it
+    # stores with a group of commits in flight: their lines are applied by that group
+    inflight: dict = field(default_factory=lambda: defaultdict(int))
 
     def __post_init__(self) -> None:
         snapshot = self.snapshot
@@ -233,11 +235,20 @@ class LiveState:
             with queue.busy:
                 self._read_ledger(view, domain)
 
-    def _read_ledger(self, view: _View, domain: tuple[str, ...], connection=None) -> None:
+    def _read_ledger(self, view: _View, domain: tuple[str, ...], connection=None,
+                     group: bool = False) -> None:
+        """Apply the lines of ``domain``'s stores written since they were last read; outside
+        a group of commits, not while one is in flight on them (it reads and applies them
+        itself, its own lines included)."""
+        with self.lock:
+            if not group and any(view.inflight[s] for s in domain):
+                return
         lines = self.store.ledger(reflected_before=view.reflected_before, stores=domain,
                                   after={s: view.seen.get(s, 0) for s in domain},
                                   connection=connection)
         with self.lock:
+            if not group and any(view.inflight[s] for s in domain):
+                return
             view.apply(lines)
         view.synced[domain] = time.monotonic()
 
@@ -403,6 +414,8 @@ class LiveState:
             break
         for entry in repeats:
             first = firsts[entry.key]
+            if not first.settled:
+                continue  # the committer answers both: not decided
             if first.error is not None:
                 entry.settle(error=first.error)
             else:
@@ -414,8 +427,20 @@ class LiveState:
     def _transact(self, entries: list[_Commit]) -> None:
         """Decide ``entries`` and write them in one transaction under their partitions'
         lock; settle each once it has committed."""
-        store, view = self.store, self._current()
+        view = self._current()
         stores = sorted({s for e in entries for s in view.domain(e.order.product_store)})
+        with self.lock:
+            for product_store in stores:
+                view.inflight[product_store] += 1
+        try:
+            self._transact_on(view, stores, entries)
+        finally:
+            with self.lock:
+                for product_store in stores:
+                    view.inflight[product_store] -= 1
+
+    def _transact_on(self, view: _View, stores: list[str], entries: list[_Commit]) -> None:
+        store = self.store
         undo: list[tuple] = []
         saved: set[str] = set()
         try:
@@ -432,7 +457,7 @@ class LiveState:
                 fresh = [e for e in entries if e.key not in known]
                 if not fresh:
                     return
-                self._read_ledger(view, tuple(stores), connection)
+                self._read_ledger(view, tuple(stores), connection, group=True)
                 own = ledger.Effects(view.today).extend(store.ledger(
                     reflected_before=view.reflected_before, stores=stores,
                     orders={e.order.id for e in fresh}, connection=connection))
