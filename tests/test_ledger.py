@@ -574,3 +574,21 @@ def test_two_thousand_commits_over_sixteen_connections_sell_the_stock_exactly_on
     assert taken == {("A_STORE", "P1"): 5, ("B_STORE", "P1"): 5, ("WH", "P1"): 1500}
     assert sum(len(a["lines"]) for a in acknowledged.values()) == 1510
     store.dispose()
+
+
+def test_quotes_see_what_another_process_committed_within_a_second(tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    arguments = prepare(tmp_path, db, world(shared=False))
+    with serving(arguments) as one, serving(arguments) as two:
+        quote = {"order": order("Q", "A", 5)}
+        assert sum(line["quantity"] for line in httpx.post(
+            f"{two.base}/v1/decisions", json=quote).json()["lines"]) == 5
+        taken = httpx.post(f"{one.base}/v1/decisions", json=commit_body("A-1", "A", quantity=5))
+        assert sum(line["quantity"] for line in taken.json()["lines"]) == 5
+        deadline = time.monotonic() + 5
+        while httpx.post(f"{two.base}/v1/decisions", json=quote).json()["lines"]:
+            assert time.monotonic() < deadline, "the other process's commit never showed"
+            time.sleep(0.1)
+        # and a commit there is decided on it at once, under the partition's lock
+        late = httpx.post(f"{two.base}/v1/decisions", json=commit_body("A-2", "A"))
+        assert late.json()["lines"] == []

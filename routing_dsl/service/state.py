@@ -253,20 +253,26 @@ class LiveState:
         view.synced[domain] = time.monotonic()
 
     def _quote_catch_up(self, view: _View, product_store: str) -> None:
-        """Lines other processes wrote, for a quote: at most ``quote_lag`` late, never
-        waiting for a commit in progress (that commit reads them itself), never failing."""
+        """Lines other processes wrote, for quotes: read in the background when the last
+        read is ``quote_lag`` old, so that a quote never waits for the database (nor fails
+        when it is away), and never while a commit of the partition is in progress (that
+        commit reads them itself)."""
         domain = view.domain(product_store)
         if time.monotonic() - view.synced.get(domain, 0.0) < self.quote_lag:
             return
         queue = self._queue(domain)
         if not queue.busy.acquire(blocking=False):
             return
-        try:
-            self._read_ledger(view, domain)
-        except sa.exc.SQLAlchemyError:
-            view.synced[domain] = time.monotonic()  # the store is away: quote from memory
-        finally:
-            queue.busy.release()
+        view.synced[domain] = time.monotonic()  # one reader at a time, the next one later
+
+        def read() -> None:
+            try:
+                self._read_ledger(view, domain)
+            except sa.exc.SQLAlchemyError:
+                pass  # the store is away: quotes answer from memory meanwhile
+            finally:
+                queue.busy.release()
+        threading.Thread(target=read, daemon=True, name="quote catch-up").start()
 
     # ---- plans ----
     def group(self, name: str):
