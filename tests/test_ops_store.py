@@ -205,28 +205,9 @@ def test_two_processes_racing_for_one_store_take_turns_and_sell_nothing_twice(db
     batches = sorted(store.batches(), key=lambda b: b.started)
     assert [b.status for b in batches] == ["succeeded", "succeeded"]
     assert batches[0].allocations > 0 and batches[1].allocations < batches[0].allocations
-    document = json.loads(big.read_text())
-    assert_nothing_sold_twice(store, document)
+    from .test_ledger import assert_within_stock
+    assert_within_stock(store, json.loads(big.read_text()))
     store.dispose()
-
-
-def assert_nothing_sold_twice(store: RunStore, document: dict) -> None:
-    """Every unit allocated in the store is stock of the snapshot, and every order line is
-    allocated at most its quantity."""
-    stock = {(r["facility"], r["product"]): r["atp"] - r.get("minimum_stock", 0)
-             for r in document["inventory"]}
-    lines = {(o["id"], g["id"], i["id"]): i["quantity"] - i.get("cancel_quantity", 0)
-             for o in document["orders"] for g in o["ship_groups"] for i in g["items"]}
-    taken: dict = {}
-    allocated: dict = {}
-    for batch in store.batches(10_000):
-        for a in store.batch_detail(batch.id)["allocations"]:
-            key = (a["facility"], a["product"])
-            taken[key] = taken.get(key, 0) + a["quantity"]
-            line = (a["order_id"], a["ship_group"], a["item"])
-            allocated[line] = allocated.get(line, 0) + a["quantity"]
-    assert [k for k, q in taken.items() if q > stock.get(k, 0) + 1e-9] == []
-    assert [k for k, q in allocated.items() if q > lines.get(k, 0) + 1e-9] == []
 
 
 def test_a_partition_that_stays_busy_is_skipped_after_the_wait(db_url):
@@ -241,7 +222,7 @@ def test_a_partition_that_stays_busy_is_skipped_after_the_wait(db_url):
         assert held
         started = time.monotonic()
         result, [batch_id] = run_recorded(store, plan, snapshot, source_text=None, wait=0.3)
-        assert time.monotonic() - started >= 0.3
+        assert time.monotonic() - started >= 0.25  # it waited (up to one retry short)
     [skipped] = store.batches()
     assert skipped.status == "skipped" and result["allocations"] == []
     assert "another run holds product store 'STORE'" in skipped.error
