@@ -481,6 +481,8 @@ class PreparedRun:
     router: Callable[..., dict]
     store: RunStore | None = None
     webhook: Any = None
+    # ledger lines acknowledged before this stay unapplied: the source holds them
+    reflected_before: Any = None
 
     @property
     def items(self) -> int:
@@ -501,7 +503,8 @@ class PreparedRun:
         from .ops.runner import run_recorded
         result, batch_ids = run_recorded(self.store, self.plan, self.snapshot,
                                          source_text=source_text(self.request.source),
-                                         webhook=self.webhook, router=self.router, **options)
+                                         webhook=self.webhook, router=self.router,
+                                         reflected_before=self.reflected_before, **options)
         return RunOutcome(result, batch_ids, self.store)
 
 
@@ -514,6 +517,10 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
                          "explanations: drop --explain and --routing, or use --executor local")
     engine = choose_engine(plan, request.engine, explain=request.explain)
     changes = read_what_ifs(request.what_ifs, request.what_if_file)
+    store = webhook = read_at = None
+    if request.recording:  # opened first: its clock is read before the source (ops/ledger.py)
+        store = open_store(request.db_url, warn)
+        read_at = store.clock()
     snapshot = open_snapshot(request.snapshot, request.mapping,
                              columnar=engine == "fast" and not changes
                              and request.executor == "local")
@@ -529,11 +536,13 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
                "explain": request.explain,
                "explain_facilities": set(request.explain_facilities), "engine": engine}
     chosen = router(request.executor, request.jobs, request.address)
-    store = webhook = None
-    if request.recording:
-        store = open_store(request.db_url, warn)
+    reflected_before = None
+    if store is not None:
+        from .ops.ledger import reflection_cutoff
         webhook = make_webhook(request.webhook)
-    return PreparedRun(request, plan, snapshot, options, chosen, store, webhook)
+        reflected_before = reflection_cutoff(read_at, snapshot.now)
+    return PreparedRun(request, plan, snapshot, options, chosen, store, webhook,
+                       reflected_before)
 
 
 def run(request: RunRequest, warn: Warn = _ignore) -> RunOutcome:

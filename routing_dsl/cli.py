@@ -861,7 +861,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     from .service import server
     from .service.app import create_app
     from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], source, texts)
+    state = LiveState([plan for plan, _ in plans], source, texts, store=store)
     prepare = None
     try:
         state.refresh()
@@ -872,8 +872,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
         supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
         prepare = state.refresh
     for scheduler in schedulers:  # scheduled batches and decisions share one live state
-        scheduler.reread, scheduler.source = state.refresh, state.batch_snapshot
-        scheduler.absorb, scheduler.store_lock = state.absorb, state.store_lock
+        scheduler.live = state
     loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
                             kwargs={"prepare": prepare}, name="scheduler", daemon=True)
     loop.start()
@@ -920,14 +919,17 @@ def lsp() -> None:
                    "manages about 1,000 ship groups/s).")
 @click.option("--service", "service_only", is_flag=True,
               help="Only the service's latency and throughput, with a load generator on "
-                   "loopback against a live `routing serve`.")
+                   "loopback against a live `routing serve`: quotes, then commits.")
+@click.option("--db", "service_db", metavar="URL",
+              help="With --service: the run store the commits go to (default: a temporary "
+                   "SQLite file), e.g. postgresql://postgres@127.0.0.1/bench; it is written.")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, scaling_plot: Path | None) -> None:
+          service_only: bool, service_db: str | None, scaling_plot: Path | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end."""
@@ -937,7 +939,9 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         return
     if service_only:
         from .bench.suite import service_latency
-        click.echo(service_latency(facilities))
+        from .ops.store import database_url
+        click.echo(service_latency(facilities,
+                                   db_url=database_url(service_db) if service_db else None))
         return
     if scaling_plot is not None:
         from .bench.suite import run_scaling, scaling_svg, scaling_table

@@ -59,7 +59,7 @@ def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url
     assert "no run store" in refused.stderr and "routing db upgrade" in refused.stderr
     done = invoke("db", "upgrade", "--db", db_url)
     assert done.exit_code == 0, done.output
-    assert "run store at revision 0004" in done.stdout
+    assert "run store at revision 0005" in done.stdout
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0  # idempotent
     assert invoke("history", "--db", db_url).exit_code == 0
 
@@ -73,7 +73,7 @@ def test_an_old_schema_is_refused_until_upgraded(tmp_path):
         command.upgrade(_config(connection), "0001")
     with pytest.raises(StoreError, match="is at revision 0001; run `routing db upgrade"):
         store.require_current()
-    assert store.upgrade() == "0004"
+    assert store.upgrade() == "0005"
     store.require_current()
     store.dispose()
 
@@ -111,9 +111,13 @@ def test_purge_deletes_old_batches_and_what_they_recorded(db_url):
     store = RunStore(db_url)
     assert store.purge(timedelta(days=30)) == 0
     assert len(store.history()) > 0
+    # decisions the OMS has not acknowledged keep their batch: their reservations apply
+    assert "purged 0 batches" in invoke("purge", "--db", db_url, "--older-than", "0m").stdout
+    assert store.ack(batch=store.batches()[0].id) > 0
     result = invoke("purge", "--db", db_url, "--older-than", "0m")
     assert result.exit_code == 0 and "purged 1 batch" in result.stdout
     assert store.history() == [] and store.batches() == []
+    assert store.ledger(reflected_before=None) == []
     bad = invoke("purge", "--db", db_url, "--older-than", "soon")
     assert bad.exit_code == 2 and "not an age" in bad.stderr
     store.dispose()
@@ -180,7 +184,8 @@ def test_the_operations_doc_commands_run(tmp_path, monkeypatch):
     assert history.exit_code == 0
 
 
-def test_two_processes_racing_for_one_store_one_runs_the_other_is_skipped(db_url, slow_run):
+def test_two_processes_racing_for_one_store_take_turns_and_sell_nothing_twice(db_url,
+                                                                              slow_run):
     route, big = slow_run
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
     command = [sys.executable, "-m", "routing_dsl", "run", str(route), "--snapshot", str(big),
@@ -192,18 +197,37 @@ def test_two_processes_racing_for_one_store_one_runs_the_other_is_skipped(db_url
     while not [b for b in store.batches() if b.status == "running"]:
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
+    # the second waits for the first's partition, then routes what the first left
     second = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, timeout=120)
     assert first.wait(timeout=120) == 0
     assert second.returncode == 0, second.stderr
-    statuses = sorted(b.status for b in store.batches())
-    assert statuses == ["skipped", "succeeded"]
-    [skipped] = [b for b in store.batches() if b.status == "skipped"]
+    batches = sorted(store.batches(), key=lambda b: b.started)
+    assert [b.status for b in batches] == ["succeeded", "succeeded"]
+    assert batches[0].allocations > 0 and batches[1].allocations < batches[0].allocations
+    from .test_ledger import assert_within_stock
+    assert_within_stock(store, json.loads(big.read_text()))
+    store.dispose()
+
+
+def test_a_partition_that_stays_busy_is_skipped_after_the_wait(db_url):
+    from routing_dsl.app import load_plan
+    from routing_dsl.ops.locks import PartitionLock
+    from routing_dsl.ops.runner import run_recorded
+    from routing_dsl.snapshot import load_snapshot
+    store = RunStore(db_url)
+    store.upgrade()
+    plan, snapshot = load_plan(Path(SOURCE)), load_snapshot(Path(SNAPSHOT))
+    with PartitionLock(store, ["STORE"], wait=0) as held:
+        assert held
+        started = time.monotonic()
+        result, [batch_id] = run_recorded(store, plan, snapshot, source_text=None, wait=0.3)
+        assert time.monotonic() - started >= 0.25  # it waited (up to one retry short)
+    [skipped] = store.batches()
+    assert skipped.status == "skipped" and result["allocations"] == []
     assert "another run holds product store 'STORE'" in skipped.error
-    # the lock is free again: a third run routes
-    assert subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          timeout=120).returncode == 0
-    assert sorted(b.status for b in store.batches()) == ["skipped", "succeeded", "succeeded"]
+    result, _ = run_recorded(store, plan, snapshot, source_text=None, wait=0.3)
+    assert result["allocations"]  # free again
     store.dispose()
 
 

@@ -29,9 +29,9 @@ DOCUMENT = json.loads((EXAMPLE / "snapshot.json").read_text())
 
 
 def make_app(store=None):
-    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state = LiveState([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"), store=store)
     state.refresh()
-    return create_app(state, store)
+    return create_app(state)
 
 
 @pytest.fixture
@@ -142,9 +142,9 @@ def committing(tmp_path):
     the_plan, snapshot = small_world()
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
     store.upgrade()
-    state = LiveState([the_plan], lambda: snapshot)
+    state = LiveState([the_plan], lambda: snapshot, store=store)
     state.refresh()
-    with TestClient(create_app(state, store)) as client:
+    with TestClient(create_app(state)) as client:
         yield client, store
 
 
@@ -172,13 +172,48 @@ def test_a_batch_sees_what_commits_took_and_commits_see_what_batches_took(commit
                                        "idempotency_key": "k-1"})
     ran = client.post("/v1/groups/G/runs").json()
     assert ran["allocations"] == 0 and ran["unfillable"] == 1  # WAITING finds no stock
-    client.post("/v1/state/refresh")  # the source is read again: the unit is back
-    ran = client.post("/v1/groups/G/runs").json()
-    assert ran["allocations"] == 1
+    client.post("/v1/state/refresh")  # the source (a static file) does not reflect A
+    assert client.post("/v1/groups/G/runs").json()["allocations"] == 0
     late = client.post("/v1/decisions", json={"order": order_for("C"), "commit": True,
                                               "idempotency_key": "k-2"}).json()
-    assert late["lines"] == []  # the batch took it
-    assert client.post("/v1/groups/G/runs").json()["allocations"] == 0  # and not twice
+    assert late["lines"] == []  # the unit is still A's
+
+
+def test_a_refresh_gives_back_only_what_the_source_reflects(tmp_path):
+    """A commit's reservation stays applied across refreshes until the OMS acknowledged it
+    before the source was read (and before the snapshot's `now`): then the source's own
+    stock figure counts, never the reservation on top of it."""
+    from datetime import UTC, datetime, timedelta
+
+    from .builders import facility, item, order, stock, world
+    the_plan, _ = small_world()
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.upgrade()
+    source = {"atp": 1, "now": "2026-11-23T09:30:00-05:00"}
+
+    def read():
+        return world([facility("WH")], [stock("WH", "P1", source["atp"])],
+                     [order("WAITING", [item("00001", "P1", 1)])], now=source["now"])
+    state = LiveState([the_plan], read, store=store)
+    state.refresh()
+    with TestClient(create_app(state)) as client:
+        body = {"order": order_for("A"), "commit": True, "idempotency_key": "k-1"}
+        assert client.post("/v1/decisions", json=body).json()["lines"]
+        assert store.ack(batch=store.batches(1)[0].id) == 1  # the OMS applied A
+        client.post("/v1/state/refresh")  # an export made before the ack: A still applies
+        assert client.post("/v1/groups/G/runs").json()["allocations"] == 0
+        # an export made after the ack shows A's unit gone: the ledger line is reflected
+        source.update(atp=0, now=(datetime.now(UTC) + timedelta(seconds=2)).isoformat())
+        time.sleep(1.1)  # acknowledgements count to the second
+        client.post("/v1/state/refresh")
+        assert client.post("/v1/groups/G/runs").json()["allocations"] == 0
+        source.update(atp=1)  # the OMS received one more unit: WAITING gets it, once
+        client.post("/v1/state/refresh")
+        assert client.post("/v1/groups/G/runs").json()["allocations"] == 1
+        assert client.post("/v1/groups/G/runs").json()["allocations"] == 0
+        late = client.post("/v1/decisions", json={"order": order_for("C"), "commit": True,
+                                                  "idempotency_key": "k-2"}).json()
+        assert late["lines"] == []
 
 
 def test_a_commit_needs_a_key_and_a_run_store(client):
@@ -382,14 +417,14 @@ def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(
     the_plan = compile_program(Workspace().check_text(text, name="bench.route").program)
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
     store.upgrade()
-    state = LiveState([the_plan], lambda: snapshot)
+    state = LiveState([the_plan], lambda: snapshot, store=store)
     state.refresh()
     quoted = committed = 0
     for k, order in enumerate(orders):
         if k == 60:  # a batch takes what it can of every order, commits included
             state.run_group(the_plan, the_plan.groups[0], store)
         if k % 3 == 2:
-            state.commit(order, f"key-{k}", store)
+            state.commit(order, f"key-{k}")
             committed += 1
             continue
         answer = state.quote(order)
@@ -400,9 +435,10 @@ def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(
         assert answer["explanations"] == fresh["explanations"], order.id
         quoted += 1
     assert quoted == 80 and committed == 40
-    assert state.consumed and state.orders_added  # stock and counts were taken
+    taken = state.batch_snapshot()
+    assert [r.atp for r in taken.inventory] != [r.atp for r in snapshot.inventory]
     assert any(f.orders_today >= f.max_orders_per_day  # some facility reached its limit
-               for f in state.batch_snapshot().facilities if f.max_orders_per_day)
+               for f in taken.facilities if f.max_orders_per_day)
 
 
 def test_a_quote_sees_the_stock_of_its_styles_other_variants():
@@ -476,9 +512,9 @@ def test_big_decisions_run_on_a_worker_thread_not_on_the_event_loop():
     seen = []
 
     class Watched(LiveState):
-        def quote(self, order):
+        def quote(self, order, explain=True):
             seen.append(threading.current_thread())
-            return super().quote(order)
+            return super().quote(order, explain)
     state = Watched([PLAN], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
     state.refresh()
     on_loop = {}
@@ -794,3 +830,18 @@ def test_a_refresh_from_a_source_that_cannot_be_read_keeps_the_state_loaded_befo
         assert state.loaded_at == loaded
         assert client.post("/v1/decisions", json={"order": DOCUMENT["orders"][1]}) \
             .json()["lines"]
+
+
+def test_a_decision_without_explanation_has_the_same_lines(committing):
+    client, _ = committing
+    quote = client.post("/v1/decisions", json={"order": order_for("A")}).json()
+    plain = client.post("/v1/decisions", json={"order": order_for("A"), "explain": False})
+    assert plain.status_code == 200
+    assert plain.json()["lines"] == quote["lines"] and plain.json()["explanations"] == []
+    assert quote["explanations"]
+    committed = client.post("/v1/decisions", json={"order": order_for("A"), "commit": True,
+                                                   "explain": False, "idempotency_key": "k"})
+    assert committed.json()["lines"] == quote["lines"]
+    assert committed.json()["explanations"] == []
+    assert client.post("/v1/decisions", json={"order": order_for("A"), "explain": 0}
+                       ).status_code == 422

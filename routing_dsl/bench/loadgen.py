@@ -111,3 +111,17 @@ def drive(address: tuple[str, int], requests: list[bytes], clients: int = 1) -> 
     if errors:
         raise LoadError(str(errors[0]))
     return Load(seconds, latencies)
+
+
+def commit_bodies(orders: list[dict], count: int, explain: bool = True,
+                  prefix: str = "bench") -> list[bytes]:
+    """``count`` commit requests, each its own order (the given orders again under new ids)
+    and its own idempotency key."""
+    import orjson
+    bodies = []
+    for k in range(count):
+        order = orders[k % len(orders)]
+        bodies.append(orjson.dumps({"order": {**order, "id": f"{order['id']}-{prefix}{k}"},
+                                    "commit": True, "explain": explain,
+                                    "idempotency_key": f"{prefix}-{k}"}))
+    return bodies

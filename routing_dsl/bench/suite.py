@@ -695,10 +695,14 @@ def scaling_svg(reports: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int = 4) -> str:
+def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int = 4,
+                    db_url: str | None = None, commits: int = 2000,
+                    commit_clients: int = 16) -> str:
     """A load generator on loopback against a live `routing serve`: quotes for 3-line orders
     against ``facilities`` facilities, one at a time (latency) and from ``clients``
-    connections at once (throughput)."""
+    connections at once (throughput); then ``commits`` committed decisions (each its own
+    order and idempotency key) from ``commit_clients`` connections, recorded in the run store
+    at ``db_url`` (default: a temporary SQLite file)."""
     import subprocess
     import sys
     import tempfile
@@ -709,7 +713,7 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
     from .scenarios import PLAN, Scenario
     from .scenarios import generate as generate_scenario
     from ..service.launch import serving
-    from .loadgen import drive, encode
+    from .loadgen import commit_bodies, drive, encode
 
     with tempfile.TemporaryDirectory(prefix="routing-service-bench-") as temporary:
         folder = Path(temporary)
@@ -719,7 +723,7 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
                   if sum(len(g["items"]) for g in o["ship_groups"]) == 3][:decisions]
         (folder / "snapshot.json").write_bytes(orjson.dumps(document))
         (folder / "bench.route").write_text(PLAN, encoding="utf-8")
-        database = f"sqlite:///{folder}/runs.db"
+        database = db_url or f"sqlite:///{folder}/runs.db"
         subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", database],
                        check=True, capture_output=True)
         with serving([str(folder / "bench.route"), "--source", str(folder / "snapshot.json"),
@@ -732,13 +736,33 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
             cpu = _cpu_seconds(served.process.pid)
             together = drive(address, requests, clients)
             cpu = _cpu_seconds(served.process.pid) - cpu
+            runs = []
+            for explain in (True, False):  # with the explanations, then the lines only
+                writes = encode(served.base, "/v1/decisions", commit_bodies(
+                    orders, commits, explain, "bench" if explain else "lines"))
+                drive(address, writes[:50], commit_clients)  # warm up: the first writes
+                commit_cpu = _cpu_seconds(served.process.pid)
+                load = drive(address, writes[50:], commit_clients)
+                runs.append((load, _cpu_seconds(served.process.pid) - commit_cpu))
     per_decision = f", server CPU {cpu / len(orders) * 1000:.2f} ms a decision" if cpu >= 0 \
         else ""
+    store = "PostgreSQL" if database.startswith("postgres") else "SQLite"
+    commit_lines = []
+    for (load, commit_cpu), label in zip(runs, ("commits:   ", "  (lines):"), strict=True):
+        per_commit = f", server CPU {commit_cpu / len(load.latencies) * 1000:.2f} ms a " \
+            "commit" if commit_cpu >= 0 else ""
+        commit_lines.append(
+            f"  {label} {load.rate:,.0f} committed decisions/s from {commit_clients} "
+            f"clients at once on {store}, p50 {load.percentile(0.5) * 1000:.1f} ms, p99 "
+            f"{load.percentile(0.99) * 1000:.1f} ms{per_commit}")
     return (f"service: {len(orders)} quotes of 3-line orders, {facilities:,} facilities, on "
             f"loopback\n  latency:    p50 {alone.percentile(0.5) * 1000:.1f} ms, p99 "
             f"{alone.percentile(0.99) * 1000:.1f} ms (target p99 <= 10 ms)\n"
             f"  throughput: {together.rate:,.0f} decisions/s from {clients} clients at once, "
-            f"p99 {together.percentile(0.99) * 1000:.1f} ms (target 1,000){per_decision}")
+            f"p99 {together.percentile(0.99) * 1000:.1f} ms (target 1,000){per_decision}\n"
+            + "\n".join(commit_lines)
+            + "\n  (target: 500 committed decisions/s on PostgreSQL at p99 <= 50 ms; "
+            "(lines): commits with \"explain\": false)")
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -1,8 +1,23 @@
-"""One run at a time per product store, across processes and machines.
+"""One writer at a time per partition, across processes and machines.
 
-PostgreSQL: a session advisory lock keyed by the store id, held on a connection kept open for
-the run (so it dies with the process). SQLite: a lease row (owner, expiry) renewed by a
-background thread while the run lives and taken over by anyone once it has expired.
+The unit of locking is the **partition**: product stores linked by the real facilities they
+share (they share those facilities' stock and daily order counts). A lock is taken on every
+store of the partition, in sorted order, so two processes whose snapshots partition the stores
+differently still exclude each other wherever their partitions overlap, and never deadlock.
+
+Two ways to hold it:
+
+- ``PartitionLock`` for a batch, which routes outside any transaction (seconds, for a large
+  run) and then writes in one. PostgreSQL: session advisory locks on a connection kept for
+  the batch (they die with the process); the batch writes on that same connection, so a lost
+  connection can never write without its lock. SQLite: lease rows (owner, expiry) renewed by
+  a thread while the batch lives, checked again in the transaction that writes.
+- ``locked`` for a committed decision, which decides and writes inside one short transaction.
+  PostgreSQL: transaction advisory locks on the same keys, under ``lock_timeout``. SQLite:
+  ``BEGIN IMMEDIATE`` (one writer for the whole file) and no live lease of another owner.
+
+Both wait a bounded time for a busy lock, then give up: a batch is recorded as ``skipped``, a
+decision raises ``Busy`` (the API answers 503 with Retry-After and nothing is written).
 """
 
 from __future__ import annotations
@@ -11,15 +26,31 @@ import hashlib
 import os
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from . import schema as t
-from .store import RunStore
+from .store import SQLITE_WAIT, RunStore
 
 LEASE_SECONDS = 30.0
+BATCH_WAIT = 10.0   # seconds a batch waits for its partition before it is skipped
+COMMIT_WAIT = 2.0   # seconds a committed decision waits before it is refused (503)
+_RETRY = 0.02       # seconds between two tries of a busy SQLite lease
+_BUSY_STATES = {"55P03", "40P01"}  # lock_not_available, deadlock_detected
+
+
+class Busy(Exception):
+    """The partition stayed locked by another writer for the whole wait."""
+
+
+class LockLost(Exception):
+    """A batch's lock was gone when it came to write (its lease expired and was taken, or its
+    connection died): nothing was written."""
 
 
 def lock_key(product_store: str) -> int:
@@ -32,13 +63,34 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class StoreLock:
-    """``with StoreLock(store, "STORE") as held:`` -- ``held`` says whether this process may
-    run the store now; the lock is released on exit (or with the process)."""
+def lock_domains(snapshot, stores: Iterable[str]) -> list[tuple[str, ...]]:
+    """The partitions (sorted stores each) holding ``stores``, over every store the snapshot
+    names: what must be locked to decide for them."""
+    from ..scaleout import connected_stores
+    wanted = set(stores)
+    known = [s.id for s in snapshot.product_stores] + [
+        s for f in snapshot.facilities if not f.virtual for s in f.product_stores]
+    domains = [tuple(sorted(c)) for c in connected_stores(snapshot, known + sorted(wanted))
+               if wanted.intersection(c)]
+    return sorted(domains)
 
-    def __init__(self, store: RunStore, product_store: str, lease_seconds: float = LEASE_SECONDS):
+
+def _is_busy(error: sa.exc.DBAPIError) -> bool:
+    if getattr(error.orig, "sqlstate", None) in _BUSY_STATES:
+        return True
+    return "database is locked" in str(error.orig)
+
+
+class PartitionLock:
+    """``with PartitionLock(store, stores, wait=s) as held:`` -- ``held`` says whether this
+    process holds every store of ``stores`` now (waiting up to ``wait`` seconds for them);
+    they are released on exit, or with the process. ``transaction()`` writes under them."""
+
+    def __init__(self, store: RunStore, stores: Iterable[str], wait: float = 0.0,
+                 lease_seconds: float = LEASE_SECONDS):
         self.store = store
-        self.product_store = product_store
+        self.stores = sorted(set(stores))
+        self.wait = wait
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = owner_id()
         self.held = False
@@ -59,61 +111,112 @@ class StoreLock:
             self._release()
         self.held = False
 
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One write transaction while the lock is held; LockLost (and nothing written) when
+        it is not any more."""
+        if self._connection is not None:
+            try:
+                with self._connection.begin():
+                    yield self._connection
+            except sa.exc.OperationalError as error:
+                if self._connection.invalidated or self._connection.closed:
+                    raise LockLost(f"the connection holding the lock died: {error.orig}") \
+                        from None
+                raise
+            return
+        with self.store.engine.begin() as connection:
+            now = datetime.now(UTC).isoformat()
+            mine = connection.execute(sa.select(sa.func.count()).select_from(t.leases).where(
+                t.leases.c.name.in_(self.stores), t.leases.c.owner == self.owner,
+                t.leases.c.expires > now)).scalar()
+            if mine != len(self.stores):
+                raise LockLost("the lease of " + ", ".join(self.stores) + " expired and was "
+                               "taken over")
+            yield connection
+
+    # ---- PostgreSQL ----
     def _acquire(self) -> bool:
+        deadline = time.monotonic() + self.wait
         if self._postgres:
-            connection = self.store.engine.connect()
-            got = connection.execute(sa.text("select pg_try_advisory_lock(:k)"),
-                                     {"k": lock_key(self.product_store)}).scalar()
-            connection.commit()
-            if got:
-                self._connection = connection
-            else:
-                connection.close()
-            return bool(got)
-        if not self._take_lease():
-            return False
+            return self._advisory(deadline)
+        while not self._take_lease():
+            if time.monotonic() + _RETRY > deadline:
+                return False
+            time.sleep(_RETRY)
         self._renewer = threading.Thread(target=self._renew, daemon=True,
-                                         name=f"lease {self.product_store}")
+                                         name=f"lease {' '.join(self.stores)}")
         self._renewer.start()
         return True
 
+    def _advisory(self, deadline: float) -> bool:
+        connection = self.store.engine.connect()
+        taken: list[int] = []
+        try:
+            for key in sorted(lock_key(s) for s in self.stores):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = connection.execute(sa.text("select pg_try_advisory_lock(:k)"),
+                                             {"k": key}).scalar()
+                else:
+                    connection.execute(sa.text("select set_config('lock_timeout', :ms, true)"),
+                                       {"ms": str(max(1, int(left * 1000)))})
+                    connection.execute(sa.text("select pg_advisory_lock(:k)"), {"k": key})
+                    got = True
+                connection.commit()
+                if not got:
+                    break
+                taken.append(key)
+        except sa.exc.DBAPIError as error:
+            if not _is_busy(error):
+                connection.close()
+                raise
+            connection.rollback()  # session locks taken so far survive the rollback
+        if len(taken) == len(self.stores):
+            self._connection = connection
+            return True
+        for key in taken:
+            connection.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": key})
+        connection.commit()
+        connection.close()
+        return False
+
+    # ---- SQLite ----
     def _take_lease(self) -> bool:
+        """Take (or renew) the lease of every store at once, or none."""
         now = datetime.now(UTC)
-        self._clear_dead_local_holder()
         statement = sa.text(
             "insert into leases (name, owner, expires) values (:name, :owner, :expires) "
             "on conflict(name) do update set owner = excluded.owner, "
             "expires = excluded.expires where leases.expires < :now "
             "or leases.owner = excluded.owner")
         with self.store.engine.begin() as connection:
-            done = connection.execute(statement, {
-                "name": self.product_store, "owner": self.owner,
-                "expires": (now + self.lease).isoformat(), "now": now.isoformat()})
-            return done.rowcount == 1
-
-    def _clear_dead_local_holder(self) -> None:
-        """A lease held by a process of this host that no longer exists is void at once
-        (without waiting for it to expire)."""
-        with self.store.engine.begin() as connection:
-            owner = connection.execute(sa.select(t.leases.c.owner).where(
-                t.leases.c.name == self.product_store)).scalar()
-            if owner is None or owner == self.owner:
-                return
-            host, _, rest = owner.partition(":")
-            pid = rest.split(":", 1)[0]
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                connection.execute(t.leases.delete().where(
-                    t.leases.c.name == self.product_store, t.leases.c.owner == owner))
+            _clear_dead_local_holders(connection, self.stores, self.owner)
+            for name in self.stores:
+                done = connection.execute(statement, {
+                    "name": name, "owner": self.owner,
+                    "expires": (now + self.lease).isoformat(), "now": now.isoformat()})
+                if done.rowcount != 1:
+                    connection.rollback()
+                    return False
+            return True
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease.total_seconds() / 3):
-            self._take_lease()
+            try:
+                self._take_lease()
+            except sa.exc.OperationalError:
+                pass  # a busy file: the next try (before expiry) renews it
 
     def _release(self) -> None:
         if self._connection is not None:
-            self._connection.execute(sa.text("select pg_advisory_unlock(:k)"),
-                                     {"k": lock_key(self.product_store)})
-            self._connection.commit()
+            try:
+                for key in sorted(lock_key(s) for s in self.stores):
+                    self._connection.execute(sa.text("select pg_advisory_unlock(:k)"),
+                                             {"k": key})
+                self._connection.commit()
+            except sa.exc.DBAPIError:
+                pass  # a dead connection took its locks with it
             self._connection.close()
             self._connection = None
             return
@@ -121,8 +224,93 @@ class StoreLock:
         if self._renewer is not None:
             self._renewer.join()
         with self.store.engine.begin() as connection:
-            connection.execute(t.leases.delete().where(t.leases.c.name == self.product_store,
+            connection.execute(t.leases.delete().where(t.leases.c.name.in_(self.stores),
                                                        t.leases.c.owner == self.owner))
+
+
+class StoreLock(PartitionLock):
+    """The lock of one product store, not waiting: ``with StoreLock(store, "S") as held``."""
+
+    def __init__(self, store: RunStore, product_store: str, lease_seconds: float = LEASE_SECONDS):
+        super().__init__(store, [product_store], 0.0, lease_seconds)
+        self.product_store = product_store
+
+
+@contextmanager
+def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT
+           ) -> Iterator[sa.Connection]:
+    """A write transaction holding the lock of every store of ``stores`` until it ends;
+    raises Busy (nothing written) when they stay taken for ``wait`` seconds. Any lock wait
+    inside the transaction (an idempotency key another transaction is writing) is bounded by
+    the same deadline and is Busy too."""
+    names = sorted(set(stores))
+    deadline = time.monotonic() + wait
+    if store.engine.dialect.name == "postgresql":
+        keys = sorted(lock_key(s) for s in names)
+        try:
+            with store.engine.begin() as connection:
+                connection.execute(sa.text("select set_config('lock_timeout', :ms, true)"),
+                                   {"ms": str(max(1, int(wait * 1000)))})
+                connection.execute(sa.text(
+                    "select pg_advisory_xact_lock(k) from unnest(cast(:keys as bigint[])) k"),
+                    {"keys": keys})
+                yield connection
+        except sa.exc.DBAPIError as error:
+            if _is_busy(error):
+                raise Busy("the partition of " + ", ".join(names) + " stayed locked") from None
+            raise
+        return
+    while True:
+        left = deadline - time.monotonic()
+        connection = store.engine.connect()
+        try:
+            # the wait for the file's write lock is bounded by what is left of ours
+            connection.connection.driver_connection.execute(
+                f"pragma busy_timeout = {max(1, int(left * 1000))}")
+            try:
+                transaction = connection.begin()
+                connection.execute(sa.text("select 1"))  # BEGIN IMMEDIATE happens here
+            except sa.exc.OperationalError as error:
+                if _is_busy(error):
+                    raise Busy("the run store stayed locked by another writer") from None
+                raise
+            if not _leased_elsewhere(connection, names):
+                with transaction:
+                    yield connection
+                return
+            transaction.rollback()
+        finally:
+            with suppress(Exception):  # the pooled connection waits as long as before
+                connection.connection.driver_connection.execute(
+                    f"pragma busy_timeout = {int(SQLITE_WAIT * 1000)}")
+            connection.close()
+        if time.monotonic() + _RETRY > deadline:
+            raise Busy("a batch holds the partition of " + ", ".join(names))
+        time.sleep(_RETRY)
+
+
+def _leased_elsewhere(connection: sa.Connection, stores: list[str]) -> bool:
+    """Whether a live process holds the lease of one of ``stores`` (SQLite)."""
+    _clear_dead_local_holders(connection, stores, None)
+    now = datetime.now(UTC).isoformat()
+    return connection.execute(sa.select(t.leases.c.name).where(
+        t.leases.c.name.in_(stores), t.leases.c.expires >= now).limit(1)).first() is not None
+
+
+def _clear_dead_local_holders(connection: sa.Connection, stores: list[str],
+                              me: str | None) -> None:
+    """A lease held by a process of this host that no longer exists is void at once (without
+    waiting for it to expire)."""
+    host = socket.gethostname()
+    for name, owner in connection.execute(sa.select(t.leases.c.name, t.leases.c.owner).where(
+            t.leases.c.name.in_(stores))).all():
+        if owner == me:
+            continue
+        where, _, rest = owner.partition(":")
+        pid = rest.split(":", 1)[0]
+        if where == host and pid.isdigit() and not _alive(int(pid)):
+            connection.execute(t.leases.delete().where(t.leases.c.name == name,
+                                                       t.leases.c.owner == owner))
 
 
 def _alive(pid: int) -> bool:

@@ -1,14 +1,18 @@
 """A run recorded in the store: one batch per group, started before routing and finished, in
-one transaction each, after it; one run at a time per product store."""
+one transaction each, after it; one writer at a time per partition, on the source's data with
+the reservation ledger applied."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 
 from ..engine import route, snapshot_digest
 from ..plan import Plan
 from ..snapshot import Snapshot
-from .locks import StoreLock
+from . import ledger
+from .locks import BATCH_WAIT, LockLost, PartitionLock, lock_domains
 from .store import RunStore
 
 BUSY = "another run holds product store {store!r}; this group waits for the next run"
@@ -21,54 +25,82 @@ def snapshot_hash(snapshot: Snapshot) -> str:
 def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text: str | None,
                  trigger: str = "manual", group: str | frozenset[str] | None = None,
                  routing: str | None = None, started=None, webhook=None, router=route,
+                 reflected_before: datetime | None = None, wait: float = BATCH_WAIT,
                  **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
 
-    Groups of a product store that another process is running are not run: their batch is
-    recorded as ``skipped``. With a ``webhook``, each committed batch is also POSTed to it. A process killed before the end leaves its batches ``running``
-    (closed as failed by the next ``locks.close_stale``) and nothing else of them."""
+    Each group's partition (the stores sharing facilities with its store) is locked first,
+    waiting up to ``wait`` seconds; the groups of a partition that stays busy are not run:
+    their batch is recorded as ``skipped``. The others run on ``snapshot`` with the ledger's
+    lines for their partitions applied, except those the snapshot reflects (acknowledged
+    before ``reflected_before``, see ledger.reflection_cutoff; None: it reflects none), and
+    each batch writes its decisions, outbox rows and ledger lines in one transaction under
+    its lock. With a ``webhook``, each committed batch is also POSTed to it. A process
+    killed before the end leaves its batches ``running`` (closed as failed by the next
+    ``locks.close_stale``) and nothing else of them."""
     wanted = frozenset([group]) if isinstance(group, str) else group
     groups = [g for g in plan.groups if wanted is None or g.name in wanted]
     plan_json = plan.to_json()
-    digest = snapshot_hash(snapshot)
-
-    def start(g) -> str:
-        return store.start_batch(group=g.name, product_store=g.product_store,
-                                 plan_json=plan_json, source_name=plan.source,
-                                 source_text=source_text, snapshot_hash=digest, trigger=trigger,
-                                 started=started)
+    deadline = time.monotonic() + wait
 
     with ExitStack() as held:
-        free = {}
-        for product_store in dict.fromkeys(g.product_store for g in groups):
-            free[product_store] = held.enter_context(StoreLock(store, product_store))
-        running = [g for g in groups if free[g.product_store]]
-        ids = {g.name: start(g) for g in groups}
+        locks: dict[str, PartitionLock] = {}
+        for domain in lock_domains(snapshot, {g.product_store for g in groups}):
+            lock = PartitionLock(store, domain, max(0.0, deadline - time.monotonic()))
+            if held.enter_context(lock):
+                locks.update(dict.fromkeys(domain, lock))
+        running = [g for g in groups if g.product_store in locks]
+        effects = ledger.Effects(ledger.local_day(snapshot))
+        if running:
+            effects.extend(store.ledger(reflected_before=reflected_before, stores=set(locks)))
+        routed = ledger.apply(snapshot, effects)
+        digest = snapshot_hash(routed)
+        ids = {g.name: store.start_batch(group=g.name, product_store=g.product_store,
+                                         plan_json=plan_json, source_name=plan.source,
+                                         source_text=source_text, snapshot_hash=digest,
+                                         trigger=trigger, started=started)
+               for g in groups}
         try:
-            result = router(plan, snapshot, group=frozenset(g.name for g in running),
-                            routing=routing, **options) if running else \
-                router(plan, snapshot, group=frozenset(), routing=routing, **options)
+            result = router(plan, routed, group=frozenset(g.name for g in running),
+                            routing=routing, **options)
         except BaseException as error:
             for batch_id in ids.values():
                 store.fail_batch(batch_id, f"{type(error).__name__}: {error}")
             raise
-        origins = {(o.id, g.id): g.facility for o in snapshot.orders for g in o.ship_groups}
-        stores = {o.id: o.product_store for o in snapshot.orders}
+        stores = {o.id: o.product_store for o in routed.orders}
+        decided = {a["order"] for a in result["allocations"]} | {
+            u["order"] for u in result["unfillable"]}
+        states = ledger.item_states(routed.orders, decided)
+        day = ledger.local_day(routed)
         done = {b["group"]: b for b in result["batches"]}
         batches = []
         for plan_group in groups:
+            batch_id = ids[plan_group.name]
             batch = done.get(plan_group.name) or {
                 "group": plan_group.name, "product_store": plan_group.product_store,
                 "runs": [], "skipped": BUSY.format(store=plan_group.product_store)}
             batches.append(batch)
+            if plan_group.name not in done:
+                store.finish_batch(batch_id, batch, [], [], ledger.Decisions())
+                continue
             routings = {r.name for r in plan_group.routings}
             allocations = [a for a in result["allocations"] if a["group"] == plan_group.name]
             unfillable = [u for u in result["unfillable"] if u["routing"] in routings
-                          and stores[u["order"]] == plan_group.product_store] \
-                if plan_group.name in done else []
-            store.finish_batch(ids[plan_group.name], batch, allocations, unfillable, origins)
+                          and stores[u["order"]] == plan_group.product_store]
+            decisions = ledger.decisions(plan_group.name, allocations, unfillable, states,
+                                         product_store=plan_group.product_store, day=day,
+                                         at=datetime.now(UTC))
+            try:
+                with locks[plan_group.product_store].transaction() as connection:
+                    store.finish_batch(batch_id, batch, allocations, unfillable, decisions,
+                                       connection)
+            except LockLost as lost:
+                store.fail_batch(batch_id, f"nothing recorded: {lost}")
+                result["warnings"].append(f"group {plan_group.name!r}: {lost}; nothing of it "
+                                          "was recorded")
+                continue
             if webhook is not None:  # after the commit: the outbox already holds it all
-                failure = webhook.deliver(ids[plan_group.name], batch, allocations, unfillable)
+                failure = webhook.deliver(batch_id, batch, allocations, unfillable)
                 if failure:
                     result["warnings"].append(
                         f"group {plan_group.name!r}: webhook {webhook.url} failed ({failure}); "

@@ -28,7 +28,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -40,6 +39,7 @@ from ..engine import route
 from ..plan import Plan, PlanGroup
 from ..snapshot import Snapshot
 from . import schema as t
+from .ledger import reflection_cutoff
 from .locks import StoreLock, close_stale
 from .runner import run_recorded
 from .store import RunStore
@@ -199,16 +199,13 @@ class Scheduler:
                                                file=sys.stderr, flush=True))
         self.supervision = supervision or Supervision()
         self.name = f"scheduler {plan.source}"
-        # A service sets these to its live state's: each round first rereads the source into
-        # the state (``reread``), then each batch starts from the state with what decisions
-        # took applied (``source``), one at a time per product store (``store_lock``), and
-        # what it takes is added in turn (``absorb``).
-        self.reread: Callable[[], None] | None = None
-        self.absorb: Callable[[dict], None] | None = None
-        self.store_lock: Callable[[str], object] | None = None
+        # A service sets this to its live state: each round first rereads the source into the
+        # state (LiveState.refresh), then runs on it (LiveState.run_groups), which its
+        # decisions share.
+        self.live = None
         # A scale-out router (scaleout.route_partitioned with an executor) runs the round's
-        # partitions in parallel; run_recorded still takes each store's lock for its groups,
-        # so one run at a time per store.
+        # partitions in parallel; run_recorded still takes each partition's lock for its
+        # groups, so one writer at a time per partition.
         self.router = None
         self.failures = 0  # rounds failed in a row
         self._settled: dict[str, datetime] = {}   # group -> its latest slot, known to be run
@@ -303,27 +300,24 @@ class Scheduler:
     def _run(self, due: list[PlanGroup], now: datetime) -> tuple[dict, list[str]]:
         # One run for all the round's due groups, as `routing run` does: groups in plan order
         # see what earlier ones took (two groups sharing a facility share its stock and its
-        # daily limit). A service holds its live state's lock of each store meanwhile.
-        try:
-            if self.reread is not None:  # outside the locks: reading may take a while
-                self.reread()
-        except Exception as error:
-            raise SourceFailed("the source could not be read") from error
-        with ExitStack() as held:
-            if self.store_lock is not None:
-                for product_store in sorted({g.product_store for g in due}):
-                    held.enter_context(self.store_lock(product_store))
-            try:
-                snapshot = self.source()
+        # daily limit), and every decision recorded before (the ledger).
+        names = frozenset(g.name for g in due)
+        if self.live is not None:
+            try:  # outside the locks: reading may take a while
+                self.live.refresh()
             except Exception as error:
                 raise SourceFailed("the source could not be read") from error
-            result, ids = run_recorded(self.store, self.plan, snapshot,
-                                       source_text=self.source_text, trigger="scheduled",
-                                       group=frozenset(g.name for g in due), started=now,
-                                       webhook=self.webhook, router=self.router or route)
-            if self.absorb is not None:
-                self.absorb(result)
-        return result, ids
+            return self.live.run_groups(self.plan, names, trigger="scheduled", started=now,
+                                        webhook=self.webhook, router=self.router or route)
+        read_at = self.store.clock()  # before the source: see ledger.reflection_cutoff
+        try:
+            snapshot = self.source()
+        except Exception as error:
+            raise SourceFailed("the source could not be read") from error
+        return run_recorded(self.store, self.plan, snapshot, source_text=self.source_text,
+                            trigger="scheduled", group=names, started=now,
+                            webhook=self.webhook, router=self.router or route,
+                            reflected_before=reflection_cutoff(read_at, snapshot.now))
 
     def _record_failure(self, due: list[PlanGroup], slots: dict, now: datetime,
                         error: str) -> None:

@@ -130,7 +130,8 @@ leases = sa.Table(
 )
 
 # Decisions for the OMS, written in the batch's own transaction; the OMS reads the rows it has
-# not acknowledged, applies them (idempotently, keyed by id), and sets `acked`.
+# not acknowledged, applies them (idempotently, keyed by id), and sets `acked`. `dedupe` names
+# the decision and the state of the unit it was taken on: one pending row per decision.
 outbox = sa.Table(
     "outbox", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -141,5 +142,57 @@ outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created", Time, nullable=False),
     sa.Column("acked", Time),
+    sa.Column("dedupe", sa.String(64)),
     sa.Index("ix_outbox_pending", "acked", "id"),
+    sa.Index("uq_outbox_dedupe_pending", "dedupe", unique=True,
+             postgresql_where=sa.text("acked IS NULL"), sqlite_where=sa.text("acked IS NULL")),
+)
+
+# The reservation ledger: what each committed decision or batch took or changed (one row per
+# outbox row, written in the same transaction), applied to the source's data until the source
+# reflects it (see ops/ledger.py). Rows of a product store are only written under its lock, so
+# its ids grow in commit order: a reader holding the lock (or tolerating lag) reads only the
+# rows of a store above the last id it applied.
+reservations = sa.Table(
+    "reservations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("outbox_id", sa.Integer, sa.ForeignKey("outbox.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("product_store", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("ship_group", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("facility", sa.Text),            # allocation: where from; move: the queue
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("opens", sa.Boolean, nullable=False),  # a new shipment at the facility
+    sa.Column("day", sa.String(10), nullable=False),  # the decision's local date
+    sa.Column("auto_cancel_date", sa.Text),
+    sa.Column("created", Time, nullable=False),
+    sa.Index("ix_reservations_store", "product_store", "id"),
+    sa.Index("ix_reservations_order", "order_id"),
+    sa.Index("ix_reservations_outbox", "outbox_id"),
+)
+
+# The last ledger id written per product store (updated with the rows, under the store's
+# lock): where a reader that loaded the ledger continues from.
+ledger_heads = sa.Table(
+    "ledger_heads", metadata,
+    sa.Column("product_store", sa.Text, primary_key=True),
+    sa.Column("last_id", sa.Integer, nullable=False),
+)
+
+# Idempotency keys of committed decisions: the request's digest and the answer given, written
+# in the decision's transaction. Global: one key, one decision, whatever the store.
+decision_keys = sa.Table(
+    "decision_keys", metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("request", sa.String(64), nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("created", Time, nullable=False),
+    sa.Index("ix_decision_keys_created", "created"),
 )

@@ -10,8 +10,8 @@ facility counts and warnings in the order a single run writes them, so the resul
 byte-identical whatever the executor, the number of workers or the order they finish in.
 """
 
-from .partition import (EXECUTORS, ExecutorUnavailable, Partition, merge, partitions,
-                        route_partitioned)
+from .partition import (EXECUTORS, ExecutorUnavailable, Partition, connected_stores, merge,
+                        partitions, route_partitioned)
 
-__all__ = ["EXECUTORS", "ExecutorUnavailable", "Partition", "merge", "partitions",
-           "route_partitioned"]
+__all__ = ["EXECUTORS", "ExecutorUnavailable", "Partition", "connected_stores", "merge",
+           "partitions", "route_partitioned"]

@@ -38,9 +38,14 @@ class Partition:
                 "facilities": len(self.facilities), "orders": self.orders}
 
 
-def partitions(plan: Plan, snapshot: Snapshot) -> list[Partition]:
-    """The connected components of the store–facility graph over the stores the plan routes,
-    in the order of their first group in the plan."""
+def connected_stores(snapshot: Snapshot, stores=None) -> list[list[str]]:
+    """The connected components of the store–facility graph (stores linked by the real
+    facilities they share) over ``stores``, in the order of their first appearance there;
+    by default over every store the snapshot names (its product stores, then its facilities'
+    stores)."""
+    if stores is None:
+        stores = [s.id for s in snapshot.product_stores] + [
+            s for f in snapshot.facilities if not f.virtual for s in f.product_stores]
     parent: dict[str, str] = {}
 
     def find(store: str) -> str:
@@ -49,25 +54,30 @@ def partitions(plan: Plan, snapshot: Snapshot) -> list[Partition]:
             store = parent[store]
         return store
 
-    for group in plan.groups:
-        find(group.product_store)
+    ordered = list(dict.fromkeys(stores))
+    for store in ordered:
+        find(store)
     for facility in snapshot.facilities:
         if facility.virtual:
             continue
-        routed = [s for s in facility.product_stores if s in parent]
-        for store in routed[1:]:
-            parent[find(store)] = find(routed[0])
+        linked = [s for s in facility.product_stores if s in parent]
+        for store in linked[1:]:
+            parent[find(store)] = find(linked[0])
     components: dict[str, list[str]] = {}
-    for group in plan.groups:
-        root = find(group.product_store)
-        members = components.setdefault(root, [])
-        if group.product_store not in members:
-            members.append(group.product_store)
+    for store in ordered:
+        components.setdefault(find(store), []).append(store)
+    return list(components.values())
+
+
+def partitions(plan: Plan, snapshot: Snapshot) -> list[Partition]:
+    """The connected components of the store–facility graph over the stores the plan routes,
+    in the order of their first group in the plan."""
+    components = connected_stores(snapshot, [g.product_store for g in plan.groups])
     orders: dict[str, int] = {}
     for order in snapshot.orders:
         orders[order.product_store] = orders.get(order.product_store, 0) + 1
     found = []
-    for stores in components.values():
+    for stores in components:
         chosen = set(stores)
         found.append(Partition(
             tuple(stores), tuple(g.name for g in plan.groups if g.product_store in chosen),

@@ -33,7 +33,7 @@ from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
 from .console import mount_console
 from .server import ConnectionStats, Limits
-from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState
+from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
 
 PROBLEM = "application/problem+json"
 LOOP_LINES = 20        # decisions with more lines run on a worker thread (about 1 ms and up)
@@ -57,15 +57,23 @@ class _Body(BaseModel):
 class DecisionRequest(_Body):
     order: Order = Field(description="One order, in the snapshot's order shape; its ship "
                                      "groups wait in a queue of its product store.")
-    commit: bool = Field(False, description="Reserve the stock in the live state and record "
-                                            "the decision in the run store as a batch of one "
-                                            "(needs idempotency_key and a bearer token when "
-                                            "the service has one).")
+    commit: bool = Field(False, description="Reserve the stock: the decision is recorded in "
+                                            "the run store as a batch of one, with its "
+                                            "reservations and its key (needs "
+                                            "idempotency_key and a bearer token when the "
+                                            "service has one).")
+    explain: bool = Field(True, description="Explain the decision (rules tried, facilities "
+                                            "not chosen and why); false leaves "
+                                            "`explanations` empty, for a checkout that only "
+                                            "needs the lines (a commit costs about a third "
+                                            "less).")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200,
-                                        description="With commit: the same key twice gives "
-                                                    "the same answer and reserves once.")
+                                        description="With commit: the same key again (from "
+                                                    "any process, after any restart) gives "
+                                                    "the same answer and reserves nothing "
+                                                    "more; with another order it is a 409.")
 
-    @field_validator("commit", mode="before")
+    @field_validator("commit", "explain", mode="before")
     @classmethod
     def _boolean(cls, value):
         if not isinstance(value, bool):  # 0 equals False in Python, not in JSON
@@ -150,9 +158,12 @@ def too_large(limit: int) -> JSONResponse:
 def create_app(state: LiveState, store=None, token: str | None = None, *,
                limits: Limits | None = None, supervision: Supervision | None = None,
                connections: ConnectionStats | None = None) -> FastAPI:
-    """The application for one live state and (optionally) a run store. With ``token``,
-    every write (POST) needs `Authorization: Bearer <token>`. ``supervision`` is the
-    scheduler's (for /healthz and /metrics), ``connections`` the HTTP server's."""
+    """The application for one live state and (optionally) a run store: by default the live
+    state's, where its commits are recorded. With ``token``, every write (POST) needs
+    `Authorization: Bearer <token>`. ``supervision`` is the scheduler's (for /healthz and
+    /metrics), ``connections`` the HTTP server's."""
+    if store is None:
+        store = state.store
     limits = limits or Limits()
     supervision = supervision or Supervision()
     responses = {status: {"model": Problem, "content": {PROBLEM: {}}}
@@ -221,16 +232,18 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
             return problem(422, "invalid request", f"{where}: {first['msg']}")
 
-    def quoted(order: Order) -> bytes:
-        return orjson.dumps(state.quote(order))
+    def quoted(order: Order, explain: bool) -> bytes:
+        return orjson.dumps(state.quote(order, explain=explain))
 
     @app.post("/v1/decisions", response_model=Decision, dependencies=write,
               openapi_extra={"requestBody": body_schema})
     async def decide(http: Request):
         """Where one order would ship from, per line, with the explanation. A quote has no
-        side effects; with `"commit": true` and an idempotency key the stock is reserved in
-        the live state and the decision recorded as a batch of one (the same key again gives
-        the same answer and reserves nothing more).
+        side effects; with `"commit": true` and an idempotency key the stock is reserved and
+        the decision recorded as a batch of one, in one transaction with its key (the same
+        key again gives the same answer and reserves nothing more). A commit whose partition
+        stays locked (or whose run store is unreachable) is a 503 with Retry-After: nothing
+        was reserved and the key is still unused.
 
         The body is validated strictly as JSON (a number is not a string, `0` is not
         `false`); timestamps are ISO 8601 strings. An order has at most the service's
@@ -260,19 +273,25 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                 # the answer is built from the result contract's own rows: sent as it is,
                 # not validated again against the response model (the schema documents it);
                 # a big order is decided on a worker thread, not on the event loop
-                answer = await run_in_threadpool(quoted, request.order) \
-                    if lines > LOOP_LINES else quoted(request.order)
+                answer = await run_in_threadpool(quoted, request.order, request.explain) \
+                    if lines > LOOP_LINES else quoted(request.order, request.explain)
                 return Response(answer, media_type="application/json")
             if request.idempotency_key is None:
                 return problem(422, "invalid request",
                                "idempotency_key: needed with commit, so that a retry cannot "
                                "reserve twice")
-            return await run_in_threadpool(state.commit, request.order,
-                                           request.idempotency_key, need_store())
+            if state.store is None:
+                need_store()
+            answer = await state.commit_async(request.order, request.idempotency_key,
+                                              explain=request.explain)
+            return Response(answer, media_type="application/json")
         except ConflictError as error:
             return problem(409, "idempotency key reused", str(error))
         except DecisionError as error:
             return problem(422, "cannot decide this order", str(error))
+        except Unavailable as error:
+            return problem(503, "the decision cannot be committed now", str(error),
+                           headers={"Retry-After": str(error.retry_after)})
 
     @app.post("/v1/state/refresh", dependencies=write)
     def refresh() -> dict:

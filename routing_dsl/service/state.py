@@ -1,32 +1,54 @@
-"""The live state: the snapshot a service decides against, loaded from its source at start
-and on refresh, plus what routing has taken since (stock, daily order counts, allocated
-lines), so that quotes, committed decisions and batches all see one another's consumption.
+"""The live state: the source's data a service decides against, with the reservation ledger
+applied. Memory is only a cache of the source and the run store's ledger, rebuilt at start.
 
-Quotes change nothing. A commit runs as a batch of one through the run store (its product
-store's lock held, in this process and across processes) and is remembered by its
-idempotency key. A batch runs on the snapshot with everything taken so far applied, and what
-it takes is added in turn. A refresh replaces the snapshot and forgets what was taken: the
-source is expected to hold it by then.
+``refresh`` reads the source (the run store's clock taken just before) and applies every
+ledger line the source does not reflect (see ops/ledger.py): stock taken, today's order
+counts. Lines written later, by this process or any other, are applied as they appear:
+a committed decision reads them under its partition's lock, so it sees every decision before
+it; a quote reads them at most ``quote_lag`` seconds late. After a restart, even a kill -9,
+the same state is rebuilt from the source and the ledger: nothing committed is sold again.
+
+Quotes change nothing. A commit is decided under its partition's lock (ops/locks.py) in one
+transaction that writes its batch, outbox rows, ledger lines and idempotency key; nothing of
+it is kept in memory but the stock and counts it took. Commits waiting for the same partition
+are decided as a group: one of them takes the lock for all, decides each in turn (each sees
+those before it), writes them in one transaction and answers each once that has committed.
+A busy lock, a key another transaction is writing for longer than the wait, or an unreachable
+store is ``Unavailable`` (the API's 503): nothing was written and the key stays unused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import gc
+import hashlib
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
+import sqlalchemy as sa
+
+from ..engine import route, snapshot_digest
 from ..interpreter import LiveStock, Prepared, run_plan
+from ..ops import ledger
+from ..ops.locks import COMMIT_WAIT, Busy, locked
+from ..ops.store import Recorded, RunStore, batch_values, plan_hash
 from ..plan import Plan
+from ..scaleout import connected_stores
 from ..snapshot import Order, Snapshot, order_problems
 
 
 # upper bounds of the decision latency histogram's buckets, in seconds
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+QUOTE_LAG = 0.5     # seconds a quote may lag behind other processes' decisions
+GROUP_LIMIT = 64    # commits decided in one transaction at most
+KEY_RACES = 3       # times a group is redone when another store's commit took one of its keys
 
 
 class DecisionError(Exception):
@@ -37,57 +59,222 @@ class ConflictError(DecisionError):
     """An idempotency key reused for a different order."""
 
 
+class Unavailable(Exception):
+    """A commit that could not be made now (its partition stayed locked, or the run store
+    is unreachable): nothing was written; the same request can be sent again."""
+
+    retry_after = 1
+
+
+def request_digest(order: Order) -> str:
+    """What an idempotency key is held to: the order, as JSON."""
+    return hashlib.sha256(order.model_dump_json().encode("utf-8")).hexdigest()
+
+
+@dataclass
+class _View:
+    """One read of the source and the ledger lines applied to it since: what decisions read
+    until the next refresh replaces it."""
+
+    snapshot: Snapshot
+    loaded_at: datetime
+    plans: list[Plan]
+    reflected_before: datetime | None = None
+    digest: str = ""
+    taken: dict = field(default_factory=lambda: defaultdict(float))  # (facility, product)
+    counted: dict = field(default_factory=lambda: defaultdict(int))  # facility, today
+    seen: dict = field(default_factory=dict)  # product store -> last ledger id applied
+    synced: dict = field(default_factory=dict)  # lock domain -> when quotes last read it
+    # stores with a group of commits in flight: their lines are applied by that group
+    inflight: dict = field(default_factory=lambda: defaultdict(int))
+
+    def __post_init__(self) -> None:
+        snapshot = self.snapshot
+        self.today = ledger.local_day(snapshot)
+        self.live = LiveStock(snapshot)
+        rows: dict[str, list] = defaultdict(list)
+        for row in snapshot.inventory:
+            rows[row.product].append(row)
+        self.rows = dict(rows)
+        self.facility_ids = frozenset(f.id for f in snapshot.facilities)
+        self.style = {p.id: p.parent for p in snapshot.products if p.parent}
+        self.variants = defaultdict(list)
+        for product in snapshot.products:
+            if product.parent:
+                self.variants[product.parent].append(product.id)
+        self.prepared = {id(plan): Prepared() for plan in self.plans}
+        self.domains = {store: tuple(sorted(component))
+                        for component in connected_stores(snapshot) for store in component}
+
+    def domain(self, product_store: str) -> tuple[str, ...]:
+        """The stores locked to decide for ``product_store``: its partition."""
+        return self.domains.get(product_store, (product_store,))
+
+    def take(self, facility: str, product: str, quantity: float) -> None:
+        key = (facility, product)
+        self.taken[key] += quantity
+        self.live.taken(facility, product, self.taken[key])
+
+    def count(self, facility: str, orders: int) -> None:
+        self.counted[facility] += orders
+        self.live.counted(facility, self.counted[facility])
+
+    def apply(self, lines: list[ledger.Line]) -> None:
+        """Apply ledger lines read as the lines of their stores above ``seen`` (each store's
+        lines are a gap-free sequence there: see ops/schema.py), once each."""
+        for line in lines:
+            if line.id <= self.seen.get(line.product_store, 0):
+                continue
+            self.seen[line.product_store] = line.id
+            if line.kind == "allocation":
+                self.take(line.facility, line.product, line.quantity)
+                if line.opens and line.day == self.today:
+                    self.count(line.facility, 1)
+
+
+class _Commit:
+    """One commit request waiting for its group's answer."""
+
+    __slots__ = ("order", "key", "request", "explain", "event", "notify", "answer", "error")
+
+    def __init__(self, order: Order, key: str, request: str, explain: bool = True,
+                 notify=None):
+        self.order, self.key, self.request, self.explain = order, key, request, explain
+        self.event = threading.Event()
+        self.notify = notify  # called once settled (an event loop's wake-up), if given
+        self.answer: bytes | None = None
+        self.error: Exception | None = None
+
+    def settle(self, answer: bytes | None = None, error: Exception | None = None) -> None:
+        self.answer, self.error = answer, error
+        self.event.set()
+        if self.notify is not None:
+            self.notify()
+
+    @property
+    def settled(self) -> bool:
+        return self.answer is not None or self.error is not None
+
+
+class _Queue:
+    """The commits waiting for one partition, decided a group at a time by the partition's
+    committer thread (started with its first commit)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Condition()  # guards waiting
+        self.waiting: list[_Commit] = []
+        self.busy = threading.Lock()        # held while a group (or a catch-up) runs
+        self.thread: threading.Thread | None = None
+
+
 @dataclass
 class LiveState:
     plans: list[Plan]
     source: Callable[[], Snapshot]
     texts: list[str | None] = field(default_factory=list)  # each plan's .route text, if any
-    snapshot: Snapshot | None = None
-    loaded_at: datetime | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    store: RunStore | None = None
+    commit_wait: float = COMMIT_WAIT   # seconds a commit waits for its partition's lock
+    quote_lag: float = QUOTE_LAG
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the view's numbers
     decisions: int = 0
     commits_total: int = 0
     # decisions per latency bucket (the last: beyond every bound), and their total time
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
-    # taken since the last refresh
-    consumed: dict = field(default_factory=lambda: defaultdict(float))   # (facility, product)
-    orders_added: dict = field(default_factory=lambda: defaultdict(int))  # facility
-    allocated: dict = field(default_factory=lambda: defaultdict(float))  # (order, sg, item)
-    commits: dict = field(default_factory=dict)  # idempotency key -> (order, answer)
-    _rows: dict = field(default_factory=dict)  # product -> its inventory rows
-    _facility_ids: frozenset = frozenset()
-    _style: dict = field(default_factory=dict)  # product -> its style
-    _variants: dict = field(default_factory=dict)  # style -> its products
-    _prepared: dict = field(default_factory=dict)  # plan id -> indexes shared by its runs
-    _live: LiveStock | None = None  # stock and counts as loaded, less what was taken
-    _store_locks: dict = field(default_factory=lambda: defaultdict(threading.Lock))
+    _view: _View | None = None
+    _queues: dict = field(default_factory=dict)  # lock domain -> _Queue
+    _queues_lock: threading.Lock = field(default_factory=threading.Lock)
+    _plans_json: dict = field(default_factory=dict)  # plan id -> its JSON and hash
+    _saved_plans: set = field(default_factory=set)  # plan hashes known to be stored
 
+    # ---- the source and the ledger ----
     def refresh(self) -> None:
+        """Reread the source and reapply the ledger lines it does not reflect (those
+        acknowledged before the read began and before the snapshot's `now`, see
+        ops/ledger.py): the state a restart would build. Decisions in flight finish on the
+        state they started on."""
+        store = self.store
+        read_at = store.clock() if store is not None else None
         snapshot = self.source()
-        rows: dict[str, list] = defaultdict(list)
-        for row in snapshot.inventory:
-            rows[row.product].append(row)
-        live = LiveStock(snapshot)
+        view = _View(snapshot, datetime.now(UTC), self.plans)
+        if store is not None:
+            view.reflected_before = ledger.reflection_cutoff(read_at, snapshot.now)
+            view.digest = snapshot_digest(snapshot)
+            heads = store.heads()  # before the lines: any line above a head comes later
+            lines = store.ledger(reflected_before=view.reflected_before)
+            view.apply([line for line in lines
+                        if line.id <= heads.get(line.product_store, 0)])
+            view.seen = dict(heads)
         with self.lock:
-            self.snapshot, self.loaded_at, self._live = snapshot, datetime.now(UTC), live
-            self._rows = dict(rows)
-            self._facility_ids = frozenset(f.id for f in snapshot.facilities)
-            self._style = {p.id: p.parent for p in snapshot.products if p.parent}
-            self._variants = defaultdict(list)
-            for product in snapshot.products:
-                if product.parent:
-                    self._variants[product.parent].append(product.id)
-            self._prepared = {id(plan): Prepared() for plan in self.plans}
-            self.consumed.clear()
-            self.orders_added.clear()
-            self.allocated.clear()
-            self.commits.clear()
+            self._view = view
         # The state is long-lived and holds millions of objects: kept out of the cyclic
         # collector's reach, a decision never pays for walking them (p99 drops ~15x).
         gc.collect()
         gc.freeze()
 
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The source's data as last read (the ledger is applied to stock and counts only
+        in the live index: see batch_snapshot)."""
+        return self._view.snapshot if self._view is not None else None
+
+    @property
+    def loaded_at(self) -> datetime | None:
+        return self._view.loaded_at if self._view is not None else None
+
+    @property
+    def reflected_before(self) -> datetime | None:
+        """Acknowledgements before this time are reflected by the loaded source."""
+        return self._view.reflected_before if self._view is not None else None
+
+    def catch_up(self, product_stores) -> None:
+        """Apply the ledger lines written since for the partitions of ``product_stores``."""
+        view = self._current()
+        for domain in sorted({view.domain(s) for s in product_stores}):
+            queue = self._queue(domain)
+            with queue.busy:
+                self._read_ledger(view, domain)
+
+    def _read_ledger(self, view: _View, domain: tuple[str, ...], connection=None,
+                     group: bool = False) -> None:
+        """Apply the lines of ``domain``'s stores written since they were last read; outside
+        a group of commits, not while one is in flight on them (it reads and applies them
+        itself, its own lines included)."""
+        with self.lock:
+            if not group and any(view.inflight[s] for s in domain):
+                return
+        lines = self.store.ledger(reflected_before=view.reflected_before, stores=domain,
+                                  after={s: view.seen.get(s, 0) for s in domain},
+                                  connection=connection)
+        with self.lock:
+            if not group and any(view.inflight[s] for s in domain):
+                return
+            view.apply(lines)
+        view.synced[domain] = time.monotonic()
+
+    def _quote_catch_up(self, view: _View, product_store: str) -> None:
+        """Lines other processes wrote, for quotes: read in the background when the last
+        read is ``quote_lag`` old, so that a quote never waits for the database (nor fails
+        when it is away), and never while a commit of the partition is in progress (that
+        commit reads them itself)."""
+        domain = view.domain(product_store)
+        if time.monotonic() - view.synced.get(domain, 0.0) < self.quote_lag:
+            return
+        queue = self._queue(domain)
+        if not queue.busy.acquire(blocking=False):
+            return
+        view.synced[domain] = time.monotonic()  # one reader at a time, the next one later
+
+        def read() -> None:
+            try:
+                self._read_ledger(view, domain)
+            except sa.exc.SQLAlchemyError:
+                pass  # the store is away: quotes answer from memory meanwhile
+            finally:
+                queue.busy.release()
+        threading.Thread(target=read, daemon=True, name="quote catch-up").start()
+
+    # ---- plans ----
     def group(self, name: str):
         for plan in self.plans:
             for group in plan.groups:
@@ -102,158 +289,359 @@ class LiveState:
                 return text
         return None
 
-    def store_lock(self, product_store: str) -> threading.Lock:
-        """The in-process lock of one product store: its batches and commits run one at a
-        time, each seeing what the previous took."""
-        with self.lock:
-            return self._store_locks[product_store]
+    def prepared(self, plan: Plan) -> Prepared | None:
+        """The indexes ``plan``'s decisions share until the next refresh (the facilities do
+        not change in between: only their daily counts, which are not indexed)."""
+        view = self._view
+        return view.prepared.get(id(plan)) if view is not None else None
 
     # ---- decisions ----
-    def quote(self, order: Order) -> dict:
+    def quote(self, order: Order, explain: bool = True) -> dict:
         """Where ``order`` would ship from now: its lines' facilities, quantities, rules and
-        distances, what would stay unfilled, and the explanation. Changes nothing."""
+        distances, what would stay unfilled, and (unless not ``explain``) the explanation.
+        Changes nothing."""
         started = time.perf_counter()
+        view = self._current()
+        if self.store is not None:
+            self._quote_catch_up(view, order.product_store)
         lines, unfilled, explanations = [], [], []
         with self.lock:  # one consistent state: no commit or batch is absorbed halfway
-            snapshot = self._loaded()
-            self._check(order)
-            single = snapshot.model_copy(update={"orders": [order], "inventory": []})
+            self._check(view, order)
+            single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
             for plan in self.plans:
                 # stock and counts come from the live index, copied for this order only
-                result = run_plan(plan, single, explain=True, explain_orders={order.id},
-                                  prepared=self._prepared.get(id(plan)), live=self._live,
+                result = run_plan(plan, single, explain=explain, explain_orders={order.id},
+                                  prepared=view.prepared.get(id(plan)), live=view.live,
                                   after=False)
                 lines += result["allocations"]
                 unfilled += result["unfillable"]
-                explanations += result["explanations"]
+                explanations += result.get("explanations", [])
         self._count(started)
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
                 "explanations": explanations, "committed": False, "batches": []}
 
-    def commit(self, order: Order, key: str, store) -> dict:
-        """Decide ``order`` and take its stock: recorded in ``store`` as a batch of one per
-        group, remembered under ``key`` (the same key again returns the same answer and takes
-        nothing more; with a different order it is a ConflictError)."""
-        from ..ops.runner import run_recorded
+    def commit(self, order: Order, key: str, explain: bool = True) -> bytes:
+        """Decide ``order`` and reserve what it takes: recorded in the run store (a batch of
+        one per group of its store) with its outbox rows, ledger lines and ``key``, in one
+        transaction; returns the answer (JSON) once that has committed. The same key again
+        returns the same answer and takes nothing more, from any process, after any restart;
+        with a different order it is a ConflictError. Unavailable when it could not be made
+        now (nothing was written). Without ``explain`` the answer has no explanations."""
         started = time.perf_counter()
-        with self.store_lock(order.product_store):
-            with self.lock:
-                known = self.commits.get(key)
-            if known is not None:
-                if known[0] != order:
-                    raise ConflictError(f"idempotency key {key!r} was used for another order")
-                return known[1]
-            single = self.order_snapshot(order)
-            lines, unfilled, explanations, batches = [], [], [], []
-            for plan in self.plans:
-                result, ids = run_recorded(store, plan, single, source_text=self.text(plan),
-                                           trigger="api", explain=True,
-                                           explain_orders={order.id})
-                self.absorb(result)
-                lines += result["allocations"]
-                unfilled += result["unfillable"]
-                explanations += result["explanations"]
-                batches += ids
-            answer = {"order": order.id, "lines": lines, "unfilled": unfilled,
-                      "explanations": explanations, "committed": True, "batches": batches}
-            with self.lock:
-                self.commits[key] = (order, answer)
-                self.commits_total += 1
-        self._count(started)
-        return answer
+        entry = self._enqueue(order, key, explain)
+        entry.event.wait()
+        return self._outcome(entry, started)
 
-    def run_group(self, plan: Plan, group, store) -> tuple[dict, list[str]]:
-        """Run one group now on the live state, recorded as a batch; what it takes stays
-        taken for the decisions and batches that follow."""
-        from ..ops.runner import run_recorded
-        with self.store_lock(group.product_store):
-            result, ids = run_recorded(store, plan, self.batch_snapshot(),
-                                       source_text=self.text(plan),
-                                       trigger="api", group=group.name)
-            self.absorb(result)
+    async def commit_async(self, order: Order, key: str, explain: bool = True) -> bytes:
+        """``commit`` for an event loop: it waits without holding a thread."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        entry = self._enqueue(order, key, explain, wake)
+        await done
+        return self._outcome(entry, started)
+
+    def _enqueue(self, order: Order, key: str, explain: bool = True, notify=None) -> _Commit:
+        if self.store is None:
+            raise DecisionError("this service has no run store")
+        view = self._current()
+        self._check(view, order)
+        if not any(g.product_store == order.product_store
+                   for plan in self.plans for g in plan.groups):
+            raise DecisionError(f"no group routes product store {order.product_store!r}")
+        entry = _Commit(order, key, request_digest(order), explain, notify)
+        queue = self._queue(view.domain(order.product_store))
+        with queue.ready:
+            queue.waiting.append(entry)
+            queue.ready.notify()
+            if queue.thread is None:
+                queue.thread = threading.Thread(target=self._commit_loop, args=(queue,),
+                                                daemon=True, name="committer")
+                queue.thread.start()
+        return entry
+
+    def _outcome(self, entry: _Commit, started: float) -> bytes:
+        if entry.error is not None:
+            raise entry.error
+        self._count(started)
+        return entry.answer
+
+    def _commit_loop(self, queue: _Queue) -> None:
+        """The partition's committer: decides what waits, a group at a time (what arrives
+        meanwhile forms the next group)."""
+        while True:
+            with queue.ready:
+                while not queue.waiting:
+                    queue.ready.wait()
+                group = queue.waiting[:GROUP_LIMIT]
+                del queue.waiting[:GROUP_LIMIT]
+            try:
+                with queue.busy:
+                    self._decide_group(group)
+            except BaseException as error:  # noqa: BLE001 - the thread must live on
+                for entry in group:
+                    if not entry.settled:
+                        entry.settle(error=error)
+            for entry in group:  # never leave a request unanswered
+                if not entry.settled:
+                    entry.settle(error=Unavailable("the commit was not decided"))
+
+    def _decide_group(self, group: list[_Commit]) -> None:
+        """Decide a group of commits (a key sent twice in it is decided once); every one
+        of them is settled when this returns."""
+        firsts: dict[str, _Commit] = {}
+        repeats: list[_Commit] = []
+        for entry in group:
+            if entry.key in firsts:
+                repeats.append(entry)
+            else:
+                firsts[entry.key] = entry
+        entries = list(firsts.values())
+        for _ in range(KEY_RACES):
+            try:
+                self._transact(entries)
+            except _KeyRace:
+                continue
+            except Busy as error:
+                failure: Exception = Unavailable(str(error))
+            except sa.exc.SQLAlchemyError as error:
+                reason = str(getattr(error, "orig", error)).splitlines()[0][:200]
+                failure = Unavailable(f"the run store failed: {reason}")
+            except Exception as error:  # noqa: BLE001 - every waiting request gets it
+                failure = error
+            else:
+                break
+            for entry in entries:
+                if not entry.settled:
+                    entry.settle(error=failure)
+            break
+        for entry in repeats:
+            first = firsts[entry.key]
+            if not first.settled:
+                continue  # the committer answers both: not decided
+            if first.error is not None:
+                entry.settle(error=first.error)
+            else:
+                try:
+                    entry.settle(_answer_for(entry, first.request, first.answer.decode()))
+                except ConflictError as error:
+                    entry.settle(error=error)
+
+    def _transact(self, entries: list[_Commit]) -> None:
+        """Decide ``entries`` and write them in one transaction under their partitions'
+        lock; settle each once it has committed."""
+        view = self._current()
+        stores = sorted({s for e in entries for s in view.domain(e.order.product_store)})
+        with self.lock:
+            for product_store in stores:
+                view.inflight[product_store] += 1
+        try:
+            self._transact_on(view, stores, entries)
+        finally:
+            with self.lock:
+                for product_store in stores:
+                    view.inflight[product_store] -= 1
+
+    def _transact_on(self, view: _View, stores: list[str], entries: list[_Commit]) -> None:
+        store = self.store
+        undo: list[tuple] = []
+        saved: set[str] = set()
+        try:
+            with locked(store, stores, self.commit_wait) as connection:
+                # a committed key is final (one committed after this read makes the keys'
+                # insert below find it taken, and the group is decided again)
+                known = store.decision_keys([e.key for e in entries], connection)
+                for entry in entries:
+                    if entry.key in known:
+                        try:
+                            entry.settle(_answer_for(entry, *known[entry.key]))
+                        except ConflictError as error:
+                            entry.settle(error=error)
+                fresh = [e for e in entries if e.key not in known]
+                if not fresh:
+                    return
+                self._read_ledger(view, tuple(stores), connection, group=True)
+                own = ledger.Effects(view.today).extend(store.ledger(
+                    reflected_before=view.reflected_before, stores=stores,
+                    orders={e.order.id for e in fresh}, connection=connection))
+                answers, recorded, batch_rows = [], [], []
+                for entry in fresh:
+                    answer = self._decide(view, entry.order, entry.explain, own, recorded,
+                                          batch_rows, undo)
+                    answers.append(orjson.dumps(answer))
+                for plan in self.plans:
+                    plan_json, digest = self._plan_json(plan)
+                    if digest not in self._saved_plans and any(
+                            row["plan_hash"] == digest for row in batch_rows):
+                        store.save_plan(connection, plan_json, plan.source, self.text(plan))
+                        saved.add(digest)
+                store.insert_batches(connection, batch_rows)
+                heads = store.record(connection, recorded)
+                rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
+                         "answer": answer.decode()} for e, answer in zip(fresh, answers,
+                                                                         strict=True)]
+                written = store.insert_keys(connection, rows)
+                if len(written) != len(rows):
+                    raise _KeyRace()  # rolled back; the next attempt finds those keys
+        except BaseException as error:
+            if isinstance(error, sa.exc.IntegrityError):
+                self._saved_plans.clear()  # a purge may have removed a plan row: write again
+            with self.lock:
+                for facility, product, quantity in undo:
+                    if product is None:
+                        view.count(facility, -quantity)
+                    else:
+                        view.take(facility, product, -quantity)
+            raise
+        self._saved_plans |= saved
+        with self.lock:
+            for product_store, last_id in heads.items():
+                view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
+            self.commits_total += len(fresh)
+        for entry, answer in zip(fresh, answers, strict=True):
+            entry.settle(answer)
+
+    def _decide(self, view: _View, order: Order, explain: bool, own: ledger.Effects,
+                recorded: list, batch_rows: list, undo: list) -> dict:
+        """One commit's decision on the live index (taking its stock there, noted in
+        ``undo``) with its own earlier decisions applied (``own``), and the rows it writes."""
+        lines, unfilled, explanations, batch_ids = [], [], [], []
+        for plan in self.plans:
+            groups = frozenset(g.name for g in plan.groups
+                               if g.product_store == order.product_store)
+            if not groups:
+                continue
+            current = ledger.apply_order(order, own) if order.id in own.orders else order
+            started = datetime.now(UTC)
+            single = view.snapshot.model_copy(update={"orders": [current], "inventory": []})
+            with self.lock:
+                result = run_plan(plan, single, group=groups, explain=explain,
+                                  explain_orders={order.id},
+                                  prepared=view.prepared.get(id(plan)), live=view.live,
+                                  after=False)
+                opened = set()
+                for a in result["allocations"]:
+                    view.take(a["facility"], a["product"], a["quantity"])
+                    undo.append((a["facility"], a["product"], a["quantity"]))
+                    if (a["order"], a["new_ship_group"]) not in opened:
+                        opened.add((a["order"], a["new_ship_group"]))
+                        view.count(a["facility"], 1)
+                        undo.append((a["facility"], None, 1))
+            states = ledger.item_states([current])
+            digest = self._plan_json(plan)[1]
+            finished = datetime.now(UTC)
+            for batch in result["batches"]:
+                mine = [a for a in result["allocations"] if a["group"] == batch["group"]]
+                routings = {r["routing"] for r in batch["runs"]}
+                left = [u for u in result["unfillable"] if u["routing"] in routings]
+                decisions = ledger.decisions(batch["group"], mine, left, states,
+                                             product_store=order.product_store,
+                                             day=view.today, at=finished)
+                batch_id = str(uuid.uuid4())
+                batch_ids.append(batch_id)
+                batch_rows.append({
+                    "id": batch_id, "trigger": "api", "group_name": batch["group"],
+                    "product_store": order.product_store, "plan_hash": digest,
+                    "snapshot_hash": view.digest, "started": started, "finished": finished,
+                    **batch_values(batch, mine, left)})
+                recorded.append(Recorded(batch_id, batch, mine, left, decisions))
+                own.extend(ledger.Line(0, order.product_store, line["kind"], line["order_id"],
+                                       line["ship_group"], line["item"], line["product"],
+                                       line["facility"], line["quantity"], line["opens"],
+                                       line["day"], line["auto_cancel_date"])
+                           for line in decisions.lines)
+            lines += result["allocations"]
+            unfilled += result["unfillable"]
+            explanations += result.get("explanations", [])
+        return {"order": order.id, "lines": lines, "unfilled": unfilled,
+                "explanations": explanations, "committed": True, "batches": batch_ids}
+
+    # ---- batches ----
+    def run_groups(self, plan: Plan, names: frozenset[str], *, trigger: str = "api",
+                   started=None, webhook=None, router=route) -> tuple[dict, list[str]]:
+        """Run groups of ``plan`` now, recorded as batches, on the loaded source with the
+        ledger applied under their partitions' locks (ops/runner.py); what they take is
+        then read into the live state."""
+        view = self._current()
+        result, ids = _run_recorded(self.store, plan, view.snapshot,
+                                    source_text=self.text(plan), trigger=trigger, group=names,
+                                    started=started, webhook=webhook, router=router,
+                                    reflected_before=view.reflected_before)
+        self.catch_up({g.product_store for g in plan.groups if g.name in names})
         return result, ids
 
-    def absorb(self, result: dict) -> None:
-        """Add what a result took to the state."""
-        with self.lock:
-            seen = set()
-            for allocation in result["allocations"]:
-                facility, product = allocation["facility"], allocation["product"]
-                self.consumed[(facility, product)] += allocation["quantity"]
-                self._live.taken(facility, product, self.consumed[(facility, product)])
-                self.allocated[(allocation["order"], allocation["ship_group"],
-                                allocation["item"])] += allocation["quantity"]
-                shipment = (allocation["order"], allocation["new_ship_group"])
-                if shipment not in seen:
-                    seen.add(shipment)
-                    self.orders_added[facility] += 1
-                    self._live.counted(facility, self.orders_added[facility])
+    def run_group(self, plan: Plan, group, store=None) -> tuple[dict, list[str]]:
+        """Run one group now (see run_groups), trigger api."""
+        return self.run_groups(plan, frozenset([group.name]))
 
     def batch_snapshot(self) -> Snapshot:
-        """The snapshot with everything taken since the refresh applied: stock reduced,
-        order counts raised, and allocated quantities no longer open."""
+        """The loaded snapshot with the live index's stock and daily counts: what a quote
+        decides on (orders as loaded)."""
+        view = self._current()
         with self.lock:
-            snapshot = self._loaded()
-            consumed, added = dict(self.consumed), dict(self.orders_added)
-            allocated = dict(self.allocated)
-        inventory = [row.model_copy(update={"atp": row.atp - consumed[(row.facility,
-                                                                        row.product)]})
-                     if (row.facility, row.product) in consumed else row
+            taken, counted = dict(view.taken), dict(view.counted)
+        snapshot = view.snapshot
+        inventory = [row.model_copy(update={"atp": row.atp - taken[(row.facility,
+                                                                     row.product)]})
+                     if (row.facility, row.product) in taken else row
                      for row in snapshot.inventory]
-        touched = {order for order, _, _ in allocated}
-        orders = [_without_allocated(o, allocated) if o.id in touched else o
-                  for o in snapshot.orders]
         return snapshot.model_copy(update={
-            "inventory": inventory, "orders": orders,
-            "facilities": self._facilities(snapshot, added)})
-
-    # ---- helpers ----
-    def _loaded(self) -> Snapshot:
-        if self.snapshot is None:
-            raise DecisionError("the live state is not loaded")
-        return self.snapshot
-
-    def _facilities(self, snapshot: Snapshot, added: dict) -> list:
-        return [f.model_copy(update={"orders_today": f.orders_today + added[f.id]})
-                if f.id in added else f for f in snapshot.facilities]
+            "inventory": inventory, "facilities": _facilities(snapshot, counted)})
 
     def order_snapshot(self, order: Order, taken: bool = True) -> Snapshot:
         """A snapshot holding only ``order`` and the stock rows it can use (its products and
         their styles' variants), with what was taken applied (unless not ``taken``: as
         loaded): built from validated parts, so only the order's references are checked."""
+        view = self._current()
         with self.lock:
-            snapshot = self._loaded()
-            consumed = dict(self.consumed) if taken else {}
-            added = dict(self.orders_added) if taken else {}
-            rows_by_product = self._rows
+            consumed = dict(view.taken) if taken else {}
+            counted = dict(view.counted) if taken else {}
+            self._check(view, order)
+        snapshot = view.snapshot
         products = {i.product for g in order.ship_groups for i in g.items}
-        for style in {self._style.get(p) for p in products} - {None}:
-            products.update(self._variants[style])
+        for style in {view.style.get(p) for p in products} - {None}:
+            products.update(view.variants[style])
         inventory = []
         for product in sorted(products):
-            for row in rows_by_product.get(product, ()):
-                taken = consumed.get((row.facility, row.product))
-                inventory.append(row if taken is None else
-                                 row.model_copy(update={"atp": row.atp - taken}))
-        single = Snapshot.model_construct(
+            for row in view.rows.get(product, ()):
+                quantity = consumed.get((row.facility, row.product))
+                inventory.append(row if quantity is None else
+                                 row.model_copy(update={"atp": row.atp - quantity}))
+        return Snapshot.model_construct(
             format=snapshot.format, now=snapshot.now, timezone=snapshot.timezone,
             product_stores=snapshot.product_stores,
-            facilities=self._facilities(snapshot, added), products=snapshot.products,
+            facilities=_facilities(snapshot, counted), products=snapshot.products,
             inventory=inventory, shipment_methods=snapshot.shipment_methods, orders=[order])
-        self._check(order)
-        return single
 
-    def _check(self, order: Order) -> None:
+    # ---- helpers ----
+    def _current(self) -> _View:
+        view = self._view
+        if view is None:
+            raise DecisionError("the live state is not loaded")
+        return view
+
+    def _plan_json(self, plan: Plan) -> tuple[str, str]:
+        known = self._plans_json.get(id(plan))
+        if known is None:
+            text = plan.to_json()
+            known = self._plans_json[id(plan)] = (text, plan_hash(text))
+        return known
+
+    def _queue(self, domain: tuple[str, ...]) -> _Queue:
+        with self._queues_lock:
+            queue = self._queues.get(domain)
+            if queue is None:
+                queue = self._queues[domain] = _Queue()
+            return queue
+
+    def _check(self, view: _View, order: Order) -> None:
         """The order's references, checked against the loaded facilities."""
-        problems = order_problems(order, "order", self._facility_ids)
+        problems = order_problems(order, "order", view.facility_ids)
         if problems:
             raise DecisionError("; ".join(problems[:5]))
-
-    def prepared(self, plan: Plan) -> Prepared | None:
-        """The indexes ``plan``'s decisions share until the next refresh (the facilities do
-        not change in between: only their daily counts, which are not indexed)."""
-        with self.lock:
-            return self._prepared.get(id(plan))
 
     def _count(self, started: float) -> None:
         with self.lock:
@@ -263,16 +651,21 @@ class LiveState:
             self.latency_sum += seconds
 
 
-def _without_allocated(order: Order, allocated: dict) -> Order:
-    """``order`` with the quantities routing already allocated cancelled out of its lines
-    (the ordered quantity, which shares adjustments, stays)."""
-    groups = []
-    for group in order.ship_groups:
-        items = []
-        for item in group.items:
-            taken = allocated.get((order.id, group.id, item.id))
-            items.append(item if not taken else item.model_copy(update={
-                "cancel_quantity": min(item.quantity, item.cancel_quantity + taken)}))
-        groups.append(group.model_copy(update={"items": items}))
-    return order.model_copy(update={"ship_groups": groups})
+class _KeyRace(Exception):
+    """A key of the group was committed meanwhile by another transaction."""
 
+
+def _answer_for(entry: _Commit, request: str, answer: str) -> bytes:
+    if request != entry.request:
+        raise ConflictError(f"idempotency key {entry.key!r} was used for another order")
+    return answer.encode("utf-8")
+
+
+def _facilities(snapshot: Snapshot, counted: dict) -> list:
+    return [f.model_copy(update={"orders_today": f.orders_today + counted[f.id]})
+            if f.id in counted else f for f in snapshot.facilities]
+
+
+def _run_recorded(*args, **kwargs):
+    from ..ops.runner import run_recorded
+    return run_recorded(*args, **kwargs)
