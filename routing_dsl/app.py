@@ -330,13 +330,28 @@ def display_url(url: str) -> str:
     return _safe(url)
 
 
-def open_store(db_url: str | None, warn: Warn = _ignore) -> RunStore:
+def open_store(db_url: str | None, warn: Warn = _ignore, note: Warn = _ignore) -> RunStore:
     """The run store at ``db_url`` (or ROUTING_DB, or ./routing.db), migrated and with stale
-    batches closed (``warn`` is told how many)."""
+    batches closed (``warn`` is told how many). A SQLite store is created, or upgraded, on
+    first use (``note`` is told); PostgreSQL keeps the explicit `routing db upgrade`, and a
+    missing or old schema there is an InputError saying so."""
     from .ops.store import RunStore, StoreError, database_url
     try:
         store = RunStore(database_url(db_url))
-        store.require_current()
+        try:
+            store.require_current()
+        except StoreError:
+            if store.engine.dialect.name != "sqlite":
+                raise
+            from sqlalchemy.engine import make_url
+            path = make_url(store.url).database
+            fresh = path in (None, "", ":memory:") or not Path(path).exists()
+            before = None if fresh else store.revision()
+            revision = store.upgrade()
+            note(f"created the run store {display_url(store.url)} (revision {revision})"
+                 if before is None else
+                 f"upgraded the run store {display_url(store.url)} from revision {before} "
+                 f"to {revision}")
         from .ops.locks import close_stale
         closed = close_stale(store)
     except StoreError as error:
@@ -489,8 +504,14 @@ class PreparedRun:
 
     @property
     def steps(self) -> int:
-        """Progress steps of the run: each item, once per routing."""
-        return self.items * max(1, sum(len(g.routings) for g in self.plan.groups))
+        """Progress steps of the run, at most: each unit (a ship group, or an item for a
+        routing that routes items), once per routing (units its filters leave out are not
+        counted as they go)."""
+        groups = sum(len(o.ship_groups) for o in self.snapshot.orders)
+        chosen = [g for g in self.plan.groups if self.request.group in (None, g.name)]
+        return max(1, sum(self.items if r.item_mode else groups
+                          for g in chosen for r in g.routings
+                          if self.request.routing in (None, r.name)))
 
     def run(self, progress: Callable[[int], None] | None = None) -> RunOutcome:
         options = dict(self.options)
@@ -505,7 +526,7 @@ class PreparedRun:
         return RunOutcome(result, batch_ids, self.store)
 
 
-def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
+def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore) -> PreparedRun:
     """Load and check everything ``request`` names (plan, engine, what-ifs, snapshot, group
     and routing, executor, run store), in that order, raising the first problem."""
     plan = load_plan(request.source)
@@ -531,7 +552,7 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
     chosen = router(request.executor, request.jobs, request.address)
     store = webhook = None
     if request.recording:
-        store = open_store(request.db_url, warn)
+        store = open_store(request.db_url, warn, note)
         webhook = make_webhook(request.webhook)
     return PreparedRun(request, plan, snapshot, options, chosen, store, webhook)
 
@@ -539,6 +560,56 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
 def run(request: RunRequest, warn: Warn = _ignore) -> RunOutcome:
     """`prepare_run`, then run it."""
     return prepare_run(request, warn).run()
+
+
+# ---- reading the run store ----
+
+BATCH_STATUSES = ("running", "succeeded", "failed", "skipped")
+
+
+def list_batches(db_url: str | None, *, group: str | None = None, status: str | None = None,
+                 since=None, until=None, limit: int = 50, warn: Warn = _ignore,
+                 note: Warn = _ignore) -> list:
+    """The run store's batches, newest first (`ops.queries.BatchRow`), filtered by group,
+    status and start time (UTC datetimes; naive ones are taken as UTC)."""
+    from datetime import UTC
+
+    from .ops import queries
+    if status is not None and status not in BATCH_STATUSES:
+        raise InputError(f"--status {status!r}: one of {', '.join(BATCH_STATUSES)}")
+    store = open_store(db_url, warn, note)
+    try:
+        return queries.batches(store, group=group, status=status,
+                               since=since and (since if since.tzinfo else
+                                                since.replace(tzinfo=UTC)),
+                               until=until and (until if until.tzinfo else
+                                                until.replace(tzinfo=UTC)), limit=limit)
+    finally:
+        store.dispose()
+
+
+# What `routing run --format csv|table` shows: one row per allocation and per unfilled item.
+RESULT_COLUMNS = ("order", "ship_group", "item", "product", "outcome", "facility", "quantity",
+                  "rule", "distance", "cost", "delivery_date")
+
+
+def result_rows(result: dict) -> list[dict]:
+    """The result's allocations, then its unfilled items, as flat rows (RESULT_COLUMNS): an
+    unfilled item's outcome is what happened to it (moved, left, ...) and its facility the
+    queue it waits in."""
+    rows = [{"order": a["order"], "ship_group": a["ship_group"], "item": a["item"],
+             "product": a["product"], "outcome": "allocated", "facility": a["facility"],
+             "quantity": a["quantity"], "rule": a["rule"],
+             "distance": None if a["distance"] is None else
+             f"{a['distance']:g} {a['distance_unit']}",
+             "cost": a.get("shipping_cost"), "delivery_date": a.get("delivery_date")}
+            for a in result["allocations"]]
+    rows += [{"order": u["order"], "ship_group": u["ship_group"], "item": u["item"],
+              "product": u["product"], "outcome": u["action"].replace("_", " "),
+              "facility": u["queue"], "quantity": u["quantity"], "rule": u["rule"],
+              "distance": None, "cost": None,
+              "delivery_date": None} for u in result["unfillable"]]
+    return rows
 
 
 # ---- explaining ----

@@ -50,6 +50,10 @@ def warning(message: str) -> None:
     say(f"warning: {message}", err=True)
 
 
+def note(message: str) -> None:
+    click.echo(f"note: {printable(message)}", err=True)
+
+
 def emit(path: Path | None, text: str | bytes) -> bool:
     """Write ``text`` to ``path``, or to standard output when ``path`` is None or ``-``.
     Returns whether it went to a file."""
@@ -291,7 +295,13 @@ def summarize(result: dict) -> str:
                    "(sqlite:///oms.db, postgresql://...) read through --mapping.")
 @mapping_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the result JSON here (`-` or nothing: standard output).")
+              help="Write the result here (`-` or nothing: standard output).")
+@click.option("--format", "output_format", type=click.Choice(["json", "csv", "table"]),
+              default="json", show_default=True,
+              help="json: the result document; csv or table: one row per allocation and per "
+                   "unfilled item (order, ship group, item, product, outcome, facility, "
+                   "quantity, rule, distance, cost, delivery date), the table sized to the "
+                   "terminal.")
 @click.option("--group", help="Run only this group.")
 @click.option("--routing", help="Run only this routing.")
 @click.option("--pretty", is_flag=True, help="Indent the result JSON (default: compact).")
@@ -319,33 +329,41 @@ def summarize(result: dict) -> str:
 @click.option("--address", metavar="HOST:PORT",
               help="With --executor ray: the Ray cluster to use (default: start a local one).")
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
-        group: str | None, routing: str | None, pretty: bool, explain: bool,
-        facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
+        output_format: str, group: str | None, routing: str | None, pretty: bool,
+        explain: bool, facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
         engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str,
         jobs: int, address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     from .result import dump_result
-    job = app.prepare_run(app.RunRequest(
-        source=source, snapshot=snapshot_path, mapping=mapping, group=group, routing=routing,
-        explain=explain, explain_facilities=frozenset(facilities), engine=engine,
-        what_ifs=what_ifs, what_if_file=what_if_file, executor=executor, jobs=jobs,
-        address=address, db_url=db_url, webhook=webhook), warn=warning)
-    # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
-    # millions of objects again and again while routing allocates (about 9% of routing time).
-    gc.collect()
-    gc.freeze()
-    stream = sys.stderr
-    bar = None
-    if stream.isatty() and job.items > 5000:
-        bar = click.progressbar(length=job.steps, label="routing", file=stream)
+    progress = Progress(sys.stderr)
     try:
-        outcome = job.run(progress=bar.update if bar is not None else None)
+        progress.phase("loading")
+        job = app.prepare_run(app.RunRequest(
+            source=source, snapshot=snapshot_path, mapping=mapping, group=group,
+            routing=routing, explain=explain, explain_facilities=frozenset(facilities),
+            engine=engine, what_ifs=what_ifs, what_if_file=what_if_file, executor=executor,
+            jobs=jobs, address=address, db_url=db_url, webhook=webhook),
+            warn=progress.quiet(warning), note=progress.quiet(note))
+        # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk
+        # its millions of objects again and again while routing allocates (about 9% of
+        # routing time).
+        gc.collect()
+        gc.freeze()
+        progress.phase("routing", total=job.steps)
+        outcome = job.run(progress=progress.advance if progress.enabled else None)
+        progress.phase("writing")
+        result = outcome.result
+        if output_format == "json":
+            text = dump_result(result, pretty)
+        else:
+            rows = app.result_rows(result)
+            text = csv_text(app.RESULT_COLUMNS, rows) if output_format == "csv" else \
+                table_text(app.RESULT_COLUMNS, rows, width=None if out not in (None, Path("-"))
+                           else terminal_width())
+        written = emit(out, text)
     finally:
-        if bar is not None:
-            bar.render_finish()
-    result = outcome.result
-    text = dump_result(result, pretty)
-    if emit(out, text):
+        progress.close()
+    if written:
         say(summarize(result))
         click.echo(f"wrote {out}")
     else:
@@ -355,6 +373,134 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         click.echo(f"recorded {count} batch{'' if count == 1 else 'es'} in "
                    f"{app.display_url(outcome.store.url)}", err=True)
     outcome.raise_for_failure()
+
+
+class Progress:
+    """What a long run is doing, on standard error: the phase (loading, routing, writing) and,
+    while routing, how far it is. Drawn only on a terminal, and only once the run has taken
+    longer than DELAY seconds, so short runs and pipes print nothing; warnings said meanwhile
+    clear the line first."""
+
+    DELAY = 2.0
+
+    def __init__(self, stream) -> None:
+        import threading
+        import time
+        self.stream = stream
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        self.started = time.monotonic()
+        self.name, self.total, self.done = "", None, 0
+        self.drawn = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._draw_loop, daemon=True,
+                                            name="progress")
+            self._thread.start()
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        with self._lock:
+            self.name, self.total, self.done = name, total, 0
+
+    def advance(self, steps: int = 1) -> None:
+        self.done += steps  # from the routing thread; read, roughly, by the drawing one
+
+    def quiet(self, say_it):
+        """``say_it``, clearing the progress line first."""
+        def said(message: str) -> None:
+            self._clear()
+            say_it(message)
+        return said
+
+    def _line(self) -> str:
+        import time
+        seconds = time.monotonic() - self.started
+        name = self.name
+        if self.total:
+            share = min(1.0, self.done / self.total)
+            if share >= 1.0 and name == "routing":
+                name = "recording"
+            filled = int(share * 20)
+            return (f"{name:<9} [{'#' * filled}{'.' * (20 - filled)}] {share:4.0%}  "
+                    f"{seconds:5.1f} s")
+        return f"{name:<9} {seconds:5.1f} s"
+
+    def _draw_loop(self) -> None:
+        import time
+        while not self._stop.wait(0.2):
+            if time.monotonic() - self.started < self.DELAY:
+                continue
+            with self._lock:
+                self.stream.write("\r\x1b[K" + self._line())
+                self.stream.flush()
+                self.drawn = True
+
+    def _clear(self) -> None:
+        with self._lock:
+            if self.drawn:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self.drawn = False
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._clear()
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal standard output is, or None when it is not one."""
+    import shutil
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return _plain(value)
+    return printable(str(value))
+
+
+def csv_text(columns, rows: list[dict]) -> str:
+    import csv
+    import io
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else (_plain(row[c]) if isinstance(row[c], float)
+                                                     else row[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def table_text(columns, rows: list[dict], width: int | None = None,
+               numeric=("quantity", "cost", "attempted", "brokered", "allocations",
+                        "unfilled")) -> str:
+    """Rows as aligned columns under a header; with ``width``, the widest columns are cut
+    (ending in an ellipsis) until a line fits in it."""
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    header = [c.replace("_", " ") for c in columns]
+    widths = [max([len(header[k])] + [len(r[k]) for r in cells]) for k in range(len(columns))]
+    if width is not None:
+        floor = [min(w, 4) for w in widths]  # headers are cut too, if need be
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            widest = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
+            if widths[widest] <= floor[widest]:
+                break
+            widths[widest] -= 1
+
+    def fit(text: str, k: int) -> str:
+        if len(text) > widths[k]:
+            text = text[:widths[k] - 1] + "…"
+        return text.rjust(widths[k]) if columns[k] in numeric else text.ljust(widths[k])
+    lines = ["  ".join(fit(h, k) for k, h in enumerate(header)).rstrip()]
+    lines += ["  ".join(fit(cell, k) for k, cell in enumerate(r)).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"
 
 
 @main.command()
@@ -593,7 +739,7 @@ def init(directory: Path) -> None:
 def open_store(db_url: str | None):
     """The run store at ``db_url`` (or ROUTING_DB, or ./routing.db), migrated and with stale
     batches closed (said as a warning)."""
-    return app.open_store(db_url, warning)
+    return app.open_store(db_url, warning, note)
 
 
 def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
@@ -722,6 +868,43 @@ def history(db_url, order_id, group, since, output_format) -> None:
             f"x{_plain(row['quantity'])}: {row['from']} -> {row['to']} ({row['reason']}, "
             f"{row['group']} / {row['routing']} / {row['rule']})"))
     click.echo(f"{len(rows)} move{'' if len(rows) == 1 else 's'}", err=True)
+
+
+@main.command("batches")
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--group", help="Only this group.")
+@click.option("--status", type=click.Choice(list(app.BATCH_STATUSES)), help="Only this status.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only batches started at or after this date (UTC).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="At most this many, newest first.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def batches_command(db_url, group, status, since, limit, output_format) -> None:
+    """The batches, newest first: status, trigger, counts and the plan version that ran."""
+    rows = app.list_batches(db_url, group=group, status=status, since=since, limit=limit,
+                            warn=warning, note=note)
+    if output_format == "json":
+        click.echo(json.dumps([{
+            "id": b.id, "group": b.group, "product_store": b.product_store,
+            "trigger": b.trigger, "status": b.status, "started": b.started.isoformat(),
+            "finished": b.finished.isoformat() if b.finished else None,
+            "attempted_items": b.attempted_items, "brokered_items": b.brokered_items,
+            "allocations": b.allocations, "unfillable": b.unfillable,
+            "version": b.plan_hash, "error": b.error} for b in rows], indent=2))
+        return
+    columns = ("started", "status", "trigger", "group", "attempted", "brokered",
+               "allocations", "unfilled", "version", "batch")
+    click.echo(table_text(columns, [{
+        "started": b.started.strftime("%Y-%m-%d %H:%M:%S"), "status": b.status,
+        "trigger": b.trigger, "group": b.group, "attempted": b.attempted_items,
+        "brokered": b.brokered_items, "allocations": b.allocations, "unfilled": b.unfillable,
+        "version": b.plan_hash[:12], "batch": b.id} for b in rows], terminal_width()),
+        nl=False)
+    for b in rows:
+        if b.error:
+            say(printable(f"{b.id}: {b.error}"), err=True)
+    click.echo(f"{len(rows)} batch{'' if len(rows) == 1 else 'es'}", err=True)
 
 
 def _plain(number: float) -> str:

@@ -345,6 +345,25 @@ class RunStore:
             connection.execute(t.plans.delete().where(t.plans.c.hash.not_in(used)))
         return len(ids)
 
+    def reserved(self, *, since: datetime | None, facility: str | None = None,
+                 product: str | None = None) -> dict[tuple[str, str], float]:
+        """Units decisions took that the source does not show yet, per (facility, product),
+        for the console's stock page: today, what batches finished at or after ``since``
+        (when the live state was loaded) allocated. The one place that number comes from:
+        the reservation ledger replaces it here."""
+        if since is None:
+            return {}
+        a, b = t.allocations.c, t.batches.c
+        query = sa.select(a.facility, a.product, sa.func.sum(a.quantity)).join(
+            t.batches, b.id == a.batch_id).where(b.finished >= since).group_by(
+            a.facility, a.product)
+        if facility is not None:
+            query = query.where(a.facility == facility)
+        if product is not None:
+            query = query.where(a.product == product)
+        with self.engine.connect() as connection:
+            return {(f, p): float(quantity or 0) for f, p, quantity in connection.execute(query)}
+
     def dispose(self) -> None:
         self.engine.dispose()
 
