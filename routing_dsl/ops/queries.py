@@ -223,3 +223,12 @@ def order_decisions(store: RunStore, order: str, limit: int = 200) -> list[dict]
     rows.sort(key=lambda r: (-r["started"].timestamp(), r["batch_id"],
                              r["outcome"] != "allocated", r["position"]))
     return rows[:limit]
+
+
+def batch_hashes(store: RunStore, ids: list[str]) -> list[tuple[str, str]]:
+    """(plan hash, snapshot hash) of each batch, in the order given."""
+    b = t.batches.c
+    with store.engine.connect() as connection:
+        found = {row.id: (row.plan_hash, row.snapshot_hash) for row in connection.execute(
+            sa.select(b.id, b.plan_hash, b.snapshot_hash).where(b.id.in_(ids)))}
+    return [found.get(i, ("", "")) for i in ids]

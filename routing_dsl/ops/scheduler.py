@@ -86,6 +86,25 @@ def next_slot(expression: str, zone: str, now: datetime) -> datetime:
     return slot
 
 
+def slots_missed(group: PlanGroup, last: datetime | None, now: datetime,
+                 most: int = 1000) -> int:
+    """Slots of ``group`` that came after its last scheduled batch started (``last``) and
+    are due by ``now``: 0 when it is on time (the alerts' "scheduler late" and the
+    dashboard read it). At most ``most``; 0 for a group that never ran (nothing to measure
+    from) or has no schedule."""
+    if not group.cron or last is None:
+        return 0
+    iterator = _cron(group.cron, last.astimezone(ZoneInfo(group_zone(group))))
+    missed = 0
+    while missed < most:
+        slot = iterator.get_next(datetime)
+        if slot.astimezone(UTC) > now.astimezone(UTC):
+            break
+        if not _shown_again(group.cron, slot):
+            missed += 1
+    return missed
+
+
 def group_zone(group: PlanGroup) -> str:
     return group.timezone or "UTC"
 

@@ -381,7 +381,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         return app.openapi_schema
 
     app.openapi = openapi
-    mount_console(app, state, store)
+    mount_console(app, state, store, supervision)
     return app
 
 
