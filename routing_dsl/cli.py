@@ -1087,13 +1087,25 @@ def lsp() -> None:
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
+@click.option("--console", "console_only", is_flag=True,
+              help="Only the console: every page timed against a SQLite run store of "
+                   "--console-batches batches and --console-history history rows (target "
+                   "200 ms a page), and what its indexes add to recording a batch.")
+@click.option("--console-batches", type=click.IntRange(10), default=100_000, show_default=True)
+@click.option("--console-history", type=click.IntRange(10), default=1_000_000,
+              show_default=True)
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, scaling_plot: Path | None) -> None:
+          service_only: bool, scaling_plot: Path | None, console_only: bool,
+          console_batches: int, console_history: int) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
-    realistic scenario end to end."""
+    realistic scenario end to end; or the service, or the console."""
+    if console_only:
+        from .bench.console import console_bench
+        click.echo(console_bench(console_batches, console_history).text())
+        return
     if scenario == "stores":  # scale-out: a retail group's stores, one process against pools
         from .bench.suite import stores_bench
         click.echo(stores_bench(stores=40, orders=orders or 5000))

@@ -185,6 +185,7 @@ hourly_stats = sa.Table(
     sa.Column("unfilled_items", sa.Integer, nullable=False),
     sa.Column("unfilled_units", sa.Float, nullable=False),
     sa.Index("ix_hourly_stats_group", "group_name", "hour"),
+    sqlite_with_rowid=False,
 )
 
 # Units moved to each queue (parked), per hour and group.
@@ -196,4 +197,5 @@ hourly_parked = sa.Table(
     sa.Column("units", sa.Float, nullable=False),
     sa.Column("items", sa.Integer, nullable=False),
     sa.Index("ix_hourly_parked_group", "group_name", "hour"),
+    sqlite_with_rowid=False,
 )

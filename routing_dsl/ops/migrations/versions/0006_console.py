@@ -32,34 +32,25 @@ INDEXES = (
     ("ix_history_to_order", "history", ["to_facility", "order_id"]),
 )
 
-# Each figure of one batch (the batch row is `b`), as an expression.
+# Each figure of a batch `b`, from its rows aggregated in two passes over its allocations
+# (`a`: sums, `g`: ship groups and splits), one over its runs (`r`) and one over its
+# unfillable items (`u`).
 FIGURES = {
     "batch_count": "1",
     "attempted_items": "b.attempted_items",
     "brokered_items": "b.brokered_items",
-    "allocations": "(SELECT count(*) FROM allocations a WHERE a.batch_id = b.id)",
-    "units_routed": "(SELECT coalesce(sum(a.quantity), 0) FROM allocations a "
-                    "WHERE a.batch_id = b.id)",
-    "ship_groups": "(SELECT count(*) FROM (SELECT a.order_id FROM allocations a "
-                   "WHERE a.batch_id = b.id GROUP BY a.order_id, a.ship_group) s)",
-    "split_ship_groups": "(SELECT count(*) FROM (SELECT a.order_id FROM allocations a "
-                         "WHERE a.batch_id = b.id GROUP BY a.order_id, a.ship_group "
-                         "HAVING count(DISTINCT a.new_ship_group) > 1) s)",
-    "distance_km": "(SELECT coalesce(sum(CASE WHEN a.distance_unit = 'km' THEN a.distance "
-                   "ELSE a.distance * 1.609344 END), 0) FROM allocations a "
-                   "WHERE a.batch_id = b.id AND a.distance IS NOT NULL)",
-    "distance_rows": "(SELECT count(*) FROM allocations a WHERE a.batch_id = b.id "
-                     "AND a.distance IS NOT NULL)",
-    "distance_mi_rows": "(SELECT count(*) FROM allocations a WHERE a.batch_id = b.id "
-                        "AND a.distance IS NOT NULL AND a.distance_unit = 'mi')",
-    "shipping_cost": "(SELECT coalesce(sum(a.shipping_cost), 0) FROM allocations a "
-                     "WHERE a.batch_id = b.id)",
-    "costed_units": "(SELECT coalesce(sum(a.quantity), 0) FROM allocations a "
-                    "WHERE a.batch_id = b.id AND a.shipping_cost IS NOT NULL)",
-    "late_items": "(SELECT coalesce(sum(r.late_items), 0) FROM runs r WHERE r.batch_id = b.id)",
-    "unfilled_items": "(SELECT count(*) FROM unfillable u WHERE u.batch_id = b.id)",
-    "unfilled_units": "(SELECT coalesce(sum(u.quantity), 0) FROM unfillable u "
-                      "WHERE u.batch_id = b.id)",
+    "allocations": "coalesce(a.allocations, 0)",
+    "units_routed": "coalesce(a.units, 0)",
+    "ship_groups": "coalesce(g.ship_groups, 0)",
+    "split_ship_groups": "coalesce(g.split, 0)",
+    "distance_km": "coalesce(a.km, 0)",
+    "distance_rows": "coalesce(a.measured, 0)",
+    "distance_mi_rows": "coalesce(a.miles, 0)",
+    "shipping_cost": "coalesce(a.cost, 0)",
+    "costed_units": "coalesce(a.costed, 0)",
+    "late_items": "coalesce(r.late, 0)",
+    "unfilled_items": "coalesce(u.items, 0)",
+    "unfilled_units": "coalesce(u.units, 0)",
 }
 KEY = ("hour", "group_name", "trigger", "status")
 
@@ -71,14 +62,39 @@ def hour(dialect: str) -> str:
     return "CAST(strftime('%s', b.started) AS INTEGER) / 3600"
 
 
-def rollup(dialect: str, where: str) -> list[str]:
-    """The statements adding the finished batches ``where`` selects to the hourly rows."""
+def per_batch(dialect: str, rows: str, where: str) -> str:
+    """Each batch ``where`` selects, with its figures; ``rows`` picks the child rows to
+    aggregate (by their `batch_id`)."""
     figures = ", ".join(f"{expression} AS {name}" for name, expression in FIGURES.items())
+    return (
+        f"SELECT {hour(dialect)} AS hour, b.group_name, b.trigger, b.status, {figures} "
+        f"FROM batches b "
+        f"LEFT JOIN (SELECT batch_id, count(*) AS allocations, sum(quantity) AS units, "
+        f"sum(CASE WHEN distance IS NULL THEN 0 WHEN distance_unit = 'km' THEN distance "
+        f"ELSE distance * 1.609344 END) AS km, "
+        f"sum(CASE WHEN distance IS NULL THEN 0 ELSE 1 END) AS measured, "
+        f"sum(CASE WHEN distance IS NOT NULL AND distance_unit = 'mi' THEN 1 ELSE 0 END) "
+        f"AS miles, sum(coalesce(shipping_cost, 0)) AS cost, "
+        f"sum(CASE WHEN shipping_cost IS NULL THEN 0 ELSE quantity END) AS costed "
+        f"FROM allocations WHERE {rows} GROUP BY batch_id) a ON a.batch_id = b.id "
+        f"LEFT JOIN (SELECT batch_id, count(*) AS ship_groups, "
+        f"sum(CASE WHEN packages > 1 THEN 1 ELSE 0 END) AS split FROM ("
+        f"SELECT batch_id, count(DISTINCT new_ship_group) AS packages FROM allocations "
+        f"WHERE {rows} GROUP BY batch_id, order_id, ship_group) s GROUP BY batch_id) g "
+        f"ON g.batch_id = b.id "
+        f"LEFT JOIN (SELECT batch_id, sum(late_items) AS late FROM runs WHERE {rows} "
+        f"GROUP BY batch_id) r ON r.batch_id = b.id "
+        f"LEFT JOIN (SELECT batch_id, count(*) AS items, sum(quantity) AS units "
+        f"FROM unfillable WHERE {rows} GROUP BY batch_id) u ON u.batch_id = b.id "
+        f"WHERE {where}")
+
+
+def rollup(dialect: str, rows: str, where: str) -> list[str]:
+    """The statements adding the finished batches ``where`` selects to the hourly rows."""
     sums = ", ".join(f"sum({name})" for name in FIGURES)
     added = ", ".join(f"{name} = hourly_stats.{name} + excluded.{name}" for name in FIGURES)
     stats = (f"INSERT INTO hourly_stats ({', '.join(KEY)}, {', '.join(FIGURES)}) "
-             f"SELECT {', '.join(KEY)}, {sums} FROM (SELECT {hour(dialect)} AS hour, "
-             f"b.group_name, b.trigger, b.status, {figures} FROM batches b WHERE {where}) x "
+             f"SELECT {', '.join(KEY)}, {sums} FROM ({per_batch(dialect, rows, where)}) x "
              f"WHERE true GROUP BY {', '.join(KEY)} "
              f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {added}")
     parked = (f"INSERT INTO hourly_parked (hour, group_name, queue, units, items) "
@@ -93,7 +109,7 @@ def rollup(dialect: str, where: str) -> list[str]:
 
 
 def create_trigger(dialect: str) -> None:
-    body = ";\n".join(rollup(dialect, "b.id = NEW.id")) + ";"
+    body = ";\n".join(rollup(dialect, "batch_id = NEW.id", "b.id = NEW.id")) + ";"
     when = "OLD.status = 'running' AND NEW.status <> 'running'"
     if dialect == "postgresql":
         op.execute(f"CREATE FUNCTION batches_rollup() RETURNS trigger LANGUAGE plpgsql AS $$\n"
@@ -127,6 +143,7 @@ def upgrade() -> None:
                                                 "costed_units", "unfilled_units")
                     else sa.Integer, nullable=False) for name in FIGURES],
         sa.PrimaryKeyConstraint(*KEY, name="pk_hourly_stats"),
+        sqlite_with_rowid=False,  # rows kept in key order: a period is one contiguous read
     )
     op.create_index("ix_hourly_stats_group", "hourly_stats", ["group_name", "hour"])
     op.create_table(
@@ -137,9 +154,12 @@ def upgrade() -> None:
         sa.Column("units", sa.Float, nullable=False),
         sa.Column("items", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("hour", "group_name", "queue", name="pk_hourly_parked"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_hourly_parked_group", "hourly_parked", ["group_name", "hour"])
-    for statement in rollup(dialect, "b.status <> 'running'"):  # the batches there already
+    finished = "b.status <> 'running'"  # the batches there already
+    for statement in rollup(dialect, "batch_id IN (SELECT id FROM batches "
+                                     "WHERE status <> 'running')", finished):
         op.execute(statement)
     create_trigger(dialect)
 
