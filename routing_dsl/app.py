@@ -384,6 +384,53 @@ def make_webhook(url: str | None):
     return Webhook(url)
 
 
+SINKS = ("oms",)
+
+
+def make_after(*, sink: str | None = None, source: str | None = None,
+               mapping: Path | None = None, alerts: Path | None = None,
+               log: Callable[[dict], None] | None = None):
+    """What follows each recorded run (`ops.hooks.AfterBatches`): with ``sink`` "oms", the
+    write-back into the OMS database ``source`` (a URL: where the snapshot is read), through
+    the `[sink]` statements of ``mapping``; with ``alerts``, the rules of that file. None when
+    neither is asked for."""
+    if sink is None and alerts is None:
+        return None
+    from .ops.hooks import AfterBatches
+    writer = rules = None
+    if sink is not None:
+        if sink not in SINKS:
+            raise InputError(f"--sink {sink!r}: one of {', '.join(SINKS)}")
+        if source is None or "://" not in str(source):
+            raise InputError("--sink oms writes into the OMS database the snapshot is read "
+                             "from: give a database URL as the snapshot (source)")
+        from .ops.store import database_url
+        from .ops.writeback import OmsSink, WriteBackError, read_sink_mapping
+        try:
+            writer = OmsSink(database_url(str(source)), read_sink_mapping(mapping))
+        except WriteBackError as error:
+            raise InputError(str(error)) from None
+    if alerts is not None:
+        from .ops.alerts import AlertError, Alerts, read_rules
+        try:
+            rules = Alerts(read_rules(alerts))
+        except AlertError as error:
+            raise BadAlerts(error.problems) from None
+    return AfterBatches(writer, rules, log)
+
+
+class BadAlerts(InputError):
+    """An alert file that cannot be used: every problem, with where."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.problems
+
+
 def load_oms(snapshot_path: Path, db_url: str) -> tuple[dict[str, int], str]:
     """Create the reference OMS tables at ``db_url`` and fill them from a valid snapshot:
     the rows written per table, and where (for messages)."""
@@ -461,12 +508,14 @@ class RunRequest:
     address: str | None = None
     db_url: str | None = None
     webhook: str | None = None
+    sink: str | None = None
+    alerts: Path | None = None
 
     @property
     def recording(self) -> bool:
         import os
         return self.db_url is not None or bool(os.environ.get("ROUTING_DB")) or \
-            self.webhook is not None
+            self.webhook is not None or self.sink is not None or self.alerts is not None
 
 
 @dataclass
@@ -474,6 +523,8 @@ class RunOutcome:
     result: dict
     batch_ids: list[str] = field(default_factory=list)
     store: RunStore | None = None
+    writeback: list = field(default_factory=list)  # ops.writeback.WriteBack, per batch
+    alerts: list[dict] = field(default_factory=list)  # alert changes announced
 
     @property
     def failed(self) -> bool:
@@ -496,6 +547,7 @@ class PreparedRun:
     router: Callable[..., dict]
     store: RunStore | None = None
     webhook: Any = None
+    after: Any = None  # ops.hooks.AfterBatches
 
     @property
     def items(self) -> int:
@@ -523,10 +575,16 @@ class PreparedRun:
         result, batch_ids = run_recorded(self.store, self.plan, self.snapshot,
                                          source_text=source_text(self.request.source),
                                          webhook=self.webhook, router=self.router, **options)
-        return RunOutcome(result, batch_ids, self.store)
+        outcome = RunOutcome(result, batch_ids, self.store)
+        if self.after:
+            followed = self.after(self.store, batch_ids, self.snapshot)
+            outcome.writeback, outcome.alerts = followed["writeback"], followed["alerts"]
+            self.after.dispose()
+        return outcome
 
 
-def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore) -> PreparedRun:
+def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
+                log: Callable[[dict], None] | None = None) -> PreparedRun:
     """Load and check everything ``request`` names (plan, engine, what-ifs, snapshot, group
     and routing, executor, run store), in that order, raising the first problem."""
     plan = load_plan(request.source)
@@ -550,11 +608,16 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore)
                "explain": request.explain,
                "explain_facilities": set(request.explain_facilities), "engine": engine}
     chosen = router(request.executor, request.jobs, request.address)
-    store = webhook = None
+    store = webhook = after = None
+    if request.sink is not None and changes:
+        raise InputError("--sink writes decisions into the OMS: not ones taken on a "
+                         "snapshot changed by --what-if")
     if request.recording:
+        after = make_after(sink=request.sink, source=request.snapshot, mapping=request.mapping,
+                           alerts=request.alerts, log=log)
         store = open_store(request.db_url, warn, note)
         webhook = make_webhook(request.webhook)
-    return PreparedRun(request, plan, snapshot, options, chosen, store, webhook)
+    return PreparedRun(request, plan, snapshot, options, chosen, store, webhook, after)
 
 
 def run(request: RunRequest, warn: Warn = _ignore) -> RunOutcome:

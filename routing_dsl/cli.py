@@ -200,6 +200,20 @@ webhook_option = click.option(
     "--webhook", metavar="URL",
     help="Also POST each committed batch here (JSON, Idempotency-Key: the batch id), "
          "retrying on errors; needs the run store.")
+sink_option = click.option(
+    "--sink", type=click.Choice(list(app.SINKS)),
+    help="oms: write each committed batch back into the OMS database the snapshot is read "
+         "from (the reference schema, or the [sink] statements of --mapping), refusing "
+         "orders changed there since the read; needs the run store.")
+alerts_option = click.option(
+    "--alerts", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="Alert rules (TOML) evaluated after each batch: a JSON event on stderr, a webhook, "
+         "and with --port a metric; needs the run store.")
+
+
+def log_event(event: dict) -> None:
+    """One JSON line on standard error (alert and write-back events of `routing run`)."""
+    click.echo(json.dumps(event, default=str), err=True)
 
 
 mapping_option = click.option(
@@ -314,6 +328,8 @@ def summarize(result: dict) -> str:
               help="Record the run (one batch per group) in this run store: a SQLite file or "
                    "URL, or postgresql://... (ROUTING_DB works too).")
 @webhook_option
+@sink_option
+@alerts_option
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
                    "states the semantics (same results); auto: fast unless the plan or "
@@ -331,8 +347,8 @@ def summarize(result: dict) -> str:
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         output_format: str, group: str | None, routing: str | None, pretty: bool,
         explain: bool, facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
-        engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str,
-        jobs: int, address: str | None) -> None:
+        sink: str | None, alerts: Path | None, engine: str, what_ifs: tuple[str, ...],
+        what_if_file: Path | None, executor: str, jobs: int, address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     from .result import dump_result
     progress = Progress(sys.stderr)
@@ -342,8 +358,9 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
             source=source, snapshot=snapshot_path, mapping=mapping, group=group,
             routing=routing, explain=explain, explain_facilities=frozenset(facilities),
             engine=engine, what_ifs=what_ifs, what_if_file=what_if_file, executor=executor,
-            jobs=jobs, address=address, db_url=db_url, webhook=webhook),
-            warn=progress.quiet(warning), note=progress.quiet(note))
+            jobs=jobs, address=address, db_url=db_url, webhook=webhook, sink=sink,
+            alerts=alerts), warn=progress.quiet(warning), note=progress.quiet(note),
+            log=progress.quiet(log_event))
         # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk
         # its millions of objects again and again while routing allocates (about 9% of
         # routing time).
@@ -372,6 +389,15 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         count = len(outcome.batch_ids)
         click.echo(f"recorded {count} batch{'' if count == 1 else 'es'} in "
                    f"{app.display_url(outcome.store.url)}", err=True)
+    if sink is not None:
+        written = [w for w in outcome.writeback if w.error is None]
+        orders = sum(len(w.applied) for w in written)
+        conflicts = sum(len(w.conflicts) for w in written)
+        click.echo(f"wrote {orders} order{'' if orders == 1 else 's'} back into the OMS"
+                   + (f"; {conflicts} changed there since the snapshot was read, left for the "
+                      "next round" if conflicts else ""), err=True)
+        for failed in (w for w in outcome.writeback if w.error is not None):
+            warning(f"batch {failed.batch_id}: not written back into the OMS: {failed.error}")
     outcome.raise_for_failure()
 
 
@@ -937,6 +963,8 @@ def purge(db_url: str | None, age: str) -> None:
 @mapping_option
 @click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
 @webhook_option
+@sink_option
+@alerts_option
 @click.option("--port", type=click.IntRange(1, 65535),
               help="Also answer HTTP on this port: decisions, runs, batches, history, "
                    "health and metrics (see docs/service.md).")
@@ -968,7 +996,8 @@ def purge(db_url: str | None, age: str) -> None:
 @click.option("--keep-alive-timeout", type=click.FloatRange(0.1), default=5.0,
               show_default=True, help="With --port: seconds an idle connection stays open.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
-          db_url: str | None, webhook: str | None, port: int | None, host: str, once: bool,
+          db_url: str | None, webhook: str | None, sink: str | None, alerts: Path | None,
+          port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
           body_timeout: float, keep_alive_timeout: float) -> None:
@@ -999,12 +1028,16 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     # afresh at each call; raises, never exits: serve logs it and retries
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
-    sink = app.make_webhook(webhook)
+    hook = app.make_webhook(webhook)
     supervision = Supervision()
-    schedulers = [Scheduler(store, plan, source, webhook=sink, source_text=text,
+    schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
                             supervision=supervision)
                   for (plan, _), text in zip(plans, texts, strict=True)]
     log = schedulers[0].log
+    after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping, alerts=alerts,
+                           log=log)
+    for scheduler in schedulers:
+        scheduler.after = after
     if executor != "local":
         for scheduler in schedulers:
             scheduler.router = app.router(executor, jobs, address)
@@ -1045,7 +1078,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
                            body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
     connections = server.ConnectionStats()
     application = create_app(state, store, token, limits=limits, supervision=supervision,
-                             connections=connections)
+                             connections=connections, after=after)
     # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
     server.run(application, host=host, port=port, limits=limits, stats=connections, log=log)
     stop.set()

@@ -229,6 +229,9 @@ class Scheduler:
         # partitions in parallel; run_recorded still takes each store's lock for its groups,
         # so one run at a time per store.
         self.router = None
+        # What follows the round's committed batches (ops.hooks.AfterBatches: the OMS
+        # write-back, then the alert rules) and each round (the scheduler-late rules).
+        self.after = None
         self.failures = 0  # rounds failed in a row
         self._settled: dict[str, datetime] = {}   # group -> its latest slot, known to be run
         self._retrying: dict[str, datetime] = {}  # group -> slot whose round failed here
@@ -342,6 +345,8 @@ class Scheduler:
                                        webhook=self.webhook, router=self.router or route)
             if self.absorb is not None:
                 self.absorb(result)
+            if self.after:  # within the stores' locks: the next batch sees the OMS written
+                self.after(self.store, ids, snapshot)
         return result, ids
 
     def _record_failure(self, due: list[PlanGroup], slots: dict, now: datetime,
@@ -387,13 +392,23 @@ class Scheduler:
                       "plan": self.plan.source, "error": message, "failures": self.failures,
                       "retry_in": delay})
             self.supervision.failed(self.name, self.clock(), message, delay)
+            self._after_round()
             return delay
         if self.failures:
             self.log({"at": self.clock().isoformat(), "event": "recovered",
                       "plan": self.plan.source, "failures": self.failures})
         self.failures = 0
         self.supervision.succeeded(self.name, self.clock(), batches)
+        self._after_round()
         return None
+
+    def _after_round(self) -> None:
+        if self.after:
+            try:
+                self.after.after_round(self.store, self.plan, self.clock())
+            except Exception as error:  # noqa: BLE001 - the store is down: logged above
+                self.log({"at": self.clock().isoformat(), "event": "alerts_failed",
+                          "error": describe(error)})
 
     def _log_batches(self, result: dict, ids: list[str], recorded: list[dict]) -> list[dict]:
         for batch, batch_id in zip(result["batches"], ids, strict=True):

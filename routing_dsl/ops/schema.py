@@ -199,3 +199,48 @@ hourly_parked = sa.Table(
     sa.Index("ix_hourly_parked_group", "group_name", "hour"),
     sqlite_with_rowid=False,
 )
+
+# ---- the OMS write-back and the alerts (migration 0007) ----
+# What the write-back did with each batch it was given (ops/writeback.py).
+sink_batches = sa.Table(
+    "sink_batches", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("sink", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("orders_applied", sa.Integer, nullable=False),
+    sa.Column("conflicts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("at", Time, nullable=False),
+    sa.CheckConstraint("status in ('applied', 'failed')", name="status"),
+)
+
+# A decision the write-back refused: its order changed in the OMS since the snapshot was read
+# (its version differs), so the next round decides it again.
+sink_conflicts = sa.Table(
+    "sink_conflicts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("expected_version", sa.Integer),
+    sa.Column("found_version", sa.Integer),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Index("ix_sink_conflicts_batch", "batch_id"),
+    sa.Index("ix_sink_conflicts_order", "order_id"),
+)
+
+# Which alert rule fires for which group (empty: for all), shared by every process using the
+# store, so a change of state is announced once (ops/alerts.py).
+alert_state = sa.Table(
+    "alert_state", metadata,
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("group_name", sa.Text, primary_key=True),
+    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("since", Time),
+    sa.Column("value", sa.Float),
+    sa.Column("message", sa.Text),
+    sa.Column("batch_id", sa.String(36)),
+    sa.Column("updated", Time, nullable=False),
+)
