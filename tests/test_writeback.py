@@ -308,3 +308,25 @@ def test_a_mapping_can_name_its_own_sink_statements(tmp_path):
         mapping.write_text(bad)
         with pytest.raises(WriteBackError):
             read_sink_mapping(mapping)
+
+
+def test_the_console_shows_what_was_written_back_and_what_was_refused(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from routing_dsl.service.app import create_app
+    from routing_dsl.service.state import LiveState
+    oms, store = prepared((f"sqlite:///{tmp_path / 'oms.db'}",
+                           f"sqlite:///{tmp_path / 'runs.db'}"))
+    snapshot = snapshot_source(oms)()
+    execute(oms, "update oms_order set version = version + 1 where id = 'O-1001'")
+    _, ids = run_recorded(store, PLAN, snapshot, source_text=None)
+    OmsSink(oms).deliver(store, ids, snapshot)
+    state = LiveState([PLAN], lambda: snapshot)
+    state.refresh()
+    with TestClient(create_app(state, store)) as client:
+        batch = client.get(f"/console/batches/{ids[0]}").text
+        assert "3 orders written" in batch and "1 refused" in batch
+        assert 'id="conflicts"' in batch and "O-1001" in batch
+        order = client.get("/console/orders/O-1001").text
+        assert 'id="refused"' in order and "changed in the OMS" in order
+    store.dispose()

@@ -232,3 +232,20 @@ def batch_hashes(store: RunStore, ids: list[str]) -> list[tuple[str, str]]:
         found = {row.id: (row.plan_hash, row.snapshot_hash) for row in connection.execute(
             sa.select(b.id, b.plan_hash, b.snapshot_hash).where(b.id.in_(ids)))}
     return [found.get(i, ("", "")) for i in ids]
+
+
+def writeback(store: RunStore, *, batch_id: str | None = None, order: str | None = None
+              ) -> dict:
+    """What the OMS write-back did with a batch (its record) and the conflicts it refused,
+    for one batch or one order."""
+    c = t.sink_conflicts.c
+    conflicts = sa.select(t.sink_conflicts).order_by(c.id).limit(200)
+    conflicts = conflicts.where(c.batch_id == batch_id) if batch_id is not None else \
+        conflicts.where(c.order_id == order)
+    with store.engine.connect() as connection:
+        record = None
+        if batch_id is not None:
+            record = connection.execute(sa.select(t.sink_batches).where(
+                t.sink_batches.c.batch_id == batch_id)).mappings().first()
+        return {"record": dict(record) if record else None,
+                "conflicts": [dict(r) for r in connection.execute(conflicts).mappings()]}

@@ -133,7 +133,8 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         return page("batch.html", b=record, figures=_figures(detail),
                     chart=charts.facility_bars(detail["allocations"]),
                     map=charts.shipment_map(detail["allocations"], _places(state.snapshot)),
-                    previous=previous[0] if previous else None)
+                    previous=previous[0] if previous else None,
+                    writeback=queries.writeback(store, batch_id=batch_id))
 
     @app.get("/console/batches/{batch_id}/rules", include_in_schema=False,
              response_class=HTMLResponse)
@@ -182,7 +183,10 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         decisions = queries.order_decisions(store, order_id) if store is not None else []
         index = live.index_of(state)
         current = index.orders.get(order_id) if index is not None else None
+        refused = queries.writeback(store, order=order_id)["conflicts"] \
+            if store is not None else []
         return page("order.html", order=order_id, history=history, decisions=decisions,
+                    refused=refused,
                     current=_current(state, current) if current is not None else None,
                     explanations=_replay(state, order_id))
 
