@@ -384,3 +384,14 @@ def test_a_recorded_run_keeps_its_shipping_costs(db_url, tmp_path):
         (a["shipping_cost"], a["transit_days"], a["delivery_date"])
         for a in document["allocations"]]
     store.dispose()
+
+
+def test_serve_starts_on_a_fresh_sqlite_file(tmp_path):
+    from routing_dsl.service.launch import serving
+    db = tmp_path / "fresh.db"
+    with serving([SOURCE, "--source", SNAPSHOT, "--db", str(db)], cwd=tmp_path) as served:
+        import httpx
+        assert httpx.get(f"{served.base}/console").status_code == 200
+        assert isinstance(httpx.get(f"{served.base}/v1/batches").json(), list)
+    assert db.is_file()
+    assert "note: created the run store" in served.stderr

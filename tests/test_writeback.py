@@ -330,3 +330,19 @@ def test_the_console_shows_what_was_written_back_and_what_was_refused(tmp_path):
         order = client.get("/console/orders/O-1001").text
         assert 'id="refused"' in order and "changed in the OMS" in order
     store.dispose()
+
+
+def test_serve_once_writes_back_with_its_scheduled_round(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["oms", "load", str(EXAMPLE / "snapshot.json"), "--db",
+                                "oms.db"]).exit_code == 0
+    served = runner.invoke(main, ["serve", str(EXAMPLE / "omnichannel.route"), "--source",
+                                  "sqlite:///oms.db", "--db", "runs.db", "--sink", "oms",
+                                  "--once"])
+    assert served.exit_code == 0, served.output
+    events = [json.loads(line) for line in served.stderr.splitlines() if line.startswith("{")]
+    [written] = [e for e in events if e["event"] == "writeback"]
+    assert written["orders"] == 4
+    assert rows(f"sqlite:///{tmp_path / 'oms.db'}",
+                "select facility from oms_ship_group where order_id = 'O-1001'") == [("WH_NJ",)]
