@@ -59,8 +59,8 @@ class InputError(AppError):
     exit_code = 2
 
 
-class BadSnapshot(InputError):
-    """A snapshot source that is not a valid snapshot: every problem found, with where."""
+class InputProblems(InputError):
+    """Unusable input with several problems: every one found, with where, a line each."""
 
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
@@ -69,6 +69,10 @@ class BadSnapshot(InputError):
     @property
     def lines(self) -> list[str]:
         return self.problems
+
+
+class BadSnapshot(InputProblems):
+    """A snapshot source that is not a valid snapshot: every problem found, with where."""
 
 
 class ProblemsError(AppError):
@@ -419,16 +423,8 @@ def make_after(*, sink: str | None = None, source: str | None = None,
     return AfterBatches(writer, rules, log)
 
 
-class BadAlerts(InputError):
+class BadAlerts(InputProblems):
     """An alert file that cannot be used: every problem, with where."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
-
-    @property
-    def lines(self) -> list[str]:
-        return self.problems
 
 
 def load_oms(snapshot_path: Path, db_url: str) -> tuple[dict[str, int], str]:

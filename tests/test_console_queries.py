@@ -221,28 +221,29 @@ BAD = ["/console?period=1y", "/console?group=a%00b", "/console?since=2026-02-30"
        "/console/compare?a=%00&b=x"]
 
 
-@pytest.mark.parametrize("path", BAD, ids=[p[:60] for p in BAD])
-def test_bad_parameters_are_422_problems(tmp_path, path):
+def answer(tmp_path, path: str):
+    """What a console with an empty SQLite store and the example's live state answers."""
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
     store.upgrade()
     state = LiveState([PLAN], lambda: SNAPSHOT)
     state.refresh()
     with TestClient(create_app(state, store), raise_server_exceptions=False) as client:
-        answer = client.get(path)
-    assert answer.status_code == 422, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
+        return client.get(path)
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p[:60] for p in BAD])
+def test_bad_parameters_are_422_problems(tmp_path, path):
+    answered = answer(tmp_path, path)
+    assert answered.status_code == 422, answered.text
+    assert answered.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("path", ["/console/compare?a=nope&b=nope", "/console/queues/WH_NJ",
                                   "/console/queues/nope", "/console/stock?facility=nope"])
 def test_unknown_things_are_404_problems(tmp_path, path):
-    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
-    store.upgrade()
-    state = LiveState([PLAN], lambda: SNAPSHOT)
-    state.refresh()
-    with TestClient(create_app(state, store), raise_server_exceptions=False) as client:
-        answer = client.get(path)
-    assert answer.status_code == 404, answer.text
+    answered = answer(tmp_path, path)
+    assert answered.status_code == 404, answered.text
+    assert answered.headers["content-type"] == "application/problem+json"
 
 
 def test_pages_answer_without_a_run_store_and_before_the_state_is_loaded():
