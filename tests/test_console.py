@@ -28,7 +28,7 @@ if not Path(CHROMIUM).exists():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`routing serve` on a free port with a generated retailer (300 orders, 40 facilities):
-    sixty hours of hourly scheduled batches on samples of its orders, a failed one, and one
+    sixty hours of hourly scheduled batches on the orders as they came, a failed one, and one
     batch of the whole run through the API."""
     from routing_dsl.bench.scenarios import PLAN
     folder = tmp_path_factory.mktemp("console")
@@ -47,8 +47,9 @@ def server(tmp_path_factory):
 
 
 def seed_history(db: str, rules: Path, snapshot: Path) -> str:
-    """Scheduled batches, one an hour for the last sixty hours, each on a sample of the orders
-    (as a scheduler on a live OMS would see them), and a round whose source was broken.
+    """Scheduled batches, one an hour for the last sixty hours, each on the five orders that
+    came in that hour (as a scheduler on a live OMS would see them), and a round whose source
+    was broken.
     Returns the failed batch's id."""
     import random
     from datetime import UTC, datetime, timedelta
@@ -60,10 +61,11 @@ def seed_history(db: str, rules: Path, snapshot: Path) -> str:
     plan, loaded = load_plan(rules), load_snapshot(snapshot)
     store = RunStore(db)
     store.upgrade()
-    rng = random.Random(26)
+    orders = list(loaded.orders)
+    random.Random(26).shuffle(orders)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    for ago in range(60, 0, -1):
-        sample = loaded.model_copy(update={"orders": rng.sample(loaded.orders, 40)})
+    for ago in range(60, 0, -1):  # each order routed once, as the OMS would have it
+        sample = loaded.model_copy(update={"orders": orders[5 * (ago - 1):5 * ago]})
         run_recorded(store, plan, sample, source_text=rules.read_text(), trigger="scheduled",
                      started=hour - timedelta(hours=ago, minutes=-5))
     failed = store.start_batch(group="Bench", product_store="STORE", plan_json=plan.to_json(),
