@@ -256,3 +256,22 @@ def test_pages_answer_without_a_run_store_and_before_the_state_is_loaded():
         for path in ("/console", "/console/orders?q=O-1", "/console/orders/O-1003",
                      "/console/queues/_NA_", "/console/stock?facility=WH_NJ"):
             assert client.get(path).status_code == 200, path
+
+
+def test_two_versions_of_the_rules_on_one_snapshot_are_compared_unit_by_unit(tmp_path):
+    """As a shadow run would leave them: the same snapshot, two plans."""
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.upgrade()
+    routing = PLAN.groups[0].routings[0]
+    stores_only = PLAN.model_copy(update={"groups": [PLAN.groups[0].model_copy(update={
+        "routings": [routing.model_copy(update={"rules": routing.rules[1:]})]})]})
+    [a] = run_recorded(store, PLAN, SNAPSHOT, source_text=None)[1]
+    [b] = run_recorded(store, stores_only, SNAPSHOT, source_text=None)[1]
+    state = LiveState([PLAN], lambda: SNAPSHOT)
+    state.refresh()
+    with TestClient(create_app(state, store)) as client:
+        page = client.get(f"/console/compare?a={a}&b={b}").text
+    changed = re.search(r'<table id="changed">(.*?)</table>', page, re.S)
+    assert changed, "no unit-by-unit comparison"
+    assert "O-1001" in changed.group(1) and "WH_NJ" in changed.group(1)
+    store.dispose()
