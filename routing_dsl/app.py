@@ -59,8 +59,8 @@ class InputError(AppError):
     exit_code = 2
 
 
-class BadSnapshot(InputError):
-    """A snapshot source that is not a valid snapshot: every problem found, with where."""
+class InputProblems(InputError):
+    """Unusable input with several problems: every one found, with where, a line each."""
 
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
@@ -69,6 +69,10 @@ class BadSnapshot(InputError):
     @property
     def lines(self) -> list[str]:
         return self.problems
+
+
+class BadSnapshot(InputProblems):
+    """A snapshot source that is not a valid snapshot: every problem found, with where."""
 
 
 class ProblemsError(AppError):
@@ -330,13 +334,28 @@ def display_url(url: str) -> str:
     return _safe(url)
 
 
-def open_store(db_url: str | None, warn: Warn = _ignore) -> RunStore:
+def open_store(db_url: str | None, warn: Warn = _ignore, note: Warn = _ignore) -> RunStore:
     """The run store at ``db_url`` (or ROUTING_DB, or ./routing.db), migrated and with stale
-    batches closed (``warn`` is told how many)."""
+    batches closed (``warn`` is told how many). A SQLite store is created, or upgraded, on
+    first use (``note`` is told); PostgreSQL keeps the explicit `routing db upgrade`, and a
+    missing or old schema there is an InputError saying so."""
     from .ops.store import RunStore, StoreError, database_url
     try:
         store = RunStore(database_url(db_url))
-        store.require_current()
+        try:
+            store.require_current()
+        except StoreError:
+            if store.engine.dialect.name != "sqlite":
+                raise
+            from sqlalchemy.engine import make_url
+            path = make_url(store.url).database
+            fresh = path in (None, "", ":memory:") or not Path(path).exists()
+            before = None if fresh else store.revision()
+            revision = store.upgrade()
+            note(f"created the run store {display_url(store.url)} (revision {revision})"
+                 if before is None else
+                 f"upgraded the run store {display_url(store.url)} from revision {before} "
+                 f"to {revision}")
         from .ops.locks import close_stale
         closed = close_stale(store)
     except StoreError as error:
@@ -367,6 +386,45 @@ def make_webhook(url: str | None):
         raise InputError(f"--webhook {url!r}: an http:// or https:// URL")
     from .ops.sinks import Webhook
     return Webhook(url)
+
+
+SINKS = ("oms",)
+
+
+def make_after(*, sink: str | None = None, source: str | None = None,
+               mapping: Path | None = None, alerts: Path | None = None,
+               log: Callable[[dict], None] | None = None):
+    """What follows each recorded run (`ops.hooks.AfterBatches`): with ``sink`` "oms", the
+    write-back into the OMS database ``source`` (a URL: where the snapshot is read), through
+    the `[sink]` statements of ``mapping``; with ``alerts``, the rules of that file. None when
+    neither is asked for."""
+    if sink is None and alerts is None:
+        return None
+    from .ops.hooks import AfterBatches
+    writer = rules = None
+    if sink is not None:
+        if sink not in SINKS:
+            raise InputError(f"--sink {sink!r}: one of {', '.join(SINKS)}")
+        if source is None or "://" not in str(source):
+            raise InputError("--sink oms writes into the OMS database the snapshot is read "
+                             "from: give a database URL as the snapshot (source)")
+        from .ops.store import database_url
+        from .ops.writeback import OmsSink, WriteBackError, read_sink_mapping
+        try:
+            writer = OmsSink(database_url(str(source)), read_sink_mapping(mapping))
+        except WriteBackError as error:
+            raise InputError(str(error)) from None
+    if alerts is not None:
+        from .ops.alerts import AlertError, Alerts, read_rules
+        try:
+            rules = Alerts(read_rules(alerts))
+        except AlertError as error:
+            raise BadAlerts(error.problems) from None
+    return AfterBatches(writer, rules, log)
+
+
+class BadAlerts(InputProblems):
+    """An alert file that cannot be used: every problem, with where."""
 
 
 def load_oms(snapshot_path: Path, db_url: str) -> tuple[dict[str, int], str]:
@@ -446,12 +504,14 @@ class RunRequest:
     address: str | None = None
     db_url: str | None = None
     webhook: str | None = None
+    sink: str | None = None
+    alerts: Path | None = None
 
     @property
     def recording(self) -> bool:
         import os
         return self.db_url is not None or bool(os.environ.get("ROUTING_DB")) or \
-            self.webhook is not None
+            self.webhook is not None or self.sink is not None or self.alerts is not None
 
 
 @dataclass
@@ -459,6 +519,8 @@ class RunOutcome:
     result: dict
     batch_ids: list[str] = field(default_factory=list)
     store: RunStore | None = None
+    writeback: list = field(default_factory=list)  # ops.writeback.WriteBack, per batch
+    alerts: list[dict] = field(default_factory=list)  # alert changes announced
 
     @property
     def failed(self) -> bool:
@@ -483,6 +545,7 @@ class PreparedRun:
     webhook: Any = None
     # ledger lines acknowledged before this stay unapplied: the source holds them
     reflected_before: Any = None
+    after: Any = None  # ops.hooks.AfterBatches
 
     @property
     def items(self) -> int:
@@ -491,8 +554,14 @@ class PreparedRun:
 
     @property
     def steps(self) -> int:
-        """Progress steps of the run: each item, once per routing."""
-        return self.items * max(1, sum(len(g.routings) for g in self.plan.groups))
+        """Progress steps of the run, at most: each unit (a ship group, or an item for a
+        routing that routes items), once per routing (units its filters leave out are not
+        counted as they go)."""
+        groups = sum(len(o.ship_groups) for o in self.snapshot.orders)
+        chosen = [g for g in self.plan.groups if self.request.group in (None, g.name)]
+        return max(1, sum(self.items if r.item_mode else groups
+                          for g in chosen for r in g.routings
+                          if self.request.routing in (None, r.name)))
 
     def run(self, progress: Callable[[int], None] | None = None) -> RunOutcome:
         options = dict(self.options)
@@ -505,10 +574,16 @@ class PreparedRun:
                                          source_text=source_text(self.request.source),
                                          webhook=self.webhook, router=self.router,
                                          reflected_before=self.reflected_before, **options)
-        return RunOutcome(result, batch_ids, self.store)
+        outcome = RunOutcome(result, batch_ids, self.store)
+        if self.after:
+            followed = self.after(self.store, batch_ids, self.snapshot)
+            outcome.writeback, outcome.alerts = followed["writeback"], followed["alerts"]
+            self.after.dispose()
+        return outcome
 
 
-def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
+def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
+                log: Callable[[dict], None] | None = None) -> PreparedRun:
     """Load and check everything ``request`` names (plan, engine, what-ifs, snapshot, group
     and routing, executor, run store), in that order, raising the first problem."""
     plan = load_plan(request.source)
@@ -519,7 +594,7 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
     changes = read_what_ifs(request.what_ifs, request.what_if_file)
     store = webhook = read_at = None
     if request.recording:  # opened first: its clock is read before the source (ops/ledger.py)
-        store = open_store(request.db_url, warn)
+        store = open_store(request.db_url, warn, note)
         read_at = store.clock()
     snapshot = open_snapshot(request.snapshot, request.mapping,
                              columnar=engine == "fast" and not changes
@@ -536,18 +611,73 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore) -> PreparedRun:
                "explain": request.explain,
                "explain_facilities": set(request.explain_facilities), "engine": engine}
     chosen = router(request.executor, request.jobs, request.address)
-    reflected_before = None
+    reflected_before = after = None
+    if request.sink is not None and changes:
+        raise InputError("--sink writes decisions into the OMS: not ones taken on a "
+                         "snapshot changed by --what-if")
     if store is not None:
         from .ops.ledger import reflection_cutoff
+        after = make_after(sink=request.sink, source=request.snapshot, mapping=request.mapping,
+                           alerts=request.alerts, log=log)
         webhook = make_webhook(request.webhook)
         reflected_before = reflection_cutoff(read_at, snapshot.now)
     return PreparedRun(request, plan, snapshot, options, chosen, store, webhook,
-                       reflected_before)
+                       reflected_before, after)
 
 
 def run(request: RunRequest, warn: Warn = _ignore) -> RunOutcome:
     """`prepare_run`, then run it."""
     return prepare_run(request, warn).run()
+
+
+# ---- reading the run store ----
+
+BATCH_STATUSES = ("running", "succeeded", "failed", "skipped")
+
+
+def list_batches(db_url: str | None, *, group: str | None = None, status: str | None = None,
+                 since=None, until=None, limit: int = 50, warn: Warn = _ignore,
+                 note: Warn = _ignore) -> list:
+    """The run store's batches, newest first (`ops.queries.BatchRow`), filtered by group,
+    status and start time (UTC datetimes; naive ones are taken as UTC)."""
+    from datetime import UTC
+
+    from .ops import queries
+    if status is not None and status not in BATCH_STATUSES:
+        raise InputError(f"--status {status!r}: one of {', '.join(BATCH_STATUSES)}")
+    store = open_store(db_url, warn, note)
+    try:
+        return queries.batches(store, group=group, status=status,
+                               since=since and (since if since.tzinfo else
+                                                since.replace(tzinfo=UTC)),
+                               until=until and (until if until.tzinfo else
+                                                until.replace(tzinfo=UTC)), limit=limit)
+    finally:
+        store.dispose()
+
+
+# What `routing run --format csv|table` shows: one row per allocation and per unfilled item.
+RESULT_COLUMNS = ("order", "ship_group", "item", "product", "outcome", "facility", "quantity",
+                  "rule", "distance", "cost", "delivery_date")
+
+
+def result_rows(result: dict) -> list[dict]:
+    """The result's allocations, then its unfilled items, as flat rows (RESULT_COLUMNS): an
+    unfilled item's outcome is what happened to it (moved, left, ...) and its facility the
+    queue it waits in."""
+    rows = [{"order": a["order"], "ship_group": a["ship_group"], "item": a["item"],
+             "product": a["product"], "outcome": "allocated", "facility": a["facility"],
+             "quantity": a["quantity"], "rule": a["rule"],
+             "distance": None if a["distance"] is None else
+             f"{a['distance']:g} {a['distance_unit']}",
+             "cost": a.get("shipping_cost"), "delivery_date": a.get("delivery_date")}
+            for a in result["allocations"]]
+    rows += [{"order": u["order"], "ship_group": u["ship_group"], "item": u["item"],
+              "product": u["product"], "outcome": u["action"].replace("_", " "),
+              "facility": u["queue"], "quantity": u["quantity"], "rule": u["rule"],
+              "distance": None, "cost": None,
+              "delivery_date": None} for u in result["unfillable"]]
+    return rows
 
 
 # ---- explaining ----

@@ -50,6 +50,10 @@ def warning(message: str) -> None:
     say(f"warning: {message}", err=True)
 
 
+def note(message: str) -> None:
+    click.echo(f"note: {printable(message)}", err=True)
+
+
 def emit(path: Path | None, text: str | bytes) -> bool:
     """Write ``text`` to ``path``, or to standard output when ``path`` is None or ``-``.
     Returns whether it went to a file."""
@@ -196,6 +200,20 @@ webhook_option = click.option(
     "--webhook", metavar="URL",
     help="Also POST each committed batch here (JSON, Idempotency-Key: the batch id), "
          "retrying on errors; needs the run store.")
+sink_option = click.option(
+    "--sink", type=click.Choice(list(app.SINKS)),
+    help="oms: write each committed batch back into the OMS database the snapshot is read "
+         "from (the reference schema, or the [sink] statements of --mapping), refusing "
+         "orders changed there since the read; needs the run store.")
+alerts_option = click.option(
+    "--alerts", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="Alert rules (TOML) evaluated after each batch: a JSON event on stderr, a webhook, "
+         "and with --port a metric; needs the run store.")
+
+
+def log_event(event: dict) -> None:
+    """One JSON line on standard error (alert and write-back events of `routing run`)."""
+    click.echo(json.dumps(event, default=str), err=True)
 
 
 mapping_option = click.option(
@@ -308,7 +326,13 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
                    "(sqlite:///oms.db, postgresql://...) read through --mapping.")
 @mapping_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the result JSON here (`-` or nothing: standard output).")
+              help="Write the result here (`-` or nothing: standard output).")
+@click.option("--format", "output_format", type=click.Choice(["json", "csv", "table"]),
+              default="json", show_default=True,
+              help="json: the result document; csv or table: one row per allocation and per "
+                   "unfilled item (order, ship group, item, product, outcome, facility, "
+                   "quantity, rule, distance, cost, delivery date), the table sized to the "
+                   "terminal.")
 @click.option("--group", help="Run only this group.")
 @click.option("--routing", help="Run only this routing.")
 @click.option("--pretty", is_flag=True, help="Indent the result JSON (default: compact).")
@@ -321,6 +345,8 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
               help="Record the run (one batch per group) in this run store: a SQLite file or "
                    "URL, or postgresql://... (ROUTING_DB works too).")
 @webhook_option
+@sink_option
+@alerts_option
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
                    "states the semantics (same results); auto: fast unless the plan or "
@@ -336,34 +362,43 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @click.option("--address", metavar="HOST:PORT",
               help="With --executor ray: the Ray cluster to use (default: start a local one).")
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
-        group: str | None, routing: str | None, pretty: bool, explain: bool,
-        facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
-        engine: str, what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str,
-        jobs: int, address: str | None) -> None:
+        output_format: str, group: str | None, routing: str | None, pretty: bool,
+        explain: bool, facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
+        sink: str | None, alerts: Path | None, engine: str, what_ifs: tuple[str, ...],
+        what_if_file: Path | None, executor: str, jobs: int, address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     from .result import dump_result
-    job = app.prepare_run(app.RunRequest(
-        source=source, snapshot=snapshot_path, mapping=mapping, group=group, routing=routing,
-        explain=explain, explain_facilities=frozenset(facilities), engine=engine,
-        what_ifs=what_ifs, what_if_file=what_if_file, executor=executor, jobs=jobs,
-        address=address, db_url=db_url, webhook=webhook), warn=warning)
-    # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk its
-    # millions of objects again and again while routing allocates (about 9% of routing time).
-    gc.collect()
-    gc.freeze()
-    stream = sys.stderr
-    bar = None
-    if stream.isatty() and job.items > 5000:
-        bar = click.progressbar(length=job.steps, label="routing", file=stream)
+    progress = Progress(sys.stderr)
     try:
-        outcome = job.run(progress=bar.update if bar is not None else None)
+        progress.phase("loading")
+        job = app.prepare_run(app.RunRequest(
+            source=source, snapshot=snapshot_path, mapping=mapping, group=group,
+            routing=routing, explain=explain, explain_facilities=frozenset(facilities),
+            engine=engine, what_ifs=what_ifs, what_if_file=what_if_file, executor=executor,
+            jobs=jobs, address=address, db_url=db_url, webhook=webhook, sink=sink,
+            alerts=alerts), warn=progress.quiet(warning), note=progress.quiet(note),
+            log=progress.quiet(log_event))
+        # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk
+        # its millions of objects again and again while routing allocates (about 9% of
+        # routing time).
+        gc.collect()
+        gc.freeze()
+        progress.phase("routing", total=job.steps)
+        outcome = job.run(progress=progress.advance if progress.enabled else None)
+        progress.phase("writing")
+        result = outcome.result
+        if output_format == "json":
+            text = dump_result(result, pretty)
+        else:
+            rows = app.result_rows(result)
+            text = csv_text(app.RESULT_COLUMNS, rows) if output_format == "csv" else \
+                table_text(app.RESULT_COLUMNS, rows, width=None if out not in (None, Path("-"))
+                           else terminal_width())
+        written = emit(out, text)
     finally:
-        if bar is not None:
-            bar.render_finish()
-    result = outcome.result
-    text = dump_result(result, pretty)
+        progress.close()
     stores = {o.id: o.product_store for o in job.snapshot.orders}
-    if emit(out, text):
+    if written:
         say(summarize(result, stores))
         click.echo(f"wrote {out}")
     else:
@@ -372,7 +407,144 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         count = len(outcome.batch_ids)
         click.echo(f"recorded {counted(count, 'batch', plural='batches')} in "
                    f"{app.display_url(outcome.store.url)}", err=True)
+    if sink is not None:
+        written = [w for w in outcome.writeback if w.error is None]
+        orders = sum(len(w.applied) for w in written)
+        conflicts = sum(len(w.conflicts) for w in written)
+        click.echo(f"wrote {orders} order{'' if orders == 1 else 's'} back into the OMS"
+                   + (f"; {conflicts} changed there since the snapshot was read, left for the "
+                      "next round" if conflicts else ""), err=True)
+        for failed in (w for w in outcome.writeback if w.error is not None):
+            warning(f"batch {failed.batch_id}: not written back into the OMS: {failed.error}")
     outcome.raise_for_failure()
+
+
+class Progress:
+    """What a long run is doing, on standard error: the phase (loading, routing, writing) and,
+    while routing, how far it is. Drawn only on a terminal, and only once the run has taken
+    longer than DELAY seconds, so short runs and pipes print nothing; warnings said meanwhile
+    clear the line first."""
+
+    DELAY = 2.0
+
+    def __init__(self, stream) -> None:
+        import threading
+        import time
+        self.stream = stream
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        self.started = time.monotonic()
+        self.name, self.total, self.done = "", None, 0
+        self.drawn = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._draw_loop, daemon=True,
+                                            name="progress")
+            self._thread.start()
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        with self._lock:
+            self.name, self.total, self.done = name, total, 0
+
+    def advance(self, steps: int = 1) -> None:
+        self.done += steps  # from the routing thread; read, roughly, by the drawing one
+
+    def quiet(self, say_it):
+        """``say_it``, clearing the progress line first."""
+        def said(message: str) -> None:
+            self._clear()
+            say_it(message)
+        return said
+
+    def _line(self) -> str:
+        import time
+        seconds = time.monotonic() - self.started
+        name = self.name
+        if self.total:
+            share = min(1.0, self.done / self.total)
+            if share >= 1.0 and name == "routing":
+                name = "recording"
+            filled = int(share * 20)
+            return (f"{name:<9} [{'#' * filled}{'.' * (20 - filled)}] {share:4.0%}  "
+                    f"{seconds:5.1f} s")
+        return f"{name:<9} {seconds:5.1f} s"
+
+    def _draw_loop(self) -> None:
+        import time
+        while not self._stop.wait(0.2):
+            if time.monotonic() - self.started < self.DELAY:
+                continue
+            with self._lock:
+                self.stream.write("\r\x1b[K" + self._line())
+                self.stream.flush()
+                self.drawn = True
+
+    def _clear(self) -> None:
+        with self._lock:
+            if self.drawn:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self.drawn = False
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._clear()
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal standard output is, or None when it is not one."""
+    import shutil
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return _plain(value)
+    return printable(str(value))
+
+
+def csv_text(columns, rows: list[dict]) -> str:
+    import csv
+    import io
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else (_plain(row[c]) if isinstance(row[c], float)
+                                                     else row[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def table_text(columns, rows: list[dict], width: int | None = None,
+               numeric=("quantity", "cost", "attempted", "brokered", "allocations",
+                        "unfilled")) -> str:
+    """Rows as aligned columns under a header; with ``width``, the widest columns are cut
+    (ending in an ellipsis) until a line fits in it."""
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    header = [c.replace("_", " ") for c in columns]
+    widths = [max([len(header[k])] + [len(r[k]) for r in cells]) for k in range(len(columns))]
+    if width is not None:
+        floor = [min(w, 4) for w in widths]  # headers are cut too, if need be
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            widest = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
+            if widths[widest] <= floor[widest]:
+                break
+            widths[widest] -= 1
+
+    def fit(text: str, k: int) -> str:
+        if len(text) > widths[k]:
+            text = text[:widths[k] - 1] + "…"
+        return text.rjust(widths[k]) if columns[k] in numeric else text.ljust(widths[k])
+    lines = ["  ".join(fit(h, k) for k, h in enumerate(header)).rstrip()]
+    lines += ["  ".join(fit(cell, k) for k, cell in enumerate(r)).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"
 
 
 @main.command()
@@ -612,7 +784,7 @@ def init(directory: Path) -> None:
 def open_store(db_url: str | None):
     """The run store at ``db_url`` (or ROUTING_DB, or ./routing.db), migrated and with stale
     batches closed (said as a warning)."""
-    return app.open_store(db_url, warning)
+    return app.open_store(db_url, warning, note)
 
 
 def _scenario(name: str, orders, facilities, skus, seed, explicit=None):
@@ -744,6 +916,43 @@ def history(db_url, order_id, group, since, output_format) -> None:
     click.echo(f"{len(rows)} move{'' if len(rows) == 1 else 's'}", err=True)
 
 
+@main.command("batches")
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--group", help="Only this group.")
+@click.option("--status", type=click.Choice(list(app.BATCH_STATUSES)), help="Only this status.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only batches started at or after this date (UTC).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="At most this many, newest first.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def batches_command(db_url, group, status, since, limit, output_format) -> None:
+    """The batches, newest first: status, trigger, counts and the plan version that ran."""
+    rows = app.list_batches(db_url, group=group, status=status, since=since, limit=limit,
+                            warn=warning, note=note)
+    if output_format == "json":
+        click.echo(json.dumps([{
+            "id": b.id, "group": b.group, "product_store": b.product_store,
+            "trigger": b.trigger, "status": b.status, "started": b.started.isoformat(),
+            "finished": b.finished.isoformat() if b.finished else None,
+            "attempted_items": b.attempted_items, "brokered_items": b.brokered_items,
+            "allocations": b.allocations, "unfillable": b.unfillable,
+            "version": b.plan_hash, "error": b.error} for b in rows], indent=2))
+        return
+    columns = ("started", "status", "trigger", "group", "attempted", "brokered",
+               "allocations", "unfilled", "version", "batch")
+    click.echo(table_text(columns, [{
+        "started": b.started.strftime("%Y-%m-%d %H:%M:%S"), "status": b.status,
+        "trigger": b.trigger, "group": b.group, "attempted": b.attempted_items,
+        "brokered": b.brokered_items, "allocations": b.allocations, "unfilled": b.unfillable,
+        "version": b.plan_hash[:12], "batch": b.id} for b in rows], terminal_width()),
+        nl=False)
+    for b in rows:
+        if b.error:
+            say(printable(f"{b.id}: {b.error}"), err=True)
+    click.echo(f"{len(rows)} batch{'' if len(rows) == 1 else 'es'}", err=True)
+
+
 def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -774,6 +983,8 @@ def purge(db_url: str | None, age: str) -> None:
 @mapping_option
 @click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
 @webhook_option
+@sink_option
+@alerts_option
 @click.option("--port", type=click.IntRange(1, 65535),
               help="Also answer HTTP on this port: decisions, runs, batches, history, "
                    "health and metrics (see docs/service.md).")
@@ -805,7 +1016,8 @@ def purge(db_url: str | None, age: str) -> None:
 @click.option("--keep-alive-timeout", type=click.FloatRange(0.1), default=5.0,
               show_default=True, help="With --port: seconds an idle connection stays open.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
-          db_url: str | None, webhook: str | None, port: int | None, host: str, once: bool,
+          db_url: str | None, webhook: str | None, sink: str | None, alerts: Path | None,
+          port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
           body_timeout: float, keep_alive_timeout: float) -> None:
@@ -836,12 +1048,16 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     # afresh at each call; raises, never exits: serve logs it and retries
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
-    sink = app.make_webhook(webhook)
+    hook = app.make_webhook(webhook)
     supervision = Supervision()
-    schedulers = [Scheduler(store, plan, source, webhook=sink, source_text=text,
+    schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
                             supervision=supervision)
                   for (plan, _), text in zip(plans, texts, strict=True)]
     log = schedulers[0].log
+    after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping, alerts=alerts,
+                           log=log)
+    for scheduler in schedulers:
+        scheduler.after = after
     if executor != "local":
         for scheduler in schedulers:
             scheduler.router = app.router(executor, jobs, address)
@@ -881,7 +1097,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
                            body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
     connections = server.ConnectionStats()
     application = create_app(state, store, token, limits=limits, supervision=supervision,
-                             connections=connections)
+                             connections=connections, after=after)
     # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
     server.run(application, host=host, port=port, limits=limits, stats=connections, log=log)
     stop.set()
@@ -926,13 +1142,25 @@ def lsp() -> None:
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
+@click.option("--console", "console_only", is_flag=True,
+              help="Only the console: every page timed against a SQLite run store of "
+                   "--console-batches batches and --console-history history rows (target "
+                   "200 ms a page), and what its indexes add to recording a batch.")
+@click.option("--console-batches", type=click.IntRange(10), default=100_000, show_default=True)
+@click.option("--console-history", type=click.IntRange(10), default=1_000_000,
+              show_default=True)
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, service_db: str | None, scaling_plot: Path | None) -> None:
+          service_only: bool, service_db: str | None, scaling_plot: Path | None,
+          console_only: bool, console_batches: int, console_history: int) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
-    realistic scenario end to end."""
+    realistic scenario end to end; or the service, or the console."""
+    if console_only:
+        from .bench.console import console_bench
+        click.echo(console_bench(console_batches, console_history).text())
+        return
     if scenario == "stores":  # scale-out: a retail group's stores, one process against pools
         from .bench.suite import stores_bench
         click.echo(stores_bench(stores=40, orders=orders or 5000))

@@ -322,6 +322,10 @@ class Order(_Model):
     origin_facility: str | None = None
     """The facility the order came from (a store for POS orders), for
     `origin_facility_group`."""
+    version: int | None = None
+    """The OMS row's version when the snapshot was read (the OMS adds one at every change to
+    the order, its ship groups or items): the OMS write-back refuses a decision for an order
+    whose version has changed since. Routing ignores it."""
     ship_groups: list[ShipGroup]
     """The ship groups."""
 

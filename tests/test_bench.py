@@ -150,3 +150,13 @@ def test_the_load_generator_checks_every_answer_over_keep_alive_connections(tmp_
         bad = encode("127.0.0.1", "/v1/decisions", [bodies[0], b'{"order": 1}'])
         with pytest.raises(LoadError, match="HTTP 422.*order"):
             drive(address, bad)
+
+
+def test_the_console_bench_times_every_page_against_a_filled_store():
+    result = CliRunner().invoke(main, ["bench", "--console", "--console-batches", "400",
+                                       "--console-history", "4000"])
+    assert result.exit_code == 0, result.output
+    assert "400 batches, 4,000 history rows" in result.stdout
+    for page in ("dashboard, 90 days", "orders, by id prefix", "queue", "stock, one facility"):
+        assert page in result.stdout
+    assert "recording a batch of 5,000 allocations" in result.stdout

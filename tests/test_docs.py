@@ -77,3 +77,81 @@ def test_the_benchmark_rules_are_shipped_as_the_route_files_the_docs_show():
         assert path.read_text() == text, f"{path} differs from what the bench routes"
         assert not Workspace().check_path(path).has_errors
         assert f"bench/{name}" in performance
+
+
+# ---- docs/operations.md and docs/service.md: the console, the write-back, the alerts ----
+
+def _block(document: str, name: str, language: str) -> str:
+    text = (ROOT / "docs" / document).read_text(encoding="utf-8")
+    found = re.search(rf"<!-- tested: {name} -->\n```{language}\n(.*?)```", text, re.S)
+    assert found, f"{document}: no tested {name} block"
+    return found.group(1)
+
+
+def test_the_operations_doc_write_back_example_runs(tmp_path, monkeypatch):
+    import shlex
+    import shutil
+
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    said = []
+    for line in _block("operations.md", "writeback", "sh").strip().splitlines():
+        result = CliRunner().invoke(main, shlex.split(line)[1:])
+        assert result.exit_code == 0, (line, result.output)
+        said.append(result.stderr)
+    assert "wrote 4 orders back into the OMS" in said[1]
+    assert "wrote 0 orders back into the OMS" in said[2]
+    import json
+    assert json.loads((tmp_path / "again.json").read_text())["allocations"] == []
+
+
+def test_the_operations_doc_alert_rules_are_a_valid_alert_file(tmp_path):
+    from routing_dsl.ops.alerts import read_rules
+    path = tmp_path / "alerts.toml"
+    path.write_text(_block("operations.md", "alerts", "toml"))
+    rules = read_rules(path)
+    assert {r.when for r in rules.rule} == {"batch_failed", "unfilled_units", "parked_units",
+                                            "scheduler_late"}
+
+
+def test_the_operations_doc_prometheus_rules_name_metrics_the_service_exports(tmp_path):
+    from datetime import UTC, datetime
+
+    import yaml
+    from fastapi.testclient import TestClient
+
+    from routing_dsl.checker import Workspace
+    from routing_dsl.compiler import compile_program
+    from routing_dsl.ops.alerts import Alerts, read_rules
+    from routing_dsl.ops.hooks import AfterBatches
+    from routing_dsl.ops.scheduler import Supervision
+    from routing_dsl.service.app import create_app
+    from routing_dsl.service.state import LiveState
+    from routing_dsl.snapshot import load_snapshot
+    rules = yaml.safe_load(_block("operations.md", "prometheus", "yaml"))
+    expressions = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    assert all(r["alert"] and r["expr"] for g in rules["groups"] for r in g["rules"])
+    path = tmp_path / "alerts.toml"
+    path.write_text(_block("operations.md", "alerts", "toml"))
+    example = ROOT / "examples" / "omnichannel"
+    plan = compile_program(Workspace().check_path(example / "omnichannel.route").program)
+    state = LiveState([plan], lambda: load_snapshot(example / "snapshot.json"))
+    state.refresh()
+    supervision = Supervision()
+    supervision.succeeded("scheduler", datetime.now(UTC), [{"status": "failed"}])
+    after = AfterBatches(alerts=Alerts(read_rules(path)))
+    with TestClient(create_app(state, supervision=supervision, after=after)) as client:
+        exported = client.get("/metrics").text
+    names = set(re.findall(r"^# TYPE (\w+)", exported, re.M))
+    names |= {n + suffix for n in names for suffix in ("_bucket", "_sum", "_count")}
+    used = {n for e in expressions for n in re.findall(r"\brouting_\w+", e)}
+    assert used and sorted(used - names) == []
+
+
+def test_every_picture_the_docs_show_is_there():
+    for document in (ROOT / "docs").glob("*.md"):
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", document.read_text("utf-8")):
+            assert (document.parent / target).is_file(), (document.name, target)

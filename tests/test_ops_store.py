@@ -53,15 +53,31 @@ def slow_run(tmp_path_factory):
     return folder / "bench.route", folder / "big.json"
 
 
-def test_upgrade_creates_the_schema_and_commands_refuse_an_empty_database(db_url):
-    refused = invoke("history", "--db", db_url)
-    assert refused.exit_code == 2
-    assert "no run store" in refused.stderr and "routing db upgrade" in refused.stderr
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from routing_dsl.ops.store import _config
+    return ScriptDirectory.from_config(_config(None)).get_current_head()
+
+
+def test_upgrade_creates_the_schema_and_postgresql_commands_refuse_an_empty_database(db_url):
+    first = invoke("history", "--db", db_url)
+    if db_url.startswith("sqlite"):  # the embedded default: created on first use
+        assert first.exit_code == 0, first.output
+        assert f"note: created the run store sqlite:///{db_url[10:]} (revision " \
+               f"{head_revision()})" in first.stderr
+    else:  # PostgreSQL keeps the explicit upgrade, and says so
+        assert first.exit_code == 2
+        assert "has no run store" in first.stderr and "routing db upgrade" in first.stderr
+        for command in (["batches"], ["outbox", "list"], ["purge", "--older-than", "1d"]):
+            refused = invoke(*command, "--db", db_url)
+            assert refused.exit_code == 2 and "routing db upgrade" in refused.stderr, command
     done = invoke("db", "upgrade", "--db", db_url)
     assert done.exit_code == 0, done.output
-    assert "run store at revision 0005" in done.stdout
+    assert f"run store at revision {head_revision()}" in done.stdout
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0  # idempotent
-    assert invoke("history", "--db", db_url).exit_code == 0
+    again = invoke("history", "--db", db_url)
+    assert again.exit_code == 0 and "note:" not in again.stderr
 
 
 def test_an_old_schema_is_refused_until_upgraded(tmp_path):
@@ -73,9 +89,22 @@ def test_an_old_schema_is_refused_until_upgraded(tmp_path):
         command.upgrade(_config(connection), "0001")
     with pytest.raises(StoreError, match="is at revision 0001; run `routing db upgrade"):
         store.require_current()
-    assert store.upgrade() == "0005"
+    assert store.upgrade() == head_revision()
     store.require_current()
     store.dispose()
+
+
+def test_an_old_sqlite_store_is_upgraded_on_first_use_and_says_so(tmp_path):
+    from alembic import command
+
+    from routing_dsl.ops.store import _config
+    store = RunStore(f"sqlite:///{tmp_path / 'old.db'}")
+    with store.engine.begin() as connection:
+        command.upgrade(_config(connection), "0001")
+    store.dispose()
+    result = invoke("history", "--db", str(tmp_path / "old.db"))
+    assert result.exit_code == 0, result.output
+    assert f"from revision 0001 to {head_revision()}" in result.stderr
 
 
 def test_a_recorded_run_reads_back_as_the_result_says(db_url, tmp_path):
@@ -348,13 +377,15 @@ def test_a_batch_that_is_still_running_elsewhere_is_not_closed(db_url, slow_run)
     store.dispose()
 
 
-def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path, monkeypatch):
+def test_the_default_sqlite_store_is_created_on_first_use(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ROUTING_DB", raising=False)
     result = invoke("history")
-    assert result.exit_code == 2
-    assert "no run store here; create it with `routing db upgrade" in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert result.exit_code == 0, result.output
+    assert "note: created the run store" in result.stderr
+    assert (tmp_path / "routing.db").is_file()
+    missing = invoke("history", "--db", str(tmp_path / "no" / "such" / "dir.db"))
+    assert missing.exit_code == 2 and "cannot reach" in missing.stderr
 
 
 def test_a_recorded_run_keeps_its_shipping_costs(db_url, tmp_path):
@@ -377,3 +408,14 @@ def test_a_recorded_run_keeps_its_shipping_costs(db_url, tmp_path):
         (a["shipping_cost"], a["transit_days"], a["delivery_date"])
         for a in document["allocations"]]
     store.dispose()
+
+
+def test_serve_starts_on_a_fresh_sqlite_file(tmp_path):
+    from routing_dsl.service.launch import serving
+    db = tmp_path / "fresh.db"
+    with serving([SOURCE, "--source", SNAPSHOT, "--db", str(db)], cwd=tmp_path) as served:
+        import httpx
+        assert httpx.get(f"{served.base}/console").status_code == 200
+        assert isinstance(httpx.get(f"{served.base}/v1/batches").json(), list)
+    assert db.is_file()
+    assert "note: created the run store" in served.stderr

@@ -163,7 +163,7 @@ def _taken_from_columns(columns, taken: dict):
     return dataclasses.replace(columns, atp=atp)
 
 
-def _replace(value, **changes):
+def replace_fields(value, **changes):
     """A copy of a model (pydantic) or a record (msgspec struct) with ``changes``."""
     if isinstance(value, BaseModel):
         return value.model_copy(update=changes)
@@ -190,12 +190,12 @@ def apply_order(order, effects: Effects):
                     changes["auto_cancel_date"] = None if effect.auto_cancel is None else \
                         datetime.fromisoformat(effect.auto_cancel)
                 if changes:
-                    item = _replace(item, **changes)
+                    item = replace_fields(item, **changes)
                 queue = effect.queue or queue
             by_queue.setdefault(queue, []).append(item)
         for queue, items in by_queue.items():
-            groups.append(_replace(group, facility=queue, items=type(group.items)(items)))
-    return _replace(order, ship_groups=type(order.ship_groups)(groups))
+            groups.append(replace_fields(group, facility=queue, items=type(group.items)(items)))
+    return replace_fields(order, ship_groups=type(order.ship_groups)(groups))
 
 
 # ---- what a result writes -------------------------------------------------------------------

@@ -66,11 +66,14 @@ _methods = _table("oms_shipment_method", sa.Column("id", Text, nullable=False),
                   sa.Column("carrier", Text), sa.Column("delivery_days", Int),
                   sa.Column("parent", Text),
                   sa.Column("rates", Text))  # the rate card as JSON (docs/snapshot.md)
+# `version`: one more at every change to the order, its ship groups or its items (by the OMS
+# and by the write-back), so a decision taken on an older read is refused (ops/writeback.py).
 _orders = _table("oms_order", sa.Column("id", Text, primary_key=True),
                  sa.Column("product_store", Text, nullable=False),
                  sa.Column("status", Text, nullable=False), sa.Column("order_date", Text),
                  sa.Column("sales_channel", Text), sa.Column("priority", Text),
-                 sa.Column("origin_facility", Text))
+                 sa.Column("origin_facility", Text),
+                 sa.Column("version", Int, nullable=False, server_default="1"))
 _groups = _table("oms_ship_group", sa.Column("order_id", Text, nullable=False),
                  sa.Column("id", Text, nullable=False),
                  sa.Column("facility", Text, nullable=False),
@@ -93,6 +96,13 @@ _exclusions = _table("oms_item_excluded_facility", sa.Column("order_id", Text, n
                      sa.Column("ship_group", Text, nullable=False),
                      sa.Column("item", Text, nullable=False),
                      sa.Column("facility", Text, nullable=False))
+
+# The batches the write-back applied here, written in the same transaction as their moves:
+# a batch delivered twice is applied once.
+applied_batches = sa.Table("oms_applied_batch", oms,
+                           sa.Column("batch_id", Text, primary_key=True),
+                           sa.Column("applied_at", Text, nullable=False),
+                           sa.Column("summary", Text, nullable=False))
 
 PARTS = {"meta": _meta, "product_stores": _stores, "facilities": _facilities,
          "facility_stores": _facility_stores, "facility_groups": _facility_groups,
@@ -145,6 +155,7 @@ def read_mapping(path: Path) -> dict[str, str]:
         given = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise SnapshotError([f"{path}: {error}"]) from None
+    given.pop("sink", None)  # the write-back's statements (ops/writeback.py)
     unknown = sorted(set(given) - set(PARTS))
     if unknown or not all(isinstance(v, str) for v in given.values()):
         raise SnapshotError([f"{path}: parts are {', '.join(PARTS)}, each a SQL query string"
@@ -311,7 +322,8 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
     for order in snapshot_document.get("orders", []):
         flat["orders"].append({k: order.get(k) for k in (
             "id", "product_store", "order_date", "sales_channel", "priority",
-            "origin_facility")} | {"status": order.get("status", "APPROVED")})
+            "origin_facility")} | {"status": order.get("status", "APPROVED"),
+                                   "version": order.get("version") or 1})
         for group in order["ship_groups"]:
             ship_to = group.get("ship_to")
             flat["ship_groups"].append({
@@ -337,6 +349,7 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
     try:
         oms.create_all(engine)
         with engine.begin() as connection:
+            connection.execute(applied_batches.delete())
             for part, table in PARTS.items():
                 connection.execute(table.delete())
                 if flat[part]:

@@ -86,6 +86,25 @@ def next_slot(expression: str, zone: str, now: datetime) -> datetime:
     return slot
 
 
+def slots_missed(group: PlanGroup, last: datetime | None, now: datetime,
+                 most: int = 1000) -> int:
+    """Slots of ``group`` that came after its last scheduled batch started (``last``) and
+    are due by ``now``: 0 when it is on time (the alerts' "scheduler late" and the
+    dashboard read it). At most ``most``; 0 for a group that never ran (nothing to measure
+    from) or has no schedule."""
+    if not group.cron or last is None:
+        return 0
+    iterator = _cron(group.cron, last.astimezone(ZoneInfo(group_zone(group))))
+    missed = 0
+    while missed < most:
+        slot = iterator.get_next(datetime)
+        if slot.astimezone(UTC) > now.astimezone(UTC):
+            break
+        if not _shown_again(group.cron, slot):
+            missed += 1
+    return missed
+
+
 def group_zone(group: PlanGroup) -> str:
     return group.timezone or "UTC"
 
@@ -207,6 +226,9 @@ class Scheduler:
         # partitions in parallel; run_recorded still takes each partition's lock for its
         # groups, so one writer at a time per partition.
         self.router = None
+        # What follows the round's committed batches (ops.hooks.AfterBatches: the OMS
+        # write-back, then the alert rules) and each round (the scheduler-late rules).
+        self.after = None
         self.failures = 0  # rounds failed in a row
         self._settled: dict[str, datetime] = {}   # group -> its latest slot, known to be run
         self._retrying: dict[str, datetime] = {}  # group -> slot whose round failed here
@@ -307,17 +329,24 @@ class Scheduler:
                 self.live.refresh()
             except Exception as error:
                 raise SourceFailed("the source could not be read") from error
-            return self.live.run_groups(self.plan, names, trigger="scheduled", started=now,
-                                        webhook=self.webhook, router=self.router or route)
-        read_at = self.store.clock()  # before the source: see ledger.reflection_cutoff
-        try:
-            snapshot = self.source()
-        except Exception as error:
-            raise SourceFailed("the source could not be read") from error
-        return run_recorded(self.store, self.plan, snapshot, source_text=self.source_text,
-                            trigger="scheduled", group=names, started=now,
-                            webhook=self.webhook, router=self.router or route,
-                            reflected_before=reflection_cutoff(read_at, snapshot.now))
+            result, ids = self.live.run_groups(self.plan, names, trigger="scheduled",
+                                               started=now, webhook=self.webhook,
+                                               router=self.router or route)
+            snapshot = self.live.snapshot
+        else:
+            read_at = self.store.clock()  # before the source: see ledger.reflection_cutoff
+            try:
+                snapshot = self.source()
+            except Exception as error:
+                raise SourceFailed("the source could not be read") from error
+            result, ids = run_recorded(self.store, self.plan, snapshot,
+                                       source_text=self.source_text, trigger="scheduled",
+                                       group=names, started=now, webhook=self.webhook,
+                                       router=self.router or route,
+                                       reflected_before=reflection_cutoff(read_at, snapshot.now))
+        if self.after:  # the OMS write-back acknowledges what it wrote: the ledger then
+            self.after(self.store, ids, snapshot)  # stops applying it once a read follows
+        return result, ids
 
     def _record_failure(self, due: list[PlanGroup], slots: dict, now: datetime,
                         error: str) -> None:
@@ -362,13 +391,23 @@ class Scheduler:
                       "plan": self.plan.source, "error": message, "failures": self.failures,
                       "retry_in": delay})
             self.supervision.failed(self.name, self.clock(), message, delay)
+            self._after_round()
             return delay
         if self.failures:
             self.log({"at": self.clock().isoformat(), "event": "recovered",
                       "plan": self.plan.source, "failures": self.failures})
         self.failures = 0
         self.supervision.succeeded(self.name, self.clock(), batches)
+        self._after_round()
         return None
+
+    def _after_round(self) -> None:
+        if self.after:
+            try:
+                self.after.after_round(self.store, self.plan, self.clock())
+            except Exception as error:  # noqa: BLE001 - the store is down: logged above
+                self.log({"at": self.clock().isoformat(), "event": "alerts_failed",
+                          "error": describe(error)})
 
     def _log_batches(self, result: dict, ids: list[str], recorded: list[dict]) -> list[dict]:
         for batch, batch_id in zip(result["batches"], ids, strict=True):

@@ -196,3 +196,104 @@ decision_keys = sa.Table(
     sa.Column("created", Time, nullable=False),
     sa.Index("ix_decision_keys_created", "created"),
 )
+
+# ---- the console's reads (migration 0006) ----
+# Indexes for the console's and the CLI's paged queries (tests/test_console_queries.py checks
+# with EXPLAIN that every page query uses one).
+sa.Index("ix_batches_status_started", batches.c.status, batches.c.started)
+sa.Index("ix_batches_group_started", batches.c.group_name, batches.c.started)
+sa.Index("ix_batches_group_trigger_started", batches.c.group_name, batches.c.trigger,
+         batches.c.started)
+sa.Index("ix_batches_finished", batches.c.finished)
+sa.Index("ix_allocations_order", allocations.c.order_id)
+sa.Index("ix_allocations_product_order", allocations.c.product, allocations.c.order_id)
+sa.Index("ix_unfillable_order", unfillable.c.order_id)
+sa.Index("ix_unfillable_product_order", unfillable.c.product, unfillable.c.order_id)
+sa.Index("ix_history_ship_group_order", history.c.ship_group, history.c.order_id)
+sa.Index("ix_history_to_order", history.c.to_facility, history.c.order_id)
+
+# Hourly rollups of finished batches, kept by a trigger on `batches` (fired once per batch,
+# when it leaves `running`: its allocations, unfillable items and runs are written by then),
+# so the dashboard reads a few hundred rows for a month however many batches ran. They outlive
+# `routing purge`: trends stay when the detail goes. `hour` counts hours since 1970 (UTC).
+hourly_stats = sa.Table(
+    "hourly_stats", metadata,
+    sa.Column("hour", sa.Integer, primary_key=True),
+    sa.Column("group_name", sa.Text, primary_key=True),
+    sa.Column("trigger", sa.String(16), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("batch_count", sa.Integer, nullable=False),
+    sa.Column("attempted_items", sa.Integer, nullable=False),
+    sa.Column("brokered_items", sa.Integer, nullable=False),
+    sa.Column("allocations", sa.Integer, nullable=False),
+    sa.Column("units_routed", sa.Float, nullable=False),
+    sa.Column("ship_groups", sa.Integer, nullable=False),
+    sa.Column("split_ship_groups", sa.Integer, nullable=False),
+    sa.Column("distance_km", sa.Float, nullable=False),
+    sa.Column("distance_rows", sa.Integer, nullable=False),
+    sa.Column("distance_mi_rows", sa.Integer, nullable=False),
+    sa.Column("shipping_cost", sa.Float, nullable=False),
+    sa.Column("costed_units", sa.Float, nullable=False),
+    sa.Column("late_items", sa.Integer, nullable=False),
+    sa.Column("unfilled_items", sa.Integer, nullable=False),
+    sa.Column("unfilled_units", sa.Float, nullable=False),
+    sa.Index("ix_hourly_stats_group", "group_name", "hour"),
+    sqlite_with_rowid=False,
+)
+
+# Units moved to each queue (parked), per hour and group.
+hourly_parked = sa.Table(
+    "hourly_parked", metadata,
+    sa.Column("hour", sa.Integer, primary_key=True),
+    sa.Column("group_name", sa.Text, primary_key=True),
+    sa.Column("queue", sa.Text, primary_key=True),
+    sa.Column("units", sa.Float, nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Index("ix_hourly_parked_group", "group_name", "hour"),
+    sqlite_with_rowid=False,
+)
+
+# ---- the OMS write-back and the alerts (migration 0007) ----
+# What the write-back did with each batch it was given (ops/writeback.py).
+sink_batches = sa.Table(
+    "sink_batches", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("sink", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("orders_applied", sa.Integer, nullable=False),
+    sa.Column("conflicts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("at", Time, nullable=False),
+    sa.CheckConstraint("status in ('applied', 'failed')", name="status"),
+)
+
+# A decision the write-back refused: its order changed in the OMS since the snapshot was read
+# (its version differs), so the next round decides it again.
+sink_conflicts = sa.Table(
+    "sink_conflicts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("expected_version", sa.Integer),
+    sa.Column("found_version", sa.Integer),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Index("ix_sink_conflicts_batch", "batch_id"),
+    sa.Index("ix_sink_conflicts_order", "order_id"),
+)
+
+# Which alert rule fires for which group (empty: for all), shared by every process using the
+# store, so a change of state is announced once (ops/alerts.py).
+alert_state = sa.Table(
+    "alert_state", metadata,
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("group_name", sa.Text, primary_key=True),
+    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("since", Time),
+    sa.Column("value", sa.Float),
+    sa.Column("message", sa.Text),
+    sa.Column("batch_id", sa.String(36)),
+    sa.Column("updated", Time, nullable=False),
+)

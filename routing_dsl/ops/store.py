@@ -304,8 +304,19 @@ class RunStore:
         return heads
 
     def insert_batches(self, connection: sa.Connection, rows: list[dict]) -> None:
-        """Finished batches' own rows (a committed decision's, written whole)."""
-        insert_rows(connection, t.batches, rows)
+        """Finished batches' own rows (a committed decision's, written whole), inserted as
+        ``running``: `settle_batches` gives them their status once their rows are written
+        in the same transaction, so that what a batch's end sets off (the hourly rollup
+        trigger of migration 0006) finds them all."""
+        insert_rows(connection, t.batches, [{**row, "status": "running"} for row in rows])
+
+    def settle_batches(self, connection: sa.Connection, rows: list[dict]) -> None:
+        """The status of batches `insert_batches` wrote, now that their rows are written."""
+        if rows:
+            connection.execute(
+                t.batches.update().where(t.batches.c.id == sa.bindparam("batch"))
+                .values(status=sa.bindparam("final")),
+                [{"batch": row["id"], "final": row["status"]} for row in rows])
 
     # ---- the ledger ----
     def clock(self) -> datetime:

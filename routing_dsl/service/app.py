@@ -157,11 +157,13 @@ def too_large(limit: int) -> JSONResponse:
 
 def create_app(state: LiveState, store=None, token: str | None = None, *,
                limits: Limits | None = None, supervision: Supervision | None = None,
-               connections: ConnectionStats | None = None) -> FastAPI:
+               connections: ConnectionStats | None = None, after=None) -> FastAPI:
     """The application for one live state and (optionally) a run store: by default the live
     state's, where its commits are recorded. With ``token``, every write (POST) needs
     `Authorization: Bearer <token>`. ``supervision`` is the scheduler's (for /healthz and
-    /metrics), ``connections`` the HTTP server's."""
+    /metrics), ``connections`` the HTTP server's; ``after`` (`ops.hooks.AfterBatches`)
+    follows the group runs it starts (the OMS write-back, the alert rules, whose state
+    /metrics shows)."""
     if store is None:
         store = state.store
     limits = limits or Limits()
@@ -321,6 +323,8 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             raise HTTPException(404, f"no group named {name!r}")
         result, ids = state.run_group(plan, group, need_store())
         supervision.count("api", [_status(b) for b in result["batches"]])
+        if after:  # versions as the live state read them
+            after(store, ids, state.snapshot)
         return {"batches": ids, "allocations": len(result["allocations"]),
                 "unfillable": len(result["unfillable"])}
 
@@ -381,6 +385,9 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             lines += ["# TYPE routing_live_state_loaded_timestamp_seconds gauge",
                       f"routing_live_state_loaded_timestamp_seconds "
                       f"{state.loaded_at.timestamp():.3f}"]
+        alerts = getattr(after, "alerts", None)
+        if alerts is not None:
+            lines += alerts.metrics()
         if connections is not None:
             lines += ["# TYPE routing_http_connections gauge",
                       f"routing_http_connections {connections.open}",
@@ -400,7 +407,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         return app.openapi_schema
 
     app.openapi = openapi
-    mount_console(app, state, store)
+    mount_console(app, state, store, supervision, getattr(after, "alerts", None))
     return app
 
 

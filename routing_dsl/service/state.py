@@ -227,6 +227,24 @@ class LiveState:
         """Acknowledgements before this time are reflected by the loaded source."""
         return self._view.reflected_before if self._view is not None else None
 
+    def pending(self, orders=None) -> ledger.Effects:
+        """What the ledger lines the loaded source does not reflect do to it (lines of
+        ``orders`` only, when given): stock taken, today's order counts, and per order line
+        what was allocated, where it was moved, its auto-cancel date. Read from the run store
+        (for the console: decisions never wait for it); nothing without one."""
+        view = self._current()
+        effects = ledger.Effects(view.today)
+        if self.store is None:
+            return effects
+        return effects.extend(self.store.ledger(reflected_before=view.reflected_before,
+                                                orders=orders))
+
+    def counted_today(self) -> dict[str, int]:
+        """Orders per facility the applied ledger lines added to today's counts."""
+        view = self._current()
+        with self.lock:
+            return dict(view.counted)
+
     def catch_up(self, product_stores) -> None:
         """Apply the ledger lines written since for the partitions of ``product_stores``."""
         view = self._current()
@@ -480,6 +498,7 @@ class LiveState:
                         saved.add(digest)
                 store.insert_batches(connection, batch_rows)
                 heads = store.record(connection, recorded)
+                store.settle_batches(connection, batch_rows)
                 rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
                          "answer": answer.decode()} for e, answer in zip(fresh, answers,
                                                                          strict=True)]
