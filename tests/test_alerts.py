@@ -83,8 +83,14 @@ def failed_batch(store, hours_ago: float = 0) -> str:
 
 
 def good_batch(store, snapshot=SNAPSHOT, hours_ago: float = 0) -> str:
-    return run_recorded(store, PLAN, snapshot, source_text=None, trigger="scheduled",
-                        started=datetime.now(UTC) - timedelta(hours=hours_ago))[1][0]
+    """A scheduled batch on ``snapshot`` as an OMS would have it: the batches before it
+    applied (acknowledged) and the snapshot read after that, so it decides the same orders
+    afresh (ops/ledger.py)."""
+    batch = run_recorded(store, PLAN, snapshot, source_text=None, trigger="scheduled",
+                         started=datetime.now(UTC) - timedelta(hours=hours_ago),
+                         reflected_before=store.clock() + timedelta(seconds=2))[1][0]
+    store.ack(batch=batch)
+    return batch
 
 
 def test_a_failed_batch_fires_once_and_resolves_with_the_next_good_one(store, tmp_path,
@@ -184,7 +190,7 @@ def test_routing_run_announces_alerts_as_json_events(tmp_path):
 def test_the_service_shows_alerts_in_metrics_and_on_the_dashboard(tmp_path):
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
     store.upgrade()
-    state = LiveState([PLAN], lambda: SNAPSHOT)
+    state = LiveState([PLAN], lambda: SNAPSHOT, store=store)
     state.refresh()
     alerts = Alerts(rules(tmp_path, '[[rule]]\nname = "unfilled"\nwhen = "unfilled_units"\n'
                                     'above = 10\n'))

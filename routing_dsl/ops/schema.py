@@ -172,6 +172,8 @@ reservations = sa.Table(
     sa.Column("day", sa.String(10), nullable=False),  # the decision's local date
     sa.Column("auto_cancel_date", sa.Text),
     sa.Column("created", Time, nullable=False),
+    # the decision was voided (the OMS refused it): the line no longer applies
+    sa.Column("released", Time),
     sa.Index("ix_reservations_store", "product_store", "id"),
     sa.Index("ix_reservations_order", "order_id"),
     sa.Index("ix_reservations_outbox", "outbox_id"),

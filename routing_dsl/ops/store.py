@@ -322,7 +322,7 @@ class RunStore:
     def clock(self) -> datetime:
         """The database's clock (UTC): what acknowledgements are stamped with."""
         with self.reading() as connection:
-            value = connection.execute(sa.select(_clock(connection))).scalar()
+            value = connection.execute(sa.select(database_now(connection))).scalar()
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return _utc(value)
@@ -409,7 +409,7 @@ class RunStore:
             condition = condition & (t.outbox.c.batch_id == batch)
         with self.engine.begin() as connection:
             return connection.execute(t.outbox.update().where(condition).values(
-                acked=_clock(connection))).rowcount
+                acked=database_now(connection))).rowcount
 
     def fail_batch(self, batch_id: str, error: str) -> None:
         with self.engine.begin() as connection:
@@ -544,7 +544,7 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) ->
                     copy.write_row(tuple(row.values()))
 
 
-def _clock(connection: sa.Connection):
+def database_now(connection: sa.Connection):
     """The database's current time as SQL: to the microsecond on PostgreSQL, to the
     millisecond on SQLite (in the text form SQLAlchemy writes there: UTC, six decimals)."""
     if connection.dialect.name == "postgresql":
@@ -566,11 +566,11 @@ _SET_HEAD = sa.text("insert into ledger_heads (product_store, last_id) "
 @functools.cache
 def _ledger_query(dialect: str, reflection: bool, after_stores: int | None, in_stores: bool,
                   in_orders: bool) -> sa.TextClause:
-    """The ledger lines: unreflected (an acknowledgement at or after ``:cutoff``, compared
-    as text to the second on SQLite, where times are text: a stamp without fractions in
-    that very second counts as at or after it), of stores above an id each, of stores, of
-    orders."""
-    where, binds = [], []
+    """The ledger lines not released (their decision voided): unreflected (an
+    acknowledgement at or after ``:cutoff``, compared as text to the second on SQLite, where
+    times are text: a stamp without fractions in that very second counts as at or after it),
+    of stores above an id each, of stores, of orders."""
+    where, binds = ["r.released is null"], []
     if reflection:
         acked = "o.acked" if dialect == "postgresql" else "cast(o.acked as text)"
         where.append(f"(o.acked is null or {acked} >= :cutoff)")
@@ -587,7 +587,7 @@ def _ledger_query(dialect: str, reflection: bool, after_stores: int | None, in_s
         binds.append(sa.bindparam("orders", expanding=True))
     return sa.text(f"select {_LINE_COLUMNS} from reservations r "
                    "join outbox o on o.id = r.outbox_id"
-                   + (" where " + " and ".join(where) if where else "")
+                   + " where " + " and ".join(where)
                    + " order by r.id").bindparams(*binds)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from . import schema as t
+from .store import database_now
 
 EPSILON = 1e-6
 _NEXT_POSITION = "(SELECT coalesce(max(position), -1) + 1 FROM {table})"
@@ -348,13 +349,21 @@ def _record(connection, outcome: WriteBack) -> None:
         conflicts=len(outcome.conflicts), error=outcome.error, at=now))
     if outcome.error:
         return
+    stamp = database_now(connection)  # what the ledger's reflection rule compares
     if outcome.conflicts:
         connection.execute(t.sink_conflicts.insert(), [
             {"batch_id": outcome.batch_id, "order_id": c["order"],
              "expected_version": c["expected"], "found_version": c["found"],
              "detail": c["detail"], "at": now} for c in outcome.conflicts])
+        # a refused order's decisions never happened in the OMS: its ledger lines stop
+        # applying at once, so the next round decides it afresh from what the OMS holds
+        connection.execute(t.reservations.update().where(
+            t.reservations.c.batch_id == outcome.batch_id,
+            t.reservations.c.order_id.in_(sorted({c["order"] for c in outcome.conflicts})),
+            t.reservations.c.released.is_(None)).values(released=stamp))
     connection.execute(t.outbox.update().where(
-        t.outbox.c.batch_id == outcome.batch_id, t.outbox.c.acked.is_(None)).values(acked=now))
+        t.outbox.c.batch_id == outcome.batch_id, t.outbox.c.acked.is_(None)).values(
+        acked=stamp))
 
 
 def _oms_engine(url: str) -> sa.Engine:

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("day", sa.String(10), nullable=False),
         sa.Column("auto_cancel_date", sa.Text),
         sa.Column("created", Time, nullable=False),
+        sa.Column("released", Time),
         sa.PrimaryKeyConstraint("id", name="pk_reservations"),
         sa.ForeignKeyConstraint(["batch_id"], ["batches.id"], ondelete="CASCADE",
                                 name="fk_reservations_batch_id_batches"),
