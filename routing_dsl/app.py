@@ -506,6 +506,7 @@ class RunRequest:
     webhook: str | None = None
     sink: str | None = None
     alerts: Path | None = None
+    wait: float | None = None  # seconds a group waits for a busy partition (None: the default)
 
     @property
     def recording(self) -> bool:
@@ -573,7 +574,9 @@ class PreparedRun:
         result, batch_ids = run_recorded(self.store, self.plan, self.snapshot,
                                          source_text=source_text(self.request.source),
                                          webhook=self.webhook, router=self.router,
-                                         reflected_before=self.reflected_before, **options)
+                                         reflected_before=self.reflected_before,
+                                         **({} if self.request.wait is None
+                                            else {"wait": self.request.wait}), **options)
         outcome = RunOutcome(result, batch_ids, self.store)
         if self.after:
             followed = self.after(self.store, batch_ids, self.snapshot)

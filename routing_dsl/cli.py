@@ -344,6 +344,9 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @click.option("--db", "db_url", metavar="URL",
               help="Record the run (one batch per group) in this run store: a SQLite file or "
                    "URL, or postgresql://... (ROUTING_DB works too).")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=None, metavar="SECONDS",
+              help="With --db: how long a group waits for its partition while another "
+                   "process routes it, before it is recorded as skipped  [default: 10].")
 @webhook_option
 @sink_option
 @alerts_option
@@ -363,9 +366,10 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
               help="With --executor ray: the Ray cluster to use (default: start a local one).")
 def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None,
         output_format: str, group: str | None, routing: str | None, pretty: bool,
-        explain: bool, facilities: tuple[str, ...], db_url: str | None, webhook: str | None,
-        sink: str | None, alerts: Path | None, engine: str, what_ifs: tuple[str, ...],
-        what_if_file: Path | None, executor: str, jobs: int, address: str | None) -> None:
+        explain: bool, facilities: tuple[str, ...], db_url: str | None, wait: float | None,
+        webhook: str | None, sink: str | None, alerts: Path | None, engine: str,
+        what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str, jobs: int,
+        address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     from .result import dump_result
     progress = Progress(sys.stderr)
@@ -376,7 +380,7 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
             routing=routing, explain=explain, explain_facilities=frozenset(facilities),
             engine=engine, what_ifs=what_ifs, what_if_file=what_if_file, executor=executor,
             jobs=jobs, address=address, db_url=db_url, webhook=webhook, sink=sink,
-            alerts=alerts), warn=progress.quiet(warning), note=progress.quiet(note),
+            alerts=alerts, wait=wait), warn=progress.quiet(warning), note=progress.quiet(note),
             log=progress.quiet(log_event))
         # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk
         # its millions of objects again and again while routing allocates (about 9% of

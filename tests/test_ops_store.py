@@ -217,8 +217,9 @@ def test_two_processes_racing_for_one_store_take_turns_and_sell_nothing_twice(db
                                                                               slow_run):
     route, big = slow_run
     assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    # --wait: the second waits as long as the first may take on a loaded machine
     command = [sys.executable, "-m", "routing_dsl", "run", str(route), "--snapshot", str(big),
-               "--db", db_url, "--out", "-"]
+               "--db", db_url, "--out", "-", "--wait", "110"]
     first = subprocess.Popen([*command, *SLOWLY], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     store = RunStore(db_url)
@@ -257,6 +258,24 @@ def test_a_partition_that_stays_busy_is_skipped_after_the_wait(db_url):
     assert "another run holds product store 'STORE'" in skipped.error
     result, _ = run_recorded(store, plan, snapshot, source_text=None, wait=0.3)
     assert result["allocations"]  # free again
+    store.dispose()
+
+
+def test_run_wait_says_how_long_a_busy_partition_is_waited_for(tmp_path):
+    from routing_dsl.ops.locks import PartitionLock
+    db_url = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = RunStore(db_url)
+    store.upgrade()
+    with PartitionLock(store, ["STORE"], wait=0) as held:
+        assert held
+        started = time.monotonic()
+        result = invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db_url, "--out", "-",
+                        "--wait", "0.4")
+        assert time.monotonic() - started >= 0.35
+    assert result.exit_code == 0, result.output
+    assert [b.status for b in store.batches()] == ["skipped"]
+    assert invoke("run", SOURCE, "--snapshot", SNAPSHOT, "--db", db_url, "--out", "-",
+                  "--wait", "-1").exit_code == 2
     store.dispose()
 
 
