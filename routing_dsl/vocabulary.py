@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category")
+ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category",
+            "tag")
 
 EQUALITY = ("==", "!=")
 MEMBERSHIP = ("in", "not in")
 NULLS = ("is null", "is not null")
 ORDERING = ("<", "<=", ">", ">=")
-ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS
+RECENCY = ("not within",)  # `not rejected within 7 days`
+ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS + RECENCY
 
 DISTANCE_UNITS = ("mi", "km")
 DAY_UNITS = ("days", "day")
@@ -23,7 +25,8 @@ DAY_UNITS = ("days", "day")
 # The largest value a measure may take: beyond these a rule means nothing on this planet (a
 # distance past half the equator, a delay of more than ten years) and dates would overflow.
 MEASURE_LIMITS = {"distance": 20_000, "days": 3_650, "count": 1_000_000_000,
-                  "money": 1_000_000_000, "transit": 3_650}
+                  "money": 1_000_000_000, "transit": 3_650, "age": 3_650, "times": 1_000_000,
+                  "facilities": 1_000}
 
 
 def is_known_zone(name: str) -> bool:
@@ -48,7 +51,8 @@ class FieldSpec:
 
     ``value`` is an id kind (see ID_KINDS) or a measure: ``distance`` (number with mi/km),
     ``days`` (whole number with `days`), ``count`` (plain number), ``money`` (plain number),
-    ``transit`` (whole number, `days` optional), ``promise`` (the word `promise_date`).
+    ``transit`` (whole number, `days` optional), ``promise`` (the word `promise_date`),
+    ``age`` (whole number of `days`, not negative), ``times`` (whole number, not negative).
     """
 
     name: str
@@ -90,6 +94,15 @@ ORDER_FIELDS = {
         FieldSpec("product_category", "order", "category", EQUALITY + MEMBERSHIP,
                   "A category of the products being routed: a ship group matches when any of "
                   "its items does.", "product_category == FOOTWEAR"),
+        FieldSpec("rejections", "order", "times", EQUALITY + ORDERING,
+                  "How many times facilities rejected the item (its `rejections` in the "
+                  "snapshot, however old); a ship group counts its most rejected item. "
+                  "`rejections >= 3` picks the items that need a person.",
+                  "rejections >= 3"),
+        FieldSpec("tags", "order", "tag", MEMBERSHIP + NULLS,
+                  "The order's tags: `in` matches an order with any of the listed tags, "
+                  "`not in` one with none of them, `is null` one without tags.",
+                  "tags in [VIP, GIFT]"),
     ]
 }
 
@@ -121,6 +134,14 @@ INVENTORY_FIELDS = {
                   "Days in transit from the facility to the ship-to address under the ship "
                   "group's rate card (its zone's transit days). Facilities without a zone "
                   "never pass.", "transit_days <= 2"),
+        FieldSpec("rejected", "inventory", "age", RECENCY,
+                  "`not rejected within N days`: a facility that rejected the item being placed "
+                  "on one of the last N days (today, in the snapshot's time zone, and the N "
+                  "days before it: a rejection at or after midnight starting the day `now - N "
+                  "days`) never ships it; `within 0 days` means today. Under `assign single` "
+                  "or with `keep_item_groups_together`, a facility that rejected any item "
+                  "placed together fails them all.",
+                  "not rejected within 7 days"),
         FieldSpec("delivery_date", "inventory", "promise", ("<=", "<"),
                   "`delivery_date <= promise_date`: the facility delivers each item by its "
                   "promised date (the day the package leaves, after the facility's same-day "
@@ -142,6 +163,10 @@ FLAGS = {
                   "`shipping_cost` sort (an amount: `split_cost 5.00`) or to the `distance` "
                   "sort (a distance: `split_cost 100 mi`) of every facility that would open a "
                   "new package. Large values mean fewest splits; none means cheapest.",
+    "max_facilities": "The unit ships from at most N facilities in all: those earlier rules "
+                      "of the run already chose for its ship group count, and once N are in "
+                      "use only they may take more; what cannot be placed within N stays "
+                      "open for the next rule. Example: `max_facilities 2`.",
 }
 
 ORDER_SORTS = {
@@ -211,12 +236,18 @@ KEYWORDS = {
     "auto_cancel": "`auto_cancel after N days` sets the open items' auto-cancel date to now + N "
                    "days; `clear auto_cancel` clears it (clearing wins).",
     "clear": "`clear auto_cancel`: clear the open items' auto-cancel date.",
-    "active": "Status: runs (the default).",
+    "active": "Status: runs (the default); `active from \"...\" until \"...\"` runs only "
+              "between those times.",
     "draft": "Status: kept but not run.",
     "archived": "Status: retired, not run.",
-    "within": "`promise_date within N days`: promised by the end of the day N days from now.",
+    "within": "`promise_date within N days`: promised by the end of the day N days from now; "
+              "`not rejected within N days`: not rejected by the facility on the last N days.",
+    "from": "`active from \"2026-11-27T00:00\"`: the routing or rule runs from then on (read "
+            "in the group's time zone, against the snapshot's `now`).",
+    "until": "`active until \"2026-12-01T00:00\"`: the routing or rule runs until then (not "
+             "at that moment); outside its window it is skipped as if draft.",
     "in": "Membership: `field in [A, B]`.",
-    "not": "`not in [A, B]`, `is not null`.",
+    "not": "`not in [A, B]`, `is not null`, `not rejected within N days`.",
     "is": "`is null`, `is not null`.",
     "asc": "Ascending (the default).",
     "desc": "Descending.",
@@ -232,6 +263,7 @@ OPERATOR_DOCS = {
     "<": "less than", "<=": "less than or equal", ">": "greater than",
     ">=": "greater than or equal", "in": "member of the list", "not in": "not in the list",
     "is null": "has no value", "is not null": "has a value",
+    "not within": "not within the last N days",
 }
 
 
@@ -247,7 +279,8 @@ def sort_spec(name: str, level: str) -> SortSpec | None:
 
 _VALUE_TEXT = {"distance": "number with `mi` or `km`", "days": "whole number of `days`",
                "count": "number", "money": "amount", "transit": "whole number (`days` optional)",
-               "promise": "`promise_date`"}
+               "promise": "`promise_date`", "age": "whole number of `days` (0 or more)",
+               "times": "whole number (0 or more)"}
 
 
 def _field_rows(fields: dict[str, FieldSpec]) -> list[str]:
