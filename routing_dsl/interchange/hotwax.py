@@ -530,6 +530,23 @@ _ORDER_NAMES = {name: hotwax for hotwax, (name, _) in ORDER_FIELDS.items()}
 _ORDER_SORT_NAMES = {v: k for k, v in ORDER_SORTS.items()}
 _INVENTORY_SORT_NAMES = {v: k for k, v in INVENTORY_SORTS.items()}
 _STATUS_CODES = {"active": "ACTIVE", "draft": "DRAFT", "archived": "ARCHIVED"}
+# What the language says about the order lifecycle that HotWax's engine cannot hold, and why
+# (its rejection queues, `queue == REJECTED_ITM_PARKING`, are plain queue filters and export).
+_NOT_IN_HOTWAX = {
+    "rejections": "HotWax has no `rejections` filter: its brokering query does not count an "
+                  "item's rejections (park repeat rejections with a queue filter instead)",
+    "tags": "HotWax has no `tags` filter: order tags are shown in its UI, but its brokering "
+            "query (EligibleOrdersQuery) does not read them",
+    "rejected": "HotWax has no `rejected` condition: it keeps a rejecting facility from an "
+                "item for the duration given when the item is rejected "
+                "(EXCLUDED_ORDER_FACILITY, excludeOrderFacilityDuration), not per rule",
+}
+
+
+def _window_problem(entity, what: str, problems: list[str]) -> None:
+    if entity.active_from is not None or entity.active_until is not None:
+        problems.append(f"{entity.where.label()}: HotWax has no effective dates on a {what} "
+                        "(`active from ... until ...`): its status is switched by hand")
 
 
 class HotWaxExportError(Exception):
@@ -560,7 +577,11 @@ def export_group(group) -> dict:
 
 def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
     filters = []
+    _window_problem(routing, "routing", problems)
     for condition in routing.filters:
+        if condition.field in _NOT_IN_HOTWAX:
+            problems.append(f"{_where(condition, routing)}: {_NOT_IN_HOTWAX[condition.field]}")
+            continue
         entry = {"conditionTypeEnumId": "ENTCT_FILTER",
                  "fieldName": "promiseDaysCutoff" if condition.field == "promise_date"
                  else _ORDER_NAMES[condition.field], "operator": _CODES[condition.op]}
@@ -589,7 +610,14 @@ _SETTINGS = {  # setting -> (HotWax field, its value when the setting is written
 
 def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
     placed = []  # (where it was written, entry): filters and settings keep the file's order
+    _window_problem(rule, "rule", problems)
+    if rule.max_facilities is not None:
+        problems.append(f"{_where(None, rule)}: HotWax has no `max_facilities` setting: it "
+                        "does not cap the facilities an order ships from")
     for condition in rule.conditions:
+        if condition.field in _NOT_IN_HOTWAX:
+            problems.append(f"{_where(condition, rule)}: {_NOT_IN_HOTWAX[condition.field]}")
+            continue
         name = {"facility_group": "facilityGroupId", "distance": "distance",
                 "brokering_safety_stock": "brokeringSafetyStock"}.get(condition.field)
         if name is None:  # shipping cost and delivery dates: ours, not HotWax's
