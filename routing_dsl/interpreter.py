@@ -60,11 +60,49 @@ def _number(value: float) -> float | int:
 
 # ---- run state ----------------------------------------------------------------------------
 
+def latest_rejections(rejections) -> dict[str, tuple[float, object]]:
+    """The latest rejection by each facility: facility -> (its time as seconds since the
+    epoch, the rejection). A facility rejected an item "within N days" when its latest
+    rejection is at or after the cutoff (rejection_cutoff)."""
+    latest: dict[str, tuple[float, object]] = {}
+    for rejection in rejections:
+        stamp = rejection.at.timestamp()
+        known = latest.get(rejection.facility)
+        # the latest wins; at the same moment, the first listed
+        if known is None or stamp > known[0]:
+            latest[rejection.facility] = (stamp, rejection)
+    return latest
+
+
+def rejection_cutoff(now: datetime, days: int) -> float:
+    """`not rejected within N days`: rejections at or after midnight starting the day
+    ``days`` before ``now``'s (in ``now``'s time zone: the snapshot's) count, as seconds since
+    the epoch. N = 0 is today, N = 1 today and yesterday."""
+    day = now.date() - timedelta(days=days)
+    return datetime.combine(day, time.min, tzinfo=now.tzinfo).timestamp()
+
+
+def window_bound(text: str | None, zone: ZoneInfo) -> datetime | None:
+    """An `active from`/`until` bound as a moment: with its UTC offset, else a wall-clock
+    time in ``zone`` (the group's)."""
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def in_window(step, now: datetime, zone: ZoneInfo) -> bool:
+    """Whether a routing or rule runs at ``now``: `from <= now < until`."""
+    start, end = window_bound(step.active_from, zone), window_bound(step.active_until, zone)
+    return (start is None or start <= now) and (end is None or now < end)
+
+
 class _ItemState:
     """One order line as the run sees it: where it waits and how much is still open."""
 
     __slots__ = ("order", "ship_group", "item", "product", "open", "line_quantity", "queue",
-                 "auto_cancel", "excluded", "last_action", "last_rule", "categories", "style")
+                 "auto_cancel", "excluded", "last_action", "last_rule", "categories", "style",
+                 "rejected")
 
     def __init__(self, order: Order, ship_group: ShipGroup, item: Item, product_info):
         self.order = order
@@ -76,6 +114,7 @@ class _ItemState:
         self.queue = ship_group.facility
         self.auto_cancel = item.auto_cancel_date
         self.excluded = frozenset(item.excluded_facilities)
+        self.rejected = latest_rejections(item.rejections)
         self.last_action: str | None = None
         self.last_rule: str | None = None
         self.categories, self.style = product_info
@@ -354,6 +393,19 @@ def _order_predicate(condition: OrderCondition, ctx: _Context) -> Callable[[_Uni
         if op in ("==", "in"):
             return lambda u: any(not i.categories.isdisjoint(wanted) for i in u.items)
         return lambda u: all(i.categories.isdisjoint(wanted) for i in u.items)
+    if field_name == "tags":
+        wanted = frozenset(ids)
+        if op == "in":
+            return lambda u: not wanted.isdisjoint(u.order.tags)
+        if op == "not in":
+            return lambda u: wanted.isdisjoint(u.order.tags)
+        if op == "is null":
+            return lambda u: not u.order.tags
+        return lambda u: bool(u.order.tags)
+    if field_name == "rejections":
+        # a ship group counts its most rejected item (an item unit, its own)
+        compare, count = _COMPARE[op], condition.count or 0
+        return lambda u: compare(max(len(i.item.rejections) for i in u.items), count)
     # promise_date: item-by-item mode, so the unit has one item
     if op == "is null":
         return lambda u: u.items[0].item.promised_date is None
@@ -428,6 +480,9 @@ class _PreparedRule:
     # what a new package adds to the shipping_cost or the distance sort
     split_money: float = 0.0
     split_distance: float = 0.0
+    # `not rejected within N days`: the condition and its cutoff (seconds since the epoch)
+    rejected: InventoryCondition | None = None
+    rejected_since: float = 0.0
 
     @property
     def uses_zone(self) -> bool:
@@ -439,7 +494,7 @@ class _PreparedRule:
         return 1.0 if self.rule.distance_unit == "km" else 1.0 / KM_PER_MILE
 
 
-def _prepare_rule(rule: PlanRule, index: int) -> _PreparedRule:
+def _prepare_rule(rule: PlanRule, index: int, now: datetime | None = None) -> _PreparedRule:
     includes, excludes, distance = [], [], []
     safety = None
     factor = 1.0 if rule.distance_unit == "km" else KM_PER_MILE
@@ -462,6 +517,11 @@ def _prepare_rule(rule: PlanRule, index: int) -> _PreparedRule:
             prepared.cost_limits.append((_COMPARE[condition.op], condition.number, condition))
         elif condition.field == "delivery_date":
             prepared.promise = condition
+        elif condition.field == "rejected":
+            # several: the longest period holds them all
+            if prepared.rejected is None or condition.number > prepared.rejected.number:
+                prepared.rejected = condition
+                prepared.rejected_since = rejection_cutoff(now, int(condition.number))
     if rule.split_cost is not None and rule.assign == "partial":
         if rule.split_cost_unit == "money":
             prepared.split_money = rule.split_cost
@@ -508,6 +568,9 @@ class _Interpreter:
         # ids are opaque, so nothing parses them; an id already in the order is skipped.
         self.next_ship_group: dict[tuple[str, str], int] = {}
         self.taken_ship_groups = {o.id: {g.id for g in o.ship_groups} for o in snapshot.orders}
+        # the facilities each ship group (order, ship group id) got stock from in this run,
+        # in the order they were first chosen: what `max_facilities` counts
+        self.used: dict[tuple[str, str], list[str]] = defaultdict(list)
 
     # ---- the run ----
     def run(self, group_name: str | frozenset[str] | None, routing_name: str | None,
@@ -539,8 +602,12 @@ class _Interpreter:
                     f"group {group.name!r}: store {store.id!r} has no queue in the snapshot (a "
                     f"facility with \"virtual\": true and {store.id!r} in its product_stores), "
                     "so none of its orders can be routed")
+            zone = ZoneInfo(group.timezone) if group.timezone else self.ctx.zone
             for routing in group.routings:
                 if routing_name is not None and routing.name != routing_name:
+                    continue
+                routing = _in_force(routing, self.ctx.now, zone)
+                if routing is None:  # outside its window, or every rule is: as if draft
                     continue
                 batch["runs"].append(self._routing(group.name, store.id, routing, progress))
             if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
@@ -602,7 +669,8 @@ class _Interpreter:
                      units: list[_Unit], progress) -> int:
         """Route the sorted, eligible units through the routing's rules; returns how many
         items got stock."""
-        rules = [_prepare_rule(rule, index) for index, rule in enumerate(routing.rules)]
+        rules = [_prepare_rule(rule, index, self.ctx.now)
+                 for index, rule in enumerate(routing.rules)]
         brokered: set[int] = set()
         for unit in units:
             self._unit(group_name, store, routing, rules, unit, brokered)
@@ -790,7 +858,7 @@ class _Interpreter:
     def _can_serve(self, prepared: _PreparedRule, item: _ItemState, facility: str,
                    pending: dict, need: float | None = None) -> bool:
         """Whether ``facility`` may give stock for ``item`` (all of ``need`` if given)."""
-        if facility in item.excluded:
+        if facility in item.excluded or _rejected(prepared, item, facility):
             return False
         if prepared.promise is not None and item.item.promised_date is not None:
             delivery = self._delivery(self.unit, facility)
@@ -828,7 +896,8 @@ class _Interpreter:
                     if facility not in full or quantity + EPSILON < need:
                         continue
                     if prepared.safety is None and prepared.promise is None and \
-                            facility not in excluded or \
+                            facility not in excluded and \
+                            not _rejected(prepared, item, facility) or \
                             self._can_serve(prepared, item, facility, {}, need):
                         full[facility] += 1
         measures = {}
@@ -977,10 +1046,24 @@ class _Interpreter:
         (quantities of lines with the same product summed)."""
         needs = _needs(items)
         for facility in ranking:
+            if not self._may_open(prepared, facility):
+                continue
             if all(self._can_serve(prepared, item, facility, pending, needs[item.product])
                    for item in items):
                 return facility
         return None
+
+    def _may_open(self, prepared: _PreparedRule, facility: str) -> bool:
+        """`max_facilities N`: a facility already shipping for the unit's ship group (in
+        this run, or in this rule's placements so far) may take more; another only while
+        fewer than N do."""
+        cap = prepared.rule.max_facilities
+        if cap is None:
+            return True
+        used = self.used.get((self.unit.order.id, self.unit.ship_group.id), ())
+        if facility in used or facility in self._packages:
+            return True
+        return len(used) + sum(1 for f in self._packages if f not in used) < cap
 
     def _assign_single(self, prepared, measures, open_items, pending, placements) -> None:
         facility = self._first_filling(prepared, self._ranking(prepared, measures, open_items),
@@ -1014,7 +1097,8 @@ class _Interpreter:
             item = step[0]
             remaining = item.open
             for facility in ranking:
-                if not self._can_serve(prepared, item, facility, pending):
+                if not self._may_open(prepared, facility) or \
+                        not self._can_serve(prepared, item, facility, pending):
                     continue
                 available = self._available(facility, item.product, pending)
                 if prepared.safety is not None:  # a line goes whole to one facility
@@ -1075,6 +1159,9 @@ class _Interpreter:
             if facility not in new_groups:
                 unit.packages += 1
                 new_groups[facility] = self._new_ship_group(unit.order.id, unit.ship_group.id)
+                used = self.used[(unit.order.id, unit.ship_group.id)]
+                if facility not in used:
+                    used.append(facility)
                 self.ctx.orders_today[facility] += 1
                 distance_cache[facility] = self._distance(facility, unit, rule.distance_unit)
             self.ctx.stock[item.product][facility] -= quantity
@@ -1346,6 +1433,16 @@ class _Interpreter:
         for item in open_items:
             if info.id in item.excluded:
                 return _reason("excluded_facilities", item=item.item.id)
+        if prepared.rejected is not None:
+            for item in open_items:
+                if _rejected(prepared, item, info.id):
+                    rejection = item.rejected[info.id][1]
+                    day = rejection.at.astimezone(self.ctx.zone).date().isoformat()
+                    return _reason(
+                        f"not rejected within {_fmt(prepared.rejected.number)} days",
+                        prepared.rejected.source, item=item.item.id,
+                        rejected=f"rejected {day}" + (f", {rejection.reason}"
+                                                      if rejection.reason else ""))
         promise = prepared.promise
         if promise is not None:
             delivery = self._delivery(unit, info.id)
@@ -1373,6 +1470,13 @@ class _Interpreter:
                                    condition.source, product=item.product,
                                    net_stock=_number(available),
                                    quantity=_number(item.open))
+        cap = rule.max_facilities
+        if cap is not None:
+            shipping = list(self.used.get((unit.order.id, unit.ship_group.id), ()))
+            shipping += [f for f in sorted(chosen_keys) if f not in shipping]
+            if info.id not in shipping and len(shipping) >= cap:
+                return _reason(f"max_facilities {cap}", source=None,
+                               shipping_from=shipping)
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
             if not detail:
@@ -1394,6 +1498,14 @@ def _reason(condition: str, source=None, **values) -> dict:
     if source is not None:
         reason["source"] = source.label()
     return reason
+
+
+def _rejected(prepared: _PreparedRule, item: _ItemState, facility: str) -> bool:
+    """Whether the rule's `not rejected within N days` keeps ``facility`` from ``item``."""
+    if prepared.rejected is None:
+        return False
+    latest = item.rejected.get(facility)
+    return latest is not None and latest[0] >= prepared.rejected_since
 
 
 def _needs(items: Iterable[_ItemState]) -> dict[str, float]:
@@ -1427,6 +1539,17 @@ def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | No
     out `inventory_after` and `facility_counts_after` (a decision shows neither)."""
     return _Interpreter(plan, snapshot, explain, explain_orders, explain_facilities,
                         prepared, live, after).run(group, routing, progress)
+
+
+def _in_force(routing: PlanRouting, now: datetime, zone: ZoneInfo) -> PlanRouting | None:
+    """The routing with the rules whose windows hold ``now`` (itself when every one does),
+    or None when its own window does not or no rule is left: skipped as if draft."""
+    if not in_window(routing, now, zone):
+        return None
+    rules = [rule for rule in routing.rules if in_window(rule, now, zone)]
+    if len(rules) == len(routing.rules):
+        return routing
+    return routing.model_copy(update={"rules": rules}) if rules else None
 
 
 def _absent_queues(group, facilities: dict) -> str | None:

@@ -110,6 +110,9 @@ class _FastContext(_Context):
         prod, open_, queue, group, store, ready, price, adj, qty, sg_of = (
             [] for _ in range(10))
         excl_ptr, excl = [0], []
+        rej_ptr, rej_fac, rej_at = [0], [], []
+        sg_keys: dict[tuple[str, str], int] = {}
+        sg_key = []
         last = None
         for order, ship_group, item in order_lines(snapshot):
             if ship_group is not last:
@@ -117,6 +120,8 @@ class _FastContext(_Context):
                 ship_groups.append(ship_group)
                 orders.append(order)
                 store_code = stores.setdefault(order.product_store, len(stores))
+                # a ship group split by queue is one ship group to max_facilities
+                sg_key.append(sg_keys.setdefault((order.id, ship_group.id), len(sg_keys)))
                 order_ready = order.status == "APPROVED"
                 queue_code = fac_index[ship_group.facility]
             lines.append(item)
@@ -138,6 +143,10 @@ class _FastContext(_Context):
             if item.excluded_facilities:
                 excl.extend(fac_index[f] for f in item.excluded_facilities if f in fac_index)
             excl_ptr.append(len(excl))
+            for rejection in item.rejections:  # facilities not in the snapshot never match
+                rej_fac.append(fac_index.get(rejection.facility, -1))
+                rej_at.append(rejection.at.timestamp())
+            rej_ptr.append(len(rej_fac))
         self.lines, self.ship_groups, self.orders = lines, ship_groups, orders
         n = len(lines)
         counts = np.zeros(len(self.prod_ids), np.int64)
@@ -155,6 +164,11 @@ class _FastContext(_Context):
         self.it_sg = np.array(sg_of, np.int64)
         self.it_excl_ptr = np.array(excl_ptr, np.int64)
         self.it_excl = np.array(excl or [0], np.int64)
+        self.it_rej_ptr = np.array(rej_ptr, np.int64)
+        self.it_rej_fac = np.array(rej_fac or [-1], np.int64)
+        self.it_rej_at = np.array(rej_at or [0.0], np.float64)
+        self.sg_key = np.array(sg_key or [0], np.int64)
+        self.n_sg_keys = max(1, len(sg_keys))
         self.it_ac = np.full(n, kernel.AC_UNCHANGED, np.int64)
         self.it_auto_cancel = [item.auto_cancel_date for item in lines]
         self.store_index = stores
@@ -323,7 +337,7 @@ class _FastInterpreter(_Interpreter):
         ctx = self.ctx
         rules = routing.rules
         n_rules, n_fac = len(rules), len(ctx.fac_ids)
-        prepared = [_prepare_rule(rule, index) for index, rule in enumerate(rules)]
+        prepared = [_prepare_rule(rule, index, ctx.now) for index, rule in enumerate(rules)]
         width_d = max([len(p.distance) for p in prepared] + [1])
         width_s = max([len(rule.sorts) for rule in rules] + [1])
         dist_op = np.zeros((n_rules, width_d), np.int64)
@@ -373,6 +387,35 @@ class _FastInterpreter(_Interpreter):
                       for a in actions], np.int64),
             static, seq, self._shipping_arrays(prepared))
 
+    def _lifecycle_rules(self, routing: PlanRouting) -> tuple[np.ndarray, np.ndarray]:
+        """Per rule: the `not rejected within` cutoff (seconds since the epoch; NaN for none)
+        and `max_facilities` (-1 for none)."""
+        cutoffs, caps = [], []
+        for index, rule in enumerate(routing.rules):
+            prepared = _prepare_rule(rule, index, self.ctx.now)
+            cutoffs.append(math.nan if prepared.rejected is None else prepared.rejected_since)
+            caps.append(-1 if rule.max_facilities is None else rule.max_facilities)
+        return np.array(cutoffs or [math.nan], np.float64), np.array(caps or [-1], np.int64)
+
+    def _used(self, grow: bool = False) -> tuple:
+        """The run's (ship group, facility) pairs in use, as the kernel's open-addressing
+        table, the count per ship group and in all: kept only when some rule of the plan has
+        `max_facilities` (else a table of one slot, which the kernel reads as "not kept")."""
+        table = getattr(self, "_used_table", None)
+        if table is None:
+            ctx = self.ctx
+            kept = any(rule.max_facilities is not None for group in self.plan.groups
+                       for routing in group.routings for rule in routing.rules)
+            table = self._used_table = (np.full(1 << 12 if kept else 1, -1, np.int64),
+                                        np.zeros(ctx.n_sg_keys, np.int64),
+                                        np.zeros(1, np.int64))
+        elif grow:
+            keys, per_group, total = table
+            bigger = np.full(2 * len(keys), -1, np.int64)
+            kernel.rehash(keys, bigger)
+            table = self._used_table = (bigger, per_group, total)
+        return table
+
     def _shipping_arrays(self, prepared: list) -> tuple:
         """The rules' shipping settings for the kernel: which need zones and costs, their
         `transit_days`, `shipping_cost` and `delivery_date` conditions, `split_cost`, and
@@ -415,9 +458,12 @@ class _FastInterpreter(_Interpreter):
         unit_warn = np.zeros(len(units) or 1, np.bool_)
         capacity = max(1 << 14, 2 * len(items))
         rows = _Rows(capacity, len(items))
-        counts = np.zeros(2, np.int64)
+        counts = np.zeros(4, np.int64)
         order = np.arange(len(units), dtype=np.int64)
         arrays = self._rule_arrays(routing, store)
+        cutoffs, caps = self._lifecycle_rules(routing)
+        u_sgk = ctx.sg_key[heads] if len(heads) else np.zeros(1, np.int64)
+        used = self._used()
         if ctx.rates:  # the snapshot has rate cards: each unit's card and address
             u_card, u_dest = ctx.sg_card[heads], ctx.sg_dest[heads]
             promised, rates = ctx.it_promise, ctx.rate_arrays
@@ -432,12 +478,17 @@ class _FastInterpreter(_Interpreter):
                 ctx.it_excl_ptr, ctx.it_excl, ctx.it_price, ctx.it_adj, ctx.it_qty,
                 ctx.f_has, ctx.f_phi, ctx.f_lam, ctx.f_cos, ctx.f_limit,
                 ctx.orders_today_array, ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc,
-                *arrays, u_card, u_dest, promised, rates, *rows.allocation_arrays(),
-                *rows.unfillable_arrays(), counts,
+                *arrays, u_card, u_dest, promised, rates,
+                (cutoffs, ctx.it_rej_ptr, ctx.it_rej_fac, ctx.it_rej_at, caps, u_sgk, *used),
+                *rows.allocation_arrays(), *rows.unfillable_arrays(), counts,
                 ctx.brokered, ctx.fac_warn, unit_warn)
             if start >= len(units):
                 break
-            rows.grow(int(counts[0]) + int(needed))
+            if counts[3]:  # the table of facilities in use is too full for the next unit
+                counts[3] = 0
+                used = self._used(grow=True)
+            else:
+                rows.grow(int(counts[0]) + int(needed))
         self._emit(group_name, routing, units, rows, counts, unit_warn, items)
         if progress is not None:
             progress(len(units))
