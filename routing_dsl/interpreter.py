@@ -1278,13 +1278,12 @@ class _Interpreter:
         values = measures.get(facility) if measures else None
         if values is None:
             return {}
-        distance, balance, sequence, full = values
+        distance, balance, sequence, full = values  # distance in the rule's unit already
         unit = prepared.rule.distance_unit
         keys: dict = {}
         for sort in prepared.rule.sorts:
             if sort.field == "distance":
-                keys["distance"] = None if distance is None else round(
-                    distance if unit == "km" else distance / KM_PER_MILE, 2)
+                keys["distance"] = None if distance is None else round(distance, 2)
                 keys["distance_unit"] = unit
             elif sort.field == "inventory_balance":
                 keys["inventory_balance"] = _number(balance)
