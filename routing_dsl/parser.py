@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from . import nodes as n
+from .criteria import REGISTRY
 from .diagnostics import MAX_DIAGNOSTICS, Diagnostic, Fix, omitted_diagnostic
 from .source import SourceFile, Span
 from .suggest import did_you_mean
@@ -54,9 +55,9 @@ _TOP = ("use", "let", "declare", "template", "group")
 _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule")
 _RULE = ("assign", "inventory", "sort", "when")
-_FLAGS = ("keep_item_groups_together", "ignore_facility_order_limit",
-          "only_if_all_items_available", "shipment_threshold", "split_cost", "max_facilities")
-_VALUED_FLAGS = ("shipment_threshold", "split_cost", "max_facilities")
+# The rule settings (criteria.settings): those with a value take one after the name.
+_FLAGS = tuple(REGISTRY("setting"))
+_VALUED = frozenset(name for name, c in REGISTRY("setting").items() if c.value)
 # An inventory block's members: its settings, and `not` starting `not rejected within N days`
 _INVENTORY = _FLAGS + ("not",)
 _ACTIONS = ("next", "move", "auto_cancel", "clear")
@@ -618,7 +619,7 @@ class Parser:
 
     def flag(self) -> n.Flag:
         token = self.advance(self.peek.value.upper())
-        if token.value in _VALUED_FLAGS:
+        if token.value in _VALUED:
             value = self.value()
             return n.Flag(span=Span(token.start, value.span.end), name=token.value, value=value)
         return n.Flag(span=token.span, name=token.value)

@@ -31,9 +31,11 @@ import msgspec
 from msgspec import Meta, Struct
 
 from ..checker import Workspace
+from ..criteria import REGISTRY
 from ..formatter import format_module
 from ..parser import keyword_terminals
 from ..validation import not_unicode, problem
+from ..vocabulary import ID_KINDS
 
 OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
              "<>": "!=", "not-equal": "!=", "in": "in", "IN": "in", "not-in": "not in",
@@ -41,18 +43,15 @@ OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!="
              "less-equals": "<=", "<=": "<=", "greater": ">", "greater-than": ">", ">": ">",
              "greater-equals": ">=", ">=": ">=", "is-null": "is null",
              "is-not-null": "is not null"}
-ORDER_FIELDS = {"facilityId": ("queue", "queue"),
-                "shipmentMethodTypeId": ("shipment_method", "shipment_method"),
-                "salesChannelEnumId": ("sales_channel", "sales_channel"),
-                "priority": ("priority", "priority"),
-                "originFacilityGroupId": ("origin_facility_group", "facility_group"),
-                "productCategoryId": ("product_category", "category")}
-ORDER_SORTS = {"shipBeforeDate": "ship_before", "shipAfterDate": "ship_after",
-               "orderDate": "order_date", "deliveryDays": "delivery_days",
-               "priority": "priority"}
-INVENTORY_SORTS = {"distance": "distance", "inventoryForAllocation": "inventory_balance",
-                   "facilitySequence": "facility_sequence", "salesVelocity": "sales_velocity",
-                   "brokenStyle": "broken_style"}
+# HotWax's field names, as the criteria registry declares them (criteria without one are
+# ours only: exporting them is a problem): order filters on ids (field -> (name, id kind)),
+# order and inventory sorts (field -> name), inventory conditions (name -> field).
+ORDER_FIELDS = {c.hotwax: (c.name, c.value) for c in REGISTRY("order_filter").values()
+                if c.hotwax and c.value in ID_KINDS}
+ORDER_SORTS = {c.hotwax: c.name for c in REGISTRY("order_sort").values() if c.hotwax}
+INVENTORY_SORTS = {c.hotwax: c.name for c in REGISTRY("inventory_sort").values() if c.hotwax}
+_INVENTORY_NAMES = {c.name: c.hotwax for c in REGISTRY("inventory_condition").values()
+                    if c.hotwax}
 # statusId -> the status word; a routing's and a rule's codes differ (`RULE_DRAFT` on a
 # routing is no status of a routing)
 STATUS = {kind: {None: "", f"{kind}_ACTIVE": "", f"{kind}_DRAFT": " draft",
@@ -530,17 +529,10 @@ _ORDER_NAMES = {name: hotwax for hotwax, (name, _) in ORDER_FIELDS.items()}
 _ORDER_SORT_NAMES = {v: k for k, v in ORDER_SORTS.items()}
 _INVENTORY_SORT_NAMES = {v: k for k, v in INVENTORY_SORTS.items()}
 _STATUS_CODES = {"active": "ACTIVE", "draft": "DRAFT", "archived": "ARCHIVED"}
-# What the language says about the order lifecycle that HotWax's engine cannot hold, and why
-# (its rejection queues, `queue == REJECTED_ITM_PARKING`, are plain queue filters and export).
-_NOT_IN_HOTWAX = {
-    "rejections": "HotWax has no `rejections` filter: its brokering query does not count an "
-                  "item's rejections (park repeat rejections with a queue filter instead)",
-    "tags": "HotWax has no `tags` filter: order tags are shown in its UI, but its brokering "
-            "query (EligibleOrdersQuery) does not read them",
-    "rejected": "HotWax has no `rejected` condition: it keeps a rejecting facility from an "
-                "item for the duration given when the item is rejected "
-                "(EXCLUDED_ORDER_FACILITY, excludeOrderFacilityDuration), not per rule",
-}
+# What the language says that HotWax's engine cannot hold, and why, as each criterion notes it
+# (rejection queues, `queue == REJECTED_ITM_PARKING`, are plain queue filters and export).
+_NOT_IN_HOTWAX = {c.name: c.extra["hotwax_note"] for c in REGISTRY.all()
+                  if "hotwax_note" in c.extra}
 
 
 def _window_problem(entity, what: str, problems: list[str]) -> None:
@@ -600,26 +592,26 @@ def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
                       for k, rule in enumerate(routing.rules, start=1)]}
 
 
-_SETTINGS = {  # setting -> (HotWax field, its value when the setting is written)
-    "keep_item_groups_together": ("splitOrderItemGroup", lambda rule: "N"),
-    "ignore_facility_order_limit": ("ignoreFacilityOrderLimit", lambda rule: "Y"),
-    "only_if_all_items_available": ("brokerIfAllItemsAvailable", lambda rule: "Y"),
-    "shipment_threshold": ("shipmentThreshold", lambda rule: _plain(rule.shipment_threshold)),
+_SETTING_VALUES = {  # setting -> its HotWax value when the setting is written
+    "keep_item_groups_together": lambda rule: "N",
+    "ignore_facility_order_limit": lambda rule: "Y",
+    "only_if_all_items_available": lambda rule: "Y",
+    "shipment_threshold": lambda rule: _plain(rule.shipment_threshold),
 }
+_SETTINGS = {name: (REGISTRY("setting")[name].hotwax, value)
+             for name, value in _SETTING_VALUES.items()}
 
 
 def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
     placed = []  # (where it was written, entry): filters and settings keep the file's order
     _window_problem(rule, "rule", problems)
     if rule.max_facilities is not None:
-        problems.append(f"{_where(None, rule)}: HotWax has no `max_facilities` setting: it "
-                        "does not cap the facilities an order ships from")
+        problems.append(f"{_where(None, rule)}: {_NOT_IN_HOTWAX['max_facilities']}")
     for condition in rule.conditions:
         if condition.field in _NOT_IN_HOTWAX:
             problems.append(f"{_where(condition, rule)}: {_NOT_IN_HOTWAX[condition.field]}")
             continue
-        name = {"facility_group": "facilityGroupId", "distance": "distance",
-                "brokering_safety_stock": "brokeringSafetyStock"}.get(condition.field)
+        name = _INVENTORY_NAMES.get(condition.field)
         if name is None:  # shipping cost and delivery dates: ours, not HotWax's
             problems.append(f"{_where(condition, rule)}: HotWax has no `{condition.field}` "
                             "condition")
