@@ -71,6 +71,11 @@ ORDER_SORTS = [s for c in REGISTRY("order_sort").values() for s in c.samples]
 CONDITIONS = [s for level in ("inventory_condition", "setting")
               for c in REGISTRY(level).values() for s in c.samples]
 RULE_SORTS = [s for c in REGISTRY("inventory_sort").values() for s in c.samples]
+# active windows around the generated snapshots' `now` (2026-11-23 09:30 New York), bounds
+# falling on it included
+WINDOWS = ["", "", "", ' active from "2026-11-23T09:30"', ' active until "2026-11-23T09:30"',
+           ' active from "2026-11-20" until "2026-12-01"', ' active from "2026-11-24"',
+           ' active until "2026-11-23T14:30:00Z"']
 ACTIONS = ["", "when unfilled { move to queue PARK }",
            "when unfilled { auto_cancel after 3 days }", "when unfilled { clear auto_cancel }",
            "when unfilled { auto_cancel after 2 days move to queue PARK }"]
@@ -93,7 +98,7 @@ def rules(draw, index: int, last: bool) -> str:
         body.append("sort by " + ", ".join(sorts))
     # a rule after one that moves is never reached (RT402): only the last rule moves
     body.append(draw(st.sampled_from([a for a in ACTIONS if last or "move" not in a])))
-    return f'rule "r{index}" {{ ' + " ".join(body) + " }"
+    return f'rule "r{index}"{draw(st.sampled_from(WINDOWS))} {{ ' + " ".join(body) + " }"
 
 
 @st.composite
@@ -110,9 +115,10 @@ def checked_programs(draw, most_filters: int = 1):
             body.append("sort by " + ", ".join(sorts))
         count = draw(st.integers(1, 3))
         body += [draw(rules(k, k == count - 1)) for k in range(count)]
-        routings.append(f'routing "R{r}" {{ ' + " ".join(body) + " }")
+        routings.append(f'routing "R{r}"{draw(st.sampled_from(WINDOWS))} {{ '
+                        + " ".join(body) + " }")
     header = ("declare shipment_method NEXT_DAY, STANDARD\ndeclare sales_channel WEB, POS\n"
-              "declare category SHOES\n")
+              "declare category SHOES\ndeclare tag VIP, GIFT\n")
     text = ("declare queue _NA_, PARK\ndeclare facility_group A, B, C\n"
             "declare priority HIGH, MEDIUM, LOW\n" + header +
             'group "G" for store STORE {\n' + "\n".join(routings) + "\n}\n")
@@ -154,6 +160,11 @@ def snapshots(draw):
                                    velocity=draw(st.sampled_from([None, None, 0.5, 2, 3.25]))))
     dates = st.one_of(st.none(), st.sampled_from(["2026-11-23T12:00:00-05:00",
                                                   "2026-11-25T08:00:00", "2026-11-20T00:00:00Z"]))
+    # rejections around the cutoffs of `not rejected within 0, 1 and 7 days`
+    rejection_times = st.sampled_from([
+        "2026-11-23T00:00:00-05:00", "2026-11-22T23:59:59-05:00", "2026-11-22T00:00:00",
+        "2026-11-16T00:00:00-05:00", "2026-11-15T23:59:59-05:00", "2026-11-30T10:00:00Z",
+        "2026-10-01T10:00:00-04:00"])
     orders = []
     for o in range(draw(st.integers(1, 7))):
         items = []
@@ -167,8 +178,14 @@ def snapshots(draw):
                 item_group=draw(st.sampled_from([None, None, "K1", "K2"])),
                 promised_date=draw(dates), ship_before=draw(dates), ship_after=draw(dates),
                 auto_cancel_date=draw(dates),
-                excluded_facilities=draw(st.lists(st.sampled_from(names), max_size=1))))
-        extra = {"priority": draw(st.sampled_from([None, "HIGH", "LOW", "high", "URGENT"])),
+                excluded_facilities=draw(st.lists(st.sampled_from(names), max_size=1)),
+                rejections=draw(st.lists(st.builds(
+                    lambda f, at, reason: {"facility": f, "at": at, "reason": reason},
+                    st.sampled_from([*names, "GONE"]), rejection_times,
+                    st.sampled_from([None, "NOT_IN_STOCK"])), max_size=3))))
+        extra = {"tags": draw(st.sampled_from([[], [], ["VIP"], ["GIFT"], ["VIP", "GIFT"],
+                                               ["OTHER"]])),
+                 "priority": draw(st.sampled_from([None, "HIGH", "LOW", "high", "URGENT"])),
                  "sales_channel": draw(st.sampled_from([None, "WEB", "POS"])),
                  "origin_facility": draw(st.sampled_from([None, *names]))}
         built = order(f"O{o}", items, ship_to=draw(st.sampled_from(
