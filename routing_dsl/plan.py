@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import vocabulary as v
+from .validation import not_unicode
 
 PLAN_FORMAT = "routing-plan/1"
 PLAN_VERSION = 1
@@ -115,6 +116,11 @@ class PlanGroup(_Step):
 class Plan(_Step):
     """Only active routings and rules are in a plan; order is execution order."""
 
+    # a plan names its format and version (the loader refuses one that does not): the
+    # published schema requires them, though the model fills them in when building one
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema["required"].extend(
+        ["format", "plan_version"]))
+
     format: Literal["routing-plan/1"] = PLAN_FORMAT
     plan_version: Literal[1] = PLAN_VERSION
     source: str
@@ -141,6 +147,9 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
         found = header.get("format") if isinstance(header, dict) else None
         raise PlanError(f"{name}: not a routing plan (format {found!r}, expected "
                         f"{PLAN_FORMAT!r})")
+    if (where := not_unicode(header)) is not None:  # JSON's \ud800 escapes allow it
+        raise PlanError(f"{name}: invalid plan at {where}: expected text, got a lone "
+                        "UTF-16 surrogate")
     if header.get("plan_version") != PLAN_VERSION:
         raise PlanError(f"{name}: plan version {header.get('plan_version')!r} is not supported "
                         f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
