@@ -30,17 +30,25 @@ Real = Annotated[float, Field(ge=-MAX_WHOLE, le=MAX_WHOLE, allow_inf_nan=False)]
 def out_of_range(value: Any, path: str = "") -> tuple[str, Any] | None:
     """(path, number) of the first number in a JSON value beyond the range (a whole number
     beyond 2^53 either way, a real that is not finite or beyond 2^53), or None; the path is
-    written `order.ship_groups.0.items.0.quantity`."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_WHOLE:
-            return path, value
-        return None
+    written `order.ship_groups.0.items.0.quantity`, as pydantic writes its errors'."""
+    return find(value, _beyond, path)
+
+
+def _beyond(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_WHOLE
+
+
+def find(value: Any, test, path: str = "") -> tuple[str, Any] | None:
+    """(path, value) of the first value in a JSON value (depth first, keys in order) that
+    ``test`` holds for, or None."""
+    if test(value):
+        return path, value
     items = value.items() if isinstance(value, dict) else enumerate(value) \
         if isinstance(value, list) else ()
     for key, item in items:
-        found = out_of_range(item, f"{path}.{key}" if path else str(key))
+        found = find(item, test, f"{path}.{key}" if path else str(key))
         if found is not None:
             return found
     return None

@@ -189,14 +189,15 @@ def show(path: Path) -> str:
 
 
 def mutate(rng: random.Random, value: Any, hostile: Sequence = JSON_HOSTILE,
-           keep: Callable[[Path], bool] = lambda path: True) -> tuple[Any, str]:
+           keep: Callable[[Path], bool] = lambda path: True,
+           replace_only: bool = False) -> tuple[Any, str]:
     """A copy of ``value`` broken at one place (chosen among the places ``keep`` allows),
-    and what was done there."""
+    and what was done there (with ``replace_only``, always a hostile value put there)."""
     value = copy.deepcopy(value)
     places = [p for p in paths(value) if keep(p)] or [()]
     path = rng.choice(places)
     parent = _get(value, path[:-1]) if path else None
-    kind = rng.random()
+    kind = 1.0 if replace_only else rng.random()
     if path and kind < 0.15 and isinstance(parent, dict):
         del parent[path[-1]]
         return value, f"removed {show(path)}"
