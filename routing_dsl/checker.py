@@ -159,6 +159,11 @@ class Workspace:
             self._results[key] = result
         return result
 
+    def modules(self) -> list[CheckResult]:
+        """Every file on disk checked so far (an entry file and the modules it imported,
+        nested ones included), in the order their checks finished."""
+        return list(self._results.values())
+
     def import_module(self, path: Path) -> CheckResult | None:
         """The checked module at ``path``, or None when importing it would close a cycle."""
         if path in self._in_progress:

@@ -33,7 +33,7 @@ from ..ranges import OUT_OF_RANGE, find, out_of_range
 from ..ranges import describe as number_text
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
-from .console import mount_console
+from .console import error_page, mount_console, wants_page
 from .server import ConnectionStats, Limits
 from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
 
@@ -195,16 +195,28 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     app.state.store = store
     app.state.supervision = supervision
 
+    def page_or_problem(request: Request, status: int, title: str, detail: str | None,
+                        headers=None) -> Response:
+        """A problem document; for a browser on a console page, the console's error page."""
+        if wants_page(request.url.path, request.headers.get("accept", "")):
+            return error_page(status, title, detail, state)
+        return problem(status, title, detail, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return problem(422, "invalid request", f"{where}: {first.get('msg', 'invalid')}")
+        return page_or_problem(request, 422, "invalid request",
+                               f"{where}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
         if error.status_code == 413:
             return too_large(limits.max_body_bytes)
+        if error.status_code in (404, 422) and wants_page(request.url.path,
+                                                          request.headers.get("accept", "")):
+            title = "not found" if error.status_code == 404 else "invalid request"
+            return error_page(error.status_code, title, str(error.detail), state)
         return problem(error.status_code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(sa.exc.OperationalError)
