@@ -155,7 +155,7 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
                         f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
                         "with `routing compile`")
     try:
-        plan = Plan.model_validate(header)
+        plan = Plan.model_validate(header, strict=True)  # JSON types: "1" is not 1
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(p) for p in first["loc"])
@@ -195,9 +195,10 @@ def semantic_problems(plan: Plan) -> list[str]:
             return
         measure(where, spec.value, number)
 
-    def measure(where: str, kind: str, number: float) -> None:
+    def measure(where: str, kind: str, number: float, past: bool = True) -> None:
         limit = v.MEASURE_LIMITS[kind]
-        lowest = -limit if kind == "days" else 0  # day offsets may look into the past
+        # day offsets may look into the past (a promise date), unless they are a date to set
+        lowest = -limit if kind == "days" and past else 0
         if not lowest <= number <= limit:
             problems.append(f"{where}: {number!r} is out of range ({lowest:,} to {limit:,})")
 
@@ -217,5 +218,5 @@ def semantic_problems(plan: Plan) -> list[str]:
                             else "distance", rule.split_cost)
                 if rule.actions.auto_cancel_days is not None:
                     measure(f"{where}.actions.auto_cancel_days", "days",
-                            rule.actions.auto_cancel_days)
+                            rule.actions.auto_cancel_days, past=False)
     return problems

@@ -23,6 +23,8 @@ Whole = Annotated[int, Field(ge=-MAX_WHOLE, le=MAX_WHOLE)]
 """A whole number: -2^53 to 2^53."""
 Amount = Annotated[float, Field(ge=0, le=MAX_WHOLE, allow_inf_nan=False)]
 """A quantity, a distance, money: finite, 0 to 2^53."""
+Positive = Annotated[float, Field(gt=0, le=MAX_WHOLE, allow_inf_nan=False)]
+"""A quantity that is there: more than 0, at most 2^53."""
 Real = Annotated[float, Field(ge=-MAX_WHOLE, le=MAX_WHOLE, allow_inf_nan=False)]
 """A finite number from -2^53 to 2^53."""
 

@@ -10,12 +10,13 @@ money to whole cents.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from .ranges import Amount, Count, Real
+from .ranges import Amount, Count, Positive, Real
 
 
 class _Model(BaseModel):
@@ -32,7 +33,7 @@ class Allocation(_Model):
     item: str
     product: str
     facility: str
-    quantity: Amount
+    quantity: Positive
     new_ship_group: str
     group: str
     routing: str
@@ -43,7 +44,7 @@ class Allocation(_Model):
     """This row's share of its package's cost (by weight); null without a rate card or a
     weight. A package is one new ship group."""
     transit_days: Count | None
-    delivery_date: str | None
+    delivery_date: date | None
     """The day the package arrives (ISO date in the snapshot's time zone)."""
 
 
@@ -57,7 +58,7 @@ class Unfillable(_Model):
     rule: str | None
     action: Literal["moved", "auto_cancel_set", "auto_cancel_cleared", "left"]
     queue: str
-    auto_cancel_date: str | None
+    auto_cancel_date: datetime | None
 
 
 class RunRecord(_Model):

@@ -111,6 +111,70 @@ def test_a_result_number_beyond_the_engines_range_is_refused_by_the_contract(pro
     assert refused.value.errors()[0]["loc"] == path
 
 
+def test_a_negative_auto_cancel_is_refused_by_the_checker_and_the_plan_loader(project,
+                                                                             tmp_path):
+    """Found by the long plan campaign: `auto_cancel_days: -1` loaded (day offsets may be
+    negative), and the engines disagreed: the fast engine reads -1 as "no auto-cancel", the
+    reference engine set a date in the past. The language refused nothing either."""
+    from routing_dsl.checker import Workspace
+    text = ('declare queue _NA_, PARK\ngroup "G" for store STORE {\n  routing "R" {\n'
+            '    filter { queue == _NA_ }\n    rule "r" {\n      assign single\n'
+            '      when unfilled { move to queue PARK auto_cancel after -1 days }\n    }\n'
+            '  }\n}\n')
+    [error] = [d for d in Workspace().check_text(text, "neg.route").diagnostics if d.is_error]
+    assert error.code == "RT307" and error.message == "`auto_cancel after` cannot be negative"
+    document = json.loads(project.plan.to_json())
+    document["groups"][0]["routings"][0]["rules"][1]["actions"]["auto_cancel_days"] = -1
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(app.InputError) as refused:
+        app.load_plan(path)
+    assert str(refused.value) == (f"{path}: invalid plan at groups.0.routings.0.rules.1."
+                                  "actions.auto_cancel_days: -1 is out of range (0 to 3,650)")
+
+
+def test_a_plan_value_of_the_wrong_json_type_is_refused_naming_it(project, tmp_path):
+    """Found by the long plan campaign: `"auto_cancel_days": "-1"` (a string) was read as the
+    number -1: the plan loader converted JSON types as Python would."""
+    document = json.loads(project.plan.to_json())
+    document["groups"][0]["routings"][0]["rules"][1]["actions"]["auto_cancel_days"] = "3"
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(app.InputError) as refused:
+        app.load_plan(path)
+    assert str(refused.value) == (f"{path}: invalid plan at groups.0.routings.0.rules.1."
+                                  "actions.auto_cancel_days: Input should be a valid integer")
+
+
+def test_an_allocation_of_nothing_is_refused_by_the_result_contract(project):
+    """Found by the long result campaign: the schema allowed an allocation of quantity 0
+    (no engine writes one), and two of them for one item could not both be recorded (the
+    outbox's deduplication key repeated)."""
+    from routing_dsl.engine import route
+    document = json.loads(json.dumps(route(project.plan, project.snapshot)))
+    document["allocations"][0]["quantity"] = 0
+    with pytest.raises(ValidationError) as refused:
+        Result.model_validate_json(json.dumps(document), strict=True)
+    assert refused.value.errors()[0]["loc"] == ("allocations", 0, "quantity")
+
+
+@pytest.mark.parametrize("field, value", [("auto_cancel_date", ""),
+                                          ("auto_cancel_date", "NaN")])
+def test_a_result_date_that_is_not_one_is_refused_by_the_result_contract(project, field,
+                                                                         value):
+    """Found by the long result campaign: the schema took any string for an auto-cancel
+    date, and recording the result failed reading it (ValueError: Invalid isoformat
+    string)."""
+    document = {"format": "routing-result/1", "allocations": [], "batches": [],
+                "inventory_after": [], "facility_counts_after": [], "warnings": [],
+                "unfillable": [{"order": "O-1", "ship_group": "00001", "item": "00001",
+                                "product": "P", "quantity": 1, "routing": "R", "rule": "r",
+                                "action": "auto_cancel_set", "queue": "Q", field: value}]}
+    with pytest.raises(ValidationError) as refused:
+        Result.model_validate_json(json.dumps(document), strict=True)
+    assert refused.value.errors()[0]["loc"] == ("unfillable", 0, field)
+
+
 @pytest.mark.parametrize("model, field", [
     ("Allocation", "shipping_cost"), ("Allocation", "transit_days"),
     ("Allocation", "delivery_date"), ("RunRecord", "shipping_cost"),

@@ -159,13 +159,16 @@ def result_pools(project: Project) -> dict:
     readers which join them (diff) find matches."""
     def date(r):
         return r.choice([None, "2026-11-25", "2026-12-01"])
+
+    def moment(r):
+        return r.choice([None, "2026-11-25T00:00:00-05:00", "2026-12-01T10:30:00+00:00"])
     return {
         "order": lambda r: r.choice(project.orders),
         "ship_group": lambda r: r.choice(["00001", "00002"]),
         "item": lambda r: r.choice(project.items),
         "product": lambda r: r.choice(project.products),
         "facility": lambda r: r.choice(project.facilities),
-        "delivery_date": date, "auto_cancel_date": date,
+        "delivery_date": date, "auto_cancel_date": moment,
         "explanations": lambda r: None,
     }
 
