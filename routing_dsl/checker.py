@@ -159,6 +159,11 @@ class Workspace:
             self._results[key] = result
         return result
 
+    def modules(self) -> list[CheckResult]:
+        """Every file on disk checked so far (an entry file and the modules it imported,
+        nested ones included), in the order their checks finished."""
+        return list(self._results.values())
+
     def import_module(self, path: Path) -> CheckResult | None:
         """The checked module at ``path``, or None when importing it would close a cycle."""
         if path in self._in_progress:
@@ -613,7 +618,10 @@ class _ModuleChecker:
                 value = self._resolve(action.days, scope)
                 if not isinstance(value, RMissing):
                     days = self._measure(value, "days", "auto_cancel after", source)
-                    if days is not None:
+                    if days is not None and days < 0:  # a date in the past: no meaning
+                        self.error("RT307", "`auto_cancel after` cannot be negative",
+                                   value.span, hint="days from now: 0 or more", source=source)
+                    elif days is not None:
                         parts.auto_cancel_days = int(days)
             elif isinstance(action, n.ClearAutoCancel):
                 clear = action

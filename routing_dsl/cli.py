@@ -1124,6 +1124,10 @@ def lsp() -> None:
               help="Size of the file the language-server session works on.")
 @click.option("--hostile-size", default=1_000_000, show_default=True, type=click.IntRange(100),
               help="Size in characters of each hostile input given to the checker.")
+@click.option("--fuzz-inputs", default=300, show_default=True, type=click.IntRange(1),
+              help="Hostile inputs generated per surface from its schema (the language "
+                   "server, .routetest files, what-ifs, HotWax exports, plans, results, the "
+                   "HTTP service), for the hostile-input section.")
 @click.option("--sql-url", metavar="URL",
               help="Database for the SQL-source figures (default: a temporary SQLite file), "
                    "e.g. postgresql://postgres@127.0.0.1/bench.")
@@ -1154,7 +1158,7 @@ def lsp() -> None:
 @click.option("--console-history", type=click.IntRange(10), default=1_000_000,
               show_default=True)
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
-          hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
+          hostile_size: int, fuzz_inputs: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
           service_only: bool, service_db: str | None, scaling_plot: Path | None,
           console_only: bool, console_batches: int, console_history: int) -> None:
@@ -1189,8 +1193,8 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
                               baseline_orders=baseline_orders)
         click.echo(json.dumps(report) if as_json else scenario_text(report))
         return
-    from .bench.suite import (compile_cost, explanation_costs, lsp_latency, lsp_session,
-                              pathological_inputs, run_bench, sql_source_costs)
+    from .bench.suite import (compile_cost, explanation_costs, hostile_campaigns, lsp_latency,
+                              lsp_session, pathological_inputs, run_bench, sql_source_costs)
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
@@ -1198,6 +1202,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     click.echo(lsp_latency(rounds=rounds))
     click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
     click.echo(pathological_inputs(hostile_size))
+    click.echo(hostile_campaigns(fuzz_inputs))
 
 
 @main.command()

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import vocabulary as v
+from .validation import not_unicode
 
 PLAN_FORMAT = "routing-plan/1"
 PLAN_VERSION = 1
@@ -115,6 +116,11 @@ class PlanGroup(_Step):
 class Plan(_Step):
     """Only active routings and rules are in a plan; order is execution order."""
 
+    # a plan names its format and version (the loader refuses one that does not): the
+    # published schema requires them, though the model fills them in when building one
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema["required"].extend(
+        ["format", "plan_version"]))
+
     format: Literal["routing-plan/1"] = PLAN_FORMAT
     plan_version: Literal[1] = PLAN_VERSION
     source: str
@@ -141,12 +147,15 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
         found = header.get("format") if isinstance(header, dict) else None
         raise PlanError(f"{name}: not a routing plan (format {found!r}, expected "
                         f"{PLAN_FORMAT!r})")
+    if (where := not_unicode(header)) is not None:  # JSON's \ud800 escapes allow it
+        raise PlanError(f"{name}: invalid plan at {where}: expected text, got a lone "
+                        "UTF-16 surrogate")
     if header.get("plan_version") != PLAN_VERSION:
         raise PlanError(f"{name}: plan version {header.get('plan_version')!r} is not supported "
                         f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
                         "with `routing compile`")
     try:
-        plan = Plan.model_validate(header)
+        plan = Plan.model_validate(header, strict=True)  # JSON types: "1" is not 1
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(p) for p in first["loc"])
@@ -186,9 +195,10 @@ def semantic_problems(plan: Plan) -> list[str]:
             return
         measure(where, spec.value, number)
 
-    def measure(where: str, kind: str, number: float) -> None:
+    def measure(where: str, kind: str, number: float, past: bool = True) -> None:
         limit = v.MEASURE_LIMITS[kind]
-        lowest = -limit if kind == "days" else 0  # day offsets may look into the past
+        # day offsets may look into the past (a promise date), unless they are a date to set
+        lowest = -limit if kind == "days" and past else 0
         if not lowest <= number <= limit:
             problems.append(f"{where}: {number!r} is out of range ({lowest:,} to {limit:,})")
 
@@ -208,5 +218,5 @@ def semantic_problems(plan: Plan) -> list[str]:
                             else "distance", rule.split_cost)
                 if rule.actions.auto_cancel_days is not None:
                     measure(f"{where}.actions.auto_cancel_days", "days",
-                            rule.actions.auto_cancel_days)
+                            rule.actions.auto_cancel_days, past=False)
     return problems

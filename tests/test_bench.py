@@ -65,9 +65,16 @@ def test_sql_baseline_refuses_what_it_does_not_implement():
 def test_bench_command_reports_a_ratio():
     result = CliRunner().invoke(main, ["bench", "--facilities", "50", "--ship-groups", "100",
                                        "--lsp-lines", "200", "--hostile-size", "5000",
-                                       "--products", "100", "--rounds", "1"])
+                                       "--products", "100", "--rounds", "1",
+                                       "--fuzz-inputs", "20"])
     assert result.exit_code == 0, result.output
     assert "x the baseline's throughput" in result.stdout
+    hostile = result.stdout[result.stdout.index("hostile inputs from each surface"):]
+    from routing_dsl.fuzz import SURFACES
+    for surface in SURFACES:  # inputs, accepted, refused, findings (none)
+        [row] = [line.split() for line in hostile.splitlines()[2:]
+                 if line.split()[:1] == [surface]]
+        assert row[1] == "20" and int(row[2]) + int(row[3]) == 20 and row[4] == "0", row
 
 
 def test_scenarios_are_seeded_valid_and_realistic():

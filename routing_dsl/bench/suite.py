@@ -366,6 +366,29 @@ def pathological_inputs(size: int = 1_000_000) -> str:
     return "\n".join(rows)
 
 
+def hostile_campaigns(per_surface: int = 300, seed: int = 0) -> str:
+    """`fuzz.counts()`: a seeded campaign of ``per_surface`` inputs generated from each
+    surface's schema and broken at one place, per surface the inputs sent, accepted,
+    refused and the findings (inputs answered with a crash, a hang, a 500 or a refusal
+    that does not say where; the target is none)."""
+    from ..fuzz import counts
+    started = time.perf_counter()
+    found = counts(seed=seed, per_surface=per_surface)
+    elapsed = time.perf_counter() - started
+    rows = [f"hostile inputs from each surface's schema (seed {seed}, {per_surface:,} a "
+            "surface; target: no findings)",
+            f"  {'surface':12} {'inputs':>7} {'accepted':>9} {'refused':>8} {'findings':>9}"]
+    total = dict.fromkeys(("inputs", "accepted", "refused", "findings"), 0)
+    for surface, tally in found.items():
+        rows.append(f"  {surface:12} {tally['inputs']:7,} {tally['accepted']:9,} "
+                    f"{tally['refused']:8,} {tally['findings']:9,}")
+        for key in total:
+            total[key] += tally[key]
+    rows.append(f"  {'all':12} {total['inputs']:7,} {total['accepted']:9,} "
+                f"{total['refused']:8,} {total['findings']:9,}  in {elapsed:.1f} s")
+    return "\n".join(rows)
+
+
 def explanation_costs(facilities: int = 1020, ship_groups: int = 2000, rounds: int = 3) -> str:
     """What explanations cost against a plain run of the same data, in the same process:
     `explain --order` (target at most 1.5x the time) and `run --explain` (target at most 2x

@@ -29,9 +29,11 @@ from starlette.requests import ClientDisconnect
 from .. import __version__
 from ..app import BadSnapshot
 from ..ops.scheduler import Supervision, describe
+from ..ranges import OUT_OF_RANGE, find, out_of_range
+from ..ranges import describe as number_text
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError
-from .console import mount_console
+from .console import error_page, mount_console, wants_page
 from .server import ConnectionStats, Limits
 from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
 
@@ -90,6 +92,11 @@ class Decision(_Body):
     explanations: list[dict[str, Any]]
     committed: bool
     batches: list[str]
+    not_routed: list[str] = Field(default_factory=list, description=(
+        "When no routing took the order (no lines, nothing unfilled): why not, as `routing "
+        "explain` says it (the order or its items not approved, a ship group not waiting in "
+        "a queue of its store, no group for its store, the first filter each routing's "
+        "units fail)."))
 
 
 class Problem(_Body):
@@ -188,16 +195,28 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     app.state.store = store
     app.state.supervision = supervision
 
+    def page_or_problem(request: Request, status: int, title: str, detail: str | None,
+                        headers=None) -> Response:
+        """A problem document; for a browser on a console page, the console's error page."""
+        if wants_page(request.url.path, request.headers.get("accept", "")):
+            return error_page(status, title, detail, state)
+        return problem(status, title, detail, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return problem(422, "invalid request", f"{where}: {first.get('msg', 'invalid')}")
+        return page_or_problem(request, 422, "invalid request",
+                               f"{where}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
         if error.status_code == 413:
             return too_large(limits.max_body_bytes)
+        if error.status_code in (404, 422) and wants_page(request.url.path,
+                                                          request.headers.get("accept", "")):
+            title = "not found" if error.status_code == 404 else "invalid request"
+            return error_page(error.status_code, title, str(error.detail), state)
         return problem(error.status_code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(sa.exc.OperationalError)
@@ -227,12 +246,30 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         "schema": {"$ref": "#/components/schemas/DecisionRequest"}}}}
 
     def parse(body: bytes) -> DecisionRequest | Response:
+        nul = b"\\u0000" in body and _NUL.search(body)
         try:
-            return DecisionRequest.model_validate_json(body, strict=True)
+            request = DecisionRequest.model_validate_json(body, strict=True)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-            return problem(422, "invalid request", f"{where}: {first['msg']}")
+            if not nul or first["type"] == "json_invalid":
+                return problem(422, "invalid request", f"{where}: {first['msg']}")
+        # Checked on the JSON as sent: a NUL anywhere (no database stores one), and every
+        # number within the engines' range, quote or commit alike (2^53 + 1 would become
+        # 2^53 as a float, 2^64 cannot be held at all).
+        sent = _sent(body)
+        if nul:
+            where, _ = find(sent, lambda v: isinstance(v, str) and "\x00" in v) or \
+                find(sent, lambda v: isinstance(v, dict) and any("\x00" in k for k in v)) or \
+                ("body", None)
+            return problem(422, "invalid request", f"{where or 'body'}: a string holds a NUL "
+                                                   "character (\\u0000), which no id or key "
+                                                   "may hold")
+        if (found := out_of_range(sent)) is not None:
+            where, number = found
+            return problem(422, "invalid request", f"{where}: {number_text(number)} "
+                                                   f"{OUT_OF_RANGE}")
+        return request
 
     def quoted(order: Order, explain: bool) -> bytes:
         return orjson.dumps(state.quote(order, explain=explain))
@@ -254,9 +291,6 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             body = await http.body()
         except ClientDisconnect:  # gone (or cut off by the body timeout): nobody reads this
             return Response(status_code=400)
-        if b"\\u0000" in body and _NUL.search(body):
-            return problem(422, "invalid request", "body: a string holds a NUL character "
-                                                   "(\\u0000), which no id or key may hold")
         request = await run_in_threadpool(parse, body) if len(body) > LOOP_BYTES \
             else parse(body)
         if isinstance(request, Response):
@@ -409,6 +443,18 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     app.openapi = openapi
     mount_console(app, state, store, supervision, getattr(after, "alerts", None))
     return app
+
+
+def _sent(body: bytes) -> Any:
+    """The JSON body as Python values, for the checks on what was sent: msgspec keeps whole
+    numbers exact up to 64 bits and reads bigger ones as floats (still beyond the range);
+    the standard library reads what msgspec refuses (1e400, which the model refused first)."""
+    import msgspec
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.MsgspecError:
+        import json
+        return json.loads(body)
 
 
 def _iso(moment: datetime | None) -> str | None:

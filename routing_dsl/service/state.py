@@ -322,7 +322,7 @@ class LiveState:
         view = self._current()
         if self.store is not None:
             self._quote_catch_up(view, order.product_store)
-        lines, unfilled, explanations = [], [], []
+        lines, unfilled, explanations, ran = [], [], [], []
         with self.lock:  # one consistent state: no commit or batch is absorbed halfway
             self._check(view, order)
             single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
@@ -331,12 +331,28 @@ class LiveState:
                 result = run_plan(plan, single, explain=explain, explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
                                   after=False)
+                ran.append((plan, result))
                 lines += result["allocations"]
                 unfilled += result["unfillable"]
                 explanations += result.get("explanations", [])
+        answer = {"order": order.id, "lines": lines, "unfilled": unfilled,
+                  "explanations": explanations, "committed": False, "batches": [],
+                  "not_routed": [] if lines or unfilled else
+                  self._not_routed(order, single, ran)}
         self._count(started)
-        return {"order": order.id, "lines": lines, "unfilled": unfilled,
-                "explanations": explanations, "committed": False, "batches": []}
+        return answer
+
+    def _not_routed(self, order: Order, single: Snapshot, ran: list) -> list[str]:
+        """Why no routing took ``order`` (``ran``: each plan with its result on ``single``),
+        as `routing explain` says it: from the plans with a group for its store."""
+        from ..interpreter import not_routed_reasons
+        routing = [(plan, result) for plan, result in ran
+                   if any(g.product_store == order.product_store for g in plan.groups)]
+        if not routing:
+            return [f"no group routes product store {order.product_store!r}"]
+        reasons = [reason for plan, result in routing
+                   for reason in not_routed_reasons(plan, single, result, order.id)]
+        return list(dict.fromkeys(reasons))
 
     def commit(self, order: Order, key: str, explain: bool = True) -> bytes:
         """Decide ``order`` and reserve what it takes: recorded in the run store (a batch of
@@ -369,7 +385,8 @@ class LiveState:
         self._check(view, order)
         if not any(g.product_store == order.product_store
                    for plan in self.plans for g in plan.groups):
-            raise DecisionError(f"no group routes product store {order.product_store!r}")
+            raise DecisionError(f"order.product_store: no group routes product store "
+                                f"{order.product_store!r}")
         entry = _Commit(order, key, request_digest(order), explain, notify)
         queue = self._queue(view.domain(order.product_store))
         with queue.ready:
@@ -527,7 +544,7 @@ class LiveState:
                 recorded: list, batch_rows: list, undo: list) -> dict:
         """One commit's decision on the live index (taking its stock there, noted in
         ``undo``) with its own earlier decisions applied (``own``), and the rows it writes."""
-        lines, unfilled, explanations, batch_ids = [], [], [], []
+        lines, unfilled, explanations, batch_ids, ran = [], [], [], [], []
         for plan in self.plans:
             groups = frozenset(g.name for g in plan.groups
                                if g.product_store == order.product_store)
@@ -572,11 +589,15 @@ class LiveState:
                                        line["facility"], line["quantity"], line["opens"],
                                        line["day"], line["auto_cancel_date"])
                            for line in decisions.lines)
+            ran.append((plan, result, single))
             lines += result["allocations"]
             unfilled += result["unfillable"]
             explanations += result.get("explanations", [])
+        not_routed = [] if lines or unfilled or not ran else self._not_routed(
+            order, ran[0][2], [(plan, result) for plan, result, _ in ran])
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
-                "explanations": explanations, "committed": True, "batches": batch_ids}
+                "explanations": explanations, "committed": True, "batches": batch_ids,
+                "not_routed": not_routed}
 
     # ---- batches ----
     def run_groups(self, plan: Plan, names: frozenset[str], *, trigger: str = "api",

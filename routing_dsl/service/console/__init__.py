@@ -57,6 +57,22 @@ Status = Annotated[str, Query(pattern=r"^(|running|succeeded|failed|skipped)$")]
 Start = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
+def wants_page(path: str, accept: str) -> bool:
+    """Whether an error on ``path`` should be answered with a page: a console page asked for
+    by a browser (HTML first in its Accept). Other clients get the problem document."""
+    return path.startswith("/console") and accept.split(",", 1)[0].strip().startswith(
+        ("text/html", "application/xhtml+xml"))
+
+
+def error_page(status: int, title: str, detail: str | None, state=None) -> HTMLResponse:
+    """A console error as a page: what went wrong, in the console's frame."""
+    loaded = state.loaded_at.strftime("%Y-%m-%d %H:%M UTC") if state is not None and \
+        state.loaded_at else "—"
+    return HTMLResponse(_PAGES.get_template("error.html").render(
+        live=f"live state loaded {loaded}", status=status, title=title, detail=detail),
+        status_code=status)
+
+
 def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> None:
     """Add the console's pages to ``app`` (outside the OpenAPI document: they are HTML).
     ``supervision`` is the scheduler's (its health heads the dashboard); ``alerts`` the
@@ -143,11 +159,12 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         plan = detail["plan"]
         text = plan["source_text"]
         if text is None:  # compiled from a plan file: show the plan
-            highlighted = html.escape(plan["plan_json"])
+            highlighted, imported, same = html.escape(plan["plan_json"]), [], None
         else:
-            highlighted = _highlight(text, plan["source_name"])
+            highlighted, imported, same = _rule_files(text, plan["source_name"],
+                                                      plan["plan_json"])
         return page("rules.html", b=detail["batch"], source_name=plan["source_name"],
-                    highlighted=highlighted)
+                    highlighted=highlighted, imported=imported, same=same)
 
     @app.get("/console/compare", include_in_schema=False, response_class=HTMLResponse)
     def compare(a: Text = "", b: Text = ""):
@@ -185,6 +202,9 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         current = index.orders.get(order_id) if index is not None else None
         refused = queries.writeback(store, order=order_id)["conflicts"] \
             if store is not None else []
+        if current is None and not history and not decisions and not refused:
+            raise HTTPException(404, f"no order {order_id!r}: the live state does not hold "
+                                     "it and routing never decided it")
         return page("order.html", order=order_id, history=history, decisions=decisions,
                     refused=refused,
                     current=_current(state, current) if current is not None else None,
@@ -456,12 +476,50 @@ def _places(snapshot) -> dict:
     }
 
 
-def _highlight(text: str, name: str) -> str:
+def _rule_files(text: str, name: str, plan_json: str) -> tuple[str, list[dict], bool | None]:
+    """The batch's rule file (as recorded) highlighted; the files it imports (the project's
+    and the stdlib's), read from disk now, each highlighted; and whether, read now, they
+    compile to the plan the batch ran (None when the file cannot be compiled here)."""
+    from pathlib import Path
+
+    from ...checker import Workspace
+    from ...compiler import compile_program
+    from ...loader import stdlib_dir
+    workspace = Workspace()
+    path = Path(name) if name else None
+    try:
+        result = workspace.check_text(text, name=name or "rules.route", path=path)
+    except (OSError, ValueError):
+        result = Workspace().check_text(text, name=name or "rules.route")
+    library = stdlib_dir().resolve()
+    imported = []
+    for module in workspace.modules():
+        if module is result:
+            continue
+        where = module.parsed.path
+        standard = where is not None and where.resolve().is_relative_to(library)
+        shown = "std." + ".".join(where.resolve().relative_to(library).with_suffix("").parts) \
+            if standard else module.parsed.source.name
+        imported.append({"name": shown, "stdlib": standard,
+                         "highlighted": _highlight(module.parsed.source.text,
+                                                   module.parsed.source.name, module)})
+    imported.sort(key=lambda m: (m["stdlib"], m["name"]))
+    same = None
+    if not result.has_errors:
+        try:
+            same = compile_program(result.program).to_json() == plan_json
+        except Exception:  # noqa: BLE001 - a file that no longer compiles: unknown
+            same = None
+    return _highlight(text, name, result), imported, same
+
+
+def _highlight(text: str, name: str, result=None) -> str:
     """The rule file as HTML, its tokens classed as the editor colours them, with line
-    numbers."""
+    numbers (``result``: its check, when done already)."""
     from ...checker import Workspace
     from ...lsp.features import semantic_tokens
-    result = Workspace().check_text(text, name=name or "rules.route")
+    if result is None:
+        result = Workspace().check_text(text, name=name or "rules.route")
     out, position = [], 0
     for start, length, kind in semantic_tokens(result):
         if start < position:
