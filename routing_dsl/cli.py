@@ -1252,14 +1252,25 @@ def lsp() -> None:
 @click.option("--console-batches", type=click.IntRange(10), default=100_000, show_default=True)
 @click.option("--console-history", type=click.IntRange(10), default=1_000_000,
               show_default=True)
+@click.option("--shadow", "shadow_only", is_flag=True,
+              help="Only what a shadow candidate costs: a recorded batch, and committed "
+                   "decisions, with and without one (ratios).")
+@click.option("--decisions", type=click.IntRange(1), default=300, show_default=True,
+              help="With --shadow: committed decisions timed each way.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
           service_only: bool, service_db: str | None, scaling_plot: Path | None,
-          console_only: bool, console_batches: int, console_history: int) -> None:
+          console_only: bool, console_batches: int, console_history: int, shadow_only: bool,
+          decisions: int) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
-    realistic scenario end to end; or the service, or the console."""
+    realistic scenario end to end; or the service, or the console, or what shadowing
+    costs."""
+    if shadow_only:
+        from .bench.rollout import shadow_cost
+        click.echo(shadow_cost(facilities, ship_groups, products, rounds, decisions).text())
+        return
     if console_only:
         from .bench.console import console_bench
         click.echo(console_bench(console_batches, console_history).text())
@@ -1297,6 +1308,9 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     click.echo(lsp_latency(rounds=rounds))
     click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
     click.echo(pathological_inputs(hostile_size))
+    from .bench.rollout import shadow_cost
+    click.echo(shadow_cost(facilities, ship_groups, products, rounds,
+                           min(decisions, ship_groups)).text())
 
 
 @main.command()

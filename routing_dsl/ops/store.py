@@ -451,7 +451,8 @@ class RunStore:
             return None
         with self.reading() as connection:
             plan = connection.execute(
-                sa.select(t.plans.c.source_name, t.plans.c.source_text, t.plans.c.plan_json)
+                sa.select(t.plans.c.hash, t.plans.c.source_name, t.plans.c.source_text,
+                          t.plans.c.plan_json)
                 .join(t.batches, t.batches.c.plan_hash == t.plans.c.hash)
                 .where(t.batches.c.id == batch_id)).mappings().one()
 

@@ -49,6 +49,8 @@ from .guards import Guards, tripped
 from .kpis import Kpis, Promises, batch_kpis, batch_rows, differences
 
 POLL = 1.0  # seconds between reads of the rollout's state by a serving process
+GATHER = 0.2       # seconds the worker gathers decisions before handling them together
+GATHER_MOST = 500  # decisions it handles together at most
 
 
 def check_groups(mode: str, production: list[Plan], candidate: list[Plan]) -> list[str]:
@@ -219,15 +221,19 @@ class Rollout:
     def _work_loop(self) -> None:
         while True:
             notes = [self._work.get()]
-            while True:  # whatever waits goes in one transaction
+            # what comes within GATHER seconds goes in one transaction: fewer writes taking
+            # the store's write lock from the commits
+            deadline = time.monotonic() + GATHER
+            while len(notes) < GATHER_MOST:
                 try:
-                    notes.append(self._work.get_nowait())
+                    notes.append(self._work.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             try:
                 rows = []
                 for note in notes:
                     rows += self._decision_rows(note)
+                    time.sleep(0)  # let the threads deciding commits have the interpreter
                 records.record(self.store, rows)
                 if self.canary_active and rows:
                     self.check_guards()

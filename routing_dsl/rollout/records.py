@@ -278,3 +278,16 @@ def canary_batches(store: RunStore, rollout_id: int, limit: int = 200) -> list[d
                  "version": row["version_label"] or row["plan_hash"][:12],
                  "kpis": Kpis.of_row(row), "error": row["error"]}
                 for row in connection.execute(query).mappings()]
+
+
+def series(store: RunStore, *, since: datetime, until: datetime,
+           limit: int = 20_000) -> list[dict]:
+    """Both versions' figures per batch over a period, oldest first (each row: mode, role,
+    started, the figures, differing units), at most ``limit`` rows."""
+    k = t.rollout_kpis.c
+    query = sa.select(t.rollout_kpis).where(k.started >= since, k.started < until).order_by(
+        k.started, k.batch_id).limit(limit)
+    with store.reading() as connection:
+        return [{"mode": row["mode"], "role": row["role"], "started": _utc(row["started"]),
+                 "kpis": Kpis.of_row(row), "differing_units": row["differing_units"]}
+                for row in connection.execute(query).mappings()]

@@ -24,7 +24,7 @@ def _version(side: dict) -> str:
     return side["version_label"] or side["plan_hash"][:12]
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and not value.is_integer():
@@ -39,9 +39,9 @@ def side_by_side(production: Kpis, candidate: Kpis, indent: str = "  ") -> list[
     for key, label in SHOWN:
         a, b = ours[key], theirs[key]
         if key == "mean_distance":
-            a = None if a is None else f"{_cell(a)} {ours['distance_unit']}"
-            b = None if b is None else f"{_cell(b)} {theirs['distance_unit']}"
-        lines.append(f"{indent}{label:<18}{_cell(a):>14}{_cell(b):>14}")
+            a = None if a is None else f"{cell(a)} {ours['distance_unit']}"
+            b = None if b is None else f"{cell(b)} {theirs['distance_unit']}"
+        lines.append(f"{indent}{label:<18}{cell(a):>14}{cell(b):>14}")
     return lines
 
 
