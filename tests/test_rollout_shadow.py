@@ -203,3 +203,23 @@ def test_bench_measures_what_a_shadow_costs():
     ratios = re.findall(r": (\d+\.\d\d)x", result.stdout)
     assert len(ratios) == 2 and all(float(r) > 0 for r in ratios), result.stdout
     assert "batch:" in result.stdout and "20 commits" in result.stdout
+
+
+def test_serve_once_shadows_the_round_it_runs(tmp_path):
+    scheduled = PRODUCTION.replace('group "Bench" for store STORE {',
+                                   'group "Bench" for store STORE {\n  schedule "* * * * *"')
+    (tmp_path / "production.route").write_text(scheduled)
+    (tmp_path / "candidate.route").write_text(CLOSER)
+    (tmp_path / "snapshot.json").write_text(snapshot(ship_groups=50).model_dump_json())
+    db = str(tmp_path / "runs.db")
+    ran = CliRunner().invoke(main, ["serve", str(tmp_path / "production.route"), "--source",
+                                    str(tmp_path / "snapshot.json"), "--db", db, "--once",
+                                    "--shadow", str(tmp_path / "candidate.route")])
+    assert ran.exit_code == 0, ran.output
+    events = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
+    assert {"event": "rollout", "mode": "shadow", "status": "active", "resumed": False}.items() \
+        <= next(e for e in events if e["event"] == "rollout").items()
+    shown = json.loads(CliRunner().invoke(main, ["shadow", "--db", db, "--format", "json"]
+                                          ).stdout)
+    assert shown["total"]["batches"] == 1
+    assert shown["batches"][0]["candidate"]["version"] == "2026-11-bf"

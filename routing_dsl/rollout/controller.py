@@ -120,7 +120,7 @@ class Rollout:
                                                   guards=guards)
         self.record, self.status = record, record.status
         if replaced:
-            self._event("canary_replaced", previous=replaced)
+            self._event("rollout_replaced", previous=replaced)
         self._event("rollout", status=record.status, resumed=resumed,
                     **({"reason": record.reason} if record.reason else {}))
         return record

@@ -1,6 +1,8 @@
 """Rollouts in the run store: which candidate runs beside production and how (shadow or
 canary), where it stands, and each version's figures per batch (tables ``rollouts`` and
-``rollout_kpis``, migration 0008).
+``rollout_kpis``, migration 0008). One shadow and one canary are in progress at a time per
+store: starting one of another candidate ends (``aborted``, "replaced by ...") the one
+before.
 
 A canary's row is the truth every process follows: it is ``active`` until a guard trips it
 (``tripped``), `routing rollout abort` ends it (``aborted``) or `routing rollout promote`
@@ -92,6 +94,8 @@ def begin(store: RunStore, mode: str, production: list[Plan], candidate: list[Pl
                 found = connection.execute(
                     sa.select(t.rollouts).where(r.candidate_key == key, r.mode == mode)
                     .order_by(r.id.desc()).limit(1)).mappings().first()
+                if found is not None and mode == "shadow" and found["status"] != "active":
+                    found = None  # a shadow replaced since runs again: as a new one
                 if found is not None:
                     if found["status"] == "active" and mode == "canary" and (
                             found["share"] != share or _guards(found) != guards):
@@ -101,14 +105,12 @@ def begin(store: RunStore, mode: str, production: list[Plan], candidate: list[Pl
                         found = dict(found, share=share, guards=_json(guards))
                     return _record(found), True, None
                 replaced = None
-                if mode == "canary":
-                    before = connection.execute(sa.select(r.id, r.candidate_label).where(
-                        r.status == "active", r.mode == "canary")).first()
-                    if before is not None:
-                        replaced = before.candidate_label
-                        connection.execute(t.rollouts.update().where(r.id == before.id).values(
-                            status="aborted", updated=now, ended=now,
-                            reason=f"replaced by a canary of {versions_label(candidates)}"))
+                for before in connection.execute(sa.select(r.id, r.candidate_label).where(
+                        r.status == "active", r.mode == mode)).all():
+                    replaced = before.candidate_label
+                    connection.execute(t.rollouts.update().where(r.id == before.id).values(
+                        status="aborted", updated=now, ended=now,
+                        reason=f"replaced by a {mode} of {versions_label(candidates)}"))
                 new_id = connection.execute(t.rollouts.insert().values(
                     mode=mode, status="active", candidate_key=key,
                     candidate_label=versions_label(candidates),
