@@ -50,6 +50,11 @@ def warning(message: str) -> None:
     say(f"warning: {message}", err=True)
 
 
+def printable_lines(text: str) -> str:
+    """Lines of text, each with its control characters escaped (see `printable`)."""
+    return "".join(printable(line) + "\n" for line in text.splitlines())
+
+
 def note(message: str) -> None:
     click.echo(f"note: {printable(message)}", err=True)
 
@@ -1162,7 +1167,7 @@ def shadow(db_url, since, limit, output_format) -> None:
     if output_format == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
         return
-    click.echo(printable(report.text()), nl=False)
+    click.echo(printable_lines(report.text()), nl=False)
 
 
 @main.group()
@@ -1184,7 +1189,7 @@ def rollout_status(db_url, output_format) -> None:
     if not found:
         click.echo("no rollout: production routes alone")
         return
-    click.echo(printable("\n".join(s.text() for s in found)), nl=False)
+    click.echo(printable_lines("\n".join(s.text() for s in found)), nl=False)
 
 
 @rollout.command("promote")

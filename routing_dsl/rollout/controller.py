@@ -15,11 +15,14 @@ picks its plans:
   real, the rest by production: for a batch, production's run first, then the candidate's,
   each recorded by `run_recorded` under the partitions' locks on the source with every ledger
   line applied, so the second sees what the first took (one ledger, no oversell); a decision
-  is taken by the version its order belongs to. After each batch (and each group of
-  decisions) the guards compare both versions' recent figures; when one trips, this process
-  goes back to production at once (the next batch is production's alone), records why in the
-  run store (every other process follows within a second), logs a JSON event and calls the
-  webhook.
+  is taken by the version its order belongs to. The candidate's batch is measured against
+  production on the same orders and the same state (production shadows the share's orders on
+  the snapshot the candidate routed: production's own batch took its stock first, and a
+  candidate must not be judged on the leftovers); a decision against production's
+  decisions. After each batch (and each group of decisions) the guards compare both
+  versions' recent figures; when one trips, this process goes back to production at once
+  (the next batch is production's alone), records why in the run store (every other process
+  follows within a second), logs a JSON event and calls the webhook.
 - a **promoted** canary routes everything with the candidate; a tripped or aborted one
   leaves production alone.
 
@@ -386,42 +389,80 @@ class Rollout:
                                                       if o.id in chosen]})
         theirs = snapshot.model_copy(update={"orders": [o for o in snapshot.orders
                                                         if o.id not in chosen]})
-        runs = [(plan, theirs, *recorded_run(store, plan, theirs, group=names,
-                                             source_text=source_text, **kwargs))]
+        runs = [recorded_run(store, plan, theirs, group=names, source_text=source_text,
+                             **kwargs)]
         stores = {o.product_store for o in ours.orders}
         for candidate, picked in self._by_candidate(names):
             if not any(g.product_store in stores for g in candidate.groups if g.name in picked):
                 continue  # no order of the share waits for these groups
+            seen: dict = {}
+
+            def observe(routed, result, running, seen=seen) -> None:
+                seen.update(routed=routed, running=running)
             try:
-                runs.append((candidate, ours, *recorded_run(
-                    store, candidate, ours, group=picked, source_text=self.text(candidate),
-                    **kwargs)))
+                result, ids = recorded_run(store, candidate, ours, group=picked,
+                                           source_text=self.text(candidate), observe=observe,
+                                           **kwargs)
             except Exception as error:  # noqa: BLE001 - production takes these next time
                 self.trip(f"routing_errors: the candidate failed: {_describe(error)}")
+                continue
+            runs.append((result, ids))
+            try:
+                self._canary_rows(plan, candidate, result, ids, seen, kwargs)
+            except Exception as error:  # noqa: BLE001 - the batches stand
+                self._event("rollout_failed", error=_describe(error))
         try:
-            self._canary_rows(runs, kwargs)
             self.check_guards()
         except Exception as error:  # noqa: BLE001 - the batches stand
             self._event("rollout_failed", error=_describe(error))
-        return _merged([(result, ids) for _, _, result, ids in runs])
+        return _merged(runs)
 
-    def _canary_rows(self, runs, kwargs) -> None:
+    def _canary_rows(self, plan: Plan, candidate: Plan, result: dict, ids: list[str],
+                     seen: dict, kwargs: dict) -> None:
+        """The candidate's figures for its batches, beside production's on the same orders
+        and the same state: production shadows the canary's orders on the snapshot the
+        candidate routed them on (production's own batch took its stock first), so that the
+        guards compare like with like."""
+        if not seen.get("running"):
+            return
         record = self.record
+        routed, running = seen["routed"], seen["running"]
+        router = kwargs.get("router") or route
+        options = {k: v for k, v in kwargs.items()
+                   if k not in ("trigger", "started", "router", "webhook", "reflected_before",
+                                "wait")}
+        error = None
+        try:
+            baseline = router(plan, routed, group=frozenset(
+                n for n in running if any(g.name == n for g in plan.groups)), **options)
+        except Exception as failure:  # noqa: BLE001 - production's figures are missing
+            baseline, error = None, _describe(failure)
         started = kwargs.get("started") or datetime.now(UTC)
+        stores = {o.id: o.product_store for o in routed.orders}
+        promises = Promises(routed)
+        ours = {g.name: g for g in candidate.groups}
+        theirs = {g.name: g for g in plan.groups}
         rows = []
-        for plan, snapshot, result, ids in runs:
-            role = "candidate" if self.is_candidate(plan) else "production"
-            stores = {o.id: o.product_store for o in snapshot.orders}
-            promises = Promises(snapshot)
-            groups = {g.name: g for g in plan.groups}
-            for batch, batch_id in zip(result["batches"], ids, strict=True):
-                if batch.get("skipped"):
-                    continue
-                rows.append(records.kpi_row(
-                    record, batch_id, role, group=batch["group"], trigger=kwargs["trigger"],
-                    started=started, plan=(self._hashes[id(plan)], plan.version_label),
-                    kpis=batch_kpis(*batch_rows(result, groups[batch["group"]], stores),
-                                    promises)))
+        for batch, batch_id in zip(result["batches"], ids, strict=True):
+            name = batch["group"]
+            if batch.get("skipped") or name not in running or name not in theirs:
+                continue
+            common = {"group": name, "trigger": kwargs["trigger"], "started": started}
+            mine = batch_rows(result, ours[name], stores)
+            if baseline is None:
+                base, count, shown = Kpis(errors=1), 0, []
+            else:
+                other = batch_rows(baseline, theirs[name], stores)
+                base = batch_kpis(*other, promises)
+                count, shown = differences(other[:2], mine[:2])
+            rows.append(records.kpi_row(record, batch_id, "production", **common,
+                                        plan=(self._hashes[id(plan)], plan.version_label),
+                                        kpis=base, error=error))
+            rows.append(records.kpi_row(record, batch_id, "candidate", **common,
+                                        plan=(self._hashes[id(candidate)],
+                                              candidate.version_label),
+                                        kpis=batch_kpis(*mine, promises), differing=count,
+                                        differences=shown))
         records.record(self.store, rows)
 
     # ---- guards ----

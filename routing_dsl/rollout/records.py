@@ -111,6 +111,11 @@ def begin(store: RunStore, mode: str, production: list[Plan], candidate: list[Pl
                     connection.execute(t.rollouts.update().where(r.id == before.id).values(
                         status="aborted", updated=now, ended=now,
                         reason=f"replaced by a {mode} of {versions_label(candidates)}"))
+                if mode == "canary":  # its shadow, if it had one, has done its work
+                    connection.execute(t.rollouts.update().where(
+                        r.status == "active", r.mode == "shadow", r.candidate_key == key
+                    ).values(status="aborted", updated=now, ended=now,
+                             reason="followed by its canary"))
                 new_id = connection.execute(t.rollouts.insert().values(
                     mode=mode, status="active", candidate_key=key,
                     candidate_label=versions_label(candidates),
@@ -269,6 +274,16 @@ def _side(row: dict) -> dict:
             "kpis": Kpis.of_row(row), "error": row["error"]}
 
 
+def shadowed(store: RunStore, rollout_id: int) -> tuple[int, datetime | None]:
+    """How many batches a shadow has measured, and when the last one started."""
+    k = t.rollout_kpis.c
+    with store.reading() as connection:
+        count, last = connection.execute(sa.select(sa.func.count(), sa.func.max(k.started))
+                                         .where(k.rollout_id == rollout_id,
+                                                k.role == "candidate")).one()
+    return count, last and _utc(last)
+
+
 def canary_batches(store: RunStore, rollout_id: int, limit: int = 200) -> list[dict]:
     """A canary's batches, newest first: each with its version's role and figures."""
     k = t.rollout_kpis.c
@@ -287,7 +302,8 @@ def series(store: RunStore, *, since: datetime, until: datetime,
     """Both versions' figures per batch over a period, oldest first (each row: mode, role,
     started, the figures, differing units), at most ``limit`` rows."""
     k = t.rollout_kpis.c
-    query = sa.select(t.rollout_kpis).where(k.started >= since, k.started < until).order_by(
+    query = sa.select(t.rollout_kpis).where(  # by mode too: served by ix_rollout_kpis_started
+        k.mode.in_(t.ROLLOUT_MODES), k.started >= since, k.started < until).order_by(
         k.started, k.batch_id).limit(limit)
     with store.reading() as connection:
         return [{"mode": row["mode"], "role": row["role"], "started": _utc(row["started"]),

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from .guards import Guards, tripped
 from .kpis import Kpis
-from .records import RolloutRecord, ShadowBatch, current_canary, listed, window
+from .records import RolloutRecord, ShadowBatch, current_canary, listed, shadowed, window
 
 # The figures shown, in order: (key of Kpis.report(), label)
 SHOWN = (("units_routed", "units routed"), ("allocations", "allocations"),
@@ -106,6 +106,8 @@ class Standing:
     production: Kpis | None = None
     candidate: Kpis | None = None
     failing: list[str] = field(default_factory=list)
+    batches: int = 0                   # a shadow's: batches measured
+    last: datetime | None = None       # and when the last one started
 
     def to_json(self) -> dict:
         r = self.rollout
@@ -114,6 +116,9 @@ class Standing:
                 "candidate_plans": r.candidate_plans, "production_plans": r.production_plans,
                 "share": r.share, "guards": r.guards, "started": r.started.isoformat(),
                 "ended": r.ended.isoformat() if r.ended else None, "reason": r.reason,
+                **({"batches_shadowed": self.batches,
+                    "last_shadowed": self.last.isoformat() if self.last else None}
+                   if r.mode == "shadow" else {}),
                 "window": None if self.production is None else {
                     "production": self.production.report(),
                     "candidate": self.candidate.report(), "failing": self.failing}}
@@ -126,6 +131,10 @@ class Standing:
                  f"  started: {_when(r.started)}"]
         if r.reason:
             lines.append(f"  why: {r.reason}")
+        if r.mode == "shadow":
+            lines.append(f"  batches shadowed: {self.batches}" + (
+                f", the last at {_when(self.last)} (`routing shadow` shows them)"
+                if self.last else ""))
         if r.guards:
             lines.append("  guards: " + ", ".join(f"{k} = {v}" for k, v in
                                                    sorted(r.guards.items())))
@@ -153,5 +162,6 @@ def standings(store) -> list[Standing]:
         candidate = window(store, canary.id, "candidate", guards.window)
         found.append(Standing(canary, production.kpis, candidate.kpis,
                               tripped(guards, production, candidate)))
-    found += [Standing(r) for r in listed(store, active=True) if r.mode == "shadow"]
+    found += [Standing(r, None, None, [], *shadowed(store, r.id))
+              for r in listed(store, active=True) if r.mode == "shadow"]
     return found
