@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from ..engine import route
+from ..interpreter import run_plan
 from ..ops.runner import run_recorded as recorded_run
 from ..ops.store import RunStore, plan_hash
 from ..plan import Plan
@@ -52,7 +53,7 @@ from .guards import Guards, tripped
 from .kpis import Kpis, Promises, batch_kpis, batch_rows, differences
 
 POLL = 1.0  # seconds between reads of the rollout's state by a serving process
-GATHER = 0.2       # seconds the worker gathers decisions before handling them together
+GATHER = 0.5       # seconds the worker gathers decisions before handling them together
 GATHER_MOST = 500  # decisions it handles together at most
 
 
@@ -85,6 +86,7 @@ class _Note:
     started: datetime
     batches: list = field(default_factory=list)  # (plan, group, batch id, allocations, left, runs)
     state: object = None                          # the order's snapshot (shadow)
+    prepared: dict = field(default_factory=dict)  # plan id -> its indexes (interpreter.Prepared)
 
 
 class Rollout:
@@ -272,8 +274,9 @@ class Rollout:
             plan = found[0]
             names = frozenset(g.name for g in plan.groups
                               if g.product_store == note.order.product_store)
-            try:
-                results[id(plan)] = route(plan, state, group=names, engine="reference")
+            try:  # on the indexes the live state keeps for it (only this thread uses them)
+                results[id(plan)] = run_plan(plan, state, group=names,
+                                             prepared=note.prepared.get(id(plan)), after=False)
             except Exception as error:  # noqa: BLE001 - recorded as the candidate's error
                 failures[id(plan)] = _describe(error)
         for plan, group, batch_id, allocations, left, runs in note.batches:

@@ -574,8 +574,9 @@ class LiveState:
             with self.lock:
                 if note is not None and self.rollout.shadowing and note.state is None:
                     # the state this decision is taken on, for the candidate to decide on
-                    note.state = self._order_state(view, current, view.taken, view.counted)
-                    note.order = current
+                    note.state = self._order_state(view, current, view.taken, view.counted,
+                                                   stocked_only=True)
+                    note.order, note.prepared = current, view.prepared
                 result = run_plan(plan, single, group=groups, explain=explain,
                                   explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
@@ -665,8 +666,10 @@ class LiveState:
         return self._order_state(view, order, consumed, counted)
 
     def _order_state(self, view: _View, order: Order, consumed: dict,
-                     counted: dict) -> Snapshot:
-        """`order_snapshot` of ``view`` with ``consumed`` stock and ``counted`` orders."""
+                     counted: dict, stocked_only: bool = False) -> Snapshot:
+        """`order_snapshot` of ``view`` with ``consumed`` stock and ``counted`` orders (with
+        ``stocked_only``, the counts of the facilities stocking the order's products only:
+        the others cannot take it, and copying them all costs a decision dear)."""
         snapshot = view.snapshot
         products = {i.product for g in order.ship_groups for i in g.items}
         for style in {view.style.get(p) for p in products} - {None}:
@@ -677,6 +680,9 @@ class LiveState:
                 quantity = consumed.get((row.facility, row.product))
                 inventory.append(row if quantity is None else
                                  row.model_copy(update={"atp": row.atp - quantity}))
+        if stocked_only:
+            stocked = {row.facility for row in inventory}
+            counted = {f: n for f, n in counted.items() if f in stocked}
         return Snapshot.model_construct(
             format=snapshot.format, now=snapshot.now, timezone=snapshot.timezone,
             product_stores=snapshot.product_stores,
