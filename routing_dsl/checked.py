@@ -93,3 +93,4 @@ class CheckedProgram:
     source: SourceFile
     groups: tuple[CheckedGroup, ...]
     priority_order: tuple[str, ...]
+    version: str | None = None  # the file's `version` label

@@ -119,6 +119,7 @@ class CheckResult:
 # ---- the checker ----------------------------------------------------------------------------------
 
 MAX_IMPORT_DEPTH = 32
+MAX_VERSION = 100  # characters of a `version` label
 
 
 class Workspace:
@@ -243,10 +244,31 @@ class _ModuleChecker:
                     and not self._is_library()):
                 self.error("RT208", f"constant `{definition.name}` is never used",
                            definition.where.span)
-        program = CheckedProgram(self.source, tuple(groups), tuple(self.scope.priority_order))
+        program = CheckedProgram(self.source, tuple(groups), tuple(self.scope.priority_order),
+                                 self._version(module))
         diagnostics = sort_diagnostics(self.diagnostics + self._imported)
         return CheckResult(self.parsed, diagnostics, program, self.scope, self.definitions,
                            self.references)
+
+    def _version(self, module: n.Module) -> str | None:
+        """The file's own `version` label (an imported module's labels nothing)."""
+        first: n.Version | None = None
+        label = None
+        for item in module.items:
+            if not isinstance(item, n.Version):
+                continue
+            if first is not None:
+                self.error("RT202", "duplicate `version`", item.span,
+                           hint=f"a file has one version, first given at "
+                                f"{self.where(first.span).label()}")
+                continue
+            first, label = item, item.label.value
+            if not label.strip() or label != label.strip() or len(label) > MAX_VERSION:
+                self.error("RT307", f"invalid version label \"{label[:40]}\"", item.label.span,
+                           hint=f"a label of 1 to {MAX_VERSION} characters, without leading "
+                                "or trailing spaces, such as \"2026-11-bf\"")
+                label = None
+        return label
 
     def _is_library(self) -> bool:
         """A module with no groups is a library: its constants exist to be imported."""

@@ -35,7 +35,7 @@ KEYWORDS = (
     "ignore_facility_order_limit", "only_if_all_items_available", "shipment_threshold",
     "split_cost", "when",
     "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
-    "is", "null", "within", "mi", "km", "days", "day",
+    "is", "null", "within", "mi", "km", "days", "day", "version",
 )
 
 _UPPER = {word: word.upper() for word in KEYWORDS}
@@ -50,7 +50,7 @@ _READABLE = {
     **{terminal: f"`{text}`" for text, terminal in _PUNCTUATION.items()},
 }
 
-_TOP = ("use", "let", "declare", "template", "group")
+_TOP = ("use", "let", "declare", "template", "group", "version")
 _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule")
 _RULE = ("assign", "inventory", "sort", "when")
@@ -423,7 +423,8 @@ class Parser:
     # ---- module ----------------------------------------------------------------------------
     def module(self) -> n.Module:
         parsers = {"use": self.use_decl, "let": self.let_decl, "declare": self.declare_decl,
-                   "template": self.template_decl, "group": self.group_decl}
+                   "template": self.template_decl, "group": self.group_decl,
+                   "version": self.version_decl}
         items = []
         while True:
             for word in _TOP:
@@ -444,6 +445,11 @@ class Parser:
             if node is not None:
                 items.append(node)
         return n.Module(span=Span(0, len(self.source.text)), items=tuple(items))
+
+    def version_decl(self) -> n.Version:
+        start = self.advance("VERSION")
+        label = self.string()
+        return n.Version(span=Span(start.start, label.span.end), label=label)
 
     def use_decl(self) -> n.Use:
         start = self.advance("USE")

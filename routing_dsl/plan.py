@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from . import vocabulary as v
 from .validation import not_unicode
@@ -124,8 +124,25 @@ class Plan(_Step):
     format: Literal["routing-plan/1"] = PLAN_FORMAT
     plan_version: Literal[1] = PLAN_VERSION
     source: str
+    # The rules' version label (the file's `version`, `--version-label` or the git commit):
+    # recorded with every batch and decision, beside the plan's hash.
+    version_label: str | None = Field(default=None, min_length=1, max_length=100)
     priority_order: list[str] = []
     groups: list[PlanGroup]
+
+    @model_serializer(mode="wrap")
+    def _unlabelled(self, handler):
+        # a plan without a label is written as before labels existed: same bytes, same hash
+        data = handler(self)
+        if isinstance(data, dict) and data.get("version_label") is None:
+            data.pop("version_label", None)
+        return data
+
+    def labelled(self, label: str | None) -> Plan:
+        """This plan with ``label`` as its version label (itself when it has one)."""
+        if self.version_label is not None or label is None:
+            return self
+        return self.model_copy(update={"version_label": label})
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

@@ -153,6 +153,7 @@ class BatchRecord:
     allocations: int
     unfillable: int
     error: str | None
+    version_label: str | None = None  # the rules' label (beside the plan hash)
 
 
 class RunStore:
@@ -216,9 +217,10 @@ class RunStore:
 
     def start_batch(self, *, group: str, product_store: str, plan_json: str, source_name: str,
                     source_text: str | None, snapshot_hash: str, trigger: str = "manual",
-                    started: datetime | None = None) -> str:
+                    started: datetime | None = None, version_label: str | None = None) -> str:
         """Commit a ``running`` batch (and the plan, the first time it runs); ``started`` is
-        now unless a scheduler gives the time of its slot's round."""
+        now unless a scheduler gives the time of its slot's round; ``version_label`` is the
+        plan's (see `Plan.version_label`)."""
         batch_id = str(uuid.uuid4())
         with self.engine.begin() as connection:
             digest = self.save_plan(connection, plan_json, source_name, source_text)
@@ -227,7 +229,7 @@ class RunStore:
                 plan_hash=digest, snapshot_hash=snapshot_hash,
                 started=(started or _now()).astimezone(UTC),  # SQLite keeps no offset: store UTC
                 status="running", attempted_items=0, brokered_items=0, allocations=0,
-                unfillable=0))
+                unfillable=0, version_label=version_label))
         return batch_id
 
     def save_plan(self, connection: sa.Connection, plan_json: str, source_name: str,
@@ -437,7 +439,8 @@ class RunStore:
                                 row["trigger"], row["status"], _utc(row["started"]),
                                 row["finished"] and _utc(row["finished"]),
                                 row["attempted_items"], row["brokered_items"],
-                                row["allocations"], row["unfillable"], row["error"])
+                                row["allocations"], row["unfillable"], row["error"],
+                                row["version_label"])
                     for row in rows]
 
     def batch_detail(self, batch_id: str) -> dict | None:
@@ -448,7 +451,8 @@ class RunStore:
             return None
         with self.reading() as connection:
             plan = connection.execute(
-                sa.select(t.plans.c.source_name, t.plans.c.source_text, t.plans.c.plan_json)
+                sa.select(t.plans.c.hash, t.plans.c.source_name, t.plans.c.source_text,
+                          t.plans.c.plan_json)
                 .join(t.batches, t.batches.c.plan_hash == t.plans.c.hash)
                 .where(t.batches.c.id == batch_id)).mappings().one()
 

@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -318,9 +319,11 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                                "reserve twice")
             if state.store is None:
                 need_store()
+            later: list = []  # a rollout's shadow of it: once the answer is sent
             answer = await state.commit_async(request.order, request.idempotency_key,
-                                              explain=request.explain)
-            return Response(answer, media_type="application/json")
+                                              explain=request.explain, followups=later)
+            return Response(answer, media_type="application/json",
+                            background=BackgroundTask(_run_all, later) if later else None)
         except ConflictError as error:
             return problem(409, "idempotency key reused", str(error))
         except DecisionError as error:
@@ -455,6 +458,11 @@ def _sent(body: bytes) -> Any:
     except msgspec.MsgspecError:
         import json
         return json.loads(body)
+
+
+async def _run_all(calls: list) -> None:
+    for call in calls:  # each only hands its work to a worker thread
+        call()
 
 
 def _iso(moment: datetime | None) -> str | None:

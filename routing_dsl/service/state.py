@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import gc
 import hashlib
 import threading
@@ -30,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -135,7 +137,8 @@ class _View:
 class _Commit:
     """One commit request waiting for its group's answer."""
 
-    __slots__ = ("order", "key", "request", "explain", "event", "notify", "answer", "error")
+    __slots__ = ("order", "key", "request", "explain", "event", "notify", "answer", "error",
+                 "followup")
 
     def __init__(self, order: Order, key: str, request: str, explain: bool = True,
                  notify=None):
@@ -144,6 +147,7 @@ class _Commit:
         self.notify = notify  # called once settled (an event loop's wake-up), if given
         self.answer: bytes | None = None
         self.error: Exception | None = None
+        self.followup = None  # what a rollout does with the decision once it is answered
 
     def settle(self, answer: bytes | None = None, error: Exception | None = None) -> None:
         self.answer, self.error = answer, error
@@ -186,6 +190,9 @@ class LiveState:
     _queues_lock: threading.Lock = field(default_factory=threading.Lock)
     _plans_json: dict = field(default_factory=dict)  # plan id -> its JSON and hash
     _saved_plans: set = field(default_factory=set)  # plan hashes known to be stored
+    # A candidate version beside production (rollout.controller.Rollout): decisions of a
+    # canary's orders are its plans', committed ones are shadowed, group runs go through it.
+    rollout: Any = None
 
     # ---- the source and the ledger ----
     def refresh(self) -> None:
@@ -196,7 +203,7 @@ class LiveState:
         store = self.store
         read_at = store.clock() if store is not None else None
         snapshot = self.source()
-        view = _View(snapshot, datetime.now(UTC), self.plans)
+        view = _View(snapshot, datetime.now(UTC), self._all_plans())
         if store is not None:
             view.reflected_before = ledger.reflection_cutoff(read_at, snapshot.now)
             view.digest = snapshot_digest(snapshot)
@@ -305,7 +312,17 @@ class LiveState:
         for known, text in zip(self.plans, self.texts, strict=False):
             if known is plan:
                 return text
-        return None
+        return self.rollout.text(plan) if self.rollout is not None else None
+
+    def _all_plans(self) -> list[Plan]:
+        """Production's plans and a rollout's candidate's."""
+        return self.plans + (self.rollout.candidate if self.rollout is not None else [])
+
+    def _plans_for(self, order: Order) -> list[Plan]:
+        """The plans that decide ``order`` (a canary's for the orders of its share)."""
+        if self.rollout is None:
+            return self.plans
+        return self.rollout.plans_for(order, self.plans)
 
     def prepared(self, plan: Plan) -> Prepared | None:
         """The indexes ``plan``'s decisions share until the next refresh (the facilities do
@@ -326,7 +343,7 @@ class LiveState:
         with self.lock:  # one consistent state: no commit or batch is absorbed halfway
             self._check(view, order)
             single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
-            for plan in self.plans:
+            for plan in self._plans_for(order):
                 # stock and counts come from the live index, copied for this order only
                 result = run_plan(plan, single, explain=explain, explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
@@ -364,10 +381,16 @@ class LiveState:
         started = time.perf_counter()
         entry = self._enqueue(order, key, explain)
         entry.event.wait()
-        return self._outcome(entry, started)
+        answer = self._outcome(entry, started)
+        if entry.followup is not None:
+            entry.followup()
+        return answer
 
-    async def commit_async(self, order: Order, key: str, explain: bool = True) -> bytes:
-        """``commit`` for an event loop: it waits without holding a thread."""
+    async def commit_async(self, order: Order, key: str, explain: bool = True,
+                           followups: list | None = None) -> bytes:
+        """``commit`` for an event loop: it waits without holding a thread. What a rollout
+        does with the decision is added to ``followups``, for the caller to run once the
+        answer is sent (run here when it gives no list)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         done = loop.create_future()
@@ -376,7 +399,13 @@ class LiveState:
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
         entry = self._enqueue(order, key, explain, wake)
         await done
-        return self._outcome(entry, started)
+        answer = self._outcome(entry, started)
+        if entry.followup is not None:
+            if followups is None:
+                entry.followup()
+            else:
+                followups.append(entry.followup)
+        return answer
 
     def _enqueue(self, order: Order, key: str, explain: bool = True, notify=None) -> _Commit:
         if self.store is None:
@@ -502,12 +531,12 @@ class LiveState:
                 own = ledger.Effects(view.today).extend(store.ledger(
                     reflected_before=view.reflected_before, stores=stores,
                     orders={e.order.id for e in fresh}, connection=connection))
-                answers, recorded, batch_rows = [], [], []
+                answers, recorded, batch_rows, notes = [], [], [], []
                 for entry in fresh:
                     answer = self._decide(view, entry.order, entry.explain, own, recorded,
-                                          batch_rows, undo)
+                                          batch_rows, undo, notes)
                     answers.append(orjson.dumps(answer))
-                for plan in self.plans:
+                for plan in self._all_plans():
                     plan_json, digest = self._plan_json(plan)
                     if digest not in self._saved_plans and any(
                             row["plan_hash"] == digest for row in batch_rows):
@@ -537,15 +566,21 @@ class LiveState:
             for product_store, last_id in heads.items():
                 view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
             self.commits_total += len(fresh)
-        for entry, answer in zip(fresh, answers, strict=True):
+        for entry, answer, note in zip(fresh, answers, notes, strict=True):
+            if note is not None:
+                entry.followup = functools.partial(self.rollout.after_decision, note)
             entry.settle(answer)
 
     def _decide(self, view: _View, order: Order, explain: bool, own: ledger.Effects,
-                recorded: list, batch_rows: list, undo: list) -> dict:
+                recorded: list, batch_rows: list, undo: list, notes: list) -> dict:
         """One commit's decision on the live index (taking its stock there, noted in
-        ``undo``) with its own earlier decisions applied (``own``), and the rows it writes."""
+        ``undo``) with its own earlier decisions applied (``own``), and the rows it writes;
+        what a rollout needs of it goes to ``notes``."""
         lines, unfilled, explanations, batch_ids, ran = [], [], [], [], []
-        for plan in self.plans:
+        note = self.rollout.note(order, view.snapshot.timezone) \
+            if self.rollout is not None else None
+        notes.append(note)
+        for plan in self._plans_for(order):
             groups = frozenset(g.name for g in plan.groups
                                if g.product_store == order.product_store)
             if not groups:
@@ -554,6 +589,11 @@ class LiveState:
             started = datetime.now(UTC)
             single = view.snapshot.model_copy(update={"orders": [current], "inventory": []})
             with self.lock:
+                if note is not None and self.rollout.shadowing and note.state is None:
+                    # the state this decision is taken on, for the candidate to decide on
+                    note.state = self._order_state(view, current, view.taken, view.counted,
+                                                   stocked_only=True)
+                    note.order, note.prepared = current, view.prepared
                 result = run_plan(plan, single, group=groups, explain=explain,
                                   explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
@@ -582,8 +622,11 @@ class LiveState:
                     "id": batch_id, "trigger": "api", "group_name": batch["group"],
                     "product_store": order.product_store, "plan_hash": digest,
                     "snapshot_hash": view.digest, "started": started, "finished": finished,
-                    **batch_values(batch, mine, left)})
+                    "version_label": plan.version_label, **batch_values(batch, mine, left)})
                 recorded.append(Recorded(batch_id, batch, mine, left, decisions))
+                if note is not None:
+                    note.batches.append((plan, batch["group"], batch_id, mine, left,
+                                         batch["runs"]))
                 own.extend(ledger.Line(0, order.product_store, line["kind"], line["order_id"],
                                        line["ship_group"], line["item"], line["product"],
                                        line["facility"], line["quantity"], line["opens"],
@@ -606,7 +649,8 @@ class LiveState:
         ledger applied under their partitions' locks (ops/runner.py); what they take is
         then read into the live state."""
         view = self._current()
-        result, ids = _run_recorded(self.store, plan, view.snapshot,
+        recorder = self.rollout.run_recorded if self.rollout is not None else _run_recorded
+        result, ids = recorder(self.store, plan, view.snapshot,
                                     source_text=self.text(plan), trigger=trigger, group=names,
                                     started=started, webhook=webhook, router=router,
                                     reflected_before=view.reflected_before)
@@ -640,6 +684,13 @@ class LiveState:
             consumed = dict(view.taken) if taken else {}
             counted = dict(view.counted) if taken else {}
             self._check(view, order)
+        return self._order_state(view, order, consumed, counted)
+
+    def _order_state(self, view: _View, order: Order, consumed: dict,
+                     counted: dict, stocked_only: bool = False) -> Snapshot:
+        """`order_snapshot` of ``view`` with ``consumed`` stock and ``counted`` orders (with
+        ``stocked_only``, the counts of the facilities stocking the order's products only:
+        the others cannot take it, and copying them all costs a decision dear)."""
         snapshot = view.snapshot
         products = {i.product for g in order.ship_groups for i in g.items}
         for style in {view.style.get(p) for p in products} - {None}:
@@ -650,6 +701,9 @@ class LiveState:
                 quantity = consumed.get((row.facility, row.product))
                 inventory.append(row if quantity is None else
                                  row.model_copy(update={"atp": row.atp - quantity}))
+        if stocked_only:
+            stocked = {row.facility for row in inventory}
+            counted = {f: n for f, n in counted.items() if f in stocked}
         return Snapshot.model_construct(
             format=snapshot.format, now=snapshot.now, timezone=snapshot.timezone,
             product_stores=snapshot.product_stores,

@@ -12,7 +12,9 @@ Pages:
 - orders found by id prefix, ship group, product or facility (``/console/orders``), and one
   order: where it waits now, its decisions and moves, the rules tried replayed (`live`);
 - the queues: what waits, how long, which routing takes it next (``/console/queues``);
-- stock: per facility or product, stock, reserved, available, daily count against limit.
+- stock: per facility or product, stock, reserved, available, daily count against limit;
+- the rollout (``/console/rollout``): a candidate version beside production, shadow or
+  canary, where it stands and both versions' figures over time (`console.rollout`).
 
 Every query it runs is paged and served by an index (`ops.queries`); every parameter is
 validated (422, never 500).
@@ -120,6 +122,15 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
                     figures=_dashboard_figures(buckets, step),
                     start=start, end=end, step=step)
 
+    @app.get("/console/rollout", include_in_schema=False, response_class=HTMLResponse)
+    def rollout(period: Period = "7d"):
+        from ...rollout.report import SHOWN, cell
+        from . import rollout as rollout_page
+        end = datetime.now(UTC)
+        step, start = _steps(end - PERIODS[period], end)
+        return page("rollout.html", period=period, shown=SHOWN, cell=cell,
+                    **rollout_page.page_values(store, start=start, end=end, step=step))
+
     @app.get("/console/batches", include_in_schema=False, response_class=HTMLResponse)
     def batches(group: Text = "", status: Status = "", since: Day = "", until: Day = "",
                 before: Text = ""):
@@ -147,6 +158,7 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         previous = queries.batches(store, group=record.group, limit=1,
                                    before=(record.started, record.id))
         return page("batch.html", b=record, figures=_figures(detail),
+                    version=queries.version_text(record.version_label, detail["plan"]["hash"]),
                     chart=charts.facility_bars(detail["allocations"]),
                     map=charts.shipment_map(detail["allocations"], _places(state.snapshot)),
                     previous=previous[0] if previous else None,
