@@ -252,6 +252,22 @@ def test_a_number_beyond_float_range_is_a_problem_not_infinity(tmp_path):
         import_group(document)
 
 
+def test_a_negative_auto_cancel_is_a_problem_naming_its_path():
+    """The language refuses `auto_cancel after -1 days` (the engines disagreed on it, found
+    by the plan campaign): an import says where the export holds it."""
+    from routing_dsl.checker import Workspace
+    [group] = Workspace().check_path(
+        ROOT / "examples" / "backorder_parking" / "backorder_parking.route").program.groups
+    document = export_group(group)
+    [action] = [a for r in document["routings"] for rule in r["rules"]
+                for a in rule["actions"] if a["actionTypeEnumId"] == "ORA_AUTO_CANCEL_DAYS"]
+    action["actionValue"] = "-1"
+    with pytest.raises(HotWaxImportError) as refused:
+        import_group(document, name="g.json")
+    assert refused.value.problems == [
+        "g.json: routings[0].rules[0].actions[1].actionValue: '-1' days cannot be negative"]
+
+
 def test_a_rule_status_on_a_routing_is_not_a_routing_status():
     # found by the round trip of the HotWax fuzzer: RULE_ARCHIVED on a routing was read as
     # archived, and exported back as ROUTING_ARCHIVED

@@ -376,6 +376,9 @@ def _actions(actions, where: str, t: _Translation) -> list[str]:
     if "ORA_AUTO_CANCEL_DAYS" in found:
         path, value = found["ORA_AUTO_CANCEL_DAYS"]
         days = _number(value, f"{path}.actionValue", t, whole=True)
+        if days is not None and days < 0:  # a date in the past: the language refuses it too
+            t.problems.append(f"{path}.actionValue: {_short(value)} days cannot be negative")
+            days = None
         if clear:
             t.notes.append(f"{path}: clearing the auto-cancel date wins over setting it; "
                            "dropped")
