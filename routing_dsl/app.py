@@ -491,6 +491,13 @@ def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False,
         raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
 
 
+def warm_engine() -> dict:
+    """Compile the fast engine's kernel into numba's cache (see engine/warm.py): the seconds
+    taken and the kernel functions compiled."""
+    from .engine.warm import warm
+    return warm()
+
+
 def router(executor: str = "local", jobs: int = 2, address: str | None = None):
     """What routes a run: `engine.route` in this process, or its partitions on a process
     pool or on Ray (the same result); it takes `engine.route`'s arguments."""
