@@ -1016,12 +1016,16 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port: seconds for a request's body to arrive after its headers.")
 @click.option("--keep-alive-timeout", type=click.FloatRange(0.1), default=5.0,
               show_default=True, help="With --port: seconds an idle connection stays open.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="With --port: processes answering the port (one core each), sharing the "
+                   "run store, whose ledger and locks keep their decisions exact; the first "
+                   "also runs the schedule, and a reload in one is done in all.")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           db_url: str | None, webhook: str | None, sink: str | None, alerts: Path | None,
           port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
-          body_timeout: float, keep_alive_timeout: float) -> None:
+          body_timeout: float, keep_alive_timeout: float, workers: int) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
@@ -1040,6 +1044,11 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     if port is not None and host not in LOOPBACK and token is None:
         raise InputError(f"--host {host}: serving beyond this machine needs a bearer token; "
                          "set ROUTING_TOKEN (every write must then carry it)")
+    if workers > 1 and (port is None or once):
+        raise InputError("--workers N answers --port from N processes: it needs --port, "
+                         "and not --once")
+    if workers > 1 and not hasattr(os, "fork"):
+        raise InputError("--workers needs a platform with fork(); run one process per port")
     plans = [(app.load_plan(path), path) for path in sources]
     texts = [app.source_text(path) for _, path in plans]
     if once:  # a cron job: a broken source is an error, now
@@ -1049,60 +1058,136 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     # afresh at each call; raises, never exits: serve logs it and retries
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
-    hook = app.make_webhook(webhook)
-    supervision = Supervision()
-    schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
-                            supervision=supervision)
-                  for (plan, _), text in zip(plans, texts, strict=True)]
-    log = schedulers[0].log
-    after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping, alerts=alerts,
-                           log=log)
-    for scheduler in schedulers:
-        scheduler.after = after
-    if executor != "local":
+
+    def serve_one(index: int = 0, peers=None, listening=None) -> None:
+        """One serving process: worker ``index`` of ``--workers`` (only worker 0 runs the
+        schedule; ``peers`` relays reloads between workers), accepting on ``listening``
+        when the parent bound the port."""
+        hook = app.make_webhook(webhook)
+        supervision = Supervision()
+        schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
+                                supervision=supervision)
+                      for (plan, _), text in zip(plans, texts, strict=True)]
+        log = schedulers[0].log
+        after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping,
+                               alerts=alerts, log=log)
         for scheduler in schedulers:
-            scheduler.router = app.router(executor, jobs, address)
-    if once:
-        from .ops.scheduler import run_due_once
+            scheduler.after = after
+        if executor != "local":
+            for scheduler in schedulers:
+                scheduler.router = app.router(executor, jobs, address)
+        if once:
+            from .ops.scheduler import run_due_once
+            try:
+                run_due_once(schedulers)  # logs what ran, or that nothing was due
+            except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
+                raise click.ClickException(describe(error)) from None
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if port is None:
+            serve_all(schedulers, stop, poll_seconds)
+            return
+        from .service import server
+        from .service.app import create_app
+        from .service.state import LiveState
+        state = LiveState([plan for plan, _ in plans], source, texts, store=store)
+        prepare = None
         try:
-            run_due_once(schedulers)  # logs what ran, or that nothing was due
-        except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
-            raise click.ClickException(describe(error)) from None
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    if port is None:
-        serve_all(schedulers, stop, poll_seconds)
-        return
-    from .service import server
-    from .service.app import create_app
-    from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], source, texts, store=store)
-    prepare = None
+            state.refresh()
+        except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+            log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+                 "component": "live state", "error": describe(error), "failures": 1,
+                 "retry_in": 1.0})
+            supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
+            prepare = state.refresh
+        for scheduler in schedulers:  # scheduled batches and decisions share one live state
+            scheduler.live = state
+        if index == 0:
+            loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
+                                    kwargs={"prepare": prepare}, name="scheduler",
+                                    daemon=True)
+        else:  # the schedule is worker 0's: this one only loads what the others load
+            loop = threading.Thread(target=follow_loads, args=(state, supervision, stop,
+                                                               prepare, log),
+                                    name="loader", daemon=True)
+        if peers is not None:
+            state.on_refresh = peers.announce
+            peers.follow(lambda failures: reload(state, supervision, log, failures),
+                         stop)
+        loop.start()
+        limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
+                               max_connections=max_connections, header_timeout=header_timeout,
+                               body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
+        connections = server.ConnectionStats()
+        application = create_app(state, store, token, limits=limits, supervision=supervision,
+                                 connections=connections, after=after,
+                                 worker=index if peers is not None else None)
+        # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
+        server.run(application, host=host, port=port, limits=limits, stats=connections,
+                   log=log, sock=listening, stop=stop)
+        stop.set()
+        loop.join()
+
+    if workers > 1:
+        from .service import workers as pool
+        try:
+            listening = pool.bind(host, port)
+        except OSError as error:
+            raise InputError(f"--port {port}: {error.strerror or error}") from None
+        store.dispose()  # no connection crosses the fork: each worker opens its own
+
+        def worker(index: int, peers) -> int:
+            serve_one(index, peers, listening)
+            return 0
+        sys.exit(pool.supervise(workers, worker, log_event))
+    serve_one()
+
+
+def reload(state, supervision, log, failures: int) -> float | None:
+    """Reread the source into ``state`` because another worker did (`serve --workers`).
+    None when it worked; else the seconds before trying again (the failure is reported as
+    the live state's, and the state loaded before keeps serving)."""
+    from datetime import UTC, datetime
+
+    from .ops.scheduler import backoff, describe
     try:
-        state.refresh()
-    except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+        state.refresh(announce=False)
+    except Exception as error:  # noqa: BLE001 - tried again
+        wait = backoff(failures + 1, 30.0)
         log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
-             "component": "live state", "error": describe(error), "failures": 1,
-             "retry_in": 1.0})
-        supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
-        prepare = state.refresh
-    for scheduler in schedulers:  # scheduled batches and decisions share one live state
-        scheduler.live = state
-    loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
-                            kwargs={"prepare": prepare}, name="scheduler", daemon=True)
-    loop.start()
-    limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
-                           max_connections=max_connections, header_timeout=header_timeout,
-                           body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
-    connections = server.ConnectionStats()
-    application = create_app(state, store, token, limits=limits, supervision=supervision,
-                             connections=connections, after=after)
-    # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
-    server.run(application, host=host, port=port, limits=limits, stats=connections, log=log)
-    stop.set()
-    loop.join()
+             "component": "live state", "error": describe(error), "failures": failures + 1,
+             "retry_in": wait})
+        supervision.failed("live state", datetime.now(UTC), describe(error), wait)
+        return wait
+    supervision.clear("live state")
+    return None
+
+
+def follow_loads(state, supervision, stop, prepare, log) -> None:
+    """A worker without the schedule: its first load, when it failed at start, is retried
+    with backoff until it succeeds; later loads come from the other workers (`reload`)."""
+    from datetime import UTC, datetime
+
+    from .ops.scheduler import backoff, describe
+    failures = 0
+    while prepare is not None and not stop.is_set():
+        try:
+            prepare()
+        except Exception as error:  # noqa: BLE001 - retried
+            failures += 1
+            wait = backoff(failures, 30.0)
+            log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+                 "component": "live state", "error": describe(error), "failures": failures,
+                 "retry_in": wait})
+            supervision.failed("live state", datetime.now(UTC), describe(error), wait)
+            stop.wait(wait)
+        else:
+            prepare = None
+            supervision.clear("live state")
+            log({"at": datetime.now(UTC).isoformat(), "event": "loaded"})
+    stop.wait()
 
 
 @main.command()

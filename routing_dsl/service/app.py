@@ -157,13 +157,15 @@ def too_large(limit: int) -> JSONResponse:
 
 def create_app(state: LiveState, store=None, token: str | None = None, *,
                limits: Limits | None = None, supervision: Supervision | None = None,
-               connections: ConnectionStats | None = None, after=None) -> FastAPI:
+               connections: ConnectionStats | None = None, after=None,
+               worker: int | None = None) -> FastAPI:
     """The application for one live state and (optionally) a run store: by default the live
     state's, where its commits are recorded. With ``token``, every write (POST) needs
     `Authorization: Bearer <token>`. ``supervision`` is the scheduler's (for /healthz and
     /metrics), ``connections`` the HTTP server's; ``after`` (`ops.hooks.AfterBatches`)
     follows the group runs it starts (the OMS write-back, the alert rules, whose state
-    /metrics shows)."""
+    /metrics shows). ``worker``: this process's index under `routing serve --workers`
+    (only worker 0 runs the schedule), shown by /healthz."""
     if store is None:
         store = state.store
     limits = limits or Limits()
@@ -220,7 +222,8 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             "status": status, "reasons": reasons,
             "loaded_at": state.loaded_at.isoformat() if state.loaded_at else None,
             "scheduler": {"running": supervision.running,
-                          "last_success": _iso(supervision.last_success)}},
+                          "last_success": _iso(supervision.last_success)},
+            **({} if worker is None else {"worker": worker})},
             status_code=200 if loaded else 503)
 
     body_schema = {"required": True, "content": {"application/json": {

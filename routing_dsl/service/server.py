@@ -21,6 +21,7 @@ problem documents through its handlers.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,9 +222,12 @@ def guarded_protocol(limits: Limits, stats: ConnectionStats, cap: int) -> type:
 
 
 def run(app, *, host: str, port: int, limits: Limits, stats: ConnectionStats,
-        log=None) -> None:
+        log=None, sock=None, stop=None) -> None:
     """Serve ``app`` until SIGTERM or SIGINT (the caller's handlers absorb uvicorn's re-raise
-    of the signal, so this returns)."""
+    of the signal, so this returns) or until ``stop`` (a threading.Event) is set (a signal
+    that came while the service was still loading, before uvicorn took the signals over),
+    on ``sock`` when given (a socket bound for several workers, see service/workers.py),
+    else on ``host``:``port``."""
     stats.open_files = raise_open_files_limit()
     stats.cap = connection_cap(limits, stats.open_files)
     if stats.cap < limits.max_connections and log is not None:
@@ -233,5 +237,11 @@ def run(app, *, host: str, port: int, limits: Limits, stats: ConnectionStats,
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
         http=guarded_protocol(limits, stats, stats.cap), ws="none",
         timeout_keep_alive=limits.keep_alive_timeout)  # type: ignore[arg-type]
-    uvicorn.Server(config).run()
+    served = uvicorn.Server(config)
+    if stop is not None:
+        def watch() -> None:
+            stop.wait()
+            served.should_exit = True
+        threading.Thread(target=watch, daemon=True, name="stop watcher").start()
+    served.run(sockets=None if sock is None else [sock])
 

@@ -186,13 +186,16 @@ class LiveState:
     _queues_lock: threading.Lock = field(default_factory=threading.Lock)
     _plans_json: dict = field(default_factory=dict)  # plan id -> its JSON and hash
     _saved_plans: set = field(default_factory=set)  # plan hashes known to be stored
+    # called after each load (`routing serve --workers`: the other workers then load too)
+    on_refresh: Callable[[], None] | None = None
 
     # ---- the source and the ledger ----
-    def refresh(self) -> None:
+    def refresh(self, announce: bool = True) -> None:
         """Reread the source and reapply the ledger lines it does not reflect (those
         acknowledged before the read began and before the snapshot's `now`, see
         ops/ledger.py): the state a restart would build. Decisions in flight finish on the
-        state they started on."""
+        state they started on. ``announce``: tell ``on_refresh`` (not when this load is
+        another worker's, passed on)."""
         store = self.store
         read_at = store.clock() if store is not None else None
         snapshot = self.source()
@@ -211,6 +214,8 @@ class LiveState:
         # collector's reach, a decision never pays for walking them (p99 drops ~15x).
         gc.collect()
         gc.freeze()
+        if announce and self.on_refresh is not None:
+            self.on_refresh()
 
     @property
     def snapshot(self) -> Snapshot | None:
