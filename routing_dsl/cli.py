@@ -1059,10 +1059,11 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
 
-    def serve_one(index: int = 0, peers=None, listening=None) -> None:
+    def serve_one(index: int = 0, peers=None, listen=None) -> None:
         """One serving process: worker ``index`` of ``--workers`` (only worker 0 runs the
-        schedule; ``peers`` relays reloads between workers), accepting on ``listening``
-        when the parent bound the port."""
+        schedule; ``peers`` relays reloads between workers), accepting on the socket
+        ``listen()`` opens, once loaded (until then, the kernel gives new connections to
+        the other workers)."""
         hook = app.make_webhook(webhook)
         supervision = Supervision()
         schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
@@ -1126,20 +1127,20 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
                                  worker=index if peers is not None else None)
         # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
         server.run(application, host=host, port=port, limits=limits, stats=connections,
-                   log=log, sock=listening, stop=stop)
+                   log=log, sock=listen() if listen is not None else None, stop=stop)
         stop.set()
         loop.join()
 
     if workers > 1:
         from .service import workers as pool
         try:
-            listening = pool.bind(host, port)
+            pool.bind(host, port).close()  # a port another program holds: said now
         except OSError as error:
             raise InputError(f"--port {port}: {error.strerror or error}") from None
         store.dispose()  # no connection crosses the fork: each worker opens its own
 
         def worker(index: int, peers) -> int:
-            serve_one(index, peers, listening)
+            serve_one(index, peers, lambda: pool.bind(host, port))
             return 0
         sys.exit(pool.supervise(workers, worker, log_event))
     serve_one()

@@ -226,8 +226,8 @@ def run(app, *, host: str, port: int, limits: Limits, stats: ConnectionStats,
     """Serve ``app`` until SIGTERM or SIGINT (the caller's handlers absorb uvicorn's re-raise
     of the signal, so this returns) or until ``stop`` (a threading.Event) is set (a signal
     that came while the service was still loading, before uvicorn took the signals over),
-    on ``sock`` when given (a socket bound for several workers, see service/workers.py),
-    else on ``host``:``port``."""
+    on ``sock`` when given (a worker's socket, see service/workers.py), else on
+    ``host``:``port``."""
     stats.open_files = raise_open_files_limit()
     stats.cap = connection_cap(limits, stats.open_files)
     if stats.cap < limits.max_connections and log is not None:
