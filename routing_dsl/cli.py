@@ -1235,6 +1235,9 @@ def lsp() -> None:
 @click.option("--db", "service_db", metavar="URL",
               help="With --service: the run store the commits go to (default: a temporary "
                    "SQLite file), e.g. postgresql://postgres@127.0.0.1/bench; it is written.")
+@click.option("--workers", "service_workers", default="1", show_default=True, metavar="N[,N]",
+              help="With --service: measure `routing serve --workers N` for each N given "
+                   "(e.g. 1,2), in one run.")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
@@ -1248,7 +1251,8 @@ def lsp() -> None:
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
           hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, service_db: str | None, scaling_plot: Path | None,
+          service_only: bool, service_db: str | None, service_workers: str,
+          scaling_plot: Path | None,
           console_only: bool, console_batches: int, console_history: int) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
@@ -1264,8 +1268,15 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     if service_only:
         from .bench.suite import service_latency
         from .ops.store import database_url
+        try:
+            counts = tuple(int(n) for n in service_workers.split(","))
+        except ValueError:
+            counts = ()
+        if not counts or min(counts) < 1:
+            raise click.BadParameter("worker counts, e.g. 1,2", param_hint="--workers")
         click.echo(service_latency(facilities,
-                                   db_url=database_url(service_db) if service_db else None))
+                                   db_url=database_url(service_db) if service_db else None,
+                                   workers=counts))
         return
     if scaling_plot is not None:
         from .bench.suite import run_scaling, scaling_svg, scaling_table
