@@ -149,6 +149,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = _Coalescing(self.transport, self.loop)
         self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timeout)
 
     def on_message_complete(self) -> None:
@@ -213,6 +215,42 @@ class GuardedProtocol(HttpToolsProtocol):
         if response:
             self.transport.write(response)
         self.transport.close()
+
+
+class _Coalescing:
+    """A response's transport: its head waits for the first part of its body (uvicorn writes
+    them apart), so that both go out in one write, one system call and one segment, not two
+    (about a tenth of a quote's CPU). A head with no body following in the same turn of the
+    event loop goes out alone at its end."""
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport, loop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is None and data.startswith(b"HTTP/"):
+            self._held = data
+            self._loop.call_soon(self._flush)
+            return
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
 
 
 def guarded_protocol(limits: Limits, stats: ConnectionStats, cap: int) -> type:
