@@ -38,7 +38,7 @@ from ..engine import route, snapshot_digest
 from ..interpreter import LiveStock, Prepared, run_plan
 from ..ops import ledger
 from ..ops.locks import COMMIT_WAIT, Busy, locked
-from ..ops.store import Recorded, RunStore, batch_values, plan_hash
+from ..ops.store import Recorded, RunStore, batch_values, pipelined, plan_hash
 from ..plan import Plan
 from ..scaleout import connected_stores
 from ..snapshot import Order, Snapshot, order_problems
@@ -501,13 +501,14 @@ class LiveState:
                             row["plan_hash"] == digest for row in batch_rows):
                         store.save_plan(connection, plan_json, plan.source, self.text(plan))
                         saved.add(digest)
-                store.insert_batches(connection, batch_rows)
-                heads = store.record(connection, recorded)
-                store.settle_batches(connection, batch_rows)
                 rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
                          "answer": answer.decode()} for e, answer in zip(fresh, answers,
                                                                          strict=True)]
-                written = store.insert_keys(connection, rows)
+                with pipelined(connection):  # a few round trips, not one or two per table
+                    store.insert_batches(connection, batch_rows)
+                    heads = store.record(connection, recorded)
+                    store.settle_batches(connection, batch_rows)
+                    written = store.insert_keys(connection, rows)
                 if len(written) != len(rows):
                     raise _KeyRace()  # rolled back; the next attempt finds those keys
         except BaseException as error:
