@@ -467,14 +467,48 @@ def oms_schema(dialect: str) -> str:
 
 # ---- running ----
 
-def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False) -> str:
-    """The engine that runs ``plan``: "fast" or "reference" (InputError when ``fast`` is
-    asked for and cannot run it)."""
-    from .engine import FastUnsupported, choose
+# A snapshot file (or folder) smaller than this is routed by the reference engine under
+# `--engine auto`: it finishes such a run before the fast engine has imported numba and
+# loaded its compiled code (about half a second); both write the same bytes.
+SMALL_SNAPSHOT_BYTES = 256 * 1024
+
+
+def small_snapshot(spec: str | Path) -> bool:
+    """Whether the snapshot at ``spec`` (a file or a folder; never a database) is small
+    enough that the reference engine routes it sooner than the fast one can start."""
+    if "://" in str(spec):
+        return False
+    path = Path(spec)
     try:
-        return choose(plan, engine, explain=explain)
-    except FastUnsupported as error:
+        if path.is_dir():
+            size = 0
+            for child in path.iterdir():
+                if child.is_file():
+                    size += child.stat().st_size
+                    if size >= SMALL_SNAPSHOT_BYTES:
+                        return False
+            return True
+        return path.stat().st_size < SMALL_SNAPSHOT_BYTES
+    except OSError:
+        return False
+
+
+def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False,
+                  small: bool = False) -> str:
+    """The engine that runs ``plan``: "fast" or "reference" (InputError when ``fast`` is
+    asked for and cannot run it); ``small`` inputs go to the reference engine under auto."""
+    from . import engine as engines
+    try:
+        return engines.choose(plan, engine, explain=explain, small=small)
+    except engines.FastUnsupported as error:  # looked up only when raised: no numba before
         raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
+
+
+def warm_engine() -> dict:
+    """Compile the fast engine's kernel into numba's cache (see engine/warm.py): the seconds
+    taken and the kernel functions compiled."""
+    from .engine.warm import warm
+    return warm()
 
 
 def router(executor: str = "local", jobs: int = 2, address: str | None = None):
@@ -609,7 +643,9 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
     if request.executor != "local" and (request.explain or request.routing):
         raise InputError(f"--executor {request.executor} routes whole groups without "
                          "explanations: drop --explain and --routing, or use --executor local")
-    engine = choose_engine(plan, request.engine, explain=request.explain)
+    engine = choose_engine(plan, request.engine, explain=request.explain,
+                           small=request.executor == "local"
+                           and small_snapshot(request.snapshot))
     changes = read_what_ifs(request.what_ifs, request.what_if_file)
     store = webhook = read_at = None
     if request.recording:  # opened first: its clock is read before the source (ops/ledger.py)

@@ -367,7 +367,8 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
                    "states the semantics (same results); auto: fast unless the plan or "
-                   "--explain needs the reference engine.")
+                   "--explain needs the reference engine, or the snapshot is a file under "
+                   "256 KB (routed before the fast engine could start).")
 @what_if_options
 @version_label_option
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",
@@ -1038,6 +1039,10 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port: seconds for a request's body to arrive after its headers.")
 @click.option("--keep-alive-timeout", type=click.FloatRange(0.1), default=5.0,
               show_default=True, help="With --port: seconds an idle connection stays open.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="With --port: processes answering the port (one core each), sharing the "
+                   "run store, whose ledger and locks keep their decisions exact; the first "
+                   "also runs the schedule, and a reload in one is done in all.")
 @version_label_option
 @click.option("--shadow", "shadows", multiple=True, metavar="CANDIDATE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1060,9 +1065,9 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
-          body_timeout: float, keep_alive_timeout: float, version_label: str | None,
-          shadows: tuple[Path, ...], canaries: tuple[Path, ...], canary_share: str | None,
-          guards: Path | None) -> None:
+          body_timeout: float, keep_alive_timeout: float, workers: int,
+          version_label: str | None, shadows: tuple[Path, ...], canaries: tuple[Path, ...],
+          canary_share: str | None, guards: Path | None) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
@@ -1081,6 +1086,11 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     if port is not None and host not in LOOPBACK and token is None:
         raise InputError(f"--host {host}: serving beyond this machine needs a bearer token; "
                          "set ROUTING_TOKEN (every write must then carry it)")
+    if workers > 1 and (port is None or once):
+        raise InputError("--workers N answers --port from N processes: it needs --port, "
+                         "and not --once")
+    if workers > 1 and not hasattr(os, "fork"):
+        raise InputError("--workers needs a platform with fork(); run one process per port")
     plans = [(app.label_plan(app.load_plan(path), path, version_label, git=True), path)
              for path in sources]
     texts = [app.source_text(path) for _, path in plans]
@@ -1091,70 +1101,147 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     # afresh at each call; raises, never exits: serve logs it and retries
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
-    hook = app.make_webhook(webhook)
-    supervision = Supervision()
-    schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
-                            supervision=supervision)
-                  for (plan, _), text in zip(plans, texts, strict=True)]
-    log = schedulers[0].log
-    after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping, alerts=alerts,
-                           log=log)
-    for scheduler in schedulers:
-        scheduler.after = after
-    rollout = app.make_rollout(store, [plan for plan, _ in plans], shadow=shadows,
-                               canary=canaries, share=canary_share, guards=guards,
-                               webhook=hook, log=log)
-    for scheduler in schedulers:
-        scheduler.rollout = rollout
-    if executor != "local":
+
+    def serve_one(index: int = 0, peers=None, listen=None) -> None:
+        """One serving process: worker ``index`` of ``--workers`` (only worker 0 runs the
+        schedule; ``peers`` relays reloads between workers), accepting on the socket
+        ``listen()`` opens, once loaded (until then, the kernel gives new connections to
+        the other workers)."""
+        hook = app.make_webhook(webhook)
+        supervision = Supervision()
+        schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
+                                supervision=supervision)
+                      for (plan, _), text in zip(plans, texts, strict=True)]
+        log = schedulers[0].log
+        after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping,
+                               alerts=alerts, log=log)
+        rollout = app.make_rollout(store, [plan for plan, _ in plans], shadow=shadows,
+                                   canary=canaries, share=canary_share, guards=guards,
+                                   webhook=hook, log=log)
         for scheduler in schedulers:
-            scheduler.router = app.router(executor, jobs, address)
-    if once:
-        from .ops.scheduler import run_due_once
+            scheduler.rollout = rollout
+        for scheduler in schedulers:
+            scheduler.after = after
+        if executor != "local":
+            for scheduler in schedulers:
+                scheduler.router = app.router(executor, jobs, address)
+        if once:
+            from .ops.scheduler import run_due_once
+            try:
+                run_due_once(schedulers)  # logs what ran, or that nothing was due
+            except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
+                raise click.ClickException(describe(error)) from None
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if port is None:
+            serve_all(schedulers, stop, poll_seconds)
+            return
+        from .service import server
+        from .service.app import create_app
+        from .service.state import LiveState
+        state = LiveState([plan for plan, _ in plans], source, texts, store=store,
+                          rollout=rollout)
+        if rollout is not None:
+            rollout.start_polling()  # promote, abort, other processes' trips, within a second
+        prepare = None
         try:
-            run_due_once(schedulers)  # logs what ran, or that nothing was due
-        except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
-            raise click.ClickException(describe(error)) from None
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    if port is None:
-        serve_all(schedulers, stop, poll_seconds)
-        return
-    from .service import server
-    from .service.app import create_app
-    from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], source, texts, store=store,
-                      rollout=rollout)
-    if rollout is not None:
-        rollout.start_polling()  # promote, abort and other processes' trips, within a second
-    prepare = None
+            state.refresh()
+        except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+            log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+                 "component": "live state", "error": describe(error), "failures": 1,
+                 "retry_in": 1.0})
+            supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
+            prepare = state.refresh
+        for scheduler in schedulers:  # scheduled batches and decisions share one live state
+            scheduler.live = state
+        if index == 0:
+            loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
+                                    kwargs={"prepare": prepare}, name="scheduler",
+                                    daemon=True)
+        else:  # the schedule is worker 0's: this one only loads what the others load
+            loop = threading.Thread(target=follow_loads, args=(state, supervision, stop,
+                                                               prepare, log),
+                                    name="loader", daemon=True)
+        if peers is not None:
+            state.on_refresh = peers.announce
+            peers.follow(lambda failures: reload(state, supervision, log, failures),
+                         stop)
+        loop.start()
+        limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
+                               max_connections=max_connections, header_timeout=header_timeout,
+                               body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
+        connections = server.ConnectionStats()
+        application = create_app(state, store, token, limits=limits, supervision=supervision,
+                                 connections=connections, after=after,
+                                 worker=index if peers is not None else None)
+        # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
+        server.run(application, host=host, port=port, limits=limits, stats=connections,
+                   log=log, sock=listen() if listen is not None else None, stop=stop)
+        stop.set()
+        loop.join()
+        if rollout is not None:
+            rollout.stop()  # the decisions answered are shadowed before the process ends
+
+    if workers > 1:
+        from .service import workers as pool
+        try:
+            pool.bind(host, port).close()  # a port another program holds: said now
+        except OSError as error:
+            raise InputError(f"--port {port}: {error.strerror or error}") from None
+        store.dispose()  # no connection crosses the fork: each worker opens its own
+
+        def worker(index: int, peers) -> int:
+            serve_one(index, peers, lambda: pool.bind(host, port))
+            return 0
+        sys.exit(pool.supervise(workers, worker, log_event))
+    serve_one()
+
+
+def reload(state, supervision, log, failures: int) -> float | None:
+    """Reread the source into ``state`` because another worker did (`serve --workers`).
+    None when it worked; else the seconds before trying again (the failure is reported as
+    the live state's, and the state loaded before keeps serving)."""
+    from datetime import UTC, datetime
+
+    from .ops.scheduler import backoff, describe
     try:
-        state.refresh()
-    except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+        state.refresh(announce=False)
+    except Exception as error:  # noqa: BLE001 - tried again
+        wait = backoff(failures + 1, 30.0)
         log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
-             "component": "live state", "error": describe(error), "failures": 1,
-             "retry_in": 1.0})
-        supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
-        prepare = state.refresh
-    for scheduler in schedulers:  # scheduled batches and decisions share one live state
-        scheduler.live = state
-    loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
-                            kwargs={"prepare": prepare}, name="scheduler", daemon=True)
-    loop.start()
-    limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
-                           max_connections=max_connections, header_timeout=header_timeout,
-                           body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
-    connections = server.ConnectionStats()
-    application = create_app(state, store, token, limits=limits, supervision=supervision,
-                             connections=connections, after=after)
-    # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
-    server.run(application, host=host, port=port, limits=limits, stats=connections, log=log)
-    stop.set()
-    loop.join()
-    if rollout is not None:
-        rollout.stop()  # the decisions answered are shadowed before the process ends
+             "component": "live state", "error": describe(error), "failures": failures + 1,
+             "retry_in": wait})
+        supervision.failed("live state", datetime.now(UTC), describe(error), wait)
+        return wait
+    supervision.clear("live state")
+    return None
+
+
+def follow_loads(state, supervision, stop, prepare, log) -> None:
+    """A worker without the schedule: its first load, when it failed at start, is retried
+    with backoff until it succeeds; later loads come from the other workers (`reload`)."""
+    from datetime import UTC, datetime
+
+    from .ops.scheduler import backoff, describe
+    failures = 0
+    while prepare is not None and not stop.is_set():
+        try:
+            prepare()
+        except Exception as error:  # noqa: BLE001 - retried
+            failures += 1
+            wait = backoff(failures, 30.0)
+            log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+                 "component": "live state", "error": describe(error), "failures": failures,
+                 "retry_in": wait})
+            supervision.failed("live state", datetime.now(UTC), describe(error), wait)
+            stop.wait(wait)
+        else:
+            prepare = None
+            supervision.clear("live state")
+            log({"at": datetime.now(UTC).isoformat(), "event": "loaded"})
+    stop.wait()
 
 
 @main.command()
@@ -1218,6 +1305,15 @@ def rollout_abort(db_url, reason) -> None:
 
 
 @main.command()
+def warm() -> None:
+    """Compile the fast engine now, once (numba caches it), so that no later run waits for
+    it; `make venv`, `make demo` and `make test` do this. About a second when it is done."""
+    done = app.warm_engine()
+    click.echo(f"fast engine ready in {done['seconds']:.1f} s ({done['compiled']} kernel "
+               f"function{'' if done['compiled'] == 1 else 's'} compiled)", err=True)
+
+
+@main.command()
 def lsp() -> None:
     """Start the language server on standard input and output."""
     from .lsp.server import main as serve
@@ -1256,6 +1352,9 @@ def lsp() -> None:
 @click.option("--db", "service_db", metavar="URL",
               help="With --service: the run store the commits go to (default: a temporary "
                    "SQLite file), e.g. postgresql://postgres@127.0.0.1/bench; it is written.")
+@click.option("--workers", "service_workers", default="1", show_default=True, metavar="N[,N]",
+              help="With --service: measure `routing serve --workers N` for each N given "
+                   "(e.g. 1,2), in one run.")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
@@ -1275,9 +1374,9 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
           hostile_size: int, fuzz_inputs: int, sql_url: str | None, scenario: str | None,
           orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, service_db: str | None, scaling_plot: Path | None,
-          console_only: bool, console_batches: int, console_history: int, shadow_only: bool,
-          decisions: int) -> None:
+          service_only: bool, service_db: str | None, service_workers: str,
+          scaling_plot: Path | None, console_only: bool, console_batches: int,
+          console_history: int, shadow_only: bool, decisions: int) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end; or the service, or the console, or what shadowing
@@ -1297,8 +1396,15 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     if service_only:
         from .bench.suite import service_latency
         from .ops.store import database_url
+        try:
+            counts = tuple(int(n) for n in service_workers.split(","))
+        except ValueError:
+            counts = ()
+        if not counts or min(counts) < 1:
+            raise click.BadParameter("worker counts, e.g. 1,2", param_hint="--workers")
         click.echo(service_latency(facilities,
-                                   db_url=database_url(service_db) if service_db else None))
+                                   db_url=database_url(service_db) if service_db else None,
+                                   workers=counts))
         return
     if scaling_plot is not None:
         from .bench.suite import run_scaling, scaling_svg, scaling_table

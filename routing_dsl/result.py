@@ -24,7 +24,8 @@ class _Model(BaseModel):
     # ones (a batch's `skipped`, `totals`; `explanations`) are what a run may leave out.
     # Every number within the engines' range (routing_dsl/ranges.py): what an engine writes
     # fits, and so does every reader of results (orjson, the run store's 64-bit columns).
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # Built on first use, not at import (start-up).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class Allocation(_Model):

@@ -27,11 +27,43 @@ COLLECTIONS = ("product_stores", "facilities", "products", "inventory", "shipmen
                "orders")
 
 
+def field_docs(model: type) -> dict[str, str]:
+    """Each field's docstring (the string under it in the class body), by field name: its
+    description in the JSON Schema and in docs/snapshot.md. Read from the source when a
+    schema or the docs are asked for, not at import (pydantic's use_attribute_docstrings
+    reads every class's source as it is defined: a quarter of `routing run`'s start)."""
+    found = _FIELD_DOCS.get(model)
+    if found is None:
+        import ast
+        import inspect
+        import textwrap
+        found = {}
+        for klass in reversed([k for k in model.__mro__ if issubclass(k, _Model)]):
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+            for field_, after in zip(body, body[1:], strict=False):
+                if isinstance(field_, ast.AnnAssign) and isinstance(field_.target, ast.Name) \
+                        and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) \
+                        and isinstance(after.value.value, str):
+                    found[field_.target.id] = inspect.cleandoc(after.value.value)
+        _FIELD_DOCS[model] = found
+    return found
+
+
+_FIELD_DOCS: dict[type, dict[str, str]] = {}
+
+
+def _describe_fields(schema: dict, model: type) -> None:
+    for name, spec in schema.get("properties", {}).items():
+        if "description" not in spec and name in field_docs(model):
+            spec["description"] = field_docs(model)[name]
+
+
 class _Model(BaseModel):
     # NaN, Infinity and 1e999 are refused at load: no number downstream may be non-finite.
-    # Each field's docstring is its description in the JSON Schema and in docs/snapshot.md.
+    # Each field's docstring is its description in the JSON Schema (_describe_fields) and in
+    # docs/snapshot.md.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
-                              use_attribute_docstrings=True)
+                              json_schema_extra=_describe_fields)
 
 
 class ProductStore(_Model):
@@ -653,7 +685,7 @@ def render_field_tables() -> str:
             value = info.default_factory() if info.default_factory else info.default
             default = "required" if info.is_required() else f"`{json.dumps(value)}`"
             kind = _type_name(info.annotation)
-            meaning = " ".join((info.description or "").split())
+            meaning = " ".join((info.description or field_docs(model).get(name, "")).split())
             parts.append(f"| `{name}` | {kind} | {default} | {meaning} |")
         parts.append("")
     return "\n".join(parts)

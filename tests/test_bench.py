@@ -118,8 +118,10 @@ def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
 def test_the_service_load_generator_reports_latency_and_throughput():
     from routing_dsl.bench.suite import service_latency
     report = service_latency(facilities=40, decisions=20, clients=2, commits=80,
-                             commit_clients=4)
+                             commit_clients=4, workers=(2,))
     assert "p99" in report and "decisions/s" in report and "ms a decision" in report
+    # two workers, each holding half the connections (drive spreads them and checks it)
+    assert "2 workers (routing serve --workers 2)" in report
     assert report.count("committed decisions/s from 4 clients") == 2 and "ms a commit" in report
 
 

@@ -40,7 +40,7 @@ from ..engine import route, snapshot_digest
 from ..interpreter import LiveStock, Prepared, run_plan
 from ..ops import ledger
 from ..ops.locks import COMMIT_WAIT, Busy, locked
-from ..ops.store import Recorded, RunStore, batch_values, plan_hash
+from ..ops.store import Recorded, RunStore, batch_values, pipelined, plan_hash
 from ..plan import Plan
 from ..scaleout import connected_stores
 from ..snapshot import Order, Snapshot, order_problems
@@ -193,13 +193,16 @@ class LiveState:
     # A candidate version beside production (rollout.controller.Rollout): decisions of a
     # canary's orders are its plans', committed ones are shadowed, group runs go through it.
     rollout: Any = None
+    # called after each load (`routing serve --workers`: the other workers then load too)
+    on_refresh: Callable[[], None] | None = None
 
     # ---- the source and the ledger ----
-    def refresh(self) -> None:
+    def refresh(self, announce: bool = True) -> None:
         """Reread the source and reapply the ledger lines it does not reflect (those
         acknowledged before the read began and before the snapshot's `now`, see
         ops/ledger.py): the state a restart would build. Decisions in flight finish on the
-        state they started on."""
+        state they started on. ``announce``: tell ``on_refresh`` (not when this load is
+        another worker's, passed on)."""
         store = self.store
         read_at = store.clock() if store is not None else None
         snapshot = self.source()
@@ -218,6 +221,8 @@ class LiveState:
         # collector's reach, a decision never pays for walking them (p99 drops ~15x).
         gc.collect()
         gc.freeze()
+        if announce and self.on_refresh is not None:
+            self.on_refresh()
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -542,13 +547,14 @@ class LiveState:
                             row["plan_hash"] == digest for row in batch_rows):
                         store.save_plan(connection, plan_json, plan.source, self.text(plan))
                         saved.add(digest)
-                store.insert_batches(connection, batch_rows)
-                heads = store.record(connection, recorded)
-                store.settle_batches(connection, batch_rows)
                 rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
                          "answer": answer.decode()} for e, answer in zip(fresh, answers,
                                                                          strict=True)]
-                written = store.insert_keys(connection, rows)
+                with pipelined(connection):  # a few round trips, not one or two per table
+                    store.insert_batches(connection, batch_rows)
+                    heads = store.record(connection, recorded)
+                    store.settle_batches(connection, batch_rows)
+                    written = store.insert_keys(connection, rows)
                 if len(written) != len(rows):
                     raise _KeyRace()  # rolled back; the next attempt finds those keys
         except BaseException as error:
