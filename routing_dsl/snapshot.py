@@ -5,22 +5,32 @@ objects into plain structures. Input problems become :class:`SnapshotError` with
 JSON path and the problem, e.g. ``orders[3].ship_groups[0].items[1].quantity: must be > 0``.
 A snapshot is one JSON file, or a folder with ``meta.json`` (format, now, timezone) and one
 ``<collection>.json``, ``.ndjson`` or ``.csv`` file per collection.
+
+A snapshot's stock is one :class:`Inventory`, whichever loader read it: rows for readers that
+walk them, numpy columns for the fast engine, each made from the other on first use and kept.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import itertools
 import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .vocabulary import is_known_zone
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SNAPSHOT_FORMAT = "routing-snapshot/1"
 COLLECTIONS = ("product_stores", "facilities", "products", "inventory", "shipment_methods",
@@ -123,6 +133,173 @@ class InventoryRow(_Model):
     """When false, the row is invisible to routing."""
     sales_velocity: float | None = None
     """How fast the facility sells the product, for the `sales_velocity` sort."""
+
+
+@dataclass(frozen=True)
+class InventoryColumns:
+    """One entry per inventory row, in the inventory's order; ids as indexes into the id
+    lists. The arrays are read-only: they belong to the snapshot."""
+
+    facility_ids: list[str]
+    product_ids: list[str]
+    facility: np.ndarray        # int32 index into facility_ids
+    product: np.ndarray         # int32 index into product_ids
+    atp: np.ndarray             # float64
+    minimum_stock: np.ndarray   # float64
+    allow_brokering: np.ndarray  # bool
+    sales_velocity: np.ndarray  # float64, NaN where the row has none
+
+    def __len__(self) -> int:
+        return len(self.atp)
+
+
+def columns_of(rows) -> InventoryColumns:
+    """Columns from row objects with InventoryRow's attributes (validated rows, or the fast
+    loader's decoded structs), ids interned in order of first appearance."""
+    import numpy as np  # not at import: `routing check` never loads numpy
+
+    n = len(rows)
+    facility_ids, facility = _intern(map(attrgetter("facility"), rows), n)
+    product_ids, product = _intern(map(attrgetter("product"), rows), n)
+    # None becomes NaN in a float64 array
+    velocity = np.array(list(map(attrgetter("sales_velocity"), rows)), np.float64)
+    return InventoryColumns(
+        facility_ids, product_ids, facility, product,
+        np.fromiter(map(attrgetter("atp"), rows), np.float64, n),
+        np.fromiter(map(attrgetter("minimum_stock"), rows), np.float64, n),
+        np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n), velocity)
+
+
+def _intern(values, n: int):
+    """Distinct values in order of first appearance, and each value's index among them (at C
+    speed: each value maps to the position of its first appearance, then those close up)."""
+    import numpy as np
+
+    first: dict[str, int] = {}
+    sparse = np.fromiter(map(first.setdefault, values, itertools.count()), np.int64, n)
+    dense = np.zeros(n + 1, np.int32)
+    dense[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
+    return list(first), dense[sparse]
+
+
+def _rows_of(columns: InventoryColumns) -> tuple[InventoryRow, ...]:
+    # the columns were validated when read: construct the rows without validating again
+    return tuple(InventoryRow.model_construct(
+        facility=columns.facility_ids[f], product=columns.product_ids[p], atp=atp,
+        minimum_stock=minimum, allow_brokering=allow,
+        sales_velocity=None if velocity != velocity else velocity)
+        for f, p, atp, minimum, allow, velocity in zip(
+            columns.facility.tolist(), columns.product.tolist(), columns.atp.tolist(),
+            columns.minimum_stock.tolist(), columns.allow_brokering.tolist(),
+            columns.sales_velocity.tolist(), strict=True))
+
+
+def _read_only(columns: InventoryColumns) -> InventoryColumns:
+    for array in (columns.facility, columns.product, columns.atp, columns.minimum_stock,
+                  columns.allow_brokering, columns.sales_velocity):
+        array.flags.writeable = False
+    return columns
+
+
+class Inventory(Sequence):
+    """A snapshot's stock: one object offering the rows (iterating or indexing gives
+    `InventoryRow`s) and the columns (`.columns`, numpy arrays with integer ids, what the fast
+    engine and the SQL baseline read). A loader fills in one form: the reference loader rows,
+    the columnar loader columns (never a Python object per stock row). The other is made on
+    first use and kept, so no reader needs to know which loader ran. Immutable: `less` and
+    `Inventory(rows)` make new ones. Two threads asking for the missing form at once both
+    build it, and one copy is kept: the same content either way."""
+
+    __slots__ = ("_rows", "_columns")
+
+    def __init__(self, rows: Iterable[InventoryRow] = (), *,
+                 columns: InventoryColumns | None = None) -> None:
+        if columns is not None:
+            self._rows, self._columns = None, _read_only(columns)
+        else:
+            self._rows, self._columns = tuple(rows), None
+
+    @property
+    def rows(self) -> tuple[InventoryRow, ...]:
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = _rows_of(self._columns)
+        return rows
+
+    @property
+    def columns(self) -> InventoryColumns:
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = _read_only(columns_of(self._rows))
+        return columns
+
+    @property
+    def forms(self) -> frozenset[str]:
+        """The forms made so far, "rows" and/or "columns" (for tests and measurements)."""
+        return frozenset(name for name, held in (("rows", self._rows),
+                                                  ("columns", self._columns))
+                         if held is not None)
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._rows is not None else len(self._columns)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __iter__(self) -> Iterator[InventoryRow]:
+        return iter(self.rows)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Inventory):
+            return self is other or self.rows == other.rows
+        if isinstance(other, (list, tuple)):
+            return list(self.rows) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # equal by content, which is not hashed
+
+    def __repr__(self) -> str:
+        return f"Inventory({len(self)} rows, as {' and '.join(sorted(self.forms))})"
+
+    def less(self, taken: dict[tuple[str, str], float]) -> Inventory:
+        """This stock less ``taken`` ((facility, product) -> units) from each row's atp, in
+        the form this one holds (columns when it has them: no row objects for a large
+        snapshot). Pairs without a row are ignored."""
+        if not taken:
+            return self
+        if self._columns is None:
+            return Inventory(row.model_copy(update={"atp": row.atp - taken[(row.facility,
+                                                                              row.product)]})
+                             if (row.facility, row.product) in taken else row
+                             for row in self._rows)
+        import numpy as np
+
+        columns = self._columns
+        facility_code = {f: i for i, f in enumerate(columns.facility_ids)}
+        product_code = {p: i for i, p in enumerate(columns.product_ids)}
+        width = max(1, len(columns.product_ids))
+        wanted = {facility_code[f] * width + product_code[p]: quantity
+                  for (f, p), quantity in taken.items()
+                  if f in facility_code and p in product_code}
+        atp = columns.atp.copy()
+        if wanted:
+            keys = columns.facility.astype(np.int64) * width + columns.product
+            rows = np.nonzero(np.isin(keys, np.fromiter(wanted, np.int64, len(wanted))))[0]
+            atp[rows] -= np.array([wanted[k] for k in keys[rows].tolist()], np.float64)
+        return Inventory(columns=dataclasses.replace(columns, atp=atp))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        # validated (and described in the JSON Schema) as a list of rows; serialized as one
+        from pydantic_core import core_schema
+
+        rows = handler.generate_schema(list[InventoryRow])
+
+        def validate(value, validate_rows):
+            return value if isinstance(value, Inventory) else cls(validate_rows(value))
+        return core_schema.no_info_wrap_validator_function(
+            validate, rows, serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda inventory: list(inventory.rows), return_schema=rows))
 
 
 MAX_CHART_CELLS = 10_000_000
@@ -347,15 +524,18 @@ class Snapshot(_Model):
     """Facilities and queues."""
     products: list[Product] = Field(default_factory=list)
     """Products."""
-    inventory: list[InventoryRow] = Field(default_factory=list)
+    inventory: Inventory = Field(default_factory=Inventory)
     """Stock rows, at most one per (facility, product)."""
     shipment_methods: list[ShipmentMethod] = Field(default_factory=list)
     """Shipment methods."""
     orders: list[Order] = Field(default_factory=list)
     """Orders."""
-    # The inventory as numpy columns when routing_dsl.engine's loader read the file (then
-    # `inventory` is empty): never one Python object per stock row.
-    _columns: object = PrivateAttr(default=None)
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> Snapshot:
+        """A copy with ``update``; stock rows given as a list become an Inventory."""
+        if update and not isinstance(update.get("inventory", Inventory()), Inventory):
+            update = {**update, "inventory": Inventory(update["inventory"])}
+        return super().model_copy(update=update, deep=deep)
 
     @field_validator("shipment_methods")
     @classmethod
@@ -651,6 +831,7 @@ def render_field_tables() -> str:
                      "| field | type | default | meaning |\n|---|---|---|---|")
         for name, info in model.model_fields.items():
             value = info.default_factory() if info.default_factory else info.default
+            value = list(value) if isinstance(value, Inventory) else value
             default = "required" if info.is_required() else f"`{json.dumps(value)}`"
             kind = _type_name(info.annotation)
             meaning = " ".join((info.description or "").split())
@@ -661,7 +842,7 @@ def render_field_tables() -> str:
 
 _TYPE_WORDS = {"str": "string", "float": "number", "int": "integer", "bool": "boolean",
                "datetime.datetime": "timestamp", "datetime": "timestamp", "NoneType": "null",
-               "None": "null",
+               "None": "null", "Inventory": "list[InventoryRow]",
                "Literal['routing-snapshot/1']": "`\"routing-snapshot/1\"`"}
 
 

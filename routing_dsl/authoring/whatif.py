@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from ..snapshot import InventoryRow, Snapshot
+from ..snapshot import Inventory, InventoryRow, Snapshot
 
 _ID = r"(?:\"[^\"]+\"|[^\s\"=]+)"
 MAX_NUMBER = 2**53  # the largest whole number a float (and so each engine) holds exactly
@@ -175,7 +175,7 @@ def apply(snapshot: Snapshot, changes: list[Change]) -> Snapshot:
             inventory[key] = row.model_copy(update={"atp": change.number})
     return snapshot.model_copy(update={
         "facilities": [facilities[f.id] for f in snapshot.facilities],
-        "inventory": [inventory[key] for key in order]})
+        "inventory": Inventory([inventory[key] for key in order])})
 
 
 def _suggest(name: str, known) -> str:
