@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import itertools
 import json
+import operator
 import re
+import types
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +31,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .validation import (MAX_INTEGER, Count, Integer, NonNegative, Number, Positive, at,
+                         first_out_of_range, number_text, out_of_range, written)
 from .vocabulary import is_known_zone
 
 if TYPE_CHECKING:
@@ -68,13 +74,13 @@ class Facility(_Model):
     condition and sorts last by distance."""
     lon: float | None = Field(default=None, ge=-180, le=180)
     """Longitude in degrees."""
-    max_orders_per_day: int | None = Field(default=None, ge=0)
+    max_orders_per_day: Count | None = None
     """Orders the facility takes per day; null is unlimited, 0 takes none."""
-    orders_today: int = Field(default=0, ge=0)
+    orders_today: Count = 0
     """Orders already taken today; each ship group routed here during the run adds one."""
     product_stores: list[str] = Field(default_factory=list)
     """The product stores the facility serves (for a queue: whose orders wait in it)."""
-    groups: dict[str, int | None] = Field(default_factory=dict)
+    groups: dict[str, Integer | None] = Field(default_factory=dict)
     """Facility group id -> the facility's sequence number in that group (for the
     `facility_sequence` sort; null when the group has no order)."""
     postal_code: str | None = None
@@ -125,13 +131,13 @@ class InventoryRow(_Model):
     """The facility id."""
     product: str
     """The product id."""
-    atp: float
+    atp: Number
     """Available to promise."""
-    minimum_stock: float = 0
+    minimum_stock: Number = 0
     """Units held back from routing: net stock is `atp - minimum_stock`."""
     allow_brokering: bool = True
     """When false, the row is invisible to routing."""
-    sales_velocity: float | None = None
+    sales_velocity: Number | None = None
     """How fast the facility sells the product, for the `sales_velocity` sort."""
 
 
@@ -316,7 +322,7 @@ class RateZone(_Model):
     `distance_unit`) that no earlier zone covers; null covers any distance."""
     transit_days: int = Field(ge=0, le=365)
     """Days in transit, counted from the day the package leaves."""
-    prices: list[float]
+    prices: list[Number]
     """Price of one package per weight bucket, in the order of the card's `weights`; a
     heavier bucket never costs less."""
 
@@ -353,7 +359,7 @@ class RateCard(_Model):
     weight_unit: Literal["lb", "kg"] = "lb"
     """Unit of the weight buckets; dimensions are then read in inches (lb) or centimetres
     (kg)."""
-    weights: list[float] = Field(min_length=1, max_length=500)
+    weights: list[Number] = Field(min_length=1, max_length=500)
     """Upper bounds of the weight buckets, increasing: a package's billable weight, rounded up
     to a whole unit, takes the first bucket that holds it. Heavier packages cannot ship."""
     distance_unit: Literal["mi", "km"] = "mi"
@@ -411,7 +417,7 @@ class ShipmentMethod(_Model):
     """The shipment method id, as ship groups and the `shipment_method` filter name it."""
     carrier: str | None = None
     """The carrier this row applies to; null applies to any carrier."""
-    delivery_days: int | None = Field(default=None, ge=0)
+    delivery_days: Count | None = None
     """Days to deliver."""
     parent: str | None = None
     """A parent shipment method, if the OMS groups them."""
@@ -442,13 +448,13 @@ class Item(_Model):
     """The product id."""
     status: str = "APPROVED"
     """Only APPROVED items are routed."""
-    quantity: float = Field(gt=0)
+    quantity: Positive
     """Ordered quantity."""
-    cancel_quantity: float = Field(default=0, ge=0)
+    cancel_quantity: NonNegative = 0
     """Cancelled units; the quantity to route is `quantity - cancel_quantity`."""
-    unit_price: float = 0
+    unit_price: Number = 0
     """Price of one unit, for `shipment_threshold`."""
-    adjustments: float = 0
+    adjustments: Number = 0
     """Sum of the line's adjustments (discounts negative), shared per ordered unit."""
     promised_date: datetime | None = None
     """When the customer was promised delivery, for `promise_date` filters."""
@@ -499,7 +505,7 @@ class Order(_Model):
     origin_facility: str | None = None
     """The facility the order came from (a store for POS orders), for
     `origin_facility_group`."""
-    version: int | None = None
+    version: Integer | None = None
     """The OMS row's version when the snapshot was read (the OMS adds one at every change to
     the order, its ship groups or items): the OMS write-back refuses a decision for an order
     whose version has changed since. Routing ignores it."""
@@ -616,6 +622,51 @@ def _plain(value) -> str:
     return str(value)
 
 
+def _outside_range(error: dict) -> bool:
+    """Whether a pydantic error is a number outside the supported range (validation.py): not
+    finite, too large for an integer, or beyond ±MAX_INTEGER (the range types' bounds; a
+    field's own, tighter bounds have their own messages)."""
+    kind, context = error["type"], error.get("ctx") or {}
+    return kind in ("finite_number", "int_parsing_size") or \
+        (kind == "less_than_equal" and context.get("le") == MAX_INTEGER) or \
+        (kind == "greater_than_equal" and context.get("ge") == -MAX_INTEGER)
+
+
+def range_problem(error: dict, data) -> str | None:
+    """For a pydantic error that is a number outside the supported range, what to say (the
+    number as ``data``, the validated JSON text or value, wrote it); else None."""
+    if not _outside_range(error):
+        return None
+    written_as = data if isinstance(data, _AsWritten) else _AsWritten(data)
+    return out_of_range(written_as.number(error["loc"], error.get("input")))
+
+
+class _AsWritten:
+    """The snapshot's numbers as its text wrote them (`1e400`, not infinity), parsed again
+    only when a message needs one."""
+
+    def __init__(self, data) -> None:
+        self.data, self._document = data, None
+
+    def document(self):
+        if self._document is None and not isinstance(self.data, dict):
+            self._document = written(self.data)
+        return self._document
+
+    def number(self, location: tuple, value) -> str:
+        found = at(self.document(), location)
+        return found if isinstance(found, str) else number_text(value)
+
+    def invalid(self, error: dict) -> str:
+        """A JSON syntax error; a number too long for the JSON reader is named by its path."""
+        reason = str(error["ctx"].get("error"))
+        if "number out of range" in reason:
+            found = first_out_of_range(self.document())
+            if found:
+                return f"{json_path(found[0])}: {out_of_range(found[1])}"
+        return f"not valid JSON: {reason}"
+
+
 def _describe(error: dict) -> str:
     kind = error["type"]
     context = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
@@ -701,10 +752,14 @@ def parse_snapshot(data: bytes | str | dict, name: str = "snapshot") -> Snapshot
         else:
             snapshot = Snapshot.model_validate_json(data)
     except ValidationError as error:
+        as_written = _AsWritten(data)
         problems = []
         for detail in error.errors():
             if detail["type"] == "json_invalid":
-                problems.append(f"{name}: not valid JSON: {detail['ctx'].get('error')}")
+                problems.append(f"{name}: {as_written.invalid(detail)}")
+            elif _outside_range(detail):
+                problems.append(f"{name}: {json_path(detail['loc'])}: "
+                                f"{range_problem(detail, as_written)}")
             else:
                 problems.append(f"{name}: {_describe(detail)}")
         raise SnapshotError(problems[:50]) from None
@@ -846,7 +901,20 @@ _TYPE_WORDS = {"str": "string", "float": "number", "int": "integer", "bool": "bo
                "Literal['routing-snapshot/1']": "`\"routing-snapshot/1\"`"}
 
 
+def _plain_type(annotation):
+    """``annotation`` without its Annotated constraints (the range types of validation.py)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _plain_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, map(_plain_type, args))
+    if origin in (list, dict):
+        return origin[tuple(map(_plain_type, args))]
+    return annotation
+
+
 def _type_name(annotation) -> str:
+    annotation = _plain_type(annotation)
     text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) \
         else str(annotation)
     text = re.sub(r"\b(?:typing|routing_dsl\.snapshot|__main__)\.", "", text or str(annotation))

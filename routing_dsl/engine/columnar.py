@@ -7,10 +7,11 @@ dropped: the peak is the columns plus one piece, not a struct per row. The snaps
 `Inventory` holds those columns; rows are made from them only if a reader asks. The orders
 are validated by their pydantic models ORDERS_PER_PIECE at a time, and each becomes a record
 (`OrderRecord`: the same fields, read the same way, in an untracked struct a fifth the size
-of a model), so that a million orders fit where their models would not. The other collections reach their
-models as raw JSON. Anything the fast path is not sure of (a folder snapshot, a row msgspec
-refuses, an order its model refuses, a non-finite number, an unknown or repeated id) is read
-again by the reference loader, so a bad snapshot gets exactly the same messages either way.
+of a model), so that a million orders fit where their models would not. The other
+collections reach their models as raw JSON. Anything the fast path is not sure of (a folder
+snapshot, a row msgspec refuses, an order its model refuses, a number outside the supported
+range, an unknown or repeated id) is read again by the reference loader, so a bad snapshot
+gets exactly the same messages either way.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, ShipGroup, Snapshot,
                         SnapshotError, columns_of, load_snapshot, localize_order,
                         order_problems, parse_snapshot)
+from ..validation import MAX_INTEGER
 
 
 class _Row(msgspec.Struct, gc=False, forbid_unknown_fields=True):
@@ -113,9 +115,7 @@ def _fast(path: Path) -> Snapshot | None:
     except (msgspec.DecodeError, RecursionError):
         return None
     columns = _read_inventory(memoryview(document.inventory))
-    if columns is None or not (
-            np.isfinite(columns.atp).all() and np.isfinite(columns.minimum_stock).all()
-            and not np.isinf(columns.sales_velocity).any()):
+    if columns is None or not _in_range(columns):
         return None
     rest = b"".join((
         b'{"format":', document.format, b',"now":', document.now, b',"timezone":',
@@ -307,6 +307,15 @@ def _cut(raw: memoryview, at: int, end: int) -> int:
                 return k
         at = int(braces[-1]) + at + 1
     return end
+
+
+def _in_range(columns: InventoryColumns) -> bool:
+    """Whether every number is within the supported range (validation.py), as the models
+    require; NaN stands for a missing sales velocity (msgspec refuses a NaN in the text)."""
+    velocity = columns.sales_velocity
+    return bool((np.abs(columns.atp) <= MAX_INTEGER).all()
+                and (np.abs(columns.minimum_stock) <= MAX_INTEGER).all()
+                and not (np.abs(velocity) > MAX_INTEGER).any())
 
 
 def _inventory_sound(snapshot: Snapshot, columns: InventoryColumns) -> bool:

@@ -30,7 +30,7 @@ from .. import __version__
 from ..app import BadSnapshot
 from ..ops.scheduler import Supervision, describe
 from ..result import Allocation, Unfillable
-from ..snapshot import Order, SnapshotError
+from ..snapshot import Order, SnapshotError, range_problem
 from .console import mount_console
 from .server import ConnectionStats, Limits
 from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
@@ -232,7 +232,8 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-            return problem(422, "invalid request", f"{where}: {first['msg']}")
+            what = range_problem(first, body) or first["msg"]
+            return problem(422, "invalid request", f"{where}: {what}")
 
     def quoted(order: Order, explain: bool) -> bytes:
         return orjson.dumps(state.quote(order, explain=explain))
