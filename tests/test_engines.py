@@ -3,6 +3,7 @@ and on generated snapshots and plans that exercise filters, sorts, rules and act
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -521,3 +522,25 @@ def test_a_what_if_reads_the_stock_of_a_snapshot_read_as_columns():
     from_rows = apply(load_snapshot(path), changes)
     assert from_columns.inventory == from_rows.inventory
     assert from_columns.inventory[0].atp == 42
+
+
+# ---- found by the snapshot fuzzer (routing_dsl/fuzz/snapshots.py) ---------------------------
+
+@pytest.mark.parametrize("promised, routed", [(None, 1), ("2026-11-30T00:00:00-05:00", 0)],
+                         ids=["no promised date", "a promised date"])
+def test_without_rate_cards_delivery_date_passes_items_without_a_promised_date(promised,
+                                                                               routed):
+    """A snapshot without rate cards: `delivery_date <= promise_date` lets an item without a
+    promised date through and stops one with a date (no facility has a zone), in both
+    engines. The fast engine gave every item day 0 as its promise (and read past the end of
+    that one-element array), so it routed neither."""
+    from .builders import plan
+    the_plan = plan('routing "R" {\n filter { queue == _NA_ }\n rule "r" { assign partial\n'
+                    ' inventory { delivery_date <= promise_date } }\n}')
+    extra = {"promised_date": promised} if promised else {}
+    snapshot = world([facility("WH")], [stock("WH", "P1", 1)],
+                     [order("O1", [item("1", "P1", 3, **extra)]),
+                      order("O2", [item("1", "P1", 1, **extra)], ship_to=None)])
+    reference = dump_result(route(the_plan, snapshot, engine="reference"))
+    assert dump_result(route(the_plan, snapshot, engine="fast")) == reference
+    assert len(json.loads(reference)["allocations"]) == routed
