@@ -1,8 +1,9 @@
 """The numeric range the engines support, as types and as a check on JSON values.
 
-Every number routing reads or writes fits a float exactly: whole numbers from -2^53 to 2^53
-(both engines hold them as float64; beyond, 2^53 + 1 would silently become 2^53) and finite
-reals within the same bounds (NaN and infinity never pass). The contracts use these types
+Every number routing reads or writes fits a float exactly: whole numbers within
+±(2^53 - 1) (both engines hold them as float64; beyond, 2^53 + 1 would silently become 2^53)
+and finite reals within the same bounds (NaN and infinity never pass). The bound and its
+wording are :mod:`routing_dsl.validation`'s, which the snapshot loaders use: one range. The contracts use these types
 (results; the HTTP bodies check their numbers with :func:`out_of_range`), so a number outside
 the range is refused at the boundary with its path, never carried to where it cannot be held
 or written (a 64-bit database column, orjson, a numpy array).
@@ -15,23 +16,24 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-MAX_WHOLE = 2**53  # the largest whole number a float (and so each engine) holds exactly
+from .validation import MAX_INTEGER as MAX_WHOLE
+from .validation import RANGE
 
 Count = Annotated[int, Field(ge=0, le=MAX_WHOLE)]
-"""A whole number of things: 0 to 2^53."""
+"""A whole number of things: 0 to 2^53 - 1."""
 Whole = Annotated[int, Field(ge=-MAX_WHOLE, le=MAX_WHOLE)]
-"""A whole number: -2^53 to 2^53."""
+"""A whole number: ±(2^53 - 1)."""
 Amount = Annotated[float, Field(ge=0, le=MAX_WHOLE, allow_inf_nan=False)]
-"""A quantity, a distance, money: finite, 0 to 2^53."""
+"""A quantity, a distance, money: finite, 0 to 2^53 - 1."""
 Positive = Annotated[float, Field(gt=0, le=MAX_WHOLE, allow_inf_nan=False)]
-"""A quantity that is there: more than 0, at most 2^53."""
+"""A quantity that is there: more than 0, at most 2^53 - 1."""
 Real = Annotated[float, Field(ge=-MAX_WHOLE, le=MAX_WHOLE, allow_inf_nan=False)]
-"""A finite number from -2^53 to 2^53."""
+"""A finite number from ±(2^53 - 1)."""
 
 
 def out_of_range(value: Any, path: str = "") -> tuple[str, Any] | None:
     """(path, number) of the first number in a JSON value beyond the range (a whole number
-    beyond 2^53 either way, a real that is not finite or beyond 2^53), or None; the path is
+    beyond 2^53 - 1 either way, a real that is not finite or beyond it), or None; the path is
     written `order.ship_groups.0.items.0.quantity`, as pydantic writes its errors'."""
     return find(value, _beyond, path)
 
@@ -62,4 +64,4 @@ def describe(number: Any) -> str:
     return text if len(text) <= 30 else f"{text[:12]}...({len(text)} digits)"
 
 
-OUT_OF_RANGE = "is out of range (numbers are finite, from -2^53 to 2^53)"
+OUT_OF_RANGE = f"is outside the supported range ({RANGE})"

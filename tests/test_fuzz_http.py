@@ -112,7 +112,7 @@ def test_a_quote_and_a_commit_with_a_number_beyond_2_53_are_the_same_422(service
         assert answer.json()["detail"].startswith(f"{where}: "), answer.text
     assert answers[0].json() == answers[1].json()
     if not number.startswith("-"):  # a negative quantity is refused by its own bound first
-        assert "is out of range (numbers are finite, from -2^53 to 2^53)" in \
+        assert "is outside the supported range (finite numbers up to 9007199254740991)" in \
             answers[0].json()["detail"]
 
 

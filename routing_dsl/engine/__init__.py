@@ -65,24 +65,7 @@ def route(plan: Plan, snapshot: Snapshot, *, engine: str = "auto", group=None, r
         from .fast import run_fast
         return run_fast(plan, snapshot, group=group, routing=routing, progress=progress)
     from ..interpreter import run_plan
-    return run_plan(plan, with_rows(snapshot), group=group, routing=routing, explain=explain,
+    return run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
                     explain_orders=explain_orders, explain_facilities=explain_facilities,
                     progress=progress)
 
-
-def with_rows(snapshot: Snapshot) -> Snapshot:
-    """The snapshot with its inventory as validated rows, for the reference engine (a
-    snapshot read by `load_columnar` holds it as columns only)."""
-    columns = snapshot._columns
-    if columns is None:
-        return snapshot
-    from ..snapshot import InventoryRow
-    rows = [InventoryRow.model_construct(
-        facility=columns.facility_ids[f], product=columns.product_ids[p], atp=atp,
-        minimum_stock=minimum, allow_brokering=allow,
-        sales_velocity=None if velocity != velocity else velocity)
-        for f, p, atp, minimum, allow, velocity in zip(
-            columns.facility.tolist(), columns.product.tolist(), columns.atp.tolist(),
-            columns.minimum_stock.tolist(), columns.allow_brokering.tolist(),
-            columns.sales_velocity.tolist(), strict=True)]
-    return snapshot.model_copy(update={"inventory": rows})

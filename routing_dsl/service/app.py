@@ -33,7 +33,7 @@ from ..ops.scheduler import Supervision, describe
 from ..ranges import OUT_OF_RANGE, find, out_of_range
 from ..ranges import describe as number_text
 from ..result import Allocation, Unfillable
-from ..snapshot import Order, SnapshotError
+from ..snapshot import Order, SnapshotError, range_problem
 from .console import error_page, mount_console, wants_page
 from .server import ConnectionStats, Limits
 from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
@@ -261,7 +261,8 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
             if not nul or first["type"] == "json_invalid":
-                return problem(422, "invalid request", f"{where}: {first['msg']}")
+                what = range_problem(first, body) or first["msg"]
+                return problem(422, "invalid request", f"{where}: {what}")
         # Checked on the JSON as sent: a NUL anywhere (no database stores one), and every
         # number within the engines' range, quote or commit alike (2^53 + 1 would become
         # 2^53 as a float, 2^64 cannot be held at all).

@@ -43,7 +43,7 @@ from ..ops.locks import COMMIT_WAIT, Busy, locked
 from ..ops.store import Recorded, RunStore, batch_values, pipelined, plan_hash
 from ..plan import Plan
 from ..scaleout import connected_stores
-from ..snapshot import Order, Snapshot, order_problems
+from ..snapshot import Inventory, Order, Snapshot, order_problems
 
 
 # upper bounds of the decision latency histogram's buckets, in seconds
@@ -674,12 +674,9 @@ class LiveState:
         with self.lock:
             taken, counted = dict(view.taken), dict(view.counted)
         snapshot = view.snapshot
-        inventory = [row.model_copy(update={"atp": row.atp - taken[(row.facility,
-                                                                     row.product)]})
-                     if (row.facility, row.product) in taken else row
-                     for row in snapshot.inventory]
         return snapshot.model_copy(update={
-            "inventory": inventory, "facilities": _facilities(snapshot, counted)})
+            "inventory": snapshot.inventory.less(taken),
+            "facilities": _facilities(snapshot, counted)})
 
     def order_snapshot(self, order: Order, taken: bool = True) -> Snapshot:
         """A snapshot holding only ``order`` and the stock rows it can use (its products and
@@ -714,7 +711,8 @@ class LiveState:
             format=snapshot.format, now=snapshot.now, timezone=snapshot.timezone,
             product_stores=snapshot.product_stores,
             facilities=_facilities(snapshot, counted), products=snapshot.products,
-            inventory=inventory, shipment_methods=snapshot.shipment_methods, orders=[order])
+            inventory=Inventory(inventory), shipment_methods=snapshot.shipment_methods,
+            orders=[order])
 
     # ---- helpers ----
     def _current(self) -> _View:
