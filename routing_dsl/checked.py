@@ -99,3 +99,4 @@ class CheckedProgram:
     source: SourceFile
     groups: tuple[CheckedGroup, ...]
     priority_order: tuple[str, ...]
+    version: str | None = None  # the file's `version` label

@@ -16,8 +16,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from . import nodes as n
 from . import vocabulary as v
 from .checked import (CheckedCondition, CheckedGroup, CheckedProgram, CheckedRouting,
@@ -122,6 +120,7 @@ class CheckResult:
 # ---- the checker ----------------------------------------------------------------------------------
 
 MAX_IMPORT_DEPTH = 32
+MAX_VERSION = 100  # characters of a `version` label
 
 
 class Workspace:
@@ -164,6 +163,11 @@ class Workspace:
         if key is not None:
             self._results[key] = result
         return result
+
+    def modules(self) -> list[CheckResult]:
+        """Every file on disk checked so far (an entry file and the modules it imported,
+        nested ones included), in the order their checks finished."""
+        return list(self._results.values())
 
     def import_module(self, path: Path) -> CheckResult | None:
         """The checked module at ``path``, or None when importing it would close a cycle."""
@@ -245,10 +249,31 @@ class _ModuleChecker:
                     and not self._is_library()):
                 self.error("RT208", f"constant `{definition.name}` is never used",
                            definition.where.span)
-        program = CheckedProgram(self.source, tuple(groups), tuple(self.scope.priority_order))
+        program = CheckedProgram(self.source, tuple(groups), tuple(self.scope.priority_order),
+                                 self._version(module))
         diagnostics = sort_diagnostics(self.diagnostics + self._imported)
         return CheckResult(self.parsed, diagnostics, program, self.scope, self.definitions,
                            self.references)
+
+    def _version(self, module: n.Module) -> str | None:
+        """The file's own `version` label (an imported module's labels nothing)."""
+        first: n.Version | None = None
+        label = None
+        for item in module.items:
+            if not isinstance(item, n.Version):
+                continue
+            if first is not None:
+                self.error("RT202", "duplicate `version`", item.span,
+                           hint=f"a file has one version, first given at "
+                                f"{self.where(first.span).label()}")
+                continue
+            first, label = item, item.label.value
+            if not label.strip() or label != label.strip() or len(label) > MAX_VERSION:
+                self.error("RT307", f"invalid version label \"{label[:40]}\"", item.label.span,
+                           hint=f"a label of 1 to {MAX_VERSION} characters, without leading "
+                                "or trailing spaces, such as \"2026-11-bf\"")
+                label = None
+        return label
 
     def _is_library(self) -> bool:
         """A module with no groups is a library: its constants exist to be imported."""
@@ -636,7 +661,10 @@ class _ModuleChecker:
                 value = self._resolve(action.days, scope)
                 if not isinstance(value, RMissing):
                     days = self._measure(value, "days", "auto_cancel after", source)
-                    if days is not None:
+                    if days is not None and days < 0:  # a date in the past: no meaning
+                        self.error("RT307", "`auto_cancel after` cannot be negative",
+                                   value.span, hint="days from now: 0 or more", source=source)
+                    elif days is not None:
                         parts.auto_cancel_days = int(days)
             elif isinstance(action, n.ClearAutoCancel):
                 clear = action
@@ -1001,6 +1029,7 @@ def _valid_cron(expression: str) -> bool:
     fields_ = expression.split()
     if len(fields_) not in (5, 6, 7):
         return False
+    from croniter import croniter  # only files with a schedule pay for it (~60 ms)
     try:
         if len(fields_) == 5:
             return croniter.is_valid(expression)

@@ -84,5 +84,5 @@ def compile_program(program: CheckedProgram) -> Plan:
         groups.append(PlanGroup(name=group.name, product_store=group.product_store,
                                 cron=group.cron, timezone=group.timezone, paused=group.paused,
                                 routings=routings, source=source_ref(group.where)))
-    return Plan(source=program.source.name, priority_order=list(program.priority_order),
-                groups=groups)
+    return Plan(source=program.source.name, version_label=program.version,
+                priority_order=list(program.priority_order), groups=groups)

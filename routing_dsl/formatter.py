@@ -93,6 +93,9 @@ class _Printer:
                       item.span.end, force_blank=force)
         elif isinstance(item, n.Declare):
             self.declare(item, force)
+        elif isinstance(item, n.Version):
+            self.line(f"version {_string(item.label.value)}", item.span.start, item.span.end,
+                      force_blank=force)
         elif isinstance(item, n.Template):
             self.line(f"template {item.name.name} {{", item.span.start,
                       self.open_brace(item.name.span.end) + 1, force_blank=force)

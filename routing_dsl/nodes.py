@@ -223,7 +223,15 @@ class Declare(Node):
     entries: tuple[Declared, ...]
 
 
-Item = Union[Use, Let, Declare, Template, Group]
+@_node
+class Version(Node):
+    """``version "2026-11-bf"``: the label every batch and decision these rules make is
+    recorded with (beside the plan's hash)."""
+
+    label: StringLit
+
+
+Item = Union[Use, Let, Declare, Template, Group, Version]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ KEYWORDS = (
     "split_cost", "when",
     "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
     "is", "null", "within", "mi", "km", "days", "day", "from", "until", "max_facilities",
+    "version",
 )
 
 _UPPER = {word: word.upper() for word in KEYWORDS}
@@ -51,7 +52,7 @@ _READABLE = {
     **{terminal: f"`{text}`" for text, terminal in _PUNCTUATION.items()},
 }
 
-_TOP = ("use", "let", "declare", "template", "group")
+_TOP = ("use", "let", "declare", "template", "group", "version")
 _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule")
 _RULE = ("assign", "inventory", "sort", "when")
@@ -427,7 +428,8 @@ class Parser:
     # ---- module ----------------------------------------------------------------------------
     def module(self) -> n.Module:
         parsers = {"use": self.use_decl, "let": self.let_decl, "declare": self.declare_decl,
-                   "template": self.template_decl, "group": self.group_decl}
+                   "template": self.template_decl, "group": self.group_decl,
+                   "version": self.version_decl}
         items = []
         while True:
             for word in _TOP:
@@ -448,6 +450,11 @@ class Parser:
             if node is not None:
                 items.append(node)
         return n.Module(span=Span(0, len(self.source.text)), items=tuple(items))
+
+    def version_decl(self) -> n.Version:
+        start = self.advance("VERSION")
+        label = self.string()
+        return n.Version(span=Span(start.start, label.span.end), label=label)
 
     def use_decl(self) -> n.Use:
         start = self.advance("USE")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from . import vocabulary as v
+from .validation import not_unicode
 from .criteria import REGISTRY
 
 PLAN_FORMAT = "routing-plan/1"
@@ -140,11 +141,33 @@ class PlanGroup(_Step):
 class Plan(_Step):
     """Only active routings and rules are in a plan; order is execution order."""
 
+    # a plan names its format and version (the loader refuses one that does not): the
+    # published schema requires them, though the model fills them in when building one
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema["required"].extend(
+        ["format", "plan_version"]))
+
     format: Literal["routing-plan/1"] = PLAN_FORMAT
     plan_version: Literal[1] = PLAN_VERSION
     source: str
+    # The rules' version label (the file's `version`, `--version-label` or the git commit):
+    # recorded with every batch and decision, beside the plan's hash.
+    version_label: str | None = Field(default=None, min_length=1, max_length=100)
     priority_order: list[str] = []
     groups: list[PlanGroup]
+
+    @model_serializer(mode="wrap")
+    def _unlabelled(self, handler):
+        # a plan without a label is written as before labels existed: same bytes, same hash
+        data = handler(self)
+        if isinstance(data, dict) and data.get("version_label") is None:
+            data.pop("version_label", None)
+        return data
+
+    def labelled(self, label: str | None) -> Plan:
+        """This plan with ``label`` as its version label (itself when it has one)."""
+        if self.version_label is not None or label is None:
+            return self
+        return self.model_copy(update={"version_label": label})
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
@@ -166,12 +189,15 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
         found = header.get("format") if isinstance(header, dict) else None
         raise PlanError(f"{name}: not a routing plan (format {found!r}, expected "
                         f"{PLAN_FORMAT!r})")
+    if (where := not_unicode(header)) is not None:  # JSON's \ud800 escapes allow it
+        raise PlanError(f"{name}: invalid plan at {where}: expected text, got a lone "
+                        "UTF-16 surrogate")
     if header.get("plan_version") != PLAN_VERSION:
         raise PlanError(f"{name}: plan version {header.get('plan_version')!r} is not supported "
                         f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
                         "with `routing compile`")
     try:
-        plan = Plan.model_validate(header)
+        plan = Plan.model_validate(header, strict=True)  # JSON types: "1" is not 1
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(p) for p in first["loc"])
@@ -212,10 +238,11 @@ def semantic_problems(plan: Plan) -> list[str]:
             return
         measure(where, spec.value, number)
 
-    def measure(where: str, kind: str, number: float) -> None:
+    def measure(where: str, kind: str, number: float, past: bool = True) -> None:
         limit = v.MEASURE_LIMITS[kind]
-        lowest = -limit if kind == "days" else 1 if kind == "facilities" else 0
-        if not lowest <= number <= limit:  # day offsets may look into the past
+        # day offsets may look into the past (a promise date), unless they are a date to set
+        lowest = -limit if kind == "days" and past else 1 if kind == "facilities" else 0
+        if not lowest <= number <= limit:
             problems.append(f"{where}: {number!r} is out of range ({lowest:,} to {limit:,})")
 
     def window(where: str, step) -> None:
@@ -245,5 +272,5 @@ def semantic_problems(plan: Plan) -> list[str]:
                             else "distance", rule.split_cost)
                 if rule.actions.auto_cancel_days is not None:
                     measure(f"{where}.actions.auto_cancel_days", "days",
-                            rule.actions.auto_cancel_days)
+                            rule.actions.auto_cancel_days, past=False)
     return problems

@@ -137,6 +137,9 @@ KEYWORDS = {
     "mi": "Miles (imperial measurement system).",
     "km": "Kilometres (metric measurement system).",
     "days": "Days.",
+    "version": "The rules' version label: `version \"2026-11-bf\"`. Every batch and decision "
+               "these rules make records it beside the plan's hash (without it: "
+               "`--version-label`, else the git commit).",
 }
 KEYWORDS.update(FLAGS)
 

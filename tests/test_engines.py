@@ -3,6 +3,7 @@ and on generated snapshots and plans that exercise filters, sorts, rules and act
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -282,8 +283,8 @@ def test_inventory_read_in_pieces_gives_the_same_columns(small_pieces, tmp_path,
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(document, indent=indent))
     snapshot = load_columnar(path)
-    assert snapshot._columns is not None  # read by the fast path, in many pieces
-    assert len(snapshot._columns) == len(document["inventory"]) > 40  # 300 bytes a piece
+    assert snapshot.inventory.forms == {"columns"}  # read by the fast path, in many pieces
+    assert len(snapshot.inventory.columns) == len(document["inventory"]) > 40  # 300 B a piece
     fast, reference = _read_both(path)
     assert fast == reference and fast[0] == "ok"
 
@@ -313,8 +314,8 @@ def test_a_cut_inside_an_id_is_joined_back(small_pieces, tmp_path, monkeypatch):
     monkeypatch.setattr(columnar, "_ROWS", Counting())
     loaded = load_columnar(path)
     assert rejected  # some cuts fell inside an id
-    assert loaded._columns is not None
-    assert loaded._columns.product_ids == [row["product"] for row in rows]
+    assert loaded.inventory.forms == {"columns"}
+    assert loaded.inventory.columns.product_ids == [row["product"] for row in rows]
     fast, reference = _read_both(path)
     assert fast == reference and fast[0] == "ok"
 
@@ -456,3 +457,98 @@ def test_a_broken_order_in_a_later_piece_gets_the_reference_message(small_order_
 
 def test_seeded_fuzz_of_order_bytes_read_in_pieces(small_order_pieces, tmp_path):
     _fuzz_collection(tmp_path, "orders", 112426, 2, b',{}[]" :\\0')
+
+
+# ---- one snapshot object: the inventory offers rows and columns, whichever loader ran ----
+
+def _same_columns(one, other) -> bool:
+    import numpy as np
+    names = ("facility", "product", "atp", "minimum_stock", "allow_brokering",
+             "sales_velocity")
+    return (one.facility_ids, one.product_ids) == (other.facility_ids, other.product_ids) \
+        and all(np.array_equal(getattr(one, n), getattr(other, n), equal_nan=True)
+                for n in names)
+
+
+@pytest.mark.parametrize("example", ["omnichannel", "safety_stock", "multi_store"])
+def test_either_loader_gives_the_same_rows_and_the_same_columns(example):
+    path = EXAMPLES / example / "snapshot.json"
+    columnar, validated = load_columnar(path), load_snapshot(path)
+    assert columnar.inventory.forms == {"columns"} and validated.inventory.forms == {"rows"}
+    assert list(columnar.inventory) == list(validated.inventory)  # rows made from the columns
+    assert columnar.inventory[0] == validated.inventory[0]
+    assert len(columnar.inventory) == len(validated.inventory) > 0
+    assert _same_columns(columnar.inventory.columns, validated.inventory.columns)
+    assert columnar.inventory == validated.inventory
+    # the orders are records on one side, models on the other; the stock dumps alike
+    assert columnar.model_dump_json(exclude={"orders"}) == \
+        validated.model_dump_json(exclude={"orders"})
+
+
+def test_the_other_form_is_made_once_and_kept():
+    inventory = load_columnar(EXAMPLES / "omnichannel" / "snapshot.json").inventory
+    rows = inventory.rows
+    assert inventory.forms == {"rows", "columns"}
+    assert inventory.rows is rows  # not made again
+    validated = load_snapshot(EXAMPLES / "omnichannel" / "snapshot.json").inventory
+    assert validated.columns is validated.columns
+
+
+def test_the_columns_belong_to_the_snapshot_and_cannot_be_changed_in_place():
+    columns = load_snapshot(EXAMPLES / "omnichannel" / "snapshot.json").inventory.columns
+    with pytest.raises(ValueError, match="read-only"):
+        columns.atp[0] = 1e6
+
+
+def test_stock_taken_is_the_same_in_either_form():
+    path = EXAMPLES / "omnichannel" / "snapshot.json"
+    columnar, validated = load_columnar(path).inventory, load_snapshot(path).inventory
+    first, second = validated[0], validated[1]
+    taken = {(first.facility, first.product): 2.0, (second.facility, second.product): 0.5,
+             ("NOWHERE", first.product): 7.0}  # a pair without a row: ignored
+    from_columns, from_rows = columnar.less(taken), validated.less(taken)
+    assert from_columns.forms == {"columns"} and from_rows.forms == {"rows"}
+    assert from_columns == from_rows
+    assert from_rows[0].atp == first.atp - 2 and from_rows[1].atp == second.atp - 0.5
+    assert list(columnar) == list(validated)  # the originals are unchanged
+    assert columnar.less({}) is columnar
+
+
+def test_a_list_of_rows_given_to_a_copy_becomes_an_inventory():
+    from routing_dsl.snapshot import Inventory
+    snapshot = load_snapshot(EXAMPLES / "omnichannel" / "snapshot.json")
+    copied = snapshot.model_copy(update={"inventory": list(snapshot.inventory)[:2]})
+    assert isinstance(copied.inventory, Inventory) and len(copied.inventory.columns) == 2
+
+
+def test_a_what_if_reads_the_stock_of_a_snapshot_read_as_columns():
+    from routing_dsl.authoring.whatif import apply, parse
+    path = EXAMPLES / "omnichannel" / "snapshot.json"
+    row = load_snapshot(path).inventory[0]
+    changes = [parse(f"stock {row.product} at {row.facility} = 42")]
+    from_columns = apply(load_columnar(path), changes)
+    from_rows = apply(load_snapshot(path), changes)
+    assert from_columns.inventory == from_rows.inventory
+    assert from_columns.inventory[0].atp == 42
+
+
+# ---- found by the snapshot fuzzer (routing_dsl/fuzz/snapshots.py) ---------------------------
+
+@pytest.mark.parametrize("promised, routed", [(None, 1), ("2026-11-30T00:00:00-05:00", 0)],
+                         ids=["no promised date", "a promised date"])
+def test_without_rate_cards_delivery_date_passes_items_without_a_promised_date(promised,
+                                                                               routed):
+    """A snapshot without rate cards: `delivery_date <= promise_date` lets an item without a
+    promised date through and stops one with a date (no facility has a zone), in both
+    engines. The fast engine gave every item day 0 as its promise (and read past the end of
+    that one-element array), so it routed neither."""
+    from .builders import plan
+    the_plan = plan('routing "R" {\n filter { queue == _NA_ }\n rule "r" { assign partial\n'
+                    ' inventory { delivery_date <= promise_date } }\n}')
+    extra = {"promised_date": promised} if promised else {}
+    snapshot = world([facility("WH")], [stock("WH", "P1", 1)],
+                     [order("O1", [item("1", "P1", 3, **extra)]),
+                      order("O2", [item("1", "P1", 1, **extra)], ship_to=None)])
+    reference = dump_result(route(the_plan, snapshot, engine="reference"))
+    assert dump_result(route(the_plan, snapshot, engine="fast")) == reference
+    assert len(json.loads(reference)["allocations"]) == routed

@@ -3,6 +3,7 @@ the batch engine's, bad requests get problem documents, never a 500."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -77,6 +78,23 @@ def test_bad_decision_requests_get_problem_documents(client, body, status, words
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert words in answer.json()["title"]
+
+
+@pytest.mark.parametrize("literal", [str(2**64), "1e400", str(2**53)])
+@pytest.mark.parametrize("commit", [False, True], ids=["quote", "commit"])
+def test_a_quantity_outside_the_supported_range_is_a_422_for_quotes_and_commits(
+        client, literal, commit):
+    order = copy.deepcopy(DOCUMENT["orders"][0])
+    order["ship_groups"][0]["items"][0]["quantity"] = "@"
+    body = {"order": order, "commit": commit}
+    if commit:
+        body["idempotency_key"] = "k-1"
+    answer = client.post("/v1/decisions", content=json.dumps(body).replace('"@"', literal),
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"] == (
+        f"order.ship_groups.0.items.0.quantity: {literal} is outside the supported range "
+        "(finite numbers up to 9007199254740991)")
 
 
 def test_not_json_and_unknown_routes(client):

@@ -55,7 +55,7 @@ from ..compiler import compile_program
 from ..interpreter import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
-from ..validation import problem
+from ..validation import MAX_INTEGER, problem
 from . import whatif
 
 class TestFileError(Exception):
@@ -66,7 +66,7 @@ class TestFileError(Exception):
 
 Text = Annotated[str, Meta(min_length=1, max_length=10_000)]
 FilePath = Annotated[str, Meta(min_length=1, max_length=4096)]
-Quantity = Annotated[float, Meta(ge=0, le=2**53)]  # whole units fit a float exactly up to 2^53
+Quantity = Annotated[float, Meta(ge=0, le=MAX_INTEGER)]  # the supported range
 Amount = Annotated[float, Meta(ge=0, le=1e12)]
 Action = Literal["moved", "left", "auto_cancel_set", "auto_cancel_cleared"]
 

@@ -474,7 +474,9 @@ class _FastInterpreter(_Interpreter):
             promised, rates = ctx.it_promise, ctx.rate_arrays
         else:
             u_card = u_dest = np.full(max(1, len(heads)), -1, np.int64)
-            promised, rates = np.zeros(1, np.int64), ctx.no_rates
+            # each item's promised day all the same: one without passes `delivery_date <=
+            # promise_date`, one with fails it (no facility has a zone)
+            promised, rates = ctx.it_promise, ctx.no_rates
         start = 0
         while True:
             start, needed = kernel.route_units(

@@ -22,19 +22,17 @@ belongs) is a HotWaxSchemaError naming its JSON path and the expected type.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Struct
 
 from ..checker import Workspace
 from ..criteria import REGISTRY
 from ..formatter import format_module
 from ..parser import keyword_terminals
-from ..validation import not_unicode, problem
+from ..validation import RANGE, Real, Whole, in_range, not_unicode, problem
 from ..vocabulary import ID_KINDS
 
 OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
@@ -62,8 +60,6 @@ _KEYWORDS = set(keyword_terminals().values())
 
 # ---- the export's schema ---------------------------------------------------------------------
 
-Whole = Annotated[int, Meta(ge=-2**53, le=2**53)]  # numbers a float holds exactly
-Real = Annotated[float, Meta(ge=-2**53, le=2**53)]  # finite: NaN and infinity fail the bounds
 Value = str | Whole | Real | None  # HotWax writes values as text; numbers are read as text too
 
 
@@ -375,6 +371,9 @@ def _actions(actions, where: str, t: _Translation) -> list[str]:
     if "ORA_AUTO_CANCEL_DAYS" in found:
         path, value = found["ORA_AUTO_CANCEL_DAYS"]
         days = _number(value, f"{path}.actionValue", t, whole=True)
+        if days is not None and days < 0:  # a date in the past: the language refuses it too
+            t.problems.append(f"{path}.actionValue: {_short(value)} days cannot be negative")
+            days = None
         if clear:
             t.notes.append(f"{path}: clearing the auto-cancel date wins over setting it; "
                            "dropped")
@@ -449,8 +448,8 @@ def _number(value, where: str, t: _Translation, whole: bool = False):
     except ValueError:
         t.problems.append(f"{where}: {value!r} is not a number")
         return None
-    if not math.isfinite(number) or abs(number) > 2**53:
-        t.problems.append(f"{where}: {_short(value)} is out of range (at most 2^53 either way)")
+    if not in_range(number):
+        t.problems.append(f"{where}: {_short(value)} is outside the supported range ({RANGE})")
         return None
     if whole and not number.is_integer():
         t.problems.append(f"{where}: {value!r} is not a whole number")

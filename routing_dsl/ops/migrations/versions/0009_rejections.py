@@ -2,15 +2,14 @@
 refused which order line, when and why, and how many units' reservations that released.
 
 Revision ID: 0009
-Revises: 0007 (0008, the rollout tables, is on another branch: once both are merged this
-revises 0008)
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
