@@ -838,12 +838,14 @@ class LiveState:
     def order_snapshot(self, order: Order, taken: bool = True) -> Snapshot:
         """A snapshot holding only ``order`` and the stock rows it can use (its products and
         their styles' variants), with what was taken applied (unless not ``taken``: as
-        loaded): built from validated parts, so only the order's references are checked."""
+        loaded; the rejections recorded for it on its items): built from validated parts, so
+        only the order's references are checked."""
         view = self._current()
         with self.lock:
             consumed = dict(view.taken) if taken else {}
             counted = dict(view.counted) if taken else {}
             self._check(view, order)
+            order = rejections.apply_order(order, view.refused)
         return self._order_state(view, order, consumed, counted)
 
     def _order_state(self, view: _View, order: Order, consumed: dict,
