@@ -1421,7 +1421,9 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         click.echo(json.dumps(report) if as_json else scenario_text(report))
         return
     from .bench.suite import (compile_cost, explanation_costs, hostile_campaigns, lsp_latency,
-                              lsp_session, pathological_inputs, run_bench, sql_source_costs)
+                              lsp_session, pathological_inputs, run_bench, sql_source_costs,
+                              startup_costs)
+    click.echo(startup_costs(rounds=rounds))
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
