@@ -379,6 +379,56 @@ def open_store(db_url: str | None, warn: Warn = _ignore, note: Warn = _ignore) -
     return store
 
 
+class RejectionRefused(AppError):
+    """A rejection that names no committed line, or reuses a key for another request (exit
+    code 1): nothing was recorded."""
+
+    exit_code = 1
+
+
+def reject_line(db_url: str | None, *, order: str, item: str, facility: str, key: str,
+                reason: str | None = None, ship_group: str | None = None, at=None,
+                reroute: list[Path] | None = None, source: str | None = None,
+                mapping: Path | None = None, queue: str | None = None,
+                explain: bool = False) -> dict:
+    """Record that ``facility`` rejected a committed order line (ops/rejections.py): its
+    reservations released, the rejection kept for every later routing. With ``reroute``
+    (the plans' files) and ``source`` (the snapshot the live state reads), the item is routed
+    again at once and that decision committed with it. Returns the answer: the rejection and
+    the new decision (None without reroute)."""
+    import orjson
+
+    from .ops import rejections
+    store = open_store(db_url)
+    request = rejections.RejectionRequest(order=order, item=item, facility=facility, key=key,
+                                          reason=reason, ship_group=ship_group, at=at,
+                                          reroute=bool(reroute), queue=queue)
+    try:
+        if not reroute:
+            return orjson.loads(rejections.reject(store, request))
+        if source is None:
+            raise InputError("--reroute needs --source (the snapshot the plans route)")
+        from .service.state import DecisionError, LiveState, Unavailable
+        state = LiveState([load_plan(path) for path in reroute], snapshot_source(source, mapping),
+                          [source_text(path) for path in reroute], store=store)
+        state.refresh()
+        try:
+            return orjson.loads(state.reject(request, explain=explain))
+        except DecisionError as error:
+            raise RejectionRefused(str(error)) from None
+        except Unavailable as error:
+            raise AppError(str(error)) from None
+    except rejections.RejectionError as error:
+        raise RejectionRefused(str(error)) from None
+    except Exception as error:
+        from .ops.locks import Busy
+        if isinstance(error, Busy):
+            raise AppError(f"the order's partition stayed locked: {error}") from None
+        raise
+    finally:
+        store.dispose()
+
+
 def upgrade_store(db_url: str | None) -> tuple[str, str]:
     """Create or upgrade the run store's tables: where it is (for messages) and the
     revision it is at."""

@@ -9,9 +9,12 @@ each name is defined and used, for the language server.
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from . import vocabulary as v
@@ -124,9 +127,12 @@ MAX_VERSION = 100  # characters of a `version` label
 class Workspace:
     """Checks files, sharing parsed and checked imports between them."""
 
-    def __init__(self, loader: Loader | None = None, roots: tuple[Path, ...] = ()):
+    def __init__(self, loader: Loader | None = None, roots: tuple[Path, ...] = (),
+                 now: datetime | None = None):
         self.loader = loader or Loader()
         self.roots = tuple(r.resolve() for r in roots)  # an editor's workspace folders
+        # the moment an active window is judged ended against (RT416): the clock by default
+        self.now = now
         self._results: dict[Path, CheckResult] = {}
         self._in_progress: list[Path] = []
         self.root = Path.cwd()  # the project root of the file being checked (see project_root)
@@ -185,6 +191,7 @@ class _ModuleChecker:
         self._used_constants: set[Definition] = set()
         self._imported: list[Diagnostic] = []
         self._syntax_starts = sorted(d.span.start for d in parsed.syntax_diagnostics)
+        self._group_zone: ZoneInfo | None = None  # the schedule's zone of the group checked
 
     # diagnostics
     def error(self, code: str, message: str, span: Span, hint: str | None = None,
@@ -497,7 +504,7 @@ class _ModuleChecker:
                        source=source)
             return None
         units = {"distance": v.DISTANCE_UNITS, "days": v.DAY_UNITS,
-                 "transit": v.DAY_UNITS}.get(measure, ())
+                 "transit": v.DAY_UNITS, "age": v.DAY_UNITS}.get(measure, ())
         if measure == "transit" and value.unit is None:
             pass  # `transit_days <= 2` reads as days without the unit
         elif units and value.unit not in units:
@@ -510,11 +517,22 @@ class _ModuleChecker:
             self.error("RT305", f"`{name}` takes a plain number, not `{value.unit}`", value.span,
                        source=source)
             return None
-        if measure in ("days", "transit") and value.value != value.value.to_integral_value():
+        if measure in ("days", "transit", "age") and \
+                value.value != value.value.to_integral_value():
             self.error("RT306", f"`{name}` takes whole days, not {value.value}", value.span,
                        hint=f"for example `{int(value.value)} days`", source=source)
             return None
-        if measure in ("distance", "money", "count", "transit") and value.value < 0:
+        if measure in ("times", "facilities") and \
+                value.value != value.value.to_integral_value():
+            self.error("RT307", f"`{name}` takes a whole number, not {value.value}", value.span,
+                       source=source)
+            return None
+        if measure == "facilities" and value.value < 1:
+            self.error("RT307", f"`{name}` must be at least 1", value.span,
+                       hint="one facility ships the unit: `max_facilities 1`", source=source)
+            return None
+        if measure in ("distance", "money", "count", "transit", "age", "times") and \
+                value.value < 0:
             self.error("RT307", f"`{name}` cannot be negative", value.span, source=source)
             return None
         limit = v.MEASURE_LIMITS.get(measure)
@@ -581,6 +599,11 @@ class _ModuleChecker:
                 parts.split_cost = self._measure(value, measure, member.name, source)
                 parts.split_cost_unit = value.unit if measure == "distance" else "money"
                 parts.split_cost_where = Where(source, member.span)
+            elif member.name == "max_facilities":
+                value = self._resolve(member.value, scope)
+                if not isinstance(value, RMissing):
+                    number = self._measure(value, "facilities", member.name, source)
+                    parts.max_facilities = None if number is None else int(number)
             else:
                 setattr(parts, member.name, True)
 
@@ -673,6 +696,7 @@ class _ModuleChecker:
         own = self._rule_parts(rule.body or (), self.scope)
         parts = own.over(template_parts) if template_parts else own
         status = rule.status.name if rule.status else "active"
+        active_from, active_until = self._window(rule.window, f"rule `{rule.name.value}`")
         where = self.where(rule.name.span)
         if parts.assign is None and not (rule.extends and template_parts is None):
             self.error("RT411", f"rule `{rule.name.value}` says neither `assign single` nor "
@@ -694,7 +718,9 @@ class _ModuleChecker:
             split_cost_unit=parts.split_cost_unit, distance_unit=unit,
             move_to_queue=parts.move_to_queue or None, auto_cancel_days=parts.auto_cancel_days,
             clear_auto_cancel=parts.clear_auto_cancel, where=where,
-            settings_where=tuple(parts.settings_where.items()))
+            settings_where=tuple(parts.settings_where.items()),
+            max_facilities=parts.max_facilities, active_from=active_from,
+            active_until=active_until)
         return checked, bool(parts.move_to_queue)
 
     def _template_parts(self, template: Definition) -> _RuleParts:
@@ -801,7 +827,7 @@ class _ModuleChecker:
                     self.error("RT402", f"rule `{checked.name}` can never run", member.name.span,
                                hint=f"rule `{parked_by.name.value}` before it moves every unit "
                                     "it cannot fill to a queue")
-                elif parks:
+                elif parks and member.window is None:  # one with a window parks only in it
                     parked_by = member
             rules.append(checked)
         status = routing.status.name if routing.status else "active"
@@ -810,8 +836,45 @@ class _ModuleChecker:
             self.error("RT401", f"routing `{routing.name.value}` has no active rule",
                        routing.name.span,
                        hint="add a rule, or mark the routing `draft` until it has one")
+        active_from, active_until = self._window(routing.window,
+                                                 f"routing `{routing.name.value}`")
         return CheckedRouting(routing.name.value, status, tuple(filters), tuple(sorts),
-                              tuple(rules), item_mode, self.where(routing.name.span))
+                              tuple(rules), item_mode, self.where(routing.name.span),
+                              active_from, active_until)
+
+    def _window(self, window: n.Window | None, what: str) -> tuple[str | None, str | None]:
+        """The window's bounds as written, once each is a valid date or date and time; an
+        error when it ends before it starts, a warning when it has already ended."""
+        if window is None:
+            return None, None
+        bounds = []
+        for bound in (window.start, window.end):
+            if bound is None:
+                bounds.append(None)
+                continue
+            moment = parse_moment(bound.value)
+            if moment is None:
+                self.error("RT415", f"\"{bound.value[:40]}\" is not a date and time",
+                           bound.span, hint="write `\"2026-11-27\"` or `\"2026-11-27T08:00\"` "
+                                            "(read in the group's time zone), or add a UTC "
+                                            "offset: `\"2026-11-27T08:00-05:00\"`")
+                return None, None
+            bounds.append(moment)
+        start, end = bounds
+        zone = self._group_zone
+        if start is not None and end is not None and (
+                start >= end if (start.tzinfo is None) == (end.tzinfo is None)
+                else _earliest(start, zone) >= _latest(end, zone)):
+            self.error("RT415", f"the window of {what} ends before it starts", window.span,
+                       hint="`active from` comes before `until`")
+            return None, None
+        now = self.workspace.now or datetime.now(UTC)
+        if end is not None and _latest(end, zone) <= now:
+            self.error("RT416", f"the window of {what} ended on "
+                                f"{window.end.value}", window.end.span,
+                       hint="it never runs again: move the dates, or mark it `archived`")
+        return (None if window.start is None else window.start.value,
+                None if window.end is None else window.end.value)
 
     def _store_id(self, value: n.Value) -> str:
         """A product store id: a bare name is taken literally unless it names a constant."""
@@ -854,6 +917,8 @@ class _ModuleChecker:
                                "use an IANA zone such as \"America/New_York\"",
                                fixes=(Fix(f"Change to \"{guess}\"", schedule.timezone.span,
                                           f'"{guess}"'),) if guess else ())
+        self._group_zone = ZoneInfo(timezone) if timezone and v.is_known_zone(timezone) \
+            else None
         routings = []
         names: dict[str, n.Routing] = {}
         for member in group.members:
@@ -890,6 +955,7 @@ class _RuleParts:
     move_to_queue: str | None = None
     auto_cancel_days: int | None = None
     clear_auto_cancel: bool = False
+    max_facilities: int | None = None
 
     def over(self, base: _RuleParts) -> _RuleParts:
         """These clauses on top of a template's: conditions and flags add up; assign, sort and
@@ -906,6 +972,8 @@ class _RuleParts:
             base.only_if_all_items_available,
             shipment_threshold=self.shipment_threshold if self.shipment_threshold is not None
             else base.shipment_threshold,
+            max_facilities=self.max_facilities if self.max_facilities is not None
+            else base.max_facilities,
         )
         merged.settings_where = {**base.settings_where, **self.settings_where}
         own_split = self.split_cost is not None
@@ -975,3 +1043,34 @@ def _valid_cron(expression: str) -> bool:
 
 def _zones() -> list[str]:
     return v.zone_names()
+
+
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+                     r"(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def parse_moment(text: str) -> datetime | None:
+    """A window bound: `2026-11-27`, `2026-11-27T08:00[:00]`, with or without a UTC offset
+    (without one it is a wall-clock time of the group's time zone); None when it is not one."""
+    if not _MOMENT.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if 1970 <= moment.year <= 9000 else None
+
+
+# Where a wall-clock time without a zone may fall: UTC-12 is the latest, UTC+14 the earliest.
+def _latest(moment: datetime, zone: ZoneInfo | None) -> datetime:
+    if moment.tzinfo is not None:
+        return moment
+    if zone is not None:
+        return moment.replace(tzinfo=zone)
+    return (moment + timedelta(hours=12)).replace(tzinfo=UTC)
+
+
+def _earliest(moment: datetime, zone: ZoneInfo | None) -> datetime:
+    if moment.tzinfo is not None or zone is not None:
+        return _latest(moment, zone)
+    return (moment - timedelta(hours=14)).replace(tzinfo=UTC)

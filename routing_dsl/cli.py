@@ -900,6 +900,41 @@ def outbox_ack(ids: tuple[int, ...], batch: str | None, db_url: str | None) -> N
     click.echo(f"acknowledged {done} decision{'' if done == 1 else 's'}")
 
 
+@main.command()
+@click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
+@click.option("--order", "order_id", required=True, help="The order.")
+@click.option("--item", required=True, help="The order line (item id) refused.")
+@click.option("--facility", required=True, help="The facility that refuses it.")
+@click.option("--reason", help="Why (e.g. NOT_IN_STOCK); shown in explanations.")
+@click.option("--ship-group", help="The ship group as the allocation names it.")
+@click.option("--at", "at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+              help="When, with a UTC offset (default: now).")
+@click.option("--key", required=True,
+              help="Idempotency key: the same key again changes nothing.")
+@click.option("--reroute", "reroute", multiple=True, metavar="RULES",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Route the item again at once with these rules (needs --source).")
+@click.option("--source", "source", metavar="SNAPSHOT",
+              help="With --reroute: the snapshot file, folder or database URL.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a database --source: the mapping of its tables.")
+@click.option("--queue", help="With --reroute: the queue to route it from, when the OMS "
+                              "already shows it at the facility.")
+@click.option("--explain", is_flag=True, help="With --reroute: explain the new decision.")
+def reject(db_url, order_id, item, facility, reason, ship_group, at, key, reroute, source,
+           mapping, queue, explain) -> None:
+    """Record that a facility rejected a committed line: its reservation is released, and
+    every later routing carries the rejection (rules avoid the rejecter). Prints the answer
+    as JSON: the rejection, and with --reroute the new decision."""
+    if at is not None and at.tzinfo is None:
+        raise click.BadParameter("needs a UTC offset", param_hint="--at")
+    answer = app.reject_line(db_url, order=order_id, item=item, facility=facility, key=key,
+                             reason=reason, ship_group=ship_group, at=at,
+                             reroute=list(reroute) or None, source=source, mapping=mapping,
+                             queue=queue, explain=explain)
+    click.echo(json.dumps(answer, indent=2))
+
+
 @main.group()
 def db() -> None:
     """The run store's database."""

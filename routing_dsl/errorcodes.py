@@ -124,6 +124,14 @@ _CODES = [
               "where one facility ships the whole unit or nothing; `split_cost` changes nothing "
               "without the sort it adds to (`shipping_cost` for an amount, `distance` for a "
               "distance)."),
+    ErrorCode("RT415", Severity.ERROR, "invalid active window",
+              "`active from \"...\" until \"...\"` takes a date (`\"2026-11-27\"`) or a date and "
+              "time (`\"2026-11-27T08:00\"`, optionally with a UTC offset), and a window that "
+              "ends after it starts."),
+    ErrorCode("RT416", Severity.WARNING, "active window already ended",
+              "The `until` of a routing's or rule's window is in the past (judged against the "
+              "clock when the file is checked; routing itself judges against the snapshot's "
+              "`now`): it will never run again."),
     # analysis (`routing analyze`)
     ErrorCode("RT501", Severity.WARNING, "rule is shadowed",
               "An earlier rule of the routing splits freely (`assign partial`, no safety stock, "

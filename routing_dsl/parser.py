@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from . import nodes as n
+from .criteria import REGISTRY
 from .diagnostics import MAX_DIAGNOSTICS, Diagnostic, Fix, omitted_diagnostic
 from .source import SourceFile, Span
 from .suggest import did_you_mean
@@ -35,7 +36,8 @@ KEYWORDS = (
     "ignore_facility_order_limit", "only_if_all_items_available", "shipment_threshold",
     "split_cost", "when",
     "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
-    "is", "null", "within", "mi", "km", "days", "day", "version",
+    "is", "null", "within", "mi", "km", "days", "day", "from", "until", "max_facilities",
+    "version",
 )
 
 _UPPER = {word: word.upper() for word in KEYWORDS}
@@ -54,8 +56,11 @@ _TOP = ("use", "let", "declare", "template", "group", "version")
 _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule")
 _RULE = ("assign", "inventory", "sort", "when")
-_FLAGS = ("keep_item_groups_together", "ignore_facility_order_limit",
-          "only_if_all_items_available", "shipment_threshold", "split_cost")
+# The rule settings (criteria.settings): those with a value take one after the name.
+_FLAGS = tuple(REGISTRY("setting"))
+_VALUED = frozenset(name for name, c in REGISTRY("setting").items() if c.value)
+# An inventory block's members: its settings, and `not` starting `not rejected within N days`
+_INVENTORY = _FLAGS + ("not",)
 _ACTIONS = ("next", "move", "auto_cancel", "clear")
 _UNITS = ("mi", "km", "days", "day")
 _STATUSES = ("active", "draft", "archived")
@@ -526,16 +531,30 @@ class Parser:
     def routing(self) -> n.Routing:
         start = self.advance("ROUTING")
         name = self.string()
-        status = self.status()
+        status, window = self.status()
         parsers = {"filter": self.filter_block, "sort": self.sort_clause, "rule": self.rule}
         members, close = self.block(f"routing `{_clip(name.value)}`", _ROUTING,
                                     lambda: self.statement(_ROUTING, parsers))
         return n.Routing(span=Span(start.start, self._end(close)), name=name, status=status,
-                         members=tuple(members))
+                         members=tuple(members), window=window)
 
-    def status(self) -> n.Ident | None:
+    def status(self) -> tuple[n.Ident | None, n.Window | None]:
+        """A status, and after `active` an optional window (`from "..."`, `until "..."`,
+        or both in that order)."""
         token = self.accept_word(*_STATUSES)
-        return _ident(token) if token else None
+        if token is None or token.value != "active":
+            return (_ident(token) if token else None), None
+        start = end = None
+        if self.accept_word("from"):
+            start = self.string()
+        if self.accept_word("until"):
+            end = self.string()
+        if start is None and end is None:
+            return _ident(token), None
+        # the window spans from its first keyword (the token after `active`) to its last string
+        first = self.consumed[len(self.consumed) - (4 if start and end else 2)]
+        return _ident(token), n.Window(span=Span(first.start, (end or start).span.end),
+                                       start=start, end=end)
 
     def filter_block(self) -> n.Filter:
         start = self.advance("FILTER")
@@ -573,8 +592,8 @@ class Parser:
     def rule(self) -> n.Rule:
         start = self.advance("RULE")
         name = self.string()
-        status = self.status()
-        end = (status or name).span.end
+        status, window = self.status()
+        end = (window or status or name).span.end
         extends = None
         if self.accept_word("extends"):
             token = self.expect("NAME")
@@ -583,7 +602,7 @@ class Parser:
         if self.at("LBRACE"):
             body, end = self.rule_body(f"rule `{_clip(name.value)}`")
         return n.Rule(span=Span(start.start, end), name=name, status=status, extends=extends,
-                      body=body)
+                      body=body, window=window)
 
     def rule_body(self, what: str) -> tuple[tuple, int]:
         parsers = {"assign": self.assign, "inventory": self.inventory_block,
@@ -599,14 +618,15 @@ class Parser:
     def inventory_block(self) -> n.Inventory:
         start = self.advance("INVENTORY")
         parsers = {flag: self.flag for flag in _FLAGS}
+        parsers["not"] = self.negated_condition
         members, close = self.block(
-            "inventory block", _FLAGS,
-            lambda: self.statement(_FLAGS, parsers, conditions=True), conditions=True)
+            "inventory block", _INVENTORY,
+            lambda: self.statement(_INVENTORY, parsers, conditions=True), conditions=True)
         return n.Inventory(span=Span(start.start, self._end(close)), members=tuple(members))
 
     def flag(self) -> n.Flag:
         token = self.advance(self.peek.value.upper())
-        if token.value in ("shipment_threshold", "split_cost"):
+        if token.value in _VALUED:
             value = self.value()
             return n.Flag(span=Span(token.start, value.span.end), name=token.value, value=value)
         return n.Flag(span=token.span, name=token.value)
@@ -650,6 +670,15 @@ class Parser:
         return n.ClearAutoCancel(span=Span(start.start, end.end))
 
     # ---- conditions and values -------------------------------------------------------------
+    def negated_condition(self) -> n.Condition:
+        """`not FIELD within VALUE` (`not rejected within 7 days`)."""
+        start = self.advance("NOT")
+        field = self.expect("NAME")
+        self.expect_word("within")
+        value = self.value(after=self.consumed[-1])
+        return n.Condition(span=Span(start.start, value.span.end), field=_ident(field),
+                           op="not within", value=value)
+
     def condition(self) -> n.Condition:
         field = self.advance()
         ident = _ident(field)

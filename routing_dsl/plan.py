@@ -8,12 +8,13 @@ without the source; a plan of another version is refused.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from . import vocabulary as v
 from .validation import not_unicode
+from .criteria import REGISTRY
 
 PLAN_FORMAT = "routing-plan/1"
 PLAN_VERSION = 1
@@ -21,6 +22,18 @@ PLAN_VERSION = 1
 
 class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Fields added after plans were first written, left out when unset: a plan that does not
+    # use them keeps its bytes and its hash.
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler):
+        data = handler(self)
+        if self._absent_when_none and isinstance(data, dict):
+            for name in self._absent_when_none:
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
 
 
 class SourceRef(_Step):
@@ -34,11 +47,13 @@ class SourceRef(_Step):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-OrderField = Literal["queue", "shipment_method", "sales_channel", "priority", "promise_date",
-                     "origin_facility_group", "product_category"]
-InventoryField = Literal["facility_group", "distance", "brokering_safety_stock",
-                         "shipping_cost", "transit_days", "delivery_date"]
-Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
+# The fields and sorts a plan may name: the criteria registry's.
+OrderField = Literal[tuple(REGISTRY("order_filter"))]
+InventoryField = Literal[tuple(REGISTRY("inventory_condition"))]
+OrderSortField = Literal[tuple(REGISTRY("order_sort"))]
+InventorySortField = Literal[tuple(REGISTRY("inventory_sort"))]
+Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null",
+                   "not within"]
 
 
 class OrderCondition(_Step):
@@ -46,7 +61,9 @@ class OrderCondition(_Step):
     op: Operator
     ids: list[str] = []
     days: int | None = None
+    count: int | None = None  # `rejections <op> count`
     source: SourceRef | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset({"count"})
 
 
 class InventoryCondition(_Step):
@@ -58,15 +75,14 @@ class InventoryCondition(_Step):
 
 
 class OrderSort(_Step):
-    field: Literal["ship_before", "ship_after", "order_date", "delivery_days", "priority"]
+    field: OrderSortField
     descending: bool = False
     nulls_first: bool = False
     source: SourceRef | None = None
 
 
 class InventorySort(_Step):
-    field: Literal["distance", "inventory_balance", "facility_sequence", "sales_velocity",
-                   "broken_style", "shipping_cost", "delivery_date"]
+    field: InventorySortField
     descending: bool = False
     nulls_first: bool = False
     source: SourceRef | None = None
@@ -90,8 +106,14 @@ class PlanRule(_Step):
     shipment_threshold: float | None = None
     split_cost: float | None = None
     split_cost_unit: Literal["money", "mi", "km"] = "money"
+    max_facilities: int | None = None
     actions: Actions = Actions()
+    # `active from ... until ...`: when it runs, as written (read in the group's time zone)
+    active_from: str | None = None
+    active_until: str | None = None
     source: SourceRef | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"max_facilities", "active_from", "active_until"})
 
 
 class PlanRouting(_Step):
@@ -100,7 +122,10 @@ class PlanRouting(_Step):
     filters: list[OrderCondition] = []
     sorts: list[OrderSort] = []
     rules: list[PlanRule]
+    active_from: str | None = None
+    active_until: str | None = None
     source: SourceRef | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset({"active_from", "active_until"})
 
 
 class PlanGroup(_Step):
@@ -206,7 +231,8 @@ def semantic_problems(plan: Plan) -> list[str]:
                 problems.append(f"{where}: {step.op!r} on {step.field!r} needs "
                                 f"{'one id' if step.op in ('==', '!=') else 'ids'}")
             return
-        number = step.days if level == "order" else step.number
+        number = step.number if level == "inventory" else (
+            step.count if spec.value == "times" else step.days)
         if number is None:
             problems.append(f"{where}: {step.field!r} needs a number")
             return
@@ -215,17 +241,28 @@ def semantic_problems(plan: Plan) -> list[str]:
     def measure(where: str, kind: str, number: float, past: bool = True) -> None:
         limit = v.MEASURE_LIMITS[kind]
         # day offsets may look into the past (a promise date), unless they are a date to set
-        lowest = -limit if kind == "days" and past else 0
+        lowest = -limit if kind == "days" and past else 1 if kind == "facilities" else 0
         if not lowest <= number <= limit:
             problems.append(f"{where}: {number!r} is out of range ({lowest:,} to {limit:,})")
+
+    def window(where: str, step) -> None:
+        from .checker import parse_moment
+        bounds = [step.active_from, step.active_until]
+        for name, bound in zip(("active_from", "active_until"), bounds, strict=True):
+            if bound is not None and parse_moment(bound) is None:
+                problems.append(f"{where}.{name}: {bound!r} is not a date and time")
 
     for g, group in enumerate(plan.groups):
         for r, routing in enumerate(group.routings):
             base = f"groups.{g}.routings.{r}"
+            window(base, routing)
             for i, step in enumerate(routing.filters):
                 condition(f"{base}.filters.{i}", step, "order")
             for u, rule in enumerate(routing.rules):
                 where = f"{base}.rules.{u}"
+                window(where, rule)
+                if rule.max_facilities is not None:
+                    measure(f"{where}.max_facilities", "facilities", rule.max_facilities)
                 for i, step in enumerate(rule.conditions):
                     condition(f"{where}.conditions.{i}", step, "inventory")
                 if rule.shipment_threshold is not None:

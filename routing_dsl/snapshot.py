@@ -474,6 +474,21 @@ class Address(_Model):
     """Country; informative."""
 
 
+class Rejection(_Model):
+    """A facility's refusal of an order line it was asked to ship (no stock on the shelf,
+    damaged, no staff): the `not rejected within N days` condition keeps routing away from
+    it, and the `rejections` filter counts them."""
+
+    facility: str
+    """The facility that rejected the line; it need not be in the snapshot (a closed store
+    still counts as a rejection)."""
+    at: datetime
+    """When it rejected the line; without a UTC offset, read in the snapshot's time zone."""
+    reason: str | None = None
+    """Why, as the OMS names it (for example `NOT_IN_STOCK`, `DAMAGED`); informative, shown
+    in explanations."""
+
+
 class Item(_Model):
     """One order line."""
 
@@ -502,7 +517,10 @@ class Item(_Model):
     item_group: str | None = None
     """Lines with the same item group ship together under `keep_item_groups_together`."""
     excluded_facilities: list[str] = Field(default_factory=list)
-    """Facilities that must not ship this line (for example ones that rejected it)."""
+    """Facilities that must not ship this line, ever (an OMS's exclusion list). A facility
+    that rejected the line belongs in `rejections`, which rules read by age."""
+    rejections: list[Rejection] = Field(default_factory=list, max_length=10_000)
+    """The line's rejections, in any order: by which facility, when and why."""
 
 
 class ShipGroup(_Model):
@@ -540,6 +558,9 @@ class Order(_Model):
     origin_facility: str | None = None
     """The facility the order came from (a store for POS orders), for
     `origin_facility_group`."""
+    tags: list[str] = Field(default_factory=list, max_length=1_000)
+    """The order's tags (for example `VIP`, `GIFT`), for the `tags` filter; none is the same
+    as an empty list."""
     version: Integer | None = None
     """The OMS row's version when the snapshot was read (the OMS adds one at every change to
     the order, its ship groups or items): the OMS write-back refuses a decision for an order
@@ -626,6 +647,8 @@ def localize_order(order: Order, zone: ZoneInfo) -> None:
     for group in order.ship_groups:
         for item in group.items:
             _localize(item, _ITEM_TIMES, zone)
+            for rejection in item.rejections:
+                _localize(rejection, ("at",), zone)
 
 
 def _localize(model: BaseModel, names: tuple[str, ...], zone: ZoneInfo) -> None:
@@ -916,7 +939,7 @@ def render_field_tables() -> str:
     parts = []
     for model in (Snapshot, ProductStore, Facility, InventoryRow, Product, Dimensions,
                   ShipmentMethod, RateCard, RateZone, PostalZone, Surcharge, Order, ShipGroup,
-                  Address, Item):
+                  Address, Item, Rejection):
         parts.append(f"#### {model.__name__}\n\n{model.__doc__.strip()}\n\n"
                      "| field | type | default | meaning |\n|---|---|---|---|")
         for name, info in model.model_fields.items():

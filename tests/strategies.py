@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from routing_dsl.criteria import REGISTRY
+
 NAMES = ["_NA_", "WAREHOUSES", "STORES", "NEXT_DAY", "HIGH", "X", "a_b", "Low", "queue"]
-FIELDS = ["queue", "shipment_method", "priority", "distance", "facility_group", "promise_date",
-          "brokering_safety_stock", "shipping_cost", "transit_days", "delivery_date",
+# every field and sort the criteria registry declares, and one it does not
+FIELDS = [*dict.fromkeys([*REGISTRY("order_filter"), *REGISTRY("inventory_condition")]),
           "unknown_field"]
 COMPARISONS = ["==", "!=", "<", "<=", ">", ">="]
-SORT_FIELDS = ["distance", "order_date", "inventory_balance", "priority", "shipping_cost",
-               "delivery_date"]
+SORT_FIELDS = [*dict.fromkeys([*REGISTRY("order_sort"), *REGISTRY("inventory_sort")])]
+SETTINGS = [sample.replace("UNIT", "mi") for c in REGISTRY("setting").values()
+            for sample in c.samples]
+# `active` with a window (either bound optional), and the statuses
+STATUSES = ["", " draft", " archived", " active", ' active from "2026-11-27"',
+            ' active until "2026-12-01T00:00"',
+            ' active from "2026-11-27T06:00-05:00" until "2026-12-01"']
 
 
 @st.composite
@@ -88,10 +95,9 @@ def rule_bodies(draw) -> str:
         if kind == "assign":
             members.append("assign " + draw(st.sampled_from(["single", "partial", "other"])))
         elif kind == "inventory":
-            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from([
-                "keep_item_groups_together", "ignore_facility_order_limit",
-                "only_if_all_items_available", "shipment_threshold 40.00", "split_cost 2.50",
-                "split_cost 100 mi"])), max_size=3))
+            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from(SETTINGS), st.builds(
+                lambda field, value: f"not {field} within {value}",
+                st.sampled_from(FIELDS), values())), max_size=3))
             members.append(block("inventory", inner, draw))
         elif kind == "sort":
             members.append(draw(sorts()))
@@ -111,7 +117,7 @@ def block(header: str, members: list[str], draw) -> str:
 @st.composite
 def rules(draw) -> str:
     text = 'rule "' + draw(st.sampled_from(["Any", "Nearest warehouse", "r"])) + '"'
-    text += draw(st.sampled_from(["", " draft", " archived", " active"]))
+    text += draw(st.sampled_from(STATUSES))
     if draw(st.booleans()):
         text += " extends " + draw(st.sampled_from(["closest", "t"]))
         if draw(st.booleans()):
@@ -129,7 +135,7 @@ def routings(draw) -> str:
             members.append(draw(sorts()))
         else:
             members.append(draw(rules()))
-    status = draw(st.sampled_from(["", " draft", " archived"]))
+    status = draw(st.sampled_from(STATUSES))
     return block(f'routing "R{draw(st.integers(0, 3))}"{status}', members, draw)
 
 

@@ -133,6 +133,28 @@ def test_export_names_every_shipping_criterion_hotwax_cannot_hold(tmp_path):
     assert "HotWax cannot sort by `shipping_cost`" in result.stderr
 
 
+def test_export_names_every_lifecycle_criterion_hotwax_cannot_hold(tmp_path):
+    """Rejection queues are queue filters HotWax holds; counting rejections, avoiding recent
+    rejecters per rule, order tags, facility caps and effective dates it cannot (issue 23)."""
+    source = tmp_path / "rules.route"
+    source.write_text(
+        'use std.hotwax\ndeclare tag VIP\ngroup "G" for store STORE {\n'
+        '  routing "Rejected" active until "2999-01-01" {\n'
+        '    filter { queue == REJECTED_ITM_PARKING  rejections < 3  tags in [VIP] }\n'
+        '    rule "r" active from "2026-11-27" {\n      assign partial\n'
+        '      inventory { not rejected within 7 days  max_facilities 2 }\n    }\n  }\n}\n')
+    out = tmp_path / "group.json"
+    result = invoke("export-hotwax", source, "-o", str(out))
+    assert result.exit_code == 1 and not out.exists()
+    for words in ("rules.route:4:11: HotWax has no effective dates on a routing",
+                  "rules.route:5:45: HotWax has no `rejections` filter",
+                  "HotWax has no `tags` filter", "rules.route:6:10: HotWax has no effective "
+                  "dates on a rule", "HotWax has no `max_facilities` setting",
+                  "rules.route:8:19: HotWax has no `rejected` condition"):
+        assert words in result.stderr, words
+    assert "REJECTED_ITM_PARKING" not in result.stderr  # a queue filter HotWax holds
+
+
 def strip_ids(filters: list[dict]) -> list[tuple]:
     """Each filter's meaning, in sequence order (spaces in comma lists are spelling)."""
     return [(f.get("conditionTypeEnumId"), f.get("fieldName"), f.get("operator"),

@@ -61,3 +61,12 @@ def test_the_rate_card_example_prices_as_the_doc_says():
     model = RateModel(snapshot, None, snapshot.now)
     cost = model.cost(model.card("STANDARD", "UPS"), 0, 0, 5.0, 0.0)
     assert "+ 1.00 = 12.20" in DOC and round(cost, 2) == 12.20
+
+
+def test_the_rejection_example_is_a_valid_item():
+    from routing_dsl.snapshot import Item
+
+    item = Item.model_validate_json(_block("rejections", "json"))
+    [rejection] = item.rejections
+    assert (rejection.facility, rejection.reason, rejection.at.isoformat()) == (
+        "ST_NYC", "NOT_IN_STOCK", "2026-11-22T10:00:00-05:00")

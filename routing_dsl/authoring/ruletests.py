@@ -463,6 +463,8 @@ def _condition_text(condition, rule) -> str:
         return f"facility_group {condition.op} {ids}"
     if condition.field == "delivery_date":
         return f"delivery_date {condition.op} promise_date"
+    if condition.op == "not within":
+        return f"not {condition.field} within {int(condition.number)} days"
     number = condition.number
     shown = int(number) if number is not None and float(number).is_integer() else number
     unit = _UNITS.get(condition.field, lambda rule: "")(rule)
@@ -474,6 +476,8 @@ def _filter_text(condition) -> str:
         return f"{condition.field} {condition.op}"
     if condition.field == "promise_date":
         return f"promise_date {condition.op} {condition.days} days"
+    if condition.count is not None:
+        return f"{condition.field} {condition.op} {condition.count}"
     ids = condition.ids[0] if len(condition.ids) == 1 and condition.op in ("==", "!=") \
         else f"[{', '.join(condition.ids)}]"
     return f"{condition.field} {condition.op} {ids}"

@@ -26,9 +26,9 @@ import msgspec
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, ShipGroup, Snapshot,
-                        SnapshotError, columns_of, load_snapshot, localize_order,
-                        order_problems, parse_snapshot)
+from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, Rejection,
+                        ShipGroup, Snapshot, SnapshotError, columns_of, load_snapshot,
+                        localize_order, order_problems, parse_snapshot)
 from ..validation import MAX_INTEGER
 
 
@@ -207,10 +207,10 @@ def _record_class(model) -> type:
                              frozen=True, gc=False)
 
 
-AddressRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
-    _record_class(m) for m in (Address, Item, ShipGroup, Order))
-_RECORDS = {Address: AddressRecord, Item: ItemRecord, ShipGroup: ShipGroupRecord,
-            Order: OrderRecord}
+AddressRecord, RejectionRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
+    _record_class(m) for m in (Address, Rejection, Item, ShipGroup, Order))
+_RECORDS = {Address: AddressRecord, Rejection: RejectionRecord, Item: ItemRecord,
+            ShipGroup: ShipGroupRecord, Order: OrderRecord}
 _ORDERS = TypeAdapter(list[Order])
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 ORDERS_PER_PIECE = 10_000
@@ -238,11 +238,15 @@ def _each(convert):
 
 _NO_IDS: tuple = ()
 _address_record = _converter(Address, {})
-_item_record = _converter(Item, {"excluded_facilities": lambda ids: tuple(ids) if ids else _NO_IDS})
+_rejection_record = _converter(Rejection, {})
+_item_record = _converter(Item, {
+    "excluded_facilities": lambda ids: tuple(ids) if ids else _NO_IDS,
+    "rejections": lambda rows: tuple(map(_rejection_record, rows)) if rows else _NO_IDS})
 _group_record = _converter(ShipGroup, {
     "ship_to": lambda address: None if address is None else _address_record(address),
     "items": _each(_item_record)})
-_record = _converter(Order, {"ship_groups": _each(_group_record)})
+_record = _converter(Order, {"ship_groups": _each(_group_record),
+                              "tags": lambda tags: tuple(tags) if tags else _NO_IDS})
 
 
 def order_records(snapshot: Snapshot) -> list:

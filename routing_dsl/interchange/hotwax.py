@@ -29,9 +29,11 @@ import msgspec
 from msgspec import Struct
 
 from ..checker import Workspace
+from ..criteria import REGISTRY
 from ..formatter import format_module
 from ..parser import keyword_terminals
 from ..validation import RANGE, Real, Whole, in_range, not_unicode, problem
+from ..vocabulary import ID_KINDS
 
 OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
              "<>": "!=", "not-equal": "!=", "in": "in", "IN": "in", "not-in": "not in",
@@ -39,18 +41,15 @@ OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!="
              "less-equals": "<=", "<=": "<=", "greater": ">", "greater-than": ">", ">": ">",
              "greater-equals": ">=", ">=": ">=", "is-null": "is null",
              "is-not-null": "is not null"}
-ORDER_FIELDS = {"facilityId": ("queue", "queue"),
-                "shipmentMethodTypeId": ("shipment_method", "shipment_method"),
-                "salesChannelEnumId": ("sales_channel", "sales_channel"),
-                "priority": ("priority", "priority"),
-                "originFacilityGroupId": ("origin_facility_group", "facility_group"),
-                "productCategoryId": ("product_category", "category")}
-ORDER_SORTS = {"shipBeforeDate": "ship_before", "shipAfterDate": "ship_after",
-               "orderDate": "order_date", "deliveryDays": "delivery_days",
-               "priority": "priority"}
-INVENTORY_SORTS = {"distance": "distance", "inventoryForAllocation": "inventory_balance",
-                   "facilitySequence": "facility_sequence", "salesVelocity": "sales_velocity",
-                   "brokenStyle": "broken_style"}
+# HotWax's field names, as the criteria registry declares them (criteria without one are
+# ours only: exporting them is a problem): order filters on ids (field -> (name, id kind)),
+# order and inventory sorts (field -> name), inventory conditions (name -> field).
+ORDER_FIELDS = {c.hotwax: (c.name, c.value) for c in REGISTRY("order_filter").values()
+                if c.hotwax and c.value in ID_KINDS}
+ORDER_SORTS = {c.hotwax: c.name for c in REGISTRY("order_sort").values() if c.hotwax}
+INVENTORY_SORTS = {c.hotwax: c.name for c in REGISTRY("inventory_sort").values() if c.hotwax}
+_INVENTORY_NAMES = {c.name: c.hotwax for c in REGISTRY("inventory_condition").values()
+                    if c.hotwax}
 # statusId -> the status word; a routing's and a rule's codes differ (`RULE_DRAFT` on a
 # routing is no status of a routing)
 STATUS = {kind: {None: "", f"{kind}_ACTIVE": "", f"{kind}_DRAFT": " draft",
@@ -529,6 +528,16 @@ _ORDER_NAMES = {name: hotwax for hotwax, (name, _) in ORDER_FIELDS.items()}
 _ORDER_SORT_NAMES = {v: k for k, v in ORDER_SORTS.items()}
 _INVENTORY_SORT_NAMES = {v: k for k, v in INVENTORY_SORTS.items()}
 _STATUS_CODES = {"active": "ACTIVE", "draft": "DRAFT", "archived": "ARCHIVED"}
+# What the language says that HotWax's engine cannot hold, and why, as each criterion notes it
+# (rejection queues, `queue == REJECTED_ITM_PARKING`, are plain queue filters and export).
+_NOT_IN_HOTWAX = {c.name: c.extra["hotwax_note"] for c in REGISTRY.all()
+                  if "hotwax_note" in c.extra}
+
+
+def _window_problem(entity, what: str, problems: list[str]) -> None:
+    if entity.active_from is not None or entity.active_until is not None:
+        problems.append(f"{entity.where.label()}: HotWax has no effective dates on a {what} "
+                        "(`active from ... until ...`): its status is switched by hand")
 
 
 class HotWaxExportError(Exception):
@@ -559,7 +568,11 @@ def export_group(group) -> dict:
 
 def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
     filters = []
+    _window_problem(routing, "routing", problems)
     for condition in routing.filters:
+        if condition.field in _NOT_IN_HOTWAX:
+            problems.append(f"{_where(condition, routing)}: {_NOT_IN_HOTWAX[condition.field]}")
+            continue
         entry = {"conditionTypeEnumId": "ENTCT_FILTER",
                  "fieldName": "promiseDaysCutoff" if condition.field == "promise_date"
                  else _ORDER_NAMES[condition.field], "operator": _CODES[condition.op]}
@@ -578,19 +591,26 @@ def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
                       for k, rule in enumerate(routing.rules, start=1)]}
 
 
-_SETTINGS = {  # setting -> (HotWax field, its value when the setting is written)
-    "keep_item_groups_together": ("splitOrderItemGroup", lambda rule: "N"),
-    "ignore_facility_order_limit": ("ignoreFacilityOrderLimit", lambda rule: "Y"),
-    "only_if_all_items_available": ("brokerIfAllItemsAvailable", lambda rule: "Y"),
-    "shipment_threshold": ("shipmentThreshold", lambda rule: _plain(rule.shipment_threshold)),
+_SETTING_VALUES = {  # setting -> its HotWax value when the setting is written
+    "keep_item_groups_together": lambda rule: "N",
+    "ignore_facility_order_limit": lambda rule: "Y",
+    "only_if_all_items_available": lambda rule: "Y",
+    "shipment_threshold": lambda rule: _plain(rule.shipment_threshold),
 }
+_SETTINGS = {name: (REGISTRY("setting")[name].hotwax, value)
+             for name, value in _SETTING_VALUES.items()}
 
 
 def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
     placed = []  # (where it was written, entry): filters and settings keep the file's order
+    _window_problem(rule, "rule", problems)
+    if rule.max_facilities is not None:
+        problems.append(f"{_where(None, rule)}: {_NOT_IN_HOTWAX['max_facilities']}")
     for condition in rule.conditions:
-        name = {"facility_group": "facilityGroupId", "distance": "distance",
-                "brokering_safety_stock": "brokeringSafetyStock"}.get(condition.field)
+        if condition.field in _NOT_IN_HOTWAX:
+            problems.append(f"{_where(condition, rule)}: {_NOT_IN_HOTWAX[condition.field]}")
+            continue
+        name = _INVENTORY_NAMES.get(condition.field)
         if name is None:  # shipping cost and delivery dates: ours, not HotWax's
             problems.append(f"{_where(condition, rule)}: HotWax has no `{condition.field}` "
                             "condition")

@@ -495,8 +495,11 @@ def _name_completions(result: CheckResult | None, tokens, context: list[str]) ->
         return [Completion(f.name, "field", f"order field ({f.value})", f.doc)
                 for f in v.ORDER_FIELDS.values()]
     if block == "inventory":
+        # `rejected` is written after `not` (`not rejected within 7 days`), the others alone
+        negated = last == "NOT"
         return [Completion(f.name, "field", f"inventory field ({f.value})", f.doc)
-                for f in v.INVENTORY_FIELDS.values()]
+                for f in v.INVENTORY_FIELDS.values()
+                if (v.RECENCY[0] in f.operators) == negated]
     return []
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from ..engine import route, snapshot_digest
 from ..plan import Plan
 from ..snapshot import Snapshot
-from . import ledger
+from . import ledger, rejections
 from .locks import BATCH_WAIT, LockLost, PartitionLock, lock_domains
 from .store import RunStore
 
@@ -35,7 +35,7 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
     lines for their partitions applied, except those the snapshot reflects (acknowledged
     before ``reflected_before``, see ledger.reflection_cutoff; None: it reflects none), and
     each batch writes its decisions, outbox rows and ledger lines in one transaction under
-    its lock. With a ``webhook``, each committed batch is also POSTed to it. A process
+    its lock. The recorded rejections of those stores are on their items (ops/rejections.py). With a ``webhook``, each committed batch is also POSTed to it. A process
     killed before the end leaves its batches ``running`` (closed as failed by the next
     ``locks.close_stale``) and nothing else of them. ``observe`` (a shadow run, see
     rollout/controller.py) is then given, the locks released, the snapshot the groups were
@@ -53,9 +53,12 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
                 locks.update(dict.fromkeys(domain, lock))
         running = [g for g in groups if g.product_store in locks]
         effects = ledger.Effects(ledger.local_day(snapshot))
+        refused = []
         if running:
             effects.extend(store.ledger(reflected_before=reflected_before, stores=set(locks)))
-        routed = ledger.apply(snapshot, effects)
+            with store.reading() as connection:  # what facilities refused: rules avoid them
+                refused = rejections.stored(connection, stores=set(locks))
+        routed = rejections.apply(ledger.apply(snapshot, effects), refused)
         digest = snapshot_hash(routed)
         ids = {g.name: store.start_batch(group=g.name, product_store=g.product_store,
                                          plan_json=plan_json, source_name=plan.source,

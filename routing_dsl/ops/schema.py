@@ -372,3 +372,27 @@ rollout_kpis = sa.Table(
     sa.Index("ix_rollout_kpis_rollout", "rollout_id", "role", "started"),
     sa.Index("ix_rollout_kpis_started", "mode", "started"),
 )
+
+# ---- rejections (migration 0009) ----
+# A facility's refusal of a committed line (POST /v1/rejections, `routing reject`): the line's
+# reservations are released (`reservations.released`) and every snapshot routed afterwards
+# carries the rejection on the item (ops/rejections.py), so rules can keep away from the
+# rejecter. `key` is the request's idempotency key (also in decision_keys, with the answer).
+rejections = sa.Table(
+    "rejections", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("product_store", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("ship_group", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("facility", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),  # units whose reservation was released
+    sa.Column("reason", sa.Text),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("created", Time, nullable=False),
+    sa.Index("uq_rejections_key", "key", unique=True),
+    sa.Index("ix_rejections_order", "order_id"),
+    sa.Index("ix_rejections_store", "product_store", "id"),
+)

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator)
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -29,6 +30,7 @@ from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..app import BadSnapshot
+from ..ops import rejections
 from ..ops.scheduler import Supervision, describe
 from ..ranges import OUT_OF_RANGE, find, out_of_range
 from ..ranges import describe as number_text
@@ -80,6 +82,45 @@ class DecisionRequest(_Body):
     @classmethod
     def _boolean(cls, value):
         if not isinstance(value, bool):  # 0 equals False in Python, not in JSON
+            raise ValueError("must be a boolean")
+        return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=1000, pattern=NO_NUL)]
+
+
+class RejectionBody(_Body):
+    """A facility's refusal of a committed order line."""
+
+    order: Id = Field(description="The order id.")
+    item: Id = Field(description="The order line (item id) the facility refuses.")
+    facility: Id = Field(description="The facility that refuses it.")
+    ship_group: Id | None = Field(None, description="The ship group as the allocation names "
+                                                    "it (optional: every committed line of "
+                                                    "the item at the facility).")
+    reason: str | None = Field(None, max_length=200, pattern=NO_NUL,
+                               description="Why (e.g. NOT_IN_STOCK); shown in explanations.")
+    at: AwareDatetime | None = Field(None, description="When, with a UTC offset (default: "
+                                                        "now, by the run store's clock).")
+    reroute: bool = Field(False, description="Route the item again at once with the live "
+                                             "plans (the rejection on it) and commit that "
+                                             "decision in the same transaction.")
+    queue: Id | None = Field(None, description="With reroute: the queue to route it from, "
+                                               "when the OMS already shows it at the facility "
+                                               "(default: the queue it was allocated from).")
+    order_document: Order | None = Field(None, description="With reroute: the order, in the "
+                                                           "snapshot's shape, when the live "
+                                                           "state's source does not hold it.")
+    explain: bool = Field(False, description="With reroute: explain the new decision.")
+    idempotency_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL,
+                                 description="The same key again gives the same answer and "
+                                             "changes nothing; with another request it is "
+                                             "a 409.")
+
+    @field_validator("reroute", "explain", mode="before")
+    @classmethod
+    def _boolean(cls, value):
+        if not isinstance(value, bool):
             raise ValueError("must be a boolean")
         return value
 
@@ -343,6 +384,61 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             return problem(503, "the decision cannot be committed now", str(error),
                            headers={"Retry-After": str(error.retry_after)})
 
+    rejection_schema = {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/RejectionBody"}}}}
+
+    def rejected(body: bytes) -> Response:
+        try:
+            request = RejectionBody.model_validate_json(body, strict=True)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+            return problem(422, "invalid request", f"{where}: {first['msg']}")
+        if state.snapshot is None:
+            return problem(503, "the live state is not loaded yet",
+                           "; ".join(supervision.problems()) or None,
+                           headers={"Retry-After": RETRY_AFTER})
+        if state.store is None:
+            need_store()
+        asked = rejections.RejectionRequest(
+            order=request.order, item=request.item, facility=request.facility,
+            key=request.idempotency_key, reason=request.reason, ship_group=request.ship_group,
+            at=request.at, reroute=request.reroute, queue=request.queue)
+        try:
+            answer = state.reject(asked, request.order_document, explain=request.explain)
+        except rejections.NothingCommitted as error:
+            return problem(404, "no committed line to reject", str(error))
+        except ConflictError as error:
+            return problem(409, "idempotency key reused", str(error))
+        except (DecisionError, rejections.RejectionError) as error:
+            return problem(422, "cannot reject this line", str(error))
+        except Unavailable as error:
+            return problem(503, "the rejection cannot be recorded now", str(error),
+                           headers={"Retry-After": str(error.retry_after)})
+        return Response(answer, media_type="application/json")
+
+    @app.post("/v1/rejections", dependencies=write,
+              openapi_extra={"requestBody": rejection_schema})
+    async def reject(http: Request):
+        """A facility rejects a committed line: its reservations are released, the
+        rejection is recorded (every later routing carries it on the item, so rules can
+        avoid the rejecter) and, with `"reroute": true`, the item is routed again at once
+        with the live plans and that decision committed in the same transaction. Idempotent
+        by key. 404 when no committed line of that item at that facility holds stock."""
+        try:
+            body = await http.body()
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if b"\\u0000" in body and _NUL.search(body):
+            return problem(422, "invalid request", "body: a string holds a NUL character "
+                                                   "(\\u0000), which no id or key may hold")
+        return await run_in_threadpool(rejected, body)
+
+    @app.get("/v1/orders/{order_id}/rejections")
+    def order_rejections(order_id: Name) -> list[dict]:
+        """The rejections recorded for one order, oldest first."""
+        return [r.entry() for r in rejections.history(need_store(), order_id)]
+
     async def decide_lane(scope, receive, send, framework) -> None:
         """POST /v1/decisions without the framework's routing, dependencies and exception
         middleware (about a tenth of a quote's CPU): the same checks and the same answers,
@@ -479,6 +575,10 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             components = document.setdefault("components", {}).setdefault("schemas", {})
             components.update(schema.pop("$defs", {}))
             components["DecisionRequest"] = schema
+            schema = RejectionBody.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components["RejectionBody"] = schema
         return app.openapi_schema
 
     app.openapi = openapi

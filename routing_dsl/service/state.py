@@ -38,13 +38,15 @@ import sqlalchemy as sa
 
 from ..engine import route, snapshot_digest
 from ..interpreter import LiveStock, Prepared, run_plan
-from ..ops import ledger
+from ..ops import ledger, rejections
 from ..ops.locks import COMMIT_WAIT, Busy, locked
 from ..ops.store import Recorded, RunStore, batch_values, pipelined, plan_hash
 from ..plan import Plan
 from ..scaleout import connected_stores
 from ..snapshot import Inventory, Order, Snapshot, order_problems
 
+
+ledger_epsilon = 1e-9  # open quantities at or below this are filled
 
 # upper bounds of the decision latency histogram's buckets, in seconds
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
@@ -90,6 +92,10 @@ class _View:
     # stores with a group of commits in flight: their lines are applied by that group
     inflight: dict = field(default_factory=lambda: defaultdict(int))
 
+    # recorded rejections by order and item (rejections.by_line), read with the source and
+    # kept current by this process's own (a commit reads its orders' afresh under the lock)
+    refused: dict = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         snapshot = self.snapshot
         self.today = ledger.local_day(snapshot)
@@ -107,6 +113,13 @@ class _View:
         self.prepared = {id(plan): Prepared() for plan in self.plans}
         self.domains = {store: tuple(sorted(component))
                         for component in connected_stores(snapshot) for store in component}
+
+    def order(self, order_id: str) -> Order | None:
+        """The source's order ``order_id``, or None."""
+        index = self.__dict__.get("_orders")
+        if index is None:
+            index = self.__dict__["_orders"] = {o.id: o for o in self.snapshot.orders}
+        return index.get(order_id)
 
     def domain(self, product_store: str) -> tuple[str, ...]:
         """The stores locked to decide for ``product_store``: its partition."""
@@ -215,6 +228,8 @@ class LiveState:
             view.apply([line for line in lines
                         if line.id <= heads.get(line.product_store, 0)])
             view.seen = dict(heads)
+            with store.reading() as connection:
+                view.refused = rejections.by_line(rejections.stored(connection))
         with self.lock:
             self._view = view
         # The state is long-lived and holds millions of objects: kept out of the cyclic
@@ -347,6 +362,7 @@ class LiveState:
         lines, unfilled, explanations, ran = [], [], [], []
         with self.lock:  # one consistent state: no commit or batch is absorbed halfway
             self._check(view, order)
+            order = rejections.apply_order(order, view.refused)
             single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
             for plan in self._plans_for(order):
                 # stock and counts come from the live index, copied for this order only
@@ -536,10 +552,12 @@ class LiveState:
                 own = ledger.Effects(view.today).extend(store.ledger(
                     reflected_before=view.reflected_before, stores=stores,
                     orders={e.order.id for e in fresh}, connection=connection))
+                refused = rejections.by_line(rejections.stored(
+                    connection, orders={e.order.id for e in fresh}))
                 answers, recorded, batch_rows, notes = [], [], [], []
                 for entry in fresh:
-                    answer = self._decide(view, entry.order, entry.explain, own, recorded,
-                                          batch_rows, undo, notes)
+                    answer = self._decide(view, rejections.apply_order(entry.order, refused),
+                                          entry.explain, own, recorded, batch_rows, undo, notes)
                     answers.append(orjson.dumps(answer))
                 for plan in self._all_plans():
                     plan_json, digest = self._plan_json(plan)
@@ -647,6 +665,145 @@ class LiveState:
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
                 "explanations": explanations, "committed": True, "batches": batch_ids,
                 "not_routed": not_routed}
+
+    # ---- rejections ----
+    def reject(self, request: rejections.RejectionRequest, order: Order | None = None,
+               explain: bool = False) -> bytes:
+        """Record that a facility rejected a committed line (see ops/rejections.py): its
+        reservations released here at once, and with ``request.reroute`` the item routed
+        again now with the live plans (``order`` as the request gives it, else as the source
+        has it, with the ledger and the rejection applied), recorded as a batch of one per
+        group, all in one transaction with the key. Returns the answer (JSON): the rejection
+        and the new decision (null without reroute). RejectionError, ConflictError,
+        DecisionError or Unavailable when it cannot be made."""
+        store = self.store
+        if store is None:
+            raise DecisionError("this service has no run store")
+        view = self._current()
+        started = time.perf_counter()
+        try:
+            answer = rejections.known_answer(store, request)
+            if answer is not None:
+                return answer
+            with store.reading() as connection:
+                lines = rejections.held_lines(connection, request)
+            if not lines:
+                raise rejections._nothing(request)
+            domain = view.domain(lines[0].product_store)
+            with self._queue(domain).busy:  # this process's commits of the partition wait
+                answer = self._reject_locked(view, domain, request, order, explain)
+        except rejections.KeyConflict as error:
+            raise ConflictError(str(error)) from None
+        except Busy as error:
+            raise Unavailable(str(error)) from None
+        except sa.exc.SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", error)).splitlines()[0][:200]
+            raise Unavailable(f"the run store failed: {reason}") from None
+        self._count(started)
+        return answer
+
+    def _reject_locked(self, view: _View, domain: tuple[str, ...],
+                       request: rejections.RejectionRequest, order: Order | None,
+                       explain: bool) -> bytes:
+        store = self.store
+        undo: list[tuple] = []
+        try:
+            with locked(store, domain, self.commit_wait) as connection:
+                answer = rejections.known_answer(store, request, connection)
+                if answer is not None:
+                    return answer
+                self._read_ledger(view, domain, connection, group=True)
+                lines = rejections.held_lines(connection, request)
+                if not lines:
+                    raise rejections._nothing(request)
+                rejection = rejections.record(connection, request, lines)
+                with self.lock:  # the stock and count this process took for them, back
+                    for line in lines:
+                        if line.id > view.seen.get(line.product_store, 0) or (
+                                view.reflected_before is not None and line.acked is not None
+                                and line.acked < view.reflected_before):
+                            continue  # not applied here: the source shows it, or not read
+                        view.take(request.facility, line.product, -line.quantity)
+                        undo.append((request.facility, line.product, -line.quantity))
+                        if line.opens and line.day == view.today:
+                            view.count(request.facility, -1)
+                            undo.append((request.facility, None, -1))
+                decision, recorded, batch_rows = None, [], []
+                if request.reroute:
+                    current = self._rerouted(view, connection, request, order, lines)
+                    # (a rollout's shadow does not follow a rerouted item: its note is dropped)
+                    decision = self._decide(view, current, explain, ledger.Effects(view.today),
+                                            recorded, batch_rows, undo, [])
+                    for plan in self._all_plans():
+                        plan_json, digest = self._plan_json(plan)
+                        if any(row["plan_hash"] == digest for row in batch_rows):
+                            store.save_plan(connection, plan_json, plan.source,
+                                            self.text(plan))
+                    store.insert_batches(connection, batch_rows)
+                heads = store.record(connection, recorded)
+                store.settle_batches(connection, batch_rows)
+                answer = orjson.dumps({"rejection": rejection.entry(), "decision": decision})
+                rejections.keep_answer(store, connection, request, answer)
+        except BaseException:
+            with self.lock:
+                for facility, product, quantity in undo:
+                    if product is None:
+                        view.count(facility, -quantity)
+                    else:
+                        view.take(facility, product, -quantity)
+            raise
+        with self.lock:
+            for product_store, last_id in heads.items():
+                view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
+            found = view.refused.setdefault(request.order, {})
+            found.setdefault(request.item, []).append(rejection)
+            if request.reroute:
+                self.commits_total += 1
+        return answer
+
+    def _rerouted(self, view: _View, connection, request: rejections.RejectionRequest,
+                  order: Order | None, lines) -> Order:
+        """The rejected item as an order of one line to route again: as given, or as the
+        source has the order, with the ledger (the released lines no longer applying) and
+        the recorded rejections applied; units the OMS already shows at the rejecting
+        facility go back to the queue they came from (or ``request.queue``)."""
+        if order is None:
+            order = view.order(request.order)
+            if order is None:
+                raise DecisionError(f"order {request.order!r} is not in the live state's "
+                                    "source; send it in `order` to route it again")
+        elif order.id != request.order:
+            raise DecisionError(f"order: {order.id!r} is not the rejected order "
+                                f"{request.order!r}")
+        self._check(view, order)
+        own = ledger.Effects(view.today).extend(self.store.ledger(
+            reflected_before=view.reflected_before, orders={order.id}, connection=connection))
+        current = ledger.apply_order(order, own) if order.id in own.orders else order
+        current = rejections.apply_order(current, rejections.by_line(rejections.stored(
+            connection, orders={order.id})))
+        facilities = {f.id: f for f in view.snapshot.facilities}
+        groups = []
+        for group in current.ship_groups:
+            items = [i for i in group.items if i.id == request.item
+                     and i.quantity - i.cancel_quantity > ledger_epsilon]
+            if not items:
+                continue
+            where = facilities.get(group.facility)
+            if where is not None and not where.virtual:
+                if group.facility != request.facility:
+                    continue  # shipping from elsewhere: not what was rejected
+                queue = request.queue or rejections.source_queue(connection, lines[0],
+                                                                 request)
+                if queue is None or queue not in facilities or not facilities[queue].virtual:
+                    raise DecisionError(
+                        f"the source shows order {request.order!r} item {request.item!r} at "
+                        f"{request.facility!r}; name the queue to route it from (`queue`)")
+                group = ledger.replace_fields(group, facility=queue)
+            groups.append(ledger.replace_fields(group, items=type(group.items)(items)))
+        if not groups:
+            raise DecisionError(f"order {request.order!r} item {request.item!r} has nothing "
+                                "open to route again")
+        return ledger.replace_fields(current, ship_groups=type(current.ship_groups)(groups))
 
     # ---- batches ----
     def run_groups(self, plan: Plan, names: frozenset[str], *, trigger: str = "api",

@@ -218,7 +218,7 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
             raise HTTPException(404, f"no order {order_id!r}: the live state does not hold "
                                      "it and routing never decided it")
         return page("order.html", order=order_id, history=history, decisions=decisions,
-                    refused=refused,
+                    refused=refused, rejections=_rejections(store, current, order_id),
                     current=_current(state, current) if current is not None else None,
                     explanations=_replay(state, order_id))
 
@@ -584,6 +584,26 @@ def _current(state, order) -> dict:
                        "method": group.shipment_method, "items": items})
     return {"status": order.status, "store": order.product_store, "date": order.order_date,
             "channel": order.sales_channel, "groups": groups}
+
+
+def _rejections(store, order, order_id: str) -> list[dict]:
+    """The order's rejection history, oldest first: those the source holds on its items and
+    those recorded here (POST /v1/rejections, `routing reject`), each once."""
+    from ...ops import rejections
+    found: dict[tuple, dict] = {}
+    if order is not None:
+        for group in order.ship_groups:
+            for item in group.items:
+                for r in item.rejections:
+                    found[(item.id, r.facility, r.at)] = {
+                        "item": item.id, "ship_group": group.id, "facility": r.facility,
+                        "at": r.at, "reason": r.reason, "quantity": None, "recorded": False}
+    if store is not None:
+        for r in rejections.history(store, order_id):
+            found[(r.item, r.facility, r.at)] = {
+                "item": r.item, "ship_group": r.ship_group, "facility": r.facility, "at": r.at,
+                "reason": r.reason, "quantity": r.quantity, "recorded": True}
+    return sorted(found.values(), key=lambda r: (r["at"], r["item"], r["facility"]))
 
 
 def _replay(state, order_id: str) -> list[dict] | None:
