@@ -444,16 +444,22 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
 class Progress:
     """What a long run is doing, on standard error: the phase (loading, routing, writing) and,
     while routing, how far it is. Drawn only on a terminal, and only once the run has taken
-    longer than DELAY seconds, so short runs and pipes print nothing; warnings said meanwhile
-    clear the line first."""
+    longer than DELAY seconds (ROUTING_PROGRESS_AFTER sets it; `off`: never), so short runs
+    and pipes print nothing; warnings said meanwhile clear the line first."""
 
     DELAY = 2.0
 
     def __init__(self, stream) -> None:
+        import os
         import threading
         import time
         self.stream = stream
-        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        after = os.environ.get("ROUTING_PROGRESS_AFTER", "").strip()
+        try:
+            self.delay = float(after) if after and after != "off" else self.DELAY
+        except ValueError:
+            self.delay = self.DELAY
+        self.enabled = hasattr(stream, "isatty") and stream.isatty() and after != "off"
         self.started = time.monotonic()
         self.name, self.total, self.done = "", None, 0
         self.drawn = False
@@ -495,7 +501,7 @@ class Progress:
     def _draw_loop(self) -> None:
         import time
         while not self._stop.wait(0.2):
-            if time.monotonic() - self.started < self.DELAY:
+            if time.monotonic() - self.started < self.delay:
                 continue
             with self._lock:
                 self.stream.write("\r\x1b[K" + self._line())
@@ -1456,7 +1462,9 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         click.echo(json.dumps(report) if as_json else scenario_text(report))
         return
     from .bench.suite import (compile_cost, explanation_costs, hostile_campaigns, lsp_latency,
-                              lsp_session, pathological_inputs, run_bench, sql_source_costs)
+                              lsp_session, pathological_inputs, run_bench, sql_source_costs,
+                              startup_costs)
+    click.echo(startup_costs(rounds=rounds))
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))

@@ -563,7 +563,7 @@ class _Interpreter:
             if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
                 absent = _absent_queues(group, self.ctx.facilities)
                 self.warnings[f"eligible:{group.name}"] = (
-                    f"group {group.name!r}: no ship group was eligible: " + absent if absent
+                    f"group {group.name!r}: nothing to route: " + absent if absent
                     else f"group {group.name!r}: no ship group was eligible (approved, waiting "
                          f"in a queue of store {store.id!r}, and passing a routing's filter)")
         return self._result(batches)

@@ -335,8 +335,11 @@ class Inventory(Sequence):
 
         def validate(value, validate_rows):
             return value if isinstance(value, Inventory) else cls(validate_rows(value))
-        return core_schema.no_info_wrap_validator_function(
-            validate, rows, serialization=core_schema.plain_serializer_function_ser_schema(
+        # JSON straight into rows (a wrap validator would first make Python objects of it)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.no_info_after_validator_function(cls, rows),
+            python_schema=core_schema.no_info_wrap_validator_function(validate, rows),
+            serialization=core_schema.plain_serializer_function_ser_schema(
                 lambda inventory: list(inventory.rows), return_schema=rows))
 
 

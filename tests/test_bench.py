@@ -4,6 +4,7 @@ By default they run once, as smoke tests of the benchmark code."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -169,3 +170,12 @@ def test_the_console_bench_times_every_page_against_a_filled_store():
     for page in ("dashboard, 90 days", "orders, by id prefix", "queue", "stock, one facility"):
         assert page in result.stdout
     assert "recording a batch of 5,000 allocations" in result.stdout
+
+
+def test_the_startup_bench_reports_each_command_against_an_empty_python():
+    from routing_dsl.bench.suite import startup_costs
+    report = startup_costs(rounds=1)
+    assert "as a multiple of `python -c pass`" in report
+    for name in ("routing --help", "routing check", "routing run", "routing lsp"):
+        assert re.search(rf"{name}: +\d+ ms +\( *\d+\.\dx", report), (name, report)
+    assert "target 10x" in report and "target 25x" in report and "target 300 ms" in report

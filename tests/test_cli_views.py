@@ -71,7 +71,8 @@ def test_a_table_fits_the_terminal_and_a_file_gets_it_whole(tmp_path, monkeypatc
     assert "Nearest warehouse ships everything" in out.read_text()  # nothing cut in a file
 
 
-def _on_a_terminal(command: list[str], columns: int = 80, timeout: float = 120) -> str:
+def _on_a_terminal(command: list[str], columns: int = 80, timeout: float = 120,
+                   progress_after: float | str = 2.0) -> str:
     """Run ``command`` with a pseudo-terminal for stdout and stderr; all it printed."""
     leader, follower = pty.openpty()
     import fcntl
@@ -79,7 +80,8 @@ def _on_a_terminal(command: list[str], columns: int = 80, timeout: float = 120) 
     import termios
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     process = subprocess.Popen(command, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL,
-                               env={**os.environ, "COLUMNS": str(columns)})
+                               env={**os.environ, "COLUMNS": str(columns),
+                                    "ROUTING_PROGRESS_AFTER": str(progress_after)})
     os.close(follower)
     chunks = []
     deadline = time.monotonic() + timeout
@@ -122,15 +124,24 @@ def test_a_long_run_shows_its_progress_on_a_terminal_and_nowhere_else(slow):
     assert "[" not in piped.stderr and "\x1b" not in piped.stderr
 
 
+def test_progress_off_shows_none_on_a_terminal(slow):
+    shown = _on_a_terminal([sys.executable, "-m", "routing_dsl", "run", str(slow / "bench.route"),
+                            "--snapshot", str(slow / "big.json"), "--engine", "reference",
+                            "--explain", "--out", str(slow / "quiet.json")],
+                           progress_after="off")
+    assert "routing   [" not in shown and "\x1b[K" not in shown and "wrote " in shown
+
+
 def test_a_short_run_on_a_terminal_shows_no_progress():
+    # "short": well under the delay, however loaded the machine that runs the suite
     shown = _on_a_terminal([sys.executable, "-m", "routing_dsl", "run", SOURCE, "--snapshot",
-                            SNAPSHOT, "--out", os.devnull])
+                            SNAPSHOT, "--out", os.devnull], progress_after=60)
     assert "routing   [" not in shown and "\x1b[K" not in shown
 
 
 def test_a_table_on_a_terminal_is_sized_to_it():
     shown = _on_a_terminal([sys.executable, "-m", "routing_dsl", "run", SOURCE, "--snapshot",
-                            SNAPSHOT, "--format", "table"], columns=72)
+                            SNAPSHOT, "--format", "table"], columns=72, progress_after=60)
     table = [line for line in shown.splitlines() if line.startswith(("ord", "O-"))]
     assert len(table) == 1 + len(EXPECTED["allocations"]) + len(EXPECTED["unfillable"])
     assert all(len(line.rstrip("\r")) <= 72 for line in table)

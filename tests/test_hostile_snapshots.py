@@ -583,3 +583,4 @@ def test_a_queue_missing_from_the_snapshot_is_named(tmp_path):
     assert result.exit_code == 0, result.output
     assert ("routing 'Web orders' filters on queue '_NA_', which the snapshot does not have"
             in result.stderr)
+    assert "no ship group was eligible" not in result.stderr

@@ -74,6 +74,7 @@ def test_the_options_name_what_the_engines_and_executors_are():
 
 
 HEAVY = ("numba", "numpy", "sqlalchemy", "fastapi", "starlette", "uvicorn", "pydantic",
+         "croniter", "dateutil",
          "routing_dsl.engine", "routing_dsl.interpreter", "routing_dsl.ops",
          "routing_dsl.service")
 

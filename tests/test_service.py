@@ -320,8 +320,13 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
         answer = httpx.post(f"{base}/v1/decisions", json=body, headers=token)
         assert answer.status_code == 200 and answer.json()["lines"]
         commit = {**body, "commit": True, "idempotency_key": "checkout-1"}
-        committed = httpx.post(f"{base}/v1/decisions", json=commit, headers=token)
-        assert committed.status_code == 200 and committed.json()["committed"]
+        # the first scheduled round may hold the partition: 503 + Retry-After, key unused
+        deadline = time.monotonic() + 90
+        while (committed := httpx.post(f"{base}/v1/decisions", json=commit,
+                                       headers=token)).status_code == 503:
+            assert committed.headers["Retry-After"] and time.monotonic() < deadline
+            time.sleep(0.5)
+        assert committed.status_code == 200 and committed.json()["committed"], committed.text
         assert httpx.post(f"{base}/v1/decisions", json=commit, headers=token).json() == \
             committed.json()
         [batch] = committed.json()["batches"]
@@ -745,9 +750,12 @@ def test_idle_connections_neither_exhaust_descriptors_nor_starve_health_checks(l
             if k % 275 == 274:
                 assert httpx.get(f"{limited.base}/healthz").status_code == 200
         metrics = httpx.get(f"{limited.base}/metrics").text
-        # at the cap of 300, each new connection closed the one idle the longest
-        evicted = int(re.search(r'closed_total\{reason="evicted"\} (\d+)', metrics).group(1))
-        assert evicted >= 1100 - 300
+        # at the cap of 300, each new connection closed the one idle the longest (or, on a
+        # machine slow enough that opening them took over a second, the header timeout did)
+        closed = {reason: int(n) for reason, n in re.findall(
+            r'closed_total\{reason="(\w+)"\} (\d+)', metrics)}
+        assert closed.get("evicted", 0) > 0
+        assert closed.get("evicted", 0) + closed.get("header_timeout", 0) >= 1100 - 300
         # and idle connections that never send a byte go at the header timeout
         time.sleep(1.5)
         metrics = httpx.get(f"{limited.base}/metrics").text

@@ -215,6 +215,90 @@ def lsp_latency(lines: int = 2000, rounds: int = 5) -> str:
             f"{best / parse_best:.1f}x parse)")
 
 
+# Start-up targets (issue 27), as multiples of an empty `python -c pass` in the same run
+STARTUP_TARGETS = {"check": 10.0, "run": 25.0}
+LSP_READY_BUDGET = 0.300
+
+
+def startup_costs(rounds: int = 5) -> str:
+    """How long commands take from a cold process, best of ``rounds``, against an empty
+    Python started the same way (`python -c pass`): `routing check` and `routing run` on
+    the starter project (`routing init`: the omnichannel example's rules and snapshot),
+    `routing --help`, and the language server until it answers `initialize`. Bytecode is
+    written on a first, untimed run, as an installed package has it."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from ..app import init_project
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory(prefix="routing-startup-") as temporary:
+        folder = Path(temporary)
+        init_project(folder)
+        routing = [sys.executable, "-m", "routing_dsl"]
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "routing --help": [*routing, "--help"],
+            "routing check": [*routing, "check", str(folder / "routes.route")],
+            "routing run": [*routing, "run", str(folder / "routes.route"), "--snapshot",
+                            str(folder / "snapshot.json"), "--out", os.devnull],
+        }
+        best = dict.fromkeys([*commands, "routing lsp"], float("inf"))
+        for round_number in range(rounds + 1):
+            for name, command in commands.items():
+                started = time.perf_counter()
+                subprocess.run(command, env=env, cwd=folder, capture_output=True, check=True)
+                if round_number:  # the first writes the bytecode
+                    best[name] = min(best[name], time.perf_counter() - started)
+            ready = _lsp_ready([*routing, "lsp"], env, folder)
+            if round_number:
+                best["routing lsp"] = min(best["routing lsp"], ready)
+    empty = best["python -c pass"]
+    lines = [f"start-up: best of {rounds}, as a multiple of `python -c pass` "
+             f"({empty * 1000:.0f} ms)"]
+    for name, seconds in best.items():
+        if name == "python -c pass":
+            continue
+        what = "until it answers initialize" if name == "routing lsp" else (
+            "the starter project" if name in ("routing check", "routing run") else "")
+        target = STARTUP_TARGETS.get(name.split()[-1])
+        aim = f", target {target:g}x" if target else (
+            f", target {LSP_READY_BUDGET * 1000:.0f} ms" if name == "routing lsp" else "")
+        lines.append(f"  {name + ':':<15} {seconds * 1000:6.0f} ms  "
+                     f"({seconds / empty:4.1f}x{aim}){'; ' + what if what else ''}")
+    return "\n".join(lines)
+
+
+def _lsp_ready(command: list[str], env: dict, cwd) -> float:
+    """Seconds from starting the language server to its answer to `initialize`."""
+    import json
+    import subprocess
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"processId": None, "rootUri": None,
+                                     "capabilities": {}}}).encode()
+    started = time.perf_counter()
+    server = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(request) + request)
+        server.stdin.flush()
+        while True:  # headers, then the body of each message, until the answer to id 1
+            length = 0
+            while (line := server.stdout.readline().strip()):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if not length:
+                raise RuntimeError("the language server stopped before answering")
+            if json.loads(server.stdout.read(length)).get("id") == 1:
+                return time.perf_counter() - started
+    finally:
+        server.kill()
+        server.wait()
+
+
 # Targets for a 5,000-line file on this machine: every request, and an edit to its diagnostics.
 LSP_REQUEST_BUDGET = 0.100
 LSP_EDIT_BUDGET = 0.300

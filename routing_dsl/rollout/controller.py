@@ -139,6 +139,8 @@ class Rollout:
         if found is None:
             return
         with self._lock:
+            if self.status != "active" and found.status == "active":
+                return  # read before this process's own trip was written: ends are final
             changed = found.status != self.status
             self.record, self.status = found, found.status
         if changed:
@@ -264,6 +266,8 @@ class Rollout:
             return rows
         # shadow: the candidate on the state the decision was taken on
         state = note.state
+        if state is None:
+            return []  # the shadow ended before the decision was taken
         stores = {note.order.id: note.order.product_store}
         results: dict[int, dict] = {}
         failures: dict[int, str] = {}
