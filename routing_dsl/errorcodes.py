@@ -135,8 +135,8 @@ _CODES = [
     # analysis (`routing analyze`)
     ErrorCode("RT501", Severity.WARNING, "rule is shadowed",
               "An earlier rule of the routing splits freely (`assign partial`, no safety stock, "
-              "threshold, all-or-nothing, kits or broken-style sort) over every facility this "
-              "rule could use, and "
+              "threshold, all-or-nothing, kits, `max_facilities`, active window or broken-style "
+              "sort) over every facility this rule could use, and "
               "reaches at least its order limits: whatever this rule could take is taken first, "
               "so it never allocates."),
     ErrorCode("RT502", Severity.WARNING, "routing takes no order",

@@ -57,11 +57,15 @@ def _finding(code: str, message: str, at, hint: str) -> Diagnostic:
 def _shadows(earlier: CheckedRule, later: CheckedRule) -> bool:
     """Whether ``earlier`` always leaves ``later`` nothing: it allocates partially without
     anything that could make it hold back (safety stock, thresholds, all-or-nothing, kits, a
-    move, the `broken_style` sort, which skips facilities), reaches at least the order limits
+    move, `max_facilities`, an active window, the `broken_style` sort, which skips facilities,
+    a condition later does not imply, such as `not rejected within`), reaches at least the order limits
     ``later`` reaches, and every facility ``later`` admits, it admits too."""
     if earlier.assign != "partial" or earlier.shipment_threshold or \
             earlier.only_if_all_items_available or earlier.keep_item_groups_together or \
             earlier.move_to_queue:
+        return False
+    # a cap on facilities holds back, and a rule with an active window may not run at all
+    if earlier.max_facilities is not None or earlier.active_from or earlier.active_until:
         return False
     if any(c.field == "brokering_safety_stock" for c in earlier.conditions):
         return False
