@@ -59,7 +59,7 @@ def service(db_url):
 
 
 def rejection(oid: str = "A", key: str = "rej-1", **extra) -> dict:
-    return {"order": oid, "item": "00001", "facility": "NEAR", "reason": "NOT_IN_STOCK",
+    return {"order_id": oid, "item": "00001", "facility": "NEAR", "reason": "NOT_IN_STOCK",
             "idempotency_key": key, **extra}
 
 
@@ -69,7 +69,7 @@ def test_a_rejection_releases_the_line_and_reroutes_the_item_away_from_the_rejec
                                                    "idempotency_key": "buy-A"})
     assert [line["facility"] for line in committed.json()["lines"]] == ["NEAR"]
     answer = client.post("/v1/rejections", json=rejection(
-        reroute=True, order_document=web_order("A"), at="2026-11-23T08:00:00-05:00"))
+        reroute=True, order=web_order("A"), at="2026-11-23T08:00:00-05:00"))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["rejection"] | {"id": 0} == {
@@ -95,7 +95,7 @@ def test_a_rejection_is_idempotent_by_key(service):
     client, store, _ = service
     client.post("/v1/decisions", json={"order": web_order("A"), "commit": True,
                                        "idempotency_key": "buy-A"})
-    body = rejection(reroute=True, order_document=web_order("A"))
+    body = rejection(reroute=True, order=web_order("A"))
     first = client.post("/v1/rejections", json=body)
     again = client.post("/v1/rejections", json=body)
     assert first.status_code == again.status_code == 200
@@ -116,11 +116,13 @@ def test_rejecting_a_line_no_decision_holds_there_is_a_404(service):
 
 @pytest.mark.parametrize("change, words", [
     ({"idempotency_key": None}, "idempotency_key"),
-    ({"facility": ""}, "facility"),
+    ({"facility": "a\x00b"}, "facility: a string holds a NUL character"),
+    ({"order_id": 2 ** 64}, "order_id"),
     ({"at": "2026-11-23T08:00:00"}, "at"),
     ({"reroute": 1}, "reroute: Value error, must be a boolean"),
     ({"extra": True}, "extra"),
-    ({"order": 7}, "order"),
+    ({"order_id": 7}, "order_id"),
+    ({"order": {"id": "A"}}, "order"),
 ])
 def test_a_bad_rejection_is_a_422_naming_the_field(service, change, words):
     client, _, _ = service
@@ -249,6 +251,6 @@ def test_the_service_doc_rejection_example_answers_as_the_doc_says(tmp_path):
         assert '"facility": "WH_NJ", "quantity": 1.0' in doc
         rerouted = client.post("/v1/rejections", json={
             **block("rejection"), "idempotency_key": "again", "facility": "WH_NJ",
-            "reroute": True, "order_document": block("decision")["order"]})
+            "reroute": True, "order": block("decision")["order"]})
         assert rerouted.status_code == 404  # released already: nothing holds it there
     store.dispose()

@@ -86,7 +86,7 @@ CRITERIA = [
         "the items that need a person.", value="times", operators=EQUALITY + ORDERING,
         example="rejections >= 3", samples=("rejections >= 1", "rejections < 2"),
         predicate=_rejections_predicate, describe=_describe_count,
-        extra={"hotwax_note": "HotWax has no `rejections` filter: its brokering query does "
+        extra={"reads_rejections": True, "hotwax_note": "HotWax has no `rejections` filter: its brokering query does "
                               "not count an item's rejections (park repeat rejections with a "
                               "queue filter instead)"}),
     Criterion(
@@ -112,7 +112,7 @@ CRITERIA = [
                  "not rejected within 0 days"),
         stage="serve", fact="refused", item_fact="open", reference=not_refused_within,
         kernel=not_refused_within, lower=_lower, explain=_explain_refused, explain_rank=26,
-        extra={"hotwax_note": "HotWax has no `rejected` condition: it keeps a rejecting "
+        extra={"reads_rejections": True, "hotwax_note": "HotWax has no `rejected` condition: it keeps a rejecting "
                               "facility from an item for the duration given when the item is "
                               "rejected (EXCLUDED_ORDER_FACILITY, "
                               "excludeOrderFacilityDuration), not per rule"}),

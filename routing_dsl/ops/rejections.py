@@ -237,6 +237,17 @@ def _nothing(request: RejectionRequest) -> NothingCommitted:
 
 # ---- applying them to snapshots -----------------------------------------------------------------
 
+def read_by(plan) -> bool:
+    """Whether ``plan`` looks at rejections (a criterion that reads them: the `rejections`
+    filter, `not rejected within`): a run of a plan that does not is the same without them,
+    so nothing is read for it."""
+    from ..criteria import REGISTRY
+    reading = {c.name for c in REGISTRY.all() if c.extra.get("reads_rejections")}
+    return any(condition.field in reading for group in plan.groups for routing in group.routings
+               for condition in [*routing.filters,
+                                 *(c for rule in routing.rules for c in rule.conditions)])
+
+
 def by_line(rejections) -> dict[str, dict[str, list[Rejection]]]:
     """Rejections by order, then item: an order line keeps its item id in every ship group it
     is split into, and a rejection follows it there."""

@@ -56,7 +56,8 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
         refused = []
         if running:
             effects.extend(store.ledger(reflected_before=reflected_before, stores=set(locks)))
-            with store.reading() as connection:  # what facilities refused: rules avoid them
+        if running and rejections.read_by(plan):  # what facilities refused: rules avoid them
+            with store.reading() as connection:
                 refused = rejections.stored(connection, stores=set(locks))
         routed = rejections.apply(ledger.apply(snapshot, effects), refused)
         digest = snapshot_hash(routed)

@@ -86,13 +86,14 @@ class DecisionRequest(_Body):
         return value
 
 
-Id = Annotated[str, Field(min_length=1, max_length=1000, pattern=NO_NUL)]
+# an id as the run store keeps it: any text without NUL (one no decision holds matches nothing)
+Id = Annotated[str, Field(max_length=1000, pattern=NO_NUL)]
 
 
 class RejectionBody(_Body):
     """A facility's refusal of a committed order line."""
 
-    order: Id = Field(description="The order id.")
+    order_id: Id = Field(description="The order id.")
     item: Id = Field(description="The order line (item id) the facility refuses.")
     facility: Id = Field(description="The facility that refuses it.")
     ship_group: Id | None = Field(None, description="The ship group as the allocation names "
@@ -108,9 +109,10 @@ class RejectionBody(_Body):
     queue: Id | None = Field(None, description="With reroute: the queue to route it from, "
                                                "when the OMS already shows it at the facility "
                                                "(default: the queue it was allocated from).")
-    order_document: Order | None = Field(None, description="With reroute: the order, in the "
-                                                           "snapshot's shape, when the live "
-                                                           "state's source does not hold it.")
+    order: Order | None = Field(None, description="With reroute: the order, in the "
+                                                  "snapshot's shape (as a decision request "
+                                                  "gives it), when the live state's source "
+                                                  "does not hold it.")
     explain: bool = Field(False, description="With reroute: explain the new decision.")
     idempotency_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL,
                                  description="The same key again gives the same answer and "
@@ -294,10 +296,12 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     body_schema = {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/DecisionRequest"}}}}
 
-    def parse(body: bytes) -> DecisionRequest | Response:
+    def parse(body: bytes, model=DecisionRequest):
+        """``body`` as a ``model`` (a decision or a rejection request), or the 422 naming the
+        field that is wrong."""
         nul = b"\\u0000" in body and _NUL.search(body)
         try:
-            request = DecisionRequest.model_validate_json(body, strict=True)
+            request = model.model_validate_json(body, strict=True)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
@@ -388,12 +392,9 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         "schema": {"$ref": "#/components/schemas/RejectionBody"}}}}
 
     def rejected(body: bytes) -> Response:
-        try:
-            request = RejectionBody.model_validate_json(body, strict=True)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-            return problem(422, "invalid request", f"{where}: {first['msg']}")
+        request = parse(body, RejectionBody)
+        if isinstance(request, Response):
+            return request
         if state.snapshot is None:
             return problem(503, "the live state is not loaded yet",
                            "; ".join(supervision.problems()) or None,
@@ -401,11 +402,11 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         if state.store is None:
             need_store()
         asked = rejections.RejectionRequest(
-            order=request.order, item=request.item, facility=request.facility,
+            order=request.order_id, item=request.item, facility=request.facility,
             key=request.idempotency_key, reason=request.reason, ship_group=request.ship_group,
             at=request.at, reroute=request.reroute, queue=request.queue)
         try:
-            answer = state.reject(asked, request.order_document, explain=request.explain)
+            answer = state.reject(asked, request.order, explain=request.explain)
         except rejections.NothingCommitted as error:
             return problem(404, "no committed line to reject", str(error))
         except ConflictError as error:
@@ -429,9 +430,6 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             body = await http.body()
         except ClientDisconnect:
             return Response(status_code=400)
-        if b"\\u0000" in body and _NUL.search(body):
-            return problem(422, "invalid request", "body: a string holds a NUL character "
-                                                   "(\\u0000), which no id or key may hold")
         return await run_in_threadpool(rejected, body)
 
     @app.get("/v1/orders/{order_id}/rejections")
