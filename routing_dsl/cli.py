@@ -1295,7 +1295,6 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     from .bench.suite import (compile_cost, explanation_costs, lsp_latency, lsp_session,
                               pathological_inputs, run_bench, sql_source_costs,
                               startup_costs)
-    click.echo(startup_costs(rounds=rounds))
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
@@ -1303,6 +1302,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     click.echo(lsp_latency(rounds=rounds))
     click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
     click.echo(pathological_inputs(hostile_size))
+    click.echo(startup_costs(rounds=rounds))
 
 
 @main.command()
