@@ -1464,7 +1464,6 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     from .bench.suite import (compile_cost, explanation_costs, hostile_campaigns, lsp_latency,
                               lsp_session, pathological_inputs, run_bench, sql_source_costs,
                               startup_costs)
-    click.echo(startup_costs(rounds=rounds))
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
@@ -1476,6 +1475,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     from .bench.rollout import shadow_cost
     click.echo(shadow_cost(facilities, ship_groups, products, rounds,
                            min(decisions, ship_groups)).text())
+    click.echo(startup_costs(rounds=rounds))
 
 
 @main.command()
