@@ -67,6 +67,14 @@ class CheckedRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckedOptimize:
+    """A routing's `optimize` block: each setting's value (the defaults filled in)."""
+
+    values: tuple[tuple[str, object], ...]
+    where: Where
+
+
+@dataclass(frozen=True, slots=True)
 class CheckedRouting:
     name: str
     status: str
@@ -75,6 +83,7 @@ class CheckedRouting:
     rules: tuple[CheckedRule, ...]
     item_mode: bool
     where: Where
+    optimize: CheckedOptimize | None = None
 
 
 @dataclass(frozen=True, slots=True)

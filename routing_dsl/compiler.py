@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checked import CheckedCondition, CheckedProgram, CheckedRule, CheckedSortKey, Where
 from .plan import (Actions, InventoryCondition, InventorySort, OrderCondition, OrderSort, Plan,
-                   PlanGroup, PlanRouting, PlanRule, SourceRef)
+                   PlanGroup, PlanOptimize, PlanRouting, PlanRule, SourceRef)
 
 
 def source_ref(where: Where | None) -> SourceRef | None:
@@ -75,7 +75,10 @@ def compile_program(program: CheckedProgram) -> Plan:
                 name=routing.name, item_mode=routing.item_mode,
                 filters=[_order_condition(c) for c in routing.filters],
                 sorts=[_sort(k, OrderSort) for k in routing.sorts],
-                rules=rules, source=source_ref(routing.where)))
+                rules=rules, source=source_ref(routing.where),
+                optimize=None if routing.optimize is None else PlanOptimize(
+                    **dict(routing.optimize.values),
+                    source=source_ref(routing.optimize.where))))
         groups.append(PlanGroup(name=group.name, product_store=group.product_store,
                                 cron=group.cron, timezone=group.timezone, paused=group.paused,
                                 routings=routings, source=source_ref(group.where)))
