@@ -49,6 +49,9 @@ def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
         return "explanations are produced by the reference engine"
     for group in plan.groups:
         for routing in group.routings:
+            if routing.optimize is not None:
+                return (f"routing {routing.name!r} is optimised (`optimize`), which the "
+                        "reference engine runs")
             for rule in routing.rules:
                 for sort in rule.sorts:
                     if sort.field in REFERENCE_ONLY_SORTS:
