@@ -14,15 +14,15 @@ allocation (its *class*):
   rule with `only_if_all_items_available` or `shipment_threshold`, whose checks one facility
   shipping everything always passes).
 
-When several rules admit a line at a facility, the least demanding class wins, and the
-allocation names the first rule (in the routing's order) of that class. Rules after the first
-one that moves what it leaves to a queue are never reached with anything open, so they admit
-nothing. Nothing here imports the solver.
+Each edge keeps, per class, the set of rules admitting it (bit masks over the routing's
+rules), so that a package of the optimum can be named after the first rule that admits every
+line in it as it ships (`model`). Rules after the first one that moves what it leaves to a
+queue are never reached with anything open, so they admit nothing. Nothing here imports the
+solver.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,14 +74,14 @@ class Batch:
     item_volume: np.ndarray
     item_promised: np.ndarray  # ordinal day, NO_DATE without a promise
     item_group: np.ndarray  # -1, or an index of (unit, item group)
-    # per edge
+    # per edge: the rules admitting it, as a bit mask per class (FREE, WHOLE, GROUP, UNIT)
     edge_item: np.ndarray
     edge_facility: np.ndarray
-    edge_class: np.ndarray
-    edge_rule: np.ndarray  # the rule an allocation along the edge names
-    edge_counts: np.ndarray  # whether it counts against the facility's daily limit
-    edge_safety: np.ndarray  # the threshold (NaN: none)
-    edge_strict: np.ndarray
+    edge_masks: np.ndarray  # (edges, 4) int64
+    # per rule: whether it ignores daily limits, its safety-stock threshold (NaN: none)
+    rule_ignores_limit: np.ndarray
+    rule_safety: np.ndarray
+    rule_strict: np.ndarray
     # per facility
     facility_room: np.ndarray  # orders it may still take today (inf: no limit)
     facility_rate_index: np.ndarray  # its index in the rate model, -1 without one
@@ -92,12 +92,6 @@ class Batch:
     package_facility: np.ndarray = None
     package_zone: np.ndarray = None  # zone under the unit's card, -1 unknown
     package_delivery: np.ndarray = None  # ordinal day it arrives, -1 unknown
-    package_divisor: np.ndarray = None  # the card's dimensional divisor (0: none)
-    # each package's weight buckets: caps (billable weight, whole units) and prices, from
-    # bucket_start[p] to bucket_start[p + 1]; a package without a price has none
-    bucket_start: np.ndarray = None
-    bucket_cap: np.ndarray = None
-    bucket_cost: np.ndarray = None
 
     @property
     def lines(self) -> int:
@@ -146,20 +140,12 @@ def collect(interp, store: str, routing, units: list) -> Batch:
             group.append(-1 if name is None else groups.setdefault((u, name), len(groups)))
         for rule in reached:
             admitted = interp.admitted(store, rule, unit)
-            safety = safety_threshold(rule.rule)
+            bit = 1 << rule.index
             for facility, served in admitted.items():
                 f = facilities.setdefault(facility, len(facilities))
                 for state in served:
-                    k = index[id(state)]
-                    kind = rule_class(rule.rule, state)
-                    counts = not rule.rule.ignore_facility_order_limit
-                    found = edges.get((k, f))
-                    if found is None:
-                        edges[(k, f)] = [kind, rule.index, counts, safety]
-                    else:
-                        found[2] = found[2] and counts
-                        if kind < found[0]:
-                            found[0], found[1], found[3] = kind, rule.index, safety
+                    masks = edges.setdefault((index[id(state)], f), [0, 0, 0, 0])
+                    masks[rule_class(rule.rule, state)] |= bit
     unit_first.append(len(items))
     keys = sorted(edges)
     ctx = interp.ctx
@@ -174,7 +160,7 @@ def collect(interp, store: str, routing, units: list) -> Batch:
         key = (f, product[k])
         if key not in stock:
             stock[key] = ctx.stock.get(product_names[product[k]], {}).get(names[f], 0.0)
-    safety_values = [edges[key][3] for key in keys]
+    safety = [safety_threshold(rule) for rule in routing.rules]
     batch = Batch(
         routing=routing.name, rules=[r.name for r in routing.rules], units=list(units),
         items=items, facilities=names, products=product_names,
@@ -187,11 +173,11 @@ def collect(interp, store: str, routing, units: list) -> Batch:
         item_group=np.array(group, np.int64),
         edge_item=np.array([k for k, _ in keys], np.int64),
         edge_facility=np.array([f for _, f in keys], np.int64),
-        edge_class=np.array([edges[key][0] for key in keys], np.int64),
-        edge_rule=np.array([edges[key][1] for key in keys], np.int64),
-        edge_counts=np.array([edges[key][2] for key in keys], np.bool_),
-        edge_safety=np.array([np.nan if s is None else s[0] for s in safety_values]),
-        edge_strict=np.array([s is not None and s[1] for s in safety_values], np.bool_),
+        edge_masks=np.array([edges[key] for key in keys], np.int64).reshape(len(keys), 4),
+        rule_ignores_limit=np.array([r.ignore_facility_order_limit for r in routing.rules],
+                                    np.bool_),
+        rule_safety=np.array([np.nan if t is None else t[0] for t in safety]),
+        rule_strict=np.array([t is not None and t[1] for t in safety], np.bool_),
         facility_room=np.array(room, np.float64),
         facility_rate_index=np.array([rates.facility_index.get(n, -1) if rates else -1
                                       for n in names], np.int64),
@@ -200,61 +186,51 @@ def collect(interp, store: str, routing, units: list) -> Batch:
 
 
 def add_edges(batch: Batch, extra: list[tuple[int, int, int]]) -> None:
-    """Edges (line, facility, rule) the rules used but `admitted` did not list at the
-    routing's start (a `broken_style` assortment that broke as stock went), kept as FREE so
-    that the rules' allocation stays one the model can take."""
+    """Let the rules' own allocations (line, facility, rule) be edges: a rule may use a
+    facility `admitted` did not list at the routing's start (a `broken_style` assortment
+    that broke as stock went), and may ship part of a line a whole-unit rule would not."""
     if not extra:
         return
-    known = set(zip(batch.edge_item.tolist(), batch.edge_facility.tolist(), strict=True))
-    extra = sorted({(k, f, r) for k, f, r in extra if (k, f) not in known})
-    if not extra:
+    position = {(k, f): e for e, (k, f) in enumerate(zip(batch.edge_item.tolist(),
+                                                        batch.edge_facility.tolist(),
+                                                        strict=True))}
+    new = {}
+    for k, f, r in extra:
+        e = position.get((k, f))
+        if e is not None:
+            if not any(int(batch.edge_masks[e, c]) >> r & 1 for c in range(4)):
+                batch.edge_masks[e, FREE] |= 1 << r
+        else:
+            new[(k, f)] = new.get((k, f), 0) | 1 << r
+    if not new:
         return
-    order = np.lexsort((np.r_[batch.edge_facility, [f for _, f, _ in extra]],
-                        np.r_[batch.edge_item, [k for k, _, _ in extra]]))
-    batch.edge_item = np.r_[batch.edge_item, [k for k, _, _ in extra]][order]
-    batch.edge_facility = np.r_[batch.edge_facility, [f for _, f, _ in extra]][order]
-    batch.edge_class = np.r_[batch.edge_class, [FREE] * len(extra)][order]
-    batch.edge_rule = np.r_[batch.edge_rule, [r for _, _, r in extra]][order]
-    batch.edge_counts = np.r_[batch.edge_counts, [True] * len(extra)][order]
-    batch.edge_safety = np.r_[batch.edge_safety, [np.nan] * len(extra)][order]
-    batch.edge_strict = np.r_[batch.edge_strict, [False] * len(extra)][order]
+    keys = sorted(new)
+    masks = np.zeros((len(keys), 4), np.int64)
+    masks[:, FREE] = [new[key] for key in keys]
+    items = np.r_[batch.edge_item, [k for k, _ in keys]]
+    facilities = np.r_[batch.edge_facility, [f for _, f in keys]]
+    order = np.lexsort((facilities, items))
+    batch.edge_item = items[order]
+    batch.edge_facility = facilities[order]
+    batch.edge_masks = np.vstack([batch.edge_masks, masks])[order]
 
 
 def price(interp, batch: Batch) -> None:
-    """Each package's zone, delivery day and weight buckets with their prices, by the rate
-    model's own cost function (`RateModel.cost` at each bucket's whole-unit cap)."""
+    """Each package's (unit, facility) zone and delivery day, as the engine computes them."""
     rates = interp.ctx.rates
-    pairs = np.unique(batch.item_unit[batch.edge_item] * len(batch.facilities)
-                      + batch.edge_facility) if len(batch.edge_item) else np.zeros(0, np.int64)
-    units = pairs // max(1, len(batch.facilities))
-    facilities = pairs % max(1, len(batch.facilities))
-    zones, delivery, divisor, start, caps, costs = [], [], [], [0], [], []
+    n_fac = max(1, len(batch.facilities))
+    pairs = np.unique(batch.item_unit[batch.edge_item] * n_fac + batch.edge_facility) \
+        if len(batch.edge_item) else np.zeros(0, np.int64)
+    units, facilities = pairs // n_fac, pairs % n_fac
+    zones, delivery = [], []
     for u, f in zip(units.tolist(), facilities.tolist(), strict=True):
         card = int(batch.unit_card[u])
-        name = batch.facilities[f]
-        zone = interp._zone(batch.units[u], name) if card >= 0 else -1
         index = int(batch.facility_rate_index[f])
-        zones.append(zone if index >= 0 else -1)
-        if zone < 0 or index < 0:
-            delivery.append(-1)
-            divisor.append(0.0)
-            start.append(len(caps))
-            continue
-        delivery.append(rates.delivery(card, zone, index))
-        weights, dim = rates.billing(card)
-        divisor.append(dim)
-        for limit in weights:
-            cap = math.floor(limit + 1e-9)
-            price = rates.cost(card, zone, index, float(cap), 0.0)
-            if price == price:
-                caps.append(float(cap))
-                costs.append(price)
-        start.append(len(caps))
+        zone = interp._zone(batch.units[u], batch.facilities[f]) \
+            if card >= 0 and index >= 0 else -1
+        zones.append(zone)
+        delivery.append(rates.delivery(card, zone, index) if zone >= 0 else -1)
     batch.package_unit = units.astype(np.int64)
     batch.package_facility = facilities.astype(np.int64)
     batch.package_zone = np.array(zones, np.int64)
     batch.package_delivery = np.array(delivery, np.int64)
-    batch.package_divisor = np.array(divisor, np.float64)
-    batch.bucket_start = np.array(start, np.int64)
-    batch.bucket_cap = np.array(caps, np.float64)
-    batch.bucket_cost = np.array(costs, np.float64)

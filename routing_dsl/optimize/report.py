@@ -16,7 +16,6 @@ import numpy as np
 
 from ..shipping import cents
 from .candidates import Batch
-from .model import late_days
 
 EPS = 1e-9
 
@@ -47,28 +46,33 @@ class Figures:
                 "unfilled_units": _number(self.unfilled_units)}
 
 
-def measure(rates, batch: Batch, packages: np.ndarray, x: np.ndarray, split_cost: float,
-            late_cost: float) -> Figures:
-    """What quantities ``x`` (per edge) cost, package by package."""
-    used_edges = np.flatnonzero(x > EPS)
+def measure(rates, batch: Batch, pair_of: dict, placements: list[tuple],
+            split_cost: float, late_cost: float) -> Figures:
+    """What ``placements`` (line, facility, quantity, rule) cost, package by package: the
+    engine's packages, one per (unit, facility, rule)."""
     n_units = len(batch.unit_first_item) - 1
     unit_cost = np.zeros(n_units)
-    pkg = packages[used_edges]
-    items = batch.edge_item[used_edges]
-    quantities = x[used_edges]
-    total_cents, unpriced = 0, 0
-    used_packages = np.unique(pkg)
-    weight = np.bincount(pkg, batch.item_weight[items] * quantities,
-                         minlength=len(batch.package_unit))
-    volume = np.bincount(pkg, batch.item_volume[items] * quantities,
-                         minlength=len(batch.package_unit))
     unit_packages = np.zeros(n_units, np.int64)
-    for p in used_packages.tolist():
-        u = int(batch.package_unit[p])
+    packages: dict[tuple[int, int, int], list] = {}
+    late_units = late_unit_days = filled = 0.0
+    for k, f, quantity, rule in placements:
+        u = int(batch.item_unit[k])
+        package = packages.setdefault((u, f, rule), [0.0, 0.0])
+        package[0] += batch.item_weight[k] * quantity
+        package[1] += batch.item_volume[k] * quantity
+        filled += quantity
+        delivery = int(batch.package_delivery[pair_of[(u, f)]])
+        days = delivery - int(batch.item_promised[k]) if delivery >= 0 else 0
+        if days > 0:
+            late_units += quantity
+            late_unit_days += quantity * days
+            unit_cost[u] += late_cost * quantity * days
+    total_cents, unpriced = 0, 0
+    for (u, f, _), (weight, volume) in packages.items():
         unit_packages[u] += 1
-        card, zone = int(batch.unit_card[u]), int(batch.package_zone[p])
-        index = int(batch.facility_rate_index[batch.package_facility[p]])
-        price = rates.cost(card, zone, index, float(weight[p]), float(volume[p])) \
+        card, zone = int(batch.unit_card[u]), int(batch.package_zone[pair_of[(u, f)]])
+        index = int(batch.facility_rate_index[f])
+        price = rates.cost(card, zone, index, float(weight), float(volume)) \
             if card >= 0 and zone >= 0 and index >= 0 else float("nan")
         amount = cents(price)
         if amount is None:
@@ -76,10 +80,6 @@ def measure(rates, batch: Batch, packages: np.ndarray, x: np.ndarray, split_cost
             continue
         total_cents += amount
         unit_cost[u] += amount / 100
-    late = late_days(batch, used_edges, packages)
-    late_units = float(quantities[late > 0].sum())
-    late_unit_days = float((late * quantities).sum())
-    np.add.at(unit_cost, batch.item_unit[items], late * quantities * late_cost)
     group_packages = np.bincount(batch.unit_ship_group, unit_packages,
                                  minlength=int(batch.unit_ship_group.max()) + 1
                                  if n_units else 0)
@@ -87,22 +87,17 @@ def measure(rates, batch: Batch, packages: np.ndarray, x: np.ndarray, split_cost
     split_orders = len({int(batch.unit_order[u]) for u in range(n_units)
                         if group_packages[batch.unit_ship_group[u]] > 1})
     unit_cost += np.maximum(unit_packages - 1, 0) * split_cost
-    filled = float(quantities.sum())
     total = total_cents / 100 + split_cost * float(extra.sum()) + late_cost * late_unit_days
-    return Figures(total_cents, unpriced, len(used_packages), int(extra.sum()), split_orders,
+    return Figures(total_cents, unpriced, len(packages), int(extra.sum()), split_orders,
                    late_units, late_unit_days, filled,
                    float(batch.item_quantity.sum()) - filled, total, unit_cost)
 
 
 def section(group: str, routing: str, mode: str, status: str, windows: int, work: dict,
             rules: Figures, optimum: Figures, bound: float | None, batch: Batch,
-            rules_x: np.ndarray, best_x: np.ndarray, deciding: list[str | None],
-            item_mode: bool) -> dict:
+            differs: np.ndarray, deciding: list[str | None], item_mode: bool) -> dict:
     """The `optimization` entry of one routing run. ``deciding`` is the rule that decided
     each unit in the rules' run (its first allocation's, else the last rule it reached)."""
-    differs = np.zeros(len(batch.unit_first_item) - 1, np.bool_)
-    changed = np.abs(rules_x - best_x) > EPS
-    differs[batch.item_unit[batch.edge_item[changed]]] = True
     by_rule: dict[str, list] = {}
     units = []
     for u in np.flatnonzero(differs).tolist():

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..scaleout.tasks import map_tasks
 from .candidates import add_edges, collect, price
-from .model import Prices, build, late_days, package_index
+from .model import build, candidates, prices_of
 from .report import measure, section
 from .solve import Solution, solve, warm_objective
 from .windows import cut, windows
@@ -43,20 +43,6 @@ def executing(executor: str, jobs: int):
         _EXECUTION.reset(token)
 
 
-def prices_for(batch, settings, packages) -> Prices:
-    """The objective's prices; `unfilled_penalty auto` is more than any package, split and
-    lateness one more unit could bring."""
-    dearest = float(batch.bucket_cost.max()) if len(batch.bucket_cost) else 1.0
-    unknown = 2 * dearest + 1.0
-    latest = 0.0
-    if len(batch.edge_item):
-        latest = float(late_days(batch, np.arange(len(batch.edge_item)), packages).max())
-    penalty = settings.unfilled_penalty
-    if penalty is None:
-        penalty = unknown + settings.split_cost + settings.late_cost * latest + 1.0
-    return Prices(settings.split_cost, settings.late_cost, float(penalty), unknown)
-
-
 def optimise_routing(interp, group_name: str, store: str, routing, units: list,
                      progress) -> int:
     """Route ``units`` (the routing's, in its order) as the `optimize` block says; returns how
@@ -68,65 +54,89 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
     brokered = interp._route_units(group_name, store, routing, units, progress)
-    rows = interp.allocations[first_allocation:]
-    rules_x, deciding = _rules_allocation(interp, batch, routing, rows,
-                                          interp.unfillable[first_unfilled:], saved)
-    packages = package_index(batch)
-    prices = prices_for(batch, settings, packages)
-    groups = cut(batch, settings.window)
-    parts = windows(batch, groups, rules_x, packages)
-    models = [build(batch, part, prices, packages) for part in parts]
+    rules_x, rules_packages, deciding = _rules_allocation(
+        interp, batch, routing, interp.allocations[first_allocation:],
+        interp.unfillable[first_unfilled:], saved)
+    pair_of = {(u, f): p for p, (u, f) in enumerate(zip(batch.package_unit.tolist(),
+                                                        batch.package_facility.tolist(),
+                                                        strict=True))}
+    rates = interp.ctx.rates
+    parts = windows(batch, cut(batch, settings.window), rules_x, rules_packages)
+    unit_window = np.zeros(len(units), np.int64)
+    for part in parts:
+        unit_window[part.units] = part.index
+    tasks, chosen_from = [], []
+    for part in parts:
+        mine = [p for p in rules_packages if unit_window[p[0]] == part.index]
+        packages, warm = candidates(batch, part.units, rates, pair_of, mine)
+        prices = prices_of(settings, packages)
+        model = build(batch, part, prices, packages, warm)
+        tasks.append((model, settings.work_limit, settings.time_limit))
+        chosen_from.append((packages, prices, model, warm))
     executor, jobs = _EXECUTION.get()
-    solutions = map_tasks(solve, [(m, settings.work_limit, settings.time_limit)
-                                  for m in models], executor=executor, jobs=jobs)
-    best_x = rules_x.copy()
-    bound, statuses, nodes, iterations = 0.0, set(), 0, 0
-    for part, model, solution in zip(parts, models, solutions, strict=True):
+    solutions = map_tasks(solve, tasks, executor=executor, jobs=jobs)
+    placements, bound, statuses, nodes, iterations = [], 0.0, set(), 0, 0
+    for (packages, prices, model, warm), solution in zip(chosen_from, solutions, strict=True):
         statuses.add(solution.status)
         nodes += solution.nodes
         iterations += solution.iterations
-        chosen = _choose(model, solution, batch, part)
-        if chosen is not None:
-            best_x[part.edges] = chosen
-        filled = float(best_x[part.edges].sum())
-        window_bound = _money_bound(solution, prices, batch, part, filled)
+        columns = _choose(model, solution, warm)
+        for j in columns:
+            rule = int(packages.rule[j])
+            for i in range(packages.start[j], packages.start[j + 1]):
+                placements.append((int(packages.line[i]), int(packages.facility[j]),
+                                   float(packages.quantity[i]), rule))
+        filled = float(sum(packages.quantity[packages.start[j]:packages.start[j + 1]].sum()
+                           for j in columns))
+        window_bound = _money_bound(solution, prices, model, filled)
         bound = None if bound is None or window_bound is None else bound + window_bound
-    rates = interp.ctx.rates
-    rules = measure(rates, batch, packages, rules_x, prices.split_cost, prices.late_cost)
-    optimum = measure(rates, batch, packages, best_x, prices.split_cost, prices.late_cost)
+    rules_placements = [(k, f, q, r) for u, f, r, content in rules_packages
+                        for k, q in sorted(content.items())]
+    rules = measure(rates, batch, pair_of, rules_placements, settings.split_cost,
+                    settings.late_cost)
+    optimum = measure(rates, batch, pair_of, placements, settings.split_cost,
+                      settings.late_cost)
     if optimum.cost > rules.cost + EPS and optimum.unfilled_units >= rules.unfilled_units - EPS:
-        best_x, optimum = rules_x.copy(), rules  # never worse than the rules
-    status = _status(statuses)
-    if settings.mode == "apply" and np.any(np.abs(best_x - rules_x) > EPS):
+        placements, optimum = rules_placements, rules  # never worse than the rules
+    differs = _differs(batch, rules_placements, placements)
+    if settings.mode == "apply" and np.any(differs):
         interp.restore(saved)
         brokered = interp._route_units(group_name, store, routing, units, None,
-                                       _placements(batch, best_x))
+                                       _fixed(batch, placements))
     interp.optimizations.append(section(
-        group_name, routing.name, settings.mode, status, len(parts),
+        group_name, routing.name, settings.mode, _status(statuses), len(parts),
         {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
-        rules_x, best_x, deciding, routing.item_mode))
-    interp.optimized_units = getattr(interp, "optimized_units", {})
-    interp.optimized_units[(group_name, routing.name)] = (batch, packages, rules_x, best_x)
+        differs, deciding, routing.item_mode))
+    found = getattr(interp, "optimized", None)
+    if found is None:
+        found = interp.optimized = {}
+    found[(group_name, routing.name)] = (batch, pair_of, rules_placements, placements, rules,
+                                         optimum)
     return brokered
 
 
 def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
-    """The rules' quantity per edge, and the rule that decided each unit."""
+    """The rules' quantity per edge, their packages (unit, facility, rule, {line: quantity})
+    and the rule that decided each unit."""
     line_of = {(s.order.id, s.ship_group.id, s.item.id): k for k, s in enumerate(batch.items)}
     facility_of = {name: f for f, name in enumerate(batch.facilities)}
     rule_index = {rule.name: r for r, rule in enumerate(routing.rules)}
     n_units = len(batch.unit_first_item) - 1
     deciding: list[str | None] = [None] * n_units
     placed, extra = [], []
+    packages: dict[str, list] = {}  # new ship group -> unit, facility, rule, lines
     for row in rows:
         k = line_of[(row["order"], row["ship_group"], row["item"])]
         f = facility_of.get(row["facility"])
         if f is None:
             f = _add_facility(interp, batch, row["facility"], saved)
             facility_of[row["facility"]] = f
-        extra.append((k, f, rule_index[row["rule"]]))
-        placed.append((k, f, float(row["quantity"])))
+        r = rule_index[row["rule"]]
         u = int(batch.item_unit[k])
+        extra.append((k, f, r))
+        placed.append((k, f, float(row["quantity"])))
+        package = packages.setdefault((row["order"], row["new_ship_group"]), [u, f, r, {}])
+        package[3][k] = package[3].get(k, 0.0) + float(row["quantity"])
         if deciding[u] is None:
             deciding[u] = row["rule"]
     for row in unfilled_rows:
@@ -142,11 +152,12 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
                 batch.facilities[f], 0.0)
     price(interp, batch)
     edge_of = {(k, f): e for e, (k, f) in enumerate(zip(batch.edge_item.tolist(),
-                                                       batch.edge_facility.tolist(), strict=True))}
+                                                       batch.edge_facility.tolist(),
+                                                       strict=True))}
     x = np.zeros(len(batch.edge_item))
     for k, f, quantity in placed:
         x[edge_of[(k, f)]] += quantity
-    return x, deciding
+    return x, [tuple(p) for p in packages.values()], deciding
 
 
 def _add_facility(interp, batch, name: str, saved) -> int:
@@ -162,27 +173,19 @@ def _add_facility(interp, batch, name: str, saved) -> int:
     return len(batch.facilities) - 1
 
 
-def _choose(model, solution: Solution, batch, part) -> np.ndarray | None:
-    """The solver's quantities for the window when they cost less than the rules' (whole
-    quantities rounded), else None."""
-    if solution.x is None:
-        return None
-    if solution.objective >= warm_objective(model) - 1e-6:
-        return None
-    x = np.clip(solution.x, 0.0, batch.item_quantity[batch.edge_item[part.edges]])
-    whole = np.abs(batch.item_quantity - np.round(batch.item_quantity)) < EPS
-    if np.all(whole):
-        return np.round(x)
-    return np.round(x, 6)
+def _choose(model, solution: Solution, warm: list[int]) -> list[int]:
+    """The packages the window ships: the solver's when they cost less than the rules'."""
+    if solution.x is not None and solution.objective < warm_objective(model) - 1e-6:
+        return np.flatnonzero(solution.x > 0.5).tolist()
+    return sorted(set(warm))
 
 
-def _money_bound(solution: Solution, prices: Prices, batch, part, filled: float):
+def _money_bound(solution: Solution, prices, model, filled: float):
     """The solver's bound as a bound on the window's cost, for allocations that fill as much
     as the chosen one (the penalty for the units it leaves open taken off)."""
     if not np.isfinite(solution.bound):
         return None
-    lines = np.unique(batch.edge_item[part.edges])
-    open_units = float(batch.item_quantity[lines].sum()) - filled
+    open_units = model.offset / prices.penalty - filled if prices.penalty else 0.0
     return max(0.0, solution.bound - prices.penalty * open_units)
 
 
@@ -193,14 +196,26 @@ def _status(statuses: set[str]) -> str:
     return "optimal"
 
 
-def _placements(batch, x: np.ndarray) -> dict:
+def _differs(batch, first: list[tuple], second: list[tuple]) -> np.ndarray:
+    """Units whose placements (line, facility, quantity, rule) differ."""
+    def by_unit(placements):
+        found: dict[int, list] = {}
+        for k, f, q, r in placements:
+            found.setdefault(int(batch.item_unit[k]), []).append((k, f, round(q, 6), r))
+        return {u: sorted(p) for u, p in found.items()}
+    a, b = by_unit(first), by_unit(second)
+    differs = np.zeros(len(batch.unit_first_item) - 1, np.bool_)
+    for u in set(a) | set(b):
+        differs[u] = a.get(u) != b.get(u)
+    return differs
+
+
+def _fixed(batch, placements: list[tuple]) -> dict:
     """Unit index -> rule index -> (item state, facility, quantity), in line then facility
     order: what `_route_units` commits for an optimised batch."""
     fixed: dict[int, dict[int, list]] = {}
-    for e in np.flatnonzero(x > EPS).tolist():
-        k = int(batch.edge_item[e])
+    for k, f, q, r in sorted(placements):
         u = int(batch.item_unit[k])
-        rule = int(batch.edge_rule[e])
-        fixed.setdefault(u, {}).setdefault(rule, []).append(
-            (batch.items[k], batch.facilities[int(batch.edge_facility[e])], float(x[e])))
+        fixed.setdefault(u, {}).setdefault(r, []).append(
+            (batch.items[k], batch.facilities[f], q))
     return fixed

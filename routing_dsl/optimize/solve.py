@@ -22,7 +22,7 @@ RELATIVE_GAP = 1e-4  # the solve ends when the incumbent is within 0.01% of the 
 
 @dataclass
 class Solution:
-    x: np.ndarray | None  # quantity per edge, None when the solver found nothing
+    x: np.ndarray | None  # per candidate package: shipped or not; None when none found
     objective: float  # of x, the model's objective with its offset
     bound: float  # a lower bound on the model's objective
     status: str  # optimal | work_limit | time_limit | infeasible | error
@@ -83,10 +83,11 @@ def solve(model: Model, work_limit: int, time_limit: float) -> Solution:
     lp.integrality_ = [highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
                        for flag in model.integral.tolist()]
     h.passModel(lp)
-    start = highspy.HighsSolution()
-    start.col_value = model.warm.tolist()
-    start.value_valid = True
-    h.setSolution(start)
+    # The rules' allocation bounds the search: only cheaper allocations are looked for. (It is
+    # not passed as a starting solution: HiGHS 1.16 then returns, for columns its presolve
+    # removed, the starting values instead of the optimum's.)
+    incumbent = warm_objective(model)
+    h.setOptionValue("objective_bound", incumbent + 1e-7 * max(1.0, abs(incumbent)))
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
@@ -105,7 +106,7 @@ def solve(model: Model, work_limit: int, time_limit: float) -> Solution:
     objective = float("inf")
     if has_solution:
         values = np.array(h.getSolution().col_value)
-        x = values[:model.n_edges]
+        x = values[:model.n_packages]
         objective = float(info.objective_function_value)
     bound = float(getattr(info, "mip_dual_bound", objective))
     if not np.isfinite(bound):

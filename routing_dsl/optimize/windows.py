@@ -52,10 +52,10 @@ def _split(total: float, count: int, whole: bool) -> np.ndarray:
     return np.full(count, max(total, 0.0) / count)
 
 
-def windows(batch: Batch, groups: list[np.ndarray], warm: np.ndarray,
-            packages: np.ndarray) -> list[Window]:
-    """The windows of ``groups`` (from `cut`) with their shares; ``warm`` is the rules'
-    quantity per edge."""
+def windows(batch: Batch, groups: list[np.ndarray], rules_x: np.ndarray,
+            rules_packages: list[tuple]) -> list[Window]:
+    """The windows of ``groups`` (from `cut`) with their shares. ``rules_x`` is the rules'
+    quantity per edge, ``rules_packages`` their packages (unit, facility, rule, lines)."""
     n_windows = len(groups)
     unit_window = np.zeros(len(batch.unit_first_item) - 1, np.int64)
     for w, units in enumerate(groups):
@@ -65,11 +65,12 @@ def windows(batch: Batch, groups: list[np.ndarray], warm: np.ndarray,
     fp = batch.edge_facility * n_prod + batch.item_product[batch.edge_item]
     whole = bool(np.all(np.abs(batch.item_quantity - np.round(batch.item_quantity)) < 1e-9))
     shares: list[dict] = [{} for _ in range(n_windows)]
+    rooms = [batch.facility_room.copy() for _ in range(n_windows)]
     if n_windows == 1:
         shares[0] = dict(batch.stock)
-    else:
-        used = {}
-        for key, w, quantity in zip(fp.tolist(), edge_window.tolist(), warm.tolist(),
+    elif n_windows > 1:
+        used: dict[tuple[int, int], float] = {}
+        for key, w, quantity in zip(fp.tolist(), edge_window.tolist(), rules_x.tolist(),
                                     strict=True):
             if quantity > 0:
                 used[(key, w)] = used.get((key, w), 0.0) + quantity
@@ -82,27 +83,21 @@ def windows(batch: Batch, groups: list[np.ndarray], warm: np.ndarray,
             extra = _split(total - sum(taken), len(ws), whole)
             for w, mine, more in zip(ws, taken, extra.tolist(), strict=True):
                 shares[w][(key // n_prod, key % n_prod)] = mine + more
-    # daily order limits: the rules' packages per facility and window, plus a share of the rest
-    rooms = [batch.facility_room.copy() for _ in range(n_windows)]
-    if n_windows > 1:
-        finite = np.flatnonzero(np.isfinite(batch.facility_room))
-        pkg_window = unit_window[batch.package_unit]
-        shipped = np.zeros(len(batch.package_unit), np.bool_)
-        np.logical_or.at(shipped, packages, warm > 0)
-        for f in finite.tolist():
-            at = batch.package_facility == f
-            ws = sorted(set(pkg_window[at].tolist()))
-            counts = [int(np.sum(at & shipped & (pkg_window == w))) for w in ws]
-            extra = _split(batch.facility_room[f] - sum(counts), len(ws), True)
+        # daily order limits: the rules' packages per facility and window, and a share of
+        # the rest among the windows that could ship from the facility
+        counted = np.zeros((n_windows, len(batch.facilities)))
+        for u, f, rule, _ in rules_packages:
+            if not batch.rule_ignores_limit[rule]:
+                counted[unit_window[u], f] += 1
+        reach = np.zeros((n_windows, len(batch.facilities)), np.bool_)
+        reach[edge_window, batch.edge_facility] = True
+        for f in np.flatnonzero(np.isfinite(batch.facility_room)).tolist():
+            ws = np.flatnonzero(reach[:, f]).tolist()
+            extra = _split(batch.facility_room[f] - counted[:, f].sum(), len(ws), True)
             for room in rooms:
                 room[f] = 0.0
-            for w, mine, more in zip(ws, counts, extra.tolist(), strict=True):
-                rooms[w][f] = mine + more
-    result = []
-    for w, units in enumerate(groups):
-        mask = edge_window == w
-        edges = np.flatnonzero(mask)
-        filled = float(warm[edges].sum())
-        result.append(Window(index=w, units=units, edges=edges, stock=shares[w], room=rooms[w],
-                             floor=filled, warm=warm[edges]))
-    return result
+            for w, more in zip(ws, extra.tolist(), strict=True):
+                rooms[w][f] = counted[w, f] + more
+    filled = np.bincount(edge_window, rules_x, minlength=n_windows)
+    return [Window(index=w, units=units, stock=shares[w], room=rooms[w], floor=float(filled[w]))
+            for w, units in enumerate(groups)]
