@@ -606,6 +606,8 @@ def explain_text(result: dict, order_id: str, facility: str | None,
                     more = ", ..." if group["count"] > len(group["examples"]) else ""
                     lines.append(f"      {group['count']} not chosen: {group['condition']}"
                                  f" (e.g. {examples}{more})")
+        if "optimization" in unit:
+            lines += _optimization_lines(unit["optimization"])
     for entry in result["allocations"]:
         if entry["order"] == order_id:
             lines.append(f"  allocated: item {entry['item']} x{entry['quantity']} -> "
@@ -615,6 +617,26 @@ def explain_text(result: dict, order_id: str, facility: str | None,
             lines.append(f"  unfilled: item {entry['item']} x{entry['quantity']}: "
                          f"{entry['action'].replace('_', ' ')} (queue {entry['queue']})")
     return "\n".join(printable(line) for line in lines)
+
+
+def _optimization_lines(found: dict) -> list[str]:
+    """The rules' choice for a unit beside the optimum's, with their costs."""
+    same = found["rules"] == found["optimized"]
+    lines = [f"    optimisation ({found['mode']}): the rules' choice costs "
+             f"{found['rules_cost']:.2f}, the optimum's {found['optimized_cost']:.2f}"
+             + (" (the same packages)" if same else "")]
+    if same:
+        return lines
+    for side, label in (("rules", "rules"), ("optimized", "optimum")):
+        if not found[side]:
+            lines.append(f"      {label}: nothing shipped")
+        for package in found[side]:
+            items = ", ".join(f"{i['item']} x{i['quantity']}" for i in package["items"])
+            cost = "unpriced" if package["shipping_cost"] is None else \
+                f"{package['shipping_cost']:.2f}"
+            lines.append(f"      {label}: {package['facility']} (rule {package['rule']!r}) "
+                         f"ships {items} for {cost}, arriving {package['delivery_date']}")
+    return lines
 
 
 def _keys(keys: dict) -> str:

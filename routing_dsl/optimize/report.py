@@ -93,6 +93,35 @@ def measure(rates, batch: Batch, pair_of: dict, placements: list[tuple],
                    float(batch.item_quantity.sum()) - filled, total, unit_cost)
 
 
+def unit_packages(rates, batch: Batch, pair_of: dict, placements: list[tuple], u: int,
+                  rules: list[str]) -> list[dict]:
+    """The packages ``placements`` ship for unit ``u``: facility, rule, lines, price and
+    delivery day, as an explanation shows them."""
+    from ..shipping import iso_day
+    packages: dict[tuple[int, int], list] = {}
+    for k, f, quantity, rule in placements:
+        if int(batch.item_unit[k]) == u:
+            packages.setdefault((f, rule), []).append((k, quantity))
+    shown = []
+    for (f, rule), lines in sorted(packages.items(), key=lambda p: (batch.facilities[p[0][0]],
+                                                                   p[0][1])):
+        pair = pair_of[(u, f)]
+        weight = sum(batch.item_weight[k] * q for k, q in lines)
+        volume = sum(batch.item_volume[k] * q for k, q in lines)
+        card, zone = int(batch.unit_card[u]), int(batch.package_zone[pair])
+        index = int(batch.facility_rate_index[f])
+        price = rates.cost(card, zone, index, float(weight), float(volume)) \
+            if card >= 0 and zone >= 0 and index >= 0 else float("nan")
+        amount = cents(price)
+        shown.append({"facility": batch.facilities[f], "rule": rules[rule],
+                      "items": [{"item": batch.items[k].item.id, "product": batch.products[
+                          int(batch.item_product[k])], "quantity": _number(q)}
+                                for k, q in sorted(lines)],
+                      "shipping_cost": None if amount is None else amount / 100,
+                      "delivery_date": iso_day(int(batch.package_delivery[pair]))})
+    return shown
+
+
 def section(group: str, routing: str, mode: str, status: str, windows: int, work: dict,
             rules: Figures, optimum: Figures, bound: float | None, batch: Batch,
             differs: np.ndarray, deciding: list[str | None], item_mode: bool) -> dict:

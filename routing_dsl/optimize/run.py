@@ -24,7 +24,7 @@ import numpy as np
 from ..scaleout.tasks import map_tasks
 from .candidates import add_edges, collect, price
 from .model import build, candidates, prices_of
-from .report import measure, section
+from .report import measure, section, unit_packages
 from .solve import Solution, solve, warm_objective
 from .windows import cut, windows
 
@@ -99,10 +99,15 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     if optimum.cost > rules.cost + EPS and optimum.unfilled_units >= rules.unfilled_units - EPS:
         placements, optimum = rules_placements, rules  # never worse than the rules
     differs = _differs(batch, rules_placements, placements)
+    explained = interp.explanations[saved[7]:]  # the rules' run, explained
     if settings.mode == "apply" and np.any(differs):
         interp.restore(saved)
         brokered = interp._route_units(group_name, store, routing, units, None,
                                        _fixed(batch, placements))
+        interp.explanations[saved[7]:] = explained
+    if interp.explain:
+        _explain(interp, batch, pair_of, routing, settings.mode, explained, rules_placements,
+                 placements, rules, optimum)
     interp.optimizations.append(section(
         group_name, routing.name, settings.mode, _status(statuses), len(parts),
         {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
@@ -113,6 +118,29 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     found[(group_name, routing.name)] = (batch, pair_of, rules_placements, placements, rules,
                                          optimum)
     return brokered
+
+
+def _explain(interp, batch, pair_of, routing, mode, explained, rules_placements, placements,
+             rules, optimum) -> None:
+    """Each explained unit of the routing: the rules' packages and the optimum's, with their
+    costs (`routing explain --order`)."""
+    unit_of = {}
+    for u, unit in enumerate(batch.units):
+        key = (unit.order.id, unit.ship_group.id,
+               unit.items[0].item.id if routing.item_mode else None)
+        unit_of[key] = u
+    names = [rule.name for rule in routing.rules]
+    rates = interp.ctx.rates
+    for entry in explained:
+        u = unit_of.get((entry["order"], entry["ship_group"], entry.get("item")))
+        if u is None:
+            continue
+        entry["optimization"] = {
+            "mode": mode,
+            "rules_cost": round(float(rules.unit_cost[u]), 2),
+            "optimized_cost": round(float(optimum.unit_cost[u]), 2),
+            "rules": unit_packages(rates, batch, pair_of, rules_placements, u, names),
+            "optimized": unit_packages(rates, batch, pair_of, placements, u, names)}
 
 
 def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
