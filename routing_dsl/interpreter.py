@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import copy
 import math
-import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from .criteria import REGISTRY
+from .criteria.groups import included, sequence_of
+from .criteria.orders import DEFAULT_SORT
+from .criteria.shipping import explain_package
+from .criteria.text import ids_text as _ids, number as _number
 from .plan import InventoryCondition, OrderCondition, Plan, PlanRouting, PlanRule
 from .shipping import RateModel, RunTotals, attach_totals, cents, iso_day, shares
 from .snapshot import Item, Order, ShipGroup, Snapshot
@@ -26,11 +30,7 @@ from .snapshot import Item, Order, ShipGroup, Snapshot
 RESULT_FORMAT = "routing-result/1"
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_MILE = 1.609344
-BROKEN_STYLE_BUFFER = 3  # HotWax counts a variant as available only above 3 units
 EPSILON = 1e-9
-
-_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-            "==": operator.eq, "!=": operator.ne}
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -51,12 +51,6 @@ def _radians(lat: float | None, lon: float | None) -> tuple[float, float, float]
         return None
     phi = math.radians(lat)
     return phi, math.radians(lon), math.cos(phi)
-
-
-def _number(value: float) -> float | int:
-    """Quantities print as integers when whole; other numbers are rounded to 1e-6."""
-    rounded = round(value, 6)
-    return int(rounded) if rounded == int(rounded) else rounded
 
 
 # ---- run state ----------------------------------------------------------------------------
@@ -312,94 +306,30 @@ def order_lines(snapshot: Snapshot) -> Iterable[tuple[Order, ShipGroup, Item]]:
 
 # ---- order filters and sorts, compiled to closures ----------------------------------------
 
-def _id_predicate(get: Callable, op: str, ids: Iterable[str]) -> Callable[[_Unit], bool]:
-    wanted = frozenset(ids)
-    if op in ("==", "in"):
-        return lambda unit: (value := get(unit)) is not None and value in wanted
-    if op in ("!=", "not in"):
-        return lambda unit: (value := get(unit)) is None or value not in wanted
-    if op == "is null":
-        return lambda unit: get(unit) is None
-    return lambda unit: get(unit) is not None
-
-
 def _order_predicate(condition: OrderCondition, ctx: _Context) -> Callable[[_Unit], bool]:
-    field_name, op, ids = condition.field, condition.op, condition.ids
-    if field_name == "queue":
-        return _id_predicate(lambda u: u.queue, op, ids)
-    if field_name == "shipment_method":
-        return _id_predicate(lambda u: u.ship_group.shipment_method, op, ids)
-    if field_name == "sales_channel":
-        return _id_predicate(lambda u: u.order.sales_channel, op, ids)
-    if field_name == "priority":
-        return _id_predicate(lambda u: u.order.priority, op, ids)
-    if field_name == "origin_facility_group":
-        wanted = frozenset(ids)
-        facilities = ctx.facilities
+    """The filter's test of one unit (criteria.orders)."""
+    return REGISTRY("order_filter")[condition.field].predicate(condition, ctx)
 
-        def origin_groups(unit: _Unit):
-            origin = unit.order.origin_facility
-            if origin is None:
-                return None
-            info = facilities.get(origin)
-            return frozenset(info.groups) if info else frozenset()
-        if op in ("==", "in"):
-            return lambda u: (g := origin_groups(u)) is not None and not g.isdisjoint(wanted)
-        if op in ("!=", "not in"):
-            return lambda u: (g := origin_groups(u)) is None or g.isdisjoint(wanted)
-        if op == "is null":
-            return lambda u: u.order.origin_facility is None
-        return lambda u: u.order.origin_facility is not None
-    if field_name == "product_category":
-        wanted = frozenset(ids)
-        if op in ("==", "in"):
-            return lambda u: any(not i.categories.isdisjoint(wanted) for i in u.items)
-        return lambda u: all(i.categories.isdisjoint(wanted) for i in u.items)
-    # promise_date: item-by-item mode, so the unit has one item
-    if op == "is null":
-        return lambda u: u.items[0].item.promised_date is None
-    if op == "is not null":
-        return lambda u: u.items[0].item.promised_date is not None
-    cutoff = ctx.end_of_day(condition.days or 0)
-    compare = _COMPARE[op]
-    return lambda u: (d := u.items[0].item.promised_date) is not None and compare(d, cutoff)
+
+def priority_ranks(priority_order: list[str]) -> dict[str, int]:
+    """Each declared priority's rank (the first declaration of a name counts)."""
+    ranks: dict[str, int] = {}
+    for rank, name in enumerate(priority_order):
+        ranks.setdefault(name.upper(), rank)
+    return ranks
 
 
 def _unit_sort_key(routing: PlanRouting, ctx: _Context, priority_order: list[str]):
-    ranks = {}
-    for rank, name in enumerate(priority_order):
-        ranks.setdefault(name.upper(), rank)
-    unknown_rank = len(ranks)
-
-    def earliest(attribute: str):
-        def get(unit: _Unit):
-            values = [getattr(i.item, attribute) for i in unit.items]
-            values = [v.timestamp() for v in values if v is not None]
-            return min(values) if values else None
-        return get
-
-    getters = {
-        "ship_before": earliest("ship_before"),
-        "ship_after": earliest("ship_after"),
-        "order_date": lambda u: u.order.order_date.timestamp() if u.order.order_date else None,
-        "delivery_days": lambda u: ctx.delivery_days.get(
-            (u.ship_group.shipment_method, u.ship_group.carrier),
-            ctx.delivery_days.get((u.ship_group.shipment_method, None))),
-        "priority": lambda u: None if u.order.priority is None else ranks.get(
-            u.order.priority.upper(), unknown_rank),
-    }
-    sorts = routing.sorts or [None]
-    parts = []
-    for sort in sorts:
-        if sort is None:  # HotWax's default: oldest order first
-            parts.append((getters["order_date"], False, False))
-        else:
-            parts.append((getters[sort.field], sort.descending, sort.nulls_first))
+    ranks = priority_ranks(priority_order)
+    sorts = REGISTRY("order_sort")
+    parts = [(sorts[DEFAULT_SORT].value_of, False, False)] if not routing.sorts else [
+        (sorts[sort.field].value_of, sort.descending, sort.nulls_first)
+        for sort in routing.sorts]
 
     def key(unit: _Unit):
         values = []
         for get, descending, nulls_first in parts:
-            value = get(unit)
+            value = get(unit, ctx, ranks)
             if value is None:
                 values.append((-1 if nulls_first else 1, 0))
             else:
@@ -413,56 +343,88 @@ def _unit_sort_key(routing: PlanRouting, ctx: _Context, priority_order: list[str
 
 # ---- rules ------------------------------------------------------------------------------------
 
+class _Check:
+    """One inventory condition of a rule, lowered: its criterion, the operator code and the
+    number it compares with (distances in km)."""
+
+    __slots__ = ("criterion", "condition", "rule", "op", "number", "check")
+
+    def __init__(self, criterion, condition: InventoryCondition, rule: PlanRule):
+        self.criterion, self.condition, self.rule = criterion, condition, rule
+        self.check = criterion.reference
+        if criterion.lower is not None:
+            self.op, self.number = criterion.lower(condition, rule)
+
+    def passes(self, value, item_value=0.0) -> bool:
+        return self.check(self.op, self.number, value, item_value)
+
+
+class _Measure:
+    """What ranking knows of a candidate when the rule starts: its distance (in the rule's
+    unit, None without coordinates), the unit's net stock there, its sequence number and how
+    many open items it fills in full."""
+
+    __slots__ = ("distance", "balance", "sequence", "full")
+
+    def __init__(self, distance, balance, sequence, full):
+        self.distance, self.balance, self.sequence, self.full = distance, balance, sequence, full
+
+
 @dataclass
 class _PreparedRule:
+    """A rule with its conditions lowered by stage (criteria.STAGES) and its sorts with their
+    criteria; ``needs`` is what its criteria need computed."""
+
     rule: PlanRule
     index: int
-    includes: list[frozenset[str]]  # each include condition: member of one of these
-    excludes: list[frozenset[str]]
     include_ids: frozenset[str]
-    distance: list[tuple[Callable, float, InventoryCondition]]  # (compare, km, source)
-    safety: tuple[Callable, float, InventoryCondition] | None
-    uses_distance: bool
-    transit: list[tuple[Callable, float, InventoryCondition]] = field(default_factory=list)
-    cost_limits: list[tuple[Callable, float, InventoryCondition]] = field(default_factory=list)
-    promise: InventoryCondition | None = None
+    facility_checks: list[_Check]
+    candidate_checks: list[_Check]
+    placement_checks: list[_Check]
+    serve_checks: list[_Check]
+    sorts: list[tuple]  # (criterion, sort)
+    needs: frozenset[str]
+    whole_lines: bool
     # what a new package adds to the shipping_cost or the distance sort
     split_money: float = 0.0
     split_distance: float = 0.0
 
     @property
+    def uses_distance(self) -> bool:
+        return "km" in self.needs
+
+    @property
     def uses_zone(self) -> bool:
-        return bool(self.transit or self.cost_limits or self.promise is not None
-                    or any(s.field in ("shipping_cost", "delivery_date") for s in self.rule.sorts))
+        return "zone" in self.needs
 
     @property
     def unit_factor(self) -> float:
         return 1.0 if self.rule.distance_unit == "km" else 1.0 / KM_PER_MILE
 
+    def explained_checks(self) -> list[_Check]:
+        """The conditions after the facility stage, in the order explanations report them."""
+        return sorted(self.candidate_checks + self.placement_checks + self.serve_checks,
+                      key=lambda check: check.criterion.explain_rank)
+
 
 def _prepare_rule(rule: PlanRule, index: int) -> _PreparedRule:
-    includes, excludes, distance = [], [], []
-    safety = None
-    factor = 1.0 if rule.distance_unit == "km" else KM_PER_MILE
+    conditions = REGISTRY("inventory_condition")
+    stages: dict[str, list[_Check]] = {"facility": [], "candidate": [], "placement": [],
+                                       "serve": []}
+    needs: set[str] = set()
     for condition in rule.conditions:
-        if condition.field == "facility_group":
-            target = includes if condition.op in ("==", "in") else excludes
-            target.append(frozenset(condition.ids))
-        elif condition.field == "distance":
-            distance.append((_COMPARE[condition.op], condition.number * factor, condition))
-        elif condition.field == "brokering_safety_stock":
-            safety = (_COMPARE[condition.op], condition.number, condition)
-    uses_distance = bool(distance) or any(s.field == "distance" for s in rule.sorts)
-    include_ids = frozenset().union(*includes) if includes else frozenset()
-    prepared = _PreparedRule(rule, index, includes, excludes, include_ids, distance, safety,
-                             uses_distance)
-    for condition in rule.conditions:
-        if condition.field == "transit_days":
-            prepared.transit.append((_COMPARE[condition.op], condition.number, condition))
-        elif condition.field == "shipping_cost":
-            prepared.cost_limits.append((_COMPARE[condition.op], condition.number, condition))
-        elif condition.field == "delivery_date":
-            prepared.promise = condition
+        criterion = conditions[condition.field]
+        stages[criterion.stage].append(_Check(criterion, condition, rule))
+        needs |= criterion.needs
+    for checks in stages.values():  # applied (and explained) in rank order, stably
+        checks.sort(key=lambda check: check.criterion.explain_rank)
+    sorts = [(REGISTRY("inventory_sort")[sort.field], sort) for sort in rule.sorts]
+    for criterion, _ in sorts:
+        needs |= criterion.needs
+    prepared = _PreparedRule(
+        rule, index, included(rule), stages["facility"], stages["candidate"],
+        stages["placement"], stages["serve"], sorts, frozenset(needs),
+        any(check.criterion.whole_lines for check in stages["serve"]))
     if rule.split_cost is not None and rule.assign == "partial":
         if rule.split_cost_unit == "money":
             prepared.split_money = rule.split_cost
@@ -474,21 +436,34 @@ def _prepare_rule(rule: PlanRule, index: int) -> _PreparedRule:
     return prepared
 
 
-def _cost_passes(prepared: _PreparedRule, total: float) -> bool:
-    """Whether a package costing ``total`` passes the rule's `shipping_cost` conditions."""
-    return total == total and all(compare(total, limit)
-                                  for compare, limit, _ in prepared.cost_limits)
-
-
-def _group_reason(prepared: _PreparedRule, info: _FacilityInfo) -> InventoryCondition | None:
-    """The first facility-group condition the facility fails, if any."""
-    for condition in prepared.rule.conditions:
-        if condition.field != "facility_group":
-            continue
-        member = not info.groups.keys().isdisjoint(condition.ids)
-        if member != (condition.op in ("==", "in")):
-            return condition
+def _group_reason(prepared: _PreparedRule, info: _FacilityInfo) -> _Check | None:
+    """The first facility-stage condition the facility fails, if any."""
+    for check in prepared.facility_checks:
+        if not check.check(check.condition, info):
+            return check
     return None
+
+
+class _Rank:
+    """What an inventory sort reads of one candidate while a step's items are ranked
+    (criteria, ``reference`` hooks): its measure, whether placing here opens a new package,
+    what it adds to the package's cost (NaN: unknown), the placed products (in id order)."""
+
+    __slots__ = ("run", "ctx", "unit", "products", "split_distance", "split_money", "measure",
+                 "new_package", "added")
+
+    def __init__(self, run, prepared: _PreparedRule, products: list[str]):
+        self.run, self.ctx, self.unit = run, run.ctx, run.unit
+        self.products = products
+        self.split_distance, self.split_money = prepared.split_distance, prepared.split_money
+        self.measure, self.new_package, self.added = None, False, math.nan
+
+    def delivery(self, facility: str) -> float:
+        day = self.run._delivery(self.unit, facility)
+        return math.nan if day is None else day
+
+    def available(self, facility: str, product: str) -> float:
+        return self.run._available(facility, product, {})
 
 
 class _Interpreter:
@@ -713,7 +688,7 @@ class _Interpreter:
                 holders.update(f for f, q in stock.get(item.product, {}).items()
                                if q > EPSILON and f in static)
         check_limit = not prepared.rule.ignore_facility_order_limit
-        uses_distance, limits = prepared.uses_distance, prepared.distance
+        uses_distance, checks = prepared.uses_distance, prepared.candidate_checks
         factor = prepared.unit_factor
         facilities, orders_today = self.ctx.facilities, self.ctx.orders_today
         result: dict[str, float | None] = {}
@@ -725,16 +700,20 @@ class _Interpreter:
             distance = unit.km_to(info) if uses_distance else None
             if uses_distance and distance is None:
                 self._missing_coordinates(info, unit)
-            if limits and (distance is None or not all(compare(distance, limit)
-                                                       for compare, limit, _ in limits)):
+            if checks and not all(check.passes(self._candidate_fact(
+                    check.criterion.fact, unit, facility_id, distance)) for check in checks):
                 continue
-            if prepared.transit:
-                transit = self._transit(unit, facility_id)
-                if transit is None or not all(compare(transit, days)
-                                              for compare, days, _ in prepared.transit):
-                    continue
             result[facility_id] = None if distance is None else distance * factor
         return result
+
+    def _candidate_fact(self, fact: str, unit: _Unit, facility: str,
+                        distance: float | None) -> float:
+        """A candidate-stage fact (criteria.FACTS) of ``facility`` for the unit: its
+        distance in km, its transit days; NaN when unknown."""
+        if fact == "km":
+            return math.nan if distance is None else distance
+        transit = self._transit(unit, facility)
+        return math.nan if transit is None else transit
 
     # ---- shipping: zones, costs and delivery days of the unit's packages ----
     def _card(self, unit: _Unit) -> int:
@@ -814,29 +793,36 @@ class _Interpreter:
         """Whether ``facility`` may give stock for ``item`` (all of ``need`` if given)."""
         if facility in item.excluded:
             return False
-        if prepared.promise is not None and item.item.promised_date is not None:
-            delivery = self._delivery(self.unit, facility)
-            if delivery is None or not _COMPARE[prepared.promise.op](
-                    delivery, self.ctx.rates.promised(item.item.promised_date)):
-                return False
         available = self._available(facility, item.product, pending)
         if available <= EPSILON:
             return False
-        if prepared.safety is not None:
-            compare, threshold, _ = prepared.safety
-            if not compare(available, threshold) or available + EPSILON < item.open:
+        for check in prepared.serve_checks:
+            if not check.passes(*self._serve_facts(check.criterion, item, facility, available)):
                 return False
         return need is None or available + EPSILON >= need
 
+    def _serve_facts(self, criterion, item: _ItemState, facility: str,
+                     available: float) -> tuple[float, float]:
+        """A serve-stage fact of ``facility`` and the item fact it is compared with
+        (criteria.FACTS): its net stock left or its delivery day (NaN: none); the item's
+        open quantity or its promised day."""
+        if criterion.fact == "available":
+            value = available
+        else:
+            delivery = self._delivery(self.unit, facility)
+            value = math.nan if delivery is None else delivery
+        if criterion.item_fact == "open":
+            return value, item.open
+        return value, self.ctx.rates.promised(item.item.promised_date)
+
     def _measure(self, prepared: _PreparedRule, candidates: dict[str, float | None],
-                 open_items: list[_ItemState]) -> dict[str, list]:
+                 open_items: list[_ItemState]) -> dict[str, _Measure]:
         """Sort values of each candidate that do not depend on what is placed, measured once
-        when the rule starts: [distance, inventory balance, facility sequence, items in full]."""
-        fields = {sort.field for sort in prepared.rule.sorts}
+        when the rule starts (_Measure)."""
         stock = self.ctx.stock
         balance = dict.fromkeys(candidates, 0.0)
-        if "inventory_balance" in fields:
-            for product in {i.product for i in open_items}:
+        if "balance" in prepared.needs:
+            for product in dict.fromkeys(i.product for i in open_items):
                 for facility, quantity in stock.get(product, {}).items():
                     if facility in balance and quantity > 0:
                         balance[facility] += quantity
@@ -849,26 +835,25 @@ class _Interpreter:
                 for facility, quantity in stock.get(item.product, {}).items():
                     if facility not in full or quantity + EPSILON < need:
                         continue
-                    if prepared.safety is None and prepared.promise is None and \
-                            facility not in excluded or \
+                    if not prepared.serve_checks and facility not in excluded or \
                             self._can_serve(prepared, item, facility, {}, need):
                         full[facility] += 1
         measures = {}
+        sequences = "sequence" in prepared.needs
         for facility in candidates:
-            sequence = None
-            if "facility_sequence" in fields:
-                groups = self.ctx.facilities[facility].groups
-                numbers = [groups[g] for g in prepared.include_ids
-                           if g in groups and groups[g] is not None]
-                sequence = min(numbers) if numbers else None
-            measures[facility] = [candidates[facility], balance[facility], sequence,
-                                  full[facility]]
+            sequence = sequence_of(prepared.include_ids, self.ctx.facilities[facility]) \
+                if sequences else None
+            measures[facility] = _Measure(candidates[facility], balance[facility], sequence,
+                                          full[facility])
         return measures
 
-    def _ranking(self, prepared: _PreparedRule, measures: dict[str, list],
+    def _ranking(self, prepared: _PreparedRule, measures: dict[str, _Measure],
                  placed: list[_ItemState]) -> list[str]:
         """Candidate facilities in rank order for placing ``placed``: the rule's sorts, then
-        more items in full, then (one item placed) its availability there, then facility id."""
+        more items in full, then (one item placed) its availability there, then facility id.
+        With costs, a facility whose package after placing fails a placement condition (the
+        rule's `shipping_cost` limits) is left out; so is one a sort with ``excludes_missing``
+        (broken_style) has no value for."""
         placed_products = sorted({i.product for i in placed})
         levels = [self.ctx.stock.get(p, {}) for p in placed_products]
         single_item = placed[0] if len(placed) == 1 else None
@@ -878,15 +863,16 @@ class _Interpreter:
         else:
             holding = [f for f in measures
                        if all(level.get(f, 0.0) > EPSILON for level in levels)]
-        costs = prepared.cost_limits or any(s.field == "shipping_cost"
-                                            for s in prepared.rule.sorts)
+        costs = "costs" in prepared.needs
         packages = self._packages
         opened = len(packages) + self.unit.packages  # packages the unit has so far
         if costs:
             weight, volume = self._weight(self.unit, placed)
+        rank = _Rank(self, prepared, placed_products)
         for facility in holding:
-            distance, balance, sequence, full_count = measures[facility]
-            new_package = opened > 0 and facility not in packages
+            measure = measures[facility]
+            rank.measure = measure
+            rank.new_package = opened > 0 and facility not in packages
             if costs:
                 # the package there after placing: its cost must pass the rule's limits, and
                 # the shipping_cost sort ranks by what placing adds
@@ -894,61 +880,27 @@ class _Interpreter:
                 total = self._package_cost(self.unit, facility,
                                            (before[0] if before else 0.0) + weight,
                                            (before[1] if before else 0.0) + volume)
-                if prepared.cost_limits and not _cost_passes(prepared, total):
+                if not all(check.passes(total) for check in prepared.placement_checks):
                     continue
-                added = total - (self._package_cost(self.unit, facility, *before)
-                                 if before else 0.0)
+                rank.added = total - (self._package_cost(self.unit, facility, *before)
+                                      if before else 0.0)
             key = []
-            for sort in prepared.rule.sorts:
-                if sort.field == "distance":
-                    value = distance
-                    if new_package and value is not None:
-                        value = value + prepared.split_distance
-                elif sort.field == "shipping_cost":
-                    value = None if added != added else (
-                        added + prepared.split_money if new_package else added)
-                elif sort.field == "delivery_date":
-                    value = self._delivery(self.unit, facility)
-                elif sort.field == "inventory_balance":
-                    value = balance
-                elif sort.field == "facility_sequence":
-                    value = sequence
-                elif sort.field == "sales_velocity":
-                    known = [self.ctx.velocity[(facility, p)] for p in placed_products
-                             if (facility, p) in self.ctx.velocity]
-                    value = sum(known) if known else None
-                else:  # broken_style: a filter as well as a sort
-                    value = self._broken_style(facility, placed_products)
-                    if value is None:
-                        break
+            for criterion, sort in prepared.sorts:
+                value = criterion.reference(rank, facility)
                 if value is None:
+                    if criterion.excludes_missing:
+                        break
                     key.append((-1 if sort.nulls_first else 1, 0))
                 else:
                     key.append((0, -value if sort.descending else value))
             else:
-                key.append((-full_count,))
+                key.append((-measure.full,))
                 if single_item is not None and single_item.open:
                     available = levels[0].get(facility, 0.0)
                     key.append((-(available / single_item.open),))
                 key.append((facility,))
                 keys[facility] = tuple(key)
         return sorted(keys, key=keys.__getitem__)
-
-    def _broken_style(self, facility: str, products: list[str]) -> float | None:
-        """Available variants of the placed products' styles at ``facility`` when every such
-        style's assortment is broken there; None when it does not qualify."""
-        total = 0
-        for product in products:
-            style = self.ctx.style.get(product)
-            if style is None:
-                return None
-            variants = self.ctx.variants[style]
-            available = sum(1 for v in variants
-                            if self._available(facility, v, {}) - BROKEN_STYLE_BUFFER > EPSILON)
-            if available >= len(variants):
-                return None
-            total += available
-        return float(total)
 
     def _rule(self, group_name: str, store: str, routing: PlanRouting, prepared: _PreparedRule,
               unit: _Unit, open_items: list[_ItemState], brokered: set[int],
@@ -1007,49 +959,47 @@ class _Interpreter:
     # ---- what batch optimisation asks (routing_dsl.optimize.candidates) ----
     def admitted(self, store: str, prepared: _PreparedRule, unit: _Unit) -> dict[str, list]:
         """Which open items of ``unit`` the rule admits at each facility, at the run's
-        current state, by the rule's own checks (`_candidates`, `_can_serve`, its shipping
-        cost conditions and the `broken_style` filter) and with nothing allocated: facility ->
-        the open items it may give stock to. An `assign single` rule admits a facility only
-        for every open item, in full; with `keep_item_groups_together`, a group's items only
-        all together, in full. Ranking plays no part: any admitted facility may ship."""
+        current state and with nothing allocated: facility -> the open items it may give
+        stock to. It is the rule's own procedure with the choice left out: the candidates,
+        each step's ranking (which drops a facility a placement condition or a filtering sort
+        excludes) and the serve checks of `_assign_single` and `_assign_partial`, for every
+        ranked facility rather than the first. An `assign single` rule admits a facility
+        only for every open item, in full; with `keep_item_groups_together`, a group's items
+        only all together, in full."""
         self.unit = unit
         open_items = [i for i in unit.items if i.open > EPSILON]
         if not open_items:
             return {}
         rule = prepared.rule
-        candidates = self._candidates(store, prepared, unit, open_items)
-        needs = _needs(open_items)
-        style = any(s.field == "broken_style" for s in rule.sorts)
-        found: dict[str, list] = {}
-        for facility in sorted(candidates):
-            if rule.assign == "single":
-                served = open_items if all(
-                    self._can_serve(prepared, i, facility, {}, needs[i.product])
-                    for i in open_items) else []
+        measures = self._measure(prepared, self._candidates(store, prepared, unit, open_items),
+                                 open_items)
+        self._packages = {}
+        found: dict[str, list] = defaultdict(list)
+        if rule.assign == "single":
+            for facility in self._ranking(prepared, measures, open_items):
+                if self._first_filling(prepared, [facility], open_items, {}) is not None:
+                    found[facility] = list(open_items)
+            return dict(found)
+        steps: list[list[_ItemState]] = []
+        grouped: dict[str, list[_ItemState]] = {}
+        for item in open_items:
+            group = item.item.item_group if rule.keep_item_groups_together else None
+            if group is None:
+                steps.append([item])
+            elif group in grouped:
+                grouped[group].append(item)
             else:
-                served = [i for i in open_items if self._can_serve(prepared, i, facility, {})]
-                if rule.keep_item_groups_together:
-                    groups: dict[str, list] = defaultdict(list)
-                    for item in open_items:
-                        if item.item.item_group is not None:
-                            groups[item.item.item_group].append(item)
-                    whole = {id(i) for members in groups.values()
-                             if all(self._can_serve(prepared, i, facility, {},
-                                                    _needs(members)[i.product])
-                                    for i in members) for i in members}
-                    served = [i for i in served if i.item.item_group is None or id(i) in whole]
-            if style:
-                served = [i for i in served
-                          if self._broken_style(facility, [i.product]) is not None]
-            if prepared.cost_limits and served:
-                passes = {id(i) for i in served if _cost_passes(
-                    prepared, self._package_cost(unit, facility, *self._weight(unit, [i])))}
-                served = [i for i in served if id(i) in passes]
-                if rule.assign == "single" and len(served) < len(open_items):
-                    served = []
-            if served:
-                found[facility] = served
-        return found
+                grouped[group] = [item]
+                steps.append(grouped[group])
+        for step in steps:
+            together = rule.keep_item_groups_together and step[0].item.item_group is not None
+            for facility in self._ranking(prepared, measures, step):
+                if together:
+                    if self._first_filling(prepared, [facility], step, {}) is not None:
+                        found[facility].extend(step)
+                elif self._can_serve(prepared, step[0], facility, {}):
+                    found[facility].append(step[0])
+        return {f: found[f] for f in sorted(found)}
 
     def checkpoint(self, units: list[_Unit]):
         """What routing ``units`` may change, to be put back with `restore` (an optimised
@@ -1131,7 +1081,7 @@ class _Interpreter:
                 if not self._can_serve(prepared, item, facility, pending):
                     continue
                 available = self._available(facility, item.product, pending)
-                if prepared.safety is not None:  # a line goes whole to one facility
+                if prepared.whole_lines:  # a line goes whole to one facility
                     if available + EPSILON < remaining:
                         continue
                     take = remaining
@@ -1379,11 +1329,10 @@ class _Interpreter:
                              if not f.virtual and store in f.stores)
             failing = []
             for facility in serving:
-                condition = _group_reason(prepared, self.ctx.facilities[facility])
-                if condition is not None:
-                    failing.append((facility, _reason(
-                        f"facility_group {condition.op} {_ids(condition.ids)}", condition.source,
-                        facility_groups=sorted(self.ctx.facilities[facility].groups))))
+                info = self.ctx.facilities[facility]
+                check = _group_reason(prepared, info)
+                if check is not None:
+                    failing.append((facility, self._explained(check, info)))
             excluded = {f for f, _ in failing}
             passing = [f for f in serving if f not in excluded]
             limited = [f for f in passing if self.ctx.facilities[f].limit is not None]
@@ -1391,50 +1340,41 @@ class _Interpreter:
         return found
 
     def _sort_keys(self, prepared: _PreparedRule, measures, facility: str) -> dict:
-        """The values a facility was ranked by: the rule's sorts, then items it fills in full."""
-        values = measures.get(facility) if measures else None
-        if values is None:
+        """The values a facility was ranked by: the rule's sorts (each criterion's
+        ``explain``), what one package of the unit's open items would cost from there and when
+        it would arrive (when the unit has a rate card), then the items it fills in full."""
+        measure = measures.get(facility) if measures else None
+        if measure is None:
             return {}
-        distance, balance, sequence, full = values
-        unit = prepared.rule.distance_unit
+        explaining = _Explaining(self, prepared.rule)
         keys: dict = {}
-        for sort in prepared.rule.sorts:
-            if sort.field == "distance":
-                keys["distance"] = None if distance is None else round(
-                    distance if unit == "km" else distance / KM_PER_MILE, 2)
-                keys["distance_unit"] = unit
-            elif sort.field == "inventory_balance":
-                keys["inventory_balance"] = _number(balance)
-            elif sort.field == "facility_sequence":
-                keys["facility_sequence"] = sequence
-            elif sort.field == "sales_velocity":
-                keys["sales_velocity"] = None
-            elif sort.field == "broken_style":
-                keys["broken_style"] = None
+        for criterion, _ in prepared.sorts:
+            keys.update(criterion.explain(explaining, measure, facility))
         if self._card(self.unit) >= 0:
-            # what one package of the unit's open items would cost from there, and when it
-            # would arrive
-            cost = self._package_cost(self.unit, facility, *self._weight(
-                self.unit, [i for i in self.unit.items if i.open > EPSILON]))
-            keys["shipping_cost"] = None if cost != cost else round(cost, 2)
-            delivery = self._delivery(self.unit, facility)
-            keys["delivery_date"] = None if delivery is None else \
-                date.fromordinal(delivery).isoformat()
-        keys["items_in_full"] = full
+            keys.update(explain_package(explaining, facility))
+        keys["items_in_full"] = measure.full
         return keys
+
+    def _explained(self, check: _Check, value, item=None) -> dict:
+        """The reason a facility fails ``check`` (its criterion's ``explain``), with the
+        value compared."""
+        text, values = check.criterion.explain(_Explaining(self, check.rule), check.condition,
+                                               value, item)
+        return _reason(text, check.condition.source, **values)
 
     def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
                    chosen_keys, detail: bool = True) -> dict:
         """The first condition that kept ``info`` from being chosen, with the values compared:
-        group, order limit, stock, distance, exclusions, safety stock, `assign single`, the
-        rule's checks, and last the ranking (with both facilities' sort keys). ``needs`` is
-        by product. Without ``detail`` the facility is only counted: it is known to pass the
-        rule's group conditions, and the values are left out."""
+        the facility-stage conditions (groups), the order limit, stock, the rule's other
+        conditions in their criteria's ``explain_rank`` order (with `excluded_facilities`
+        among them), `assign single`, the rule's checks, and last the ranking (with both
+        facilities' sort keys). ``needs`` is by product. Without ``detail`` the facility is
+        only counted: it is known to pass the rule's group conditions, and the values are left
+        out."""
         rule = prepared.rule
-        failed_group = _group_reason(prepared, info) if detail else None
-        if failed_group is not None:
-            return _reason(f"facility_group {failed_group.op} {_ids(failed_group.ids)}",
-                           failed_group.source, facility_groups=sorted(info.groups))
+        failed = _group_reason(prepared, info) if detail else None
+        if failed is not None:
+            return self._explained(failed, info)
         if not rule.ignore_facility_order_limit and info.limit is not None and \
                 self.ctx.orders_today[info.id] >= info.limit:
             return _reason("facility order limit", orders_today=self.ctx.orders_today[info.id],
@@ -1444,52 +1384,33 @@ class _Interpreter:
         if all(v <= EPSILON for v in stock.values()):
             return _reason("net stock > 0", **(
                 {"net_stock": {p: _number(q) for p, q in stock.items()}} if detail else {}))
-        distance = self._distance(info.id, unit, rule.distance_unit)
-        for compare, _, condition in prepared.distance:
-            limit_in_unit = condition.number
-            if distance is None:
-                return _reason(f"distance {condition.op} {_fmt(limit_in_unit)} "
-                               f"{rule.distance_unit}", condition.source, distance=None,
-                               note="missing coordinates")
-            if not compare(distance, limit_in_unit):
-                return _reason(f"distance {condition.op} {_fmt(limit_in_unit)} "
-                               f"{rule.distance_unit}", condition.source,
-                               distance=round(distance, 2))
-        for compare, days, condition in prepared.transit:
-            transit = self._transit(unit, info.id)
-            if transit is None or not compare(transit, days):
-                return _reason(f"transit_days {condition.op} {_fmt(days)}", condition.source,
-                               transit_days=transit)
-        for item in open_items:
-            if info.id in item.excluded:
-                return _reason("excluded_facilities", item=item.item.id)
-        promise = prepared.promise
-        if promise is not None:
-            delivery = self._delivery(unit, info.id)
+        km = unit.km_to(info)
+        exclusions_done = False
+        for check in prepared.explained_checks():
+            criterion = check.criterion
+            if not exclusions_done and criterion.explain_rank > EXCLUSIONS_RANK:
+                exclusions_done = True
+                for item in open_items:
+                    if info.id in item.excluded:
+                        return _reason("excluded_facilities", item=item.item.id)
+            if criterion.stage == "candidate":
+                value = self._candidate_fact(criterion.fact, unit, info.id, km)
+                if not check.passes(value):
+                    return self._explained(check, value)
+            elif criterion.stage == "placement":  # one package of the open items
+                value = self._package_cost(unit, info.id, *self._weight(unit, open_items))
+                if not check.passes(value):
+                    return self._explained(check, value)
+            else:
+                for item in open_items:
+                    available = self._available(info.id, item.product, {})
+                    value, item_value = self._serve_facts(criterion, item, info.id, available)
+                    if not check.passes(value, item_value):
+                        return self._explained(check, value, item)
+        if not exclusions_done:
             for item in open_items:
-                promised = item.item.promised_date
-                if promised is not None and (delivery is None or not _COMPARE[promise.op](
-                        delivery, self.ctx.rates.promised(promised))):
-                    return _reason(f"delivery_date {promise.op} promise_date", promise.source,
-                                   item=item.item.id, delivery_date=None if delivery is None
-                                   else date.fromordinal(delivery).isoformat(),
-                                   promised_date=promised.astimezone(self.ctx.zone).date()
-                                   .isoformat())
-        if prepared.cost_limits:
-            cost = self._package_cost(unit, info.id, *self._weight(unit, open_items))
-            for compare, limit, condition in prepared.cost_limits:
-                if cost != cost or not compare(cost, limit):
-                    return _reason(f"shipping_cost {condition.op} {limit:.2f}", condition.source,
-                                   shipping_cost=None if cost != cost else round(cost, 2))
-        if prepared.safety is not None:
-            compare, threshold, condition = prepared.safety
-            for item in open_items:
-                available = self._available(info.id, item.product, {})
-                if not compare(available, threshold) or available + EPSILON < item.open:
-                    return _reason(f"brokering_safety_stock {condition.op} {_fmt(threshold)}",
-                                   condition.source, product=item.product,
-                                   net_stock=_number(available),
-                                   quantity=_number(item.open))
+                if info.id in item.excluded:
+                    return _reason("excluded_facilities", item=item.item.id)
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
             if not detail:
@@ -1506,6 +1427,29 @@ class _Interpreter:
                        chosen=chosen_keys)
 
 
+# `excluded_facilities` is explained after the conditions of lower rank (distance, transit)
+# and before those of higher rank (delivery dates, costs, safety stock).
+EXCLUSIONS_RANK = 25
+
+
+class _Explaining:
+    """What a criterion's ``explain`` reads: the rule, the snapshot's time zone, and (for the
+    unit being explained) one package of its open items from a facility: its cost and its
+    delivery day (NaN: unknown)."""
+
+    def __init__(self, run: _Interpreter, rule: PlanRule):
+        self.run, self.rule, self.zone = run, rule, run.ctx.zone
+
+    def package_cost(self, facility: str) -> float:
+        unit = self.run.unit
+        return self.run._package_cost(unit, facility, *self.run._weight(
+            unit, [i for i in unit.items if i.open > EPSILON]))
+
+    def delivery(self, facility: str) -> float:
+        day = self.run._delivery(self.run.unit, facility)
+        return math.nan if day is None else day
+
+
 def _reason(condition: str, source=None, **values) -> dict:
     reason = {"condition": condition, "values": values}
     if source is not None:
@@ -1519,14 +1463,6 @@ def _needs(items: Iterable[_ItemState]) -> dict[str, float]:
     for item in items:
         needs[item.product] += item.open
     return needs
-
-
-def _fmt(value: float) -> str:
-    return str(_number(value))
-
-
-def _ids(ids: list[str]) -> str:
-    return ids[0] if len(ids) == 1 else "[" + ", ".join(ids) + "]"
 
 
 def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,

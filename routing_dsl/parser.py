@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from . import nodes as n
+from .criteria import REGISTRY
 from .diagnostics import MAX_DIAGNOSTICS, Diagnostic, Fix, omitted_diagnostic
 from .source import SourceFile, Span
 from .suggest import did_you_mean
@@ -54,8 +55,9 @@ _TOP = ("use", "let", "declare", "template", "group")
 _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule", "optimize")
 _RULE = ("assign", "inventory", "sort", "when")
-_FLAGS = ("keep_item_groups_together", "ignore_facility_order_limit",
-          "only_if_all_items_available", "shipment_threshold", "split_cost")
+# The rule settings (criteria.settings): those with a value take one after the name.
+_FLAGS = tuple(REGISTRY("setting"))
+_VALUED = frozenset(name for name, c in REGISTRY("setting").items() if c.value)
 _ACTIONS = ("next", "move", "auto_cancel", "clear")
 _UNITS = ("mi", "km", "days", "day")
 _STATUSES = ("active", "draft", "archived")
@@ -633,7 +635,7 @@ class Parser:
 
     def flag(self) -> n.Flag:
         token = self.advance(self.peek.value.upper())
-        if token.value in ("shipment_threshold", "split_cost"):
+        if token.value in _VALUED:
             value = self.value()
             return n.Flag(span=Span(token.start, value.span.end), name=token.value, value=value)
         return n.Flag(span=token.span, name=token.value)

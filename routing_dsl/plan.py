@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import vocabulary as v
+from .criteria import REGISTRY
 
 PLAN_FORMAT = "routing-plan/1"
 PLAN_VERSION = 1
@@ -33,10 +34,11 @@ class SourceRef(_Step):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-OrderField = Literal["queue", "shipment_method", "sales_channel", "priority", "promise_date",
-                     "origin_facility_group", "product_category"]
-InventoryField = Literal["facility_group", "distance", "brokering_safety_stock",
-                         "shipping_cost", "transit_days", "delivery_date"]
+# The fields and sorts a plan may name: the criteria registry's.
+OrderField = Literal[tuple(REGISTRY("order_filter"))]
+InventoryField = Literal[tuple(REGISTRY("inventory_condition"))]
+OrderSortField = Literal[tuple(REGISTRY("order_sort"))]
+InventorySortField = Literal[tuple(REGISTRY("inventory_sort"))]
 Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
 
 
@@ -57,15 +59,14 @@ class InventoryCondition(_Step):
 
 
 class OrderSort(_Step):
-    field: Literal["ship_before", "ship_after", "order_date", "delivery_days", "priority"]
+    field: OrderSortField
     descending: bool = False
     nulls_first: bool = False
     source: SourceRef | None = None
 
 
 class InventorySort(_Step):
-    field: Literal["distance", "inventory_balance", "facility_sequence", "sales_velocity",
-                   "broken_style", "shipping_cost", "delivery_date"]
+    field: InventorySortField
     descending: bool = False
     nulls_first: bool = False
     source: SourceRef | None = None

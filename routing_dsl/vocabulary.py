@@ -1,7 +1,8 @@
 """The language's vocabulary: fields, their types and operators, keywords and their docs.
 
 One table serves the checker (what is valid), the language server (completion and hover) and
-the reference documentation, so they can never disagree.
+the reference documentation, so they can never disagree. Fields, sorts and settings are the
+criteria registry's (routing_dsl.criteria), seen without their evaluation.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .criteria import REGISTRY
+from .criteria.orders import EQUALITY, MEMBERSHIP, NULLS, ORDERING
+
 ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category")
 
-EQUALITY = ("==", "!=")
-MEMBERSHIP = ("in", "not in")
-NULLS = ("is null", "is not null")
-ORDERING = ("<", "<=", ">", ">=")
 ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS
 
 DISTANCE_UNITS = ("mi", "km")
@@ -67,119 +67,22 @@ class SortSpec:
     doc: str
 
 
-ORDER_FIELDS = {
-    f.name: f
-    for f in [
-        FieldSpec("queue", "order", "queue", EQUALITY + MEMBERSHIP,
-                  "The queue (virtual facility) the ship group waits in.", "queue == _NA_"),
-        FieldSpec("shipment_method", "order", "shipment_method", EQUALITY + MEMBERSHIP + NULLS,
-                  "The ship group's shipment method.", "shipment_method in [NEXT_DAY, SECOND_DAY]"),
-        FieldSpec("sales_channel", "order", "sales_channel", EQUALITY + MEMBERSHIP + NULLS,
-                  "The order's sales channel.", "sales_channel not in [POS_CHANNEL]"),
-        FieldSpec("priority", "order", "priority", EQUALITY + MEMBERSHIP + NULLS,
-                  "The order's priority.", "priority == HIGH"),
-        FieldSpec("promise_date", "order", "days", ORDERING + NULLS,
-                  "The item's promised date, compared with the end of the day N days from the "
-                  "snapshot's `now` (negative N looks into the past). Any promise-date filter "
-                  "switches the routing to item-by-item mode.",
-                  "promise_date within 2 days"),
-        FieldSpec("origin_facility_group", "order", "facility_group",
-                  EQUALITY + MEMBERSHIP + NULLS,
-                  "A facility group that the order's origin facility belongs to.",
-                  "origin_facility_group in [US_STORES]"),
-        FieldSpec("product_category", "order", "category", EQUALITY + MEMBERSHIP,
-                  "A category of the products being routed: a ship group matches when any of "
-                  "its items does.", "product_category == FOOTWEAR"),
-    ]
-}
+def _fields(level: str, where: str) -> dict[str, FieldSpec]:
+    return {c.name: FieldSpec(c.name, where, c.value, c.operators, c.doc, c.example)
+            for c in REGISTRY(level).values()}
 
-INVENTORY_FIELDS = {
-    f.name: f
-    for f in [
-        FieldSpec("facility_group", "inventory", "facility_group", EQUALITY + MEMBERSHIP,
-                  "Facility groups: `==`/`in` keep members of a listed group, `!=`/`not in` keep "
-                  "facilities in none of them (facilities in no group pass).",
-                  "facility_group == WAREHOUSES"),
-        FieldSpec("distance", "inventory", "distance", ORDERING,
-                  "Great-circle distance from the facility to the ship-to address, in `mi` or "
-                  "`km`; the unit also sets the rule's measurement system. Facilities or "
-                  "addresses without coordinates never pass.", "distance <= 300 mi"),
-        FieldSpec("brokering_safety_stock", "inventory", "count", (">", ">="),
-                  "A per-rule threshold, not a reserve: a facility qualifies when its net stock "
-                  "(`atp - minimum_stock`) of each item passes the comparison and covers the "
-                  "item's whole open quantity, and then ships the whole quantity. With atp 3 "
-                  "and `> 2` it ships 2 and keeps 1; to hold stock back, set `minimum_stock` "
-                  "in the snapshot.",
-                  "brokering_safety_stock > 2"),
-        FieldSpec("shipping_cost", "inventory", "money", ORDERING,
-                  "What the package the facility would ship costs under the ship group's rate "
-                  "card (its zone's price for the package's billable weight, surcharges and "
-                  "the facility's handling cost), checked each time the rule places items "
-                  "there. Facilities whose cost is unknown never pass.",
-                  "shipping_cost <= 15.00"),
-        FieldSpec("transit_days", "inventory", "transit", ORDERING,
-                  "Days in transit from the facility to the ship-to address under the ship "
-                  "group's rate card (its zone's transit days). Facilities without a zone "
-                  "never pass.", "transit_days <= 2"),
-        FieldSpec("delivery_date", "inventory", "promise", ("<=", "<"),
-                  "`delivery_date <= promise_date`: the facility delivers each item by its "
-                  "promised date (the day the package leaves, after the facility's same-day "
-                  "cutoff, plus transit days). Items without a promised date pass; facilities "
-                  "without a zone fail items that have one.",
-                  "delivery_date <= promise_date"),
-    ]
-}
 
-FLAGS = {
-    "keep_item_groups_together": "Items of one order-item group (a kit, a gift set) go together "
-                                 "to one facility or not at all.",
-    "ignore_facility_order_limit": "Facilities take orders beyond their daily order limit.",
-    "only_if_all_items_available": "The rule allocates only when every open item of the unit "
-                                   "can be filled.",
-    "shipment_threshold": "Minimum value of each shipment the rule creates, and of what stays "
-                          "unfilled, when the unit is split. Example: `shipment_threshold 40.00`.",
-    "split_cost": "What one more package costs when the rule splits a unit, added to the "
-                  "`shipping_cost` sort (an amount: `split_cost 5.00`) or to the `distance` "
-                  "sort (a distance: `split_cost 100 mi`) of every facility that would open a "
-                  "new package. Large values mean fewest splits; none means cheapest.",
-}
+def _sorts(level: str, where: str) -> dict[str, SortSpec]:
+    return {c.name: SortSpec(c.name, where, c.nullable, c.doc) for c in REGISTRY(level).values()}
 
-ORDER_SORTS = {
-    s.name: s
-    for s in [
-        SortSpec("ship_before", "order", True, "The items' ship-before date (the earliest)."),
-        SortSpec("ship_after", "order", True, "The items' ship-after date (the earliest)."),
-        SortSpec("order_date", "order", True, "When the order was placed. The default sort."),
-        SortSpec("delivery_days", "order", True,
-                 "Delivery days of the ship group's shipment method."),
-        SortSpec("priority", "order", True,
-                 "Order priority, in the order priorities are declared (HIGH first)."),
-    ]
-}
 
-INVENTORY_SORTS = {
-    s.name: s
-    for s in [
-        SortSpec("distance", "inventory", True, "Nearest facility first."),
-        SortSpec("inventory_balance", "inventory", False,
-                 "Net stock of the unit's products at the facility (use `desc` for most first)."),
-        SortSpec("facility_sequence", "inventory", False,
-                 "The facility's sequence number in the facility groups the rule includes."),
-        SortSpec("sales_velocity", "inventory", True,
-                 "How fast the facility sells the product; slowest first."),
-        SortSpec("broken_style", "inventory", False,
-                 "Only facilities whose assortment of the style is already broken, fewest "
-                 "available variants first."),
-        SortSpec("shipping_cost", "inventory", True,
-                 "Cheapest first: what placing the items there adds to the shipment, the whole "
-                 "package at a facility not yet shipping any of the unit, only the extra "
-                 "weight at one that is (plus `split_cost` for a new package). Unknown costs "
-                 "sort last."),
-        SortSpec("delivery_date", "inventory", True,
-                 "Earliest delivery first: the day the package leaves plus its transit days. "
-                 "Unknown dates sort last."),
-    ]
-}
+# The criteria, as the checker, the language server and the docs see them: read from the
+# registry (routing_dsl.criteria), where each is declared once.
+ORDER_FIELDS = _fields("order_filter", "order")
+INVENTORY_FIELDS = _fields("inventory_condition", "inventory")
+FLAGS = {c.name: c.doc for c in REGISTRY("setting").values()}
+ORDER_SORTS = _sorts("order_sort", "order")
+INVENTORY_SORTS = _sorts("inventory_sort", "inventory")
 
 KEYWORDS = {
     "use": "Imports a module: `use std.hotwax` (stdlib) or `use \"shared.route\"` (a file). "
@@ -254,13 +157,16 @@ _VALUE_TEXT = {"distance": "number with `mi` or `km`", "days": "whole number of 
                "promise": "`promise_date`"}
 
 
+# words that write an operator another way (`promise_date within 2 days` is `<= 2 days`)
+_SUGAR = {name: c.extra["sugar"] for name, c in REGISTRY("order_filter").items()
+          if "sugar" in c.extra}
+
+
 def _field_rows(fields: dict[str, FieldSpec]) -> list[str]:
     rows = ["| field | value | operators | meaning |", "|---|---|---|---|"]
     for spec in fields.values():
         value = _VALUE_TEXT.get(spec.value, f"{spec.value.replace('_', ' ')} id")
-        operators = " ".join(f"`{op}`" for op in spec.operators)
-        if spec.name == "promise_date":
-            operators += " `within`"
+        operators = " ".join(f"`{op}`" for op in spec.operators + _SUGAR.get(spec.name, ()))
         rows.append(f"| `{spec.name}` | {value} | {operators} | {spec.doc} |")
     return rows
 

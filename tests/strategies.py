@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from routing_dsl.criteria import REGISTRY
+
 NAMES = ["_NA_", "WAREHOUSES", "STORES", "NEXT_DAY", "HIGH", "X", "a_b", "Low", "queue"]
-FIELDS = ["queue", "shipment_method", "priority", "distance", "facility_group", "promise_date",
-          "brokering_safety_stock", "shipping_cost", "transit_days", "delivery_date",
+# every field and sort the criteria registry declares, and one it does not
+FIELDS = [*dict.fromkeys([*REGISTRY("order_filter"), *REGISTRY("inventory_condition")]),
           "unknown_field"]
 COMPARISONS = ["==", "!=", "<", "<=", ">", ">="]
-SORT_FIELDS = ["distance", "order_date", "inventory_balance", "priority", "shipping_cost",
-               "delivery_date"]
+SORT_FIELDS = [*dict.fromkeys([*REGISTRY("order_sort"), *REGISTRY("inventory_sort")])]
+SETTINGS = [sample.replace("UNIT", "mi") for c in REGISTRY("setting").values()
+            for sample in c.samples]
 
 
 @st.composite
@@ -88,10 +91,8 @@ def rule_bodies(draw) -> str:
         if kind == "assign":
             members.append("assign " + draw(st.sampled_from(["single", "partial", "other"])))
         elif kind == "inventory":
-            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from([
-                "keep_item_groups_together", "ignore_facility_order_limit",
-                "only_if_all_items_available", "shipment_threshold 40.00", "split_cost 2.50",
-                "split_cost 100 mi"])), max_size=3))
+            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from(SETTINGS)),
+                                  max_size=3))
             members.append(block("inventory", inner, draw))
         elif kind == "sort":
             members.append(draw(sorts()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from routing_dsl.cli import main
@@ -211,6 +212,24 @@ def test_ranked_below_carries_both_facilities_sort_keys():
     assert reason["condition"] == "ranked below the chosen facilities"
     assert reason["values"]["sort_keys"]["distance"] > reason["values"]["chosen"]["NEAR"][
         "distance"]
+
+
+@pytest.mark.parametrize("unit", ["mi", "km"])
+def test_explained_distance_is_the_allocation_distance(unit):
+    """An explanation's distance comes from the evaluation that chose the facility: the same
+    figure, in the rule's unit, as the allocation's (it was once divided by 1.609 again)."""
+    from routing_dsl.interpreter import run_plan
+
+    from .builders import facility, item, order, rule_plan, stock, world
+    snap = world([facility("NEAR", 40.72, -74.0), facility("FAR", 34.05, -118.24)],
+                 [stock("FAR", "P", 5)], [order("O1", [item("1", "P", 1)])])
+    result = run_plan(rule_plan(f"assign single inventory {{ distance < 5000 {unit} }} "
+                                "sort by distance"), snap, explain=True)
+    [allocation] = result["allocations"]
+    [chosen] = result["explanations"][0]["rules"][0]["chosen"]
+    assert chosen["sort_keys"]["distance"] == allocation["distance"]
+    assert chosen["sort_keys"]["distance_unit"] == allocation["distance_unit"] == unit
+    assert allocation["distance"] > (3900 if unit == "km" else 2400)
 
 
 def test_explain_says_why_an_order_was_not_routed(tmp_path: Path):

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routing_dsl.app import load_plan
+from routing_dsl.criteria import REGISTRY
 from routing_dsl.result import dump_result
 from routing_dsl.engine import (FastUnsupported, choose, load_columnar, route, run_fast,
                                 snapshot_digest, unsupported_reason)
@@ -43,9 +44,9 @@ def test_examples_give_the_same_bytes_on_both_engines(route_file, snapshot_file)
     assert dump_result(run_fast(the_plan, load_columnar(snapshot_file))) == reference
 
 
-def test_every_example_plan_but_the_reference_only_sorts_runs_fast():
-    unsupported = {r.name for r, _ in CASES if unsupported_reason(load_plan(r))}
-    assert unsupported == {"promise_date.route", "safety_stock.route"}  # broken_style, velocity
+def test_every_example_plan_runs_fast():
+    assert [r.name for r, _ in CASES if unsupported_reason(load_plan(r))] == []
+    assert {choose(load_plan(r)) for r, _ in CASES} == {"fast"}
 
 
 def test_columnar_and_validated_snapshots_hash_alike():
@@ -54,7 +55,7 @@ def test_columnar_and_validated_snapshots_hash_alike():
         snapshot_digest(load_snapshot(snapshot_file))
 
 
-def test_route_runs_reference_only_plans_on_a_columnar_snapshot():
+def test_route_runs_velocity_plans_on_a_columnar_snapshot():
     folder = EXAMPLES / "safety_stock"
     the_plan = load_plan(folder / "safety_stock.route")
     expected = dump_result(run_plan(the_plan, load_snapshot(folder / "snapshot.json")))
@@ -64,26 +65,12 @@ def test_route_runs_reference_only_plans_on_a_columnar_snapshot():
 # ---- generated snapshots and plans ----------------------------------------------------------
 
 PRODUCTS = ["P1", "P2", "P3", "P4"]
-FILTERS = [
-    "queue == _NA_", "queue in [_NA_, PARK]", "shipment_method == NEXT_DAY",
-    "shipment_method != NEXT_DAY", "priority == HIGH", "priority is null",
-    "sales_channel in [WEB]", "sales_channel is not null", "product_category == SHOES",
-    "product_category != SHOES", "promise_date <= 2 days", "origin_facility_group == A",
-]
-ORDER_SORTS = ["order_date", "order_date desc", "priority", "priority desc nulls first",
-               "ship_before", "ship_after desc", "delivery_days", "delivery_days nulls first"]
-CONDITIONS = [
-    "facility_group == A", "facility_group in [A, B]", "facility_group != C",
-    "distance <= 30 UNIT", "distance < 40 UNIT", "distance > 1 UNIT", "brokering_safety_stock > 1",
-    "brokering_safety_stock >= 2", "ignore_facility_order_limit", "keep_item_groups_together",
-    "only_if_all_items_available", "shipment_threshold 5", "shipment_threshold 30",
-    "transit_days <= 1", "transit_days < 3 days", "shipping_cost <= 12", "shipping_cost < 9.5",
-    "delivery_date <= promise_date", "delivery_date < promise_date", "split_cost 2.5",
-    "split_cost 5 UNIT",
-]
-RULE_SORTS = ["distance", "distance desc", "inventory_balance desc", "inventory_balance",
-              "facility_sequence", "facility_sequence desc", "shipping_cost",
-              "shipping_cost desc nulls first", "delivery_date", "delivery_date desc"]
+# what the generated plans say: every criterion's samples, from the registry
+FILTERS = [s for c in REGISTRY("order_filter").values() for s in c.samples]
+ORDER_SORTS = [s for c in REGISTRY("order_sort").values() for s in c.samples]
+CONDITIONS = [s for level in ("inventory_condition", "setting")
+              for c in REGISTRY(level).values() for s in c.samples]
+RULE_SORTS = [s for c in REGISTRY("inventory_sort").values() for s in c.samples]
 ACTIONS = ["", "when unfilled { move to queue PARK }",
            "when unfilled { auto_cancel after 3 days }", "when unfilled { clear auto_cancel }",
            "when unfilled { auto_cancel after 2 days move to queue PARK }"]
@@ -163,7 +150,8 @@ def snapshots(draw):
             inventory.append(stock(f["id"], product, draw(st.sampled_from([-1, 0, 1, 2, 3, 5,
                                                                            8, 12, 2.5])),
                                    minimum=draw(st.integers(0, 2)),
-                                   brokering=draw(st.sampled_from([True, True, True, False]))))
+                                   brokering=draw(st.sampled_from([True, True, True, False])),
+                                   velocity=draw(st.sampled_from([None, None, 0.5, 2, 3.25]))))
     dates = st.one_of(st.none(), st.sampled_from(["2026-11-23T12:00:00-05:00",
                                                   "2026-11-25T08:00:00", "2026-11-20T00:00:00Z"]))
     orders = []
@@ -193,11 +181,14 @@ def snapshots(draw):
         if draw(st.booleans()) and len(items) > 1:  # a second ship group takes the last line
             built["ship_groups"].append({**group, "id": "00002", "items": [items.pop()]})
         orders.append(built)
-    products = [{"id": "P1", "categories": ["SHOES"], "weight": 2.5,
+    # styles for broken_style: S1 has a variant nothing stocks or orders (P5), P4 has none
+    products = [{"id": "P1", "categories": ["SHOES"], "weight": 2.5, "parent": "S1",
                  "dimensions": {"length": 13, "width": 8, "height": 5}},
-                {"id": "P2", "weight": 0.4, "weight_unit": "kg"}, {"id": "P3"},
+                {"id": "P2", "weight": 0.4, "weight_unit": "kg", "parent": "S1"},
+                {"id": "P3", "parent": "S2"},
                 {"id": "P4", "categories": ["SHOES", "SALE"], "weight": 7,
-                 "dimensions": {"length": 40, "width": 30, "height": 30, "unit": "cm"}}]
+                 "dimensions": {"length": 40, "width": 30, "height": 30, "unit": "cm"}},
+                {"id": "P5", "parent": "S1"}]
     methods = [{"id": "NEXT_DAY", "delivery_days": 1, "rates": draw(rate_cards())},
                {"id": "STANDARD", "delivery_days": 5},
                {"id": "STANDARD", "carrier": "UPS", "delivery_days": 3,

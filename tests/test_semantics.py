@@ -261,6 +261,20 @@ def test_brokering_safety_stock_needs_the_threshold_and_the_whole_line():
     assert allocated(inclusive) == [("O1", "1", "F1", 4)]
 
 
+def test_every_inventory_condition_holds_even_two_on_one_field():
+    """All of a rule's conditions must hold: a looser threshold written after a stricter one
+    does not replace it (once only the last safety-stock or delivery-date condition counted)."""
+    from routing_dsl.engine import run_fast
+    from routing_dsl.result import dump_result
+    snap = world([facility("F1", 40.71, -74.0), facility("F2", 40.8, -74.0)],
+                 [stock("F1", "P", 4), stock("F2", "P", 6)], [order("O1", [item("1", "P", 4)])])
+    the_plan = rule_plan("assign partial inventory { brokering_safety_stock > 4 "
+                         "brokering_safety_stock >= 4 } sort by distance")
+    result = run(the_plan, snap)
+    assert allocated(result) == [("O1", "1", "F2", 4)]
+    assert dump_result(run_fast(the_plan, snap)) == dump_result(result)
+
+
 def test_only_if_all_items_available_keeps_all_or_nothing():
     snap = world([facility("F")], [stock("F", "A", 1)],
                  [order("O1", [item("1", "A", 1), item("2", "B", 1)])])

@@ -15,17 +15,17 @@ from functools import cached_property
 
 import numpy as np
 
+from ..criteria import REGISTRY
+from ..criteria.groups import sequence_of
+from ..criteria.orders import DEFAULT_SORT
 from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _order_predicate,
-                           _ItemState, _prepare_rule, _radians, _Unit,
-                           order_lines)
+                           _ItemState, _prepare_rule, _radians, _Unit, order_lines,
+                           priority_ranks)
 from ..plan import Plan, PlanRouting
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import kernel
 from .columnar import inventory_columns
-
-# Sorts whose keys depend on more than one product's stock per facility: reference only.
-REFERENCE_ONLY_SORTS = ("sales_velocity", "broken_style")
 
 
 class _NoRates:
@@ -52,11 +52,6 @@ def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
             if routing.optimize is not None:
                 return (f"routing {routing.name!r} is optimised (`optimize`), which the "
                         "reference engine runs")
-            for rule in routing.rules:
-                for sort in rule.sorts:
-                    if sort.field in REFERENCE_ONLY_SORTS:
-                        return (f"rule {rule.name!r} sorts by {sort.field}, which only the "
-                                "reference engine implements")
     return None
 
 
@@ -93,6 +88,7 @@ class _FastContext(_Context):
         self.s_net = columns.atp[rows] - columns.minimum_stock[rows]
         self.s_alloc = np.zeros(len(rows))
         self.atp_column = columns.atp
+        self._velocity_rows = (facility, product, columns.sales_velocity)
         self.p_counts = np.bincount(self.s_prod, minlength=len(self.prod_ids))
         radians = [_radians(info.lat, info.lon) for info in infos]
         self.f_has = np.array([r is not None for r in radians], np.bool_)
@@ -221,6 +217,27 @@ class _FastContext(_Context):
                         or [0], np.int64)
 
     @cached_property
+    def sort_tables(self) -> kernel.SortTables:
+        """Velocity by product and facility, and the styles' variants (kernel.SortTables)."""
+        facility, product, velocity = self._velocity_rows
+        known = np.nonzero(~np.isnan(velocity))[0]
+        n_prod = len(self.prod_ids)
+        order = known[np.lexsort((facility[known], product[known]))]
+        v_ptr = np.concatenate(([0], np.cumsum(np.bincount(product[order], minlength=n_prod))))
+        styles = sorted(self.variants)
+        style_code = {s: k for k, s in enumerate(styles)}
+        style_of = np.array([style_code.get(self.style.get(p), -1) for p in self.prod_ids]
+                            or [-1], np.int64)
+        members = [[self.prod_index.get(v, -1) for v in self.variants[s]] for s in styles]
+        style_ptr = np.concatenate(([0], np.cumsum([len(m) for m in members]))).astype(np.int64)
+        return kernel.SortTables(
+            v_ptr.astype(np.int64), facility[order].astype(np.int64) if len(order) else
+            np.zeros(1, np.int64), velocity[order] if len(order) else np.zeros(1),
+            style_of, style_ptr,
+            np.array([v for m in members for v in m] or [-1], np.int64),
+            np.array([len(m) for m in members] or [0], np.int64), kernel.SORT_EXCLUDES)
+
+    @cached_property
     def rate_arrays(self) -> tuple:
         return self.rates.arrays(self.prod_ids)
 
@@ -271,20 +288,17 @@ class _FastInterpreter(_Interpreter):
         keep = np.ones(len(units), np.bool_)
         heads = units.heads()
         sgs = ctx.it_sg[heads]
-        reference_only = []
+        per_unit = []  # filters without columns: their predicate, unit by unit
         for condition in routing.filters:
-            column = {"queue": (ctx.it_queue[heads], ctx.fac_index),
-                      "shipment_method": (ctx.sg_method[sgs], ctx.method_codes),
-                      "sales_channel": (ctx.sg_channel[sgs], ctx.channel_codes),
-                      "priority": (ctx.sg_priority[sgs], ctx.priority_codes)}.get(condition.field)
-            if column is None:
-                reference_only.append(_order_predicate(condition, ctx))
+            criterion = REGISTRY("order_filter")[condition.field]
+            if criterion.mask is None:
+                per_unit.append(_order_predicate(condition, ctx))
             else:
-                keep &= _id_mask(*column, condition.op, condition.ids)
-        if reference_only:
+                keep &= criterion.mask(condition, ctx, heads, sgs)
+        if per_unit:
             for u in np.nonzero(keep)[0].tolist():
                 unit = units.unit(u, ctx)
-                keep[u] = all(predicate(unit) for predicate in reference_only)
+                keep[u] = all(predicate(unit) for predicate in per_unit)
         units = units.select(np.nonzero(keep)[0])
         return units.select(self._unit_order(routing, units))
 
@@ -295,25 +309,12 @@ class _FastInterpreter(_Interpreter):
         ctx = self.ctx
         heads = units.heads()
         sgs = ctx.it_sg[heads]
-        ranks: dict[str, int] = {}
-        for rank, name in enumerate(self.plan.priority_order):
-            ranks.setdefault(name.upper(), rank)
+        ranks = priority_ranks(self.plan.priority_order)
+        sorts = REGISTRY("order_sort")
         columns = []
         for sort in routing.sorts or [None]:
-            field = "order_date" if sort is None else sort.field
-            if field in ("ship_before", "ship_after"):
-                per_item = ctx.it_ship_before if field == "ship_before" else ctx.it_ship_after
-                values = np.fmin.reduceat(per_item[units.items], units.ptr[:-1]) \
-                    if len(units) else np.zeros(0)
-            elif field == "order_date":
-                values = ctx.sg_order_date[sgs]
-            elif field == "delivery_days":
-                values = ctx.sg_delivery[sgs]
-            else:
-                names = list(ctx.priority_codes)
-                by_code = np.array([ranks.get(n.upper(), len(ranks)) for n in names] + [np.nan],
-                                   np.float64)
-                values = by_code[ctx.sg_priority[sgs]]  # code -1 (no priority) is NaN
+            criterion = sorts[DEFAULT_SORT if sort is None else sort.field]
+            values = criterion.column(ctx, units, heads, sgs, ranks)
             null = np.isnan(values)
             nulls_first = sort is not None and sort.nulls_first
             descending = sort is not None and sort.descending
@@ -327,7 +328,8 @@ class _FastInterpreter(_Interpreter):
         rules = routing.rules
         n_rules, n_fac = len(rules), len(ctx.fac_ids)
         prepared = [_prepare_rule(rule, index) for index, rule in enumerate(rules)]
-        width_d = max([len(p.distance) for p in prepared] + [1])
+        distance = [_checks(p.candidate_checks, "km") for p in prepared]
+        width_d = max([len(d) for d in distance] + [1])
         width_s = max([len(rule.sorts) for rule in rules] + [1])
         dist_op = np.zeros((n_rules, width_d), np.int64)
         dist_km = np.zeros((n_rules, width_d))
@@ -339,20 +341,18 @@ class _FastInterpreter(_Interpreter):
         infos = [ctx.facilities[f] for f in ctx.fac_ids]
         serving = [not info.virtual and store in info.stores for info in infos]
         for r, (rule, prep) in enumerate(zip(rules, prepared, strict=True)):
-            for k, (_, km, condition) in enumerate(prep.distance):
-                dist_op[r, k] = kernel.OPS[condition.op]
-                dist_km[r, k] = km
+            for k, check in enumerate(distance[r]):
+                dist_op[r, k], dist_km[r, k] = check.op, check.number
             for k, sort in enumerate(rule.sorts):
                 sort_field[r, k] = kernel.SORT_FIELDS[sort.field]
                 sort_desc[r, k] = sort.descending
                 sort_nf[r, k] = sort.nulls_first
             for f, info in enumerate(infos):
                 static[r, f] = serving[f] and _group_reason(prep, info) is None
-                numbers = [info.groups[g] for g in prep.include_ids
-                           if g in info.groups and info.groups[g] is not None]
-                if numbers:
-                    seq[r, f] = min(numbers)
-        safety = [p.safety for p in prepared]
+                number = sequence_of(prep.include_ids, info)
+                if number is not None:
+                    seq[r, f] = number
+        safety = [(_checks(p.serve_checks, "available") or [None])[0] for p in prepared]
         actions = [rule.actions for rule in rules]
         return (
             np.array([rule.assign == "single" for rule in rules], np.bool_),
@@ -363,10 +363,10 @@ class _FastInterpreter(_Interpreter):
             np.array([p.unit_factor for p in prepared], np.float64),
             np.array([p.uses_distance for p in prepared], np.bool_),
             np.array([rule.distance_unit != "km" for rule in rules], np.bool_),
-            np.array([len(p.distance) for p in prepared], np.int64), dist_op, dist_km,
+            np.array([len(d) for d in distance], np.int64), dist_op, dist_km,
             np.array([s is not None for s in safety], np.bool_),
-            np.array([kernel.OPS[s[2].op] if s else 0 for s in safety], np.int64),
-            np.array([s[1] if s else 0.0 for s in safety], np.float64),
+            np.array([s.op if s else 0 for s in safety], np.int64),
+            np.array([s.number if s else 0.0 for s in safety], np.float64),
             np.array([len(rule.sorts) for rule in rules], np.int64), sort_field, sort_desc,
             sort_nf,
             np.array([a.clear_auto_cancel for a in actions], np.bool_),
@@ -381,28 +381,28 @@ class _FastInterpreter(_Interpreter):
         `transit_days`, `shipping_cost` and `delivery_date` conditions, `split_cost`, and
         which rank with shipping keys."""
         n = len(prepared)
-        width_t = max([len(p.transit) for p in prepared] + [1])
-        width_c = max([len(p.cost_limits) for p in prepared] + [1])
+        transit = [_checks(p.candidate_checks, "transit") for p in prepared]
+        costs = [p.placement_checks for p in prepared]
+        promise = [(_checks(p.serve_checks, "delivery") or [None])[0] for p in prepared]
+        width_t = max([len(t) for t in transit] + [1])
+        width_c = max([len(c) for c in costs] + [1])
         t_op, t_days = np.zeros((n, width_t), np.int64), np.zeros((n, width_t))
         c_op, c_lim = np.zeros((n, width_c), np.int64), np.zeros((n, width_c))
-        for r, prep in enumerate(prepared):
-            for k, (_, days, condition) in enumerate(prep.transit):
-                t_op[r, k], t_days[r, k] = kernel.OPS[condition.op], days
-            for k, (_, limit, condition) in enumerate(prep.cost_limits):
-                c_op[r, k], c_lim[r, k] = kernel.OPS[condition.op], limit
+        for r in range(n):
+            for k, check in enumerate(transit[r]):
+                t_op[r, k], t_days[r, k] = check.op, check.number
+            for k, check in enumerate(costs[r]):
+                c_op[r, k], c_lim[r, k] = check.op, check.number
         return (np.array([p.uses_zone for p in prepared], np.bool_),
-                np.array([bool(p.cost_limits) or any(s.field == "shipping_cost"
-                                                      for s in p.rule.sorts)
-                          for p in prepared], np.bool_),
-                np.array([len(p.transit) for p in prepared], np.int64), t_op, t_days,
-                np.array([len(p.cost_limits) for p in prepared], np.int64), c_op, c_lim,
-                np.array([-1 if p.promise is None else kernel.OPS[p.promise.op]
-                          for p in prepared], np.int64),
+                np.array(["costs" in p.needs for p in prepared], np.bool_),
+                np.array([len(t) for t in transit], np.int64), t_op, t_days,
+                np.array([len(c) for c in costs], np.int64), c_op, c_lim,
+                np.array([-1 if c is None else c.op for c in promise], np.int64),
                 np.array([p.split_money for p in prepared], np.float64),
                 np.array([p.split_distance for p in prepared], np.float64),
-                np.array([bool(p.cost_limits) or p.split_distance != 0.0 or any(
-                    s.field in ("shipping_cost", "delivery_date") for s in p.rule.sorts)
-                    for p in prepared], np.bool_))
+                np.array(["placement" in p.needs or p.split_distance != 0.0
+                          for p in prepared], np.bool_),
+                np.array(["balance" in p.needs for p in prepared], np.bool_))
 
     def _route_units(self, group_name: str, store: str, routing: PlanRouting,
                      units: _UnitSet, progress) -> int:
@@ -435,7 +435,8 @@ class _FastInterpreter(_Interpreter):
                 ctx.it_excl_ptr, ctx.it_excl, ctx.it_price, ctx.it_adj, ctx.it_qty,
                 ctx.f_has, ctx.f_phi, ctx.f_lam, ctx.f_cos, ctx.f_limit,
                 ctx.orders_today_array, ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc,
-                *arrays, u_card, u_dest, promised, rates, *rows.allocation_arrays(),
+                *arrays, u_card, u_dest, promised, rates, ctx.sort_tables,
+                *rows.allocation_arrays(),
                 *rows.unfillable_arrays(), counts,
                 ctx.brokered, ctx.fac_warn, unit_warn)
             if start >= len(units):
@@ -651,17 +652,6 @@ def _nan(value) -> float:
     return math.nan if value is None else value
 
 
-def _id_mask(codes: np.ndarray, index: dict[str, int], op: str, ids) -> np.ndarray:
-    """`interpreter._id_predicate` over a column of codes."""
-    wanted = np.array(sorted({index[i] for i in ids if i in index}), np.int64)
-    member = (codes >= 0) & np.isin(codes, wanted)
-    if op in ("==", "in"):
-        return member
-    if op in ("!=", "not in"):
-        return (codes < 0) | ~member
-    return codes < 0 if op == "is null" else codes >= 0
-
-
 def _numbers(values: np.ndarray) -> list:
     """`interpreter._number` of each value; whole numbers (nearly all quantities) at numpy
     speed."""
@@ -687,3 +677,8 @@ def _auto_cancel_value(current, code: int, ctx):
 def _auto_cancel(current, code: int, ctx) -> str | None:
     value = _auto_cancel_value(current, code, ctx)
     return value.isoformat() if value else None
+
+
+def _checks(checks: list, fact: str) -> list:
+    """The lowered conditions among ``checks`` that compare ``fact``."""
+    return [check for check in checks if check.criterion.fact == fact]

@@ -12,52 +12,42 @@ radians of every coordinate.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
-from numba import njit
 
-EPS = 1e-9
+from ..criteria import REGISTRY
+from ..criteria._jit import EPS, KM_PER_MILE, compare as _compare, find_row as _find
+from .jit import jit, sort_value
+
 EARTH_RADIUS_KM = 6371.0088
-KM_PER_MILE = 1.609344
 
-OPS = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
-SORT_FIELDS = {"distance": 0, "inventory_balance": 1, "facility_sequence": 2,
-               "shipping_cost": 3, "delivery_date": 4}
+# inventory sort -> the code `sort_value` dispatches on (the registry's order)
+SORT_FIELDS = {name: code for code, name in enumerate(REGISTRY("inventory_sort"))}
+SORT_EXCLUDES = np.array([c.excludes_missing for c in REGISTRY("inventory_sort").values()],
+                         np.bool_)
+
+# What the velocity and style sorts read: velocity by product (rows v_ptr[p]:v_ptr[p + 1] of
+# v_fac/v_val, by facility), each product's style (-1: none), each style's variants (codes,
+# -1 for a variant no row or line names) and how many it has; which sorts drop a facility
+# without a value.
+SortTables = namedtuple("SortTables", "v_ptr v_fac v_val style_of style_ptr style_var "
+                                      "style_size sort_excludes")
+# What an inventory sort's kernel function reads (criteria: ``kernel(view, r, f, n)``): the
+# placed products (the first n, in id order), the candidates' measures (distance in the
+# rule's unit, balance), the rules' sequence numbers, the shipping keys of the step being
+# ranked and the rules' split costs, the stock, the tables above and the facilities' counts.
+RankView = namedtuple("RankView", "products c_has c_dist bal seq ship_rank ship_new "
+                                  "split_distance ship_added split_money ship_delivery p_ptr "
+                                  "s_fac s_net v_ptr v_fac v_val style_of style_ptr style_var "
+                                  "style_size orders_today f_limit sort_excludes")
 # what happened last to an item that stays open: as the result's unfillable "action" says it
 ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
 AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
 NO_DATE = 2 ** 40  # shipping.NO_DATE: an item without a promised date
 
 
-@njit(cache=True, inline="always")
-def _compare(op, a, b):
-    if op == 0:
-        return a < b
-    if op == 1:
-        return a <= b
-    if op == 2:
-        return a > b
-    if op == 3:
-        return a >= b
-    if op == 4:
-        return a == b
-    return a != b
-
-
-@njit(cache=True, inline="always")
-def _find(s_fac, lo, hi, f):
-    """Position of facility ``f`` among one product's rows s_fac[lo:hi] (sorted), or -1."""
-    end = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if s_fac[mid] < f:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo if lo < end and s_fac[lo] == f else -1
-
-
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _net(p_ptr, s_fac, s_net, p, f):
     """Net stock of product ``p`` at facility ``f`` (0.0 without a row) and the row, or -1."""
     pos = _find(s_fac, p_ptr[p], p_ptr[p + 1], f)
@@ -66,7 +56,7 @@ def _net(p_ptr, s_fac, s_net, p, f):
     return s_net[pos], pos
 
 
-@njit(cache=True)
+@jit
 def _less(keys, a, b, width):
     for k in range(width):
         if keys[a, k] < keys[b, k]:
@@ -76,7 +66,7 @@ def _less(keys, a, b, width):
     return False
 
 
-@njit(cache=True)
+@jit
 def _sort_rows(keys, n, width, order, buffer):
     """Row indices 0..n-1 ordered by their key rows (merge sort; keys end with the facility,
     so no two rows tie), in ``order`` or ``buffer`` (scratch, both at least n long): the one
@@ -110,14 +100,14 @@ def _sort_rows(keys, n, width, order, buffer):
     return order
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _km(phi1, lam1, cos1, phi2, lam2, cos2):
     """`interpreter._haversine_radians`, operation for operation."""
     a = math.sin((phi2 - phi1) / 2) ** 2 + cos1 * cos2 * math.sin((lam2 - lam1) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _zone_of(c, f, dest, has_km, km, rates):
     """`shipping._zone`: the card's zone chart, else its distance bands; -1 for none."""
     band, scalars, miles, origin = rates[0], rates[4], rates[5], rates[6]
@@ -138,7 +128,7 @@ def _zone_of(c, f, dest, has_km, km, rates):
     return -1
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos, u_phi, u_lam, u_cos,
              dist_stamp, km_cache, zone_stamp, zone_cache, rates):
     """The zone of a package from ``f`` to unit ``u`` (the ``ui``-th routed), once per unit;
@@ -156,7 +146,7 @@ def _zone_at(f, ui, u, c, u_dest, f_has, u_has, f_phi, f_lam, f_cos, u_phi, u_la
     return zone_cache[f]
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _bucket(c, weight, volume, weights, scalars):
     """The weight bucket of a package (`shipping._cost`'s billable weight), -1 for none."""
     if c < 0 or weight != weight:
@@ -174,7 +164,7 @@ def _bucket(c, weight, volume, weights, scalars):
     return -1
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _price(c, z, f, b, price, scalars, handling):
     """A package's cost in bucket ``b`` of zone ``z`` from ``f`` (NaN without either)."""
     if b < 0 or z < 0:
@@ -182,14 +172,14 @@ def _price(c, z, f, b, price, scalars, handling):
     return (price[c, z, b] + scalars[c, 3]) * scalars[c, 4] + handling[f]
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _package_cost(c, z, f, weight, volume, price, weights, scalars, handling):
     """`shipping._cost`, operation for operation: NaN when it cannot be priced."""
     return _price(c, z, f, _bucket(c, weight, volume, weights, scalars), price, scalars,
                   handling)
 
 
-@njit(cache=True)
+@jit
 def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_prod, it_open,
                    it_excl_ptr, it_excl, p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
                    r_safety_thr, pend_f, pend_p, pend_q, n_pend, promise):
@@ -215,7 +205,7 @@ def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_pro
     return -1
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _excluded(it_excl_ptr, it_excl, i, f):
     for k in range(it_excl_ptr[i], it_excl_ptr[i + 1]):
         if it_excl[k] == f:
@@ -223,7 +213,7 @@ def _excluded(it_excl_ptr, it_excl, i, f):
     return False
 
 
-@njit(cache=True)
+@jit
 def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 it_prod, it_open, it_queue, it_ac, it_group, it_excl_ptr, it_excl,
                 it_price, it_adj, it_qty,
@@ -233,7 +223,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 r_uses_dist, r_miles, r_ndist, r_dist_op, r_dist_km, r_has_safety,
                 r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
                 r_clear_ac, r_ac_days, r_move, r_static, r_seq, shipping, u_card, u_dest,
-                it_promise, rates,
+                it_promise, rates, tables,
                 a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_first, a_cost, a_weight,
                 a_transit, a_delivery, x_unit, x_item, x_open,
                 x_rule, x_action, counts, brokered, fac_warn, unit_warn):
@@ -262,7 +252,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     pk_stamp = np.zeros(n_fac, np.int64)  # facilities with a package in the rule (stamp)
     pk_w = np.zeros(n_fac)
     pk_v = np.zeros(n_fac)
-    ship_cost = np.zeros(n_fac)  # _shipping_keys of the step being ranked
+    ship_added = np.zeros(n_fac)  # _shipping_keys of the step being ranked
     ship_ok = np.ones(n_fac, np.bool_)
     ship_new = np.zeros(n_fac, np.bool_)
     ship_delivery = np.zeros(n_fac)
@@ -294,6 +284,11 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     step_k = np.empty(most_items, np.int64)
     filled = np.empty(most_items)
     products = np.empty(most_items, np.int64)
+    view = RankView(products, c_has, c_dist, bal, r_seq, r_ship_rank, ship_new, r_split_dist,
+                    ship_added, shipping[9], ship_delivery, p_ptr, s_fac, s_net, tables.v_ptr,
+                    tables.v_fac, tables.v_val, tables.style_of, tables.style_ptr,
+                    tables.style_var, tables.style_size, orders_today, f_limit,
+                    tables.sort_excludes)
     width = 2 * (max(r_nsort) if n_rules else 0) + 3
     keys = np.empty((n_fac, width))
     order_a = np.empty(n_fac, np.int64)
@@ -417,10 +412,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 c_has[f] = has
                 c_dist[f] = d * r_factor[r] if has else 0.0
             # ---- measures that do not depend on what is placed ----
-            wants_balance = False
-            for m in range(r_nsort[r]):
-                if r_sort_field[r, m] == 1:
-                    wants_balance = True
+            wants_balance = shipping[12][r]  # a sort needs the unit's net stock
             for cc in range(n_cand):
                 bal[cand_list[cc]] = 0.0
                 full[cand_list[cc]] = n_open if r_single[r] else 0
@@ -461,14 +453,13 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 if r_ship_rank[r]:
                     _shipping_keys(r, open_k, n_open, u0, unit_items, it_prod, it_open,
                                    cand_list, n_cand, stamp, n_pk + unit_pk, c, zone_cache,
-                                   pk_stamp, pk_w, pk_v, shipping, rates, ship_cost, ship_ok,
+                                   pk_stamp, pk_w, pk_v, shipping, rates, ship_added, ship_ok,
                                    ship_new, ship_delivery)
                 n_rank, order = _rank(r, open_k, n_open, u0, unit_items, it_prod, it_open,
                                       p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
-                                      stamp, c_has, c_dist, bal, full, r_nsort, r_sort_field,
-                                      r_sort_desc, r_sort_nf, r_seq, holders, products, keys,
-                                      order_a, order_b, r_ship_rank[r], ship_cost, ship_ok,
-                                      ship_new, ship_delivery, r_split_dist[r])
+                                      stamp, full, r_nsort, r_sort_field, r_sort_desc,
+                                      r_sort_nf, holders, keys, order_a, order_b,
+                                      r_ship_rank[r], ship_ok, view)
                 last = 2 * r_nsort[r] + 2
                 f = _first_filling(r, open_k, n_open, u0, unit_items, order, n_rank, keys, last,
                                    it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
@@ -505,15 +496,13 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     if r_ship_rank[r]:
                         _shipping_keys(r, step_k, n_step, u0, unit_items, it_prod, it_open,
                                        cand_list, n_cand, stamp, n_pk + unit_pk, c, zone_cache,
-                                       pk_stamp, pk_w, pk_v, shipping, rates, ship_cost,
+                                       pk_stamp, pk_w, pk_v, shipping, rates, ship_added,
                                        ship_ok, ship_new, ship_delivery)
                     n_rank, order = _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open,
                                           p_ptr, s_fac, s_net, cand_list, n_cand, cand_stamp,
-                                          stamp, c_has, c_dist, bal, full, r_nsort,
-                                          r_sort_field, r_sort_desc, r_sort_nf, r_seq, holders,
-                                          products, keys, order_a, order_b, r_ship_rank[r],
-                                          ship_cost, ship_ok, ship_new, ship_delivery,
-                                          r_split_dist[r])
+                                          stamp, full, r_nsort, r_sort_field, r_sort_desc,
+                                          r_sort_nf, holders, keys, order_a, order_b,
+                                          r_ship_rank[r], ship_ok, view)
                     last = 2 * r_nsort[r] + 2
                     if r_keep[r] and it_group[first] >= 0:
                         f = _first_filling(r, step_k, n_step, u0, unit_items, order, n_rank,
@@ -706,7 +695,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
     return len(units), 0
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _pack(f, p, q, c, stamp, pk_stamp, pk_w, pk_v, pw, pv, n_pk):
     """Add ``q`` units of product ``p`` to the rule's package at ``f`` (interpreter._pack);
     returns how many facilities have one."""
@@ -725,7 +714,7 @@ def _pack(f, p, q, c, stamp, pk_stamp, pk_w, pk_v, pw, pv, n_pk):
     return n_pk
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _pending(pend_f, pend_p, pend_q, n_pend, f, p):
     for k in range(n_pend):
         if pend_f[k] == f and pend_p[k] == p:
@@ -733,7 +722,7 @@ def _pending(pend_f, pend_p, pend_q, n_pend, f, p):
     return 0.0
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, q):
     for k in range(n_pend):
         if pend_f[k] == f and pend_p[k] == p:
@@ -745,7 +734,7 @@ def _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, q):
     return n_pend + 1
 
 
-@njit(cache=True)
+@jit
 def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac,
                s_net, r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p, pend_q, n_pend,
                promise):
@@ -774,16 +763,15 @@ def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, 
     return not has_need or available + EPS >= need
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _shipping_keys(r, step_k, n_step, u0, unit_items, it_prod, it_open, cand_list, n_cand,
                    stamp, opened, c, zone_cache, pk_stamp, pk_w, pk_v, shipping, rates,
-                   ship_cost, ship_ok, ship_new, ship_delivery):
+                   ship_added, ship_ok, ship_new, ship_delivery):
     """Per candidate, what `_rank` needs of shipping for placing the step's items
     (interpreter._ranking): whether it would open a new package, the cost the package there
-    would have and whether it passes the rule's cost limits, what placing adds (plus
-    `split_cost` for a new package) and the delivery day (NaN: unknown)."""
+    would have and whether it passes the rule's cost limits, what placing adds and the
+    delivery day (NaN: unknown)."""
     r_costs, r_ncost, r_cost_op, r_cost_lim = shipping[1], shipping[5], shipping[6], shipping[7]
-    r_split_money = shipping[9]
     transit, price, weights, scalars = rates[1], rates[2], rates[3], rates[4]
     pw, pv, handling, leaves = rates[10], rates[11], rates[12], rates[13]
     costs = r_costs[r]
@@ -821,21 +809,21 @@ def _shipping_keys(r, step_k, n_step, u0, unit_items, it_prod, it_open, cand_lis
             ship_ok[f] = passes
         added = total - (_package_cost(c, z, f, pk_w[f], pk_v[f], price, weights, scalars,
                                        handling) if has_package else 0.0)
-        ship_cost[f] = added + r_split_money[r] if ship_new[f] else added
+        ship_added[f] = added
 
 
-@njit(cache=True)
+@jit
 def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_net,
-          cand_list, n_cand, cand_stamp, stamp, c_has, c_dist, bal, full, r_nsort,
-          r_sort_field, r_sort_desc, r_sort_nf, r_seq, holding, products, keys, order_a,
-          order_b, shipping_keys, ship_cost, ship_ok, ship_new, ship_delivery, split_distance):
+          cand_list, n_cand, cand_stamp, stamp, full, r_nsort, r_sort_field, r_sort_desc,
+          r_sort_nf, holding, keys, order_a, order_b, shipping_keys, ship_ok, view):
     """Candidates holding every placed product, in rank order: the rule's sorts, then more
     items in full, then (one item placed) its availability there, then facility id. Fills the
     first rows of ``keys`` (the facility in column 2 * sorts + 2) and returns how many, and
-    the row order. With ``shipping_keys``, the ``ship_*`` values of each candidate
-    (`_shipping_keys`) rank and filter it: what placing here adds to the shipping cost, whether
-    the package passes the cost limits, whether it opens a new package (which adds
-    ``split_distance`` to the distance), the delivery day."""
+    the row order. Each sort's value is its criterion's (`sort_value` over ``view``; NaN:
+    missing, which drops the facility for a sort that ``sort_excludes``). With
+    ``shipping_keys``, a facility whose package fails the rule's cost limits (``ship_ok``) is
+    left out."""
+    products = view.products
     n_products = 0
     for o in range(n_step):
         p = it_prod[unit_items[u0 + step_k[o]]]
@@ -843,8 +831,12 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
         for m in range(n_products):
             if products[m] == p:
                 known = True
-        if not known:
-            products[n_products] = p
+        if not known:  # kept in id order: sorts that add up per product do so in that order
+            m = n_products
+            while m > 0 and products[m - 1] > p:
+                products[m] = products[m - 1]
+                m -= 1
+            products[m] = p
             n_products += 1
     n_hold = 0
     if n_products == 1:
@@ -872,31 +864,21 @@ def _rank(r, step_k, n_step, u0, unit_items, it_prod, it_open, p_ptr, s_fac, s_n
         f = holding[h]
         if shipping_keys and not ship_ok[f]:
             continue
+        dropped = False
         for m in range(n_sort):
-            field = r_sort_field[r, m]
-            has = True
-            if field == 0:
-                has = c_has[f]
-                value = c_dist[f]
-                if has and shipping_keys and ship_new[f]:
-                    value = value + split_distance
-            elif field == 1:
-                value = bal[f]
-            elif field == 2:
-                value = r_seq[r, f]
-                has = not np.isnan(value)
-            elif field == 3:
-                value = ship_cost[f]
-                has = value == value
-            else:
-                value = ship_delivery[f]
-                has = value == value
-            if has:
+            code = r_sort_field[r, m]
+            value = sort_value(code, view, r, f, n_products)
+            if value == value:
                 keys[n_row, 2 * m] = 0.0
                 keys[n_row, 2 * m + 1] = -value if r_sort_desc[r, m] else value
+            elif view.sort_excludes[code]:
+                dropped = True
+                break
             else:
                 keys[n_row, 2 * m] = -1.0 if r_sort_nf[r, m] else 1.0
                 keys[n_row, 2 * m + 1] = 0.0
+        if dropped:
+            continue
         keys[n_row, 2 * n_sort] = -full[f]
         ratio = 0.0
         if single >= 0 and it_open[single] != 0.0:

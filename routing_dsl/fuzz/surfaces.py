@@ -224,10 +224,12 @@ def hotwax_documents(rng: random.Random, count: int,
     HotWax's own codes in its enum fields, most broken at one JSON path."""
     from ..interchange import hotwax as h
     from .values import JSON_HOSTILE
-    fields = [*h.ORDER_FIELDS, "promiseDaysCutoff", *h.ORDER_SORTS, "facilityGroupId",
-              "distance", "measurementSystem", "brokeringSafetyStock", "splitOrderItemGroup",
-              "ignoreFacilityOrderLimit", "brokerIfAllItemsAvailable", "shipmentThreshold",
-              *h.INVENTORY_SORTS, "inventoryForAllocation desc", "orderDate desc", "weekOfSupply"]
+    from ..criteria import REGISTRY
+    # HotWax's name of every criterion that has one (the registry's), its unit filter, sorts
+    # with a direction, and a name HotWax has that routing does not read
+    fields = [*dict.fromkeys(c.hotwax for c in REGISTRY.all() if c.hotwax),
+              "measurementSystem", "inventoryForAllocation desc", "orderDate desc",
+              "weekOfSupply"]
     values = ["_NA_", "WAREHOUSES", "STORES, WAREHOUSES", "NEXT_DAY", "80", "2", "2.5", "0",
               "METRIC", "IMPERIAL", "Y", "N", "true", "", "PRE-ORDER", "a,b,,c", "-1", "1e400",
               None]

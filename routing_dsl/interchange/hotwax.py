@@ -31,9 +31,11 @@ import msgspec
 from msgspec import Meta, Struct
 
 from ..checker import Workspace
+from ..criteria import REGISTRY
 from ..formatter import format_module
 from ..parser import keyword_terminals
 from ..validation import not_unicode, problem
+from ..vocabulary import ID_KINDS
 
 OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
              "<>": "!=", "not-equal": "!=", "in": "in", "IN": "in", "not-in": "not in",
@@ -41,18 +43,15 @@ OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!="
              "less-equals": "<=", "<=": "<=", "greater": ">", "greater-than": ">", ">": ">",
              "greater-equals": ">=", ">=": ">=", "is-null": "is null",
              "is-not-null": "is not null"}
-ORDER_FIELDS = {"facilityId": ("queue", "queue"),
-                "shipmentMethodTypeId": ("shipment_method", "shipment_method"),
-                "salesChannelEnumId": ("sales_channel", "sales_channel"),
-                "priority": ("priority", "priority"),
-                "originFacilityGroupId": ("origin_facility_group", "facility_group"),
-                "productCategoryId": ("product_category", "category")}
-ORDER_SORTS = {"shipBeforeDate": "ship_before", "shipAfterDate": "ship_after",
-               "orderDate": "order_date", "deliveryDays": "delivery_days",
-               "priority": "priority"}
-INVENTORY_SORTS = {"distance": "distance", "inventoryForAllocation": "inventory_balance",
-                   "facilitySequence": "facility_sequence", "salesVelocity": "sales_velocity",
-                   "brokenStyle": "broken_style"}
+# HotWax's field names, as the criteria registry declares them (criteria without one are
+# ours only: exporting them is a problem): order filters on ids (field -> (name, id kind)),
+# order and inventory sorts (field -> name), inventory conditions (name -> field).
+ORDER_FIELDS = {c.hotwax: (c.name, c.value) for c in REGISTRY("order_filter").values()
+                if c.hotwax and c.value in ID_KINDS}
+ORDER_SORTS = {c.hotwax: c.name for c in REGISTRY("order_sort").values() if c.hotwax}
+INVENTORY_SORTS = {c.hotwax: c.name for c in REGISTRY("inventory_sort").values() if c.hotwax}
+_INVENTORY_NAMES = {c.name: c.hotwax for c in REGISTRY("inventory_condition").values()
+                    if c.hotwax}
 # statusId -> the status word; a routing's and a rule's codes differ (`RULE_DRAFT` on a
 # routing is no status of a routing)
 STATUS = {kind: {None: "", f"{kind}_ACTIVE": "", f"{kind}_DRAFT": " draft",
@@ -579,19 +578,20 @@ def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
                       for k, rule in enumerate(routing.rules, start=1)]}
 
 
-_SETTINGS = {  # setting -> (HotWax field, its value when the setting is written)
-    "keep_item_groups_together": ("splitOrderItemGroup", lambda rule: "N"),
-    "ignore_facility_order_limit": ("ignoreFacilityOrderLimit", lambda rule: "Y"),
-    "only_if_all_items_available": ("brokerIfAllItemsAvailable", lambda rule: "Y"),
-    "shipment_threshold": ("shipmentThreshold", lambda rule: _plain(rule.shipment_threshold)),
+_SETTING_VALUES = {  # setting -> its HotWax value when the setting is written
+    "keep_item_groups_together": lambda rule: "N",
+    "ignore_facility_order_limit": lambda rule: "Y",
+    "only_if_all_items_available": lambda rule: "Y",
+    "shipment_threshold": lambda rule: _plain(rule.shipment_threshold),
 }
+_SETTINGS = {name: (REGISTRY("setting")[name].hotwax, value)
+             for name, value in _SETTING_VALUES.items()}
 
 
 def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
     placed = []  # (where it was written, entry): filters and settings keep the file's order
     for condition in rule.conditions:
-        name = {"facility_group": "facilityGroupId", "distance": "distance",
-                "brokering_safety_stock": "brokeringSafetyStock"}.get(condition.field)
+        name = _INVENTORY_NAMES.get(condition.field)
         if name is None:  # shipping cost and delivery dates: ours, not HotWax's
             problems.append(f"{_where(condition, rule)}: HotWax has no `{condition.field}` "
                             "condition")

@@ -1,0 +1,90 @@
+"""Compiling the kernel: numba, the criteria's shared functions, and a cache that notices
+when any of them changes.
+
+`register` hands every `@jitable` function of the criteria registry to numba
+(`register_jitable`): Python callers (the reference engine) keep calling the plain function,
+compiled callers (the kernel) get it compiled and inlined. `jit` is `numba.njit(cache=True)`
+with one difference: numba keys a cached function on its own source file only, so a kernel
+function calling a criterion in another file would keep its stale compiled code after the
+criterion changed. Here the key also holds a digest of every source the kernel compiles in
+(the criteria package, the shipping cost model and this package), so any change recompiles.
+
+`dispatcher` writes the kernel's dispatch by table: a function that calls the ``code``-th of
+a list of functions (the registry's order), compiled and cached like the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+from numba import njit
+from numba.core.caching import FunctionCache
+from numba.extending import register_jitable
+
+from .. import criteria
+from ..criteria import _jit as shared
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for folder in ("criteria", "engine", "shipping"):
+        for path in sorted((_PACKAGE / folder).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+DIGEST = _sources_digest()
+
+
+class _DependentCache(FunctionCache):
+    """numba's cache, keyed on the kernel's sources too (see the module's docstring)."""
+
+    def _index_key(self, sig, codegen):
+        signature, magic, hashes = super()._index_key(sig, codegen)
+        return signature, magic, (*hashes, DIGEST)
+
+
+def jit(function=None, **options):
+    """``njit(cache=True, **options)`` with the dependent cache."""
+    def wrap(function):
+        compiled = njit(cache=True, **options)(function)
+        compiled._cache = _DependentCache(compiled.py_func)
+        return compiled
+    return wrap(function) if function is not None else wrap
+
+
+def register() -> None:
+    for function in shared.JITABLE:
+        if not getattr(function, "_routing_registered", False):
+            register_jitable(function)
+            function._routing_registered = True
+
+
+register()
+
+
+def dispatcher(name: str, functions: list, arguments: str, missing: str = "math.nan"):
+    """A compiled ``name(code, <arguments>)`` that returns ``functions[code](<arguments>)``
+    (``missing`` for a code out of range): the kernel's table dispatch."""
+    lines = [f"def {name}(code, {arguments}):"]
+    namespace = {"math": math}
+    for code, function in enumerate(functions):
+        alias = f"_f{code}"
+        namespace[alias] = function
+        lines.append(f"    if code == {code}:\n        return {alias}({arguments})")
+    lines.append(f"    return {missing}")
+    # compiled against this file's name so that numba can cache it (the code itself is in
+    # the cache's key, and DIGEST covers the functions it calls)
+    exec(compile("\n".join(lines) + "\n", __file__, "exec"), namespace)
+    return jit(namespace[name], inline="always")
+
+
+INVENTORY_SORTS = list(criteria.REGISTRY("inventory_sort").values())
+# inventory sort code -> value (NaN: missing); the codes are the registry's order
+sort_value = dispatcher("sort_value", [c.kernel for c in INVENTORY_SORTS],
+                        "view, r, f, n_products")
