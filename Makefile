@@ -11,11 +11,15 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/routing warm
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# `routing warm` compiles the fast engine into numba's cache (engine/warm.py): a second when
+# it is already there, so no demo step and no test pays the compile.
 demo: $(STAMP)
+	$(BIN)/routing warm
 	$(BIN)/routing check examples/
 	$(BIN)/routing fmt --check examples/
 	$(BIN)/routing test examples/ --coverage
@@ -27,6 +31,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check routing_dsl tests examples
+	$(BIN)/routing warm
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory editor-test
 

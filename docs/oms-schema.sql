@@ -53,6 +53,16 @@ CREATE TABLE oms_item_excluded_facility (
 	facility TEXT NOT NULL
 );
 
+CREATE TABLE oms_item_rejection (
+	position INTEGER NOT NULL, 
+	order_id TEXT NOT NULL, 
+	ship_group TEXT NOT NULL, 
+	item TEXT NOT NULL, 
+	facility TEXT NOT NULL, 
+	at TEXT NOT NULL, 
+	reason TEXT
+);
+
 CREATE TABLE oms_meta (
 	position INTEGER NOT NULL, 
 	now TEXT NOT NULL, 
@@ -88,6 +98,12 @@ CREATE TABLE oms_order_item (
 	ship_after TEXT, 
 	auto_cancel_date TEXT, 
 	item_group TEXT
+);
+
+CREATE TABLE oms_order_tag (
+	position INTEGER NOT NULL, 
+	order_id TEXT NOT NULL, 
+	tag TEXT NOT NULL
 );
 
 CREATE TABLE oms_product (

@@ -97,11 +97,18 @@ def item(iid, product, qty, price=20.0, **extra):
 
 
 def order(oid, date, items, ship_to=NYC, method="STANDARD", channel="WEB_CHANNEL",
-          priority=None, queue="_NA_", origin=None, sg="00001"):
-    return {"id": oid, "product_store": "STORE", "status": "APPROVED", "order_date": date,
-            "sales_channel": channel, "priority": priority, "origin_facility": origin,
-            "ship_groups": [{"id": sg, "facility": queue, "shipment_method": method,
-                             "carrier": "UPS", "ship_to": ship_to, "items": items}]}
+          priority=None, queue="_NA_", origin=None, sg="00001", tags=None):
+    document = {"id": oid, "product_store": "STORE", "status": "APPROVED", "order_date": date,
+                "sales_channel": channel, "priority": priority, "origin_facility": origin,
+                "ship_groups": [{"id": sg, "facility": queue, "shipment_method": method,
+                                 "carrier": "UPS", "ship_to": ship_to, "items": items}]}
+    if tags:
+        document["tags"] = tags
+    return document
+
+
+def rejected(facility, at, reason):
+    return {"facility": facility, "at": at, "reason": reason}
 
 
 ORDERS = {
@@ -179,6 +186,38 @@ ORDERS = {
               [item("00001", "RUN-10", 2, promised_date="2026-11-26T00:30:00-05:00"),
                item("00002", "TEE-L", 2, promised_date=None)]),
     ],
+    # Stores reject items; VIP orders go first; a cap on facilities; a holiday rule by date.
+    # `now` is 2026-11-23 09:30 New York time: "within 7 days" reaches back to 2026-11-16.
+    "rejections": [
+        # rejected by the nearest store yesterday: the next nearest ships it
+        order("R-1", "2026-11-21T10:00:00-05:00",
+              [item("00001", "RUN-8", 2, 49.5, rejections=[
+                  rejected("ST_NYC", "2026-11-22T16:00:00-05:00", "NOT_IN_STOCK")])],
+              queue="REJECTED_ITM_PARKING", tags=["VIP"]),
+        # rejected weeks ago: the store may ship it again
+        order("R-2", "2026-11-22T08:00:00-05:00",
+              [item("00001", "TEE-M", 1, 25.0, rejections=[
+                  rejected("ST_NYC", "2026-10-30T12:00:00-04:00", "DAMAGED")])],
+              tags=["VIP", "GIFT"]),
+        # rejected three times: a person looks at it
+        order("R-3", "2026-11-19T09:00:00-05:00",
+              [item("00001", "RUN-9", 1, 60.0, rejections=[
+                  rejected("ST_NYC", "2026-11-20T11:00:00-05:00", "NOT_IN_STOCK"),
+                  rejected("ST_BOS", "2026-11-21T15:30:00-05:00", "DAMAGED"),
+                  rejected("WH_NJ", "2026-11-22T09:15:00-05:00", "NOT_IN_STOCK")])],
+              queue="REJECTED_ITM_PARKING"),
+        # four lines, at most two facilities in the VIP rule, a third warehouse after it
+        order("R-4", "2026-11-22T09:00:00-05:00",
+              [item("00001", "TEE-L", 1), item("00002", "RUN-10", 2),
+               item("00003", "GIFT-CARD", 1, 10.0)], tags=["VIP"]),
+        # a whole order from one warehouse: the nearest rejected one of its items
+        order("R-5", "2026-11-22T10:00:00-05:00",
+              [item("00001", "RUN-8", 1, rejections=[
+                  rejected("WH_NJ", "2026-11-20T11:00:00-05:00", "NOT_IN_STOCK")]),
+               item("00002", "TEE-M", 1)], tags=["GIFT"]),
+        # too much for one warehouse: the Black Friday rule (in its window) takes it
+        order("R-6", "2026-11-22T11:00:00-05:00", [item("00001", "RUN-8", 60, 30.0)]),
+    ],
 }
 
 
@@ -248,8 +287,10 @@ ORDERS["optimize"] = [
 ]
 
 
-def snapshot(orders: list, shipping: bool = False) -> dict:
+def snapshot(orders: list, shipping: bool = False, queues: tuple = ()) -> dict:
     facilities, products = shipping_world() if shipping else (FACILITIES, PRODUCTS)
+    facilities = facilities + [{"id": q, "type": "QUEUE", "virtual": True,
+                                "product_stores": ["STORE"]} for q in queues]
     return {"format": "routing-snapshot/1", "now": NOW, "timezone": ZONE,
             "product_stores": [{"id": "STORE", "enable_brokering": True}],
             "facilities": facilities, "products": products, "inventory": INVENTORY,
@@ -260,9 +301,16 @@ def main() -> None:
     for name, orders in ORDERS.items():
         path = HERE / name / "snapshot.json"
         path.parent.mkdir(exist_ok=True)
-        document = snapshot(orders, shipping=name in ("shipping_cost", "optimize"))
+        document = snapshot(orders, shipping=name in ("shipping_cost", "optimize"),
+                            queues=("GENERAL_OPS_PARKING",) if name == "rejections" else ())
         path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path.relative_to(HERE.parent)}")
+    # the same rejected orders after the holidays: the Black Friday rule's window is over
+    path = HERE / "rejections" / "december.json"
+    document = dict(snapshot(ORDERS["rejections"], queues=("GENERAL_OPS_PARKING",)),
+                    now="2026-12-02T09:30:00-05:00")
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(HERE.parent)}")
 
 
 if __name__ == "__main__":

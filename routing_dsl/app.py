@@ -227,6 +227,19 @@ def load_plan(path: Path) -> Plan:
     return compile_checked(result, result.parsed.source.name)
 
 
+def label_plan(plan: Plan, path: Path, label: str | None = None, *,
+               git: bool = False) -> Plan:
+    """``plan`` with its version label: the file's own ``version``, else ``label``
+    (`--version-label`, InputError when it cannot be one), else, with ``git``, the commit of
+    the git work tree holding ``path`` (see `rollout.versions`)."""
+    from .rollout.versions import label_problem, labelled
+    if label is not None:
+        problem = label_problem(label)
+        if problem:
+            raise InputError(f"--version-label {printable(label[:80])!r}: {problem}")
+    return labelled(plan, path, label, git=git)
+
+
 def load_plan_spec(spec: str) -> Plan:
     """A plan from a path (a .route file or a compiled plan) or from `git:REV:path` (the file
     as it was at that revision; its imports resolve against the working tree)."""
@@ -366,6 +379,56 @@ def open_store(db_url: str | None, warn: Warn = _ignore, note: Warn = _ignore) -
     return store
 
 
+class RejectionRefused(AppError):
+    """A rejection that names no committed line, or reuses a key for another request (exit
+    code 1): nothing was recorded."""
+
+    exit_code = 1
+
+
+def reject_line(db_url: str | None, *, order: str, item: str, facility: str, key: str,
+                reason: str | None = None, ship_group: str | None = None, at=None,
+                reroute: list[Path] | None = None, source: str | None = None,
+                mapping: Path | None = None, queue: str | None = None,
+                explain: bool = False) -> dict:
+    """Record that ``facility`` rejected a committed order line (ops/rejections.py): its
+    reservations released, the rejection kept for every later routing. With ``reroute``
+    (the plans' files) and ``source`` (the snapshot the live state reads), the item is routed
+    again at once and that decision committed with it. Returns the answer: the rejection and
+    the new decision (None without reroute)."""
+    import orjson
+
+    from .ops import rejections
+    store = open_store(db_url)
+    request = rejections.RejectionRequest(order=order, item=item, facility=facility, key=key,
+                                          reason=reason, ship_group=ship_group, at=at,
+                                          reroute=bool(reroute), queue=queue)
+    try:
+        if not reroute:
+            return orjson.loads(rejections.reject(store, request))
+        if source is None:
+            raise InputError("--reroute needs --source (the snapshot the plans route)")
+        from .service.state import DecisionError, LiveState, Unavailable
+        state = LiveState([load_plan(path) for path in reroute], snapshot_source(source, mapping),
+                          [source_text(path) for path in reroute], store=store)
+        state.refresh()
+        try:
+            return orjson.loads(state.reject(request, explain=explain))
+        except DecisionError as error:
+            raise RejectionRefused(str(error)) from None
+        except Unavailable as error:
+            raise AppError(str(error)) from None
+    except rejections.RejectionError as error:
+        raise RejectionRefused(str(error)) from None
+    except Exception as error:
+        from .ops.locks import Busy
+        if isinstance(error, Busy):
+            raise AppError(f"the order's partition stayed locked: {error}") from None
+        raise
+    finally:
+        store.dispose()
+
+
 def upgrade_store(db_url: str | None) -> tuple[str, str]:
     """Create or upgrade the run store's tables: where it is (for messages) and the
     revision it is at."""
@@ -454,14 +517,48 @@ def oms_schema(dialect: str) -> str:
 
 # ---- running ----
 
-def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False) -> str:
-    """The engine that runs ``plan``: "fast" or "reference" (InputError when ``fast`` is
-    asked for and cannot run it)."""
-    from .engine import FastUnsupported, choose
+# A snapshot file (or folder) smaller than this is routed by the reference engine under
+# `--engine auto`: it finishes such a run before the fast engine has imported numba and
+# loaded its compiled code (about half a second); both write the same bytes.
+SMALL_SNAPSHOT_BYTES = 256 * 1024
+
+
+def small_snapshot(spec: str | Path) -> bool:
+    """Whether the snapshot at ``spec`` (a file or a folder; never a database) is small
+    enough that the reference engine routes it sooner than the fast one can start."""
+    if "://" in str(spec):
+        return False
+    path = Path(spec)
     try:
-        return choose(plan, engine, explain=explain)
-    except FastUnsupported as error:
+        if path.is_dir():
+            size = 0
+            for child in path.iterdir():
+                if child.is_file():
+                    size += child.stat().st_size
+                    if size >= SMALL_SNAPSHOT_BYTES:
+                        return False
+            return True
+        return path.stat().st_size < SMALL_SNAPSHOT_BYTES
+    except OSError:
+        return False
+
+
+def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False,
+                  small: bool = False) -> str:
+    """The engine that runs ``plan``: "fast" or "reference" (InputError when ``fast`` is
+    asked for and cannot run it); ``small`` inputs go to the reference engine under auto."""
+    from . import engine as engines
+    try:
+        return engines.choose(plan, engine, explain=explain, small=small)
+    except engines.FastUnsupported as error:  # looked up only when raised: no numba before
         raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
+
+
+def warm_engine() -> dict:
+    """Compile the fast engine's kernel into numba's cache (see engine/warm.py): the seconds
+    taken and the kernel functions compiled."""
+    from .engine.warm import warm
+    return warm()
 
 
 def router(executor: str = "local", jobs: int = 2, address: str | None = None,
@@ -508,6 +605,7 @@ class RunRequest:
     engine: str = "auto"
     what_ifs: tuple[str, ...] = ()
     what_if_file: Path | None = None
+    version_label: str | None = None
     executor: str = "local"
     jobs: int = 2
     address: str | None = None
@@ -598,11 +696,15 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
                 log: Callable[[dict], None] | None = None) -> PreparedRun:
     """Load and check everything ``request`` names (plan, engine, what-ifs, snapshot, group
     and routing, executor, run store), in that order, raising the first problem."""
-    plan = load_plan(request.source)
+    # recorded runs carry the rules' version label (the git commit when nothing else names it)
+    plan = label_plan(load_plan(request.source), request.source, request.version_label,
+                      git=request.recording)
     if request.executor != "local" and (request.explain or request.routing):
         raise InputError(f"--executor {request.executor} routes whole groups without "
                          "explanations: drop --explain and --routing, or use --executor local")
-    engine = choose_engine(plan, request.engine, explain=request.explain)
+    engine = choose_engine(plan, request.engine, explain=request.explain,
+                           small=request.executor == "local"
+                           and small_snapshot(request.snapshot))
     changes = read_what_ifs(request.what_ifs, request.what_if_file)
     store = webhook = read_at = None
     if request.recording:  # opened first: its clock is read before the source (ops/ledger.py)
@@ -857,3 +959,119 @@ def json_schema(kind: str) -> dict:
     else:
         raise InputError(f"no schema named {kind!r} (snapshot, result, plan)")
     return model.model_json_schema()
+
+
+# ---- rolling out a rule change ----
+
+class BadGuards(InputProblems):
+    """A canary's guard file that cannot be used: every problem, naming its key."""
+
+
+def rollout_plans(paths: Iterable[Path], production: list[Plan], mode: str,
+                  ) -> tuple[list[Plan], list[str | None]]:
+    """A candidate's plans (each labelled: its `version`, else the git commit) and their
+    .route texts, checked to stand beside ``production`` (see `rollout.controller`)."""
+    from .rollout.controller import check_groups
+    paths = list(paths)
+    plans = [label_plan(load_plan(path), path, git=True) for path in paths]
+    problems = check_groups(mode, production, plans)
+    if problems:
+        raise InputProblems([f"--{mode}: {problem}" for problem in problems])
+    return plans, [source_text(path) for path in paths]
+
+
+def canary_share(text: str) -> float:
+    """``--canary-share`` as a percent (InputError saying what it takes)."""
+    from .rollout.canary import parse_share
+    try:
+        return parse_share(text)
+    except ValueError as error:
+        raise InputError(f"--canary-share: {error}") from None
+
+
+def read_guards(path: Path):
+    """A canary's guard file (`rollout.guards.Guards`); BadGuards lists every problem."""
+    from .rollout.guards import GuardError
+    from .rollout.guards import read_guards as read
+    try:
+        return read(path)
+    except GuardError as error:
+        raise BadGuards(error.problems) from None
+
+
+def make_rollout(store: RunStore, production: list[Plan], *, shadow: Iterable[Path] = (),
+                 canary: Iterable[Path] = (), share: str | None = None,
+                 guards: Path | None = None, webhook=None,
+                 log: Callable[[dict], None] | None = None):
+    """The candidate `routing serve` runs beside production (`rollout.controller.Rollout`),
+    resumed from the run store or started; None without --shadow or --canary."""
+    shadow, canary = list(shadow), list(canary)
+    if shadow and canary:
+        raise InputError("--shadow and --canary: one candidate at a time (shadow it first, "
+                         "then start its canary)")
+    if not canary and (share is not None or guards is not None):
+        raise InputError(f"{'--canary-share' if share is not None else '--guards'} goes with "
+                         "--canary")
+    if not shadow and not canary:
+        return None
+    if canary and share is None:
+        raise InputError("--canary needs --canary-share, e.g. --canary-share 10%")
+    from .rollout.controller import Rollout
+    mode = "canary" if canary else "shadow"
+    plans, texts = rollout_plans(canary or shadow, production, mode)
+    rollout = Rollout(store, mode, production, plans, texts=texts,
+                      share=canary_share(share) if canary else None,
+                      guards=read_guards(guards) if guards is not None else None,
+                      webhook=webhook, log=log)
+    rollout.start()
+    return rollout
+
+
+def shadow_report(db_url: str | None, *, since=None, limit: int = 50, warn: Warn = _ignore,
+                  note: Warn = _ignore):
+    """The batches shadowed since ``since`` (newest first, at most ``limit``), both versions'
+    figures side by side, and their totals (`rollout.report.ShadowReport`)."""
+    from datetime import UTC
+
+    from .rollout.records import shadow_batches
+    from .rollout.report import ShadowReport
+    store = open_store(db_url, warn, note)
+    try:
+        since = since and (since if since.tzinfo else since.replace(tzinfo=UTC))
+        return ShadowReport(shadow_batches(store, since=since, limit=limit))
+    finally:
+        store.dispose()
+
+
+def rollout_status(db_url: str | None, warn: Warn = _ignore, note: Warn = _ignore) -> list:
+    """The canary (in progress, else the latest) and the shadows in progress, each with its
+    guards' figures (`rollout.report.Standing`)."""
+    from .rollout.report import standings
+    store = open_store(db_url, warn, note)
+    try:
+        return standings(store)
+    finally:
+        store.dispose()
+
+
+def end_canary(db_url: str | None, action: str, reason: str | None = None,
+               warn: Warn = _ignore, note: Warn = _ignore):
+    """``promote`` (the candidate becomes production) or ``abort`` (production alone) the
+    canary in progress: its row as it now stands. InputError when there is none."""
+    from .rollout import records
+    store = open_store(db_url, warn, note)
+    try:
+        found = records.current_canary(store)
+        if found is None or found.status != "active":
+            state = "" if found is None else (
+                f" (the last one, of {found.candidate_label}, was {found.status}"
+                f"{': ' + found.reason if found.reason else ''})")
+            raise InputError(f"no canary in progress{state}")
+        status = "promoted" if action == "promote" else "aborted"
+        why = reason or (f"promoted: {found.candidate_label} is production"
+                         if action == "promote" else "aborted by `routing rollout abort`")
+        if not records.end(store, found.id, status, why):
+            raise InputError("the canary ended meanwhile; see `routing rollout status`")
+        return records.get(store, found.id)
+    finally:
+        store.dispose()

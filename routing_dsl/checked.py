@@ -64,6 +64,10 @@ class CheckedRule:
     where: Where
     # where each inventory setting was written (the HotWax export keeps the file's order)
     settings_where: tuple[tuple[str, Where], ...] = ()
+    max_facilities: int | None = None
+    # `active from "..." until "..."` as written (None: unbounded)
+    active_from: str | None = None
+    active_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,8 @@ class CheckedRouting:
     rules: tuple[CheckedRule, ...]
     item_mode: bool
     where: Where
+    active_from: str | None = None
+    active_until: str | None = None
     optimize: CheckedOptimize | None = None
 
 
@@ -102,3 +108,4 @@ class CheckedProgram:
     source: SourceFile
     groups: tuple[CheckedGroup, ...]
     priority_order: tuple[str, ...]
+    version: str | None = None  # the file's `version` label

@@ -9,16 +9,18 @@ each name is defined and used, for the language server.
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-
-from croniter import croniter
+from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from . import vocabulary as v
 from .checked import (CheckedCondition, CheckedGroup, CheckedOptimize, CheckedProgram,
                       CheckedRouting, CheckedRule, CheckedSortKey, Where)
+from .cronsyntax import plainly_valid
 from .diagnostics import Diagnostic, Fix, sort_diagnostics
 from .optimize.settings import SETTINGS as OPTIMIZE_SETTINGS
 from .loader import ImportProblem, Loader, ParsedModule, SourceError, project_root, stdlib_modules
@@ -121,14 +123,18 @@ class CheckResult:
 # ---- the checker ----------------------------------------------------------------------------------
 
 MAX_IMPORT_DEPTH = 32
+MAX_VERSION = 100  # characters of a `version` label
 
 
 class Workspace:
     """Checks files, sharing parsed and checked imports between them."""
 
-    def __init__(self, loader: Loader | None = None, roots: tuple[Path, ...] = ()):
+    def __init__(self, loader: Loader | None = None, roots: tuple[Path, ...] = (),
+                 now: datetime | None = None):
         self.loader = loader or Loader()
         self.roots = tuple(r.resolve() for r in roots)  # an editor's workspace folders
+        # the moment an active window is judged ended against (RT416): the clock by default
+        self.now = now
         self._results: dict[Path, CheckResult] = {}
         self._in_progress: list[Path] = []
         self.root = Path.cwd()  # the project root of the file being checked (see project_root)
@@ -161,6 +167,11 @@ class Workspace:
             self._results[key] = result
         return result
 
+    def modules(self) -> list[CheckResult]:
+        """Every file on disk checked so far (an entry file and the modules it imported,
+        nested ones included), in the order their checks finished."""
+        return list(self._results.values())
+
     def import_module(self, path: Path) -> CheckResult | None:
         """The checked module at ``path``, or None when importing it would close a cycle."""
         if path in self._in_progress:
@@ -182,6 +193,7 @@ class _ModuleChecker:
         self._used_constants: set[Definition] = set()
         self._imported: list[Diagnostic] = []
         self._syntax_starts = sorted(d.span.start for d in parsed.syntax_diagnostics)
+        self._group_zone: ZoneInfo | None = None  # the schedule's zone of the group checked
 
     # diagnostics
     def error(self, code: str, message: str, span: Span, hint: str | None = None,
@@ -240,10 +252,31 @@ class _ModuleChecker:
                     and not self._is_library()):
                 self.error("RT208", f"constant `{definition.name}` is never used",
                            definition.where.span)
-        program = CheckedProgram(self.source, tuple(groups), tuple(self.scope.priority_order))
+        program = CheckedProgram(self.source, tuple(groups), tuple(self.scope.priority_order),
+                                 self._version(module))
         diagnostics = sort_diagnostics(self.diagnostics + self._imported)
         return CheckResult(self.parsed, diagnostics, program, self.scope, self.definitions,
                            self.references)
+
+    def _version(self, module: n.Module) -> str | None:
+        """The file's own `version` label (an imported module's labels nothing)."""
+        first: n.Version | None = None
+        label = None
+        for item in module.items:
+            if not isinstance(item, n.Version):
+                continue
+            if first is not None:
+                self.error("RT202", "duplicate `version`", item.span,
+                           hint=f"a file has one version, first given at "
+                                f"{self.where(first.span).label()}")
+                continue
+            first, label = item, item.label.value
+            if not label.strip() or label != label.strip() or len(label) > MAX_VERSION:
+                self.error("RT307", f"invalid version label \"{label[:40]}\"", item.label.span,
+                           hint=f"a label of 1 to {MAX_VERSION} characters, without leading "
+                                "or trailing spaces, such as \"2026-11-bf\"")
+                label = None
+        return label
 
     def _is_library(self) -> bool:
         """A module with no groups is a library: its constants exist to be imported."""
@@ -473,7 +506,7 @@ class _ModuleChecker:
                        source=source)
             return None
         units = {"distance": v.DISTANCE_UNITS, "days": v.DAY_UNITS,
-                 "transit": v.DAY_UNITS}.get(measure, ())
+                 "transit": v.DAY_UNITS, "age": v.DAY_UNITS}.get(measure, ())
         if measure == "transit" and value.unit is None:
             pass  # `transit_days <= 2` reads as days without the unit
         elif units and value.unit not in units:
@@ -486,11 +519,22 @@ class _ModuleChecker:
             self.error("RT305", f"`{name}` takes a plain number, not `{value.unit}`", value.span,
                        source=source)
             return None
-        if measure in ("days", "transit") and value.value != value.value.to_integral_value():
+        if measure in ("days", "transit", "age") and \
+                value.value != value.value.to_integral_value():
             self.error("RT306", f"`{name}` takes whole days, not {value.value}", value.span,
                        hint=f"for example `{int(value.value)} days`", source=source)
             return None
-        if measure in ("distance", "money", "count", "transit") and value.value < 0:
+        if measure in ("times", "facilities") and \
+                value.value != value.value.to_integral_value():
+            self.error("RT307", f"`{name}` takes a whole number, not {value.value}", value.span,
+                       source=source)
+            return None
+        if measure == "facilities" and value.value < 1:
+            self.error("RT307", f"`{name}` must be at least 1", value.span,
+                       hint="one facility ships the unit: `max_facilities 1`", source=source)
+            return None
+        if measure in ("distance", "money", "count", "transit", "age", "times") and \
+                value.value < 0:
             self.error("RT307", f"`{name}` cannot be negative", value.span, source=source)
             return None
         limit = v.MEASURE_LIMITS.get(measure)
@@ -557,6 +601,11 @@ class _ModuleChecker:
                 parts.split_cost = self._measure(value, measure, member.name, source)
                 parts.split_cost_unit = value.unit if measure == "distance" else "money"
                 parts.split_cost_where = Where(source, member.span)
+            elif member.name == "max_facilities":
+                value = self._resolve(member.value, scope)
+                if not isinstance(value, RMissing):
+                    number = self._measure(value, "facilities", member.name, source)
+                    parts.max_facilities = None if number is None else int(number)
             else:
                 setattr(parts, member.name, True)
 
@@ -615,7 +664,10 @@ class _ModuleChecker:
                 value = self._resolve(action.days, scope)
                 if not isinstance(value, RMissing):
                     days = self._measure(value, "days", "auto_cancel after", source)
-                    if days is not None:
+                    if days is not None and days < 0:  # a date in the past: no meaning
+                        self.error("RT307", "`auto_cancel after` cannot be negative",
+                                   value.span, hint="days from now: 0 or more", source=source)
+                    elif days is not None:
                         parts.auto_cancel_days = int(days)
             elif isinstance(action, n.ClearAutoCancel):
                 clear = action
@@ -646,6 +698,7 @@ class _ModuleChecker:
         own = self._rule_parts(rule.body or (), self.scope)
         parts = own.over(template_parts) if template_parts else own
         status = rule.status.name if rule.status else "active"
+        active_from, active_until = self._window(rule.window, f"rule `{rule.name.value}`")
         where = self.where(rule.name.span)
         if parts.assign is None and not (rule.extends and template_parts is None):
             self.error("RT411", f"rule `{rule.name.value}` says neither `assign single` nor "
@@ -667,7 +720,9 @@ class _ModuleChecker:
             split_cost_unit=parts.split_cost_unit, distance_unit=unit,
             move_to_queue=parts.move_to_queue or None, auto_cancel_days=parts.auto_cancel_days,
             clear_auto_cancel=parts.clear_auto_cancel, where=where,
-            settings_where=tuple(parts.settings_where.items()))
+            settings_where=tuple(parts.settings_where.items()),
+            max_facilities=parts.max_facilities, active_from=active_from,
+            active_until=active_until)
         return checked, bool(parts.move_to_queue)
 
     def _template_parts(self, template: Definition) -> _RuleParts:
@@ -778,7 +833,7 @@ class _ModuleChecker:
                     self.error("RT402", f"rule `{checked.name}` can never run", member.name.span,
                                hint=f"rule `{parked_by.name.value}` before it moves every unit "
                                     "it cannot fill to a queue")
-                elif parks:
+                elif parks and member.window is None:  # one with a window parks only in it
                     parked_by = member
             rules.append(checked)
         status = routing.status.name if routing.status else "active"
@@ -787,8 +842,11 @@ class _ModuleChecker:
             self.error("RT401", f"routing `{routing.name.value}` has no active rule",
                        routing.name.span,
                        hint="add a rule, or mark the routing `draft` until it has one")
+        active_from, active_until = self._window(routing.window,
+                                                 f"routing `{routing.name.value}`")
         return CheckedRouting(routing.name.value, status, tuple(filters), tuple(sorts),
-                              tuple(rules), item_mode, self.where(routing.name.span), optimize)
+                              tuple(rules), item_mode, self.where(routing.name.span),
+                              active_from, active_until, optimize)
 
     def _optimize(self, block: n.Optimize) -> CheckedOptimize:
         """The block's settings against the table (routing_dsl.optimize.settings): known
@@ -845,6 +903,40 @@ class _ModuleChecker:
             values[name] = int(number) if spec.whole else float(number)
         return CheckedOptimize(tuple(values.items()), self.where(block.span))
 
+    def _window(self, window: n.Window | None, what: str) -> tuple[str | None, str | None]:
+        """The window's bounds as written, once each is a valid date or date and time; an
+        error when it ends before it starts, a warning when it has already ended."""
+        if window is None:
+            return None, None
+        bounds = []
+        for bound in (window.start, window.end):
+            if bound is None:
+                bounds.append(None)
+                continue
+            moment = parse_moment(bound.value)
+            if moment is None:
+                self.error("RT415", f"\"{bound.value[:40]}\" is not a date and time",
+                           bound.span, hint="write `\"2026-11-27\"` or `\"2026-11-27T08:00\"` "
+                                            "(read in the group's time zone), or add a UTC "
+                                            "offset: `\"2026-11-27T08:00-05:00\"`")
+                return None, None
+            bounds.append(moment)
+        start, end = bounds
+        zone = self._group_zone
+        if start is not None and end is not None and (
+                start >= end if (start.tzinfo is None) == (end.tzinfo is None)
+                else _earliest(start, zone) >= _latest(end, zone)):
+            self.error("RT415", f"the window of {what} ends before it starts", window.span,
+                       hint="`active from` comes before `until`")
+            return None, None
+        now = self.workspace.now or datetime.now(UTC)
+        if end is not None and _latest(end, zone) <= now:
+            self.error("RT416", f"the window of {what} ended on "
+                                f"{window.end.value}", window.end.span,
+                       hint="it never runs again: move the dates, or mark it `archived`")
+        return (None if window.start is None else window.start.value,
+                None if window.end is None else window.end.value)
+
     def _store_id(self, value: n.Value) -> str:
         """A product store id: a bare name is taken literally unless it names a constant."""
         if isinstance(value, n.NameRef):
@@ -886,6 +978,8 @@ class _ModuleChecker:
                                "use an IANA zone such as \"America/New_York\"",
                                fixes=(Fix(f"Change to \"{guess}\"", schedule.timezone.span,
                                           f'"{guess}"'),) if guess else ())
+        self._group_zone = ZoneInfo(timezone) if timezone and v.is_known_zone(timezone) \
+            else None
         routings = []
         names: dict[str, n.Routing] = {}
         for member in group.members:
@@ -922,6 +1016,7 @@ class _RuleParts:
     move_to_queue: str | None = None
     auto_cancel_days: int | None = None
     clear_auto_cancel: bool = False
+    max_facilities: int | None = None
 
     def over(self, base: _RuleParts) -> _RuleParts:
         """These clauses on top of a template's: conditions and flags add up; assign, sort and
@@ -938,6 +1033,8 @@ class _RuleParts:
             base.only_if_all_items_available,
             shipment_threshold=self.shipment_threshold if self.shipment_threshold is not None
             else base.shipment_threshold,
+            max_facilities=self.max_facilities if self.max_facilities is not None
+            else base.max_facilities,
         )
         merged.settings_where = {**base.settings_where, **self.settings_where}
         own_split = self.split_cost is not None
@@ -994,6 +1091,9 @@ def _valid_cron(expression: str) -> bool:
     fields_ = expression.split()
     if len(fields_) not in (5, 6, 7):
         return False
+    if plainly_valid(expression):  # most schedules: no need to load croniter
+        return True
+    from croniter import croniter
     try:
         if len(fields_) == 5:
             return croniter.is_valid(expression)
@@ -1004,3 +1104,34 @@ def _valid_cron(expression: str) -> bool:
 
 def _zones() -> list[str]:
     return v.zone_names()
+
+
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+                     r"(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def parse_moment(text: str) -> datetime | None:
+    """A window bound: `2026-11-27`, `2026-11-27T08:00[:00]`, with or without a UTC offset
+    (without one it is a wall-clock time of the group's time zone); None when it is not one."""
+    if not _MOMENT.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if 1970 <= moment.year <= 9000 else None
+
+
+# Where a wall-clock time without a zone may fall: UTC-12 is the latest, UTC+14 the earliest.
+def _latest(moment: datetime, zone: ZoneInfo | None) -> datetime:
+    if moment.tzinfo is not None:
+        return moment
+    if zone is not None:
+        return moment.replace(tzinfo=zone)
+    return (moment + timedelta(hours=12)).replace(tzinfo=UTC)
+
+
+def _earliest(moment: datetime, zone: ZoneInfo | None) -> datetime:
+    if moment.tzinfo is not None or zone is not None:
+        return _latest(moment, zone)
+    return (moment - timedelta(hours=14)).replace(tzinfo=UTC)

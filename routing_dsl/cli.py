@@ -50,6 +50,11 @@ def warning(message: str) -> None:
     say(f"warning: {message}", err=True)
 
 
+def printable_lines(text: str) -> str:
+    """Lines of text, each with its control characters escaped (see `printable`)."""
+    return "".join(printable(line) + "\n" for line in text.splitlines())
+
+
 def note(message: str) -> None:
     click.echo(f"note: {printable(message)}", err=True)
 
@@ -211,6 +216,13 @@ alerts_option = click.option(
          "and with --port a metric; needs the run store.")
 
 
+version_label_option = click.option(
+    "--version-label", metavar="LABEL",
+    help="The rules' version label when the file declares none (`version \"...\"`); "
+         "recorded with every batch and decision beside the plan's hash (default: the git "
+         "commit when the file is in a git work tree).")
+
+
 def log_event(event: dict) -> None:
     """One JSON line on standard error (alert and write-back events of `routing run`)."""
     click.echo(json.dumps(event, default=str), err=True)
@@ -242,9 +254,11 @@ def what_if_options(command):
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the plan here (`-` or nothing: standard output).")
-def compile_command(source: Path, output: Path | None) -> None:
+@click.option("--version-label", metavar="LABEL",
+              help="Label the plan with this version when the file declares none.")
+def compile_command(source: Path, output: Path | None, version_label: str | None) -> None:
     """Compile a .route file to an executable plan (JSON)."""
-    plan = app.load_plan(source)
+    plan = app.label_plan(app.load_plan(source), source, version_label)
     if emit(output, plan.to_json()):
         click.echo(f"wrote {output}", err=True)
 
@@ -353,8 +367,10 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
                    "states the semantics (same results); auto: fast unless the plan or "
-                   "--explain needs the reference engine.")
+                   "--explain needs the reference engine, or the snapshot is a file under "
+                   "256 KB (routed before the fast engine could start).")
 @what_if_options
+@version_label_option
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               show_default=True,
               help="process: route the partitions of the run (stores that share no facility) "
@@ -368,7 +384,8 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         output_format: str, group: str | None, routing: str | None, pretty: bool,
         explain: bool, facilities: tuple[str, ...], db_url: str | None, wait: float | None,
         webhook: str | None, sink: str | None, alerts: Path | None, engine: str,
-        what_ifs: tuple[str, ...], what_if_file: Path | None, executor: str, jobs: int,
+        what_ifs: tuple[str, ...], what_if_file: Path | None, version_label: str | None,
+        executor: str, jobs: int,
         address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
     from .result import dump_result
@@ -378,9 +395,10 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         job = app.prepare_run(app.RunRequest(
             source=source, snapshot=snapshot_path, mapping=mapping, group=group,
             routing=routing, explain=explain, explain_facilities=frozenset(facilities),
-            engine=engine, what_ifs=what_ifs, what_if_file=what_if_file, executor=executor,
-            jobs=jobs, address=address, db_url=db_url, webhook=webhook, sink=sink,
-            alerts=alerts, wait=wait), warn=progress.quiet(warning), note=progress.quiet(note),
+            engine=engine, what_ifs=what_ifs, what_if_file=what_if_file,
+            version_label=version_label, executor=executor, jobs=jobs, address=address,
+            db_url=db_url, webhook=webhook, sink=sink, alerts=alerts, wait=wait),
+            warn=progress.quiet(warning), note=progress.quiet(note),
             log=progress.quiet(log_event))
         # A one-shot process: the snapshot lives to the end, so the cyclic GC need not walk
         # its millions of objects again and again while routing allocates (about 9% of
@@ -904,6 +922,41 @@ def outbox_ack(ids: tuple[int, ...], batch: str | None, db_url: str | None) -> N
     click.echo(f"acknowledged {done} decision{'' if done == 1 else 's'}")
 
 
+@main.command()
+@click.option("--db", "db_url", metavar="URL", help="The run store (default ./routing.db).")
+@click.option("--order", "order_id", required=True, help="The order.")
+@click.option("--item", required=True, help="The order line (item id) refused.")
+@click.option("--facility", required=True, help="The facility that refuses it.")
+@click.option("--reason", help="Why (e.g. NOT_IN_STOCK); shown in explanations.")
+@click.option("--ship-group", help="The ship group as the allocation names it.")
+@click.option("--at", "at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+              help="When, with a UTC offset (default: now).")
+@click.option("--key", required=True,
+              help="Idempotency key: the same key again changes nothing.")
+@click.option("--reroute", "reroute", multiple=True, metavar="RULES",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Route the item again at once with these rules (needs --source).")
+@click.option("--source", "source", metavar="SNAPSHOT",
+              help="With --reroute: the snapshot file, folder or database URL.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a database --source: the mapping of its tables.")
+@click.option("--queue", help="With --reroute: the queue to route it from, when the OMS "
+                              "already shows it at the facility.")
+@click.option("--explain", is_flag=True, help="With --reroute: explain the new decision.")
+def reject(db_url, order_id, item, facility, reason, ship_group, at, key, reroute, source,
+           mapping, queue, explain) -> None:
+    """Record that a facility rejected a committed line: its reservation is released, and
+    every later routing carries the rejection (rules avoid the rejecter). Prints the answer
+    as JSON: the rejection, and with --reroute the new decision."""
+    if at is not None and at.tzinfo is None:
+        raise click.BadParameter("needs a UTC offset", param_hint="--at")
+    answer = app.reject_line(db_url, order=order_id, item=item, facility=facility, key=key,
+                             reason=reason, ship_group=ship_group, at=at,
+                             reroute=list(reroute) or None, source=source, mapping=mapping,
+                             queue=queue, explain=explain)
+    click.echo(json.dumps(answer, indent=2))
+
+
 @main.group()
 def db() -> None:
     """The run store's database."""
@@ -953,7 +1006,8 @@ def history(db_url, order_id, group, since, output_format) -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def batches_command(db_url, group, status, since, limit, output_format) -> None:
-    """The batches, newest first: status, trigger, counts and the plan version that ran."""
+    """The batches, newest first: status, trigger, counts and the version of the rules that
+    ran (its label and the plan's short hash)."""
     rows = app.list_batches(db_url, group=group, status=status, since=since, limit=limit,
                             warn=warning, note=note)
     if output_format == "json":
@@ -963,7 +1017,8 @@ def batches_command(db_url, group, status, since, limit, output_format) -> None:
             "finished": b.finished.isoformat() if b.finished else None,
             "attempted_items": b.attempted_items, "brokered_items": b.brokered_items,
             "allocations": b.allocations, "unfillable": b.unfillable,
-            "version": b.plan_hash, "error": b.error} for b in rows], indent=2))
+            "version": b.version, "version_label": b.version_label, "plan_hash": b.plan_hash,
+            "error": b.error} for b in rows], indent=2))
         return
     columns = ("started", "status", "trigger", "group", "attempted", "brokered",
                "allocations", "unfilled", "version", "batch")
@@ -971,7 +1026,7 @@ def batches_command(db_url, group, status, since, limit, output_format) -> None:
         "started": b.started.strftime("%Y-%m-%d %H:%M:%S"), "status": b.status,
         "trigger": b.trigger, "group": b.group, "attempted": b.attempted_items,
         "brokered": b.brokered_items, "allocations": b.allocations, "unfilled": b.unfillable,
-        "version": b.plan_hash[:12], "batch": b.id} for b in rows], terminal_width()),
+        "version": b.version, "batch": b.id} for b in rows], terminal_width()),
         nl=False)
     for b in rows:
         if b.error:
@@ -1041,12 +1096,35 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port: seconds for a request's body to arrive after its headers.")
 @click.option("--keep-alive-timeout", type=click.FloatRange(0.1), default=5.0,
               show_default=True, help="With --port: seconds an idle connection stays open.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="With --port: processes answering the port (one core each), sharing the "
+                   "run store, whose ledger and locks keep their decisions exact; the first "
+                   "also runs the schedule, and a reload in one is done in all.")
+@version_label_option
+@click.option("--shadow", "shadows", multiple=True, metavar="CANDIDATE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also route every batch and committed decision with this candidate "
+                   "version (repeatable: its files), on the same state, applying nothing; "
+                   "both versions' figures go to the run store (`routing shadow`).")
+@click.option("--canary", "canaries", multiple=True, metavar="CANDIDATE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Route a share of the orders (--canary-share) with this candidate version "
+                   "for real (repeatable: its files), the rest with production, back to "
+                   "production alone when a guard trips (`routing rollout status`).")
+@click.option("--canary-share", metavar="SHARE",
+              help="With --canary: the share of orders it routes, e.g. 10% (chosen by a hash "
+                   "of the order id: an order always goes the same way).")
+@click.option("--guards", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="With --canary: its guards (TOML: unfilled_rate, cost_per_unit, "
+                   "routing_errors over a window of units; default: no routing error).")
 def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           db_url: str | None, webhook: str | None, sink: str | None, alerts: Path | None,
           port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
-          body_timeout: float, keep_alive_timeout: float) -> None:
+          body_timeout: float, keep_alive_timeout: float, workers: int,
+          version_label: str | None, shadows: tuple[Path, ...], canaries: tuple[Path, ...],
+          canary_share: str | None, guards: Path | None) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
     or Ctrl-C).
 
@@ -1065,7 +1143,13 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     if port is not None and host not in LOOPBACK and token is None:
         raise InputError(f"--host {host}: serving beyond this machine needs a bearer token; "
                          "set ROUTING_TOKEN (every write must then carry it)")
-    plans = [(app.load_plan(path), path) for path in sources]
+    if workers > 1 and (port is None or once):
+        raise InputError("--workers N answers --port from N processes: it needs --port, "
+                         "and not --once")
+    if workers > 1 and not hasattr(os, "fork"):
+        raise InputError("--workers needs a platform with fork(); run one process per port")
+    plans = [(app.label_plan(app.load_plan(path), path, version_label, git=True), path)
+             for path in sources]
     texts = [app.source_text(path) for _, path in plans]
     if once:  # a cron job: a broken source is an error, now
         app.open_snapshot(snapshot_path, mapping)
@@ -1074,60 +1158,216 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
     # afresh at each call; raises, never exits: serve logs it and retries
     source = app.snapshot_source(snapshot_path, mapping)
     store = open_store(db_url)
-    hook = app.make_webhook(webhook)
-    supervision = Supervision()
-    schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
-                            supervision=supervision)
-                  for (plan, _), text in zip(plans, texts, strict=True)]
-    log = schedulers[0].log
-    after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping, alerts=alerts,
-                           log=log)
-    for scheduler in schedulers:
-        scheduler.after = after
-    if executor != "local":
+
+    def serve_one(index: int = 0, peers=None, listen=None) -> None:
+        """One serving process: worker ``index`` of ``--workers`` (only worker 0 runs the
+        schedule; ``peers`` relays reloads between workers), accepting on the socket
+        ``listen()`` opens, once loaded (until then, the kernel gives new connections to
+        the other workers)."""
+        hook = app.make_webhook(webhook)
+        supervision = Supervision()
+        schedulers = [Scheduler(store, plan, source, webhook=hook, source_text=text,
+                                supervision=supervision)
+                      for (plan, _), text in zip(plans, texts, strict=True)]
+        log = schedulers[0].log
+        after = app.make_after(sink=sink, source=snapshot_path, mapping=mapping,
+                               alerts=alerts, log=log)
+        rollout = app.make_rollout(store, [plan for plan, _ in plans], shadow=shadows,
+                                   canary=canaries, share=canary_share, guards=guards,
+                                   webhook=hook, log=log)
         for scheduler in schedulers:
-            scheduler.router = app.router(executor, jobs, address)
-    if once:
-        from .ops.scheduler import run_due_once
+            scheduler.rollout = rollout
+        for scheduler in schedulers:
+            scheduler.after = after
+        if executor != "local":
+            for scheduler in schedulers:
+                scheduler.router = app.router(executor, jobs, address)
+        if once:
+            from .ops.scheduler import run_due_once
+            try:
+                run_due_once(schedulers)  # logs what ran, or that nothing was due
+            except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
+                raise click.ClickException(describe(error)) from None
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if port is None:
+            serve_all(schedulers, stop, poll_seconds)
+            return
+        from .service import server
+        from .service.app import create_app
+        from .service.state import LiveState
+        state = LiveState([plan for plan, _ in plans], source, texts, store=store,
+                          rollout=rollout)
+        if rollout is not None:
+            rollout.start_polling()  # promote, abort, other processes' trips, within a second
+        prepare = None
         try:
-            run_due_once(schedulers)  # logs what ran, or that nothing was due
-        except Exception as error:  # noqa: BLE001 - said plainly, exit code 1
-            raise click.ClickException(describe(error)) from None
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    if port is None:
-        serve_all(schedulers, stop, poll_seconds)
-        return
-    from .service import server
-    from .service.app import create_app
-    from .service.state import LiveState
-    state = LiveState([plan for plan, _ in plans], source, texts, store=store)
-    prepare = None
+            state.refresh()
+        except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+            log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+                 "component": "live state", "error": describe(error), "failures": 1,
+                 "retry_in": 1.0})
+            supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
+            prepare = state.refresh
+        for scheduler in schedulers:  # scheduled batches and decisions share one live state
+            scheduler.live = state
+        if index == 0:
+            loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
+                                    kwargs={"prepare": prepare}, name="scheduler",
+                                    daemon=True)
+        else:  # the schedule is worker 0's: this one only loads what the others load
+            loop = threading.Thread(target=follow_loads, args=(state, supervision, stop,
+                                                               prepare, log),
+                                    name="loader", daemon=True)
+        if peers is not None:
+            state.on_refresh = peers.announce
+            peers.follow(lambda failures: reload(state, supervision, log, failures),
+                         stop)
+        loop.start()
+        limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
+                               max_connections=max_connections, header_timeout=header_timeout,
+                               body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
+        connections = server.ConnectionStats()
+        application = create_app(state, store, token, limits=limits, supervision=supervision,
+                                 connections=connections, after=after,
+                                 worker=index if peers is not None else None)
+        # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
+        server.run(application, host=host, port=port, limits=limits, stats=connections,
+                   log=log, sock=listen() if listen is not None else None, stop=stop)
+        stop.set()
+        loop.join()
+        if rollout is not None:
+            rollout.stop()  # the decisions answered are shadowed before the process ends
+
+    if workers > 1:
+        from .service import workers as pool
+        try:
+            pool.bind(host, port).close()  # a port another program holds: said now
+        except OSError as error:
+            raise InputError(f"--port {port}: {error.strerror or error}") from None
+        store.dispose()  # no connection crosses the fork: each worker opens its own
+
+        def worker(index: int, peers) -> int:
+            serve_one(index, peers, lambda: pool.bind(host, port))
+            return 0
+        sys.exit(pool.supervise(workers, worker, log_event))
+    serve_one()
+
+
+def reload(state, supervision, log, failures: int) -> float | None:
+    """Reread the source into ``state`` because another worker did (`serve --workers`).
+    None when it worked; else the seconds before trying again (the failure is reported as
+    the live state's, and the state loaded before keeps serving)."""
+    from datetime import UTC, datetime
+
+    from .ops.scheduler import backoff, describe
     try:
-        state.refresh()
-    except Exception as error:  # noqa: BLE001 - e.g. a half-written file: serve, retry
+        state.refresh(announce=False)
+    except Exception as error:  # noqa: BLE001 - tried again
+        wait = backoff(failures + 1, 30.0)
         log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
-             "component": "live state", "error": describe(error), "failures": 1,
-             "retry_in": 1.0})
-        supervision.failed("live state", datetime.now(UTC), describe(error), 1.0)
-        prepare = state.refresh
-    for scheduler in schedulers:  # scheduled batches and decisions share one live state
-        scheduler.live = state
-    loop = threading.Thread(target=serve_all, args=(schedulers, stop, poll_seconds),
-                            kwargs={"prepare": prepare}, name="scheduler", daemon=True)
-    loop.start()
-    limits = server.Limits(max_body_bytes=max_body_bytes, max_lines=max_lines,
-                           max_connections=max_connections, header_timeout=header_timeout,
-                           body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
-    connections = server.ConnectionStats()
-    application = create_app(state, store, token, limits=limits, supervision=supervision,
-                             connections=connections, after=after)
-    # returns on SIGTERM/SIGINT (our handlers above absorb uvicorn's re-raise)
-    server.run(application, host=host, port=port, limits=limits, stats=connections, log=log)
-    stop.set()
-    loop.join()
+             "component": "live state", "error": describe(error), "failures": failures + 1,
+             "retry_in": wait})
+        supervision.failed("live state", datetime.now(UTC), describe(error), wait)
+        return wait
+    supervision.clear("live state")
+    return None
+
+
+def follow_loads(state, supervision, stop, prepare, log) -> None:
+    """A worker without the schedule: its first load, when it failed at start, is retried
+    with backoff until it succeeds; later loads come from the other workers (`reload`)."""
+    from datetime import UTC, datetime
+
+    from .ops.scheduler import backoff, describe
+    failures = 0
+    while prepare is not None and not stop.is_set():
+        try:
+            prepare()
+        except Exception as error:  # noqa: BLE001 - retried
+            failures += 1
+            wait = backoff(failures, 30.0)
+            log({"at": datetime.now(UTC).isoformat(), "event": "round_failed",
+                 "component": "live state", "error": describe(error), "failures": failures,
+                 "retry_in": wait})
+            supervision.failed("live state", datetime.now(UTC), describe(error), wait)
+            stop.wait(wait)
+        else:
+            prepare = None
+            supervision.clear("live state")
+            log({"at": datetime.now(UTC).isoformat(), "event": "loaded"})
+    stop.wait()
+
+
+@main.command()
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only batches started at or after this date (UTC).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="At most this many batches, newest first.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def shadow(db_url, since, limit, output_format) -> None:
+    """What a shadow candidate would have done: per batch and in total, production's and the
+    candidate's figures side by side, and the units they decide differently."""
+    report = app.shadow_report(db_url, since=since, limit=limit, warn=warning, note=note)
+    if output_format == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    click.echo(printable_lines(report.text()), nl=False)
+
+
+@main.group()
+def rollout() -> None:
+    """Where a canary (or a shadow) stands; promote its candidate or abort it."""
+
+
+@rollout.command("status")
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def rollout_status(db_url, output_format) -> None:
+    """The canary in progress (else the last one) with its guards and both versions' recent
+    figures, and the shadows in progress."""
+    found = app.rollout_status(db_url, warn=warning, note=note)
+    if output_format == "json":
+        click.echo(json.dumps([s.to_json() for s in found], indent=2))
+        return
+    if not found:
+        click.echo("no rollout: production routes alone")
+        return
+    click.echo(printable_lines("\n".join(s.text() for s in found)), nl=False)
+
+
+@rollout.command("promote")
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+def rollout_promote(db_url) -> None:
+    """Make the canary's candidate production: every process serving it routes all orders
+    with it from its next batch (and after a restart); then deploy it as production."""
+    ended = app.end_canary(db_url, "promote", warn=warning, note=note)
+    click.echo(printable(f"promoted {ended.candidate_label}: it routes every order now "
+                         f"(production was {ended.production_label})"))
+
+
+@rollout.command("abort")
+@click.option("--db", "db_url", metavar="URL", help="SQLite file or URL, or postgresql://...")
+@click.option("--reason", metavar="TEXT", help="Why, recorded with the canary.")
+def rollout_abort(db_url, reason) -> None:
+    """End the canary: production routes every order again, from its next batch."""
+    ended = app.end_canary(db_url, "abort", reason, warn=warning, note=note)
+    click.echo(printable(f"aborted the canary of {ended.candidate_label}: "
+                         f"{ended.production_label} routes every order"))
+
+
+@main.command()
+def warm() -> None:
+    """Compile the fast engine now, once (numba caches it), so that no later run waits for
+    it; `make venv`, `make demo` and `make test` do this. About a second when it is done."""
+    done = app.warm_engine()
+    click.echo(f"fast engine ready in {done['seconds']:.1f} s ({done['compiled']} kernel "
+               f"function{'' if done['compiled'] == 1 else 's'} compiled)", err=True)
 
 
 @main.command()
@@ -1146,6 +1386,10 @@ def lsp() -> None:
               help="Size of the file the language-server session works on.")
 @click.option("--hostile-size", default=1_000_000, show_default=True, type=click.IntRange(100),
               help="Size in characters of each hostile input given to the checker.")
+@click.option("--fuzz-inputs", default=300, show_default=True, type=click.IntRange(1),
+              help="Hostile inputs generated per surface from its schema (the language "
+                   "server, .routetest files, what-ifs, HotWax exports, plans, results, the "
+                   "HTTP service), for the hostile-input section.")
 @click.option("--sql-url", metavar="URL",
               help="Database for the SQL-source figures (default: a temporary SQLite file), "
                    "e.g. postgresql://postgres@127.0.0.1/bench.")
@@ -1169,6 +1413,9 @@ def lsp() -> None:
 @click.option("--db", "service_db", metavar="URL",
               help="With --service: the run store the commits go to (default: a temporary "
                    "SQLite file), e.g. postgresql://postgres@127.0.0.1/bench; it is written.")
+@click.option("--workers", "service_workers", default="1", show_default=True, metavar="N[,N]",
+              help="With --service: measure `routing serve --workers N` for each N given "
+                   "(e.g. 1,2), in one run.")
 @click.option("--scaling", "scaling_plot", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PLOT.svg", help="Measure scenarios growing in orders, facilities and "
                                        "SKUs; print a table and draw the plot here.")
@@ -1179,15 +1426,26 @@ def lsp() -> None:
 @click.option("--console-batches", type=click.IntRange(10), default=100_000, show_default=True)
 @click.option("--console-history", type=click.IntRange(10), default=1_000_000,
               show_default=True)
+@click.option("--shadow", "shadow_only", is_flag=True,
+              help="Only what a shadow candidate costs: a recorded batch, and committed "
+                   "decisions, with and without one (ratios).")
+@click.option("--decisions", type=click.IntRange(1), default=300, show_default=True,
+              help="With --shadow: committed decisions timed each way.")
 def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lines: int,
-          hostile_size: int, sql_url: str | None, scenario: str | None, orders: int | None,
+          hostile_size: int, fuzz_inputs: int, sql_url: str | None, scenario: str | None,
+          orders: int | None,
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
-          service_only: bool, service_db: str | None, scaling_plot: Path | None,
-          console_only: bool, console_batches: int, console_history: int,
-          sizes: str | None) -> None:
+          service_only: bool, service_db: str | None, service_workers: str,
+          scaling_plot: Path | None, console_only: bool, console_batches: int,
+          console_history: int, shadow_only: bool, decisions: int, sizes: str | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
-    realistic scenario end to end; or the service, or the console."""
+    realistic scenario end to end; or the service, or the console, or what shadowing
+    costs."""
+    if shadow_only:
+        from .bench.rollout import shadow_cost
+        click.echo(shadow_cost(facilities, ship_groups, products, rounds, decisions).text())
+        return
     if console_only:
         from .bench.console import console_bench
         click.echo(console_bench(console_batches, console_history).text())
@@ -1219,8 +1477,15 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     if service_only:
         from .bench.suite import service_latency
         from .ops.store import database_url
+        try:
+            counts = tuple(int(n) for n in service_workers.split(","))
+        except ValueError:
+            counts = ()
+        if not counts or min(counts) < 1:
+            raise click.BadParameter("worker counts, e.g. 1,2", param_hint="--workers")
         click.echo(service_latency(facilities,
-                                   db_url=database_url(service_db) if service_db else None))
+                                   db_url=database_url(service_db) if service_db else None,
+                                   workers=counts))
         return
     if scaling_plot is not None:
         from .bench.suite import run_scaling, scaling_svg, scaling_table
@@ -1236,8 +1501,10 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
                               baseline_orders=baseline_orders)
         click.echo(json.dumps(report) if as_json else scenario_text(report))
         return
-    from .bench.suite import (compile_cost, explanation_costs, lsp_latency, lsp_session,
-                              pathological_inputs, run_bench, sql_source_costs)
+    from .bench.suite import (compile_cost, explanation_costs, hostile_campaigns, lsp_latency,
+                              lsp_session, pathological_inputs, run_bench, sql_source_costs,
+                              startup_costs)
+    click.echo(startup_costs(rounds=rounds))
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
@@ -1245,6 +1512,10 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     click.echo(lsp_latency(rounds=rounds))
     click.echo(lsp_session(lines=lsp_lines, rounds=rounds))
     click.echo(pathological_inputs(hostile_size))
+    click.echo(hostile_campaigns(fuzz_inputs))
+    from .bench.rollout import shadow_cost
+    click.echo(shadow_cost(facilities, ship_groups, products, rounds,
+                           min(decisions, ship_groups)).text())
 
 
 @main.command()

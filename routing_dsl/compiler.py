@@ -20,9 +20,11 @@ def source_ref(where: Where | None) -> SourceRef | None:
 
 
 def _order_condition(condition: CheckedCondition) -> OrderCondition:
-    days = int(condition.number) if condition.number is not None else None
+    number = int(condition.number) if condition.number is not None else None
+    counted = condition.field == "rejections"  # a count, not a day offset
     return OrderCondition(field=condition.field, op=condition.op, ids=list(condition.ids),
-                          days=days, source=source_ref(condition.where))
+                          days=None if counted else number, count=number if counted else None,
+                          source=source_ref(condition.where))
 
 
 def _inventory_condition(condition: CheckedCondition) -> InventoryCondition:
@@ -57,8 +59,10 @@ def _rule(rule: CheckedRule, file_unit: str) -> PlanRule:
         only_if_all_items_available=rule.only_if_all_items_available,
         shipment_threshold=rule.shipment_threshold,
         split_cost=rule.split_cost, split_cost_unit=rule.split_cost_unit,
+        max_facilities=rule.max_facilities,
         actions=Actions(move_to_queue=rule.move_to_queue, auto_cancel_days=rule.auto_cancel_days,
                         clear_auto_cancel=rule.clear_auto_cancel),
+        active_from=rule.active_from, active_until=rule.active_until,
         source=source_ref(rule.where))
 
 
@@ -75,12 +79,13 @@ def compile_program(program: CheckedProgram) -> Plan:
                 name=routing.name, item_mode=routing.item_mode,
                 filters=[_order_condition(c) for c in routing.filters],
                 sorts=[_sort(k, OrderSort) for k in routing.sorts],
-                rules=rules, source=source_ref(routing.where),
+                rules=rules, active_from=routing.active_from,
+                active_until=routing.active_until, source=source_ref(routing.where),
                 optimize=None if routing.optimize is None else PlanOptimize(
                     **dict(routing.optimize.values),
                     source=source_ref(routing.optimize.where))))
         groups.append(PlanGroup(name=group.name, product_store=group.product_store,
                                 cron=group.cron, timezone=group.timezone, paused=group.paused,
                                 routings=routings, source=source_ref(group.where)))
-    return Plan(source=program.source.name, priority_order=list(program.priority_order),
-                groups=groups)
+    return Plan(source=program.source.name, version_label=program.version,
+                priority_order=list(program.priority_order), groups=groups)

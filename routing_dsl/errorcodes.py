@@ -124,6 +124,14 @@ _CODES = [
               "where one facility ships the whole unit or nothing; `split_cost` changes nothing "
               "without the sort it adds to (`shipping_cost` for an amount, `distance` for a "
               "distance)."),
+    ErrorCode("RT415", Severity.ERROR, "invalid active window",
+              "`active from \"...\" until \"...\"` takes a date (`\"2026-11-27\"`) or a date and "
+              "time (`\"2026-11-27T08:00\"`, optionally with a UTC offset), and a window that "
+              "ends after it starts."),
+    ErrorCode("RT416", Severity.WARNING, "active window already ended",
+              "The `until` of a routing's or rule's window is in the past (judged against the "
+              "clock when the file is checked; routing itself judges against the snapshot's "
+              "`now`): it will never run again."),
     ErrorCode("RT420", Severity.ERROR, "unknown optimize setting",
               "An `optimize` block names a setting it does not have. The settings are `mode`, "
               "`split_cost`, `late_cost`, `unfilled_penalty`, `window`, `work_limit` and "

@@ -93,6 +93,9 @@ class _Printer:
                       item.span.end, force_blank=force)
         elif isinstance(item, n.Declare):
             self.declare(item, force)
+        elif isinstance(item, n.Version):
+            self.line(f"version {_string(item.label.value)}", item.span.start, item.span.end,
+                      force_blank=force)
         elif isinstance(item, n.Template):
             self.line(f"template {item.name.name} {{", item.span.start,
                       self.open_brace(item.name.span.end) + 1, force_blank=force)
@@ -140,8 +143,8 @@ class _Printer:
         self.depth -= 1
 
     def routing(self, routing: n.Routing, index: int) -> None:
-        status = f" {routing.status.name}" if routing.status else ""
-        after = routing.status.span.end if routing.status else routing.name.span.end
+        status = f" {routing.status.name}{window(routing.window)}" if routing.status else ""
+        after = (routing.window or routing.status or routing.name).span.end
         self.line(f"routing {_string(routing.name.value)}{status} {{", routing.span.start,
                   self.open_brace(after) + 1, first_in_block=index == 0)
         self.depth += 1
@@ -174,8 +177,8 @@ class _Printer:
         header = f"rule {_string(rule.name.value)}"
         after = rule.name.span.end
         if rule.status:
-            header += f" {rule.status.name}"
-            after = rule.status.span.end
+            header += f" {rule.status.name}{window(rule.window)}"
+            after = (rule.window or rule.status).span.end
         if rule.extends:
             header += f" extends {rule.extends.name}"
             after = rule.extends.span.end
@@ -223,9 +226,18 @@ def value(node) -> str:
     raise ValueError("cannot format a file with syntax errors")
 
 
+def window(node: n.Window | None) -> str:
+    if node is None:
+        return ""
+    text = f" from {_string(node.start.value)}" if node.start is not None else ""
+    return text + (f" until {_string(node.end.value)}" if node.end is not None else "")
+
+
 def condition(node: n.Condition) -> str:
     if node.value is None:
         return f"{node.field.name} {node.op}"
+    if node.op == "not within":
+        return f"not {node.field.name} within {value(node.value)}"
     op = "within" if node.written_within else node.op
     return f"{node.field.name} {op} {value(node.value)}"
 

@@ -55,11 +55,39 @@ def _radians(lat: float | None, lon: float | None) -> tuple[float, float, float]
 
 # ---- run state ----------------------------------------------------------------------------
 
+def latest_rejections(rejections) -> dict[str, tuple[float, object]]:
+    """The latest rejection by each facility: facility -> (its time as seconds since the
+    epoch, the rejection); at the same moment, the first listed."""
+    latest: dict[str, tuple[float, object]] = {}
+    for rejection in rejections:
+        stamp = rejection.at.timestamp()
+        known = latest.get(rejection.facility)
+        if known is None or stamp > known[0]:
+            latest[rejection.facility] = (stamp, rejection)
+    return latest
+
+
+def window_bound(text: str | None, zone: ZoneInfo) -> datetime | None:
+    """An `active from`/`until` bound as a moment: with its UTC offset, else a wall-clock
+    time in ``zone`` (the group's)."""
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def in_window(step, now: datetime, zone: ZoneInfo) -> bool:
+    """Whether a routing or rule runs at ``now``: `from <= now < until`."""
+    start, end = window_bound(step.active_from, zone), window_bound(step.active_until, zone)
+    return (start is None or start <= now) and (end is None or now < end)
+
+
 class _ItemState:
     """One order line as the run sees it: where it waits and how much is still open."""
 
     __slots__ = ("order", "ship_group", "item", "product", "open", "line_quantity", "queue",
-                 "auto_cancel", "excluded", "last_action", "last_rule", "categories", "style")
+                 "auto_cancel", "excluded", "last_action", "last_rule", "categories", "style",
+                 "rejected")
 
     def __init__(self, order: Order, ship_group: ShipGroup, item: Item, product_info):
         self.order = order
@@ -71,6 +99,7 @@ class _ItemState:
         self.queue = ship_group.facility
         self.auto_cancel = item.auto_cancel_date
         self.excluded = frozenset(item.excluded_facilities)
+        self.rejected = latest_rejections(item.rejections)
         self.last_action: str | None = None
         self.last_rule: str | None = None
         self.categories, self.style = product_info
@@ -491,6 +520,9 @@ class _Interpreter:
         # ids are opaque, so nothing parses them; an id already in the order is skipped.
         self.next_ship_group: dict[tuple[str, str], int] = {}
         self.taken_ship_groups = {o.id: {g.id for g in o.ship_groups} for o in snapshot.orders}
+        # the facilities each ship group (order, ship group id) got stock from in this run,
+        # in the order they were first chosen: what `max_facilities` counts
+        self.used: dict[tuple[str, str], list[str]] = defaultdict(list)
 
     # ---- the run ----
     def run(self, group_name: str | frozenset[str] | None, routing_name: str | None,
@@ -522,14 +554,18 @@ class _Interpreter:
                     f"group {group.name!r}: store {store.id!r} has no queue in the snapshot (a "
                     f"facility with \"virtual\": true and {store.id!r} in its product_stores), "
                     "so none of its orders can be routed")
+            zone = ZoneInfo(group.timezone) if group.timezone else self.ctx.zone
             for routing in group.routings:
                 if routing_name is not None and routing.name != routing_name:
+                    continue
+                routing = _in_force(routing, self.ctx.now, zone)
+                if routing is None:  # outside its window, or every rule is: as if draft
                     continue
                 batch["runs"].append(self._routing(group.name, store.id, routing, progress))
             if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
                 absent = _absent_queues(group, self.ctx.facilities)
                 self.warnings[f"eligible:{group.name}"] = (
-                    f"group {group.name!r}: no ship group was eligible: " + absent if absent
+                    f"group {group.name!r}: nothing to route: " + absent if absent
                     else f"group {group.name!r}: no ship group was eligible (approved, waiting "
                          f"in a queue of store {store.id!r}, and passing a routing's filter)")
         return self._result(batches)
@@ -804,10 +840,16 @@ class _Interpreter:
     def _serve_facts(self, criterion, item: _ItemState, facility: str,
                      available: float) -> tuple[float, float]:
         """A serve-stage fact of ``facility`` and the item fact it is compared with
-        (criteria.FACTS): its net stock left or its delivery day (NaN: none); the item's
-        open quantity or its promised day."""
+        (criteria.FACTS): its net stock left, its delivery day (NaN: none) or how many days
+        before today it last rejected the item (NaN: never); the item's open quantity or its
+        promised day."""
         if criterion.fact == "available":
             value = available
+        elif criterion.fact == "refused":
+            latest = item.rejected.get(facility)
+            value = math.nan if latest is None else float(
+                self.ctx.now.date().toordinal()
+                - latest[1].at.astimezone(self.ctx.zone).date().toordinal())
         else:
             delivery = self._delivery(self.unit, facility)
             value = math.nan if delivery is None else delivery
@@ -1041,10 +1083,24 @@ class _Interpreter:
         (quantities of lines with the same product summed)."""
         needs = _needs(items)
         for facility in ranking:
+            if not self._may_open(prepared, facility):
+                continue
             if all(self._can_serve(prepared, item, facility, pending, needs[item.product])
                    for item in items):
                 return facility
         return None
+
+    def _may_open(self, prepared: _PreparedRule, facility: str) -> bool:
+        """`max_facilities N`: a facility already shipping for the unit's ship group (in
+        this run, or in this rule's placements so far) may take more; another only while
+        fewer than N do."""
+        cap = prepared.rule.max_facilities
+        if cap is None:
+            return True
+        used = self.used.get((self.unit.order.id, self.unit.ship_group.id), ())
+        if facility in used or facility in self._packages:
+            return True
+        return len(used) + sum(1 for f in self._packages if f not in used) < cap
 
     def _assign_single(self, prepared, measures, open_items, pending, placements) -> None:
         facility = self._first_filling(prepared, self._ranking(prepared, measures, open_items),
@@ -1078,7 +1134,8 @@ class _Interpreter:
             item = step[0]
             remaining = item.open
             for facility in ranking:
-                if not self._can_serve(prepared, item, facility, pending):
+                if not self._may_open(prepared, facility) or \
+                        not self._can_serve(prepared, item, facility, pending):
                     continue
                 available = self._available(facility, item.product, pending)
                 if prepared.whole_lines:  # a line goes whole to one facility
@@ -1139,6 +1196,9 @@ class _Interpreter:
             if facility not in new_groups:
                 unit.packages += 1
                 new_groups[facility] = self._new_ship_group(unit.order.id, unit.ship_group.id)
+                used = self.used[(unit.order.id, unit.ship_group.id)]
+                if facility not in used:
+                    used.append(facility)
                 self.ctx.orders_today[facility] += 1
                 distance_cache[facility] = self._distance(facility, unit, rule.distance_unit)
             self.ctx.stock[item.product][facility] -= quantity
@@ -1355,11 +1415,11 @@ class _Interpreter:
         keys["items_in_full"] = measure.full
         return keys
 
-    def _explained(self, check: _Check, value, item=None) -> dict:
-        """The reason a facility fails ``check`` (its criterion's ``explain``), with the
+    def _explained(self, check: _Check, value, item=None, facility: str | None = None) -> dict:
+        """The reason ``facility`` fails ``check`` (its criterion's ``explain``), with the
         value compared."""
-        text, values = check.criterion.explain(_Explaining(self, check.rule), check.condition,
-                                               value, item)
+        text, values = check.criterion.explain(_Explaining(self, check.rule, facility),
+                                               check.condition, value, item)
         return _reason(text, check.condition.source, **values)
 
     def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
@@ -1406,11 +1466,17 @@ class _Interpreter:
                     available = self._available(info.id, item.product, {})
                     value, item_value = self._serve_facts(criterion, item, info.id, available)
                     if not check.passes(value, item_value):
-                        return self._explained(check, value, item)
+                        return self._explained(check, value, item, info.id)
         if not exclusions_done:
             for item in open_items:
                 if info.id in item.excluded:
                     return _reason("excluded_facilities", item=item.item.id)
+        cap = rule.max_facilities
+        if cap is not None:
+            shipping = list(self.used.get((unit.order.id, unit.ship_group.id), ()))
+            shipping += [f for f in sorted(chosen_keys) if f not in shipping]
+            if info.id not in shipping and len(shipping) >= cap:
+                return _reason(f"max_facilities {cap}", shipping_from=shipping)
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
             if not detail:
@@ -1437,8 +1503,9 @@ class _Explaining:
     unit being explained) one package of its open items from a facility: its cost and its
     delivery day (NaN: unknown)."""
 
-    def __init__(self, run: _Interpreter, rule: PlanRule):
+    def __init__(self, run: _Interpreter, rule: PlanRule, facility: str | None = None):
         self.run, self.rule, self.zone = run, rule, run.ctx.zone
+        self.facility = facility  # the facility whose failing condition is explained
 
     def package_cost(self, facility: str) -> float:
         unit = self.run.unit
@@ -1480,6 +1547,17 @@ def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | No
     out `inventory_after` and `facility_counts_after` (a decision shows neither)."""
     return _Interpreter(plan, snapshot, explain, explain_orders, explain_facilities,
                         prepared, live, after).run(group, routing, progress)
+
+
+def _in_force(routing: PlanRouting, now: datetime, zone: ZoneInfo) -> PlanRouting | None:
+    """The routing with the rules whose windows hold ``now`` (itself when every one does),
+    or None when its own window does not or no rule is left: skipped as if draft."""
+    if not in_window(routing, now, zone):
+        return None
+    rules = [rule for rule in routing.rules if in_window(rule, now, zone)]
+    if len(rules) == len(routing.rules):
+        return routing
+    return routing.model_copy(update={"rules": rules}) if rules else None
 
 
 def _absent_queues(group, facilities: dict) -> str | None:

@@ -72,7 +72,8 @@ Value = Union[NameRef, StringLit, NumberLit, ListLit, MissingValue]
 @_node
 class Condition(Node):
     """``field <op> value``; ``op`` is one of the ten comparison operators (``value`` is None
-    for ``is null`` and ``is not null``). ``within`` is written for ``<=`` on promise dates."""
+    for ``is null`` and ``is not null``), or ``not within`` (``not rejected within 7 days``).
+    ``within`` is written for ``<=`` on promise dates."""
 
     field: Ident
     op: str
@@ -165,11 +166,21 @@ class Optimize(Node):
 # ---- rules, routings, groups ----------------------------------------------------------------
 
 @_node
+class Window(Node):
+    """``active from "..." until "..."``: when a routing or rule runs (either bound may be
+    left out); the times are read in the group's time zone."""
+
+    start: StringLit | None
+    end: StringLit | None
+
+
+@_node
 class Rule(Node):
     name: StringLit
     status: Ident | None
     extends: Ident | None
     body: tuple[RuleMember, ...] | None
+    window: Window | None = None
 
 
 @_node
@@ -183,6 +194,7 @@ class Routing(Node):
     name: StringLit
     status: Ident | None
     members: tuple[Union[Filter, Sort, Rule, Optimize], ...]
+    window: Window | None = None
 
 
 @_node
@@ -226,7 +238,15 @@ class Declare(Node):
     entries: tuple[Declared, ...]
 
 
-Item = Union[Use, Let, Declare, Template, Group]
+@_node
+class Version(Node):
+    """``version "2026-11-bf"``: the label every batch and decision these rules make is
+    recorded with (beside the plan's hash)."""
+
+    label: StringLit
+
+
+Item = Union[Use, Let, Declare, Template, Group, Version]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +284,11 @@ def walk(node: Node):
         stack.extend(reversed(list(children(current))))
 
 
+# Fields added to a node after its first release, left out of a dump when absent (so the
+# dumps of files that do not use them stay as they were).
+_ABSENT_UNLESS_GIVEN = frozenset({"window"})
+
+
 def dump(node):
     """A span-free nested tuple of the node, for structural equality in tests."""
     if isinstance(node, Node):
@@ -271,6 +296,7 @@ def dump(node):
             (f.name, dump(getattr(node, f.name)))
             for f in fields(node)
             if f.name not in ("span", "target_span", "comments")
+            and not (f.name in _ABSENT_UNLESS_GIVEN and getattr(node, f.name) is None)
         )
     if isinstance(node, tuple):
         return tuple(dump(item) for item in node)

@@ -36,7 +36,8 @@ KEYWORDS = (
     "ignore_facility_order_limit", "only_if_all_items_available", "shipment_threshold",
     "split_cost", "when",
     "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
-    "is", "null", "within", "mi", "km", "days", "day", "optimize",
+    "is", "null", "within", "mi", "km", "days", "day", "from", "until", "max_facilities",
+    "version", "optimize",
 )
 
 _UPPER = {word: word.upper() for word in KEYWORDS}
@@ -51,13 +52,15 @@ _READABLE = {
     **{terminal: f"`{text}`" for text, terminal in _PUNCTUATION.items()},
 }
 
-_TOP = ("use", "let", "declare", "template", "group")
+_TOP = ("use", "let", "declare", "template", "group", "version")
 _GROUP = ("schedule", "routing")
 _ROUTING = ("filter", "sort", "rule", "optimize")
 _RULE = ("assign", "inventory", "sort", "when")
 # The rule settings (criteria.settings): those with a value take one after the name.
 _FLAGS = tuple(REGISTRY("setting"))
 _VALUED = frozenset(name for name, c in REGISTRY("setting").items() if c.value)
+# An inventory block's members: its settings, and `not` starting `not rejected within N days`
+_INVENTORY = _FLAGS + ("not",)
 _ACTIONS = ("next", "move", "auto_cancel", "clear")
 _UNITS = ("mi", "km", "days", "day")
 _STATUSES = ("active", "draft", "archived")
@@ -425,7 +428,8 @@ class Parser:
     # ---- module ----------------------------------------------------------------------------
     def module(self) -> n.Module:
         parsers = {"use": self.use_decl, "let": self.let_decl, "declare": self.declare_decl,
-                   "template": self.template_decl, "group": self.group_decl}
+                   "template": self.template_decl, "group": self.group_decl,
+                   "version": self.version_decl}
         items = []
         while True:
             for word in _TOP:
@@ -446,6 +450,11 @@ class Parser:
             if node is not None:
                 items.append(node)
         return n.Module(span=Span(0, len(self.source.text)), items=tuple(items))
+
+    def version_decl(self) -> n.Version:
+        start = self.advance("VERSION")
+        label = self.string()
+        return n.Version(span=Span(start.start, label.span.end), label=label)
 
     def use_decl(self) -> n.Use:
         start = self.advance("USE")
@@ -522,17 +531,31 @@ class Parser:
     def routing(self) -> n.Routing:
         start = self.advance("ROUTING")
         name = self.string()
-        status = self.status()
+        status, window = self.status()
         parsers = {"filter": self.filter_block, "sort": self.sort_clause, "rule": self.rule,
                    "optimize": self.optimize_block}
         members, close = self.block(f"routing `{_clip(name.value)}`", _ROUTING,
                                     lambda: self.statement(_ROUTING, parsers))
         return n.Routing(span=Span(start.start, self._end(close)), name=name, status=status,
-                         members=tuple(members))
+                         members=tuple(members), window=window)
 
-    def status(self) -> n.Ident | None:
+    def status(self) -> tuple[n.Ident | None, n.Window | None]:
+        """A status, and after `active` an optional window (`from "..."`, `until "..."`,
+        or both in that order)."""
         token = self.accept_word(*_STATUSES)
-        return _ident(token) if token else None
+        if token is None or token.value != "active":
+            return (_ident(token) if token else None), None
+        start = end = None
+        if self.accept_word("from"):
+            start = self.string()
+        if self.accept_word("until"):
+            end = self.string()
+        if start is None and end is None:
+            return _ident(token), None
+        # the window spans from its first keyword (the token after `active`) to its last string
+        first = self.consumed[len(self.consumed) - (4 if start and end else 2)]
+        return _ident(token), n.Window(span=Span(first.start, (end or start).span.end),
+                                       start=start, end=end)
 
     def filter_block(self) -> n.Filter:
         start = self.advance("FILTER")
@@ -602,8 +625,8 @@ class Parser:
     def rule(self) -> n.Rule:
         start = self.advance("RULE")
         name = self.string()
-        status = self.status()
-        end = (status or name).span.end
+        status, window = self.status()
+        end = (window or status or name).span.end
         extends = None
         if self.accept_word("extends"):
             token = self.expect("NAME")
@@ -612,7 +635,7 @@ class Parser:
         if self.at("LBRACE"):
             body, end = self.rule_body(f"rule `{_clip(name.value)}`")
         return n.Rule(span=Span(start.start, end), name=name, status=status, extends=extends,
-                      body=body)
+                      body=body, window=window)
 
     def rule_body(self, what: str) -> tuple[tuple, int]:
         parsers = {"assign": self.assign, "inventory": self.inventory_block,
@@ -628,9 +651,10 @@ class Parser:
     def inventory_block(self) -> n.Inventory:
         start = self.advance("INVENTORY")
         parsers = {flag: self.flag for flag in _FLAGS}
+        parsers["not"] = self.negated_condition
         members, close = self.block(
-            "inventory block", _FLAGS,
-            lambda: self.statement(_FLAGS, parsers, conditions=True), conditions=True)
+            "inventory block", _INVENTORY,
+            lambda: self.statement(_INVENTORY, parsers, conditions=True), conditions=True)
         return n.Inventory(span=Span(start.start, self._end(close)), members=tuple(members))
 
     def flag(self) -> n.Flag:
@@ -679,6 +703,15 @@ class Parser:
         return n.ClearAutoCancel(span=Span(start.start, end.end))
 
     # ---- conditions and values -------------------------------------------------------------
+    def negated_condition(self) -> n.Condition:
+        """`not FIELD within VALUE` (`not rejected within 7 days`)."""
+        start = self.advance("NOT")
+        field = self.expect("NAME")
+        self.expect_word("within")
+        value = self.value(after=self.consumed[-1])
+        return n.Condition(span=Span(start.start, value.span.end), field=_ident(field),
+                           op="not within", value=value)
+
     def condition(self) -> n.Condition:
         field = self.advance()
         ident = _ident(field)

@@ -8,11 +8,12 @@ without the source; a plan of another version is refused.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from . import vocabulary as v
+from .validation import not_unicode
 from .criteria import REGISTRY
 
 PLAN_FORMAT = "routing-plan/1"
@@ -21,6 +22,18 @@ PLAN_VERSION = 1
 
 class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Fields added after plans were first written, left out when unset: a plan that does not
+    # use them keeps its bytes and its hash.
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler):
+        data = handler(self)
+        if self._absent_when_none and isinstance(data, dict):
+            for name in self._absent_when_none:
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
 
 
 class SourceRef(_Step):
@@ -39,7 +52,8 @@ OrderField = Literal[tuple(REGISTRY("order_filter"))]
 InventoryField = Literal[tuple(REGISTRY("inventory_condition"))]
 OrderSortField = Literal[tuple(REGISTRY("order_sort"))]
 InventorySortField = Literal[tuple(REGISTRY("inventory_sort"))]
-Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
+Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null",
+                   "not within"]
 
 
 class OrderCondition(_Step):
@@ -47,7 +61,9 @@ class OrderCondition(_Step):
     op: Operator
     ids: list[str] = []
     days: int | None = None
+    count: int | None = None  # `rejections <op> count`
     source: SourceRef | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset({"count"})
 
 
 class InventoryCondition(_Step):
@@ -90,8 +106,14 @@ class PlanRule(_Step):
     shipment_threshold: float | None = None
     split_cost: float | None = None
     split_cost_unit: Literal["money", "mi", "km"] = "money"
+    max_facilities: int | None = None
     actions: Actions = Actions()
+    # `active from ... until ...`: when it runs, as written (read in the group's time zone)
+    active_from: str | None = None
+    active_until: str | None = None
     source: SourceRef | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"max_facilities", "active_from", "active_until"})
 
 
 class PlanOptimize(_Step):
@@ -113,8 +135,12 @@ class PlanRouting(_Step):
     filters: list[OrderCondition] = []
     sorts: list[OrderSort] = []
     rules: list[PlanRule]
+    active_from: str | None = None
+    active_until: str | None = None
     source: SourceRef | None = None
     optimize: PlanOptimize | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"active_from", "active_until", "optimize"})
 
 
 class PlanGroup(_Step):
@@ -130,11 +156,33 @@ class PlanGroup(_Step):
 class Plan(_Step):
     """Only active routings and rules are in a plan; order is execution order."""
 
+    # a plan names its format and version (the loader refuses one that does not): the
+    # published schema requires them, though the model fills them in when building one
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema["required"].extend(
+        ["format", "plan_version"]))
+
     format: Literal["routing-plan/1"] = PLAN_FORMAT
     plan_version: Literal[1] = PLAN_VERSION
     source: str
+    # The rules' version label (the file's `version`, `--version-label` or the git commit):
+    # recorded with every batch and decision, beside the plan's hash.
+    version_label: str | None = Field(default=None, min_length=1, max_length=100)
     priority_order: list[str] = []
     groups: list[PlanGroup]
+
+    @model_serializer(mode="wrap")
+    def _unlabelled(self, handler):
+        # a plan without a label is written as before labels existed: same bytes, same hash
+        data = handler(self)
+        if isinstance(data, dict) and data.get("version_label") is None:
+            data.pop("version_label", None)
+        return data
+
+    def labelled(self, label: str | None) -> Plan:
+        """This plan with ``label`` as its version label (itself when it has one)."""
+        if self.version_label is not None or label is None:
+            return self
+        return self.model_copy(update={"version_label": label})
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
@@ -156,12 +204,15 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
         found = header.get("format") if isinstance(header, dict) else None
         raise PlanError(f"{name}: not a routing plan (format {found!r}, expected "
                         f"{PLAN_FORMAT!r})")
+    if (where := not_unicode(header)) is not None:  # JSON's \ud800 escapes allow it
+        raise PlanError(f"{name}: invalid plan at {where}: expected text, got a lone "
+                        "UTF-16 surrogate")
     if header.get("plan_version") != PLAN_VERSION:
         raise PlanError(f"{name}: plan version {header.get('plan_version')!r} is not supported "
                         f"(this routing reads version {PLAN_VERSION}); recompile the .route file "
                         "with `routing compile`")
     try:
-        plan = Plan.model_validate(header)
+        plan = Plan.model_validate(header, strict=True)  # JSON types: "1" is not 1
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(p) for p in first["loc"])
@@ -207,27 +258,40 @@ def semantic_problems(plan: Plan) -> list[str]:
                 problems.append(f"{where}: {step.op!r} on {step.field!r} needs "
                                 f"{'one id' if step.op in ('==', '!=') else 'ids'}")
             return
-        number = step.days if level == "order" else step.number
+        number = step.number if level == "inventory" else (
+            step.count if spec.value == "times" else step.days)
         if number is None:
             problems.append(f"{where}: {step.field!r} needs a number")
             return
         measure(where, spec.value, number)
 
-    def measure(where: str, kind: str, number: float) -> None:
+    def measure(where: str, kind: str, number: float, past: bool = True) -> None:
         limit = v.MEASURE_LIMITS[kind]
-        lowest = -limit if kind == "days" else 0  # day offsets may look into the past
+        # day offsets may look into the past (a promise date), unless they are a date to set
+        lowest = -limit if kind == "days" and past else 1 if kind == "facilities" else 0
         if not lowest <= number <= limit:
             problems.append(f"{where}: {number!r} is out of range ({lowest:,} to {limit:,})")
+
+    def window(where: str, step) -> None:
+        from .checker import parse_moment
+        bounds = [step.active_from, step.active_until]
+        for name, bound in zip(("active_from", "active_until"), bounds, strict=True):
+            if bound is not None and parse_moment(bound) is None:
+                problems.append(f"{where}.{name}: {bound!r} is not a date and time")
 
     for g, group in enumerate(plan.groups):
         for r, routing in enumerate(group.routings):
             base = f"groups.{g}.routings.{r}"
             if routing.optimize is not None:
                 _optimize_problems(f"{base}.optimize", routing.optimize, problems)
+            window(base, routing)
             for i, step in enumerate(routing.filters):
                 condition(f"{base}.filters.{i}", step, "order")
             for u, rule in enumerate(routing.rules):
                 where = f"{base}.rules.{u}"
+                window(where, rule)
+                if rule.max_facilities is not None:
+                    measure(f"{where}.max_facilities", "facilities", rule.max_facilities)
                 for i, step in enumerate(rule.conditions):
                     condition(f"{where}.conditions.{i}", step, "inventory")
                 if rule.shipment_threshold is not None:
@@ -237,5 +301,5 @@ def semantic_problems(plan: Plan) -> list[str]:
                             else "distance", rule.split_cost)
                 if rule.actions.auto_cancel_days is not None:
                     measure(f"{where}.actions.auto_cancel_days", "days",
-                            rule.actions.auto_cancel_days)
+                            rule.actions.auto_cancel_days, past=False)
     return problems

@@ -10,14 +10,22 @@ money to whole cents.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from .ranges import Amount, Count, Positive, Real
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every field an engine always writes is required (the readers rely on it); optional
+    # ones (a batch's `skipped`, `totals`; `explanations`) are what a run may leave out.
+    # Every number within the engines' range (routing_dsl/ranges.py): what an engine writes
+    # fits, and so does every reader of results (orjson, the run store's 64-bit columns).
+    # Built on first use, not at import (start-up).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class Allocation(_Model):
@@ -26,18 +34,18 @@ class Allocation(_Model):
     item: str
     product: str
     facility: str
-    quantity: float
+    quantity: Positive
     new_ship_group: str
     group: str
     routing: str
     rule: str
-    distance: float | None
+    distance: Amount | None
     distance_unit: Literal["mi", "km"]
-    shipping_cost: float | None = None
+    shipping_cost: Amount | None
     """This row's share of its package's cost (by weight); null without a rate card or a
     weight. A package is one new ship group."""
-    transit_days: int | None = None
-    delivery_date: str | None = None
+    transit_days: Count | None
+    delivery_date: date | None
     """The day the package arrives (ISO date in the snapshot's time zone)."""
 
 
@@ -46,36 +54,36 @@ class Unfillable(_Model):
     ship_group: str
     item: str
     product: str
-    quantity: float
+    quantity: Amount
     routing: str
     rule: str | None
     action: Literal["moved", "auto_cancel_set", "auto_cancel_cleared", "left"]
     queue: str
-    auto_cancel_date: str | None
+    auto_cancel_date: datetime | None
 
 
 class RunRecord(_Model):
     routing: str
-    attempted_items: int
-    brokered_items: int
+    attempted_items: Count
+    brokered_items: Count
     error: str | None
-    shipping_cost: float = 0
+    shipping_cost: Amount
     """What the run's packages cost (those with a known cost)."""
-    packages: int = 0
+    packages: Count
     """New ship groups the run created."""
-    split_orders: int = 0
+    split_orders: Count
     """Orders with a ship group the run split into more than one package."""
-    late_items: int = 0
+    late_items: Count
     """Items allocated to arrive after their promised date."""
 
 
 class Totals(_Model):
     """The figures of a batch's runs added up."""
 
-    shipping_cost: float
-    packages: int
-    split_orders: int
-    late_items: int
+    shipping_cost: Amount
+    packages: Count
+    split_orders: Count
+    late_items: Count
 
 
 class Batch(_Model):
@@ -89,12 +97,12 @@ class Batch(_Model):
 class InventoryAfter(_Model):
     facility: str
     product: str
-    atp: float
+    atp: Real
 
 
 class FacilityCount(_Model):
     facility: str
-    orders_today: int
+    orders_today: Count
 
 
 class OptimizationFigures(_Model):

@@ -5,33 +5,81 @@ objects into plain structures. Input problems become :class:`SnapshotError` with
 JSON path and the problem, e.g. ``orders[3].ship_groups[0].items[1].quantity: must be > 0``.
 A snapshot is one JSON file, or a folder with ``meta.json`` (format, now, timezone) and one
 ``<collection>.json``, ``.ndjson`` or ``.csv`` file per collection.
+
+A snapshot's stock is one :class:`Inventory`, whichever loader read it: rows for readers that
+walk them, numpy columns for the fast engine, each made from the other on first use and kept.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
+import itertools
 import json
+import operator
 import re
+import types
+import typing
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .validation import (MAX_INTEGER, Count, Integer, NonNegative, Number, Positive, at,
+                         first_out_of_range, number_text, out_of_range, written)
 from .vocabulary import is_known_zone
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SNAPSHOT_FORMAT = "routing-snapshot/1"
 COLLECTIONS = ("product_stores", "facilities", "products", "inventory", "shipment_methods",
                "orders")
 
 
+def field_docs(model: type) -> dict[str, str]:
+    """Each field's docstring (the string under it in the class body), by field name: its
+    description in the JSON Schema and in docs/snapshot.md. Read from the source when a
+    schema or the docs are asked for, not at import (pydantic's use_attribute_docstrings
+    reads every class's source as it is defined: a quarter of `routing run`'s start)."""
+    found = _FIELD_DOCS.get(model)
+    if found is None:
+        import ast
+        import inspect
+        import textwrap
+        found = {}
+        for klass in reversed([k for k in model.__mro__ if issubclass(k, _Model)]):
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+            for field_, after in zip(body, body[1:], strict=False):
+                if isinstance(field_, ast.AnnAssign) and isinstance(field_.target, ast.Name) \
+                        and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) \
+                        and isinstance(after.value.value, str):
+                    found[field_.target.id] = inspect.cleandoc(after.value.value)
+        _FIELD_DOCS[model] = found
+    return found
+
+
+_FIELD_DOCS: dict[type, dict[str, str]] = {}
+
+
+def _describe_fields(schema: dict, model: type) -> None:
+    for name, spec in schema.get("properties", {}).items():
+        if "description" not in spec and name in field_docs(model):
+            spec["description"] = field_docs(model)[name]
+
+
 class _Model(BaseModel):
     # NaN, Infinity and 1e999 are refused at load: no number downstream may be non-finite.
-    # Each field's docstring is its description in the JSON Schema and in docs/snapshot.md.
+    # Each field's docstring is its description in the JSON Schema (_describe_fields) and in
+    # docs/snapshot.md.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
-                              use_attribute_docstrings=True)
+                              json_schema_extra=_describe_fields)
 
 
 class ProductStore(_Model):
@@ -58,13 +106,13 @@ class Facility(_Model):
     condition and sorts last by distance."""
     lon: float | None = Field(default=None, ge=-180, le=180)
     """Longitude in degrees."""
-    max_orders_per_day: int | None = Field(default=None, ge=0)
+    max_orders_per_day: Count | None = None
     """Orders the facility takes per day; null is unlimited, 0 takes none."""
-    orders_today: int = Field(default=0, ge=0)
+    orders_today: Count = 0
     """Orders already taken today; each ship group routed here during the run adds one."""
     product_stores: list[str] = Field(default_factory=list)
     """The product stores the facility serves (for a queue: whose orders wait in it)."""
-    groups: dict[str, int | None] = Field(default_factory=dict)
+    groups: dict[str, Integer | None] = Field(default_factory=dict)
     """Facility group id -> the facility's sequence number in that group (for the
     `facility_sequence` sort; null when the group has no order)."""
     postal_code: str | None = None
@@ -115,14 +163,184 @@ class InventoryRow(_Model):
     """The facility id."""
     product: str
     """The product id."""
-    atp: float
+    atp: Number
     """Available to promise."""
-    minimum_stock: float = 0
+    minimum_stock: Number = 0
     """Units held back from routing: net stock is `atp - minimum_stock`."""
     allow_brokering: bool = True
     """When false, the row is invisible to routing."""
-    sales_velocity: float | None = None
+    sales_velocity: Number | None = None
     """How fast the facility sells the product, for the `sales_velocity` sort."""
+
+
+@dataclass(frozen=True)
+class InventoryColumns:
+    """One entry per inventory row, in the inventory's order; ids as indexes into the id
+    lists. The arrays are read-only: they belong to the snapshot."""
+
+    facility_ids: list[str]
+    product_ids: list[str]
+    facility: np.ndarray        # int32 index into facility_ids
+    product: np.ndarray         # int32 index into product_ids
+    atp: np.ndarray             # float64
+    minimum_stock: np.ndarray   # float64
+    allow_brokering: np.ndarray  # bool
+    sales_velocity: np.ndarray  # float64, NaN where the row has none
+
+    def __len__(self) -> int:
+        return len(self.atp)
+
+
+def columns_of(rows) -> InventoryColumns:
+    """Columns from row objects with InventoryRow's attributes (validated rows, or the fast
+    loader's decoded structs), ids interned in order of first appearance."""
+    import numpy as np  # not at import: `routing check` never loads numpy
+
+    n = len(rows)
+    facility_ids, facility = _intern(map(attrgetter("facility"), rows), n)
+    product_ids, product = _intern(map(attrgetter("product"), rows), n)
+    # None becomes NaN in a float64 array
+    velocity = np.array(list(map(attrgetter("sales_velocity"), rows)), np.float64)
+    return InventoryColumns(
+        facility_ids, product_ids, facility, product,
+        np.fromiter(map(attrgetter("atp"), rows), np.float64, n),
+        np.fromiter(map(attrgetter("minimum_stock"), rows), np.float64, n),
+        np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n), velocity)
+
+
+def _intern(values, n: int):
+    """Distinct values in order of first appearance, and each value's index among them (at C
+    speed: each value maps to the position of its first appearance, then those close up)."""
+    import numpy as np
+
+    first: dict[str, int] = {}
+    sparse = np.fromiter(map(first.setdefault, values, itertools.count()), np.int64, n)
+    dense = np.zeros(n + 1, np.int32)
+    dense[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
+    return list(first), dense[sparse]
+
+
+def _rows_of(columns: InventoryColumns) -> tuple[InventoryRow, ...]:
+    # the columns were validated when read: construct the rows without validating again
+    return tuple(InventoryRow.model_construct(
+        facility=columns.facility_ids[f], product=columns.product_ids[p], atp=atp,
+        minimum_stock=minimum, allow_brokering=allow,
+        sales_velocity=None if velocity != velocity else velocity)
+        for f, p, atp, minimum, allow, velocity in zip(
+            columns.facility.tolist(), columns.product.tolist(), columns.atp.tolist(),
+            columns.minimum_stock.tolist(), columns.allow_brokering.tolist(),
+            columns.sales_velocity.tolist(), strict=True))
+
+
+def _read_only(columns: InventoryColumns) -> InventoryColumns:
+    for array in (columns.facility, columns.product, columns.atp, columns.minimum_stock,
+                  columns.allow_brokering, columns.sales_velocity):
+        array.flags.writeable = False
+    return columns
+
+
+class Inventory(Sequence):
+    """A snapshot's stock: one object offering the rows (iterating or indexing gives
+    `InventoryRow`s) and the columns (`.columns`, numpy arrays with integer ids, what the fast
+    engine and the SQL baseline read). A loader fills in one form: the reference loader rows,
+    the columnar loader columns (never a Python object per stock row). The other is made on
+    first use and kept, so no reader needs to know which loader ran. Immutable: `less` and
+    `Inventory(rows)` make new ones. Two threads asking for the missing form at once both
+    build it, and one copy is kept: the same content either way."""
+
+    __slots__ = ("_rows", "_columns")
+
+    def __init__(self, rows: Iterable[InventoryRow] = (), *,
+                 columns: InventoryColumns | None = None) -> None:
+        if columns is not None:
+            self._rows, self._columns = None, _read_only(columns)
+        else:
+            self._rows, self._columns = tuple(rows), None
+
+    @property
+    def rows(self) -> tuple[InventoryRow, ...]:
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = _rows_of(self._columns)
+        return rows
+
+    @property
+    def columns(self) -> InventoryColumns:
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = _read_only(columns_of(self._rows))
+        return columns
+
+    @property
+    def forms(self) -> frozenset[str]:
+        """The forms made so far, "rows" and/or "columns" (for tests and measurements)."""
+        return frozenset(name for name, held in (("rows", self._rows),
+                                                  ("columns", self._columns))
+                         if held is not None)
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._rows is not None else len(self._columns)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __iter__(self) -> Iterator[InventoryRow]:
+        return iter(self.rows)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Inventory):
+            return self is other or self.rows == other.rows
+        if isinstance(other, (list, tuple)):
+            return list(self.rows) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # equal by content, which is not hashed
+
+    def __repr__(self) -> str:
+        return f"Inventory({len(self)} rows, as {' and '.join(sorted(self.forms))})"
+
+    def less(self, taken: dict[tuple[str, str], float]) -> Inventory:
+        """This stock less ``taken`` ((facility, product) -> units) from each row's atp, in
+        the form this one holds (columns when it has them: no row objects for a large
+        snapshot). Pairs without a row are ignored."""
+        if not taken:
+            return self
+        if self._columns is None:
+            return Inventory(row.model_copy(update={"atp": row.atp - taken[(row.facility,
+                                                                              row.product)]})
+                             if (row.facility, row.product) in taken else row
+                             for row in self._rows)
+        import numpy as np
+
+        columns = self._columns
+        facility_code = {f: i for i, f in enumerate(columns.facility_ids)}
+        product_code = {p: i for i, p in enumerate(columns.product_ids)}
+        width = max(1, len(columns.product_ids))
+        wanted = {facility_code[f] * width + product_code[p]: quantity
+                  for (f, p), quantity in taken.items()
+                  if f in facility_code and p in product_code}
+        atp = columns.atp.copy()
+        if wanted:
+            keys = columns.facility.astype(np.int64) * width + columns.product
+            rows = np.nonzero(np.isin(keys, np.fromiter(wanted, np.int64, len(wanted))))[0]
+            atp[rows] -= np.array([wanted[k] for k in keys[rows].tolist()], np.float64)
+        return Inventory(columns=dataclasses.replace(columns, atp=atp))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        # validated (and described in the JSON Schema) as a list of rows; serialized as one
+        from pydantic_core import core_schema
+
+        rows = handler.generate_schema(list[InventoryRow])
+
+        def validate(value, validate_rows):
+            return value if isinstance(value, Inventory) else cls(validate_rows(value))
+        # JSON straight into rows (a wrap validator would first make Python objects of it)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.no_info_after_validator_function(cls, rows),
+            python_schema=core_schema.no_info_wrap_validator_function(validate, rows),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda inventory: list(inventory.rows), return_schema=rows))
 
 
 MAX_CHART_CELLS = 10_000_000
@@ -139,7 +357,7 @@ class RateZone(_Model):
     `distance_unit`) that no earlier zone covers; null covers any distance."""
     transit_days: int = Field(ge=0, le=365)
     """Days in transit, counted from the day the package leaves."""
-    prices: list[float]
+    prices: list[Number]
     """Price of one package per weight bucket, in the order of the card's `weights`; a
     heavier bucket never costs less."""
 
@@ -176,7 +394,7 @@ class RateCard(_Model):
     weight_unit: Literal["lb", "kg"] = "lb"
     """Unit of the weight buckets; dimensions are then read in inches (lb) or centimetres
     (kg)."""
-    weights: list[float] = Field(min_length=1, max_length=500)
+    weights: list[Number] = Field(min_length=1, max_length=500)
     """Upper bounds of the weight buckets, increasing: a package's billable weight, rounded up
     to a whole unit, takes the first bucket that holds it. Heavier packages cannot ship."""
     distance_unit: Literal["mi", "km"] = "mi"
@@ -234,7 +452,7 @@ class ShipmentMethod(_Model):
     """The shipment method id, as ship groups and the `shipment_method` filter name it."""
     carrier: str | None = None
     """The carrier this row applies to; null applies to any carrier."""
-    delivery_days: int | None = Field(default=None, ge=0)
+    delivery_days: Count | None = None
     """Days to deliver."""
     parent: str | None = None
     """A parent shipment method, if the OMS groups them."""
@@ -256,6 +474,21 @@ class Address(_Model):
     """Country; informative."""
 
 
+class Rejection(_Model):
+    """A facility's refusal of an order line it was asked to ship (no stock on the shelf,
+    damaged, no staff): the `not rejected within N days` condition keeps routing away from
+    it, and the `rejections` filter counts them."""
+
+    facility: str
+    """The facility that rejected the line; it need not be in the snapshot (a closed store
+    still counts as a rejection)."""
+    at: datetime
+    """When it rejected the line; without a UTC offset, read in the snapshot's time zone."""
+    reason: str | None = None
+    """Why, as the OMS names it (for example `NOT_IN_STOCK`, `DAMAGED`); informative, shown
+    in explanations."""
+
+
 class Item(_Model):
     """One order line."""
 
@@ -265,13 +498,13 @@ class Item(_Model):
     """The product id."""
     status: str = "APPROVED"
     """Only APPROVED items are routed."""
-    quantity: float = Field(gt=0)
+    quantity: Positive
     """Ordered quantity."""
-    cancel_quantity: float = Field(default=0, ge=0)
+    cancel_quantity: NonNegative = 0
     """Cancelled units; the quantity to route is `quantity - cancel_quantity`."""
-    unit_price: float = 0
+    unit_price: Number = 0
     """Price of one unit, for `shipment_threshold`."""
-    adjustments: float = 0
+    adjustments: Number = 0
     """Sum of the line's adjustments (discounts negative), shared per ordered unit."""
     promised_date: datetime | None = None
     """When the customer was promised delivery, for `promise_date` filters."""
@@ -284,7 +517,10 @@ class Item(_Model):
     item_group: str | None = None
     """Lines with the same item group ship together under `keep_item_groups_together`."""
     excluded_facilities: list[str] = Field(default_factory=list)
-    """Facilities that must not ship this line (for example ones that rejected it)."""
+    """Facilities that must not ship this line, ever (an OMS's exclusion list). A facility
+    that rejected the line belongs in `rejections`, which rules read by age."""
+    rejections: list[Rejection] = Field(default_factory=list, max_length=10_000)
+    """The line's rejections, in any order: by which facility, when and why."""
 
 
 class ShipGroup(_Model):
@@ -322,7 +558,10 @@ class Order(_Model):
     origin_facility: str | None = None
     """The facility the order came from (a store for POS orders), for
     `origin_facility_group`."""
-    version: int | None = None
+    tags: list[str] = Field(default_factory=list, max_length=1_000)
+    """The order's tags (for example `VIP`, `GIFT`), for the `tags` filter; none is the same
+    as an empty list."""
+    version: Integer | None = None
     """The OMS row's version when the snapshot was read (the OMS adds one at every change to
     the order, its ship groups or items): the OMS write-back refuses a decision for an order
     whose version has changed since. Routing ignores it."""
@@ -347,15 +586,18 @@ class Snapshot(_Model):
     """Facilities and queues."""
     products: list[Product] = Field(default_factory=list)
     """Products."""
-    inventory: list[InventoryRow] = Field(default_factory=list)
+    inventory: Inventory = Field(default_factory=Inventory)
     """Stock rows, at most one per (facility, product)."""
     shipment_methods: list[ShipmentMethod] = Field(default_factory=list)
     """Shipment methods."""
     orders: list[Order] = Field(default_factory=list)
     """Orders."""
-    # The inventory as numpy columns when routing_dsl.engine's loader read the file (then
-    # `inventory` is empty): never one Python object per stock row.
-    _columns: object = PrivateAttr(default=None)
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> Snapshot:
+        """A copy with ``update``; stock rows given as a list become an Inventory."""
+        if update and not isinstance(update.get("inventory", Inventory()), Inventory):
+            update = {**update, "inventory": Inventory(update["inventory"])}
+        return super().model_copy(update=update, deep=deep)
 
     @field_validator("shipment_methods")
     @classmethod
@@ -405,6 +647,8 @@ def localize_order(order: Order, zone: ZoneInfo) -> None:
     for group in order.ship_groups:
         for item in group.items:
             _localize(item, _ITEM_TIMES, zone)
+            for rejection in item.rejections:
+                _localize(rejection, ("at",), zone)
 
 
 def _localize(model: BaseModel, names: tuple[str, ...], zone: ZoneInfo) -> None:
@@ -434,6 +678,51 @@ def _plain(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _outside_range(error: dict) -> bool:
+    """Whether a pydantic error is a number outside the supported range (validation.py): not
+    finite, too large for an integer, or beyond ±MAX_INTEGER (the range types' bounds; a
+    field's own, tighter bounds have their own messages)."""
+    kind, context = error["type"], error.get("ctx") or {}
+    return kind in ("finite_number", "int_parsing_size") or \
+        (kind == "less_than_equal" and context.get("le") == MAX_INTEGER) or \
+        (kind == "greater_than_equal" and context.get("ge") == -MAX_INTEGER)
+
+
+def range_problem(error: dict, data) -> str | None:
+    """For a pydantic error that is a number outside the supported range, what to say (the
+    number as ``data``, the validated JSON text or value, wrote it); else None."""
+    if not _outside_range(error):
+        return None
+    written_as = data if isinstance(data, _AsWritten) else _AsWritten(data)
+    return out_of_range(written_as.number(error["loc"], error.get("input")))
+
+
+class _AsWritten:
+    """The snapshot's numbers as its text wrote them (`1e400`, not infinity), parsed again
+    only when a message needs one."""
+
+    def __init__(self, data) -> None:
+        self.data, self._document = data, None
+
+    def document(self):
+        if self._document is None and not isinstance(self.data, dict):
+            self._document = written(self.data)
+        return self._document
+
+    def number(self, location: tuple, value) -> str:
+        found = at(self.document(), location)
+        return found if isinstance(found, str) else number_text(value)
+
+    def invalid(self, error: dict) -> str:
+        """A JSON syntax error; a number too long for the JSON reader is named by its path."""
+        reason = str(error["ctx"].get("error"))
+        if "number out of range" in reason:
+            found = first_out_of_range(self.document())
+            if found:
+                return f"{json_path(found[0])}: {out_of_range(found[1])}"
+        return f"not valid JSON: {reason}"
 
 
 def _describe(error: dict) -> str:
@@ -521,10 +810,14 @@ def parse_snapshot(data: bytes | str | dict, name: str = "snapshot") -> Snapshot
         else:
             snapshot = Snapshot.model_validate_json(data)
     except ValidationError as error:
+        as_written = _AsWritten(data)
         problems = []
         for detail in error.errors():
             if detail["type"] == "json_invalid":
-                problems.append(f"{name}: not valid JSON: {detail['ctx'].get('error')}")
+                problems.append(f"{name}: {as_written.invalid(detail)}")
+            elif _outside_range(detail):
+                problems.append(f"{name}: {json_path(detail['loc'])}: "
+                                f"{range_problem(detail, as_written)}")
             else:
                 problems.append(f"{name}: {_describe(detail)}")
         raise SnapshotError(problems[:50]) from None
@@ -646,14 +939,15 @@ def render_field_tables() -> str:
     parts = []
     for model in (Snapshot, ProductStore, Facility, InventoryRow, Product, Dimensions,
                   ShipmentMethod, RateCard, RateZone, PostalZone, Surcharge, Order, ShipGroup,
-                  Address, Item):
+                  Address, Item, Rejection):
         parts.append(f"#### {model.__name__}\n\n{model.__doc__.strip()}\n\n"
                      "| field | type | default | meaning |\n|---|---|---|---|")
         for name, info in model.model_fields.items():
             value = info.default_factory() if info.default_factory else info.default
+            value = list(value) if isinstance(value, Inventory) else value
             default = "required" if info.is_required() else f"`{json.dumps(value)}`"
             kind = _type_name(info.annotation)
-            meaning = " ".join((info.description or "").split())
+            meaning = " ".join((info.description or field_docs(model).get(name, "")).split())
             parts.append(f"| `{name}` | {kind} | {default} | {meaning} |")
         parts.append("")
     return "\n".join(parts)
@@ -661,11 +955,24 @@ def render_field_tables() -> str:
 
 _TYPE_WORDS = {"str": "string", "float": "number", "int": "integer", "bool": "boolean",
                "datetime.datetime": "timestamp", "datetime": "timestamp", "NoneType": "null",
-               "None": "null",
+               "None": "null", "Inventory": "list[InventoryRow]",
                "Literal['routing-snapshot/1']": "`\"routing-snapshot/1\"`"}
 
 
+def _plain_type(annotation):
+    """``annotation`` without its Annotated constraints (the range types of validation.py)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _plain_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, map(_plain_type, args))
+    if origin in (list, dict):
+        return origin[tuple(map(_plain_type, args))]
+    return annotation
+
+
 def _type_name(annotation) -> str:
+    annotation = _plain_type(annotation)
     text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) \
         else str(annotation)
     text = re.sub(r"\b(?:typing|routing_dsl\.snapshot|__main__)\.", "", text or str(annotation))

@@ -13,9 +13,11 @@ from functools import lru_cache
 from .criteria import REGISTRY
 from .criteria.orders import EQUALITY, MEMBERSHIP, NULLS, ORDERING
 
-ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category")
+ID_KINDS = ("queue", "sales_channel", "shipment_method", "priority", "facility_group", "category",
+            "tag")
 
-ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS
+RECENCY = ("not within",)  # `not rejected within 7 days`
+ALL_OPERATORS = EQUALITY + ORDERING + MEMBERSHIP + NULLS + RECENCY
 
 DISTANCE_UNITS = ("mi", "km")
 DAY_UNITS = ("days", "day")
@@ -23,7 +25,8 @@ DAY_UNITS = ("days", "day")
 # The largest value a measure may take: beyond these a rule means nothing on this planet (a
 # distance past half the equator, a delay of more than ten years) and dates would overflow.
 MEASURE_LIMITS = {"distance": 20_000, "days": 3_650, "count": 1_000_000_000,
-                  "money": 1_000_000_000, "transit": 3_650}
+                  "money": 1_000_000_000, "transit": 3_650, "age": 3_650, "times": 1_000_000,
+                  "facilities": 1_000}
 
 
 def is_known_zone(name: str) -> bool:
@@ -48,7 +51,8 @@ class FieldSpec:
 
     ``value`` is an id kind (see ID_KINDS) or a measure: ``distance`` (number with mi/km),
     ``days`` (whole number with `days`), ``count`` (plain number), ``money`` (plain number),
-    ``transit`` (whole number, `days` optional), ``promise`` (the word `promise_date`).
+    ``transit`` (whole number, `days` optional), ``promise`` (the word `promise_date`),
+    ``age`` (whole number of `days`, not negative), ``times`` (whole number, not negative).
     """
 
     name: str
@@ -114,12 +118,18 @@ KEYWORDS = {
     "auto_cancel": "`auto_cancel after N days` sets the open items' auto-cancel date to now + N "
                    "days; `clear auto_cancel` clears it (clearing wins).",
     "clear": "`clear auto_cancel`: clear the open items' auto-cancel date.",
-    "active": "Status: runs (the default).",
+    "active": "Status: runs (the default); `active from \"...\" until \"...\"` runs only "
+              "between those times.",
     "draft": "Status: kept but not run.",
     "archived": "Status: retired, not run.",
-    "within": "`promise_date within N days`: promised by the end of the day N days from now.",
+    "within": "`promise_date within N days`: promised by the end of the day N days from now; "
+              "`not rejected within N days`: not rejected by the facility on the last N days.",
+    "from": "`active from \"2026-11-27T00:00\"`: the routing or rule runs from then on (read "
+            "in the group's time zone, against the snapshot's `now`).",
+    "until": "`active until \"2026-12-01T00:00\"`: the routing or rule runs until then (not "
+             "at that moment); outside its window it is skipped as if draft.",
     "in": "Membership: `field in [A, B]`.",
-    "not": "`not in [A, B]`, `is not null`.",
+    "not": "`not in [A, B]`, `is not null`, `not rejected within N days`.",
     "is": "`is null`, `is not null`.",
     "asc": "Ascending (the default).",
     "desc": "Descending.",
@@ -127,6 +137,9 @@ KEYWORDS = {
     "mi": "Miles (imperial measurement system).",
     "km": "Kilometres (metric measurement system).",
     "days": "Days.",
+    "version": "The rules' version label: `version \"2026-11-bf\"`. Every batch and decision "
+               "these rules make records it beside the plan's hash (without it: "
+               "`--version-label`, else the git commit).",
 }
 KEYWORDS.update(FLAGS)
 KEYWORDS["optimize"] = (
@@ -139,6 +152,7 @@ OPERATOR_DOCS = {
     "<": "less than", "<=": "less than or equal", ">": "greater than",
     ">=": "greater than or equal", "in": "member of the list", "not in": "not in the list",
     "is null": "has no value", "is not null": "has a value",
+    "not within": "not within the last N days",
 }
 
 
@@ -154,7 +168,8 @@ def sort_spec(name: str, level: str) -> SortSpec | None:
 
 _VALUE_TEXT = {"distance": "number with `mi` or `km`", "days": "whole number of `days`",
                "count": "number", "money": "amount", "transit": "whole number (`days` optional)",
-               "promise": "`promise_date`"}
+               "promise": "`promise_date`", "age": "whole number of `days` (0 or more)",
+               "times": "whole number (0 or more)"}
 
 
 # words that write an operator another way (`promise_date within 2 days` is `<= 2 days`)

@@ -15,6 +15,10 @@ COMPARISONS = ["==", "!=", "<", "<=", ">", ">="]
 SORT_FIELDS = [*dict.fromkeys([*REGISTRY("order_sort"), *REGISTRY("inventory_sort")])]
 SETTINGS = [sample.replace("UNIT", "mi") for c in REGISTRY("setting").values()
             for sample in c.samples]
+# `active` with a window (either bound optional), and the statuses
+STATUSES = ["", " draft", " archived", " active", ' active from "2026-11-27"',
+            ' active until "2026-12-01T00:00"',
+            ' active from "2026-11-27T06:00-05:00" until "2026-12-01"']
 
 
 @st.composite
@@ -91,8 +95,9 @@ def rule_bodies(draw) -> str:
         if kind == "assign":
             members.append("assign " + draw(st.sampled_from(["single", "partial", "other"])))
         elif kind == "inventory":
-            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from(SETTINGS)),
-                                  max_size=3))
+            inner = draw(st.lists(st.one_of(conditions(), st.sampled_from(SETTINGS), st.builds(
+                lambda field, value: f"not {field} within {value}",
+                st.sampled_from(FIELDS), values())), max_size=3))
             members.append(block("inventory", inner, draw))
         elif kind == "sort":
             members.append(draw(sorts()))
@@ -112,7 +117,7 @@ def block(header: str, members: list[str], draw) -> str:
 @st.composite
 def rules(draw) -> str:
     text = 'rule "' + draw(st.sampled_from(["Any", "Nearest warehouse", "r"])) + '"'
-    text += draw(st.sampled_from(["", " draft", " archived", " active"]))
+    text += draw(st.sampled_from(STATUSES))
     if draw(st.booleans()):
         text += " extends " + draw(st.sampled_from(["closest", "t"]))
         if draw(st.booleans()):
@@ -136,7 +141,7 @@ def routings(draw) -> str:
             members.append(draw(sorts()))
         else:
             members.append(draw(rules()))
-    status = draw(st.sampled_from(["", " draft", " archived"]))
+    status = draw(st.sampled_from(STATUSES))
     return block(f'routing "R{draw(st.integers(0, 3))}"{status}', members, draw)
 
 

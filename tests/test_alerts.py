@@ -136,6 +136,20 @@ def test_unfilled_units_above_a_threshold_or_a_multiple_of_their_average(store, 
     assert "38 units parked in UNFILLABLE_PARKING, above 30" in message["many"]
 
 
+def test_one_unit_and_one_batch_are_said_in_the_singular(store, tmp_path):
+    """A new user's defect ("1 items"): one unit, the last batch, not "1 units" or "the last
+    1 batches"."""
+    few = SNAPSHOT.model_copy(update={"orders": [o for o in SNAPSHOT.orders
+                                                 if o.id != "O-1003"]})
+    alerts = Alerts(rules(tmp_path, '[[rule]]\nname = "one"\nwhen = "unfilled_units"\n'
+                                    'above = 0.5\n[[rule]]\nname = "spike"\n'
+                                    'when = "unfilled_units"\ntimes_average = 3\nwindow = 1\n'))
+    [one] = alerts.after_batches(store, [good_batch(store, few, 2)])  # O-1004: 1 unit
+    assert one["rule"] == "one" and ": 1 unit unfilled, above 0.5" in one["message"]
+    spike = {e["rule"]: e["message"] for e in alerts.after_batches(store, [good_batch(store)])}
+    assert "38 units unfilled, above 3 x the average of the last batch (1)" in spike["spike"]
+
+
 def test_a_late_scheduler_fires_and_a_scheduled_batch_resolves_it(store, tmp_path):
     alerts = Alerts(rules(tmp_path, '[[rule]]\nname = "late"\nwhen = "scheduler_late"\n'
                                     'slots = 2\n'))

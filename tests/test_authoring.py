@@ -72,12 +72,17 @@ def test_a_what_if_that_does_not_parse_says_what_is_expected(text):
 @pytest.mark.parametrize("text, words", [
     # a limit too large to be a float became infinity, and int(inf) crashed (exit 3)
     ("limit NEAR " + "9" * 400, "the daily order limit '999999999999999999999999999...' is "
-                                "out of range (at most 9007199254740992)"),
+                                "outside the supported range (finite numbers up to "
+                                "9007199254740991)"),
     # a stock too large to be a float became infinity in the snapshot, then in the result
-    ("stock P1 at NEAR = " + "9" * 400, "out of range (from -9007199254740992 to "
-                                        "9007199254740992)"),
-    ("stock P1 at NEAR = 9007199254740993", "the stock '9007199254740993' is out of range"),
-    ("limit NEAR " + "9" * 5000, "out of range"),  # int() refuses > 4300 digits: no crash
+    ("stock P1 at NEAR = " + "9" * 400, "outside the supported range"),
+    ("stock P1 at NEAR = 9007199254740993", "the stock '9007199254740993' is outside the "
+                                            "supported range"),
+    ("stock P1 at NEAR = 9007199254740992", "the stock '9007199254740992' is outside"),
+    ("stock P1 at NEAR = -9007199254740992", "the stock '-9007199254740992' is outside"),
+    ("stock P1 at NEAR = 9007199254740991.5", "is outside the supported range"),
+    ("limit NEAR 9007199254740992", "the daily order limit '9007199254740992' is outside"),
+    ("limit NEAR " + "9" * 5000, "outside the supported range"),  # int() refuses > 4300 digits
     ("limit NEAR -1", "the daily order limit '-1' is negative; it is 0 or more"),
     ("limit NEAR 1.5", "the daily order limit '1.5' is not a whole number (or `none`)"),
     ("stock P1 at NEAR = nan", "the stock 'nan' is not a number (write it like 12 or 2.5)"),
@@ -93,9 +98,9 @@ def test_a_what_if_number_out_of_range_is_refused_naming_the_statement(text, wor
 
 
 def test_the_largest_exact_numbers_are_accepted():
-    assert parse(f"stock P1 at NEAR = {2**53}").number == 2**53
-    assert parse(f"stock P1 at NEAR = -{2**53}").number == -2**53
-    assert parse(f"limit NEAR {2**53}").number == 2**53
+    assert parse(f"stock P1 at NEAR = {2**53 - 1}").number == 2**53 - 1
+    assert parse(f"stock P1 at NEAR = -{2**53 - 1}").number == -(2**53 - 1)
+    assert parse(f"limit NEAR {2**53 - 1}").number == 2**53 - 1
 
 
 def test_closing_a_facility_sends_its_orders_elsewhere():
@@ -148,7 +153,20 @@ def test_run_applies_what_ifs_and_refuses_bad_ones():
     assert bad.exit_code == 2 and "no facility 'NYC'" in bad.stderr
     huge = invoke(*base, "--what-if", "limit WH_NJ " + "9" * 400)
     assert huge.exit_code == 2 and "error: --what-if: 'limit WH_NJ 999" in huge.stderr
-    assert "out of range" in huge.stderr and "Traceback" not in huge.output
+    assert "outside the supported range" in huge.stderr and "Traceback" not in huge.output
+
+
+def test_a_what_if_file_value_too_large_for_a_float_is_refused_not_infinity(tmp_path):
+    patch = tmp_path / "patch.txt"
+    patch.write_text("close ST_NYC\nstock RUN-8 at WH_NJ = 1" + "0" * 400 + "\n")
+    result = invoke("run", EXAMPLE / "omnichannel.route", "--snapshot",
+                    EXAMPLE / "snapshot.json", "--what-if-file", patch, "--out",
+                    tmp_path / "result.json")
+    assert result.exit_code == 2, result.output
+    assert f"error: {patch}:2: 'stock RUN-8 at WH_NJ = 1000" in result.stderr
+    assert "is outside the supported range (finite numbers up to 9007199254740991)" in \
+        result.stderr
+    assert not (tmp_path / "result.json").exists()
 
 
 # ---- diff -------------------------------------------------------------------------------------

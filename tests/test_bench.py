@@ -4,6 +4,7 @@ By default they run once, as smoke tests of the benchmark code."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -65,9 +66,16 @@ def test_sql_baseline_refuses_what_it_does_not_implement():
 def test_bench_command_reports_a_ratio():
     result = CliRunner().invoke(main, ["bench", "--facilities", "50", "--ship-groups", "100",
                                        "--lsp-lines", "200", "--hostile-size", "5000",
-                                       "--products", "100", "--rounds", "1"])
+                                       "--products", "100", "--rounds", "1",
+                                       "--fuzz-inputs", "20"])
     assert result.exit_code == 0, result.output
     assert "x the baseline's throughput" in result.stdout
+    hostile = result.stdout[result.stdout.index("hostile inputs from each surface"):]
+    from routing_dsl.fuzz import SURFACES
+    for surface in SURFACES:  # inputs, accepted, refused, findings (none)
+        [row] = [line.split() for line in hostile.splitlines()[2:]
+                 if line.split()[:1] == [surface]]
+        assert row[1] == "20" and int(row[2]) + int(row[3]) == 20 and row[4] == "0", row
 
 
 def test_scenarios_are_seeded_valid_and_realistic():
@@ -111,8 +119,10 @@ def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
 def test_the_service_load_generator_reports_latency_and_throughput():
     from routing_dsl.bench.suite import service_latency
     report = service_latency(facilities=40, decisions=20, clients=2, commits=80,
-                             commit_clients=4)
+                             commit_clients=4, workers=(2,))
     assert "p99" in report and "decisions/s" in report and "ms a decision" in report
+    # two workers, each holding half the connections (drive spreads them and checks it)
+    assert "2 workers (routing serve --workers 2)" in report
     assert report.count("committed decisions/s from 4 clients") == 2 and "ms a commit" in report
 
 
@@ -160,3 +170,12 @@ def test_the_console_bench_times_every_page_against_a_filled_store():
     for page in ("dashboard, 90 days", "orders, by id prefix", "queue", "stock, one facility"):
         assert page in result.stdout
     assert "recording a batch of 5,000 allocations" in result.stdout
+
+
+def test_the_startup_bench_reports_each_command_against_an_empty_python():
+    from routing_dsl.bench.suite import startup_costs
+    report = startup_costs(rounds=1)
+    assert "as a multiple of `python -c pass`" in report
+    for name in ("routing --help", "routing check", "routing run", "routing lsp"):
+        assert re.search(rf"{name}: +\d+ ms +\( *\d+\.\dx", report), (name, report)
+    assert "target 10x" in report and "target 25x" in report and "target 300 ms" in report

@@ -25,7 +25,10 @@ def group(body: str) -> str:
 
 
 def test_examples_are_clean():
-    workspace = Workspace()
+    # as of the day their snapshots route (2026-11-23): a holiday window of
+    # examples/rejections ends in 2026, and RT416 warns of it once that day has passed
+    from datetime import UTC, datetime
+    workspace = Workspace(now=datetime(2026, 11, 23, 14, 30, tzinfo=UTC))
     for path in sorted((ROOT / "examples").rglob("*.route")):
         assert workspace.check_path(path).diagnostics == [], path
 

@@ -148,7 +148,11 @@ def test_batches_lists_filters_and_says_it_as_json(tmp_path):
     assert len(lines) == 3 and all("succeeded" in line for line in lines[1:])
     listed = json.loads(invoke("batches", "--db", db, "--format", "json").stdout)
     assert len(listed) == 2 and listed[0]["started"] >= listed[1]["started"]
-    assert listed[0]["version"] == listed[1]["version"] and len(listed[0]["version"]) == 64
+    assert listed[0]["plan_hash"] == listed[1]["plan_hash"] and len(listed[0]["plan_hash"]) == 64
+    # the rules' label (here the git commit of the work tree) and a short hash
+    label = listed[0]["version_label"]
+    assert listed[0]["version"] == (f"{label}@{listed[0]['plan_hash'][:8]}" if label
+                                    else listed[0]["plan_hash"][:12])
     # the second run found nothing left: the first's reservations stand until the OMS
     # acknowledges them
     assert listed[1]["allocations"] == len(EXPECTED["allocations"])

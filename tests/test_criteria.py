@@ -42,12 +42,16 @@ def world():
     orders = []
     for n, (product, quantity) in enumerate([("RED", 2), ("BLUE", 3), ("MUG", 1),
                                              ("RED", 1), ("BLUE", 5)]):
+        # the nearest facility rejected the first order's lines yesterday
+        refused = [{"facility": "A", "at": "2026-11-22T10:00:00-05:00",
+                    "reason": "NOT_IN_STOCK"}] if n == 0 else []
         built = order(f"O{n}", [item("1", product, quantity,
                                      promised_date="2026-11-25T12:00:00-05:00" if n % 2
-                                     else None),
-                                item("2", "MUG", 1, item_group="KIT")],
+                                     else None, rejections=refused),
+                                item("2", "MUG", 1, item_group="KIT", rejections=refused)],
                       sales_channel="WEB" if n % 2 else None, priority="HIGH" if n < 2 else None,
-                      origin_facility="A" if n == 3 else None)
+                      origin_facility="A" if n == 3 else None,
+                      tags=["VIP"] if n % 2 else [])
         built["ship_groups"][0]["shipment_method"] = "STANDARD"
         orders.append(built)
     products = [{"id": "RED", "parent": "TEE", "weight": 1, "categories": ["SHIRTS"]},
@@ -61,7 +65,7 @@ def world():
 
 
 HEADER = ("declare facility_group WH, ST\ndeclare sales_channel WEB\ndeclare category SHIRTS\n"
-          "declare shipment_method STANDARD\n")
+          "declare shipment_method STANDARD\ndeclare tag VIP, GIFT\n")
 
 
 def routing(filters: str = "", order_sorts: str = "", conditions: str = "",
@@ -168,9 +172,10 @@ def test_every_inventory_condition_is_explained(criterion):
     """A facility that fails the condition is explained by its text, from its source."""
     result = run_plan(routing(conditions=sample(criterion), sorts="sort by distance"), world(),
                       explain=True, explain_facilities={"A", "B", "C", "D", "E"})
-    named = {entry["excluded_by"]["condition"].split()[0]
-             for unit in result["explanations"] for rule in unit["rules"] if rule["rule"] == "r"
-             for entry in rule.get("facilities", []) if not entry["chosen"]}
+    # the condition as written: `distance <= 60 mi`, `not rejected within 7 days`
+    named = {word for unit in result["explanations"] for rule in unit["rules"]
+             if rule["rule"] == "r" for entry in rule.get("facilities", []) if not entry["chosen"]
+             for word in entry["excluded_by"]["condition"].split()[:2]}
     assert criterion.name in named
 
 

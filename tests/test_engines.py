@@ -3,6 +3,7 @@ and on generated snapshots and plans that exercise filters, sorts, rules and act
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,11 @@ ORDER_SORTS = [s for c in REGISTRY("order_sort").values() for s in c.samples]
 CONDITIONS = [s for level in ("inventory_condition", "setting")
               for c in REGISTRY(level).values() for s in c.samples]
 RULE_SORTS = [s for c in REGISTRY("inventory_sort").values() for s in c.samples]
+# active windows around the generated snapshots' `now` (2026-11-23 09:30 New York), bounds
+# falling on it included
+WINDOWS = ["", "", "", ' active from "2026-11-23T09:30"', ' active until "2026-11-23T09:30"',
+           ' active from "2026-11-20" until "2026-12-01"', ' active from "2026-11-24"',
+           ' active until "2026-11-23T14:30:00Z"']
 ACTIONS = ["", "when unfilled { move to queue PARK }",
            "when unfilled { auto_cancel after 3 days }", "when unfilled { clear auto_cancel }",
            "when unfilled { auto_cancel after 2 days move to queue PARK }"]
@@ -93,7 +99,7 @@ def rules(draw, index: int, last: bool) -> str:
         body.append("sort by " + ", ".join(sorts))
     # a rule after one that moves is never reached (RT402): only the last rule moves
     body.append(draw(st.sampled_from([a for a in ACTIONS if last or "move" not in a])))
-    return f'rule "r{index}" {{ ' + " ".join(body) + " }"
+    return f'rule "r{index}"{draw(st.sampled_from(WINDOWS))} {{ ' + " ".join(body) + " }"
 
 
 @st.composite
@@ -110,9 +116,10 @@ def checked_programs(draw, most_filters: int = 1):
             body.append("sort by " + ", ".join(sorts))
         count = draw(st.integers(1, 3))
         body += [draw(rules(k, k == count - 1)) for k in range(count)]
-        routings.append(f'routing "R{r}" {{ ' + " ".join(body) + " }")
+        routings.append(f'routing "R{r}"{draw(st.sampled_from(WINDOWS))} {{ '
+                        + " ".join(body) + " }")
     header = ("declare shipment_method NEXT_DAY, STANDARD\ndeclare sales_channel WEB, POS\n"
-              "declare category SHOES\n")
+              "declare category SHOES\ndeclare tag VIP, GIFT\n")
     text = ("declare queue _NA_, PARK\ndeclare facility_group A, B, C\n"
             "declare priority HIGH, MEDIUM, LOW\n" + header +
             'group "G" for store STORE {\n' + "\n".join(routings) + "\n}\n")
@@ -154,6 +161,11 @@ def snapshots(draw):
                                    velocity=draw(st.sampled_from([None, None, 0.5, 2, 3.25]))))
     dates = st.one_of(st.none(), st.sampled_from(["2026-11-23T12:00:00-05:00",
                                                   "2026-11-25T08:00:00", "2026-11-20T00:00:00Z"]))
+    # rejections around the cutoffs of `not rejected within 0, 1 and 7 days`
+    rejection_times = st.sampled_from([
+        "2026-11-23T00:00:00-05:00", "2026-11-22T23:59:59-05:00", "2026-11-22T00:00:00",
+        "2026-11-16T00:00:00-05:00", "2026-11-15T23:59:59-05:00", "2026-11-30T10:00:00Z",
+        "2026-10-01T10:00:00-04:00"])
     orders = []
     for o in range(draw(st.integers(1, 7))):
         items = []
@@ -167,8 +179,14 @@ def snapshots(draw):
                 item_group=draw(st.sampled_from([None, None, "K1", "K2"])),
                 promised_date=draw(dates), ship_before=draw(dates), ship_after=draw(dates),
                 auto_cancel_date=draw(dates),
-                excluded_facilities=draw(st.lists(st.sampled_from(names), max_size=1))))
-        extra = {"priority": draw(st.sampled_from([None, "HIGH", "LOW", "high", "URGENT"])),
+                excluded_facilities=draw(st.lists(st.sampled_from(names), max_size=1)),
+                rejections=draw(st.lists(st.builds(
+                    lambda f, at, reason: {"facility": f, "at": at, "reason": reason},
+                    st.sampled_from([*names, "GONE"]), rejection_times,
+                    st.sampled_from([None, "NOT_IN_STOCK"])), max_size=3))))
+        extra = {"tags": draw(st.sampled_from([[], [], ["VIP"], ["GIFT"], ["VIP", "GIFT"],
+                                               ["OTHER"]])),
+                 "priority": draw(st.sampled_from([None, "HIGH", "LOW", "high", "URGENT"])),
                  "sales_channel": draw(st.sampled_from([None, "WEB", "POS"])),
                  "origin_facility": draw(st.sampled_from([None, *names]))}
         built = order(f"O{o}", items, ship_to=draw(st.sampled_from(
@@ -265,8 +283,8 @@ def test_inventory_read_in_pieces_gives_the_same_columns(small_pieces, tmp_path,
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(document, indent=indent))
     snapshot = load_columnar(path)
-    assert snapshot._columns is not None  # read by the fast path, in many pieces
-    assert len(snapshot._columns) == len(document["inventory"]) > 40  # 300 bytes a piece
+    assert snapshot.inventory.forms == {"columns"}  # read by the fast path, in many pieces
+    assert len(snapshot.inventory.columns) == len(document["inventory"]) > 40  # 300 B a piece
     fast, reference = _read_both(path)
     assert fast == reference and fast[0] == "ok"
 
@@ -296,8 +314,8 @@ def test_a_cut_inside_an_id_is_joined_back(small_pieces, tmp_path, monkeypatch):
     monkeypatch.setattr(columnar, "_ROWS", Counting())
     loaded = load_columnar(path)
     assert rejected  # some cuts fell inside an id
-    assert loaded._columns is not None
-    assert loaded._columns.product_ids == [row["product"] for row in rows]
+    assert loaded.inventory.forms == {"columns"}
+    assert loaded.inventory.columns.product_ids == [row["product"] for row in rows]
     fast, reference = _read_both(path)
     assert fast == reference and fast[0] == "ok"
 
@@ -439,3 +457,98 @@ def test_a_broken_order_in_a_later_piece_gets_the_reference_message(small_order_
 
 def test_seeded_fuzz_of_order_bytes_read_in_pieces(small_order_pieces, tmp_path):
     _fuzz_collection(tmp_path, "orders", 112426, 2, b',{}[]" :\\0')
+
+
+# ---- one snapshot object: the inventory offers rows and columns, whichever loader ran ----
+
+def _same_columns(one, other) -> bool:
+    import numpy as np
+    names = ("facility", "product", "atp", "minimum_stock", "allow_brokering",
+             "sales_velocity")
+    return (one.facility_ids, one.product_ids) == (other.facility_ids, other.product_ids) \
+        and all(np.array_equal(getattr(one, n), getattr(other, n), equal_nan=True)
+                for n in names)
+
+
+@pytest.mark.parametrize("example", ["omnichannel", "safety_stock", "multi_store"])
+def test_either_loader_gives_the_same_rows_and_the_same_columns(example):
+    path = EXAMPLES / example / "snapshot.json"
+    columnar, validated = load_columnar(path), load_snapshot(path)
+    assert columnar.inventory.forms == {"columns"} and validated.inventory.forms == {"rows"}
+    assert list(columnar.inventory) == list(validated.inventory)  # rows made from the columns
+    assert columnar.inventory[0] == validated.inventory[0]
+    assert len(columnar.inventory) == len(validated.inventory) > 0
+    assert _same_columns(columnar.inventory.columns, validated.inventory.columns)
+    assert columnar.inventory == validated.inventory
+    # the orders are records on one side, models on the other; the stock dumps alike
+    assert columnar.model_dump_json(exclude={"orders"}) == \
+        validated.model_dump_json(exclude={"orders"})
+
+
+def test_the_other_form_is_made_once_and_kept():
+    inventory = load_columnar(EXAMPLES / "omnichannel" / "snapshot.json").inventory
+    rows = inventory.rows
+    assert inventory.forms == {"rows", "columns"}
+    assert inventory.rows is rows  # not made again
+    validated = load_snapshot(EXAMPLES / "omnichannel" / "snapshot.json").inventory
+    assert validated.columns is validated.columns
+
+
+def test_the_columns_belong_to_the_snapshot_and_cannot_be_changed_in_place():
+    columns = load_snapshot(EXAMPLES / "omnichannel" / "snapshot.json").inventory.columns
+    with pytest.raises(ValueError, match="read-only"):
+        columns.atp[0] = 1e6
+
+
+def test_stock_taken_is_the_same_in_either_form():
+    path = EXAMPLES / "omnichannel" / "snapshot.json"
+    columnar, validated = load_columnar(path).inventory, load_snapshot(path).inventory
+    first, second = validated[0], validated[1]
+    taken = {(first.facility, first.product): 2.0, (second.facility, second.product): 0.5,
+             ("NOWHERE", first.product): 7.0}  # a pair without a row: ignored
+    from_columns, from_rows = columnar.less(taken), validated.less(taken)
+    assert from_columns.forms == {"columns"} and from_rows.forms == {"rows"}
+    assert from_columns == from_rows
+    assert from_rows[0].atp == first.atp - 2 and from_rows[1].atp == second.atp - 0.5
+    assert list(columnar) == list(validated)  # the originals are unchanged
+    assert columnar.less({}) is columnar
+
+
+def test_a_list_of_rows_given_to_a_copy_becomes_an_inventory():
+    from routing_dsl.snapshot import Inventory
+    snapshot = load_snapshot(EXAMPLES / "omnichannel" / "snapshot.json")
+    copied = snapshot.model_copy(update={"inventory": list(snapshot.inventory)[:2]})
+    assert isinstance(copied.inventory, Inventory) and len(copied.inventory.columns) == 2
+
+
+def test_a_what_if_reads_the_stock_of_a_snapshot_read_as_columns():
+    from routing_dsl.authoring.whatif import apply, parse
+    path = EXAMPLES / "omnichannel" / "snapshot.json"
+    row = load_snapshot(path).inventory[0]
+    changes = [parse(f"stock {row.product} at {row.facility} = 42")]
+    from_columns = apply(load_columnar(path), changes)
+    from_rows = apply(load_snapshot(path), changes)
+    assert from_columns.inventory == from_rows.inventory
+    assert from_columns.inventory[0].atp == 42
+
+
+# ---- found by the snapshot fuzzer (routing_dsl/fuzz/snapshots.py) ---------------------------
+
+@pytest.mark.parametrize("promised, routed", [(None, 1), ("2026-11-30T00:00:00-05:00", 0)],
+                         ids=["no promised date", "a promised date"])
+def test_without_rate_cards_delivery_date_passes_items_without_a_promised_date(promised,
+                                                                               routed):
+    """A snapshot without rate cards: `delivery_date <= promise_date` lets an item without a
+    promised date through and stops one with a date (no facility has a zone), in both
+    engines. The fast engine gave every item day 0 as its promise (and read past the end of
+    that one-element array), so it routed neither."""
+    from .builders import plan
+    the_plan = plan('routing "R" {\n filter { queue == _NA_ }\n rule "r" { assign partial\n'
+                    ' inventory { delivery_date <= promise_date } }\n}')
+    extra = {"promised_date": promised} if promised else {}
+    snapshot = world([facility("WH")], [stock("WH", "P1", 1)],
+                     [order("O1", [item("1", "P1", 3, **extra)]),
+                      order("O2", [item("1", "P1", 1, **extra)], ship_to=None)])
+    reference = dump_result(route(the_plan, snapshot, engine="reference"))
+    assert dump_result(route(the_plan, snapshot, engine="fast")) == reference
+    assert len(json.loads(reference)["allocations"]) == routed

@@ -20,7 +20,7 @@ from routing_dsl.compiler import compile_program
 from routing_dsl.checker import Workspace
 from routing_dsl.interpreter import run_plan
 from routing_dsl.plan import PlanError, load_plan
-from routing_dsl.snapshot import SnapshotError, load_snapshot, parse_snapshot
+from routing_dsl.snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
 
 from .conftest import ROOT
 
@@ -53,14 +53,192 @@ def test_non_finite_inventory_numbers_are_refused(tmp_path, literal, field):
     text = json.dumps(document).replace("12345.5", literal)
     result = run_snapshot(tmp_path, text)
     assert result.exit_code == 2, result.output
-    assert f"inventory[0].{field}: input should be a finite number" in result.stderr
+    assert f"inventory[0].{field}: {literal} is outside the supported range (finite numbers " \
+        "up to 9007199254740991)" in result.stderr
 
 
 def test_non_finite_quantity_is_refused(tmp_path):
     text = json.dumps(SNAPSHOT).replace('"quantity": 2', '"quantity": NaN', 1)
     result = run_snapshot(tmp_path, text)
     assert result.exit_code == 2
-    assert ".quantity: input should be a finite number" in result.stderr
+    assert ".quantity: NaN is outside the supported range" in result.stderr
+
+
+# ---- the supported numeric range (routing_dsl/validation.py): one test per boundary -------
+
+LARGEST = 2**53 - 1
+RANGE = "is outside the supported range (finite numbers up to 9007199254740991)"
+# Where a number goes, as a JSON path and the setter that puts a marker there.
+PLACES = {
+    "inventory[0].atp": lambda d, v: d["inventory"][0].update(atp=v),
+    "inventory[0].minimum_stock": lambda d, v: d["inventory"][0].update(minimum_stock=v),
+    "inventory[1].sales_velocity": lambda d, v: d["inventory"][1].update(sales_velocity=v),
+    "orders[0].ship_groups[0].items[0].quantity":
+        lambda d, v: d["orders"][0]["ship_groups"][0]["items"][0].update(quantity=v),
+    "orders[1].ship_groups[0].items[0].unit_price":
+        lambda d, v: d["orders"][1]["ship_groups"][0]["items"][0].update(unit_price=v),
+    "facilities[0].max_orders_per_day": lambda d, v: d["facilities"][0].update(
+        max_orders_per_day=v),
+    "facilities[0].orders_today": lambda d, v: d["facilities"][0].update(orders_today=v),
+    "facilities[0].groups.WAREHOUSES": lambda d, v: d["facilities"][0]["groups"].update(
+        WAREHOUSES=v),
+    "shipment_methods[2].delivery_days": lambda d, v: d["shipment_methods"][2].update(
+        delivery_days=v),
+}
+
+
+def _with_number(tmp_path, place: str, literal: str) -> Path:
+    """The example snapshot with ``literal`` written, as is, at ``place``."""
+    document = copy.deepcopy(SNAPSHOT)
+    PLACES[place](document, "@@number@@")
+    return Path(write(tmp_path, json.dumps(document).replace('"@@number@@"', literal)))
+
+
+def _refusals(path: Path) -> list[list[str]]:
+    """The problems each loader (the reference one, the fast engine's) finds."""
+    from routing_dsl.engine import load_columnar
+    found = []
+    for loader in (load_snapshot, load_columnar):
+        with pytest.raises(SnapshotError) as error:
+            loader(path)
+        found.append(error.value.problems)
+    return found
+
+
+def _refused_alike(tmp_path, place: str, literal: str, shown: str | None = None) -> None:
+    path = _with_number(tmp_path, place, literal)
+    reference, fast = _refusals(path)
+    assert reference == fast == [f"{path}: {place}: {shown or literal} {RANGE}"]
+    for engine in ("reference", "fast"):  # the CLI: exit 2, nothing written
+        out = tmp_path / f"{engine}.json"
+        result = invoke("run", SOURCE, "--snapshot", str(path), "--engine", engine,
+                        "--out", str(out))
+        assert result.exit_code == 2, result.output
+        assert f"{place}: {shown or literal} {RANGE}" in result.stderr
+        assert not out.exists()
+
+
+def test_the_largest_supported_integer_is_routed_alike_by_both_engines(tmp_path):
+    document = copy.deepcopy(SNAPSHOT)
+    for place in PLACES:
+        PLACES[place](document, LARGEST)
+    document["facilities"][0]["orders_today"] = LARGEST - 1  # room for one more ship group
+    document["orders"][0]["ship_groups"][0]["items"][0]["adjustments"] = -LARGEST
+    document["inventory"][0]["minimum_stock"] = -LARGEST  # net stock 2^54 - 2: a float's
+    path = write(tmp_path, document)
+    outputs = {}
+    for engine in ("reference", "fast"):
+        out = tmp_path / f"{engine}.json"
+        result = invoke("run", SOURCE, "--snapshot", path, "--engine", engine, "--out",
+                        str(out))
+        assert result.exit_code == 0, result.output  # accepted, and the result is written
+        outputs[engine] = out.read_bytes()
+    assert outputs["reference"] == outputs["fast"]
+    routed = json.loads(outputs["fast"])
+    assert {"facility": "WH_NJ", "orders_today": LARGEST} in routed["facility_counts_after"]
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_2_to_the_53_is_refused_with_its_path_by_both_loaders(tmp_path, place):
+    _refused_alike(tmp_path, place, str(2**53))
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_2_to_the_64_is_refused_with_its_path_by_both_loaders(tmp_path, place):
+    _refused_alike(tmp_path, place, str(2**64))
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_1e400_is_refused_with_its_path_by_both_loaders(tmp_path, place):
+    _refused_alike(tmp_path, place, "1e400")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("place", ["inventory[0].atp", "orders[0].ship_groups[0].items[0].quantity",
+                                   "facilities[0].orders_today"])
+def test_nan_and_infinity_are_refused_with_their_path_by_both_loaders(tmp_path, place, literal):
+    _refused_alike(tmp_path, place, literal)
+
+
+def test_minus_2_to_the_53_is_refused_where_negative_numbers_are_allowed(tmp_path):
+    _refused_alike(tmp_path, "inventory[0].atp", str(-2**53))
+
+
+def test_a_number_too_long_for_the_json_reader_is_refused_with_its_path(tmp_path):
+    _refused_alike(tmp_path, "inventory[0].atp", "9" * 5000, "9" * 37 + "...")
+    _refused_alike(tmp_path, "facilities[0].orders_today", "1" + "0" * 5000,
+                   "1" + "0" * 36 + "...")
+
+
+def test_a_folder_snapshot_refuses_the_same_numbers(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({k: SNAPSHOT[k] for k in
+                                                  ("format", "now", "timezone")}))
+    for name in ("product_stores", "facilities", "products", "shipment_methods", "orders"):
+        (folder / f"{name}.json").write_text(json.dumps(SNAPSHOT[name]))
+    rows = [{**row, "atp": 2**64 if k == 1 else row["atp"]}
+            for k, row in enumerate(SNAPSHOT["inventory"])]
+    (folder / "inventory.csv").write_text("facility,product,atp\n" + "".join(
+        f"{r['facility']},{r['product']},{r['atp']}\n" for r in rows))
+    reference, fast = _refusals(folder)
+    assert reference == fast == [f"{folder}: inventory[1].atp: {2**64} {RANGE}"]
+
+
+def test_the_json_schema_states_the_range_of_every_number():
+    """Every number of the snapshot schema has bounds within the supported range: a new
+    numeric field without a range type (validation.py) fails here."""
+    schema = Snapshot.model_json_schema()
+    unbounded = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get("type") in ("number", "integer"):
+                low = node.get("minimum", node.get("exclusiveMinimum"))
+                high = node.get("maximum", node.get("exclusiveMaximum"))
+                if low is None or high is None or low < -LARGEST or high > LARGEST:
+                    unbounded.append(where)
+                assert not {"ge", "le", "gt", "lt"} & set(node), where  # JSON Schema words
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+    walk(schema, "$")
+    assert unbounded == []
+    item = schema["$defs"]["Item"]["properties"]["quantity"]
+    assert (item["exclusiveMinimum"], item["maximum"]) == (0, LARGEST)
+
+
+def test_no_field_overrides_the_bounds_of_its_range_type():
+    """pydantic lets a range type's `ge` silently replace a field's own (`Count = Field(ge=1)`
+    would accept 0): a field gives its bounds through its type only."""
+    import annotated_types
+    import pydantic
+    doubled = []
+    models = [Snapshot]
+    seen = set()
+    while models:
+        model = models.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            kinds = [type(m) for m in info.metadata
+                     if isinstance(m, annotated_types.BaseMetadata)]
+            if len(kinds) != len(set(kinds)):
+                doubled.append(f"{model.__name__}.{name}")
+            for arg in _types_in(info.annotation):
+                if isinstance(arg, type) and issubclass(arg, pydantic.BaseModel):
+                    models.append(arg)
+    assert doubled == []
+
+
+def _types_in(annotation):
+    import typing
+    yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _types_in(arg)
 
 
 @pytest.mark.parametrize("now", ["9999-12-31T23:00:00+00:00", "0001-01-01T00:00:00+00:00"])
@@ -405,3 +583,4 @@ def test_a_queue_missing_from_the_snapshot_is_named(tmp_path):
     assert result.exit_code == 0, result.output
     assert ("routing 'Web orders' filters on queue '_NA_', which the snapshot does not have"
             in result.stderr)
+    assert "no ship group was eligible" not in result.stderr

@@ -133,6 +133,28 @@ def test_export_names_every_shipping_criterion_hotwax_cannot_hold(tmp_path):
     assert "HotWax cannot sort by `shipping_cost`" in result.stderr
 
 
+def test_export_names_every_lifecycle_criterion_hotwax_cannot_hold(tmp_path):
+    """Rejection queues are queue filters HotWax holds; counting rejections, avoiding recent
+    rejecters per rule, order tags, facility caps and effective dates it cannot (issue 23)."""
+    source = tmp_path / "rules.route"
+    source.write_text(
+        'use std.hotwax\ndeclare tag VIP\ngroup "G" for store STORE {\n'
+        '  routing "Rejected" active until "2999-01-01" {\n'
+        '    filter { queue == REJECTED_ITM_PARKING  rejections < 3  tags in [VIP] }\n'
+        '    rule "r" active from "2026-11-27" {\n      assign partial\n'
+        '      inventory { not rejected within 7 days  max_facilities 2 }\n    }\n  }\n}\n')
+    out = tmp_path / "group.json"
+    result = invoke("export-hotwax", source, "-o", str(out))
+    assert result.exit_code == 1 and not out.exists()
+    for words in ("rules.route:4:11: HotWax has no effective dates on a routing",
+                  "rules.route:5:45: HotWax has no `rejections` filter",
+                  "HotWax has no `tags` filter", "rules.route:6:10: HotWax has no effective "
+                  "dates on a rule", "HotWax has no `max_facilities` setting",
+                  "rules.route:8:19: HotWax has no `rejected` condition"):
+        assert words in result.stderr, words
+    assert "REJECTED_ITM_PARKING" not in result.stderr  # a queue filter HotWax holds
+
+
 def strip_ids(filters: list[dict]) -> list[tuple]:
     """Each filter's meaning, in sequence order (spaces in comma lists are spelling)."""
     return [(f.get("conditionTypeEnumId"), f.get("fieldName"), f.get("operator"),
@@ -218,7 +240,8 @@ def test_a_rule_in_miles_exports_its_measurement_system(tmp_path):
     (lambda d: d["routings"][0]["orderFilters"][0].update(operator=1),
      "routings[0].orderFilters[0].operator: expected a string or null, got an integer"),
     (lambda d: d["routings"][1].update(sequenceNum=float("nan")),
-     "routings[1].sequenceNum: expected a number >= -9007199254740992.0"),
+     "routings[1].sequenceNum: expected a number within the supported range (finite "
+     "numbers up to 9007199254740991)"),
     (lambda d: d["routings"][0].update(rules=[5]),
      "routings[0].rules[0]: expected an object, got an integer"),
     (lambda d: d.update(schedule="0 * * * *"),
@@ -248,8 +271,24 @@ def test_a_number_beyond_float_range_is_a_problem_not_infinity(tmp_path):
     document = json.loads((FIXTURES / "every-parameter.json").read_text())
     document["routings"][1]["rules"][0]["inventoryFilters"][1]["fieldValue"] = "1e400"
     with pytest.raises(HotWaxImportError, match=r"inventoryFilters\[1\].fieldValue: '1e400' "
-                                                r"is out of range"):
+                                                r"is outside the supported range"):
         import_group(document)
+
+
+def test_a_negative_auto_cancel_is_a_problem_naming_its_path():
+    """The language refuses `auto_cancel after -1 days` (the engines disagreed on it, found
+    by the plan campaign): an import says where the export holds it."""
+    from routing_dsl.checker import Workspace
+    [group] = Workspace().check_path(
+        ROOT / "examples" / "backorder_parking" / "backorder_parking.route").program.groups
+    document = export_group(group)
+    [action] = [a for r in document["routings"] for rule in r["rules"]
+                for a in rule["actions"] if a["actionTypeEnumId"] == "ORA_AUTO_CANCEL_DAYS"]
+    action["actionValue"] = "-1"
+    with pytest.raises(HotWaxImportError) as refused:
+        import_group(document, name="g.json")
+    assert refused.value.problems == [
+        "g.json: routings[0].rules[0].actions[1].actionValue: '-1' days cannot be negative"]
 
 
 def test_a_rule_status_on_a_routing_is_not_a_routing_status():

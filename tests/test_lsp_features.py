@@ -285,6 +285,16 @@ def test_document_links_on_use(tmp_path: Path):
      {"queue"}),
     ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
      '  sort by ', {"shipping_cost", "delivery_date"}, {"order_date"}),
+    # issue 23: rejections, facilities per order, tags, active windows
+    ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
+     '  inventory { ', {"not", "max_facilities", "distance"}, {"rejected", "tags"}),
+    ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
+     '  inventory { not ', {"rejected"}, {"distance", "max_facilities"}),
+    ('group "G" for store S { routing "R" { rule "r" { assign partial\n'
+     '  inventory { not rejected ', {"within"}, {"in", "=="}),
+    ('group "G" for store S { routing "R" { filter { ', {"tags", "rejections"}, {"rejected"}),
+    ('group "G" for store S { routing "R" active ', {"from", "until"}, {"draft"}),
+    ('group "G" for store S { routing "R" active from "2026-11-27" ', {"until"}, {"from"}),
 ])
 def test_completion_in_context(result, prefix, expected, absent):
     text = "use std.hotwax\n" + prefix

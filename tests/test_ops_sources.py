@@ -97,6 +97,28 @@ def test_a_bad_row_in_sql_names_the_json_path(tmp_path):
     assert json.loads(Path(folder / "snapshot.json").read_text())  # the file is untouched
 
 
+def test_a_number_outside_the_supported_range_in_sql_names_the_json_path(tmp_path):
+    url = f"sqlite:///{tmp_path / 'oms.db'}"
+    folder = ROOT / "examples" / "omnichannel"
+    assert invoke("oms", "load", str(folder / "snapshot.json"), "--db", url).exit_code == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # SQLite reads 1e999 as infinity
+        connection.exec_driver_sql("update oms_order_item set quantity = 1e999 "
+                                   "where position = 0")
+        connection.exec_driver_sql(f"update oms_facility set orders_today = {2**53} "
+                                   "where position = 0")
+    engine.dispose()
+    for engine_name in ("reference", "fast"):
+        result = invoke("run", str(folder / "omnichannel.route"), "--snapshot", url,
+                        "--engine", engine_name)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"error: {url}: facilities[0].orders_today: 9007199254740992 is outside the "
+            "supported range (finite numbers up to 9007199254740991)",
+            f"error: {url}: orders[0].ship_groups[0].items[0].quantity: Infinity is outside "
+            "the supported range (finite numbers up to 9007199254740991)"]
+
+
 def test_the_operations_doc_sql_commands_run(tmp_path, monkeypatch):
     import re
     import shlex

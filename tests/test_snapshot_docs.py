@@ -77,3 +77,12 @@ def _compiled(path):
     from routing_dsl.checker import Workspace
     from routing_dsl.compiler import compile_program
     return compile_program(Workspace().check_path(path).program)
+
+
+def test_the_rejection_example_is_a_valid_item():
+    from routing_dsl.snapshot import Item
+
+    item = Item.model_validate_json(_block("rejections", "json"))
+    [rejection] = item.rejections
+    assert (rejection.facility, rejection.reason, rejection.at.isoformat()) == (
+        "ST_NYC", "NOT_IN_STOCK", "2026-11-22T10:00:00-05:00")

@@ -55,7 +55,7 @@ from ..compiler import compile_program
 from ..interpreter import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
-from ..validation import problem
+from ..validation import MAX_INTEGER, problem
 from . import whatif
 
 class TestFileError(Exception):
@@ -66,7 +66,7 @@ class TestFileError(Exception):
 
 Text = Annotated[str, Meta(min_length=1, max_length=10_000)]
 FilePath = Annotated[str, Meta(min_length=1, max_length=4096)]
-Quantity = Annotated[float, Meta(ge=0, le=2**53)]  # whole units fit a float exactly up to 2^53
+Quantity = Annotated[float, Meta(ge=0, le=MAX_INTEGER)]  # the supported range
 Amount = Annotated[float, Meta(ge=0, le=1e12)]
 Action = Literal["moved", "left", "auto_cancel_set", "auto_cancel_cleared"]
 
@@ -463,6 +463,8 @@ def _condition_text(condition, rule) -> str:
         return f"facility_group {condition.op} {ids}"
     if condition.field == "delivery_date":
         return f"delivery_date {condition.op} promise_date"
+    if condition.op == "not within":
+        return f"not {condition.field} within {int(condition.number)} days"
     number = condition.number
     shown = int(number) if number is not None and float(number).is_integer() else number
     unit = _UNITS.get(condition.field, lambda rule: "")(rule)
@@ -474,6 +476,8 @@ def _filter_text(condition) -> str:
         return f"{condition.field} {condition.op}"
     if condition.field == "promise_date":
         return f"promise_date {condition.op} {condition.days} days"
+    if condition.count is not None:
+        return f"{condition.field} {condition.op} {condition.count}"
     ids = condition.ids[0] if len(condition.ids) == 1 and condition.op in ("==", "!=") \
         else f"[{', '.join(condition.ids)}]"
     return f"{condition.field} {condition.op} {ids}"

@@ -6,7 +6,7 @@
 
 A patch file holds one statement per line (`#` starts a comment). A statement that does not
 parse, names a facility or product the snapshot does not have, or gives a number out of range
-(not a plain decimal, beyond 2^53 either way, or a negative limit) is a WhatIfError naming the
+(not a plain decimal, outside the supported range of validation.py, or a negative limit) is a WhatIfError naming the
 statement (and the file line), with the closest ids as suggestions. The grammar is the
 :data:`GRAMMAR` table: the parser, the usage text and the fuzzers all read it.
 """
@@ -16,13 +16,12 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
-from ..snapshot import InventoryRow, Snapshot
+from ..snapshot import Inventory, InventoryRow, Snapshot
+from ..validation import RANGE, decimal_in_range
 
 _ID = r"(?:\"[^\"]+\"|[^\s\"=]+)"
-MAX_NUMBER = 2**53  # the largest whole number a float (and so each engine) holds exactly
 
 
 @dataclass(frozen=True)
@@ -109,9 +108,9 @@ def parse(statement: str, where: str = "--what-if") -> Change:
 
 
 def _number(token: str, slot: Slot) -> float | int | None:
-    """A number slot's value, refused when it is no number (`nan`, `1e5`), out of the range
-    the engines hold exactly (beyond 2^53; a float would round it, or become infinity), or
-    negative where that means nothing."""
+    """A number slot's value, refused when it is no number (`nan`, `1e5`), outside the
+    supported range (validation.py: a float would round it, or become infinity), or negative
+    where that means nothing."""
     shown = repr(token if len(token) <= 30 else token[:27] + "...")
     if slot.kind == "limit":
         if token == "none":
@@ -124,11 +123,8 @@ def _number(token: str, slot: Slot) -> float | int | None:
     elif not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", token):
         raise ValueError(f"the {slot.meaning} {shown} is not a number (write it like 12 "
                          "or 2.5)")
-    digits = token.lstrip("-").split(".")[0].lstrip("0")
-    if len(digits) > 16 or Decimal(token).copy_abs() > MAX_NUMBER:
-        bounds = f"from -{MAX_NUMBER} to {MAX_NUMBER}" if slot.kind == "quantity" else \
-            f"at most {MAX_NUMBER}"
-        raise ValueError(f"the {slot.meaning} {shown} is out of range ({bounds})")
+    if not decimal_in_range(token):  # never through a float: 400 digits would be infinity
+        raise ValueError(f"the {slot.meaning} {shown} is outside the supported range ({RANGE})")
     return int(token) if slot.kind == "limit" else float(token)
 
 
@@ -175,7 +171,7 @@ def apply(snapshot: Snapshot, changes: list[Change]) -> Snapshot:
             inventory[key] = row.model_copy(update={"atp": change.number})
     return snapshot.model_copy(update={
         "facilities": [facilities[f.id] for f in snapshot.facilities],
-        "inventory": [inventory[key] for key in order]})
+        "inventory": Inventory([inventory[key] for key in order])})
 
 
 def _suggest(name: str, known) -> str:

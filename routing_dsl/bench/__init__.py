@@ -6,5 +6,6 @@ inputs, explanations, SQL sources, scenarios end to end, scaling, the service, s
 ratios against baselines measured in the same run; ``console`` times the console's pages
 against a run store filled to a busy year; ``scenarios`` generates seeded, realistic
 snapshots and the plans they are routed with; ``sqlbaseline`` routes the way HotWax does, in
-SQL, as the baseline; ``loadgen`` drives a live `routing serve` over loopback.
+SQL, as the baseline; ``loadgen`` drives a live `routing serve` over loopback; ``rollout``
+measures what a shadow candidate adds to a batch and to a committed decision.
 """

@@ -46,7 +46,8 @@ class _Connection:
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
 
-    def exchange(self, request: bytes) -> None:
+    def exchange(self, request: bytes) -> bytes:
+        """Send ``request``, read its answer; the body (LoadError unless a 200)."""
         self.socket.sendall(request)
         while (end := self.buffer.find(b"\r\n\r\n")) < 0:
             self._read()
@@ -63,6 +64,7 @@ class _Connection:
         if status != b"200":
             raise LoadError(f"HTTP {status.decode('ascii', 'replace')}: "
                             f"{body[:300].decode('utf-8', 'replace')}")
+        return body
 
     def _read(self) -> None:
         chunk = self.socket.recv(1 << 16)
@@ -74,10 +76,46 @@ class _Connection:
         self.socket.close()
 
 
-def drive(address: tuple[str, int], requests: list[bytes], clients: int = 1) -> Load:
+def _worker(connection: _Connection) -> int:
+    """Which worker of `routing serve --workers` holds the connection (its /healthz says)."""
+    import orjson
+    return orjson.loads(connection.exchange(
+        b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")).get("worker", 0)
+
+
+def connect(address: tuple[str, int], clients: int, workers: int = 1,
+            wait: float = 120.0) -> list[_Connection]:
+    """``clients`` connections, as many held by each of ``workers`` workers as can be (the
+    kernel hands a new connection to a worker by a hash of its port: connections are opened
+    until each worker has its share, so that the figures are the workers', not the hash's;
+    a worker still loading takes none, so this waits up to ``wait`` seconds for it)."""
+    if workers <= 1:
+        return [_Connection(address) for _ in range(clients)]
+    share = {k: clients // workers + (k < clients % workers) for k in range(workers)}
+    kept: list[_Connection] = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        connection = _Connection(address)
+        worker = _worker(connection)
+        if share.get(worker, 0) > 0:
+            share[worker] -= 1
+            kept.append(connection)
+            if len(kept) == clients:
+                return kept
+        else:
+            connection.close()
+            time.sleep(0.01)
+    for connection in kept:
+        connection.close()
+    raise LoadError(f"could not spread {clients} connections over {workers} workers")
+
+
+def drive(address: tuple[str, int], requests: list[bytes], clients: int = 1,
+          workers: int = 1) -> Load:
     """Send ``requests`` from ``clients`` threads at once (each its own connection, taking the
-    next unsent request when its previous one is answered); every answer must be a 200."""
-    connections = [_Connection(address) for _ in range(clients)]
+    next unsent request when its previous one is answered, the connections spread evenly
+    over ``workers``); every answer must be a 200."""
+    connections = connect(address, clients, workers)
     latencies: list[float] = []
     errors: list[Exception] = []
     cursor = iter(range(len(requests)))

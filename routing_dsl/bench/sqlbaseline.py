@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..engine.columnar import inventory_columns
 from ..interpreter import EPSILON, KM_PER_MILE, _haversine_radians, _radians
 from ..plan import Plan
 from ..snapshot import Snapshot
@@ -90,7 +89,7 @@ def load_database(snapshot: Snapshot) -> sqlite3.Connection:
     db.executemany("insert into facility_group values (?, ?)", [
         (f.id, g) for f in snapshot.facilities if not f.virtual for g in f.groups])
     virtual = {f.id for f in snapshot.facilities if f.virtual}
-    columns = inventory_columns(snapshot)
+    columns = snapshot.inventory.columns
     net = (columns.atp - columns.minimum_stock).tolist()
     db.executemany("insert into inventory values (?, ?, ?)", (
         (columns.facility_ids[f], columns.product_ids[p], net[k])

@@ -11,6 +11,8 @@ and how it is lowered into the engines' IR (`routing_dsl.engine.ir`). One module
 - `shipping`: shipping cost, transit days and delivery dates;
 - `velocity`: `sales_velocity` and `broken_style`;
 - `orders`: the order filters and order sorts of a routing;
+- `lifecycle`: rejections (`not rejected within`, the `rejections` filter), order tags and
+  `max_facilities`;
 - `settings`: the rule settings (flags and amounts).
 
 Everything else reads these tables: the vocabulary (and through it the checker, the language
@@ -71,7 +73,7 @@ NEEDS = ("km", "zone", "placement", "costs", "balance", "sequence")
 # The facts an inventory condition compares, by stage (each engine computes them: the
 # reference in runtime, the kernel in engine.kernel), and the item facts of the serve stage.
 FACTS = {"facility": (), "candidate": ("km", "transit"), "placement": ("package_cost",),
-         "serve": ("delivery", "available")}
+         "serve": ("delivery", "available", "refused")}
 ITEM_FACTS = ("promised", "open")
 
 
@@ -169,9 +171,9 @@ class Registry:
 
 
 def _load() -> Registry:
-    from . import distance, groups, orders, settings, shipping, stock, velocity
+    from . import distance, groups, lifecycle, orders, settings, shipping, stock, velocity
     found: list[Criterion] = []
-    for family in (orders, groups, distance, stock, shipping, velocity, settings):
+    for family in (orders, groups, distance, stock, shipping, velocity, settings, lifecycle):
         found += family.CRITERIA
     return Registry(found)
 

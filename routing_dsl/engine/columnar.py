@@ -3,22 +3,21 @@ object per stock row nor a model per order line.
 
 A JSON snapshot file is decoded with msgspec. The inventory rows, a few megabytes of them at a
 time, go straight into typed, untracked structs that become numpy columns at once and are then
-dropped: the peak is the columns plus one piece, not a struct per row. The orders are validated
-by their pydantic models ORDERS_PER_PIECE at a time, and each becomes a record (`OrderRecord`:
-the same fields, read the same way, in an untracked struct a fifth the size of a model), so
-that a million orders fit where their models would not. The other collections reach their
-models as raw JSON. Anything the fast path is not sure of (a folder snapshot, a row msgspec
-refuses, an order its model refuses, a non-finite number, an unknown or repeated id) is read
-again by the reference loader, so a bad snapshot gets exactly the same messages either way.
+dropped: the peak is the columns plus one piece, not a struct per row. The snapshot's
+`Inventory` holds those columns; rows are made from them only if a reader asks. The orders
+are validated by their pydantic models ORDERS_PER_PIECE at a time, and each becomes a record
+(`OrderRecord`: the same fields, read the same way, in an untracked struct a fifth the size
+of a model), so that a million orders fit where their models would not. The other
+collections reach their models as raw JSON. Anything the fast path is not sure of (a folder
+snapshot, a row msgspec refuses, an order its model refuses, a number outside the supported
+range, an unknown or repeated id) is read again by the reference loader, so a bad snapshot
+gets exactly the same messages either way.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import itertools
-from operator import attrgetter
-from dataclasses import dataclass
 from pathlib import Path
 
 from zoneinfo import ZoneInfo
@@ -27,25 +26,10 @@ import msgspec
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from ..snapshot import (Address, Item, Order, ShipGroup, Snapshot, SnapshotError,
-                        load_snapshot, localize_order, order_problems, parse_snapshot)
-
-
-@dataclass(frozen=True)
-class InventoryColumns:
-    """One entry per inventory row, in file order; ids as indexes into the id lists."""
-
-    facility_ids: list[str]
-    product_ids: list[str]
-    facility: np.ndarray        # int32 index into facility_ids
-    product: np.ndarray         # int32 index into product_ids
-    atp: np.ndarray             # float64
-    minimum_stock: np.ndarray   # float64
-    allow_brokering: np.ndarray  # bool
-    sales_velocity: np.ndarray  # float64, NaN where the row has none
-
-    def __len__(self) -> int:
-        return len(self.atp)
+from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, Rejection,
+                        ShipGroup, Snapshot, SnapshotError, columns_of, load_snapshot,
+                        localize_order, order_problems, parse_snapshot)
+from ..validation import MAX_INTEGER
 
 
 class _Row(msgspec.Struct, gc=False, forbid_unknown_fields=True):
@@ -79,34 +63,9 @@ _SPACE = b" \t\r\n"
 
 
 def inventory_columns(snapshot: Snapshot) -> InventoryColumns:
-    """The snapshot's inventory as columns: attached by `load_columnar`, else built from the
-    validated rows."""
-    if snapshot._columns is not None:
-        return snapshot._columns
-    return _columns(snapshot.inventory)
-
-
-def _columns(rows) -> InventoryColumns:
-    n = len(rows)
-    facility_ids, facility = _intern(map(attrgetter("facility"), rows), n)
-    product_ids, product = _intern(map(attrgetter("product"), rows), n)
-    # None becomes NaN in a float64 array
-    velocity = np.array(list(map(attrgetter("sales_velocity"), rows)), np.float64)
-    return InventoryColumns(
-        facility_ids, product_ids, facility, product,
-        np.fromiter(map(attrgetter("atp"), rows), np.float64, n),
-        np.fromiter(map(attrgetter("minimum_stock"), rows), np.float64, n),
-        np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n), velocity)
-
-
-def _intern(values, n: int) -> tuple[list[str], np.ndarray]:
-    """Distinct values in order of first appearance, and each value's index among them (at C
-    speed: each value maps to the position of its first appearance, then those close up)."""
-    first: dict[str, int] = {}
-    sparse = np.fromiter(map(first.setdefault, values, itertools.count()), np.int64, n)
-    dense = np.zeros(n + 1, np.int32)
-    dense[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
-    return list(first), dense[sparse]
+    """``snapshot.inventory.columns`` (the name callers used before the inventory offered
+    both forms)."""
+    return snapshot.inventory.columns
 
 
 def snapshot_digest(snapshot: Snapshot) -> str:
@@ -116,7 +75,7 @@ def snapshot_digest(snapshot: Snapshot) -> str:
     # the orders as records (what this loader keeps), encoded by msgspec: fast, and the same
     # bytes whether they were read as records or as models
     digest.update(msgspec.json.encode(order_records(snapshot)))
-    columns = inventory_columns(snapshot)
+    columns = snapshot.inventory.columns
     for ids in (columns.facility_ids, columns.product_ids):
         digest.update("\x00".join(ids).encode("utf-8") + b"\x01")
     for column in (columns.facility, columns.product, columns.atp, columns.minimum_stock,
@@ -156,9 +115,7 @@ def _fast(path: Path) -> Snapshot | None:
     except (msgspec.DecodeError, RecursionError):
         return None
     columns = _read_inventory(memoryview(document.inventory))
-    if columns is None or not (
-            np.isfinite(columns.atp).all() and np.isfinite(columns.minimum_stock).all()
-            and not np.isinf(columns.sales_velocity).any()):
+    if columns is None or not _in_range(columns):
         return None
     rest = b"".join((
         b'{"format":', document.format, b',"now":', document.now, b',"timezone":',
@@ -178,9 +135,8 @@ def _fast(path: Path) -> Snapshot | None:
     del orders
     if records is None:
         return None
-    snapshot = snapshot.model_copy(update={"orders": records})
-    snapshot._columns = columns
-    return snapshot
+    return snapshot.model_copy(update={"orders": records,
+                                       "inventory": Inventory(columns=columns)})
 
 
 def _in_pieces(raw: memoryview, decode, errors, use) -> bool:
@@ -228,7 +184,7 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
     parts: list[tuple] = []
 
     def use(rows: list) -> None:
-        local = _columns(rows)
+        local = columns_of(rows)
         rows.clear()
         facilities = np.array([facility_ids.setdefault(f, len(facility_ids))
                                for f in local.facility_ids], np.int32)
@@ -251,10 +207,10 @@ def _record_class(model) -> type:
                              frozen=True, gc=False)
 
 
-AddressRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
-    _record_class(m) for m in (Address, Item, ShipGroup, Order))
-_RECORDS = {Address: AddressRecord, Item: ItemRecord, ShipGroup: ShipGroupRecord,
-            Order: OrderRecord}
+AddressRecord, RejectionRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
+    _record_class(m) for m in (Address, Rejection, Item, ShipGroup, Order))
+_RECORDS = {Address: AddressRecord, Rejection: RejectionRecord, Item: ItemRecord,
+            ShipGroup: ShipGroupRecord, Order: OrderRecord}
 _ORDERS = TypeAdapter(list[Order])
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 ORDERS_PER_PIECE = 10_000
@@ -282,11 +238,15 @@ def _each(convert):
 
 _NO_IDS: tuple = ()
 _address_record = _converter(Address, {})
-_item_record = _converter(Item, {"excluded_facilities": lambda ids: tuple(ids) if ids else _NO_IDS})
+_rejection_record = _converter(Rejection, {})
+_item_record = _converter(Item, {
+    "excluded_facilities": lambda ids: tuple(ids) if ids else _NO_IDS,
+    "rejections": lambda rows: tuple(map(_rejection_record, rows)) if rows else _NO_IDS})
 _group_record = _converter(ShipGroup, {
     "ship_to": lambda address: None if address is None else _address_record(address),
     "items": _each(_item_record)})
-_record = _converter(Order, {"ship_groups": _each(_group_record)})
+_record = _converter(Order, {"ship_groups": _each(_group_record),
+                              "tags": lambda tags: tuple(tags) if tags else _NO_IDS})
 
 
 def order_records(snapshot: Snapshot) -> list:
@@ -351,6 +311,15 @@ def _cut(raw: memoryview, at: int, end: int) -> int:
                 return k
         at = int(braces[-1]) + at + 1
     return end
+
+
+def _in_range(columns: InventoryColumns) -> bool:
+    """Whether every number is within the supported range (validation.py), as the models
+    require; NaN stands for a missing sales velocity (msgspec refuses a NaN in the text)."""
+    velocity = columns.sales_velocity
+    return bool((np.abs(columns.atp) <= MAX_INTEGER).all()
+                and (np.abs(columns.minimum_stock) <= MAX_INTEGER).all()
+                and not (np.abs(velocity) > MAX_INTEGER).any())
 
 
 def _inventory_sound(snapshot: Snapshot, columns: InventoryColumns) -> bool:

@@ -109,6 +109,10 @@ class _FastContext(_Context):
         prod, open_, queue, group, store, ready, price, adj, qty, sg_of = (
             [] for _ in range(10))
         excl_ptr, excl = [0], []
+        rej_ptr, rej_fac, rej_day = [0], [], []
+        sg_keys: dict[tuple[str, str], int] = {}
+        sg_key = []
+        zone = self.zone
         last = None
         for order, ship_group, item in order_lines(snapshot):
             if ship_group is not last:
@@ -116,6 +120,8 @@ class _FastContext(_Context):
                 ship_groups.append(ship_group)
                 orders.append(order)
                 store_code = stores.setdefault(order.product_store, len(stores))
+                # a ship group split by queue is one ship group to max_facilities
+                sg_key.append(sg_keys.setdefault((order.id, ship_group.id), len(sg_keys)))
                 order_ready = order.status == "APPROVED"
                 queue_code = fac_index[ship_group.facility]
             lines.append(item)
@@ -137,6 +143,10 @@ class _FastContext(_Context):
             if item.excluded_facilities:
                 excl.extend(fac_index[f] for f in item.excluded_facilities if f in fac_index)
             excl_ptr.append(len(excl))
+            for rejection in item.rejections:  # facilities not in the snapshot never match
+                rej_fac.append(fac_index.get(rejection.facility, -1))
+                rej_day.append(rejection.at.astimezone(zone).date().toordinal())
+            rej_ptr.append(len(rej_fac))
         self.lines, self.ship_groups, self.orders = lines, ship_groups, orders
         n = len(lines)
         counts = np.zeros(len(self.prod_ids), np.int64)
@@ -154,6 +164,13 @@ class _FastContext(_Context):
         self.it_sg = np.array(sg_of, np.int64)
         self.it_excl_ptr = np.array(excl_ptr, np.int64)
         self.it_excl = np.array(excl or [0], np.int64)
+        # the items' rejections: rows it_rej_ptr[i]:it_rej_ptr[i + 1], by facility and local
+        # day (criteria.lifecycle)
+        self.it_rej_ptr = np.array(rej_ptr, np.int64)
+        self.it_rej_fac = np.array(rej_fac or [-1], np.int64)
+        self.it_rej_day = np.array(rej_day or [0], np.int64)
+        self.sg_key = np.array(sg_key or [0], np.int64)
+        self.n_sg_keys = max(1, len(sg_keys))
         self.it_ac = np.full(n, kernel.AC_UNCHANGED, np.int64)
         self.it_auto_cancel = [item.auto_cancel_date for item in lines]
         self.store_index = stores
@@ -376,6 +393,40 @@ class _FastInterpreter(_Interpreter):
                       for a in actions], np.int64),
             static, seq, self._shipping_arrays(prepared))
 
+    def _lifecycle(self, routing: PlanRouting, u_sgk: np.ndarray) -> tuple:
+        """The kernel's `lifecycle` but for the table of facilities in use (`_used`): per
+        rule the longest `not rejected within` period (NaN: none; every one applies, so the
+        longest decides), today's day ordinal, the items' rejections, per rule
+        `max_facilities` (-1: none) and each unit's ship group key."""
+        ctx = self.ctx
+        days, caps = [], []
+        for index, rule in enumerate(routing.rules):
+            periods = [check.number for check in _checks(
+                _prepare_rule(rule, index).serve_checks, "refused")]
+            days.append(max(periods) if periods else math.nan)
+            caps.append(-1 if rule.max_facilities is None else rule.max_facilities)
+        return (np.array(days or [math.nan], np.float64), ctx.now.date().toordinal(),
+                ctx.it_rej_ptr, ctx.it_rej_fac, ctx.it_rej_day,
+                np.array(caps or [-1], np.int64), u_sgk)
+
+    def _used(self, grow: bool = False) -> tuple:
+        """The run's (ship group, facility) pairs in use, as the kernel's open-addressing
+        table, the count per ship group and in all: kept only when some rule of the plan has
+        `max_facilities` (else a table of one slot, which the kernel reads as "not kept")."""
+        table = getattr(self, "_used_table", None)
+        if table is None:
+            kept = any(rule.max_facilities is not None for group in self.plan.groups
+                       for routing in group.routings for rule in routing.rules)
+            table = (np.full(1 << 12 if kept else 1, -1, np.int64),
+                     np.zeros(self.ctx.n_sg_keys, np.int64), np.zeros(1, np.int64))
+        elif grow:
+            keys, per_group, total = table
+            bigger = np.full(2 * len(keys), -1, np.int64)
+            kernel.rehash(keys, bigger)
+            table = (bigger, per_group, total)
+        self._used_table = table
+        return table
+
     def _shipping_arrays(self, prepared: list) -> tuple:
         """The rules' shipping settings for the kernel: which need zones and costs, their
         `transit_days`, `shipping_cost` and `delivery_date` conditions, `split_cost`, and
@@ -418,15 +469,19 @@ class _FastInterpreter(_Interpreter):
         unit_warn = np.zeros(len(units) or 1, np.bool_)
         capacity = max(1 << 14, 2 * len(items))
         rows = _Rows(capacity, len(items))
-        counts = np.zeros(2, np.int64)
+        counts = np.zeros(4, np.int64)
         order = np.arange(len(units), dtype=np.int64)
         arrays = self._rule_arrays(routing, store)
+        lifecycle = self._lifecycle(routing, ctx.sg_key[heads] if len(heads) else
+                                    np.zeros(1, np.int64))
         if ctx.rates:  # the snapshot has rate cards: each unit's card and address
             u_card, u_dest = ctx.sg_card[heads], ctx.sg_dest[heads]
             promised, rates = ctx.it_promise, ctx.rate_arrays
         else:
             u_card = u_dest = np.full(max(1, len(heads)), -1, np.int64)
-            promised, rates = np.zeros(1, np.int64), ctx.no_rates
+            # each item's promised day all the same: one without passes `delivery_date <=
+            # promise_date`, one with fails it (no facility has a zone)
+            promised, rates = ctx.it_promise, ctx.no_rates
         start = 0
         while True:
             start, needed = kernel.route_units(
@@ -436,12 +491,16 @@ class _FastInterpreter(_Interpreter):
                 ctx.f_has, ctx.f_phi, ctx.f_lam, ctx.f_cos, ctx.f_limit,
                 ctx.orders_today_array, ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc,
                 *arrays, u_card, u_dest, promised, rates, ctx.sort_tables,
-                *rows.allocation_arrays(),
+                (*lifecycle, *self._used()), *rows.allocation_arrays(),
                 *rows.unfillable_arrays(), counts,
                 ctx.brokered, ctx.fac_warn, unit_warn)
             if start >= len(units):
                 break
-            rows.grow(int(counts[0]) + int(needed))
+            if counts[3]:  # the table of facilities in use is too full for the next unit
+                counts[3] = 0
+                self._used(grow=True)
+            else:
+                rows.grow(int(counts[0]) + int(needed))
         self._emit(group_name, routing, units, rows, counts, unit_warn, items)
         if progress is not None:
             progress(len(units))

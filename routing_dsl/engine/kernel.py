@@ -18,6 +18,7 @@ import numpy as np
 
 from ..criteria import REGISTRY
 from ..criteria._jit import EPS, KM_PER_MILE, compare as _compare, find_row as _find
+from ..criteria.lifecycle import days_since_refusal, not_refused_within
 from .jit import jit, sort_value
 
 EARTH_RADIUS_KM = 6371.0088
@@ -182,11 +183,14 @@ def _package_cost(c, z, f, weight, volume, price, weights, scalars, handling):
 @jit
 def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_prod, it_open,
                    it_excl_ptr, it_excl, p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
-                   r_safety_thr, pend_f, pend_p, pend_q, n_pend, promise):
+                   r_safety_thr, pend_f, pend_p, pend_q, n_pend, promise, refused, cap):
     """The first ranked facility that can fill every one of the items ``ks`` in full (open
-    quantities of the same product summed, in item order), or -1."""
+    quantities of the same product summed, in item order) and that ``cap`` lets ship
+    (`_may_open`), or -1."""
     for h in range(n_rank):
         f = int(keys[order[h], last])
+        if not _may_open(f, cap):
+            continue
         ok = True
         for o in range(n_k):
             i = unit_items[u0 + ks[o]]
@@ -197,7 +201,7 @@ def _first_filling(r, ks, n_k, u0, unit_items, order, n_rank, keys, last, it_pro
                     need += it_open[i2]
             if not _can_serve(r, i, f, need, True, it_prod, it_open, it_excl_ptr, it_excl,
                               p_ptr, s_fac, s_net, r_has_safety, r_safety_op, r_safety_thr,
-                              pend_f, pend_p, pend_q, n_pend, promise):
+                              pend_f, pend_p, pend_q, n_pend, promise, refused):
                 ok = False
                 break
         if ok:
@@ -213,6 +217,67 @@ def _excluded(it_excl_ptr, it_excl, i, f):
     return False
 
 
+@jit(inline="always")
+def _refused(refused, i, f):
+    """Whether the rule's `not rejected within N days` keeps ``f`` from item ``i``
+    (criteria.lifecycle): ``refused`` holds N (NaN: no such condition), today's day ordinal
+    and the items' rejections as columns."""
+    days, today, ptr, facilities, on = refused
+    if days != days:
+        return False
+    return not not_refused_within(0, days, days_since_refusal(today, ptr, facilities, on, i, f),
+                                  0.0)
+
+
+@jit(inline="always")
+def _slot(keys, key):
+    """Where ``key`` is in the open-addressing table ``keys`` (-1: empty), or would go."""
+    mask = keys.shape[0] - 1
+    h = (key * 2654435761) & mask
+    while keys[h] != -1 and keys[h] != key:
+        h = (h + 1) & mask
+    return h
+
+
+@jit
+def rehash(old, new):
+    """The table of (ship group, facility) pairs in use ``old`` into ``new`` (larger, all
+    -1)."""
+    for k in range(old.shape[0]):
+        if old[k] != -1:
+            new[_slot(new, old[k])] = old[k]
+
+
+@jit(inline="always")
+def _may_open(f, cap):
+    """`interpreter._may_open`: under `max_facilities` (``cap``: N, -1 for none, the unit's
+    ship group key, the number of facilities, the run's table of (ship group, facility)
+    pairs in use and its count per ship group, the rule's placements so far), a facility the
+    ship group already ships from (in the run or this rule) may take more; another only while
+    fewer than N do."""
+    n, sgk, n_fac, used_keys, sg_used, pl_fac, n_pl = cap
+    if n < 0:
+        return True
+    for x in range(n_pl):
+        if pl_fac[x] == f:
+            return True
+    key = sgk * n_fac + f
+    if used_keys[_slot(used_keys, key)] == key:
+        return True
+    extra = 0
+    for x in range(n_pl):
+        g = pl_fac[x]
+        first = True
+        for y in range(x):
+            if pl_fac[y] == g:
+                first = False
+                break
+        other = sgk * n_fac + g
+        if first and used_keys[_slot(used_keys, other)] != other:
+            extra += 1
+    return sg_used[sgk] + extra < n
+
+
 @jit
 def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 it_prod, it_open, it_queue, it_ac, it_group, it_excl_ptr, it_excl,
@@ -223,14 +288,23 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 r_uses_dist, r_miles, r_ndist, r_dist_op, r_dist_km, r_has_safety,
                 r_safety_op, r_safety_thr, r_nsort, r_sort_field, r_sort_desc, r_sort_nf,
                 r_clear_ac, r_ac_days, r_move, r_static, r_seq, shipping, u_card, u_dest,
-                it_promise, rates, tables,
+                it_promise, rates, tables, lifecycle,
                 a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_first, a_cost, a_weight,
                 a_transit, a_delivery, x_unit, x_item, x_open,
                 x_rule, x_action, counts, brokered, fac_warn, unit_warn):
     """Route units[start:] in order. Returns (next unit, rows it needs) when the output
     arrays are too small for the next unit (the caller grows them and calls again), else
     (len(units), 0). ``shipping`` holds the rules' shipping settings (see fast._rule_arrays),
-    ``rates`` the rate model's arrays (shipping.RateModel.arrays)."""
+    ``rates`` the rate model's arrays (shipping.RateModel.arrays), ``lifecycle`` the rules'
+    `not rejected within` days and `max_facilities`, the items' rejections and the run's
+    table of (ship group, facility) pairs in use (fast._lifecycle): when that table could
+    fill past half for the next unit, counts[3] is set and (next unit, 0) returned, for the
+    caller to grow it."""
+    r_refuse, today, rej_ptr, rej_fac, rej_day = lifecycle[0], lifecycle[1], lifecycle[2], \
+        lifecycle[3], lifecycle[4]
+    r_cap, u_sgk, used_keys, sg_used, used_n = lifecycle[5], lifecycle[6], lifecycle[7], \
+        lifecycle[8], lifecycle[9]
+    tracking = used_keys.shape[0] > 1
     r_uses_zone, r_ntransit, r_transit_op, r_transit_days = shipping[0], shipping[2], \
         shipping[3], shipping[4]
     r_promise_op, r_split_dist, r_ship_rank = shipping[8], shipping[10], shipping[11]
@@ -304,6 +378,10 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
         bound = bound * n_rules + 1
         if counts[0] + bound > a_unit.shape[0]:
             return ui, bound
+        if tracking and 2 * (used_n[0] + min(bound, n_fac)) > used_keys.shape[0]:
+            counts[3] = 1
+            return ui, 0
+        sgk = u_sgk[u]
         for k in range(n_items):
             last_rule[k] = -1
             last_action[k] = 0
@@ -319,6 +397,7 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 break
             for o in range(n_open):
                 last_rule[open_k[o]] = r
+            refused = (r_refuse[r], today, rej_ptr, rej_fac, rej_day)
             # ---- candidates: static mask, stock, order limit, distance ----
             stamp += 1
             n_hold = 0
@@ -432,7 +511,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                         if cand_stamp[f] != stamp:
                             continue
                         q = s_net[j]
-                        if q + EPS < need or _excluded(it_excl_ptr, it_excl, i, f):
+                        if q + EPS < need or _excluded(it_excl_ptr, it_excl, i, f) or \
+                                _refused(refused, i, f):
                             continue
                         if r_promise_op[r] >= 0 and it_promise[i] != NO_DATE and (
                                 zone_cache[f] < 0 or not _compare(
@@ -464,7 +544,8 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                 f = _first_filling(r, open_k, n_open, u0, unit_items, order, n_rank, keys, last,
                                    it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
                                    r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p,
-                                   pend_q, n_pend, promise)
+                                   pend_q, n_pend, promise, refused,
+                                   (r_cap[r], sgk, n_fac, used_keys, sg_used, pl_fac, n_pl))
                 if f >= 0:
                     for o in range(n_open):
                         i = unit_items[u0 + open_k[o]]
@@ -509,7 +590,9 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                                            keys, last, it_prod, it_open, it_excl_ptr, it_excl,
                                            p_ptr, s_fac, s_net, r_has_safety, r_safety_op,
                                            r_safety_thr, pend_f, pend_p, pend_q, n_pend,
-                                           promise)
+                                           promise, refused,
+                                           (r_cap[r], sgk, n_fac, used_keys, sg_used, pl_fac,
+                                            n_pl))
                         if f >= 0:
                             for o in range(n_step):
                                 i = unit_items[u0 + step_k[o]]
@@ -527,10 +610,12 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                     remaining = it_open[i]
                     for h in range(n_rank):
                         f = int(keys[order[h], last])
-                        if not _can_serve(r, i, f, 0.0, False, it_prod, it_open, it_excl_ptr,
-                                          it_excl, p_ptr, s_fac, s_net, r_has_safety,
-                                          r_safety_op, r_safety_thr, pend_f, pend_p, pend_q,
-                                          n_pend, promise):
+                        if not _may_open(f, (r_cap[r], sgk, n_fac, used_keys, sg_used, pl_fac,
+                                             n_pl)) or \
+                                not _can_serve(r, i, f, 0.0, False, it_prod, it_open,
+                                               it_excl_ptr, it_excl, p_ptr, s_fac, s_net,
+                                               r_has_safety, r_safety_op, r_safety_thr, pend_f,
+                                               pend_p, pend_q, n_pend, promise, refused):
                             continue
                         available = _net(p_ptr, s_fac, s_net, p, f)[0] - _pending(
                             pend_f, pend_p, pend_q, n_pend, f, p)
@@ -607,6 +692,13 @@ def route_units(start, units, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
                         n_new += 1
                         unit_pk += 1
                         orders_today[f] += 1
+                        if tracking:  # the ship group ships from f: max_facilities counts it
+                            key = sgk * n_fac + f
+                            slot = _slot(used_keys, key)
+                            if used_keys[slot] != key:
+                                used_keys[slot] = key
+                                sg_used[sgk] += 1
+                                used_n[0] += 1
                     pos = _net(p_ptr, s_fac, s_net, it_prod[i], f)[1]
                     s_net[pos] -= q
                     s_alloc[pos] += q
@@ -737,12 +829,12 @@ def _add_pending(pend_f, pend_p, pend_q, n_pend, f, p, q):
 @jit
 def _can_serve(r, i, f, need, has_need, it_prod, it_open, it_excl_ptr, it_excl, p_ptr, s_fac,
                s_net, r_has_safety, r_safety_op, r_safety_thr, pend_f, pend_p, pend_q, n_pend,
-               promise):
+               promise, refused):
     """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need).
     ``promise``: the rule's `delivery_date` operator (-1 for none), the items' promised days,
     the unit's zones, the day each facility's packages leave and the unit's card's transit
     days per zone."""
-    if _excluded(it_excl_ptr, it_excl, i, f):
+    if _excluded(it_excl_ptr, it_excl, i, f) or _refused(refused, i, f):
         return False
     promise_op, it_promise, zone_cache, leaves, transit = promise
     if promise_op >= 0 and it_promise[i] != NO_DATE:

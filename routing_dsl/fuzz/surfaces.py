@@ -63,8 +63,9 @@ def whatif_statements(rng: random.Random, project: Project, count: int) -> list[
     """Statements derived from the what-if grammar: each slot filled with a valid value or a
     hostile one, sometimes with a word dropped, repeated or mangled."""
     from ..authoring.whatif import GRAMMAR, Slot
-    numbers = {"quantity": ["0", "1", "12", "2.5", "-3", str(2**53), "100"],
-               "limit": ["0", "1", "7", "none", str(2**53)]}
+    from ..validation import MAX_INTEGER
+    numbers = {"quantity": ["0", "1", "12", "2.5", "-3", str(MAX_INTEGER), "100"],
+               "limit": ["0", "1", "7", "none", str(MAX_INTEGER)]}
     ids = {"facility": project.facilities, "product": project.products}
     found = []
     for _ in range(count):

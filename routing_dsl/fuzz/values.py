@@ -189,14 +189,15 @@ def show(path: Path) -> str:
 
 
 def mutate(rng: random.Random, value: Any, hostile: Sequence = JSON_HOSTILE,
-           keep: Callable[[Path], bool] = lambda path: True) -> tuple[Any, str]:
+           keep: Callable[[Path], bool] = lambda path: True,
+           replace_only: bool = False) -> tuple[Any, str]:
     """A copy of ``value`` broken at one place (chosen among the places ``keep`` allows),
-    and what was done there."""
+    and what was done there (with ``replace_only``, always a hostile value put there)."""
     value = copy.deepcopy(value)
     places = [p for p in paths(value) if keep(p)] or [()]
     path = rng.choice(places)
     parent = _get(value, path[:-1]) if path else None
-    kind = rng.random()
+    kind = 1.0 if replace_only else rng.random()
     if path and kind < 0.15 and isinstance(parent, dict):
         del parent[path[-1]]
         return value, f"removed {show(path)}"
@@ -224,3 +225,177 @@ def _get(value: Any, path: Path) -> Any:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---- valid values of a JSON Schema ---------------------------------------------------------------
+
+class SchemaValues:
+    """Valid values of a JSON Schema: pydantic's (plans, results, snapshots) or an OpenAPI
+    document's (request bodies, parameters). ``root`` is the document `$ref`s point into;
+    properties named in ``pools`` take values from their pool (ids that exist), so that most
+    inputs reach past the first lookup."""
+
+    def __init__(self, rng: random.Random, root: dict, pools: Pools | None = None,
+                 max_depth: int = 6):
+        self.rng = rng
+        self.root = root
+        self.pools = dict(pools or {})
+        self.max_depth = max_depth
+
+    def resolve(self, schema: dict) -> dict:
+        while "$ref" in schema:
+            target: Any = self.root
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            schema = target
+        return schema
+
+    def make(self, schema: dict, name: str = "", depth: int = 0) -> Any:
+        rng = self.rng
+        if name in self.pools:
+            return self.pools[name](rng)
+        schema = self.resolve(schema)
+        if "const" in schema:
+            return schema["const"]
+        if "enum" in schema:
+            return rng.choice(schema["enum"])
+        arms = schema.get("anyOf") or schema.get("oneOf")
+        if arms:
+            real = [a for a in arms if self.resolve(a).get("type") != "null"]
+            if len(real) < len(arms) and (not real or depth >= self.max_depth
+                                          or rng.random() < 0.3):
+                return None
+            return self.make(rng.choice(real), name, depth)
+        if "allOf" in schema:
+            merged: dict = {}
+            for part in schema["allOf"]:
+                merged.update(self.resolve(part))
+            return self.make(merged, name, depth)
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            kind = rng.choice(kind)
+        if kind is None:
+            kind = "object" if "properties" in schema else (
+                "array" if "items" in schema else rng.choice(["string", "integer", "boolean"]))
+        return getattr(self, f"_{kind}")(schema, name, depth)
+
+    def _object(self, schema: dict, name: str, depth: int) -> dict:
+        rng = self.rng
+        required = set(schema.get("required", ()))
+        found = {}
+        for key, sub in schema.get("properties", {}).items():
+            if key in required or (depth < self.max_depth and rng.random() < 0.6):
+                found[key] = self.make(sub, key, depth + 1)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and not schema.get("properties") and depth < self.max_depth:
+            for _ in range(rng.choice([0, 1, 2])):
+                key = self.pools[f"{name}.key"](rng) if f"{name}.key" in self.pools \
+                    else rng.choice(["a", "k1", "Key"])
+                found[key] = self.make(extra, "", depth + 1)
+        return found
+
+    def _array(self, schema: dict, name: str, depth: int) -> list:
+        low = schema.get("minItems", 0)
+        high = schema.get("maxItems", low + 3)
+        count = low if depth >= self.max_depth else self.rng.randint(low, min(high, low + 3))
+        if "prefixItems" in schema:
+            return [self.make(s, name, depth + 1) for s in schema["prefixItems"]]
+        return [self.make(schema.get("items", {}), name, depth + 1) for _ in range(count)]
+
+    def _string(self, schema: dict, name: str, depth: int) -> str:
+        rng = self.rng
+        form = schema.get("format")
+        if form == "date-time":
+            day = datetime.datetime(2026, 11, 1, 9, 30) + datetime.timedelta(
+                hours=rng.randrange(24 * 60))
+            return day.isoformat() + rng.choice(["Z", "-05:00", "+00:00"])
+        if form == "date":
+            return (datetime.date(2026, 11, 1) + datetime.timedelta(days=rng.randrange(60))
+                    ).isoformat()
+        if "pattern" in schema:
+            return regex_example(schema["pattern"], rng)
+        text = rng.choice(["a", "x1", "Name", "value with spaces", "é"])
+        low, high = schema.get("minLength", 0), schema.get("maxLength")
+        if len(text) < low:
+            text += "x" * (low - len(text))
+        return text[:high] if high is not None else text
+
+    def _number(self, schema: dict, name: str, depth: int, whole: bool = False) -> Any:
+        rng = self.rng
+        low = schema.get("minimum", schema.get("exclusiveMinimum"))
+        high = schema.get("maximum", schema.get("exclusiveMaximum"))
+        picks = [0, 1, 2, 3, 7, 42] if whole else [0.0, 1.0, 2.5, 40.0, 0.25]
+        value = rng.choice(picks)
+        if low is not None and value <= low:
+            value = low + (1 if "exclusiveMinimum" in schema or value < low else 0)
+        if high is not None and value >= high:
+            value = high - (1 if "exclusiveMaximum" in schema or value > high else 0)
+        return int(value) if whole else float(value)
+
+    def _integer(self, schema: dict, name: str, depth: int) -> int:
+        return self._number(schema, name, depth, whole=True)
+
+    def _boolean(self, schema: dict, name: str, depth: int) -> bool:
+        return self.rng.random() < 0.5
+
+    def _null(self, schema: dict, name: str, depth: int) -> None:
+        return None
+
+
+def regex_example(pattern: str, rng: random.Random) -> str:
+    """A string the regular expression matches (for the patterns schemas carry: classes,
+    alternatives, groups, repeats, anchors), made from its parse tree."""
+    import re
+    import re._constants as c  # the stdlib's own regex parser: the grammar, once
+    import re._parser as parser
+
+    def one_of(items) -> str:
+        negate = any(op is c.NEGATE for op, _ in items)
+        allowed = []
+        for op, arg in items:
+            if op is c.LITERAL:
+                allowed.append(chr(arg))
+            elif op is c.RANGE:
+                allowed += [chr(arg[0]), chr(arg[1])]
+            elif op is c.CATEGORY:
+                allowed.append({c.CATEGORY_DIGIT: "7", c.CATEGORY_SPACE: " ",
+                                c.CATEGORY_WORD: "a"}.get(arg, "a"))
+        if not negate:
+            return rng.choice(allowed or ["a"])
+        klass = re.compile("[" + re.escape("".join(allowed)) + "]") if allowed else None
+        for ch in "aZ7 -_.é":
+            if klass is None or not klass.fullmatch(ch):
+                return ch
+        return "q"
+
+    def walk(tokens) -> str:
+        out = []
+        for op, arg in tokens:
+            if op is c.LITERAL:
+                out.append(chr(arg))
+            elif op is c.NOT_LITERAL:
+                out.append("a" if chr(arg) != "a" else "b")
+            elif op is c.ANY:
+                out.append("a")
+            elif op is c.IN:
+                out.append(one_of(arg))
+            elif op is c.BRANCH:
+                out.append(walk(rng.choice(arg[1])))
+            elif op is c.SUBPATTERN:
+                out.append(walk(arg[3]))
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+                low, high, inner = arg
+                high = low + 3 if high is c.MAXREPEAT else high
+                out.append("".join(walk(inner) for _ in range(rng.randint(low, min(high,
+                                                                                 low + 3)))))
+            elif op is c.CATEGORY:
+                out.append(one_of([(op, arg)]))
+        return "".join(out)
+
+    text = walk(parser.parse(pattern))
+    if re.search(pattern, text):
+        return text
+    for fallback in ("", "a", "1", "a1"):
+        if re.search(pattern, fallback):
+            return fallback
+    return text

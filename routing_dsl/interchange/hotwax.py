@@ -22,19 +22,17 @@ belongs) is a HotWaxSchemaError naming its JSON path and the expected type.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Struct
 
 from ..checker import Workspace
 from ..criteria import REGISTRY
 from ..formatter import format_module
 from ..parser import keyword_terminals
-from ..validation import not_unicode, problem
+from ..validation import RANGE, Real, Whole, in_range, not_unicode, problem
 from ..vocabulary import ID_KINDS
 
 OPERATORS = {"equals": "==", "=": "==", "": "==", "not-equals": "!=", "!=": "!=",
@@ -62,8 +60,6 @@ _KEYWORDS = set(keyword_terminals().values())
 
 # ---- the export's schema ---------------------------------------------------------------------
 
-Whole = Annotated[int, Meta(ge=-2**53, le=2**53)]  # numbers a float holds exactly
-Real = Annotated[float, Meta(ge=-2**53, le=2**53)]  # finite: NaN and infinity fail the bounds
 Value = str | Whole | Real | None  # HotWax writes values as text; numbers are read as text too
 
 
@@ -375,6 +371,9 @@ def _actions(actions, where: str, t: _Translation) -> list[str]:
     if "ORA_AUTO_CANCEL_DAYS" in found:
         path, value = found["ORA_AUTO_CANCEL_DAYS"]
         days = _number(value, f"{path}.actionValue", t, whole=True)
+        if days is not None and days < 0:  # a date in the past: the language refuses it too
+            t.problems.append(f"{path}.actionValue: {_short(value)} days cannot be negative")
+            days = None
         if clear:
             t.notes.append(f"{path}: clearing the auto-cancel date wins over setting it; "
                            "dropped")
@@ -449,8 +448,8 @@ def _number(value, where: str, t: _Translation, whole: bool = False):
     except ValueError:
         t.problems.append(f"{where}: {value!r} is not a number")
         return None
-    if not math.isfinite(number) or abs(number) > 2**53:
-        t.problems.append(f"{where}: {_short(value)} is out of range (at most 2^53 either way)")
+    if not in_range(number):
+        t.problems.append(f"{where}: {_short(value)} is outside the supported range ({RANGE})")
         return None
     if whole and not number.is_integer():
         t.problems.append(f"{where}: {value!r} is not a whole number")
@@ -529,6 +528,16 @@ _ORDER_NAMES = {name: hotwax for hotwax, (name, _) in ORDER_FIELDS.items()}
 _ORDER_SORT_NAMES = {v: k for k, v in ORDER_SORTS.items()}
 _INVENTORY_SORT_NAMES = {v: k for k, v in INVENTORY_SORTS.items()}
 _STATUS_CODES = {"active": "ACTIVE", "draft": "DRAFT", "archived": "ARCHIVED"}
+# What the language says that HotWax's engine cannot hold, and why, as each criterion notes it
+# (rejection queues, `queue == REJECTED_ITM_PARKING`, are plain queue filters and export).
+_NOT_IN_HOTWAX = {c.name: c.extra["hotwax_note"] for c in REGISTRY.all()
+                  if "hotwax_note" in c.extra}
+
+
+def _window_problem(entity, what: str, problems: list[str]) -> None:
+    if entity.active_from is not None or entity.active_until is not None:
+        problems.append(f"{entity.where.label()}: HotWax has no effective dates on a {what} "
+                        "(`active from ... until ...`): its status is switched by hand")
 
 
 class HotWaxExportError(Exception):
@@ -559,7 +568,11 @@ def export_group(group) -> dict:
 
 def _export_routing(routing, sequence: int, problems: list[str]) -> dict:
     filters = []
+    _window_problem(routing, "routing", problems)
     for condition in routing.filters:
+        if condition.field in _NOT_IN_HOTWAX:
+            problems.append(f"{_where(condition, routing)}: {_NOT_IN_HOTWAX[condition.field]}")
+            continue
         entry = {"conditionTypeEnumId": "ENTCT_FILTER",
                  "fieldName": "promiseDaysCutoff" if condition.field == "promise_date"
                  else _ORDER_NAMES[condition.field], "operator": _CODES[condition.op]}
@@ -590,7 +603,13 @@ _SETTINGS = {name: (REGISTRY("setting")[name].hotwax, value)
 
 def _export_rule(rule, sequence: int, problems: list[str]) -> dict:
     placed = []  # (where it was written, entry): filters and settings keep the file's order
+    _window_problem(rule, "rule", problems)
+    if rule.max_facilities is not None:
+        problems.append(f"{_where(None, rule)}: {_NOT_IN_HOTWAX['max_facilities']}")
     for condition in rule.conditions:
+        if condition.field in _NOT_IN_HOTWAX:
+            problems.append(f"{_where(condition, rule)}: {_NOT_IN_HOTWAX[condition.field]}")
+            continue
         name = _INVENTORY_NAMES.get(condition.field)
         if name is None:  # shipping cost and delivery dates: ours, not HotWax's
             problems.append(f"{_where(condition, rule)}: HotWax has no `{condition.field}` "

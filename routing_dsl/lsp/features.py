@@ -254,7 +254,7 @@ def workspace_symbols(results: list[CheckResult], query: str) -> list[tuple[str,
         while stack:
             symbol = stack.pop()
             stack.extend(symbol.children)
-            if symbol.kind != "declare" and query in symbol.name.lower():
+            if symbol.kind not in ("declare", "version") and query in symbol.name.lower():
                 found.append((path, symbol))
     found.sort(key=lambda item: (item[1].name.lower(), item[0], item[1].span.start))
     return found
@@ -415,7 +415,7 @@ def complete(result: CheckResult | None, text: str, offset: int) -> list[Complet
     return list(unique.values())
 
 
-_ITEM_START = re.compile(r"^(?:use|let|declare|template|group)\b", re.MULTILINE)
+_ITEM_START = re.compile(r"^(?:use|let|declare|template|group|version)\b", re.MULTILINE)
 
 
 def _item_start(text: str, offset: int) -> int:
@@ -511,8 +511,11 @@ def _name_completions(result: CheckResult | None, tokens, context: list[str]) ->
         return [Completion(f.name, "field", f"order field ({f.value})", f.doc)
                 for f in v.ORDER_FIELDS.values()]
     if block == "inventory":
+        # `rejected` is written after `not` (`not rejected within 7 days`), the others alone
+        negated = last == "NOT"
         return [Completion(f.name, "field", f"inventory field ({f.value})", f.doc)
-                for f in v.INVENTORY_FIELDS.values()]
+                for f in v.INVENTORY_FIELDS.values()
+                if (v.RECENCY[0] in f.operators) == negated]
     return []
 
 
@@ -641,6 +644,8 @@ def document_symbols(module: n.Module) -> list[Symbol]:
             symbols.append(Symbol(item.name.name, "constant", item.span, item.name.span))
         elif isinstance(item, n.Template):
             symbols.append(Symbol(item.name.name, "template", item.span, item.name.span))
+        elif isinstance(item, n.Version):
+            symbols.append(Symbol(item.label.value, "version", item.span, item.label.span))
         elif isinstance(item, n.Declare):
             declare = Symbol(item.kind.name, "declare", item.span, item.kind.span)
             declare.children = [Symbol(e.name.name, "declared", e.span, e.name.span)

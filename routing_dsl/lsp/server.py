@@ -49,7 +49,7 @@ _SEVERITY = {Severity.ERROR: types.DiagnosticSeverity.Error,
 _SYMBOL = {"group": types.SymbolKind.Namespace, "routing": types.SymbolKind.Class,
            "rule": types.SymbolKind.Method, "constant": types.SymbolKind.Constant,
            "template": types.SymbolKind.Function, "declare": types.SymbolKind.Enum,
-           "declared": types.SymbolKind.EnumMember}
+           "declared": types.SymbolKind.EnumMember, "version": types.SymbolKind.String}
 _COMPLETION = {"keyword": types.CompletionItemKind.Keyword,
                "field": types.CompletionItemKind.Field,
                "operator": types.CompletionItemKind.Operator,

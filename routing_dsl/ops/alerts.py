@@ -153,8 +153,9 @@ class Alerts:
             return failed, float(failed), (f"batch {batch.id} failed: {batch.error}"
                                            if failed else f"batch {batch.id} {batch.status}")
         value = _units(store, rule, [batch.id]).get(batch.id, 0.0)
-        what = "units unfilled" if rule.when == "unfilled_units" else (
-            f"units parked in {rule.queue}" if rule.queue else "units parked")
+        units = "unit" if value == 1 else "units"
+        what = f"{units} unfilled" if rule.when == "unfilled_units" else (
+            f"{units} parked in {rule.queue}" if rule.queue else f"{units} parked")
         reasons = []
         if rule.above is not None and value > rule.above:
             reasons.append(f"above {rule.above:g}")
@@ -163,8 +164,9 @@ class Alerts:
             if before:
                 average = sum(_units(store, rule, before).values()) / len(before)
                 if value > rule.times_average * average:
+                    last = "batch" if len(before) == 1 else f"{len(before)} batches"
                     reasons.append(f"above {rule.times_average:g} x the average of the last "
-                                   f"{len(before)} batches ({average:g})")
+                                   f"{last} ({average:g})")
         message = f"batch {batch.id}: {value:g} {what}" + (
             f", {' and '.join(reasons)}" if reasons else "")
         return bool(reasons), value, message

@@ -20,7 +20,6 @@ This module is pure: the lines come from the run store, the snapshot from a sour
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
@@ -29,7 +28,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
-import numpy as np
 import orjson
 from pydantic import BaseModel
 
@@ -127,12 +125,8 @@ def apply(snapshot, effects: Effects):
     if not effects:
         return snapshot
     update = {}
-    columns = snapshot._columns
-    if effects.taken and columns is None:
-        taken = effects.taken
-        update["inventory"] = [
-            row.model_copy(update={"atp": row.atp - taken[(row.facility, row.product)]})
-            if (row.facility, row.product) in taken else row for row in snapshot.inventory]
+    if effects.taken:
+        update["inventory"] = snapshot.inventory.less(effects.taken)
     if effects.counted:
         counted = effects.counted
         update["facilities"] = [
@@ -141,26 +135,7 @@ def apply(snapshot, effects: Effects):
     touched = effects.orders
     update["orders"] = [apply_order(o, effects) if o.id in touched else o
                         for o in snapshot.orders]
-    applied = snapshot.model_copy(update=update)
-    if effects.taken and columns is not None:
-        applied._columns = _taken_from_columns(columns, effects.taken)
-    return applied
-
-
-def _taken_from_columns(columns, taken: dict):
-    """Columnar inventory (the fast loader's) less what was taken."""
-    facility_code = {f: i for i, f in enumerate(columns.facility_ids)}
-    product_code = {p: i for i, p in enumerate(columns.product_ids)}
-    width = max(1, len(columns.product_ids))
-    wanted = {facility_code[f] * width + product_code[p]: quantity
-              for (f, p), quantity in taken.items()
-              if f in facility_code and p in product_code}
-    atp = columns.atp.copy()
-    if wanted:
-        keys = columns.facility.astype(np.int64) * width + columns.product
-        rows = np.nonzero(np.isin(keys, np.fromiter(wanted, np.int64, len(wanted))))[0]
-        atp[rows] -= np.array([wanted[k] for k in keys[rows].tolist()], np.float64)
-    return dataclasses.replace(columns, atp=atp)
+    return snapshot.model_copy(update=update)
 
 
 def replace_fields(value, **changes):

@@ -75,6 +75,11 @@ def lock_domains(snapshot, stores: Iterable[str]) -> list[tuple[str, ...]]:
     return sorted(domains)
 
 
+def psycopg_error() -> type:
+    import psycopg
+    return psycopg.Error
+
+
 def _is_busy(error: sa.exc.DBAPIError) -> bool:
     if getattr(error.orig, "sqlstate", None) in _BUSY_STATES:
         return True
@@ -249,16 +254,22 @@ def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT
         keys = sorted(lock_key(s) for s in names)
         try:
             with store.engine.begin() as connection:
-                connection.execute(sa.text("select set_config('lock_timeout', :ms, true)"),
-                                   {"ms": str(max(1, int(wait * 1000)))})
-                connection.execute(sa.text(
-                    "select pg_advisory_xact_lock(k) from unnest(cast(:keys as bigint[])) k"),
-                    {"keys": keys})
+                # both statements in one round trip (psycopg's pipeline mode), in order
+                raw = connection.connection.driver_connection
+                with raw.pipeline(), raw.cursor() as cursor:
+                    cursor.execute("select set_config('lock_timeout', %s, true)",
+                                   (str(max(1, int(wait * 1000))),))
+                    cursor.execute("select pg_advisory_xact_lock(k) "
+                                   "from unnest(cast(%s as bigint[])) k", (keys,))
                 yield connection
         except sa.exc.DBAPIError as error:
             if _is_busy(error):
                 raise Busy("the partition of " + ", ".join(names) + " stayed locked") from None
             raise
+        except psycopg_error() as error:  # the lock's own statements, sent by the driver
+            if getattr(error, "sqlstate", None) in _BUSY_STATES:
+                raise Busy("the partition of " + ", ".join(names) + " stayed locked") from None
+            raise sa.exc.DBAPIError.instance(None, None, error, psycopg_error()) from error
         return
     while True:
         left = deadline - time.monotonic()

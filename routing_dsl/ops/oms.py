@@ -96,6 +96,15 @@ _exclusions = _table("oms_item_excluded_facility", sa.Column("order_id", Text, n
                      sa.Column("ship_group", Text, nullable=False),
                      sa.Column("item", Text, nullable=False),
                      sa.Column("facility", Text, nullable=False))
+# A facility's refusal of an order line (HotWax: the rejection that parks the item in
+# REJECTED_ITM_PARKING), kept with its time and reason for `not rejected within N days`.
+_rejections = _table("oms_item_rejection", sa.Column("order_id", Text, nullable=False),
+                     sa.Column("ship_group", Text, nullable=False),
+                     sa.Column("item", Text, nullable=False),
+                     sa.Column("facility", Text, nullable=False),
+                     sa.Column("at", Text, nullable=False), sa.Column("reason", Text))
+_tags = _table("oms_order_tag", sa.Column("order_id", Text, nullable=False),
+               sa.Column("tag", Text, nullable=False))
 
 # The batches the write-back applied here, written in the same transaction as their moves:
 # a batch delivered twice is applied once.
@@ -108,7 +117,11 @@ PARTS = {"meta": _meta, "product_stores": _stores, "facilities": _facilities,
          "facility_stores": _facility_stores, "facility_groups": _facility_groups,
          "products": _products, "product_categories": _categories, "inventory": _inventory,
          "shipment_methods": _methods, "orders": _orders, "ship_groups": _groups,
-         "items": _items, "item_exclusions": _exclusions}
+         "items": _items, "item_exclusions": _exclusions, "item_rejections": _rejections,
+         "order_tags": _tags}
+# Parts added after the first reference schema: a database without their table (filled by an
+# older `routing oms load`, or an OMS whose mapping does not name them) reads none.
+OPTIONAL_TABLES = {"item_rejections": _rejections.name, "order_tags": _tags.name}
 
 
 # The columns each part's query must return; every other column of the part's table is
@@ -121,7 +134,9 @@ REQUIRED = {"meta": ("now", "timezone"), "product_stores": ("id",), "facilities"
             "inventory": ("facility", "product", "atp"), "shipment_methods": ("id",),
             "orders": ("id", "product_store"), "ship_groups": ("order_id", "id", "facility"),
             "items": ("order_id", "ship_group", "id", "product", "quantity"),
-            "item_exclusions": ("order_id", "ship_group", "item", "facility")}
+            "item_exclusions": ("order_id", "ship_group", "item", "facility"),
+            "item_rejections": ("order_id", "ship_group", "item", "facility", "at"),
+            "order_tags": ("order_id", "tag")}
 
 
 def check_columns(columns: dict[str, list[str]]) -> None:
@@ -166,6 +181,7 @@ def read_mapping(path: Path) -> dict[str, str]:
 def read_snapshot(url: str, mapping: dict[str, str] | None = None) -> Snapshot:
     """Read, assemble and validate a snapshot from the database at ``url``."""
     mapping = mapping or default_mapping()
+    defaults = default_mapping()
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     rows: dict[str, list[dict]] = {}
     columns: dict[str, list[str]] = {}
@@ -176,6 +192,10 @@ def read_snapshot(url: str, mapping: dict[str, str] | None = None) -> Snapshot:
                                                           postgresql_readonly=True)
             with connection.begin():
                 for part, query in mapping.items():
+                    if part in OPTIONAL_TABLES and query == defaults[part] and not \
+                            sa.inspect(connection).has_table(OPTIONAL_TABLES[part]):
+                        columns[part], rows[part] = list(REQUIRED[part]), []
+                        continue
                     result = connection.execution_options(stream_results=True).execute(
                         sa.text(query))
                     columns[part] = list(result.keys())
@@ -214,11 +234,20 @@ def assemble(rows: dict[str, list[dict]]) -> dict:
     excluded = defaultdict(list)
     for row in rows["item_exclusions"]:
         excluded[(row["order_id"], row["ship_group"], row["item"])].append(row["facility"])
+    rejected = defaultdict(list)
+    for row in rows.get("item_rejections", ()):
+        rejected[(row["order_id"], row["ship_group"], row["item"])].append(
+            _clean(row, ("position", "order_id", "ship_group", "item")))
+    tags = defaultdict(list)
+    for row in rows.get("order_tags", ()):
+        tags[row["order_id"]].append(row["tag"])
     items = defaultdict(list)
     for row in rows["items"]:
         key = (row["order_id"], row["ship_group"])
         item = _clean(row, ("position", "order_id", "ship_group"))
         item["excluded_facilities"] = excluded.get((*key, row["id"]), [])
+        if (*key, row["id"]) in rejected:
+            item["rejections"] = rejected[(*key, row["id"])]
         items[key].append(item)
     groups = defaultdict(list)
     for row in rows["ship_groups"]:
@@ -246,7 +275,8 @@ def assemble(rows: dict[str, list[dict]]) -> dict:
         "inventory": [_flags(r, "allow_brokering") for r in rows["inventory"]],
         "shipment_methods": [_method(index, r)
                              for index, r in enumerate(rows["shipment_methods"])],
-        "orders": [{**_clean(r), "ship_groups": groups.get(r["id"], [])}
+        "orders": [{**_clean(r), "ship_groups": groups.get(r["id"], []),
+                    **({"tags": tags[r["id"]]} if r["id"] in tags else {})}
                    for r in rows["orders"]],
     }
 
@@ -324,6 +354,8 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
             "id", "product_store", "order_date", "sales_channel", "priority",
             "origin_facility")} | {"status": order.get("status", "APPROVED"),
                                    "version": order.get("version") or 1})
+        for tag in order.get("tags", []):
+            flat["order_tags"].append({"order_id": order["id"], "tag": tag})
         for group in order["ship_groups"]:
             ship_to = group.get("ship_to")
             flat["ship_groups"].append({
@@ -345,6 +377,11 @@ def load(url: str, snapshot_document: dict) -> dict[str, int]:
                     flat["item_exclusions"].append({"order_id": order["id"],
                                                     "ship_group": group["id"],
                                                     "item": item["id"], "facility": facility})
+                for rejection in item.get("rejections", []):
+                    flat["item_rejections"].append({
+                        "order_id": order["id"], "ship_group": group["id"], "item": item["id"],
+                        "facility": rejection["facility"], "at": rejection["at"],
+                        "reason": rejection.get("reason")})
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
         oms.create_all(engine)

@@ -30,9 +30,21 @@ class BatchRow(BatchRecord):
     plan_hash: str = ""
 
     @property
+    def version(self) -> str:
+        """The version as lists show it: its label and a short hash (the hash alone for
+        rules without a label)."""
+        return version_text(self.version_label, self.plan_hash)
+
+    @property
     def cursor(self) -> str:
         """Where the page after this row starts (see `batches`' ``before``)."""
         return f"{self.started.isoformat()}|{self.id}"
+
+
+def version_text(label: str | None, plan_hash: str) -> str:
+    """``2026-11-bf@3f2a9c1b`` (label, then the plan hash's first 8 characters), or the
+    hash's first 12 without a label."""
+    return f"{label}@{plan_hash[:8]}" if label else plan_hash[:12]
 
 
 def parse_cursor(text: str) -> tuple[datetime, str]:
@@ -70,7 +82,7 @@ def _batch_row(row) -> BatchRow:
     return BatchRow(row["id"], row["group_name"], row["product_store"], row["trigger"],
                     row["status"], _utc(row["started"]), row["finished"] and _utc(row["finished"]),
                     row["attempted_items"], row["brokered_items"], row["allocations"],
-                    row["unfillable"], row["error"], row["plan_hash"])
+                    row["unfillable"], row["error"], row["version_label"], row["plan_hash"])
 
 
 # ---- the dashboard ----

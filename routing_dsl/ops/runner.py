@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from ..engine import route, snapshot_digest
 from ..plan import Plan
 from ..snapshot import Snapshot
-from . import ledger
+from . import ledger, rejections
 from .locks import BATCH_WAIT, LockLost, PartitionLock, lock_domains
 from .store import RunStore
 
@@ -26,7 +26,7 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
                  trigger: str = "manual", group: str | frozenset[str] | None = None,
                  routing: str | None = None, started=None, webhook=None, router=route,
                  reflected_before: datetime | None = None, wait: float = BATCH_WAIT,
-                 **options) -> tuple[dict, list[str]]:
+                 observe=None, **options) -> tuple[dict, list[str]]:
     """Run ``plan`` and record it; returns the result and the batch ids, in group order.
 
     Each group's partition (the stores sharing facilities with its store) is locked first,
@@ -35,9 +35,11 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
     lines for their partitions applied, except those the snapshot reflects (acknowledged
     before ``reflected_before``, see ledger.reflection_cutoff; None: it reflects none), and
     each batch writes its decisions, outbox rows and ledger lines in one transaction under
-    its lock. With a ``webhook``, each committed batch is also POSTed to it. A process
+    its lock. The recorded rejections of those stores are on their items (ops/rejections.py). With a ``webhook``, each committed batch is also POSTed to it. A process
     killed before the end leaves its batches ``running`` (closed as failed by the next
-    ``locks.close_stale``) and nothing else of them."""
+    ``locks.close_stale``) and nothing else of them. ``observe`` (a shadow run, see
+    rollout/controller.py) is then given, the locks released, the snapshot the groups were
+    routed on, the result and the names of the groups that ran."""
     wanted = frozenset([group]) if isinstance(group, str) else group
     groups = [g for g in plan.groups if wanted is None or g.name in wanted]
     plan_json = plan.to_json()
@@ -51,14 +53,18 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
                 locks.update(dict.fromkeys(domain, lock))
         running = [g for g in groups if g.product_store in locks]
         effects = ledger.Effects(ledger.local_day(snapshot))
+        refused = []
         if running:
             effects.extend(store.ledger(reflected_before=reflected_before, stores=set(locks)))
-        routed = ledger.apply(snapshot, effects)
+            with store.reading() as connection:  # what facilities refused: rules avoid them
+                refused = rejections.stored(connection, stores=set(locks))
+        routed = rejections.apply(ledger.apply(snapshot, effects), refused)
         digest = snapshot_hash(routed)
         ids = {g.name: store.start_batch(group=g.name, product_store=g.product_store,
                                          plan_json=plan_json, source_name=plan.source,
                                          source_text=source_text, snapshot_hash=digest,
-                                         trigger=trigger, started=started)
+                                         trigger=trigger, started=started,
+                                         version_label=plan.version_label)
                for g in groups}
         try:
             result = router(plan, routed, group=frozenset(g.name for g in running),
@@ -107,4 +113,6 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
                         "the decisions wait in the outbox")
         result["batches"] = batches
         result["warnings"].sort()
+    if observe is not None:
+        observe(routed, result, frozenset(g.name for g in running))
     return result, list(ids.values())

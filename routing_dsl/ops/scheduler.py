@@ -229,6 +229,9 @@ class Scheduler:
         # What follows the round's committed batches (ops.hooks.AfterBatches: the OMS
         # write-back, then the alert rules) and each round (the scheduler-late rules).
         self.after = None
+        # A candidate version beside production (rollout.controller.Rollout): its
+        # run_recorded stands for ops.runner's (with a live state, the state's is used).
+        self.rollout = None
         self.failures = 0  # rounds failed in a row
         self._settled: dict[str, datetime] = {}   # group -> its latest slot, known to be run
         self._retrying: dict[str, datetime] = {}  # group -> slot whose round failed here
@@ -339,11 +342,12 @@ class Scheduler:
                 snapshot = self.source()
             except Exception as error:
                 raise SourceFailed("the source could not be read") from error
-            result, ids = run_recorded(self.store, self.plan, snapshot,
-                                       source_text=self.source_text, trigger="scheduled",
-                                       group=names, started=now, webhook=self.webhook,
-                                       router=self.router or route,
-                                       reflected_before=reflection_cutoff(read_at, snapshot.now))
+            recorder = self.rollout.run_recorded if self.rollout is not None else run_recorded
+            result, ids = recorder(self.store, self.plan, snapshot,
+                                   source_text=self.source_text, trigger="scheduled",
+                                   group=names, started=now, webhook=self.webhook,
+                                   router=self.router or route,
+                                   reflected_before=reflection_cutoff(read_at, snapshot.now))
         if self.after:  # the OMS write-back acknowledges what it wrote: the ledger then
             self.after(self.store, ids, snapshot)  # stops applying it once a read follows
         return result, ids
@@ -361,7 +365,8 @@ class Scheduler:
                 batch_id = self.store.start_batch(
                     group=group.name, product_store=group.product_store, plan_json=plan_json,
                     source_name=self.plan.source, source_text=self.source_text,
-                    snapshot_hash="", trigger="scheduled", started=now)
+                    snapshot_hash="", trigger="scheduled", started=now,
+                    version_label=self.plan.version_label)
                 self.store.fail_batch(batch_id, error)
             except Exception as failure:  # the store is down too: the log keeps it
                 self.log({"at": self.clock().isoformat(), "event": "not_recorded",

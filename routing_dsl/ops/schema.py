@@ -40,6 +40,8 @@ batches = sa.Table(
     sa.Column("allocations", sa.Integer, nullable=False, default=0),
     sa.Column("unfillable", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text),
+    # the rules' version label, beside the plan's hash (migration 0008)
+    sa.Column("version_label", sa.Text),
     sa.CheckConstraint("status in ('running', 'succeeded', 'failed', 'skipped')",
                        name="status"),
     sa.CheckConstraint("trigger in ('manual', 'scheduled', 'api')", name="trigger"),
@@ -298,4 +300,99 @@ alert_state = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("batch_id", sa.String(36)),
     sa.Column("updated", Time, nullable=False),
+)
+
+# ---- rolling out a rule change (migration 0008, routing_dsl/rollout) ----
+# One shadow run or canary of a candidate version beside production, and where it stands:
+# `active` until a guard trips it, `routing rollout abort` ends it or `promote` makes the
+# candidate production. Every process sharing the store follows this row.
+ROLLOUT_MODES = ("shadow", "canary")
+ROLLOUT_STATUSES = ("active", "tripped", "aborted", "promoted")
+rollouts = sa.Table(
+    "rollouts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("candidate_key", sa.String(64), nullable=False),  # digest of its plans' hashes
+    sa.Column("candidate_label", sa.Text, nullable=False),
+    sa.Column("candidate_plans", sa.Text, nullable=False),     # JSON: hash, label, source
+    sa.Column("production_label", sa.Text, nullable=False),
+    sa.Column("production_plans", sa.Text, nullable=False),
+    sa.Column("share", sa.Float),                               # canary: percent of orders
+    sa.Column("guards", sa.Text),                               # canary: JSON of its guards
+    sa.Column("started", Time, nullable=False),
+    sa.Column("updated", Time, nullable=False),
+    sa.Column("ended", Time),
+    sa.Column("reason", sa.Text),
+    sa.CheckConstraint("mode in ('shadow', 'canary')", name="mode"),
+    sa.CheckConstraint("status in ('active', 'tripped', 'aborted', 'promoted')",
+                       name="status"),
+    sa.Index("ix_rollouts_status", "status", "mode"),
+    sa.Index("ix_rollouts_candidate", "candidate_key", "mode"),
+    # one canary at a time per store: the one every process follows
+    sa.Index("uq_rollouts_active_canary", "mode", unique=True,
+             postgresql_where=sa.text("status = 'active' AND mode = 'canary'"),
+             sqlite_where=sa.text("status = 'active' AND mode = 'canary'")),
+)
+
+# Each version's figures per batch during a rollout. Shadow: two rows per production batch
+# (`production`, and `candidate`: what the candidate decided on the same state, applied
+# nowhere, with the units whose decisions differ). Canary: one row per batch, of the version
+# that made it.
+rollout_kpis = sa.Table(
+    "rollout_kpis", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("role", sa.String(12), primary_key=True),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("group_name", sa.Text, nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("started", Time, nullable=False),
+    sa.Column("plan_hash", sa.String(64), nullable=False),
+    sa.Column("version_label", sa.Text),
+    sa.Column("units_routed", sa.Float, nullable=False),
+    sa.Column("allocations", sa.Integer, nullable=False),
+    sa.Column("packages", sa.Integer, nullable=False),
+    sa.Column("split_orders", sa.Integer, nullable=False),
+    sa.Column("shipping_cost", sa.Float, nullable=False),
+    sa.Column("costed_units", sa.Float, nullable=False),
+    sa.Column("distance_km", sa.Float, nullable=False),
+    sa.Column("distance_rows", sa.Integer, nullable=False),
+    sa.Column("distance_mi_rows", sa.Integer, nullable=False),
+    sa.Column("late_units", sa.Float, nullable=False),
+    sa.Column("unfilled_units", sa.Float, nullable=False),
+    sa.Column("parked_units", sa.Float, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("differing_units", sa.Integer, nullable=False),
+    sa.Column("differences", sa.Text),                          # JSON, the first ones
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint("role in ('production', 'candidate')", name="role"),
+    sa.Index("ix_rollout_kpis_rollout", "rollout_id", "role", "started"),
+    sa.Index("ix_rollout_kpis_started", "mode", "started"),
+)
+
+# ---- rejections (migration 0009) ----
+# A facility's refusal of a committed line (POST /v1/rejections, `routing reject`): the line's
+# reservations are released (`reservations.released`) and every snapshot routed afterwards
+# carries the rejection on the item (ops/rejections.py), so rules can keep away from the
+# rejecter. `key` is the request's idempotency key (also in decision_keys, with the answer).
+rejections = sa.Table(
+    "rejections", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("product_store", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("ship_group", sa.Text, nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("facility", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),  # units whose reservation was released
+    sa.Column("reason", sa.Text),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("created", Time, nullable=False),
+    sa.Index("uq_rejections_key", "key", unique=True),
+    sa.Index("ix_rejections_order", "order_id"),
+    sa.Index("ix_rejections_store", "product_store", "id"),
 )

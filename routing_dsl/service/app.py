@@ -20,7 +20,9 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator)
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -28,10 +30,13 @@ from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..app import BadSnapshot
+from ..ops import rejections
 from ..ops.scheduler import Supervision, describe
+from ..ranges import OUT_OF_RANGE, find, out_of_range
+from ..ranges import describe as number_text
 from ..result import Allocation, Unfillable
-from ..snapshot import Order, SnapshotError
-from .console import mount_console
+from ..snapshot import Order, SnapshotError, range_problem
+from .console import error_page, mount_console, wants_page
 from .server import ConnectionStats, Limits
 from .state import LATENCY_BUCKETS, ConflictError, DecisionError, LiveState, Unavailable
 
@@ -81,6 +86,45 @@ class DecisionRequest(_Body):
         return value
 
 
+Id = Annotated[str, Field(min_length=1, max_length=1000, pattern=NO_NUL)]
+
+
+class RejectionBody(_Body):
+    """A facility's refusal of a committed order line."""
+
+    order: Id = Field(description="The order id.")
+    item: Id = Field(description="The order line (item id) the facility refuses.")
+    facility: Id = Field(description="The facility that refuses it.")
+    ship_group: Id | None = Field(None, description="The ship group as the allocation names "
+                                                    "it (optional: every committed line of "
+                                                    "the item at the facility).")
+    reason: str | None = Field(None, max_length=200, pattern=NO_NUL,
+                               description="Why (e.g. NOT_IN_STOCK); shown in explanations.")
+    at: AwareDatetime | None = Field(None, description="When, with a UTC offset (default: "
+                                                        "now, by the run store's clock).")
+    reroute: bool = Field(False, description="Route the item again at once with the live "
+                                             "plans (the rejection on it) and commit that "
+                                             "decision in the same transaction.")
+    queue: Id | None = Field(None, description="With reroute: the queue to route it from, "
+                                               "when the OMS already shows it at the facility "
+                                               "(default: the queue it was allocated from).")
+    order_document: Order | None = Field(None, description="With reroute: the order, in the "
+                                                           "snapshot's shape, when the live "
+                                                           "state's source does not hold it.")
+    explain: bool = Field(False, description="With reroute: explain the new decision.")
+    idempotency_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL,
+                                 description="The same key again gives the same answer and "
+                                             "changes nothing; with another request it is "
+                                             "a 409.")
+
+    @field_validator("reroute", "explain", mode="before")
+    @classmethod
+    def _boolean(cls, value):
+        if not isinstance(value, bool):
+            raise ValueError("must be a boolean")
+        return value
+
+
 class Decision(_Body):
     """The result contract's entries for one order (as `routing run` writes them)."""
 
@@ -90,6 +134,11 @@ class Decision(_Body):
     explanations: list[dict[str, Any]]
     committed: bool
     batches: list[str]
+    not_routed: list[str] = Field(default_factory=list, description=(
+        "When no routing took the order (no lines, nothing unfilled): why not, as `routing "
+        "explain` says it (the order or its items not approved, a ship group not waiting in "
+        "a queue of its store, no group for its store, the first filter each routing's "
+        "units fail)."))
 
 
 class Problem(_Body):
@@ -117,10 +166,11 @@ class Boundary:
     Content-Security-Policy (the console's allows its own stylesheet; the rest load nothing;
     the interactive API docs, which load scripts, get none)."""
 
-    def __init__(self, app, max_body_bytes: int) -> None:
+    def __init__(self, app, max_body_bytes: int, lane: dict | None = None) -> None:
         self.app = app
         self.counted = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
         self.max_body_bytes = max_body_bytes
+        self.lane = lane if lane is not None else {}  # "decide": see create_app
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -140,6 +190,9 @@ class Boundary:
             return await self.counted(scope, receive, send_with_headers)
         if int(declared) > self.max_body_bytes:
             return await too_large(self.max_body_bytes)(scope, receive, send_with_headers)
+        decide = self.lane.get("decide")
+        if decide is not None and path == "/v1/decisions" and scope["method"] == "POST":
+            return await decide(scope, receive, send_with_headers, self.app)
         await self.app(scope, receive, send_with_headers)
 
 
@@ -157,13 +210,15 @@ def too_large(limit: int) -> JSONResponse:
 
 def create_app(state: LiveState, store=None, token: str | None = None, *,
                limits: Limits | None = None, supervision: Supervision | None = None,
-               connections: ConnectionStats | None = None, after=None) -> FastAPI:
+               connections: ConnectionStats | None = None, after=None,
+               worker: int | None = None) -> FastAPI:
     """The application for one live state and (optionally) a run store: by default the live
     state's, where its commits are recorded. With ``token``, every write (POST) needs
     `Authorization: Bearer <token>`. ``supervision`` is the scheduler's (for /healthz and
     /metrics), ``connections`` the HTTP server's; ``after`` (`ops.hooks.AfterBatches`)
     follows the group runs it starts (the OMS write-back, the alert rules, whose state
-    /metrics shows)."""
+    /metrics shows). ``worker``: this process's index under `routing serve --workers`
+    (only worker 0 runs the schedule), shown by /healthz."""
     if store is None:
         store = state.store
     limits = limits or Limits()
@@ -171,16 +226,20 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     responses = {status: {"model": Problem, "content": {PROBLEM: {}}}
                  for status in (400, 401, 404, 409, 413, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
-    app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes)
+    lane: dict = {}
+    app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes, lane=lane)
+
+    def authorized(given: str) -> bool:
+        if token is None:
+            return True
+        scheme, _, value = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.encode(),
+                                                                  token.encode())
 
     async def writer(request: Request) -> None:
         """Writes need the bearer token when the service has one (async: checked on the event
         loop, not handed to a worker thread)."""
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+        if not authorized(request.headers.get("authorization", "")):
             raise HTTPException(401, "a bearer token is needed for this request",
                                 headers={"WWW-Authenticate": "Bearer"})
     write = [Depends(writer)]
@@ -188,24 +247,32 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     app.state.store = store
     app.state.supervision = supervision
 
+    def page_or_problem(request: Request, status: int, title: str, detail: str | None,
+                        headers=None) -> Response:
+        """A problem document; for a browser on a console page, the console's error page."""
+        if wants_page(request.url.path, request.headers.get("accept", "")):
+            return error_page(status, title, detail, state)
+        return problem(status, title, detail, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return problem(422, "invalid request", f"{where}: {first.get('msg', 'invalid')}")
+        return page_or_problem(request, 422, "invalid request",
+                               f"{where}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
-        if error.status_code == 413:
-            return too_large(limits.max_body_bytes)
-        return problem(error.status_code, str(error.detail), headers=error.headers)
+        if error.status_code in (404, 422) and wants_page(request.url.path,
+                                                          request.headers.get("accept", "")):
+            title = "not found" if error.status_code == 404 else "invalid request"
+            return error_page(error.status_code, title, str(error.detail), state)
+        return http_problem(error, limits)
 
     @app.exception_handler(sa.exc.OperationalError)
     @app.exception_handler(sa.exc.InterfaceError)
     async def store_down(request: Request, error: sa.exc.DBAPIError):
-        return problem(503, "the run store is unavailable",
-                       f"{type(error.orig).__name__}: {str(error.orig).strip()[:300]}",
-                       headers={"Retry-After": RETRY_AFTER})
+        return store_problem(error)
 
     @app.get("/healthz", responses={503: {"description": "The live state is not loaded: "
                                                        "no decision can be served."}})
@@ -220,19 +287,39 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             "status": status, "reasons": reasons,
             "loaded_at": state.loaded_at.isoformat() if state.loaded_at else None,
             "scheduler": {"running": supervision.running,
-                          "last_success": _iso(supervision.last_success)}},
+                          "last_success": _iso(supervision.last_success)},
+            **({} if worker is None else {"worker": worker})},
             status_code=200 if loaded else 503)
 
     body_schema = {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/DecisionRequest"}}}}
 
     def parse(body: bytes) -> DecisionRequest | Response:
+        nul = b"\\u0000" in body and _NUL.search(body)
         try:
-            return DecisionRequest.model_validate_json(body, strict=True)
+            request = DecisionRequest.model_validate_json(body, strict=True)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-            return problem(422, "invalid request", f"{where}: {first['msg']}")
+            if not nul or first["type"] == "json_invalid":
+                what = range_problem(first, body) or first["msg"]
+                return problem(422, "invalid request", f"{where}: {what}")
+        # Checked on the JSON as sent: a NUL anywhere (no database stores one), and every
+        # number within the engines' range, quote or commit alike (2^53 + 1 would become
+        # 2^53 as a float, 2^64 cannot be held at all).
+        sent = _sent(body)
+        if nul:
+            where, _ = find(sent, lambda v: isinstance(v, str) and "\x00" in v) or \
+                find(sent, lambda v: isinstance(v, dict) and any("\x00" in k for k in v)) or \
+                ("body", None)
+            return problem(422, "invalid request", f"{where or 'body'}: a string holds a NUL "
+                                                   "character (\\u0000), which no id or key "
+                                                   "may hold")
+        if (found := out_of_range(sent)) is not None:
+            where, number = found
+            return problem(422, "invalid request", f"{where}: {number_text(number)} "
+                                                   f"{OUT_OF_RANGE}")
+        return request
 
     def quoted(order: Order, explain: bool) -> bytes:
         return orjson.dumps(state.quote(order, explain=explain))
@@ -254,9 +341,9 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             body = await http.body()
         except ClientDisconnect:  # gone (or cut off by the body timeout): nobody reads this
             return Response(status_code=400)
-        if b"\\u0000" in body and _NUL.search(body):
-            return problem(422, "invalid request", "body: a string holds a NUL character "
-                                                   "(\\u0000), which no id or key may hold")
+        return await decide_body(body)
+
+    async def decide_body(body: bytes) -> Response:
         request = await run_in_threadpool(parse, body) if len(body) > LOOP_BYTES \
             else parse(body)
         if isinstance(request, Response):
@@ -284,9 +371,11 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                                "reserve twice")
             if state.store is None:
                 need_store()
+            later: list = []  # a rollout's shadow of it: once the answer is sent
             answer = await state.commit_async(request.order, request.idempotency_key,
-                                              explain=request.explain)
-            return Response(answer, media_type="application/json")
+                                              explain=request.explain, followups=later)
+            return Response(answer, media_type="application/json",
+                            background=BackgroundTask(_run_all, later) if later else None)
         except ConflictError as error:
             return problem(409, "idempotency key reused", str(error))
         except DecisionError as error:
@@ -294,6 +383,88 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         except Unavailable as error:
             return problem(503, "the decision cannot be committed now", str(error),
                            headers={"Retry-After": str(error.retry_after)})
+
+    rejection_schema = {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/RejectionBody"}}}}
+
+    def rejected(body: bytes) -> Response:
+        try:
+            request = RejectionBody.model_validate_json(body, strict=True)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+            return problem(422, "invalid request", f"{where}: {first['msg']}")
+        if state.snapshot is None:
+            return problem(503, "the live state is not loaded yet",
+                           "; ".join(supervision.problems()) or None,
+                           headers={"Retry-After": RETRY_AFTER})
+        if state.store is None:
+            need_store()
+        asked = rejections.RejectionRequest(
+            order=request.order, item=request.item, facility=request.facility,
+            key=request.idempotency_key, reason=request.reason, ship_group=request.ship_group,
+            at=request.at, reroute=request.reroute, queue=request.queue)
+        try:
+            answer = state.reject(asked, request.order_document, explain=request.explain)
+        except rejections.NothingCommitted as error:
+            return problem(404, "no committed line to reject", str(error))
+        except ConflictError as error:
+            return problem(409, "idempotency key reused", str(error))
+        except (DecisionError, rejections.RejectionError) as error:
+            return problem(422, "cannot reject this line", str(error))
+        except Unavailable as error:
+            return problem(503, "the rejection cannot be recorded now", str(error),
+                           headers={"Retry-After": str(error.retry_after)})
+        return Response(answer, media_type="application/json")
+
+    @app.post("/v1/rejections", dependencies=write,
+              openapi_extra={"requestBody": rejection_schema})
+    async def reject(http: Request):
+        """A facility rejects a committed line: its reservations are released, the
+        rejection is recorded (every later routing carries it on the item, so rules can
+        avoid the rejecter) and, with `"reroute": true`, the item is routed again at once
+        with the live plans and that decision committed in the same transaction. Idempotent
+        by key. 404 when no committed line of that item at that facility holds stock."""
+        try:
+            body = await http.body()
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if b"\\u0000" in body and _NUL.search(body):
+            return problem(422, "invalid request", "body: a string holds a NUL character "
+                                                   "(\\u0000), which no id or key may hold")
+        return await run_in_threadpool(rejected, body)
+
+    @app.get("/v1/orders/{order_id}/rejections")
+    def order_rejections(order_id: Name) -> list[dict]:
+        """The rejections recorded for one order, oldest first."""
+        return [r.entry() for r in rejections.history(need_store(), order_id)]
+
+    async def decide_lane(scope, receive, send, framework) -> None:
+        """POST /v1/decisions without the framework's routing, dependencies and exception
+        middleware (about a tenth of a quote's CPU): the same checks and the same answers,
+        from the same code (decide_body); a request without the bearer token takes the
+        framework's path, which refuses it."""
+        if token is not None and not authorized(
+                next((v for k, v in scope["headers"] if k == b"authorization"),
+                     b"").decode("latin-1")):
+            return await framework(scope, receive, send)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":  # gone: nobody reads the answer
+                return await Response(status_code=400)(scope, receive, send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        try:
+            answer = await decide_body(b"".join(chunks))
+        except HTTPException as error:
+            answer = http_problem(error, limits)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+            answer = store_problem(error)
+        await answer(scope, receive, send)
+
+    lane["decide"] = decide_lane
 
     @app.post("/v1/state/refresh", dependencies=write)
     def refresh() -> dict:
@@ -404,11 +575,44 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             components = document.setdefault("components", {}).setdefault("schemas", {})
             components.update(schema.pop("$defs", {}))
             components["DecisionRequest"] = schema
+            schema = RejectionBody.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components["RejectionBody"] = schema
         return app.openapi_schema
 
     app.openapi = openapi
     mount_console(app, state, store, supervision, getattr(after, "alerts", None))
     return app
+
+
+def _sent(body: bytes) -> Any:
+    """The JSON body as Python values, for the checks on what was sent: msgspec keeps whole
+    numbers exact up to 64 bits and reads bigger ones as floats (still beyond the range);
+    the standard library reads what msgspec refuses (1e400, which the model refused first)."""
+    import msgspec
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.MsgspecError:
+        import json
+        return json.loads(body)
+
+
+async def _run_all(calls: list) -> None:
+    for call in calls:  # each only hands its work to a worker thread
+        call()
+
+
+def http_problem(error: HTTPException, limits: Limits) -> JSONResponse:
+    if error.status_code == 413:
+        return too_large(limits.max_body_bytes)
+    return problem(error.status_code, str(error.detail), headers=error.headers)
+
+
+def store_problem(error: sa.exc.DBAPIError) -> JSONResponse:
+    return problem(503, "the run store is unavailable",
+                   f"{type(error.orig).__name__}: {str(error.orig).strip()[:300]}",
+                   headers={"Retry-After": RETRY_AFTER})
 
 
 def _iso(moment: datetime | None) -> str | None:

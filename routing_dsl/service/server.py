@@ -21,6 +21,7 @@ problem documents through its handlers.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = _Coalescing(self.transport, self.loop)
         self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timeout)
 
     def on_message_complete(self) -> None:
@@ -214,6 +217,42 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class _Coalescing:
+    """A response's transport: its head waits for the first part of its body (uvicorn writes
+    them apart), so that both go out in one write, one system call and one segment, not two
+    (about a tenth of a quote's CPU). A head with no body following in the same turn of the
+    event loop goes out alone at its end."""
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport, loop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is None and data.startswith(b"HTTP/"):
+            self._held = data
+            self._loop.call_soon(self._flush)
+            return
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
 def guarded_protocol(limits: Limits, stats: ConnectionStats, cap: int) -> type:
     """A protocol class for one server: ``limits``, counting into ``stats``."""
     return type("RoutingHttpProtocol", (GuardedProtocol,),
@@ -221,9 +260,12 @@ def guarded_protocol(limits: Limits, stats: ConnectionStats, cap: int) -> type:
 
 
 def run(app, *, host: str, port: int, limits: Limits, stats: ConnectionStats,
-        log=None) -> None:
+        log=None, sock=None, stop=None) -> None:
     """Serve ``app`` until SIGTERM or SIGINT (the caller's handlers absorb uvicorn's re-raise
-    of the signal, so this returns)."""
+    of the signal, so this returns) or until ``stop`` (a threading.Event) is set (a signal
+    that came while the service was still loading, before uvicorn took the signals over),
+    on ``sock`` when given (a worker's socket, see service/workers.py), else on
+    ``host``:``port``."""
     stats.open_files = raise_open_files_limit()
     stats.cap = connection_cap(limits, stats.open_files)
     if stats.cap < limits.max_connections and log is not None:
@@ -233,5 +275,11 @@ def run(app, *, host: str, port: int, limits: Limits, stats: ConnectionStats,
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
         http=guarded_protocol(limits, stats, stats.cap), ws="none",
         timeout_keep_alive=limits.keep_alive_timeout)  # type: ignore[arg-type]
-    uvicorn.Server(config).run()
+    served = uvicorn.Server(config)
+    if stop is not None:
+        def watch() -> None:
+            stop.wait()
+            served.should_exit = True
+        threading.Thread(target=watch, daemon=True, name="stop watcher").start()
+    served.run(sockets=None if sock is None else [sock])
 

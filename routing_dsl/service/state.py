@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import gc
 import hashlib
 import threading
@@ -30,19 +31,22 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from ..engine import route, snapshot_digest
 from ..interpreter import LiveStock, Prepared, run_plan
-from ..ops import ledger
+from ..ops import ledger, rejections
 from ..ops.locks import COMMIT_WAIT, Busy, locked
-from ..ops.store import Recorded, RunStore, batch_values, plan_hash
+from ..ops.store import Recorded, RunStore, batch_values, pipelined, plan_hash
 from ..plan import Plan
 from ..scaleout import connected_stores
-from ..snapshot import Order, Snapshot, order_problems
+from ..snapshot import Inventory, Order, Snapshot, order_problems
 
+
+ledger_epsilon = 1e-9  # open quantities at or below this are filled
 
 # upper bounds of the decision latency histogram's buckets, in seconds
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
@@ -88,6 +92,10 @@ class _View:
     # stores with a group of commits in flight: their lines are applied by that group
     inflight: dict = field(default_factory=lambda: defaultdict(int))
 
+    # recorded rejections by order and item (rejections.by_line), read with the source and
+    # kept current by this process's own (a commit reads its orders' afresh under the lock)
+    refused: dict = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         snapshot = self.snapshot
         self.today = ledger.local_day(snapshot)
@@ -105,6 +113,13 @@ class _View:
         self.prepared = {id(plan): Prepared() for plan in self.plans}
         self.domains = {store: tuple(sorted(component))
                         for component in connected_stores(snapshot) for store in component}
+
+    def order(self, order_id: str) -> Order | None:
+        """The source's order ``order_id``, or None."""
+        index = self.__dict__.get("_orders")
+        if index is None:
+            index = self.__dict__["_orders"] = {o.id: o for o in self.snapshot.orders}
+        return index.get(order_id)
 
     def domain(self, product_store: str) -> tuple[str, ...]:
         """The stores locked to decide for ``product_store``: its partition."""
@@ -135,7 +150,8 @@ class _View:
 class _Commit:
     """One commit request waiting for its group's answer."""
 
-    __slots__ = ("order", "key", "request", "explain", "event", "notify", "answer", "error")
+    __slots__ = ("order", "key", "request", "explain", "event", "notify", "answer", "error",
+                 "followup")
 
     def __init__(self, order: Order, key: str, request: str, explain: bool = True,
                  notify=None):
@@ -144,6 +160,7 @@ class _Commit:
         self.notify = notify  # called once settled (an event loop's wake-up), if given
         self.answer: bytes | None = None
         self.error: Exception | None = None
+        self.followup = None  # what a rollout does with the decision once it is answered
 
     def settle(self, answer: bytes | None = None, error: Exception | None = None) -> None:
         self.answer, self.error = answer, error
@@ -186,17 +203,23 @@ class LiveState:
     _queues_lock: threading.Lock = field(default_factory=threading.Lock)
     _plans_json: dict = field(default_factory=dict)  # plan id -> its JSON and hash
     _saved_plans: set = field(default_factory=set)  # plan hashes known to be stored
+    # A candidate version beside production (rollout.controller.Rollout): decisions of a
+    # canary's orders are its plans', committed ones are shadowed, group runs go through it.
+    rollout: Any = None
+    # called after each load (`routing serve --workers`: the other workers then load too)
+    on_refresh: Callable[[], None] | None = None
 
     # ---- the source and the ledger ----
-    def refresh(self) -> None:
+    def refresh(self, announce: bool = True) -> None:
         """Reread the source and reapply the ledger lines it does not reflect (those
         acknowledged before the read began and before the snapshot's `now`, see
         ops/ledger.py): the state a restart would build. Decisions in flight finish on the
-        state they started on."""
+        state they started on. ``announce``: tell ``on_refresh`` (not when this load is
+        another worker's, passed on)."""
         store = self.store
         read_at = store.clock() if store is not None else None
         snapshot = self.source()
-        view = _View(snapshot, datetime.now(UTC), self.plans)
+        view = _View(snapshot, datetime.now(UTC), self._all_plans())
         if store is not None:
             view.reflected_before = ledger.reflection_cutoff(read_at, snapshot.now)
             view.digest = snapshot_digest(snapshot)
@@ -205,12 +228,16 @@ class LiveState:
             view.apply([line for line in lines
                         if line.id <= heads.get(line.product_store, 0)])
             view.seen = dict(heads)
+            with store.reading() as connection:
+                view.refused = rejections.by_line(rejections.stored(connection))
         with self.lock:
             self._view = view
         # The state is long-lived and holds millions of objects: kept out of the cyclic
         # collector's reach, a decision never pays for walking them (p99 drops ~15x).
         gc.collect()
         gc.freeze()
+        if announce and self.on_refresh is not None:
+            self.on_refresh()
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -305,7 +332,17 @@ class LiveState:
         for known, text in zip(self.plans, self.texts, strict=False):
             if known is plan:
                 return text
-        return None
+        return self.rollout.text(plan) if self.rollout is not None else None
+
+    def _all_plans(self) -> list[Plan]:
+        """Production's plans and a rollout's candidate's."""
+        return self.plans + (self.rollout.candidate if self.rollout is not None else [])
+
+    def _plans_for(self, order: Order) -> list[Plan]:
+        """The plans that decide ``order`` (a canary's for the orders of its share)."""
+        if self.rollout is None:
+            return self.plans
+        return self.rollout.plans_for(order, self.plans)
 
     def prepared(self, plan: Plan) -> Prepared | None:
         """The indexes ``plan``'s decisions share until the next refresh (the facilities do
@@ -322,21 +359,38 @@ class LiveState:
         view = self._current()
         if self.store is not None:
             self._quote_catch_up(view, order.product_store)
-        lines, unfilled, explanations = [], [], []
+        lines, unfilled, explanations, ran = [], [], [], []
         with self.lock:  # one consistent state: no commit or batch is absorbed halfway
             self._check(view, order)
+            order = rejections.apply_order(order, view.refused)
             single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
-            for plan in self.plans:
+            for plan in self._plans_for(order):
                 # stock and counts come from the live index, copied for this order only
                 result = run_plan(plan, single, explain=explain, explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
                                   after=False)
+                ran.append((plan, result))
                 lines += result["allocations"]
                 unfilled += result["unfillable"]
                 explanations += result.get("explanations", [])
+        answer = {"order": order.id, "lines": lines, "unfilled": unfilled,
+                  "explanations": explanations, "committed": False, "batches": [],
+                  "not_routed": [] if lines or unfilled else
+                  self._not_routed(order, single, ran)}
         self._count(started)
-        return {"order": order.id, "lines": lines, "unfilled": unfilled,
-                "explanations": explanations, "committed": False, "batches": []}
+        return answer
+
+    def _not_routed(self, order: Order, single: Snapshot, ran: list) -> list[str]:
+        """Why no routing took ``order`` (``ran``: each plan with its result on ``single``),
+        as `routing explain` says it: from the plans with a group for its store."""
+        from ..interpreter import not_routed_reasons
+        routing = [(plan, result) for plan, result in ran
+                   if any(g.product_store == order.product_store for g in plan.groups)]
+        if not routing:
+            return [f"no group routes product store {order.product_store!r}"]
+        reasons = [reason for plan, result in routing
+                   for reason in not_routed_reasons(plan, single, result, order.id)]
+        return list(dict.fromkeys(reasons))
 
     def commit(self, order: Order, key: str, explain: bool = True) -> bytes:
         """Decide ``order`` and reserve what it takes: recorded in the run store (a batch of
@@ -348,10 +402,16 @@ class LiveState:
         started = time.perf_counter()
         entry = self._enqueue(order, key, explain)
         entry.event.wait()
-        return self._outcome(entry, started)
+        answer = self._outcome(entry, started)
+        if entry.followup is not None:
+            entry.followup()
+        return answer
 
-    async def commit_async(self, order: Order, key: str, explain: bool = True) -> bytes:
-        """``commit`` for an event loop: it waits without holding a thread."""
+    async def commit_async(self, order: Order, key: str, explain: bool = True,
+                           followups: list | None = None) -> bytes:
+        """``commit`` for an event loop: it waits without holding a thread. What a rollout
+        does with the decision is added to ``followups``, for the caller to run once the
+        answer is sent (run here when it gives no list)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         done = loop.create_future()
@@ -360,7 +420,13 @@ class LiveState:
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
         entry = self._enqueue(order, key, explain, wake)
         await done
-        return self._outcome(entry, started)
+        answer = self._outcome(entry, started)
+        if entry.followup is not None:
+            if followups is None:
+                entry.followup()
+            else:
+                followups.append(entry.followup)
+        return answer
 
     def _enqueue(self, order: Order, key: str, explain: bool = True, notify=None) -> _Commit:
         if self.store is None:
@@ -369,7 +435,8 @@ class LiveState:
         self._check(view, order)
         if not any(g.product_store == order.product_store
                    for plan in self.plans for g in plan.groups):
-            raise DecisionError(f"no group routes product store {order.product_store!r}")
+            raise DecisionError(f"order.product_store: no group routes product store "
+                                f"{order.product_store!r}")
         entry = _Commit(order, key, request_digest(order), explain, notify)
         queue = self._queue(view.domain(order.product_store))
         with queue.ready:
@@ -485,24 +552,27 @@ class LiveState:
                 own = ledger.Effects(view.today).extend(store.ledger(
                     reflected_before=view.reflected_before, stores=stores,
                     orders={e.order.id for e in fresh}, connection=connection))
-                answers, recorded, batch_rows = [], [], []
+                refused = rejections.by_line(rejections.stored(
+                    connection, orders={e.order.id for e in fresh}))
+                answers, recorded, batch_rows, notes = [], [], [], []
                 for entry in fresh:
-                    answer = self._decide(view, entry.order, entry.explain, own, recorded,
-                                          batch_rows, undo)
+                    answer = self._decide(view, rejections.apply_order(entry.order, refused),
+                                          entry.explain, own, recorded, batch_rows, undo, notes)
                     answers.append(orjson.dumps(answer))
-                for plan in self.plans:
+                for plan in self._all_plans():
                     plan_json, digest = self._plan_json(plan)
                     if digest not in self._saved_plans and any(
                             row["plan_hash"] == digest for row in batch_rows):
                         store.save_plan(connection, plan_json, plan.source, self.text(plan))
                         saved.add(digest)
-                store.insert_batches(connection, batch_rows)
-                heads = store.record(connection, recorded)
-                store.settle_batches(connection, batch_rows)
                 rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
                          "answer": answer.decode()} for e, answer in zip(fresh, answers,
                                                                          strict=True)]
-                written = store.insert_keys(connection, rows)
+                with pipelined(connection):  # a few round trips, not one or two per table
+                    store.insert_batches(connection, batch_rows)
+                    heads = store.record(connection, recorded)
+                    store.settle_batches(connection, batch_rows)
+                    written = store.insert_keys(connection, rows)
                 if len(written) != len(rows):
                     raise _KeyRace()  # rolled back; the next attempt finds those keys
         except BaseException as error:
@@ -520,15 +590,21 @@ class LiveState:
             for product_store, last_id in heads.items():
                 view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
             self.commits_total += len(fresh)
-        for entry, answer in zip(fresh, answers, strict=True):
+        for entry, answer, note in zip(fresh, answers, notes, strict=True):
+            if note is not None:
+                entry.followup = functools.partial(self.rollout.after_decision, note)
             entry.settle(answer)
 
     def _decide(self, view: _View, order: Order, explain: bool, own: ledger.Effects,
-                recorded: list, batch_rows: list, undo: list) -> dict:
+                recorded: list, batch_rows: list, undo: list, notes: list) -> dict:
         """One commit's decision on the live index (taking its stock there, noted in
-        ``undo``) with its own earlier decisions applied (``own``), and the rows it writes."""
-        lines, unfilled, explanations, batch_ids = [], [], [], []
-        for plan in self.plans:
+        ``undo``) with its own earlier decisions applied (``own``), and the rows it writes;
+        what a rollout needs of it goes to ``notes``."""
+        lines, unfilled, explanations, batch_ids, ran = [], [], [], [], []
+        note = self.rollout.note(order, view.snapshot.timezone) \
+            if self.rollout is not None else None
+        notes.append(note)
+        for plan in self._plans_for(order):
             groups = frozenset(g.name for g in plan.groups
                                if g.product_store == order.product_store)
             if not groups:
@@ -537,6 +613,11 @@ class LiveState:
             started = datetime.now(UTC)
             single = view.snapshot.model_copy(update={"orders": [current], "inventory": []})
             with self.lock:
+                if note is not None and self.rollout.shadowing and note.state is None:
+                    # the state this decision is taken on, for the candidate to decide on
+                    note.state = self._order_state(view, current, view.taken, view.counted,
+                                                   stocked_only=True)
+                    note.order, note.prepared = current, view.prepared
                 result = run_plan(plan, single, group=groups, explain=explain,
                                   explain_orders={order.id},
                                   prepared=view.prepared.get(id(plan)), live=view.live,
@@ -565,18 +646,164 @@ class LiveState:
                     "id": batch_id, "trigger": "api", "group_name": batch["group"],
                     "product_store": order.product_store, "plan_hash": digest,
                     "snapshot_hash": view.digest, "started": started, "finished": finished,
-                    **batch_values(batch, mine, left)})
+                    "version_label": plan.version_label, **batch_values(batch, mine, left)})
                 recorded.append(Recorded(batch_id, batch, mine, left, decisions))
+                if note is not None:
+                    note.batches.append((plan, batch["group"], batch_id, mine, left,
+                                         batch["runs"]))
                 own.extend(ledger.Line(0, order.product_store, line["kind"], line["order_id"],
                                        line["ship_group"], line["item"], line["product"],
                                        line["facility"], line["quantity"], line["opens"],
                                        line["day"], line["auto_cancel_date"])
                            for line in decisions.lines)
+            ran.append((plan, result, single))
             lines += result["allocations"]
             unfilled += result["unfillable"]
             explanations += result.get("explanations", [])
+        not_routed = [] if lines or unfilled or not ran else self._not_routed(
+            order, ran[0][2], [(plan, result) for plan, result, _ in ran])
         return {"order": order.id, "lines": lines, "unfilled": unfilled,
-                "explanations": explanations, "committed": True, "batches": batch_ids}
+                "explanations": explanations, "committed": True, "batches": batch_ids,
+                "not_routed": not_routed}
+
+    # ---- rejections ----
+    def reject(self, request: rejections.RejectionRequest, order: Order | None = None,
+               explain: bool = False) -> bytes:
+        """Record that a facility rejected a committed line (see ops/rejections.py): its
+        reservations released here at once, and with ``request.reroute`` the item routed
+        again now with the live plans (``order`` as the request gives it, else as the source
+        has it, with the ledger and the rejection applied), recorded as a batch of one per
+        group, all in one transaction with the key. Returns the answer (JSON): the rejection
+        and the new decision (null without reroute). RejectionError, ConflictError,
+        DecisionError or Unavailable when it cannot be made."""
+        store = self.store
+        if store is None:
+            raise DecisionError("this service has no run store")
+        view = self._current()
+        started = time.perf_counter()
+        try:
+            answer = rejections.known_answer(store, request)
+            if answer is not None:
+                return answer
+            with store.reading() as connection:
+                lines = rejections.held_lines(connection, request)
+            if not lines:
+                raise rejections._nothing(request)
+            domain = view.domain(lines[0].product_store)
+            with self._queue(domain).busy:  # this process's commits of the partition wait
+                answer = self._reject_locked(view, domain, request, order, explain)
+        except rejections.KeyConflict as error:
+            raise ConflictError(str(error)) from None
+        except Busy as error:
+            raise Unavailable(str(error)) from None
+        except sa.exc.SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", error)).splitlines()[0][:200]
+            raise Unavailable(f"the run store failed: {reason}") from None
+        self._count(started)
+        return answer
+
+    def _reject_locked(self, view: _View, domain: tuple[str, ...],
+                       request: rejections.RejectionRequest, order: Order | None,
+                       explain: bool) -> bytes:
+        store = self.store
+        undo: list[tuple] = []
+        try:
+            with locked(store, domain, self.commit_wait) as connection:
+                answer = rejections.known_answer(store, request, connection)
+                if answer is not None:
+                    return answer
+                self._read_ledger(view, domain, connection, group=True)
+                lines = rejections.held_lines(connection, request)
+                if not lines:
+                    raise rejections._nothing(request)
+                rejection = rejections.record(connection, request, lines)
+                with self.lock:  # the stock and count this process took for them, back
+                    for line in lines:
+                        if line.id > view.seen.get(line.product_store, 0) or (
+                                view.reflected_before is not None and line.acked is not None
+                                and line.acked < view.reflected_before):
+                            continue  # not applied here: the source shows it, or not read
+                        view.take(request.facility, line.product, -line.quantity)
+                        undo.append((request.facility, line.product, -line.quantity))
+                        if line.opens and line.day == view.today:
+                            view.count(request.facility, -1)
+                            undo.append((request.facility, None, -1))
+                decision, recorded, batch_rows = None, [], []
+                if request.reroute:
+                    current = self._rerouted(view, connection, request, order, lines)
+                    # (a rollout's shadow does not follow a rerouted item: its note is dropped)
+                    decision = self._decide(view, current, explain, ledger.Effects(view.today),
+                                            recorded, batch_rows, undo, [])
+                    for plan in self._all_plans():
+                        plan_json, digest = self._plan_json(plan)
+                        if any(row["plan_hash"] == digest for row in batch_rows):
+                            store.save_plan(connection, plan_json, plan.source,
+                                            self.text(plan))
+                    store.insert_batches(connection, batch_rows)
+                heads = store.record(connection, recorded)
+                store.settle_batches(connection, batch_rows)
+                answer = orjson.dumps({"rejection": rejection.entry(), "decision": decision})
+                rejections.keep_answer(store, connection, request, answer)
+        except BaseException:
+            with self.lock:
+                for facility, product, quantity in undo:
+                    if product is None:
+                        view.count(facility, -quantity)
+                    else:
+                        view.take(facility, product, -quantity)
+            raise
+        with self.lock:
+            for product_store, last_id in heads.items():
+                view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
+            found = view.refused.setdefault(request.order, {})
+            found.setdefault(request.item, []).append(rejection)
+            if request.reroute:
+                self.commits_total += 1
+        return answer
+
+    def _rerouted(self, view: _View, connection, request: rejections.RejectionRequest,
+                  order: Order | None, lines) -> Order:
+        """The rejected item as an order of one line to route again: as given, or as the
+        source has the order, with the ledger (the released lines no longer applying) and
+        the recorded rejections applied; units the OMS already shows at the rejecting
+        facility go back to the queue they came from (or ``request.queue``)."""
+        if order is None:
+            order = view.order(request.order)
+            if order is None:
+                raise DecisionError(f"order {request.order!r} is not in the live state's "
+                                    "source; send it in `order` to route it again")
+        elif order.id != request.order:
+            raise DecisionError(f"order: {order.id!r} is not the rejected order "
+                                f"{request.order!r}")
+        self._check(view, order)
+        own = ledger.Effects(view.today).extend(self.store.ledger(
+            reflected_before=view.reflected_before, orders={order.id}, connection=connection))
+        current = ledger.apply_order(order, own) if order.id in own.orders else order
+        current = rejections.apply_order(current, rejections.by_line(rejections.stored(
+            connection, orders={order.id})))
+        facilities = {f.id: f for f in view.snapshot.facilities}
+        groups = []
+        for group in current.ship_groups:
+            items = [i for i in group.items if i.id == request.item
+                     and i.quantity - i.cancel_quantity > ledger_epsilon]
+            if not items:
+                continue
+            where = facilities.get(group.facility)
+            if where is not None and not where.virtual:
+                if group.facility != request.facility:
+                    continue  # shipping from elsewhere: not what was rejected
+                queue = request.queue or rejections.source_queue(connection, lines[0],
+                                                                 request)
+                if queue is None or queue not in facilities or not facilities[queue].virtual:
+                    raise DecisionError(
+                        f"the source shows order {request.order!r} item {request.item!r} at "
+                        f"{request.facility!r}; name the queue to route it from (`queue`)")
+                group = ledger.replace_fields(group, facility=queue)
+            groups.append(ledger.replace_fields(group, items=type(group.items)(items)))
+        if not groups:
+            raise DecisionError(f"order {request.order!r} item {request.item!r} has nothing "
+                                "open to route again")
+        return ledger.replace_fields(current, ship_groups=type(current.ship_groups)(groups))
 
     # ---- batches ----
     def run_groups(self, plan: Plan, names: frozenset[str], *, trigger: str = "api",
@@ -585,7 +812,8 @@ class LiveState:
         ledger applied under their partitions' locks (ops/runner.py); what they take is
         then read into the live state."""
         view = self._current()
-        result, ids = _run_recorded(self.store, plan, view.snapshot,
+        recorder = self.rollout.run_recorded if self.rollout is not None else _run_recorded
+        result, ids = recorder(self.store, plan, view.snapshot,
                                     source_text=self.text(plan), trigger=trigger, group=names,
                                     started=started, webhook=webhook, router=router,
                                     reflected_before=view.reflected_before)
@@ -603,12 +831,9 @@ class LiveState:
         with self.lock:
             taken, counted = dict(view.taken), dict(view.counted)
         snapshot = view.snapshot
-        inventory = [row.model_copy(update={"atp": row.atp - taken[(row.facility,
-                                                                     row.product)]})
-                     if (row.facility, row.product) in taken else row
-                     for row in snapshot.inventory]
         return snapshot.model_copy(update={
-            "inventory": inventory, "facilities": _facilities(snapshot, counted)})
+            "inventory": snapshot.inventory.less(taken),
+            "facilities": _facilities(snapshot, counted)})
 
     def order_snapshot(self, order: Order, taken: bool = True) -> Snapshot:
         """A snapshot holding only ``order`` and the stock rows it can use (its products and
@@ -619,6 +844,13 @@ class LiveState:
             consumed = dict(view.taken) if taken else {}
             counted = dict(view.counted) if taken else {}
             self._check(view, order)
+        return self._order_state(view, order, consumed, counted)
+
+    def _order_state(self, view: _View, order: Order, consumed: dict,
+                     counted: dict, stocked_only: bool = False) -> Snapshot:
+        """`order_snapshot` of ``view`` with ``consumed`` stock and ``counted`` orders (with
+        ``stocked_only``, the counts of the facilities stocking the order's products only:
+        the others cannot take it, and copying them all costs a decision dear)."""
         snapshot = view.snapshot
         products = {i.product for g in order.ship_groups for i in g.items}
         for style in {view.style.get(p) for p in products} - {None}:
@@ -629,11 +861,15 @@ class LiveState:
                 quantity = consumed.get((row.facility, row.product))
                 inventory.append(row if quantity is None else
                                  row.model_copy(update={"atp": row.atp - quantity}))
+        if stocked_only:
+            stocked = {row.facility for row in inventory}
+            counted = {f: n for f, n in counted.items() if f in stocked}
         return Snapshot.model_construct(
             format=snapshot.format, now=snapshot.now, timezone=snapshot.timezone,
             product_stores=snapshot.product_stores,
             facilities=_facilities(snapshot, counted), products=snapshot.products,
-            inventory=inventory, shipment_methods=snapshot.shipment_methods, orders=[order])
+            inventory=Inventory(inventory), shipment_methods=snapshot.shipment_methods,
+            orders=[order])
 
     # ---- helpers ----
     def _current(self) -> _View:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 KM_PER_MILE = 1.609344
 LB_PER_KG = 2.20462262185
@@ -120,6 +122,9 @@ class RateModel:
 
     def arrays(self, product_ids: list[str]) -> tuple:
         """The model as the kernel's arrays (cards padded to the largest)."""
+        # numpy is imported where rate cards are prepared: a run without them (and the
+        # commands that only import this module) never loads it
+        import numpy as np
         n_cards = max(1, len(self.prepared))
         n_zones = max([len(c.transit) for c in self.prepared] + [1])
         n_weights = max([len(c.weights) for c in self.prepared] + [1])
@@ -160,6 +165,7 @@ class RateModel:
 
     def _product_columns(self, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """`_Card.product` for every product and card at once, with the same operations."""
+        import numpy as np
         found = [self.products.get(p) for p in product_ids]
         weight = np.array([np.nan if p is None or p.weight is None else p.weight
                            for p in found], np.float64)
@@ -186,6 +192,7 @@ class _Card:
     """One rate card as plain numbers."""
 
     def __init__(self, card, postal_codes: list[str | None]):
+        import numpy as np
         self.miles = card.distance_unit == "mi"
         self.bands = [math.inf if z.max_distance is None else z.max_distance for z in card.zones]
         self.transit = [z.transit_days for z in card.zones]

@@ -12,7 +12,9 @@ Pages:
 - orders found by id prefix, ship group, product or facility (``/console/orders``), and one
   order: where it waits now, its decisions and moves, the rules tried replayed (`live`);
 - the queues: what waits, how long, which routing takes it next (``/console/queues``);
-- stock: per facility or product, stock, reserved, available, daily count against limit.
+- stock: per facility or product, stock, reserved, available, daily count against limit;
+- the rollout (``/console/rollout``): a candidate version beside production, shadow or
+  canary, where it stands and both versions' figures over time (`console.rollout`).
 
 Every query it runs is paged and served by an index (`ops.queries`); every parameter is
 validated (422, never 500).
@@ -55,6 +57,22 @@ Period = Annotated[str, Query(pattern=r"^(24h|7d|30d|90d)$")]
 SearchBy = Annotated[str, Query(pattern=r"^(order|ship_group|product|facility)$")]
 Status = Annotated[str, Query(pattern=r"^(|running|succeeded|failed|skipped)$")]
 Start = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+def wants_page(path: str, accept: str) -> bool:
+    """Whether an error on ``path`` should be answered with a page: a console page asked for
+    by a browser (HTML first in its Accept). Other clients get the problem document."""
+    return path.startswith("/console") and accept.split(",", 1)[0].strip().startswith(
+        ("text/html", "application/xhtml+xml"))
+
+
+def error_page(status: int, title: str, detail: str | None, state=None) -> HTMLResponse:
+    """A console error as a page: what went wrong, in the console's frame."""
+    loaded = state.loaded_at.strftime("%Y-%m-%d %H:%M UTC") if state is not None and \
+        state.loaded_at else "—"
+    return HTMLResponse(_PAGES.get_template("error.html").render(
+        live=f"live state loaded {loaded}", status=status, title=title, detail=detail),
+        status_code=status)
 
 
 def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> None:
@@ -104,6 +122,15 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
                     figures=_dashboard_figures(buckets, step),
                     start=start, end=end, step=step)
 
+    @app.get("/console/rollout", include_in_schema=False, response_class=HTMLResponse)
+    def rollout(period: Period = "7d"):
+        from ...rollout.report import SHOWN, cell
+        from . import rollout as rollout_page
+        end = datetime.now(UTC)
+        step, start = _steps(end - PERIODS[period], end)
+        return page("rollout.html", period=period, shown=SHOWN, cell=cell,
+                    **rollout_page.page_values(store, start=start, end=end, step=step))
+
     @app.get("/console/batches", include_in_schema=False, response_class=HTMLResponse)
     def batches(group: Text = "", status: Status = "", since: Day = "", until: Day = "",
                 before: Text = ""):
@@ -131,6 +158,7 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         previous = queries.batches(store, group=record.group, limit=1,
                                    before=(record.started, record.id))
         return page("batch.html", b=record, figures=_figures(detail),
+                    version=queries.version_text(record.version_label, detail["plan"]["hash"]),
                     chart=charts.facility_bars(detail["allocations"]),
                     map=charts.shipment_map(detail["allocations"], _places(state.snapshot)),
                     previous=previous[0] if previous else None,
@@ -143,11 +171,12 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         plan = detail["plan"]
         text = plan["source_text"]
         if text is None:  # compiled from a plan file: show the plan
-            highlighted = html.escape(plan["plan_json"])
+            highlighted, imported, same = html.escape(plan["plan_json"]), [], None
         else:
-            highlighted = _highlight(text, plan["source_name"])
+            highlighted, imported, same = _rule_files(text, plan["source_name"],
+                                                      plan["plan_json"])
         return page("rules.html", b=detail["batch"], source_name=plan["source_name"],
-                    highlighted=highlighted)
+                    highlighted=highlighted, imported=imported, same=same)
 
     @app.get("/console/compare", include_in_schema=False, response_class=HTMLResponse)
     def compare(a: Text = "", b: Text = ""):
@@ -185,8 +214,11 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         current = index.orders.get(order_id) if index is not None else None
         refused = queries.writeback(store, order=order_id)["conflicts"] \
             if store is not None else []
+        if current is None and not history and not decisions and not refused:
+            raise HTTPException(404, f"no order {order_id!r}: the live state does not hold "
+                                     "it and routing never decided it")
         return page("order.html", order=order_id, history=history, decisions=decisions,
-                    refused=refused,
+                    refused=refused, rejections=_rejections(store, current, order_id),
                     current=_current(state, current) if current is not None else None,
                     explanations=_replay(state, order_id))
 
@@ -456,12 +488,50 @@ def _places(snapshot) -> dict:
     }
 
 
-def _highlight(text: str, name: str) -> str:
+def _rule_files(text: str, name: str, plan_json: str) -> tuple[str, list[dict], bool | None]:
+    """The batch's rule file (as recorded) highlighted; the files it imports (the project's
+    and the stdlib's), read from disk now, each highlighted; and whether, read now, they
+    compile to the plan the batch ran (None when the file cannot be compiled here)."""
+    from pathlib import Path
+
+    from ...checker import Workspace
+    from ...compiler import compile_program
+    from ...loader import stdlib_dir
+    workspace = Workspace()
+    path = Path(name) if name else None
+    try:
+        result = workspace.check_text(text, name=name or "rules.route", path=path)
+    except (OSError, ValueError):
+        result = Workspace().check_text(text, name=name or "rules.route")
+    library = stdlib_dir().resolve()
+    imported = []
+    for module in workspace.modules():
+        if module is result:
+            continue
+        where = module.parsed.path
+        standard = where is not None and where.resolve().is_relative_to(library)
+        shown = "std." + ".".join(where.resolve().relative_to(library).with_suffix("").parts) \
+            if standard else module.parsed.source.name
+        imported.append({"name": shown, "stdlib": standard,
+                         "highlighted": _highlight(module.parsed.source.text,
+                                                   module.parsed.source.name, module)})
+    imported.sort(key=lambda m: (m["stdlib"], m["name"]))
+    same = None
+    if not result.has_errors:
+        try:
+            same = compile_program(result.program).to_json() == plan_json
+        except Exception:  # noqa: BLE001 - a file that no longer compiles: unknown
+            same = None
+    return _highlight(text, name, result), imported, same
+
+
+def _highlight(text: str, name: str, result=None) -> str:
     """The rule file as HTML, its tokens classed as the editor colours them, with line
-    numbers."""
+    numbers (``result``: its check, when done already)."""
     from ...checker import Workspace
     from ...lsp.features import semantic_tokens
-    result = Workspace().check_text(text, name=name or "rules.route")
+    if result is None:
+        result = Workspace().check_text(text, name=name or "rules.route")
     out, position = [], 0
     for start, length, kind in semantic_tokens(result):
         if start < position:
@@ -514,6 +584,26 @@ def _current(state, order) -> dict:
                        "method": group.shipment_method, "items": items})
     return {"status": order.status, "store": order.product_store, "date": order.order_date,
             "channel": order.sales_channel, "groups": groups}
+
+
+def _rejections(store, order, order_id: str) -> list[dict]:
+    """The order's rejection history, oldest first: those the source holds on its items and
+    those recorded here (POST /v1/rejections, `routing reject`), each once."""
+    from ...ops import rejections
+    found: dict[tuple, dict] = {}
+    if order is not None:
+        for group in order.ship_groups:
+            for item in group.items:
+                for r in item.rejections:
+                    found[(item.id, r.facility, r.at)] = {
+                        "item": item.id, "ship_group": group.id, "facility": r.facility,
+                        "at": r.at, "reason": r.reason, "quantity": None, "recorded": False}
+    if store is not None:
+        for r in rejections.history(store, order_id):
+            found[(r.item, r.facility, r.at)] = {
+                "item": r.item, "ship_group": r.ship_group, "facility": r.facility, "at": r.at,
+                "reason": r.reason, "quantity": r.quantity, "recorded": True}
+    return sorted(found.values(), key=lambda r: (r["at"], r["item"], r["facility"]))
 
 
 def _replay(state, order_id: str) -> list[dict] | None:
