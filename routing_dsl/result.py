@@ -105,6 +105,71 @@ class FacilityCount(_Model):
     orders_today: Count
 
 
+class OptimizationFigures(_Model):
+    """One allocation of an optimised batch, measured (docs/snapshot.md, "Optimisation")."""
+
+    cost: float
+    """Shipping cost + split_cost x extra packages + late_cost x late unit-days."""
+    shipping_cost: float
+    packages: int
+    unpriced_packages: int
+    split_orders: int
+    extra_packages: int
+    late_units: float
+    late_unit_days: float
+    filled_units: float
+    unfilled_units: float
+
+
+class RuleCost(_Model):
+    rule: str | None
+    units: int
+    """Units this rule decided in the rules' run that the optimum allocates differently."""
+    extra_cost: float
+    """What those units cost under the rules minus what they cost in the optimum."""
+
+
+class OptimizedUnit(_Model):
+    order: str
+    ship_group: str
+    item: str | None = None
+    rule: str | None
+    rules_cost: float
+    optimized_cost: float
+
+
+class OptimizedRouting(_Model):
+    group: str
+    routing: str
+    mode: Literal["report", "apply"]
+    status: Literal["optimal", "work_limit", "time_limit", "infeasible", "error"]
+    windows: int
+    rules_cost: float
+    optimized_cost: float
+    saving: float
+    lower_bound: float | None
+    gap: float | None
+    rules: OptimizationFigures
+    optimized: OptimizationFigures
+    work: dict[str, int]
+    rule_costs: list[RuleCost]
+    units: list[OptimizedUnit]
+
+
+class Optimization(_Model):
+    """Every optimised routing run, and their totals."""
+
+    rules_cost: float
+    optimized_cost: float
+    saving: float
+    lower_bound: float | None
+    gap: float | None
+    status: str
+    rules: OptimizationFigures
+    optimized: OptimizationFigures
+    routings: list[OptimizedRouting]
+
+
 class Result(_Model):
     format: Literal["routing-result/1"]
     allocations: list[Allocation]
@@ -114,6 +179,8 @@ class Result(_Model):
     facility_counts_after: list[FacilityCount]
     warnings: list[str]
     explanations: list[dict] | None = None
+    optimization: Optimization | None = None
+    """Only when a routing has an `optimize` block."""
 
 
 def dump_result(result: dict, pretty: bool = False) -> bytes:
