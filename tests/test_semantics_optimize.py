@@ -145,7 +145,7 @@ def test_the_optimum_keeps_stock_daily_limits_and_the_rules(snapshot, the_plan):
     by_group = defaultdict(lambda: defaultdict(set))
     for (order_id, ship_group, _), rows in packages.items():
         by_group[(order_id, ship_group)][rows[0]["rule"]].add(rows[0]["facility"])
-    for (order_id, ship_group), named in by_group.items():
+    for (order_id, _ship_group), named in by_group.items():
         used: set[str] = set()
         for rule in rules.values():
             opened = named.get(rule.name, set())
