@@ -1056,11 +1056,12 @@ class _Interpreter:
             [(u, u.packages) for u in units],
             len(self.allocations), len(self.unfillable), len(self.explanations),
             {k: copy.deepcopy(v) for k, v in self.totals.items()}, dict(self.next_ship_group),
-            {o: set(self.taken_ship_groups[o]) for o in orders}, dict(self.warnings))
+            {o: set(self.taken_ship_groups[o]) for o in orders}, dict(self.warnings),
+            {k: list(v) for k, v in self.used.items()})
 
     def restore(self, saved) -> None:
         (stock, orders_today, allocated, items, units, allocations, unfillable, explanations,
-         totals, next_group, taken, warnings) = saved
+         totals, next_group, taken, warnings, used) = saved
         for product, level in stock.items():
             self.ctx.stock[product] = dict(level)
         self.ctx.orders_today = dict(orders_today)
@@ -1076,6 +1077,7 @@ class _Interpreter:
         self.next_ship_group = dict(next_group)
         self.taken_ship_groups.update({o: set(g) for o, g in taken.items()})
         self.warnings = dict(warnings)
+        self.used = defaultdict(list, {k: list(v) for k, v in used.items()})
 
     def _first_filling(self, prepared, ranking: list[str], items: list[_ItemState],
                        pending: dict) -> str | None:

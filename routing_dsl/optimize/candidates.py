@@ -82,11 +82,14 @@ class Batch:
     rule_ignores_limit: np.ndarray
     rule_safety: np.ndarray
     rule_strict: np.ndarray
+    rule_cap: np.ndarray  # max_facilities, -1 without
     # per facility
     facility_room: np.ndarray  # orders it may still take today (inf: no limit)
     facility_rate_index: np.ndarray  # its index in the rate model, -1 without one
     # per (facility, product): net stock when the routing starts
     stock: dict[tuple[int, int], float] = field(default_factory=dict)
+    # per ship group: the facilities it already ships from in this run (`max_facilities`)
+    ship_group_used: list = field(default_factory=list)
     # per package (unit, facility) some edge reaches, in (unit, facility) order
     package_unit: np.ndarray = None
     package_facility: np.ndarray = None
@@ -161,6 +164,7 @@ def collect(interp, store: str, routing, units: list) -> Batch:
         if key not in stock:
             stock[key] = ctx.stock.get(product_names[product[k]], {}).get(names[f], 0.0)
     safety = [safety_threshold(rule) for rule in routing.rules]
+    used = getattr(interp, "used", {})
     batch = Batch(
         routing=routing.name, rules=[r.name for r in routing.rules], units=list(units),
         items=items, facilities=names, products=product_names,
@@ -178,10 +182,12 @@ def collect(interp, store: str, routing, units: list) -> Batch:
                                     np.bool_),
         rule_safety=np.array([np.nan if t is None else t[0] for t in safety]),
         rule_strict=np.array([t is not None and t[1] for t in safety], np.bool_),
+        rule_cap=np.array([-1 if getattr(r, "max_facilities", None) is None
+                           else r.max_facilities for r in routing.rules], np.int64),
         facility_room=np.array(room, np.float64),
         facility_rate_index=np.array([rates.facility_index.get(n, -1) if rates else -1
                                       for n in names], np.int64),
-        stock=stock)
+        stock=stock, ship_group_used=[list(used.get(key, ())) for key in ship_groups])
     return batch
 
 

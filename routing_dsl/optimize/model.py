@@ -333,6 +333,59 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
         add_rows(np.concatenate(r), np.concatenate(c), np.concatenate(v),
                  np.full(n_m, -np.inf), np.zeros(n_m))
         safety = (m0, pairs, keys, key_row, sizes, safe)
+    # max_facilities N: after a rule, the facilities a ship group ships from (in this run so
+    # far, and in packages of this rule and earlier ones) are at most N, when the rule ships
+    # any of its packages (a conservative reading of "a facility in use may take more")
+    capped = []
+    if np.any(batch.rule_cap >= 0) and n:
+        group_of = batch.unit_ship_group[packages.unit]
+        by_group: dict[int, list[int]] = {}
+        for j in np.flatnonzero(batch.rule_cap[packages.rule] >= 0).tolist():
+            by_group.setdefault(int(group_of[j]), [])
+        for j, g in enumerate(group_of.tolist()):
+            if g in by_group:
+                by_group[g].append(j)
+        index_of = {name: f for f, name in enumerate(batch.facilities)}
+        r_rows, r_cols, r_vals, r_hi = [], [], [], []
+        for g, members in by_group.items():
+            prior = {index_of.get(name, -1 - k)
+                     for k, name in enumerate(batch.ship_group_used[g])}
+            for r in sorted({int(packages.rule[j]) for j in members
+                             if batch.rule_cap[packages.rule[j]] >= 0}):
+                earlier = [j for j in members if packages.rule[j] <= r
+                           and int(packages.facility[j]) not in prior]
+                facilities = sorted({int(packages.facility[j]) for j in earlier})
+                v0 = n_cols
+                n_cols += len(facilities) + 1  # one per new facility, and `a`
+                a = v0 + len(facilities)
+                cost.append(np.zeros(len(facilities) + 1))
+                lower.append(np.zeros(len(facilities) + 1))
+                upper.append(np.ones(len(facilities) + 1))
+                integral.append(np.ones(len(facilities) + 1, np.bool_))
+                at = {f: v0 + k for k, f in enumerate(facilities)}
+                for j in earlier:  # a package at a new facility uses it
+                    r_rows.append([len(r_hi), len(r_hi)])
+                    r_cols.append([j, at[int(packages.facility[j])]])
+                    r_vals.append([1.0, -1.0])
+                    r_hi.append(0.0)
+                for j in members:  # the rule ships
+                    if packages.rule[j] == r:
+                        r_rows.append([len(r_hi), len(r_hi)])
+                        r_cols.append([j, a])
+                        r_vals.append([1.0, -1.0])
+                        r_hi.append(0.0)
+                big = float(len(facilities))
+                room = float(batch.rule_cap[r]) - len(prior)
+                r_rows.append([len(r_hi)] * (len(facilities) + 1))
+                r_cols.append(list(at.values()) + [a])
+                r_vals.append([1.0] * len(facilities) + [big])
+                r_hi.append(big + room)
+                capped.append((g, r, at, a, earlier, members))
+        if r_hi:
+            add_rows(np.concatenate([np.asarray(x) for x in r_rows]),
+                     np.concatenate([np.asarray(x) for x in r_cols]),
+                     np.concatenate([np.asarray(x, np.float64) for x in r_vals]),
+                     np.full(len(r_hi), -np.inf), np.array(r_hi))
     # at least the units the rules filled
     add_rows(np.zeros(n, np.int64), np.arange(n), filled, [window.floor - 1e-6], [np.inf])
     matrix = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows),
@@ -356,6 +409,12 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
                 j = np.flatnonzero((pairs[:, 0] == k) & (np.abs(pairs[:, 1] - shipped.max())
                                                           < 1e-9))
                 warm[m0 + j[0]] = 1.0
+    for _, r, at, a, earlier, members in capped:
+        for j in earlier:
+            if warm[j] > 0.5:
+                warm[at[int(packages.facility[j])]] = 1.0
+        if any(warm[j] > 0.5 and packages.rule[j] == r for j in members):
+            warm[a] = 1.0
     return Model(cost=cost_all, lower=np.concatenate(lower), upper=np.concatenate(upper),
                  integral=np.concatenate(integral), matrix=matrix,
                  row_lower=np.concatenate(row_lo), row_upper=np.concatenate(row_hi),
