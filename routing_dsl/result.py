@@ -16,7 +16,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from .ranges import Amount, Count, Positive, Real
+from .ranges import Amount, Count, Positive, Real, Whole
 
 
 class _Model(BaseModel):
@@ -108,24 +108,24 @@ class FacilityCount(_Model):
 class OptimizationFigures(_Model):
     """One allocation of an optimised batch, measured (docs/snapshot.md, "Optimisation")."""
 
-    cost: float
+    cost: Real
     """Shipping cost + split_cost x extra packages + late_cost x late unit-days."""
-    shipping_cost: float
-    packages: int
-    unpriced_packages: int
-    split_orders: int
-    extra_packages: int
-    late_units: float
-    late_unit_days: float
-    filled_units: float
-    unfilled_units: float
+    shipping_cost: Real
+    packages: Count
+    unpriced_packages: Count
+    split_orders: Count
+    extra_packages: Count
+    late_units: Real
+    late_unit_days: Real
+    filled_units: Real
+    unfilled_units: Real
 
 
 class RuleCost(_Model):
     rule: str | None
-    units: int
+    units: Count
     """Units this rule decided in the rules' run that the optimum allocates differently."""
-    extra_cost: float
+    extra_cost: Real
     """What those units cost under the rules minus what they cost in the optimum."""
 
 
@@ -134,8 +134,8 @@ class OptimizedUnit(_Model):
     ship_group: str
     item: str | None = None
     rule: str | None
-    rules_cost: float
-    optimized_cost: float
+    rules_cost: Real
+    optimized_cost: Real
 
 
 class OptimizedRouting(_Model):
@@ -143,15 +143,15 @@ class OptimizedRouting(_Model):
     routing: str
     mode: Literal["report", "apply"]
     status: Literal["optimal", "work_limit", "time_limit", "infeasible", "error"]
-    windows: int
-    rules_cost: float
-    optimized_cost: float
-    saving: float
-    lower_bound: float | None
-    gap: float | None
+    windows: Count
+    rules_cost: Real
+    optimized_cost: Real
+    saving: Real
+    lower_bound: Real | None
+    gap: Real | None
     rules: OptimizationFigures
     optimized: OptimizationFigures
-    work: dict[str, int]
+    work: dict[str, Whole]
     rule_costs: list[RuleCost]
     units: list[OptimizedUnit]
 
@@ -159,11 +159,11 @@ class OptimizedRouting(_Model):
 class Optimization(_Model):
     """Every optimised routing run, and their totals."""
 
-    rules_cost: float
-    optimized_cost: float
-    saving: float
-    lower_bound: float | None
-    gap: float | None
+    rules_cost: Real
+    optimized_cost: Real
+    saving: Real
+    lower_bound: Real | None
+    gap: Real | None
     status: str
     rules: OptimizationFigures
     optimized: OptimizationFigures

@@ -430,8 +430,9 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
         except ClientDisconnect:
             return Response(status_code=400)
         if b"\\u0000" in body and _NUL.search(body):
-            return problem(422, "invalid request", "body: a string holds a NUL character "
-                                                   "(\\u0000), which no id or key may hold")
+            return problem(422, "invalid request", f"{_nul_where(body)}: a string holds a NUL "
+                                                   "character (\\u0000), which no id or key "
+                                                   "may hold")
         return await run_in_threadpool(rejected, body)
 
     @app.get("/v1/orders/{order_id}/rejections")
@@ -613,6 +614,18 @@ def store_problem(error: sa.exc.DBAPIError) -> JSONResponse:
     return problem(503, "the run store is unavailable",
                    f"{type(error.orig).__name__}: {str(error.orig).strip()[:300]}",
                    headers={"Retry-After": RETRY_AFTER})
+
+
+def _nul_where(body: bytes) -> str:
+    """The path of the first string (or key) holding a NUL in a JSON body; `body` when the
+    body is not JSON."""
+    try:
+        sent = _sent(body)
+    except ValueError:
+        return "body"
+    found = find(sent, lambda v: isinstance(v, str) and "\x00" in v) or \
+        find(sent, lambda v: isinstance(v, dict) and any("\x00" in k for k in v))
+    return (found[0] if found else "") or "body"
 
 
 def _iso(moment: datetime | None) -> str | None:
