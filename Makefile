@@ -32,7 +32,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/ruff check routing_dsl tests examples
 	$(BIN)/routing warm
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 	$(MAKE) --no-print-directory editor-test
 
 # The console's browser tests drive Debian's chromium: install it when it is missing and apt

@@ -274,6 +274,19 @@ ORDERS["shipping_cost"] = [
 ]
 
 
+ORDERS["optimize"] = [
+    # the first order to New York takes Manhattan's only pair of RUN-10 (the nearest) ...
+    order("P-1", "2026-11-22T10:00:00-05:00", [item("00001", "RUN-10", 1)]),
+    # ... which the next one needed: promised tomorrow, only Manhattan delivers by then
+    order("P-2", "2026-11-22T11:00:00-05:00",
+          [item("00001", "RUN-10", 1, promised_date="2026-11-24T18:00:00-05:00")]),
+    # shoes from California and a gift box from New Jersey cost two packages; the gift box's
+    # dimensional weight already pays for the shoes, so New Jersey can ship both for one
+    order("P-3", "2026-11-22T12:00:00-05:00",
+          [item("00001", "RUN-8", 1), item("00002", "GIFT-BOX", 1)], ship_to=LA),
+]
+
+
 def snapshot(orders: list, shipping: bool = False, queues: tuple = ()) -> dict:
     facilities, products = shipping_world() if shipping else (FACILITIES, PRODUCTS)
     facilities = facilities + [{"id": q, "type": "QUEUE", "virtual": True,
@@ -288,7 +301,7 @@ def main() -> None:
     for name, orders in ORDERS.items():
         path = HERE / name / "snapshot.json"
         path.parent.mkdir(exist_ok=True)
-        document = snapshot(orders, shipping=name == "shipping_cost",
+        document = snapshot(orders, shipping=name in ("shipping_cost", "optimize"),
                             queues=("GENERAL_OPS_PARKING",) if name == "rejections" else ())
         path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path.relative_to(HERE.parent)}")

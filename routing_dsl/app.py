@@ -561,12 +561,21 @@ def warm_engine() -> dict:
     return warm()
 
 
-def router(executor: str = "local", jobs: int = 2, address: str | None = None):
+def router(executor: str = "local", jobs: int = 2, address: str | None = None,
+           optimizing: bool = False):
     """What routes a run: `engine.route` in this process, or its partitions on a process
-    pool or on Ray (the same result); it takes `engine.route`'s arguments."""
-    if executor == "local":
+    pool or on Ray (the same result); it takes `engine.route`'s arguments. A plan that
+    optimises routes in this process and solves its windows on the executor instead."""
+    if executor == "local" or optimizing and executor in EXECUTORS:
         from .engine import route
-        return route
+        if executor == "local":
+            return route
+        from .optimize.run import executing
+
+        def optimised(*args, **kwargs):
+            with executing(executor, jobs):
+                return route(*args, **kwargs)
+        return optimised
     if executor not in EXECUTORS:
         raise InputError(f"--executor {executor!r}: one of {', '.join(EXECUTORS)}")
     if executor == "ray":
@@ -715,7 +724,9 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
     options = {"group": request.group, "routing": request.routing,
                "explain": request.explain,
                "explain_facilities": set(request.explain_facilities), "engine": engine}
-    chosen = router(request.executor, request.jobs, request.address)
+    chosen = router(request.executor, request.jobs, request.address,
+                    optimizing=any(r.optimize is not None for g in plan.groups
+                                   for r in g.routings))
     reflected_before = after = None
     if request.sink is not None and changes:
         raise InputError("--sink writes decisions into the OMS: not ones taken on a "

@@ -71,6 +71,14 @@ class CheckedRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckedOptimize:
+    """A routing's `optimize` block: each setting's value (the defaults filled in)."""
+
+    values: tuple[tuple[str, object], ...]
+    where: Where
+
+
+@dataclass(frozen=True, slots=True)
 class CheckedRouting:
     name: str
     status: str
@@ -81,6 +89,7 @@ class CheckedRouting:
     where: Where
     active_from: str | None = None
     active_until: str | None = None
+    optimize: CheckedOptimize | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,14 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from . import vocabulary as v
-from .checked import (CheckedCondition, CheckedGroup, CheckedProgram, CheckedRouting,
-                      CheckedRule, CheckedSortKey, Where)
+from .checked import (CheckedCondition, CheckedGroup, CheckedOptimize, CheckedProgram,
+                      CheckedRouting, CheckedRule, CheckedSortKey, Where)
 from .cronsyntax import plainly_valid
 from .diagnostics import Diagnostic, Fix, sort_diagnostics
+from .optimize.settings import SETTINGS as OPTIMIZE_SETTINGS
 from .loader import ImportProblem, Loader, ParsedModule, SourceError, project_root, stdlib_modules
 from .source import SourceFile, Span
+from .formatter import value as formatted
 from .suggest import did_you_mean
 
 
@@ -793,10 +795,12 @@ class _ModuleChecker:
         filters: list[CheckedCondition] = []
         sorts: list[CheckedSortKey] = []
         seen: dict[type, n.Node] = {}
+        optimize = None
         for member in routing.members:
-            if isinstance(member, (n.Filter, n.Sort)):
+            if isinstance(member, (n.Filter, n.Sort, n.Optimize)):
                 if type(member) in seen:
-                    label = "filter" if isinstance(member, n.Filter) else "sort by"
+                    label = {n.Filter: "filter", n.Sort: "sort by",
+                             n.Optimize: "optimize"}[type(member)]
                     self.error("RT409", f"second `{label}` clause in routing", member.span,
                                hint="merge it into the first one")
                     continue
@@ -808,6 +812,8 @@ class _ModuleChecker:
                         filters.append(checked)
             elif isinstance(member, n.Sort):
                 sorts = self._sorts(member, "order", self.source)
+            elif isinstance(member, n.Optimize):
+                optimize = self._optimize(member)
         item_mode = any(c.field == "promise_date" for c in filters) or any(
             isinstance(m, n.Filter) and any(c.field.name == "promise_date" for c in m.conditions)
             for m in routing.members)
@@ -840,7 +846,62 @@ class _ModuleChecker:
                                                  f"routing `{routing.name.value}`")
         return CheckedRouting(routing.name.value, status, tuple(filters), tuple(sorts),
                               tuple(rules), item_mode, self.where(routing.name.span),
-                              active_from, active_until)
+                              active_from, active_until, optimize)
+
+    def _optimize(self, block: n.Optimize) -> CheckedOptimize:
+        """The block's settings against the table (routing_dsl.optimize.settings): known
+        names (RT420), each once (RT412), a word it accepts or a number of its measure in
+        range (RT421, RT304, RT305, RT307)."""
+        values = {name: spec.default for name, spec in OPTIMIZE_SETTINGS.items()}
+        given: set[str] = set()
+        for setting in block.settings:
+            name = setting.name.name
+            spec = OPTIMIZE_SETTINGS.get(name)
+            if spec is None:
+                self.suggest("RT420", f"unknown optimize setting `{name}`", setting.name.span,
+                             name, list(OPTIMIZE_SETTINGS),
+                             fallback_hint="settings: " + ", ".join(OPTIMIZE_SETTINGS))
+                continue
+            if name in given:
+                self.error("RT412", f"`{name}` given twice", setting.span)
+            given.add(name)
+            value = setting.value
+            if isinstance(value, n.NameRef) and value.name in spec.words:
+                values[name] = None if value.name == "auto" else value.name
+                continue
+            words = " or ".join(f"`{w}`" for w in spec.words)
+            if isinstance(value, n.MissingValue):
+                continue
+            if spec.measure is None:
+                shown = value.name if isinstance(value, n.NameRef) else formatted(value)
+                self.suggest("RT421", f"`{name}` takes {words}, not `{shown}`", value.span,
+                             shown, list(spec.words), fallback_hint=f"for example "
+                             f"`{spec.example}`")
+                continue
+            resolved = self._resolve(value, self.scope)
+            if isinstance(resolved, RMissing):
+                continue
+            if not isinstance(resolved, RNumber):
+                also = f" or {words}" if words else ""
+                self.error("RT421", f"`{name}` takes a number{also}, not "
+                                    f"{_describe(resolved)}", value.span,
+                           hint=f"for example `{spec.example}`")
+                continue
+            if resolved.unit is not None:
+                self.error("RT305", f"`{name}` takes a plain number, not `{resolved.unit}`",
+                           value.span)
+                continue
+            number = resolved.value
+            if spec.whole and number != number.to_integral_value():
+                self.error("RT307", f"`{name}` takes a whole number, not {number}", value.span,
+                           hint=f"for example `{spec.example}`")
+                continue
+            if not spec.low <= number <= spec.high:
+                self.error("RT307", f"`{name}` is out of range", value.span,
+                           hint=f"from {spec.low:,} to {spec.high:,}")
+                continue
+            values[name] = int(number) if spec.whole else float(number)
+        return CheckedOptimize(tuple(values.items()), self.where(block.span))
 
     def _window(self, window: n.Window | None, what: str) -> tuple[str | None, str | None]:
         """The window's bounds as written, once each is a valid date or date and time; an

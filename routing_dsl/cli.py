@@ -630,6 +630,8 @@ def explain_text(result: dict, order_id: str, facility: str | None,
                     more = ", ..." if group["count"] > len(group["examples"]) else ""
                     lines.append(f"      {group['count']} not chosen: {group['condition']}"
                                  f" (e.g. {examples}{more})")
+        if "optimization" in unit:
+            lines += _optimization_lines(unit["optimization"])
     for entry in result["allocations"]:
         if entry["order"] == order_id:
             lines.append(f"  allocated: item {entry['item']} x{entry['quantity']} -> "
@@ -639,6 +641,26 @@ def explain_text(result: dict, order_id: str, facility: str | None,
             lines.append(f"  unfilled: item {entry['item']} x{entry['quantity']}: "
                          f"{entry['action'].replace('_', ' ')} (queue {entry['queue']})")
     return "\n".join(printable(line) for line in lines)
+
+
+def _optimization_lines(found: dict) -> list[str]:
+    """The rules' choice for a unit beside the optimum's, with their costs."""
+    same = found["rules"] == found["optimized"]
+    lines = [f"    optimisation ({found['mode']}): the rules' choice costs "
+             f"{found['rules_cost']:.2f}, the optimum's {found['optimized_cost']:.2f}"
+             + (" (the same packages)" if same else "")]
+    if same:
+        return lines
+    for side, label in (("rules", "rules"), ("optimized", "optimum")):
+        if not found[side]:
+            lines.append(f"      {label}: nothing shipped")
+        for package in found[side]:
+            items = ", ".join(f"{i['item']} x{i['quantity']}" for i in package["items"])
+            cost = "unpriced" if package["shipping_cost"] is None else \
+                f"{package['shipping_cost']:.2f}"
+            lines.append(f"      {label}: {package['facility']} (rule {package['rule']!r}) "
+                         f"ships {items} for {cost}, arriving {package['delivery_date']}")
+    return lines
 
 
 def _keys(keys: dict) -> str:
@@ -1378,8 +1400,12 @@ def lsp() -> None:
               help="Database for the SQL-source figures (default: a temporary SQLite file), "
                    "e.g. postgresql://postgres@127.0.0.1/bench.")
 @click.option("--scenario", type=click.Choice(["small", "reference", "large", "shipping",
-                                               "stores"]),
-              help="Instead: one realistic scenario end to end (load, compile, route, write).")
+                                               "stores", "optimize"]),
+              help="Instead: one realistic scenario end to end (load, compile, route, write); "
+                   "`optimize`: the reference rules against their optimum (issue 24).")
+@click.option("--sizes", metavar="N,N,...",
+              help="With --scenario optimize: the table of solve time and cost at these batch "
+                   "sizes (orders), e.g. 500,1000,2000,5000,10000,20000.")
 @click.option("--orders", type=click.IntRange(1), help="With --scenario: orders.")
 @click.option("--skus", type=click.IntRange(1), help="With --scenario: SKUs.")
 @click.option("--seed", type=int, help="With --scenario: the generator's seed.")
@@ -1417,7 +1443,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
           service_only: bool, service_db: str | None, service_workers: str,
           scaling_plot: Path | None, console_only: bool, console_batches: int,
-          console_history: int, shadow_only: bool, decisions: int) -> None:
+          console_history: int, shadow_only: bool, decisions: int, sizes: str | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end; or the service, or the console, or what shadowing
@@ -1429,6 +1455,26 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     if console_only:
         from .bench.console import console_bench
         click.echo(console_bench(console_batches, console_history).text())
+        return
+    if scenario == "optimize":
+        from .bench import optimize as bench_optimize
+        if sizes:
+            try:
+                counts = [int(n) for n in sizes.split(",") if n.strip()]
+            except ValueError:
+                raise click.BadParameter("a comma-separated list of order counts",
+                                         param_hint="--sizes") from None
+            if not counts or min(counts) < 1:
+                raise click.BadParameter("order counts are positive", param_hint="--sizes")
+            reports = bench_optimize.run_sizes(counts)
+            click.echo(json.dumps(reports) if as_json else bench_optimize.sizes_table(reports))
+            return
+        base = bench_optimize.OPTIMIZE_SCENARIO
+        chosen = bench_optimize.Scenario(
+            orders=orders or base.orders, facilities=base.facilities, skus=skus or base.skus,
+            seed=base.seed if seed is None else seed, shipping=True)
+        report = bench_optimize.run_optimize(chosen)
+        click.echo(json.dumps(report) if as_json else bench_optimize.optimize_text(report))
         return
     if scenario == "stores":  # scale-out: a retail group's stores, one process against pools
         from .bench.suite import stores_bench
@@ -1464,7 +1510,6 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     from .bench.suite import (compile_cost, explanation_costs, hostile_campaigns, lsp_latency,
                               lsp_session, pathological_inputs, run_bench, sql_source_costs,
                               startup_costs)
-    click.echo(startup_costs(rounds=rounds))
     click.echo(run_bench(facilities, ship_groups, products, rounds).text())
     click.echo(compile_cost(rounds=rounds))
     click.echo(explanation_costs(facilities, ship_groups, rounds))
@@ -1476,6 +1521,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
     from .bench.rollout import shadow_cost
     click.echo(shadow_cost(facilities, ship_groups, products, rounds,
                            min(decisions, ship_groups)).text())
+    click.echo(startup_costs(rounds=rounds))
 
 
 @main.command()

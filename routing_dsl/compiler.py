@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checked import CheckedCondition, CheckedProgram, CheckedRule, CheckedSortKey, Where
 from .plan import (Actions, InventoryCondition, InventorySort, OrderCondition, OrderSort, Plan,
-                   PlanGroup, PlanRouting, PlanRule, SourceRef)
+                   PlanGroup, PlanOptimize, PlanRouting, PlanRule, SourceRef)
 
 
 def source_ref(where: Where | None) -> SourceRef | None:
@@ -80,7 +80,10 @@ def compile_program(program: CheckedProgram) -> Plan:
                 filters=[_order_condition(c) for c in routing.filters],
                 sorts=[_sort(k, OrderSort) for k in routing.sorts],
                 rules=rules, active_from=routing.active_from,
-                active_until=routing.active_until, source=source_ref(routing.where)))
+                active_until=routing.active_until, source=source_ref(routing.where),
+                optimize=None if routing.optimize is None else PlanOptimize(
+                    **dict(routing.optimize.values),
+                    source=source_ref(routing.optimize.where))))
         groups.append(PlanGroup(name=group.name, product_store=group.product_store,
                                 cron=group.cron, timezone=group.timezone, paused=group.paused,
                                 routings=routings, source=source_ref(group.where)))

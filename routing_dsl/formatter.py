@@ -153,6 +153,13 @@ class _Printer:
                 self.condition_block("filter", member, member.conditions, position)
             elif isinstance(member, n.Sort):
                 self.stmt(sort(member), member, position)
+            elif isinstance(member, n.Optimize):
+                self.line("optimize {", member.span.start, self.open_brace(member.span.start) + 1,
+                          first_in_block=position == 0)
+                self.depth += 1
+                for i, setting in enumerate(member.settings):
+                    self.stmt(f"{setting.name.name} {value(setting.value)}", setting, i)
+                self.close(member)
             else:
                 self.rule(member, position)
         self.close(routing)

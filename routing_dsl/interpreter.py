@@ -9,6 +9,7 @@ snapshot give the same bytes.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -513,6 +514,7 @@ class _Interpreter:
         self.explanations: list[dict] = []
         self.warnings: dict[str, str] = {}
         self.allocated_atp: dict[tuple[str, str], float] = defaultdict(float)
+        self.optimizations: list[dict] = []  # one section per optimised routing run
         self.totals: dict[tuple[str, str], RunTotals] = defaultdict(RunTotals)
         # New ship groups are named after the one they split from (`00001-1`, `00001-2`):
         # ids are opaque, so nothing parses them; an id already in the order is skipped.
@@ -601,7 +603,13 @@ class _Interpreter:
             return record
         units = self._select_units(store, routing)
         record["attempted_items"] = self._item_count(units)
-        record["brokered_items"] = self._route_units(group_name, store, routing, units, progress)
+        if routing.optimize is not None:
+            from .optimize.run import optimise_routing
+            record["brokered_items"] = optimise_routing(self, group_name, store, routing, units,
+                                                        progress)
+        else:
+            record["brokered_items"] = self._route_units(group_name, store, routing, units,
+                                                         progress)
         return record
 
     def _item_count(self, units: list[_Unit]) -> int:
@@ -616,16 +624,23 @@ class _Interpreter:
         return units
 
     def _route_units(self, group_name: str, store: str, routing: PlanRouting,
-                     units: list[_Unit], progress) -> int:
+                     units: list[_Unit], progress, fixed: dict | None = None) -> int:
         """Route the sorted, eligible units through the routing's rules; returns how many
-        items got stock."""
-        rules = [_prepare_rule(rule, index) for index, rule in enumerate(routing.rules)]
+        items got stock. With ``fixed`` (unit index -> rule index -> placements), each rule
+        commits the placements given for it instead of choosing (an optimised batch, see
+        routing_dsl.optimize.run); everything else, actions included, is the same."""
+        rules = self.prepared_rules(routing)
         brokered: set[int] = set()
-        for unit in units:
-            self._unit(group_name, store, routing, rules, unit, brokered)
+        for index, unit in enumerate(units):
+            self._unit(group_name, store, routing, rules, unit, brokered,
+                       None if fixed is None else fixed.get(index, {}))
             if progress is not None:
                 progress(1)
         return len(brokered)
+
+    @staticmethod
+    def prepared_rules(routing: PlanRouting) -> list[_PreparedRule]:
+        return [_prepare_rule(rule, index) for index, rule in enumerate(routing.rules)]
 
     def _validate_routing(self, routing: PlanRouting, store: str) -> None:
         for rule in routing.rules:
@@ -643,7 +658,8 @@ class _Interpreter:
 
     # ---- one unit through the rules ----
     def _unit(self, group_name: str, store: str, routing: PlanRouting,
-              rules: list[_PreparedRule], unit: _Unit, brokered: set[int]) -> None:
+              rules: list[_PreparedRule], unit: _Unit, brokered: set[int],
+              fixed: dict | None = None) -> None:
         explaining = self.explain and (self.explain_orders is None
                                        or unit.order.id in self.explain_orders)
         trace = [] if explaining else None
@@ -655,7 +671,7 @@ class _Interpreter:
             for item in open_items:
                 item.last_rule = prepared.rule.name
             moved = self._rule(group_name, store, routing, prepared, unit, open_items, brokered,
-                               trace)
+                               trace, None if fixed is None else fixed.get(prepared.index, ()))
             if moved:
                 break
         for item in unit.items:
@@ -930,10 +946,17 @@ class _Interpreter:
 
     def _rule(self, group_name: str, store: str, routing: PlanRouting, prepared: _PreparedRule,
               unit: _Unit, open_items: list[_ItemState], brokered: set[int],
-              trace: list | None) -> bool:
+              trace: list | None, fixed=None) -> bool:
         """Try one rule on the unit's open items. Returns True when the unit was moved to a
-        queue (no later rule runs)."""
+        queue (no later rule runs). With ``fixed``, the rule commits those placements (item,
+        facility, quantity) and then acts on what stays open, as it would have."""
         rule = prepared.rule
+        if fixed is not None:
+            self._packages = {}
+            placements = [p for p in fixed if p[2] > EPSILON]
+            if placements:
+                self._commit(group_name, routing, prepared, unit, placements, brokered)
+            return self._actions(rule, open_items)
         candidates = self._candidates(store, prepared, unit, open_items)
         measures = self._measure(prepared, candidates, open_items)
         before = dict(measures) if trace is not None else None
@@ -950,6 +973,11 @@ class _Interpreter:
                                             placements, rejection))
         if rejection is None and placements:
             self._commit(group_name, routing, prepared, unit, placements, brokered)
+        return self._actions(rule, open_items)
+
+    def _actions(self, rule: PlanRule, open_items: list[_ItemState]) -> bool:
+        """The rule's `when unfilled` actions on the items still open; True when they were
+        moved to a queue."""
         left = [i for i in open_items if i.open > EPSILON]
         if not left:
             return False
@@ -969,6 +997,87 @@ class _Interpreter:
                 item.last_action = "moved"
             return True
         return False
+
+    # ---- what batch optimisation asks (routing_dsl.optimize.candidates) ----
+    def admitted(self, store: str, prepared: _PreparedRule, unit: _Unit) -> dict[str, list]:
+        """Which open items of ``unit`` the rule admits at each facility, at the run's
+        current state and with nothing allocated: facility -> the open items it may give
+        stock to. It is the rule's own procedure with the choice left out: the candidates,
+        each step's ranking (which drops a facility a placement condition or a filtering sort
+        excludes) and the serve checks of `_assign_single` and `_assign_partial`, for every
+        ranked facility rather than the first. An `assign single` rule admits a facility
+        only for every open item, in full; with `keep_item_groups_together`, a group's items
+        only all together, in full."""
+        self.unit = unit
+        open_items = [i for i in unit.items if i.open > EPSILON]
+        if not open_items:
+            return {}
+        rule = prepared.rule
+        measures = self._measure(prepared, self._candidates(store, prepared, unit, open_items),
+                                 open_items)
+        self._packages = {}
+        found: dict[str, list] = defaultdict(list)
+        if rule.assign == "single":
+            for facility in self._ranking(prepared, measures, open_items):
+                if self._first_filling(prepared, [facility], open_items, {}) is not None:
+                    found[facility] = list(open_items)
+            return dict(found)
+        steps: list[list[_ItemState]] = []
+        grouped: dict[str, list[_ItemState]] = {}
+        for item in open_items:
+            group = item.item.item_group if rule.keep_item_groups_together else None
+            if group is None:
+                steps.append([item])
+            elif group in grouped:
+                grouped[group].append(item)
+            else:
+                grouped[group] = [item]
+                steps.append(grouped[group])
+        for step in steps:
+            together = rule.keep_item_groups_together and step[0].item.item_group is not None
+            for facility in self._ranking(prepared, measures, step):
+                if together:
+                    if self._first_filling(prepared, [facility], step, {}) is not None:
+                        found[facility].extend(step)
+                elif self._can_serve(prepared, step[0], facility, {}):
+                    found[facility].append(step[0])
+        return {f: found[f] for f in sorted(found)}
+
+    def checkpoint(self, units: list[_Unit]):
+        """What routing ``units`` may change, to be put back with `restore` (an optimised
+        routing routes its batch by the rules first: their decisions are its warm start)."""
+        products = {i.product for u in units for i in u.items}
+        orders = {u.order.id for u in units}
+        return (
+            {p: dict(self.ctx.stock[p]) for p in products if p in self.ctx.stock},
+            dict(self.ctx.orders_today), dict(self.allocated_atp),
+            [(i, i.open, i.queue, i.auto_cancel, i.last_action, i.last_rule)
+             for u in units for i in u.items],
+            [(u, u.packages) for u in units],
+            len(self.allocations), len(self.unfillable), len(self.explanations),
+            {k: copy.deepcopy(v) for k, v in self.totals.items()}, dict(self.next_ship_group),
+            {o: set(self.taken_ship_groups[o]) for o in orders}, dict(self.warnings),
+            {k: list(v) for k, v in self.used.items()})
+
+    def restore(self, saved) -> None:
+        (stock, orders_today, allocated, items, units, allocations, unfillable, explanations,
+         totals, next_group, taken, warnings, used) = saved
+        for product, level in stock.items():
+            self.ctx.stock[product] = dict(level)
+        self.ctx.orders_today = dict(orders_today)
+        self.allocated_atp = defaultdict(float, allocated)
+        for item, *state in items:
+            item.open, item.queue, item.auto_cancel, item.last_action, item.last_rule = state
+        for unit, packages in units:
+            unit.packages = packages
+        del self.allocations[allocations:]
+        del self.unfillable[unfillable:]
+        del self.explanations[explanations:]
+        self.totals = defaultdict(RunTotals, {k: copy.deepcopy(v) for k, v in totals.items()})
+        self.next_ship_group = dict(next_group)
+        self.taken_ship_groups.update({o: set(g) for o, g in taken.items()})
+        self.warnings = dict(warnings)
+        self.used = defaultdict(list, {k: list(v) for k, v in used.items()})
 
     def _first_filling(self, prepared, ranking: list[str], items: list[_ItemState],
                        pending: dict) -> str | None:
@@ -1174,6 +1283,9 @@ class _Interpreter:
                 {"facility": f, "orders_today": self.ctx.orders_today[f]}
                 for f in sorted(self.ctx.orders_today)]
         result["warnings"] = [self.warnings[k] for k in sorted(self.warnings)]
+        if self.optimizations:
+            from .optimize.report import combine
+            result["optimization"] = combine(self.optimizations)
         if self.explain:
             result["explanations"] = self.explanations
         return result

@@ -148,6 +148,21 @@ class Unfilled(Node):
 RuleMember = Union[Assign, Inventory, Sort, Unfilled]
 
 
+@_node
+class OptimizeSetting(Node):
+    """``name value`` in an ``optimize`` block (``mode report``, ``split_cost 4.00``)."""
+
+    name: Ident
+    value: Value
+
+
+@_node
+class Optimize(Node):
+    """A routing's ``optimize { ... }`` block (routing_dsl.optimize.settings)."""
+
+    settings: tuple[OptimizeSetting, ...]
+
+
 # ---- rules, routings, groups ----------------------------------------------------------------
 
 @_node
@@ -178,7 +193,7 @@ class Template(Node):
 class Routing(Node):
     name: StringLit
     status: Ident | None
-    members: tuple[Union[Filter, Sort, Rule], ...]
+    members: tuple[Union[Filter, Sort, Rule, Optimize], ...]
     window: Window | None = None
 
 

@@ -37,7 +37,7 @@ KEYWORDS = (
     "split_cost", "when",
     "unfilled", "next", "move", "to", "queue", "auto_cancel", "after", "clear", "in", "not",
     "is", "null", "within", "mi", "km", "days", "day", "from", "until", "max_facilities",
-    "version",
+    "version", "optimize",
 )
 
 _UPPER = {word: word.upper() for word in KEYWORDS}
@@ -54,7 +54,7 @@ _READABLE = {
 
 _TOP = ("use", "let", "declare", "template", "group", "version")
 _GROUP = ("schedule", "routing")
-_ROUTING = ("filter", "sort", "rule")
+_ROUTING = ("filter", "sort", "rule", "optimize")
 _RULE = ("assign", "inventory", "sort", "when")
 # The rule settings (criteria.settings): those with a value take one after the name.
 _FLAGS = tuple(REGISTRY("setting"))
@@ -532,7 +532,8 @@ class Parser:
         start = self.advance("ROUTING")
         name = self.string()
         status, window = self.status()
-        parsers = {"filter": self.filter_block, "sort": self.sort_clause, "rule": self.rule}
+        parsers = {"filter": self.filter_block, "sort": self.sort_clause, "rule": self.rule,
+                   "optimize": self.optimize_block}
         members, close = self.block(f"routing `{_clip(name.value)}`", _ROUTING,
                                     lambda: self.statement(_ROUTING, parsers))
         return n.Routing(span=Span(start.start, self._end(close)), name=name, status=status,
@@ -561,6 +562,38 @@ class Parser:
         members, close = self.block("filter", (), lambda: self.statement((), {}, conditions=True),
                                     conditions=True)
         return n.Filter(span=Span(start.start, self._end(close)), conditions=tuple(members))
+
+    def optimize_block(self) -> n.Optimize:
+        start = self.advance("OPTIMIZE")
+        members, close = self.block("optimize block", (), self.optimize_setting,
+                                    conditions=True)
+        return n.Optimize(span=Span(start.start, self._end(close)), settings=tuple(members))
+
+    def optimize_setting(self) -> n.OptimizeSetting | None:
+        """``name value`` on one line; the names are checked against the settings table by
+        the checker, so a misspelt one gets a "did you mean" there."""
+        self.expected.add("NAME")
+        if not self.at("NAME"):
+            self._unexpected()
+            if self.peek.type != "$END":
+                self.advance()
+            self._skip_statement((), self.consumed[-1].line if self.consumed else None)
+            return None
+        name = self.advance()
+        token = self.peek
+        if token.type in ("RBRACE", "$END") or token.line != name.line:
+            from .optimize.settings import SETTINGS
+            example = SETTINGS[name.value].example if name.value in SETTINGS else "mode report"
+            self._report("RT101", f"expected a value after `{_clip(name.value)}`", name.span,
+                         f"write the value on the same line, for example `{example}`")
+            return None
+        try:
+            value = self.value()
+        except _Closed:
+            self._skip_statement((), name.line)
+            return None
+        return n.OptimizeSetting(span=Span(name.start, value.span.end), name=_ident(name),
+                                 value=value)
 
     def sort_clause(self) -> n.Sort:
         start = self.advance("SORT")

@@ -116,6 +116,19 @@ class PlanRule(_Step):
         {"max_facilities", "active_from", "active_until"})
 
 
+class PlanOptimize(_Step):
+    """A routing's `optimize` block (routing_dsl.optimize.settings holds what each means)."""
+
+    mode: Literal["report", "apply"] = "report"
+    split_cost: float = 0.0
+    late_cost: float = 0.0
+    unfilled_penalty: float | None = None  # None: auto
+    window: int = 1500
+    work_limit: int = 20_000
+    time_limit: float = 120.0
+    source: SourceRef | None = None
+
+
 class PlanRouting(_Step):
     name: str
     item_mode: bool
@@ -125,7 +138,9 @@ class PlanRouting(_Step):
     active_from: str | None = None
     active_until: str | None = None
     source: SourceRef | None = None
-    _absent_when_none: ClassVar[frozenset[str]] = frozenset({"active_from", "active_until"})
+    optimize: PlanOptimize | None = None
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"active_from", "active_until", "optimize"})
 
 
 class PlanGroup(_Step):
@@ -208,6 +223,18 @@ def load_plan(text: str | bytes, name: str = "plan") -> Plan:
     return plan
 
 
+def _optimize_problems(where: str, optimize: PlanOptimize, problems: list[str]) -> None:
+    """Each number of an `optimize` block in its setting's range (as the checker holds it)."""
+    from .optimize.settings import SETTINGS
+    for name, spec in SETTINGS.items():
+        value = getattr(optimize, name)
+        if spec.measure is None or value is None:
+            continue
+        if not spec.low <= value <= spec.high:
+            problems.append(f"{where}.{name}: {value!r} is out of range ({spec.low:,} to "
+                            f"{spec.high:,})")
+
+
 def semantic_problems(plan: Plan) -> list[str]:
     """What the checker guarantees for a compiled plan, checked again for a plan read from
     JSON: each operator fits its field, values have the kind and range the field takes."""
@@ -255,6 +282,8 @@ def semantic_problems(plan: Plan) -> list[str]:
     for g, group in enumerate(plan.groups):
         for r, routing in enumerate(group.routings):
             base = f"groups.{g}.routings.{r}"
+            if routing.optimize is not None:
+                _optimize_problems(f"{base}.optimize", routing.optimize, problems)
             window(base, routing)
             for i, step in enumerate(routing.filters):
                 condition(f"{base}.filters.{i}", step, "order")

@@ -16,7 +16,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from .ranges import Amount, Count, Positive, Real
+from .ranges import Amount, Count, Positive, Real, Whole
 
 
 class _Model(BaseModel):
@@ -105,6 +105,71 @@ class FacilityCount(_Model):
     orders_today: Count
 
 
+class OptimizationFigures(_Model):
+    """One allocation of an optimised batch, measured (docs/snapshot.md, "Optimisation")."""
+
+    cost: Real
+    """Shipping cost + split_cost x extra packages + late_cost x late unit-days."""
+    shipping_cost: Real
+    packages: Count
+    unpriced_packages: Count
+    split_orders: Count
+    extra_packages: Count
+    late_units: Real
+    late_unit_days: Real
+    filled_units: Real
+    unfilled_units: Real
+
+
+class RuleCost(_Model):
+    rule: str | None
+    units: Count
+    """Units this rule decided in the rules' run that the optimum allocates differently."""
+    extra_cost: Real
+    """What those units cost under the rules minus what they cost in the optimum."""
+
+
+class OptimizedUnit(_Model):
+    order: str
+    ship_group: str
+    item: str | None = None
+    rule: str | None
+    rules_cost: Real
+    optimized_cost: Real
+
+
+class OptimizedRouting(_Model):
+    group: str
+    routing: str
+    mode: Literal["report", "apply"]
+    status: Literal["optimal", "work_limit", "time_limit", "infeasible", "error"]
+    windows: Count
+    rules_cost: Real
+    optimized_cost: Real
+    saving: Real
+    lower_bound: Real | None
+    gap: Real | None
+    rules: OptimizationFigures
+    optimized: OptimizationFigures
+    work: dict[str, Whole]
+    rule_costs: list[RuleCost]
+    units: list[OptimizedUnit]
+
+
+class Optimization(_Model):
+    """Every optimised routing run, and their totals."""
+
+    rules_cost: Real
+    optimized_cost: Real
+    saving: Real
+    lower_bound: Real | None
+    gap: Real | None
+    status: str
+    rules: OptimizationFigures
+    optimized: OptimizationFigures
+    routings: list[OptimizedRouting]
+
+
 class Result(_Model):
     format: Literal["routing-result/1"]
     allocations: list[Allocation]
@@ -114,6 +179,8 @@ class Result(_Model):
     facility_counts_after: list[FacilityCount]
     warnings: list[str]
     explanations: list[dict] | None = None
+    optimization: Optimization | None = None
+    """Only when a routing has an `optimize` block."""
 
 
 def dump_result(result: dict, pretty: bool = False) -> bytes:

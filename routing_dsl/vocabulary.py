@@ -142,6 +142,10 @@ KEYWORDS = {
                "`--version-label`, else the git commit).",
 }
 KEYWORDS.update(FLAGS)
+KEYWORDS["optimize"] = (
+    "`optimize { mode report  split_cost 4.00 ... }`: optimise the routing's batch under its "
+    "rules (HiGHS) and report, or apply, what the optimum saves. Settings: "
+    "docs/language.md, \"Optimisation\".")
 
 OPERATOR_DOCS = {
     "==": "equals", "!=": "not equals (a missing value is not equal)",
@@ -195,7 +199,20 @@ GENERATED_SECTIONS = {
     "inventory-fields": lambda: _field_rows(INVENTORY_FIELDS),
     "inventory-settings": lambda: [f"- `{name}`: {doc}" for name, doc in FLAGS.items()],
     "inventory-sorts": lambda: _sort_rows(INVENTORY_SORTS),
+    "optimize-settings": lambda: _optimize_rows(),
 }
+
+
+def _optimize_rows() -> list[str]:
+    from .optimize.settings import SETTINGS
+    rows = ["| setting | value | default | meaning |", "|---|---|---|---|"]
+    for spec in SETTINGS.values():
+        kinds = [f"`{w}`" for w in spec.words]
+        if spec.measure is not None:
+            kinds.insert(0, "whole number" if spec.whole else _VALUE_TEXT[spec.measure])
+        default = "`auto`" if spec.default is None else f"`{spec.default}`"
+        rows.append(f"| `{spec.name}` | {' or '.join(kinds)} | {default} | {spec.doc} |")
+    return rows
 
 
 def render_generated(text: str) -> str:

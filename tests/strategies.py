@@ -128,9 +128,15 @@ def rules(draw) -> str:
 @st.composite
 def routings(draw) -> str:
     members = []
-    for kind in draw(st.lists(st.sampled_from(["filter", "sort", "rule"]), max_size=4)):
+    for kind in draw(st.lists(st.sampled_from(["filter", "sort", "rule", "optimize"]),
+                              max_size=4)):
         if kind == "filter":
             members.append(block("filter", draw(st.lists(conditions(), max_size=3)), draw))
+        elif kind == "optimize":  # settings are `name value`, each on its own line
+            members.append(block("optimize", draw(st.lists(st.sampled_from([
+                "mode report", "mode apply", "split_cost 4.00", "late_cost 2.5",
+                "unfilled_penalty auto", "window 1500", "work_limit 200", "time_limit 60",
+                "colour blue", "window [1, 2]"]), max_size=3)), draw))
         elif kind == "sort":
             members.append(draw(sorts()))
         else:

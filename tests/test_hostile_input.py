@@ -3,7 +3,6 @@ exception; one mistake gives one error; imports cannot reach outside the project
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -238,8 +237,8 @@ def test_check_refuses_a_file_that_is_not_route_in_one_line():
     assert "not a .route file" in result.output
 
 
-def test_rendered_diagnostics_never_quote_a_file_that_is_not_a_module(project):
-    os.chdir(project)
+def test_rendered_diagnostics_never_quote_a_file_that_is_not_a_module(project, monkeypatch):
+    monkeypatch.chdir(project)  # and back after: later tests resolve paths from the clone
     entry = project / "main.route"
     entry.write_text('use "../secret.txt"\nuse "/etc/passwd"\n')
     text = "\n".join(render_text(d) for d in Workspace().check_path(entry).diagnostics)

@@ -190,8 +190,9 @@ def test_concurrent_commits_on_stores_sharing_a_facility_never_oversell(tmp_path
     no unit or daily order slot is sold twice."""
     document = world(stock=30, limit=25)
     arguments = prepare(tmp_path, db_url, document)
+    # 90 units asked of 40 (5 at each store, 30 at the warehouse, which takes 25 orders)
     bodies = [commit_body(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], quantity=1 + k % 2)
-              for k in range(120)]
+              for k in range(60)]
     with ExitStack() as running:
         bases = [running.enter_context(serving(arguments)).base for _ in range(servers)]
         acknowledged = drive(bases, bodies)

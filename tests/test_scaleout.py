@@ -142,7 +142,7 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
 
     from routing_dsl.bench.suite import stores_scenario
     from routing_dsl.ops.store import RunStore
-    text, document = stores_scenario(stores=6, orders=4000)
+    text, document = stores_scenario(stores=6, orders=1500)
     (tmp_path / "stores.route").write_text(text)
     (tmp_path / "snapshot.json").write_bytes(orjson.dumps(document))
     db = f"sqlite:///{tmp_path / 'runs.db'}"

@@ -63,6 +63,22 @@ def test_the_rate_card_example_prices_as_the_doc_says():
     assert "+ 1.00 = 12.20" in DOC and round(cost, 2) == 12.20
 
 
+def test_the_optimization_section_is_the_optimised_examples():
+    from routing_dsl.interpreter import run_plan
+    from routing_dsl.snapshot import load_snapshot
+
+    folder = ROOT / "examples" / "optimize"
+    result = run_plan(_compiled(folder / "optimize.route"),
+                      load_snapshot(folder / "snapshot.json"))
+    assert json.loads(_block("optimization", "json")) == result["optimization"]
+
+
+def _compiled(path):
+    from routing_dsl.checker import Workspace
+    from routing_dsl.compiler import compile_program
+    return compile_program(Workspace().check_path(path).program)
+
+
 def test_the_rejection_example_is_a_valid_item():
     from routing_dsl.snapshot import Item
 

@@ -47,6 +47,11 @@ def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
     """Why the fast engine cannot run ``plan`` (None when it can)."""
     if explain:
         return "explanations are produced by the reference engine"
+    for group in plan.groups:
+        for routing in group.routings:
+            if routing.optimize is not None:
+                return (f"routing {routing.name!r} is optimised (`optimize`), which the "
+                        "reference engine runs")
     return None
 
 

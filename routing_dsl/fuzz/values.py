@@ -242,6 +242,23 @@ class SchemaValues:
         self.pools = dict(pools or {})
         self.max_depth = max_depth
 
+    _TYPES = {"string": str, "object": dict, "array": list, "integer": int,
+              "number": (int, float), "boolean": bool, "null": type(None)}
+
+    def fits(self, value: Any, schema: dict) -> bool:
+        """Whether ``value`` has a type ``schema`` admits (its `type`, or one of its arms')."""
+        schema = self.resolve(schema)
+        arms = schema.get("anyOf") or schema.get("oneOf")
+        if arms:
+            return any(self.fits(value, arm) for arm in arms)
+        kind = schema.get("type")
+        kinds = kind if isinstance(kind, list) else [kind] if kind else []
+        if kinds and not any(isinstance(value, self._TYPES.get(k, object)) for k in kinds):
+            return False
+        if isinstance(value, str):  # e.g. an unknown id "" where one character is the least
+            return schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
+        return True
+
     def resolve(self, schema: dict) -> dict:
         while "$ref" in schema:
             target: Any = self.root
@@ -252,9 +269,13 @@ class SchemaValues:
 
     def make(self, schema: dict, name: str = "", depth: int = 0) -> Any:
         rng = self.rng
-        if name in self.pools:
-            return self.pools[name](rng)
         schema = self.resolve(schema)
+        if name in self.pools:
+            # a pool is named by property; another operation may give that name another
+            # type (an order document here, an order id there): the schema decides
+            value = self.pools[name](rng)
+            if self.fits(value, schema):
+                return value
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
@@ -312,10 +333,14 @@ class SchemaValues:
         if form == "date":
             return (datetime.date(2026, 11, 1) + datetime.timedelta(days=rng.randrange(60))
                     ).isoformat()
-        if "pattern" in schema:
-            return regex_example(schema["pattern"], rng)
-        text = rng.choice(["a", "x1", "Name", "value with spaces", "é"])
         low, high = schema.get("minLength", 0), schema.get("maxLength")
+        if "pattern" in schema:
+            for _ in range(20):  # an example of the pattern that is also long enough
+                text = regex_example(schema["pattern"], rng)
+                if low <= len(text) <= (high if high is not None else len(text)):
+                    return text
+            return text
+        text = rng.choice(["a", "x1", "Name", "value with spaces", "é"])
         if len(text) < low:
             text += "x" * (low - len(text))
         return text[:high] if high is not None else text

@@ -19,6 +19,7 @@ from ..diagnostics import Diagnostic
 from ..formatter import format_module
 from .._resources import stdlib_dir
 from ..loader import Loader, SourceError, project_root, stdlib_modules
+from ..optimize.settings import SETTINGS as OPTIMIZE_SETTINGS
 from ..parser import keyword_terminals, parse_prefix
 from ..source import SourceFile, Span
 
@@ -296,8 +297,20 @@ def hover(result: CheckResult, offset: int) -> tuple[str, Span] | None:
                     f"Operators: {ops}\n\nExample: `{spec.example}`"), span
         if sort is not None:
             return f"**`{word}`** ({level} sort)\n\n{sort.doc}", span
+    setting = _optimize_setting_at(result.parsed.module, span)
+    if setting is not None:
+        return (f"**`{setting.name}`** (optimize setting)\n\n{setting.doc}\n\n"
+                f"Example: `{setting.example}`"), span
     if word in v.KEYWORDS:
         return f"**`{word}`**\n\n{v.KEYWORDS[word]}", span
+    return None
+
+
+def _optimize_setting_at(module: n.Module, span: Span):
+    """The settings-table entry of the `optimize` setting named at ``span``, if any."""
+    for node in n.walk(module):
+        if isinstance(node, n.OptimizeSetting) and node.name.span == span:
+            return OPTIMIZE_SETTINGS.get(node.name.name)
     return None
 
 
@@ -460,7 +473,8 @@ def _context(tokens) -> list[str]:
     opener = None
     for token in tokens:
         kind = token.type
-        if kind in ("GROUP", "ROUTING", "FILTER", "INVENTORY", "UNFILLED", "TEMPLATE", "RULE"):
+        if kind in ("GROUP", "ROUTING", "FILTER", "INVENTORY", "UNFILLED", "TEMPLATE", "RULE",
+                    "OPTIMIZE"):
             opener = kind.lower()
         elif kind == "LBRACE":
             stack.append(opener or "block")
@@ -491,6 +505,8 @@ def _name_completions(result: CheckResult | None, tokens, context: list[str]) ->
         last == "COMMA" and _in_list(tokens))
     if value_position:
         return _value_completions(result, _expected_kind(tokens))
+    if block == "optimize":
+        return _optimize_completions(tokens)
     if block == "filter":
         return [Completion(f.name, "field", f"order field ({f.value})", f.doc)
                 for f in v.ORDER_FIELDS.values()]
@@ -501,6 +517,24 @@ def _name_completions(result: CheckResult | None, tokens, context: list[str]) ->
                 for f in v.INVENTORY_FIELDS.values()
                 if (v.RECENCY[0] in f.operators) == negated]
     return []
+
+
+def _optimize_completions(tokens) -> list[Completion]:
+    """In an `optimize` block: the words a setting takes after its name, else the settings
+    not yet given."""
+    last = tokens[-1] if tokens else None
+    before = tokens[-2] if len(tokens) >= 2 else None
+    if last is not None and last.type == "NAME" and last.value in OPTIMIZE_SETTINGS and (
+            before is None or before.type in ("LBRACE", "RBRACE") or before.line != last.line):
+        spec = OPTIMIZE_SETTINGS[last.value]
+        return [Completion(word, "value", f"{spec.name} value", spec.doc) for word in spec.words]
+    given = set()
+    for token in reversed(tokens):
+        if token.type == "LBRACE":
+            break
+        given.add(token.value)
+    return [Completion(s.name, "keyword", "optimize setting", f"{s.doc} Example: `{s.example}`")
+            for s in OPTIMIZE_SETTINGS.values() if s.name not in given]
 
 
 def _in_sort(tokens) -> bool:

@@ -613,6 +613,7 @@ def store_problem(error: sa.exc.DBAPIError) -> JSONResponse:
                    headers={"Retry-After": RETRY_AFTER})
 
 
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 

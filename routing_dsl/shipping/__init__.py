@@ -99,6 +99,12 @@ class RateModel:
         """Cost of one package, NaN when it cannot be priced."""
         return _cost(self.prepared[card], zone, self.handling[facility], weight, volume)
 
+    def billing(self, card: int) -> tuple[list[float], float]:
+        """The card's weight buckets (upper limits, in its unit) and its dimensional divisor
+        (0: none): what a package's billable weight is measured against."""
+        prepared = self.prepared[card]
+        return list(prepared.weights), prepared.divisor
+
     def transit(self, card: int, zone: int) -> int:
         return self.prepared[card].transit[zone]
 

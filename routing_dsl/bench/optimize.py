@@ -1,0 +1,159 @@
+"""`routing bench --scenario optimize`: what the reference rules cost against the optimum.
+
+The reference retailer (bench.scenarios, with rate cards, weights, promised dates) at a size
+where stock is scarce: 2,000 orders over 100 facilities (5 warehouses, 95 stores) and 1,000
+SKUs. The same batch is routed three ways, each in a fresh process:
+
+- by the reference plan's rules (distance-ranked, as HotWax merchants run them today);
+- by the same rules ranked by `shipping_cost` first (the best a greedy cascade does);
+- by the reference rules with `optimize { mode apply }` on every routing.
+
+`--json` prints one object; `--sizes` measures how the solve grows with the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+from .scenarios import PLAN, Scenario, generate
+
+OPTIMIZE_SCENARIO = Scenario(orders=2_000, facilities=100, skus=1_000, shipping=True)
+SIZES = (500, 1_000, 2_000, 5_000, 10_000, 20_000)
+
+
+def cost_ranked_plan() -> str:
+    """The reference rules, every facility ranked by shipping cost first."""
+    return PLAN.replace("sort by distance\n", "sort by shipping_cost, distance\n").replace(
+        "sort by distance, inventory_balance desc",
+        "sort by shipping_cost, distance, inventory_balance desc")
+
+
+def optimized_plan() -> str:
+    """The reference rules, each routing optimised and the optimum applied."""
+    block = "    optimize {\n      mode apply\n    }\n"
+    text = PLAN
+    for sort in ("    sort by order_date\n", "    sort by priority, order_date\n"):
+        text = text.replace(sort, sort + block)
+    assert text.count("optimize {") == 3
+    return text
+
+
+OPTIMIZED_PLAN = optimized_plan()
+COST_RANKED_PLAN = cost_ranked_plan()
+
+
+def _route(path: str, plan_text: str, jobs: int) -> dict:
+    """One run in a fresh process: the routing's wall time and its figures."""
+    from ..checker import Workspace
+    from ..compiler import compile_program
+    from ..interpreter import run_plan
+    from ..optimize.run import executing
+    from ..snapshot import parse_snapshot
+    snapshot = parse_snapshot(Path(path).read_bytes(), path)
+    checked = Workspace().check_text(plan_text, name="bench.route")
+    plan = compile_program(checked.program)
+    started = time.perf_counter()
+    cpu = time.process_time()
+    with executing("process" if jobs > 1 else "local", jobs):
+        result = run_plan(plan, snapshot)
+    seconds = time.perf_counter() - started
+    totals = {"shipping_cost": 0.0, "packages": 0, "split_orders": 0, "late_items": 0}
+    for batch in result["batches"]:
+        for key in totals:
+            totals[key] += batch["totals"][key]
+    unfilled = sum(u["quantity"] for u in result["unfillable"])
+    report = {"seconds": seconds, "cpu_seconds": time.process_time() - cpu,
+              "unfilled": unfilled, **totals}
+    if "optimization" in result:
+        section = result["optimization"]
+        report["optimization"] = {key: section[key] for key in
+                                  ("rules_cost", "optimized_cost", "lower_bound", "gap",
+                                   "status")}
+        report["windows"] = sum(r["windows"] for r in section["routings"])
+        report["nodes"] = sum(r["work"]["nodes"] for r in section["routings"])
+    return report
+
+
+def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int | None = None
+                 ) -> dict:
+    """The three runs of ``scenario`` and the figures `--json` prints."""
+    import tempfile
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="routing-bench-") as temporary:
+        path = Path(folder or temporary) / "optimize-snapshot.json"
+        path.write_text(json.dumps(generate(scenario)))
+        context = multiprocessing.get_context("spawn")
+        runs = {}
+        for name, text in (("rules", PLAN), ("cost_ranked", COST_RANKED_PLAN),
+                           ("optimized", OPTIMIZED_PLAN)):
+            with context.Pool(1) as pool:
+                runs[name] = pool.apply(_route, (str(path), text, jobs))
+    rules, ranked, optimized = runs["rules"], runs["cost_ranked"], runs["optimized"]
+    section = optimized["optimization"]
+    saving = 1 - optimized["shipping_cost"] / rules["shipping_cost"] \
+        if rules["shipping_cost"] else 0.0
+    return {
+        "orders": scenario.orders, "facilities": scenario.facilities, "skus": scenario.skus,
+        "seed": scenario.seed, "jobs": jobs,
+        "rules_cost": round(rules["shipping_cost"], 2),
+        "cost_ranked_rules_cost": round(ranked["shipping_cost"], 2),
+        "optimized_cost": round(optimized["shipping_cost"], 2),
+        "lower_bound": section["lower_bound"], "gap": section["gap"],
+        "status": section["status"], "saving": round(saving, 4),
+        "solve_s": round(optimized["seconds"], 2),
+        "solve_cpu_s": round(optimized["cpu_seconds"], 2),
+        "rules_s": round(rules["seconds"], 2),
+        "windows": optimized["windows"], "nodes": optimized["nodes"],
+        "splits_rules": rules["split_orders"], "splits_optimized": optimized["split_orders"],
+        "late_rules": rules["late_items"], "late_optimized": optimized["late_items"],
+        "unfilled_rules": rules["unfilled"], "unfilled_optimized": optimized["unfilled"],
+        "unfilled_cost_ranked": ranked["unfilled"],
+    }
+
+
+def optimize_text(report: dict) -> str:
+    bound = report["lower_bound"]
+    return "\n".join([
+        f"optimize: {report['orders']:,} orders, {report['facilities']} facilities, "
+        f"{report['skus']:,} SKUs (seed {report['seed']}), {report['jobs']} workers",
+        f"  rules (distance-ranked)   {report['rules_cost']:>12,.2f}  "
+        f"{report['splits_rules']} split orders, {report['unfilled_rules']:g} units unfilled",
+        f"  rules ranked by cost      {report['cost_ranked_rules_cost']:>12,.2f}",
+        f"  optimised under the rules {report['optimized_cost']:>12,.2f}  "
+        f"{report['splits_optimized']} split orders, "
+        f"{report['unfilled_optimized']:g} units unfilled",
+        f"  lower bound               {bound:>12,.2f}  gap {report['gap']:.4%}"
+        if bound is not None else "  lower bound               unknown",
+        f"  saving against the rules  {report['saving']:.1%}; solved in {report['solve_s']:.1f} s "
+        f"({report['solve_cpu_s']:.1f} s CPU in the main process, {report['windows']} windows, "
+        f"status {report['status']})",
+    ])
+
+
+def run_sizes(sizes=SIZES, jobs: int | None = None) -> list[dict]:
+    """How the optimisation grows with the batch: the optimize scenario at each size, its
+    facilities and SKUs growing with the orders (so that stock stays as scarce)."""
+    reports = []
+    for orders in sizes:
+        scale = orders / OPTIMIZE_SCENARIO.orders
+        scenario = Scenario(orders=orders,
+                            facilities=max(20, round(OPTIMIZE_SCENARIO.facilities * scale)),
+                            skus=max(100, round(OPTIMIZE_SCENARIO.skus * scale)), shipping=True)
+        reports.append(run_optimize(scenario, jobs=jobs))
+    return reports
+
+
+def sizes_table(reports: list[dict]) -> str:
+    rows = ["| orders | facilities | SKUs | windows | rules | cost-ranked | optimised | saving "
+            "| gap | solve | CPU (main) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        rows.append(f"| {r['orders']:,} | {r['facilities']} | {r['skus']:,} | {r['windows']} | "
+                    f"{r['rules_cost']:,.2f} | {r['cost_ranked_rules_cost']:,.2f} | "
+                    f"{r['optimized_cost']:,.2f} | {r['saving']:.1%} | "
+                    f"{'-' if r['gap'] is None else format(r['gap'], '.3%')} | "
+                    f"{r['solve_s']:.1f} s | {r['solve_cpu_s']:.1f} s |")
+    return "\n".join(rows)

@@ -1,0 +1,249 @@
+"""An optimised routing run, as the interpreter calls it (`_routing`, for a routing with an
+`optimize` block).
+
+1. The batch: the routing's units and what its rules admit, at the state the routing starts
+   from (`candidates.collect`).
+2. The rules route the batch as they always do: their allocation is the warm start, each
+   window's fallback, and in `report` mode the result.
+3. Windows of whole orders (`windows`), each a program (`model.build`), solved on the
+   executor `executing` names (`solve`); a window keeps the rules' allocation unless the
+   solver's is cheaper.
+4. `apply`: the run is put back where the routing started and the optimum is committed unit
+   by unit through the rules, each placement by the rule that admits it, so allocations, new
+   ship groups, prices, totals, actions and unfillable records are the engine's own.
+5. The `optimization` section (`report`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..scaleout.tasks import map_tasks
+from .candidates import add_edges, collect, price
+from .model import build, candidates, prices_of
+from .report import measure, section, unit_packages
+from .solve import Solution, solve, warm_objective
+from .windows import cut, windows
+
+EPS = 1e-9
+_EXECUTION = contextvars.ContextVar("optimize_execution", default=("local", 1))
+
+
+@contextmanager
+def executing(executor: str, jobs: int):
+    """Solve windows on ``executor`` with ``jobs`` workers within the block (the answer is the
+    same on any executor and any number of workers)."""
+    token = _EXECUTION.set((executor, jobs))
+    try:
+        yield
+    finally:
+        _EXECUTION.reset(token)
+
+
+def optimise_routing(interp, group_name: str, store: str, routing, units: list,
+                     progress) -> int:
+    """Route ``units`` (the routing's, in its order) as the `optimize` block says; returns how
+    many items got stock, as `_route_units` does."""
+    settings = routing.optimize
+    warnings = dict(interp.warnings)
+    batch = collect(interp, store, routing, units)
+    interp.warnings = warnings  # the rules' run below warns about what it looks at
+    saved = interp.checkpoint(units)
+    first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
+    brokered = interp._route_units(group_name, store, routing, units, progress)
+    rules_x, rules_packages, deciding = _rules_allocation(
+        interp, batch, routing, interp.allocations[first_allocation:],
+        interp.unfillable[first_unfilled:], saved)
+    pair_of = {(u, f): p for p, (u, f) in enumerate(zip(batch.package_unit.tolist(),
+                                                        batch.package_facility.tolist(),
+                                                        strict=True))}
+    rates = interp.ctx.rates
+    parts = windows(batch, cut(batch, settings.window), rules_x, rules_packages)
+    unit_window = np.zeros(len(units), np.int64)
+    for part in parts:
+        unit_window[part.units] = part.index
+    tasks, chosen_from = [], []
+    for part in parts:
+        mine = [p for p in rules_packages if unit_window[p[0]] == part.index]
+        packages, warm = candidates(batch, part.units, rates, pair_of, mine)
+        prices = prices_of(settings, packages)
+        model = build(batch, part, prices, packages, warm)
+        tasks.append((model, settings.work_limit, settings.time_limit))
+        chosen_from.append((packages, prices, model, warm))
+    executor, jobs = _EXECUTION.get()
+    solutions = map_tasks(solve, tasks, executor=executor, jobs=jobs)
+    placements, bound, statuses, nodes, iterations = [], 0.0, set(), 0, 0
+    for (packages, prices, model, warm), solution in zip(chosen_from, solutions, strict=True):
+        statuses.add(solution.status)
+        nodes += solution.nodes
+        iterations += solution.iterations
+        columns = _choose(model, solution, warm)
+        for j in columns:
+            rule = int(packages.rule[j])
+            for i in range(packages.start[j], packages.start[j + 1]):
+                placements.append((int(packages.line[i]), int(packages.facility[j]),
+                                   float(packages.quantity[i]), rule))
+        filled = float(sum(packages.quantity[packages.start[j]:packages.start[j + 1]].sum()
+                           for j in columns))
+        window_bound = _money_bound(solution, prices, model, filled)
+        bound = None if bound is None or window_bound is None else bound + window_bound
+    rules_placements = [(k, f, q, r) for u, f, r, content in rules_packages
+                        for k, q in sorted(content.items())]
+    rules = measure(rates, batch, pair_of, rules_placements, settings.split_cost,
+                    settings.late_cost)
+    optimum = measure(rates, batch, pair_of, placements, settings.split_cost,
+                      settings.late_cost)
+    if optimum.cost > rules.cost + EPS and optimum.unfilled_units >= rules.unfilled_units - EPS:
+        placements, optimum = rules_placements, rules  # never worse than the rules
+    differs = _differs(batch, rules_placements, placements)
+    explained = interp.explanations[saved[7]:]  # the rules' run, explained
+    if settings.mode == "apply" and np.any(differs):
+        interp.restore(saved)
+        brokered = interp._route_units(group_name, store, routing, units, None,
+                                       _fixed(batch, placements))
+        interp.explanations[saved[7]:] = explained
+    if interp.explain:
+        _explain(interp, batch, pair_of, routing, settings.mode, explained, rules_placements,
+                 placements, rules, optimum)
+    interp.optimizations.append(section(
+        group_name, routing.name, settings.mode, _status(statuses), len(parts),
+        {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
+        differs, deciding, routing.item_mode))
+    found = getattr(interp, "optimized", None)
+    if found is None:
+        found = interp.optimized = {}
+    found[(group_name, routing.name)] = (batch, pair_of, rules_placements, placements, rules,
+                                         optimum)
+    return brokered
+
+
+def _explain(interp, batch, pair_of, routing, mode, explained, rules_placements, placements,
+             rules, optimum) -> None:
+    """Each explained unit of the routing: the rules' packages and the optimum's, with their
+    costs (`routing explain --order`)."""
+    unit_of = {}
+    for u, unit in enumerate(batch.units):
+        key = (unit.order.id, unit.ship_group.id,
+               unit.items[0].item.id if routing.item_mode else None)
+        unit_of[key] = u
+    names = [rule.name for rule in routing.rules]
+    rates = interp.ctx.rates
+    for entry in explained:
+        u = unit_of.get((entry["order"], entry["ship_group"], entry.get("item")))
+        if u is None:
+            continue
+        entry["optimization"] = {
+            "mode": mode,
+            "rules_cost": round(float(rules.unit_cost[u]), 2),
+            "optimized_cost": round(float(optimum.unit_cost[u]), 2),
+            "rules": unit_packages(rates, batch, pair_of, rules_placements, u, names),
+            "optimized": unit_packages(rates, batch, pair_of, placements, u, names)}
+
+
+def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
+    """The rules' quantity per edge, their packages (unit, facility, rule, {line: quantity})
+    and the rule that decided each unit."""
+    line_of = {(s.order.id, s.ship_group.id, s.item.id): k for k, s in enumerate(batch.items)}
+    facility_of = {name: f for f, name in enumerate(batch.facilities)}
+    rule_index = {rule.name: r for r, rule in enumerate(routing.rules)}
+    n_units = len(batch.unit_first_item) - 1
+    deciding: list[str | None] = [None] * n_units
+    placed, extra = [], []
+    packages: dict[str, list] = {}  # new ship group -> unit, facility, rule, lines
+    for row in rows:
+        k = line_of[(row["order"], row["ship_group"], row["item"])]
+        f = facility_of.get(row["facility"])
+        if f is None:
+            f = _add_facility(interp, batch, row["facility"], saved)
+            facility_of[row["facility"]] = f
+        r = rule_index[row["rule"]]
+        u = int(batch.item_unit[k])
+        extra.append((k, f, r))
+        placed.append((k, f, float(row["quantity"])))
+        package = packages.setdefault((row["order"], row["new_ship_group"]), [u, f, r, {}])
+        package[3][k] = package[3].get(k, 0.0) + float(row["quantity"])
+        if deciding[u] is None:
+            deciding[u] = row["rule"]
+    for row in unfilled_rows:
+        k = line_of.get((row["order"], row["ship_group"], row["item"]))
+        if k is not None and deciding[int(batch.item_unit[k])] is None:
+            deciding[int(batch.item_unit[k])] = row["rule"]
+    add_edges(batch, extra)
+    stock_at_start = saved[0]
+    for k, f in zip(batch.edge_item.tolist(), batch.edge_facility.tolist(), strict=True):
+        key = (f, int(batch.item_product[k]))
+        if key not in batch.stock:
+            batch.stock[key] = stock_at_start.get(batch.products[key[1]], {}).get(
+                batch.facilities[f], 0.0)
+    price(interp, batch)
+    edge_of = {(k, f): e for e, (k, f) in enumerate(zip(batch.edge_item.tolist(),
+                                                       batch.edge_facility.tolist(),
+                                                       strict=True))}
+    x = np.zeros(len(batch.edge_item))
+    for k, f, quantity in placed:
+        x[edge_of[(k, f)]] += quantity
+    return x, [tuple(p) for p in packages.values()], deciding
+
+
+def _add_facility(interp, batch, name: str, saved) -> int:
+    """A facility only the rules' run used (see `candidates.add_edges`)."""
+    limit = interp.ctx.facilities[name].limit
+    orders_today = saved[1]
+    batch.facilities.append(name)
+    batch.facility_room = np.r_[batch.facility_room,
+                                np.inf if limit is None else max(0, limit - orders_today[name])]
+    rates = interp.ctx.rates
+    batch.facility_rate_index = np.r_[batch.facility_rate_index,
+                                      rates.facility_index.get(name, -1) if rates else -1]
+    return len(batch.facilities) - 1
+
+
+def _choose(model, solution: Solution, warm: list[int]) -> list[int]:
+    """The packages the window ships: the solver's when they cost less than the rules'."""
+    if solution.x is not None and solution.objective < warm_objective(model) - 1e-6:
+        return np.flatnonzero(solution.x > 0.5).tolist()
+    return sorted(set(warm))
+
+
+def _money_bound(solution: Solution, prices, model, filled: float):
+    """The solver's bound as a bound on the window's cost, for allocations that fill as much
+    as the chosen one (the penalty for the units it leaves open taken off)."""
+    if not np.isfinite(solution.bound):
+        return None
+    open_units = model.offset / prices.penalty - filled if prices.penalty else 0.0
+    return max(0.0, solution.bound - prices.penalty * open_units)
+
+
+def _status(statuses: set[str]) -> str:
+    for name in ("error", "infeasible", "time_limit", "work_limit"):
+        if name in statuses:
+            return name
+    return "optimal"
+
+
+def _differs(batch, first: list[tuple], second: list[tuple]) -> np.ndarray:
+    """Units whose placements (line, facility, quantity, rule) differ."""
+    def by_unit(placements):
+        found: dict[int, list] = {}
+        for k, f, q, r in placements:
+            found.setdefault(int(batch.item_unit[k]), []).append((k, f, round(q, 6), r))
+        return {u: sorted(p) for u, p in found.items()}
+    a, b = by_unit(first), by_unit(second)
+    differs = np.zeros(len(batch.unit_first_item) - 1, np.bool_)
+    for u in set(a) | set(b):
+        differs[u] = a.get(u) != b.get(u)
+    return differs
+
+
+def _fixed(batch, placements: list[tuple]) -> dict:
+    """Unit index -> rule index -> (item state, facility, quantity), in line then facility
+    order: what `_route_units` commits for an optimised batch."""
+    fixed: dict[int, dict[int, list]] = {}
+    for k, f, q, r in sorted(placements):
+        u = int(batch.item_unit[k])
+        fixed.setdefault(u, {}).setdefault(r, []).append(
+            (batch.items[k], batch.facilities[f], q))
+    return fixed
