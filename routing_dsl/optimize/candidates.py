@@ -90,6 +90,10 @@ class Batch:
     stock: dict[tuple[int, int], float] = field(default_factory=dict)
     # per ship group: the facilities it already ships from in this run (`max_facilities`)
     ship_group_used: list = field(default_factory=list)
+    # per rule: the interpreter's prepared rule, for its placement checks (`shipping_cost`
+    # limits): `admitted` checks them on one line's package, a package of several lines must
+    # pass them as it grows, as the rule places it (`model.placeable`)
+    prepared: list = field(default_factory=list)
     # per package (unit, facility) some edge reaches, in (unit, facility) order
     package_unit: np.ndarray = None
     package_facility: np.ndarray = None
@@ -184,6 +188,7 @@ def collect(interp, store: str, routing, units: list) -> Batch:
         rule_strict=np.array([t is not None and t[1] for t in safety], np.bool_),
         rule_cap=np.array([-1 if getattr(r, "max_facilities", None) is None
                            else r.max_facilities for r in routing.rules], np.int64),
+        prepared=prepared,
         facility_room=np.array(room, np.float64),
         facility_rate_index=np.array([rates.facility_index.get(n, -1) if rates else -1
                                       for n in names], np.int64),
@@ -191,28 +196,21 @@ def collect(interp, store: str, routing, units: list) -> Batch:
     return batch
 
 
-def add_edges(batch: Batch, extra: list[tuple[int, int, int]]) -> None:
-    """Let the rules' own allocations (line, facility, rule) be edges: a rule may use a
-    facility `admitted` did not list at the routing's start (a `broken_style` assortment
-    that broke as stock went), and may ship part of a line a whole-unit rule would not."""
+def add_edges(batch: Batch, extra: list[tuple[int, int]]) -> None:
+    """Let the rules' own allocations (line, facility) be edges, admitting nothing by
+    themselves: a rule may ship what `admitted` did not list at the routing's start (a
+    `broken_style` assortment that broke as stock went, an `assign single` rule taking what an
+    earlier rule left of a unit, a whole-line rule the rest of a line), but only in the state
+    the rules' run had reached. The rules' packages are the model's columns as they are
+    (`model.candidates`), tied to the unit's other rules' packages; the edges only let the
+    batch measure and price them."""
     if not extra:
         return
-    position = {(k, f): e for e, (k, f) in enumerate(zip(batch.edge_item.tolist(),
-                                                        batch.edge_facility.tolist(),
-                                                        strict=True))}
-    new = {}
-    for k, f, r in extra:
-        e = position.get((k, f))
-        if e is not None:
-            if not any(int(batch.edge_masks[e, c]) >> r & 1 for c in range(4)):
-                batch.edge_masks[e, FREE] |= 1 << r
-        else:
-            new[(k, f)] = new.get((k, f), 0) | 1 << r
-    if not new:
+    present = set(zip(batch.edge_item.tolist(), batch.edge_facility.tolist(), strict=True))
+    keys = sorted({(k, f) for k, f in extra} - present)
+    if not keys:
         return
-    keys = sorted(new)
     masks = np.zeros((len(keys), 4), np.int64)
-    masks[:, FREE] = [new[key] for key in keys]
     items = np.r_[batch.edge_item, [k for k, _ in keys]]
     facilities = np.r_[batch.edge_facility, [f for _, f in keys]]
     order = np.lexsort((facilities, items))

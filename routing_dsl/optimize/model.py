@@ -73,6 +73,7 @@ class Packages:
     line: np.ndarray
     quantity: np.ndarray
     latest: float  # the most days any line of them arrives late
+    tied: list  # columns of rules' packages that ship only with their unit's other ones
 
     def __len__(self) -> int:
         return len(self.unit)
@@ -110,6 +111,59 @@ def late_days(batch: Batch, lines: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 def _lowest(mask: int) -> int:
     return (mask & -mask).bit_length() - 1
+
+
+def placeable(batch: Batch, rates, u: int, f: int, rule: int,
+              content: list[tuple[int, float]]) -> bool:
+    """Whether ``rule`` places ``content`` (lines and quantities of unit ``u``) as one package
+    at facility ``f`` within its placement conditions (`shipping_cost` limits). The rule
+    checks the package each time it places items there: its steps in line order (an item
+    group together under `keep_item_groups_together`, everything at once under `assign
+    single`), each weighed at its lines' open quantities on top of what earlier steps put in
+    the package. `admitted` only checked each line alone."""
+    prepared = batch.prepared[rule]
+    checks = prepared.placement_checks
+    if not checks:
+        return True
+    card = int(batch.unit_card[u])
+    zone = int(batch.package_zone[_pair(batch, u, f)])
+    rate_index = int(batch.facility_rate_index[f])
+
+    def cost(w: float, v: float) -> float:
+        if card < 0 or zone < 0:
+            return float("nan")
+        return rates.cost(card, zone, rate_index, float(w), float(v))
+
+    weight, volume, quantity = batch.item_weight, batch.item_volume, batch.item_quantity
+    steps: list[list[tuple[int, float]]] = []
+    if prepared.rule.assign == "single":
+        steps = [list(content)]
+    else:
+        grouped: dict[int, list] = {}
+        for k, q in content:
+            group = int(batch.item_group[k]) if prepared.rule.keep_item_groups_together else -1
+            if group < 0:
+                steps.append([(k, q)])
+            elif group in grouped:
+                grouped[group].append((k, q))
+            else:
+                grouped[group] = [(k, q)]
+                steps.append(grouped[group])
+    w_in = v_in = 0.0
+    for step in steps:
+        w = w_in + sum(weight[k] * quantity[k] for k, _ in step)
+        v = v_in + sum(volume[k] * quantity[k] for k, _ in step)
+        if not all(check.passes(cost(w, v)) for check in checks):
+            return False
+        w_in += sum(weight[k] * q for k, q in step)
+        v_in += sum(volume[k] * q for k, q in step)
+    return True
+
+
+def _pair(batch: Batch, u: int, f: int) -> int:
+    n_fac = max(1, len(batch.facilities))
+    keys = batch.package_unit * n_fac + batch.package_facility
+    return int(np.searchsorted(keys, u * n_fac + f))
 
 
 def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
@@ -154,11 +208,23 @@ def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
         starts.append(len(lines_out))
         return index[key]
 
+    def first_placing(allowed: int, u: int, f: int, content: list) -> int | None:
+        """The first rule of ``allowed`` (a bit mask) that places ``content`` as one package
+        at ``f`` (a rule's `shipping_cost` limit may refuse the package its lines make
+        together, and a later rule without it take them)."""
+        while allowed:
+            rule = _lowest(allowed)
+            if placeable(batch, rates, u, f, rule, content):
+                return rule
+            allowed &= allowed - 1
+        return None
+
     wanted = np.zeros(len(first) - 1, np.bool_)
     wanted[units] = True
     by_unit: dict[int, dict[int, list]] = {}
     unit_of_edge = batch.item_unit[batch.edge_item]
-    for e in np.flatnonzero(wanted[unit_of_edge]).tolist():
+    admits = batch.edge_masks.any(axis=1) if len(batch.edge_masks) else np.zeros(0, np.bool_)
+    for e in np.flatnonzero(wanted[unit_of_edge] & admits).tolist():
         k, f = int(batch.edge_item[e]), int(batch.edge_facility[e])
         by_unit.setdefault(int(unit_of_edge[e]), {}).setdefault(f, []).append(
             (k, [int(m) for m in batch.edge_masks[e]]))
@@ -192,20 +258,32 @@ def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
                     allowed &= valid
                     if not allowed:
                         break
-                if allowed:
-                    add(u, f, _lowest(allowed), [(k, float(quantity[k])) for k in subset])
+                content = [(k, float(quantity[k])) for k in subset]
+                rule = first_placing(allowed, u, f, content)
+                if rule is not None:
+                    add(u, f, rule, content)
             for k in lines:  # part of a line, alone, where a rule may split it
                 free = masks[k][FREE]
                 q = quantity[k]
                 if free and q > 1 and abs(q - round(q)) < EPS:
                     for part in range(1, int(round(q))):
-                        add(u, f, _lowest(free), [(k, float(part))])
-    warm = [add(u, f, rule, sorted(content.items())) for u, f, rule, content in extra]
+                        rule = first_placing(free, u, f, [(k, float(part))])
+                        if rule is not None:
+                            add(u, f, rule, [(k, float(part))])
+    # the rules' own packages; one no rule admits from the routing's start (it needed the
+    # state the rules' run had reached: see `candidates.add_edges`) ships only beside the
+    # rest of its unit's rules' packages
+    warm, tied = [], []
+    for u, f, rule, content in extra:
+        known = len(unit_rows)
+        warm.append(add(u, f, rule, sorted(content.items())))
+        if warm[-1] >= known:
+            tied.append(warm[-1])
     packages = Packages(np.array(unit_rows, np.int64), np.array(fac_rows, np.int64),
                         np.array(rule_rows, np.int64), np.array(cost_rows, np.float64),
                         np.array(late_rows, np.float64), np.array(starts, np.int64),
                         np.array(lines_out, np.int64), np.array(qty_out, np.float64),
-                        float(latest))
+                        float(latest), tied)
     return packages, warm
 
 
@@ -386,6 +464,17 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
                      np.concatenate([np.asarray(x) for x in r_cols]),
                      np.concatenate([np.asarray(x, np.float64) for x in r_vals]),
                      np.full(len(r_hi), -np.inf), np.array(r_hi))
+    # a rules' package that needed the state their run had reached, only beside the rest of
+    # the unit's rules' packages
+    if packages.tied and warm_columns:
+        mine: dict[int, list[int]] = {}
+        for j in sorted(set(warm_columns)):
+            mine.setdefault(int(packages.unit[j]), []).append(j)
+        ties = [(j, i) for j in packages.tied for i in mine[int(packages.unit[j])] if i != j]
+        if ties:
+            add_rows(np.repeat(np.arange(len(ties)), 2), np.asarray(ties).ravel(),
+                     np.tile([1.0, -1.0], len(ties)), np.full(len(ties), -np.inf),
+                     np.zeros(len(ties)))
     # at least the units the rules filled
     add_rows(np.zeros(n, np.int64), np.arange(n), filled, [window.floor - 1e-6], [np.inf])
     matrix = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows),

@@ -161,7 +161,7 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
             facility_of[row["facility"]] = f
         r = rule_index[row["rule"]]
         u = int(batch.item_unit[k])
-        extra.append((k, f, r))
+        extra.append((k, f))
         placed.append((k, f, float(row["quantity"])))
         package = packages.setdefault((row["order"], row["new_ship_group"]), [u, f, r, {}])
         package[3][k] = package[3].get(k, 0.0) + float(row["quantity"])
