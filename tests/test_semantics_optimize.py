@@ -237,6 +237,14 @@ def test_the_same_bytes_on_every_run_and_any_number_of_workers(retailer):
         assert dump_result(run_plan(the_plan, retailer)) == first
 
 
+def test_the_same_bytes_when_ray_solves_the_windows(retailer):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
+    the_plan = retailer_plan(window=60)
+    with executing("ray", 2):
+        on_ray = dump_result(run_plan(the_plan, retailer))
+    assert on_ray == dump_result(run_plan(the_plan, retailer))
+
+
 def test_windows_never_oversell_together(retailer):
     result = run_plan(retailer_plan(window=25), retailer)
     net = {(r.facility, r.product): r.atp - r.minimum_stock for r in retailer.inventory
