@@ -439,3 +439,44 @@ def test_serve_starts_on_a_fresh_sqlite_file(tmp_path):
         assert isinstance(httpx.get(f"{served.base}/v1/batches").json(), list)
     assert db.is_file()
     assert "note: created the run store" in served.stderr
+
+
+def test_an_optimised_batch_keeps_its_optimization_section(db_url, tmp_path):
+    """Migration 0010: each optimised routing run of a batch, as the result's `optimization`
+    section says, read back with the batch (and gone with it); the migration goes down to
+    0009 and up again."""
+    from alembic import command
+
+    from routing_dsl.ops.store import _config
+    folder = ROOT / "examples" / "optimize"
+    assert invoke("db", "upgrade", "--db", db_url).exit_code == 0
+    out = tmp_path / "result.json"
+    ran = invoke("run", str(folder / "optimize.route"), "--snapshot",
+                 str(folder / "snapshot.json"), "--db", db_url, "--out", str(out))
+    assert ran.exit_code == 0, ran.output
+    [section] = json.loads(out.read_text())["optimization"]["routings"]
+    store = RunStore(db_url)
+    [batch] = store.batches()
+    [kept] = store.batch_detail(batch.id)["optimizations"]
+    assert (kept["routing"], kept["mode"], kept["status"], kept["rules_cost"],
+            kept["optimized_cost"], kept["saving"], kept["lower_bound"], kept["gap"]) == (
+        "Web orders", "apply", "optimal", 99.95, 84.42, 15.53, 84.42, 0.0)
+    assert (kept["rules"], kept["optimized"], kept["rule_costs"]) == (
+        section["rules"], section["optimized"], section["rule_costs"])
+    assert store.purge(timedelta(seconds=-60)) == 0  # the OMS has not acknowledged it yet
+    store.ack(batch=batch.id)
+    assert store.purge(timedelta(seconds=-60)) == 1
+    with store.engine.begin() as connection:
+        assert connection.exec_driver_sql("select count(*) from optimizations").scalar() == 0
+        command.downgrade(_config(connection), "0009")
+    with store.engine.begin() as connection:
+        assert "optimizations" not in sa_tables(connection)
+        command.upgrade(_config(connection), "head")
+    with store.engine.begin() as connection:
+        assert "optimizations" in sa_tables(connection)
+    store.dispose()
+
+
+def sa_tables(connection) -> set[str]:
+    import sqlalchemy as sa
+    return set(sa.inspect(connection).get_table_names())

@@ -13,7 +13,7 @@ from ..plan import Plan
 from ..snapshot import Snapshot
 from . import ledger, rejections
 from .locks import BATCH_WAIT, LockLost, PartitionLock, lock_domains
-from .store import RunStore
+from .store import RunStore, optimizations_of
 
 BUSY = "another run holds product store {store!r}; this group waits for the next run"
 
@@ -100,7 +100,7 @@ def run_recorded(store: RunStore, plan: Plan, snapshot: Snapshot, *, source_text
             try:
                 with locks[plan_group.product_store].transaction() as connection:
                     store.finish_batch(batch_id, batch, allocations, unfillable, decisions,
-                                       connection)
+                                       connection, optimizations_of(result, plan_group.name))
             except LockLost as lost:
                 store.fail_batch(batch_id, f"nothing recorded: {lost}")
                 result["warnings"].append(f"group {plan_group.name!r}: {lost}; nothing of it "

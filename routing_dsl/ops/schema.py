@@ -396,3 +396,25 @@ rejections = sa.Table(
     sa.Index("ix_rejections_order", "order_id"),
     sa.Index("ix_rejections_store", "product_store", "id"),
 )
+
+# ---- batch optimisation (migration 0010) ----
+# Each optimised routing run of a batch: the result's `optimization` entry (docs/snapshot.md),
+# its headline as columns and each side's figures and the rules that cost most as JSON.
+optimizations = sa.Table(
+    "optimizations", metadata,
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("routing", sa.Text, nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("windows", sa.Integer, nullable=False),
+    sa.Column("rules_cost", sa.Float, nullable=False),
+    sa.Column("optimized_cost", sa.Float, nullable=False),
+    sa.Column("saving", sa.Float, nullable=False),
+    sa.Column("lower_bound", sa.Float),
+    sa.Column("gap", sa.Float),
+    sa.Column("rules", sa.Text, nullable=False),       # JSON: the rules' figures
+    sa.Column("optimized", sa.Text, nullable=False),   # JSON: the optimum's
+    sa.Column("rule_costs", sa.Text, nullable=False),  # JSON: rule, units, extra_cost
+)

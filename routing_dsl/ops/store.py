@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -128,6 +128,24 @@ def batch_values(batch: dict, allocations: list, unfillable: list) -> dict:
         "allocations": len(allocations), "unfillable": len(unfillable)}
 
 
+def optimizations_of(result: dict, group: str) -> list[dict]:
+    """The result's `optimization` entries of ``group``'s optimised routing runs."""
+    return [entry for entry in result.get("optimization", {}).get("routings", [])
+            if entry["group"] == group]
+
+
+def optimization_rows(batch_id: str, entries: list[dict]) -> list[dict]:
+    """The `optimizations` rows of a batch's optimised routing runs (`optimizations_of`)."""
+    return [{"batch_id": batch_id, "position": i, "routing": e["routing"], "mode": e["mode"],
+             "status": e["status"], "windows": e["windows"], "rules_cost": e["rules_cost"],
+             "optimized_cost": e["optimized_cost"], "saving": e["saving"],
+             "lower_bound": e["lower_bound"], "gap": e["gap"],
+             "rules": json.dumps(e["rules"], sort_keys=True),
+             "optimized": json.dumps(e["optimized"], sort_keys=True),
+             "rule_costs": json.dumps(e["rule_costs"])}
+            for i, e in enumerate(entries)]
+
+
 @dataclass
 class Recorded:
     """One batch's decided rows, ready to write (see ``RunStore.record``)."""
@@ -137,6 +155,8 @@ class Recorded:
     allocations: list[dict]
     unfillable: list[dict]
     decisions: Decisions         # history, outbox rows and their ledger lines
+    # the result's `optimization` entries of the batch's routings (`optimizations_of`)
+    optimizations: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -246,16 +266,17 @@ class RunStore:
 
     def finish_batch(self, batch_id: str, batch: dict, allocations: list[dict],
                      unfillable: list[dict], decisions: Decisions,
-                     connection: sa.Connection | None = None) -> None:
+                     connection: sa.Connection | None = None,
+                     optimizations: list[dict] | None = None) -> None:
         """Everything one group run decided, in one transaction (``connection``'s, when
         given: the caller's, holding the partition's lock)."""
         if connection is None:
             with self.engine.begin() as connection:
                 self.finish_batch(batch_id, batch, allocations, unfillable, decisions,
-                                  connection)
+                                  connection, optimizations)
             return
         self.record(connection, [Recorded(batch_id, batch, allocations, unfillable,
-                                          decisions)])
+                                          decisions, list(optimizations or []))])
         connection.execute(t.batches.update().where(t.batches.c.id == batch_id).values(
             finished=_now(), **batch_values(batch, allocations, unfillable)))
 
@@ -265,8 +286,10 @@ class RunStore:
         per product store, also kept in ``ledger_heads``. The caller holds the lock of every
         product store whose lines it writes."""
         runs, allocations, unfillable, history, outbox, lines = [], [], [], [], [], []
+        optimized = []
         for entry in recorded:
             batch_id = entry.batch_id
+            optimized += optimization_rows(batch_id, entry.optimizations)
             runs += [{"batch_id": batch_id, "position": i, **r}
                      for i, r in enumerate(entry.batch.get("runs", []))]
             allocations += [
@@ -286,7 +309,8 @@ class RunStore:
             outbox += [{"batch_id": batch_id, **o} for o in entry.decisions.outbox]
             lines += [{"batch_id": batch_id, **line} for line in entry.decisions.lines]
         for table, rows in ((t.runs, runs), (t.allocations, allocations),
-                            (t.unfillable, unfillable), (t.history, history)):
+                            (t.unfillable, unfillable), (t.history, history),
+                            (t.optimizations, optimized)):
             insert_rows(connection, table, rows)
         if not outbox:
             return {}
@@ -479,8 +503,12 @@ class RunStore:
                 query = sa.select(table).where(table.c.batch_id == batch_id).order_by(
                     table.c.position)
                 return [dict(r) for r in connection.execute(query).mappings()]
+            optimized = [{**row, **{key: json.loads(row[key])
+                                    for key in ("rules", "optimized", "rule_costs")}}
+                         for row in rows(t.optimizations)]
             return {"batch": found[0], "plan": dict(plan), "runs": rows(t.runs),
-                    "allocations": rows(t.allocations), "unfillable": rows(t.unfillable)}
+                    "allocations": rows(t.allocations), "unfillable": rows(t.unfillable),
+                    "optimizations": optimized}
 
     def history(self, *, order: str | None = None, group: str | None = None,
                 since: datetime | None = None, limit: int = 10_000) -> list[dict]:
@@ -516,7 +544,7 @@ class RunStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 for table in (t.history, t.allocations, t.unfillable, t.runs, t.reservations,
-                              t.outbox):
+                              t.outbox, t.optimizations):
                     connection.execute(table.delete().where(table.c.batch_id.in_(chunk)))
                 connection.execute(t.batches.delete().where(t.batches.c.id.in_(chunk)))
             used = sa.select(t.batches.c.plan_hash)

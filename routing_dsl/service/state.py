@@ -40,7 +40,8 @@ from ..engine import route, snapshot_digest
 from ..interpreter import LiveStock, Prepared, run_plan
 from ..ops import ledger, rejections
 from ..ops.locks import COMMIT_WAIT, Busy, locked
-from ..ops.store import Recorded, RunStore, batch_values, pipelined, plan_hash
+from ..ops.store import (Recorded, RunStore, batch_values, optimizations_of, pipelined,
+                         plan_hash)
 from ..plan import Plan
 from ..scaleout import connected_stores
 from ..snapshot import Inventory, Order, Snapshot, order_problems
@@ -647,7 +648,8 @@ class LiveState:
                     "product_store": order.product_store, "plan_hash": digest,
                     "snapshot_hash": view.digest, "started": started, "finished": finished,
                     "version_label": plan.version_label, **batch_values(batch, mine, left)})
-                recorded.append(Recorded(batch_id, batch, mine, left, decisions))
+                recorded.append(Recorded(batch_id, batch, mine, left, decisions,
+                                         optimizations_of(result, batch["group"])))
                 if note is not None:
                     note.batches.append((plan, batch["group"], batch_id, mine, left,
                                          batch["runs"]))

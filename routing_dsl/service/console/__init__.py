@@ -158,6 +158,7 @@ def mount_console(app: FastAPI, state, store, supervision=None, alerts=None) -> 
         previous = queries.batches(store, group=record.group, limit=1,
                                    before=(record.started, record.id))
         return page("batch.html", b=record, figures=_figures(detail),
+                    optimization=_optimization(detail["optimizations"]),
                     version=queries.version_text(record.version_label, detail["plan"]["hash"]),
                     chart=charts.facility_bars(detail["allocations"]),
                     map=charts.shipment_map(detail["allocations"], _places(state.snapshot)),
@@ -427,6 +428,34 @@ def _figures(detail: dict) -> dict:
                     for (r, rule, action), n in reasons.most_common()],
         "order_ids": orders[:100], "more_orders": max(0, len(orders) - 100),
     }
+
+
+def _optimization(rows: list[dict]) -> list[dict]:
+    """Each optimised routing run of a batch as the batch page shows it: what the rules cost
+    against the optimum, the lower bound and gap, both sides' splits, late and unfilled
+    units, and the rules that cost most (the first ten)."""
+    def money(value) -> str:
+        return "—" if value is None else f"{value:,.2f}"
+    shown = []
+    for row in rows:
+        sides = [{"side": name, "cost": money(row[key]["cost"]),
+                  "packages": row[key]["packages"], "split_orders": row[key]["split_orders"],
+                  "late_units": row[key]["late_units"],
+                  "unfilled_units": row[key]["unfilled_units"]}
+                 for name, key in (("Rules", "rules"), ("Optimum", "optimized"))]
+        shown.append({
+            "routing": row["routing"], "mode": row["mode"], "status": row["status"],
+            "windows": row["windows"], "rules_cost": money(row["rules_cost"]),
+            "optimized_cost": money(row["optimized_cost"]), "saving": money(row["saving"]),
+            "saving_share": f"{row['saving'] / row['rules_cost']:.1%}"
+            if row["rules_cost"] > 0 else "—",
+            "lower_bound": money(row["lower_bound"]),
+            "gap": "—" if row["gap"] is None else f"{row['gap']:.2%}",
+            "sides": sides,
+            "rule_costs": [{**r, "extra_cost": money(r["extra_cost"])}
+                           for r in row["rule_costs"][:10]],
+            "more_rules": max(0, len(row["rule_costs"]) - 10)})
+    return shown
 
 
 def _comparison(store, left: dict, right: dict) -> dict:
