@@ -193,6 +193,7 @@ def test_a_batch_shows_its_figures_chart_and_labelled_map(server, page, shot):
     unfilled = page.locator("#reasons tbody tr td:last-child").all_inner_texts()
     assert unfilled and all(cell.isdigit() for cell in unfilled)  # counts, as a person reads
     assert page.locator("#facility-chart rect").count() >= 2
+    assert page.locator("#rule-costs").count() == 0  # no optimize: no optimisation section
     assert page.locator("#shipment-map rect.facility").count() >= 2
     assert page.locator("#shipment-map circle.destination").count() >= 2
     labels = page.locator("#shipment-map text.facility-label").all_text_contents()
