@@ -1403,6 +1403,9 @@ def lsp() -> None:
                                                "stores", "optimize"]),
               help="Instead: one realistic scenario end to end (load, compile, route, write); "
                    "`optimize`: the reference rules against their optimum (issue 24).")
+@click.option("--plot", "sizes_plot", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PLOT.svg", help="With --scenario optimize --sizes: draw the solve time "
+                                       "and the saving against the batch size here.")
 @click.option("--sizes", metavar="N,N,...",
               help="With --scenario optimize: the table of solve time and cost at these batch "
                    "sizes (orders), e.g. 500,1000,2000,5000,10000,20000.")
@@ -1443,7 +1446,8 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
           skus: int | None, seed: int | None, as_json: bool, baseline_orders: int,
           service_only: bool, service_db: str | None, service_workers: str,
           scaling_plot: Path | None, console_only: bool, console_batches: int,
-          console_history: int, shadow_only: bool, decisions: int, sizes: str | None) -> None:
+          console_history: int, shadow_only: bool, decisions: int, sizes: str | None,
+          sizes_plot: Path | None) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end; or the service, or the console, or what shadowing
@@ -1468,6 +1472,8 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
                 raise click.BadParameter("order counts are positive", param_hint="--sizes")
             reports = bench_optimize.run_sizes(counts)
             click.echo(json.dumps(reports) if as_json else bench_optimize.sizes_table(reports))
+            if sizes_plot is not None:
+                sizes_plot.write_text(bench_optimize.sizes_svg(reports), encoding="utf-8")
             return
         base = bench_optimize.OPTIMIZE_SCENARIO
         chosen = bench_optimize.Scenario(

@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .scenarios import PLAN, Scenario, generate
@@ -90,8 +91,10 @@ def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int 
         runs = {}
         for name, text in (("rules", PLAN), ("cost_ranked", COST_RANKED_PLAN),
                            ("optimized", OPTIMIZED_PLAN)):
-            with context.Pool(1) as pool:
-                runs[name] = pool.apply(_route, (str(path), text, jobs))
+            # a process pool's worker, not a multiprocessing.Pool's: those are daemons, which
+            # may not start the workers that solve the windows
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                runs[name] = pool.submit(_route, str(path), text, jobs).result()
     rules, ranked, optimized = runs["rules"], runs["cost_ranked"], runs["optimized"]
     section = optimized["optimization"]
     saving = 1 - optimized["shipping_cost"] / rules["shipping_cost"] \
@@ -157,3 +160,46 @@ def sizes_table(reports: list[dict]) -> str:
                     f"{'-' if r['gap'] is None else format(r['gap'], '.3%')} | "
                     f"{r['solve_s']:.1f} s | {r['solve_cpu_s']:.1f} s |")
     return "\n".join(rows)
+
+
+def sizes_svg(reports: list[dict]) -> str:
+    """Two panels against the batch's orders: the optimised run's wall time (seconds), and the
+    saving against the rules (percent). Plain SVG, as `routing bench --scaling` draws."""
+    width, height, pad = 320, 200, 44
+    panels = [("wall time of the optimised run (s)", [r["solve_s"] for r in reports], "{:.1f}"),
+              ("saving against the rules (%)", [100 * r["saving"] for r in reports], "{:.1f}")]
+    orders = [r["orders"] for r in reports]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height}" '
+             'font-family="sans-serif" font-size="11">',
+             f'<rect width="{2 * width}" height="{height}" fill="white"/>']
+    low, high = min(orders), max(orders)
+    for panel, (title, values, label) in enumerate(panels):
+        left = panel * width + pad
+        inner_w, inner_h = width - pad - 30, height - 2 * pad
+        top = max(max(values) * 1.25, 1e-9)
+
+        def px(x, left=left, inner_w=inner_w):
+            return left + (x - low) / ((high - low) or 1) * inner_w
+
+        def py(y, inner_h=inner_h, top=top):
+            return pad + inner_h - max(y, 0.0) / top * inner_h
+        parts.append(f'<line x1="{left}" y1="{pad + inner_h}" x2="{left + inner_w}" '
+                     f'y2="{pad + inner_h}" stroke="black"/>')
+        parts.append(f'<line x1="{left}" y1="{pad}" x2="{left}" y2="{pad + inner_h}" '
+                     'stroke="black"/>')
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(orders, values,
+                                                                     strict=True))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="#1f6feb" '
+                     'stroke-width="2"/>')
+        for x, y in zip(orders, values, strict=True):
+            parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="#1f6feb"/>')
+            parts.append(f'<text x="{px(x):.1f}" y="{py(y) - 6:.1f}" '
+                         f'text-anchor="middle">{label.format(y)}</text>')
+        parts.append(f'<text x="{left}" y="{pad + inner_h + 14}">{low:,}</text>')
+        parts.append(f'<text x="{left + inner_w}" y="{pad + inner_h + 14}" '
+                     f'text-anchor="end">{high:,}</text>')
+        parts.append(f'<text x="{left + inner_w / 2}" y="{height - 8}" '
+                     'text-anchor="middle">orders in the batch</text>')
+        parts.append(f'<text x="{left}" y="{pad - 14}">{title}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
