@@ -576,6 +576,7 @@ def run_scenario(scenario, rounds: int = 1, folder=None,
             measured = pool.apply(_measure_scenario, (str(path), str(folder), rounds, engine,
                                                       scenario.shipping))
             baseline = {} if scenario.shipping else pool.apply(_measure_baseline, (str(subset),))
+        measured |= _whole_run_against_json_load(path, folder, scenario.shipping, engine)
     end_to_end = measured["compile_ms"] / 1000 + measured["route_s"] + measured["write_s"]
     return {
         "orders": scenario.orders, "facilities": scenario.facilities, "skus": scenario.skus,
@@ -626,6 +627,31 @@ def _measure_scenario(path: str, folder: str, rounds: int, engine: str,
             "allocations": len(result["allocations"]),
             "peak_rss_mb": _peak_rss_mb(), **compared,
             **_shipping_totals(result, shipping)}
+
+
+def _whole_run_against_json_load(path, folder, shipping: bool, engine: str) -> dict:
+    """The whole `routing run` of the scenario (a fresh process: start, load, check, route,
+    write) against a fresh process doing a bare `json.load` of the same file (target: 1.0x
+    or less)."""
+    import subprocess
+    import sys
+
+    from .scenarios import PLAN, SHIPPING_PLAN
+
+    rules = folder / "scenario.route"
+    rules.write_text(SHIPPING_PLAN if shipping else PLAN, encoding="utf-8")
+    commands = {
+        "run_s": [sys.executable, "-m", "routing_dsl", "run", str(rules), "--snapshot",
+                  str(path), "--out", str(folder / "run-result.json"), "--engine", engine],
+        "json_load_s": [sys.executable, "-c", "import json, sys; json.load(open(sys.argv[1]))",
+                        str(path)],
+    }
+    timed = {}
+    for name, command in commands.items():
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        timed[name] = round(time.perf_counter() - started, 2)
+    return {**timed, "run_vs_json_load": round(timed["run_s"] / timed["json_load_s"], 2)}
 
 
 def _shipping_totals(result: dict, shipping: bool) -> dict:
@@ -695,6 +721,9 @@ def scenario_text(report: dict) -> str:
             f"  end to end without load: {report['ship_groups_per_s']:,} ship groups/s, "
             f"{report['allocations']:,} allocations\n"
             f"  peak memory: {report['peak_rss_mb']:,} MB\n"
+            f"  the whole `routing run`: {report['run_s']:.2f} s against a bare `json.load` of "
+            f"the file, {report['json_load_s']:.2f} s: {report['run_vs_json_load']:.2f}x "
+            "(target 1.0x)\n"
             + (_shipping_text(report) if "distance_route_s" in report else
                f"  SQL baseline on the first {report['baseline_orders']:,} orders (same facilities "
             f"and stock, same allocations): {report['baseline_ship_groups_per_s']:,} ship "
