@@ -1010,9 +1010,9 @@ def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
     plan = compile_program(Workspace().check_text(text, "stores.route").program)
     snapshot = parse_snapshot(document)
     parts = partitions(plan, snapshot)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_of_tree()
     one = dump_result(run_plan(plan, snapshot))
-    sequential = time.perf_counter() - started
+    sequential, sequential_cpu = time.perf_counter() - started, _cpu_of_tree() - cpu
     timings = []
     runs = [("local", 1), ("process", jobs)]
     try:
@@ -1021,16 +1021,26 @@ def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
     except ImportError:
         pass
     for executor, workers in runs:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_of_tree()
         merged = dump_result(route_partitioned(plan, snapshot, executor=executor, jobs=workers,
                                                engine="reference"))
-        timings.append((executor, workers, time.perf_counter() - started))
+        timings.append((executor, workers, time.perf_counter() - started,
+                        _cpu_of_tree() - cpu))
         if merged != one:
             raise AssertionError(f"the {executor} executor's result differs from one run's")
     lines = [f"stores: {stores} stores x {orders:,} orders, {len(parts)} partitions "
              f"({', '.join(str(len(p.stores)) for p in parts)} stores each), reference engine",
-             f"  one process, unpartitioned:   {sequential:.2f} s"]
-    for executor, workers, seconds in timings:
+             f"  one process, unpartitioned:   {sequential:.2f} s, {sequential_cpu:.2f} s of CPU"]
+    for executor, workers, seconds, used in timings:
         lines.append(f"  {executor:<7} executor, {workers} worker{'s' if workers > 1 else ''}: "
-                     f"{seconds:.2f} s  ({sequential / seconds:.2f}x; the same bytes)")
+                     f"{seconds:.2f} s  ({sequential / seconds:.2f}x; the same bytes), "
+                     f"{used:.2f} s of CPU ({used / sequential_cpu:.2f}x one process's)")
     return "\n".join(lines)
+
+
+def _cpu_of_tree() -> float:
+    """CPU seconds used so far by this process and its children that have ended (a pool's
+    workers, once it has shut down): what a run costs, whatever the machine's other load."""
+    import resource
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
