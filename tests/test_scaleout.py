@@ -145,9 +145,13 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
     text, document = stores_scenario(stores=6, orders=1500)
     (tmp_path / "stores.route").write_text(text)
     (tmp_path / "snapshot.json").write_bytes(orjson.dumps(document))
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     routing = [sys.executable, "-m", "routing_dsl"]
-    subprocess.run([*routing, "db", "upgrade", "--db", db], check=True, capture_output=True)
+    # only the run to kill and its rerun need processes of their own; the rest run in this one
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
     command = [*routing, "run", str(tmp_path / "stores.route"), "--snapshot",
                str(tmp_path / "snapshot.json"), "--db", db, "--executor", "process",
                "--jobs", "2", "--engine", "reference", "--out", str(tmp_path / "result.json")]
@@ -179,13 +183,14 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
     assert rerun.returncode == 0, rerun.stderr
     # the rerun decided what one process decides on the snapshot (the killed run recorded
     # nothing to hold back), and a run recorded after it finds everything taken
-    plain = [*command[:command.index("--db")], *command[command.index("--db") + 2:]]
-    local = subprocess.run([*plain[:plain.index("--executor")], "--out", "-"],
-                           capture_output=True, timeout=300)
-    assert (tmp_path / "result.json").read_bytes() == local.stdout
-    again = subprocess.run([*command[:command.index("--executor")], "--out", "-"],
-                           capture_output=True, timeout=300)
-    assert orjson.loads(again.stdout)["allocations"] == []
+    arguments = command[len(routing):]
+    plain = [*arguments[:arguments.index("--db")], *arguments[arguments.index("--db") + 2:]]
+    local = CliRunner().invoke(main, [*plain[:plain.index("--executor")], "--out", "-"])
+    assert local.exit_code == 0, local.output
+    assert (tmp_path / "result.json").read_bytes() == local.stdout_bytes
+    again = CliRunner().invoke(main, [*arguments[:arguments.index("--executor")], "--out", "-"])
+    assert again.exit_code == 0, again.output
+    assert orjson.loads(again.stdout_bytes)["allocations"] == []
     store.dispose()
 
 
