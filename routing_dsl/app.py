@@ -562,7 +562,7 @@ def warm_engine() -> dict:
 
 
 def router(executor: str = "local", jobs: int = 2, address: str | None = None,
-           optimizing: bool = False):
+           optimizing: bool = False, warn: Warn = _ignore):
     """What routes a run: `engine.route` in this process, or its partitions on a process
     pool or on Ray (the same result); it takes `engine.route`'s arguments. A plan that
     optimises routes in this process and solves its windows on the executor instead."""
@@ -587,7 +587,8 @@ def router(executor: str = "local", jobs: int = 2, address: str | None = None,
     from functools import partial
 
     from .scaleout import route_partitioned
-    return partial(route_partitioned, executor=executor, jobs=jobs, address=address)
+    return partial(route_partitioned, executor=executor, jobs=jobs, address=address,
+                   warn=warn)
 
 
 @dataclass(frozen=True)
@@ -711,8 +712,7 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
         store = open_store(request.db_url, warn, note)
         read_at = store.clock()
     snapshot = open_snapshot(request.snapshot, request.mapping,
-                             columnar=engine == "fast" and not changes
-                             and request.executor == "local")
+                             columnar=engine == "fast" and not changes)
     snapshot = apply_what_ifs(snapshot, changes)
     names = {g.name for g in plan.groups}
     if request.group is not None and request.group not in names:
@@ -726,7 +726,7 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
                "explain_facilities": set(request.explain_facilities), "engine": engine}
     chosen = router(request.executor, request.jobs, request.address,
                     optimizing=any(r.optimize is not None for g in plan.groups
-                                   for r in g.routings))
+                                   for r in g.routings), warn=warn)
     reflected_before = after = None
     if request.sink is not None and changes:
         raise InputError("--sink writes decisions into the OMS: not ones taken on a "

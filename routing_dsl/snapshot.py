@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import itertools
 import json
 import operator
 import re
@@ -191,33 +190,35 @@ class InventoryColumns:
         return len(self.atp)
 
 
-def columns_of(rows) -> InventoryColumns:
+def columns_of(rows, codes: tuple[IdCodes, IdCodes] | None = None) -> InventoryColumns:
     """Columns from row objects with InventoryRow's attributes (validated rows, or the fast
-    loader's decoded structs), ids interned in order of first appearance."""
+    loader's decoded structs), ids numbered in order of first appearance: in ``codes``
+    (facilities, products) when given, so that pieces read one after another share them."""
     import numpy as np  # not at import: `routing check` never loads numpy
 
     n = len(rows)
-    facility_ids, facility = _intern(map(attrgetter("facility"), rows), n)
-    product_ids, product = _intern(map(attrgetter("product"), rows), n)
-    # None becomes NaN in a float64 array
-    velocity = np.array(list(map(attrgetter("sales_velocity"), rows)), np.float64)
-    return InventoryColumns(
-        facility_ids, product_ids, facility, product,
+    facilities, products = codes or (IdCodes(), IdCodes())
+    nan = float("nan")
+    facility = np.fromiter(map(facilities.__getitem__, map(attrgetter("facility"), rows)),
+                           np.int32, n)
+    product = np.fromiter(map(products.__getitem__, map(attrgetter("product"), rows)),
+                          np.int32, n)
+    return InventoryColumns(  # the ids once the rows have numbered them
+        list(facilities), list(products), facility, product,
         np.fromiter(map(attrgetter("atp"), rows), np.float64, n),
         np.fromiter(map(attrgetter("minimum_stock"), rows), np.float64, n),
-        np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n), velocity)
+        np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n),
+        np.fromiter((nan if v is None else v for v in map(attrgetter("sales_velocity"), rows)),
+                    np.float64, n))
 
 
-def _intern(values, n: int):
-    """Distinct values in order of first appearance, and each value's index among them (at C
-    speed: each value maps to the position of its first appearance, then those close up)."""
-    import numpy as np
+class IdCodes(dict):
+    """Ids numbered in order of first appearance: looking one up numbers it if it is new (a
+    known id is found at C speed, by the dictionary's own lookup)."""
 
-    first: dict[str, int] = {}
-    sparse = np.fromiter(map(first.setdefault, values, itertools.count()), np.int64, n)
-    dense = np.zeros(n + 1, np.int32)
-    dense[np.fromiter(first.values(), np.int64, len(first))] = np.arange(len(first))
-    return list(first), dense[sparse]
+    def __missing__(self, key: str) -> int:
+        code = self[key] = len(self)
+        return code
 
 
 def _rows_of(columns: InventoryColumns) -> tuple[InventoryRow, ...]:

@@ -106,8 +106,9 @@ def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     for key in ("ship_groups_per_s", "baseline_ship_groups_per_s", "speedup", "peak_rss_mb",
-                "load_s", "compile_ms"):
+                "load_s", "compile_ms", "run_s", "json_load_s"):
         assert key in report
+    assert report["run_vs_json_load"] == round(report["run_s"] / report["json_load_s"], 2)
     assert report["orders"] == 200 and report["facilities"] == 40 and report["allocations"] > 0
     out = tmp_path / "snap.json"
     written = CliRunner().invoke(main, ["gen-snapshot", "--scenario", "small", "--orders", "50",

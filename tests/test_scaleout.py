@@ -145,9 +145,13 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
     text, document = stores_scenario(stores=6, orders=1500)
     (tmp_path / "stores.route").write_text(text)
     (tmp_path / "snapshot.json").write_bytes(orjson.dumps(document))
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     routing = [sys.executable, "-m", "routing_dsl"]
-    subprocess.run([*routing, "db", "upgrade", "--db", db], check=True, capture_output=True)
+    # only the run to kill and its rerun need processes of their own; the rest run in this one
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
     command = [*routing, "run", str(tmp_path / "stores.route"), "--snapshot",
                str(tmp_path / "snapshot.json"), "--db", db, "--executor", "process",
                "--jobs", "2", "--engine", "reference", "--out", str(tmp_path / "result.json")]
@@ -179,11 +183,71 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
     assert rerun.returncode == 0, rerun.stderr
     # the rerun decided what one process decides on the snapshot (the killed run recorded
     # nothing to hold back), and a run recorded after it finds everything taken
-    plain = [*command[:command.index("--db")], *command[command.index("--db") + 2:]]
-    local = subprocess.run([*plain[:plain.index("--executor")], "--out", "-"],
-                           capture_output=True, timeout=300)
-    assert (tmp_path / "result.json").read_bytes() == local.stdout
-    again = subprocess.run([*command[:command.index("--executor")], "--out", "-"],
-                           capture_output=True, timeout=300)
-    assert orjson.loads(again.stdout)["allocations"] == []
+    arguments = command[len(routing):]
+    plain = [*arguments[:arguments.index("--db")], *arguments[arguments.index("--db") + 2:]]
+    local = CliRunner().invoke(main, [*plain[:plain.index("--executor")], "--out", "-"])
+    assert local.exit_code == 0, local.output
+    assert (tmp_path / "result.json").read_bytes() == local.stdout_bytes
+    again = CliRunner().invoke(main, [*arguments[:arguments.index("--executor")], "--out", "-"])
+    assert again.exit_code == 0, again.output
+    assert orjson.loads(again.stdout_bytes)["allocations"] == []
     store.dispose()
+
+
+def test_one_partition_on_a_pool_routes_in_this_process_and_says_so(monkeypatch):
+    from routing_dsl.scaleout import partition as module
+
+    def no_pool(*_):
+        raise AssertionError("a pool started for one partition")
+    monkeypatch.setattr(module, "_on_processes", no_pool)
+    snapshot = multi_store_world([["S1", "S2"], ["S2", "S3", "S4"]], STORES * 2)
+    plan = multi_store_plan()
+    assert len(partitions(plan, snapshot)) == 1
+    said = []
+    merged = route_partitioned(plan, snapshot, executor="process", jobs=2, engine="fast",
+                               warn=said.append)
+    assert dump_result(merged) == dump_result(run_plan(plan, snapshot))
+    assert said == ["--executor process: the run is one partition (its stores share "
+                    "facilities), so it routes in this process"]
+
+
+def test_the_cli_says_when_a_pool_has_one_partition_to_route():
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+
+    from .conftest import ROOT
+    folder = ROOT / "examples" / "omnichannel"
+    base = ["run", str(folder / "omnichannel.route"), "--snapshot",
+            str(folder / "snapshot.json"), "--out", "-"]
+    pooled = CliRunner().invoke(main, [*base, "--executor", "process"])
+    assert pooled.exit_code == 0, pooled.output
+    assert "warning: --executor process: the run is one partition" in pooled.stderr
+    assert pooled.stdout == CliRunner().invoke(main, base).stdout
+
+
+def test_parts_travel_as_columns_and_records():
+    """A part is the snapshot's objects, pickled: stock as numpy columns (ids numbered as a
+    loader numbers the rows it reads), orders as they were read; nothing parsed again."""
+    import pickle
+
+    from routing_dsl.engine import load_columnar
+    from routing_dsl.engine.columnar import OrderRecord
+    from routing_dsl.scaleout.partition import part_bytes
+
+    from .conftest import ROOT
+    folder = ROOT / "examples" / "multi_store"
+    snapshot = load_columnar(folder / "snapshot.json")
+    plan = compile_program(Workspace().check_text(
+        (folder / "multi_store.route").read_text(), "multi_store.route").program)
+    parts = partitions(plan, snapshot)
+    read = [pickle.loads(part_bytes(snapshot, p)) for p in parts]
+    for part, pieces in zip(parts, read, strict=True):
+        assert pieces.inventory.forms == {"columns"}
+        assert all(isinstance(o, OrderRecord) for o in pieces.orders)
+        assert len(pieces.orders) == part.orders
+        columns = pieces.inventory.columns
+        assert set(columns.facility_ids) <= set(part.facilities)
+        assert list(dict.fromkeys(columns.facility[k] for k in range(len(columns)))) == \
+            list(range(len(columns.facility_ids)))
+    assert sum(len(p.inventory) for p in read) == len(snapshot.inventory)

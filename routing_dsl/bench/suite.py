@@ -576,6 +576,7 @@ def run_scenario(scenario, rounds: int = 1, folder=None,
             measured = pool.apply(_measure_scenario, (str(path), str(folder), rounds, engine,
                                                       scenario.shipping))
             baseline = {} if scenario.shipping else pool.apply(_measure_baseline, (str(subset),))
+        measured |= _whole_run_against_json_load(path, folder, scenario.shipping, engine)
     end_to_end = measured["compile_ms"] / 1000 + measured["route_s"] + measured["write_s"]
     return {
         "orders": scenario.orders, "facilities": scenario.facilities, "skus": scenario.skus,
@@ -626,6 +627,31 @@ def _measure_scenario(path: str, folder: str, rounds: int, engine: str,
             "allocations": len(result["allocations"]),
             "peak_rss_mb": _peak_rss_mb(), **compared,
             **_shipping_totals(result, shipping)}
+
+
+def _whole_run_against_json_load(path, folder, shipping: bool, engine: str) -> dict:
+    """The whole `routing run` of the scenario (a fresh process: start, load, check, route,
+    write) against a fresh process doing a bare `json.load` of the same file (target: 1.0x
+    or less)."""
+    import subprocess
+    import sys
+
+    from .scenarios import PLAN, SHIPPING_PLAN
+
+    rules = folder / "scenario.route"
+    rules.write_text(SHIPPING_PLAN if shipping else PLAN, encoding="utf-8")
+    commands = {
+        "run_s": [sys.executable, "-m", "routing_dsl", "run", str(rules), "--snapshot",
+                  str(path), "--out", str(folder / "run-result.json"), "--engine", engine],
+        "json_load_s": [sys.executable, "-c", "import json, sys; json.load(open(sys.argv[1]))",
+                        str(path)],
+    }
+    timed = {}
+    for name, command in commands.items():
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        timed[name] = round(time.perf_counter() - started, 2)
+    return {**timed, "run_vs_json_load": round(timed["run_s"] / timed["json_load_s"], 2)}
 
 
 def _shipping_totals(result: dict, shipping: bool) -> dict:
@@ -695,6 +721,9 @@ def scenario_text(report: dict) -> str:
             f"  end to end without load: {report['ship_groups_per_s']:,} ship groups/s, "
             f"{report['allocations']:,} allocations\n"
             f"  peak memory: {report['peak_rss_mb']:,} MB\n"
+            f"  the whole `routing run`: {report['run_s']:.2f} s against a bare `json.load` of "
+            f"the file, {report['json_load_s']:.2f} s: {report['run_vs_json_load']:.2f}x "
+            "(target 1.0x)\n"
             + (_shipping_text(report) if "distance_route_s" in report else
                f"  SQL baseline on the first {report['baseline_orders']:,} orders (same facilities "
             f"and stock, same allocations): {report['baseline_ship_groups_per_s']:,} ship "
@@ -981,9 +1010,9 @@ def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
     plan = compile_program(Workspace().check_text(text, "stores.route").program)
     snapshot = parse_snapshot(document)
     parts = partitions(plan, snapshot)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_of_tree()
     one = dump_result(run_plan(plan, snapshot))
-    sequential = time.perf_counter() - started
+    sequential, sequential_cpu = time.perf_counter() - started, _cpu_of_tree() - cpu
     timings = []
     runs = [("local", 1), ("process", jobs)]
     try:
@@ -992,16 +1021,26 @@ def stores_bench(stores: int = 12, orders: int = 2000, jobs: int = 2) -> str:
     except ImportError:
         pass
     for executor, workers in runs:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_of_tree()
         merged = dump_result(route_partitioned(plan, snapshot, executor=executor, jobs=workers,
                                                engine="reference"))
-        timings.append((executor, workers, time.perf_counter() - started))
+        timings.append((executor, workers, time.perf_counter() - started,
+                        _cpu_of_tree() - cpu))
         if merged != one:
             raise AssertionError(f"the {executor} executor's result differs from one run's")
     lines = [f"stores: {stores} stores x {orders:,} orders, {len(parts)} partitions "
              f"({', '.join(str(len(p.stores)) for p in parts)} stores each), reference engine",
-             f"  one process, unpartitioned:   {sequential:.2f} s"]
-    for executor, workers, seconds in timings:
+             f"  one process, unpartitioned:   {sequential:.2f} s, {sequential_cpu:.2f} s of CPU"]
+    for executor, workers, seconds, used in timings:
         lines.append(f"  {executor:<7} executor, {workers} worker{'s' if workers > 1 else ''}: "
-                     f"{seconds:.2f} s  ({sequential / seconds:.2f}x; the same bytes)")
+                     f"{seconds:.2f} s  ({sequential / seconds:.2f}x; the same bytes), "
+                     f"{used:.2f} s of CPU ({used / sequential_cpu:.2f}x one process's)")
     return "\n".join(lines)
+
+
+def _cpu_of_tree() -> float:
+    """CPU seconds used so far by this process and its children that have ended (a pool's
+    workers, once it has shut down): what a run costs, whatever the machine's other load."""
+    import resource
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))

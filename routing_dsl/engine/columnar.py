@@ -5,30 +5,35 @@ A JSON snapshot file is decoded with msgspec. The inventory rows, a few megabyte
 time, go straight into typed, untracked structs that become numpy columns at once and are then
 dropped: the peak is the columns plus one piece, not a struct per row. The snapshot's
 `Inventory` holds those columns; rows are made from them only if a reader asks. The orders
-are validated by their pydantic models ORDERS_PER_PIECE at a time, and each becomes a record
-(`OrderRecord`: the same fields, read the same way, in an untracked struct a fifth the size
-of a model), so that a million orders fit where their models would not. The other
-collections reach their models as raw JSON. Anything the fast path is not sure of (a folder
-snapshot, a row msgspec refuses, an order its model refuses, a number outside the supported
-range, an unknown or repeated id) is read again by the reference loader, so a bad snapshot
-gets exactly the same messages either way.
+are decoded straight into records (`OrderRecord`: an untracked struct typed from the order
+model, the same fields read the same way, a fifth the size of a model), so that a million
+orders fit where their models would not. The other collections reach their models as raw
+JSON. Anything the fast path is not sure of (a folder snapshot, a value msgspec refuses, a
+number outside the supported range, an unknown or repeated id) is read again by the
+reference loader, so a bad snapshot gets exactly the same messages either way, and a value
+only pydantic's lax mode accepts is read as the models read it.
 """
 
 from __future__ import annotations
 
+import abc
 import gc
 import hashlib
+import types
+import typing
+from datetime import datetime
 from pathlib import Path
 
 from zoneinfo import ZoneInfo
 
+import annotated_types
 import msgspec
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, Rejection,
-                        ShipGroup, Snapshot, SnapshotError, columns_of, load_snapshot,
-                        localize_order, order_problems, parse_snapshot)
+                        IdCodes, ShipGroup, Snapshot, SnapshotError, columns_of,
+                        load_snapshot, order_problems, parse_snapshot)
 from ..validation import MAX_INTEGER
 
 
@@ -179,55 +184,111 @@ def _in_pieces(raw: memoryview, decode, errors, use) -> bool:
 def _read_inventory(raw: memoryview) -> InventoryColumns | None:
     """The inventory array's rows as columns, a piece at a time (see _in_pieces), ids interned
     across pieces in order of first appearance; None when msgspec refuses it."""
-    facility_ids: dict[str, int] = {}
-    product_ids: dict[str, int] = {}
-    parts: list[tuple] = []
+    codes = (IdCodes(), IdCodes())
+    parts: list[InventoryColumns] = []
 
     def use(rows: list) -> None:
-        local = columns_of(rows)
+        parts.append(columns_of(rows, codes))
         rows.clear()
-        facilities = np.array([facility_ids.setdefault(f, len(facility_ids))
-                               for f in local.facility_ids], np.int32)
-        products = np.array([product_ids.setdefault(p, len(product_ids))
-                             for p in local.product_ids], np.int32)
-        parts.append((facilities[local.facility], products[local.product], local.atp,
-                      local.minimum_stock, local.allow_brokering, local.sales_velocity))
     if not _in_pieces(raw, _ROWS.decode, msgspec.DecodeError, use):
         return None
-    joined = [np.concatenate(column) for column in zip(*parts, strict=True)]
-    return InventoryColumns(list(facility_ids), list(product_ids), *joined)
+    joined = [np.concatenate([getattr(part, name) for part in parts]) for name in
+              ("facility", "product", "atp", "minimum_stock", "allow_brokering", "sales_velocity")]
+    return InventoryColumns(list(codes[0]), list(codes[1]), *joined)
 
 
 # ---- orders as records ------------------------------------------------------------------
+#
+# Each order model's record is an untracked, frozen msgspec struct with the model's fields in
+# its order, typed from the model (one source: the constraints are the model's, lists become
+# tuples), so that msgspec decodes the orders array straight into records. msgspec is stricter
+# than pydantic's lax mode, never looser: it refuses a number written as a string, a whole
+# number written 3.0 where an integer belongs, a repeated key whose earlier value is wrong;
+# such a snapshot is read again by the reference loader, which accepts it or says why.
+# Timestamps are read by pydantic's own parser (msgspec's rounds fractions of a microsecond
+# and gives other time-zone objects), once per distinct text.
+
+class _Stamp(abc.ABC):  # noqa: B024 - a type to register datetime with
+    """A timestamp field: msgspec hands its JSON value to the decoder's hook, and checks that
+    the hook gave an instance (a datetime, registered below)."""
+
+
+_Stamp.register(datetime)
+
+
+def _struct_type(annotation, metadata=()):
+    """The msgspec type of a model field's type (with its pydantic constraints)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        inner = [m for extra in args[1:] for m in getattr(extra, "metadata", [extra])]
+        return _struct_type(args[0], (*metadata, *inner))
+    if origin in (typing.Union, types.UnionType):
+        arms = [a for a in args if a is not type(None)]
+        if len(arms) != 1 or len(args) != 2:
+            raise TypeError(f"no record type for {annotation!r}")
+        return _struct_type(arms[0], metadata) | None
+    if origin is list:
+        return _constrained(tuple[_struct_type(args[0]), ...], metadata)
+    if annotation in (str, float, int):
+        return _constrained(annotation, metadata)
+    if annotation is datetime:
+        return _Stamp
+    if isinstance(annotation, type) and annotation in _RECORDS:
+        return _RECORDS[annotation]
+    raise TypeError(f"no record type for {annotation!r}")
+
+
+_BOUNDS = {annotated_types.Ge: "ge", annotated_types.Gt: "gt", annotated_types.Le: "le",
+           annotated_types.Lt: "lt", annotated_types.MaxLen: "max_length",
+           annotated_types.MinLen: "min_length"}
+
+
+def _constrained(kind, metadata):
+    if not metadata:
+        return kind
+    bounds = {}
+    for constraint in metadata:
+        name = _BOUNDS.get(type(constraint))
+        if name is None:
+            raise TypeError(f"no record constraint for {constraint!r}")
+        bounds[name] = getattr(constraint, name)
+    return typing.Annotated[kind, msgspec.Meta(**bounds)]
+
 
 def _record_class(model) -> type:
-    """An untracked, frozen struct with ``model``'s fields, in its order (lists become
-    tuples)."""
-    return msgspec.defstruct(f"{model.__name__}Record", list(model.model_fields),
-                             frozen=True, gc=False)
+    """``model``'s record: an untracked, frozen struct with its fields, in its order, typed
+    and with the same defaults (the model's own objects: `0`, not `0.0`; an empty tuple for
+    an empty list); unknown fields refused."""
+    fields = []
+    for name, info in model.model_fields.items():
+        kind = _struct_type(info.annotation, info.metadata)
+        if info.default_factory is not None:
+            fields.append((name, kind, ()))
+        elif info.is_required():
+            fields.append((name, kind))
+        else:
+            fields.append((name, kind, info.default))
+    return msgspec.defstruct(f"{model.__name__}Record", fields, kw_only=True, frozen=True,
+                             gc=False, forbid_unknown_fields=True)
 
 
-AddressRecord, RejectionRecord, ItemRecord, ShipGroupRecord, OrderRecord = (
-    _record_class(m) for m in (Address, Rejection, Item, ShipGroup, Order))
-_RECORDS = {Address: AddressRecord, Rejection: RejectionRecord, Item: ItemRecord,
-            ShipGroup: ShipGroupRecord, Order: OrderRecord}
-_ORDERS = TypeAdapter(list[Order])
-_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-ORDERS_PER_PIECE = 10_000
+_RECORDS: dict = {}
+for _model in (Address, Rejection, Item, ShipGroup, Order):  # the parts before the wholes
+    _RECORDS[_model] = _record_class(_model)
+AddressRecord, RejectionRecord, ItemRecord, ShipGroupRecord, OrderRecord = _RECORDS.values()
 
 
 def _converter(model, nested: dict):
-    """A function making ``model``'s record out of one: its fields in order, with the fields
-    named in ``nested`` converted by the function given for each."""
-    names = list(model.model_fields)
+    """A function making ``model``'s record out of one: its fields, with the fields named in
+    ``nested`` converted by the function given for each."""
     record = _RECORDS[model]
-    slots = [(names.index(name), part) for name, part in nested.items()]
+    slots = list(nested.items())
 
     def convert(instance):
-        values = list(map(instance.__dict__.__getitem__, names))
-        for index, part in slots:
-            values[index] = part(values[index])
-        return record(*values)
+        values = dict(instance.__dict__)
+        for name, part in slots:
+            values[name] = part(values[name])
+        return record(**values)
     return convert
 
 
@@ -254,26 +315,37 @@ def order_records(snapshot: Snapshot) -> list:
     return [o if isinstance(o, OrderRecord) else _record(o) for o in snapshot.orders]
 
 
+_DATETIME = TypeAdapter(datetime)
+
+
+def _orders_decoder(zone: ZoneInfo) -> msgspec.json.Decoder:
+    """A decoder of an orders array into records, reading timestamps as the models do: with
+    pydantic's parser, and in ``zone`` when written without a UTC offset."""
+    seen: dict[str, datetime] = {}
+
+    def timestamp(kind, value):
+        if kind is not _Stamp or type(value) is not str:
+            raise ValueError("not a timestamp text")  # the reference loader says what
+        moment = seen.get(value)
+        if moment is None:
+            try:
+                moment = _DATETIME.validate_python(value)
+            except ValidationError:
+                raise ValueError("not a timestamp") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zone)
+            seen[value] = moment
+        return moment
+    return msgspec.json.Decoder(list[OrderRecord], dec_hook=timestamp)
+
+
 def _read_orders(raw: memoryview, zone: ZoneInfo, facilities: set[str]) -> list | None:
-    """The orders array as records, validated by the models ORDERS_PER_PIECE at a time and
-    checked as `snapshot._integrity` checks them; None when anything is wrong (the reference
-    loader then says what). msgspec finds where each order's JSON starts and ends (without
-    building it), so the pieces are cut exactly between orders."""
+    """The orders array as records, checked as `snapshot._integrity` checks them; None when
+    anything is wrong (the reference loader then says what)."""
     try:
-        elements = _RAW_LIST.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+        records = _orders_decoder(zone).decode(raw)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
-    records: list = []
-    for start in range(0, len(elements), ORDERS_PER_PIECE):
-        try:
-            orders = _ORDERS.validate_json(
-                b"[" + b",".join(elements[start:start + ORDERS_PER_PIECE]) + b"]")
-        except ValidationError:
-            return None
-        for order in orders:
-            localize_order(order, zone)
-        records += map(_record, orders)
-    del elements
     seen: set[str] = set()
     for index, record in enumerate(records):
         if record.id in seen or order_problems(record, f"orders[{index}]", facilities):
@@ -332,6 +404,9 @@ def _inventory_sound(snapshot: Snapshot, columns: InventoryColumns) -> bool:
         declared = {p.id for p in snapshot.products}
         if not all(p in declared for p in columns.product_ids):
             return False
-    pairs = np.sort(columns.facility.astype(np.int64) * max(1, len(columns.product_ids))
-                    + columns.product)
+    pairs = columns.facility.astype(np.int64) * max(1, len(columns.product_ids)) \
+        + columns.product
+    if (pairs[1:] > pairs[:-1]).all():  # in order already, as exports write them: no sort
+        return True
+    pairs.sort()
     return not (pairs[1:] == pairs[:-1]).any()

@@ -5,16 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from ..engine import choose
 from ..interpreter import RESULT_FORMAT, _Interpreter
 from ..plan import Plan, load_plan
-from ..snapshot import Snapshot, parse_snapshot
+from ..snapshot import Inventory, InventoryColumns, Snapshot
 
 EXECUTORS = ("local", "process", "ray")
 
@@ -87,32 +86,56 @@ def partitions(plan: Plan, snapshot: Snapshot) -> list[Partition]:
     return found
 
 
-def part_document(snapshot: Snapshot, partition: Partition) -> bytes:
-    """The partition's part of the snapshot as JSON: its stores, their real facilities and
-    every queue, those facilities' stock, all products and shipment methods, their orders."""
+def part_snapshot(snapshot: Snapshot, partition: Partition) -> Snapshot:
+    """The partition's part of the snapshot: its stores, their real facilities and every
+    queue, those facilities' stock (as columns, ids numbered as a loader would number them),
+    all products and shipment methods, their orders (as they were read: records or
+    models). Nothing is validated again: it was when the snapshot was read."""
+    import numpy as np
+
     stores, facilities = set(partition.stores), set(partition.facilities)
-    document = {
-        "format": snapshot.format, "now": snapshot.now.isoformat(),
-        "timezone": snapshot.timezone,
-        "product_stores": [s.model_dump(mode="json") for s in snapshot.product_stores
-                           if s.id in stores],
-        "facilities": [f.model_dump(mode="json") for f in snapshot.facilities
-                       if f.virtual or f.id in facilities],
-        "products": [p.model_dump(mode="json") for p in snapshot.products],
-        "inventory": [r.model_dump(mode="json") for r in snapshot.inventory
-                      if r.facility in facilities],
-        "shipment_methods": [m.model_dump(mode="json") for m in snapshot.shipment_methods],
-        "orders": [o.model_dump(mode="json") for o in snapshot.orders
-                   if o.product_store in stores],
-    }
-    return orjson.dumps(document)
+    columns = snapshot.inventory.columns
+    kept = np.isin(columns.facility, [k for k, f in enumerate(columns.facility_ids)
+                                      if f in facilities])
+    facility_ids, facility = _renumbered(columns.facility[kept], columns.facility_ids)
+    product_ids, product = _renumbered(columns.product[kept], columns.product_ids)
+    stock = InventoryColumns(facility_ids, product_ids, facility, product, columns.atp[kept],
+                             columns.minimum_stock[kept], columns.allow_brokering[kept],
+                             columns.sales_velocity[kept])
+    return snapshot.model_copy(update={
+        "product_stores": [s for s in snapshot.product_stores if s.id in stores],
+        "facilities": [f for f in snapshot.facilities if f.virtual or f.id in facilities],
+        "inventory": Inventory(columns=stock),
+        "orders": [o for o in snapshot.orders if o.product_store in stores]})
+
+
+def _renumbered(codes, ids: list[str]):
+    """The ids ``codes`` use, numbered in order of first appearance (as a loader numbers the
+    ids of the rows it reads), and the codes in that numbering."""
+    import numpy as np
+
+    used, first = np.unique(codes, return_index=True)
+    used = used[np.argsort(first)]
+    number = np.zeros(len(ids), np.int32)
+    number[used] = np.arange(len(used), dtype=np.int32)
+    return [ids[k] for k in used.tolist()], number[codes]
+
+
+def part_bytes(snapshot: Snapshot, partition: Partition) -> bytes:
+    """The partition's part as it travels to a worker: pickled, its stock columns as numpy
+    buffers (out of band under protocol 5, one copy), its orders as records or models."""
+    return pickle.dumps(part_snapshot(snapshot, partition), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) -> dict:
     """One partition's routing, a pure function of its inputs: the result's pieces, each
     group's place in them, and the warnings by key."""
+    return _route_snapshot(plan_json, pickle.loads(part), groups, engine)
+
+
+def _route_snapshot(plan_json: bytes, snapshot: Snapshot, groups: list[str],
+                    engine: str) -> dict:
     plan = load_plan(plan_json, "plan")
-    snapshot = parse_snapshot(part, "partition")
     if choose(plan, engine) == "fast":
         from ..engine.fast import _FastInterpreter as interpreter_class
     else:
@@ -126,18 +149,28 @@ def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) ->
 
 def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local",
                       jobs: int = 2, engine: str = "auto", address: str | None = None,
-                      group: str | frozenset[str] | None = None, **_unused) -> dict:
+                      group: str | frozenset[str] | None = None,
+                      warn: Callable[[str], None] | None = None, **_unused) -> dict:
     """Route every partition with ``executor`` and merge: the same bytes as one run (of
-    ``group`` only, or the groups of a set, when given). Takes `engine.route`'s arguments."""
+    ``group`` only, or the groups of a set, when given). Takes `engine.route`'s arguments.
+    A run that is one partition routes in this process, whatever the executor (a pool
+    would only add the part's trip), and ``warn`` is told so."""
     if group is not None:
         wanted = frozenset([group]) if isinstance(group, str) else group
         plan = plan.model_copy(update={"groups": [g for g in plan.groups if g.name in wanted]})
     parts = partitions(plan, snapshot)
+    if executor in EXECUTORS and executor != "local" and len(parts) <= 1:
+        if warn is not None:
+            warn(f"--executor {executor}: the run is one partition (its stores share "
+                 "facilities), so it routes in this process")
+        executor = "local"
     plan_json = plan.to_json().encode("utf-8")
-    work = [(plan_json, part_document(snapshot, p), list(p.groups), engine) for p in parts]
-    if executor == "local":
-        pieces = [route_part(*item) for item in work]
-    elif executor == "process":
+    if executor == "local":  # no trip: each part routed as it is
+        pieces = [_route_snapshot(plan_json, part_snapshot(snapshot, p), list(p.groups),
+                                  engine) for p in parts]
+        return merge(plan, snapshot, parts, pieces)
+    work = [(plan_json, part_bytes(snapshot, p), list(p.groups), engine) for p in parts]
+    if executor == "process":
         pieces = _on_processes(work, jobs)
     elif executor == "ray":
         pieces = _on_ray(work, address)
