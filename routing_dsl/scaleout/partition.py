@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 
 from ..engine import choose
-from ..interpreter import RESULT_FORMAT, _Interpreter
+from ..interpreter import open_run
+from ..runtime import RESULT_FORMAT
 from ..plan import Plan, load_plan
 from ..snapshot import Snapshot, parse_snapshot
 
@@ -113,14 +114,10 @@ def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) ->
     group's place in them, and the warnings by key."""
     plan = load_plan(plan_json, "plan")
     snapshot = parse_snapshot(part, "partition")
-    if choose(plan, engine) == "fast":
-        from ..engine.fast import _FastInterpreter as interpreter_class
-    else:
-        interpreter_class = _Interpreter
-    interpreter = interpreter_class(plan, snapshot, False, None)
-    result = interpreter.run(frozenset(groups), None, None)
-    result["spans"] = interpreter.spans
-    result["warnings_by_key"] = interpreter.warnings
+    run = open_run(plan, snapshot, choose(plan, engine))
+    result = run.run(frozenset(groups), None, None)
+    result["spans"] = run.spans
+    result["warnings_by_key"] = run.warnings
     return result
 
 
