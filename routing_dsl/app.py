@@ -343,8 +343,8 @@ def apply_what_ifs(snapshot: Snapshot, changes: list) -> Snapshot:
 
 def display_url(url: str) -> str:
     """A database URL without its password, for messages."""
-    from .ops.store import _safe
-    return _safe(url)
+    from .ops.store import safe_url
+    return safe_url(url)
 
 
 def open_store(db_url: str | None, warn: Warn = _ignore, note: Warn = _ignore) -> RunStore:
@@ -815,7 +815,7 @@ def explain_order(source: Path, snapshot_spec: str, order_id: str, *,
         raise InputError(f"order {order_id!r} is not in the snapshot")
     if facility is not None and facility not in {f.id for f in snapshot.facilities}:
         raise InputError(f"facility {facility!r} is not in the snapshot")
-    from .interpreter import not_routed_reasons, run_plan
+    from .runtime import not_routed_reasons, run_plan
     result = run_plan(plan, snapshot, explain=True, explain_orders={order_id},
                       explain_facilities={facility} if facility else None)
     reasons = None

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from routing_dsl.bench.scenarios import Scenario, generate
 from routing_dsl.checker import Workspace
-from routing_dsl.interpreter import _Interpreter, run_plan
+from routing_dsl.runtime import Run, run_plan
 from routing_dsl.optimize.report import measure
 from routing_dsl.optimize.run import executing
 from routing_dsl.plan import PlanOptimize
@@ -342,7 +342,7 @@ def exhaustive(interp, key) -> tuple[float, float]:
 def test_small_instances_equal_an_exhaustive_search(snapshot, rules):
     the_plan = optimised(plan('routing "R" { filter { queue == _NA_ } ' + rules + " }"),
                          "report")
-    interp = _Interpreter(the_plan, snapshot, False, None)
+    interp = Run(the_plan, snapshot, False, None)
     result = interp.run(None, None, None)
     section = result["optimization"]["routings"][0]
     if section["optimized"]["unpriced_packages"] or section["rules"]["unpriced_packages"]:

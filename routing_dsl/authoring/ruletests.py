@@ -52,7 +52,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..checker import Workspace
 from ..compiler import compile_program
-from ..interpreter import run_plan
+from ..runtime import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
 from ..validation import MAX_INTEGER, problem
@@ -199,17 +199,17 @@ class Coverage:
         """Each routing filter condition against every unit waiting when the case starts
         (in a queue of the group's store): seen true when some unit passes it, false when some
         unit fails it."""
-        from ..interpreter import _Interpreter, _order_predicate
-        interpreter = _Interpreter(plan, snapshot, False, None)
+        from ..runtime import Context, eligible_units, order_predicate
+        ctx = Context(snapshot)
         for group in plan.groups:
             for routing in group.routings:
-                units = interpreter._eligible_units(group.product_store, routing.item_mode)
+                units = eligible_units(ctx, group.product_store, routing.item_mode)
                 for condition in routing.filters:
                     label = (plan.source, routing.name,
                              condition.source.label() if condition.source else "",
                              _filter_text(condition))
                     state = self.filters.setdefault(label, {"true": False, "false": False})
-                    predicate = _order_predicate(condition, interpreter.ctx)
+                    predicate = order_predicate(condition, ctx)
                     for unit in units:
                         state["true" if predicate(unit) else "false"] = True
                         if state["true"] and state["false"]:

@@ -51,7 +51,7 @@ def _route(path: str, plan_text: str, jobs: int) -> dict:
     """One run in a fresh process: the routing's wall time and its figures."""
     from ..checker import Workspace
     from ..compiler import compile_program
-    from ..interpreter import run_plan
+    from ..runtime import run_plan
     from ..optimize.run import executing
     from ..snapshot import parse_snapshot
     snapshot = parse_snapshot(Path(path).read_bytes(), path)

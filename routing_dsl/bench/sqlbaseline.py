@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..interpreter import EPSILON, KM_PER_MILE, _haversine_radians, _radians
+from ..runtime import EPSILON, KM_PER_MILE, haversine_radians, radians
 from ..plan import Plan
 from ..snapshot import Snapshot
 
@@ -69,10 +69,10 @@ def load_database(snapshot: Snapshot) -> sqlite3.Connection:
     to_miles = 1.0 / KM_PER_MILE
 
     def distance(lat1, lon1, lat2, lon2, miles):
-        a, b = _radians(lat1, lon1), _radians(lat2, lon2)
+        a, b = radians(lat1, lon1), radians(lat2, lon2)
         if a is None or b is None:
             return None
-        km = _haversine_radians(*a, *b)
+        km = haversine_radians(*a, *b)
         return km * to_miles if miles else km
 
     db.create_function("distance", 5, distance, deterministic=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..checker import Workspace
 from ..compiler import compile_program
-from ..interpreter import run_plan
+from ..runtime import run_plan
 from ..plan import Plan
 from ..snapshot import Snapshot, parse_snapshot
 

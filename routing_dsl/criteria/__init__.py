@@ -33,6 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# the evaluation functions both engines share (`@jitable`), which engine.jit compiles
+from . import _jit as shared  # noqa: F401
+
 # The levels, in the order the language documents them.
 LEVELS = ("order_filter", "order_sort", "inventory_condition", "inventory_sort", "setting")
 

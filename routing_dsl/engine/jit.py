@@ -24,7 +24,7 @@ from numba.core.caching import FunctionCache
 from numba.extending import register_jitable
 
 from .. import criteria
-from ..criteria import _jit as shared
+from ..criteria import shared
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .lsp import Finding, Tally
-from .surfaces import Project, _crash, _short
+from .surfaces import Project, crash_finding, shortened
 from .values import JSON_HOSTILE, SchemaValues, mutate
 
 # ---- plans ----------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def plan_campaign(seed: int, count: int, project: Project) -> Tally:
     for text, note in plan_documents(random.Random(seed), project, count):
         tally.inputs += 1
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        described = f"{note}: {_short(text)}"
+        described = f"{note}: {shortened(text)}"
         try:
             run_plan_file(path, snapshot)
             tally.accepted += 1
@@ -147,7 +147,7 @@ def plan_campaign(seed: int, count: int, project: Project) -> Tally:
             if len(lines) != 1 or "\n" in lines[0] or not lines[0].startswith(str(path)):
                 tally.findings.append(Finding("plan", described, f"message: {lines}"))
         except Exception as error:  # noqa: BLE001 - the finding
-            tally.findings.append(_crash("plan", described, error))
+            tally.findings.append(crash_finding("plan", described, error))
     path.unlink(missing_ok=True)
     return tally
 
@@ -245,7 +245,7 @@ def result_campaign(seed: int, count: int, project: Project, store_url: str) -> 
     try:
         for document, note in result_documents(random.Random(seed), project, count):
             tally.inputs += 1
-            described = f"{note}: {_short(repr(document))}"
+            described = f"{note}: {shortened(repr(document))}"
             text = json.dumps(document)  # as a reader gets it: JSON text
             try:
                 Result.model_validate_json(text, strict=True)
@@ -258,14 +258,14 @@ def result_campaign(seed: int, count: int, project: Project, store_url: str) -> 
                                                   f"refusal names no path: {first}"))
                 continue
             except Exception as error:  # noqa: BLE001 - the finding
-                tally.findings.append(_crash("result", described, error))
+                tally.findings.append(crash_finding("result", described, error))
                 continue
             document = json.loads(text)
             try:
                 read_result(document, base, store, project)
                 tally.accepted += 1
             except Exception as error:  # noqa: BLE001 - the finding
-                tally.findings.append(_crash("result", described, error))
+                tally.findings.append(crash_finding("result", described, error))
     finally:
         store.dispose()
     return tally

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 from .lsp import Finding, Tally
 from .values import (HOSTILE_NUMBERS, HOSTILE_STRINGS, JSON_HOSTILE, SchemaValues, mutate,
                      paths)
-from .values import _get as _at
+from .values import value_at as _at
 
 # Values a query or path parameter may be given: every hostile string, and numbers as text.
 HOSTILE_PARAMETERS = (*HOSTILE_STRINGS, *(str(n) for n in HOSTILE_NUMBERS), "true", "[]",

@@ -20,13 +20,13 @@ from .lsp import Finding, Tally
 from .values import TOML_HOSTILE, Values, mutate
 
 
-def _crash(surface: str, described: str, error: BaseException) -> Finding:
+def crash_finding(surface: str, described: str, error: BaseException) -> Finding:
     where = traceback.extract_tb(error.__traceback__)[-1]
     return Finding(surface, described, f"{type(error).__name__}: {str(error)[:200]} "
                                        f"({Path(where.filename).name}:{where.lineno})")
 
 
-def _short(text: str) -> str:
+def shortened(text: str) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
@@ -106,14 +106,14 @@ def whatif_campaign(seed: int, count: int, project: Project) -> Tally:
                 tally.findings.append(Finding("what-if", statement, f"message: {error}"))
             continue
         except Exception as error:  # noqa: BLE001 - the finding
-            tally.findings.append(_crash("what-if", repr(statement), error))
+            tally.findings.append(crash_finding("what-if", repr(statement), error))
             continue
         try:
             for engine in ("reference", "fast"):
                 orjson.dumps(route(project.plan, snapshot, engine=engine))
             tally.accepted += 1
         except Exception as error:  # noqa: BLE001 - the finding
-            tally.findings.append(_crash("what-if", repr(statement), error))
+            tally.findings.append(crash_finding("what-if", repr(statement), error))
     return tally
 
 
@@ -208,10 +208,10 @@ def routetest_campaign(seed: int, count: int, project: Project) -> Tally:
             tally.refused += 1
             message = str(error)
             if "\n" in message or not message.startswith(str(path)):
-                tally.findings.append(Finding(".routetest", f"{note}: {_short(text)}",
+                tally.findings.append(Finding(".routetest", f"{note}: {shortened(text)}",
                                               f"message: {message[:300]}"))
         except Exception as error:  # noqa: BLE001 - the finding
-            tally.findings.append(_crash(".routetest", f"{note}: {_short(text)}", error))
+            tally.findings.append(crash_finding(".routetest", f"{note}: {shortened(text)}", error))
     path.unlink(missing_ok=True)
     return tally
 
@@ -271,7 +271,7 @@ def hotwax_campaign(seed: int, count: int) -> Tally:
     tally = Tally()
     for document, note in hotwax_documents(random.Random(seed), count):
         tally.inputs += 1
-        described = f"{note}: {_short(repr(document))}"
+        described = f"{note}: {shortened(repr(document))}"
         try:
             text, _ = import_group(document, name="group.json")
         except HotWaxSchemaError as error:
@@ -286,7 +286,7 @@ def hotwax_campaign(seed: int, count: int) -> Tally:
                 tally.findings.append(Finding("hotwax", described, f"message: {bad[0]}"))
             continue
         except Exception as error:  # noqa: BLE001 - the finding
-            tally.findings.append(_crash("hotwax", described, error))
+            tally.findings.append(crash_finding("hotwax", described, error))
             continue
         tally.accepted += 1
         try:  # what was imported exports back to the same meaning, and is then stable
@@ -301,5 +301,5 @@ def hotwax_campaign(seed: int, count: int) -> Tally:
                 tally.findings.append(Finding("hotwax", described,
                                               "a second round trip changed the export"))
         except Exception as error:  # noqa: BLE001 - the finding
-            tally.findings.append(_crash("hotwax", described, error))
+            tally.findings.append(crash_finding("hotwax", described, error))
     return tally

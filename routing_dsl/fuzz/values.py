@@ -196,13 +196,13 @@ def mutate(rng: random.Random, value: Any, hostile: Sequence = JSON_HOSTILE,
     value = copy.deepcopy(value)
     places = [p for p in paths(value) if keep(p)] or [()]
     path = rng.choice(places)
-    parent = _get(value, path[:-1]) if path else None
+    parent = value_at(value, path[:-1]) if path else None
     kind = 1.0 if replace_only else rng.random()
     if path and kind < 0.15 and isinstance(parent, dict):
         del parent[path[-1]]
         return value, f"removed {show(path)}"
     if kind < 0.22:
-        target = _get(value, path)
+        target = value_at(value, path)
         if isinstance(target, dict):
             target[rng.choice(["unknown", "Order", "x" * 300, ""])] = 1
             return value, f"unknown key in {show(path)}"
@@ -216,7 +216,7 @@ def mutate(rng: random.Random, value: Any, hostile: Sequence = JSON_HOSTILE,
     return value, f"{show(path)} = {_short(replacement)}"
 
 
-def _get(value: Any, path: Path) -> Any:
+def value_at(value: Any, path: Path) -> Any:
     for part in path:
         value = value[part]
     return value

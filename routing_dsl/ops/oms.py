@@ -201,16 +201,16 @@ def read_snapshot(url: str, mapping: dict[str, str] | None = None) -> Snapshot:
                     columns[part] = list(result.keys())
                     rows[part] = [dict(row) for row in result.mappings()]
     except sa.exc.SQLAlchemyError as error:
-        raise SnapshotError([f"{_safe(url)}: {type(error).__name__}: "
+        raise SnapshotError([f"{safe_url(url)}: {type(error).__name__}: "
                              f"{str(getattr(error, 'orig', error)).splitlines()[0]}"]) from None
     finally:
         engine.dispose()
     check_columns(columns)
-    return parse_snapshot(assemble(rows), _safe(url))
+    return parse_snapshot(assemble(rows), safe_url(url))
 
 
-def _safe(url: str) -> str:
-    from .store import _safe as safe
+def safe_url(url: str) -> str:
+    from .store import safe_url as safe
     return safe(url)
 
 

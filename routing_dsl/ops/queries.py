@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from . import schema as t
-from .store import BatchRecord, RunStore, _utc
+from .store import BatchRecord, RunStore, utc
 
 PAGE = 50
 SEARCH_FIELDS = ("order", "ship_group", "product", "facility")
@@ -80,7 +80,7 @@ def batches(store: RunStore, *, group: str | None = None, status: str | None = N
 
 def _batch_row(row) -> BatchRow:
     return BatchRow(row["id"], row["group_name"], row["product_store"], row["trigger"],
-                    row["status"], _utc(row["started"]), row["finished"] and _utc(row["finished"]),
+                    row["status"], utc(row["started"]), row["finished"] and utc(row["finished"]),
                     row["attempted_items"], row["brokered_items"], row["allocations"],
                     row["unfillable"], row["error"], row["version_label"], row["plan_hash"])
 
@@ -157,7 +157,7 @@ def last_scheduled(store: RunStore, group: str) -> datetime | None:
                                                     b.trigger == "scheduled")
     with store.engine.connect() as connection:
         found = connection.execute(query).scalar()
-    return _utc(found) if found is not None else None
+    return utc(found) if found is not None else None
 
 
 # ---- orders ----
@@ -204,7 +204,7 @@ def order_summaries(store: RunStore, orders: list[str]) -> dict[str, dict]:
     with store.engine.connect() as connection:
         for row in connection.execute(query).mappings():
             entry = summaries.setdefault(row["order_id"], {"moves": 0})
-            entry.update(moves=entry["moves"] + 1, last=_utc(row["at"]),
+            entry.update(moves=entry["moves"] + 1, last=utc(row["at"]),
                          to=row["to_facility"], reason=row["reason"])
     return summaries
 
@@ -227,9 +227,9 @@ def order_decisions(store: RunStore, order: str, limit: int = 200) -> list[dict]
     rows = []
     with store.engine.connect() as connection:
         for row in connection.execute(allocated).mappings():
-            rows.append({**row, "started": _utc(row["started"]), "outcome": "allocated"})
+            rows.append({**row, "started": utc(row["started"]), "outcome": "allocated"})
         for row in connection.execute(unfilled).mappings():
-            rows.append({**row, "started": _utc(row["started"]),
+            rows.append({**row, "started": utc(row["started"]),
                          "outcome": row["action"].replace("_", " "),
                          "facility": row["queue"] if row["action"] == "moved" else None})
     rows.sort(key=lambda r: (-r["started"].timestamp(), r["batch_id"],

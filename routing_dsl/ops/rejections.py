@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from . import schema as t
 from .ledger import replace_fields
 from .locks import COMMIT_WAIT, locked
-from .store import RunStore, _utc, database_now
+from .store import RunStore, utc, database_now
 
 
 class RejectionError(Exception):
@@ -125,7 +125,7 @@ def held_lines(connection: sa.Connection, request: RejectionRequest) -> list[Hel
         query = query.where(r.ship_group == request.ship_group)
     return [HeldLine(row.id, row.batch_id, row.product_store, row.ship_group, row.product,
                      row.quantity, bool(row.opens), row.day,
-                     None if row.acked is None else _utc(_time(row.acked)))
+                     None if row.acked is None else utc(_time(row.acked)))
             for row in connection.execute(query)]
 
 
@@ -138,7 +138,7 @@ def stored(connection: sa.Connection, *, orders=None, stores=None) -> list[Rejec
     if stores is not None:
         query = query.where(c.product_store.in_(sorted(stores)))
     return [Rejection(row.id, row.product_store, row.order_id, row.ship_group, row.item,
-                      row.product, row.facility, row.quantity, row.reason, _utc(_time(row.at)))
+                      row.product, row.facility, row.quantity, row.reason, utc(_time(row.at)))
             for row in connection.execute(query)]
 
 
@@ -164,7 +164,7 @@ def record(connection: sa.Connection, request: RejectionRequest, lines: list[Hel
            ) -> Rejection:
     """Write the rejection and release ``lines`` (the caller holds the partition's lock)."""
     first = lines[0]
-    at = request.at.astimezone(UTC) if request.at is not None else _utc(_time(
+    at = request.at.astimezone(UTC) if request.at is not None else utc(_time(
         connection.execute(sa.select(database_now(connection))).scalar()))
     quantity = sum(line.quantity for line in lines)
     identifier = connection.execute(t.rejections.insert().values(

@@ -82,10 +82,10 @@ def _engine(url: str) -> sa.Engine:
             return engine
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as error:
-        raise StoreError(f"cannot use database {_safe(url)}: {error}") from None
+        raise StoreError(f"cannot use database {safe_url(url)}: {error}") from None
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without a password, for messages."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
@@ -190,7 +190,7 @@ class RunStore:
             with self.engine.begin() as connection:
                 command.upgrade(_config(connection), "head")
         except sa.exc.OperationalError as error:
-            raise StoreError(f"cannot reach {_safe(self.url)}: {error.orig}") from None
+            raise StoreError(f"cannot reach {safe_url(self.url)}: {error.orig}") from None
         return self.revision() or ""
 
     def revision(self) -> str | None:
@@ -208,12 +208,12 @@ class RunStore:
         try:
             current = self.revision()
         except sa.exc.OperationalError as error:
-            raise StoreError(f"cannot reach {_safe(self.url)}: {error.orig}") from None
+            raise StoreError(f"cannot reach {safe_url(self.url)}: {error.orig}") from None
         with self.engine.connect() as connection:
             head = ScriptDirectory.from_config(_config(connection)).get_current_head()
         if current != head:
             state = "has no run store" if current is None else f"is at revision {current}"
-            raise StoreError(f"{_safe(self.url)} {state}; run `routing db upgrade --db URL` "
+            raise StoreError(f"{safe_url(self.url)} {state}; run `routing db upgrade --db URL` "
                              f"(newest: {head})")
 
     # ---- batches ----
@@ -360,7 +360,7 @@ class RunStore:
             value = connection.execute(sa.select(database_now(connection))).scalar()
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        return _utc(value)
+        return utc(value)
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
@@ -479,8 +479,8 @@ class RunStore:
             rows = connection.execute(query.order_by(
                 t.batches.c.started.desc(), t.batches.c.id).limit(limit)).mappings()
             return [BatchRecord(row["id"], row["group_name"], row["product_store"],
-                                row["trigger"], row["status"], _utc(row["started"]),
-                                row["finished"] and _utc(row["finished"]),
+                                row["trigger"], row["status"], utc(row["started"]),
+                                row["finished"] and utc(row["finished"]),
                                 row["attempted_items"], row["brokered_items"],
                                 row["allocations"], row["unfillable"], row["error"],
                                 row["version_label"])
@@ -526,7 +526,7 @@ class RunStore:
                      "from": r["from_facility"], "to": r["to_facility"],
                      "quantity": r["quantity"], "group": r["group_name"],
                      "routing": r["routing"], "rule": r["rule"], "reason": r["reason"],
-                     "at": _utc(r["at"]).isoformat(), "batch": r["batch_id"]}
+                     "at": utc(r["at"]).isoformat(), "batch": r["batch_id"]}
                     for r in connection.execute(query).mappings()]
 
     def purge(self, older_than: timedelta) -> int:
@@ -703,7 +703,7 @@ def _insert_keys(count: int) -> sa.TextClause:
         sa.bindparam("created", type_=Time))
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything the store writes is UTC
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..runtime.rules import prepare_rules
+
 FREE, WHOLE, GROUP, UNIT = 0, 1, 2, 3
 CLASS_NAMES = ("free", "whole line", "item group", "whole unit")
 
@@ -108,7 +110,7 @@ class Batch:
 def collect(interp, store: str, routing, units: list) -> Batch:
     """The batch of ``units`` (the routing's, in its order) as the routing's rules admit it at
     the interpreter's current state."""
-    prepared = interp.prepared_rules(routing)
+    prepared = prepare_rules(routing)
     reached = []
     for rule in prepared:
         reached.append(rule)
@@ -128,7 +130,7 @@ def collect(interp, store: str, routing, units: list) -> Batch:
         unit_sg.append(ship_groups.setdefault((unit.order.id, unit.ship_group.id),
                                               len(ship_groups)))
         unit_order.append(orders.setdefault(unit.order.id, len(orders)))
-        card = interp._card(unit) if rates else -1
+        card = interp.allocator.card(unit) if rates else -1
         unit_card.append(card)
         index = {}
         for state in unit.items:
@@ -146,7 +148,7 @@ def collect(interp, store: str, routing, units: list) -> Batch:
             name = state.item.item_group
             group.append(-1 if name is None else groups.setdefault((u, name), len(groups)))
         for rule in reached:
-            admitted = interp.admitted(store, rule, unit)
+            admitted = interp.allocator.admitted(store, rule, unit)
             bit = 1 << rule.index
             for facility, served in admitted.items():
                 f = facilities.setdefault(facility, len(facilities))
@@ -230,7 +232,7 @@ def price(interp, batch: Batch) -> None:
     for u, f in zip(units.tolist(), facilities.tolist(), strict=True):
         card = int(batch.unit_card[u])
         index = int(batch.facility_rate_index[f])
-        zone = interp._zone(batch.units[u], batch.facilities[f]) \
+        zone = interp.allocator.zone(batch.units[u], batch.facilities[f]) \
             if card >= 0 and index >= 0 else -1
         zones.append(zone)
         delivery.append(rates.delivery(card, zone, index) if zone >= 0 else -1)

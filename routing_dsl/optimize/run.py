@@ -1,5 +1,5 @@
-"""An optimised routing run, as the interpreter calls it (`_routing`, for a routing with an
-`optimize` block).
+"""An optimised routing run, as a run calls it (`runtime.run.Run.routing`, for a routing
+with an `optimize` block).
 
 1. The batch: the routing's units and what its rules admit, at the state the routing starts
    from (`candidates.collect`).
@@ -46,14 +46,14 @@ def executing(executor: str, jobs: int):
 def optimise_routing(interp, group_name: str, store: str, routing, units: list,
                      progress) -> int:
     """Route ``units`` (the routing's, in its order) as the `optimize` block says; returns how
-    many items got stock, as `_route_units` does."""
+    many items got stock, as the allocator's `route_units` does."""
     settings = routing.optimize
     warnings = dict(interp.warnings)
     batch = collect(interp, store, routing, units)
     interp.warnings = warnings  # the rules' run below warns about what it looks at
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
-    brokered = interp._route_units(group_name, store, routing, units, progress)
+    brokered = interp.allocator.route_units(group_name, store, routing, units, progress)
     rules_x, rules_packages, deciding = _rules_allocation(
         interp, batch, routing, interp.allocations[first_allocation:],
         interp.unfillable[first_unfilled:], saved)
@@ -102,8 +102,8 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     explained = interp.explanations[saved[7]:]  # the rules' run, explained
     if settings.mode == "apply" and np.any(differs):
         interp.restore(saved)
-        brokered = interp._route_units(group_name, store, routing, units, None,
-                                       _fixed(batch, placements))
+        brokered = interp.allocator.route_units(group_name, store, routing, units, None,
+                                                _fixed(batch, placements))
         interp.explanations[saved[7]:] = explained
     if interp.explain:
         _explain(interp, batch, pair_of, routing, settings.mode, explained, rules_placements,
@@ -240,7 +240,7 @@ def _differs(batch, first: list[tuple], second: list[tuple]) -> np.ndarray:
 
 def _fixed(batch, placements: list[tuple]) -> dict:
     """Unit index -> rule index -> (item state, facility, quantity), in line then facility
-    order: what `_route_units` commits for an optimised batch."""
+    order: what `route_units` commits for an optimised batch."""
     fixed: dict[int, dict[int, list]] = {}
     for k, f, q, r in sorted(placements):
         u = int(batch.item_unit[k])

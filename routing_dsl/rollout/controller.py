@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from ..engine import route
-from ..interpreter import run_plan
+from ..runtime import run_plan
 from ..ops.runner import run_recorded as recorded_run
 from ..ops.store import RunStore, plan_hash
 from ..plan import Plan
@@ -86,7 +86,7 @@ class _Note:
     started: datetime
     batches: list = field(default_factory=list)  # (plan, group, batch id, allocations, left, runs)
     state: object = None                          # the order's snapshot (shadow)
-    prepared: dict = field(default_factory=dict)  # plan id -> its indexes (interpreter.Prepared)
+    prepared: dict = field(default_factory=dict)  # plan id -> its indexes (runtime.Prepared)
 
 
 class Rollout:

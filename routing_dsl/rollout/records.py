@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from ..ops import schema as t
-from ..ops.store import RunStore, _utc, insert_rows, plan_hash
+from ..ops.store import RunStore, utc, insert_rows, plan_hash
 from ..plan import Plan
 from .guards import Window
 from .kpis import Kpis
@@ -73,8 +73,8 @@ def _record(row) -> RolloutRecord:
         row["id"], row["mode"], row["status"], row["candidate_key"], row["candidate_label"],
         json.loads(row["candidate_plans"]), row["production_label"],
         json.loads(row["production_plans"]), row["share"],
-        json.loads(row["guards"]) if row["guards"] else None, _utc(row["started"]),
-        _utc(row["updated"]), row["ended"] and _utc(row["ended"]), row["reason"])
+        json.loads(row["guards"]) if row["guards"] else None, utc(row["started"]),
+        utc(row["updated"]), row["ended"] and utc(row["ended"]), row["reason"])
 
 
 def begin(store: RunStore, mode: str, production: list[Plan], candidate: list[Plan], *,
@@ -263,7 +263,7 @@ def shadow_batches(store: RunStore, *, since: datetime | None = None,
             continue  # the page cut this batch's pair in two
         first, cand = roles["production"], roles["candidate"]
         batches.append(ShadowBatch(
-            batch_id, first["group_name"], first["trigger"], _utc(first["started"]),
+            batch_id, first["group_name"], first["trigger"], utc(first["started"]),
             _side(first), _side(cand), cand["differing_units"],
             json.loads(cand["differences"]) if cand["differences"] else []))
     return batches[:limit]
@@ -281,7 +281,7 @@ def shadowed(store: RunStore, rollout_id: int) -> tuple[int, datetime | None]:
         count, last = connection.execute(sa.select(sa.func.count(), sa.func.max(k.started))
                                          .where(k.rollout_id == rollout_id,
                                                 k.role == "candidate")).one()
-    return count, last and _utc(last)
+    return count, last and utc(last)
 
 
 def canary_batches(store: RunStore, rollout_id: int, limit: int = 200) -> list[dict]:
@@ -291,7 +291,7 @@ def canary_batches(store: RunStore, rollout_id: int, limit: int = 200) -> list[d
         k.started.desc(), k.batch_id.desc()).limit(limit)
     with store.reading() as connection:
         return [{"batch_id": row["batch_id"], "role": row["role"], "group": row["group_name"],
-                 "trigger": row["trigger"], "started": _utc(row["started"]),
+                 "trigger": row["trigger"], "started": utc(row["started"]),
                  "version": row["version_label"] or row["plan_hash"][:12],
                  "kpis": Kpis.of_row(row), "error": row["error"]}
                 for row in connection.execute(query).mappings()]
@@ -306,6 +306,6 @@ def series(store: RunStore, *, since: datetime, until: datetime,
         k.mode.in_(t.ROLLOUT_MODES), k.started >= since, k.started < until).order_by(
         k.started, k.batch_id).limit(limit)
     with store.reading() as connection:
-        return [{"mode": row["mode"], "role": row["role"], "started": _utc(row["started"]),
+        return [{"mode": row["mode"], "role": row["role"], "started": utc(row["started"]),
                  "kpis": Kpis.of_row(row), "differing_units": row["differing_units"]}
                 for row in connection.execute(query).mappings()]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import choose
-from ..interpreter import RESULT_FORMAT, _Interpreter
+from ..interpreter import open_run
+from ..runtime import RESULT_FORMAT
 from ..plan import Plan, load_plan
 from ..snapshot import Inventory, InventoryColumns, Snapshot
 
@@ -136,14 +137,10 @@ def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) ->
 def _route_snapshot(plan_json: bytes, snapshot: Snapshot, groups: list[str],
                     engine: str) -> dict:
     plan = load_plan(plan_json, "plan")
-    if choose(plan, engine) == "fast":
-        from ..engine.fast import _FastInterpreter as interpreter_class
-    else:
-        interpreter_class = _Interpreter
-    interpreter = interpreter_class(plan, snapshot, False, None)
-    result = interpreter.run(frozenset(groups), None, None)
-    result["spans"] = interpreter.spans
-    result["warnings_by_key"] = interpreter.warnings
+    run = open_run(plan, snapshot, choose(plan, engine))
+    result = run.run(frozenset(groups), None, None)
+    result["spans"] = run.spans
+    result["warnings_by_key"] = run.warnings
     return result
 
 

@@ -37,7 +37,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..engine import route, snapshot_digest
-from ..interpreter import LiveStock, Prepared, run_plan
+from ..runtime import LiveStock, Prepared, run_plan
 from ..ops import ledger, rejections
 from ..ops.locks import COMMIT_WAIT, Busy, locked
 from ..ops.store import (Recorded, RunStore, batch_values, optimizations_of, pipelined,
@@ -384,7 +384,7 @@ class LiveState:
     def _not_routed(self, order: Order, single: Snapshot, ran: list) -> list[str]:
         """Why no routing took ``order`` (``ran``: each plan with its result on ``single``),
         as `routing explain` says it: from the plans with a group for its store."""
-        from ..interpreter import not_routed_reasons
+        from ..runtime import not_routed_reasons
         routing = [(plan, result) for plan, result in ran
                    if any(g.product_store == order.product_store for g in plan.groups)]
         if not routing:

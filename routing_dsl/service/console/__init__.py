@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
-from ...interpreter import run_plan
+from ...runtime import run_plan
 from ...ops import queries
 from . import charts, live
 

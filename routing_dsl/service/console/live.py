@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ...interpreter import run_plan
+from ...runtime import run_plan
 from ...ops.ledger import apply_order, replace_fields
 
 EPSILON = 1e-9

@@ -1,0 +1,277 @@
+"""Explanation: why each rule chose what it chose for a unit, and why every other facility
+was not chosen, with the values compared (`routing explain`, `--explain`, the service's
+explained quotes and the console's "Rules tried").
+
+It owns the shape of an explanation and the order its reasons are checked in (group
+conditions, the order limit, stock, the other conditions in their criteria's
+``explain_rank`` order, `max_facilities`, `assign single`, the rule's checks, the ranking);
+each condition's text and values come from its criterion's ``explain`` hook
+(routing_dsl.criteria), reading what `Explaining` offers. The values are the allocator's own
+(its facts and shipping figures), so an explanation cannot disagree with the decision.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from ..criteria.shipping import explain_package
+from ..criteria.text import number
+from ..plan import PlanRule
+from .rules import Check, PreparedRule, group_reason
+from .state import EPSILON, open_needs
+
+if TYPE_CHECKING:
+    from .allocation import ReferenceAllocator
+
+
+class Explainer:
+    """Explains what the reference allocator did for one unit, rule by rule: the chosen
+    facilities with their sort keys, every other facility counted under the first condition
+    that excluded it (`exclusion`), and full detail for the facilities asked about. What it
+    computes once per (store, rule) is kept in the run's `Prepared` (``cache``)."""
+
+    def __init__(self, allocator: ReferenceAllocator) -> None:
+        self.allocator, self.run, self.ctx = allocator, allocator.run, allocator.ctx
+        self.cache = self.run.prepared.explain
+
+    def explain_rule(self, store, prepared, unit, open_items, measures, placements,
+                     rejection) -> dict:
+        """What one rule did for a unit: the chosen facilities with their sort keys, every
+        other facility of the store counted under the first condition that excluded it (with a
+        few examples), and full detail only for the facilities asked about. Facilities are
+        examined in stages (group, order limit, stock, then the rest) so that the cost follows
+        the facilities that hold the stock, as routing's own does, not the store's size."""
+        rule = prepared.rule
+        chosen = sorted({facility for _, facility, _ in placements}) if rejection is None else []
+        needs = dict(sorted(open_needs(open_items).items()))  # reasons list products in order
+        chosen_keys = {f: self._sort_keys(prepared, measures, f) for f in chosen}
+        counts: dict[str, dict] = {}
+
+        def note_all(facilities: list[str], reason: dict) -> None:
+            """Count ``facilities`` (in order) under the reason's condition."""
+            entry = counts.get(reason["condition"])
+            if entry is None:
+                entry = counts[reason["condition"]] = {"condition": reason["condition"],
+                                                       "count": 0, "examples": []}
+                if "source" in reason:
+                    entry["source"] = reason["source"]
+            entry["count"] += len(facilities)
+            entry["examples"] += facilities[:3 - len(entry["examples"])]
+
+        def note(facility: str, reason: dict) -> None:
+            note_all([facility], reason)
+
+        serving, failing_group, passing, limited = self._explain_facilities(store, prepared)
+        # the group failures are the same for every unit: counted once per (store, rule)
+        for reason, facilities in self._group_failures(store, prepared, failing_group):
+            note_all(facilities, reason)
+        at_limit = set()
+        if not rule.ignore_facility_order_limit:
+            for facility in limited:
+                info = self.ctx.facilities[facility]
+                if self.ctx.orders_today[facility] >= info.limit and facility not in chosen:
+                    at_limit.add(facility)
+                    note(facility, self._exclusion(prepared, info, unit, open_items, measures,
+                                                   needs, rejection, chosen_keys, False))
+        holding = set()
+        for product in needs:
+            for facility, quantity in self.ctx.stock.get(product, {}).items():
+                if quantity > EPSILON:
+                    holding.add(facility)
+        without_stock = [f for f in passing if f not in holding and f not in at_limit
+                         and f not in chosen]
+        if without_stock:
+            note_all(without_stock, {"condition": "net stock > 0"})
+        for facility in passing:
+            if facility in holding and facility not in at_limit and facility not in chosen:
+                # counted, not shown: the reason's values are left out
+                note(facility, self._exclusion(prepared, self.ctx.facilities[facility], unit,
+                                               open_items, measures, needs, rejection,
+                                               chosen_keys, False))
+        outcome = "nothing"
+        if rejection is None and placements:
+            filled = sum(q for _, _, q in placements)
+            outcome = "filled" if filled + EPSILON >= sum(i.open for i in open_items) \
+                else "partly filled"
+        result = {"rule": rule.name, "outcome": outcome,
+                  "chosen": [{"facility": f, "sort_keys": chosen_keys[f]} for f in chosen],
+                  "not_chosen": sorted(counts.values(),
+                                       key=lambda e: (-e["count"], e["condition"]))}
+        asked = sorted(self.run.explain_facilities & set(serving))
+        if asked:
+            result["facilities"] = [
+                {"facility": f, "chosen": f in chosen_keys,
+                 **({} if f in chosen_keys else {"excluded_by": self._exclusion(
+                     prepared, self.ctx.facilities[f], unit, open_items, measures, needs,
+                     rejection, chosen_keys)})}
+                for f in asked]
+        if rule.source:
+            result["source"] = rule.source.label()
+        if rejection:
+            result["rejected"] = rejection
+        return result
+
+    def _group_failures(self, store: str, prepared: PreparedRule, failing: list):
+        """The facilities a group condition excludes, grouped by that condition (in
+        facility order), computed once per (store, rule)."""
+        key = ("groups", store, id(prepared.rule))
+        found = self.cache.get(key)
+        if found is None:
+            by_condition: dict[str, tuple[dict, list[str]]] = {}
+            for facility, reason in failing:
+                by_condition.setdefault(reason["condition"], (reason, []))[1].append(facility)
+            found = self.cache[key] = list(by_condition.values())
+        return found
+
+    def _explain_facilities(self, store: str, prepared: PreparedRule):
+        """Per (store, rule), computed once: the store's real facilities in id order, those a
+        group condition excludes (with the reason), the others, and those of the others with
+        an order limit."""
+        key = (store, id(prepared.rule))
+        found = self.cache.get(key)
+        if found is None:
+            serving = sorted(f.id for f in self.ctx.facilities.values()
+                             if not f.virtual and store in f.stores)
+            failing = []
+            for facility in serving:
+                info = self.ctx.facilities[facility]
+                check = group_reason(prepared, info)
+                if check is not None:
+                    failing.append((facility, self._explained(check, info)))
+            excluded = {f for f, _ in failing}
+            passing = [f for f in serving if f not in excluded]
+            limited = [f for f in passing if self.ctx.facilities[f].limit is not None]
+            found = self.cache[key] = (serving, failing, passing, limited)
+        return found
+
+    def _sort_keys(self, prepared: PreparedRule, measures, facility: str) -> dict:
+        """The values a facility was ranked by: the rule's sorts (each criterion's
+        ``explain``), what one package of the unit's open items would cost from there and when
+        it would arrive (when the unit has a rate card), then the items it fills in full."""
+        measure = measures.get(facility) if measures else None
+        if measure is None:
+            return {}
+        explaining = Explaining(self.allocator, prepared.rule)
+        keys: dict = {}
+        for criterion, _ in prepared.sorts:
+            keys.update(criterion.explain(explaining, measure, facility))
+        if self.allocator.card(self.allocator.unit) >= 0:
+            keys.update(explain_package(explaining, facility))
+        keys["items_in_full"] = measure.full
+        return keys
+
+    def _explained(self, check: Check, value, item=None, facility: str | None = None) -> dict:
+        """The reason ``facility`` fails ``check`` (its criterion's ``explain``), with the
+        value compared."""
+        text, values = check.criterion.explain(Explaining(self.allocator, check.rule, facility),
+                                               check.condition, value, item)
+        return _reason(text, check.condition.source, **values)
+
+    def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
+                   chosen_keys, detail: bool = True) -> dict:
+        """The first condition that kept ``info`` from being chosen, with the values compared:
+        the facility-stage conditions (groups), the order limit, stock, the rule's other
+        conditions in their criteria's ``explain_rank`` order (with `excluded_facilities`
+        among them), `assign single`, the rule's checks, and last the ranking (with both
+        facilities' sort keys). ``needs`` is by product. Without ``detail`` the facility is
+        only counted: it is known to pass the rule's group conditions, and the values are left
+        out."""
+        rule, allocator = prepared.rule, self.allocator
+        failed = group_reason(prepared, info) if detail else None
+        if failed is not None:
+            return self._explained(failed, info)
+        if not rule.ignore_facility_order_limit and info.limit is not None and \
+                self.ctx.orders_today[info.id] >= info.limit:
+            return _reason("facility order limit", orders_today=self.ctx.orders_today[info.id],
+                           max_orders_per_day=info.limit)
+        levels = self.ctx.stock
+        stock = {p: levels.get(p, {}).get(info.id, 0.0) for p in needs}
+        if all(v <= EPSILON for v in stock.values()):
+            return _reason("net stock > 0", **(
+                {"net_stock": {p: number(q) for p, q in stock.items()}} if detail else {}))
+        km = unit.km_to(info)
+        exclusions_done = False
+        for check in prepared.explained_checks():
+            criterion = check.criterion
+            if not exclusions_done and criterion.explain_rank > EXCLUSIONS_RANK:
+                exclusions_done = True
+                for item in open_items:
+                    if info.id in item.excluded:
+                        return _reason("excluded_facilities", item=item.item.id)
+            if criterion.stage == "candidate":
+                value = self.allocator.candidate_fact(criterion.fact, unit, info.id, km)
+                if not check.passes(value):
+                    return self._explained(check, value)
+            elif criterion.stage == "placement":  # one package of the open items
+                value = allocator.package_cost(unit, info.id, *allocator.weight(unit, open_items))
+                if not check.passes(value):
+                    return self._explained(check, value)
+            else:
+                for item in open_items:
+                    available = allocator.available(info.id, item.product, {})
+                    value, item_value = allocator.serve_facts(criterion, item, info.id, available)
+                    if not check.passes(value, item_value):
+                        return self._explained(check, value, item, info.id)
+        if not exclusions_done:
+            for item in open_items:
+                if info.id in item.excluded:
+                    return _reason("excluded_facilities", item=item.item.id)
+        cap = rule.max_facilities
+        if cap is not None:
+            shipping = list(self.run.used.get((unit.order.id, unit.ship_group.id), ()))
+            shipping += [f for f in sorted(chosen_keys) if f not in shipping]
+            if info.id not in shipping and len(shipping) >= cap:
+                return _reason(f"max_facilities {cap}", shipping_from=shipping)
+        if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
+                                           for p, q in needs.items()):
+            if not detail:
+                return _reason("assign single: one facility must fill every item")
+            return _reason("assign single: one facility must fill every item",
+                           needed={p: number(q) for p, q in needs.items()},
+                           net_stock={p: number(q) for p, q in stock.items()})
+        if rejection:
+            return _reason(rejection)
+        if not detail:
+            return _reason("ranked below the chosen facilities")
+        return _reason("ranked below the chosen facilities",
+                       sort_keys=self._sort_keys(prepared, measures, info.id),
+                       chosen=chosen_keys)
+
+
+# `excluded_facilities` is explained after the conditions of lower rank (distance, transit)
+# and before those of higher rank (delivery dates, costs, safety stock).
+EXCLUSIONS_RANK = 25
+
+
+class Explaining:
+    """What a criterion's ``explain`` reads: the rule, the snapshot's time zone, and (for the
+    unit being explained) one package of its open items from a facility: its cost and its
+    delivery day (NaN: unknown)."""
+
+    def __init__(self, allocator: ReferenceAllocator, rule: PlanRule,
+                 facility: str | None = None):
+        self.allocator, self.rule, self.zone = allocator, rule, allocator.ctx.zone
+        self.facility = facility  # the facility whose failing condition is explained
+
+    def package_cost(self, facility: str) -> float:
+        """What one package of the unit's open items would cost from ``facility``."""
+        unit = self.allocator.unit
+        return self.allocator.package_cost(unit, facility, *self.allocator.weight(
+            unit, [i for i in unit.items if i.open > EPSILON]))
+
+    def delivery(self, facility: str) -> float:
+        """The day (ordinal) a package from ``facility`` would arrive; NaN: unknown."""
+        day = self.allocator.delivery(self.allocator.unit, facility)
+        return math.nan if day is None else day
+
+
+def _reason(condition: str, source=None, **values) -> dict:
+    """A reason as an explanation shows it: the condition's text, the values compared, and
+    where the condition is written."""
+    reason = {"condition": condition, "values": values}
+    if source is not None:
+        reason["source"] = source.label()
+    return reason
+
+

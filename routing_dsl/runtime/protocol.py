@@ -1,0 +1,43 @@
+"""The allocator protocol: what a run (runtime.run.Run) asks of an engine for each routing.
+
+A run owns the walk over the plan and the result's records; an allocator owns how a
+routing's orders become allocations. Two implement it: the reference allocator
+(runtime.allocation.ReferenceAllocator, the readable statement of the semantics) and, by
+composition once it moves off subclassing, the fast engine's compiled one
+(routing_dsl.engine.fast). The differential tests hold any two allocators to the same bytes.
+
+An allocator is made for one run, from the run (``Allocator factory: Run -> Allocator``), and
+reads and changes the run's context (`run.ctx`: stock, daily counts, item states) and
+records (`run.allocations`, `run.unfillable`, `run.explanations`, `run.totals`,
+`run.used`; ship group ids through `run.new_ship_group`, warnings through
+`run.warn_facility` and `run.warn_ship_to`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sized
+from typing import Protocol
+
+from ..plan import PlanRouting
+
+
+class Allocator(Protocol):
+    """Decides a run's routings, one at a time, in the plan's order."""
+
+    def select_units(self, store: str, routing: PlanRouting) -> Sized:
+        """The routing's units: the store's eligible ship groups (or items, item by item)
+        that pass its filters, in its order (runtime.units says which and how). Their
+        representation is the allocator's own; the run only hands them back."""
+
+    def count_items(self, units) -> int:
+        """How many items ``units`` hold (a routing run's `attempted_items`)."""
+
+    def route_units(self, group_name: str, store: str, routing: PlanRouting, units,
+                    progress: Callable[[int], None] | None) -> int:
+        """Route ``units`` through the routing's rules, in order, appending to the run's
+        records and taking from its stock; returns how many items got stock (the run's
+        `brokered_items`). ``progress`` is called with the number of units done."""
+
+    def inventory_after(self) -> list[dict]:
+        """The result's `inventory_after`: the ATP of each (facility, product) the run took
+        from, by facility then product."""

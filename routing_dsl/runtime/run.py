@@ -1,0 +1,247 @@
+"""The run: a plan on a snapshot, group by group and routing by routing, into the result
+document (routing-result/1).
+
+It owns the run's records and the walk over the plan: which groups and routings run (the
+store's brokering switch, its queues, `active` windows), each routing's record, the choice
+between the rules and batch optimisation (routing_dsl.optimize), new ship group ids, warnings
+and the result document. What happens inside a routing is the allocator's
+(runtime.protocol.Allocator): the reference one (runtime.allocation) unless another is given.
+Nothing reads the clock or iterates an unordered collection into the output: the same plan
+and snapshot give the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from ..plan import Plan, PlanRouting
+from ..shipping import RunTotals, attach_totals
+from ..snapshot import Snapshot
+from .allocation import ReferenceAllocator
+from .protocol import Allocator
+from .state import Context, Prepared, RunError, Unit
+from .stock import LiveStock
+from .units import absent_queues, in_force
+
+RESULT_FORMAT = "routing-result/1"
+
+
+class Run:
+    """One run of a plan on a snapshot: its context (runtime.state) and its records (the
+    result's allocations, unfillable items, explanations, totals and warnings, new ship
+    groups, the facilities each ship group ships from), with an allocator deciding each
+    routing (runtime.protocol.Allocator; the reference one unless ``allocator`` names another
+    factory). `run` walks the plan's groups and routings and returns the result document;
+    `spans` and `warnings` (by key) are what scale-out merges partitions' runs by."""
+
+    context_class = Context
+
+    def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders,
+                 explain_facilities=None, prepared: Prepared | None = None,
+                 live: LiveStock | None = None, after: bool = True, *,
+                 allocator: Callable[[Run], Allocator] | None = None):
+        self.plan = plan
+        self.prepared = prepared or Prepared()
+        self.ctx = self.context_class(snapshot, prepared, live)
+        self.after = after
+        self.explain = explain
+        self.explain_orders = explain_orders
+        self.explain_facilities = frozenset(explain_facilities or ())
+        self.allocations: list[dict] = []
+        self.unfillable: list[dict] = []
+        self.explanations: list[dict] = []
+        self.warnings: dict[str, str] = {}
+        self.allocated_atp: dict[tuple[str, str], float] = defaultdict(float)
+        self.optimizations: list[dict] = []  # one section per optimised routing run
+        self.totals: dict[tuple[str, str], RunTotals] = defaultdict(RunTotals)
+        # New ship groups are named after the one they split from (`00001-1`, `00001-2`):
+        # ids are opaque, so nothing parses them; an id already in the order is skipped.
+        self.next_ship_group: dict[tuple[str, str], int] = {}
+        self.taken_ship_groups = {o.id: {g.id for g in o.ship_groups} for o in snapshot.orders}
+        # the facilities each ship group (order, ship group id) got stock from in this run,
+        # in the order they were first chosen: what `max_facilities` counts
+        self.used: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.allocator: Allocator = (allocator or ReferenceAllocator)(self)
+
+    def run(self, group_name: str | frozenset[str] | None, routing_name: str | None,
+            progress) -> dict:
+        """Route the groups named (all when None; one name, or a set) and the routing named
+        (all when None); ``progress`` is called with the number of units routed."""
+        wanted = frozenset([group_name]) if isinstance(group_name, str) else group_name
+        batches = []
+        # where each group's allocations and unfillable items start (scale-out merges by it)
+        self.spans: dict[str, tuple[int, int]] = {}
+        for group in self.plan.groups:
+            if wanted is not None and group.name not in wanted:
+                continue
+            self.spans[group.name] = (len(self.allocations), len(self.unfillable))
+            store = next((s for s in self.ctx.snapshot.product_stores
+                          if s.id == group.product_store), None)
+            batch = {"group": group.name, "product_store": group.product_store, "runs": []}
+            batches.append(batch)
+            if store is None:
+                batch["skipped"] = f"product store {group.product_store!r} is not in the snapshot"
+                continue
+            if not store.enable_brokering:
+                batch["skipped"] = "brokering is disabled for this product store"
+                continue
+            queues = self.prepared.static.get(("queues", store.id))
+            if queues is None:  # whether the store has a queue: once per set of facilities
+                queues = self.prepared.static[("queues", store.id)] = any(
+                    f.virtual and store.id in f.stores for f in self.ctx.facilities.values())
+            if not queues:
+                self.warnings[f"queue:{group.name}"] = (
+                    f"group {group.name!r}: store {store.id!r} has no queue in the snapshot (a "
+                    f"facility with \"virtual\": true and {store.id!r} in its product_stores), "
+                    "so none of its orders can be routed")
+            zone = ZoneInfo(group.timezone) if group.timezone else self.ctx.zone
+            for routing in group.routings:
+                if routing_name is not None and routing.name != routing_name:
+                    continue
+                routing = in_force(routing, self.ctx.now, zone)
+                if routing is None:  # outside its window, or every rule is: as if draft
+                    continue
+                batch["runs"].append(self.routing(group.name, store.id, routing, progress))
+            if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
+                absent = absent_queues(group, self.ctx.facilities)
+                self.warnings[f"eligible:{group.name}"] = (
+                    f"group {group.name!r}: nothing to route: " + absent if absent
+                    else f"group {group.name!r}: no ship group was eligible (approved, waiting "
+                         f"in a queue of store {store.id!r}, and passing a routing's filter)")
+        return self.result(batches)
+
+    def routing(self, group_name: str, store: str, routing: PlanRouting, progress) -> dict:
+        """One routing run: its record (items attempted and brokered, or its error)."""
+        record = {"routing": routing.name, "attempted_items": 0, "brokered_items": 0,
+                  "error": None}
+        try:
+            self.validate_routing(routing, store)
+        except RunError as error:
+            record["error"] = str(error)
+            return record
+        units = self.allocator.select_units(store, routing)
+        record["attempted_items"] = self.allocator.count_items(units)
+        if routing.optimize is not None:
+            from ..optimize.run import optimise_routing
+            record["brokered_items"] = optimise_routing(self, group_name, store, routing, units,
+                                                        progress)
+        else:
+            record["brokered_items"] = self.allocator.route_units(group_name, store, routing,
+                                                                  units, progress)
+        return record
+
+    def validate_routing(self, routing: PlanRouting, store: str) -> None:
+        """Raise RunError for what the routing cannot run with on this snapshot: a rule
+        moving items to a queue the snapshot does not have."""
+        for rule in routing.rules:
+            queue = rule.actions.move_to_queue
+            if queue is None:
+                continue
+            info = self.ctx.facilities.get(queue)
+            where = f" ({rule.source.label()})" if rule.source else ""
+            if info is None:
+                raise RunError(f"rule {rule.name!r} moves items to queue {queue!r}, which is not "
+                               f"a facility in the snapshot{where}")
+            if not info.virtual:
+                raise RunError(f"rule {rule.name!r} moves items to {queue!r}, which is not a "
+                               f"queue (virtual facility){where}")
+
+    def warn_facility(self, facility: str) -> None:
+        """Warn (once) that ``facility`` has no coordinates."""
+        self.warnings.setdefault(
+            f"facility:{facility}",
+            f"facility {facility} has no coordinates: it fails every distance condition "
+            "and sorts last on distance")
+
+    def warn_ship_to(self, order: str, ship_group: str) -> None:
+        """Warn (once) that a ship group has no ship-to coordinates."""
+        self.warnings.setdefault(
+            f"ship_to:{order}:{ship_group}",
+            f"order {order} ship group {ship_group} has no ship-to "
+            "coordinates: no facility passes its distance conditions")
+
+    def checkpoint(self, units: list[Unit]):
+        """What routing ``units`` may change, to be put back with `restore` (an optimised
+        routing routes its batch by the rules first: their decisions are its warm start)."""
+        products = {i.product for u in units for i in u.items}
+        orders = {u.order.id for u in units}
+        return (
+            {p: dict(self.ctx.stock[p]) for p in products if p in self.ctx.stock},
+            dict(self.ctx.orders_today), dict(self.allocated_atp),
+            [(i, i.open, i.queue, i.auto_cancel, i.last_action, i.last_rule)
+             for u in units for i in u.items],
+            [(u, u.packages) for u in units],
+            len(self.allocations), len(self.unfillable), len(self.explanations),
+            {k: copy.deepcopy(v) for k, v in self.totals.items()}, dict(self.next_ship_group),
+            {o: set(self.taken_ship_groups[o]) for o in orders}, dict(self.warnings),
+            {k: list(v) for k, v in self.used.items()})
+
+    def restore(self, saved) -> None:
+        """Put back what `checkpoint` saved."""
+        (stock, orders_today, allocated, items, units, allocations, unfillable, explanations,
+         totals, next_group, taken, warnings, used) = saved
+        for product, level in stock.items():
+            self.ctx.stock[product] = dict(level)
+        self.ctx.orders_today = dict(orders_today)
+        self.allocated_atp = defaultdict(float, allocated)
+        for item, *state in items:
+            item.open, item.queue, item.auto_cancel, item.last_action, item.last_rule = state
+        for unit, packages in units:
+            unit.packages = packages
+        del self.allocations[allocations:]
+        del self.unfillable[unfillable:]
+        del self.explanations[explanations:]
+        self.totals = defaultdict(RunTotals, {k: copy.deepcopy(v) for k, v in totals.items()})
+        self.next_ship_group = dict(next_group)
+        self.taken_ship_groups.update({o: set(g) for o, g in taken.items()})
+        self.warnings = dict(warnings)
+        self.used = defaultdict(list, {k: list(v) for k, v in used.items()})
+
+    def new_ship_group(self, order_id: str, ship_group_id: str) -> str:
+        """The id of the next ship group split from ``ship_group_id``."""
+        taken = self.taken_ship_groups[order_id]
+        number = self.next_ship_group.get((order_id, ship_group_id), 1)
+        while f"{ship_group_id}-{number}" in taken:
+            number += 1
+        self.next_ship_group[(order_id, ship_group_id)] = number + 1
+        new_id = f"{ship_group_id}-{number}"
+        taken.add(new_id)
+        return new_id
+
+    def result(self, batches: list[dict]) -> dict:
+        """The result document (routing-result/1) of the groups run, ``batches``."""
+        attach_totals(batches, self.totals)
+        result = {"format": RESULT_FORMAT, "allocations": self.allocations,
+                  "unfillable": self.unfillable, "batches": batches}
+        if self.after:
+            result["inventory_after"] = self.allocator.inventory_after()
+            result["facility_counts_after"] = [
+                {"facility": f, "orders_today": self.ctx.orders_today[f]}
+                for f in sorted(self.ctx.orders_today)]
+        result["warnings"] = [self.warnings[k] for k in sorted(self.warnings)]
+        if self.optimizations:
+            from ..optimize.report import combine
+            result["optimization"] = combine(self.optimizations)
+        if self.explain:
+            result["explanations"] = self.explanations
+        return result
+
+def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
+             routing: str | None = None, explain: bool = False,
+             explain_orders: set[str] | None = None,
+             explain_facilities: set[str] | None = None, progress=None,
+             prepared: Prepared | None = None, live: LiveStock | None = None,
+             after: bool = True) -> dict:
+    """Run ``plan`` against ``snapshot`` and return the result document (only ``group``, or
+    the groups of a set, when given). With ``explain``,
+    the units of ``explain_orders`` (all when None) are explained, with full detail for the
+    facilities in ``explain_facilities``. ``prepared`` carries indexes from earlier runs of
+    the same plan on the same facilities (see Prepared); with ``live``, stock and daily counts
+    come from it, not from the snapshot (see LiveStock). Without ``after``, the result leaves
+    out `inventory_after` and `facility_counts_after` (a decision shows neither)."""
+    return Run(plan, snapshot, explain, explain_orders, explain_facilities, prepared, live,
+               after).run(group, routing, progress)
+
