@@ -120,50 +120,7 @@ class RateModel:
             return NO_DATE
         return value.astimezone(self.zone).date().toordinal()
 
-    def arrays(self, product_ids: list[str]) -> tuple:
-        """The model as the kernel's arrays (cards padded to the largest)."""
-        # numpy is imported where rate cards are prepared: a run without them (and the
-        # commands that only import this module) never loads it
-        import numpy as np
-        n_cards = max(1, len(self.prepared))
-        n_zones = max([len(c.transit) for c in self.prepared] + [1])
-        n_weights = max([len(c.weights) for c in self.prepared] + [1])
-        n_fac, n_prod = len(self.facility_ids), len(product_ids)
-        band = np.full((n_cards, n_zones), np.inf)
-        transit = np.zeros((n_cards, n_zones), np.int64)
-        price = np.zeros((n_cards, n_zones, n_weights))
-        weights = np.full((n_cards, n_weights), np.inf)
-        scalars = np.zeros((n_cards, 5))  # zones, weights, divisor, amounts, multiplier
-        miles = np.zeros(n_cards, np.bool_)
-        origin = np.full((n_cards, max(1, n_fac)), -1, np.int64)
-        chart_ptr = np.zeros(n_cards + 1, np.int64)
-        columns = np.zeros(n_cards, np.int64)
-        charts = []
-        pw = np.full((n_cards, max(1, n_prod)), np.nan)
-        pv = np.zeros((n_cards, max(1, n_prod)))
-        for c, card in enumerate(self.prepared):
-            band[c, :len(card.bands)] = card.bands
-            transit[c, :len(card.transit)] = card.transit
-            for z, row in enumerate(card.prices):
-                price[c, z, :len(row)] = row
-            weights[c, :len(card.weights)] = card.weights
-            scalars[c] = (len(card.transit), len(card.weights), card.divisor, card.amounts,
-                          card.multiplier)
-            miles[c] = card.miles
-            origin[c, :n_fac] = card.origin
-            columns[c] = card.chart.shape[1]
-            charts.append(card.chart.ravel())
-            chart_ptr[c + 1] = chart_ptr[c] + card.chart.size
-        if self.prepared:
-            pw[:, :n_prod], pv[:, :n_prod] = self._product_columns(product_ids)
-        chart = np.concatenate(charts) if charts else np.zeros(1, np.int64)
-        return (band, transit, price, weights, scalars, miles, origin, chart_ptr, columns,
-                chart.astype(np.int64) if chart.size else np.zeros(1, np.int64),
-                pw, pv, np.array(self.handling or [0.0], np.float64),
-                np.array(self.leaves or [0], np.int64))
-
-
-    def _product_columns(self, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def product_columns(self, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """`_Card.product` for every product and card at once, with the same operations."""
         import numpy as np
         found = [self.products.get(p) for p in product_ids]
