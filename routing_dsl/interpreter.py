@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .criteria import REGISTRY
+from .criteria.distance import haversine_radians
 from .criteria.groups import included, sequence_of
 from .criteria.orders import DEFAULT_SORT
 from .criteria.shipping import explain_package
@@ -28,22 +29,18 @@ from .shipping import RateModel, RunTotals, attach_totals, cents, iso_day, share
 from .snapshot import Item, Order, ShipGroup, Snapshot
 
 RESULT_FORMAT = "routing-result/1"
-EARTH_RADIUS_KM = 6371.0088
 KM_PER_MILE = 1.609344
 EPSILON = 1e-9
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance on a sphere of radius EARTH_RADIUS_KM."""
+    """Great-circle distance in km (criteria.distance.haversine_radians)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     return _haversine_radians(p1, math.radians(lon1), math.cos(p1),
                               p2, math.radians(lon2), math.cos(p2))
 
 
-def _haversine_radians(p1: float, l1: float, cos1: float, p2: float, l2: float,
-                       cos2: float) -> float:
-    a = math.sin((p2 - p1) / 2) ** 2 + cos1 * cos2 * math.sin((l2 - l1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+_haversine_radians = haversine_radians  # one function for both engines (criteria.distance)
 
 
 def _radians(lat: float | None, lon: float | None) -> tuple[float, float, float] | None:

@@ -11,17 +11,16 @@ IR (each rule's static facility mask, radians of every coordinate, the rate tabl
 
 from __future__ import annotations
 
-import math
 from collections import namedtuple
 
 import numpy as np
 
 from ..criteria._jit import EPS, KM_PER_MILE, compare as _compare, find_row as _find
+from ..criteria.distance import haversine_radians
 from ..criteria.lifecycle import days_since_refusal, not_refused_within
+from ..shipping import bucket_cost, delivery_day, weight_bucket, zone_of
 from .ir import ALLOCATED, LEFT_OPEN, USED_FULL
 from .jit import jit, sort_value
-
-EARTH_RADIUS_KM = 6371.0088
 
 # What an inventory sort's kernel function reads (criteria: ``kernel(view, r, f, n)``): the
 # placed products (the first n, in id order), the candidates' measures (distance in the
@@ -114,40 +113,24 @@ def _sort_rows(keys, n, width, order, buffer):
 
 
 @jit(inline="always")
-def _km(phi1, lam1, cos1, phi2, lam2, cos2):
-    """`interpreter._haversine_radians`, operation for operation."""
-    a = math.sin((phi2 - phi1) / 2) ** 2 + cos1 * cos2 * math.sin((lam2 - lam1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-@jit(inline="always")
 def _km_at(cache, ui, f, u, facilities, units):
     """The distance in km from ``f`` to unit ``u`` (the ``ui``-th routed; both have
     coordinates), once per unit."""
     if cache.dist_stamp[f] != ui + 1:
-        cache.km[f] = _km(facilities.phi[f], facilities.lam[f], facilities.cos[f],
-                          units.phi[u], units.lam[u], units.cos[u])
+        cache.km[f] = haversine_radians(facilities.phi[f], facilities.lam[f],
+                                        facilities.cos[f], units.phi[u], units.lam[u],
+                                        units.cos[u])
         cache.dist_stamp[f] = ui + 1
     return cache.km[f]
 
 
 @jit(inline="always")
 def _zone_of(rates, c, f, dest, has_km, km):
-    """`shipping._zone`: the card's zone chart, else its distance bands; -1 for none."""
+    """The zone under card ``c`` (-1: none) of a package from ``f`` (shipping.zone_of)."""
     if c < 0:
         return -1
-    o = rates.origin[c, f]
-    if o >= 0 and dest >= 0:
-        z = rates.chart[rates.chart_ptr[c] + o * rates.columns[c] + dest]
-        if z >= 0:
-            return z
-    if not has_km:
-        return -1
-    d = km / KM_PER_MILE if rates.miles[c] else km
-    for z in range(rates.n_zones[c]):
-        if d <= rates.band[c, z] + EPS:
-            return z
-    return -1
+    return zone_of(rates.chart, rates.chart_ptr[c], rates.columns[c], rates.origin[c, f], dest,
+                   has_km, km, rates.miles[c], rates.band[c], rates.n_zones[c])
 
 
 @jit(inline="always")
@@ -166,33 +149,27 @@ def _zone_at(cache, ui, f, u, c, facilities, units, rates):
 
 @jit(inline="always")
 def _bucket(rates, c, weight, volume):
-    """The weight bucket of a package (`shipping._cost`'s billable weight), -1 for none."""
-    if c < 0 or weight != weight:
+    """The weight bucket of a package under card ``c`` (shipping.weight_bucket), -1 for
+    none."""
+    if c < 0:
         return -1
-    billable = weight
-    divisor = rates.divisor[c]
-    if divisor > 0.0:
-        dimensional = volume / divisor
-        if dimensional > billable:
-            billable = dimensional
-    rounded = math.ceil(billable - EPS)
-    for b in range(rates.n_weights[c]):
-        if rounded <= rates.weights[c, b] + EPS:
-            return b
-    return -1
+    return weight_bucket(rates.weights[c], rates.n_weights[c], rates.divisor[c], weight,
+                         volume)
 
 
 @jit(inline="always")
 def _price(rates, c, z, f, b):
-    """A package's cost in bucket ``b`` of zone ``z`` from ``f`` (NaN without either)."""
-    if b < 0 or z < 0:
+    """A package's cost in bucket ``b`` of zone ``z`` from ``f`` (shipping.bucket_cost; NaN
+    without either)."""
+    if c < 0:
         return np.nan
-    return (rates.price[c, z, b] + rates.amounts[c]) * rates.multiplier[c] + rates.handling[f]
+    return bucket_cost(rates.price[c], rates.amounts[c], rates.multiplier[c], rates.handling[f],
+                       z, b)
 
 
 @jit(inline="always")
 def _package_cost(rates, c, z, f, weight, volume):
-    """`shipping._cost`, operation for operation: NaN when it cannot be priced."""
+    """`shipping.RateModel.cost`: NaN when it cannot be priced."""
     return _price(rates, c, z, f, _bucket(rates, c, weight, volume))
 
 
@@ -505,7 +482,8 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                             continue
                         if promise_op >= 0 and items.promised[i] != NO_DATE and (
                                 zone_cache[f] < 0 or not _compare(
-                                    promise_op, leaves[f] + transit[c, zone_cache[f]],
+                                    promise_op, delivery_day(leaves[f], transit[c],
+                                                             zone_cache[f]),
                                     items.promised[i])):
                             continue
                         if conditions.safety[r] and not (
@@ -715,7 +693,7 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                         out.a_cost[row] = _package_cost(rates, c, z, f, pk_w[f], pk_v[f])
                         if z >= 0:
                             out.a_transit[row] = transit[c, z]
-                            out.a_delivery[row] = leaves[f] + transit[c, z]
+                            out.a_delivery[row] = delivery_day(leaves[f], transit[c], z)
             # ---- what happens to what stays open ----
             moved = False
             any_left = False
@@ -803,7 +781,8 @@ def _can_serve(serve, r, c, i, f, need, has_need, n_pend):
         z = serve.zone[f]
         if z < 0:
             return False
-        if not _compare(promise_op, serve.rates.leaves[f] + serve.rates.transit[max(c, 0), z],
+        if not _compare(promise_op, delivery_day(serve.rates.leaves[f],
+                                                 serve.rates.transit[max(c, 0)], z),
                         items.promised[i]):
             return False
     p = items.prod[i]
@@ -843,8 +822,8 @@ def _shipping_keys(serve, rules, r, c, step, cands, n_cand, stamp, opened, packa
         keys.new[f] = opened > 0 and not has_package
         keys.ok[f] = True
         z = serve.zone[f]
-        keys.delivery[f] = rates.leaves[f] + rates.transit[c, z] if c >= 0 and z >= 0 \
-            else np.nan
+        keys.delivery[f] = delivery_day(rates.leaves[f], rates.transit[c], z) \
+            if c >= 0 and z >= 0 else np.nan
         if not costs:
             continue
         if has_package:
