@@ -16,6 +16,17 @@ from .orders import ORDERING
 from .text import fmt
 
 
+EARTH_RADIUS_KM = 6371.0088
+
+
+@jitable
+def haversine_radians(p1, l1, cos1, p2, l2, cos2):
+    """Great-circle distance in km on a sphere of radius EARTH_RADIUS_KM between two points
+    given as latitude and longitude in radians and the latitude's cosine."""
+    a = math.sin((p2 - p1) / 2) ** 2 + cos1 * cos2 * math.sin((l2 - l1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
 def km(number: float, unit: str) -> float:
     """A distance in the rule's unit, in km (how the engines compare it)."""
     return number * (1.0 if unit == "km" else KM_PER_MILE)

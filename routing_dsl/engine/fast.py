@@ -16,15 +16,13 @@ from functools import cached_property
 import numpy as np
 
 from ..criteria import REGISTRY
-from ..criteria.groups import sequence_of
 from ..criteria.orders import DEFAULT_SORT
-from ..interpreter import (_Context, _group_reason, _Interpreter, _number, _order_predicate,
-                           _ItemState, _prepare_rule, _radians, _Unit, order_lines,
-                           priority_ranks)
+from ..interpreter import (_Context, _Interpreter, _number, _order_predicate, _ItemState,
+                           _radians, _Unit, order_lines, priority_ranks)
 from ..plan import Plan, PlanRouting
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
-from . import kernel
+from . import ir, kernel
 from .columnar import inventory_columns
 
 
@@ -234,8 +232,8 @@ class _FastContext(_Context):
                         or [0], np.int64)
 
     @cached_property
-    def sort_tables(self) -> kernel.SortTables:
-        """Velocity by product and facility, and the styles' variants (kernel.SortTables)."""
+    def sort_tables(self) -> ir.SortTables:
+        """Velocity by product and facility, and the styles' variants (ir.SortTables)."""
         facility, product, velocity = self._velocity_rows
         known = np.nonzero(~np.isnan(velocity))[0]
         n_prod = len(self.prod_ids)
@@ -247,20 +245,20 @@ class _FastContext(_Context):
                             or [-1], np.int64)
         members = [[self.prod_index.get(v, -1) for v in self.variants[s]] for s in styles]
         style_ptr = np.concatenate(([0], np.cumsum([len(m) for m in members]))).astype(np.int64)
-        return kernel.SortTables(
+        return ir.SortTables(
             v_ptr.astype(np.int64), facility[order].astype(np.int64) if len(order) else
             np.zeros(1, np.int64), velocity[order] if len(order) else np.zeros(1),
             style_of, style_ptr,
             np.array([v for m in members for v in m] or [-1], np.int64),
-            np.array([len(m) for m in members] or [0], np.int64), kernel.SORT_EXCLUDES)
+            np.array([len(m) for m in members] or [0], np.int64), ir.SORT_EXCLUDES)
 
     @cached_property
-    def rate_arrays(self) -> tuple:
-        return self.rates.arrays(self.prod_ids)
+    def rate_tables(self) -> ir.Rates:
+        return ir.rate_tables(self.rates, self.prod_ids)
 
     @cached_property
-    def no_rates(self) -> tuple:
-        return RateModel(_NO_RATES, self.zone, self.now, []).arrays([])
+    def no_rates(self) -> ir.Rates:
+        return ir.rate_tables(RateModel(_NO_RATES, self.zone, self.now, []), [])
 
     @cached_property
     def it_ship_before(self) -> np.ndarray:
@@ -340,174 +338,83 @@ class _FastInterpreter(_Interpreter):
         columns.append(heads)
         return np.lexsort(columns[::-1])
 
-    def _rule_arrays(self, routing: PlanRouting, store: str) -> tuple:
-        ctx = self.ctx
-        rules = routing.rules
-        n_rules, n_fac = len(rules), len(ctx.fac_ids)
-        prepared = [_prepare_rule(rule, index) for index, rule in enumerate(rules)]
-        distance = [_checks(p.candidate_checks, "km") for p in prepared]
-        width_d = max([len(d) for d in distance] + [1])
-        width_s = max([len(rule.sorts) for rule in rules] + [1])
-        dist_op = np.zeros((n_rules, width_d), np.int64)
-        dist_km = np.zeros((n_rules, width_d))
-        sort_field = np.zeros((n_rules, width_s), np.int64)
-        sort_desc = np.zeros((n_rules, width_s), np.bool_)
-        sort_nf = np.zeros((n_rules, width_s), np.bool_)
-        static = np.zeros((n_rules, n_fac), np.bool_)
-        seq = np.full((n_rules, n_fac), np.nan)
-        infos = [ctx.facilities[f] for f in ctx.fac_ids]
-        serving = [not info.virtual and store in info.stores for info in infos]
-        for r, (rule, prep) in enumerate(zip(rules, prepared, strict=True)):
-            for k, check in enumerate(distance[r]):
-                dist_op[r, k], dist_km[r, k] = check.op, check.number
-            for k, sort in enumerate(rule.sorts):
-                sort_field[r, k] = kernel.SORT_FIELDS[sort.field]
-                sort_desc[r, k] = sort.descending
-                sort_nf[r, k] = sort.nulls_first
-            for f, info in enumerate(infos):
-                static[r, f] = serving[f] and _group_reason(prep, info) is None
-                number = sequence_of(prep.include_ids, info)
-                if number is not None:
-                    seq[r, f] = number
-        safety = [(_checks(p.serve_checks, "available") or [None])[0] for p in prepared]
-        actions = [rule.actions for rule in rules]
-        return (
-            np.array([rule.assign == "single" for rule in rules], np.bool_),
-            np.array([rule.ignore_facility_order_limit for rule in rules], np.bool_),
-            np.array([rule.keep_item_groups_together for rule in rules], np.bool_),
-            np.array([rule.only_if_all_items_available for rule in rules], np.bool_),
-            np.array([rule.shipment_threshold or 0.0 for rule in rules], np.float64),
-            np.array([p.unit_factor for p in prepared], np.float64),
-            np.array([p.uses_distance for p in prepared], np.bool_),
-            np.array([rule.distance_unit != "km" for rule in rules], np.bool_),
-            np.array([len(d) for d in distance], np.int64), dist_op, dist_km,
-            np.array([s is not None for s in safety], np.bool_),
-            np.array([s.op if s else 0 for s in safety], np.int64),
-            np.array([s.number if s else 0.0 for s in safety], np.float64),
-            np.array([len(rule.sorts) for rule in rules], np.int64), sort_field, sort_desc,
-            sort_nf,
-            np.array([a.clear_auto_cancel for a in actions], np.bool_),
-            np.array([-1 if a.auto_cancel_days is None else a.auto_cancel_days
-                      for a in actions], np.int64),
-            np.array([-1 if a.move_to_queue is None else ctx.fac_index[a.move_to_queue]
-                      for a in actions], np.int64),
-            static, seq, self._shipping_arrays(prepared))
-
-    def _lifecycle(self, routing: PlanRouting, u_sgk: np.ndarray) -> tuple:
-        """The kernel's `lifecycle` but for the table of facilities in use (`_used`): per
-        rule the longest `not rejected within` period (NaN: none; every one applies, so the
-        longest decides), today's day ordinal, the items' rejections, per rule
-        `max_facilities` (-1: none) and each unit's ship group key."""
-        ctx = self.ctx
-        days, caps = [], []
-        for index, rule in enumerate(routing.rules):
-            periods = [check.number for check in _checks(
-                _prepare_rule(rule, index).serve_checks, "refused")]
-            days.append(max(periods) if periods else math.nan)
-            caps.append(-1 if rule.max_facilities is None else rule.max_facilities)
-        return (np.array(days or [math.nan], np.float64), ctx.now.date().toordinal(),
-                ctx.it_rej_ptr, ctx.it_rej_fac, ctx.it_rej_day,
-                np.array(caps or [-1], np.int64), u_sgk)
-
-    def _used(self, grow: bool = False) -> tuple:
-        """The run's (ship group, facility) pairs in use, as the kernel's open-addressing
-        table, the count per ship group and in all: kept only when some rule of the plan has
-        `max_facilities` (else a table of one slot, which the kernel reads as "not kept")."""
+    def _used(self, grow: bool = False) -> ir.Used:
+        """The run's (ship group, facility) pairs in use (ir.Used): kept only when some rule
+        of the plan has `max_facilities` (else a table of one slot, which the kernel reads as
+        "not kept")."""
         table = getattr(self, "_used_table", None)
         if table is None:
             kept = any(rule.max_facilities is not None for group in self.plan.groups
                        for routing in group.routings for rule in routing.rules)
-            table = (np.full(1 << 12 if kept else 1, -1, np.int64),
-                     np.zeros(self.ctx.n_sg_keys, np.int64), np.zeros(1, np.int64))
+            table = ir.Used(np.full(1 << 12 if kept else 1, -1, np.int64),
+                            np.zeros(self.ctx.n_sg_keys, np.int64), np.zeros(1, np.int64))
         elif grow:
-            keys, per_group, total = table
-            bigger = np.full(2 * len(keys), -1, np.int64)
-            kernel.rehash(keys, bigger)
-            table = (bigger, per_group, total)
+            bigger = np.full(2 * len(table.keys), -1, np.int64)
+            kernel.rehash(table.keys, bigger)
+            table = table._replace(keys=bigger)
         self._used_table = table
         return table
 
-    def _shipping_arrays(self, prepared: list) -> tuple:
-        """The rules' shipping settings for the kernel: which need zones and costs, their
-        `transit_days`, `shipping_cost` and `delivery_date` conditions, `split_cost`, and
-        which rank with shipping keys."""
-        n = len(prepared)
-        transit = [_checks(p.candidate_checks, "transit") for p in prepared]
-        costs = [p.placement_checks for p in prepared]
-        promise = [(_checks(p.serve_checks, "delivery") or [None])[0] for p in prepared]
-        width_t = max([len(t) for t in transit] + [1])
-        width_c = max([len(c) for c in costs] + [1])
-        t_op, t_days = np.zeros((n, width_t), np.int64), np.zeros((n, width_t))
-        c_op, c_lim = np.zeros((n, width_c), np.int64), np.zeros((n, width_c))
-        for r in range(n):
-            for k, check in enumerate(transit[r]):
-                t_op[r, k], t_days[r, k] = check.op, check.number
-            for k, check in enumerate(costs[r]):
-                c_op[r, k], c_lim[r, k] = check.op, check.number
-        return (np.array([p.uses_zone for p in prepared], np.bool_),
-                np.array(["costs" in p.needs for p in prepared], np.bool_),
-                np.array([len(t) for t in transit], np.int64), t_op, t_days,
-                np.array([len(c) for c in costs], np.int64), c_op, c_lim,
-                np.array([-1 if c is None else c.op for c in promise], np.int64),
-                np.array([p.split_money for p in prepared], np.float64),
-                np.array([p.split_distance for p in prepared], np.float64),
-                np.array(["placement" in p.needs or p.split_distance != 0.0
-                          for p in prepared], np.bool_),
-                np.array(["balance" in p.needs for p in prepared], np.bool_))
-
-    def _route_units(self, group_name: str, store: str, routing: PlanRouting,
-                     units: _UnitSet, progress) -> int:
+    def _tables(self, units: _UnitSet) -> tuple[ir.Units, ir.Items, ir.Facilities, ir.Stock,
+                                                 ir.Rates]:
+        """The run's state and one routing run's units as the IR's tables."""
         ctx = self.ctx
         unit_items, unit_ptr = units.items, units.ptr
         heads = ctx.it_sg[unit_items[unit_ptr[:-1]]]
         u_has, u_phi, u_lam, u_cos = ((column[heads] if len(heads) else column[:1])
                                       for column in (ctx.sg_has, ctx.sg_phi, ctx.sg_lam,
                                                      ctx.sg_cos))
-        items = unit_items
-        ctx.it_ac[items] = kernel.AC_UNCHANGED
-        ctx.brokered[items] = False
-        unit_warn = np.zeros(len(units) or 1, np.bool_)
-        capacity = max(1 << 14, 2 * len(items))
-        rows = _Rows(capacity, len(items))
-        counts = np.zeros(4, np.int64)
-        order = np.arange(len(units), dtype=np.int64)
-        arrays = self._rule_arrays(routing, store)
-        lifecycle = self._lifecycle(routing, ctx.sg_key[heads] if len(heads) else
-                                    np.zeros(1, np.int64))
         if ctx.rates:  # the snapshot has rate cards: each unit's card and address
-            u_card, u_dest = ctx.sg_card[heads], ctx.sg_dest[heads]
-            promised, rates = ctx.it_promise, ctx.rate_arrays
+            u_card, u_dest, rates = ctx.sg_card[heads], ctx.sg_dest[heads], ctx.rate_tables
         else:
-            u_card = u_dest = np.full(max(1, len(heads)), -1, np.int64)
             # each item's promised day all the same: one without passes `delivery_date <=
             # promise_date`, one with fails it (no facility has a zone)
-            promised, rates = ctx.it_promise, ctx.no_rates
+            u_card = u_dest = np.full(max(1, len(heads)), -1, np.int64)
+            rates = ctx.no_rates
+        lowered_units = ir.Units(
+            order=np.arange(len(units), dtype=np.int64), ptr=unit_ptr, items=unit_items,
+            has=u_has, phi=u_phi, lam=u_lam, cos=u_cos, card=u_card, dest=u_dest,
+            ship_group=ctx.sg_key[heads] if len(heads) else np.zeros(1, np.int64),
+            warn=np.zeros(len(units) or 1, np.bool_))
+        items = ir.Items(
+            prod=ctx.it_prod, open=ctx.it_open, queue=ctx.it_queue, ac=ctx.it_ac,
+            group=ctx.it_group, excl_ptr=ctx.it_excl_ptr, excl=ctx.it_excl,
+            price=ctx.it_price, adj=ctx.it_adj, qty=ctx.it_qty, promised=ctx.it_promise,
+            rej_ptr=ctx.it_rej_ptr, rej_fac=ctx.it_rej_fac, rej_day=ctx.it_rej_day,
+            brokered=ctx.brokered)
+        facilities = ir.Facilities(ctx.f_has, ctx.f_phi, ctx.f_lam, ctx.f_cos, ctx.f_limit,
+                                   ctx.orders_today_array, ctx.fac_warn)
+        stock = ir.Stock(ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc)
+        return lowered_units, items, facilities, stock, rates
+
+    def _route_units(self, group_name: str, store: str, routing: PlanRouting,
+                     units: _UnitSet, progress) -> int:
+        ctx = self.ctx
+        items = units.items
+        ctx.it_ac[items] = kernel.AC_UNCHANGED
+        ctx.brokered[items] = False
+        lowered, item_table, facilities, stock, rates = self._tables(units)
+        rules, conditions, sorts = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
+        out = ir.outputs(max(1 << 14, 2 * len(items)), len(items))
         start = 0
         while True:
-            start, needed = kernel.route_units(
-                start, order, unit_ptr, unit_items, u_has, u_phi, u_lam, u_cos,
-                ctx.it_prod, ctx.it_open, ctx.it_queue, ctx.it_ac, ctx.it_group,
-                ctx.it_excl_ptr, ctx.it_excl, ctx.it_price, ctx.it_adj, ctx.it_qty,
-                ctx.f_has, ctx.f_phi, ctx.f_lam, ctx.f_cos, ctx.f_limit,
-                ctx.orders_today_array, ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc,
-                *arrays, u_card, u_dest, promised, rates, ctx.sort_tables,
-                (*lifecycle, *self._used()), *rows.allocation_arrays(),
-                *rows.unfillable_arrays(), counts,
-                ctx.brokered, ctx.fac_warn, unit_warn)
+            start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
+                                               rules, conditions, sorts, rates, self._used(),
+                                               out)
             if start >= len(units):
                 break
-            if counts[3]:  # the table of facilities in use is too full for the next unit
-                counts[3] = 0
+            if out.counts[ir.USED_FULL]:  # the table of pairs in use is too full for the next unit
+                out.counts[ir.USED_FULL] = 0
                 self._used(grow=True)
             else:
-                rows.grow(int(counts[0]) + int(needed))
-        self._emit(group_name, routing, units, rows, counts, unit_warn, items)
+                out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
+        self._emit(group_name, routing, units, out, lowered.warn, items)
         if progress is not None:
             progress(len(units))
         return int(np.count_nonzero(ctx.brokered[items]))
 
-    def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, rows: _Rows,
-              counts: np.ndarray, unit_warn: np.ndarray, items: np.ndarray) -> None:
+    def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, out: ir.Outputs,
+              unit_warn: np.ndarray, items: np.ndarray) -> None:
         """The kernel's output rows as the result's allocations and unfillable items."""
         ctx = self.ctx
         fac_ids, rules = ctx.fac_ids, routing.rules
@@ -515,18 +422,17 @@ class _FastInterpreter(_Interpreter):
                                                  ctx.it_product_id)
         names: dict[int, str] = {}
         commit = None
-        n_alloc = int(counts[0])
-        (a_unit, a_item, a_fac, a_qty, a_rule, a_dist, a_new, a_first, a_cost, a_weight,
-         a_transit, a_delivery) = (column[:n_alloc] for column in rows.allocation_arrays())
-        quantities = _numbers(a_qty)
+        n_alloc = int(out.counts[ir.ALLOCATED])
+        rows = out._replace(**{name: getattr(out, name)[:n_alloc]
+                               for name in ir.ALLOCATION_COLUMNS})
+        quantities = _numbers(rows.a_qty)
         rule_names = [rule.name for rule in rules]
         units_of = [rule.distance_unit for rule in rules]
-        shipping = self._shipping_figures(group_name, routing.name, a_item, a_new, a_first,
-                                          a_cost, a_weight, a_transit, a_delivery)
+        shipping = self._shipping_figures(group_name, routing.name, rows)
         append = self.allocations.append
         for k, (u, i, f, r, distance, new) in enumerate(zip(
-                a_unit.tolist(), a_item.tolist(), a_fac.tolist(), a_rule.tolist(),
-                a_dist.tolist(), a_new.tolist(), strict=True)):
+                rows.a_unit.tolist(), rows.a_item.tolist(), rows.a_fac.tolist(),
+                rows.a_rule.tolist(), rows.a_dist.tolist(), rows.a_new.tolist(), strict=True)):
             if commit != (u, r):  # one commit per (unit, rule): new ship groups per facility
                 commit = (u, r)
                 names = {}
@@ -542,9 +448,10 @@ class _FastInterpreter(_Interpreter):
                 "distance_unit": units_of[r],
                 "shipping_cost": cost, "transit_days": transit, "delivery_date": delivery,
             })
-        n_left = int(counts[1])
-        _, x_item, x_open, x_rule, x_action = (
-            column[:n_left] for column in rows.unfillable_arrays())
+        n_left = int(out.counts[ir.LEFT_OPEN])
+        x_item, x_open, x_rule, x_action = (
+            out.x_item[:n_left], out.x_open[:n_left], out.x_rule[:n_left],
+            out.x_action[:n_left])
         left = _numbers(x_open)
         append = self.unfillable.append
         for k, (i, r, action) in enumerate(zip(x_item.tolist(), x_rule.tolist(),
@@ -570,13 +477,16 @@ class _FastInterpreter(_Interpreter):
             if f in ctx.orders_today:
                 ctx.orders_today[f] = count
 
-    def _shipping_figures(self, group_name: str, routing_name: str, a_item, a_new, a_first,
-                          a_cost, a_weight, a_transit, a_delivery) -> list | None:
+    def _shipping_figures(self, group_name: str, routing_name: str,
+                          allocated: ir.Outputs) -> list | None:
         """The routing's packages counted in its totals, and (when the snapshot has rate
         cards) each row's (cost share, transit days, delivery date), as interpreter._price
         makes them: a package's cost in cents (numpy rounds half to even, as Python does),
         shared by weight among its rows."""
         ctx = self.ctx
+        a_item, a_new, a_first = allocated.a_item, allocated.a_new, allocated.a_first
+        a_cost, a_weight = allocated.a_cost, allocated.a_weight
+        a_transit, a_delivery = allocated.a_transit, allocated.a_delivery
         totals = self.totals[(group_name, routing_name)]
         heads = np.nonzero(a_new)[0]
         totals.packages += len(heads)
@@ -661,40 +571,6 @@ class _UnitSet:
                      ctx.fac_ids[ctx.it_queue[positions[0]]], states)
 
 
-class _Rows:
-    """The kernel's output arrays: allocation rows (grown on demand) and unfillable rows (at
-    most one per item routed)."""
-
-    def __init__(self, capacity: int, items: int):
-        self._allocations = _allocation_columns(capacity)
-        n = items or 1
-        self._unfillable = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
-                            np.empty(n, np.int64), np.empty(n, np.int64))
-
-    def allocation_arrays(self) -> tuple:
-        return self._allocations
-
-    def unfillable_arrays(self) -> tuple:
-        return self._unfillable
-
-    def grow(self, needed: int) -> None:
-        old = self._allocations
-        bigger = _allocation_columns(max(needed, 2 * len(old[0])))
-        for target, source in zip(bigger, old, strict=True):
-            target[:len(source)] = source
-        self._allocations = bigger
-
-
-def _allocation_columns(capacity: int) -> tuple:
-    """unit, item, facility, quantity, rule, distance, new package, the package's first row;
-    its cost, the row's weight, transit days and delivery day."""
-    return (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
-            np.empty(capacity, np.int64), np.empty(capacity), np.empty(capacity, np.int64),
-            np.empty(capacity), np.empty(capacity, np.bool_), np.empty(capacity, np.int64),
-            np.empty(capacity),
-            np.empty(capacity), np.empty(capacity, np.int64), np.empty(capacity, np.int64))
-
-
 def _codes(values) -> tuple[np.ndarray, dict[str, int]]:
     """Strings as integer codes (-1 for None) and the code of each string."""
     codes: dict[str, int] = {}
@@ -736,8 +612,3 @@ def _auto_cancel_value(current, code: int, ctx):
 def _auto_cancel(current, code: int, ctx) -> str | None:
     value = _auto_cancel_value(current, code, ctx)
     return value.isoformat() if value else None
-
-
-def _checks(checks: list, fact: str) -> list:
-    """The lowered conditions among ``checks`` that compare ``fact``."""
-    return [check for check in checks if check.criterion.fact == fact]

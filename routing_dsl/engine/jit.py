@@ -23,7 +23,7 @@ from numba import njit
 from numba.core.caching import FunctionCache
 from numba.extending import register_jitable
 
-from .. import criteria
+from .. import criteria, shipping  # noqa: F401 (shipping: its @jitable cost functions)
 from ..criteria import shared
 
 _PACKAGE = Path(__file__).resolve().parent.parent

@@ -1,16 +1,16 @@
 """Distances on the earth: the great-circle distance the engines measure facilities to
 ship-to addresses with, and the mile factor (a rule reads distances in km or mi).
 
-The fast engine's kernel computes the same formula, operation for operation
-(`routing_dsl.engine.kernel`); the SQL baseline (`routing_dsl.bench.sqlbaseline`) too.
+The formula is written once, in `routing_dsl.criteria.distance` (`haversine_radians`): this
+engine calls it as Python, the fast engine's kernel compiles it.
 """
 
 from __future__ import annotations
 
 import math
 
-EARTH_RADIUS_KM = 6371.0088
-KM_PER_MILE = 1.609344
+from ..criteria.distance import (EARTH_RADIUS_KM, KM_PER_MILE,  # noqa: F401 (re-exported)
+                                 haversine_radians)
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -18,14 +18,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     return haversine_radians(p1, math.radians(lon1), math.cos(p1),
                              p2, math.radians(lon2), math.cos(p2))
-
-
-def haversine_radians(p1: float, l1: float, cos1: float, p2: float, l2: float,
-                       cos2: float) -> float:
-    """haversine_km between two points given as `radians` gives them (computed once per
-    point, not per pair)."""
-    a = math.sin((p2 - p1) / 2) ** 2 + cos1 * cos2 * math.sin((l2 - l1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
 def radians(lat: float | None, lon: float | None) -> tuple[float, float, float] | None:

@@ -11,8 +11,10 @@ and arrives after the zone's transit days.
 Everything is prepared once per run as numbers: per card, its zones, prices and each
 product's weight and volume in the card's units; per facility, its handling cost, the day its
 packages leave and its place in each card's zone chart. The reference interpreter reads the
-Python lists; the compiled kernel reads the same values as numpy arrays (`arrays`), and both
-compute a cost with the same operations in the same order, so they agree to the last bit.
+Python lists; the compiled kernel reads the same values as numpy arrays (`engine.ir.Rates`).
+A zone, a weight bucket, a cost and a delivery day are computed by one function each
+(`zone_of`, `weight_bucket`, `bucket_cost`, `delivery_day`, marked `@jitable`): the reference
+calls them as plain Python, the kernel compiles them in, so both agree to the last bit.
 Each engine prices the packages it commits; `shares` and `RunTotals` turn those costs into
 the result's figures with the same Python code for both, so results agree byte for byte.
 """
@@ -23,13 +25,13 @@ import math
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
+from ..criteria._jit import EPS, KM_PER_MILE, jitable
+
 if TYPE_CHECKING:
     import numpy as np
 
-KM_PER_MILE = 1.609344
 LB_PER_KG = 2.20462262185
 CM_PER_IN = 2.54
-EPS = 1e-9
 # the figures every run and batch carries: shipping cost, packages, orders split into more
 # than one package, items that arrive after their promised date
 TOTALS = ("shipping_cost", "packages", "split_orders", "late_items")
@@ -88,7 +90,10 @@ class RateModel:
 
     def zone_of(self, card: int, facility: int, destination: int, km: float | None) -> int:
         """The zone (an index into the card's zones) of a package from ``facility``, or -1."""
-        return _zone(self.prepared[card], facility, destination, km)
+        prepared = self.prepared[card]
+        return zone_of(prepared.flat_chart, 0, prepared.columns, prepared.origin[facility],
+                       destination, km is not None, 0.0 if km is None else km,
+                       prepared.miles, prepared.bands, prepared.n_zones)
 
     def weight(self, card: int, product: str) -> tuple[float, float]:
         """Weight (NaN when unknown) and volume (0 without dimensions) of one unit of
@@ -97,7 +102,11 @@ class RateModel:
 
     def cost(self, card: int, zone: int, facility: int, weight: float, volume: float) -> float:
         """Cost of one package, NaN when it cannot be priced."""
-        return _cost(self.prepared[card], zone, self.handling[facility], weight, volume)
+        prepared = self.prepared[card]
+        return bucket_cost(prepared.prices, prepared.amounts, prepared.multiplier,
+                           self.handling[facility], zone,
+                           weight_bucket(prepared.weights, prepared.n_weights, prepared.divisor,
+                                         weight, volume))
 
     def billing(self, card: int) -> tuple[list[float], float]:
         """The card's weight buckets (upper limits, in its unit) and its dimensional divisor
@@ -110,9 +119,7 @@ class RateModel:
 
     def delivery(self, card: int, zone: int, facility: int) -> int:
         """The day (ordinal) a package from ``facility`` arrives; -1 without a zone."""
-        if zone < 0:
-            return -1
-        return self.leaves[facility] + self.prepared[card].transit[zone]
+        return delivery_day(self.leaves[facility], self.prepared[card].transit, zone)
 
     def promised(self, value: datetime | None) -> int:
         """The promised day as an ordinal in the snapshot's zone; NO_DATE without one."""
@@ -120,50 +127,7 @@ class RateModel:
             return NO_DATE
         return value.astimezone(self.zone).date().toordinal()
 
-    def arrays(self, product_ids: list[str]) -> tuple:
-        """The model as the kernel's arrays (cards padded to the largest)."""
-        # numpy is imported where rate cards are prepared: a run without them (and the
-        # commands that only import this module) never loads it
-        import numpy as np
-        n_cards = max(1, len(self.prepared))
-        n_zones = max([len(c.transit) for c in self.prepared] + [1])
-        n_weights = max([len(c.weights) for c in self.prepared] + [1])
-        n_fac, n_prod = len(self.facility_ids), len(product_ids)
-        band = np.full((n_cards, n_zones), np.inf)
-        transit = np.zeros((n_cards, n_zones), np.int64)
-        price = np.zeros((n_cards, n_zones, n_weights))
-        weights = np.full((n_cards, n_weights), np.inf)
-        scalars = np.zeros((n_cards, 5))  # zones, weights, divisor, amounts, multiplier
-        miles = np.zeros(n_cards, np.bool_)
-        origin = np.full((n_cards, max(1, n_fac)), -1, np.int64)
-        chart_ptr = np.zeros(n_cards + 1, np.int64)
-        columns = np.zeros(n_cards, np.int64)
-        charts = []
-        pw = np.full((n_cards, max(1, n_prod)), np.nan)
-        pv = np.zeros((n_cards, max(1, n_prod)))
-        for c, card in enumerate(self.prepared):
-            band[c, :len(card.bands)] = card.bands
-            transit[c, :len(card.transit)] = card.transit
-            for z, row in enumerate(card.prices):
-                price[c, z, :len(row)] = row
-            weights[c, :len(card.weights)] = card.weights
-            scalars[c] = (len(card.transit), len(card.weights), card.divisor, card.amounts,
-                          card.multiplier)
-            miles[c] = card.miles
-            origin[c, :n_fac] = card.origin
-            columns[c] = card.chart.shape[1]
-            charts.append(card.chart.ravel())
-            chart_ptr[c + 1] = chart_ptr[c] + card.chart.size
-        if self.prepared:
-            pw[:, :n_prod], pv[:, :n_prod] = self._product_columns(product_ids)
-        chart = np.concatenate(charts) if charts else np.zeros(1, np.int64)
-        return (band, transit, price, weights, scalars, miles, origin, chart_ptr, columns,
-                chart.astype(np.int64) if chart.size else np.zeros(1, np.int64),
-                pw, pv, np.array(self.handling or [0.0], np.float64),
-                np.array(self.leaves or [0], np.int64))
-
-
-    def _product_columns(self, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def product_columns(self, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """`_Card.product` for every product and card at once, with the same operations."""
         import numpy as np
         found = [self.products.get(p) for p in product_ids]
@@ -220,6 +184,10 @@ class _Card:
         for entry in card.postal_zones:
             self.chart[origin_index[entry.origin], self.destinations[entry.destination]] = \
                 number[entry.zone]
+        # what `zone_of` and `weight_bucket` read, as Python numbers for the reference engine
+        self.flat_chart = self.chart.ravel().tolist()
+        self.columns = self.chart.shape[1]
+        self.n_zones, self.n_weights = len(self.bands), len(self.weights)
         self._products: dict[str, tuple[float, float]] = {}
 
     def destination(self, postal_code: str | None) -> int:
@@ -250,35 +218,64 @@ class _Card:
         return found
 
 
-def _zone(card: _Card, facility: int, destination: int, km: float | None) -> int:
-    origin = card.origin[facility]
+# ---- the shared evaluation: plain Python here, compiled into the fast engine's kernel --------
+
+@jitable
+def zone_of(chart, base, columns, origin, destination, has_km, km, miles, bands, n_zones):
+    """A package's zone (an index into the card's zones), or -1: the card's zone chart (rows
+    of ``columns`` from ``base`` in ``chart``; -1 where it has none) for the facility's
+    ``origin`` row and the address's ``destination`` column (-1: not in the chart), else the
+    first distance band the distance (``km`` when ``has_km``; in miles for a card in
+    ``miles``) is within."""
     if origin >= 0 and destination >= 0:
-        found = int(card.chart[origin, destination])
+        found = chart[base + origin * columns + destination]
         if found >= 0:
             return found
-    if km is None:
+    if not has_km:
         return -1
-    distance = km / KM_PER_MILE if card.miles else km
-    for z, limit in enumerate(card.bands):
-        if distance <= limit + EPS:
+    distance = km / KM_PER_MILE if miles else km
+    for z in range(n_zones):
+        if distance <= bands[z] + EPS:
             return z
     return -1
 
 
-def _cost(card: _Card, zone: int, handling: float, weight: float, volume: float) -> float:
-    """The kernel's `_package_cost`, operation for operation."""
-    if zone < 0 or weight != weight:
-        return math.nan
+@jitable
+def weight_bucket(weights, n_weights, divisor, weight, volume):
+    """The bucket a package's billable weight falls in (the larger of its ``weight``, NaN:
+    unknown, and its dimensional weight ``volume / divisor``, rounded up to a whole unit),
+    or -1."""
+    if weight != weight:
+        return -1
     billable = weight
-    if card.divisor > 0.0:
-        dimensional = volume / card.divisor
+    if divisor > 0.0:
+        dimensional = volume / divisor
         if dimensional > billable:
             billable = dimensional
     rounded = math.ceil(billable - EPS)
-    for b, limit in enumerate(card.weights):
-        if rounded <= limit + EPS:
-            return (card.prices[zone][b] + card.amounts) * card.multiplier + handling
-    return math.nan
+    for b in range(n_weights):
+        if rounded <= weights[b] + EPS:
+            return b
+    return -1
+
+
+@jitable
+def bucket_cost(prices, amounts, multiplier, handling, zone, bucket):
+    """A package's cost: its zone's price for its weight bucket (``prices[zone][bucket]``),
+    plus surcharge ``amounts``, times the percentage ``multiplier``, plus the facility's
+    ``handling``; NaN without a zone or a bucket."""
+    if zone < 0 or bucket < 0:
+        return math.nan
+    return (prices[zone][bucket] + amounts) * multiplier + handling
+
+
+@jitable
+def delivery_day(leaves, transit, zone):
+    """The day (ordinal) a package leaving on day ``leaves`` arrives, after its zone's
+    ``transit`` days; -1 without a zone."""
+    if zone < 0:
+        return -1
+    return leaves + transit[zone]
 
 
 def cents(cost: float) -> int | None:

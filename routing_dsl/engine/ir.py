@@ -1,0 +1,413 @@
+"""The lowered IR: a plan's routing and a snapshot as named tables of numbers.
+
+The fast engine's kernel reads nothing else, and reads every table by name (numba takes
+NamedTuples of arrays as arguments, so the kernel's entry point takes a dozen tables rather
+than dozens of arrays, and a table can grow a column without moving the others). Ids are
+integer codes: facilities and products in id order (ranking ties on the facility code),
+items in order-line order, units as the routing's sorted units.
+
+- `Units`, `Items`, `Facilities`, `Stock`: one routing run's units and the run's state
+  (the kernel updates open quantities, queues, auto-cancel codes, stock and counts in place);
+- `Rules`, `Conditions`, `Sorts`: the routing's rules, lowered once per routing run from the
+  plan and the criteria registry (`lower_rules`);
+- `Rates`: the snapshot's rate cards (`rate_tables`), padded to the largest card;
+- `Used`: the run's (ship group, facility) pairs in use, for `max_facilities`;
+- `Outputs`: the rows the kernel writes (allocations, unfillable items) and their counts.
+
+The optimiser and the explainer can read the same tables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ..criteria import REGISTRY
+from ..criteria.groups import sequence_of
+from ..interpreter import _group_reason, _prepare_rule
+
+# inventory sort -> its code: the registry's order, which the kernel's dispatch follows
+SORT_CODES = {name: code for code, name in enumerate(REGISTRY("inventory_sort"))}
+SORT_EXCLUDES = np.array([c.excludes_missing for c in REGISTRY("inventory_sort").values()],
+                         np.bool_)
+
+# Outputs.counts: rows of allocations, rows of unfillable items, and a flag the kernel sets
+# when the table of facilities in use must grow before the next unit
+ALLOCATED, LEFT_OPEN, USED_FULL = 0, 1, 2
+
+
+class Units(NamedTuple):
+    """One routing run's units: unit u is items[ptr[u]:ptr[u + 1]]; ``order`` the units to
+    route, in order. Per unit: its ship-to point in radians (``has``: it has one), rate card
+    and zone chart column (-1: none), ship group key (for `max_facilities`), and whether it
+    lacked coordinates a rule needed (``warn``, set by the kernel)."""
+
+    order: np.ndarray
+    ptr: np.ndarray
+    items: np.ndarray
+    has: np.ndarray
+    phi: np.ndarray
+    lam: np.ndarray
+    cos: np.ndarray
+    card: np.ndarray
+    dest: np.ndarray
+    ship_group: np.ndarray
+    warn: np.ndarray
+
+
+class Items(NamedTuple):
+    """Per order line: product, open quantity, queue, auto-cancel code (kernel.AC_*), item
+    group (-1: none), excluded facilities (rows excl_ptr[i]:excl_ptr[i + 1] of ``excl``),
+    price, adjustments and quantity (for shipment thresholds), promised day (NO_DATE: none),
+    rejections (rows rej_ptr[i]:rej_ptr[i + 1] of ``rej_fac``/``rej_day``, local day
+    ordinals) and whether the routing run gave it stock (``brokered``)."""
+
+    prod: np.ndarray
+    open: np.ndarray
+    queue: np.ndarray
+    ac: np.ndarray
+    group: np.ndarray
+    excl_ptr: np.ndarray
+    excl: np.ndarray
+    price: np.ndarray
+    adj: np.ndarray
+    qty: np.ndarray
+    promised: np.ndarray
+    rej_ptr: np.ndarray
+    rej_fac: np.ndarray
+    rej_day: np.ndarray
+    brokered: np.ndarray
+
+
+class Facilities(NamedTuple):
+    """Per facility: its point in radians (``has``: it has one), its order limit (-1: none),
+    the orders it took today, and whether it lacked coordinates a rule needed (``warn``)."""
+
+    has: np.ndarray
+    phi: np.ndarray
+    lam: np.ndarray
+    cos: np.ndarray
+    limit: np.ndarray
+    orders_today: np.ndarray
+    warn: np.ndarray
+
+
+class Stock(NamedTuple):
+    """Brokerable stock by product, then facility: product p's rows are p_ptr[p]:p_ptr[p + 1]
+    of ``fac`` (sorted), ``net`` (net stock left) and ``alloc`` (taken by the run)."""
+
+    p_ptr: np.ndarray
+    fac: np.ndarray
+    net: np.ndarray
+    alloc: np.ndarray
+
+
+class Rules(NamedTuple):
+    """Per rule: its settings, the facilities its facility-stage conditions and the store let
+    it use (``static``, rule by facility) and their sequence numbers (``seq``, NaN: none),
+    its actions (-1: none), `max_facilities` (``cap``, -1: none), the unit factor from km to
+    its distance unit, `split_cost` as money or distance, and what its criteria need computed
+    (criteria.NEEDS)."""
+
+    single: np.ndarray
+    ignore_limit: np.ndarray
+    keep_groups: np.ndarray
+    only_all: np.ndarray
+    threshold: np.ndarray
+    factor: np.ndarray
+    miles: np.ndarray
+    static: np.ndarray
+    seq: np.ndarray
+    clear_ac: np.ndarray
+    ac_days: np.ndarray
+    move: np.ndarray
+    cap: np.ndarray
+    split_money: np.ndarray
+    split_distance: np.ndarray
+    uses_distance: np.ndarray
+    uses_zone: np.ndarray
+    costs: np.ndarray
+    ship_rank: np.ndarray
+    balance: np.ndarray
+
+
+class Conditions(NamedTuple):
+    """The rules' inventory conditions after the facility stage, by the fact they compare
+    (operator codes criteria._jit.OPS, ``*_n`` per rule): distance in km, transit days,
+    package cost; `delivery_date` (its operator, -1: none), `brokering_safety_stock` (its
+    operator and threshold, ``safety`` whether the rule has one), and `not rejected within`
+    (the longest period, NaN: none; every one applies, so the longest decides) with today's
+    day ordinal."""
+
+    dist_n: np.ndarray
+    dist_op: np.ndarray
+    dist_km: np.ndarray
+    transit_n: np.ndarray
+    transit_op: np.ndarray
+    transit_days: np.ndarray
+    cost_n: np.ndarray
+    cost_op: np.ndarray
+    cost_limit: np.ndarray
+    promise_op: np.ndarray
+    safety: np.ndarray
+    safety_op: np.ndarray
+    safety_number: np.ndarray
+    refuse_days: np.ndarray
+    today: int
+
+
+class SortTables(NamedTuple):
+    """What the velocity and style sorts read: velocity by product (rows v_ptr[p]:v_ptr[p +
+    1] of v_fac/v_val, by facility), each product's style (-1: none), each style's variants
+    (codes, -1 for a variant no row or line names) and how many it has; which sorts drop a
+    facility without a value (``excludes``, by sort code)."""
+
+    v_ptr: np.ndarray
+    v_fac: np.ndarray
+    v_val: np.ndarray
+    style_of: np.ndarray
+    style_ptr: np.ndarray
+    style_var: np.ndarray
+    style_size: np.ndarray
+    excludes: np.ndarray
+
+
+class Sorts(NamedTuple):
+    """The rules' inventory sorts: per rule how many, and per rule and position the sort's
+    code (SORT_CODES), descending, nulls first; and the tables some sorts read."""
+
+    n: np.ndarray
+    code: np.ndarray
+    desc: np.ndarray
+    nulls_first: np.ndarray
+    tables: SortTables
+
+
+class Rates(NamedTuple):
+    """The rate cards, card by card (padded to the largest): distance bands and transit days
+    by zone, prices by zone and weight bucket, bucket limits, counts of zones and buckets,
+    the dimensional divisor (0: none), surcharge amounts and multiplier, whether bands are
+    in miles; the zone chart (card c's is chart[chart_ptr[c]:chart_ptr[c + 1]], ``columns``
+    wide, rows by the facility's ``origin`` row, -1: none); each product's weight (NaN:
+    unknown) and volume in the card's units; per facility its handling cost and the day its
+    packages leave."""
+
+    band: np.ndarray
+    transit: np.ndarray
+    price: np.ndarray
+    weights: np.ndarray
+    n_zones: np.ndarray
+    n_weights: np.ndarray
+    divisor: np.ndarray
+    amounts: np.ndarray
+    multiplier: np.ndarray
+    miles: np.ndarray
+    origin: np.ndarray
+    chart_ptr: np.ndarray
+    columns: np.ndarray
+    chart: np.ndarray
+    pw: np.ndarray
+    pv: np.ndarray
+    handling: np.ndarray
+    leaves: np.ndarray
+
+
+class Used(NamedTuple):
+    """The run's (ship group, facility) pairs in use as an open-addressing table (-1: empty;
+    one slot: not kept), the count per ship group and in all (``count``, one element)."""
+
+    keys: np.ndarray
+    per_group: np.ndarray
+    count: np.ndarray
+
+
+class Outputs(NamedTuple):
+    """What the kernel writes. Allocation rows: unit, item, facility, quantity, rule,
+    distance (rule's unit, NaN: unknown), whether it opens a package, the package's first
+    row, the package's cost (NaN: unknown), the row's weight, transit days and delivery day
+    (-1: unknown). Unfillable rows: unit, item, open quantity, last rule (-1: none), action
+    (kernel.ACTIONS). ``counts`` by ALLOCATED, LEFT_OPEN, USED_FULL."""
+
+    a_unit: np.ndarray
+    a_item: np.ndarray
+    a_fac: np.ndarray
+    a_qty: np.ndarray
+    a_rule: np.ndarray
+    a_dist: np.ndarray
+    a_new: np.ndarray
+    a_first: np.ndarray
+    a_cost: np.ndarray
+    a_weight: np.ndarray
+    a_transit: np.ndarray
+    a_delivery: np.ndarray
+    x_unit: np.ndarray
+    x_item: np.ndarray
+    x_open: np.ndarray
+    x_rule: np.ndarray
+    x_action: np.ndarray
+    counts: np.ndarray
+
+
+ALLOCATION_COLUMNS = ("a_unit", "a_item", "a_fac", "a_qty", "a_rule", "a_dist", "a_new",
+                      "a_first", "a_cost", "a_weight", "a_transit", "a_delivery")
+_ALLOCATION_TYPES = (np.int64, np.int64, np.int64, np.float64, np.int64, np.float64, np.bool_,
+                     np.int64, np.float64, np.float64, np.int64, np.int64)
+
+
+def outputs(capacity: int, items: int) -> Outputs:
+    """Empty outputs: ``capacity`` allocation rows, one unfillable row per item routed."""
+    n = items or 1
+    return Outputs(*(np.empty(capacity, kind) for kind in _ALLOCATION_TYPES),
+                   x_unit=np.empty(n, np.int64), x_item=np.empty(n, np.int64),
+                   x_open=np.empty(n), x_rule=np.empty(n, np.int64),
+                   x_action=np.empty(n, np.int64), counts=np.zeros(3, np.int64))
+
+
+def grown(out: Outputs, needed: int) -> Outputs:
+    """``out`` with room for at least ``needed`` allocation rows (doubling), rows kept."""
+    columns = {}
+    for name, kind in zip(ALLOCATION_COLUMNS, _ALLOCATION_TYPES, strict=True):
+        old = getattr(out, name)
+        bigger = np.empty(max(needed, 2 * len(old)), kind)
+        bigger[:len(old)] = old
+        columns[name] = bigger
+    return out._replace(**columns)
+
+
+# ---- lowering ----------------------------------------------------------------------------------
+
+def _checks(checks: list, fact: str) -> list:
+    """The lowered conditions among ``checks`` that compare ``fact``."""
+    return [check for check in checks if check.criterion.fact == fact]
+
+
+def _limits(checks_by_rule: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per rule the number of checks, and their operators and numbers (rule by position)."""
+    n = len(checks_by_rule)
+    width = max([len(c) for c in checks_by_rule] + [1])
+    ops, numbers = np.zeros((n, width), np.int64), np.zeros((n, width))
+    for r, checks in enumerate(checks_by_rule):
+        for k, check in enumerate(checks):
+            ops[r, k], numbers[r, k] = check.op, check.number
+    return np.array([len(c) for c in checks_by_rule], np.int64), ops, numbers
+
+
+def lower_rules(routing, store: str, ctx, tables: SortTables) -> tuple[Rules, Conditions,
+                                                                        Sorts]:
+    """A routing's rules as the kernel's tables, for ``store``'s units; ``ctx`` is the fast
+    engine's context (facility codes, today)."""
+    rules = routing.rules
+    n_rules, n_fac = len(rules), len(ctx.fac_ids)
+    prepared = [_prepare_rule(rule, index) for index, rule in enumerate(rules)]
+    width_s = max([len(rule.sorts) for rule in rules] + [1])
+    sort_code = np.zeros((n_rules, width_s), np.int64)
+    sort_desc = np.zeros((n_rules, width_s), np.bool_)
+    sort_nf = np.zeros((n_rules, width_s), np.bool_)
+    static = np.zeros((n_rules, n_fac), np.bool_)
+    seq = np.full((n_rules, n_fac), np.nan)
+    infos = [ctx.facilities[f] for f in ctx.fac_ids]
+    serving = [not info.virtual and store in info.stores for info in infos]
+    for r, (rule, prep) in enumerate(zip(rules, prepared, strict=True)):
+        for k, sort in enumerate(rule.sorts):
+            sort_code[r, k] = SORT_CODES[sort.field]
+            sort_desc[r, k] = sort.descending
+            sort_nf[r, k] = sort.nulls_first
+        for f, info in enumerate(infos):
+            static[r, f] = serving[f] and _group_reason(prep, info) is None
+            number = sequence_of(prep.include_ids, info)
+            if number is not None:
+                seq[r, f] = number
+    actions = [rule.actions for rule in rules]
+    lowered = Rules(
+        single=np.array([rule.assign == "single" for rule in rules], np.bool_),
+        ignore_limit=np.array([rule.ignore_facility_order_limit for rule in rules], np.bool_),
+        keep_groups=np.array([rule.keep_item_groups_together for rule in rules], np.bool_),
+        only_all=np.array([rule.only_if_all_items_available for rule in rules], np.bool_),
+        threshold=np.array([rule.shipment_threshold or 0.0 for rule in rules], np.float64),
+        factor=np.array([p.unit_factor for p in prepared], np.float64),
+        miles=np.array([rule.distance_unit != "km" for rule in rules], np.bool_),
+        static=static, seq=seq,
+        clear_ac=np.array([a.clear_auto_cancel for a in actions], np.bool_),
+        ac_days=np.array([-1 if a.auto_cancel_days is None else a.auto_cancel_days
+                          for a in actions], np.int64),
+        move=np.array([-1 if a.move_to_queue is None else ctx.fac_index[a.move_to_queue]
+                       for a in actions], np.int64),
+        cap=np.array([-1 if rule.max_facilities is None else rule.max_facilities
+                      for rule in rules] or [-1], np.int64),
+        split_money=np.array([p.split_money for p in prepared], np.float64),
+        split_distance=np.array([p.split_distance for p in prepared], np.float64),
+        uses_distance=np.array([p.uses_distance for p in prepared], np.bool_),
+        uses_zone=np.array([p.uses_zone for p in prepared], np.bool_),
+        costs=np.array(["costs" in p.needs for p in prepared], np.bool_),
+        # ranking reads the shipping keys: a sort needs them, or a new package's split cost
+        ship_rank=np.array(["placement" in p.needs or p.split_distance != 0.0
+                            for p in prepared], np.bool_),
+        balance=np.array(["balance" in p.needs for p in prepared], np.bool_))
+    dist_n, dist_op, dist_km = _limits([_checks(p.candidate_checks, "km") for p in prepared])
+    transit_n, transit_op, transit_days = _limits(
+        [_checks(p.candidate_checks, "transit") for p in prepared])
+    cost_n, cost_op, cost_limit = _limits([p.placement_checks for p in prepared])
+    promise = [(_checks(p.serve_checks, "delivery") or [None])[0] for p in prepared]
+    safety = [(_checks(p.serve_checks, "available") or [None])[0] for p in prepared]
+    refuse = []
+    for p in prepared:
+        periods = [check.number for check in _checks(p.serve_checks, "refused")]
+        refuse.append(max(periods) if periods else math.nan)
+    conditions = Conditions(
+        dist_n=dist_n, dist_op=dist_op, dist_km=dist_km,
+        transit_n=transit_n, transit_op=transit_op, transit_days=transit_days,
+        cost_n=cost_n, cost_op=cost_op, cost_limit=cost_limit,
+        promise_op=np.array([-1 if c is None else c.op for c in promise], np.int64),
+        safety=np.array([s is not None for s in safety], np.bool_),
+        safety_op=np.array([s.op if s else 0 for s in safety], np.int64),
+        safety_number=np.array([s.number if s else 0.0 for s in safety], np.float64),
+        refuse_days=np.array(refuse or [math.nan], np.float64),
+        today=ctx.now.date().toordinal())
+    sorts = Sorts(np.array([len(rule.sorts) for rule in rules], np.int64), sort_code,
+                  sort_desc, sort_nf, tables)
+    return lowered, conditions, sorts
+
+
+def rate_tables(model, product_ids: list[str]) -> Rates:
+    """The rate model (shipping.RateModel) as the kernel's tables."""
+    prepared = model.prepared
+    n_cards = max(1, len(prepared))
+    n_zones = max([len(c.transit) for c in prepared] + [1])
+    n_weights = max([len(c.weights) for c in prepared] + [1])
+    n_fac, n_prod = len(model.facility_ids), len(product_ids)
+    band = np.full((n_cards, n_zones), np.inf)
+    transit = np.zeros((n_cards, n_zones), np.int64)
+    price = np.zeros((n_cards, n_zones, n_weights))
+    weights = np.full((n_cards, n_weights), np.inf)
+    zones, buckets = np.zeros(n_cards, np.int64), np.zeros(n_cards, np.int64)
+    divisor, amounts, multiplier = np.zeros(n_cards), np.zeros(n_cards), np.zeros(n_cards)
+    miles = np.zeros(n_cards, np.bool_)
+    origin = np.full((n_cards, max(1, n_fac)), -1, np.int64)
+    chart_ptr = np.zeros(n_cards + 1, np.int64)
+    columns = np.zeros(n_cards, np.int64)
+    charts = []
+    pw = np.full((n_cards, max(1, n_prod)), np.nan)
+    pv = np.zeros((n_cards, max(1, n_prod)))
+    for c, card in enumerate(prepared):
+        band[c, :len(card.bands)] = card.bands
+        transit[c, :len(card.transit)] = card.transit
+        for z, row in enumerate(card.prices):
+            price[c, z, :len(row)] = row
+        weights[c, :len(card.weights)] = card.weights
+        zones[c], buckets[c] = len(card.transit), len(card.weights)
+        divisor[c], amounts[c], multiplier[c] = card.divisor, card.amounts, card.multiplier
+        miles[c] = card.miles
+        origin[c, :n_fac] = card.origin
+        columns[c] = card.chart.shape[1]
+        charts.append(card.chart.ravel())
+        chart_ptr[c + 1] = chart_ptr[c] + card.chart.size
+    if prepared:
+        pw[:, :n_prod], pv[:, :n_prod] = model.product_columns(product_ids)
+    chart = np.concatenate(charts) if charts else np.zeros(1, np.int64)
+    return Rates(band, transit, price, weights, zones, buckets, divisor, amounts, multiplier,
+                 miles, origin, chart_ptr, columns,
+                 chart.astype(np.int64) if chart.size else np.zeros(1, np.int64), pw, pv,
+                 np.array(model.handling or [0.0], np.float64),
+                 np.array(model.leaves or [0], np.int64))
