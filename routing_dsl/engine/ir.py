@@ -26,7 +26,7 @@ import numpy as np
 
 from ..criteria import REGISTRY
 from ..criteria.groups import sequence_of
-from ..interpreter import _group_reason, _prepare_rule
+from ..runtime.rules import group_reason, prepare_rule
 
 # inventory sort -> its code: the registry's order, which the kernel's dispatch follows
 SORT_CODES = {name: code for code, name in enumerate(REGISTRY("inventory_sort"))}
@@ -300,7 +300,7 @@ def lower_rules(routing, store: str, ctx, tables: SortTables) -> tuple[Rules, Co
     engine's context (facility codes, today)."""
     rules = routing.rules
     n_rules, n_fac = len(rules), len(ctx.fac_ids)
-    prepared = [_prepare_rule(rule, index) for index, rule in enumerate(rules)]
+    prepared = [prepare_rule(rule, index) for index, rule in enumerate(rules)]
     width_s = max([len(rule.sorts) for rule in rules] + [1])
     sort_code = np.zeros((n_rules, width_s), np.int64)
     sort_desc = np.zeros((n_rules, width_s), np.bool_)
@@ -315,7 +315,7 @@ def lower_rules(routing, store: str, ctx, tables: SortTables) -> tuple[Rules, Co
             sort_desc[r, k] = sort.descending
             sort_nf[r, k] = sort.nulls_first
         for f, info in enumerate(infos):
-            static[r, f] = serving[f] and _group_reason(prep, info) is None
+            static[r, f] = serving[f] and group_reason(prep, info) is None
             number = sequence_of(prep.include_ids, info)
             if number is not None:
                 seq[r, f] = number
