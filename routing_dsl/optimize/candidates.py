@@ -130,7 +130,7 @@ def collect(interp, store: str, routing, units: list) -> Batch:
         unit_sg.append(ship_groups.setdefault((unit.order.id, unit.ship_group.id),
                                               len(ship_groups)))
         unit_order.append(orders.setdefault(unit.order.id, len(orders)))
-        card = interp.allocator.card(unit) if rates else -1
+        card = interp.allocator.shipping.card(unit) if rates else -1
         unit_card.append(card)
         index = {}
         for state in unit.items:
@@ -232,7 +232,7 @@ def price(interp, batch: Batch) -> None:
     for u, f in zip(units.tolist(), facilities.tolist(), strict=True):
         card = int(batch.unit_card[u])
         index = int(batch.facility_rate_index[f])
-        zone = interp.allocator.zone(batch.units[u], batch.facilities[f]) \
+        zone = interp.allocator.shipping.zone(batch.units[u], batch.facilities[f]) \
             if card >= 0 and index >= 0 else -1
         zones.append(zone)
         delivery.append(rates.delivery(card, zone, index) if zone >= 0 else -1)

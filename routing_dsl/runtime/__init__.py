@@ -9,6 +9,7 @@ One module per concern, in the order a run meets them:
 - `units`: which units a routing routes and in what order (windows, eligibility, filters,
   sorts), and why an order was not routed;
 - `rules`: a rule's conditions lowered by stage, with their criteria;
+- `packages`: a unit's packages under its rate card (zones, dates, weights, costs, prices);
 - `protocol`: `Allocator`, what a run asks of an engine for each routing;
 - `allocation`: the reference allocator (candidates, ranking, placement, commit, actions);
 - `explanation`: why each rule chose what it chose, and why not the other facilities;

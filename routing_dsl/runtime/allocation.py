@@ -6,8 +6,8 @@ rule's sorts, each criterion's ``reference`` hook, with what ranking reads of a 
 `Rank`), `assign single` or `partial` placement with the serve-stage conditions, the rule's
 checks (`only_if_all_items_available`, `shipment_threshold`), the commit (stock, counts, new
 ship groups, the packages' costs and dates) and the `when unfilled` actions. It also answers
-what batch optimisation asks of a rule (`admitted`) and the shipping facts the explainer
-reports (`card`, `zone`, `delivery`, `weight`, `package_cost`).
+what batch optimisation asks of a rule (`admitted`); the shipping facts it ranks and prices
+by are `runtime.packages`.
 
 The fast engine (routing_dsl.engine.fast) implements the same protocol with a compiled loop;
 the differential tests hold the two to the same bytes.
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 from ..criteria.groups import sequence_of
 from ..criteria.text import number
 from ..plan import PlanRouting, PlanRule
-from ..shipping import RunTotals, cents, iso_day, shares
 from .explanation import Explainer
 from .geometry import KM_PER_MILE
+from .packages import ShippingFacts
 from .rules import Measure, PreparedRule, group_reason, prepare_rules
 from .state import EPSILON, FacilityInfo, ItemState, Unit, open_needs
 from .units import select_units
@@ -49,10 +49,12 @@ class Rank:
         self.measure, self.new_package, self.added = None, False, math.nan
 
     def delivery(self, facility: str) -> float:
-        day = self.allocator.delivery(self.unit, facility)
+        """The day (ordinal) a package from ``facility`` would arrive; NaN: unknown."""
+        day = self.allocator.shipping.delivery(self.unit, facility)
         return math.nan if day is None else day
 
     def available(self, facility: str, product: str) -> float:
+        """Net stock of ``product`` left at ``facility``."""
         return self.allocator.available(facility, product, {})
 
 
@@ -65,6 +67,7 @@ class ReferenceAllocator:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.ctx = run.ctx
+        self.shipping = ShippingFacts(run.ctx)
         self.unit: Unit | None = None  # the unit being routed (or asked about)
         self._packages: dict[str, list[float]] = {}  # facility -> weight, volume placed
         self.explainer = Explainer(self)
@@ -75,6 +78,7 @@ class ReferenceAllocator:
         return select_units(self.ctx, store, routing, self.run.plan.priority_order)
 
     def count_items(self, units: list[Unit]) -> int:
+        """How many items ``units`` hold."""
         return sum(len(u.items) for u in units)
 
     def route_units(self, group_name: str, store: str, routing: PlanRouting,
@@ -185,58 +189,8 @@ class ReferenceAllocator:
         distance in km, its transit days; NaN when unknown."""
         if fact == "km":
             return math.nan if distance is None else distance
-        transit = self._transit(unit, facility)
+        transit = self.shipping.transit(unit, facility)
         return math.nan if transit is None else transit
-
-    # ---- shipping: zones, costs and delivery days of the unit's packages ----
-    def card(self, unit: Unit) -> int:
-        group = unit.ship_group
-        return self.ctx.rates.card(group.shipment_method, group.carrier)
-
-    def zone(self, unit: Unit, facility: str) -> int:
-        """The zone of a package from ``facility`` to the unit's address under its ship
-        group's rate card, once per unit; -1 without a card or a zone."""
-        zone = unit.zones.get(facility)
-        if zone is None:
-            card = self.card(unit)
-            zone = -1 if card < 0 else self.ctx.rates.zone_of(
-                card, self.ctx.rates.facility_index[facility],
-                self.ctx.rates.destination(card, unit.ship_group.ship_to),
-                unit.km_to(self.ctx.facilities[facility]))
-            unit.zones[facility] = zone
-        return zone
-
-    def _transit(self, unit: Unit, facility: str) -> int | None:
-        zone = self.zone(unit, facility)
-        return None if zone < 0 else self.ctx.rates.transit(self.card(unit), zone)
-
-    def delivery(self, unit: Unit, facility: str) -> int | None:
-        """The day (ordinal) a package from ``facility`` arrives, None when unknown."""
-        zone = self.zone(unit, facility)
-        if zone < 0:
-            return None
-        return self.ctx.rates.delivery(self.card(unit), zone,
-                                       self.ctx.rates.facility_index[facility])
-
-    def weight(self, unit: Unit, items) -> tuple[float, float]:
-        """Weight and volume of the open quantity of ``items``, in the unit's card's units."""
-        card = self.card(unit)
-        weight = volume = 0.0
-        for item in items:
-            if card < 0:
-                return math.nan, 0.0
-            w, v = self.ctx.rates.weight(card, item.product)
-            weight += w * item.open
-            volume += v * item.open
-        return weight, volume
-
-    def package_cost(self, unit: Unit, facility: str, weight: float, volume: float) -> float:
-        card = self.card(unit)
-        zone = self.zone(unit, facility)
-        if card < 0:
-            return math.nan
-        return self.ctx.rates.cost(card, zone, self.ctx.rates.facility_index[facility], weight,
-                                   volume)
 
     def _missing_coordinates(self, info: FacilityInfo, unit: Unit) -> None:
         if info.lat is None or info.lon is None:
@@ -246,6 +200,8 @@ class ReferenceAllocator:
             self.run.warn_ship_to(unit.order.id, unit.ship_group.id)
 
     def available(self, facility: str, product: str, pending: dict) -> float:
+        """Net stock of ``product`` left at ``facility``, less what is ``pending`` there in
+        the rule being placed ((facility, product) -> quantity)."""
         return self.ctx.stock.get(product, {}).get(facility, 0.0) - pending.get(
             (facility, product), 0.0)
 
@@ -276,7 +232,7 @@ class ReferenceAllocator:
                 self.ctx.now.date().toordinal()
                 - latest[1].at.astimezone(self.ctx.zone).date().toordinal())
         else:
-            delivery = self.delivery(self.unit, facility)
+            delivery = self.shipping.delivery(self.unit, facility)
             value = math.nan if delivery is None else delivery
         if criterion.item_fact == "open":
             return value, item.open
@@ -334,7 +290,7 @@ class ReferenceAllocator:
         packages = self._packages
         opened = len(packages) + self.unit.packages  # packages the unit has so far
         if costs:
-            weight, volume = self.weight(self.unit, placed)
+            weight, volume = self.shipping.weight(self.unit, placed)
         rank = Rank(self, prepared, placed_products)
         for facility in holding:
             measure = measures[facility]
@@ -344,12 +300,12 @@ class ReferenceAllocator:
                 # the package there after placing: its cost must pass the rule's limits, and
                 # the shipping_cost sort ranks by what placing adds
                 before = packages.get(facility)
-                total = self.package_cost(self.unit, facility,
+                total = self.shipping.package_cost(self.unit, facility,
                                            (before[0] if before else 0.0) + weight,
                                            (before[1] if before else 0.0) + volume)
                 if not all(check.passes(total) for check in prepared.placement_checks):
                     continue
-                rank.added = total - (self.package_cost(self.unit, facility, *before)
+                rank.added = total - (self.shipping.package_cost(self.unit, facility, *before)
                                       if before else 0.0)
             key = []
             for criterion, sort in prepared.sorts:
@@ -545,7 +501,7 @@ class ReferenceAllocator:
 
     def _pack(self, facility: str, item: ItemState, quantity: float) -> None:
         """Add ``quantity`` of ``item`` to the rule's package at ``facility``."""
-        card = self.card(self.unit)
+        card = self.shipping.card(self.unit)
         w, v = self.ctx.rates.weight(card, item.product) if card >= 0 else (math.nan, 0.0)
         package = self._packages.get(facility)
         if package is None:
@@ -608,35 +564,7 @@ class ReferenceAllocator:
                 "shipping_cost": None, "transit_days": None, "delivery_date": None,
             })
             packages.setdefault(facility, []).append((self.run.allocations[-1], item, quantity))
-        self._price(unit, packages, self.run.totals[(group_name, routing.name)])
-
-    def _price(self, unit: Unit, packages: dict[str, list], totals: RunTotals) -> None:
-        """Each new package's cost (shared among its rows by weight), transit days and
-        delivery date, and the run's totals."""
-        rates = self.ctx.rates
-        card = self.card(unit) if rates else -1
-        for facility, entries in packages.items():
-            if card < 0:
-                totals.package(unit.order.id, unit.ship_group.id, None)
-                continue
-            index = rates.facility_index[facility]
-            zone = self.zone(unit, facility)
-            weights, weight, volume = [], 0.0, 0.0
-            for _, item, quantity in entries:
-                w, v = rates.weight(card, item.product)
-                weights.append(w * quantity)
-                weight += w * quantity
-                volume += v * quantity
-            cost = rates.cost(card, zone, index, weight, volume)
-            delivery = rates.delivery(card, zone, index)
-            totals.package(unit.order.id, unit.ship_group.id, cents(cost))
-            transit = None if zone < 0 else rates.transit(card, zone)
-            for (row, item, _), share in zip(entries, shares(cost, weights), strict=True):
-                row["shipping_cost"] = None if share is None else share / 100
-                row["transit_days"] = transit
-                row["delivery_date"] = iso_day(delivery)
-                if delivery >= 0 and rates.promised(item.item.promised_date) < delivery:
-                    totals.late.add(id(item))
+        self.shipping.price(unit, packages, self.run.totals[(group_name, routing.name)])
 
     def _distance(self, facility: str, unit: Unit, unit_name: str) -> float | None:
         km = unit.km_to(self.ctx.facilities[facility])
@@ -645,6 +573,7 @@ class ReferenceAllocator:
         return km if unit_name == "km" else km / KM_PER_MILE
 
     def inventory_after(self) -> list[dict]:
+        """The ATP of each (facility, product) the run took from."""
         # Only the rows the run changed: a large snapshot has millions of inventory rows, and
         # applying these to the snapshot chains runs just the same.
         return [{"facility": facility, "product": product,

@@ -156,7 +156,7 @@ class Explainer:
         keys: dict = {}
         for criterion, _ in prepared.sorts:
             keys.update(criterion.explain(explaining, measure, facility))
-        if self.allocator.card(self.allocator.unit) >= 0:
+        if self.allocator.shipping.card(self.allocator.unit) >= 0:
             keys.update(explain_package(explaining, facility))
         keys["items_in_full"] = measure.full
         return keys
@@ -204,7 +204,8 @@ class Explainer:
                 if not check.passes(value):
                     return self._explained(check, value)
             elif criterion.stage == "placement":  # one package of the open items
-                value = allocator.package_cost(unit, info.id, *allocator.weight(unit, open_items))
+                shipping = allocator.shipping
+                value = shipping.package_cost(unit, info.id, *shipping.weight(unit, open_items))
                 if not check.passes(value):
                     return self._explained(check, value)
             else:
@@ -256,13 +257,13 @@ class Explaining:
 
     def package_cost(self, facility: str) -> float:
         """What one package of the unit's open items would cost from ``facility``."""
-        unit = self.allocator.unit
-        return self.allocator.package_cost(unit, facility, *self.allocator.weight(
+        unit, shipping = self.allocator.unit, self.allocator.shipping
+        return shipping.package_cost(unit, facility, *shipping.weight(
             unit, [i for i in unit.items if i.open > EPSILON]))
 
     def delivery(self, facility: str) -> float:
         """The day (ordinal) a package from ``facility`` would arrive; NaN: unknown."""
-        day = self.allocator.delivery(self.allocator.unit, facility)
+        day = self.allocator.shipping.delivery(self.allocator.unit, facility)
         return math.nan if day is None else day
 
 

@@ -6,21 +6,31 @@ routing's orders become allocations. Two implement it: the reference allocator
 composition once it moves off subclassing, the fast engine's compiled one
 (routing_dsl.engine.fast). The differential tests hold any two allocators to the same bytes.
 
-An allocator is made for one run, from the run (``Allocator factory: Run -> Allocator``), and
-reads and changes the run's context (`run.ctx`: stock, daily counts, item states) and
-records (`run.allocations`, `run.unfillable`, `run.explanations`, `run.totals`,
-`run.used`; ship group ids through `run.new_ship_group`, warnings through
-`run.warn_facility` and `run.warn_ship_to`).
+An allocator is made for one run, from the run (its factory takes the run), and reads and
+changes the run's context (`run.ctx`: stock, daily counts, item states) and records
+(`run.allocations`, `run.unfillable`, `run.explanations`, `run.totals`, `run.used`; ship
+group ids through `run.new_ship_group`, warnings through `run.warn_facility` and
+`run.warn_ship_to`). An engine that keeps its state otherwise (the fast engine's arrays)
+brings its own context too, a subclass of runtime.state.Context overriding its indexing
+hooks (`index_inventory`, `index_items`):
+
+    Run(plan, snapshot, False, None, context=FastContext, allocator=FastAllocator)
+
+A routing with an `optimize` block asks more of its allocator than this protocol: what each
+rule admits (`admitted`) and the packages' shipping facts (`shipping`), which only the
+reference allocator answers; the fast engine leaves such plans to it
+(`engine.fast.unsupported_reason`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sized
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..plan import PlanRouting
 
 
+@runtime_checkable
 class Allocator(Protocol):
     """Decides a run's routings, one at a time, in the plan's order."""
 

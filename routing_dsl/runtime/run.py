@@ -34,18 +34,20 @@ class Run:
     result's allocations, unfillable items, explanations, totals and warnings, new ship
     groups, the facilities each ship group ships from), with an allocator deciding each
     routing (runtime.protocol.Allocator; the reference one unless ``allocator`` names another
-    factory). `run` walks the plan's groups and routings and returns the result document;
-    `spans` and `warnings` (by key) are what scale-out merges partitions' runs by."""
+    factory; ``context`` likewise makes the context, an engine's own Context subclass). `run`
+    walks the plan's groups and routings and returns the result document; `spans` and
+    `warnings` (by key) are what scale-out merges partitions' runs by."""
 
     context_class = Context
 
     def __init__(self, plan: Plan, snapshot: Snapshot, explain: bool, explain_orders,
                  explain_facilities=None, prepared: Prepared | None = None,
                  live: LiveStock | None = None, after: bool = True, *,
+                 context: Callable[..., Context] | None = None,
                  allocator: Callable[[Run], Allocator] | None = None):
         self.plan = plan
         self.prepared = prepared or Prepared()
-        self.ctx = self.context_class(snapshot, prepared, live)
+        self.ctx = (context or self.context_class)(snapshot, prepared, live)
         self.after = after
         self.explain = explain
         self.explain_orders = explain_orders
