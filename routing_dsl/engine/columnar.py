@@ -268,8 +268,12 @@ def _record_class(model) -> type:
             fields.append((name, kind))
         else:
             fields.append((name, kind, info.default))
-    return msgspec.defstruct(f"{model.__name__}Record", fields, kw_only=True, frozen=True,
-                             gc=False, forbid_unknown_fields=True)
+    # keyword-only when a required field follows one with a default (as in Item), so that
+    # the fields keep the model's order; the others can also be made positionally
+    after_default = any(len(a) == 3 and len(b) == 2
+                        for a, b in zip(fields, fields[1:], strict=False))
+    return msgspec.defstruct(f"{model.__name__}Record", fields, kw_only=after_default,
+                             frozen=True, gc=False, forbid_unknown_fields=True)
 
 
 _RECORDS: dict = {}
