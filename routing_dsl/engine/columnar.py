@@ -316,7 +316,12 @@ _record = _converter(Order, {"ship_groups": _each(_group_record),
 
 def order_records(snapshot: Snapshot) -> list:
     """The snapshot's orders as records, whichever loader read them."""
-    return [o if isinstance(o, OrderRecord) else _record(o) for o in snapshot.orders]
+    return as_records(snapshot.orders)
+
+
+def as_records(orders) -> list:
+    """Orders (models or records) as records."""
+    return [o if isinstance(o, OrderRecord) else _record(o) for o in orders]
 
 
 _DATETIME = TypeAdapter(datetime)
