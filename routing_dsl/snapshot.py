@@ -198,7 +198,6 @@ def columns_of(rows, codes: tuple[IdCodes, IdCodes] | None = None) -> InventoryC
 
     n = len(rows)
     facilities, products = codes or (IdCodes(), IdCodes())
-    nan = float("nan")
     facility = np.fromiter(map(facilities.__getitem__, map(attrgetter("facility"), rows)),
                            np.int32, n)
     product = np.fromiter(map(products.__getitem__, map(attrgetter("product"), rows)),
@@ -208,8 +207,8 @@ def columns_of(rows, codes: tuple[IdCodes, IdCodes] | None = None) -> InventoryC
         np.fromiter(map(attrgetter("atp"), rows), np.float64, n),
         np.fromiter(map(attrgetter("minimum_stock"), rows), np.float64, n),
         np.fromiter(map(attrgetter("allow_brokering"), rows), np.bool_, n),
-        np.fromiter((nan if v is None else v for v in map(attrgetter("sales_velocity"), rows)),
-                    np.float64, n))
+        # numpy reads None as NaN
+        np.fromiter(map(attrgetter("sales_velocity"), rows), np.float64, n))
 
 
 class IdCodes(dict):

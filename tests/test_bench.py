@@ -109,6 +109,7 @@ def test_bench_scenario_reports_json_and_gen_snapshot_writes_it(tmp_path):
                 "load_s", "compile_ms", "run_s", "json_load_s"):
         assert key in report
     assert report["run_vs_json_load"] == round(report["run_s"] / report["json_load_s"], 2)
+    assert 0 < report["json_load_cpu_s"] and 0 < report["run_cpu_s"]
     assert report["orders"] == 200 and report["facilities"] == 40 and report["allocations"] > 0
     out = tmp_path / "snap.json"
     written = CliRunner().invoke(main, ["gen-snapshot", "--scenario", "small", "--orders", "50",

@@ -228,16 +228,17 @@ def test_the_cli_says_when_a_pool_has_one_partition_to_route():
 
 def test_parts_travel_as_columns_and_records():
     """A part is the snapshot's objects, pickled: stock as numpy columns (ids numbered as a
-    loader numbers the rows it reads), orders as they were read; nothing parsed again."""
+    loader numbers the rows it reads), orders as records, even when the snapshot was read as
+    models; nothing parsed again."""
     import pickle
 
-    from routing_dsl.engine import load_columnar
     from routing_dsl.engine.columnar import OrderRecord
     from routing_dsl.scaleout.partition import part_bytes
+    from routing_dsl.snapshot import load_snapshot
 
     from .conftest import ROOT
     folder = ROOT / "examples" / "multi_store"
-    snapshot = load_columnar(folder / "snapshot.json")
+    snapshot = load_snapshot(folder / "snapshot.json")
     plan = compile_program(Workspace().check_text(
         (folder / "multi_store.route").read_text(), "multi_store.route").program)
     parts = partitions(plan, snapshot)

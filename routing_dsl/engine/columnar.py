@@ -268,8 +268,12 @@ def _record_class(model) -> type:
             fields.append((name, kind))
         else:
             fields.append((name, kind, info.default))
-    return msgspec.defstruct(f"{model.__name__}Record", fields, kw_only=True, frozen=True,
-                             gc=False, forbid_unknown_fields=True)
+    # keyword-only when a required field follows one with a default (as in Item), so that
+    # the fields keep the model's order; the others can also be made positionally
+    after_default = any(len(a) == 3 and len(b) == 2
+                        for a, b in zip(fields, fields[1:], strict=False))
+    return msgspec.defstruct(f"{model.__name__}Record", fields, kw_only=after_default,
+                             frozen=True, gc=False, forbid_unknown_fields=True)
 
 
 _RECORDS: dict = {}
@@ -312,7 +316,12 @@ _record = _converter(Order, {"ship_groups": _each(_group_record),
 
 def order_records(snapshot: Snapshot) -> list:
     """The snapshot's orders as records, whichever loader read them."""
-    return [o if isinstance(o, OrderRecord) else _record(o) for o in snapshot.orders]
+    return as_records(snapshot.orders)
+
+
+def as_records(orders) -> list:
+    """Orders (models or records) as records."""
+    return [o if isinstance(o, OrderRecord) else _record(o) for o in orders]
 
 
 _DATETIME = TypeAdapter(datetime)
