@@ -26,12 +26,13 @@ class AfterBatches:
     def __bool__(self) -> bool:
         return self.sink is not None or self.alerts is not None
 
-    def __call__(self, store, batch_ids: list[str], snapshot) -> dict:
-        """Write the batches back, then evaluate the alert rules: what each did."""
+    def __call__(self, store, batch_ids: list[str], snapshot, orders=()) -> dict:
+        """Write the batches back, then evaluate the alert rules: what each did. ``orders``:
+        committed decisions' orders as their requests gave them (their versions)."""
         done: dict = {"writeback": [], "alerts": []}
         if self.sink is not None and batch_ids:
             try:
-                done["writeback"] = self.sink.deliver(store, batch_ids, snapshot)
+                done["writeback"] = self.sink.deliver(store, batch_ids, snapshot, orders)
             except Exception as error:  # noqa: BLE001 - logged; the batches stand
                 self.log({"at": _now(), "event": "writeback_failed", "error": describe(error)})
             for outcome in done["writeback"]:
