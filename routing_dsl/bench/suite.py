@@ -858,14 +858,16 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
                                                                   "  (lines):"), strict=True):
             server = commit_cpu / len(load.latencies) * 1000
             per_commit = f", server CPU {server:.2f} ms a commit" if commit_cpu >= 0 else ""
+            if commit_cpu >= 0 and cpu > 0:  # what a loaded machine changes less: a ratio
+                per_commit += f" ({server / (cpu / len(orders) * 1000):.1f} quotes)"
             if commit_cpu >= 0 and database_cpu >= 0:
-                # CPU a commit costs does not depend on what else loads the machine: on an
-                # idle 2-core one the server's Python process has one core (the GIL) and
-                # shares the two with the database
+                # what this CPU a commit allows: on an idle 2-core machine the server's
+                # Python process has one core (the GIL) and shares the two with the
+                # database (a loaded machine inflates CPU times: the bound is low then)
                 database = database_cpu / len(load.latencies) * 1000
                 bound = min(1000 * count / server, 2000 / (server + database))
-                per_commit += (f" + PostgreSQL {database:.2f} ms (idle 2-core machine: at "
-                               f"most {bound:,.0f}/s)")
+                per_commit += (f" + PostgreSQL {database:.2f} ms (at that CPU, an idle "
+                               f"2-core machine: at most {bound:,.0f}/s)")
             lines.append(
                 f"{indent}{label} {load.rate:,.0f} committed decisions/s from "
                 f"{commit_clients} clients at once on {store}, p50 "
