@@ -220,8 +220,8 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     state's, where its commits are recorded. With ``token``, every write (POST) needs
     `Authorization: Bearer <token>`. ``supervision`` is the scheduler's (for /healthz and
     /metrics), ``connections`` the HTTP server's; ``after`` (`ops.hooks.AfterBatches`)
-    follows the group runs it starts, the decisions it commits and the lines it reroutes
-    (the OMS write-back, the alert rules, whose state /metrics shows). ``worker``: this process's index under `routing serve --workers`
+    follows the group runs it starts (the OMS write-back, the alert rules, whose state
+    /metrics shows); the decisions it commits and the lines it reroutes are written back. ``worker``: this process's index under `routing serve --workers`
     (only worker 0 runs the schedule), shown by /healthz."""
     if store is None:
         store = state.store
@@ -231,13 +231,15 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                  for status in (400, 401, 404, 409, 413, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
     lane: dict = {}
-    # committed decisions' batches follow on one thread once answered, in the order they
-    # committed (a reroute after the decision it moves), never holding up the answer
-    delivery = ThreadPoolExecutor(1, thread_name_prefix="after decisions") if after else None
+    # committed decisions' batches are written back into the OMS on one thread once
+    # answered, in the order they committed (a reroute after the decision it moves), never
+    # holding up the answer
+    delivery = ThreadPoolExecutor(1, thread_name_prefix="write-back") \
+        if getattr(after, "sink", None) is not None else None
 
     def follow(batches: list[str], order: Order | None) -> None:
         if delivery is not None and batches:
-            delivery.submit(after, store, batches, state.snapshot,
+            delivery.submit(after.write_back, store, batches, state.snapshot,
                             orders=() if order is None else (order,))
     app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes, lane=lane)
 
