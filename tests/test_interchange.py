@@ -155,6 +155,64 @@ def test_export_names_every_lifecycle_criterion_hotwax_cannot_hold(tmp_path):
     assert "REJECTED_ITM_PARKING" not in result.stderr  # a queue filter HotWax holds
 
 
+def rejection_queue_group(extra_filter: dict | None = None) -> dict:
+    """A HotWax group whose routing takes items back from the rejection queue and parks
+    what no warehouse can take there again (HotWax's own rejection flow)."""
+    filters = [{"conditionTypeEnumId": "ENTCT_FILTER", "fieldName": "facilityId",
+                "operator": "in", "fieldValue": "REJECTED_ITM_PARKING,_NA_", "sequenceNum": 1}]
+    if extra_filter is not None:
+        filters.append({"conditionTypeEnumId": "ENTCT_FILTER", "sequenceNum": 2,
+                        **extra_filter})
+    return {"productStoreId": "STORE", "groupName": "Rejected items", "routings": [{
+        "routingName": "Rejected again", "statusId": "ROUTING_ACTIVE", "sequenceNum": 1,
+        "orderFilters": filters,
+        "rules": [{"ruleName": "Any warehouse", "statusId": "RULE_ACTIVE", "sequenceNum": 1,
+                   "assignmentEnumId": "ORA_MULTI", "inventoryFilters": [],
+                   "actions": [{"actionTypeEnumId": "ORA_MV_TO_QUEUE",
+                                "actionValue": "REJECTED_ITM_PARKING"}]}]}]}
+
+
+def test_rejection_queues_come_in_and_go_out_as_hotwax_holds_them(tmp_path):
+    source = tmp_path / "group.json"
+    source.write_text(json.dumps(rejection_queue_group()))
+    out = tmp_path / "group.route"
+    assert invoke("import-hotwax", source, "-o", out).exit_code == 0
+    text = out.read_text()
+    assert "queue in [REJECTED_ITM_PARKING, _NA_]" in text
+    assert "move to queue REJECTED_ITM_PARKING" in text
+    [routing] = exported(text)["routings"]
+    assert strip_ids(routing["orderFilters"]) == [
+        ("ENTCT_FILTER", "facilityId", "in", "REJECTED_ITM_PARKING,_NA_")]
+    assert routing["rules"][0]["actions"] == [{"actionTypeEnumId": "ORA_MV_TO_QUEUE",
+                                               "actionValue": "REJECTED_ITM_PARKING"}]
+
+
+def test_an_order_tag_filter_is_named_as_what_hotwax_cannot_hold_both_ways(tmp_path):
+    """HotWax's UI lets one pick order tags, its engine does not filter on them: an export
+    carrying such a filter is not imported silently without it, and a `tags` filter is not
+    exported; each says so where it is."""
+    source = tmp_path / "group.json"
+    source.write_text(json.dumps(rejection_queue_group(
+        {"fieldName": "orderTags", "operator": "in", "fieldValue": "VIP"})))
+    out = tmp_path / "group.route"
+    result = invoke("import-hotwax", source, "-o", out)
+    assert result.exit_code == 1 and not out.exists()
+    assert ("routings[0].orderFilters[1].fieldName: unknown order filter 'orderTags': "
+            "HotWax's brokering query filters on facilityId, ") in result.stderr
+    assert "an order-tag filter chosen in its UI is not applied by it" in result.stderr
+    assert "`tags in [VIP]`" in result.stderr and "Traceback" not in result.output
+    route = tmp_path / "tags.route"
+    for condition in ("tags in [VIP]", "tags not in [VIP]", "tags is null"):
+        route.write_text('use std.hotwax\ndeclare tag VIP\ngroup "G" for store STORE {\n'
+                         f'  routing "R" {{\n    filter {{ {condition} }}\n'
+                         '    rule "r" { assign partial }\n  }\n}\n')
+        result = invoke("export-hotwax", route, "-o", tmp_path / "out.json")
+        assert result.exit_code == 1 and not (tmp_path / "out.json").exists(), condition
+        assert result.stderr.strip() == (
+            f"error: {route}:5:14: HotWax has no `tags` filter: order tags are shown in its "
+            "UI, but its brokering query (EligibleOrdersQuery) does not read them"), condition
+
+
 def strip_ids(filters: list[dict]) -> list[tuple]:
     """Each filter's meaning, in sequence order (spaces in comma lists are spelling)."""
     return [(f.get("conditionTypeEnumId"), f.get("fieldName"), f.get("operator"),

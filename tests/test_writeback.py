@@ -346,3 +346,89 @@ def test_serve_once_writes_back_with_its_scheduled_round(tmp_path, monkeypatch):
     assert written["orders"] == 4
     assert rows(f"sqlite:///{tmp_path / 'oms.db'}",
                 "select facility from oms_ship_group where order_id = 'O-1001'") == [("WH_NJ",)]
+
+
+REJECTIONS = ROOT / "examples" / "rejections"
+
+
+def until(check, what: str, seconds: float = 20.0):
+    """Wait for work done after the answer (the write-back of a committed decision)."""
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+    return found
+
+
+def test_a_rerouted_line_and_a_committed_decision_are_written_back(databases):
+    """`routing serve --sink oms`: a line a store refuses goes, rerouted, to its new facility
+    in the OMS (the version this sink's own write left is the one expected, not the older
+    read's); a committed decision is written back at the version its request sent; a reroute
+    of an order the OMS changed since is refused and its reservation released."""
+    from fastapi.testclient import TestClient
+
+    from routing_dsl.service.app import create_app
+    from routing_dsl.service.state import LiveState
+
+    oms, runs = databases
+    load(oms, json.loads((REJECTIONS / "snapshot.json").read_text()))
+    store = RunStore(runs)
+    store.upgrade()
+    plan = compile_program(Workspace().check_path(REJECTIONS / "rejections.route").program)
+    state = LiveState([plan], snapshot_source(oms), store=store)
+    state.refresh()
+    sink = OmsSink(oms)
+
+    def where(order_id: str) -> list:
+        return rows(oms, "select g.facility, i.quantity from oms_ship_group g join "
+                         "oms_order_item i on i.order_id = g.order_id and i.ship_group = g.id "
+                         f"where g.order_id = '{order_id}' order by g.id")
+
+    def refused(batch: str) -> list:
+        return rows(runs, f"select order_id from sink_conflicts where batch_id = '{batch}'")
+
+    def settled(batch: str) -> bool:
+        return bool(rows(runs, f"select status from sink_batches where batch_id = '{batch}'"))
+
+    try:
+        with TestClient(create_app(state, after=AfterBatches(sink))) as client:
+            ran = client.post("/v1/groups/Store brokering/runs")
+            assert ran.status_code == 200, ran.text
+            assert where("R-2") == [("ST_NYC", 1.0)]  # the round's write-back
+            answer = client.post("/v1/rejections", json={
+                "order_id": "R-2", "item": "00001", "facility": "ST_NYC", "reroute": True,
+                "reason": "DAMAGED", "idempotency_key": "r2-nyc"})
+            assert answer.status_code == 200, answer.text
+            [line] = answer.json()["decision"]["lines"]
+            [batch] = answer.json()["decision"]["batches"]
+            until(lambda: settled(batch), "the reroute's write-back")
+            assert line["facility"] != "ST_NYC" and refused(batch) == []
+            assert where("R-2") == [(line["facility"], 1.0)]
+            assert rows(runs, f"select count(*) from outbox where batch_id = '{batch}' "
+                              "and acked is null") == [(0,)]
+
+            # a web order the live state has not read: the version its request sends
+            add_order(oms, "W-1", "TEE-M", 1)
+            order = {"id": "W-1", "product_store": "STORE", "version": 1, "ship_groups": [
+                {"id": "00001", "facility": "_NA_", "ship_to": {"lat": 40.71, "lon": -74.0},
+                 "items": [{"id": "00001", "product": "TEE-M", "quantity": 1}]}]}
+            committed = client.post("/v1/decisions", json={
+                "order": order, "commit": True, "idempotency_key": "w1"}).json()
+            [placed] = committed["lines"]
+            until(lambda: settled(committed["batches"][0]), "the commit's write-back")
+            assert where("W-1") == [(placed["facility"], 1.0)]
+
+            # the OMS changes W-1 itself, then its store refuses it: the reroute is not
+            # written over the OMS's change, and its reservation stops counting
+            execute(oms, "update oms_order set version = version + 1 where id = 'W-1'")
+            again = client.post("/v1/rejections", json={
+                "order_id": "W-1", "item": "00001", "facility": placed["facility"],
+                "reroute": True, "order": order, "idempotency_key": "w1-refused"}).json()
+            [batch] = again["decision"]["batches"]
+            until(lambda: settled(batch), "the second reroute's write-back")
+            assert refused(batch) == [("W-1",)] and where("W-1") == [(placed["facility"], 1.0)]
+            assert rows(runs, f"select count(*) from reservations where batch_id = '{batch}' "
+                              "and released is null") == [(0,)]
+    finally:
+        sink.dispose()
+        store.dispose()

@@ -894,10 +894,20 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
                   f"{indent}throughput: {together.rate:,.0f} decisions/s from {clients} "
                   f"clients at once, p99 {together.percentile(0.99) * 1000:.1f} ms "
                   f"(target 1,000; 4,000 with 2 workers at p99 <= 5 ms){per_decision}"]
-        for (load, commit_cpu), label in zip(runs, ("commits:   ", "  (lines):"),
-                                             strict=True):
-            per_commit = f", server CPU {commit_cpu / len(load.latencies) * 1000:.2f} ms a " \
-                "commit" if commit_cpu >= 0 else ""
+        for (load, commit_cpu, database_cpu), label in zip(runs, ("commits:   ",
+                                                                  "  (lines):"), strict=True):
+            server = commit_cpu / len(load.latencies) * 1000
+            per_commit = f", server CPU {server:.2f} ms a commit" if commit_cpu >= 0 else ""
+            if commit_cpu >= 0 and cpu > 0:  # what a loaded machine changes less: a ratio
+                per_commit += f" ({server / (cpu / len(orders) * 1000):.1f} quotes)"
+            if commit_cpu >= 0 and database_cpu >= 0:
+                # what this CPU a commit allows: on an idle 2-core machine the server's
+                # Python process has one core (the GIL) and shares the two with the
+                # database (a loaded machine inflates CPU times: the bound is low then)
+                database = database_cpu / len(load.latencies) * 1000
+                bound = min(1000 * count / server, 2000 / (server + database))
+                per_commit += (f" + PostgreSQL {database:.2f} ms (at that CPU, an idle "
+                               f"2-core machine: at most {bound:,.0f}/s)")
             lines.append(
                 f"{indent}{label} {load.rate:,.0f} committed decisions/s from "
                 f"{commit_clients} clients at once on {store}, p50 "
@@ -934,9 +944,35 @@ def _service_run(folder, database: str, orders: list[dict], workers: int, client
                             commit_bodies(orders, commits, explain, prefix))
             drive(address, writes[:50], commit_clients, workers)  # warm up: the first writes
             commit_cpu = _tree_cpu_seconds(served.process.pid)
+            database_cpu = _database_cpu(database)
             load = drive(address, writes[50:], commit_clients, workers)
-            runs.append((load, _tree_cpu_seconds(served.process.pid) - commit_cpu))
+            runs.append((load, _tree_cpu_seconds(served.process.pid) - commit_cpu,
+                         _database_cpu(database) - database_cpu))
     return alone, together, cpu, runs
+
+
+def _database_cpu(url: str) -> float:
+    """CPU time the PostgreSQL server processes of ``url``'s database have used so far (they
+    run on this machine: loopback); -inf on SQLite or where /proc cannot tell. A connection
+    opened meanwhile counts whole, one closed meanwhile not at all (the service's pool keeps
+    its connections)."""
+    if not url.startswith("postgres"):
+        return float("-inf")
+    import sqlalchemy as sa
+
+    from ..ops.store import database_url
+    engine = sa.create_engine(database_url(url), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(sa.text(
+                "select pid from pg_stat_activity where datname = current_database() "
+                "and pid <> pg_backend_pid()")).scalars().all()
+    except sa.exc.SQLAlchemyError:
+        return float("-inf")
+    finally:
+        engine.dispose()
+    readable = [seconds for seconds in map(_cpu_seconds, pids) if seconds >= 0]
+    return sum(readable) if readable else float("-inf")  # elsewhere: not on this machine
 
 
 def _tree_cpu_seconds(pid: int) -> float:

@@ -48,6 +48,7 @@ ORDER_FIELDS = {c.hotwax: (c.name, c.value) for c in REGISTRY("order_filter").va
                 if c.hotwax and c.value in ID_KINDS}
 ORDER_SORTS = {c.hotwax: c.name for c in REGISTRY("order_sort").values() if c.hotwax}
 INVENTORY_SORTS = {c.hotwax: c.name for c in REGISTRY("inventory_sort").values() if c.hotwax}
+_READ_FIELDS = ", ".join(sorted([*ORDER_FIELDS, "promiseDaysCutoff"]))
 _INVENTORY_NAMES = {c.name: c.hotwax for c in REGISTRY("inventory_condition").values()
                     if c.hotwax}
 # statusId -> the status word; a routing's and a rule's codes differ (`RULE_DRAFT` on a
@@ -255,7 +256,10 @@ def _order_filter(condition: dict, path: str, t: _Translation) -> str | None:
         return f"promise_date {op} {days} days"
     mapped = ORDER_FIELDS.get(field_name)
     if mapped is None:
-        t.problems.append(f"{path}.fieldName: unknown order filter {field_name!r}")
+        t.problems.append(f"{path}.fieldName: unknown order filter {field_name!r}: HotWax's "
+                          f"brokering query filters on {_READ_FIELDS} only (an order-tag "
+                          "filter chosen in its UI is not applied by it); say it in the "
+                          ".route file instead, e.g. `tags in [VIP]`")
         return None
     name, kind = mapped
     return f"{name} {_ids(op, value, kind, path, t)}"

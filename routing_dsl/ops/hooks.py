@@ -28,20 +28,28 @@ class AfterBatches:
 
     def __call__(self, store, batch_ids: list[str], snapshot) -> dict:
         """Write the batches back, then evaluate the alert rules: what each did."""
-        done: dict = {"writeback": [], "alerts": []}
-        if self.sink is not None and batch_ids:
-            try:
-                done["writeback"] = self.sink.deliver(store, batch_ids, snapshot)
-            except Exception as error:  # noqa: BLE001 - logged; the batches stand
-                self.log({"at": _now(), "event": "writeback_failed", "error": describe(error)})
-            for outcome in done["writeback"]:
-                self._log_writeback(outcome)
+        done: dict = {"writeback": self.write_back(store, batch_ids, snapshot), "alerts": []}
         if self.alerts is not None and batch_ids:
             try:
                 done["alerts"] = self.alerts.after_batches(store, batch_ids)
             except Exception as error:  # noqa: BLE001
                 self.log({"at": _now(), "event": "alerts_failed", "error": describe(error)})
         return done
+
+    def write_back(self, store, batch_ids: list[str], snapshot, orders=()) -> list:
+        """Only the write-back (committed decisions: their batches of one are no round for
+        the alert rules). ``orders``: the decisions' orders as their requests gave them
+        (their versions)."""
+        if self.sink is None or not batch_ids:
+            return []
+        try:
+            outcomes = self.sink.deliver(store, batch_ids, snapshot, orders)
+        except Exception as error:  # noqa: BLE001 - logged; the batches stand
+            self.log({"at": _now(), "event": "writeback_failed", "error": describe(error)})
+            return []
+        for outcome in outcomes:
+            self._log_writeback(outcome)
+        return outcomes
 
     def after_round(self, store, plan, now: datetime) -> list[dict]:
         """The scheduler-late rules, after a scheduler's round (whether it ran anything)."""

@@ -242,12 +242,13 @@ class StoreLock(PartitionLock):
 
 
 @contextmanager
-def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT
-           ) -> Iterator[sa.Connection]:
+def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT,
+           prefetch=None) -> Iterator[sa.Connection]:
     """A write transaction holding the lock of every store of ``stores`` until it ends;
     raises Busy (nothing written) when they stay taken for ``wait`` seconds. Any lock wait
     inside the transaction (an idempotency key another transaction is writing) is bounded by
-    the same deadline and is Busy too."""
+    the same deadline and is Busy too. ``prefetch`` (a `commits.GroupReads`) reads once the
+    lock is held, before the block runs: on PostgreSQL in the lock's own round trip."""
     names = sorted(set(stores))
     deadline = time.monotonic() + wait
     if store.engine.dialect.name == "postgresql":
@@ -261,6 +262,10 @@ def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT
                                    (str(max(1, int(wait * 1000))),))
                     cursor.execute("select pg_advisory_xact_lock(k) "
                                    "from unnest(cast(%s as bigint[])) k", (keys,))
+                    if prefetch is not None:
+                        prefetch.send(raw)
+                if prefetch is not None:
+                    prefetch.run(connection)
                 yield connection
         except sa.exc.DBAPIError as error:
             if _is_busy(error):
@@ -287,6 +292,8 @@ def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT
                 raise
             if not _leased_elsewhere(connection, names):
                 with transaction:
+                    if prefetch is not None:
+                        prefetch.run(connection)
                     yield connection
                 return
             transaction.rollback()

@@ -138,7 +138,7 @@ def stored(connection: sa.Connection, *, orders=None, stores=None) -> list[Rejec
     if stores is not None:
         query = query.where(c.product_store.in_(sorted(stores)))
     return [Rejection(row.id, row.product_store, row.order_id, row.ship_group, row.item,
-                      row.product, row.facility, row.quantity, row.reason, utc(_time(row.at)))
+                      row.product, row.facility, row.quantity, row.reason, stored_time(row.at))
             for row in connection.execute(query)]
 
 
@@ -297,6 +297,11 @@ def _with_rejections(item, extra: list[Rejection]):
     if not made:
         return item
     return replace_fields(item, rejections=type(item.rejections)([*item.rejections, *made]))
+
+
+def stored_time(value) -> datetime:
+    """A time as the run store hands it back (text or naive on SQLite), in UTC."""
+    return utc(_time(value))
 
 
 def _time(value):

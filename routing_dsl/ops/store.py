@@ -80,7 +80,11 @@ def _engine(url: str) -> sa.Engine:
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
-        return sa.create_engine(url, pool_pre_ping=True)
+        # No JIT: the run store's statements are short, and without fresh statistics
+        # (autovacuum off or behind) the console rollup trigger's estimates grow with
+        # the tables until every commit compiles it (~100 ms of server CPU each)
+        return sa.create_engine(url, pool_pre_ping=True,
+                                connect_args={"options": "-c jit=off"})
     except (sa.exc.ArgumentError, ImportError) as error:
         raise StoreError(f"cannot use database {safe_url(url)}: {error}") from None
 
@@ -280,11 +284,13 @@ class RunStore:
         connection.execute(t.batches.update().where(t.batches.c.id == batch_id).values(
             finished=_now(), **batch_values(batch, allocations, unfillable)))
 
-    def record(self, connection: sa.Connection, recorded: list[Recorded]) -> dict[str, int]:
+    def record(self, connection: sa.Connection, recorded: list[Recorded],
+               ids: list[tuple[int, int]] = ()) -> dict[str, int]:
         """Write batches' runs, allocations, unfillable items, history, outbox rows and ledger
         lines (one statement per table for all of them); returns the last ledger id written
         per product store, also kept in ``ledger_heads``. The caller holds the lock of every
-        product store whose lines it writes."""
+        product store whose lines it writes; ``ids``: (outbox id, ledger id) pairs it took
+        under that lock (`commits.GroupReads`), used first."""
         runs, allocations, unfillable, history, outbox, lines = [], [], [], [], [], []
         optimized = []
         for entry in recorded:
@@ -316,9 +322,10 @@ class RunStore:
             return {}
         # ids taken beforehand, so that the rows go in as plain rows (RETURNING makes the
         # driver parse one huge statement per thousand rows: 20x slower)
-        for row, line, (outbox_id, line_id) in zip(outbox, lines,
-                                                   _next_ids(connection, len(outbox)),
-                                                   strict=True):
+        taken = list(ids[:len(outbox)])
+        if len(taken) < len(outbox):
+            taken += _next_ids(connection, len(outbox) - len(taken))
+        for row, line, (outbox_id, line_id) in zip(outbox, lines, taken, strict=True):
             row["id"] = line["outbox_id"] = outbox_id
             line["id"] = line_id
         insert_rows(connection, t.outbox, outbox)
@@ -414,12 +421,23 @@ class RunStore:
         return {key: (request, answer) for key, request, answer in connection.execute(
             _KNOWN_KEYS, {"keys": sorted(keys)})}
 
-    def insert_keys(self, connection: sa.Connection, rows: list[dict]) -> set[str]:
+    def insert_keys(self, connection: sa.Connection, rows: list[dict]) -> set[str] | None:
         """Write idempotency keys (key, order_id, request, answer), in key order; returns the
-        keys written: a key another transaction holds is not (it waits for that one)."""
+        keys written: a key another transaction holds is not (it waits for that one). In a
+        `pipelined` block that commits, None: a key taken fails the commit instead
+        (`is_key_race`), so that nothing waits for this statement's answer."""
         if not rows:
             return set()
         cursor = _pipeline(connection)
+        if cursor is not None and connection.info.get("pipeline_commits"):
+            ordered = sorted(rows, key=lambda r: r["key"])
+            created = _now()
+            cursor.executemany(
+                "insert into decision_keys (key, order_id, request, answer, created) "
+                "values (%s, %s, %s, %s, %s)",
+                [(r["key"], r["order_id"], r["request"], r["answer"], created)
+                 for r in ordered])
+            return None
         if cursor is not None:  # the group's last statement: its answer ends the pipeline
             ordered = sorted(rows, key=lambda r: r["key"])
             values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(ordered))
@@ -580,15 +598,23 @@ def _next_ids(connection: sa.Connection, count: int) -> list[tuple[int, int]]:
     return [(outbox + k, ledger + k) for k in range(1, count + 1)]
 
 
+def is_key_race(error: BaseException) -> bool:
+    """Whether ``error`` is an idempotency key another transaction wrote first (a commit
+    `insert_keys` deferred its check to)."""
+    diag = getattr(getattr(error, "orig", error), "diag", None)
+    return getattr(diag, "constraint_name", None) == "pk_decision_keys"
+
+
 @contextmanager
-def pipelined(connection: sa.Connection) -> Iterator[None]:
+def pipelined(connection: sa.Connection, commit: bool = False) -> Iterator[None]:
     """On PostgreSQL, what the block writes (with `insert_rows`, `record`,
     `RunStore.insert_batches`, `settle_batches`, `insert_keys`) is sent without waiting for
     each statement's answer (psycopg's pipeline mode): a group of committed decisions is
     written in two round trips (its ledger ids, then the rest) instead of two per table by
     COPY, while its partition's lock is held. An error is raised as SQLAlchemy raises it
     (IntegrityError, OperationalError, ...), the transaction then rolled back as usual.
-    Nothing changes on SQLite."""
+    With ``commit``, the transaction commits at the end of the block, in the same round trip
+    (nothing may run on the connection after it). Nothing changes on SQLite."""
     if connection.dialect.name != "postgresql":
         yield
         return
@@ -597,10 +623,14 @@ def pipelined(connection: sa.Connection) -> Iterator[None]:
     try:
         with raw.pipeline(), raw.cursor() as cursor:
             connection.info["pipeline"] = cursor
+            connection.info["pipeline_commits"] = commit
             try:
                 yield
+                if commit:
+                    raw.commit()  # queued behind the writes; SQLAlchemy's commit finds none
             finally:
                 connection.info.pop("pipeline", None)
+                connection.info.pop("pipeline_commits", None)
     except psycopg.Error as error:
         raise sa.exc.DBAPIError.instance(None, None, error, psycopg.Error) from error
 

@@ -31,6 +31,7 @@ again.
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from . import schema as t
 from .store import database_now
 
 EPSILON = 1e-6
+LEFT_LIMIT = 100_000  # orders whose version this sink remembers leaving (memory stays bounded)
 _NEXT_POSITION = "(SELECT coalesce(max(position), -1) + 1 FROM {table})"
 _ITEM_COLUMNS = ("product, status, unit_price, promised_date, ship_before, ship_after, "
                  "auto_cancel_date, item_group")
@@ -160,6 +162,11 @@ class OmsSink:
         self.url = url
         self.statements = statements or dict(DEFAULT_STATEMENTS)
         self._engine = None
+        # the version each order was left at by this sink's own claims: a later decision of
+        # it (a commit, a rejected line rerouted) is expected there, not at the version an
+        # older read of the source holds, which this sink's own write moved on
+        self._left: dict[str, int] = {}
+        self._lock = threading.Lock()  # one delivery at a time: batches land in order
 
     @property
     def engine(self) -> sa.Engine:
@@ -171,12 +178,30 @@ class OmsSink:
         if self._engine is not None:
             self._engine.dispose()
 
-    def deliver(self, store, batch_ids: list[str], snapshot) -> list[WriteBack]:
+    def deliver(self, store, batch_ids: list[str], snapshot, orders=()) -> list[WriteBack]:
         """Write each batch (in order) into the OMS, comparing each order's version with
-        the one ``snapshot`` read (an order written by an earlier batch of the same run is
-        expected at the version that batch left)."""
+        the one ``snapshot`` read, or ``orders`` give (a committed decision's order, as its
+        request sent it), or this sink's own write left, whichever is latest: versions only
+        grow, so any other change of the order since is a conflict."""
         versions = {o.id: o.version for o in snapshot.orders}
-        return [self._batch(store, batch_id, versions) for batch_id in batch_ids]
+        versions.update((o.id, o.version) for o in orders if o.version is not None)
+        with self._lock:
+            for order, version in list(self._left.items()):
+                if versions.get(order) is None:
+                    continue
+                if versions[order] >= version:  # the source shows it now: not needed
+                    del self._left[order]
+                else:
+                    versions[order] = version
+            outcomes = [self._batch(store, batch_id, versions) for batch_id in batch_ids]
+            for outcome in outcomes:
+                if outcome.error is None and not outcome.already:
+                    for order in outcome.applied:
+                        self._left.pop(order, None)
+                        self._left[order] = versions[order]
+            while len(self._left) > LEFT_LIMIT:  # the oldest: a refresh has read them since
+                del self._left[next(iter(self._left))]
+        return outcomes
 
     # ---- one batch ----
     def _batch(self, store, batch_id: str, versions: dict) -> WriteBack:

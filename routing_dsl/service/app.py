@@ -10,8 +10,10 @@ An unreachable run store is a 503 with ``Retry-After``; so is a live state not l
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -219,7 +221,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
     `Authorization: Bearer <token>`. ``supervision`` is the scheduler's (for /healthz and
     /metrics), ``connections`` the HTTP server's; ``after`` (`ops.hooks.AfterBatches`)
     follows the group runs it starts (the OMS write-back, the alert rules, whose state
-    /metrics shows). ``worker``: this process's index under `routing serve --workers`
+    /metrics shows); the decisions it commits and the lines it reroutes are written back. ``worker``: this process's index under `routing serve --workers`
     (only worker 0 runs the schedule), shown by /healthz."""
     if store is None:
         store = state.store
@@ -229,6 +231,16 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                  for status in (400, 401, 404, 409, 413, 422, 503)}
     app = FastAPI(title="routing-dsl", version=__version__, responses=responses)
     lane: dict = {}
+    # committed decisions' batches are written back into the OMS on one thread once
+    # answered, in the order they committed (a reroute after the decision it moves), never
+    # holding up the answer
+    delivery = ThreadPoolExecutor(1, thread_name_prefix="write-back") \
+        if getattr(after, "sink", None) is not None else None
+
+    def follow(batches: list[str], order: Order | None) -> None:
+        if delivery is not None and batches:
+            delivery.submit(after.write_back, store, batches, state.snapshot,
+                            orders=() if order is None else (order,))
     app.add_middleware(Boundary, max_body_bytes=limits.max_body_bytes, lane=lane)
 
     def authorized(given: str) -> bool:
@@ -378,6 +390,9 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             later: list = []  # a rollout's shadow of it: once the answer is sent
             answer = await state.commit_async(request.order, request.idempotency_key,
                                               explain=request.explain, followups=later)
+            if delivery is not None:  # written back with the order's version as sent
+                later.append(functools.partial(follow, orjson.loads(answer)["batches"],
+                                               request.order))
             return Response(answer, media_type="application/json",
                             background=BackgroundTask(_run_all, later) if later else None)
         except ConflictError as error:
@@ -407,6 +422,9 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
             at=request.at, reroute=request.reroute, queue=request.queue)
         try:
             answer = state.reject(asked, request.order, explain=request.explain)
+            decision = orjson.loads(answer)["decision"] if delivery is not None else None
+            if decision is not None:  # the rerouted line's new facility, written back
+                follow(decision["batches"], request.order)
         except rejections.NothingCommitted as error:
             return problem(404, "no committed line to reject", str(error))
         except ConflictError as error:

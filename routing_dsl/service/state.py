@@ -40,8 +40,9 @@ from ..engine import route, snapshot_digest
 from ..runtime import LiveStock, Prepared, run_plan
 from ..ops import ledger, rejections
 from ..ops.locks import COMMIT_WAIT, Busy, locked
-from ..ops.store import (Recorded, RunStore, batch_values, optimizations_of, pipelined,
-                         plan_hash)
+from ..ops.commits import GroupReads
+from ..ops.store import (Recorded, RunStore, batch_values, is_key_race, optimizations_of,
+                         pipelined, plan_hash)
 from ..plan import Plan
 from ..scaleout import connected_stores
 from ..snapshot import Inventory, Order, Snapshot, order_problems
@@ -292,6 +293,10 @@ class LiveState:
         lines = self.store.ledger(reflected_before=view.reflected_before, stores=domain,
                                   after={s: view.seen.get(s, 0) for s in domain},
                                   connection=connection)
+        self._apply_read(view, domain, lines, group)
+
+    def _apply_read(self, view: _View, domain: tuple[str, ...], lines: list[ledger.Line],
+                    group: bool) -> None:
         with self.lock:
             if not group and any(view.inflight[s] for s in domain):
                 return
@@ -535,11 +540,18 @@ class LiveState:
         store = self.store
         undo: list[tuple] = []
         saved: set[str] = set()
+        # read once the lock is held, on PostgreSQL in the lock's own round trip: the keys,
+        # lines others wrote since, the orders' own lines and rejections, ids for the rows
+        reads = GroupReads(store, [e.key for e in entries], stores,
+                           {s: view.seen.get(s, 0) for s in stores},
+                           {e.order.id for e in entries}, view.reflected_before,
+                           ids_wanted=sum(2 * len(g.items) for e in entries
+                                          for g in e.order.ship_groups) + 4)
         try:
-            with locked(store, stores, self.commit_wait) as connection:
+            with locked(store, stores, self.commit_wait, prefetch=reads) as connection:
                 # a committed key is final (one committed after this read makes the keys'
                 # insert below find it taken, and the group is decided again)
-                known = store.decision_keys([e.key for e in entries], connection)
+                known = reads.known
                 for entry in entries:
                     if entry.key in known:
                         try:
@@ -549,12 +561,12 @@ class LiveState:
                 fresh = [e for e in entries if e.key not in known]
                 if not fresh:
                     return
-                self._read_ledger(view, tuple(stores), connection, group=True)
-                own = ledger.Effects(view.today).extend(store.ledger(
-                    reflected_before=view.reflected_before, stores=stores,
-                    orders={e.order.id for e in fresh}, connection=connection))
-                refused = rejections.by_line(rejections.stored(
-                    connection, orders={e.order.id for e in fresh}))
+                self._apply_read(view, tuple(stores), reads.lines, group=True)
+                fresh_orders = {e.order.id for e in fresh}
+                own = ledger.Effects(view.today).extend(
+                    line for line in reads.own if line.order in fresh_orders)
+                refused = rejections.by_line(
+                    r for r in reads.refused if r.order in fresh_orders)
                 answers, recorded, batch_rows, notes = [], [], [], []
                 for entry in fresh:
                     answer = self._decide(view, rejections.apply_order(entry.order, refused),
@@ -569,15 +581,18 @@ class LiveState:
                 rows = [{"key": e.key, "order_id": e.order.id, "request": e.request,
                          "answer": answer.decode()} for e, answer in zip(fresh, answers,
                                                                          strict=True)]
-                with pipelined(connection):  # a few round trips, not one or two per table
+                # PostgreSQL: every row and the commit in one round trip
+                with pipelined(connection, commit=True):
                     store.insert_batches(connection, batch_rows)
-                    heads = store.record(connection, recorded)
+                    heads = store.record(connection, recorded, reads.ids)
                     store.settle_batches(connection, batch_rows)
                     written = store.insert_keys(connection, rows)
-                if len(written) != len(rows):
+                if written is not None and len(written) != len(rows):
                     raise _KeyRace()  # rolled back; the next attempt finds those keys
         except BaseException as error:
-            if isinstance(error, sa.exc.IntegrityError):
+            if isinstance(error, sa.exc.IntegrityError) and is_key_race(error):
+                error = _KeyRace()  # rolled back; the next attempt finds those keys
+            elif isinstance(error, sa.exc.IntegrityError):
                 self._saved_plans.clear()  # a purge may have removed a plan row: write again
             with self.lock:
                 for facility, product, quantity in undo:
@@ -585,6 +600,8 @@ class LiveState:
                         view.count(facility, -quantity)
                     else:
                         view.take(facility, product, -quantity)
+            if isinstance(error, _KeyRace):
+                raise error from None
             raise
         self._saved_plans |= saved
         with self.lock:
