@@ -23,10 +23,10 @@ import sqlalchemy as sa
 
 from . import rejections
 from .ledger import Line
-from .store import RunStore, _LINE_COLUMNS
+from .store import RunStore, LINE_COLUMNS
 
 _KNOWN_KEYS = "select key, request, answer from decision_keys where key = any(%s)"
-_LEDGER = (f"select {_LINE_COLUMNS} from reservations r join outbox o on o.id = r.outbox_id "
+_LEDGER = (f"select {LINE_COLUMNS} from reservations r join outbox o on o.id = r.outbox_id "
            "where r.released is null and {where} order by r.id")
 _UNREFLECTED = "(o.acked is null or o.acked >= %s)"
 _REJECTIONS = ("select id, product_store, order_id, ship_group, item, product, facility, "

@@ -679,7 +679,7 @@ def database_now(connection: sa.Connection):
 
 # The statements a committed decision runs, written once: building and compiling a Core
 # construct costs more than running the statement.
-_LINE_COLUMNS = ("r.id, r.product_store, r.kind, r.order_id, r.ship_group, r.item, r.product, "
+LINE_COLUMNS = ("r.id, r.product_store, r.kind, r.order_id, r.ship_group, r.item, r.product, "
                  "r.facility, r.quantity, r.opens, r.day, r.auto_cancel_date")
 _KNOWN_KEYS = sa.text("select key, request, answer from decision_keys where key in :keys"
                       ).bindparams(sa.bindparam("keys", expanding=True))
@@ -712,7 +712,7 @@ def _ledger_query(dialect: str, reflection: bool, after_stores: int | None, in_s
     if in_orders:
         where.append("r.order_id in :orders")
         binds.append(sa.bindparam("orders", expanding=True))
-    return sa.text(f"select {_LINE_COLUMNS} from reservations r "
+    return sa.text(f"select {LINE_COLUMNS} from reservations r "
                    "join outbox o on o.id = r.outbox_id"
                    + " where " + " and ".join(where)
                    + " order by r.id").bindparams(*binds)
