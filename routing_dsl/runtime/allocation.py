@@ -20,6 +20,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ..criteria import FACTS, ITEM_FACTS, RegistryError
 from ..criteria.groups import sequence_of
 from ..criteria.text import number
 from ..plan import PlanRouting, PlanRule
@@ -219,24 +220,31 @@ class ReferenceAllocator:
         return need is None or available + EPSILON >= need
 
     def serve_facts(self, criterion, item: ItemState, facility: str,
-                     available: float) -> tuple[float, float]:
+                    available: float) -> tuple[float, float]:
         """A serve-stage fact of ``facility`` and the item fact it is compared with
-        (criteria.FACTS): its net stock left, its delivery day (NaN: none) or how many days
-        before today it last rejected the item (NaN: never); the item's open quantity or its
-        promised day."""
-        if criterion.fact == "available":
-            value = available
-        elif criterion.fact == "refused":
-            latest = item.rejected.get(facility)
-            value = math.nan if latest is None else float(
-                self.ctx.now.date().toordinal()
-                - latest[1].at.astimezone(self.ctx.zone).date().toordinal())
-        else:
-            delivery = self.shipping.delivery(self.unit, facility)
-            value = math.nan if delivery is None else delivery
-        if criterion.item_fact == "open":
-            return value, item.open
-        return value, self.ctx.rates.promised(item.item.promised_date)
+        (criteria.FACTS, ITEM_FACTS; dispatched by SERVE_FACTS and ITEM_FACT_VALUES)."""
+        value = SERVE_FACTS[criterion.fact](self, item, facility, available)
+        return value, ITEM_FACT_VALUES[criterion.item_fact](self, item)
+
+    def _fact_available(self, item: ItemState, facility: str, available: float) -> float:
+        return available  # its net stock left
+
+    def _fact_refused(self, item: ItemState, facility: str, available: float) -> float:
+        # how many days before today the facility last rejected the item (NaN: never)
+        latest = item.rejected.get(facility)
+        return math.nan if latest is None else float(
+            self.ctx.now.date().toordinal()
+            - latest[1].at.astimezone(self.ctx.zone).date().toordinal())
+
+    def _fact_delivery(self, item: ItemState, facility: str, available: float) -> float:
+        delivery = self.shipping.delivery(self.unit, facility)  # its delivery day (NaN: none)
+        return math.nan if delivery is None else delivery
+
+    def _item_open(self, item: ItemState) -> float:
+        return item.open
+
+    def _item_promised(self, item: ItemState) -> float:
+        return self.ctx.rates.promised(item.item.promised_date)
 
     def _measure(self, prepared: PreparedRule, candidates: dict[str, float | None],
                  open_items: list[ItemState]) -> dict[str, Measure]:
@@ -581,3 +589,14 @@ class ReferenceAllocator:
                 for (facility, product), consumed in sorted(self.run.allocated_atp.items())
                 if consumed]
 
+
+# The serve-stage facts by the name the criteria registry gives them (criteria.FACTS): a fact
+# declared there and missing here stops the import, as in the kernel.
+SERVE_FACTS = {"available": ReferenceAllocator._fact_available,
+               "refused": ReferenceAllocator._fact_refused,
+               "delivery": ReferenceAllocator._fact_delivery}
+ITEM_FACT_VALUES = {"open": ReferenceAllocator._item_open,
+                    "promised": ReferenceAllocator._item_promised}
+if set(SERVE_FACTS) != set(FACTS["serve"]) or set(ITEM_FACT_VALUES) != set(ITEM_FACTS):
+    raise RegistryError("the reference engine's serve facts differ from the registry's "
+                        f"(criteria.FACTS): {sorted(SERVE_FACTS)} / {sorted(ITEM_FACT_VALUES)}")
