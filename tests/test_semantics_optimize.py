@@ -95,6 +95,17 @@ def test_apply_never_fills_fewer_units_than_the_rules(snapshot, the_plan):
         assert routing["optimized"]["filled_units"] >= routing["rules"]["filled_units"] - 1e-6
         assert routing["optimized"]["cost"] <= routing["rules"]["cost"] + 1e-6 or \
             routing["optimized"]["filled_units"] > routing["rules"]["filled_units"]
+    # a unit the optimum keeps is shipped as the rules ship it, rows in the rules' order
+    def rows_by_unit(result) -> dict:
+        found = defaultdict(list)
+        for a in result["allocations"]:
+            found[(a["order"], a["ship_group"])].append(
+                (a["item"], a["facility"], a["quantity"], a["rule"]))
+        return found
+    as_rules, as_applied = rows_by_unit(plain), rows_by_unit(applied)
+    for unit, rows in as_applied.items():
+        if sorted(rows) == sorted(as_rules.get(unit, [])):
+            assert rows == as_rules[unit], unit
     # what the section says the optimum costs is what the result's packages cost
     shipped = sum(b["totals"]["shipping_cost"] for b in applied["batches"])
     assert abs(applied["optimization"]["optimized"]["shipping_cost"] - shipped) < 0.011
