@@ -113,7 +113,7 @@ def _lowest(mask: int) -> int:
     return (mask & -mask).bit_length() - 1
 
 
-def placeable(batch: Batch, rates, u: int, f: int, rule: int,
+def placeable(batch: Batch, rates, pair_of: dict, u: int, f: int, rule: int,
               content: list[tuple[int, float]]) -> bool:
     """Whether ``rule`` places ``content`` (lines and quantities of unit ``u``) as one package
     at facility ``f`` within its placement conditions (`shipping_cost` limits). The rule
@@ -126,7 +126,7 @@ def placeable(batch: Batch, rates, u: int, f: int, rule: int,
     if not checks:
         return True
     card = int(batch.unit_card[u])
-    zone = int(batch.package_zone[_pair(batch, u, f)])
+    zone = int(batch.package_zone[pair_of[(u, f)]])
     rate_index = int(batch.facility_rate_index[f])
 
     def cost(w: float, v: float) -> float:
@@ -158,12 +158,6 @@ def placeable(batch: Batch, rates, u: int, f: int, rule: int,
         w_in += sum(weight[k] * q for k, q in step)
         v_in += sum(volume[k] * q for k, q in step)
     return True
-
-
-def _pair(batch: Batch, u: int, f: int) -> int:
-    n_fac = max(1, len(batch.facilities))
-    keys = batch.package_unit * n_fac + batch.package_facility
-    return int(np.searchsorted(keys, u * n_fac + f))
 
 
 def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
@@ -214,7 +208,7 @@ def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
         together, and a later rule without it take them)."""
         while allowed:
             rule = _lowest(allowed)
-            if placeable(batch, rates, u, f, rule, content):
+            if placeable(batch, rates, pair_of, u, f, rule, content):
                 return rule
             allowed &= allowed - 1
         return None

@@ -54,7 +54,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
     brokered = interp.allocator.route_units(group_name, store, routing, units, progress)
-    rules_x, rules_packages, deciding = _rules_allocation(
+    rules_x, rules_packages, deciding, rules_rows = _rules_allocation(
         interp, batch, routing, interp.allocations[first_allocation:],
         interp.unfillable[first_unfilled:], saved)
     pair_of = {(u, f): p for p, (u, f) in enumerate(zip(batch.package_unit.tolist(),
@@ -103,7 +103,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     if settings.mode == "apply" and np.any(differs):
         interp.restore(saved)
         brokered = interp.allocator.route_units(group_name, store, routing, units, None,
-                                                _fixed(batch, placements))
+                                                _fixed(batch, placements, rules_rows, differs))
         interp.explanations[saved[7]:] = explained
     if interp.explain:
         _explain(interp, batch, pair_of, routing, settings.mode, explained, rules_placements,
@@ -151,7 +151,7 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
     rule_index = {rule.name: r for r, rule in enumerate(routing.rules)}
     n_units = len(batch.unit_first_item) - 1
     deciding: list[str | None] = [None] * n_units
-    placed, extra = [], []
+    placed, extra, in_order = [], [], []
     packages: dict[str, list] = {}  # new ship group -> unit, facility, rule, lines
     for row in rows:
         k = line_of[(row["order"], row["ship_group"], row["item"])]
@@ -163,6 +163,7 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
         u = int(batch.item_unit[k])
         extra.append((k, f))
         placed.append((k, f, float(row["quantity"])))
+        in_order.append((k, f, float(row["quantity"]), r))
         package = packages.setdefault((row["order"], row["new_ship_group"]), [u, f, r, {}])
         package[3][k] = package[3].get(k, 0.0) + float(row["quantity"])
         if deciding[u] is None:
@@ -185,7 +186,7 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
     x = np.zeros(len(batch.edge_item))
     for k, f, quantity in placed:
         x[edge_of[(k, f)]] += quantity
-    return x, [tuple(p) for p in packages.values()], deciding
+    return x, [tuple(p) for p in packages.values()], deciding, in_order
 
 
 def _add_facility(interp, batch, name: str, saved) -> int:
@@ -238,11 +239,16 @@ def _differs(batch, first: list[tuple], second: list[tuple]) -> np.ndarray:
     return differs
 
 
-def _fixed(batch, placements: list[tuple]) -> dict:
-    """Unit index -> rule index -> (item state, facility, quantity), in line then facility
-    order: what `route_units` commits for an optimised batch."""
+def _fixed(batch, placements: list[tuple], rules_rows: list[tuple],
+           differs: np.ndarray) -> dict:
+    """Unit index -> rule index -> (item state, facility, quantity): what `route_units`
+    commits for an optimised batch. A unit the optimum changes in line then facility order;
+    one it keeps in the order the rules placed it (``rules_rows``), so that its new ship
+    groups and rows are the rules' own."""
     fixed: dict[int, dict[int, list]] = {}
-    for k, f, q, r in sorted(placements):
+    kept = [p for p in rules_rows if not differs[int(batch.item_unit[p[0]])]]
+    changed = sorted(p for p in placements if differs[int(batch.item_unit[p[0]])])
+    for k, f, q, r in kept + changed:
         u = int(batch.item_unit[k])
         fixed.setdefault(u, {}).setdefault(r, []).append(
             (batch.items[k], batch.facilities[f], q))
