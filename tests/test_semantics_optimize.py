@@ -1,4 +1,4 @@
-"""Batch optimisation (issue 24, docs/semantics.md section 17): the optimum keeps the rules
+"""Batch optimisation (issue 24, docs/semantics.md section 18): the optimum keeps the rules
 (every package is one a rule ships when it is alone with that stock), the stock and the daily
 limits; it never fills fewer units than the rules; `report` leaves the rules' decisions alone;
 the answer is the same on every run and any number of workers; and on small instances it is

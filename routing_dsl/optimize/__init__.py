@@ -1,5 +1,5 @@
 """Batch optimisation: a routing's rules as constraints, HiGHS as the solver, and what the
-rules cost against the optimum (issue 24; docs/semantics.md, section 17).
+rules cost against the optimum (issue 24; docs/semantics.md, section 18).
 
 It owns the `optimize` block's settings (`settings`, light: the checker, the formatter, the
 language server and the docs read it without loading numpy), which facilities a routing's
