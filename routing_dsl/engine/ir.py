@@ -19,12 +19,11 @@ The optimiser and the explainer can read the same tables.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
-from ..criteria import REGISTRY
+from ..criteria import FACTS, ITEM_FACTS, REGISTRY
 from ..criteria.groups import sequence_of
 from ..runtime.rules import group_reason, prepare_rule
 
@@ -32,6 +31,16 @@ from ..runtime.rules import group_reason, prepare_rule
 SORT_CODES = {name: code for code, name in enumerate(REGISTRY("inventory_sort"))}
 SORT_EXCLUDES = np.array([c.excludes_missing for c in REGISTRY("inventory_sort").values()],
                          np.bool_)
+
+# The inventory conditions the kernel evaluates (all but the facility stage, which lowering
+# applies: Rules.static) -> code, the registry's order, which the kernel's dispatch follows;
+# each stage's facts (criteria.FACTS) and the item facts -> their codes.
+STAGED_CONDITIONS = [c for c in REGISTRY("inventory_condition").values()
+                     if c.stage != "facility"]
+CONDITION_CODES = {c.name: code for code, c in enumerate(STAGED_CONDITIONS)}
+FACT_CODES = {stage: {fact: code for code, fact in enumerate(facts)}
+              for stage, facts in FACTS.items()}
+ITEM_FACT_CODES = {fact: code for code, fact in enumerate(ITEM_FACTS)}
 
 # Outputs.counts: rows of allocations, rows of unfillable items, and a flag the kernel sets
 # when the table of facilities in use must grow before the next unit
@@ -107,7 +116,8 @@ class Stock(NamedTuple):
 class Rules(NamedTuple):
     """Per rule: its settings, the facilities its facility-stage conditions and the store let
     it use (``static``, rule by facility) and their sequence numbers (``seq``, NaN: none),
-    its actions (-1: none), `max_facilities` (``cap``, -1: none), the unit factor from km to
+    its actions (-1: none), `max_facilities` (``cap``, -1: none), whether a serve-stage
+    condition makes it ship lines whole (``whole_lines``), the unit factor from km to
     its distance unit, `split_cost` as money or distance, and what its criteria need computed
     (criteria.NEEDS)."""
 
@@ -124,6 +134,7 @@ class Rules(NamedTuple):
     ac_days: np.ndarray
     move: np.ndarray
     cap: np.ndarray
+    whole_lines: np.ndarray
     split_money: np.ndarray
     split_distance: np.ndarray
     uses_distance: np.ndarray
@@ -133,28 +144,29 @@ class Rules(NamedTuple):
     balance: np.ndarray
 
 
-class Conditions(NamedTuple):
-    """The rules' inventory conditions after the facility stage, by the fact they compare
-    (operator codes criteria._jit.OPS, ``*_n`` per rule): distance in km, transit days,
-    package cost; `delivery_date` (its operator, -1: none), `brokering_safety_stock` (its
-    operator and threshold, ``safety`` whether the rule has one), and `not rejected within`
-    (the longest period, NaN: none; every one applies, so the longest decides) with today's
-    day ordinal."""
+class Stage(NamedTuple):
+    """The rules' inventory conditions of one stage (criteria.STAGES): per rule how many
+    (``n``) and which facts they compare (``needs``, rule by fact code); per rule and
+    position the criterion's code (CONDITION_CODES), the fact it compares (FACT_CODES of the
+    stage), the item fact it compares with (ITEM_FACT_CODES, -1: none), the operator code
+    (criteria._jit.OPS) and the number (distances in km)."""
 
-    dist_n: np.ndarray
-    dist_op: np.ndarray
-    dist_km: np.ndarray
-    transit_n: np.ndarray
-    transit_op: np.ndarray
-    transit_days: np.ndarray
-    cost_n: np.ndarray
-    cost_op: np.ndarray
-    cost_limit: np.ndarray
-    promise_op: np.ndarray
-    safety: np.ndarray
-    safety_op: np.ndarray
-    safety_number: np.ndarray
-    refuse_days: np.ndarray
+    n: np.ndarray
+    needs: np.ndarray
+    code: np.ndarray
+    fact: np.ndarray
+    item_fact: np.ndarray
+    op: np.ndarray
+    number: np.ndarray
+
+
+class Conditions(NamedTuple):
+    """The rules' inventory conditions after the facility stage, by stage, and today's day
+    ordinal (what `not rejected within` counts from)."""
+
+    candidate: Stage
+    placement: Stage
+    serve: Stage
     today: int
 
 
@@ -278,20 +290,24 @@ def grown(out: Outputs, needed: int) -> Outputs:
 
 # ---- lowering ----------------------------------------------------------------------------------
 
-def _checks(checks: list, fact: str) -> list:
-    """The lowered conditions among ``checks`` that compare ``fact``."""
-    return [check for check in checks if check.criterion.fact == fact]
-
-
-def _limits(checks_by_rule: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per rule the number of checks, and their operators and numbers (rule by position)."""
+def lower_stage(checks_by_rule: list[list], stage: str) -> Stage:
+    """One stage's lowered conditions (interpreter._Check, per rule) as a Stage table."""
     n = len(checks_by_rule)
     width = max([len(c) for c in checks_by_rule] + [1])
-    ops, numbers = np.zeros((n, width), np.int64), np.zeros((n, width))
+    facts = FACT_CODES[stage]
+    needs = np.zeros((n, max(1, len(facts))), np.bool_)
+    code, fact, item_fact, op = (np.zeros((n, width), np.int64) for _ in range(4))
+    number = np.zeros((n, width))
     for r, checks in enumerate(checks_by_rule):
         for k, check in enumerate(checks):
-            ops[r, k], numbers[r, k] = check.op, check.number
-    return np.array([len(c) for c in checks_by_rule], np.int64), ops, numbers
+            criterion = check.criterion
+            code[r, k] = CONDITION_CODES[criterion.name]
+            fact[r, k] = facts[criterion.fact]
+            item_fact[r, k] = ITEM_FACT_CODES.get(criterion.item_fact, -1)
+            op[r, k], number[r, k] = check.op, check.number
+            needs[r, fact[r, k]] = True
+    return Stage(np.array([len(c) for c in checks_by_rule], np.int64), needs, code, fact,
+                 item_fact, op, number)
 
 
 def lower_rules(routing, store: str, ctx, tables: SortTables) -> tuple[Rules, Conditions,
@@ -336,6 +352,7 @@ def lower_rules(routing, store: str, ctx, tables: SortTables) -> tuple[Rules, Co
                        for a in actions], np.int64),
         cap=np.array([-1 if rule.max_facilities is None else rule.max_facilities
                       for rule in rules] or [-1], np.int64),
+        whole_lines=np.array([p.whole_lines for p in prepared], np.bool_),
         split_money=np.array([p.split_money for p in prepared], np.float64),
         split_distance=np.array([p.split_distance for p in prepared], np.float64),
         uses_distance=np.array([p.uses_distance for p in prepared], np.bool_),
@@ -345,26 +362,11 @@ def lower_rules(routing, store: str, ctx, tables: SortTables) -> tuple[Rules, Co
         ship_rank=np.array(["placement" in p.needs or p.split_distance != 0.0
                             for p in prepared], np.bool_),
         balance=np.array(["balance" in p.needs for p in prepared], np.bool_))
-    dist_n, dist_op, dist_km = _limits([_checks(p.candidate_checks, "km") for p in prepared])
-    transit_n, transit_op, transit_days = _limits(
-        [_checks(p.candidate_checks, "transit") for p in prepared])
-    cost_n, cost_op, cost_limit = _limits([p.placement_checks for p in prepared])
-    promise = [(_checks(p.serve_checks, "delivery") or [None])[0] for p in prepared]
-    safety = [(_checks(p.serve_checks, "available") or [None])[0] for p in prepared]
-    refuse = []
-    for p in prepared:
-        periods = [check.number for check in _checks(p.serve_checks, "refused")]
-        refuse.append(max(periods) if periods else math.nan)
     conditions = Conditions(
-        dist_n=dist_n, dist_op=dist_op, dist_km=dist_km,
-        transit_n=transit_n, transit_op=transit_op, transit_days=transit_days,
-        cost_n=cost_n, cost_op=cost_op, cost_limit=cost_limit,
-        promise_op=np.array([-1 if c is None else c.op for c in promise], np.int64),
-        safety=np.array([s is not None for s in safety], np.bool_),
-        safety_op=np.array([s.op if s else 0 for s in safety], np.int64),
-        safety_number=np.array([s.number if s else 0.0 for s in safety], np.float64),
-        refuse_days=np.array(refuse or [math.nan], np.float64),
-        today=ctx.now.date().toordinal())
+        lower_stage([p.candidate_checks for p in prepared], "candidate"),
+        lower_stage([p.placement_checks for p in prepared], "placement"),
+        lower_stage([p.serve_checks for p in prepared], "serve"),
+        ctx.now.date().toordinal())
     sorts = Sorts(np.array([len(rule.sorts) for rule in rules], np.int64), sort_code,
                   sort_desc, sort_nf, tables)
     return lowered, conditions, sorts

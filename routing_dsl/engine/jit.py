@@ -25,6 +25,7 @@ from numba.extending import register_jitable
 
 from .. import criteria, shipping  # noqa: F401 (shipping: its @jitable cost functions)
 from ..criteria import shared
+from .ir import STAGED_CONDITIONS
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -88,3 +89,7 @@ INVENTORY_SORTS = list(criteria.REGISTRY("inventory_sort").values())
 # inventory sort code -> value (NaN: missing); the codes are the registry's order
 sort_value = dispatcher("sort_value", [c.kernel for c in INVENTORY_SORTS],
                         "view, r, f, n_products")
+# inventory condition code (engine.ir.CONDITION_CODES) -> whether the fact ``value`` and the
+# item fact ``item_value`` pass ``op`` and ``number``
+condition_passes = dispatcher("condition_passes", [c.kernel for c in STAGED_CONDITIONS],
+                              "op, number, value, item_value", missing="False")

@@ -15,12 +15,30 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..criteria._jit import EPS, KM_PER_MILE, compare as _compare, find_row as _find
+from ..criteria import FACTS, ITEM_FACTS, RegistryError
+from ..criteria._jit import EPS, KM_PER_MILE, find_row as _find
 from ..criteria.distance import haversine_radians
-from ..criteria.lifecycle import days_since_refusal, not_refused_within
+from ..criteria.lifecycle import days_since_refusal
 from ..shipping import bucket_cost, delivery_day, weight_bucket, zone_of
-from .ir import ALLOCATED, LEFT_OPEN, USED_FULL
-from .jit import jit, sort_value
+from .ir import ALLOCATED, FACT_CODES, ITEM_FACT_CODES, LEFT_OPEN, USED_FULL
+from .jit import condition_passes, jit, sort_value
+
+# The facts the kernel computes for the conditions of each stage (criteria.FACTS): a fact
+# the registry declares and the kernel does not compute stops the import.
+COMPUTED = {"facility": (), "candidate": ("km", "transit"), "placement": ("package_cost",),
+            "serve": ("delivery", "available", "refused")}
+if {stage: set(facts) for stage, facts in FACTS.items()} != \
+        {stage: set(facts) for stage, facts in COMPUTED.items()} or \
+        set(ITEM_FACTS) != {"promised", "open"}:
+    raise RegistryError(f"the kernel computes the facts {COMPUTED} and the item facts "
+                        f"promised and open; the registry declares {FACTS} and {ITEM_FACTS}")
+F_KM, F_TRANSIT = FACT_CODES["candidate"]["km"], FACT_CODES["candidate"]["transit"]
+F_COST = FACT_CODES["placement"]["package_cost"]
+F_DELIVERY, F_AVAILABLE, F_REFUSED = (FACT_CODES["serve"][fact]
+                                      for fact in ("delivery", "available", "refused"))
+I_PROMISED, I_OPEN = ITEM_FACT_CODES["promised"], ITEM_FACT_CODES["open"]
+N_FACTS = max(len(facts) for facts in FACTS.values())  # scratch for any stage's facts
+N_ITEM_FACTS = len(ITEM_FACTS)
 
 # What an inventory sort's kernel function reads (criteria: ``kernel(view, r, f, n)``): the
 # placed products (the first n, in id order), the candidates' measures (distance in the
@@ -33,9 +51,11 @@ RankView = namedtuple("RankView", "products c_has c_dist bal seq ship_rank ship_
 # Scratch the kernel keeps per call, by facility: each facility's distance (km) and zone for
 # the unit being routed (valid where the stamp is the unit's position + 1).
 Cache = namedtuple("Cache", "dist_stamp km zone_stamp zone")
-# What serving an item reads: the run's tables, the unit's zones (Cache.zone) and the stock
-# the step has placed but not committed (rows f, p, q).
-Serve = namedtuple("Serve", "items stock conditions rates zone pend_f pend_p pend_q")
+# What serving an item reads: the run's tables, the unit's zones (Cache.zone), the stock
+# the step has placed but not committed (rows f, p, q) and scratch for the facts of a
+# facility and an item (by fact code) that the placement and serve stages compare.
+Serve = namedtuple("Serve", "items stock conditions rates zone pend_f pend_p pend_q facts "
+                            "item_facts")
 # The items being placed together: positions k[:n] in the unit starting at u0 of unit_items.
 Step = namedtuple("Step", "k n u0 unit_items")
 # A ranking: the first n rows of ``order`` index ``keys``; column ``last`` is the facility.
@@ -56,7 +76,6 @@ Sorting = namedtuple("Sorting", "keys order_a order_b holding")
 # what happened last to an item that stays open: as the result's unfillable "action" says it
 ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
 AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
-NO_DATE = 2 ** 40  # shipping.NO_DATE: an item without a promised date
 
 
 @jit(inline="always")
@@ -208,15 +227,16 @@ def _excluded(items, i, f):
 
 
 @jit(inline="always")
-def _refused(serve, r, i, f):
-    """Whether the rule's `not rejected within N days` keeps ``f`` from item ``i``
-    (criteria.lifecycle)."""
-    days = serve.conditions.refuse_days[r]
-    if days != days:
-        return False
-    items = serve.items
-    return not not_refused_within(0, days, days_since_refusal(
-        serve.conditions.today, items.rej_ptr, items.rej_fac, items.rej_day, i, f), 0.0)
+def _passes(stage, r, facts, item_facts):
+    """Whether rule ``r``'s conditions of ``stage`` (ir.Stage) all pass on ``facts`` and
+    ``item_facts`` (by fact code): each its criterion's check (`condition_passes`)."""
+    for k in range(stage.n[r]):
+        item_fact = stage.item_fact[r, k]
+        if not condition_passes(stage.code[r, k], stage.op[r, k], stage.number[r, k],
+                                facts[stage.fact[r, k]],
+                                item_facts[item_fact] if item_fact >= 0 else 0.0):
+            return False
+    return True
 
 
 @jit(inline="always")
@@ -319,7 +339,9 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     pl_fac = np.empty(most_rows, np.int64)
     pl_qty = np.empty(most_rows)
     serve = Serve(items, stock, conditions, rates, zone_cache, np.empty(most_rows, np.int64),
-                  np.empty(most_rows, np.int64), np.empty(most_rows))
+                  np.empty(most_rows, np.int64), np.empty(most_rows),
+                  np.empty(N_FACTS), np.empty(N_ITEM_FACTS))
+    cand_facts = np.empty(N_FACTS)
     pf_fac = np.empty(most_rows, np.int64)
     pf_val = np.empty(most_rows)
     last_rule = np.empty(most_items, np.int64)
@@ -428,29 +450,14 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                             facilities.warn[f] = True
                         if not u_has[u]:
                             units.warn[u] = True
-                if conditions.dist_n[r] > 0:
-                    if not has:
-                        continue
-                    passes = True
-                    for m in range(conditions.dist_n[r]):
-                        if not _compare(conditions.dist_op[r, m], d, conditions.dist_km[r, m]):
-                            passes = False
-                            break
-                    if not passes:
-                        continue
+                z = -1
                 if rules.uses_zone[r]:
                     z = _zone_at(cache, ui, f, u, c, facilities, units, rates)
-                    if conditions.transit_n[r] > 0:
-                        if z < 0:
-                            continue
-                        passes = True
-                        for m in range(conditions.transit_n[r]):
-                            if not _compare(conditions.transit_op[r, m], transit[c, z],
-                                            conditions.transit_days[r, m]):
-                                passes = False
-                                break
-                        if not passes:
-                            continue
+                if conditions.candidate.n[r] > 0:
+                    cand_facts[F_KM] = d if has else np.nan
+                    cand_facts[F_TRANSIT] = transit[c, z] if z >= 0 else np.nan
+                    if not _passes(conditions.candidate, r, cand_facts, cand_facts):
+                        continue
                 cand_stamp[f] = stamp
                 cand_list[n_cand] = f
                 n_cand += 1
@@ -466,32 +473,19 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                     for j in range(p_ptr[p], p_ptr[p + 1]):
                         if cand_stamp[s_fac[j]] == stamp and s_net[j] > 0:
                             bal[s_fac[j]] += s_net[j]
-            promise_op = conditions.promise_op[r]
             if not rules.single[r]:
+                serve_n = conditions.serve.n[r]
                 for o in range(n_open):
                     i = unit_items[u0 + open_k[o]]
                     need = it_open[i]
                     p = it_prod[i]
                     for j in range(p_ptr[p], p_ptr[p + 1]):
                         f = s_fac[j]
-                        if cand_stamp[f] != stamp:
+                        if cand_stamp[f] != stamp or s_net[j] + EPS < need:
                             continue
-                        q = s_net[j]
-                        if q + EPS < need or _excluded(items, i, f) or \
-                                _refused(serve, r, i, f):
-                            continue
-                        if promise_op >= 0 and items.promised[i] != NO_DATE and (
-                                zone_cache[f] < 0 or not _compare(
-                                    promise_op, delivery_day(leaves[f], transit[c],
-                                                             zone_cache[f]),
-                                    items.promised[i])):
-                            continue
-                        if conditions.safety[r] and not (
-                                q > EPS and _compare(conditions.safety_op[r], q,
-                                                     conditions.safety_number[r])
-                                and not q + EPS < it_open[i]):
-                            continue
-                        full[f] += 1
+                        if serve_n == 0 and not _excluded(items, i, f) or \
+                                serve_n > 0 and _can_serve(serve, r, c, i, f, need, True, 0):
+                            full[f] += 1
             # ---- assignment ----
             n_pl = 0
             n_pend = 0
@@ -567,7 +561,7 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                                 not _can_serve(serve, r, c, i, f, 0.0, False, n_pend):
                             continue
                         available = _net(stock, p, f)[0] - _pending(serve, n_pend, f, p)
-                        if conditions.safety[r]:
+                        if rules.whole_lines[r]:
                             if available + EPS < remaining:
                                 continue
                             take = remaining
@@ -772,26 +766,31 @@ def _add_pending(serve, n_pend, f, p, q):
 @jit
 def _can_serve(serve, r, c, i, f, need, has_need, n_pend):
     """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need)
-    under the unit's card ``c``, less what the step placed (the first ``n_pend`` rows)."""
-    items, conditions = serve.items, serve.conditions
-    if _excluded(items, i, f) or _refused(serve, r, i, f):
+    under the unit's card ``c``, less what the step placed (the first ``n_pend`` rows):
+    interpreter._can_serve, with the rule's serve-stage conditions."""
+    items = serve.items
+    if _excluded(items, i, f):
         return False
-    promise_op = conditions.promise_op[r]
-    if promise_op >= 0 and items.promised[i] != NO_DATE:
-        z = serve.zone[f]
-        if z < 0:
-            return False
-        if not _compare(promise_op, delivery_day(serve.rates.leaves[f],
-                                                 serve.rates.transit[max(c, 0)], z),
-                        items.promised[i]):
-            return False
     p = items.prod[i]
     available = _net(serve.stock, p, f)[0] - _pending(serve, n_pend, f, p)
     if available <= EPS:
         return False
-    if conditions.safety[r]:
-        if not _compare(conditions.safety_op[r], available, conditions.safety_number[r]) or \
-                available + EPS < items.open[i]:
+    stage = serve.conditions.serve
+    if stage.n[r] > 0:
+        facts, item_facts = serve.facts, serve.item_facts
+        facts[F_AVAILABLE] = available
+        facts[F_DELIVERY] = np.nan
+        z = serve.zone[f]
+        if stage.needs[r, F_DELIVERY] and z >= 0:
+            facts[F_DELIVERY] = delivery_day(serve.rates.leaves[f],
+                                             serve.rates.transit[max(c, 0)], z)
+        facts[F_REFUSED] = np.nan
+        if stage.needs[r, F_REFUSED]:
+            facts[F_REFUSED] = days_since_refusal(serve.conditions.today, items.rej_ptr,
+                                                  items.rej_fac, items.rej_day, i, f)
+        item_facts[I_PROMISED] = items.promised[i]
+        item_facts[I_OPEN] = items.open[i]
+        if not _passes(stage, r, facts, item_facts):
             return False
     return not has_need or available + EPS >= need
 
@@ -831,13 +830,9 @@ def _shipping_keys(serve, rules, r, c, step, cands, n_cand, stamp, opened, packa
                                   packages.v[f] + volume)
         else:  # 0.0 + weight is weight: the step's own bucket
             total = _price(rates, c, z, f, alone)
-        if conditions.cost_n[r] > 0:
-            passes = total == total
-            for m in range(conditions.cost_n[r]):
-                if passes and not _compare(conditions.cost_op[r, m], total,
-                                           conditions.cost_limit[r, m]):
-                    passes = False
-            keys.ok[f] = passes
+        if conditions.placement.n[r] > 0:
+            serve.facts[F_COST] = total
+            keys.ok[f] = _passes(conditions.placement, r, serve.facts, serve.item_facts)
         added = total - (_package_cost(rates, c, z, f, packages.w[f], packages.v[f])
                          if has_package else 0.0)
         keys.added[f] = added
