@@ -1,10 +1,14 @@
-"""The fast engine's driver: the reference interpreter with its hot loop swapped out.
+"""The fast engine's driver: a context and an allocator a runtime `Run` composes.
 
-Eligibility, order filters, the unit order, run records and the result document are the
-reference interpreter's own code; what changes is the state (stock, item and facility state
-as numpy arrays with integer ids, built once per run) and `_route_units`, which hands a
-routing's sorted units to the compiled loop in `kernel` and turns its output rows back into
-the result's allocations and unfillable items.
+The walk over the plan, run records and the result document are the runtime's own
+(runtime.run.Run); the fast engine brings its state (`FastContext`: stock, item and facility
+state as numpy arrays with integer ids, built once per run, through the context's indexing
+hooks) and its allocator (`FastAllocator`, implementing runtime.protocol.Allocator): unit
+selection with array operations and `route_units`, which hands a routing's sorted units to
+the compiled loop in `kernel` and turns its output rows back into the result's allocations
+and unfillable items:
+
+    Run(plan, snapshot, False, None, context=FastContext, allocator=FastAllocator)
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import numpy as np
 
 from ..criteria import REGISTRY
 from ..criteria.orders import DEFAULT_SORT
-from ..interpreter import (_Context, _Interpreter, _number, _order_predicate, _ItemState,
-                           _radians, _Unit, order_lines, priority_ranks)
+from ..criteria.text import number
 from ..plan import Plan, PlanRouting
+from ..runtime import Context, Run, order_lines, order_predicate, priority_ranks, radians
+from ..runtime.state import ItemState, Unit
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import ir, kernel
@@ -55,16 +60,21 @@ def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
 
 def run_fast(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
              routing: str | None = None, progress=None) -> dict:
-    """Run ``plan`` on ``snapshot`` like `interpreter.run_plan` (without explanations), with
+    """Run ``plan`` on ``snapshot`` like `runtime.run_plan` (without explanations), with
     the same result, byte for byte. Raises FastUnsupported for plans it cannot run."""
     reason = unsupported_reason(plan)
     if reason:
         raise FastUnsupported(reason)
-    return _FastInterpreter(plan, snapshot, False, None).run(group, routing, progress)
+    return Run(plan, snapshot, False, None, context=FastContext,
+               allocator=FastAllocator).run(group, routing, progress)
 
 
-class _FastContext(_Context):
-    def _index_inventory(self, snapshot: Snapshot) -> None:
+class FastContext(Context):
+    """The run's context with the fast engine's state: stock, facilities and order lines as
+    arrays (runtime.state.Context's indexing hooks), the reference's item states made only
+    if a reference-only filter asks (`items`)."""
+
+    def index_inventory(self, snapshot: Snapshot) -> None:
         columns = inventory_columns(snapshot)
         self.stock = self.atp = self.velocity = None  # the reference's dictionaries: not built
         self.fac_ids = sorted(self.facilities)  # index order is id order: ranking ties on it
@@ -88,15 +98,15 @@ class _FastContext(_Context):
         self.atp_column = columns.atp
         self._velocity_rows = (facility, product, columns.sales_velocity)
         self.p_counts = np.bincount(self.s_prod, minlength=len(self.prod_ids))
-        radians = [_radians(info.lat, info.lon) for info in infos]
-        self.f_has = np.array([r is not None for r in radians], np.bool_)
+        points = [radians(info.lat, info.lon) for info in infos]
+        self.f_has = np.array([r is not None for r in points], np.bool_)
         self.f_phi, self.f_lam, self.f_cos = (
-            np.array([r[k] if r else 0.0 for r in radians], np.float64) for k in range(3))
+            np.array([r[k] if r else 0.0 for r in points], np.float64) for k in range(3))
         self.f_limit = np.array([-1 if i.limit is None else i.limit for i in infos], np.int64)
         self.orders_today_array = np.array(
             [self.orders_today.get(f, 0) for f in self.fac_ids], np.int64)
 
-    def _index_items(self, snapshot: Snapshot, products: dict) -> None:
+    def index_items(self, snapshot: Snapshot, products: dict) -> None:
         """Order lines straight into arrays, in one pass and without per-line objects (the
         reference's item states are made only if a reference-only filter asks: `items`)."""
         self._products = products
@@ -172,7 +182,7 @@ class _FastContext(_Context):
         self.it_ac = np.full(n, kernel.AC_UNCHANGED, np.int64)
         self.it_auto_cancel = [item.auto_cancel_date for item in lines]
         self.store_index = stores
-        targets = [_radians(*_coordinates(g)) for g in ship_groups]
+        targets = [radians(*_coordinates(g)) for g in ship_groups]
         self.sg_has = np.array([t is not None for t in targets] or [False], np.bool_)
         self.sg_phi, self.sg_lam, self.sg_cos = (
             np.array([t[k] if t else 0.0 for t in targets] or [0.0]) for k in range(3))
@@ -189,7 +199,7 @@ class _FastContext(_Context):
 
     # what only some routings need, made when first asked for
     @cached_property
-    def items(self) -> list[_ItemState]:
+    def items(self) -> list[ItemState]:
         info_cache: dict[str, tuple] = {}
         states = []
         for k, item in enumerate(self.lines):
@@ -200,7 +210,7 @@ class _FastContext(_Context):
                     frozenset(product.categories) if product else frozenset(),
                     product.parent if product else None)
             sg = self.it_sg[k]
-            states.append(_ItemState(self.orders[sg], self.ship_groups[sg], item, info))
+            states.append(ItemState(self.orders[sg], self.ship_groups[sg], item, info))
         return states
 
     @cached_property
@@ -269,13 +279,21 @@ class _FastContext(_Context):
         return _timestamps(item.ship_after for item in self.lines)
 
 
-class _FastInterpreter(_Interpreter):
-    context_class = _FastContext
+class FastAllocator:
+    """The fast engine's allocator (runtime.protocol.Allocator) over a `FastContext`: the
+    reference's unit selection and order as array operations, each routing's units through
+    the compiled loop (`kernel.route_units`) on the IR's tables (engine.ir), its output rows
+    written into the run's records."""
 
-    def _item_count(self, units: _UnitSet) -> int:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.ctx: FastContext = run.ctx
+        self._used_table: ir.Used | None = None
+
+    def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
 
-    def _select_units(self, store: str, routing: PlanRouting) -> _UnitSet:
+    def select_units(self, store: str, routing: PlanRouting) -> _UnitSet:
         """The reference's units, with array operations: eligible (approved items of the
         store's orders with something open, waiting in one of its queues; one unit per item,
         or per ship group and queue in order of first appearance), through the routing's
@@ -307,7 +325,7 @@ class _FastInterpreter(_Interpreter):
         for condition in routing.filters:
             criterion = REGISTRY("order_filter")[condition.field]
             if criterion.mask is None:
-                per_unit.append(_order_predicate(condition, ctx))
+                per_unit.append(order_predicate(condition, ctx))
             else:
                 keep &= criterion.mask(condition, ctx, heads, sgs)
         if per_unit:
@@ -324,7 +342,7 @@ class _FastInterpreter(_Interpreter):
         ctx = self.ctx
         heads = units.heads()
         sgs = ctx.it_sg[heads]
-        ranks = priority_ranks(self.plan.priority_order)
+        ranks = priority_ranks(self.run.plan.priority_order)
         sorts = REGISTRY("order_sort")
         columns = []
         for sort in routing.sorts or [None]:
@@ -342,9 +360,9 @@ class _FastInterpreter(_Interpreter):
         """The run's (ship group, facility) pairs in use (ir.Used): kept only when some rule
         of the plan has `max_facilities` (else a table of one slot, which the kernel reads as
         "not kept")."""
-        table = getattr(self, "_used_table", None)
+        table = self._used_table
         if table is None:
-            kept = any(rule.max_facilities is not None for group in self.plan.groups
+            kept = any(rule.max_facilities is not None for group in self.run.plan.groups
                        for routing in group.routings for rule in routing.rules)
             table = ir.Used(np.full(1 << 12 if kept else 1, -1, np.int64),
                             np.zeros(self.ctx.n_sg_keys, np.int64), np.zeros(1, np.int64))
@@ -387,8 +405,8 @@ class _FastInterpreter(_Interpreter):
         stock = ir.Stock(ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc)
         return lowered_units, items, facilities, stock, rates
 
-    def _route_units(self, group_name: str, store: str, routing: PlanRouting,
-                     units: _UnitSet, progress) -> int:
+    def route_units(self, group_name: str, store: str, routing: PlanRouting,
+                    units: _UnitSet, progress) -> int:
         ctx = self.ctx
         items = units.items
         ctx.it_ac[items] = kernel.AC_UNCHANGED
@@ -428,8 +446,9 @@ class _FastInterpreter(_Interpreter):
         quantities = _numbers(rows.a_qty)
         rule_names = [rule.name for rule in rules]
         units_of = [rule.distance_unit for rule in rules]
+        run = self.run
         shipping = self._shipping_figures(group_name, routing.name, rows)
-        append = self.allocations.append
+        append = run.allocations.append
         for k, (u, i, f, r, distance, new) in enumerate(zip(
                 rows.a_unit.tolist(), rows.a_item.tolist(), rows.a_fac.tolist(),
                 rows.a_rule.tolist(), rows.a_dist.tolist(), rows.a_new.tolist(), strict=True)):
@@ -437,7 +456,7 @@ class _FastInterpreter(_Interpreter):
                 commit = (u, r)
                 names = {}
             if new:
-                names[f] = self._new_ship_group(order_ids[i], sg_ids[i])
+                names[f] = run.new_ship_group(order_ids[i], sg_ids[i])
             cost, transit, delivery = shipping[k] if shipping else (None, None, None)
             append({
                 "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
@@ -453,7 +472,7 @@ class _FastInterpreter(_Interpreter):
             out.x_item[:n_left], out.x_open[:n_left], out.x_rule[:n_left],
             out.x_action[:n_left])
         left = _numbers(x_open)
-        append = self.unfillable.append
+        append = run.unfillable.append
         for k, (i, r, action) in enumerate(zip(x_item.tolist(), x_rule.tolist(),
                                                x_action.tolist(), strict=True)):
             append({
@@ -470,9 +489,9 @@ class _FastInterpreter(_Interpreter):
                                                        ctx)
         for u in np.nonzero(unit_warn[:len(units)])[0].tolist():
             head = units.items[units.ptr[u]]
-            self._warn_ship_to(order_ids[head], sg_ids[head])
+            run.warn_ship_to(order_ids[head], sg_ids[head])
         for f in np.nonzero(ctx.fac_warn)[0].tolist():
-            self._warn_facility(fac_ids[f])
+            run.warn_facility(fac_ids[f])
         for f, count in zip(fac_ids, ctx.orders_today_array.tolist(), strict=True):
             if f in ctx.orders_today:
                 ctx.orders_today[f] = count
@@ -480,14 +499,14 @@ class _FastInterpreter(_Interpreter):
     def _shipping_figures(self, group_name: str, routing_name: str,
                           allocated: ir.Outputs) -> list | None:
         """The routing's packages counted in its totals, and (when the snapshot has rate
-        cards) each row's (cost share, transit days, delivery date), as interpreter._price
+        cards) each row's (cost share, transit days, delivery date), as ShippingFacts.price
         makes them: a package's cost in cents (numpy rounds half to even, as Python does),
         shared by weight among its rows."""
         ctx = self.ctx
         a_item, a_new, a_first = allocated.a_item, allocated.a_new, allocated.a_first
         a_cost, a_weight = allocated.a_cost, allocated.a_weight
         a_transit, a_delivery = allocated.a_transit, allocated.a_delivery
-        totals = self.totals[(group_name, routing_name)]
+        totals = self.run.totals[(group_name, routing_name)]
         heads = np.nonzero(a_new)[0]
         totals.packages += len(heads)
         per_group = np.bincount(ctx.it_sg[a_item[heads]], minlength=len(ctx.ship_groups))
@@ -528,14 +547,14 @@ class _FastInterpreter(_Interpreter):
             figures.append((cost, transit, shown))
         return figures
 
-    def _inventory_after(self) -> list[dict]:
+    def inventory_after(self) -> list[dict]:
         ctx = self.ctx
         changed = np.nonzero(ctx.s_alloc)[0]
         entries = sorted(
             (ctx.fac_ids[ctx.s_fac[k]], ctx.prod_ids[ctx.s_prod[k]],
              float(ctx.atp_column[ctx.s_row[k]]) - float(ctx.s_alloc[k]))
             for k in changed.tolist())
-        return [{"facility": f, "product": p, "atp": _number(atp)} for f, p, atp in entries]
+        return [{"facility": f, "product": p, "atp": number(atp)} for f, p, atp in entries]
 
 
 class _UnitSet:
@@ -562,12 +581,12 @@ class _UnitSet:
         moves = np.repeat(self.ptr[:-1][chosen] - ptr[:-1], lengths)
         return _UnitSet(ptr, self.items[moves + np.arange(ptr[-1])])
 
-    def unit(self, u: int, ctx) -> _Unit:
-        """Unit ``u`` as the reference interpreter's object, for its order predicates (which
+    def unit(self, u: int, ctx) -> Unit:
+        """Unit ``u`` as the runtime's object, for its order predicates (which
         read static fields only: queue comes from the arrays)."""
         positions = self.items[self.ptr[u]:self.ptr[u + 1]].tolist()
         states = [ctx.items[k] for k in positions]
-        return _Unit(states[0].order, states[0].ship_group,
+        return Unit(states[0].order, states[0].ship_group,
                      ctx.fac_ids[ctx.it_queue[positions[0]]], states)
 
 
@@ -588,11 +607,11 @@ def _nan(value) -> float:
 
 
 def _numbers(values: np.ndarray) -> list:
-    """`interpreter._number` of each value; whole numbers (nearly all quantities) at numpy
+    """`criteria.text.number` of each value; whole numbers (nearly all quantities) at numpy
     speed."""
     whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
     ints = np.where(whole, values, 0).astype(np.int64).tolist()
-    return [i if w else _number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
+    return [i if w else number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
                                                        strict=True)]
 
 
