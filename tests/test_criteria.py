@@ -5,6 +5,9 @@ criterion the dispatch cannot handle stops the import."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from routing_dsl import vocabulary as v
@@ -209,6 +212,18 @@ def test_the_hotwax_map_reads_the_registry():
 def test_a_criterion_the_dispatch_cannot_handle_fails_at_import(broken, message):
     with pytest.raises(RegistryError, match=message):
         Registry([*REGISTRY.all(), broken])
+
+
+def test_a_fact_the_fast_engine_does_not_compute_stops_its_import():
+    # a condition on a new fact needs the kernel to compute that fact: until it does, the
+    # fast engine refuses to load rather than pass or fail the condition silently
+    code = ("from routing_dsl import criteria\n"
+            "criteria.FACTS['candidate'] = (*criteria.FACTS['candidate'], 'humidity')\n"
+            "import routing_dsl.engine.kernel\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "RegistryError" in done.stderr and "humidity" in done.stderr
 
 
 def test_a_criterion_is_declared_once():

@@ -16,7 +16,6 @@ a list of functions (the registry's order), compiled and cached like the rest.
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 from numba import njit
@@ -69,16 +68,16 @@ def register() -> None:
 register()
 
 
-def dispatcher(name: str, functions: list, arguments: str, missing: str = "math.nan"):
+def dispatcher(name: str, functions: list, arguments: str):
     """A compiled ``name(code, <arguments>)`` that returns ``functions[code](<arguments>)``
-    (``missing`` for a code out of range): the kernel's table dispatch."""
+    and raises for a code out of range: the kernel's table dispatch."""
     lines = [f"def {name}(code, {arguments}):"]
-    namespace = {"math": math}
+    namespace = {}
     for code, function in enumerate(functions):
         alias = f"_f{code}"
         namespace[alias] = function
         lines.append(f"    if code == {code}:\n        return {alias}({arguments})")
-    lines.append(f"    return {missing}")
+    lines.append(f"    raise ValueError('{name}: unknown code')")
     # compiled against this file's name so that numba can cache it (the code itself is in
     # the cache's key, and DIGEST covers the functions it calls)
     exec(compile("\n".join(lines) + "\n", __file__, "exec"), namespace)
@@ -92,4 +91,4 @@ sort_value = dispatcher("sort_value", [c.kernel for c in INVENTORY_SORTS],
 # inventory condition code (engine.ir.CONDITION_CODES) -> whether the fact ``value`` and the
 # item fact ``item_value`` pass ``op`` and ``number``
 condition_passes = dispatcher("condition_passes", [c.kernel for c in STAGED_CONDITIONS],
-                              "op, number, value, item_value", missing="False")
+                              "op, number, value, item_value")
