@@ -63,7 +63,9 @@ def route(plan: Plan, snapshot: Snapshot, *, engine: str = "auto", group=None, r
     result document."""
     if choose(plan, engine, explain=explain) == "fast":
         from .fast import run_fast
-        return run_fast(plan, snapshot, group=group, routing=routing, progress=progress)
+        return run_fast(plan, snapshot, group=group, routing=routing, explain=explain,
+                        explain_orders=explain_orders, explain_facilities=explain_facilities,
+                        progress=progress)
     from ..interpreter import run_plan
     return run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
                     explain_orders=explain_orders, explain_facilities=explain_facilities,

@@ -29,6 +29,7 @@ from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import ir, kernel
 from .columnar import inventory_columns
+from .explained import FastExplainer
 
 
 class _NoRates:
@@ -47,9 +48,8 @@ class FastUnsupported(Exception):
 
 
 def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
-    """Why the fast engine cannot run ``plan`` (None when it can)."""
-    if explain:
-        return "explanations are produced by the reference engine"
+    """Why the fast engine cannot run ``plan`` (None when it can; it explains as the
+    reference engine does, so ``explain`` changes nothing)."""
     for group in plan.groups:
         for routing in group.routings:
             if routing.optimize is not None:
@@ -59,14 +59,16 @@ def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
 
 
 def run_fast(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
-             routing: str | None = None, progress=None) -> dict:
-    """Run ``plan`` on ``snapshot`` like `runtime.run_plan` (without explanations), with
-    the same result, byte for byte. Raises FastUnsupported for plans it cannot run."""
+             routing: str | None = None, explain: bool = False,
+             explain_orders: set[str] | None = None, explain_facilities: set[str] | None = None,
+             progress=None) -> dict:
+    """Run ``plan`` on ``snapshot`` like `runtime.run_plan`, with the same result, byte for
+    byte, explanations included. Raises FastUnsupported for plans it cannot run."""
     reason = unsupported_reason(plan)
     if reason:
         raise FastUnsupported(reason)
-    return Run(plan, snapshot, False, None, context=FastContext,
-               allocator=FastAllocator).run(group, routing, progress)
+    return Run(plan, snapshot, explain, explain_orders, explain_facilities,
+               context=FastContext, allocator=FastAllocator).run(group, routing, progress)
 
 
 class FastContext(Context):
@@ -289,6 +291,7 @@ class FastAllocator:
         self.run = run
         self.ctx: FastContext = run.ctx
         self._used_table: ir.Used | None = None
+        self.explainer = FastExplainer(self) if run.explain else None
 
     def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
@@ -411,9 +414,49 @@ class FastAllocator:
         items = units.items
         ctx.it_ac[items] = kernel.AC_UNCHANGED
         ctx.brokered[items] = False
+        lowered_rules = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
+        run = self.run
+        for segment, explained in self._segments(units):
+            if not explained:
+                self._route(group_name, routing, segment, lowered_rules)
+                continue
+            # the reference engine's view of the unit before the kernel decides it
+            view = self.explainer.before(group_name, store, routing, segment)
+            done = len(run.allocations), len(run.unfillable)
+            self._route(group_name, routing, segment, lowered_rules)
+            self.explainer.after(view, *done)
+        if progress is not None:
+            progress(len(units))
+        return int(np.count_nonzero(ctx.brokered[items]))
+
+    def _segments(self, units: _UnitSet):
+        """``units`` as the runs the kernel routes at once: all of them, or, when the run
+        explains, each unit to explain on its own between the runs of the others."""
+        if self.explainer is None:
+            yield units, False
+            return
+        wanted = self.explainer.wanted(units)
+        if not any(wanted):
+            yield units, False
+            return
+        start = 0
+        for u, explained in enumerate(wanted):
+            if explained:
+                if start < u:
+                    yield units.select(np.arange(start, u)), False
+                yield units.select(np.array([u])), True
+                start = u + 1
+        if start < len(units):
+            yield units.select(np.arange(start, len(units))), False
+
+    def _route(self, group_name: str, routing: PlanRouting, units: _UnitSet,
+               lowered_rules: tuple[ir.Rules, ir.Conditions, ir.Sorts]) -> None:
+        """Route ``units`` through the kernel and write its rows into the run's records."""
+        items = units.items
         lowered, item_table, facilities, stock, rates = self._tables(units)
-        rules, conditions, sorts = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
-        out = ir.outputs(max(1 << 14, 2 * len(items)), len(items))
+        rules, conditions, sorts = lowered_rules
+        # room for the rows of most runs at once (the kernel asks for more when it needs)
+        out = ir.outputs(max(min(1 << 14, 64 * len(units)), 2 * len(items)), len(items))
         start = 0
         while True:
             start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
@@ -427,9 +470,6 @@ class FastAllocator:
             else:
                 out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
         self._emit(group_name, routing, units, out, lowered.warn, items)
-        if progress is not None:
-            progress(len(units))
-        return int(np.count_nonzero(ctx.brokered[items]))
 
     def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, out: ir.Outputs,
               unit_warn: np.ndarray, items: np.ndarray) -> None:
@@ -447,6 +487,7 @@ class FastAllocator:
         rule_names = [rule.name for rule in rules]
         units_of = [rule.distance_unit for rule in rules]
         run = self.run
+        used = run.used if self.explainer is not None else None
         shipping = self._shipping_figures(group_name, routing.name, rows)
         append = run.allocations.append
         for k, (u, i, f, r, distance, new) in enumerate(zip(
@@ -457,6 +498,10 @@ class FastAllocator:
                 names = {}
             if new:
                 names[f] = run.new_ship_group(order_ids[i], sg_ids[i])
+                if used is not None:  # what an explanation of `max_facilities` shows, in order
+                    shipping_from = used[(order_ids[i], sg_ids[i])]
+                    if fac_ids[f] not in shipping_from:
+                        shipping_from.append(fac_ids[f])
             cost, transit, delivery = shipping[k] if shipping else (None, None, None)
             append({
                 "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
