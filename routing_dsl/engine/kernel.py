@@ -450,14 +450,21 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                             facilities.warn[f] = True
                         if not u_has[u]:
                             units.warn[u] = True
-                z = -1
+                # the conditions, their facts computed only for facilities that need them: a
+                # rule without conditions on the zone decides before the zone is looked up
+                candidate = conditions.candidate
+                on_zone = candidate.needs[r, F_TRANSIT]
+                cand_facts[F_KM] = d if has else np.nan
+                cand_facts[F_TRANSIT] = np.nan
+                if candidate.n[r] > 0 and not on_zone and \
+                        not _passes(candidate, r, cand_facts, cand_facts):
+                    continue
                 if rules.uses_zone[r]:
                     z = _zone_at(cache, ui, f, u, c, facilities, units, rates)
-                if conditions.candidate.n[r] > 0:
-                    cand_facts[F_KM] = d if has else np.nan
-                    cand_facts[F_TRANSIT] = transit[c, z] if z >= 0 else np.nan
-                    if not _passes(conditions.candidate, r, cand_facts, cand_facts):
-                        continue
+                    if on_zone:
+                        cand_facts[F_TRANSIT] = transit[c, z] if z >= 0 else np.nan
+                        if not _passes(candidate, r, cand_facts, cand_facts):
+                            continue
                 cand_stamp[f] = stamp
                 cand_list[n_cand] = f
                 n_cand += 1
@@ -481,10 +488,11 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                     p = it_prod[i]
                     for j in range(p_ptr[p], p_ptr[p + 1]):
                         f = s_fac[j]
-                        if cand_stamp[f] != stamp or s_net[j] + EPS < need:
+                        q = s_net[j]
+                        if cand_stamp[f] != stamp or q + EPS < need or _excluded(items, i, f):
                             continue
-                        if serve_n == 0 and not _excluded(items, i, f) or \
-                                serve_n > 0 and _can_serve(serve, r, c, i, f, need, True, 0):
+                        # with serve conditions, as _can_serve with nothing placed yet
+                        if serve_n == 0 or q > EPS and _serve_passes(serve, r, c, i, f, q):
                             full[f] += 1
             # ---- assignment ----
             n_pl = 0
@@ -763,7 +771,30 @@ def _add_pending(serve, n_pend, f, p, q):
     return n_pend + 1
 
 
-@jit
+@jit(inline="always")
+def _serve_passes(serve, r, c, i, f, available):
+    """Whether ``f``, with ``available`` net stock of item ``i``'s product, passes the rule's
+    serve-stage conditions for the item under the unit's card ``c``."""
+    stage = serve.conditions.serve
+    if stage.n[r] == 0:
+        return True
+    items, facts, item_facts = serve.items, serve.facts, serve.item_facts
+    facts[F_AVAILABLE] = available
+    facts[F_DELIVERY] = np.nan
+    z = serve.zone[f]
+    if stage.needs[r, F_DELIVERY] and z >= 0:
+        facts[F_DELIVERY] = delivery_day(serve.rates.leaves[f], serve.rates.transit[max(c, 0)],
+                                         z)
+    facts[F_REFUSED] = np.nan
+    if stage.needs[r, F_REFUSED]:
+        facts[F_REFUSED] = days_since_refusal(serve.conditions.today, items.rej_ptr,
+                                              items.rej_fac, items.rej_day, i, f)
+    item_facts[I_PROMISED] = items.promised[i]
+    item_facts[I_OPEN] = items.open[i]
+    return _passes(stage, r, facts, item_facts)
+
+
+@jit(inline="always")
 def _can_serve(serve, r, c, i, f, need, has_need, n_pend):
     """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need)
     under the unit's card ``c``, less what the step placed (the first ``n_pend`` rows):
@@ -775,23 +806,8 @@ def _can_serve(serve, r, c, i, f, need, has_need, n_pend):
     available = _net(serve.stock, p, f)[0] - _pending(serve, n_pend, f, p)
     if available <= EPS:
         return False
-    stage = serve.conditions.serve
-    if stage.n[r] > 0:
-        facts, item_facts = serve.facts, serve.item_facts
-        facts[F_AVAILABLE] = available
-        facts[F_DELIVERY] = np.nan
-        z = serve.zone[f]
-        if stage.needs[r, F_DELIVERY] and z >= 0:
-            facts[F_DELIVERY] = delivery_day(serve.rates.leaves[f],
-                                             serve.rates.transit[max(c, 0)], z)
-        facts[F_REFUSED] = np.nan
-        if stage.needs[r, F_REFUSED]:
-            facts[F_REFUSED] = days_since_refusal(serve.conditions.today, items.rej_ptr,
-                                                  items.rej_fac, items.rej_day, i, f)
-        item_facts[I_PROMISED] = items.promised[i]
-        item_facts[I_OPEN] = items.open[i]
-        if not _passes(stage, r, facts, item_facts):
-            return False
+    if not _serve_passes(serve, r, c, i, f, available):
+        return False
     return not has_need or available + EPS >= need
 
 
