@@ -366,9 +366,9 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @alerts_option
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
-                   "states the semantics (same results); auto: fast unless the plan or "
-                   "--explain needs the reference engine, or the snapshot is a file under "
-                   "256 KB (routed before the fast engine could start).")
+                   "states the semantics (same results, explanations included); auto: fast "
+                   "unless the plan needs the reference engine (optimize), or the snapshot "
+                   "is a file under 256 KB (routed before the fast engine could start).")
 @what_if_options
 @version_label_option
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",

@@ -45,6 +45,29 @@ def test_examples_give_the_same_bytes_on_both_engines(route_file, snapshot_file)
     assert dump_result(run_fast(the_plan, load_columnar(snapshot_file))) == reference
 
 
+@pytest.mark.parametrize("route_file,snapshot_file", CASES,
+                         ids=[f"{r.parent.name}/{s.name}" for r, s in CASES])
+def test_examples_explain_alike_on_both_engines(route_file, snapshot_file):
+    """`--explain`, `routing explain` and explained quotes run on the fast engine: the same
+    explanations, byte for byte, for every order, for some orders, and with a facility's
+    full detail asked for."""
+    the_plan = load_plan(route_file)
+    if unsupported_reason(the_plan, explain=True):
+        pytest.skip(unsupported_reason(the_plan, explain=True))
+    snapshot = load_snapshot(snapshot_file)
+    orders = sorted(o.id for o in snapshot.orders)
+    facilities = sorted(f.id for f in snapshot.facilities)
+    for options in ({}, {"explain_orders": set(orders[1::2])},
+                    {"explain_facilities": set(facilities[::2])}):
+        reference = dump_result(run_plan(the_plan, load_snapshot(snapshot_file), explain=True,
+                                         **options))
+        assert json.loads(reference)["explanations"]
+        assert dump_result(run_fast(the_plan, load_snapshot(snapshot_file), explain=True,
+                                    **options)) == reference
+        assert dump_result(run_fast(the_plan, load_columnar(snapshot_file), explain=True,
+                                    **options)) == reference
+
+
 def test_every_example_plan_runs_fast():
     # the optimiser (issue 24) runs the rules on the reference engine, and says so
     optimised = {r.name for r, _ in CASES if any(
@@ -55,6 +78,9 @@ def test_every_example_plan_runs_fast():
     assert [name for name, reason in reasons.items() if reason and name not in optimised] == []
     assert all("optimize" in reasons[name] for name in optimised)
     assert {choose(load_plan(r)) for r, _ in CASES if r.name not in optimised} == {"fast"}
+    # explained runs too (`--engine auto --explain`, the service's explained quotes)
+    assert {choose(load_plan(r), explain=True) for r, _ in CASES
+            if r.name not in optimised} == {"fast"}
 
 
 def test_columnar_and_validated_snapshots_hash_alike():
@@ -247,6 +273,20 @@ def rate_cards(draw):
 @given(snapshots(), plans())
 def test_generated_runs_give_the_same_bytes_on_both_engines(snapshot, the_plan):
     assert dump_result(run_fast(the_plan, snapshot)) == dump_result(run_plan(the_plan, snapshot))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), plans(), st.data())
+def test_generated_runs_explain_alike_on_both_engines(snapshot, the_plan, data):
+    orders = sorted(o.id for o in snapshot.orders)
+    facilities = sorted(f.id for f in snapshot.facilities)
+    options = {
+        "explain_orders": data.draw(st.none() | st.sets(st.sampled_from(orders))
+                                    if orders else st.none()),
+        "explain_facilities": data.draw(st.sets(st.sampled_from(facilities))
+                                        if facilities else st.just(set()))}
+    reference = dump_result(run_plan(the_plan, snapshot, explain=True, **options))
+    assert dump_result(run_fast(the_plan, snapshot, explain=True, **options)) == reference
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -600,3 +640,21 @@ def test_without_rate_cards_delivery_date_passes_items_without_a_promised_date(p
     reference = dump_result(route(the_plan, snapshot, engine="reference"))
     assert dump_result(route(the_plan, snapshot, engine="fast")) == reference
     assert len(json.loads(reference)["allocations"]) == routed
+
+
+def test_an_explanation_that_disagrees_with_the_kernel_stops_the_run(monkeypatch):
+    """The explanation describes the decision the kernel made: were the two engines to decide
+    a unit differently on the same state, the run stops rather than explain another one."""
+    from routing_dsl.engine import explained
+    before = explained.FastExplainer.before
+
+    def another_decision(self, *args):
+        view = before(self, *args)
+        del view.allocations[-1:]
+        return view
+
+    monkeypatch.setattr(explained.FastExplainer, "before", another_decision)
+    folder = EXAMPLES / "omnichannel"
+    with pytest.raises(explained.ExplanationMismatch, match="allocations for order"):
+        run_fast(load_plan(folder / "omnichannel.route"), load_snapshot(folder / "snapshot.json"),
+                 explain=True)

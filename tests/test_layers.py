@@ -80,25 +80,13 @@ def private_imports(path) -> set[tuple[str, str]]:
     return found
 
 
-# The only private names a module may import, until the fast engine implements
-# runtime.protocol.Allocator by composition (issue 21): it subclasses the reference engine
-# through these today, and the facade's `open_run` makes its run for scale-out. Both entries
-# go with the compatibility block at the end of routing_dsl/interpreter.py.
-PRIVATE_IMPORTS_ALLOWED = {
-    "routing_dsl.engine.fast": {("..interpreter", name) for name in (
-        "_Context", "_group_reason", "_Interpreter", "_number", "_order_predicate",
-        "_ItemState", "_prepare_rule", "_radians", "_Unit")},
-    "routing_dsl.interpreter": {(".engine.fast", "_FastInterpreter")},
-}
-
-
 def test_no_module_imports_another_modules_private_names():
     """Modules talk through public names (the runtime's protocol and classes, each package's
     public functions), so a module's underscore names can change without breaking another."""
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = module_name(path)
-        found = private_imports(path) - PRIVATE_IMPORTS_ALLOWED.get(name, set())
+        found = private_imports(path)
         if found:
             offenders[name] = sorted(found)
     assert offenders == {}, f"these import private names: {offenders}"

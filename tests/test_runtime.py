@@ -1,5 +1,6 @@
 """The runtime's public interface: a run composes whatever allocator it is given (the fast
-engine's will plug in the same way), and the reference allocator implements the protocol."""
+engine's plugs in the same way, with its own context), and both engines' allocators implement
+the protocol."""
 
 from __future__ import annotations
 
@@ -71,3 +72,20 @@ def test_the_reference_allocator_and_a_composed_one_are_allocators():
     assert isinstance(run.allocator, Allocator)
     assert isinstance(Counting(run), Allocator)
     assert not isinstance(object(), Allocator)
+
+
+@pytest.mark.parametrize("route_file,snapshot_file", CASES,
+                         ids=[r.parent.name for r, _ in CASES])
+def test_the_fast_engine_is_a_context_and_an_allocator_a_run_composes(route_file,
+                                                                       snapshot_file):
+    from routing_dsl.engine.fast import FastAllocator, FastContext, unsupported_reason
+    from routing_dsl.runtime import Context
+    the_plan = load_plan(route_file)
+    if unsupported_reason(the_plan):
+        pytest.skip(unsupported_reason(the_plan))
+    snapshot = load_snapshot(snapshot_file)
+    run = Run(the_plan, snapshot, False, None, context=FastContext, allocator=FastAllocator)
+    assert type(run) is Run and isinstance(run.ctx, FastContext)
+    assert isinstance(run.ctx, Context) and isinstance(run.allocator, Allocator)
+    assert not issubclass(FastAllocator, (Run, ReferenceAllocator))
+    assert dump_result(run.run(None, None, None)) == dump_result(run_plan(the_plan, snapshot))

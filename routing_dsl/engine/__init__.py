@@ -2,8 +2,8 @@
 
 It owns what makes a large run fast and small: inventory read straight into arrays with
 integer ids and orders kept as compact records (`columnar`), and the per-unit, per-rule allocation loop compiled with numba
-(`kernel`), driven by `fast`, which reuses the reference interpreter for everything that is
-not hot (eligibility, order filters and sorts, result assembly). The reference interpreter
+(`kernel`), driven by `fast`: a context and an allocator the runtime's `Run` composes, so
+the walk over the plan, the records and the result document are the runtime's own. The reference interpreter
 stays the statement of the semantics: the differential tests hold the two to byte-identical
 results. `route` is what the CLI, the run store and the service call: it picks the engine.
 """
@@ -63,7 +63,9 @@ def route(plan: Plan, snapshot: Snapshot, *, engine: str = "auto", group=None, r
     result document."""
     if choose(plan, engine, explain=explain) == "fast":
         from .fast import run_fast
-        return run_fast(plan, snapshot, group=group, routing=routing, progress=progress)
+        return run_fast(plan, snapshot, group=group, routing=routing, explain=explain,
+                        explain_orders=explain_orders, explain_facilities=explain_facilities,
+                        progress=progress)
     from ..interpreter import run_plan
     return run_plan(plan, snapshot, group=group, routing=routing, explain=explain,
                     explain_orders=explain_orders, explain_facilities=explain_facilities,

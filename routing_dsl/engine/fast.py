@@ -1,10 +1,14 @@
-"""The fast engine's driver: the reference interpreter with its hot loop swapped out.
+"""The fast engine's driver: a context and an allocator a runtime `Run` composes.
 
-Eligibility, order filters, the unit order, run records and the result document are the
-reference interpreter's own code; what changes is the state (stock, item and facility state
-as numpy arrays with integer ids, built once per run) and `_route_units`, which hands a
-routing's sorted units to the compiled loop in `kernel` and turns its output rows back into
-the result's allocations and unfillable items.
+The walk over the plan, run records and the result document are the runtime's own
+(runtime.run.Run); the fast engine brings its state (`FastContext`: stock, item and facility
+state as numpy arrays with integer ids, built once per run, through the context's indexing
+hooks) and its allocator (`FastAllocator`, implementing runtime.protocol.Allocator): unit
+selection with array operations and `route_units`, which hands a routing's sorted units to
+the compiled loop in `kernel` and turns its output rows back into the result's allocations
+and unfillable items:
+
+    Run(plan, snapshot, False, None, context=FastContext, allocator=FastAllocator)
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import numpy as np
 
 from ..criteria import REGISTRY
 from ..criteria.orders import DEFAULT_SORT
-from ..interpreter import (_Context, _Interpreter, _number, _order_predicate, _ItemState,
-                           _radians, _Unit, order_lines, priority_ranks)
+from ..criteria.text import number
 from ..plan import Plan, PlanRouting
+from ..runtime import Context, Run, order_lines, order_predicate, priority_ranks, radians
+from ..runtime.state import ItemState, Unit
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import ir, kernel
 from .columnar import inventory_columns
+from .explained import FastExplainer
 
 
 class _NoRates:
@@ -42,9 +48,8 @@ class FastUnsupported(Exception):
 
 
 def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
-    """Why the fast engine cannot run ``plan`` (None when it can)."""
-    if explain:
-        return "explanations are produced by the reference engine"
+    """Why the fast engine cannot run ``plan`` (None when it can; it explains as the
+    reference engine does, so ``explain`` changes nothing)."""
     for group in plan.groups:
         for routing in group.routings:
             if routing.optimize is not None:
@@ -54,17 +59,24 @@ def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
 
 
 def run_fast(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
-             routing: str | None = None, progress=None) -> dict:
-    """Run ``plan`` on ``snapshot`` like `interpreter.run_plan` (without explanations), with
-    the same result, byte for byte. Raises FastUnsupported for plans it cannot run."""
+             routing: str | None = None, explain: bool = False,
+             explain_orders: set[str] | None = None, explain_facilities: set[str] | None = None,
+             progress=None) -> dict:
+    """Run ``plan`` on ``snapshot`` like `runtime.run_plan`, with the same result, byte for
+    byte, explanations included. Raises FastUnsupported for plans it cannot run."""
     reason = unsupported_reason(plan)
     if reason:
         raise FastUnsupported(reason)
-    return _FastInterpreter(plan, snapshot, False, None).run(group, routing, progress)
+    return Run(plan, snapshot, explain, explain_orders, explain_facilities,
+               context=FastContext, allocator=FastAllocator).run(group, routing, progress)
 
 
-class _FastContext(_Context):
-    def _index_inventory(self, snapshot: Snapshot) -> None:
+class FastContext(Context):
+    """The run's context with the fast engine's state: stock, facilities and order lines as
+    arrays (runtime.state.Context's indexing hooks), the reference's item states made only
+    if a reference-only filter asks (`items`)."""
+
+    def index_inventory(self, snapshot: Snapshot) -> None:
         columns = inventory_columns(snapshot)
         self.stock = self.atp = self.velocity = None  # the reference's dictionaries: not built
         self.fac_ids = sorted(self.facilities)  # index order is id order: ranking ties on it
@@ -88,15 +100,15 @@ class _FastContext(_Context):
         self.atp_column = columns.atp
         self._velocity_rows = (facility, product, columns.sales_velocity)
         self.p_counts = np.bincount(self.s_prod, minlength=len(self.prod_ids))
-        radians = [_radians(info.lat, info.lon) for info in infos]
-        self.f_has = np.array([r is not None for r in radians], np.bool_)
+        points = [radians(info.lat, info.lon) for info in infos]
+        self.f_has = np.array([r is not None for r in points], np.bool_)
         self.f_phi, self.f_lam, self.f_cos = (
-            np.array([r[k] if r else 0.0 for r in radians], np.float64) for k in range(3))
+            np.array([r[k] if r else 0.0 for r in points], np.float64) for k in range(3))
         self.f_limit = np.array([-1 if i.limit is None else i.limit for i in infos], np.int64)
         self.orders_today_array = np.array(
             [self.orders_today.get(f, 0) for f in self.fac_ids], np.int64)
 
-    def _index_items(self, snapshot: Snapshot, products: dict) -> None:
+    def index_items(self, snapshot: Snapshot, products: dict) -> None:
         """Order lines straight into arrays, in one pass and without per-line objects (the
         reference's item states are made only if a reference-only filter asks: `items`)."""
         self._products = products
@@ -172,7 +184,7 @@ class _FastContext(_Context):
         self.it_ac = np.full(n, kernel.AC_UNCHANGED, np.int64)
         self.it_auto_cancel = [item.auto_cancel_date for item in lines]
         self.store_index = stores
-        targets = [_radians(*_coordinates(g)) for g in ship_groups]
+        targets = [radians(*_coordinates(g)) for g in ship_groups]
         self.sg_has = np.array([t is not None for t in targets] or [False], np.bool_)
         self.sg_phi, self.sg_lam, self.sg_cos = (
             np.array([t[k] if t else 0.0 for t in targets] or [0.0]) for k in range(3))
@@ -189,7 +201,7 @@ class _FastContext(_Context):
 
     # what only some routings need, made when first asked for
     @cached_property
-    def items(self) -> list[_ItemState]:
+    def items(self) -> list[ItemState]:
         info_cache: dict[str, tuple] = {}
         states = []
         for k, item in enumerate(self.lines):
@@ -200,7 +212,7 @@ class _FastContext(_Context):
                     frozenset(product.categories) if product else frozenset(),
                     product.parent if product else None)
             sg = self.it_sg[k]
-            states.append(_ItemState(self.orders[sg], self.ship_groups[sg], item, info))
+            states.append(ItemState(self.orders[sg], self.ship_groups[sg], item, info))
         return states
 
     @cached_property
@@ -269,13 +281,22 @@ class _FastContext(_Context):
         return _timestamps(item.ship_after for item in self.lines)
 
 
-class _FastInterpreter(_Interpreter):
-    context_class = _FastContext
+class FastAllocator:
+    """The fast engine's allocator (runtime.protocol.Allocator) over a `FastContext`: the
+    reference's unit selection and order as array operations, each routing's units through
+    the compiled loop (`kernel.route_units`) on the IR's tables (engine.ir), its output rows
+    written into the run's records."""
 
-    def _item_count(self, units: _UnitSet) -> int:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.ctx: FastContext = run.ctx
+        self._used_table: ir.Used | None = None
+        self.explainer = FastExplainer(self) if run.explain else None
+
+    def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
 
-    def _select_units(self, store: str, routing: PlanRouting) -> _UnitSet:
+    def select_units(self, store: str, routing: PlanRouting) -> _UnitSet:
         """The reference's units, with array operations: eligible (approved items of the
         store's orders with something open, waiting in one of its queues; one unit per item,
         or per ship group and queue in order of first appearance), through the routing's
@@ -307,7 +328,7 @@ class _FastInterpreter(_Interpreter):
         for condition in routing.filters:
             criterion = REGISTRY("order_filter")[condition.field]
             if criterion.mask is None:
-                per_unit.append(_order_predicate(condition, ctx))
+                per_unit.append(order_predicate(condition, ctx))
             else:
                 keep &= criterion.mask(condition, ctx, heads, sgs)
         if per_unit:
@@ -324,7 +345,7 @@ class _FastInterpreter(_Interpreter):
         ctx = self.ctx
         heads = units.heads()
         sgs = ctx.it_sg[heads]
-        ranks = priority_ranks(self.plan.priority_order)
+        ranks = priority_ranks(self.run.plan.priority_order)
         sorts = REGISTRY("order_sort")
         columns = []
         for sort in routing.sorts or [None]:
@@ -342,9 +363,9 @@ class _FastInterpreter(_Interpreter):
         """The run's (ship group, facility) pairs in use (ir.Used): kept only when some rule
         of the plan has `max_facilities` (else a table of one slot, which the kernel reads as
         "not kept")."""
-        table = getattr(self, "_used_table", None)
+        table = self._used_table
         if table is None:
-            kept = any(rule.max_facilities is not None for group in self.plan.groups
+            kept = any(rule.max_facilities is not None for group in self.run.plan.groups
                        for routing in group.routings for rule in routing.rules)
             table = ir.Used(np.full(1 << 12 if kept else 1, -1, np.int64),
                             np.zeros(self.ctx.n_sg_keys, np.int64), np.zeros(1, np.int64))
@@ -387,15 +408,55 @@ class _FastInterpreter(_Interpreter):
         stock = ir.Stock(ctx.p_ptr, ctx.s_fac, ctx.s_net, ctx.s_alloc)
         return lowered_units, items, facilities, stock, rates
 
-    def _route_units(self, group_name: str, store: str, routing: PlanRouting,
-                     units: _UnitSet, progress) -> int:
+    def route_units(self, group_name: str, store: str, routing: PlanRouting,
+                    units: _UnitSet, progress) -> int:
         ctx = self.ctx
         items = units.items
         ctx.it_ac[items] = kernel.AC_UNCHANGED
         ctx.brokered[items] = False
+        lowered_rules = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
+        run = self.run
+        for segment, explained in self._segments(units):
+            if not explained:
+                self._route(group_name, routing, segment, lowered_rules)
+                continue
+            # the reference engine's view of the unit before the kernel decides it
+            view = self.explainer.before(group_name, store, routing, segment)
+            done = len(run.allocations), len(run.unfillable)
+            self._route(group_name, routing, segment, lowered_rules)
+            self.explainer.after(view, *done)
+        if progress is not None:
+            progress(len(units))
+        return int(np.count_nonzero(ctx.brokered[items]))
+
+    def _segments(self, units: _UnitSet):
+        """``units`` as the runs the kernel routes at once: all of them, or, when the run
+        explains, each unit to explain on its own between the runs of the others."""
+        if self.explainer is None:
+            yield units, False
+            return
+        wanted = self.explainer.wanted(units)
+        if not any(wanted):
+            yield units, False
+            return
+        start = 0
+        for u, explained in enumerate(wanted):
+            if explained:
+                if start < u:
+                    yield units.select(np.arange(start, u)), False
+                yield units.select(np.array([u])), True
+                start = u + 1
+        if start < len(units):
+            yield units.select(np.arange(start, len(units))), False
+
+    def _route(self, group_name: str, routing: PlanRouting, units: _UnitSet,
+               lowered_rules: tuple[ir.Rules, ir.Conditions, ir.Sorts]) -> None:
+        """Route ``units`` through the kernel and write its rows into the run's records."""
+        items = units.items
         lowered, item_table, facilities, stock, rates = self._tables(units)
-        rules, conditions, sorts = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
-        out = ir.outputs(max(1 << 14, 2 * len(items)), len(items))
+        rules, conditions, sorts = lowered_rules
+        # room for the rows of most runs at once (the kernel asks for more when it needs)
+        out = ir.outputs(max(min(1 << 14, 64 * len(units)), 2 * len(items)), len(items))
         start = 0
         while True:
             start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
@@ -409,9 +470,6 @@ class _FastInterpreter(_Interpreter):
             else:
                 out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
         self._emit(group_name, routing, units, out, lowered.warn, items)
-        if progress is not None:
-            progress(len(units))
-        return int(np.count_nonzero(ctx.brokered[items]))
 
     def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, out: ir.Outputs,
               unit_warn: np.ndarray, items: np.ndarray) -> None:
@@ -428,8 +486,10 @@ class _FastInterpreter(_Interpreter):
         quantities = _numbers(rows.a_qty)
         rule_names = [rule.name for rule in rules]
         units_of = [rule.distance_unit for rule in rules]
+        run = self.run
+        used = run.used if self.explainer is not None else None
         shipping = self._shipping_figures(group_name, routing.name, rows)
-        append = self.allocations.append
+        append = run.allocations.append
         for k, (u, i, f, r, distance, new) in enumerate(zip(
                 rows.a_unit.tolist(), rows.a_item.tolist(), rows.a_fac.tolist(),
                 rows.a_rule.tolist(), rows.a_dist.tolist(), rows.a_new.tolist(), strict=True)):
@@ -437,7 +497,11 @@ class _FastInterpreter(_Interpreter):
                 commit = (u, r)
                 names = {}
             if new:
-                names[f] = self._new_ship_group(order_ids[i], sg_ids[i])
+                names[f] = run.new_ship_group(order_ids[i], sg_ids[i])
+                if used is not None:  # what an explanation of `max_facilities` shows, in order
+                    shipping_from = used[(order_ids[i], sg_ids[i])]
+                    if fac_ids[f] not in shipping_from:
+                        shipping_from.append(fac_ids[f])
             cost, transit, delivery = shipping[k] if shipping else (None, None, None)
             append({
                 "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
@@ -453,7 +517,7 @@ class _FastInterpreter(_Interpreter):
             out.x_item[:n_left], out.x_open[:n_left], out.x_rule[:n_left],
             out.x_action[:n_left])
         left = _numbers(x_open)
-        append = self.unfillable.append
+        append = run.unfillable.append
         for k, (i, r, action) in enumerate(zip(x_item.tolist(), x_rule.tolist(),
                                                x_action.tolist(), strict=True)):
             append({
@@ -470,9 +534,9 @@ class _FastInterpreter(_Interpreter):
                                                        ctx)
         for u in np.nonzero(unit_warn[:len(units)])[0].tolist():
             head = units.items[units.ptr[u]]
-            self._warn_ship_to(order_ids[head], sg_ids[head])
+            run.warn_ship_to(order_ids[head], sg_ids[head])
         for f in np.nonzero(ctx.fac_warn)[0].tolist():
-            self._warn_facility(fac_ids[f])
+            run.warn_facility(fac_ids[f])
         for f, count in zip(fac_ids, ctx.orders_today_array.tolist(), strict=True):
             if f in ctx.orders_today:
                 ctx.orders_today[f] = count
@@ -480,14 +544,14 @@ class _FastInterpreter(_Interpreter):
     def _shipping_figures(self, group_name: str, routing_name: str,
                           allocated: ir.Outputs) -> list | None:
         """The routing's packages counted in its totals, and (when the snapshot has rate
-        cards) each row's (cost share, transit days, delivery date), as interpreter._price
+        cards) each row's (cost share, transit days, delivery date), as ShippingFacts.price
         makes them: a package's cost in cents (numpy rounds half to even, as Python does),
         shared by weight among its rows."""
         ctx = self.ctx
         a_item, a_new, a_first = allocated.a_item, allocated.a_new, allocated.a_first
         a_cost, a_weight = allocated.a_cost, allocated.a_weight
         a_transit, a_delivery = allocated.a_transit, allocated.a_delivery
-        totals = self.totals[(group_name, routing_name)]
+        totals = self.run.totals[(group_name, routing_name)]
         heads = np.nonzero(a_new)[0]
         totals.packages += len(heads)
         per_group = np.bincount(ctx.it_sg[a_item[heads]], minlength=len(ctx.ship_groups))
@@ -528,14 +592,14 @@ class _FastInterpreter(_Interpreter):
             figures.append((cost, transit, shown))
         return figures
 
-    def _inventory_after(self) -> list[dict]:
+    def inventory_after(self) -> list[dict]:
         ctx = self.ctx
         changed = np.nonzero(ctx.s_alloc)[0]
         entries = sorted(
             (ctx.fac_ids[ctx.s_fac[k]], ctx.prod_ids[ctx.s_prod[k]],
              float(ctx.atp_column[ctx.s_row[k]]) - float(ctx.s_alloc[k]))
             for k in changed.tolist())
-        return [{"facility": f, "product": p, "atp": _number(atp)} for f, p, atp in entries]
+        return [{"facility": f, "product": p, "atp": number(atp)} for f, p, atp in entries]
 
 
 class _UnitSet:
@@ -562,12 +626,12 @@ class _UnitSet:
         moves = np.repeat(self.ptr[:-1][chosen] - ptr[:-1], lengths)
         return _UnitSet(ptr, self.items[moves + np.arange(ptr[-1])])
 
-    def unit(self, u: int, ctx) -> _Unit:
-        """Unit ``u`` as the reference interpreter's object, for its order predicates (which
+    def unit(self, u: int, ctx) -> Unit:
+        """Unit ``u`` as the runtime's object, for its order predicates (which
         read static fields only: queue comes from the arrays)."""
         positions = self.items[self.ptr[u]:self.ptr[u + 1]].tolist()
         states = [ctx.items[k] for k in positions]
-        return _Unit(states[0].order, states[0].ship_group,
+        return Unit(states[0].order, states[0].ship_group,
                      ctx.fac_ids[ctx.it_queue[positions[0]]], states)
 
 
@@ -588,11 +652,11 @@ def _nan(value) -> float:
 
 
 def _numbers(values: np.ndarray) -> list:
-    """`interpreter._number` of each value; whole numbers (nearly all quantities) at numpy
+    """`criteria.text.number` of each value; whole numbers (nearly all quantities) at numpy
     speed."""
     whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
     ints = np.where(whole, values, 0).astype(np.int64).tolist()
-    return [i if w else _number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
+    return [i if w else number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
                                                        strict=True)]
 
 

@@ -2,9 +2,8 @@
 
 A run owns the walk over the plan and the result's records; an allocator owns how a
 routing's orders become allocations. Two implement it: the reference allocator
-(runtime.allocation.ReferenceAllocator, the readable statement of the semantics) and, by
-composition once it moves off subclassing, the fast engine's compiled one
-(routing_dsl.engine.fast). The differential tests hold any two allocators to the same bytes.
+(runtime.allocation.ReferenceAllocator, the readable statement of the semantics) and the
+fast engine's compiled one (routing_dsl.engine.fast.FastAllocator). The differential tests hold any two allocators to the same bytes.
 
 An allocator is made for one run, from the run (its factory takes the run), and reads and
 changes the run's context (`run.ctx`: stock, daily counts, item states) and records
