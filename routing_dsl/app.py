@@ -810,14 +810,17 @@ class Explained:
 def explain_order(source: Path, snapshot_spec: str, order_id: str, *,
                   facility: str | None = None, mapping: Path | None = None) -> Explained:
     plan = load_plan(source)
-    snapshot = open_snapshot(snapshot_spec, mapping)
+    # one order explained: a large snapshot routes on the fast engine, which explains alike
+    engine = choose_engine(plan, explain=True, small=small_snapshot(snapshot_spec))
+    snapshot = open_snapshot(snapshot_spec, mapping, columnar=engine == "fast")
     if order_id not in {o.id for o in snapshot.orders}:
         raise InputError(f"order {order_id!r} is not in the snapshot")
     if facility is not None and facility not in {f.id for f in snapshot.facilities}:
         raise InputError(f"facility {facility!r} is not in the snapshot")
-    from .runtime import not_routed_reasons, run_plan
-    result = run_plan(plan, snapshot, explain=True, explain_orders={order_id},
-                      explain_facilities={facility} if facility else None)
+    from .engine import route
+    from .runtime import not_routed_reasons
+    result = route(plan, snapshot, engine=engine, explain=True, explain_orders={order_id},
+                   explain_facilities={facility} if facility else None)
     reasons = None
     if not any(u["order"] == order_id for u in result["explanations"]):
         reasons = not_routed_reasons(plan, snapshot, result, order_id)

@@ -658,3 +658,27 @@ def test_an_explanation_that_disagrees_with_the_kernel_stops_the_run(monkeypatch
     with pytest.raises(explained.ExplanationMismatch, match="allocations for order"):
         run_fast(load_plan(folder / "omnichannel.route"), load_snapshot(folder / "snapshot.json"),
                  explain=True)
+
+
+def test_routing_explain_on_a_large_snapshot_runs_fast_and_says_the_same(tmp_path,
+                                                                         monkeypatch):
+    """`routing explain ORDER` on a snapshot too large for the reference engine to start
+    sooner explains on the fast engine, the reference's bytes."""
+    from routing_dsl import app
+    from routing_dsl.engine import fast
+    document = generate(Scenario(orders=1500, facilities=80, skus=400, seed=1))
+    snapshot_file = tmp_path / "big.json"
+    snapshot_file.write_text(json.dumps(document))
+    route_file = tmp_path / "bench.route"
+    route_file.write_text(PLAN)
+    assert not app.small_snapshot(snapshot_file)
+    the_plan = load_plan(route_file)
+    order_id = sorted(o.id for o in load_snapshot(snapshot_file).orders)[7]
+    fast_runs = []
+    monkeypatch.setattr(fast, "run_fast", lambda *a, **k: fast_runs.append(1) or run_fast(*a, **k))
+    explained = app.explain_order(route_file, str(snapshot_file), order_id)
+    assert fast_runs == [1]
+    reference = run_plan(the_plan, load_snapshot(snapshot_file), explain=True,
+                         explain_orders={order_id})
+    assert [u["order"] for u in explained.result["explanations"]] == [order_id]
+    assert dump_result(explained.result) == dump_result(reference)

@@ -291,6 +291,7 @@ class FastAllocator:
         self.run = run
         self.ctx: FastContext = run.ctx
         self._used_table: ir.Used | None = None
+        self._packages_per_group = np.zeros(0, np.int64)  # in the routing run being routed
         self.explainer = FastExplainer(self) if run.explain else None
 
     def count_items(self, units: _UnitSet) -> int:
@@ -416,6 +417,7 @@ class FastAllocator:
         ctx.brokered[items] = False
         lowered_rules = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
         run = self.run
+        self._packages_per_group = np.zeros(len(ctx.ship_groups), np.int64)
         for segment, explained in self._segments(units):
             if not explained:
                 self._route(group_name, routing, segment, lowered_rules)
@@ -425,6 +427,10 @@ class FastAllocator:
             done = len(run.allocations), len(run.unfillable)
             self._route(group_name, routing, segment, lowered_rules)
             self.explainer.after(view, *done)
+        totals, per_group = run.totals[(group_name, routing.name)], self._packages_per_group
+        for group in np.nonzero(per_group > 1)[0].tolist():
+            key = (ctx.orders[group].id, ctx.ship_groups[group].id)
+            totals.split[key] = totals.split.get(key, 0) + int(per_group[group])
         if progress is not None:
             progress(len(units))
         return int(np.count_nonzero(ctx.brokered[items]))
@@ -554,11 +560,10 @@ class FastAllocator:
         totals = self.run.totals[(group_name, routing_name)]
         heads = np.nonzero(a_new)[0]
         totals.packages += len(heads)
-        per_group = np.bincount(ctx.it_sg[a_item[heads]], minlength=len(ctx.ship_groups))
-        # one call per routing run: only ship groups in several packages make split orders
-        for group in np.nonzero(per_group > 1)[0].tolist():
-            key = (ctx.orders[group].id, ctx.ship_groups[group].id)
-            totals.split[key] = totals.split.get(key, 0) + int(per_group[group])
+        # counted over the routing run (see route_units): only ship groups in several
+        # packages make split orders
+        self._packages_per_group += np.bincount(ctx.it_sg[a_item[heads]],
+                                                minlength=len(ctx.ship_groups))
         if not ctx.rates:
             return None
         whole = np.rint(a_cost * 100)  # each row's package, in cents (NaN: unknown)
