@@ -411,18 +411,7 @@ class ReferenceAllocator:
                 if self._first_filling(prepared, [facility], open_items, {}) is not None:
                     found[facility] = list(open_items)
             return dict(found)
-        steps: list[list[ItemState]] = []
-        grouped: dict[str, list[ItemState]] = {}
-        for item in open_items:
-            group = item.item.item_group if rule.keep_item_groups_together else None
-            if group is None:
-                steps.append([item])
-            elif group in grouped:
-                grouped[group].append(item)
-            else:
-                grouped[group] = [item]
-                steps.append(grouped[group])
-        for step in steps:
+        for step in placement_steps(open_items, rule.keep_item_groups_together):
             together = rule.keep_item_groups_together and step[0].item.item_group is not None
             for facility in self._ranking(prepared, measures, step):
                 if together:
@@ -464,18 +453,7 @@ class ReferenceAllocator:
             placements.extend((item, facility, item.open) for item in open_items)
 
     def _assign_partial(self, prepared, measures, open_items, pending, placements) -> None:
-        steps: list[list[ItemState]] = []
-        grouped: dict[str, list[ItemState]] = {}
-        for item in open_items:  # item-id order
-            group = item.item.item_group if prepared.rule.keep_item_groups_together else None
-            if group is None:
-                steps.append([item])
-            elif group in grouped:
-                grouped[group].append(item)
-            else:
-                grouped[group] = [item]
-                steps.append(grouped[group])
-        for step in steps:
+        for step in placement_steps(open_items, prepared.rule.keep_item_groups_together):
             ranking = self._ranking(prepared, measures, step)
             if prepared.rule.keep_item_groups_together and step[0].item.item_group is not None:
                 facility = self._first_filling(prepared, ranking, step, pending)
@@ -589,6 +567,24 @@ class ReferenceAllocator:
                 for (facility, product), consumed in sorted(self.run.allocated_atp.items())
                 if consumed]
 
+
+
+def placement_steps(open_items: list[ItemState], keep_groups: bool) -> list[list[ItemState]]:
+    """The items in item-id order, one step each, except that with
+    `keep_item_groups_together` the items of one item group are one step (placed together),
+    at the place of the group's first item."""
+    steps: list[list[ItemState]] = []
+    grouped: dict[str, list[ItemState]] = {}
+    for item in open_items:
+        group = item.item.item_group if keep_groups else None
+        if group is None:
+            steps.append([item])
+        elif group in grouped:
+            grouped[group].append(item)
+        else:
+            grouped[group] = [item]
+            steps.append(grouped[group])
+    return steps
 
 # The serve-stage facts by the name the criteria registry gives them (criteria.FACTS): a fact
 # declared there and missing here stops the import, as in the kernel.
