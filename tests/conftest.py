@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,3 +60,15 @@ def postgres_database(prefix: str, driver: str = "postgresql+psycopg"):
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def browser_or_skip():
+    """Playwright's sync API and Debian's chromium for a console test module, or the module
+    skipped saying which is missing."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[dev]')")
+    if not Path(chromium).exists():
+        pytest.skip("chromium is not installed (make test installs it with apt-get when it can)",
+                    allow_module_level=True)
+    return sync_api, chromium

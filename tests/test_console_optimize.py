@@ -5,8 +5,6 @@ the optimum, the bound and the gap, and the rules that cost most (issue 24)."""
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -14,14 +12,9 @@ import pytest
 
 from routing_dsl.service.launch import serving
 
-from .conftest import ROOT
+from .conftest import ROOT, browser_or_skip
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright is not installed (pip install -e '.[dev]')")
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (make test installs it with apt-get when it can)",
-                allow_module_level=True)
+sync_api, CHROMIUM = browser_or_skip()
 
 EXAMPLE = ROOT / "examples" / "optimize"
 

@@ -4,7 +4,6 @@ real `routing serve`: a day of shadowed batches and a canary a guard tripped."""
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,15 +11,10 @@ import pytest
 
 from routing_dsl.service.launch import serving
 
-from .conftest import ROOT
+from .conftest import ROOT, browser_or_skip
 from .rollout_helpers import CLOSER, PARK_EVERYTHING, PRODUCTION, compiled, snapshot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright is not installed (pip install -e '.[dev]')")
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (make test installs it with apt-get when it can)",
-                allow_module_level=True)
+sync_api, CHROMIUM = browser_or_skip()
 
 
 def seed(db: str, folder: Path) -> None:
