@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_serializer)
 
 from . import vocabulary as v
 from .validation import not_unicode
@@ -151,6 +152,15 @@ class PlanGroup(_Step):
     paused: bool = False
     routings: list[PlanRouting]
     source: SourceRef | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        # the checker refuses an unknown zone (RT408); a plan file is held to the same rule
+        if value is not None and not v.is_known_zone(value):
+            raise ValueError(f"unknown time zone {value!r} (an IANA zone such as "
+                             "'America/New_York')")
+        return value
 
 
 class Plan(_Step):
