@@ -10,13 +10,14 @@ money to whole cents.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
 from .ranges import Amount, Count, Positive, Real, Whole
+from .validation import Moment
 
 
 class _Model(BaseModel):
@@ -59,7 +60,7 @@ class Unfillable(_Model):
     rule: str | None
     action: Literal["moved", "auto_cancel_set", "auto_cancel_cleared", "left"]
     queue: str
-    auto_cancel_date: datetime | None
+    auto_cancel_date: Moment | None
 
 
 class RunRecord(_Model):

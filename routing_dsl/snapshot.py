@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .validation import (MAX_INTEGER, Count, Integer, NonNegative, Number, Positive, at,
+from .validation import (MAX_INTEGER, Count, Integer, Moment, NonNegative, Number, Positive, at,
                          first_out_of_range, number_text, out_of_range, written)
 from .vocabulary import is_known_zone
 
@@ -482,7 +482,7 @@ class Rejection(_Model):
     facility: str
     """The facility that rejected the line; it need not be in the snapshot (a closed store
     still counts as a rejection)."""
-    at: datetime
+    at: Moment
     """When it rejected the line; without a UTC offset, read in the snapshot's time zone."""
     reason: str | None = None
     """Why, as the OMS names it (for example `NOT_IN_STOCK`, `DAMAGED`); informative, shown
@@ -506,13 +506,13 @@ class Item(_Model):
     """Price of one unit, for `shipment_threshold`."""
     adjustments: Number = 0
     """Sum of the line's adjustments (discounts negative), shared per ordered unit."""
-    promised_date: datetime | None = None
+    promised_date: Moment | None = None
     """When the customer was promised delivery, for `promise_date` filters."""
-    ship_before: datetime | None = None
+    ship_before: Moment | None = None
     """Ship-by date, for the `ship_before` sort."""
-    ship_after: datetime | None = None
+    ship_after: Moment | None = None
     """Do-not-ship-before date, for the `ship_after` sort."""
-    auto_cancel_date: datetime | None = None
+    auto_cancel_date: Moment | None = None
     """When the line cancels itself; routing clears it or sets it (`when unfilled`)."""
     item_group: str | None = None
     """Lines with the same item group ship together under `keep_item_groups_together`."""
@@ -549,7 +549,7 @@ class Order(_Model):
     """The product store the order belongs to."""
     status: str = "APPROVED"
     """Only APPROVED orders are routed."""
-    order_date: datetime | None = None
+    order_date: Moment | None = None
     """When the order was placed, for the `order_date` sort."""
     sales_channel: str | None = None
     """Sales channel id, for the `sales_channel` filter."""
@@ -574,7 +574,7 @@ class Snapshot(_Model):
 
     format: Literal["routing-snapshot/1"]
     """Always `routing-snapshot/1`."""
-    now: datetime
+    now: Moment
     """The routing clock, with a UTC offset: promise-date cutoffs, auto-cancel dates and
     "today" come from it, never from the machine's clock."""
     timezone: str

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 import msgspec
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 # ---- the supported numeric range ----------------------------------------------------------------
 
@@ -42,6 +43,22 @@ Positive = Annotated[float, Field(gt=0, le=MAX_INTEGER)]
 # The same range for msgspec structs.
 Whole = Annotated[int, msgspec.Meta(ge=-MAX_INTEGER, le=MAX_INTEGER)]
 Real = Annotated[float, msgspec.Meta(ge=-MAX_INTEGER, le=MAX_INTEGER)]  # NaN, inf fail too
+
+
+def iso_text(value):
+    """A timestamp written as text must be ISO 8601 (docs/snapshot.md). pydantic alone would
+    also read a string of digits such as "-1" as a Unix time, which msgspec's decoder and the
+    run store's ``datetime.fromisoformat`` refuse: one rule for every reader."""
+    if isinstance(value, str):
+        try:  # parsed here: a strict model takes no text after a validator of its own
+            return datetime.fromisoformat(value)
+        except ValueError:  # the readers add the value given
+            raise ValueError("expected an ISO 8601 timestamp such as "
+                             "2026-11-23T09:30:00-05:00") from None
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(iso_text)]  # a timestamp field of the models
 
 
 def in_range(value) -> bool:

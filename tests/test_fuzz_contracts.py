@@ -159,12 +159,15 @@ def test_an_allocation_of_nothing_is_refused_by_the_result_contract(project):
 
 
 @pytest.mark.parametrize("field, value", [("auto_cancel_date", ""),
-                                          ("auto_cancel_date", "NaN")])
+                                          ("auto_cancel_date", "NaN"),
+                                          ("auto_cancel_date", "-1"),
+                                          ("auto_cancel_date", "1700000000")])
 def test_a_result_date_that_is_not_one_is_refused_by_the_result_contract(project, field,
                                                                          value):
     """Found by the long result campaign: the schema took any string for an auto-cancel
     date, and recording the result failed reading it (ValueError: Invalid isoformat
-    string)."""
+    string). Then a string of digits: pydantic read "-1" as a Unix time, the run store
+    did not."""
     document = {"format": "routing-result/1", "allocations": [], "batches": [],
                 "inventory_after": [], "facility_counts_after": [], "warnings": [],
                 "unfillable": [{"order": "O-1", "ship_group": "00001", "item": "00001",

@@ -584,3 +584,13 @@ def test_a_queue_missing_from_the_snapshot_is_named(tmp_path):
     assert ("routing 'Web orders' filters on queue '_NA_', which the snapshot does not have"
             in result.stderr)
     assert "no ship group was eligible" not in result.stderr
+
+
+@pytest.mark.parametrize("now", ["-1", "1700000000"])
+def test_a_timestamp_of_digits_is_refused_as_not_iso_8601(tmp_path, now):
+    """Timestamps are ISO 8601 text for every reader: pydantic alone would read a string of
+    digits as a Unix time, which the orders' msgspec decoder refuses."""
+    result = run_snapshot(tmp_path, {**SNAPSHOT, "now": now})
+    assert result.exit_code == 2
+    assert f'now: expected an ISO 8601 timestamp such as 2026-11-23T09:30:00-05:00, got "{now}"' \
+        in result.stderr
