@@ -353,11 +353,14 @@ class RunStore:
         PostgreSQL in one statement, whose rollup trigger (migration 0011) then aggregates
         them all at once."""
         if rows and connection.dialect.name == "postgresql":
-            ids, statuses = [row["id"] for row in rows], [row["status"] for row in rows]
-            if _pipeline(connection) is not None:
-                _pipeline(connection).execute(_SETTLE_PG, (ids, statuses))
-            else:
-                connection.exec_driver_sql(_SETTLE_PG, (ids, statuses))
+            statuses: dict[str, list[str]] = {}
+            for row in rows:
+                statuses.setdefault(row["status"], []).append(row["id"])
+            for status, ids in statuses.items():  # one statement a status (all succeed)
+                if _pipeline(connection) is not None:
+                    _pipeline(connection).execute(_SETTLE_PG, (status, ids))
+                else:
+                    connection.exec_driver_sql(_SETTLE_PG, (status, ids))
         elif rows:
             connection.execute(
                 t.batches.update().where(t.batches.c.id == sa.bindparam("batch"))
@@ -681,8 +684,7 @@ def database_now(connection: sa.Connection):
     return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now").concat("000")
 
 
-_SETTLE_PG = ("update batches set status = s.status from unnest(%s::text[], %s::text[]) "
-              "as s(id, status) where batches.id = s.id")
+_SETTLE_PG = "update batches set status = %s where id = any(%s)"
 
 # The statements a committed decision runs, written once: building and compiling a Core
 # construct costs more than running the statement.
