@@ -661,11 +661,11 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) ->
         shapes.setdefault(tuple(row), []).append(row)
     cursor = _pipeline(connection)
     if cursor is not None:
+        # one statement a table, its columns as arrays: a statement a row cost the driver
+        # (and the server) about as much as the rest of the commit's writes together
         for columns, same in shapes.items():
-            names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
-                               [tuple(row.values()) for row in same])
+            cursor.execute(_unnest_insert(table, columns),
+                           [_array([row[c] for row in same]) for c in columns])
         return
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
@@ -674,6 +674,27 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) ->
             with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
                 for row in same:
                     copy.write_row(tuple(row.values()))
+
+
+@functools.cache
+def _unnest_insert(table: sa.Table, columns: tuple[str, ...]) -> str:
+    """INSERT of rows given as one array a column (each cast to its column's type)."""
+    from sqlalchemy.dialects import postgresql
+    dialect = postgresql.dialect()
+    names = ", ".join(f'"{c}"' for c in columns)
+    arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+    return f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays})'
+
+
+def _array(values: list) -> list:
+    """A column's values as one list the driver can send as an array: one Python type
+    (numbers that mix ints and floats as floats; the cast gives the column's type)."""
+    kinds = {type(v) for v in values if v is not None}
+    if float in kinds and len(kinds) > 1:
+        return [None if v is None else float(v) for v in values]
+    if kinds == {bool, int}:
+        return [None if v is None else int(v) for v in values]
+    return values
 
 
 def database_now(connection: sa.Connection):
