@@ -171,6 +171,34 @@ def test_the_hourly_rollups_equal_the_batches_rows(store):
         sum(a["quantity"] for a in allocations))
 
 
+def test_batches_settled_together_reach_the_rollups_once_each(store):
+    """A group of committed decisions settles its batches in one statement (on PostgreSQL
+    the rollup trigger then runs once for all of them): each is counted once, with its
+    rows, and a later update of settled batches adds nothing."""
+    from routing_dsl.ops.store import insert_rows, pipelined
+    record(store, 0.5)
+    with store.engine.connect() as connection:
+        batch = dict(connection.execute(sa.select(t.batches)).mappings().one())
+        children = {table: connection.execute(sa.select(table).where(
+            table.c.batch_id == batch["id"])).mappings().all()
+            for table in (t.allocations, t.unfillable, t.runs)}
+    copies = [{**batch, "id": f"copy-{k}", "status": "succeeded"} for k in range(3)]
+    with store.engine.begin() as connection, pipelined(connection):
+        store.insert_batches(connection, copies)
+        for table, rows in children.items():
+            insert_rows(connection, table, [{**row, "batch_id": copy["id"]}
+                                            for copy in copies for row in rows])
+        store.settle_batches(connection, copies)
+    with store.engine.begin() as connection:  # touches settled batches: no batch leaves running
+        connection.execute(t.batches.update().values(snapshot_hash="again"))
+    with store.engine.connect() as connection:
+        stats = connection.execute(sa.select(
+            sa.func.sum(t.hourly_stats.c.batch_count), sa.func.sum(t.hourly_stats.c.allocations),
+            sa.func.sum(t.hourly_stats.c.unfilled_items))).one()
+    assert tuple(stats) == (4, 4 * len(children[t.allocations]),
+                            4 * len(children[t.unfillable]))
+
+
 def test_the_trigger_is_there_at_head_and_the_upgrade_adds_earlier_batches(tmp_path):
     from alembic import command
 

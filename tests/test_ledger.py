@@ -593,3 +593,30 @@ def test_quotes_see_what_another_process_committed_within_a_second(tmp_path):
         # and a commit there is decided on it at once, under the partition's lock
         late = httpx.post(f"{two.base}/v1/decisions", json=commit_body("A-2", "A"))
         assert late.json()["lines"] == []
+
+
+def test_a_commit_after_the_database_dropped_the_committers_connection_is_made():
+    """The committer keeps its connection between groups (no liveness check a group): one
+    the server closed meanwhile (a restart, an idle timeout) is found dead before anything
+    is written, and the commit runs on a fresh one: committed once, not a 503."""
+    import sqlalchemy as sa
+
+    from routing_dsl.service.state import LiveState
+    plan = compile_program(Workspace().check_text(RULES, name="rules.route").program)
+    snapshot = parse_snapshot(world(stock=30))
+    with postgres_database("routing_kept") as url:
+        store = RunStore(url)
+        store.upgrade()
+        state = LiveState([plan], lambda: snapshot, store=store)
+        state.refresh()
+        first = json.loads(state.commit(Order.model_validate(order("K1", "A")), "k1"))
+        with store.engine.connect() as connection:  # every other session of the database
+            dropped = connection.execute(sa.text(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid()")).scalar()
+        second = json.loads(state.commit(Order.model_validate(order("K2", "A")), "k2"))
+        again = json.loads(state.commit(Order.model_validate(order("K2", "A")), "k2"))
+        assert dropped >= 1 and first["committed"] and second["committed"]
+        assert again == second and len(recorded_keys(store)) == 2
+        assert_within_stock(store, world(stock=30))
+        store.dispose()

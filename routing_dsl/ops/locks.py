@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -243,30 +244,42 @@ class StoreLock(PartitionLock):
 
 @contextmanager
 def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT,
-           prefetch=None) -> Iterator[sa.Connection]:
+           prefetch=None, keep: bool = False) -> Iterator[sa.Connection]:
     """A write transaction holding the lock of every store of ``stores`` until it ends;
     raises Busy (nothing written) when they stay taken for ``wait`` seconds. Any lock wait
     inside the transaction (an idempotency key another transaction is writing) is bounded by
     the same deadline and is Busy too. ``prefetch`` (a `commits.GroupReads`) reads once the
-    lock is held, before the block runs: on PostgreSQL in the lock's own round trip."""
+    lock is held, before the block runs: on PostgreSQL in the lock's own round trip. With
+    ``keep`` (a committer thread) its PostgreSQL connection stays checked out for the
+    thread's next transaction, until `release_kept`."""
     names = sorted(set(stores))
     deadline = time.monotonic() + wait
     if store.engine.dialect.name == "postgresql":
-        keys = sorted(lock_key(s) for s in names)
+        kept = _kept(store) if keep else None
         try:
-            with store.engine.begin() as connection:
-                # both statements in one round trip (psycopg's pipeline mode), in order
-                raw = connection.connection.driver_connection
-                with raw.pipeline(), raw.cursor() as cursor:
-                    cursor.execute("select set_config('lock_timeout', %s, true)",
-                                   (str(max(1, int(wait * 1000))),))
-                    cursor.execute("select pg_advisory_xact_lock(k) "
-                                   "from unnest(cast(%s as bigint[])) k", (keys,))
-                    if prefetch is not None:
-                        prefetch.send(raw)
-                if prefetch is not None:
-                    prefetch.run(connection)
-                yield connection
+            if kept is not None:
+                try:
+                    with _locked_on(kept, names, wait, prefetch) as connection:
+                        yield connection
+                    return
+                except _DeadBeforeLock:
+                    _release_kept(store)  # it died idle: once more on a checked one
+            connection = store.engine.connect()
+            try:
+                with _locked_on(connection, names, wait, prefetch) as connection:
+                    yield connection
+            except BaseException:
+                connection.close()
+                raise
+            if keep:
+                _keep(store, connection)
+            else:
+                connection.close()
+        except _DeadBeforeLock as dead:
+            if isinstance(dead.error, psycopg_error()):
+                raise sa.exc.DBAPIError.instance(None, None, dead.error,
+                                                 psycopg_error()) from dead.error
+            raise dead.error from None
         except sa.exc.DBAPIError as error:
             if _is_busy(error):
                 raise Busy("the partition of " + ", ".join(names) + " stayed locked") from None
@@ -305,6 +318,90 @@ def locked(store: RunStore, stores: Iterable[str], wait: float = COMMIT_WAIT,
         if time.monotonic() + _RETRY > deadline:
             raise Busy("a batch holds the partition of " + ", ".join(names))
         time.sleep(_RETRY)
+
+
+# A thread's connection for committed decisions on PostgreSQL, kept checked out between its
+# groups: each checkout from the pool pings the server first, a round trip a group (a group
+# makes three). One that died meanwhile fails the lock's own statements, before anything
+# is written: the group then runs once more on a checked connection. `release_kept` gives it
+# back to the pool (a committer thread with nothing to do).
+_KEPT = threading.local()
+
+
+class _DeadBeforeLock(Exception):
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _kept(store: RunStore) -> sa.Connection | None:
+    kept = getattr(_KEPT, "connections", None)
+    connection = kept.get(store.engine) if kept is not None else None
+    if connection is not None and (connection.closed or connection.invalidated
+                                   or connection.in_transaction()
+                                   or connection.connection.driver_connection.broken):
+        _release_kept(store)  # left in a state no group should start from
+        return None
+    return connection
+
+
+def _keep(store: RunStore, connection: sa.Connection) -> None:
+    if getattr(_KEPT, "connections", None) is None:
+        _KEPT.connections = weakref.WeakKeyDictionary()
+    if connection.invalidated or connection.closed or \
+            connection.connection.driver_connection.broken:
+        connection.close()
+        return
+    _KEPT.connections[store.engine] = connection
+
+
+def _release_kept(store: RunStore) -> None:
+    kept = getattr(_KEPT, "connections", None)
+    connection = kept.pop(store.engine, None) if kept is not None else None
+    if connection is not None:
+        with suppress(Exception):
+            connection.close()
+
+
+def release_kept() -> None:
+    """Give this thread's kept connections back to their pools."""
+    kept = getattr(_KEPT, "connections", None)
+    for connection in list(kept.values()) if kept is not None else []:
+        with suppress(Exception):
+            connection.close()
+    if kept is not None:
+        kept.clear()
+
+
+@contextmanager
+def _locked_on(connection: sa.Connection, names: list[str], wait: float,
+               prefetch) -> Iterator[sa.Connection]:
+    """`locked`'s transaction on ``connection`` (PostgreSQL). _DeadBeforeLock when the
+    connection was found dead by the lock's statements (nothing was sent that wrote)."""
+    keys = sorted(lock_key(s) for s in names)
+    raw = connection.connection.driver_connection
+    try:
+        transaction = connection.begin()
+        # both statements in one round trip (psycopg's pipeline mode), in order
+        with raw.pipeline(), raw.cursor() as cursor:
+            cursor.execute("select set_config('lock_timeout', %s, true)",
+                           (str(max(1, int(wait * 1000))),))
+            cursor.execute("select pg_advisory_xact_lock(k) "
+                           "from unnest(cast(%s as bigint[])) k", (keys,))
+            if prefetch is not None:
+                prefetch.send(raw)
+    except (sa.exc.DBAPIError, psycopg_error()) as error:
+        if raw.broken or raw.closed:
+            with suppress(Exception):
+                connection.invalidate()
+            raise _DeadBeforeLock(error) from error
+        with suppress(Exception):
+            transaction.rollback()
+        raise
+    with transaction:
+        if prefetch is not None:
+            prefetch.run(connection)
+        yield connection
 
 
 def _leased_elsewhere(connection: sa.Connection, stores: list[str]) -> bool:

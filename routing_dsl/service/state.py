@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from ..engine import route, snapshot_digest
 from ..runtime import LiveStock, Prepared, run_plan
 from ..ops import ledger, rejections
-from ..ops.locks import COMMIT_WAIT, Busy, locked
+from ..ops.locks import COMMIT_WAIT, Busy, locked, release_kept
 from ..ops.commits import GroupReads
 from ..ops.store import (Recorded, RunStore, batch_values, is_key_race, optimizations_of,
                          pipelined, plan_hash)
@@ -55,6 +55,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 QUOTE_LAG = 0.5     # seconds a quote may lag behind other processes' decisions
 GROUP_LIMIT = 64    # commits decided in one transaction at most
 KEY_RACES = 3       # times a group is redone when another store's commit took one of its keys
+KEEP_IDLE = 1.0     # seconds a committer keeps its connection with nothing to commit
 
 
 class DecisionError(Exception):
@@ -466,7 +467,8 @@ class LiveState:
         while True:
             with queue.ready:
                 while not queue.waiting:
-                    queue.ready.wait()
+                    if not queue.ready.wait(timeout=KEEP_IDLE):
+                        release_kept()  # idle: its connection goes back to the pool
                 group = queue.waiting[:GROUP_LIMIT]
                 del queue.waiting[:GROUP_LIMIT]
             try:
@@ -548,7 +550,8 @@ class LiveState:
                            ids_wanted=sum(2 * len(g.items) for e in entries
                                           for g in e.order.ship_groups) + 4)
         try:
-            with locked(store, stores, self.commit_wait, prefetch=reads) as connection:
+            with locked(store, stores, self.commit_wait, prefetch=reads,
+                        keep=True) as connection:
                 # a committed key is final (one committed after this read makes the keys'
                 # insert below find it taken, and the group is decided again)
                 known = reads.known
