@@ -1106,6 +1106,10 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port: processes answering the port (one core each), sharing the "
                    "run store, whose ledger and locks keep their decisions exact; the first "
                    "also runs the schedule, and a reload in one is done in all.")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="With --port: the engine of decisions; auto takes the fast one unless the "
+                   "plan needs the reference engine or the request is one the reference "
+                   "engine decides faster (docs/service.md, \"Speed\").")
 @version_label_option
 @click.option("--shadow", "shadows", multiple=True, metavar="CANDIDATE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1128,7 +1132,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
-          body_timeout: float, keep_alive_timeout: float, workers: int,
+          body_timeout: float, keep_alive_timeout: float, workers: int, engine: str,
           version_label: str | None, shadows: tuple[Path, ...], canaries: tuple[Path, ...],
           canary_share: str | None, guards: Path | None) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
@@ -1205,7 +1209,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
         from .service.app import create_app
         from .service.state import LiveState
         state = LiveState([plan for plan, _ in plans], source, texts, store=store,
-                          rollout=rollout)
+                          rollout=rollout, engine=engine)
         if rollout is not None:
             rollout.start_polling()  # promote, abort, other processes' trips, within a second
         prepare = None
