@@ -593,9 +593,11 @@ class FastAllocator:
             run.warn_ship_to(order_ids[head], sg_ids[head])
         for f in np.nonzero(ctx.fac_warn)[0].tolist():
             run.warn_facility(fac_ids[f])
-        for f, count in zip(fac_ids, ctx.orders_today_array.tolist(), strict=True):
-            if f in ctx.orders_today:
-                ctx.orders_today[f] = count
+        # a count changes only where a package opens: at the facilities of these rows
+        counts = ctx.orders_today_array
+        for f in np.unique(rows.a_fac).tolist():
+            if fac_ids[f] in ctx.orders_today:
+                ctx.orders_today[fac_ids[f]] = int(counts[f])
 
     def _shipping_figures(self, group_name: str, routing_name: str,
                           allocated: ir.Outputs) -> list | None:

@@ -127,7 +127,7 @@ def live_stock(snapshot: Snapshot, arrays: bool) -> LiveStock:
 def needs_arrays(plans: list[Plan], engine: str) -> bool:
     """Whether a live state deciding with ``plans`` under ``engine`` may run the fast engine
     (and so keeps `LiveArrays`)."""
-    return engine != "reference" and any(choose(plan, engine) == "fast" for plan in plans)
+    return engine != "reference" and any(choose(plan) == "fast" for plan in plans)
 
 
 def engine_for(plan: Plan, engine: str, single: Snapshot, explain: bool,
