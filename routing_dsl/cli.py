@@ -1507,6 +1507,8 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         click.echo(service_latency(facilities,
                                    db_url=database_url(service_db) if service_db else None,
                                    workers=counts))
+        from .bench.engines import decision_costs_text
+        click.echo(decision_costs_text(facilities))  # what `--engine auto` chooses by
         return
     if scaling_plot is not None:
         from .bench.suite import run_scaling, scaling_svg, scaling_table

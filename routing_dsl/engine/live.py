@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # engine spends on them. Explained units are decided by both (engine.explained: the reference
 # explains, the kernel's rows are checked against it), so explained requests stay on the
 # reference engine at any size. Measured with `routing bench --service` (docs/service.md).
-SMALL_LINES = {False: 0, True: 10 ** 9}  # explain -> lines below which `auto` is reference
+SMALL_LINES = {False: 20, True: 10 ** 9}  # explain -> lines below which `auto` is reference
 
 
 class LiveArrays(LiveStock):
