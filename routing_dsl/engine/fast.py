@@ -511,8 +511,13 @@ class FastAllocator:
         items = units.items
         lowered, item_table, facilities, stock, rates = self._tables(units)
         rules, conditions, sorts = lowered_rules
-        # room for the rows of most runs at once (the kernel asks for more when it needs)
-        out = ir.outputs(max(min(1 << 14, 64 * len(units)), 2 * len(items)), len(items))
+        # room for the rows of most runs at once (the kernel asks for more when it needs):
+        # at most a row per rule and stock row of the items' products, which a small run
+        # (a service's decision) gets at once rather than by a second call
+        ptr, products = self.ctx.p_ptr, self.ctx.it_prod[items]
+        held = int((ptr[products + 1] - ptr[products]).sum())
+        out = ir.outputs(max(min(1 << 14, max(64 * len(units), held * len(routing.rules) + 1)),
+                             2 * len(items)), len(items))
         start = 0
         while True:
             start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
