@@ -99,3 +99,15 @@ def test_quotes_and_commits_answer_alike_as_stock_is_taken(tmp_path, shipping, s
                        for engine, state in live.items()}
         assert answers["fast"] == answers["reference"], (order.id, k)
     assert commits > 10  # the commits took stock: later answers depended on it
+
+
+def test_serving_an_optimised_plan_on_the_fast_engine_is_refused_at_start():
+    from click.testing import CliRunner
+
+    from routing_dsl.cli import main
+    folder = EXAMPLES / "optimize"
+    result = CliRunner().invoke(main, ["serve", str(folder / "optimize.route"), "--source",
+                                       str(folder / "snapshot.json"), "--port", "1",
+                                       "--engine", "fast"])
+    assert result.exit_code == 2
+    assert "--engine fast" in result.output and "optimize" in result.output
