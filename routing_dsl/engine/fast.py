@@ -447,10 +447,15 @@ class FastAllocator:
                     units: _UnitSet, progress) -> int:
         ctx = self.ctx
         items = units.items
+        run = self.run
+        if not len(units):  # filtered out (most routings, for one order): nothing to lower
+            run.totals[(group_name, routing.name)].packages += 0  # its totals, all zero
+            if progress is not None:
+                progress(0)
+            return 0
         ctx.it_ac[items] = kernel.AC_UNCHANGED
         ctx.brokered[items] = False
         lowered_rules = self._lowered(routing, store)
-        run = self.run
         self._packages_per_group = np.zeros(len(ctx.ship_groups), np.int64)
         for segment, explained in self._segments(units):
             if not explained:
