@@ -1106,6 +1106,10 @@ def purge(db_url: str | None, age: str) -> None:
               help="With --port: processes answering the port (one core each), sharing the "
                    "run store, whose ledger and locks keep their decisions exact; the first "
                    "also runs the schedule, and a reload in one is done in all.")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="With --port: the engine of decisions; auto takes the fast one unless the "
+                   "plan needs the reference engine or the request is one the reference "
+                   "engine decides faster (docs/service.md, \"Speed\").")
 @version_label_option
 @click.option("--shadow", "shadows", multiple=True, metavar="CANDIDATE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1128,7 +1132,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
           port: int | None, host: str, once: bool,
           executor: str, jobs: int, address: str | None, poll_seconds: float, max_lines: int,
           max_body_bytes: int, max_connections: int, header_timeout: float,
-          body_timeout: float, keep_alive_timeout: float, workers: int,
+          body_timeout: float, keep_alive_timeout: float, workers: int, engine: str,
           version_label: str | None, shadows: tuple[Path, ...], canaries: tuple[Path, ...],
           canary_share: str | None, guards: Path | None) -> None:
     """Run each group of each file on its schedule, recording every batch (stop with SIGTERM
@@ -1156,6 +1160,11 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
         raise InputError("--workers needs a platform with fork(); run one process per port")
     plans = [(app.label_plan(app.load_plan(path), path, version_label, git=True), path)
              for path in sources]
+    if engine == "fast":  # said now, as `routing run --engine fast` says it
+        from .engine import unsupported_reason
+        for plan, path in plans:
+            if unsupported_reason(plan):
+                raise InputError(f"--engine fast: {path}: {unsupported_reason(plan)}")
     texts = [app.source_text(path) for _, path in plans]
     if once:  # a cron job: a broken source is an error, now
         app.open_snapshot(snapshot_path, mapping)
@@ -1205,7 +1214,7 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
         from .service.app import create_app
         from .service.state import LiveState
         state = LiveState([plan for plan, _ in plans], source, texts, store=store,
-                          rollout=rollout)
+                          rollout=rollout, engine=engine)
         if rollout is not None:
             rollout.start_polling()  # promote, abort, other processes' trips, within a second
         prepare = None
@@ -1498,6 +1507,8 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         click.echo(service_latency(facilities,
                                    db_url=database_url(service_db) if service_db else None,
                                    workers=counts))
+        from .bench.engines import decision_costs_text
+        click.echo(decision_costs_text(facilities))  # what `--engine auto` chooses by
         return
     if scaling_plot is not None:
         from .bench.suite import run_scaling, scaling_svg, scaling_table

@@ -13,6 +13,7 @@ and unfillable items:
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import timedelta
 from functools import cached_property
@@ -107,6 +108,32 @@ class FastContext(Context):
         self.f_limit = np.array([-1 if i.limit is None else i.limit for i in infos], np.int64)
         self.orders_today_array = np.array(
             [self.orders_today.get(f, 0) for f in self.fac_ids], np.int64)
+
+    def from_live(self, live) -> None:
+        """Stock and counts from a live state's arrays (engine.live.LiveArrays), the rows of
+        the orders' products and their styles' variants only (all a run may look at or
+        change), as index_inventory makes them from a snapshot; facilities' points and
+        limits are shared (nothing changes them), the daily counts copied."""
+        self.stock = self.atp = self.velocity = None  # the reference's dictionaries: not built
+        self.fac_ids, self.fac_index = live.fac_ids, live.fac_index
+        codes = sorted(live.prod_index[p] for p in self.live_products() if p in live.prod_index)
+        self.prod_ids = [live.prod_ids[c] for c in codes]  # index order is still id order
+        self.prod_index = {p: k for k, p in enumerate(self.prod_ids)}
+        rows, counts = _slices(live.p_ptr, codes)
+        self.s_row = np.arange(len(rows), dtype=np.int64)
+        self.s_fac = live.s_fac[rows]
+        self.s_prod = np.repeat(np.arange(len(codes), dtype=np.int64), counts)
+        self.s_net = live.s_net[rows]
+        self.s_alloc = np.zeros(len(rows))
+        self.atp_column = live.s_atp[rows]
+        velocity, per_product = _slices(live.v_ptr, codes)
+        self._velocity_rows = (live.v_fac[velocity], np.repeat(
+            np.arange(len(codes), dtype=np.int64), per_product), live.v_val[velocity])
+        self.p_counts = counts
+        self.f_has, self.f_phi, self.f_lam, self.f_cos, self.f_limit = (
+            live.f_has, live.f_phi, live.f_lam, live.f_cos, live.f_limit)
+        self.orders_today = dict(live.orders_today)
+        self.orders_today_array = live.orders.copy()
 
     def index_items(self, snapshot: Snapshot, products: dict) -> None:
         """Order lines straight into arrays, in one pass and without per-line objects (the
@@ -251,7 +278,8 @@ class FastContext(Context):
         n_prod = len(self.prod_ids)
         order = known[np.lexsort((facility[known], product[known]))]
         v_ptr = np.concatenate(([0], np.cumsum(np.bincount(product[order], minlength=n_prod))))
-        styles = sorted(self.variants)
+        # the styles of the run's products (a live state's run holds a few of them)
+        styles = sorted({self.style.get(p) for p in self.prod_ids} - {None})
         style_code = {s: k for k, s in enumerate(styles)}
         style_of = np.array([style_code.get(self.style.get(p), -1) for p in self.prod_ids]
                             or [-1], np.int64)
@@ -266,11 +294,13 @@ class FastContext(Context):
 
     @cached_property
     def rate_tables(self) -> ir.Rates:
+        if self.live is not None:  # the cards' tables, built once per load
+            return self.live.rate_tables(self.rates, self.prod_ids)
         return ir.rate_tables(self.rates, self.prod_ids)
 
     @cached_property
     def no_rates(self) -> ir.Rates:
-        return ir.rate_tables(RateModel(_NO_RATES, self.zone, self.now, []), [])
+        return _no_rates(self.zone, self.now)
 
     @cached_property
     def it_ship_before(self) -> np.ndarray:
@@ -306,8 +336,12 @@ class FastAllocator:
         code = ctx.store_index.get(store)
         if code is None:
             return _UnitSet.empty()
-        queue_ok = np.array([ctx.facilities[f].virtual and store in ctx.facilities[f].stores
-                             for f in ctx.fac_ids], np.bool_)
+        static = self.run.prepared.static  # shared by the runs on the same facilities
+        queue_ok = static.get(("fast queues", store))
+        if queue_ok is None:
+            queue_ok = static[("fast queues", store)] = np.array(
+                [ctx.facilities[f].virtual and store in ctx.facilities[f].stores
+                 for f in ctx.fac_ids], np.bool_)
         found = np.nonzero(ctx.it_ready & (ctx.it_store == code) & (ctx.it_open > kernel.EPS)
                            & queue_ok[ctx.it_queue])[0]
         if routing.item_mode:
@@ -413,10 +447,15 @@ class FastAllocator:
                     units: _UnitSet, progress) -> int:
         ctx = self.ctx
         items = units.items
+        run = self.run
+        if not len(units):  # filtered out (most routings, for one order): nothing to lower
+            run.totals[(group_name, routing.name)].packages += 0  # its totals, all zero
+            if progress is not None:
+                progress(0)
+            return 0
         ctx.it_ac[items] = kernel.AC_UNCHANGED
         ctx.brokered[items] = False
-        lowered_rules = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
-        run = self.run
+        lowered_rules = self._lowered(routing, store)
         self._packages_per_group = np.zeros(len(ctx.ship_groups), np.int64)
         for segment, explained in self._segments(units):
             if not explained:
@@ -434,6 +473,22 @@ class FastAllocator:
         if progress is not None:
             progress(len(units))
         return int(np.count_nonzero(ctx.brokered[items]))
+
+    def _lowered(self, routing: PlanRouting, store: str) -> tuple[ir.Rules, ir.Conditions,
+                                                                   ir.Sorts]:
+        """The routing's rules lowered for ``store`` (ir.lower_rules), with the run's sort
+        tables; what depends only on the plan, the facilities and the day is kept in the
+        run's prepared facts, so the runs of a service on one live state lower it once."""
+        ctx = self.ctx
+        key = ("fast rules", store, tuple(id(rule) for rule in routing.rules),
+               ctx.now.date())
+        static = self.run.prepared.static
+        known = static.get(key)
+        if known is None:
+            known = static[key] = ir.lower_rules(routing, store, ctx, ctx.sort_tables)
+            return known
+        rules, conditions, sorts = known
+        return rules, conditions, sorts._replace(tables=ctx.sort_tables)
 
     def _segments(self, units: _UnitSet):
         """``units`` as the runs the kernel routes at once: all of them, or, when the run
@@ -461,8 +516,13 @@ class FastAllocator:
         items = units.items
         lowered, item_table, facilities, stock, rates = self._tables(units)
         rules, conditions, sorts = lowered_rules
-        # room for the rows of most runs at once (the kernel asks for more when it needs)
-        out = ir.outputs(max(min(1 << 14, 64 * len(units)), 2 * len(items)), len(items))
+        # room for the rows of most runs at once (the kernel asks for more when it needs):
+        # at most a row per rule and stock row of the items' products, which a small run
+        # (a service's decision) gets at once rather than by a second call
+        ptr, products = self.ctx.p_ptr, self.ctx.it_prod[items]
+        held = int((ptr[products + 1] - ptr[products]).sum())
+        out = ir.outputs(max(min(1 << 14, max(64 * len(units), held * len(routing.rules) + 1)),
+                             2 * len(items)), len(items))
         start = 0
         while True:
             start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
@@ -543,9 +603,11 @@ class FastAllocator:
             run.warn_ship_to(order_ids[head], sg_ids[head])
         for f in np.nonzero(ctx.fac_warn)[0].tolist():
             run.warn_facility(fac_ids[f])
-        for f, count in zip(fac_ids, ctx.orders_today_array.tolist(), strict=True):
-            if f in ctx.orders_today:
-                ctx.orders_today[f] = count
+        # a count changes only where a package opens: at the facilities of these rows
+        counts = ctx.orders_today_array
+        for f in np.unique(rows.a_fac).tolist():
+            if fac_ids[f] in ctx.orders_today:
+                ctx.orders_today[fac_ids[f]] = int(counts[f])
 
     def _shipping_figures(self, group_name: str, routing_name: str,
                           allocated: ir.Outputs) -> list | None:
@@ -638,6 +700,20 @@ class _UnitSet:
         states = [ctx.items[k] for k in positions]
         return Unit(states[0].order, states[0].ship_group,
                      ctx.fac_ids[ctx.it_queue[positions[0]]], states)
+
+
+@functools.lru_cache(maxsize=8)
+def _no_rates(zone, now) -> ir.Rates:
+    """The kernel's empty rates (made once per zone and moment: a service asks each time)."""
+    return ir.rate_tables(RateModel(_NO_RATES, zone, now, []), [])
+
+
+def _slices(ptr: np.ndarray, codes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ptr[c]:ptr[c + 1] of each of ``codes``, in that order, and how many each."""
+    starts, ends = ptr[codes], ptr[np.asarray(codes, np.int64) + 1]
+    counts = (ends - starts).astype(np.int64)
+    rows = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return (rows + np.arange(int(counts.sum()), dtype=np.int64)).astype(np.int64), counts
 
 
 def _codes(values) -> tuple[np.ndarray, dict[str, int]]:

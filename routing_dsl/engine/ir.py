@@ -378,7 +378,7 @@ def rate_tables(model, product_ids: list[str]) -> Rates:
     n_cards = max(1, len(prepared))
     n_zones = max([len(c.transit) for c in prepared] + [1])
     n_weights = max([len(c.weights) for c in prepared] + [1])
-    n_fac, n_prod = len(model.facility_ids), len(product_ids)
+    n_fac = len(model.facility_ids)
     band = np.full((n_cards, n_zones), np.inf)
     transit = np.zeros((n_cards, n_zones), np.int64)
     price = np.zeros((n_cards, n_zones, n_weights))
@@ -390,8 +390,6 @@ def rate_tables(model, product_ids: list[str]) -> Rates:
     chart_ptr = np.zeros(n_cards + 1, np.int64)
     columns = np.zeros(n_cards, np.int64)
     charts = []
-    pw = np.full((n_cards, max(1, n_prod)), np.nan)
-    pv = np.zeros((n_cards, max(1, n_prod)))
     for c, card in enumerate(prepared):
         band[c, :len(card.bands)] = card.bands
         transit[c, :len(card.transit)] = card.transit
@@ -405,11 +403,21 @@ def rate_tables(model, product_ids: list[str]) -> Rates:
         columns[c] = card.chart.shape[1]
         charts.append(card.chart.ravel())
         chart_ptr[c + 1] = chart_ptr[c] + card.chart.size
-    if prepared:
-        pw[:, :n_prod], pv[:, :n_prod] = model.product_columns(product_ids)
+    pw, pv = product_rate_columns(model, product_ids)
     chart = np.concatenate(charts) if charts else np.zeros(1, np.int64)
     return Rates(band, transit, price, weights, zones, buckets, divisor, amounts, multiplier,
                  miles, origin, chart_ptr, columns,
                  chart.astype(np.int64) if chart.size else np.zeros(1, np.int64), pw, pv,
                  np.array(model.handling or [0.0], np.float64),
                  np.array(model.leaves or [0], np.int64))
+
+
+def product_rate_columns(model, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`Rates.pw` and `Rates.pv`: each product's weight (NaN: unknown) and volume in each
+    card's units (the rest of the rate tables does not depend on the products)."""
+    n_cards, n_prod = max(1, len(model.prepared)), len(product_ids)
+    pw = np.full((n_cards, max(1, n_prod)), np.nan)
+    pv = np.zeros((n_cards, max(1, n_prod)))
+    if model.prepared:
+        pw[:, :n_prod], pv[:, :n_prod] = model.product_columns(product_ids)
+    return pw, pv

@@ -177,7 +177,7 @@ class Context:
             if shared is not None:
                 shared.products = (products, self.variants, self.style)
         if self.live is not None:
-            self._from_live(self.live)
+            self.from_live(self.live)
         else:
             self.orders_today = facility_orders_today(snapshot)
             self.index_inventory(snapshot)
@@ -193,21 +193,27 @@ class Context:
             if shared is not None:
                 shared.rates = self.rates
 
-    def _from_live(self, live: LiveStock) -> None:
-        """Counts and stock from the live state: a copy of the stock of the orders' products
-        and their styles' variants (all a run may look at or change); ATP and velocity are
-        only read, so shared."""
+    def from_live(self, live: LiveStock) -> None:
+        """Counts and stock from the live state (a hook, like index_inventory): a copy of the
+        stock of the orders' products and their styles' variants (all a run may look at or
+        change); ATP and velocity are only read, so shared."""
         self.orders_today = dict(live.orders_today)
-        products = {i.product for o in self.snapshot.orders for g in o.ship_groups
-                    for i in g.items}
-        for style in {self.style.get(p) for p in products} - {None}:
-            products.update(self.variants.get(style, ()))
+        products = self.live_products()
         self.stock = defaultdict(dict)
         for product in products:
             level = live.stock.get(product)
             if level is not None:
                 self.stock[product] = dict(level)
         self.atp, self.velocity = live.atp, live.velocity
+
+    def live_products(self) -> set[str]:
+        """The products a run on a live state may look at or change: its orders' products
+        and their styles' variants."""
+        products = {i.product for o in self.snapshot.orders for g in o.ship_groups
+                    for i in g.items}
+        for style in {self.style.get(p) for p in products} - {None}:
+            products.update(self.variants.get(style, ()))
+        return products
 
     def index_items(self, snapshot: Snapshot, products: dict) -> None:
         """Every order line as an ItemState, in `order_lines` order (an engine may keep them

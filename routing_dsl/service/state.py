@@ -37,7 +37,8 @@ import orjson
 import sqlalchemy as sa
 
 from ..engine import route, snapshot_digest
-from ..runtime import LiveStock, Prepared, run_plan
+from ..engine.live import decide, live_stock, needs_arrays
+from ..runtime import Prepared
 from ..ops import ledger, rejections
 from ..ops.locks import COMMIT_WAIT, Busy, locked, release_kept
 from ..ops.commits import GroupReads
@@ -94,6 +95,7 @@ class _View:
     synced: dict = field(default_factory=dict)  # lock domain -> when quotes last read it
     # stores with a group of commits in flight: their lines are applied by that group
     inflight: dict = field(default_factory=lambda: defaultdict(int))
+    engine: str = "auto"  # which engine decides (engine.live.decide)
 
     # recorded rejections by order and item (rejections.by_line), read with the source and
     # kept current by this process's own (a commit reads its orders' afresh under the lock)
@@ -102,7 +104,7 @@ class _View:
     def __post_init__(self) -> None:
         snapshot = self.snapshot
         self.today = ledger.local_day(snapshot)
-        self.live = LiveStock(snapshot)
+        self.live = live_stock(snapshot, needs_arrays(self.plans, self.engine))
         rows: dict[str, list] = defaultdict(list)
         for row in snapshot.inventory:
             rows[row.product].append(row)
@@ -211,6 +213,8 @@ class LiveState:
     rollout: Any = None
     # called after each load (`routing serve --workers`: the other workers then load too)
     on_refresh: Callable[[], None] | None = None
+    # the engine of decisions (engine.ENGINES): auto takes the fast one where it is faster
+    engine: str = "auto"
 
     # ---- the source and the ledger ----
     def refresh(self, announce: bool = True) -> None:
@@ -222,7 +226,7 @@ class LiveState:
         store = self.store
         read_at = store.clock() if store is not None else None
         snapshot = self.source()
-        view = _View(snapshot, datetime.now(UTC), self._all_plans())
+        view = _View(snapshot, datetime.now(UTC), self._all_plans(), engine=self.engine)
         if store is not None:
             view.reflected_before = ledger.reflection_cutoff(read_at, snapshot.now)
             view.digest = snapshot_digest(snapshot)
@@ -373,9 +377,9 @@ class LiveState:
             single = view.snapshot.model_copy(update={"orders": [order], "inventory": []})
             for plan in self._plans_for(order):
                 # stock and counts come from the live index, copied for this order only
-                result = run_plan(plan, single, explain=explain, explain_orders={order.id},
-                                  prepared=view.prepared.get(id(plan)), live=view.live,
-                                  after=False)
+                result = decide(plan, single, engine=view.engine, live=view.live,
+                                explain=explain, explain_orders={order.id},
+                                prepared=view.prepared.get(id(plan)))
                 ran.append((plan, result))
                 lines += result["allocations"]
                 unfilled += result["unfillable"]
@@ -639,10 +643,9 @@ class LiveState:
                     note.state = self._order_state(view, current, view.taken, view.counted,
                                                    stocked_only=True)
                     note.order, note.prepared = current, view.prepared
-                result = run_plan(plan, single, group=groups, explain=explain,
-                                  explain_orders={order.id},
-                                  prepared=view.prepared.get(id(plan)), live=view.live,
-                                  after=False)
+                result = decide(plan, single, engine=view.engine, live=view.live,
+                                group=groups, explain=explain, explain_orders={order.id},
+                                prepared=view.prepared.get(id(plan)))
                 opened = set()
                 for a in result["allocations"]:
                     view.take(a["facility"], a["product"], a["quantity"])
