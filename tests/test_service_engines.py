@@ -111,3 +111,24 @@ def test_serving_an_optimised_plan_on_the_fast_engine_is_refused_at_start():
                                        "--engine", "fast"])
     assert result.exit_code == 2
     assert "--engine fast" in result.output and "optimize" in result.output
+
+
+def test_auto_decides_on_the_reference_engine_until_the_kernel_is_loaded():
+    """A service never waits for a compile it did not ask for: the kernel loads in a thread
+    of its own from the first live state that may use it (a cache that misses compiles it,
+    for minutes on a busy machine); until then `auto` decides on the reference engine."""
+    from routing_dsl.engine import live
+    document = generate(Scenario(orders=20, facilities=10, skus=40, seed=4))
+    snapshot = Snapshot.model_validate(document)
+    plan = compile_program(Workspace().check_text(PLAN, name="bench.route").program)
+    stock = live.live_stock(snapshot, arrays=True)  # starts loading the kernel
+    lines = sum(len(g.items) for o in snapshot.orders for g in o.ship_groups)
+    assert lines >= live.SMALL_LINES[False]  # large enough for the fast engine under auto
+    assert live.KERNEL_LOADED.wait(900)
+    assert live.engine_for(plan, "auto", snapshot, False, stock) == "fast"
+    live.KERNEL_LOADED.clear()
+    try:
+        assert live.engine_for(plan, "auto", snapshot, False, stock) == "reference"
+        assert live.engine_for(plan, "fast", snapshot, False, stock) == "fast"
+    finally:
+        live.KERNEL_LOADED.set()

@@ -18,6 +18,7 @@ one more reason for the reference engine: a request it decides faster (`SMALL_LI
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -121,7 +122,37 @@ def _pointers(codes: np.ndarray, n: int) -> np.ndarray:
 
 def live_stock(snapshot: Snapshot, arrays: bool) -> LiveStock:
     """The live stock of ``snapshot``: with the fast engine's arrays when ``arrays``."""
-    return LiveArrays(snapshot) if arrays else LiveStock(snapshot)
+    if arrays:
+        load_kernel()
+        return LiveArrays(snapshot)
+    return LiveStock(snapshot)
+
+
+# The compiled kernel, loaded from numba's cache (or compiled, when the cache misses: after
+# an upgrade that skipped `routing warm`, seconds to minutes) by a thread of its own, started
+# with the first live state that may use it. Until it is loaded `auto` decides on the
+# reference engine (the same bytes), so no request waits for a compile; `--engine fast`
+# waits, as asked.
+KERNEL_LOADED = threading.Event()
+_kernel_loading = threading.Lock()
+_kernel_thread: list[threading.Thread] = []
+
+
+def load_kernel() -> None:
+    """Start loading the kernel in the background, once per process."""
+    with _kernel_loading:
+        if _kernel_thread:
+            return
+
+        def load() -> None:
+            from .warm import warm
+            try:
+                warm()
+            finally:  # a kernel that failed to build fails the decisions that ask for it
+                KERNEL_LOADED.set()
+        thread = threading.Thread(target=load, name="kernel", daemon=True)
+        _kernel_thread.append(thread)
+        thread.start()
 
 
 def needs_arrays(plans: list[Plan], engine: str) -> bool:
@@ -138,7 +169,8 @@ def engine_for(plan: Plan, engine: str, single: Snapshot, explain: bool,
     lines = sum(len(g.items) for o in single.orders for g in o.ship_groups)
     small = lines < SMALL_LINES[bool(explain)]
     chosen = choose(plan, engine, explain=explain, small=small)
-    if chosen == "fast" and not isinstance(live, LiveArrays):
+    if chosen == "fast" and (not isinstance(live, LiveArrays)
+                             or (engine == "auto" and not KERNEL_LOADED.is_set())):
         return "reference"
     return chosen
 
