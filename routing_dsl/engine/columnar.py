@@ -213,7 +213,7 @@ class _Ids:
     def sync(self, raw: memoryview, count: int) -> None:
         """The ids the reader numbered since the last call, in its order, given the
         snapshot's codes."""
-        new = [self.codes[bytes(raw[start:start + length]).decode("ascii")]
+        new = [self.codes[raw[start:start + length].tobytes().decode("ascii")]
                for start, length, _ in self.entries[self.count:count].tolist()]
         self.map = np.concatenate((self.map, np.array(new, np.int32)))
         self.count = count

@@ -14,6 +14,9 @@ accept the same inputs, and a refusal is always msgspec's.
 Numbers are exact: a decimal of at most 15 digits is an integer below 2**53 divided by a
 power of ten at most 1e15, both exactly representable, and IEEE division rounds their
 quotient correctly (Clinger's fast path), as msgspec's parser does.
+
+The helpers are inlined into `scan` (numba's ``inline="always"``): called for every key and
+value, a call each cost more than the work it did.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def id_table(slots: int = 1 << 12) -> tuple[np.ndarray, np.ndarray]:
     return table, np.zeros((slots // 2, 3), np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _hash(buf, start, stop):
     """(FNV-1a hash, first 8 bytes, next 8 bytes) of ``buf[start:stop]``."""
     h = _FNV_OFFSET
@@ -74,7 +77,7 @@ def rehash(buf, slots, entries, count):
         slots[at, 4] = word1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _string_end(buf, k, end):
     """The position of the closing quote of the string whose text starts at ``k``, or -1
     when it holds anything but plain printable ASCII (or does not close)."""
@@ -88,7 +91,7 @@ def _string_end(buf, k, end):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _code(buf, start, stop, slots, entries, count):
     """The code of the id ``buf[start:stop]``, numbering it ``count`` when new."""
     h, word0, word1 = _hash(buf, start, stop)
@@ -120,7 +123,7 @@ def _code(buf, start, stop, slots, entries, count):
         at = (at + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _skip(buf, k, end):
     while k < end:
         c = buf[k]
@@ -130,7 +133,7 @@ def _skip(buf, k, end):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _number(buf, k, end, powers):
     """(value, position after it), or position -1 when not a number read exactly here."""
     negative = False
@@ -169,7 +172,7 @@ def _number(buf, k, end, powers):
     return (-value if negative else value), k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def scan(buf, position, end, keys, key_lengths, facility, product, atp, minimum, allow,
          velocity, n, f_slots, f_entries, f_count, p_slots, p_entries, p_count, powers):
     """Rows from ``buf[position:end]`` (the inside of the inventory array, from the start of
