@@ -488,6 +488,22 @@ def test_the_compiled_stock_reader_reads_what_msgspec_reads():
     assert outcomes == {True, False}
 
 
+def test_the_compiled_stock_reader_grows_its_id_tables_keeping_the_order_of_first_sight():
+    """More products than the reader's id table holds at first: it grows, and the ids keep
+    their numbering (order of first appearance), as msgspec's rows give it."""
+    from routing_dsl.engine import columnar, stockscan
+    from routing_dsl.snapshot import columns_of
+    count = stockscan.SLOTS  # twice what the first table takes
+    text = ("[" + ",".join(f'{{"facility":"F{k % 7}","product":"P{(k * 7919) % count}",'
+                           f'"atp":{k % 13}}}' for k in range(count + 500)) + "]").encode()
+    read = columnar._read_inventory(memoryview(text))
+    expected = columns_of(columnar.msgspec.json.decode(text, type=list[columnar._Row]))
+    assert read.product_ids == expected.product_ids and len(read.product_ids) == count
+    assert read.facility_ids == expected.facility_ids
+    assert read.product.tobytes() == expected.product.tobytes()
+    assert read.atp.tobytes() == expected.atp.tobytes()
+
+
 def test_the_compiled_stock_reader_parses_decimals_as_msgspec_does():
     """Decimals of up to 15 digits are read by the compiled reader exactly as msgspec reads
     them (correctly rounded), whatever their scale."""

@@ -34,7 +34,12 @@ POWERS = np.array([10.0 ** k for k in range(MAX_DIGITS + 1)])
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 
-def id_table(slots: int = 1 << 12) -> tuple[np.ndarray, np.ndarray]:
+# room for 32,768 ids before the table grows: a catalogue's products fit, and a process
+# that never grows a table never loads `rehash` from numba's cache (about 0.5 s when busy)
+SLOTS = 1 << 16
+
+
+def id_table(slots: int = SLOTS) -> tuple[np.ndarray, np.ndarray]:
     """An empty id table: open-addressed slots, each (code or -1 when free, hash, length,
     the id's first 16 bytes as two words: comparing an id touches its slot only, when it is
     not longer), and one entry per id (start and length of its first occurrence in the
