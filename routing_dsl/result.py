@@ -187,5 +187,7 @@ class Result(_Model):
 def dump_result(result: dict, pretty: bool = False) -> bytes:
     """The result document as UTF-8 JSON: compact (fast to write and to parse) unless
     ``pretty``, indented by two spaces for people and golden files."""
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return orjson.dumps(result, option=option) + b"\n"
+    # the newline appended by orjson: `+ b"\n"` copied the whole document once more (about
+    # 0.6 GB for a million orders' result)
+    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if pretty else 0)
+    return orjson.dumps(result, option=option)

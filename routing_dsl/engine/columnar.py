@@ -16,7 +16,6 @@ only pydantic's lax mode accepts is read as the models read it.
 
 from __future__ import annotations
 
-import abc
 import gc
 import hashlib
 import types
@@ -144,57 +143,154 @@ def _fast(path: Path) -> Snapshot | None:
                                        "inventory": Inventory(columns=columns)})
 
 
-def _in_pieces(raw: memoryview, decode, errors, use) -> bool:
-    """Decode the JSON array ``raw`` about CHUNK_BYTES at a time, cut between elements, and
-    give each piece's elements to ``use``; False when it is not such an array (the reference
-    loader then says why). A cut is made after a `}` followed by a comma. One that falls
-    inside a string leaves that piece invalid JSON (the string never closes): the piece is
-    joined to the next and decoded again, so a cut never changes what is read. Meant for flat
+def _piece(raw: memoryview, position: int, end: int) -> tuple[list, int] | None:
+    """The rows of the JSON array ``raw`` (its inside ends at ``end``) from ``position``, about
+    CHUNK_BYTES of them decoded by msgspec, cut between elements, and where the next row
+    starts (``end`` after the last); None when msgspec refuses them (the reference loader
+    then says why). A cut is made after a `}` followed by a comma. One that falls inside a
+    string leaves the piece invalid JSON (the string never closes): the piece is joined to
+    the next and decoded again, so a cut never changes what is read. Meant for flat
     elements, such as stock rows: in nested ones most cuts would fall inside one."""
-    if len(raw) < CHUNK_BYTES:  # small: one piece
-        try:
-            use(decode(bytes(raw)))
-        except errors:
-            return False
-        return True
-    start, end = _array_bounds(raw)
-    if start is None:
-        return False
     pending = b""
-    position = start
     while True:
         cut = _cut(raw, position + CHUNK_BYTES, end)
         piece = pending + bytes(raw[position:cut])
         try:
-            elements = decode(b"[" + piece + b"]")
-        except errors:
+            elements = _ROWS.decode(b"[" + piece + b"]")
+        except msgspec.DecodeError:
             if cut >= end or len(piece) > 8 * CHUNK_BYTES:
-                return False
+                return None
             pending, position = piece + b",", cut + 1  # a cut inside an element: join on
             continue
         if not elements:  # an empty piece: a stray comma, which the array's grammar forbids
-            return False
-        pending = b""
-        use(elements)
-        if cut >= end:
-            return True
-        position = cut + 1  # past the comma
+            return None
+        return elements, min(cut + 1, end)  # past the comma
+
+
+class _Growing:
+    """The inventory's columns while they are read: room for ``capacity`` rows, grown as
+    needed, the first ``n`` filled."""
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.arrays = [np.empty(capacity, kind) for kind in _KINDS]
+
+    def room(self, rows: int) -> None:
+        capacity = len(self.arrays[0])
+        if self.n + rows > capacity:
+            bigger = max(self.n + rows, capacity + capacity // 2)
+            self.arrays = [np.concatenate((a[:self.n], np.empty(bigger - self.n, a.dtype)))
+                           for a in self.arrays]
+
+    def add(self, part: InventoryColumns) -> None:
+        self.room(len(part))
+        for array, name in zip(self.arrays, _NAMES, strict=True):
+            array[self.n:self.n + len(part)] = getattr(part, name)
+        self.n += len(part)
+
+    def done(self) -> list[np.ndarray]:
+        for array in self.arrays:  # in place: the memory past the rows goes back
+            array.resize(self.n, refcheck=False)
+        return self.arrays
+
+
+_NAMES = ("facility", "product", "atp", "minimum_stock", "allow_brokering", "sales_velocity")
+_KINDS = (np.int32, np.int32, np.float64, np.float64, np.bool_, np.float64)
+
+
+class _Ids:
+    """One of the compiled reader's id tables (stockscan) and how its codes map to the
+    snapshot's (``codes``, shared with the rows msgspec reads, numbered in order of first
+    appearance)."""
+
+    def __init__(self, codes: IdCodes, buf: np.ndarray) -> None:
+        self.codes, self.buf = codes, buf
+        self.slots, self.entries = _stockscan().id_table()
+        self.count = 0
+        self.map = np.zeros(0, np.int32)
+
+    def sync(self, raw: memoryview, count: int) -> None:
+        """The ids the reader numbered since the last call, in its order, given the
+        snapshot's codes."""
+        new = [self.codes[raw[start:start + length].tobytes().decode("ascii")]
+               for start, length, _ in self.entries[self.count:count].tolist()]
+        self.map = np.concatenate((self.map, np.array(new, np.int32)))
+        self.count = count
+
+    def full(self) -> bool:
+        return self.count + 1 >= len(self.slots) // 2
+
+    def grow(self) -> None:
+        scan = _stockscan()
+        slots, _ = scan.id_table(2 * len(self.slots))
+        scan.rehash(self.buf, slots, self.entries, self.count)
+        entries = np.zeros((len(slots) // 2, 3), np.int64)
+        entries[:self.count] = self.entries[:self.count]
+        self.slots, self.entries = slots, entries
+
+
+def _stockscan():
+    """The compiled reader (numba: imported only when the fast engine reads a snapshot)."""
+    from . import stockscan
+    return stockscan
 
 
 def _read_inventory(raw: memoryview) -> InventoryColumns | None:
-    """The inventory array's rows as columns, a piece at a time (see _in_pieces), ids interned
-    across pieces in order of first appearance; None when msgspec refuses it."""
-    codes = (IdCodes(), IdCodes())
-    parts: list[InventoryColumns] = []
-
-    def use(rows: list) -> None:
-        parts.append(columns_of(rows, codes))
-        rows.clear()
-    if not _in_pieces(raw, _ROWS.decode, msgspec.DecodeError, use):
+    """The inventory array's rows as columns, ids numbered in order of first appearance;
+    None when msgspec refuses it. The compiled reader (stockscan) reads the rows it is sure
+    of; msgspec decodes a piece (see _piece) from each row it is not, then the reader goes
+    on after it."""
+    start, end = _array_bounds(raw)
+    if start is None:
         return None
-    joined = [np.concatenate([getattr(part, name) for part in parts]) for name in
-              ("facility", "product", "atp", "minimum_stock", "allow_brokering", "sales_velocity")]
-    return InventoryColumns(list(codes[0]), list(codes[1]), *joined)
+    scan = _stockscan()
+    keys, key_lengths = _keys(scan)
+    codes = (IdCodes(), IdCodes())
+    buf = np.frombuffer(raw, np.uint8)
+    facilities, products = _Ids(codes[0], buf), _Ids(codes[1], buf)
+    columns = _Growing(len(raw) // 48 + 16)
+    position = start
+    while position < end and raw[position] in _SPACE:
+        position += 1
+    if position == end:  # an empty array
+        end = start
+    while position < end:
+        status, position, n, f_count, p_count = scan.scan(
+            buf, position, end, keys, key_lengths, *columns.arrays, columns.n,
+            facilities.slots, facilities.entries, facilities.count,
+            products.slots, products.entries, products.count, scan.POWERS)
+        for ids, count, column in ((facilities, f_count, 0), (products, p_count, 1)):
+            ids.sync(raw, count)
+            read = columns.arrays[column][columns.n:n]
+            read[:] = ids.map[read]  # the reader's codes as the snapshot's
+        columns.n = n
+        if status == scan.DONE:
+            break
+        if status == scan.ROWS_FULL:
+            columns.room(len(columns.arrays[0]) // 2 + 1)
+        elif status == scan.IDS_FULL:
+            for ids in (facilities, products):
+                if ids.full():
+                    ids.grow()
+        else:  # UNSURE: msgspec decides
+            decoded = _piece(raw, position, end)
+            if decoded is None:
+                return None
+            rows, position = decoded
+            columns.add(columns_of(rows, codes))
+    return InventoryColumns(list(codes[0]), list(codes[1]), *columns.done())
+
+
+def _keys(scan) -> tuple[np.ndarray, np.ndarray]:
+    """_Row's keys, as the compiled reader matches them (its columns are in their order)."""
+    names = msgspec.structs.fields(_Row)
+    if tuple(f.name for f in names) != scan.FIELDS:
+        raise TypeError("the compiled stock reader reads other fields than _Row's")
+    width = max(len(f.name) for f in names)
+    keys = np.zeros((len(names), width), np.uint8)
+    for index, field in enumerate(names):
+        keys[index, :len(field.name)] = np.frombuffer(field.name.encode("ascii"), np.uint8)
+    return keys, np.array([len(f.name) for f in names], np.int64)
 
 
 # ---- orders as records ------------------------------------------------------------------
@@ -208,12 +304,16 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
 # Timestamps are read by pydantic's own parser (msgspec's rounds fractions of a microsecond
 # and gives other time-zone objects), once per distinct text.
 
-class _Stamp(abc.ABC):  # noqa: B024 - a type to register datetime with
+class _StampType(type):
+    # an isinstance test a plain function answers (an abc's registry took 3 microseconds a
+    # timestamp, a tenth of the orders' decoding)
+    def __instancecheck__(cls, instance) -> bool:
+        return isinstance(instance, datetime)
+
+
+class _Stamp(metaclass=_StampType):
     """A timestamp field: msgspec hands its JSON value to the decoder's hook, and checks that
-    the hook gave an instance (a datetime, registered below)."""
-
-
-_Stamp.register(datetime)
+    the hook gave an instance (a datetime)."""
 
 
 def _struct_type(annotation, metadata=()):

@@ -1,0 +1,307 @@
+"""A compiled reader of flat stock rows: the bytes of the inventory array straight into
+columns, with no Python object per row.
+
+`scan` reads rows such as ``{"facility":"F1","product":"P9","atp":3}`` one after another
+and writes each into the output columns, numbering the facility and product ids in hash
+tables of its own (in order of first appearance). It accepts only what it is sure msgspec
+reads the same way, and stops, saying where, at the first row it is not sure of: a string
+with an escape, a control or non-ASCII byte; a number with an exponent, more than 15
+digits or a negative zero; a repeated, unknown or missing key; anything else JSON or the
+row's types would refuse. The caller (`columnar._read_inventory`) decodes that part with
+msgspec, which accepts it or refuses it, and comes back here after it: so both readers
+accept the same inputs, and a refusal is always msgspec's.
+
+Numbers are exact: a decimal of at most 15 digits is an integer below 2**53 divided by a
+power of ten at most 1e15, both exactly representable, and IEEE division rounds their
+quotient correctly (Clinger's fast path), as msgspec's parser does.
+
+The helpers are inlined into `scan` (numba's ``inline="always"``): called for every key and
+value, a call each cost more than the work it did.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# what `scan` returns, with where it stopped
+DONE, UNSURE, ROWS_FULL, IDS_FULL = 0, 1, 2, 3
+# the fields of a row, in the order of the keys given to `scan` (columnar._Row's)
+FIELDS = ("facility", "product", "atp", "minimum_stock", "allow_brokering", "sales_velocity")
+REQUIRED = 0b111  # facility, product, atp
+MAX_DIGITS = 15
+POWERS = np.array([10.0 ** k for k in range(MAX_DIGITS + 1)])
+_FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
+
+
+# room for 32,768 ids before the table grows: a catalogue's products fit, and a process
+# that never grows a table never loads `rehash` from numba's cache (about 0.5 s when busy)
+SLOTS = 1 << 16
+
+
+def id_table(slots: int = SLOTS) -> tuple[np.ndarray, np.ndarray]:
+    """An empty id table: open-addressed slots, each (code or -1 when free, hash, length,
+    the id's first 16 bytes as two words: comparing an id touches its slot only, when it is
+    not longer), and one entry per id (start and length of its first occurrence in the
+    bytes, its hash); its count is kept by the caller."""
+    table = np.zeros((slots, 5), np.int64)
+    table[:, 0] = -1
+    return table, np.zeros((slots // 2, 3), np.int64)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hash(buf, start, stop):
+    """(FNV-1a hash, first 8 bytes, next 8 bytes) of ``buf[start:stop]``."""
+    h = _FNV_OFFSET
+    word0 = word1 = np.uint64(0)
+    for k in range(start, stop):
+        byte = np.uint64(buf[k])
+        h = (h ^ byte) * _FNV_PRIME
+        offset = k - start
+        if offset < 8:
+            word0 |= byte << np.uint64(8 * offset)
+        elif offset < 16:
+            word1 |= byte << np.uint64(8 * (offset - 8))
+    return np.int64(h), np.int64(word0), np.int64(word1)
+
+
+@njit(cache=True)
+def rehash(buf, slots, entries, count):
+    """``entries[:count]`` (ids in ``buf``) into the free table ``slots``."""
+    mask = len(slots) - 1
+    for code in range(count):
+        start, length = entries[code, 0], entries[code, 1]
+        h, word0, word1 = _hash(buf, start, start + length)
+        at = h & mask
+        while slots[at, 0] >= 0:
+            at = (at + 1) & mask
+        slots[at, 0] = code
+        slots[at, 1] = h
+        slots[at, 2] = length
+        slots[at, 3] = word0
+        slots[at, 4] = word1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _string_end(buf, k, end):
+    """The position of the closing quote of the string whose text starts at ``k``, or -1
+    when it holds anything but plain printable ASCII (or does not close)."""
+    while k < end:
+        c = buf[k]
+        if c == 34:  # "
+            return k
+        if c == 92 or c < 32 or c >= 128:  # an escape, a control or a non-ASCII byte
+            return -1
+        k += 1
+    return -1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _code(buf, start, stop, slots, entries, count):
+    """The code of the id ``buf[start:stop]``, numbering it ``count`` when new."""
+    h, word0, word1 = _hash(buf, start, stop)
+    mask = len(slots) - 1
+    at = h & mask
+    length = stop - start
+    while True:
+        code = slots[at, 0]
+        if code < 0:
+            slots[at, 0] = count
+            slots[at, 1] = h
+            slots[at, 2] = length
+            slots[at, 3] = word0
+            slots[at, 4] = word1
+            entries[count, 0] = start
+            entries[count, 1] = length
+            entries[count, 2] = h
+            return count
+        if slots[at, 1] == h and slots[at, 2] == length and slots[at, 3] == word0 \
+                and slots[at, 4] == word1:
+            same = True
+            first = entries[code, 0]
+            for k in range(16, length):  # beyond the words: the first occurrence's bytes
+                if buf[first + k] != buf[start + k]:
+                    same = False
+                    break
+            if same:
+                return code
+        at = (at + 1) & mask
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _skip(buf, k, end):
+    while k < end:
+        c = buf[k]
+        if c != 32 and c != 10 and c != 13 and c != 9:
+            break
+        k += 1
+    return k
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _number(buf, k, end, powers):
+    """(value, position after it), or position -1 when not a number read exactly here."""
+    negative = False
+    if k < end and buf[k] == 45:  # -
+        negative = True
+        k += 1
+    if k >= end or buf[k] < 48 or buf[k] > 57:
+        return 0.0, -1
+    mantissa = 0
+    digits = 0
+    if buf[k] == 48:  # a leading zero stands alone
+        k += 1
+        digits = 1
+    else:
+        while k < end and 48 <= buf[k] <= 57:
+            mantissa = mantissa * 10 + (buf[k] - 48)
+            digits += 1
+            k += 1
+            if digits > MAX_DIGITS:
+                return 0.0, -1
+    decimals = 0
+    if k < end and buf[k] == 46:  # .
+        k += 1
+        if k >= end or buf[k] < 48 or buf[k] > 57:
+            return 0.0, -1
+        while k < end and 48 <= buf[k] <= 57:
+            mantissa = mantissa * 10 + (buf[k] - 48)
+            digits += 1
+            decimals += 1
+            k += 1
+            if digits > MAX_DIGITS:
+                return 0.0, -1
+    if negative and mantissa == 0:  # -0 and -0.0: msgspec's sign of zero, not ours
+        return 0.0, -1
+    value = np.float64(mantissa) / powers[decimals]
+    return (-value if negative else value), k
+
+
+@njit(cache=True, error_model="numpy")
+def scan(buf, position, end, keys, key_lengths, facility, product, atp, minimum, allow,
+         velocity, n, f_slots, f_entries, f_count, p_slots, p_entries, p_count, powers):
+    """Rows from ``buf[position:end]`` (the inside of the inventory array, from the start of
+    a row) into the columns from index ``n`` on. Returns (status, position, n, f_count,
+    p_count): DONE at the end of the array; UNSURE with ``position`` at the start of the row
+    it is not sure of (see the module); ROWS_FULL or IDS_FULL, at the start of the next
+    row, when the columns or an id table need room. A row counts only once the comma after
+    it (or the array's end) is read."""
+    while True:
+        k = _skip(buf, position, end)
+        if k >= end:  # after a comma (the caller reads an empty array itself)
+            return UNSURE, position, n, f_count, p_count
+        if n >= len(atp):
+            return ROWS_FULL, position, n, f_count, p_count
+        if f_count + 1 >= len(f_slots) // 2 or p_count + 1 >= len(p_slots) // 2:
+            return IDS_FULL, position, n, f_count, p_count
+        if buf[k] != 123:  # {
+            return UNSURE, position, n, f_count, p_count
+        k += 1
+        seen = 0
+        f_start = f_stop = p_start = p_stop = 0
+        row_atp = 0.0
+        row_min = 0.0
+        row_allow = True
+        row_velocity = np.nan
+        k = _skip(buf, k, end)
+        if k < end and buf[k] == 125:  # {}: missing keys
+            return UNSURE, position, n, f_count, p_count
+        while True:
+            if k >= end or buf[k] != 34:
+                return UNSURE, position, n, f_count, p_count
+            stop = _string_end(buf, k + 1, end)
+            if stop < 0:
+                return UNSURE, position, n, f_count, p_count
+            field = -1
+            for index in range(len(key_lengths)):
+                length = key_lengths[index]
+                if length == stop - k - 1:
+                    same = True
+                    for j in range(length):
+                        if keys[index, j] != buf[k + 1 + j]:
+                            same = False
+                            break
+                    if same:
+                        field = index
+                        break
+            if field < 0 or seen & (1 << field):  # unknown or repeated
+                return UNSURE, position, n, f_count, p_count
+            seen |= 1 << field
+            k = _skip(buf, stop + 1, end)
+            if k >= end or buf[k] != 58:  # :
+                return UNSURE, position, n, f_count, p_count
+            k = _skip(buf, k + 1, end)
+            if k >= end:
+                return UNSURE, position, n, f_count, p_count
+            c = buf[k]
+            if field <= 1:  # an id
+                if c != 34:
+                    return UNSURE, position, n, f_count, p_count
+                stop = _string_end(buf, k + 1, end)
+                if stop < 0:
+                    return UNSURE, position, n, f_count, p_count
+                if field == 0:
+                    f_start, f_stop = k + 1, stop
+                else:
+                    p_start, p_stop = k + 1, stop
+                k = stop + 1
+            elif field == 4:  # allow_brokering
+                if c == 116 and k + 4 <= end and buf[k + 1] == 114 and buf[k + 2] == 117 \
+                        and buf[k + 3] == 101:
+                    row_allow = True
+                    k += 4
+                elif c == 102 and k + 5 <= end and buf[k + 1] == 97 and buf[k + 2] == 108 \
+                        and buf[k + 3] == 115 and buf[k + 4] == 101:
+                    row_allow = False
+                    k += 5
+                else:
+                    return UNSURE, position, n, f_count, p_count
+            elif field == 5 and c == 110:  # sales_velocity: null
+                if k + 4 <= end and buf[k + 1] == 117 and buf[k + 2] == 108 \
+                        and buf[k + 3] == 108:
+                    row_velocity = np.nan
+                    k += 4
+                else:
+                    return UNSURE, position, n, f_count, p_count
+            else:  # a number
+                value, k = _number(buf, k, end, powers)
+                if k < 0:
+                    return UNSURE, position, n, f_count, p_count
+                if field == 2:
+                    row_atp = value
+                elif field == 3:
+                    row_min = value
+                else:
+                    row_velocity = value
+            k = _skip(buf, k, end)
+            if k >= end:
+                return UNSURE, position, n, f_count, p_count
+            if buf[k] == 44:  # , another key
+                k = _skip(buf, k + 1, end)
+                continue
+            if buf[k] == 125:  # } the row's end
+                k += 1
+                break
+            return UNSURE, position, n, f_count, p_count
+        if seen & REQUIRED != REQUIRED:
+            return UNSURE, position, n, f_count, p_count
+        k = _skip(buf, k, end)
+        if k < end and buf[k] != 44:  # neither a comma nor the end: msgspec says what
+            return UNSURE, position, n, f_count, p_count
+        # ids are numbered only now: a row left to msgspec numbers nothing here
+        code = _code(buf, f_start, f_stop, f_slots, f_entries, f_count)
+        if code == f_count:
+            f_count += 1
+        facility[n] = code
+        code = _code(buf, p_start, p_stop, p_slots, p_entries, p_count)
+        if code == p_count:
+            p_count += 1
+        product[n] = code
+        atp[n] = row_atp
+        minimum[n] = row_min
+        allow[n] = row_allow
+        velocity[n] = row_velocity
+        n += 1
+        if k >= end:
+            return DONE, k, n, f_count, p_count
+        position = k + 1
