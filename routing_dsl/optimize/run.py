@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..runtime.state import RunError
 from ..scaleout.tasks import map_tasks
 from .candidates import add_edges, collect, price
 from .model import build, candidates, prices_of
@@ -54,6 +55,10 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
     brokered = interp.allocator.route_units(group_name, store, routing, units, progress)
+    later = list(getattr(interp, "later", ()))
+    rules_total = None  # what this routing's rules and the later routings' rules fill
+    if settings.mode == "apply" and later:
+        rules_total = _filled(interp, first_allocation) + later_filled(interp, later)
     rules_x, rules_packages, deciding, rules_rows = _rules_allocation(
         interp, batch, routing, interp.allocations[first_allocation:],
         interp.unfillable[first_unfilled:], saved)
@@ -100,16 +105,31 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
         placements, optimum = rules_placements, rules  # never worse than the rules
     differs = _differs(batch, rules_placements, placements)
     explained = interp.explanations[saved[7]:]  # the rules' run, explained
-    if settings.mode == "apply" and np.any(differs):
+    mode = settings.mode
+    if mode == "apply" and np.any(differs):
         interp.restore(saved)
         brokered = interp.allocator.route_units(group_name, store, routing, units, None,
                                                 _fixed(batch, placements, rules_rows, differs))
         interp.explanations[saved[7]:] = explained
+        short = 0.0 if rules_total is None else \
+            rules_total - _filled(interp, saved[5]) - later_filled(interp, later)
+        if short > EPS:
+            # the optimum takes stock the later routings' rules fill more units with: the
+            # rules' decisions stand, as in `report` mode, and the result says why
+            interp.restore(saved)
+            brokered = interp.allocator.route_units(group_name, store, routing, units, None)
+            interp.explanations[saved[7]:] = explained
+            mode = "report"
+            interp.warnings[f"optimize:{group_name}:{routing.name}"] = (
+                f"group {group_name!r} routing {routing.name!r}: the optimum was not applied: "
+                f"with it, the routings after this one would fill {_count(short)} fewer "
+                "units than after the rules' decisions (an optimum never fills fewer units "
+                "than the rules)")
     if interp.explain:
-        _explain(interp, batch, pair_of, routing, settings.mode, explained, rules_placements,
+        _explain(interp, batch, pair_of, routing, mode, explained, rules_placements,
                  placements, rules, optimum)
     interp.optimizations.append(section(
-        group_name, routing.name, settings.mode, _status(statuses), len(parts),
+        group_name, routing.name, mode, _status(statuses), len(parts),
         {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
         differs, deciding, routing.item_mode))
     found = getattr(interp, "optimized", None)
@@ -118,6 +138,32 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     found[(group_name, routing.name)] = (batch, pair_of, rules_placements, placements, rules,
                                          optimum)
     return brokered
+
+
+def later_filled(interp, later: list[tuple]) -> float:
+    """The units the rules of the routing runs ``later`` (group, store, routing) fill from the
+    run's current state; the state is put back after."""
+    saved, first = [], len(interp.allocations)
+    for group_name, store, routing in later:
+        try:
+            interp.validate_routing(routing, store)
+        except RunError:
+            continue  # it records its error and routes nothing
+        units = interp.allocator.select_units(store, routing)
+        saved.append(interp.checkpoint(units))
+        interp.allocator.route_units(group_name, store, routing, units, None)
+    filled = _filled(interp, first)
+    for state in reversed(saved):
+        interp.restore(state)
+    return filled
+
+
+def _filled(interp, first: int) -> float:
+    return float(sum(row["quantity"] for row in interp.allocations[first:]))
+
+
+def _count(quantity: float) -> str:
+    return f"{quantity:g}"
 
 
 def _explain(interp, batch, pair_of, routing, mode, explained, rules_placements, placements,
