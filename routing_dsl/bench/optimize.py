@@ -78,11 +78,17 @@ def _route(path: str, plan_text: str, jobs: int) -> dict:
     for batch in result["batches"]:
         for key in totals:
             totals[key] += batch["totals"][key]
-    unfilled = sum(u["quantity"] for u in result["unfillable"])
+    # units still open at the end of the run: an item several routings could not fill has an
+    # unfillable record from each, so the records' sum counts it more than once
+    ordered = sum(i.quantity for o in snapshot.orders for g in o.ship_groups for i in g.items)
+    filled = sum(a["quantity"] for a in result["allocations"])
+    unfilled = ordered - filled
     report = {"seconds": seconds, "cpu_seconds": main_cpu, "solver_cpu_seconds": solver,
               "idle_seconds": idle, "windows_cpu": [[round(c, 2) for c in w] for w in SOLVER_CPU],
               "load": [round(load, 2), round(os.getloadavg()[0], 2)],
-              "unfilled": unfilled, "warnings": [w for w in result["warnings"]
+              "unfilled": unfilled, "filled": filled,
+              "unfillable_records": sum(u["quantity"] for u in result["unfillable"]),
+              "warnings": [w for w in result["warnings"]
                                                   if "optimum was not applied" in w], **totals}
     if "optimization" in result:
         section = result["optimization"]
@@ -135,6 +141,9 @@ def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int 
         "late_rules": rules["late_items"], "late_optimized": optimized["late_items"],
         "unfilled_rules": rules["unfilled"], "unfilled_optimized": optimized["unfilled"],
         "unfilled_cost_ranked": ranked["unfilled"],
+        "filled_rules": rules["filled"], "filled_optimized": optimized["filled"],
+        "unfillable_records_rules": rules["unfillable_records"],
+        "unfillable_records_optimized": optimized["unfillable_records"],
     }
 
 
