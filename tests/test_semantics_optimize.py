@@ -280,6 +280,10 @@ def test_windows_never_oversell_together(retailer):
     section = result["optimization"]
     assert section["optimized_cost"] <= section["rules_cost"]
     assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
+    # a window whose share of a warehouse's stock is under a safety-stock threshold, and where
+    # the rules shipped nothing from it, still has a program (Express's windows were
+    # infeasible, and kept the rules' allocation)
+    assert [r["status"] for r in section["routings"]] == ["optimal"] * 3
 
 
 # ---- small instances: the optimum is the exhaustive search's -----------------------------------
