@@ -280,6 +280,10 @@ def test_windows_never_oversell_together(retailer):
     section = result["optimization"]
     assert section["optimized_cost"] <= section["rules_cost"]
     assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
+    # a window whose share of a warehouse's stock is under a safety-stock threshold, and where
+    # the rules shipped nothing from it, still has a program (Express's windows were
+    # infeasible, and kept the rules' allocation)
+    assert [r["status"] for r in section["routings"]] == ["optimal"] * 3
 
 
 # ---- small instances: the optimum is the exhaustive search's -----------------------------------
@@ -423,3 +427,64 @@ def test_a_package_keeps_its_rules_shipping_cost_limit_as_it_grows():
     assert (result["optimization"]["rules_cost"], result["optimization"]["optimized_cost"]) \
         == (15.0, 7.5)
 
+
+
+# ---- several routings: never fewer units than the rules over the run ----------------------------
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(generated_snapshots(), generated_plans())
+def test_apply_on_every_routing_never_fills_fewer_units_than_the_rules(snapshot, the_plan):
+    """Every routing optimised: an earlier routing's optimum may take stock a later routing's
+    rules would fill units with; the run as a whole still fills at least what the rules
+    fill."""
+    plain = run_plan(the_plan, snapshot)
+    applied = run_plan(optimised(the_plan), snapshot)
+    Result.model_validate(applied)
+    filled = sum(a["quantity"] for a in applied["allocations"])
+    assert filled >= sum(a["quantity"] for a in plain["allocations"]) - 1e-6
+
+
+def two_routings_one_store():
+    """O1 (HIGH) is routed first; its rules ship it from F1, far and dear, and the optimum
+    from F2, near and cheap. O2 is routed after, by rules that admit F2 only (within 5 mi),
+    and F2 has one unit."""
+    card = {"weight_unit": "lb", "weights": [1, 5], "distance_unit": "mi",
+            "zones": [{"zone": 2, "max_distance": 3, "transit_days": 1, "prices": [5, 6]},
+                      {"zone": 3, "max_distance": None, "transit_days": 2, "prices": [8, 9]}]}
+    orders = [order("O1", [item("00001", "P1", 1)], priority="HIGH"),
+              order("O2", [item("00001", "P1", 1)], ship_to=(40.72, -74.0),
+                    date="2026-11-22T11:00:00-05:00")]
+    for o in orders:
+        o["ship_groups"][0]["shipment_method"] = "STANDARD"
+    snapshot = world([facility("F1", 40.9, -73.8), facility("F2", 40.71, -74.0)],
+                     [stock("F1", "P1", 1), stock("F2", "P1", 1)], orders,
+                     products=[{"id": "P1", "weight": 1}],
+                     methods=[{"id": "STANDARD", "delivery_days": 3, "rates": card}])
+    the_plan = plan(
+        'routing "First" { filter { queue == _NA_ priority == HIGH } '
+        'rule "far first" { assign partial sort by distance desc } } '
+        'routing "Then" { filter { queue == _NA_ } '
+        'rule "near" { assign partial inventory { distance <= 5 mi } sort by distance } }')
+    return snapshot, the_plan
+
+
+def test_an_optimum_that_would_leave_a_later_routing_short_is_not_applied():
+    snapshot, the_plan = two_routings_one_store()
+    plain = run_plan(the_plan, snapshot)
+    assert [(a["order"], a["facility"]) for a in plain["allocations"]] == [("O1", "F1"),
+                                                                          ("O2", "F2")]
+    # the first routing optimised: its optimum (F2, cheaper) would leave O2 unfilled
+    group = the_plan.groups[0]
+    first = optimised(first_routing(the_plan)).groups[0].routings[0]
+    applied = run_plan(the_plan.model_copy(update={"groups": [group.model_copy(
+        update={"routings": [first, group.routings[1]]})]}), snapshot)
+    assert [(a["order"], a["facility"]) for a in applied["allocations"]] == [("O1", "F1"),
+                                                                            ("O2", "F2")]
+    section = applied["optimization"]["routings"][0]
+    assert section["mode"] == "report"
+    assert section["optimized_cost"] < section["rules_cost"]  # what it would have saved
+    assert any("the optimum was not applied" in w and "1 fewer" in w
+               for w in applied["warnings"])
+    # alone (no later routing needs F2), the optimum is applied
+    alone = run_plan(optimised(first_routing(the_plan)), snapshot)
+    assert [(a["order"], a["facility"]) for a in alone["allocations"]] == [("O1", "F2")]

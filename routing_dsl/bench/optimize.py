@@ -52,23 +52,44 @@ def _route(path: str, plan_text: str, jobs: int) -> dict:
     from ..checker import Workspace
     from ..compiler import compile_program
     from ..runtime import run_plan
-    from ..optimize.run import executing
+    from ..optimize.run import SOLVER_CPU, executing
     from ..snapshot import parse_snapshot
     snapshot = parse_snapshot(Path(path).read_bytes(), path)
     checked = Workspace().check_text(plan_text, name="bench.route")
     plan = compile_program(checked.program)
+    SOLVER_CPU.clear()
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     cpu = time.process_time()
     with executing("process" if jobs > 1 else "local", jobs):
         result = run_plan(plan, snapshot)
     seconds = time.perf_counter() - started
+    main_cpu = time.process_time() - cpu
+    # the solver's CPU (a batch of one window, or every batch when jobs is 1, is solved in
+    # this process: its CPU is in main_cpu too), and what the run would take on an idle
+    # machine: the main process's CPU less its solves, plus each batch's solves, its windows
+    # spread over the workers (no less than its longest window)
+    solver = sum(sum(w) for w in SOLVER_CPU)
+    local = [w for w in SOLVER_CPU if jobs <= 1 or len(w) <= 1]
+    idle = main_cpu - sum(sum(w) for w in local) + sum(
+        sum(w) if jobs <= 1 or len(w) <= 1 else max(sum(w) / jobs, max(w))
+        for w in SOLVER_CPU)
     totals = {"shipping_cost": 0.0, "packages": 0, "split_orders": 0, "late_items": 0}
     for batch in result["batches"]:
         for key in totals:
             totals[key] += batch["totals"][key]
-    unfilled = sum(u["quantity"] for u in result["unfillable"])
-    report = {"seconds": seconds, "cpu_seconds": time.process_time() - cpu,
-              "unfilled": unfilled, **totals}
+    # units still open at the end of the run: an item several routings could not fill has an
+    # unfillable record from each, so the records' sum counts it more than once
+    ordered = sum(i.quantity for o in snapshot.orders for g in o.ship_groups for i in g.items)
+    filled = sum(a["quantity"] for a in result["allocations"])
+    unfilled = ordered - filled
+    report = {"seconds": seconds, "cpu_seconds": main_cpu, "solver_cpu_seconds": solver,
+              "idle_seconds": idle, "windows_cpu": [[round(c, 2) for c in w] for w in SOLVER_CPU],
+              "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+              "unfilled": unfilled, "filled": filled,
+              "unfillable_records": sum(u["quantity"] for u in result["unfillable"]),
+              "warnings": [w for w in result["warnings"]
+                                                  if "optimum was not applied" in w], **totals}
     if "optimization" in result:
         section = result["optimization"]
         report["optimization"] = {key: section[key] for key in
@@ -109,12 +130,20 @@ def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int 
         "status": section["status"], "saving": round(saving, 4),
         "solve_s": round(optimized["seconds"], 2),
         "solve_cpu_s": round(optimized["cpu_seconds"], 2),
+        "solver_cpu_s": round(optimized["solver_cpu_seconds"], 2),
+        "windows_cpu_s": optimized["windows_cpu"],
+        "solve_idle_estimate_s": round(optimized["idle_seconds"], 2),
+        "load_average": optimized["load"], "rules_cpu_s": round(rules["cpu_seconds"], 2),
+        "not_applied": optimized["warnings"],
         "rules_s": round(rules["seconds"], 2),
         "windows": optimized["windows"], "nodes": optimized["nodes"],
         "splits_rules": rules["split_orders"], "splits_optimized": optimized["split_orders"],
         "late_rules": rules["late_items"], "late_optimized": optimized["late_items"],
         "unfilled_rules": rules["unfilled"], "unfilled_optimized": optimized["unfilled"],
         "unfilled_cost_ranked": ranked["unfilled"],
+        "filled_rules": rules["filled"], "filled_optimized": optimized["filled"],
+        "unfillable_records_rules": rules["unfillable_records"],
+        "unfillable_records_optimized": optimized["unfillable_records"],
     }
 
 
@@ -132,8 +161,11 @@ def optimize_text(report: dict) -> str:
         f"  lower bound               {bound:>12,.2f}  gap {report['gap']:.4%}"
         if bound is not None else "  lower bound               unknown",
         f"  saving against the rules  {report['saving']:.1%}; solved in {report['solve_s']:.1f} s "
-        f"({report['solve_cpu_s']:.1f} s CPU in the main process, {report['windows']} windows, "
-        f"status {report['status']})",
+        f"({report['solve_cpu_s']:.1f} s CPU in the main process, {report['solver_cpu_s']:.1f} s "
+        f"in the solver, {report['windows']} windows, status {report['status']})",
+        f"  on an idle machine about  {report['solve_idle_estimate_s']:.1f} s (load average "
+        f"{report['load_average'][0]:.1f} at the start, {report['load_average'][1]:.1f} at the "
+        "end)",
     ])
 
 

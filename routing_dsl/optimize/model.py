@@ -371,6 +371,8 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
     # quantity says how much the last allocation there takes; one of them at most, and only
     # a quantity some shipped line there has.
     threshold = batch.rule_safety[packages.rule[column]]
+    warmed = np.zeros(n, np.bool_)
+    warmed[warm_columns] = True
     safe = np.flatnonzero(np.isfinite(threshold))
     safety = None
     if len(safe):
@@ -391,6 +393,12 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
             strict = bool(batch.rule_strict[packages.rule[column[mine]]].any())
             limit[k] = window.stock.get((key // n_prod, key % n_prod), 0.0) \
                 - threshold[mine].max() - (1e-6 if strict else 0.0)
+            if limit[k] < 0 and not warmed[column[mine]].any():
+                # the window's share there is under the threshold and the rules shipped
+                # nothing there in it: the window ships nothing there under the threshold
+                # (else nothing shipped would break the row, and the program be infeasible)
+                upper[0][column[mine]] = 0.0
+                limit[k] = 0.0
         add_rows(np.r_[key_row, pair_key], np.r_[column[safe], m0 + np.arange(n_m)],
                  np.r_[qty[safe], -pairs[:, 1]], np.full(len(keys), -np.inf), limit)
         add_rows(pair_key, m0 + np.arange(n_m), np.ones(n_m), np.full(len(keys), -np.inf),

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..runtime.state import RunError
 from ..scaleout.tasks import map_tasks
 from .candidates import add_edges, collect, price
 from .model import build, candidates, prices_of
@@ -29,6 +30,8 @@ from .solve import Solution, solve, warm_objective
 from .windows import cut, windows
 
 EPS = 1e-9
+SOLVER_CPU: list[list[float]] = []  # per solve of a batch, each window's solver CPU seconds
+# (what `routing bench --scenario optimize` reports; never in a result)
 _EXECUTION = contextvars.ContextVar("optimize_execution", default=("local", 1))
 
 
@@ -54,6 +57,12 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
     brokered = interp.allocator.route_units(group_name, store, routing, units, progress)
+    later = list(getattr(interp, "later", ()))
+    rules_total = None  # what this routing's rules and the later routings' rules fill
+    later_taken: dict = {}  # (facility, product) -> what the later routings' rules take
+    if settings.mode == "apply" and later:
+        filled, later_taken = later_filled(interp, later)
+        rules_total = _filled(interp, first_allocation) + filled
     rules_x, rules_packages, deciding, rules_rows = _rules_allocation(
         interp, batch, routing, interp.allocations[first_allocation:],
         interp.unfillable[first_unfilled:], saved)
@@ -61,6 +70,75 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
                                                         batch.package_facility.tolist(),
                                                         strict=True))}
     rates = interp.ctx.rates
+    rules_placements = [(k, f, q, r) for u, f, r, content in rules_packages
+                        for k, q in sorted(content.items())]
+    rules = measure(rates, batch, pair_of, rules_placements, settings.split_cost,
+                    settings.late_cost)
+    found = _optimum(interp, batch, settings, pair_of, rules_x, rules_packages,
+                     rules_placements, rules)
+    explained = interp.explanations[saved[7]:]  # the rules' run, explained
+    mode = settings.mode
+
+    def applied(found) -> float:
+        """Commit ``found``'s placements; how many fewer units the run would then fill than
+        after the rules' decisions (0 when no later routing run)."""
+        nonlocal brokered
+        interp.restore(saved)
+        brokered = interp.allocator.route_units(group_name, store, routing, units, None,
+                                                _fixed(batch, found[0], rules_rows, found[2]))
+        interp.explanations[saved[7]:] = explained
+        if rules_total is None:
+            return 0.0
+        return rules_total - _filled(interp, saved[5]) - later_filled(interp, later)[0]
+
+    if mode == "apply" and np.any(found[2]):
+        short = applied(found)
+        if short > EPS:
+            # the optimum takes stock the later routings' rules fill more units with: solve
+            # again leaving them what they took after the rules' decisions
+            reserved = {key: max(0.0, quantity - later_taken.get(
+                (batch.facilities[key[0]], batch.products[key[1]]), 0.0))
+                for key, quantity in batch.stock.items()}
+            full, batch.stock = batch.stock, reserved
+            again = _optimum(interp, batch, settings, pair_of, rules_x, rules_packages,
+                             rules_placements, rules)
+            batch.stock = full
+            if np.any(again[2]):  # else the rules' decisions stand (below)
+                short, found = applied(again), again
+        if short > EPS:
+            # still short: the rules' decisions stand, as in `report` mode, and the result
+            # says why
+            interp.restore(saved)
+            brokered = interp.allocator.route_units(group_name, store, routing, units, None)
+            interp.explanations[saved[7]:] = explained
+            mode = "report"
+            interp.warnings[f"optimize:{group_name}:{routing.name}"] = (
+                f"group {group_name!r} routing {routing.name!r}: the optimum was not applied: "
+                f"with it, the routings after this one would fill {_count(short)} fewer "
+                "units than after the rules' decisions (an optimum never fills fewer units "
+                "than the rules)")
+    placements, optimum, differs, bound, statuses, n_parts, nodes, iterations = found
+    if interp.explain:
+        _explain(interp, batch, pair_of, routing, mode, explained, rules_placements,
+                 placements, rules, optimum)
+    interp.optimizations.append(section(
+        group_name, routing.name, mode, _status(statuses), n_parts,
+        {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
+        differs, deciding, routing.item_mode))
+    found = getattr(interp, "optimized", None)
+    if found is None:
+        found = interp.optimized = {}
+    found[(group_name, routing.name)] = (batch, pair_of, rules_placements, placements, rules,
+                                         optimum)
+    return brokered
+
+
+def _optimum(interp, batch, settings, pair_of, rules_x, rules_packages, rules_placements,
+             rules) -> tuple:
+    """The batch's windows solved: placements (line, facility, quantity, rule), their figures,
+    the units they change, the bound, the statuses, windows, nodes and iterations."""
+    rates = interp.ctx.rates
+    units = batch.units
     parts = windows(batch, cut(batch, settings.window), rules_x, rules_packages)
     unit_window = np.zeros(len(units), np.int64)
     for part in parts:
@@ -76,6 +154,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     executor, jobs = _EXECUTION.get()
     solutions = map_tasks(solve, tasks, executor=executor, jobs=jobs)
     placements, bound, statuses, nodes, iterations = [], 0.0, set(), 0, 0
+    SOLVER_CPU.append([s.cpu_s for s in solutions])
     for (packages, prices, model, warm), solution in zip(chosen_from, solutions, strict=True):
         statuses.add(solution.status)
         nodes += solution.nodes
@@ -90,34 +169,43 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
                            for j in columns))
         window_bound = _money_bound(solution, prices, model, filled)
         bound = None if bound is None or window_bound is None else bound + window_bound
-    rules_placements = [(k, f, q, r) for u, f, r, content in rules_packages
-                        for k, q in sorted(content.items())]
-    rules = measure(rates, batch, pair_of, rules_placements, settings.split_cost,
-                    settings.late_cost)
     optimum = measure(rates, batch, pair_of, placements, settings.split_cost,
                       settings.late_cost)
     if optimum.cost > rules.cost + EPS and optimum.unfilled_units >= rules.unfilled_units - EPS:
         placements, optimum = rules_placements, rules  # never worse than the rules
     differs = _differs(batch, rules_placements, placements)
-    explained = interp.explanations[saved[7]:]  # the rules' run, explained
-    if settings.mode == "apply" and np.any(differs):
-        interp.restore(saved)
-        brokered = interp.allocator.route_units(group_name, store, routing, units, None,
-                                                _fixed(batch, placements, rules_rows, differs))
-        interp.explanations[saved[7]:] = explained
-    if interp.explain:
-        _explain(interp, batch, pair_of, routing, settings.mode, explained, rules_placements,
-                 placements, rules, optimum)
-    interp.optimizations.append(section(
-        group_name, routing.name, settings.mode, _status(statuses), len(parts),
-        {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
-        differs, deciding, routing.item_mode))
-    found = getattr(interp, "optimized", None)
-    if found is None:
-        found = interp.optimized = {}
-    found[(group_name, routing.name)] = (batch, pair_of, rules_placements, placements, rules,
-                                         optimum)
-    return brokered
+    return placements, optimum, differs, bound, statuses, len(parts), nodes, iterations
+
+
+def later_filled(interp, later: list[tuple]) -> tuple[float, dict]:
+    """The units the rules of the routing runs ``later`` (group, store, routing) fill from the
+    run's current state, and what they take per (facility, product); the state is put back
+    after."""
+    saved, first = [], len(interp.allocations)
+    for group_name, store, routing in later:
+        try:
+            interp.validate_routing(routing, store)
+        except RunError:
+            continue  # it records its error and routes nothing
+        units = interp.allocator.select_units(store, routing)
+        saved.append(interp.checkpoint(units))
+        interp.allocator.route_units(group_name, store, routing, units, None)
+    filled = _filled(interp, first)
+    taken: dict[tuple[str, str], float] = {}
+    for row in interp.allocations[first:]:
+        key = (row["facility"], row["product"])
+        taken[key] = taken.get(key, 0.0) + float(row["quantity"])
+    for state in reversed(saved):
+        interp.restore(state)
+    return filled, taken
+
+
+def _filled(interp, first: int) -> float:
+    return float(sum(row["quantity"] for row in interp.allocations[first:]))
+
+
+def _count(quantity: float) -> str:
+    return f"{quantity:g}"
 
 
 def _explain(interp, batch, pair_of, routing, mode, explained, rules_placements, placements,

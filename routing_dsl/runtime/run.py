@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from ..plan import Plan, PlanRouting
+from ..plan import Plan, PlanGroup, PlanRouting
 from ..shipping import RunTotals, attach_totals
 from ..snapshot import Snapshot
 from .allocation import ReferenceAllocator
@@ -66,6 +66,8 @@ class Run:
         # the facilities each ship group (order, ship group id) got stock from in this run,
         # in the order they were first chosen: what `max_facilities` counts
         self.used: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # (group, store, routing) of the routing runs after the current one
+        self.later: list[tuple[str, str, PlanRouting]] = []
         self.allocator: Allocator = (allocator or ReferenceAllocator)(self)
 
     def run(self, group_name: str | frozenset[str] | None, routing_name: str | None,
@@ -76,43 +78,52 @@ class Run:
         batches = []
         # where each group's allocations and unfillable items start (scale-out merges by it)
         self.spans: dict[str, tuple[int, int]] = {}
+        # every routing run in order first: an optimised routing looks at what the routings
+        # after it would fill (optimize.run, "never fewer units than the rules")
+        schedule: list[tuple[dict, PlanGroup, str, list[PlanRouting]]] = []
         for group in self.plan.groups:
             if wanted is not None and group.name not in wanted:
                 continue
-            self.spans[group.name] = (len(self.allocations), len(self.unfillable))
             store = next((s for s in self.ctx.snapshot.product_stores
                           if s.id == group.product_store), None)
             batch = {"group": group.name, "product_store": group.product_store, "runs": []}
-            batches.append(batch)
             if store is None:
                 batch["skipped"] = f"product store {group.product_store!r} is not in the snapshot"
-                continue
-            if not store.enable_brokering:
+            elif not store.enable_brokering:
                 batch["skipped"] = "brokering is disabled for this product store"
+            routings = []
+            if "skipped" not in batch:
+                zone = ZoneInfo(group.timezone) if group.timezone else self.ctx.zone
+                routings = [r for r in (in_force(routing, self.ctx.now, zone)
+                                        for routing in group.routings
+                                        if routing_name is None or routing.name == routing_name)
+                            if r is not None]  # outside its window, or every rule is: as if draft
+            schedule.append((batch, group, store.id if store else "", routings))
+        self.later = [(group.name, store, routing) for _, group, store, routings in schedule
+                      for routing in routings]
+        for batch, group, store_id, routings in schedule:
+            self.spans[group.name] = (len(self.allocations), len(self.unfillable))
+            batches.append(batch)
+            if "skipped" in batch:
                 continue
-            queues = self.prepared.static.get(("queues", store.id))
+            queues = self.prepared.static.get(("queues", store_id))
             if queues is None:  # whether the store has a queue: once per set of facilities
-                queues = self.prepared.static[("queues", store.id)] = any(
-                    f.virtual and store.id in f.stores for f in self.ctx.facilities.values())
+                queues = self.prepared.static[("queues", store_id)] = any(
+                    f.virtual and store_id in f.stores for f in self.ctx.facilities.values())
             if not queues:
                 self.warnings[f"queue:{group.name}"] = (
-                    f"group {group.name!r}: store {store.id!r} has no queue in the snapshot (a "
-                    f"facility with \"virtual\": true and {store.id!r} in its product_stores), "
+                    f"group {group.name!r}: store {store_id!r} has no queue in the snapshot (a "
+                    f"facility with \"virtual\": true and {store_id!r} in its product_stores), "
                     "so none of its orders can be routed")
-            zone = ZoneInfo(group.timezone) if group.timezone else self.ctx.zone
-            for routing in group.routings:
-                if routing_name is not None and routing.name != routing_name:
-                    continue
-                routing = in_force(routing, self.ctx.now, zone)
-                if routing is None:  # outside its window, or every rule is: as if draft
-                    continue
-                batch["runs"].append(self.routing(group.name, store.id, routing, progress))
+            for routing in routings:
+                self.later.pop(0)
+                batch["runs"].append(self.routing(group.name, store_id, routing, progress))
             if batch["runs"] and not any(run["attempted_items"] for run in batch["runs"]):
                 absent = absent_queues(group, self.ctx.facilities)
                 self.warnings[f"eligible:{group.name}"] = (
                     f"group {group.name!r}: nothing to route: " + absent if absent
                     else f"group {group.name!r}: no ship group was eligible (approved, waiting "
-                         f"in a queue of store {store.id!r}, and passing a routing's filter)")
+                         f"in a queue of store {store_id!r}, and passing a routing's filter)")
         return self.result(batches)
 
     def routing(self, group_name: str, store: str, routing: PlanRouting, progress) -> dict:
