@@ -26,7 +26,9 @@ explanation.
 from __future__ import annotations
 
 import copy
+import gc
 from collections import defaultdict
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,31 +105,51 @@ class FastExplainer:
         ctx, rules = self.ctx, self._rules(store, routing)
         n_rows, n_chosen = int(explain.counts[ir.EXPLAINED]), int(explain.counts[ir.CHOSEN])
         rows = [getattr(explain, name)[:n_rows].tolist() for name in (
-            "r_unit", "r_rule", "r_card", "r_outcome", "r_rejected", "r_rej_fac", "r_rej_value",
+            "r_rule", "r_card", "r_outcome", "r_rejected", "r_rej_fac", "r_rej_value",
             "r_chosen", "r_n_chosen")]
-        counts, examples = (explain.r_count[:n_rows].tolist(),
-                            explain.r_examples[:n_rows].tolist())
+        # the reasons that count some facility, row by row (flat lists: no list per row)
+        counted = explain.r_count[:n_rows]
+        at_row, text = np.nonzero(counted)
+        examples = self._names[explain.r_examples[at_row, text]].ravel().tolist()
+        reasons = (np.searchsorted(at_row, np.arange(n_rows + 1)).tolist(), text.tolist(),
+                   counted[at_row, text].tolist(), examples)
         chosen = [getattr(explain, name)[:n_chosen].tolist()
                   for name in ("c_fac", "c_dist", "c_bal", "c_full", "c_cost", "c_day")]
         heads = units.heads()
+        row_units = explain.r_unit[:n_rows].tolist()
         row = 0
-        for u in np.nonzero(explain.wanted[:len(units)])[0].tolist():
-            trace = []
-            while row < n_rows and rows[0][row] == u:
-                trace.append(self._rule_entry(rules, [column[row] for column in rows[1:]],
-                                              counts[row], examples[row], chosen))
-                row += 1
-            head = int(heads[u])
-            entry = {"order": ctx.it_order_id[head], "ship_group": ctx.it_sg_id[head],
-                     "routing": routing.name, "rules": trace}
-            if routing.item_mode:
-                entry["item"] = ctx.it_item_id[head]
-            self.run.explanations.append(entry)
+        append = self.run.explanations.append
+        # explanations are many small dicts, none in a cycle: the cyclic collector's passes
+        # over all of them would cost more than building them
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for u in np.nonzero(explain.wanted[:len(units)])[0].tolist():
+                trace = []
+                while row < n_rows and row_units[row] == u:
+                    trace.append(self._rule_entry(rules, row, [column[row] for column in rows],
+                                                  reasons, chosen))
+                    row += 1
+                head = int(heads[u])
+                entry = {"order": ctx.it_order_id[head], "ship_group": ctx.it_sg_id[head],
+                         "routing": routing.name, "rules": trace}
+                if routing.item_mode:
+                    entry["item"] = ctx.it_item_id[head]
+                append(entry)
+        finally:
+            if collecting:
+                gc.enable()
 
-    def _rule_entry(self, rules: list[_Rule], row: list, counts: list[int],
-                    examples: list[list[int]], chosen: list[list]) -> dict:
+    @cached_property
+    def _names(self) -> np.ndarray:
+        """Facility ids by code, as an array to index with codes."""
+        return np.array(self.ctx.fac_ids or [""], dtype=object)
+
+    def _rule_entry(self, rules: list[_Rule], at: int, row: list, reasons: tuple,
+                    chosen: list[list]) -> dict:
         """One rule's explanation (as runtime.explanation.Explainer.explain_rule makes it)
-        from its row of the kernel's output."""
+        from row ``at`` of the kernel's output (``row``: its columns, ``reasons``: the
+        counted reasons of all rows)."""
         fac_ids = self.ctx.fac_ids
         r, card, outcome, rejected, rej_fac, rej_value, first, n_chosen = row
         rule = rules[r]
@@ -142,16 +164,16 @@ class FastExplainer:
         entries: dict[str, dict] = {}
         for text, source, facilities in self._group_failures(rule):
             _note(entries, text, source, len(facilities), facilities)
-        for t, count in enumerate(counts[:len(rule.texts)]):
-            if count:
-                _note(entries, rule.texts[t] or rejection, rule.sources[t], count,
-                      [fac_ids[f] for f in examples[t][:min(count, 3)]])
+        ptr, texts, counts, examples = reasons
+        for k in range(ptr[at], ptr[at + 1]):
+            t, count = texts[k], counts[k]
+            _note(entries, rule.texts[t] or rejection, rule.sources[t], count,
+                  examples[3 * k:3 * k + min(count, 3)])
         result = {"rule": plan_rule.name, "outcome": OUTCOMES[outcome],
                   "chosen": [{"facility": fac_ids[chosen[0][k]],
                               "sort_keys": self._sort_keys(rule, card, chosen, k)}
                              for k in range(first, first + n_chosen)],
-                  "not_chosen": sorted(entries.values(),
-                                       key=lambda e: (-e["count"], e["condition"]))}
+                  "not_chosen": sorted(entries.values(), key=_listed)}
         if plan_rule.source:
             result["source"] = plan_rule.source.label()
         if rejection:
@@ -359,6 +381,11 @@ class _Emitted:
 def _label(check) -> str | None:
     source = check.condition.source
     return None if source is None else source.label()
+
+
+def _listed(entry: dict) -> tuple:
+    """Reasons are listed most facilities first, then by condition."""
+    return -entry["count"], entry["condition"]
 
 
 def _note(entries: dict, text: str, source: str | None, count: int, examples: list) -> None:
