@@ -205,10 +205,13 @@ def test_the_hotwax_map_reads_the_registry():
     (Criterion("x", "inventory_wish", "?"), "unknown level"),
     (Criterion("x", "inventory_sort", "?"), "no reference, kernel, explain"),
     (Criterion("x", "inventory_condition", "?", stage="candidate", fact="mood",
-               reference=print, kernel=print, explain=print), "no fact 'mood'"),
+               reference=print, kernel=print, explain=print, explain_text=print),
+     "no fact 'mood'"),
     (Criterion("x", "inventory_condition", "?", stage="someday", reference=print,
-               kernel=print, explain=print), "unknown stage"),
-], ids=["level", "hooks", "fact", "stage"])
+               kernel=print, explain=print, explain_text=print), "unknown stage"),
+    (Criterion("x", "inventory_condition", "?", stage="candidate", fact="km",
+               reference=print, kernel=print, explain=print), "no explain_text"),
+], ids=["level", "hooks", "fact", "stage", "explain_text"])
 def test_a_criterion_the_dispatch_cannot_handle_fails_at_import(broken, message):
     with pytest.raises(RegistryError, match=message):
         Registry([*REGISTRY.all(), broken])

@@ -743,8 +743,9 @@ def test_without_rate_cards_delivery_date_passes_items_without_a_promised_date(p
 
 
 def test_an_explanation_that_disagrees_with_the_kernel_stops_the_run(monkeypatch):
-    """The explanation describes the decision the kernel made: were the two engines to decide
-    a unit differently on the same state, the run stops rather than explain another one."""
+    """An explanation with full detail for facilities asked about is the reference
+    explainer's on the state the kernel decided from: were the two engines to decide a unit
+    differently on that state, the run stops rather than explain another one."""
     from routing_dsl.engine import explained
     before = explained.FastExplainer.before
 
@@ -757,7 +758,7 @@ def test_an_explanation_that_disagrees_with_the_kernel_stops_the_run(monkeypatch
     folder = EXAMPLES / "omnichannel"
     with pytest.raises(explained.ExplanationMismatch, match="allocations for order"):
         run_fast(load_plan(folder / "omnichannel.route"), load_snapshot(folder / "snapshot.json"),
-                 explain=True)
+                 explain=True, explain_facilities={"WH_NJ"})
 
 
 def test_routing_explain_on_a_large_snapshot_runs_fast_and_says_the_same(tmp_path,

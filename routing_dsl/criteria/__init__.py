@@ -50,8 +50,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     # are check(condition, facility info) -> bool, applied when a rule is lowered; at the
     # others, check(op, number, value, item_value) -> bool over the ``fact`` (and at the
     # serve stage the ``item_fact``), with ``lower(condition, rule)`` giving the number it
-    # compares with; explain(explainer, condition, value, item) -> (text, values)
-    "inventory_condition": ("stage", "reference", "kernel", "explain"),
+    # compares with; explain(explainer, condition, value, item) -> (text, values), the text
+    # being explain_text(rule, condition): how an explanation names the condition, whatever
+    # the values (what the fast engine's explanations count facilities under)
+    "inventory_condition": ("stage", "reference", "kernel", "explain", "explain_text"),
     # reference(rank, facility) -> float | None; kernel(view, r, f, n_products) -> float
     # (NaN: missing); explain(explainer, measures, facility) -> dict of shown keys
     "inventory_sort": ("reference", "kernel", "explain"),
@@ -117,6 +119,7 @@ class Criterion:
     reference: Callable | None = None
     kernel: Callable | None = None
     explain: Callable | None = None
+    explain_text: Callable | None = None
     lower: Callable | None = None
     plan_field: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

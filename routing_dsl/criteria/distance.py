@@ -41,8 +41,12 @@ def _lower(condition, rule) -> tuple[int, float]:
     return OPS[condition.op], km(condition.number, rule.distance_unit)
 
 
+def _text(rule, condition) -> str:
+    return f"distance {condition.op} {fmt(condition.number)} {rule.distance_unit}"
+
+
 def _explain(ex, condition, value, item) -> tuple[str, dict]:
-    text = f"distance {condition.op} {fmt(condition.number)} {ex.rule.distance_unit}"
+    text = _text(ex.rule, condition)
     if value != value:
         return text, {"distance": None, "note": "missing coordinates"}
     return text, {"distance": round(in_unit(value, ex.rule.distance_unit), 2)}
@@ -79,7 +83,7 @@ CRITERIA = [
         hotwax="distance",
         samples=("distance <= 30 UNIT", "distance < 40 UNIT", "distance > 1 UNIT"),
         needs=frozenset({"km"}), stage="candidate", fact="km", reference=measured,
-        kernel=measured, lower=_lower, explain=_explain, explain_rank=10),
+        kernel=measured, lower=_lower, explain=_explain, explain_text=_text, explain_rank=10),
     Criterion(
         "distance", "inventory_sort", "Nearest facility first.", nullable=True,
         hotwax="distance", samples=("distance", "distance desc"), needs=frozenset({"km"}),

@@ -39,8 +39,12 @@ def sequence_of(include_ids, info) -> float | None:
     return min(numbers) if numbers else None
 
 
+def _group_text(rule, condition) -> str:
+    return f"facility_group {condition.op} {ids_text(condition.ids)}"
+
+
 def _explain_group(ex, condition, value, item) -> tuple[str, dict]:
-    return (f"facility_group {condition.op} {ids_text(condition.ids)}",
+    return (_group_text(ex.rule, condition),
             {"facility_groups": sorted(value.groups)})
 
 
@@ -62,7 +66,7 @@ CRITERIA = [
         example="facility_group == WAREHOUSES", hotwax="facilityGroupId",
         samples=("facility_group == A", "facility_group in [A, B]", "facility_group != C"),
         stage="facility", reference=passes, kernel=passes, explain=_explain_group,
-        explain_rank=0),
+        explain_text=_group_text, explain_rank=0),
     Criterion(
         "facility_sequence", "inventory_sort",
         "The facility's sequence number in the facility groups the rule includes.",

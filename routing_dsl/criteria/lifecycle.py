@@ -45,10 +45,14 @@ def _lower(condition, rule) -> tuple[int, float]:
     return 0, condition.number
 
 
+def _refused_text(rule, condition) -> str:
+    return f"not rejected within {int(condition.number)} days"
+
+
 def _explain_refused(ex, condition, since, item) -> tuple[str, dict]:
     rejection = item.rejected[ex.facility][1]
     day = rejection.at.astimezone(ex.zone).date().isoformat()
-    return (f"not rejected within {int(condition.number)} days",
+    return (_refused_text(ex.rule, condition),
             {"item": item.item.id,
              "rejected": f"rejected {day}" + (f", {rejection.reason}" if rejection.reason
                                               else "")})
@@ -111,7 +115,8 @@ CRITERIA = [
         samples=("not rejected within 7 days", "not rejected within 1 days",
                  "not rejected within 0 days"),
         stage="serve", fact="refused", item_fact="open", reference=not_refused_within,
-        kernel=not_refused_within, lower=_lower, explain=_explain_refused, explain_rank=26,
+        kernel=not_refused_within, lower=_lower, explain=_explain_refused,
+        explain_text=_refused_text, explain_rank=26,
         extra={"reads_rejections": True, "hotwax_note": "HotWax has no `rejected` condition: it keeps a rejecting "
                               "facility from an item for the duration given when the item is "
                               "rejected (EXCLUDED_ORDER_FACILITY, "

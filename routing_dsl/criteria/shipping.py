@@ -32,18 +32,30 @@ def _iso(day: float) -> str | None:
     return None if day != day else date.fromordinal(int(day)).isoformat()
 
 
+def _cost_text(rule, condition) -> str:
+    return f"shipping_cost {condition.op} {condition.number:.2f}"
+
+
+def _transit_text(rule, condition) -> str:
+    return f"transit_days {condition.op} {fmt(condition.number)}"
+
+
+def _delivery_text(rule, condition) -> str:
+    return f"delivery_date {condition.op} promise_date"
+
+
 def _explain_cost(ex, condition, value, item) -> tuple[str, dict]:
-    return (f"shipping_cost {condition.op} {condition.number:.2f}",
+    return (_cost_text(ex.rule, condition),
             {"shipping_cost": None if value != value else round(value, 2)})
 
 
 def _explain_transit(ex, condition, value, item) -> tuple[str, dict]:
-    return (f"transit_days {condition.op} {fmt(condition.number)}",
+    return (_transit_text(ex.rule, condition),
             {"transit_days": None if value != value else int(value)})
 
 
 def _explain_delivery(ex, condition, value, item) -> tuple[str, dict]:
-    return (f"delivery_date {condition.op} promise_date",
+    return (_delivery_text(ex.rule, condition),
             {"item": item.item.id, "delivery_date": _iso(value),
              "promised_date": item.item.promised_date.astimezone(ex.zone).date().isoformat()})
 
@@ -87,7 +99,7 @@ CRITERIA = [
         samples=("shipping_cost <= 12", "shipping_cost < 9.5"),
         needs=frozenset({"zone", "placement", "costs"}), stage="placement", fact="package_cost",
         reference=measured, kernel=measured, lower=_lower, explain=_explain_cost,
-        explain_rank=40),
+        explain_text=_cost_text, explain_rank=40),
     Criterion(
         "transit_days", "inventory_condition",
         "Days in transit from the facility to the ship-to address under the ship group's "
@@ -95,7 +107,7 @@ CRITERIA = [
         value="transit", operators=ORDERING, example="transit_days <= 2",
         samples=("transit_days <= 1", "transit_days < 3 days"), needs=frozenset({"zone"}),
         stage="candidate", fact="transit", reference=measured, kernel=measured,
-        lower=_lower, explain=_explain_transit, explain_rank=20),
+        lower=_lower, explain=_explain_transit, explain_text=_transit_text, explain_rank=20),
     Criterion(
         "delivery_date", "inventory_condition",
         "`delivery_date <= promise_date`: the facility delivers each item by its promised "
@@ -106,7 +118,7 @@ CRITERIA = [
         samples=("delivery_date <= promise_date", "delivery_date < promise_date"),
         needs=frozenset({"zone"}), stage="serve", fact="delivery", item_fact="promised",
         reference=delivered_by, kernel=delivered_by, lower=_lower,
-        explain=_explain_delivery, explain_rank=30),
+        explain=_explain_delivery, explain_text=_delivery_text, explain_rank=30),
     Criterion(
         "shipping_cost", "inventory_sort",
         "Cheapest first: what placing the items there adds to the shipment, the whole "

@@ -24,8 +24,12 @@ def _lower(condition, rule) -> tuple[int, float]:
     return OPS[condition.op], condition.number
 
 
+def _text(rule, condition) -> str:
+    return f"brokering_safety_stock {condition.op} {fmt(condition.number)}"
+
+
 def _explain(ex, condition, value, item) -> tuple[str, dict]:
-    return (f"brokering_safety_stock {condition.op} {fmt(condition.number)}",
+    return (_text(ex.rule, condition),
             {"product": item.product, "net_stock": number(value),
              "quantity": number(item.open)})
 
@@ -47,7 +51,7 @@ CRITERIA = [
         samples=("brokering_safety_stock > 1", "brokering_safety_stock >= 2"),
         stage="serve", fact="available", item_fact="open", whole_lines=True,
         reference=safety_passes, kernel=safety_passes, lower=_lower, explain=_explain,
-        explain_rank=50),
+        explain_text=_text, explain_rank=50),
     Criterion(
         "inventory_balance", "inventory_sort",
         "Net stock of the unit's products at the facility (use `desc` for most first).",

@@ -457,15 +457,22 @@ class FastAllocator:
         ctx.brokered[items] = False
         lowered_rules = self._lowered(routing, store)
         self._packages_per_group = np.zeros(len(ctx.ship_groups), np.int64)
-        for segment, explained in self._segments(units):
-            if not explained:
+        if self.explainer is not None and self.explainer.emits:
+            # the kernel emits what the explanations show as it routes
+            explain = self.explainer.tables(store, routing, units)
+            explain = self._route(group_name, routing, units, lowered_rules, explain)
+            if explain is not None:
+                self.explainer.build(store, routing, units, explain)
+        else:
+            for segment, explained in self._segments(units):
+                if not explained:
+                    self._route(group_name, routing, segment, lowered_rules)
+                    continue
+                # the reference engine's view of the unit before the kernel decides it
+                view = self.explainer.before(group_name, store, routing, segment)
+                done = len(run.allocations), len(run.unfillable)
                 self._route(group_name, routing, segment, lowered_rules)
-                continue
-            # the reference engine's view of the unit before the kernel decides it
-            view = self.explainer.before(group_name, store, routing, segment)
-            done = len(run.allocations), len(run.unfillable)
-            self._route(group_name, routing, segment, lowered_rules)
-            self.explainer.after(view, *done)
+                self.explainer.after(view, *done)
         totals, per_group = run.totals[(group_name, routing.name)], self._packages_per_group
         for group in np.nonzero(per_group > 1)[0].tolist():
             key = (ctx.orders[group].id, ctx.ship_groups[group].id)
@@ -511,8 +518,10 @@ class FastAllocator:
             yield units.select(np.arange(start, len(units))), False
 
     def _route(self, group_name: str, routing: PlanRouting, units: _UnitSet,
-               lowered_rules: tuple[ir.Rules, ir.Conditions, ir.Sorts]) -> None:
-        """Route ``units`` through the kernel and write its rows into the run's records."""
+               lowered_rules: tuple[ir.Rules, ir.Conditions, ir.Sorts],
+               explain: ir.Explain | None = None) -> ir.Explain | None:
+        """Route ``units`` through the kernel and write its rows into the run's records;
+        with ``explain``, the kernel's explanation rows too (returned)."""
         items = units.items
         lowered, item_table, facilities, stock, rates = self._tables(units)
         rules, conditions, sorts = lowered_rules
@@ -523,19 +532,24 @@ class FastAllocator:
         held = int((ptr[products + 1] - ptr[products]).sum())
         out = ir.outputs(max(min(1 << 14, max(64 * len(units), held * len(routing.rules) + 1)),
                              2 * len(items)), len(items))
+        explaining = explain if explain is not None else ir.no_explain()
         start = 0
         while True:
             start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
                                                rules, conditions, sorts, rates, self._used(),
-                                               out)
+                                               out, explaining)
             if start >= len(units):
                 break
             if out.counts[ir.USED_FULL]:  # the table of pairs in use is too full for the next unit
                 out.counts[ir.USED_FULL] = 0
                 self._used(grow=True)
+            elif explaining.counts[ir.EXPLAIN_FULL]:
+                explaining = ir.explain_grown(explaining, int(needed))
+                explaining.counts[ir.EXPLAIN_FULL] = 0
             else:
                 out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
         self._emit(group_name, routing, units, out, lowered.warn, items)
+        return None if explain is None else explaining
 
     def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, out: ir.Outputs,
               unit_warn: np.ndarray, items: np.ndarray) -> None:

@@ -288,6 +288,120 @@ def grown(out: Outputs, needed: int) -> Outputs:
     return out._replace(**columns)
 
 
+# ---- explanations ------------------------------------------------------------------------------
+
+# Why a facility was not chosen, as the columns of Explain.reason before the rule's checks
+# (column N_FIXED_REASONS + k: the rule's k-th check in explanation order); the explainer
+# (engine.explained) gives each column its text.
+(REASON_LIMIT, REASON_NO_STOCK, REASON_EXCLUDED, REASON_CAP, REASON_SINGLE, REASON_REJECTED,
+ REASON_RANKED) = range(7)
+N_FIXED_REASONS = 7
+# Why a rule's placements were rejected (Explain.r_rejected)
+NOT_REJECTED, REJECTED_ONLY_ALL, REJECTED_FACILITY, REJECTED_OPEN = range(4)
+# Explain.counts: explained rules, chosen facilities, and a flag the kernel sets when the
+# rows must grow before the next unit
+EXPLAINED, CHOSEN, EXPLAIN_FULL = 0, 1, 2
+# Explain.stage: a check's stage
+STAGE_CODES = {"candidate": 0, "placement": 1, "serve": 2}
+
+
+class Explain(NamedTuple):
+    """What the kernel reads and writes to explain units (only those ``wanted``, by unit).
+
+    Per rule (lowered by the explainer): its checks after the facility stage in explanation
+    order (``n``; each one's stage, STAGE_CODES, and position in that Stage table), the
+    check before which `excluded_facilities` is explained (``excl_at``; n: after all) and
+    each reason's text id (``reason``, rule by reason column).
+
+    Per explained rule of a unit (rows ``r_*``): unit, rule, rate card (-1: none), outcome
+    (0 nothing, 1 filled, 2 partly filled), why it was rejected (NOT_REJECTED...; the
+    facility and value a shipment threshold names), how many facilities each text id counts
+    and the first three (facility codes), and its chosen facilities (rows r_chosen, n).
+    Per chosen facility (rows ``c_*``, in facility order): facility, distance in the rule's
+    unit (NaN: none), net stock of the unit's products, items it fills in full, what one
+    package of the open items costs from there and the day it arrives (NaN: unknown)."""
+
+    wanted: np.ndarray
+    n: np.ndarray
+    stage: np.ndarray
+    pos: np.ndarray
+    excl_at: np.ndarray
+    reason: np.ndarray
+    r_unit: np.ndarray
+    r_rule: np.ndarray
+    r_card: np.ndarray
+    r_outcome: np.ndarray
+    r_rejected: np.ndarray
+    r_rej_fac: np.ndarray
+    r_rej_value: np.ndarray
+    r_count: np.ndarray
+    r_examples: np.ndarray
+    r_chosen: np.ndarray
+    r_n_chosen: np.ndarray
+    c_fac: np.ndarray
+    c_dist: np.ndarray
+    c_bal: np.ndarray
+    c_full: np.ndarray
+    c_cost: np.ndarray
+    c_day: np.ndarray
+    counts: np.ndarray
+
+
+_ROW_TYPES = {"r_unit": np.int64, "r_rule": np.int64, "r_card": np.int64,
+              "r_outcome": np.int64, "r_rejected": np.int64, "r_rej_fac": np.int64,
+              "r_rej_value": np.float64, "r_chosen": np.int64, "r_n_chosen": np.int64}
+_CHOSEN_TYPES = {"c_fac": np.int64, "c_dist": np.float64, "c_bal": np.float64,
+                 "c_full": np.int64, "c_cost": np.float64, "c_day": np.float64}
+
+
+def explain_tables(wanted: np.ndarray, checks: list[list[tuple[int, int]]],
+                   excl_at: list[int], reason: list[list[int]], n_texts: int,
+                   rows: int) -> Explain:
+    """Explain for units ``wanted`` (bool per unit) of a routing whose rules have ``checks``
+    ((stage code, position) in explanation order), ``excl_at`` and ``reason`` columns (text
+    ids, fewer than ``n_texts``), with room for ``rows`` explained rules."""
+    n_rules = len(checks)
+    width = max([len(c) for c in checks] + [1])
+    stage, pos = np.zeros((max(1, n_rules), width), np.int64), np.zeros((max(1, n_rules), width),
+                                                                        np.int64)
+    table = np.zeros((max(1, n_rules), N_FIXED_REASONS + width), np.int64)
+    for r, rule_checks in enumerate(checks):
+        for k, (code, position) in enumerate(rule_checks):
+            stage[r, k], pos[r, k] = code, position
+        table[r, :len(reason[r])] = reason[r]
+    rows = max(1, rows)
+    texts = max(1, n_texts)
+    return Explain(
+        wanted=wanted if len(wanted) else np.zeros(1, np.bool_),
+        n=np.array([len(c) for c in checks] or [0], np.int64), stage=stage, pos=pos,
+        excl_at=np.array(excl_at or [0], np.int64), reason=table,
+        **{name: np.zeros(rows, kind) for name, kind in _ROW_TYPES.items()},
+        r_count=np.zeros((rows, texts), np.int64),
+        r_examples=np.zeros((rows, texts, 3), np.int64),
+        **{name: np.zeros(max(16, 2 * rows), kind) for name, kind in _CHOSEN_TYPES.items()},
+        counts=np.zeros(3, np.int64))
+
+
+def no_explain() -> Explain:
+    """Explain for a run that explains none of its units."""
+    return explain_tables(np.zeros(1, np.bool_), [], [], [], 1, 1)
+
+
+def explain_grown(explain: Explain, needed: int) -> Explain:
+    """``explain`` with room for at least ``needed`` more explained rules and chosen
+    facilities (doubling; rows kept)."""
+    def bigger(old: np.ndarray, size: int) -> np.ndarray:
+        new = np.zeros((size, *old.shape[1:]), old.dtype)
+        new[:len(old)] = old
+        return new
+    n_rows = 2 * len(explain.r_unit) + needed
+    n_chosen = 2 * len(explain.c_fac) + needed
+    return explain._replace(
+        **{name: bigger(getattr(explain, name), n_rows)
+           for name in (*_ROW_TYPES, "r_count", "r_examples")},
+        **{name: bigger(getattr(explain, name), n_chosen) for name in _CHOSEN_TYPES})
+
+
 # ---- lowering ----------------------------------------------------------------------------------
 
 def lower_stage(checks_by_rule: list[list], stage: str) -> Stage:

@@ -15,11 +15,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..criteria import FACTS, ITEM_FACTS, RegistryError
-from ..criteria._jit import EPS, KM_PER_MILE, find_row as _find
+from ..criteria import FACTS, ITEM_FACTS, RegistryError, shared
 from ..criteria.distance import haversine_radians
 from ..criteria.lifecycle import days_since_refusal
 from ..shipping import bucket_cost, delivery_day, weight_bucket, zone_of
+from . import ir
 from .ir import ALLOCATED, FACT_CODES, ITEM_FACT_CODES, LEFT_OPEN, USED_FULL
 from .jit import condition_passes, jit, sort_value
 
@@ -73,9 +73,21 @@ ShipKeys = namedtuple("ShipKeys", "added ok new delivery")
 Candidates = namedtuple("Candidates", "list stamp full")
 # Scratch for ranking: key rows, two row orders and the facilities holding the products.
 Sorting = namedtuple("Sorting", "keys order_a order_b holding")
+# What explaining a rule of a unit reads (`_explain_rule`): where it is (rule, unit and its
+# position, ship group key, rate card, rule stamp), the unit's open items (positions open_k
+# of the unit's items from u0) and their products with summed open quantities; the rule's
+# placements and whether its checks rejected them; the run's tables; the candidates'
+# measures; scratch by facility (stamps: holds stock, chosen) and for facts.
+ExAt = namedtuple("ExAt", "r u ui sgk c u0 unit_items open_k n_open need_p need_q n_need "
+                          "stamp")
+Placed = namedtuple("Placed", "item fac qty n rejected")
+ExTables = namedtuple("ExTables", "rules conditions items facilities stock rates units used")
+Measures = namedtuple("Measures", "has dist bal full")
+ExScratch = namedtuple("ExScratch", "hold chosen facts item_facts")
 # what happened last to an item that stays open: as the result's unfillable "action" says it
 ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
 AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
+EPS, KM_PER_MILE, _find = shared.EPS, shared.KM_PER_MILE, shared.find_row
 
 
 @jit(inline="always")
@@ -289,13 +301,15 @@ def _may_open(f, cap, n_pl):
 
 @jit
 def route_units(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
-                out):
+                out, explain):
     """Route the units units.order[start:] in order (ir: every argument but ``start`` is one
     of its tables). Returns (next unit, rows it needs) when the output rows are too few for
     the next unit (the caller grows them and calls again), else (len(units.order), 0). When
     the table of (ship group, facility) pairs in use (``used``, kept when a rule has
     `max_facilities`) could fill past half for the next unit, out.counts[USED_FULL] is set
-    and (next unit, 0) returned, for the caller to grow it."""
+    and (next unit, 0) returned, for the caller to grow it; when the explanation rows could
+    not take the next unit, explain.counts[EXPLAIN_FULL] and (next unit, rows it needs). The
+    units ``explain.wanted`` have their rules explained (`_explain_rule`)."""
     order, unit_ptr, unit_items = units.order, units.ptr, units.items
     u_has, u_sgk = units.has, units.ship_group
     it_prod, it_open, it_group = items.prod, items.open, items.group
@@ -342,6 +356,9 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                   np.empty(most_rows, np.int64), np.empty(most_rows),
                   np.empty(N_FACTS), np.empty(N_ITEM_FACTS))
     cand_facts = np.empty(N_FACTS)
+    ex_scratch = ExScratch(np.zeros(n_fac, np.int64), np.zeros(n_fac, np.int64),
+                           np.empty(N_FACTS), np.empty(N_ITEM_FACTS))
+    ex_tables = ExTables(rules, conditions, items, facilities, stock, rates, units, used)
     pf_fac = np.empty(most_rows, np.int64)
     pf_val = np.empty(most_rows)
     last_rule = np.empty(most_items, np.int64)
@@ -375,6 +392,11 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
         if tracking and 2 * (used.count[0] + min(bound, n_fac)) > used.keys.shape[0]:
             counts[USED_FULL] = 1
             return ui, 0
+        explaining = u < explain.wanted.shape[0] and explain.wanted[u]
+        if explaining and (explain.counts[ir.EXPLAINED] + n_rules > explain.r_unit.shape[0]
+                           or explain.counts[ir.CHOSEN] + bound > explain.c_fac.shape[0]):
+            explain.counts[ir.EXPLAIN_FULL] = 1
+            return ui, bound + n_rules
         sgk = u_sgk[u]
         for k in range(n_items):
             last_rule[k] = -1
@@ -627,6 +649,11 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                                 open_value += rest * it_price[i] + it_adj[i] * (rest / it_qty[i])
                         if open_value + EPS < threshold:
                             rejected = True
+            if explaining:
+                _explain_rule(explain, ExAt(r, u, ui, sgk, c, u0, unit_items, open_k, n_open,
+                                            need_p, need_q, n_need, stamp),
+                              Placed(pl_item, pl_fac, pl_qty, n_pl, rejected), ex_tables, cache,
+                              Measures(c_has, c_dist, bal, full), ex_scratch)
             # ---- commit ----
             if not rejected and n_pl > 0:
                 n_new = 0
@@ -931,3 +958,261 @@ def _rank(r, step, items, stock, sorts, cands, n_cand, stamp, shipping_keys, shi
         keys[n_row, 2 * n_sort + 2] = f
         n_row += 1
     return n_row, _sort_rows(keys, n_row, width, sorting.order_a, sorting.order_b)
+
+
+# ---- explanations ------------------------------------------------------------------------------
+
+@jit
+def _rejection(rules, r, items, at, placed):
+    """Why the rule's checks rejected its placements, as the reference's `_post_checks`
+    says it (ir.REJECTED_*): the code, the facility a shipment threshold names (the first in
+    facility order; -1: none) and the value it names."""
+    it_price, it_adj, it_qty, it_open = items.price, items.adj, items.qty, items.open
+    n_open = at.n_open
+    filled = np.zeros(n_open)
+    pf_fac = np.empty(placed.n, np.int64)
+    pf_val = np.empty(placed.n)
+    n_pf = 0
+    for x in range(placed.n):
+        i, f, q = placed.item[x], placed.fac[x], placed.qty[x]
+        for o in range(n_open):
+            if at.unit_items[at.u0 + at.open_k[o]] == i:
+                filled[o] += q
+        value = q * it_price[i] + it_adj[i] * (q / it_qty[i])
+        found = False
+        for y in range(n_pf):
+            if pf_fac[y] == f:
+                pf_val[y] += value
+                found = True
+                break
+        if not found:
+            pf_fac[n_pf] = f
+            pf_val[n_pf] = value
+            n_pf += 1
+    complete = True
+    for o in range(n_open):
+        if not filled[o] + EPS >= it_open[at.unit_items[at.u0 + at.open_k[o]]]:
+            complete = False
+    if rules.only_all[r] and not complete:
+        return ir.REJECTED_ONLY_ALL, -1, 0.0
+    threshold = rules.threshold[r]
+    if threshold != 0.0 and not (n_pf == 1 and complete):
+        best = -1
+        for y in range(n_pf):
+            if pf_val[y] + EPS < threshold and (best < 0 or pf_fac[y] < pf_fac[best]):
+                best = y
+        if best >= 0:
+            return ir.REJECTED_FACILITY, pf_fac[best], pf_val[best]
+        open_value = 0.0
+        for o in range(n_open):
+            i = at.unit_items[at.u0 + at.open_k[o]]
+            rest = it_open[i] - filled[o]
+            if rest > EPS:
+                open_value += rest * it_price[i] + it_adj[i] * (rest / it_qty[i])
+        if not complete and open_value + EPS < threshold:
+            return ir.REJECTED_OPEN, -1, open_value
+    return ir.NOT_REJECTED, -1, 0.0
+
+
+@jit(inline="always")
+def _excluded_any(items, at, f):
+    """Whether an open item of the unit excludes ``f`` (`excluded_facilities`)."""
+    for o in range(at.n_open):
+        if _excluded(items, at.unit_items[at.u0 + at.open_k[o]], f):
+            return True
+    return False
+
+
+@jit(inline="always")
+def _check_fails(explain, at, k, f, tables, cache, cost, scratch):
+    """Whether facility ``f`` fails the rule's ``k``-th check in explanation order, on the
+    facts the reference explainer compares: the candidate's distance or transit days, the
+    cost (``cost``) of one package of the open items, or for each open item its net stock
+    there with nothing placed, delivery day and rejection age."""
+    r, u, c = at.r, at.u, at.c
+    conditions, items, rates = tables.conditions, tables.items, tables.rates
+    facilities, units = tables.facilities, tables.units
+    stage_code, pos = explain.stage[r, k], explain.pos[r, k]
+    facts, item_facts = scratch.facts, scratch.item_facts
+    if stage_code == 0:
+        stage = conditions.candidate
+        facts[F_KM] = np.nan
+        if facilities.has[f] and units.has[u]:
+            facts[F_KM] = _km_at(cache, at.ui, f, u, facilities, units)
+        facts[F_TRANSIT] = np.nan
+        if c >= 0:
+            z = _zone_at(cache, at.ui, f, u, c, facilities, units, rates)
+            if z >= 0:
+                facts[F_TRANSIT] = rates.transit[c, z]
+        return not condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos],
+                                    facts[stage.fact[r, pos]], 0.0)
+    if stage_code == 1:
+        stage = conditions.placement
+        facts[F_COST] = cost
+        return not condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos],
+                                    facts[stage.fact[r, pos]], 0.0)
+    stage = conditions.serve
+    z = -1
+    if c >= 0:
+        z = _zone_at(cache, at.ui, f, u, c, facilities, units, rates)
+    for o in range(at.n_open):
+        i = at.unit_items[at.u0 + at.open_k[o]]
+        facts[F_AVAILABLE] = _net(tables.stock, items.prod[i], f)[0]
+        facts[F_DELIVERY] = np.nan
+        if z >= 0:
+            facts[F_DELIVERY] = delivery_day(rates.leaves[f], rates.transit[c], z)
+        facts[F_REFUSED] = days_since_refusal(conditions.today, items.rej_ptr, items.rej_fac,
+                                              items.rej_day, i, f)
+        item_facts[I_PROMISED] = items.promised[i]
+        item_facts[I_OPEN] = items.open[i]
+        item_fact = stage.item_fact[r, pos]
+        if not condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos],
+                                facts[stage.fact[r, pos]],
+                                item_facts[item_fact] if item_fact >= 0 else 0.0):
+            return True
+    return False
+
+
+@jit(inline="always")
+def _open_package(rates, items, at):
+    """Weight and volume of one package of the unit's open items (shipping.weight)."""
+    c = at.c
+    weight = 0.0
+    volume = 0.0
+    for o in range(at.n_open):
+        if c < 0:
+            return np.nan, 0.0
+        i = at.unit_items[at.u0 + at.open_k[o]]
+        weight += rates.pw[c, items.prod[i]] * items.open[i]
+        volume += rates.pv[c, items.prod[i]] * items.open[i]
+    return weight, volume
+
+
+@jit
+def _explain_rule(explain, at, placed, tables, cache, measures, scratch):
+    """One rule of an explained unit, as the reference explainer (runtime.explanation)
+    reports it, into the explanation rows (ir.Explain): the outcome, why the placements were
+    rejected, the chosen facilities with what they were ranked by, and every other facility
+    the rule may use counted under the first reason that kept it out, in the explainer's
+    order: the order limit, no stock, the rule's checks in explanation order (with
+    `excluded_facilities` among them), `max_facilities`, `assign single`, the rejection,
+    the ranking. Called after the rule's checks and before its commit, on the state the rule
+    decided from."""
+    rules, items, stock, rates = tables.rules, tables.items, tables.stock, tables.rates
+    facilities, units, used = tables.facilities, tables.units, tables.used
+    r, u, c, stamp = at.r, at.u, at.c, at.stamp
+    counts = explain.counts
+    row = counts[ir.EXPLAINED]
+    counts[ir.EXPLAINED] = row + 1
+    explain.r_unit[row] = u
+    explain.r_rule[row] = r
+    explain.r_card[row] = c
+    for t in range(explain.r_count.shape[1]):
+        explain.r_count[row, t] = 0
+    code, rej_fac, rej_value = ir.NOT_REJECTED, -1, 0.0
+    if placed.rejected:
+        code, rej_fac, rej_value = _rejection(rules, r, items, at, placed)
+    explain.r_rejected[row] = code
+    explain.r_rej_fac[row] = rej_fac
+    explain.r_rej_value[row] = rej_value
+    # the outcome and the chosen facilities, in facility order
+    chosen = scratch.chosen
+    first = counts[ir.CHOSEN]
+    n_chosen = 0
+    outcome = 0
+    if not placed.rejected and placed.n > 0:
+        total = 0.0
+        for x in range(placed.n):
+            total += placed.qty[x]
+        wanted = 0.0
+        for o in range(at.n_open):
+            wanted += items.open[at.unit_items[at.u0 + at.open_k[o]]]
+        outcome = 1 if total + EPS >= wanted else 2
+        for x in range(placed.n):
+            f = placed.fac[x]
+            if chosen[f] != stamp:
+                chosen[f] = stamp
+                k = first + n_chosen
+                while k > first and explain.c_fac[k - 1] > f:
+                    explain.c_fac[k] = explain.c_fac[k - 1]
+                    k -= 1
+                explain.c_fac[k] = f
+                n_chosen += 1
+    explain.r_outcome[row] = outcome
+    explain.r_chosen[row] = first
+    explain.r_n_chosen[row] = n_chosen
+    counts[ir.CHOSEN] = first + n_chosen
+    weight, volume = _open_package(rates, items, at)
+    for k in range(first, first + n_chosen):
+        f = explain.c_fac[k]
+        explain.c_dist[k] = measures.dist[f] if measures.has[f] else np.nan
+        explain.c_bal[k] = measures.bal[f]
+        explain.c_full[k] = measures.full[f]
+        explain.c_cost[k] = np.nan
+        explain.c_day[k] = np.nan
+        if c >= 0:
+            z = _zone_at(cache, at.ui, f, u, c, facilities, units, rates)
+            explain.c_cost[k] = _package_cost(rates, c, z, f, weight, volume)
+            if z >= 0:
+                explain.c_day[k] = delivery_day(rates.leaves[f], rates.transit[c], z)
+    # the facilities holding some of the unit's products
+    hold = scratch.hold
+    for m in range(at.n_need):
+        p = at.need_p[m]
+        for j in range(stock.p_ptr[p], stock.p_ptr[p + 1]):
+            if stock.net[j] > EPS:
+                hold[stock.fac[j]] = stamp
+    # `max_facilities`: the facilities the ship group ships from, with the chosen
+    cap = rules.cap[r]
+    shipping = 0
+    if cap >= 0:
+        n_fac = facilities.has.shape[0]
+        shipping = used.per_group[at.sgk]
+        for k in range(first, first + n_chosen):
+            key = at.sgk * n_fac + explain.c_fac[k]
+            if used.keys[_slot(used.keys, key)] != key:
+                shipping += 1
+    static = rules.static[r]
+    check_limit = not rules.ignore_limit[r]
+    n_checks, excl_at = explain.n[r], explain.excl_at[r]
+    reason = explain.reason[r]
+    for f in range(static.shape[0]):
+        if not static[f] or chosen[f] == stamp:
+            continue
+        if check_limit and facilities.limit[f] >= 0 and \
+                facilities.orders_today[f] >= facilities.limit[f]:
+            column = ir.REASON_LIMIT
+        elif hold[f] != stamp:
+            column = ir.REASON_NO_STOCK
+        else:
+            column = -1
+            cost = np.nan
+            if c >= 0:
+                cost = _package_cost(rates, c,
+                                     _zone_at(cache, at.ui, f, u, c, facilities, units, rates),
+                                     f, weight, volume)
+            for k in range(n_checks):
+                if k == excl_at and _excluded_any(items, at, f):
+                    column = ir.REASON_EXCLUDED
+                    break
+                if _check_fails(explain, at, k, f, tables, cache, cost, scratch):
+                    column = ir.N_FIXED_REASONS + k
+                    break
+            if column < 0 and excl_at >= n_checks and _excluded_any(items, at, f):
+                column = ir.REASON_EXCLUDED
+            if column < 0 and cap >= 0:
+                key = at.sgk * facilities.has.shape[0] + f
+                if used.keys[_slot(used.keys, key)] != key and shipping >= cap:
+                    column = ir.REASON_CAP
+            if column < 0 and rules.single[r]:
+                for m in range(at.n_need):
+                    if _net(stock, at.need_p[m], f)[0] + EPS < at.need_q[m]:
+                        column = ir.REASON_SINGLE
+                        break
+            if column < 0:
+                column = ir.REASON_REJECTED if placed.rejected else ir.REASON_RANKED
+        t = reason[column]
+        seen = explain.r_count[row, t]
+        if seen < 3:
+            explain.r_examples[row, t, seen] = f
+        explain.r_count[row, t] = seen + 1

@@ -24,7 +24,7 @@ from ..criteria import FACTS, ITEM_FACTS, RegistryError
 from ..criteria.groups import sequence_of
 from ..criteria.text import number
 from ..plan import PlanRouting, PlanRule
-from .explanation import Explainer
+from .explanation import ONLY_ALL, Explainer, threshold_text
 from .geometry import KM_PER_MILE
 from .packages import ShippingFacts
 from .rules import Measure, PreparedRule, group_reason, prepare_rules
@@ -506,18 +506,16 @@ class ReferenceAllocator:
             per_facility[facility] += item.value(quantity)
         complete = all(filled[id(i)] + EPSILON >= i.open for i in open_items)
         if rule.only_if_all_items_available and not complete:
-            return "only_if_all_items_available: some items cannot be filled"
+            return ONLY_ALL
         threshold = rule.shipment_threshold
         if threshold and not (len(per_facility) == 1 and complete):
             for facility in sorted(per_facility):
                 if per_facility[facility] + EPSILON < threshold:
-                    return (f"shipment_threshold {threshold:.2f}: {facility} would ship "
-                            f"{per_facility[facility]:.2f}")
+                    return threshold_text(threshold, facility, per_facility[facility])
             open_value = sum(i.value(i.open - filled[id(i)]) for i in open_items
                              if i.open - filled[id(i)] > EPSILON)
             if not complete and open_value + EPSILON < threshold:
-                return (f"shipment_threshold {threshold:.2f}: what stays open is worth "
-                        f"{open_value:.2f}")
+                return threshold_text(threshold, None, open_value)
         return None
 
     def _commit(self, group_name, routing, prepared, unit, placements, brokered) -> None:

@@ -82,7 +82,7 @@ class Explainer:
         without_stock = [f for f in passing if f not in holding and f not in at_limit
                          and f not in chosen]
         if without_stock:
-            note_all(without_stock, {"condition": "net stock > 0"})
+            note_all(without_stock, {"condition": NO_STOCK})
         for facility in passing:
             if facility in holding and facility not in at_limit and facility not in chosen:
                 # counted, not shown: the reason's values are left out
@@ -183,12 +183,12 @@ class Explainer:
             return self._explained(failed, info)
         if not rule.ignore_facility_order_limit and info.limit is not None and \
                 self.ctx.orders_today[info.id] >= info.limit:
-            return _reason("facility order limit", orders_today=self.ctx.orders_today[info.id],
+            return _reason(LIMIT, orders_today=self.ctx.orders_today[info.id],
                            max_orders_per_day=info.limit)
         levels = self.ctx.stock
         stock = {p: levels.get(p, {}).get(info.id, 0.0) for p in needs}
         if all(v <= EPSILON for v in stock.values()):
-            return _reason("net stock > 0", **(
+            return _reason(NO_STOCK, **(
                 {"net_stock": {p: number(q) for p, q in stock.items()}} if detail else {}))
         km = unit.km_to(info)
         exclusions_done = False
@@ -198,7 +198,7 @@ class Explainer:
                 exclusions_done = True
                 for item in open_items:
                     if info.id in item.excluded:
-                        return _reason("excluded_facilities", item=item.item.id)
+                        return _reason(EXCLUDED, item=item.item.id)
             if criterion.stage == "candidate":
                 value = self.allocator.candidate_fact(criterion.fact, unit, info.id, km)
                 if not check.passes(value):
@@ -217,25 +217,25 @@ class Explainer:
         if not exclusions_done:
             for item in open_items:
                 if info.id in item.excluded:
-                    return _reason("excluded_facilities", item=item.item.id)
+                    return _reason(EXCLUDED, item=item.item.id)
         cap = rule.max_facilities
         if cap is not None:
             shipping = list(self.run.used.get((unit.order.id, unit.ship_group.id), ()))
             shipping += [f for f in sorted(chosen_keys) if f not in shipping]
             if info.id not in shipping and len(shipping) >= cap:
-                return _reason(f"max_facilities {cap}", shipping_from=shipping)
+                return _reason(cap_text(cap), shipping_from=shipping)
         if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
                                            for p, q in needs.items()):
             if not detail:
-                return _reason("assign single: one facility must fill every item")
-            return _reason("assign single: one facility must fill every item",
+                return _reason(SINGLE)
+            return _reason(SINGLE,
                            needed={p: number(q) for p, q in needs.items()},
                            net_stock={p: number(q) for p, q in stock.items()})
         if rejection:
             return _reason(rejection)
         if not detail:
-            return _reason("ranked below the chosen facilities")
-        return _reason("ranked below the chosen facilities",
+            return _reason(RANKED)
+        return _reason(RANKED,
                        sort_keys=self._sort_keys(prepared, measures, info.id),
                        chosen=chosen_keys)
 
@@ -243,6 +243,27 @@ class Explainer:
 # `excluded_facilities` is explained after the conditions of lower rank (distance, transit)
 # and before those of higher rank (delivery dates, costs, safety stock).
 EXCLUSIONS_RANK = 25
+
+# The reasons an explanation gives that are not conditions' (those are their criteria's
+# ``explain_text``), shared with the fast engine's explanations (engine.explained).
+LIMIT = "facility order limit"
+NO_STOCK = "net stock > 0"
+EXCLUDED = "excluded_facilities"
+SINGLE = "assign single: one facility must fill every item"
+RANKED = "ranked below the chosen facilities"
+ONLY_ALL = "only_if_all_items_available: some items cannot be filled"
+
+
+def cap_text(cap: int) -> str:
+    return f"max_facilities {cap}"
+
+
+def threshold_text(threshold: float, facility: str | None, value: float) -> str:
+    """Why a shipment threshold rejects a rule's placements: ``facility`` would ship too
+    little (None: what stays open is worth too little)."""
+    if facility is None:
+        return f"shipment_threshold {threshold:.2f}: what stays open is worth {value:.2f}"
+    return f"shipment_threshold {threshold:.2f}: {facility} would ship {value:.2f}"
 
 
 class Explaining:

@@ -25,7 +25,9 @@ import math
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
-from ..criteria._jit import EPS, KM_PER_MILE, jitable
+from ..criteria import shared
+
+EPS, KM_PER_MILE, jitable = shared.EPS, shared.KM_PER_MILE, shared.jitable
 
 if TYPE_CHECKING:
     import numpy as np
