@@ -45,17 +45,34 @@ Whole = Annotated[int, msgspec.Meta(ge=-MAX_INTEGER, le=MAX_INTEGER)]
 Real = Annotated[float, msgspec.Meta(ge=-MAX_INTEGER, le=MAX_INTEGER)]  # NaN, inf fail too
 
 
+_DIGITS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+_MOMENT = None  # pydantic's own reading of a timestamp, built on first use (start-up)
+
+
+def parse_moment(text: str) -> datetime:
+    """A timestamp as the models read it (ISO 8601 text; docs/snapshot.md), for every reader
+    of one: pydantic alone would also read a string of digits such as "-1" as a Unix time,
+    which msgspec's decoder and the run store refused. Raises ValueError."""
+    global _MOMENT
+    if _DIGITS.fullmatch(text):
+        raise ValueError("expected an ISO 8601 timestamp such as 2026-11-23T09:30:00-05:00")
+    if _MOMENT is None:
+        from pydantic import TypeAdapter
+        _MOMENT = TypeAdapter(datetime)
+    from pydantic import ValidationError
+    try:
+        return _MOMENT.validate_python(text)
+    except ValidationError as error:
+        from pydantic_core import PydanticCustomError
+        first = error.errors()[0]
+        raise PydanticCustomError(first["type"], first["msg"].replace("{", "(")
+                                  .replace("}", ")")) from None
+
+
 def iso_text(value):
-    """A timestamp written as text must be ISO 8601 (docs/snapshot.md). pydantic alone would
-    also read a string of digits such as "-1" as a Unix time, which msgspec's decoder and the
-    run store's ``datetime.fromisoformat`` refuse: one rule for every reader."""
-    if isinstance(value, str):
-        try:  # parsed here: a strict model takes no text after a validator of its own
-            return datetime.fromisoformat(value)
-        except ValueError:  # the readers add the value given
-            raise ValueError("expected an ISO 8601 timestamp such as "
-                             "2026-11-23T09:30:00-05:00") from None
-    return value
+    """The models' timestamp fields: text is read by `parse_moment` (parsed here: a strict
+    model takes no text after a validator of its own)."""
+    return parse_moment(value) if isinstance(value, str) else value
 
 
 Moment = Annotated[datetime, BeforeValidator(iso_text)]  # a timestamp field of the models

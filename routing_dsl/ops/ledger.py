@@ -31,6 +31,8 @@ import msgspec
 import orjson
 from pydantic import BaseModel
 
+from ..validation import parse_moment
+
 # What an OMS must do for each unfilled item, by the action routing took.
 OUTBOX_KIND = {"moved": "move_to_queue", "auto_cancel_set": "set_auto_cancel",
                "auto_cancel_cleared": "clear_auto_cancel"}
@@ -163,7 +165,7 @@ def apply_order(order, effects: Effects):
                                                      item.cancel_quantity + effect.allocated)
                 if effect.auto_cancel is not _KEEP:
                     changes["auto_cancel_date"] = None if effect.auto_cancel is None else \
-                        datetime.fromisoformat(effect.auto_cancel)
+                        parse_moment(effect.auto_cancel)
                 if changes:
                     item = replace_fields(item, **changes)
                 queue = effect.queue or queue
@@ -218,7 +220,7 @@ def _dedupe(*parts) -> str:
 def _same_instant(iso: str | None, value: datetime | None) -> bool:
     if iso is None or value is None:
         return iso is None and value is None
-    return datetime.fromisoformat(iso) == value
+    return parse_moment(iso) == value
 
 
 def decisions(group: str, allocations: list[dict], unfillable: list[dict],
@@ -286,5 +288,5 @@ def decisions(group: str, allocations: list[dict], unfillable: list[dict],
             state.queue = u["queue"]
         else:
             state.auto_cancel = None if u["auto_cancel_date"] is None else \
-                datetime.fromisoformat(u["auto_cancel_date"])
+                parse_moment(u["auto_cancel_date"])
     return out
