@@ -1,6 +1,6 @@
 """`routing warm`: compile the fast engine's kernel into numba's cache now, once, rather than
-in the first run that needs it (about 12 s on a quiet 2-core machine, over a minute on a
-busy one).
+in the first run that needs it (about four minutes on a quiet 2-core machine since the kernel
+emits explanations, far more on a busy one: see docs/performance.md).
 
 The kernel is compiled with ``cache=True``: numba writes the machine code next to the source
 (``routing_dsl/engine/__pycache__``, or ``~/.cache/numba`` when the package directory is
