@@ -28,12 +28,11 @@ from zoneinfo import ZoneInfo
 import annotated_types
 import msgspec
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
 from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, Rejection,
                         IdCodes, ShipGroup, Snapshot, SnapshotError, columns_of,
                         load_snapshot, order_problems, parse_snapshot)
-from ..validation import MAX_INTEGER
+from ..validation import MAX_INTEGER, parse_moment
 
 
 class _Row(msgspec.Struct, gc=False, forbid_unknown_fields=True):
@@ -301,7 +300,7 @@ def _keys(scan) -> tuple[np.ndarray, np.ndarray]:
 # than pydantic's lax mode, never looser: it refuses a number written as a string, a whole
 # number written 3.0 where an integer belongs, a repeated key whose earlier value is wrong;
 # such a snapshot is read again by the reference loader, which accepts it or says why.
-# Timestamps are read by pydantic's own parser (msgspec's rounds fractions of a microsecond
+# Timestamps are read by the models' parser, validation.parse_moment (msgspec's rounds fractions of a microsecond
 # and gives other time-zone objects), once per distinct text.
 
 class _StampType(type):
@@ -424,12 +423,9 @@ def as_records(orders) -> list:
     return [o if isinstance(o, OrderRecord) else _record(o) for o in orders]
 
 
-_DATETIME = TypeAdapter(datetime)
-
-
 def _orders_decoder(zone: ZoneInfo) -> msgspec.json.Decoder:
     """A decoder of an orders array into records, reading timestamps as the models do: with
-    pydantic's parser, and in ``zone`` when written without a UTC offset."""
+    `validation.parse_moment`, and in ``zone`` when written without a UTC offset."""
     seen: dict[str, datetime] = {}
 
     def timestamp(kind, value):
@@ -437,9 +433,9 @@ def _orders_decoder(zone: ZoneInfo) -> msgspec.json.Decoder:
             raise ValueError("not a timestamp text")  # the reference loader says what
         moment = seen.get(value)
         if moment is None:
-            try:
-                moment = _DATETIME.validate_python(value)
-            except ValidationError:
+            try:  # the models' own reading (validation.Moment), one rule for both loaders
+                moment = parse_moment(value)
+            except ValueError:
                 raise ValueError("not a timestamp") from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=zone)
