@@ -7,7 +7,8 @@ compiled callers (the kernel) get it compiled and inlined. `jit` is `numba.njit(
 with one difference: numba keys a cached function on its own source file only, so a kernel
 function calling a criterion in another file would keep its stale compiled code after the
 criterion changed. Here the key also holds a digest of every source the kernel compiles in
-(the criteria package, the shipping cost model and this package), so any change recompiles.
+(the criteria package, the shipping cost model, the kernel, this module and the IR), so any
+change to them recompiles.
 
 `dispatcher` writes the kernel's dispatch by table: a function that calls the ``code``-th of
 a list of functions (the registry's order), compiled and cached like the rest.
@@ -29,11 +30,19 @@ from .ir import STAGED_CONDITIONS
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
+# what the kernel compiles in: the criteria, the shipping cost model, the kernel itself, this
+# module and the IR's codes (numba freezes their values). The engine's other modules (the
+# loaders, the explainer, the live arrays) are Python callers: editing them must not cost a
+# recompile of several minutes.
+_COMPILED_SOURCES = ("criteria/*.py", "shipping/*.py", "engine/kernel.py", "engine/jit.py",
+                     "engine/ir.py")
+
+
 def _sources_digest() -> str:
     digest = hashlib.sha256()
-    for folder in ("criteria", "engine", "shipping"):
-        for path in sorted((_PACKAGE / folder).glob("*.py")):
-            digest.update(path.name.encode())
+    for pattern in _COMPILED_SOURCES:
+        for path in sorted(_PACKAGE.glob(pattern)):
+            digest.update(path.relative_to(_PACKAGE).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
