@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
 # Requests of fewer lines than these are decided by the reference engine under `auto`: the
 # compiled kernel's fixed cost (its dispatch, the tables of a run) is more than the reference
-# engine spends on them. Explained units are decided by both (engine.explained: the reference
-# explains, the kernel's rows are checked against it), so explained requests stay on the
-# reference engine at any size. Measured with `routing bench --service` (docs/service.md).
-SMALL_LINES = {False: 20, True: 10 ** 9}  # explain -> lines below which `auto` is reference
+# engine spends on them. Explained or not, the crossing is between 10 and 20 lines since the
+# kernel emits the explanation's values (engine.explained). Measured with
+# `routing bench --service` (docs/service.md, "Which engine decides").
+SMALL_LINES = {False: 20, True: 20}  # explain -> lines below which `auto` is reference
 
 
 class LiveArrays(LiveStock):
