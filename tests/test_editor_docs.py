@@ -30,7 +30,10 @@ def test_install_from_a_clone_puts_routing_on_the_path(tmp_path: Path):
     home.mkdir()
     python = Path(sys.base_prefix) / "bin" / "python3"
     env = {**os.environ, "HOME": str(home), "PATH": f"{python.parent}:/usr/bin:/bin",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           # the bytecode of every installed module (scipy alone has thousands) is compiled
+           # at first import instead: most of the install time, and not what is tested
+           "PIP_NO_COMPILE": "1"}
     env.pop("VIRTUAL_ENV", None)
     done = subprocess.run(["bash", "-euc", _block("install")], cwd=clone, env=env,
                           capture_output=True, text=True, timeout=600)
