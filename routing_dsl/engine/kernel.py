@@ -85,13 +85,13 @@ Candidates = namedtuple("Candidates", "list stamp full")
 Sorting = namedtuple("Sorting", "keys order_a order_b holding")
 # What route_units allocates for its loop (`_route`), sized by the run (facilities, the
 # largest unit): the caches and measures by facility, the rule's packages and shipping keys,
-# the placements, what serving reads, scratch for the candidates' facts, explanations and
-# checks, per item of the unit (last rule and action, open items, needed products and
-# quantities, steps), the ranking's view (RankView) and scratch.
+# the placements, the stock pending, scratch for the facts of serving, of the candidates,
+# of explanations and checks, per item of the unit (last rule and action, open items, needed
+# products and quantities, steps, the placed products) and for ranking.
 Scratch = namedtuple("Scratch", "cache cands seen_stamp c_dist c_has bal packages ship "
-                                "pl_item pl_fac pl_qty serve cand_facts ex_scratch checked "
-                                "last_rule last_action open_k need_p step_of step_k need_q "
-                                "ranking sorting")
+                                "pl_item pl_fac pl_qty pending facts item_facts cand_facts "
+                                "ex_scratch checked last_rule last_action open_k need_p "
+                                "step_of step_k need_q products sorting")
 # A rule's placements: item, facility and quantity of the first n rows.
 Placed = namedtuple("Placed", "item fac qty n")
 # Scratch for the rule's checks (`_rule_checks`): per open item its quantity placed; the
@@ -409,36 +409,27 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                     np.zeros(n_fac))  # _shipping_keys of the step being ranked
     cache = Cache(np.zeros(n_fac, np.int64), np.zeros(n_fac), np.zeros(n_fac, np.int64),
                   np.full(n_fac, -1, np.int64))
-    c_has, c_dist, bal = np.zeros(n_fac, np.bool_), by_fac.copy(), by_fac.copy()
-    tables = sorts.tables
-    view = RankView(np.empty(most_items, np.int64), c_has, c_dist, bal, rules.seq,
-                    rules.ship_rank, ship.new, rules.split_distance, ship.added,
-                    rules.split_money, ship.delivery, stock.p_ptr, stock.fac, stock.net,
-                    tables.v_ptr, tables.v_fac, tables.v_val, tables.style_of, tables.style_ptr,
-                    tables.style_var, tables.style_size, tables.excludes)
     width = 2 * (int(sorts.n.max()) if n_rules else 0) + 3
     scratch = Scratch(
         cache=cache,
         cands=Candidates(np.empty(n_fac, np.int64), np.zeros(n_fac, np.int64),
                          np.zeros(n_fac, np.int64)),
-        seen_stamp=np.zeros(n_fac, np.int64), c_dist=c_dist, c_has=c_has, bal=bal,
+        seen_stamp=np.zeros(n_fac, np.int64), c_dist=by_fac.copy(),
+        c_has=np.zeros(n_fac, np.bool_), bal=by_fac.copy(),
         # facilities with a package in the rule (stamp), its weight and volume
         packages=Packages(np.zeros(n_fac, np.int64), by_fac.copy(), by_fac.copy()),
         ship=ship, pl_item=np.empty(most_rows, np.int64), pl_fac=np.empty(most_rows, np.int64),
         pl_qty=np.empty(most_rows),
-        serve=Serve(items, stock, conditions.serve, conditions.today, rates.leaves,
-                    rates.transit, cache.zone,
-                    Pending(np.empty(most_rows, np.int64), np.empty(most_rows, np.int64),
-                            np.empty(most_rows)),
-                    np.empty(N_FACTS), np.empty(N_ITEM_FACTS)),
-        cand_facts=np.empty(N_FACTS),
+        pending=Pending(np.empty(most_rows, np.int64), np.empty(most_rows, np.int64),
+                        np.empty(most_rows)),
+        facts=np.empty(N_FACTS), item_facts=np.empty(N_ITEM_FACTS), cand_facts=np.empty(N_FACTS),
         ex_scratch=ExScratch(np.zeros(n_fac, np.int64), np.zeros(n_fac, np.int64),
                              np.empty(N_FACTS), np.empty(N_ITEM_FACTS)),
         checked=Checked(np.empty(most_items), np.empty(most_rows, np.int64),
                         np.empty(most_rows)),
         **{name: np.empty(most_items, np.int64)
            for name in ("last_rule", "last_action", "open_k", "need_p", "step_of", "step_k")},
-        need_q=np.empty(most_items), ranking=view,
+        need_q=np.empty(most_items), products=np.empty(most_items, np.int64),
         sorting=Sorting(np.empty((n_fac, width)), np.empty(n_fac, np.int64),
                         np.empty(n_fac, np.int64), np.empty(n_fac, np.int64)))
     return _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
@@ -460,12 +451,20 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
     transit, leaves = rates.transit, rates.leaves
     n_fac = f_has.shape[0]
     n_rules = rules.single.shape[0]
-    cache, cands, serve, view, sorting = (scratch.cache, scratch.cands, scratch.serve,
-                                          scratch.ranking, scratch.sorting)
+    cache, cands, sorting = scratch.cache, scratch.cands, scratch.sorting
     cand_list, cand_stamp, full = cands.list, cands.stamp, cands.full
     seen_stamp, c_dist, c_has, bal = scratch.seen_stamp, scratch.c_dist, scratch.c_has, scratch.bal
     holders = sorting.holding
     packages, ship = scratch.packages, scratch.ship
+    # the tables made of the run's arrays and the scratch (made here: Python would convert
+    # the run's arrays once more for each)
+    serve = Serve(items, stock, conditions.serve, conditions.today, leaves, transit, cache.zone,
+                  scratch.pending, scratch.facts, scratch.item_facts)
+    tables = sorts.tables
+    view = RankView(scratch.products, c_has, c_dist, bal, rules.seq, rules.ship_rank, ship.new,
+                    rules.split_distance, ship.added, rules.split_money, ship.delivery, p_ptr,
+                    s_fac, s_net, tables.v_ptr, tables.v_fac, tables.v_val, tables.style_of,
+                    tables.style_ptr, tables.style_var, tables.style_size, tables.excludes)
     pk_stamp, pk_w, pk_v = packages.stamp, packages.w, packages.v
     pl_item, pl_fac, pl_qty = scratch.pl_item, scratch.pl_fac, scratch.pl_qty
     cand_facts, ex_scratch, checked = scratch.cand_facts, scratch.ex_scratch, scratch.checked
