@@ -22,7 +22,7 @@ last branch takes whatever is left: a criterion of an unknown level, or without 
 level requires, stops the import (`RegistryError`).
 
 A criterion's evaluation is plain Python in the numba-compatible subset, marked `@jitable`:
-the reference engine calls it as it is, and the compiled kernel inlines the very same function
+the reference engine calls it as it is, and the compiled kernel compiles in the very same function
 (`routing_dsl.engine.jit` registers them with numba when the kernel is imported; nothing here
 imports numba, so `routing check` stays light).
 """

@@ -19,7 +19,7 @@ JITABLE: list = []
 
 
 def jitable(function):
-    """Mark ``function`` for the kernel: called as is by the reference engine, inlined by
+    """Mark ``function`` for the kernel: called as is by the reference engine, compiled by
     numba into the compiled one."""
     JITABLE.append(function)
     return function

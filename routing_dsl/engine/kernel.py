@@ -7,6 +7,11 @@ interpreter's, step for step (docs/semantics.md), with the same epsilon tests an
 order of floating-point operations, so both engines give the same bytes. What the Python
 driver prepares: eligibility, filters and the unit order (shared with the reference), the
 IR (each rule's static facility mask, radians of every coordinate, the rate tables).
+
+`route_units` (Python) allocates the loop's scratch; the compiled loop (`_route`) and the
+functions it calls (`jit.helper`) allocate nothing, so numba compiles them without reference
+counting, which was most of their compiled code (docs/performance.md, "The compiled kernel's
+compile time").
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..criteria.lifecycle import days_since_refusal
 from ..shipping import bucket_cost, delivery_day, weight_bucket, zone_of
 from . import ir
 from .ir import ALLOCATED, FACT_CODES, ITEM_FACT_CODES, LEFT_OPEN, USED_FULL
-from .jit import condition_passes, jit, sort_value
+from .jit import condition_passes, helper, jit, sort_value
 
 # The facts the kernel computes for the conditions of each stage (criteria.FACTS): a fact
 # the registry declares and the kernel does not compute stops the import.
@@ -51,10 +56,15 @@ RankView = namedtuple("RankView", "products c_has c_dist bal seq ship_rank ship_
 # Scratch the kernel keeps per call, by facility: each facility's distance (km) and zone for
 # the unit being routed (valid where the stamp is the unit's position + 1).
 Cache = namedtuple("Cache", "dist_stamp km zone_stamp zone")
-# What serving an item reads: the run's tables, the unit's zones (Cache.zone), the stock
-# the step has placed but not committed (rows f, p, q) and scratch for the facts of a
-# facility and an item (by fact code) that the placement and serve stages compare.
-Serve = namedtuple("Serve", "items stock conditions rates zone pend_f pend_p pend_q facts "
+# The stock the step has placed but not committed: rows f, p, q.
+Pending = namedtuple("Pending", "f p q")
+# What serving an item reads: the items and stock, the rules' serve-stage conditions
+# (ir.Conditions.serve) and today, the rate cards' transit days and each facility's day its
+# packages leave, the unit's zones (Cache.zone), the stock pending (Pending) and scratch for
+# the facts of a facility and an item (by fact code) that the placement and serve stages
+# compare. Each helper is handed the tables it reads, no more: numba passes a table as one
+# argument per array field, and the kernel's compile time grows with them.
+Serve = namedtuple("Serve", "items stock stage today leaves transit zone pend facts "
                             "item_facts")
 # The items being placed together: positions k[:n] in the unit starting at u0 of unit_items.
 Step = namedtuple("Step", "k n u0 unit_items")
@@ -73,24 +83,38 @@ ShipKeys = namedtuple("ShipKeys", "added ok new delivery")
 Candidates = namedtuple("Candidates", "list stamp full")
 # Scratch for ranking: key rows, two row orders and the facilities holding the products.
 Sorting = namedtuple("Sorting", "keys order_a order_b holding")
+# What route_units allocates for its loop (`_route`), sized by the run (facilities, the
+# largest unit): the caches and measures by facility, the rule's packages and shipping keys,
+# the placements, the stock pending, scratch for the facts of serving, of the candidates,
+# of explanations and checks, per item of the unit (last rule and action, open items, needed
+# products and quantities, steps, the placed products) and for ranking.
+Scratch = namedtuple("Scratch", "cache cands seen_stamp c_dist c_has bal packages ship "
+                                "pl_item pl_fac pl_qty pending facts item_facts cand_facts "
+                                "ex_scratch checked last_rule last_action open_k need_p "
+                                "step_of step_k need_q products sorting")
+# A rule's placements: item, facility and quantity of the first n rows.
+Placed = namedtuple("Placed", "item fac qty n")
+# Scratch for the rule's checks (`_rule_checks`): per open item its quantity placed; the
+# facilities placed at and the value of their shipments.
+Checked = namedtuple("Checked", "filled pf_fac pf_val")
 # What explaining a rule of a unit reads (`_explain_rule`): where it is (rule, unit and its
 # position, ship group key, rate card, rule stamp), the unit's open items (positions open_k
 # of the unit's items from u0) and their products with summed open quantities; the rule's
-# placements and whether its checks rejected them; the run's tables; the candidates'
-# measures; scratch by facility (stamps: holds stock, chosen) and for facts.
+# placements and what its checks said of them (`_rule_checks`); the run's tables; the
+# candidates' measures; scratch by facility (stamps: holds stock, chosen) and for facts.
 ExAt = namedtuple("ExAt", "r u ui sgk c u0 unit_items open_k n_open need_p need_q n_need "
                           "stamp")
-Placed = namedtuple("Placed", "item fac qty n rejected")
 ExTables = namedtuple("ExTables", "rules conditions items facilities stock rates units used")
 Measures = namedtuple("Measures", "has dist bal full")
 ExScratch = namedtuple("ExScratch", "hold chosen facts item_facts")
 # what happened last to an item that stays open: as the result's unfillable "action" says it
 ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
 AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
+CANNOT = -1.0  # `_servable`: the facility may not serve the item (a servable quantity is > EPS)
 EPS, KM_PER_MILE, _find = shared.EPS, shared.KM_PER_MILE, shared.find_row
 
 
-@jit(inline="always")
+@helper
 def _net(stock, p, f):
     """Net stock of product ``p`` at facility ``f`` (0.0 without a row) and the row, or -1."""
     pos = _find(stock.fac, stock.p_ptr[p], stock.p_ptr[p + 1], f)
@@ -99,7 +123,7 @@ def _net(stock, p, f):
     return stock.net[pos], pos
 
 
-@jit
+@helper
 def _less(keys, a, b, width):
     for k in range(width):
         if keys[a, k] < keys[b, k]:
@@ -109,13 +133,14 @@ def _less(keys, a, b, width):
     return False
 
 
-@jit
+@helper
 def _sort_rows(keys, n, width, order, buffer):
     """Row indices 0..n-1 ordered by their key rows (merge sort; keys end with the facility,
-    so no two rows tie), in ``order`` or ``buffer`` (scratch, both at least n long): the one
-    returned."""
+    so no two rows tie), in ``order`` or ``buffer`` (scratch, both at least n long): returns
+    whether they ended in ``buffer``."""
     for k in range(n):
         order[k] = k
+    in_buffer = False
     run = 1
     while run < n:
         for lo in range(0, n, 2 * run):
@@ -139,11 +164,12 @@ def _sort_rows(keys, n, width, order, buffer):
                 j += 1
                 k += 1
         order, buffer = buffer, order
+        in_buffer = not in_buffer
         run *= 2
-    return order
+    return in_buffer
 
 
-@jit(inline="always")
+@helper
 def _km_at(cache, ui, f, u, facilities, units):
     """The distance in km from ``f`` to unit ``u`` (the ``ui``-th routed; both have
     coordinates), once per unit."""
@@ -155,7 +181,7 @@ def _km_at(cache, ui, f, u, facilities, units):
     return cache.km[f]
 
 
-@jit(inline="always")
+@helper
 def _zone_of(rates, c, f, dest, has_km, km):
     """The zone under card ``c`` (-1: none) of a package from ``f`` (shipping.zone_of)."""
     if c < 0:
@@ -164,7 +190,7 @@ def _zone_of(rates, c, f, dest, has_km, km):
                    has_km, km, rates.miles[c], rates.band[c], rates.n_zones[c])
 
 
-@jit(inline="always")
+@helper
 def _zone_at(cache, ui, f, u, c, facilities, units, rates):
     """The zone of a package from ``f`` to unit ``u`` (the ``ui``-th routed), once per unit;
     the distance, when needed, from the unit's distance cache."""
@@ -178,7 +204,7 @@ def _zone_at(cache, ui, f, u, c, facilities, units, rates):
     return cache.zone[f]
 
 
-@jit(inline="always")
+@helper
 def _bucket(rates, c, weight, volume):
     """The weight bucket of a package under card ``c`` (shipping.weight_bucket), -1 for
     none."""
@@ -188,7 +214,7 @@ def _bucket(rates, c, weight, volume):
                          volume)
 
 
-@jit(inline="always")
+@helper
 def _price(rates, c, z, f, b):
     """A package's cost in bucket ``b`` of zone ``z`` from ``f`` (shipping.bucket_cost; NaN
     without either)."""
@@ -198,13 +224,13 @@ def _price(rates, c, z, f, b):
                        z, b)
 
 
-@jit(inline="always")
+@helper
 def _package_cost(rates, c, z, f, weight, volume):
     """`shipping.RateModel.cost`: NaN when it cannot be priced."""
     return _price(rates, c, z, f, _bucket(rates, c, weight, volume))
 
 
-@jit
+@helper
 def _first_filling(serve, r, c, step, ranked, n_pend, cap, n_pl):
     """The first ranked facility that can fill every one of the step's items in full (open
     quantities of the same product summed, in item order) and that ``cap`` lets ship
@@ -222,7 +248,8 @@ def _first_filling(serve, r, c, step, ranked, n_pend, cap, n_pl):
                 i2 = step.unit_items[step.u0 + step.k[o2]]
                 if it_prod[i2] == it_prod[i]:
                     need += it_open[i2]
-            if not _can_serve(serve, r, c, i, f, need, True, n_pend):
+            available = _servable(serve, r, c, i, f, n_pend)
+            if available == CANNOT or not available + EPS >= need:
                 ok = False
                 break
         if ok:
@@ -230,7 +257,7 @@ def _first_filling(serve, r, c, step, ranked, n_pend, cap, n_pl):
     return -1
 
 
-@jit(inline="always")
+@helper
 def _excluded(items, i, f):
     for k in range(items.excl_ptr[i], items.excl_ptr[i + 1]):
         if items.excl[k] == f:
@@ -238,7 +265,7 @@ def _excluded(items, i, f):
     return False
 
 
-@jit(inline="always")
+@helper
 def _passes(stage, r, facts, item_facts):
     """Whether rule ``r``'s conditions of ``stage`` (ir.Stage) all pass on ``facts`` and
     ``item_facts`` (by fact code): each its criterion's check (`condition_passes`)."""
@@ -251,7 +278,7 @@ def _passes(stage, r, facts, item_facts):
     return True
 
 
-@jit(inline="always")
+@helper
 def _slot(keys, key):
     """Where ``key`` is in the open-addressing table ``keys`` (-1: empty), or would go."""
     mask = keys.shape[0] - 1
@@ -270,7 +297,7 @@ def rehash(old, new):
             new[_slot(new, old[k])] = old[k]
 
 
-@jit(inline="always")
+@helper
 def _may_open(f, cap, n_pl):
     """`interpreter._may_open`: under `max_facilities`, a facility the ship group already
     ships from (in the run or this rule's first ``n_pl`` placements) may take more; another
@@ -299,7 +326,61 @@ def _may_open(f, cap, n_pl):
     return cap.used.per_group[cap.sgk] + extra < cap.limit
 
 
-@jit
+@helper
+def _rule_checks(only_all, threshold, items, opened, placed, scratch):
+    """The rule's checks on its placements (the reference's `_post_checks`: `only_all`, then
+    the shipment value threshold per facility and of what stays open), on the unit's open
+    items ``opened`` (a Step) with ``scratch`` (Checked): whether they reject the
+    placements and why (ir.NOT_REJECTED, ir.REJECTED_*), the facility a threshold names (the
+    first in facility order; -1: none) and the value it names. The decision reads the code,
+    the explanation (`_explain_rule`) all three: one evaluation for both."""
+    it_price, it_adj, it_qty, it_open = items.price, items.adj, items.qty, items.open
+    filled, pf_fac, pf_val = scratch.filled, scratch.pf_fac, scratch.pf_val
+    n_open = opened.n
+    for o in range(n_open):
+        filled[o] = 0.0
+    n_pf = 0  # the facilities placed at and the value of their shipments
+    for x in range(placed.n):
+        i, f, q = placed.item[x], placed.fac[x], placed.qty[x]
+        for o in range(n_open):
+            if opened.unit_items[opened.u0 + opened.k[o]] == i:
+                filled[o] += q
+        value = q * it_price[i] + it_adj[i] * (q / it_qty[i])
+        found = False
+        for y in range(n_pf):
+            if pf_fac[y] == f:
+                pf_val[y] += value
+                found = True
+                break
+        if not found:
+            pf_fac[n_pf] = f
+            pf_val[n_pf] = value
+            n_pf += 1
+    complete = True
+    for o in range(n_open):
+        if not filled[o] + EPS >= it_open[opened.unit_items[opened.u0 + opened.k[o]]]:
+            complete = False
+    if only_all and not complete:
+        return ir.REJECTED_ONLY_ALL, -1, 0.0
+    if threshold != 0.0 and not (n_pf == 1 and complete):
+        best = -1
+        for y in range(n_pf):
+            if pf_val[y] + EPS < threshold and (best < 0 or pf_fac[y] < pf_fac[best]):
+                best = y
+        if best >= 0:
+            return ir.REJECTED_FACILITY, pf_fac[best], pf_val[best]
+        if not complete:
+            open_value = 0.0
+            for o in range(n_open):
+                i = opened.unit_items[opened.u0 + opened.k[o]]
+                rest = it_open[i] - filled[o]
+                if rest > EPS:
+                    open_value += rest * it_price[i] + it_adj[i] * (rest / it_qty[i])
+            if open_value + EPS < threshold:
+                return ir.REJECTED_OPEN, -1, open_value
+    return ir.NOT_REJECTED, -1, 0.0
+
+
 def route_units(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
                 out, explain):
     """Route the units units.order[start:] in order (ir: every argument but ``start`` is one
@@ -309,11 +390,60 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     `max_facilities`) could fill past half for the next unit, out.counts[USED_FULL] is set
     and (next unit, 0) returned, for the caller to grow it; when the explanation rows could
     not take the next unit, explain.counts[EXPLAIN_FULL] and (next unit, rows it needs). The
-    units ``explain.wanted`` have their rules explained (`_explain_rule`)."""
+    units ``explain.wanted`` have their rules explained (`_explain_rule`).
+
+    Python: allocates the loop's scratch, sized by the run (facilities, the largest unit),
+    and hands it to the compiled loop (`_route`), which allocates nothing and so is compiled
+    without reference counting (jit.helper)."""
+    n_fac = len(facilities.has)
+    n_rules = len(rules.single)
+    order = units.order[start:]
+    lo, hi = units.ptr[order], units.ptr[order + 1]
+    # a placement per (item, facility holding it) of the largest unit
+    held = np.diff(stock.p_ptr)[items.prod[units.items]]
+    rows = np.concatenate(([0], np.cumsum(held)))
+    most_items = max(1, int((hi - lo).max())) if len(order) else 1
+    most_rows = int((rows[hi] - rows[lo]).max()) + 1 if len(order) else 1
+    by_fac = np.zeros(n_fac)
+    ship = ShipKeys(np.zeros(n_fac), np.ones(n_fac, np.bool_), np.zeros(n_fac, np.bool_),
+                    np.zeros(n_fac))  # _shipping_keys of the step being ranked
+    cache = Cache(np.zeros(n_fac, np.int64), np.zeros(n_fac), np.zeros(n_fac, np.int64),
+                  np.full(n_fac, -1, np.int64))
+    width = 2 * (int(sorts.n.max()) if n_rules else 0) + 3
+    scratch = Scratch(
+        cache=cache,
+        cands=Candidates(np.empty(n_fac, np.int64), np.zeros(n_fac, np.int64),
+                         np.zeros(n_fac, np.int64)),
+        seen_stamp=np.zeros(n_fac, np.int64), c_dist=by_fac.copy(),
+        c_has=np.zeros(n_fac, np.bool_), bal=by_fac.copy(),
+        # facilities with a package in the rule (stamp), its weight and volume
+        packages=Packages(np.zeros(n_fac, np.int64), by_fac.copy(), by_fac.copy()),
+        ship=ship, pl_item=np.empty(most_rows, np.int64), pl_fac=np.empty(most_rows, np.int64),
+        pl_qty=np.empty(most_rows),
+        pending=Pending(np.empty(most_rows, np.int64), np.empty(most_rows, np.int64),
+                        np.empty(most_rows)),
+        facts=np.empty(N_FACTS), item_facts=np.empty(N_ITEM_FACTS), cand_facts=np.empty(N_FACTS),
+        ex_scratch=ExScratch(np.zeros(n_fac, np.int64), np.zeros(n_fac, np.int64),
+                             np.empty(N_FACTS), np.empty(N_ITEM_FACTS)),
+        checked=Checked(np.empty(most_items), np.empty(most_rows, np.int64),
+                        np.empty(most_rows)),
+        **{name: np.empty(most_items, np.int64)
+           for name in ("last_rule", "last_action", "open_k", "need_p", "step_of", "step_k")},
+        need_q=np.empty(most_items), products=np.empty(most_items, np.int64),
+        sorting=Sorting(np.empty((n_fac, width)), np.empty(n_fac, np.int64),
+                        np.empty(n_fac, np.int64), np.empty(n_fac, np.int64)))
+    return _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
+                  out, explain, scratch)
+
+
+@jit(_nrt=False)
+def _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used, out,
+           explain, scratch):
+    """`route_units`' loop, on the scratch it allocated (compiled without reference counting:
+    see jit.helper)."""
     order, unit_ptr, unit_items = units.order, units.ptr, units.items
     u_has, u_sgk = units.has, units.ship_group
     it_prod, it_open, it_group = items.prod, items.open, items.group
-    it_price, it_adj, it_qty = items.price, items.adj, items.qty
     f_has, f_limit, orders_today = facilities.has, facilities.limit, facilities.orders_today
     p_ptr, s_fac, s_net = stock.p_ptr, stock.fac, stock.net
     counts = out.counts
@@ -321,63 +451,28 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     transit, leaves = rates.transit, rates.leaves
     n_fac = f_has.shape[0]
     n_rules = rules.single.shape[0]
-    cand_stamp = np.zeros(n_fac, np.int64)
-    seen_stamp = np.zeros(n_fac, np.int64)
-    cache = Cache(np.zeros(n_fac, np.int64), np.zeros(n_fac), np.zeros(n_fac, np.int64),
-                  np.full(n_fac, -1, np.int64))
-    zone_cache = cache.zone
-    c_dist = np.zeros(n_fac)
-    c_has = np.zeros(n_fac, np.bool_)
-    bal = np.zeros(n_fac)
-    full = np.zeros(n_fac, np.int64)
-    cand_list = np.empty(n_fac, np.int64)
-    holders = np.empty(n_fac, np.int64)
-    cands = Candidates(cand_list, cand_stamp, full)
-    # facilities with a package in the rule (stamp), its weight and volume
-    packages = Packages(np.zeros(n_fac, np.int64), np.zeros(n_fac), np.zeros(n_fac))
-    pk_stamp, pk_w, pk_v = packages.stamp, packages.w, packages.v
-    ship = ShipKeys(np.zeros(n_fac), np.ones(n_fac, np.bool_), np.zeros(n_fac, np.bool_),
-                    np.zeros(n_fac))  # _shipping_keys of the step being ranked
-    stamp = 0
-    # scratch for the largest unit, made once: a placement per (item, facility holding it)
-    most_items, most_rows = 1, 1
-    for ui in range(start, len(order)):
-        u = order[ui]
-        n_rows = 0
-        for k in range(unit_ptr[u], unit_ptr[u + 1]):
-            p = it_prod[unit_items[k]]
-            n_rows += p_ptr[p + 1] - p_ptr[p]
-        most_items = max(most_items, unit_ptr[u + 1] - unit_ptr[u])
-        most_rows = max(most_rows, n_rows + 1)
-    pl_item = np.empty(most_rows, np.int64)
-    pl_fac = np.empty(most_rows, np.int64)
-    pl_qty = np.empty(most_rows)
-    serve = Serve(items, stock, conditions, rates, zone_cache, np.empty(most_rows, np.int64),
-                  np.empty(most_rows, np.int64), np.empty(most_rows),
-                  np.empty(N_FACTS), np.empty(N_ITEM_FACTS))
-    cand_facts = np.empty(N_FACTS)
-    ex_scratch = ExScratch(np.zeros(n_fac, np.int64), np.zeros(n_fac, np.int64),
-                           np.empty(N_FACTS), np.empty(N_ITEM_FACTS))
-    ex_tables = ExTables(rules, conditions, items, facilities, stock, rates, units, used)
-    pf_fac = np.empty(most_rows, np.int64)
-    pf_val = np.empty(most_rows)
-    last_rule = np.empty(most_items, np.int64)
-    last_action = np.empty(most_items, np.int64)
-    open_k = np.empty(most_items, np.int64)
-    need_p = np.empty(most_items, np.int64)
-    need_q = np.empty(most_items)
-    step_of = np.empty(most_items, np.int64)
-    step_k = np.empty(most_items, np.int64)
-    filled = np.empty(most_items)
-    products = np.empty(most_items, np.int64)
+    cache, cands, sorting = scratch.cache, scratch.cands, scratch.sorting
+    cand_list, cand_stamp, full = cands.list, cands.stamp, cands.full
+    seen_stamp, c_dist, c_has, bal = scratch.seen_stamp, scratch.c_dist, scratch.c_has, scratch.bal
+    holders = sorting.holding
+    packages, ship = scratch.packages, scratch.ship
+    # the tables made of the run's arrays and the scratch (made here: Python would convert
+    # the run's arrays once more for each)
+    serve = Serve(items, stock, conditions.serve, conditions.today, leaves, transit, cache.zone,
+                  scratch.pending, scratch.facts, scratch.item_facts)
     tables = sorts.tables
-    view = RankView(products, c_has, c_dist, bal, rules.seq, rules.ship_rank, ship.new,
+    view = RankView(scratch.products, c_has, c_dist, bal, rules.seq, rules.ship_rank, ship.new,
                     rules.split_distance, ship.added, rules.split_money, ship.delivery, p_ptr,
                     s_fac, s_net, tables.v_ptr, tables.v_fac, tables.v_val, tables.style_of,
                     tables.style_ptr, tables.style_var, tables.style_size, tables.excludes)
-    width = 2 * (max(sorts.n) if n_rules else 0) + 3
-    sorting = Sorting(np.empty((n_fac, width)), np.empty(n_fac, np.int64),
-                      np.empty(n_fac, np.int64), holders)
+    pk_stamp, pk_w, pk_v = packages.stamp, packages.w, packages.v
+    pl_item, pl_fac, pl_qty = scratch.pl_item, scratch.pl_fac, scratch.pl_qty
+    cand_facts, ex_scratch, checked = scratch.cand_facts, scratch.ex_scratch, scratch.checked
+    last_rule, last_action, open_k = scratch.last_rule, scratch.last_action, scratch.open_k
+    need_p, need_q = scratch.need_p, scratch.need_q
+    step_of, step_k = scratch.step_of, scratch.step_k
+    ex_tables = ExTables(rules, conditions, items, facilities, stock, rates, units, used)
+    stamp = 0
     for ui in range(start, len(order)):
         u = order[ui]
         u0, u1 = unit_ptr[u], unit_ptr[u + 1]
@@ -513,7 +608,7 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                         q = s_net[j]
                         if cand_stamp[f] != stamp or q + EPS < need or _excluded(items, i, f):
                             continue
-                        # with serve conditions, as _can_serve with nothing placed yet
+                        # with serve conditions, as _servable with nothing placed yet
                         if serve_n == 0 or q > EPS and _serve_passes(serve, r, c, i, f, q):
                             full[f] += 1
             # ---- assignment ----
@@ -525,10 +620,11 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
             if rules.single[r]:
                 step = Step(open_k, n_open, u0, unit_items)
                 if rules.ship_rank[r]:
-                    _shipping_keys(serve, rules, r, c, step, cands, n_cand, stamp,
-                                   n_pk + unit_pk, packages, ship)
-                n_rank, ranked_rows = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
-                                            rules.ship_rank[r], ship.ok, view, sorting)
+                    _shipping_keys(serve, rates, conditions.placement, rules.costs[r], r, c,
+                                   step, cands, n_cand, stamp, n_pk + unit_pk, packages, ship)
+                n_rank, in_b = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
+                                     rules.ship_rank[r], ship.ok, view, sorting)
+                ranked_rows = sorting.order_b if in_b else sorting.order_a
                 f = _first_filling(serve, r, c, step,
                                    Ranked(sorting.keys, ranked_rows, n_rank, last), n_pend,
                                    cap, n_pl)
@@ -562,11 +658,12 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                     step = Step(step_k, n_step, u0, unit_items)
                     first = unit_items[u0 + step_k[0]]
                     if rules.ship_rank[r]:
-                        _shipping_keys(serve, rules, r, c, step, cands, n_cand, stamp,
-                                       n_pk + unit_pk, packages, ship)
-                    n_rank, ranked_rows = _rank(r, step, items, stock, sorts, cands, n_cand,
-                                                stamp, rules.ship_rank[r], ship.ok, view,
-                                                sorting)
+                        _shipping_keys(serve, rates, conditions.placement, rules.costs[r], r,
+                                       c, step, cands, n_cand, stamp, n_pk + unit_pk, packages,
+                                       ship)
+                    n_rank, in_b = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
+                                         rules.ship_rank[r], ship.ok, view, sorting)
+                    ranked_rows = sorting.order_b if in_b else sorting.order_a
                     if rules.keep_groups[r] and it_group[first] >= 0:
                         f = _first_filling(serve, r, c, step,
                                            Ranked(sorting.keys, ranked_rows, n_rank, last),
@@ -578,7 +675,7 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                                 pl_fac[n_pl] = f
                                 pl_qty[n_pl] = it_open[i]
                                 n_pl += 1
-                                n_pend = _add_pending(serve, n_pend, f, it_prod[i], it_open[i])
+                                n_pend = _add_pending(serve.pend, n_pend, f, it_prod[i], it_open[i])
                                 n_pk = _pack(packages, stamp, rates, c, f, it_prod[i],
                                              it_open[i], n_pk)
                         continue
@@ -587,10 +684,11 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                     remaining = it_open[i]
                     for h in range(n_rank):
                         f = int(sorting.keys[ranked_rows[h], last])
-                        if not _may_open(f, cap, n_pl) or \
-                                not _can_serve(serve, r, c, i, f, 0.0, False, n_pend):
+                        if not _may_open(f, cap, n_pl):
                             continue
-                        available = _net(stock, p, f)[0] - _pending(serve, n_pend, f, p)
+                        available = _servable(serve, r, c, i, f, n_pend)
+                        if available == CANNOT:
+                            continue
                         if rules.whole_lines[r]:
                             if available + EPS < remaining:
                                 continue
@@ -601,58 +699,24 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
                         pl_fac[n_pl] = f
                         pl_qty[n_pl] = take
                         n_pl += 1
-                        n_pend = _add_pending(serve, n_pend, f, p, take)
+                        n_pend = _add_pending(serve.pend, n_pend, f, p, take)
                         n_pk = _pack(packages, stamp, rates, c, f, p, take, n_pk)
                         remaining -= take
                         if remaining <= EPS:
                             break
 
             # ---- the rule's checks ----
-            rejected = False
+            placed = Placed(pl_item, pl_fac, pl_qty, n_pl)
+            rejection = ir.NOT_REJECTED, -1, 0.0
             if n_pl > 0:
-                n_pf = 0
-                for o in range(n_open):
-                    filled[o] = 0.0
-                for x in range(n_pl):
-                    i, f, q = pl_item[x], pl_fac[x], pl_qty[x]
-                    for o in range(n_open):
-                        if unit_items[u0 + open_k[o]] == i:
-                            filled[o] += q
-                    value = q * it_price[i] + it_adj[i] * (q / it_qty[i])
-                    found = False
-                    for y in range(n_pf):
-                        if pf_fac[y] == f:
-                            pf_val[y] += value
-                            found = True
-                            break
-                    if not found:
-                        pf_fac[n_pf] = f
-                        pf_val[n_pf] = value
-                        n_pf += 1
-                complete = True
-                for o in range(n_open):
-                    if not filled[o] + EPS >= it_open[unit_items[u0 + open_k[o]]]:
-                        complete = False
-                if rules.only_all[r] and not complete:
-                    rejected = True
-                threshold = rules.threshold[r]
-                if not rejected and threshold != 0.0 and not (n_pf == 1 and complete):
-                    for y in range(n_pf):
-                        if pf_val[y] + EPS < threshold:
-                            rejected = True
-                    if not rejected and not complete:
-                        open_value = 0.0
-                        for o in range(n_open):
-                            i = unit_items[u0 + open_k[o]]
-                            rest = it_open[i] - filled[o]
-                            if rest > EPS:
-                                open_value += rest * it_price[i] + it_adj[i] * (rest / it_qty[i])
-                        if open_value + EPS < threshold:
-                            rejected = True
+                rejection = _rule_checks(rules.only_all[r], rules.threshold[r], items,
+                                         Step(open_k, n_open, u0, unit_items),
+                                         placed, checked)
+            rejected = rejection[0] != ir.NOT_REJECTED
             if explaining:
                 _explain_rule(explain, ExAt(r, u, ui, sgk, c, u0, unit_items, open_k, n_open,
                                             need_p, need_q, n_need, stamp),
-                              Placed(pl_item, pl_fac, pl_qty, n_pl, rejected), ex_tables, cache,
+                              placed, rejection, ex_tables, cache,
                               Measures(c_has, c_dist, bal, full), ex_scratch)
             # ---- commit ----
             if not rejected and n_pl > 0:
@@ -759,7 +823,7 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     return len(order), 0
 
 
-@jit(inline="always")
+@helper
 def _pack(packages, stamp, rates, c, f, p, q, n_pk):
     """Add ``q`` units of product ``p`` to the rule's package at ``f`` (interpreter._pack);
     returns how many facilities have one."""
@@ -778,31 +842,31 @@ def _pack(packages, stamp, rates, c, f, p, q, n_pk):
     return n_pk
 
 
-@jit(inline="always")
-def _pending(serve, n_pend, f, p):
+@helper
+def _pending(pend, n_pend, f, p):
     for k in range(n_pend):
-        if serve.pend_f[k] == f and serve.pend_p[k] == p:
-            return serve.pend_q[k]
+        if pend.f[k] == f and pend.p[k] == p:
+            return pend.q[k]
     return 0.0
 
 
-@jit(inline="always")
-def _add_pending(serve, n_pend, f, p, q):
+@helper
+def _add_pending(pend, n_pend, f, p, q):
     for k in range(n_pend):
-        if serve.pend_f[k] == f and serve.pend_p[k] == p:
-            serve.pend_q[k] = serve.pend_q[k] + q
+        if pend.f[k] == f and pend.p[k] == p:
+            pend.q[k] = pend.q[k] + q
             return n_pend
-    serve.pend_f[n_pend] = f
-    serve.pend_p[n_pend] = p
-    serve.pend_q[n_pend] = 0.0 + q
+    pend.f[n_pend] = f
+    pend.p[n_pend] = p
+    pend.q[n_pend] = 0.0 + q
     return n_pend + 1
 
 
-@jit(inline="always")
+@helper
 def _serve_passes(serve, r, c, i, f, available):
     """Whether ``f``, with ``available`` net stock of item ``i``'s product, passes the rule's
     serve-stage conditions for the item under the unit's card ``c``."""
-    stage = serve.conditions.serve
+    stage = serve.stage
     if stage.n[r] == 0:
         return True
     items, facts, item_facts = serve.items, serve.facts, serve.item_facts
@@ -810,42 +874,43 @@ def _serve_passes(serve, r, c, i, f, available):
     facts[F_DELIVERY] = np.nan
     z = serve.zone[f]
     if stage.needs[r, F_DELIVERY] and z >= 0:
-        facts[F_DELIVERY] = delivery_day(serve.rates.leaves[f], serve.rates.transit[max(c, 0)],
+        facts[F_DELIVERY] = delivery_day(serve.leaves[f], serve.transit[max(c, 0)],
                                          z)
     facts[F_REFUSED] = np.nan
     if stage.needs[r, F_REFUSED]:
-        facts[F_REFUSED] = days_since_refusal(serve.conditions.today, items.rej_ptr,
+        facts[F_REFUSED] = days_since_refusal(serve.today, items.rej_ptr,
                                               items.rej_fac, items.rej_day, i, f)
     item_facts[I_PROMISED] = items.promised[i]
     item_facts[I_OPEN] = items.open[i]
     return _passes(stage, r, facts, item_facts)
 
 
-@jit(inline="always")
-def _can_serve(serve, r, c, i, f, need, has_need, n_pend):
-    """Whether facility ``f`` may give stock for item ``i`` (all of ``need`` if has_need)
-    under the unit's card ``c``, less what the step placed (the first ``n_pend`` rows):
-    interpreter._can_serve, with the rule's serve-stage conditions."""
+@helper
+def _servable(serve, r, c, i, f, n_pend):
+    """What facility ``f`` may give of item ``i`` under the unit's card ``c``: its net stock
+    less what the step placed (the first ``n_pend`` rows), or CANNOT when it may not serve
+    the item (excluded, nothing left, or the rule's serve-stage conditions fail):
+    interpreter._can_serve, which the caller completes with the quantity it needs."""
     items = serve.items
     if _excluded(items, i, f):
-        return False
+        return CANNOT
     p = items.prod[i]
-    available = _net(serve.stock, p, f)[0] - _pending(serve, n_pend, f, p)
+    available = _net(serve.stock, p, f)[0] - _pending(serve.pend, n_pend, f, p)
     if available <= EPS:
-        return False
+        return CANNOT
     if not _serve_passes(serve, r, c, i, f, available):
-        return False
-    return not has_need or available + EPS >= need
+        return CANNOT
+    return available
 
 
-@jit(inline="always")
-def _shipping_keys(serve, rules, r, c, step, cands, n_cand, stamp, opened, packages, keys):
+@helper
+def _shipping_keys(serve, rates, placement, costs, r, c, step, cands, n_cand, stamp, opened,
+                   packages, keys):
     """Per candidate, what `_rank` needs of shipping for placing the step's items
     (interpreter._ranking): whether it would open a new package, the cost the package there
     would have and whether it passes the rule's cost limits, what placing adds and the
     delivery day (NaN: unknown)."""
-    items, rates, conditions = serve.items, serve.rates, serve.conditions
-    costs = rules.costs[r]
+    items = serve.items
     weight = 0.0
     volume = 0.0
     if costs:  # interpreter._weight of the placed items
@@ -873,21 +938,21 @@ def _shipping_keys(serve, rules, r, c, step, cands, n_cand, stamp, opened, packa
                                   packages.v[f] + volume)
         else:  # 0.0 + weight is weight: the step's own bucket
             total = _price(rates, c, z, f, alone)
-        if conditions.placement.n[r] > 0:
+        if placement.n[r] > 0:
             serve.facts[F_COST] = total
-            keys.ok[f] = _passes(conditions.placement, r, serve.facts, serve.item_facts)
+            keys.ok[f] = _passes(placement, r, serve.facts, serve.item_facts)
         added = total - (_package_cost(rates, c, z, f, packages.w[f], packages.v[f])
                          if has_package else 0.0)
         keys.added[f] = added
 
 
-@jit
+@helper
 def _rank(r, step, items, stock, sorts, cands, n_cand, stamp, shipping_keys, ship_ok, view,
           sorting):
     """Candidates holding every placed product, in rank order: the rule's sorts, then more
     items in full, then (one item placed) its availability there, then facility id. Fills the
     first rows of ``sorting.keys`` (the facility in column 2 * sorts + 2) and returns how
-    many, and the row order. Each sort's value is its criterion's (`sort_value` over
+    many, and whether their row order is in ``sorting.order_b`` (else ``order_a``). Each sort's value is its criterion's (`sort_value` over
     ``view``; NaN: missing, which drops the facility for a sort that excludes missing
     values). With ``shipping_keys``, a facility whose package fails the rule's cost limits
     (``ship_ok``) is left out."""
@@ -962,59 +1027,7 @@ def _rank(r, step, items, stock, sorts, cands, n_cand, stamp, shipping_keys, shi
 
 # ---- explanations ------------------------------------------------------------------------------
 
-@jit
-def _rejection(rules, r, items, at, placed):
-    """Why the rule's checks rejected its placements, as the reference's `_post_checks`
-    says it (ir.REJECTED_*): the code, the facility a shipment threshold names (the first in
-    facility order; -1: none) and the value it names."""
-    it_price, it_adj, it_qty, it_open = items.price, items.adj, items.qty, items.open
-    n_open = at.n_open
-    filled = np.zeros(n_open)
-    pf_fac = np.empty(placed.n, np.int64)
-    pf_val = np.empty(placed.n)
-    n_pf = 0
-    for x in range(placed.n):
-        i, f, q = placed.item[x], placed.fac[x], placed.qty[x]
-        for o in range(n_open):
-            if at.unit_items[at.u0 + at.open_k[o]] == i:
-                filled[o] += q
-        value = q * it_price[i] + it_adj[i] * (q / it_qty[i])
-        found = False
-        for y in range(n_pf):
-            if pf_fac[y] == f:
-                pf_val[y] += value
-                found = True
-                break
-        if not found:
-            pf_fac[n_pf] = f
-            pf_val[n_pf] = value
-            n_pf += 1
-    complete = True
-    for o in range(n_open):
-        if not filled[o] + EPS >= it_open[at.unit_items[at.u0 + at.open_k[o]]]:
-            complete = False
-    if rules.only_all[r] and not complete:
-        return ir.REJECTED_ONLY_ALL, -1, 0.0
-    threshold = rules.threshold[r]
-    if threshold != 0.0 and not (n_pf == 1 and complete):
-        best = -1
-        for y in range(n_pf):
-            if pf_val[y] + EPS < threshold and (best < 0 or pf_fac[y] < pf_fac[best]):
-                best = y
-        if best >= 0:
-            return ir.REJECTED_FACILITY, pf_fac[best], pf_val[best]
-        open_value = 0.0
-        for o in range(n_open):
-            i = at.unit_items[at.u0 + at.open_k[o]]
-            rest = it_open[i] - filled[o]
-            if rest > EPS:
-                open_value += rest * it_price[i] + it_adj[i] * (rest / it_qty[i])
-        if not complete and open_value + EPS < threshold:
-            return ir.REJECTED_OPEN, -1, open_value
-    return ir.NOT_REJECTED, -1, 0.0
-
-
-@jit(inline="always")
+@helper
 def _excluded_any(items, at, f):
     """Whether an open item of the unit excludes ``f`` (`excluded_facilities`)."""
     for o in range(at.n_open):
@@ -1023,16 +1036,16 @@ def _excluded_any(items, at, f):
     return False
 
 
-@jit(inline="always")
-def _check_fails(explain, at, k, f, tables, cache, cost, scratch):
-    """Whether facility ``f`` fails the rule's ``k``-th check in explanation order, on the
+@helper
+def _check_fails(stage_code, pos, at, f, tables, cache, cost, scratch):
+    """Whether facility ``f`` fails the rule's check at position ``pos`` of the stage
+    ``stage_code`` (ir.STAGE_CODES), on the
     facts the reference explainer compares: the candidate's distance or transit days, the
     cost (``cost``) of one package of the open items, or for each open item its net stock
     there with nothing placed, delivery day and rejection age."""
     r, u, c = at.r, at.u, at.c
     conditions, items, rates = tables.conditions, tables.items, tables.rates
     facilities, units = tables.facilities, tables.units
-    stage_code, pos = explain.stage[r, k], explain.pos[r, k]
     facts, item_facts = scratch.facts, scratch.item_facts
     if stage_code == 0:
         stage = conditions.candidate
@@ -1073,7 +1086,7 @@ def _check_fails(explain, at, k, f, tables, cache, cost, scratch):
     return False
 
 
-@jit(inline="always")
+@helper
 def _open_package(rates, items, at):
     """Weight and volume of one package of the unit's open items (shipping.weight)."""
     c = at.c
@@ -1088,8 +1101,8 @@ def _open_package(rates, items, at):
     return weight, volume
 
 
-@jit
-def _explain_rule(explain, at, placed, tables, cache, measures, scratch):
+@helper
+def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scratch):
     """One rule of an explained unit, as the reference explainer (runtime.explanation)
     reports it, into the explanation rows (ir.Explain): the outcome, why the placements were
     rejected, the chosen facilities with what they were ranked by, and every other facility
@@ -1109,9 +1122,8 @@ def _explain_rule(explain, at, placed, tables, cache, measures, scratch):
     explain.r_card[row] = c
     for t in range(explain.r_count.shape[1]):
         explain.r_count[row, t] = 0
-    code, rej_fac, rej_value = ir.NOT_REJECTED, -1, 0.0
-    if placed.rejected:
-        code, rej_fac, rej_value = _rejection(rules, r, items, at, placed)
+    code, rej_fac, rej_value = rejection
+    rejected = code != ir.NOT_REJECTED
     explain.r_rejected[row] = code
     explain.r_rej_fac[row] = rej_fac
     explain.r_rej_value[row] = rej_value
@@ -1120,7 +1132,7 @@ def _explain_rule(explain, at, placed, tables, cache, measures, scratch):
     first = counts[ir.CHOSEN]
     n_chosen = 0
     outcome = 0
-    if not placed.rejected and placed.n > 0:
+    if not rejected and placed.n > 0:
         total = 0.0
         for x in range(placed.n):
             total += placed.qty[x]
@@ -1195,7 +1207,8 @@ def _explain_rule(explain, at, placed, tables, cache, measures, scratch):
                 if k == excl_at and _excluded_any(items, at, f):
                     column = ir.REASON_EXCLUDED
                     break
-                if _check_fails(explain, at, k, f, tables, cache, cost, scratch):
+                if _check_fails(explain.stage[r, k], explain.pos[r, k], at, f, tables, cache,
+                                cost, scratch):
                     column = ir.N_FIXED_REASONS + k
                     break
             if column < 0 and excl_at >= n_checks and _excluded_any(items, at, f):
@@ -1210,7 +1223,7 @@ def _explain_rule(explain, at, placed, tables, cache, measures, scratch):
                         column = ir.REASON_SINGLE
                         break
             if column < 0:
-                column = ir.REASON_REJECTED if placed.rejected else ir.REASON_RANKED
+                column = ir.REASON_REJECTED if rejected else ir.REASON_RANKED
         t = reason[column]
         seen = explain.r_count[row, t]
         if seen < 3:

@@ -1,6 +1,6 @@
 """`routing warm`: compile the fast engine's kernel into numba's cache now, once, rather than
-in the first run that needs it (about four minutes on a quiet 2-core machine since the kernel
-emits explanations, far more on a busy one: see docs/performance.md).
+in the first run that needs it (about half a minute of CPU, a minute of wall time on a busy
+2-core machine: docs/performance.md, "The compiled kernel's compile time").
 
 The kernel is compiled with ``cache=True``: numba writes the machine code next to the source
 (``routing_dsl/engine/__pycache__``, or ``~/.cache/numba`` when the package directory is
