@@ -19,7 +19,7 @@ from routing_dsl.fuzz.contracts import (plan_campaign, plan_documents, read_resu
                                         result_campaign, result_documents)
 from routing_dsl.fuzz.surfaces import Project
 from routing_dsl.plan import Plan
-from routing_dsl.result import Result
+from routing_dsl.result import Result, dump_result
 
 from .test_fuzz_surfaces import no_findings
 
@@ -196,7 +196,7 @@ def test_every_reader_reads_the_engines_result(project):
     store.upgrade()
     result = route(project.plan, project.snapshot)
     Result.model_validate(result)
-    read_result(json.loads(json.dumps(result)), result, store, project)
+    read_result(json.loads(dump_result(result)), result, store, project)
     assert store.batches(10)
     store.dispose()
 
