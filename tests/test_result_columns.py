@@ -20,7 +20,8 @@ from routing_dsl.bench.scenarios import PLAN, Scenario, generate
 from routing_dsl.checker import Workspace
 from routing_dsl.compiler import compile_program
 from routing_dsl.engine import load_columnar, resultcolumns, run_fast, unsupported_reason
-from routing_dsl.engine.resultcolumns import AllocationColumns, RunStrings, UnfillableColumns
+from routing_dsl.engine.resultcolumns import (AllocationColumns, InventoryColumns, RunStrings,
+                                              UnfillableColumns)
 from routing_dsl.result import dump_result
 from routing_dsl.runtime import rows as result_rows
 from routing_dsl.runtime.rows import ResultRows, field_values
@@ -64,6 +65,7 @@ FAST_CASES = [(r, s) for r, s in CASES if not unsupported_reason(load_plan(r))]
 def test_every_example_is_written_from_columns_as_from_dictionaries(route_file, snapshot_file):
     result = run_fast(load_plan(route_file), load_columnar(snapshot_file))
     assert in_columns(result["allocations"]) or not result["allocations"]
+    assert in_columns(result["inventory_after"]) or not result["inventory_after"]
     for pretty in (False, True):
         assert dump_result(result, pretty) == row_writer(result, pretty)
     with chunks_of(2):
@@ -147,6 +149,17 @@ def unfillable_blocks(draw, strings: RunStrings, n_items: int):
 
 
 @st.composite
+def inventory_blocks(draw, strings: RunStrings, n_items: int):
+    n = draw(st.integers(0, 12))
+    n_fac, n_prod = len(strings.fac_ids), len(strings.product_ids)
+    return InventoryColumns(
+        strings.fac_ids, strings.product_ids,
+        np.array(draw(st.lists(st.integers(0, n_fac - 1), min_size=n, max_size=n)), np.int64),
+        np.array(draw(st.lists(st.integers(0, n_prod - 1), min_size=n, max_size=n)), np.int64),
+        np.array(draw(st.lists(st.floats(-1e9, 1e9), min_size=n, max_size=n)), np.float64))
+
+
+@st.composite
 def run_strings(draw):
     n_items = draw(st.integers(1, 6))
     tables = [draw(st.lists(ids, min_size=n_items, max_size=n_items)) for _ in range(4)]
@@ -156,7 +169,7 @@ def run_strings(draw):
 @st.composite
 def blocks(draw):
     strings, n_items = draw(run_strings())
-    kind = draw(st.sampled_from([allocation_blocks, unfillable_blocks]))
+    kind = draw(st.sampled_from([allocation_blocks, unfillable_blocks, inventory_blocks]))
     return draw(kind(strings, n_items))
 
 

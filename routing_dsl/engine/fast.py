@@ -22,16 +22,16 @@ import numpy as np
 
 from ..criteria import REGISTRY
 from ..criteria.orders import DEFAULT_SORT
-from ..criteria.text import number
 from ..plan import Plan, PlanRouting
 from ..runtime import Context, Run, order_lines, order_predicate, priority_ranks, radians
+from ..runtime.rows import ResultRows
 from ..runtime.state import ItemState, Unit
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import ir, kernel
 from .columnar import inventory_columns
 from .explained import FastExplainer
-from .resultcolumns import AllocationColumns, RunStrings, UnfillableColumns
+from .resultcolumns import AllocationColumns, InventoryColumns, RunStrings, UnfillableColumns
 
 
 class _NoRates:
@@ -665,14 +665,19 @@ class FastAllocator:
             deliveries.append(shown)
         return costs, transits, deliveries
 
-    def inventory_after(self) -> list[dict]:
+    def inventory_after(self) -> ResultRows:
+        """The stock rows the run took from, by facility then product id, as columns."""
         ctx = self.ctx
         changed = np.nonzero(ctx.s_alloc)[0]
-        entries = sorted(
-            (ctx.fac_ids[ctx.s_fac[k]], ctx.prod_ids[ctx.s_prod[k]],
-             float(ctx.atp_column[ctx.s_row[k]]) - float(ctx.s_alloc[k]))
-            for k in changed.tolist())
-        return [{"facility": f, "product": p, "atp": number(atp)} for f, p, atp in entries]
+        fac, prod = ctx.s_fac[changed], ctx.s_prod[changed]
+        # ranks of the ids in string order (the pairs are unique: the ids decide)
+        fac_rank, prod_rank = _ranks(ctx.fac_ids), _ranks(ctx.prod_ids)
+        changed = changed[np.lexsort((prod_rank[prod], fac_rank[fac]))]
+        rows = ResultRows()
+        rows.add_columns(InventoryColumns(
+            ctx.fac_ids, ctx.prod_ids, ctx.s_fac[changed], ctx.s_prod[changed],
+            ctx.atp_column[ctx.s_row[changed]] - ctx.s_alloc[changed]))
+        return rows
 
 
 class _UnitSet:
@@ -736,6 +741,13 @@ def _timestamps(values) -> np.ndarray:
 
 def _nan(value) -> float:
     return math.nan if value is None else value
+
+
+def _ranks(ids: list[str]) -> np.ndarray:
+    """Each id's place among ``ids`` sorted."""
+    ranks = np.zeros(max(1, len(ids)), np.int64)
+    ranks[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+    return ranks
 
 
 def _coordinates(ship_group) -> tuple:

@@ -257,3 +257,43 @@ class UnfillableColumns:
                 ',"queue":"', s.json("fac_ids", self.queue[start:stop]),
                 '","auto_cancel_date":', _scalars_json(self.auto_cancel_date[start:stop]),
                 "}"], stop - start).encode()
+
+
+class InventoryColumns:
+    """The run's `inventory_after` (result.InventoryAfter), by column: facilities and
+    products as indexes into their id lists, the ATP left."""
+
+    KEYS = ("facility", "product", "atp")
+
+    def __init__(self, fac_ids: list[str], prod_ids: list[str], facility: np.ndarray,
+                 product: np.ndarray, atp: np.ndarray) -> None:
+        self.fac_ids, self.prod_ids = fac_ids, prod_ids
+        self.facility, self.product, self.atp = facility, product, atp
+
+    def __len__(self) -> int:
+        return len(self.facility)
+
+    def _columns(self, start: int, stop: int) -> dict[str, object]:
+        return {"facility": map(self.fac_ids.__getitem__, self.facility[start:stop].tolist()),
+                "product": map(self.prod_ids.__getitem__, self.product[start:stop].tolist()),
+                "atp": numbers(self.atp[start:stop])}
+
+    def rows(self, start: int, stop: int) -> list[dict]:
+        keys = self.KEYS
+        return [dict(zip(keys, values, strict=True))
+                for values in zip(*self._columns(start, stop).values(), strict=True)]
+
+    def field(self, name: str) -> list:
+        return list(self._columns(0, len(self))[name])
+
+    def json_chunks(self):
+        for start in range(0, len(self), CHUNK):
+            stop = min(start + CHUNK, len(self))
+            yield _rows_json([
+                '{"facility":"', _inner_json(self.field_slice("facility", start, stop)),
+                '","product":"', _inner_json(self.field_slice("product", start, stop)),
+                '","atp":', _scalars_json(numbers(self.atp[start:stop])), "}"],
+                stop - start).encode()
+
+    def field_slice(self, name: str, start: int, stop: int) -> list:
+        return list(self._columns(start, stop)[name])
