@@ -264,3 +264,18 @@ def test_run_writes_the_reference_scenario_in_pieces_as_one_document(tmp_path):
     assert answer.exit_code == 0, answer.output
     result = run_fast(load_plan(Path(rules)), load_columnar(snapshot))
     assert out.read_bytes() == dump_result(result) == row_writer(result)
+
+
+near_halves = st.tuples(st.integers(-10 ** 9, 10 ** 9), st.integers(-3, 3)).map(
+    lambda pair: float(np.nextafter((pair[0] + 0.5) / 100, np.inf * pair[1]))
+    if pair[1] else (pair[0] + 0.5) / 100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_infinity=False) | near_halves, max_size=40))
+def test_distances_are_rounded_as_python_rounds_them(values):
+    """The writer rounds a block's distances with numpy, where Python's `round(d, 2)` is the
+    contract: the same floats, ties and near-ties included."""
+    mine = resultcolumns.rounded(np.array(values, np.float64)).tolist()
+    python = [round(v, 2) for v in values]
+    assert orjson.dumps(mine) == orjson.dumps(python)

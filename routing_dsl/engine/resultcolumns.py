@@ -54,12 +54,43 @@ def numbers(values: np.ndarray) -> list:
     speed."""
     whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
     ints = np.where(whole, values, 0).astype(np.int64).tolist()
+    if whole.all():
+        return ints
     return [i if w else number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
                                                        strict=True)]
 
 
+def rounded(values: np.ndarray) -> np.ndarray:
+    """Python's ``round(v, 2)`` of each value, at numpy speed. numpy rounds ``v * 100`` to
+    an integer k and divides (k / 100 is then the double nearest the decimal, as Python's);
+    the k it picks can differ from Python's only where ``v * 100`` lies within its rounding
+    error of a half (or where that error is large): those few are rounded by Python."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the largest go to Python anyway
+        result = np.round(values, 2)
+        scaled = values * 100
+        doubtful = np.nonzero((np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+                              | (np.abs(values) >= 1e7))[0]
+    if len(doubtful):
+        result[doubtful] = [round(v, 2) for v in values[doubtful].tolist()]
+    return result
+
+
 def _distances(values: np.ndarray) -> list:
-    return [None if d != d else round(d, 2) for d in values.tolist()]
+    return [None if d != d else d for d in rounded(values).tolist()]
+
+
+def _array_json(values: np.ndarray) -> list[str]:
+    """Each of ``values`` (a numpy array) as orjson writes the Python number (NaN: null)."""
+    return _dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",") \
+        if len(values) else []
+
+
+def _numbers_json(values: np.ndarray) -> list[str]:
+    """`numbers` of each value, as orjson writes it."""
+    whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
+    if whole.all():
+        return _array_json(values.astype(np.int64))
+    return _scalars_json(numbers(values))
 
 
 def _scalars_json(values: list) -> list[str]:
@@ -108,6 +139,12 @@ def _text(value) -> str:
     return _dumps(value).decode()
 
 
+def _rows(keys: tuple[str, ...], columns: list) -> list[dict]:
+    """Rows as dictionaries from their columns (iterables as long as the rows, or endless
+    repeats)."""
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=False)]
+
+
 class AllocationColumns:
     """A routing run's allocations (result.Allocation), by column."""
 
@@ -130,36 +167,40 @@ class AllocationColumns:
     def __len__(self) -> int:
         return len(self.item)
 
-    def _columns(self, start: int, stop: int) -> dict[str, object]:
-        s = self.strings
-        items = self.item[start:stop].tolist()
-        rules = self.rule[start:stop].tolist()
-        n = len(items)
-        costs, transits, deliveries = (
-            (column[start:stop] for column in self.shipping) if self.shipping
-            else (repeat(None, n), repeat(None, n), repeat(None, n)))
+    def _ids(self, table: str):
+        return lambda start, stop: map(getattr(self.strings, table).__getitem__,
+                                       self.item[start:stop].tolist())
+
+    def _shipping(self, k: int):
+        def column(start: int, stop: int):
+            return self.shipping[k][start:stop] if self.shipping else repeat(None, stop - start)
+        return column
+
+    def _columns(self) -> dict:
+        """How to read each field, for rows ``start`` to ``stop``."""
         return {
-            "order": map(s.order_ids.__getitem__, items),
-            "ship_group": map(s.sg_ids.__getitem__, items),
-            "item": map(s.item_ids.__getitem__, items),
-            "product": map(s.product_ids.__getitem__, items),
-            "facility": map(s.fac_ids.__getitem__, self.facility[start:stop].tolist()),
-            "quantity": numbers(self.quantity[start:stop]),
-            "new_ship_group": self.new_ship_group[start:stop],
-            "group": repeat(self.group, n), "routing": repeat(self.routing, n),
-            "rule": map(self.rule_names.__getitem__, rules),
-            "distance": _distances(self.distance[start:stop]),
-            "distance_unit": map(self.distance_units.__getitem__, rules),
-            "shipping_cost": costs, "transit_days": transits, "delivery_date": deliveries,
+            "order": self._ids("order_ids"), "ship_group": self._ids("sg_ids"),
+            "item": self._ids("item_ids"), "product": self._ids("product_ids"),
+            "facility": lambda start, stop: map(self.strings.fac_ids.__getitem__,
+                                                self.facility[start:stop].tolist()),
+            "quantity": lambda start, stop: numbers(self.quantity[start:stop]),
+            "new_ship_group": lambda start, stop: self.new_ship_group[start:stop],
+            "group": lambda start, stop: repeat(self.group, stop - start),
+            "routing": lambda start, stop: repeat(self.routing, stop - start),
+            "rule": lambda start, stop: map(self.rule_names.__getitem__,
+                                            self.rule[start:stop].tolist()),
+            "distance": lambda start, stop: _distances(self.distance[start:stop]),
+            "distance_unit": lambda start, stop: map(self.distance_units.__getitem__,
+                                                     self.rule[start:stop].tolist()),
+            "shipping_cost": self._shipping(0), "transit_days": self._shipping(1),
+            "delivery_date": self._shipping(2),
         }
 
     def rows(self, start: int, stop: int) -> list[dict]:
-        keys = self.KEYS
-        return [dict(zip(keys, values, strict=True))
-                for values in zip(*self._columns(start, stop).values(), strict=False)]
+        return _rows(self.KEYS, [read(start, stop) for read in self._columns().values()])
 
     def field(self, name: str) -> list:
-        return list(self._columns(0, len(self))[name])
+        return list(self._columns()[name](0, len(self)))
 
     def json_chunks(self):
         s = self.strings
@@ -180,11 +221,11 @@ class AllocationColumns:
                 '","item":"', s.json("item_ids", rows),
                 '","product":"', s.json("product_ids", rows),
                 '","facility":"', s.json("fac_ids", self.facility[start:stop]),
-                '","quantity":', _scalars_json(numbers(self.quantity[start:stop])),
+                '","quantity":', _numbers_json(self.quantity[start:stop]),
                 ',"new_ship_group":"', _inner_json(self.new_ship_group[start:stop]),
                 '","group":' + _text(self.group) + ',"routing":' + _text(self.routing)
                 + ',"rule":', list(map(rule_json.__getitem__, rules)),
-                ',"distance":', _scalars_json(_distances(self.distance[start:stop])),
+                ',"distance":', _array_json(rounded(self.distance[start:stop])),
                 ',"distance_unit":', list(map(unit_json.__getitem__, rules)),
                 ',"shipping_cost":', costs, ',"transit_days":', transits,
                 ',"delivery_date":', deliveries, "}"], stop - start).encode()
@@ -209,33 +250,32 @@ class UnfillableColumns:
     def __len__(self) -> int:
         return len(self.item)
 
-    def _rule_names(self, rules: list[int]) -> list:
-        names = self.rule_names
-        return [names[r] if r >= 0 else None for r in rules]
+    def _ids(self, table: str):
+        return lambda start, stop: map(getattr(self.strings, table).__getitem__,
+                                       self.item[start:stop].tolist())
 
-    def _columns(self, start: int, stop: int) -> dict[str, object]:
-        s = self.strings
-        items = self.item[start:stop].tolist()
+    def _columns(self) -> dict:
+        """How to read each field, for rows ``start`` to ``stop``."""
+        names = self.rule_names
         return {
-            "order": map(s.order_ids.__getitem__, items),
-            "ship_group": map(s.sg_ids.__getitem__, items),
-            "item": map(s.item_ids.__getitem__, items),
-            "product": map(s.product_ids.__getitem__, items),
-            "quantity": numbers(self.quantity[start:stop]),
-            "routing": repeat(self.routing, len(items)),
-            "rule": self._rule_names(self.rule[start:stop].tolist()),
-            "action": map(self.action_names.__getitem__, self.action[start:stop].tolist()),
-            "queue": map(s.fac_ids.__getitem__, self.queue[start:stop].tolist()),
-            "auto_cancel_date": self.auto_cancel_date[start:stop],
+            "order": self._ids("order_ids"), "ship_group": self._ids("sg_ids"),
+            "item": self._ids("item_ids"), "product": self._ids("product_ids"),
+            "quantity": lambda start, stop: numbers(self.quantity[start:stop]),
+            "routing": lambda start, stop: repeat(self.routing, stop - start),
+            "rule": lambda start, stop: [names[r] if r >= 0 else None
+                                         for r in self.rule[start:stop].tolist()],
+            "action": lambda start, stop: map(self.action_names.__getitem__,
+                                              self.action[start:stop].tolist()),
+            "queue": lambda start, stop: map(self.strings.fac_ids.__getitem__,
+                                             self.queue[start:stop].tolist()),
+            "auto_cancel_date": lambda start, stop: self.auto_cancel_date[start:stop],
         }
 
     def rows(self, start: int, stop: int) -> list[dict]:
-        keys = self.KEYS
-        return [dict(zip(keys, values, strict=True))
-                for values in zip(*self._columns(start, stop).values(), strict=False)]
+        return _rows(self.KEYS, [read(start, stop) for read in self._columns().values()])
 
     def field(self, name: str) -> list:
-        return list(self._columns(0, len(self))[name])
+        return list(self._columns()[name](0, len(self)))
 
     def json_chunks(self):
         s = self.strings
@@ -249,7 +289,7 @@ class UnfillableColumns:
                 '","ship_group":"', s.json("sg_ids", rows),
                 '","item":"', s.json("item_ids", rows),
                 '","product":"', s.json("product_ids", rows),
-                '","quantity":', _scalars_json(numbers(self.quantity[start:stop])),
+                '","quantity":', _numbers_json(self.quantity[start:stop]),
                 ',"routing":' + _text(self.routing) + ',"rule":',
                 [rule_json[r] if r >= 0 else "null" for r in self.rule[start:stop].tolist()],
                 ',"action":', list(map(action_json.__getitem__,
@@ -273,27 +313,25 @@ class InventoryColumns:
     def __len__(self) -> int:
         return len(self.facility)
 
-    def _columns(self, start: int, stop: int) -> dict[str, object]:
-        return {"facility": map(self.fac_ids.__getitem__, self.facility[start:stop].tolist()),
-                "product": map(self.prod_ids.__getitem__, self.product[start:stop].tolist()),
-                "atp": numbers(self.atp[start:stop])}
+    def _columns(self) -> dict:
+        """How to read each field, for rows ``start`` to ``stop``."""
+        return {"facility": lambda start, stop: map(self.fac_ids.__getitem__,
+                                                    self.facility[start:stop].tolist()),
+                "product": lambda start, stop: map(self.prod_ids.__getitem__,
+                                                   self.product[start:stop].tolist()),
+                "atp": lambda start, stop: numbers(self.atp[start:stop])}
 
     def rows(self, start: int, stop: int) -> list[dict]:
-        keys = self.KEYS
-        return [dict(zip(keys, values, strict=True))
-                for values in zip(*self._columns(start, stop).values(), strict=True)]
+        return _rows(self.KEYS, [read(start, stop) for read in self._columns().values()])
 
     def field(self, name: str) -> list:
-        return list(self._columns(0, len(self))[name])
+        return list(self._columns()[name](0, len(self)))
 
     def json_chunks(self):
+        columns = self._columns()
         for start in range(0, len(self), CHUNK):
             stop = min(start + CHUNK, len(self))
             yield _rows_json([
-                '{"facility":"', _inner_json(self.field_slice("facility", start, stop)),
-                '","product":"', _inner_json(self.field_slice("product", start, stop)),
-                '","atp":', _scalars_json(numbers(self.atp[start:stop])), "}"],
-                stop - start).encode()
-
-    def field_slice(self, name: str, start: int, stop: int) -> list:
-        return list(self._columns(start, stop)[name])
+                '{"facility":"', _inner_json(list(columns["facility"](start, stop))),
+                '","product":"', _inner_json(list(columns["product"](start, stop))),
+                '","atp":', _numbers_json(self.atp[start:stop]), "}"], stop - start).encode()
