@@ -126,7 +126,7 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
     return files
 
 
-def write_output(path: Path, data: str | bytes) -> None:
+def write_output(path: Path, data: str | bytes | Iterable[bytes]) -> None:
     """Write ``path`` completely or not at all (see `outputs.write_atomically`)."""
     from .outputs import UnwritableOutput, write_atomically
     try:

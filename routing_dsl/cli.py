@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -59,7 +60,7 @@ def note(message: str) -> None:
     click.echo(f"note: {printable(message)}", err=True)
 
 
-def emit(path: Path | None, text: str | bytes) -> bool:
+def emit(path: Path | None, text: str | bytes | Iterable[bytes]) -> bool:
     """Write ``text`` to ``path``, or to standard output when ``path`` is None or ``-``.
     Returns whether it went to a file."""
     if path is None or str(path) == "-":
@@ -282,16 +283,21 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
     """A short human report: per group and routing, what was attempted and routed;
     ``stores`` (order id -> product store) tells apart the unfilled items of two groups'
     routings of the same name."""
+    from .runtime.rows import field_values
     lines = []
     by_rule: dict[tuple, int] = {}
-    for allocation in result["allocations"]:
-        key = (allocation["group"], allocation["routing"], allocation["rule"])
+    allocations = result["allocations"]
+    for key in zip(field_values(allocations, "group"), field_values(allocations, "routing"),
+                   field_values(allocations, "rule"), strict=True):
         by_rule[key] = by_rule.get(key, 0) + 1
     # A run's unfilled records come together, in run order, but name only their routing
     # (two groups may each have a "Web orders"): take them run by run, and by the product
     # store of their order when the snapshot tells it.
     unfilled: dict[tuple, dict[str, int]] = {}
-    records = iter(result["unfillable"])
+    left = result["unfillable"]
+    records = ({"routing": r, "order": o, "action": a} for r, o, a in zip(
+        field_values(left, "routing"), field_values(left, "order"),
+        field_values(left, "action"), strict=True))
     entry = next(records, None)
     for batch in result["batches"]:
         for run in batch["runs"]:
@@ -388,7 +394,7 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         executor: str, jobs: int,
         address: str | None) -> None:
     """Run a .route file or a compiled plan against a snapshot."""
-    from .result import dump_result
+    from .result import dump_result, result_chunks
     progress = Progress(sys.stderr)
     try:
         progress.phase("loading")
@@ -410,7 +416,9 @@ def run(source: Path, snapshot_path: str, mapping: Path | None, out: Path | None
         progress.phase("writing")
         result = outcome.result
         if output_format == "json":
-            text = dump_result(result, pretty)
+            # to a file: written piece by piece, the rows straight from their columns
+            text = result_chunks(result, pretty) if out is not None and str(out) != "-" \
+                else dump_result(result, pretty)
         else:
             rows = app.result_rows(result)
             text = csv_text(app.RESULT_COLUMNS, rows) if output_format == "csv" else \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 TEMP_MARK = ".routing-tmp."
@@ -18,8 +19,9 @@ class UnwritableOutput(Exception):
     """The target's folder does not take new files (the message names the path and why)."""
 
 
-def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write ``path`` completely or not at all.
+def write_atomically(path: Path, data: str | bytes | Iterable[bytes]) -> None:
+    """Write ``path`` completely or not at all: ``data``, or the pieces it yields, one after
+    the other (a large document need not be held whole).
 
     A link is written through (its target is replaced, the link stays); an existing file
     keeps its mode; a new file gets the mode the umask allows. Temporary files left by a
@@ -35,13 +37,15 @@ def write_atomically(path: Path, data: str | bytes) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    pieces = (payload,) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as error:
         raise UnwritableOutput(f"{path}: cannot write here: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            for piece in pieces:
+                handle.write(piece)
         os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:

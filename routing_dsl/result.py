@@ -10,6 +10,7 @@ money to whole cents.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Literal
 
@@ -187,7 +188,32 @@ class Result(_Model):
 def dump_result(result: dict, pretty: bool = False) -> bytes:
     """The result document as UTF-8 JSON: compact (fast to write and to parse) unless
     ``pretty``, indented by two spaces for people and golden files."""
-    # the newline appended by orjson: `+ b"\n"` copied the whole document once more (about
-    # 0.6 GB for a million orders' result)
-    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if pretty else 0)
-    return orjson.dumps(result, option=option)
+    return b"".join(result_chunks(result, pretty))
+
+
+def result_chunks(result: dict, pretty: bool = False) -> Iterator[bytes]:
+    """`dump_result`'s bytes in pieces, to be written one after the other. Compact, the rows
+    kept as columns (runtime.rows.ResultRows) are written from their columns a few thousand
+    at a time, never all as dictionaries: the same bytes orjson writes for the whole
+    document, key by key."""
+    from .runtime.rows import ResultRows, plain
+    if pretty:
+        # the newline appended by orjson: `+ b"\n"` copied the whole document once more
+        yield orjson.dumps(result, default=plain,
+                           option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_INDENT_2)
+        return
+    separator = b"{"
+    for key, value in result.items():
+        yield separator + orjson.dumps(key) + b":"
+        separator = b","
+        if isinstance(value, ResultRows):
+            yield b"["
+            first = True
+            for chunk in value.json_chunks():
+                if chunk:
+                    yield chunk if first else b"," + chunk
+                    first = False
+            yield b"]"
+        else:
+            yield orjson.dumps(value, default=plain)
+    yield b"}\n" if result else b"{}\n"

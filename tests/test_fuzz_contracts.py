@@ -19,7 +19,7 @@ from routing_dsl.fuzz.contracts import (plan_campaign, plan_documents, read_resu
                                         result_campaign, result_documents)
 from routing_dsl.fuzz.surfaces import Project
 from routing_dsl.plan import Plan
-from routing_dsl.result import Result
+from routing_dsl.result import Result, dump_result
 
 from .test_fuzz_surfaces import no_findings
 
@@ -101,7 +101,7 @@ def test_a_result_number_beyond_the_engines_range_is_refused_by_the_contract(pro
     """Found by the result campaign: the result schema took any number, and a result holding
     2^64 could not be written (orjson) or recorded (SQLite's 64-bit columns)."""
     from routing_dsl.engine import route
-    document = json.loads(json.dumps(route(project.plan, project.snapshot)))
+    document = json.loads(dump_result(route(project.plan, project.snapshot)))
     target = document
     for part in path[:-1]:
         target = target[part]
@@ -151,7 +151,7 @@ def test_an_allocation_of_nothing_is_refused_by_the_result_contract(project):
     (no engine writes one), and two of them for one item could not both be recorded (the
     outbox's deduplication key repeated)."""
     from routing_dsl.engine import route
-    document = json.loads(json.dumps(route(project.plan, project.snapshot)))
+    document = json.loads(dump_result(route(project.plan, project.snapshot)))
     document["allocations"][0]["quantity"] = 0
     with pytest.raises(ValidationError) as refused:
         Result.model_validate_json(json.dumps(document), strict=True)
@@ -196,7 +196,7 @@ def test_every_reader_reads_the_engines_result(project):
     store.upgrade()
     result = route(project.plan, project.snapshot)
     Result.model_validate(result)
-    read_result(json.loads(json.dumps(result)), result, store, project)
+    read_result(json.loads(dump_result(result)), result, store, project)
     assert store.batches(10)
     store.dispose()
 

@@ -20,6 +20,7 @@ from routing_dsl.compiler import compile_program
 from routing_dsl.checker import Workspace
 from routing_dsl.interpreter import run_plan
 from routing_dsl.plan import PlanError, load_plan
+from routing_dsl.runtime.rows import plain
 from routing_dsl.snapshot import Snapshot, SnapshotError, load_snapshot, parse_snapshot
 
 from .conftest import ROOT
@@ -523,7 +524,7 @@ def test_fuzz_snapshots_never_crash_the_engine(seed):
             assert error.problems and all(p.startswith("fuzz.json") for p in error.problems)
             continue
         result = run_plan(plan, snapshot)
-        json.dumps(result, allow_nan=False)
+        json.dumps(result, allow_nan=False, default=plain)  # the rows: a sequence
 
 
 # ---- a new user's first afternoon ------------------------------------------------------------

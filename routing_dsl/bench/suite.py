@@ -126,9 +126,8 @@ def run_bench(facilities: int = 1000, ship_groups: int = 5000, products: int = 2
               rounds: int = 3) -> BenchReport:
     """The fast engine, the reference engine and the SQL baseline on the same generated data
     (loaded once, outside the timings), the best of ``rounds`` each."""
-    import orjson
-
     from ..engine import run_fast
+    from ..result import dump_result
     from .sqlbaseline import load_database, route_in_sql
 
     snapshot = generate(facilities, ship_groups, products)
@@ -143,7 +142,7 @@ def run_bench(facilities: int = 1000, ship_groups: int = 5000, products: int = 2
         started = time.perf_counter()
         reference = run_plan(plan, snapshot)
         best_reference = min(best_reference, time.perf_counter() - started)
-        if orjson.dumps(result) != orjson.dumps(reference):
+        if dump_result(result) != dump_result(reference):
             raise AssertionError("the fast and the reference engine disagree")
         allocations = len(result["allocations"])
         # ship groups reaching rule 2 are those rule 1 could not fill
@@ -274,7 +273,6 @@ def startup_costs(rounds: int = 5) -> str:
 
 def _lsp_ready(command: list[str], env: dict, cwd) -> float:
     """Seconds from starting the language server to its answer to `initialize`."""
-    import json
     import subprocess
     request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                           "params": {"processId": None, "rootUri": None,
@@ -479,6 +477,8 @@ def explanation_costs(facilities: int = 1020, ship_groups: int = 2000, rounds: i
     the peak memory)."""
     import tracemalloc
 
+    from ..result import dump_result
+
     snapshot = generate(facilities, ship_groups, products=max(100, ship_groups))
     plan = bench_plan()
     order = snapshot.orders[len(snapshot.orders) // 2].id
@@ -494,7 +494,7 @@ def explanation_costs(facilities: int = 1020, ship_groups: int = 2000, rounds: i
     def peak(**options) -> int:
         tracemalloc.start()
         result = run_plan(plan, snapshot, **options)
-        json_size = len(json.dumps(result))
+        json_size = len(dump_result(result))
         current, highest = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return highest + json_size  # the result as written counts too
@@ -511,7 +511,6 @@ def sql_source_costs(ship_groups: int = 20_000, facilities: int = 300,
                      url: str | None = None) -> str:
     """Reading a snapshot from SQL (the reference OMS schema) against routing it, measured in
     the same run: the read must not dominate. ``url`` defaults to a temporary SQLite file."""
-    import json
     import tempfile
     from pathlib import Path
 

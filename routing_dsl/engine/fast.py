@@ -22,15 +22,16 @@ import numpy as np
 
 from ..criteria import REGISTRY
 from ..criteria.orders import DEFAULT_SORT
-from ..criteria.text import number
 from ..plan import Plan, PlanRouting
 from ..runtime import Context, Run, order_lines, order_predicate, priority_ranks, radians
+from ..runtime.rows import ResultRows
 from ..runtime.state import ItemState, Unit
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
 from . import ir, kernel
 from .columnar import inventory_columns
 from .explained import FastExplainer
+from .resultcolumns import AllocationColumns, InventoryColumns, RunStrings, UnfillableColumns
 
 
 class _NoRates:
@@ -323,6 +324,7 @@ class FastAllocator:
         self._used_table: ir.Used | None = None
         self._packages_per_group = np.zeros(0, np.int64)  # in the routing run being routed
         self.explainer = FastExplainer(self) if run.explain else None
+        self._run_strings: RunStrings | None = None
 
     def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
@@ -553,61 +555,42 @@ class FastAllocator:
 
     def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, out: ir.Outputs,
               unit_warn: np.ndarray, items: np.ndarray) -> None:
-        """The kernel's output rows as the result's allocations and unfillable items."""
+        """The kernel's output rows as the result's allocations and unfillable items: a
+        block of columns each (engine.resultcolumns), no dictionary per row."""
         ctx = self.ctx
         fac_ids, rules = ctx.fac_ids, routing.rules
-        order_ids, sg_ids, item_ids, products = (ctx.it_order_id, ctx.it_sg_id, ctx.it_item_id,
-                                                 ctx.it_product_id)
-        names: dict[int, str] = {}
-        commit = None
+        order_ids, sg_ids = ctx.it_order_id, ctx.it_sg_id
         n_alloc = int(out.counts[ir.ALLOCATED])
         rows = out._replace(**{name: getattr(out, name)[:n_alloc]
                                for name in ir.ALLOCATION_COLUMNS})
-        quantities = _numbers(rows.a_qty)
         rule_names = [rule.name for rule in rules]
-        units_of = [rule.distance_unit for rule in rules]
         run = self.run
         used = run.used if self.explainer is not None else None
         shipping = self._shipping_figures(group_name, routing.name, rows)
-        append = run.allocations.append
-        for k, (u, i, f, r, distance, new) in enumerate(zip(
-                rows.a_unit.tolist(), rows.a_item.tolist(), rows.a_fac.tolist(),
-                rows.a_rule.tolist(), rows.a_dist.tolist(), rows.a_new.tolist(), strict=True)):
-            if commit != (u, r):  # one commit per (unit, rule): new ship groups per facility
-                commit = (u, r)
-                names = {}
-            if new:
-                names[f] = run.new_ship_group(order_ids[i], sg_ids[i])
-                if used is not None:  # what an explanation of `max_facilities` shows, in order
-                    shipping_from = used[(order_ids[i], sg_ids[i])]
-                    if fac_ids[f] not in shipping_from:
-                        shipping_from.append(fac_ids[f])
-            cost, transit, delivery = shipping[k] if shipping else (None, None, None)
-            append({
-                "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
-                "product": products[i], "facility": fac_ids[f], "quantity": quantities[k],
-                "new_ship_group": names[f], "group": group_name, "routing": routing.name,
-                "rule": rule_names[r],
-                "distance": None if distance != distance else round(distance, 2),
-                "distance_unit": units_of[r],
-                "shipping_cost": cost, "transit_days": transit, "delivery_date": delivery,
-            })
+        # a new ship group per package, named in row order at its first row (a_first); the
+        # package's other rows (same commit, same facility) carry its name
+        heads = np.nonzero(rows.a_new)[0]
+        names = []
+        for i, f in zip(rows.a_item[heads].tolist(), rows.a_fac[heads].tolist(), strict=True):
+            names.append(run.new_ship_group(order_ids[i], sg_ids[i]))
+            if used is not None:  # what an explanation of `max_facilities` shows, in order
+                shipping_from = used[(order_ids[i], sg_ids[i])]
+                if fac_ids[f] not in shipping_from:
+                    shipping_from.append(fac_ids[f])
+        package = np.zeros(n_alloc, np.int64)
+        package[heads] = np.arange(len(heads))
+        strings = self._strings()
+        run.allocations.add_columns(AllocationColumns(
+            strings, rows.a_item.copy(), rows.a_fac.copy(), rows.a_qty.copy(),
+            list(map(names.__getitem__, package[rows.a_first].tolist())), group_name,
+            routing.name, rows.a_rule.copy(), rule_names,
+            [rule.distance_unit for rule in rules], rows.a_dist.copy(), shipping))
         n_left = int(out.counts[ir.LEFT_OPEN])
-        x_item, x_open, x_rule, x_action = (
-            out.x_item[:n_left], out.x_open[:n_left], out.x_rule[:n_left],
-            out.x_action[:n_left])
-        left = _numbers(x_open)
-        append = run.unfillable.append
-        for k, (i, r, action) in enumerate(zip(x_item.tolist(), x_rule.tolist(),
-                                               x_action.tolist(), strict=True)):
-            append({
-                "order": order_ids[i], "ship_group": sg_ids[i], "item": item_ids[i],
-                "product": products[i], "quantity": left[k], "routing": routing.name,
-                "rule": rule_names[r] if r >= 0 else None, "action": kernel.ACTIONS[action],
-                "queue": fac_ids[ctx.it_queue[i]],
-                "auto_cancel_date": _auto_cancel(ctx.it_auto_cancel[i], int(ctx.it_ac[i]),
-                                                 ctx),
-            })
+        x_item = out.x_item[:n_left].copy()
+        run.unfillable.add_columns(UnfillableColumns(
+            strings, x_item, out.x_open[:n_left].copy(), routing.name,
+            out.x_rule[:n_left].copy(), rule_names, out.x_action[:n_left].copy(),
+            kernel.ACTIONS, ctx.it_queue[x_item], _auto_cancel_dates(x_item, ctx)))
         # open quantities and queues live in the arrays, auto-cancel dates in a list
         for i in items[ctx.it_ac[items] != kernel.AC_UNCHANGED].tolist():
             ctx.it_auto_cancel[i] = _auto_cancel_value(ctx.it_auto_cancel[i], int(ctx.it_ac[i]),
@@ -623,12 +606,20 @@ class FastAllocator:
             if fac_ids[f] in ctx.orders_today:
                 ctx.orders_today[fac_ids[f]] = int(counts[f])
 
+    def _strings(self) -> RunStrings:
+        """The run's ids by index, shared by its blocks of rows."""
+        ctx = self.ctx
+        if self._run_strings is None:
+            self._run_strings = RunStrings(ctx.it_order_id, ctx.it_sg_id, ctx.it_item_id,
+                                           ctx.it_product_id, ctx.fac_ids)
+        return self._run_strings
+
     def _shipping_figures(self, group_name: str, routing_name: str,
-                          allocated: ir.Outputs) -> list | None:
+                          allocated: ir.Outputs) -> tuple[list, list, list] | None:
         """The routing's packages counted in its totals, and (when the snapshot has rate
-        cards) each row's (cost share, transit days, delivery date), as ShippingFacts.price
-        makes them: a package's cost in cents (numpy rounds half to even, as Python does),
-        shared by weight among its rows."""
+        cards) the rows' cost shares, transit days and delivery dates (three columns), as
+        ShippingFacts.price makes them: a package's cost in cents (numpy rounds half to even,
+        as Python does), shared by weight among its rows."""
         ctx = self.ctx
         a_item, a_new, a_first = allocated.a_item, allocated.a_new, allocated.a_first
         a_cost, a_weight = allocated.a_cost, allocated.a_weight
@@ -661,26 +652,32 @@ class FastAllocator:
                                  strict=True):
                 costs[k] = None if cents_ is None else cents_ / 100
         days: dict[int, str | None] = {}
-        figures = []
-        for cost, transit, delivery in zip(costs, a_transit.tolist(), a_delivery.tolist(),
-                                           strict=True):
+        transits, deliveries = [], []
+        for transit, delivery in zip(a_transit.tolist(), a_delivery.tolist(), strict=True):
             if delivery < 0:
-                figures.append((cost, None, None))
+                transits.append(None)
+                deliveries.append(None)
                 continue
             shown = days.get(delivery)
             if shown is None:
                 shown = days[delivery] = iso_day(delivery)
-            figures.append((cost, transit, shown))
-        return figures
+            transits.append(transit)
+            deliveries.append(shown)
+        return costs, transits, deliveries
 
-    def inventory_after(self) -> list[dict]:
+    def inventory_after(self) -> ResultRows:
+        """The stock rows the run took from, by facility then product id, as columns."""
         ctx = self.ctx
         changed = np.nonzero(ctx.s_alloc)[0]
-        entries = sorted(
-            (ctx.fac_ids[ctx.s_fac[k]], ctx.prod_ids[ctx.s_prod[k]],
-             float(ctx.atp_column[ctx.s_row[k]]) - float(ctx.s_alloc[k]))
-            for k in changed.tolist())
-        return [{"facility": f, "product": p, "atp": number(atp)} for f, p, atp in entries]
+        fac, prod = ctx.s_fac[changed], ctx.s_prod[changed]
+        # ranks of the ids in string order (the pairs are unique: the ids decide)
+        fac_rank, prod_rank = _ranks(ctx.fac_ids), _ranks(ctx.prod_ids)
+        changed = changed[np.lexsort((prod_rank[prod], fac_rank[fac]))]
+        rows = ResultRows()
+        rows.add_columns(InventoryColumns(
+            ctx.fac_ids, ctx.prod_ids, ctx.s_fac[changed], ctx.s_prod[changed],
+            ctx.atp_column[ctx.s_row[changed]] - ctx.s_alloc[changed]))
+        return rows
 
 
 class _UnitSet:
@@ -746,13 +743,11 @@ def _nan(value) -> float:
     return math.nan if value is None else value
 
 
-def _numbers(values: np.ndarray) -> list:
-    """`criteria.text.number` of each value; whole numbers (nearly all quantities) at numpy
-    speed."""
-    whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
-    ints = np.where(whole, values, 0).astype(np.int64).tolist()
-    return [i if w else number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
-                                                       strict=True)]
+def _ranks(ids: list[str]) -> np.ndarray:
+    """Each id's place among ``ids`` sorted."""
+    ranks = np.zeros(max(1, len(ids)), np.int64)
+    ranks[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+    return ranks
 
 
 def _coordinates(ship_group) -> tuple:
@@ -768,6 +763,13 @@ def _auto_cancel_value(current, code: int, ctx):
     return ctx.now + timedelta(days=code)
 
 
-def _auto_cancel(current, code: int, ctx) -> str | None:
-    value = _auto_cancel_value(current, code, ctx)
-    return value.isoformat() if value else None
+def _auto_cancel_dates(items: np.ndarray, ctx) -> list[str | None]:
+    """Each of ``items``' auto-cancel date as its unfillable record shows it, after its
+    routing's actions (kernel.AC_*)."""
+    codes = ctx.it_ac[items].tolist()
+    later = {code: (ctx.now + timedelta(days=code)).isoformat() for code in set(codes)
+             if code >= 0}
+    current = ctx.it_auto_cancel
+    return [later[code] if code >= 0 else None if code == kernel.AC_NONE
+            else None if current[i] is None else current[i].isoformat()
+            for i, code in zip(items.tolist(), codes, strict=True)]

@@ -178,10 +178,10 @@ def result_documents(rng: random.Random, project: Project, count: int,
     """(document, what was broken): results generated from the result schema (or the
     project's own result), most broken at one JSON path."""
     from ..engine import route
-    from ..result import Result
+    from ..result import Result, dump_result
     schema = Result.model_json_schema()
     make = SchemaValues(rng, schema, result_pools(project), max_depth=5)
-    own = json.loads(json.dumps(route(project.plan, project.snapshot)))
+    own = json.loads(dump_result(route(project.plan, project.snapshot)))
     documents = []
     for _ in range(count):
         document = own if rng.random() < 0.3 else make.make(schema)

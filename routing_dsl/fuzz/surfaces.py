@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import orjson
 import tomli_w
 
 from .lsp import Finding, Tally
@@ -95,6 +94,7 @@ def whatif_campaign(seed: int, count: int, project: Project) -> Tally:
     the result written as `routing run` writes it."""
     from ..authoring.whatif import WhatIfError, apply, parse
     from ..engine import route
+    from ..result import dump_result
     tally = Tally()
     for statement in whatif_statements(random.Random(seed), project, count):
         tally.inputs += 1
@@ -110,7 +110,7 @@ def whatif_campaign(seed: int, count: int, project: Project) -> Tally:
             continue
         try:
             for engine in ("reference", "fast"):
-                orjson.dumps(route(project.plan, snapshot, engine=engine))
+                dump_result(route(project.plan, snapshot, engine=engine))
             tally.accepted += 1
         except Exception as error:  # noqa: BLE001 - the finding
             tally.findings.append(crash_finding("what-if", repr(statement), error))

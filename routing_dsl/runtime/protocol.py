@@ -23,7 +23,7 @@ reference allocator answers; the fast engine leaves such plans to it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import Protocol, runtime_checkable
 
 from ..plan import PlanRouting
@@ -47,6 +47,6 @@ class Allocator(Protocol):
         records and taking from its stock; returns how many items got stock (the run's
         `brokered_items`). ``progress`` is called with the number of units done."""
 
-    def inventory_after(self) -> list[dict]:
+    def inventory_after(self) -> Sequence[dict]:
         """The result's `inventory_after`: the ATP of each (facility, product) the run took
-        from, by facility then product."""
+        from, by facility then product (a list, or runtime.rows.ResultRows)."""

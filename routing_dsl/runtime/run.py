@@ -22,6 +22,7 @@ from ..shipping import RunTotals, attach_totals
 from ..snapshot import Snapshot
 from .allocation import ReferenceAllocator
 from .protocol import Allocator
+from .rows import ResultRows
 from .state import Context, Prepared, RunError, Unit
 from .stock import LiveStock
 from .units import absent_queues, in_force
@@ -52,8 +53,9 @@ class Run:
         self.explain = explain
         self.explain_orders = explain_orders
         self.explain_facilities = frozenset(explain_facilities or ())
-        self.allocations: list[dict] = []
-        self.unfillable: list[dict] = []
+        # a sequence of row dictionaries to every reader, kept as columns by the fast engine
+        self.allocations = ResultRows()
+        self.unfillable = ResultRows()
         self.explanations: list[dict] = []
         self.warnings: dict[str, str] = {}
         self.allocated_atp: dict[tuple[str, str], float] = defaultdict(float)
