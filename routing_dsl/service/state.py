@@ -284,6 +284,9 @@ class LiveState:
     lock: threading.Lock = field(default_factory=threading.Lock)  # the view's numbers
     decisions: int = 0
     commits_total: int = 0
+    # commits decided ahead (see the module's docstring): kept, or decided again under the lock
+    ahead_kept: int = 0
+    ahead_redone: int = 0
     # decisions per latency bucket (the last: beyond every bound), and their total time
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
@@ -638,6 +641,7 @@ class LiveState:
         store = self.store
         undo: list[tuple] = []
         saved: set[str] = set()
+        kept = 0  # commits whose decisions were made ahead
         # read once the lock is held, on PostgreSQL in the lock's own round trip: the keys,
         # lines others wrote since, the orders' own lines and rejections, ids for the rows
         reads = GroupReads(store, [e.key for e in entries], stores,
@@ -666,6 +670,7 @@ class LiveState:
                         self._undo_ahead(ahead)  # it read what no longer holds
                     else:  # decided on exactly what the database shows now
                         undo += ahead.undo
+                        kept = len(ahead.entries)
                 if not fresh:
                     return
                 if ahead is not None and ahead.valid:
@@ -710,6 +715,7 @@ class LiveState:
                 self._saved_plans.clear()  # a purge may have removed a plan row: write again
             with self.lock:
                 _give_back(view, undo)
+                self.ahead_redone += kept
             if isinstance(error, _KeyRace):
                 raise error from None
             raise
@@ -718,6 +724,7 @@ class LiveState:
             for product_store, last_id in heads.items():
                 view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
             self.commits_total += len(fresh)
+            self.ahead_kept += kept
         for entry, answer, note in zip(fresh, answers, notes, strict=True):
             if note is not None:
                 entry.followup = functools.partial(self.rollout.after_decision, note)
@@ -745,6 +752,7 @@ class LiveState:
         """Give back what ``ahead``'s decisions took; it is decided again."""
         with self.lock:
             _give_back(ahead.view, ahead.undo)
+            self.ahead_redone += len(ahead.entries)
         ahead.valid = False
         ahead.undo, ahead.answers, ahead.recorded = [], [], []
         ahead.batch_rows, ahead.notes = [], []
