@@ -224,13 +224,17 @@ def _firsts(group: list[_Commit]) -> tuple[list[_Commit], list[_Commit], dict]:
 
 
 class _Ahead:
-    """A group decided ahead (see the module's docstring): its commits, and, when ``valid``,
-    their decisions with what they took from ``view`` (``undo``), taken at ``epoch`` of the
-    partition's queue, to be checked under the lock before they are written."""
+    """A group decided ahead (see the module's docstring): its commits (taken from ``queue``
+    as they arrive, until ``stop``), and, when ``valid``, their decisions with what they
+    took from ``view`` (``undo``), taken at ``epoch`` of the queue, to be checked under the
+    lock before they are written."""
 
-    def __init__(self, group: list[_Commit], view: _View, epoch: int) -> None:
-        self.group, self.view, self.epoch = group, view, epoch
-        self.entries, self.repeats, self.firsts = _firsts(group)
+    def __init__(self, queue: _Queue, view: _View) -> None:
+        self.queue, self.view, self.epoch = queue, view, queue.epoch
+        self.group: list[_Commit] = []
+        self.entries: list[_Commit] = []  # the first of each key, in order
+        self.firsts: dict[str, _Commit] = {}
+        self.stop = threading.Event()
         self.valid = False
         self.answers: list[bytes] = []
         self.recorded: list = []
@@ -252,11 +256,7 @@ class _Pipe:
         if self.future is not None or self.ahead is not None:
             return  # one group ahead at most (a retried group keeps the first)
         queue = self.queue
-        group = queue.take()
-        if not group:
-            return
-        # taken here, by the committer: whatever happens to its decisions, it is answered
-        self.ahead = _Ahead(group, view, queue.epoch)
+        self.ahead = _Ahead(queue, view)
         if queue.ahead is None:
             queue.ahead = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="decide-ahead")
@@ -266,11 +266,14 @@ class _Pipe:
         """The group decided ahead (undone unless the group before ``committed``)."""
         if self.future is not None:
             future, self.future = self.future, None
+            self.ahead.stop.set()  # what arrives from now on waits for the group after
+            with self.queue.ready:
+                self.queue.ready.notify_all()
             concurrent.futures.wait([future])  # it undoes its own work when it fails
         ahead = self.ahead
         if ahead is not None and ahead.valid and not committed:
             self.state._undo_ahead(ahead)
-        return ahead
+        return ahead if ahead is not None and ahead.group else None
 
 
 @dataclass
@@ -541,7 +544,7 @@ class LiveState:
         queue = self._queue(view.domain(order.product_store))
         with queue.ready:
             queue.waiting.append(entry)
-            queue.ready.notify()
+            queue.ready.notify_all()  # the committer, or the group being decided ahead
             if queue.thread is None:
                 queue.thread = threading.Thread(target=self._commit_loop, args=(queue,),
                                                 daemon=True, name="committer")
@@ -731,18 +734,36 @@ class LiveState:
             entry.settle(answer)
 
     def _decide_ahead(self, ahead: _Ahead) -> None:
-        """Decide ``ahead``'s commits on its view as it is (the group before them taken),
-        as if no order had earlier lines or rejections: `_transact_on` checks that under
-        the lock. Thread "decide-ahead", while the committer waits for the group before."""
-        view = ahead.view
-        if any(e.order.id in view.refused for e in ahead.entries):
-            return  # rejections of its own to read: decided under the lock
+        """Take the commits that arrive until ``ahead.stop`` (the group before has
+        committed) and decide them on ``ahead.view`` as it is (that group taken), as if no
+        order had earlier lines or rejections: `_transact_on` checks that under the lock.
+        Thread "decide-ahead", while the committer waits for the group before."""
+        queue, view = ahead.queue, ahead.view
         own = ledger.Effects(view.today)
         try:
-            for entry in ahead.entries:
-                answer = self._decide(view, entry.order, entry.explain, own, ahead.recorded,
-                                      ahead.batch_rows, ahead.undo, ahead.notes)
-                ahead.answers.append(orjson.dumps(answer))
+            while True:
+                with queue.ready:
+                    while not queue.waiting and not ahead.stop.is_set():
+                        queue.ready.wait(timeout=KEEP_IDLE)
+                    if ahead.stop.is_set():
+                        break
+                    room = GROUP_LIMIT - len(ahead.group)
+                    arrived = queue.waiting[:room]
+                    del queue.waiting[:room]
+                    ahead.group += arrived  # in the group now: answered whatever happens
+                for entry in arrived:
+                    if entry.key in ahead.firsts:
+                        continue  # a repeat: answered as its first is
+                    ahead.firsts[entry.key] = entry
+                    ahead.entries.append(entry)
+                    if entry.order.id in view.refused:
+                        raise _Refused()  # its rejections to read: decided under the lock
+                    answer = self._decide(view, entry.order, entry.explain, own,
+                                          ahead.recorded, ahead.batch_rows, ahead.undo,
+                                          ahead.notes)
+                    ahead.answers.append(orjson.dumps(answer))
+                if len(ahead.group) >= GROUP_LIMIT:
+                    break
         except BaseException:  # noqa: BLE001 - decided again under the lock, which says
             self._undo_ahead(ahead)
             return
@@ -1074,6 +1095,10 @@ class LiveState:
 
 class _KeyRace(Exception):
     """A key of the group was committed meanwhile by another transaction."""
+
+
+class _Refused(Exception):
+    """A commit decided ahead whose order has recorded rejections."""
 
 
 def _answer_for(entry: _Commit, request: str, answer: str) -> bytes:
