@@ -609,6 +609,48 @@ def test_commits_decided_ahead_are_kept_and_sell_the_stock_exactly_once(tmp_path
     store.dispose()
 
 
+def test_an_order_committed_again_under_another_key_is_allocated_once(tmp_path, db_url):
+    """Each order committed, then once answered committed again under another key, from 16
+    clients: the second commit may be decided ahead, not knowing the first's lines, and is
+    then decided again under the lock, where it sees them and allocates nothing more; no
+    order line is allocated beyond its quantity."""
+    document = world(stock=300, limit=None)
+    arguments = prepare(tmp_path, db_url, document)
+    pairs = [[commit_body(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], key=f"{which}-{k}", quantity=2)
+              for which in ("first", "second")] for k in range(150)]
+    acknowledged: dict[str, dict] = {}
+    guard = threading.Lock()
+
+    def client(base: str) -> None:
+        with httpx.Client() as http:
+            while True:
+                with guard:
+                    if not pairs:
+                        return
+                    pair = pairs.pop()
+                for body in pair:  # the second once the first is answered
+                    answer = post(http, base, body)
+                    assert answer.status_code == 200, answer.text
+                    with guard:
+                        acknowledged[body["idempotency_key"]] = answer.json()
+    with serving(arguments) as served:
+        clients = [threading.Thread(target=client, args=(served.base,)) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        ahead = decided_ahead(served.base)
+    assert len(acknowledged) == 300 and ahead["kept"] > 0, ahead
+    document["orders"] = [order(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], 2) for k in range(150)]
+    store = RunStore(db_url)
+    assert recorded_keys(store) == acknowledged
+    assert_within_stock(store, document)  # no line beyond its quantity
+    for k in range(150):  # the first takes the order's 2 units, the second nothing
+        assert sum(line["quantity"] for line in acknowledged[f"first-{k}"]["lines"]) == 2
+        assert acknowledged[f"second-{k}"]["lines"] == []
+    store.dispose()
+
+
 def test_two_servers_on_one_partition_decide_again_what_the_other_changed(tmp_path, db_url):
     """Two `routing serve` processes commit to one partition: a group one decided ahead
     while the other wrote the stock it read is decided again under the lock (never
