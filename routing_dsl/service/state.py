@@ -743,9 +743,11 @@ class LiveState:
         try:
             while True:
                 with queue.ready:
-                    while not queue.waiting and not ahead.stop.is_set():
-                        queue.ready.wait(timeout=KEEP_IDLE)
-                    if ahead.stop.is_set():
+                    # (bounded: a process that stops mid-group is not held up by it)
+                    if not queue.waiting and not ahead.stop.is_set():
+                        queue.ready.wait_for(lambda: queue.waiting or ahead.stop.is_set(),
+                                             timeout=KEEP_IDLE)
+                    if ahead.stop.is_set() or not queue.waiting:
                         break
                     room = GROUP_LIMIT - len(ahead.group)
                     arrived = queue.waiting[:room]
