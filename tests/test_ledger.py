@@ -577,6 +577,100 @@ def test_two_thousand_commits_over_sixteen_connections_sell_the_stock_exactly_on
     store.dispose()
 
 
+def decided_ahead(base: str) -> dict[str, int]:
+    """The server's count of commits decided ahead, kept and decided again (/metrics)."""
+    found = {}
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("routing_commits_decided_ahead_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            found[outcome] = int(line.rsplit(" ", 1)[1])
+    return found
+
+
+def test_commits_decided_ahead_are_kept_and_sell_the_stock_exactly_once(tmp_path, db_url):
+    """16 clients on one server: while a group commits, the next one is decided ahead and
+    kept (nothing else changed what it read); retried keys among them get their first
+    answer. Every unit is sold, none twice, every answer is the recorded one."""
+    document = world(stock=300, limit=None)
+    arguments = prepare(tmp_path, db_url, document)
+    bodies = [commit_body(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], quantity=1 + k % 2)
+              for k in range(400)]
+    bodies += bodies[100:140]  # retries, mixed into the load
+    with serving(arguments) as served:
+        acknowledged = drive([served.base], bodies, threads=16)
+        ahead = decided_ahead(served.base)
+    assert len(acknowledged) == 400
+    assert ahead["kept"] > 0, ahead
+    store = RunStore(db_url)
+    assert recorded_keys(store) == acknowledged
+    taken = assert_within_stock(store, document)
+    assert taken == {("A_STORE", "P1"): 5, ("B_STORE", "P1"): 5, ("WH", "P1"): 300}
+    assert len(store.batches(10_000)) == 400  # one decision a key
+    store.dispose()
+
+
+def test_an_order_committed_again_under_another_key_is_allocated_once(tmp_path, db_url):
+    """Each order committed, then once answered committed again under another key, from 16
+    clients: the second commit may be decided ahead, not knowing the first's lines, and is
+    then decided again under the lock, where it sees them and allocates nothing more; no
+    order line is allocated beyond its quantity."""
+    document = world(stock=300, limit=None)
+    arguments = prepare(tmp_path, db_url, document)
+    pairs = [[commit_body(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], key=f"{which}-{k}", quantity=2)
+              for which in ("first", "second")] for k in range(150)]
+    acknowledged: dict[str, dict] = {}
+    guard = threading.Lock()
+
+    def client(base: str) -> None:
+        with httpx.Client() as http:
+            while True:
+                with guard:
+                    if not pairs:
+                        return
+                    pair = pairs.pop()
+                for body in pair:  # the second once the first is answered
+                    answer = post(http, base, body)
+                    assert answer.status_code == 200, answer.text
+                    with guard:
+                        acknowledged[body["idempotency_key"]] = answer.json()
+    with serving(arguments) as served:
+        clients = [threading.Thread(target=client, args=(served.base,)) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        ahead = decided_ahead(served.base)
+    assert len(acknowledged) == 300 and ahead["kept"] > 0, ahead
+    document["orders"] = [order(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], 2) for k in range(150)]
+    store = RunStore(db_url)
+    assert recorded_keys(store) == acknowledged
+    assert_within_stock(store, document)  # no line beyond its quantity
+    for k in range(150):  # the first takes the order's 2 units, the second nothing
+        assert sum(line["quantity"] for line in acknowledged[f"first-{k}"]["lines"]) == 2
+        assert acknowledged[f"second-{k}"]["lines"] == []
+    store.dispose()
+
+
+def test_two_servers_on_one_partition_decide_again_what_the_other_changed(tmp_path, db_url):
+    """Two `routing serve` processes commit to one partition: a group one decided ahead
+    while the other wrote the stock it read is decided again under the lock (never
+    written as decided ahead), and nothing is sold twice."""
+    document = world(stock=300, limit=None)
+    arguments = prepare(tmp_path, db_url, document)
+    bodies = [commit_body(f"{'AB'[k % 2]}-{k}", "AB"[k % 2], quantity=1 + k % 2)
+              for k in range(400)]
+    with serving(arguments) as one, serving(arguments) as two:
+        acknowledged = drive([one.base, two.base], bodies, threads=16)
+        ahead = [decided_ahead(one.base), decided_ahead(two.base)]
+    assert len(acknowledged) == 400
+    assert sum(a["decided_again"] for a in ahead) > 0, ahead
+    store = RunStore(db_url)
+    assert recorded_keys(store) == acknowledged
+    taken = assert_within_stock(store, document)
+    assert taken == {("A_STORE", "P1"): 5, ("B_STORE", "P1"): 5, ("WH", "P1"): 300}
+    store.dispose()
+
+
 def test_quotes_see_what_another_process_committed_within_a_second(tmp_path):
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     arguments = prepare(tmp_path, db, world(shared=False))

@@ -542,6 +542,11 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                  f"routing_decisions_total {state.decisions}",
                  "# TYPE routing_commits_total counter",
                  f"routing_commits_total {state.commits_total}",
+                 "# TYPE routing_commits_decided_ahead_total counter",
+                 'routing_commits_decided_ahead_total{outcome="kept"} '
+                 f"{state.ahead_kept}",
+                 'routing_commits_decided_ahead_total{outcome="decided_again"} '
+                 f"{state.ahead_redone}",
                  "# TYPE routing_decision_seconds histogram"]
         # cumulative since the start, as Prometheus histograms are: a bucket counts every
         # decision up to its bound

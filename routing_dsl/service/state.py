@@ -15,12 +15,22 @@ are decided as a group: one of them takes the lock for all, decides each in turn
 those before it), writes them in one transaction and answers each once that has committed.
 A busy lock, a key another transaction is writing for longer than the wait, or an unreachable
 store is ``Unavailable`` (the API's 503): nothing was written and the key stays unused.
+
+While a group's rows and COMMIT are on their way to the database, the next group is decided
+ahead, on the live index as that group leaves it (`_Ahead`): the committer would otherwise
+decide nothing while it waits. Those decisions stand only if, once the next group holds the
+partition's lock, the database shows that nothing else changed what they read: the group
+before committed, no other transaction wrote a ledger line of the partition since, none of
+the keys is known, none of the orders has earlier lines or rejections, and nothing else in
+this process touched the partition's state meanwhile (`_Queue.epoch`). Otherwise they are
+undone and the group is decided again under the lock, as any group is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import functools
 import gc
 import hashlib
@@ -187,6 +197,83 @@ class _Queue:
         self.waiting: list[_Commit] = []
         self.busy = threading.Lock()        # held while a group (or a catch-up) runs
         self.thread: threading.Thread | None = None
+        # counts what else than the committer changed the partition's live state under
+        # `busy` (catch-ups, rejections): a group decided ahead across a change is undone
+        self.epoch = 0
+        self.ahead: concurrent.futures.ThreadPoolExecutor | None = None  # decides ahead
+
+    def take(self) -> list[_Commit]:
+        """The next group: the oldest waiting commits (none when nothing waits)."""
+        with self.ready:
+            group = self.waiting[:GROUP_LIMIT]
+            del self.waiting[:GROUP_LIMIT]
+        return group
+
+
+def _firsts(group: list[_Commit]) -> tuple[list[_Commit], list[_Commit], dict]:
+    """A group's commits decided (the first of each key), those that repeat a key, and the
+    first by key."""
+    firsts: dict[str, _Commit] = {}
+    repeats: list[_Commit] = []
+    for entry in group:
+        if entry.key in firsts:
+            repeats.append(entry)
+        else:
+            firsts[entry.key] = entry
+    return list(firsts.values()), repeats, firsts
+
+
+class _Ahead:
+    """A group decided ahead (see the module's docstring): its commits (taken from ``queue``
+    as they arrive, until ``stop``), and, when ``valid``, their decisions with what they
+    took from ``view`` (``undo``), taken at ``epoch`` of the queue, to be checked under the
+    lock before they are written."""
+
+    def __init__(self, queue: _Queue, view: _View) -> None:
+        self.queue, self.view, self.epoch = queue, view, queue.epoch
+        self.group: list[_Commit] = []
+        self.entries: list[_Commit] = []  # the first of each key, in order
+        self.firsts: dict[str, _Commit] = {}
+        self.stop = threading.Event()
+        self.valid = False
+        self.answers: list[bytes] = []
+        self.recorded: list = []
+        self.batch_rows: list = []
+        self.notes: list = []
+        self.undo: list[tuple] = []
+
+
+class _Pipe:
+    """The group decided ahead while one group commits: started once that group's rows are
+    sent (`launch`), collected once it has committed (or failed: then undone)."""
+
+    def __init__(self, state: LiveState, queue: _Queue) -> None:
+        self.state, self.queue = state, queue
+        self.future: concurrent.futures.Future | None = None
+        self.ahead: _Ahead | None = None
+
+    def launch(self, view: _View) -> None:
+        if self.future is not None or self.ahead is not None:
+            return  # one group ahead at most (a retried group keeps the first)
+        queue = self.queue
+        self.ahead = _Ahead(queue, view)
+        if queue.ahead is None:
+            queue.ahead = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="decide-ahead")
+        self.future = queue.ahead.submit(self.state._decide_ahead, self.ahead)
+
+    def collect(self, committed: bool) -> _Ahead | None:
+        """The group decided ahead (undone unless the group before ``committed``)."""
+        if self.future is not None:
+            future, self.future = self.future, None
+            self.ahead.stop.set()  # what arrives from now on waits for the group after
+            with self.queue.ready:
+                self.queue.ready.notify_all()
+            concurrent.futures.wait([future])  # it undoes its own work when it fails
+        ahead = self.ahead
+        if ahead is not None and ahead.valid and not committed:
+            self.state._undo_ahead(ahead)
+        return ahead if ahead is not None and ahead.group else None
 
 
 @dataclass
@@ -200,6 +287,9 @@ class LiveState:
     lock: threading.Lock = field(default_factory=threading.Lock)  # the view's numbers
     decisions: int = 0
     commits_total: int = 0
+    # commits decided ahead (see the module's docstring): kept, or decided again under the lock
+    ahead_kept: int = 0
+    ahead_redone: int = 0
     # decisions per latency bucket (the last: beyond every bound), and their total time
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
@@ -285,6 +375,7 @@ class LiveState:
         for domain in sorted({view.domain(s) for s in product_stores}):
             queue = self._queue(domain)
             with queue.busy:
+                queue.epoch += 1
                 self._read_ledger(view, domain)
 
     def _read_ledger(self, view: _View, domain: tuple[str, ...], connection=None,
@@ -319,6 +410,7 @@ class LiveState:
         queue = self._queue(domain)
         if not queue.busy.acquire(blocking=False):
             return
+        queue.epoch += 1
         view.synced[domain] = time.monotonic()  # one reader at a time, the next one later
 
         def read() -> None:
@@ -452,7 +544,7 @@ class LiveState:
         queue = self._queue(view.domain(order.product_store))
         with queue.ready:
             queue.waiting.append(entry)
-            queue.ready.notify()
+            queue.ready.notify_all()  # the committer, or the group being decided ahead
             if queue.thread is None:
                 queue.thread = threading.Thread(target=self._commit_loop, args=(queue,),
                                                 daemon=True, name="committer")
@@ -467,17 +559,21 @@ class LiveState:
 
     def _commit_loop(self, queue: _Queue) -> None:
         """The partition's committer: decides what waits, a group at a time (what arrives
-        meanwhile forms the next group)."""
+        meanwhile forms the next group, decided ahead while this one commits)."""
+        ahead: _Ahead | None = None
         while True:
-            with queue.ready:
-                while not queue.waiting:
-                    if not queue.ready.wait(timeout=KEEP_IDLE):
-                        release_kept()  # idle: its connection goes back to the pool
-                group = queue.waiting[:GROUP_LIMIT]
-                del queue.waiting[:GROUP_LIMIT]
+            if ahead is None:
+                with queue.ready:
+                    while not queue.waiting:
+                        if not queue.ready.wait(timeout=KEEP_IDLE):
+                            release_kept()  # idle: its connection goes back to the pool
+                group = queue.take()
+            else:
+                group = ahead.group
+            pipe = _Pipe(self, queue)
             try:
                 with queue.busy:
-                    self._decide_group(group)
+                    self._decide_group(group, queue, ahead, pipe)
             except BaseException as error:  # noqa: BLE001 - the thread must live on
                 for entry in group:
                     if not entry.settled:
@@ -485,22 +581,19 @@ class LiveState:
             for entry in group:  # never leave a request unanswered
                 if not entry.settled:
                     entry.settle(error=Unavailable("the commit was not decided"))
+            ahead = pipe.collect(committed=True)  # (undone already if that group failed)
 
-    def _decide_group(self, group: list[_Commit]) -> None:
+    def _decide_group(self, group: list[_Commit], queue: _Queue | None = None,
+                      ahead: _Ahead | None = None, pipe: _Pipe | None = None) -> None:
         """Decide a group of commits (a key sent twice in it is decided once); every one
-        of them is settled when this returns."""
-        firsts: dict[str, _Commit] = {}
-        repeats: list[_Commit] = []
-        for entry in group:
-            if entry.key in firsts:
-                repeats.append(entry)
-            else:
-                firsts[entry.key] = entry
-        entries = list(firsts.values())
+        of them is settled when this returns. ``ahead``: the group as decided ahead;
+        ``pipe``: where the next group is decided ahead while this one commits."""
+        entries, repeats, firsts = _firsts(group)
         for _ in range(KEY_RACES):
             try:
-                self._transact(entries)
+                self._transact(entries, queue, ahead, pipe)
             except _KeyRace:
+                ahead = None  # (undone): decided again under the lock
                 continue
             except Busy as error:
                 failure: Exception = Unavailable(str(error))
@@ -527,25 +620,31 @@ class LiveState:
                 except ConflictError as error:
                     entry.settle(error=error)
 
-    def _transact(self, entries: list[_Commit]) -> None:
+    def _transact(self, entries: list[_Commit], queue: _Queue | None = None,
+                  ahead: _Ahead | None = None, pipe: _Pipe | None = None) -> None:
         """Decide ``entries`` and write them in one transaction under their partitions'
         lock; settle each once it has committed."""
         view = self._current()
         stores = sorted({s for e in entries for s in view.domain(e.order.product_store)})
+        if ahead is not None and ahead.valid and (
+                ahead.view is not view or queue is None or ahead.epoch != queue.epoch):
+            self._undo_ahead(ahead)  # the state changed under it: decided again
         with self.lock:
             for product_store in stores:
                 view.inflight[product_store] += 1
         try:
-            self._transact_on(view, stores, entries)
+            self._transact_on(view, stores, entries, ahead, pipe)
         finally:
             with self.lock:
                 for product_store in stores:
                     view.inflight[product_store] -= 1
 
-    def _transact_on(self, view: _View, stores: list[str], entries: list[_Commit]) -> None:
+    def _transact_on(self, view: _View, stores: list[str], entries: list[_Commit],
+                     ahead: _Ahead | None = None, pipe: _Pipe | None = None) -> None:
         store = self.store
         undo: list[tuple] = []
         saved: set[str] = set()
+        kept = 0  # commits whose decisions were made ahead
         # read once the lock is held, on PostgreSQL in the lock's own round trip: the keys,
         # lines others wrote since, the orders' own lines and rejections, ids for the rows
         reads = GroupReads(store, [e.key for e in entries], stores,
@@ -566,19 +665,31 @@ class LiveState:
                         except ConflictError as error:
                             entry.settle(error=error)
                 fresh = [e for e in entries if e.key not in known]
+                fresh_orders = {e.order.id for e in fresh}
+                own_lines = [line for line in reads.own if line.order in fresh_orders]
+                refusals = [r for r in reads.refused if r.order in fresh_orders]
+                if ahead is not None and ahead.valid:
+                    if known or reads.lines or own_lines or refusals:
+                        self._undo_ahead(ahead)  # it read what no longer holds
+                    else:  # decided on exactly what the database shows now
+                        undo += ahead.undo
+                        kept = len(ahead.entries)
                 if not fresh:
                     return
-                self._apply_read(view, tuple(stores), reads.lines, group=True)
-                fresh_orders = {e.order.id for e in fresh}
-                own = ledger.Effects(view.today).extend(
-                    line for line in reads.own if line.order in fresh_orders)
-                refused = rejections.by_line(
-                    r for r in reads.refused if r.order in fresh_orders)
-                answers, recorded, batch_rows, notes = [], [], [], []
-                for entry in fresh:
-                    answer = self._decide(view, rejections.apply_order(entry.order, refused),
-                                          entry.explain, own, recorded, batch_rows, undo, notes)
-                    answers.append(orjson.dumps(answer))
+                if ahead is not None and ahead.valid:
+                    answers, recorded = ahead.answers, ahead.recorded
+                    batch_rows, notes = ahead.batch_rows, ahead.notes
+                else:
+                    self._apply_read(view, tuple(stores), reads.lines, group=True)
+                    own = ledger.Effects(view.today).extend(own_lines)
+                    refused = rejections.by_line(refusals)
+                    answers, recorded, batch_rows, notes = [], [], [], []
+                    for entry in fresh:
+                        answer = self._decide(view, rejections.apply_order(entry.order,
+                                                                           refused),
+                                              entry.explain, own, recorded, batch_rows, undo,
+                                              notes)
+                        answers.append(orjson.dumps(answer))
                 for plan in self._all_plans():
                     plan_json, digest = self._plan_json(plan)
                     if digest not in self._saved_plans and any(
@@ -594,19 +705,20 @@ class LiveState:
                     heads = store.record(connection, recorded, reads.ids)
                     store.settle_batches(connection, batch_rows)
                     written = store.insert_keys(connection, rows)
+                    if pipe is not None:  # the next group, while these rows commit
+                        pipe.launch(view)
                 if written is not None and len(written) != len(rows):
                     raise _KeyRace()  # rolled back; the next attempt finds those keys
         except BaseException as error:
+            if pipe is not None:
+                pipe.collect(committed=False)  # decided on what did not commit: undone
             if isinstance(error, sa.exc.IntegrityError) and is_key_race(error):
                 error = _KeyRace()  # rolled back; the next attempt finds those keys
             elif isinstance(error, sa.exc.IntegrityError):
                 self._saved_plans.clear()  # a purge may have removed a plan row: write again
             with self.lock:
-                for facility, product, quantity in undo:
-                    if product is None:
-                        view.count(facility, -quantity)
-                    else:
-                        view.take(facility, product, -quantity)
+                _give_back(view, undo)
+                self.ahead_redone += kept
             if isinstance(error, _KeyRace):
                 raise error from None
             raise
@@ -615,10 +727,58 @@ class LiveState:
             for product_store, last_id in heads.items():
                 view.seen[product_store] = max(view.seen.get(product_store, 0), last_id)
             self.commits_total += len(fresh)
+            self.ahead_kept += kept
         for entry, answer, note in zip(fresh, answers, notes, strict=True):
             if note is not None:
                 entry.followup = functools.partial(self.rollout.after_decision, note)
             entry.settle(answer)
+
+    def _decide_ahead(self, ahead: _Ahead) -> None:
+        """Take the commits that arrive until ``ahead.stop`` (the group before has
+        committed) and decide them on ``ahead.view`` as it is (that group taken), as if no
+        order had earlier lines or rejections: `_transact_on` checks that under the lock.
+        Thread "decide-ahead", while the committer waits for the group before."""
+        queue, view = ahead.queue, ahead.view
+        own = ledger.Effects(view.today)
+        try:
+            while True:
+                with queue.ready:
+                    # (bounded: a process that stops mid-group is not held up by it)
+                    if not queue.waiting and not ahead.stop.is_set():
+                        queue.ready.wait_for(lambda: queue.waiting or ahead.stop.is_set(),
+                                             timeout=KEEP_IDLE)
+                    if ahead.stop.is_set() or not queue.waiting:
+                        break
+                    room = GROUP_LIMIT - len(ahead.group)
+                    arrived = queue.waiting[:room]
+                    del queue.waiting[:room]
+                    ahead.group += arrived  # in the group now: answered whatever happens
+                for entry in arrived:
+                    if entry.key in ahead.firsts:
+                        continue  # a repeat: answered as its first is
+                    ahead.firsts[entry.key] = entry
+                    ahead.entries.append(entry)
+                    if entry.order.id in view.refused:
+                        raise _Refused()  # its rejections to read: decided under the lock
+                    answer = self._decide(view, entry.order, entry.explain, own,
+                                          ahead.recorded, ahead.batch_rows, ahead.undo,
+                                          ahead.notes)
+                    ahead.answers.append(orjson.dumps(answer))
+                if len(ahead.group) >= GROUP_LIMIT:
+                    break
+        except BaseException:  # noqa: BLE001 - decided again under the lock, which says
+            self._undo_ahead(ahead)
+            return
+        ahead.valid = True
+
+    def _undo_ahead(self, ahead: _Ahead) -> None:
+        """Give back what ``ahead``'s decisions took; it is decided again."""
+        with self.lock:
+            _give_back(ahead.view, ahead.undo)
+            self.ahead_redone += len(ahead.entries)
+        ahead.valid = False
+        ahead.undo, ahead.answers, ahead.recorded = [], [], []
+        ahead.batch_rows, ahead.notes = [], []
 
     def _decide(self, view: _View, order: Order, explain: bool, own: ledger.Effects,
                 recorded: list, batch_rows: list, undo: list, notes: list) -> dict:
@@ -715,7 +875,9 @@ class LiveState:
             if not lines:
                 raise rejections._nothing(request)
             domain = view.domain(lines[0].product_store)
-            with self._queue(domain).busy:  # this process's commits of the partition wait
+            queue = self._queue(domain)
+            with queue.busy:  # this process's commits of the partition wait
+                queue.epoch += 1
                 answer = self._reject_locked(view, domain, request, order, explain)
         except rejections.KeyConflict as error:
             raise ConflictError(str(error)) from None
@@ -937,10 +1099,24 @@ class _KeyRace(Exception):
     """A key of the group was committed meanwhile by another transaction."""
 
 
+class _Refused(Exception):
+    """A commit decided ahead whose order has recorded rejections."""
+
+
 def _answer_for(entry: _Commit, request: str, answer: str) -> bytes:
     if request != entry.request:
         raise ConflictError(f"idempotency key {entry.key!r} was used for another order")
     return answer.encode("utf-8")
+
+
+def _give_back(view: _View, undo: list[tuple]) -> None:
+    """Undo what decisions took from ``view`` (their ``undo`` notes); the caller holds the
+    state's lock."""
+    for facility, product, quantity in undo:
+        if product is None:
+            view.count(facility, -quantity)
+        else:
+            view.take(facility, product, -quantity)
 
 
 def _facilities(snapshot: Snapshot, counted: dict) -> list:
