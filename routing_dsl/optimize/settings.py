@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-FACILITIES_PER_LINE = 8  # the default: see docs/performance.md, "Batch optimisation"
+FACILITIES_PER_LINE = 3  # the default: see docs/performance.md, "Batch optimisation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ SETTINGS: dict[str, OptimizeSetting] = {s.name: s for s in [
         "section's `lower_bound` bounds the allocations among those; `all` considers every "
         "admitted facility (a larger program, and a bound over every allocation the rules "
         "allow).",
-        "facilities_per_line 8"),
+        "facilities_per_line 3"),
     OptimizeSetting(
         "work_limit", (), "count", 1, 1_000_000_000, True, 20_000,
         "How much the solver may work on one window, in branch-and-bound nodes and thousands "
