@@ -271,8 +271,9 @@ def test_the_same_bytes_when_ray_solves_the_windows(retailer):
     assert on_ray == dump_result(run_plan(the_plan, retailer))
 
 
-def test_windows_never_oversell_together(retailer):
-    result = run_plan(retailer_plan(window=25), retailer)
+@pytest.mark.parametrize("window", [25, 8])
+def test_windows_never_oversell_together(retailer, window):
+    result = run_plan(retailer_plan(window=window), retailer)
     net = {(r.facility, r.product): r.atp - r.minimum_stock for r in retailer.inventory
            if r.allow_brokering}
     taken = defaultdict(float)
@@ -284,7 +285,9 @@ def test_windows_never_oversell_together(retailer):
     assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
     # a window whose share of a warehouse's stock is under a safety-stock threshold, and where
     # the rules shipped nothing from it, still has a program (Express's windows were
-    # infeasible, and kept the rules' allocation)
+    # infeasible, and kept the rules' allocation); and one where the rules shipped more than
+    # the window's share leaves above a threshold (they saw the whole stock: with 8 lines a
+    # window, Express's windows were infeasible, the rules' allocation breaking their rows)
     assert [r["status"] for r in section["routings"]] == ["optimal"] * 3
 
 

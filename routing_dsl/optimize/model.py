@@ -449,12 +449,23 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
             strict = bool(batch.rule_strict[packages.rule[column[mine]]].any())
             limit[k] = window.stock.get((key // n_prod, key % n_prod), 0.0) \
                 - threshold[mine].max() - (1e-6 if strict else 0.0)
-            if limit[k] < 0 and not warmed[column[mine]].any():
+            shipped = warmed[column[mine]]
+            if limit[k] < 0 and not shipped.any():
                 # the window's share there is under the threshold and the rules shipped
                 # nothing there in it: the window ships nothing there under the threshold
                 # (else nothing shipped would break the row, and the program be infeasible)
                 upper[0][column[mine]] = 0.0
                 limit[k] = 0.0
+            elif shipped.any():
+                rules_row = float(qty[mine][shipped].sum() - qty[mine][shipped].max())
+                if limit[k] < rules_row - 1e-9:
+                    # the rules shipped more there than the window's share leaves above the
+                    # threshold (they saw the whole stock, the window sees its share): the
+                    # window ships there under the threshold only the rules' own packages, or
+                    # fewer of them, which each see at least the stock they saw in the rules'
+                    # run whatever the other windows take after (their shares are apart)
+                    upper[0][column[mine][~shipped]] = 0.0
+                    limit[k] = rules_row
         add_rows(np.r_[key_row, pair_key], np.r_[column[safe], m0 + np.arange(n_m)],
                  np.r_[qty[safe], -pairs[:, 1]], np.full(len(keys), -np.inf), limit)
         add_rows(pair_key, m0 + np.arange(n_m), np.ones(n_m), np.full(len(keys), -np.inf),
