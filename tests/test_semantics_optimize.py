@@ -484,6 +484,22 @@ def test_a_package_keeps_its_rules_shipping_cost_limit_as_it_grows():
 
 
 
+def test_a_window_no_rule_admits_anything_in_is_solved():
+    """20,000 orders of the optimize bench had two windows of units no rule admits anywhere:
+    an empty program, which HiGHS calls an error; the window is solved (nothing to ship)."""
+    snapshot = world([facility("F1", 40.70, -74.0)],
+                     [stock("F1", "P1", 1), stock("F1", "P2", 0)],
+                     [order("O1", [item("00001", "P1", 1)]),
+                      order("O2", [item("00001", "P2", 1)], date="2026-11-22T11:00:00-05:00")])
+    rules = 'rule "nearest" { assign partial sort by distance }'
+    the_plan = optimised(plan('routing "R" { filter { queue == _NA_ } ' + rules + " }"),
+                         window=1)
+    section = run_plan(the_plan, snapshot)["optimization"]["routings"][0]
+    assert (section["windows"], section["status"]) == (2, "optimal")
+    assert section["work"]["nodes"] >= 0
+    assert section["optimized"]["filled_units"] == section["rules"]["filled_units"] == 1
+
+
 # ---- several routings: never fewer units than the rules over the run ----------------------------
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
