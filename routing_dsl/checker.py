@@ -23,6 +23,7 @@ from .checked import (CheckedCondition, CheckedGroup, CheckedOptimize, CheckedPr
 from .cronsyntax import plainly_valid
 from .diagnostics import Diagnostic, Fix, sort_diagnostics
 from .optimize.settings import SETTINGS as OPTIMIZE_SETTINGS
+from .optimize.settings import UNSET_WORDS as OPTIMIZE_UNSET
 from .loader import ImportProblem, Loader, ParsedModule, SourceError, project_root, stdlib_modules
 from .source import SourceFile, Span
 from .formatter import value as formatted
@@ -867,7 +868,7 @@ class _ModuleChecker:
             given.add(name)
             value = setting.value
             if isinstance(value, n.NameRef) and value.name in spec.words:
-                values[name] = None if value.name == "auto" else value.name
+                values[name] = None if value.name in OPTIMIZE_UNSET else value.name
                 continue
             words = " or ".join(f"`{w}`" for w in spec.words)
             if isinstance(value, n.MissingValue):

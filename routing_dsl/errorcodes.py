@@ -134,11 +134,12 @@ _CODES = [
               "`now`): it will never run again."),
     ErrorCode("RT420", Severity.ERROR, "unknown optimize setting",
               "An `optimize` block names a setting it does not have. The settings are `mode`, "
-              "`split_cost`, `late_cost`, `unfilled_penalty`, `window`, `work_limit` and "
-              "`time_limit`; the hint names the closest."),
+              "`split_cost`, `late_cost`, `unfilled_penalty`, `window`, "
+              "`facilities_per_line`, `work_limit` and `time_limit`; the hint names the closest."),
     ErrorCode("RT421", Severity.ERROR, "invalid optimize value",
               "An `optimize` setting got a value it does not take: `mode` takes `report` or "
-              "`apply`, `unfilled_penalty` an amount or `auto`, the others a number."),
+              "`apply`, `unfilled_penalty` an amount or `auto`, `facilities_per_line` a number or `all`, the "
+              "others a number."),
     # analysis (`routing analyze`)
     ErrorCode("RT501", Severity.WARNING, "rule is shadowed",
               "An earlier rule of the routing splits freely (`assign partial`, no safety stock, "

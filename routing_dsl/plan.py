@@ -16,6 +16,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from . import vocabulary as v
 from .validation import not_unicode
 from .criteria import REGISTRY
+from .optimize.settings import FACILITIES_PER_LINE
 
 PLAN_FORMAT = "routing-plan/1"
 PLAN_VERSION = 1
@@ -125,6 +126,7 @@ class PlanOptimize(_Step):
     late_cost: float = 0.0
     unfilled_penalty: float | None = None  # None: auto
     window: int = 1500
+    facilities_per_line: int | None = FACILITIES_PER_LINE  # None: all
     work_limit: int = 20_000
     time_limit: float = 120.0
     source: SourceRef | None = None

@@ -136,6 +136,7 @@ def routings(draw) -> str:
             members.append(block("optimize", draw(st.lists(st.sampled_from([
                 "mode report", "mode apply", "split_cost 4.00", "late_cost 2.5",
                 "unfilled_penalty auto", "window 1500", "work_limit 200", "time_limit 60",
+                "facilities_per_line 3", "facilities_per_line all",
                 "colour blue", "window [1, 2]"]), max_size=3)), draw))
         elif kind == "sort":
             members.append(draw(sorts()))

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from routing_dsl.bench.scenarios import Scenario, generate
 from routing_dsl.checker import Workspace
 from routing_dsl.runtime import Run, run_plan
+from routing_dsl.optimize.model import cheapest
 from routing_dsl.optimize.report import measure
 from routing_dsl.optimize.run import executing
 from routing_dsl.plan import PlanOptimize
@@ -244,9 +245,10 @@ def retailer():
     return parse_snapshot(json.dumps(document).encode(), "retailer")
 
 
-def retailer_plan(window: int):
+def retailer_plan(window: int, **more):
     from routing_dsl.bench.optimize import OPTIMIZED_PLAN
-    text = OPTIMIZED_PLAN.replace("mode apply", f"mode apply\n      window {window}")
+    lines = "".join(f"\n      {name} {value}" for name, value in more.items())
+    text = OPTIMIZED_PLAN.replace("mode apply", f"mode apply\n      window {window}{lines}")
     checked = Workspace().check_text(text, name="bench.route")
     from routing_dsl.compiler import compile_program
     return compile_program(checked.program)
@@ -269,8 +271,9 @@ def test_the_same_bytes_when_ray_solves_the_windows(retailer):
     assert on_ray == dump_result(run_plan(the_plan, retailer))
 
 
-def test_windows_never_oversell_together(retailer):
-    result = run_plan(retailer_plan(window=25), retailer)
+@pytest.mark.parametrize("window", [25, 8])
+def test_windows_never_oversell_together(retailer, window):
+    result = run_plan(retailer_plan(window=window), retailer)
     net = {(r.facility, r.product): r.atp - r.minimum_stock for r in retailer.inventory
            if r.allow_brokering}
     taken = defaultdict(float)
@@ -282,8 +285,60 @@ def test_windows_never_oversell_together(retailer):
     assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
     # a window whose share of a warehouse's stock is under a safety-stock threshold, and where
     # the rules shipped nothing from it, still has a program (Express's windows were
-    # infeasible, and kept the rules' allocation)
+    # infeasible, and kept the rules' allocation); and one where the rules shipped more than
+    # the window's share leaves above a threshold (they saw the whole stock: with 8 lines a
+    # window, Express's windows were infeasible, the rules' allocation breaking their rows)
     assert [r["status"] for r in section["routings"]] == ["optimal"] * 3
+
+
+# ---- candidate pruning (`facilities_per_line`) -------------------------------------------------
+
+def test_pruning_keeps_every_facility_the_rules_chose(retailer):
+    """With one facility per line, each unit keeps its lines' cheapest facilities and every
+    facility the rules shipped it from, so the rules' allocation stays a solution of the
+    smaller program: the optimum still never costs more than the rules, fills fewer units or
+    oversells."""
+    interp = Run(retailer_plan(window=1500, facilities_per_line=1), retailer, False, None)
+    result = interp.run(None, None, None)
+    pruned = 0
+    for batch, pair_of, rules_placements, *_ in interp.optimized.values():
+        by_unit = defaultdict(lambda: defaultdict(list))
+        for k, f, masks in zip(batch.edge_item.tolist(), batch.edge_facility.tolist(),
+                               batch.edge_masks.tolist(), strict=True):
+            if any(masks):
+                by_unit[int(batch.item_unit[k])][f].append((k, masks))
+        chosen = defaultdict(set)
+        extra = []
+        for k, f, q, r in rules_placements:
+            u = int(batch.item_unit[k])
+            chosen[u].add(f)
+            extra.append((u, f, r, {k: q}))
+        kept, left_out = cheapest(batch, interp.ctx.rates, pair_of, by_unit, 1, batch.stock,
+                                  0.0, extra)
+        pruned += left_out
+        for u, facilities in by_unit.items():
+            lines = int(batch.unit_first_item[u + 1] - batch.unit_first_item[u])
+            assert chosen[u] & set(facilities) <= set(kept[u]), u
+            assert len(kept[u]) <= lines + len(chosen[u])
+    assert pruned > 0  # the retailer's lines have more than one facility in reach
+    section = result["optimization"]
+    assert sum(r["work"]["pruned_pairs"] for r in section["routings"]) > 0
+    assert section["optimized_cost"] <= section["rules_cost"]
+    assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
+    net = {(r.facility, r.product): r.atp - r.minimum_stock for r in retailer.inventory
+           if r.allow_brokering}
+    taken = defaultdict(float)
+    for a in result["allocations"]:
+        taken[(a["facility"], a["product"])] += a["quantity"]
+    assert all(quantity <= net[key] + 1e-6 for key, quantity in taken.items())
+
+
+def test_as_many_facilities_per_line_as_there_are_facilities_is_no_pruning(retailer):
+    everything = dump_result(run_plan(retailer_plan(window=1500, facilities_per_line="all"),
+                                      retailer))
+    assert json.loads(everything)["optimization"]["routings"][0]["work"]["pruned_pairs"] == 0
+    assert dump_result(run_plan(retailer_plan(window=1500, facilities_per_line=1000),
+                                retailer)) == everything
 
 
 # ---- small instances: the optimum is the exhaustive search's -----------------------------------
@@ -427,6 +482,22 @@ def test_a_package_keeps_its_rules_shipping_cost_limit_as_it_grows():
     assert (result["optimization"]["rules_cost"], result["optimization"]["optimized_cost"]) \
         == (15.0, 7.5)
 
+
+
+def test_a_window_no_rule_admits_anything_in_is_solved():
+    """20,000 orders of the optimize bench had two windows of units no rule admits anywhere:
+    an empty program, which HiGHS calls an error; the window is solved (nothing to ship)."""
+    snapshot = world([facility("F1", 40.70, -74.0)],
+                     [stock("F1", "P1", 1), stock("F1", "P2", 0)],
+                     [order("O1", [item("00001", "P1", 1)]),
+                      order("O2", [item("00001", "P2", 1)], date="2026-11-22T11:00:00-05:00")])
+    rules = 'rule "nearest" { assign partial sort by distance }'
+    the_plan = optimised(plan('routing "R" { filter { queue == _NA_ } ' + rules + " }"),
+                         window=1)
+    section = run_plan(the_plan, snapshot)["optimization"]["routings"][0]
+    assert (section["windows"], section["status"]) == (2, "optimal")
+    assert section["work"]["nodes"] >= 0
+    assert section["optimized"]["filled_units"] == section["rules"]["filled_units"] == 1
 
 
 # ---- several routings: never fewer units than the rules over the run ----------------------------

@@ -184,31 +184,37 @@ def run_sizes(sizes=SIZES, jobs: int | None = None) -> list[dict]:
 
 def sizes_table(reports: list[dict]) -> str:
     rows = ["| orders | facilities | SKUs | windows | rules | cost-ranked | optimised | saving "
-            "| gap | solve | CPU (main) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| gap | wall | CPU main / solver | idle | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
+        load = r["load_average"]
         rows.append(f"| {r['orders']:,} | {r['facilities']} | {r['skus']:,} | {r['windows']} | "
                     f"{r['rules_cost']:,.2f} | {r['cost_ranked_rules_cost']:,.2f} | "
                     f"{r['optimized_cost']:,.2f} | {r['saving']:.1%} | "
                     f"{'-' if r['gap'] is None else format(r['gap'], '.3%')} | "
-                    f"{r['solve_s']:.1f} s | {r['solve_cpu_s']:.1f} s |")
+                    f"{r['solve_s']:.1f} s | {r['solve_cpu_s']:.1f} / {r['solver_cpu_s']:.1f} s | "
+                    f"{r['solve_idle_estimate_s']:.1f} s | {load[0]:.1f}-{load[1]:.1f} |")
     return "\n".join(rows)
 
 
 def sizes_svg(reports: list[dict]) -> str:
-    """Two panels against the batch's orders: the optimised run's wall time (seconds), and the
-    saving against the rules (percent). Plain SVG, as `routing bench --scaling` draws."""
+    """Two panels against the batch's orders: the optimised run's time (seconds: its wall
+    time on the machine as it was, solid, and the estimate for an idle machine, dashed), and
+    the saving against the rules (percent). Plain SVG, as `routing bench --scaling` draws."""
     width, height, pad = 320, 200, 44
-    panels = [("wall time of the optimised run (s)", [r["solve_s"] for r in reports], "{:.1f}"),
-              ("saving against the rules (%)", [100 * r["saving"] for r in reports], "{:.1f}")]
+    panels = [("optimised run: wall, idle estimate (s)", [r["solve_s"] for r in reports],
+               "{:.1f}", [r["solve_idle_estimate_s"] for r in reports]),
+              ("saving against the rules (%)", [100 * r["saving"] for r in reports], "{:.1f}",
+               None)]
     orders = [r["orders"] for r in reports]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height}" '
              'font-family="sans-serif" font-size="11">',
              f'<rect width="{2 * width}" height="{height}" fill="white"/>']
     low, high = min(orders), max(orders)
-    for panel, (title, values, label) in enumerate(panels):
+    for panel, (title, values, label, second) in enumerate(panels):
         left = panel * width + pad
         inner_w, inner_h = width - pad - 30, height - 2 * pad
-        top = max(max(values) * 1.25, 1e-9)
+        top = max(max(values + (second or [])) * 1.25, 1e-9)
 
         def px(x, left=left, inner_w=inner_w):
             return left + (x - low) / ((high - low) or 1) * inner_w
@@ -223,6 +229,14 @@ def sizes_svg(reports: list[dict]) -> str:
                                                                      strict=True))
         parts.append(f'<polyline points="{points}" fill="none" stroke="#1f6feb" '
                      'stroke-width="2"/>')
+        if second is not None:
+            dashed = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(orders, second,
+                                                                         strict=True))
+            parts.append(f'<polyline points="{dashed}" fill="none" stroke="#1f6feb" '
+                         'stroke-width="2" stroke-dasharray="5,4"/>')
+            for x, y in zip(orders, second, strict=True):
+                parts.append(f'<text x="{px(x) + 4:.1f}" y="{py(y) + 12:.1f}" '
+                             f'fill="#555">{label.format(y)}</text>')
         for x, y in zip(orders, values, strict=True):
             parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="#1f6feb"/>')
             parts.append(f'<text x="{px(x):.1f}" y="{py(y) - 6:.1f}" '

@@ -74,6 +74,7 @@ class Packages:
     quantity: np.ndarray
     latest: float  # the most days any line of them arrives late
     tied: list  # columns of rules' packages that ship only with their unit's other ones
+    pruned: int = 0  # admitted (line, facility) pairs left out (`cheapest`)
 
     def __len__(self) -> int:
         return len(self.unit)
@@ -160,10 +161,61 @@ def placeable(batch: Batch, rates, pair_of: dict, u: int, f: int, rule: int,
     return True
 
 
+def cheapest(batch: Batch, rates, pair_of: dict, by_unit: dict, keep: int, stock: dict,
+             late_cost: float, extra: list) -> tuple[dict, int]:
+    """``by_unit`` (unit -> facility -> admitted lines) cut to the facilities worth a column:
+    for each line, the ``keep`` cheapest facilities admitting it (its own package's shipping
+    cost there, plus ``late_cost`` per unit and day late; then the most stock in the window's
+    share, then the facility's index), and every facility the rules shipped the unit from
+    (``extra``), so the rules' allocation stays a solution. A unit keeps the union of its
+    lines' facilities, each with every line it admits there, so packages of several lines
+    (whole units, item groups) stay where all of them are kept. Also how many admitted
+    (line, facility) pairs were left out. Windows with many facilities in reach are where the
+    program grows; a line's far dearer facilities seldom make an optimum."""
+    chosen: dict[int, set[int]] = {}
+    for u, f, _, _ in extra:
+        chosen.setdefault(int(u), set()).add(int(f))
+    weight, volume, quantity = batch.item_weight, batch.item_volume, batch.item_quantity
+    product, promised = batch.item_product, batch.item_promised
+    kept_units, pruned = {}, 0
+    for u, facilities in by_unit.items():
+        card = int(batch.unit_card[u])
+        ranked: dict[int, list] = {}
+        for f, admitted in facilities.items():
+            pair = pair_of[(u, f)]
+            zone, delivery = int(batch.package_zone[pair]), int(batch.package_delivery[pair])
+            index = int(batch.facility_rate_index[f])
+            for k, _ in admitted:
+                q = float(quantity[k])
+                price = rates.cost(card, zone, index, float(weight[k] * q), float(volume[k] * q)) \
+                    if card >= 0 and zone >= 0 else float("nan")
+                if not np.isfinite(price):
+                    price = np.inf
+                if delivery >= 0 and delivery > promised[k]:
+                    price += late_cost * q * (delivery - int(promised[k]))
+                ranked.setdefault(k, []).append(
+                    (price, -stock.get((f, int(product[k])), 0.0), f))
+        kept = set(chosen.get(u, ()))
+        for options in ranked.values():
+            options.sort()
+            kept.update(f for _, _, f in options[:keep])
+        mine = {}
+        for f, admitted in facilities.items():
+            if f in kept:
+                mine[f] = admitted
+            else:
+                pruned += len(admitted)
+        kept_units[u] = mine
+    return kept_units, pruned
+
+
 def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
-               extra: list) -> tuple[Packages, list[int]]:
+               extra: list, keep: int | None = None, stock: dict | None = None,
+               late_cost: float = 0.0) -> tuple[Packages, list[int]]:
     """The window's candidate packages, and the column of each of ``extra`` (the rules' own
-    packages: (unit, facility, rule, {line: quantity}), added when not among them)."""
+    packages: (unit, facility, rule, {line: quantity}), added when not among them). With
+    ``keep``, only at each line's ``keep`` cheapest facilities and the rules' (`cheapest`;
+    ``stock`` is the window's share, the tie-breaker)."""
     unit_rows, fac_rows, rule_rows, cost_rows, late_rows, starts, lines_out, qty_out = \
         [], [], [], [], [], [0], [], []
     latest = 0
@@ -222,6 +274,10 @@ def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
         k, f = int(batch.edge_item[e]), int(batch.edge_facility[e])
         by_unit.setdefault(int(unit_of_edge[e]), {}).setdefault(f, []).append(
             (k, [int(m) for m in batch.edge_masks[e]]))
+    pruned = 0
+    if keep is not None:
+        by_unit, pruned = cheapest(batch, rates, pair_of, by_unit, keep, stock or {},
+                                   late_cost, extra)
     groups = batch.item_group
     for u in units.tolist():
         everything = set(range(int(first[u]), int(first[u + 1])))
@@ -277,7 +333,7 @@ def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
                         np.array(rule_rows, np.int64), np.array(cost_rows, np.float64),
                         np.array(late_rows, np.float64), np.array(starts, np.int64),
                         np.array(lines_out, np.int64), np.array(qty_out, np.float64),
-                        float(latest), tied)
+                        float(latest), tied, pruned)
     return packages, warm
 
 
@@ -393,12 +449,23 @@ def build(batch: Batch, window: Window, prices: Prices, packages: Packages,
             strict = bool(batch.rule_strict[packages.rule[column[mine]]].any())
             limit[k] = window.stock.get((key // n_prod, key % n_prod), 0.0) \
                 - threshold[mine].max() - (1e-6 if strict else 0.0)
-            if limit[k] < 0 and not warmed[column[mine]].any():
+            shipped = warmed[column[mine]]
+            if limit[k] < 0 and not shipped.any():
                 # the window's share there is under the threshold and the rules shipped
                 # nothing there in it: the window ships nothing there under the threshold
                 # (else nothing shipped would break the row, and the program be infeasible)
                 upper[0][column[mine]] = 0.0
                 limit[k] = 0.0
+            elif shipped.any():
+                rules_row = float(qty[mine][shipped].sum() - qty[mine][shipped].max())
+                if limit[k] < rules_row - 1e-9:
+                    # the rules shipped more there than the window's share leaves above the
+                    # threshold (they saw the whole stock, the window sees its share): the
+                    # window ships there under the threshold only the rules' own packages, or
+                    # fewer of them, which each see at least the stock they saw in the rules'
+                    # run whatever the other windows take after (their shares are apart)
+                    upper[0][column[mine][~shipped]] = 0.0
+                    limit[k] = rules_row
         add_rows(np.r_[key_row, pair_key], np.r_[column[safe], m0 + np.arange(n_m)],
                  np.r_[qty[safe], -pairs[:, 1]], np.full(len(keys), -np.inf), limit)
         add_rows(pair_key, m0 + np.arange(n_m), np.ones(n_m), np.full(len(keys), -np.inf),

@@ -117,13 +117,14 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
                 f"with it, the routings after this one would fill {_count(short)} fewer "
                 "units than after the rules' decisions (an optimum never fills fewer units "
                 "than the rules)")
-    placements, optimum, differs, bound, statuses, n_parts, nodes, iterations = found
+    placements, optimum, differs, bound, statuses, n_parts, nodes, iterations, pruned = found
     if interp.explain:
         _explain(interp, batch, pair_of, routing, mode, explained, rules_placements,
                  placements, rules, optimum)
     interp.optimizations.append(section(
         group_name, routing.name, mode, _status(statuses), n_parts,
-        {"nodes": nodes, "simplex_iterations": iterations}, rules, optimum, bound, batch,
+        {"nodes": nodes, "simplex_iterations": iterations, "pruned_pairs": pruned},
+        rules, optimum, bound, batch,
         differs, deciding, routing.item_mode))
     found = getattr(interp, "optimized", None)
     if found is None:
@@ -136,17 +137,21 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
 def _optimum(interp, batch, settings, pair_of, rules_x, rules_packages, rules_placements,
              rules) -> tuple:
     """The batch's windows solved: placements (line, facility, quantity, rule), their figures,
-    the units they change, the bound, the statuses, windows, nodes and iterations."""
+    the units they change, the bound, the statuses, windows, nodes, iterations and the
+    (line, facility) pairs left out of the programs."""
     rates = interp.ctx.rates
     units = batch.units
     parts = windows(batch, cut(batch, settings.window), rules_x, rules_packages)
     unit_window = np.zeros(len(units), np.int64)
     for part in parts:
         unit_window[part.units] = part.index
-    tasks, chosen_from = [], []
+    tasks, chosen_from, pruned = [], [], 0
     for part in parts:
         mine = [p for p in rules_packages if unit_window[p[0]] == part.index]
-        packages, warm = candidates(batch, part.units, rates, pair_of, mine)
+        packages, warm = candidates(batch, part.units, rates, pair_of, mine,
+                                    settings.facilities_per_line, part.stock,
+                                    settings.late_cost)
+        pruned += packages.pruned
         prices = prices_of(settings, packages)
         model = build(batch, part, prices, packages, warm)
         tasks.append((model, settings.work_limit, settings.time_limit))
@@ -174,7 +179,8 @@ def _optimum(interp, batch, settings, pair_of, rules_x, rules_packages, rules_pl
     if optimum.cost > rules.cost + EPS and optimum.unfilled_units >= rules.unfilled_units - EPS:
         placements, optimum = rules_placements, rules  # never worse than the rules
     differs = _differs(batch, rules_placements, placements)
-    return placements, optimum, differs, bound, statuses, len(parts), nodes, iterations
+    return (placements, optimum, differs, bound, statuses, len(parts), nodes, iterations,
+            pruned)
 
 
 def later_filled(interp, later: list[tuple]) -> tuple[float, dict]:

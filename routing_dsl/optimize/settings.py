@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+FACILITIES_PER_LINE = 3  # the default: see docs/performance.md, "Batch optimisation"
+
+
 @dataclass(frozen=True, slots=True)
 class OptimizeSetting:
     """One setting: ``name value``. ``words`` are the names it accepts (``mode report``);
@@ -55,6 +58,15 @@ SETTINGS: dict[str, OptimizeSetting] = {s.name: s for s in [
         "orders, solved in parallel.",
         "window 1500"),
     OptimizeSetting(
+        "facilities_per_line", ("all",), "count", 1, 1_000_000, True, FACILITIES_PER_LINE,
+        "How many of the facilities the rules admit for a line the program considers: its "
+        "cheapest ones for that line alone (shipping cost and lateness), plus every facility "
+        "the rules shipped its unit from, so the optimum is never worse than the rules. The "
+        "section's `lower_bound` bounds the allocations among those; `all` considers every "
+        "admitted facility (a larger program, and a bound over every allocation the rules "
+        "allow).",
+        "facilities_per_line 3"),
+    OptimizeSetting(
         "work_limit", (), "count", 1, 1_000_000_000, True, 20_000,
         "How much the solver may work on one window, in branch-and-bound nodes and thousands "
         "of simplex iterations: it decides the answer, so the same plan and snapshot give the "
@@ -68,3 +80,6 @@ SETTINGS: dict[str, OptimizeSetting] = {s.name: s for s in [
 ]}
 
 MODES = SETTINGS["mode"].words
+UNSET_WORDS = ("auto", "all")
+"""Words a plan holds as None: the setting's default reckoning (`unfilled_penalty auto`) or no
+limit (`facilities_per_line all`)."""

@@ -63,6 +63,11 @@ def _highs():
 
 def solve(model: Model, work_limit: int, time_limit: float) -> Solution:
     started = time.process_time()
+    if len(model.cost) == 0:
+        # a window whose units no rule admits anywhere: nothing to choose, the rules' (empty)
+        # allocation is the optimum (HiGHS calls an empty program an error)
+        return Solution(np.zeros(0), model.offset, model.offset, "optimal", 0, 0,
+                        time.process_time() - started)
     h, highspy = _highs()
     h.setOptionValue("mip_max_nodes", int(work_limit))
     h.setOptionValue("simplex_iteration_limit", int(work_limit) * ITERATIONS_PER_WORK)
