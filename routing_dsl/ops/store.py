@@ -699,7 +699,9 @@ def _json_rows(columns: tuple[str, ...], rows: list[dict]) -> str:
     if mixed or odd:
         rows = [{**row, **{c: int(row[c]) for c in mixed if row[c] is not None},
                  **{c: str(row[c]) for c in odd if isinstance(row[c], float)}} for row in rows]
-    return orjson.dumps(rows, default=_json_value).decode()
+    # OPT_NON_STR_KEYS: rows read back from the database are keyed by SQLAlchemy's
+    # `quoted_name`, a str subclass orjson refuses as a key without it
+    return orjson.dumps(rows, default=_json_value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _json_value(value):
