@@ -243,10 +243,16 @@ class Context:
 def order_lines(snapshot: Snapshot) -> Iterable[tuple[Order, ShipGroup, Item]]:
     """Every order line with its order and ship group, in (order, ship group, item) id
     order: the order a run looks at them in."""
-    for order in sorted(snapshot.orders, key=lambda o: o.id):
-        for ship_group in sorted(order.ship_groups, key=lambda g: g.id):
-            for item in sorted(ship_group.items, key=lambda i: i.id):
+    for order in sorted(snapshot.orders, key=_by_id):
+        groups = order.ship_groups
+        for ship_group in sorted(groups, key=_by_id) if len(groups) > 1 else groups:
+            items = ship_group.items
+            for item in sorted(items, key=_by_id) if len(items) > 1 else items:
                 yield order, ship_group, item
+
+
+def _by_id(thing) -> str:
+    return thing.id
 
 def open_needs(items: Iterable[ItemState]) -> dict[str, float]:
     """Open quantity per product over ``items``."""
