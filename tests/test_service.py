@@ -35,6 +35,16 @@ def make_app(store=None):
     return create_app(state)
 
 
+def _upgrade(db: str) -> None:
+    """Migrate a run store in this process, not through another interpreter: the served
+    process is what these tests drive; `routing db upgrade` as a command is tested apart."""
+    store = RunStore(db)
+    try:
+        store.upgrade()
+    finally:
+        store.dispose()
+
+
 @pytest.fixture
 def client():
     with TestClient(make_app()) as client:
@@ -302,15 +312,12 @@ def test_the_api_with_a_run_store_never_answers_500(stored):
 
 def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
     import os
-    import subprocess
-    import sys
 
     import httpx
 
     from routing_dsl.service.launch import serving
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
-                   check=True, capture_output=True)
+    _upgrade(db)
     with serving([str(EXAMPLE / "omnichannel.route"), "--source", str(EXAMPLE / "snapshot.json"),
                   "--db", db], cwd=EXAMPLE, env={**os.environ, "ROUTING_TOKEN": "t0ken"}) as served:
         base = served.base
@@ -325,7 +332,7 @@ def test_routing_serve_answers_http_and_stops_on_sigterm(tmp_path):
         while (committed := httpx.post(f"{base}/v1/decisions", json=commit,
                                        headers=token)).status_code == 503:
             assert committed.headers["Retry-After"] and time.monotonic() < deadline
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert committed.status_code == 200 and committed.json()["committed"], committed.text
         assert httpx.post(f"{base}/v1/decisions", json=commit, headers=token).json() == \
             committed.json()
@@ -342,8 +349,6 @@ def test_a_refresh_from_a_broken_source_is_a_409_and_the_loaded_state_stays(tmp_
     each a problem document naming the problem (it used to exit the worker and drop the
     connection), and decisions go on against the state loaded before."""
     import os
-    import subprocess
-    import sys
 
     import httpx
 
@@ -351,8 +356,7 @@ def test_a_refresh_from_a_broken_source_is_a_409_and_the_loaded_state_stays(tmp_
     source = tmp_path / "snapshot.json"
     source.write_text(json.dumps(DOCUMENT))
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
-                   check=True, capture_output=True)
+    _upgrade(db)
     env = {**os.environ, "ROUTING_TOKEN": "t0ken"}
     with serving([str(EXAMPLE / "omnichannel.route"), "--source", str(source), "--db", db],
                  cwd=tmp_path, env=env) as served:
@@ -699,13 +703,10 @@ def _lower_open_files_limit() -> None:
 def limited(tmp_path_factory):
     """`routing serve` with short timeouts, small caps, and a soft open-file limit of 1,024."""
     import os
-    import subprocess
-    import sys
 
     from routing_dsl.service.launch import serving
     folder = tmp_path_factory.mktemp("limited")
-    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db",
-                    str(folder / "runs.db")], check=True, capture_output=True)
+    _upgrade(f"sqlite:///{folder / 'runs.db'}")
     env = {k: v for k, v in os.environ.items() if k != "ROUTING_TOKEN"}
     with serving([str(EXAMPLE / "omnichannel.route"), "--source",
                   str(EXAMPLE / "snapshot.json"), "--db", str(folder / "runs.db"),
