@@ -23,16 +23,23 @@ STATUSES = ["", " draft", " archived", " active", ' active from "2026-11-27"',
             ' active from "2026-11-27T06:00-05:00" until "2026-12-01"']
 
 
-@cache
-def _sampled(options: tuple) -> st.SearchStrategy:
-    return st.sampled_from(options)
+_SAMPLED: dict[tuple, st.SearchStrategy] = {}
 
 
 def sampled(options) -> st.SearchStrategy:
     """st.sampled_from, one strategy object per distinct options: hypothesis validates a
     strategy the first time it draws from it, and rebuilding these on every draw was most of
-    the generation time of the formatter and parser properties."""
-    return _sampled(tuple(options))
+    the generation time of the generated-program properties. Keyed by type and value (0, 0.0
+    and False stay apart); options with unhashable (mutable) elements are not shared."""
+    options = tuple(options)
+    try:
+        key = tuple((type(option), option) for option in options)
+        hash(key)
+    except TypeError:
+        return st.sampled_from(options)
+    if key not in _SAMPLED:
+        _SAMPLED[key] = st.sampled_from(options)
+    return _SAMPLED[key]
 
 
 @cache
