@@ -140,18 +140,17 @@ def test_the_load_generator_checks_every_answer_over_keep_alive_connections(tmp_
     """Against a real `routing serve`: every request is answered on its client's one
     connection (the answers are read to their Content-Length, so none bleeds into the next),
     and an answer other than 200 stops the load with the server's status and words."""
-    import subprocess
-    import sys
-
     import orjson
 
+    from routing_dsl.ops.store import RunStore
     from routing_dsl.service.launch import serving
     from routing_dsl.bench.loadgen import LoadError, drive, encode
     example = ROOT / "examples" / "omnichannel"
     document = json.loads((example / "snapshot.json").read_text())
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
-                   check=True, capture_output=True)
+    store = RunStore(db)  # migrated in this process: the served process is what is driven
+    store.upgrade()
+    store.dispose()
     with serving([str(example / "omnichannel.route"), "--source",
                   str(example / "snapshot.json"), "--db", db], cwd=example) as served:
         address = ("127.0.0.1", int(served.base.rsplit(":", 1)[1]))

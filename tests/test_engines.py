@@ -4,6 +4,7 @@ and on generated snapshots and plans that exercise filters, sorts, rules and act
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from routing_dsl.checker import Workspace
 from routing_dsl.compiler import compile_program
 
 from .builders import facility, item, order, stock, world
+from .strategies import sampled
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 CASES = [(route_file, snapshot) for folder in sorted(EXAMPLES.iterdir()) if folder.is_dir()
@@ -115,24 +117,44 @@ ACTIONS = ["", "when unfilled { move to queue PARK }",
            "when unfilled { auto_cancel after 2 days move to queue PARK }"]
 
 
+GROUP_RANKS = st.one_of(st.none(), st.integers(1, 3))
+DATES = st.one_of(st.none(), sampled(["2026-11-23T12:00:00-05:00", "2026-11-25T08:00:00",
+                                      "2026-11-20T00:00:00Z"]))
+# rejections around the cutoffs of `not rejected within 0, 1 and 7 days`
+REJECTION_TIMES = [
+    "2026-11-23T00:00:00-05:00", "2026-11-22T23:59:59-05:00", "2026-11-22T00:00:00",
+    "2026-11-16T00:00:00-05:00", "2026-11-15T23:59:59-05:00", "2026-11-30T10:00:00Z",
+    "2026-10-01T10:00:00-04:00"]
+
+
+@cache
+def rejections(names: tuple) -> st.SearchStrategy:
+    """Up to 3 rejections of a line by the facilities ``names`` (or one that is gone); built
+    once per set of names, like every strategy here (see tests/strategies.py sampled)."""
+    return st.lists(st.builds(
+        lambda f, at, reason: {"facility": f, "at": at, "reason": reason},
+        sampled([*names, "GONE"]), sampled(REJECTION_TIMES),
+        sampled([None, "NOT_IN_STOCK"])), max_size=3)
+
+
 @st.composite
 def rules(draw, index: int, last: bool) -> str:
-    conditions = draw(st.lists(st.sampled_from(CONDITIONS), max_size=2, unique=True))
-    sorts = draw(st.lists(st.sampled_from(RULE_SORTS), max_size=2, unique_by=lambda s:
+    conditions = draw(st.lists(sampled(CONDITIONS), max_size=2, unique=True))
+    sorts = draw(st.lists(sampled(RULE_SORTS), max_size=2, unique_by=lambda s:
                           s.split()[0]))
     if any(s.startswith("facility_sequence") for s in sorts) and not any(
             c.startswith("facility_group ==") or c.startswith("facility_group in")
             for c in conditions):
         conditions.append("facility_group in [A, B]")  # the sequence is a group's (RT403)
-    body = [f"assign {draw(st.sampled_from(['single', 'partial']))}"]
+    body = [f"assign {draw(sampled(['single', 'partial']))}"]
     if conditions:  # one distance unit per rule (RT305)
-        unit = draw(st.sampled_from(["mi", "km"]))
+        unit = draw(sampled(["mi", "km"]))
         body.append("inventory { " + " ".join(conditions).replace("UNIT", unit) + " }")
     if sorts:
         body.append("sort by " + ", ".join(sorts))
     # a rule after one that moves is never reached (RT402): only the last rule moves
-    body.append(draw(st.sampled_from([a for a in ACTIONS if last or "move" not in a])))
-    return f'rule "r{index}"{draw(st.sampled_from(WINDOWS))} {{ ' + " ".join(body) + " }"
+    body.append(draw(sampled([a for a in ACTIONS if last or "move" not in a])))
+    return f'rule "r{index}"{draw(sampled(WINDOWS))} {{ ' + " ".join(body) + " }"
 
 
 @st.composite
@@ -140,16 +162,16 @@ def checked_programs(draw, most_filters: int = 1):
     """Generated rules, checked (no errors): the program the compiler and analysis take."""
     routings = []
     for r in range(draw(st.integers(1, 3))):
-        filters = ["queue == _NA_"] + draw(st.lists(st.sampled_from(FILTERS),
+        filters = ["queue == _NA_"] + draw(st.lists(sampled(FILTERS),
                                                     max_size=most_filters))
-        sorts = draw(st.lists(st.sampled_from(ORDER_SORTS), max_size=2,
+        sorts = draw(st.lists(sampled(ORDER_SORTS), max_size=2,
                               unique_by=lambda s: s.split()[0]))
         body = ["filter { " + " ".join(filters) + " }"]
         if sorts:
             body.append("sort by " + ", ".join(sorts))
         count = draw(st.integers(1, 3))
         body += [draw(rules(k, k == count - 1)) for k in range(count)]
-        routings.append(f'routing "R{r}"{draw(st.sampled_from(WINDOWS))} {{ '
+        routings.append(f'routing "R{r}"{draw(sampled(WINDOWS))} {{ '
                         + " ".join(body) + " }")
     header = ("declare shipment_method NEXT_DAY, STANDARD\ndeclare sales_channel WEB, POS\n"
               "declare category SHOES\ndeclare tag VIP, GIFT\n")
@@ -171,64 +193,55 @@ def plans(draw):
 def snapshots(draw):
     facilities = []
     for index in range(draw(st.integers(1, 5))):
-        groups = {g: draw(st.one_of(st.none(), st.integers(1, 3)))
-                  for g in draw(st.sets(st.sampled_from("ABC")))}
-        coords = draw(st.sampled_from([None, (40.6, -74.1), (40.9, -73.8), (40.2, -74.4),
+        groups = {g: draw(GROUP_RANKS)
+                  for g in draw(st.sets(sampled("ABC")))}
+        coords = draw(sampled([None, (40.6, -74.1), (40.9, -73.8), (40.2, -74.4),
                                        (40.7, -74.0)]))
         facilities.append(facility(f"F{index}", *(coords or (None, None)), groups=groups,
-                                   limit=draw(st.sampled_from([None, None, 0, 2, 4])),
+                                   limit=draw(sampled([None, None, 0, 2, 4])),
                                    today=draw(st.integers(0, 2))))
         facilities[-1].update(
-            postal_code=draw(st.sampled_from([None, "10010", "11211", "07030"])),
-            handling_cost=draw(st.sampled_from([0, 0, 1.0, 2.5])),
-            same_day_cutoff=draw(st.sampled_from([None, "08:00", "12:00"])))
+            postal_code=draw(sampled([None, "10010", "11211", "07030"])),
+            handling_cost=draw(sampled([0, 0, 1.0, 2.5])),
+            same_day_cutoff=draw(sampled([None, "08:00", "12:00"])))
     names = [f["id"] for f in facilities]
-    quantities = st.sampled_from([0.5, 1, 1, 2, 3, 4.25])
+    quantities = sampled([0.5, 1, 1, 2, 3, 4.25])
     inventory = []
     for f in facilities:
-        for product in draw(st.sets(st.sampled_from(PRODUCTS), min_size=2)):
-            inventory.append(stock(f["id"], product, draw(st.sampled_from([-1, 0, 1, 2, 3, 5,
+        for product in draw(st.sets(sampled(PRODUCTS), min_size=2)):
+            inventory.append(stock(f["id"], product, draw(sampled([-1, 0, 1, 2, 3, 5,
                                                                            8, 12, 2.5])),
                                    minimum=draw(st.integers(0, 2)),
-                                   brokering=draw(st.sampled_from([True, True, True, False])),
-                                   velocity=draw(st.sampled_from([None, None, 0.5, 2, 3.25]))))
-    dates = st.one_of(st.none(), st.sampled_from(["2026-11-23T12:00:00-05:00",
-                                                  "2026-11-25T08:00:00", "2026-11-20T00:00:00Z"]))
-    # rejections around the cutoffs of `not rejected within 0, 1 and 7 days`
-    rejection_times = st.sampled_from([
-        "2026-11-23T00:00:00-05:00", "2026-11-22T23:59:59-05:00", "2026-11-22T00:00:00",
-        "2026-11-16T00:00:00-05:00", "2026-11-15T23:59:59-05:00", "2026-11-30T10:00:00Z",
-        "2026-10-01T10:00:00-04:00"])
+                                   brokering=draw(sampled([True, True, True, False])),
+                                   velocity=draw(sampled([None, None, 0.5, 2, 3.25]))))
+    dates = DATES
     orders = []
     for o in range(draw(st.integers(1, 7))):
         items = []
         for i in range(draw(st.integers(1, 4))):
             quantity = draw(quantities)
             items.append(item(
-                f"{i:05d}", draw(st.sampled_from(PRODUCTS)), quantity,
-                cancel_quantity=draw(st.sampled_from([0, 0, 0.5])) if quantity > 0.5 else 0,
-                unit_price=draw(st.sampled_from([1.0, 5.0, 20.0])),
-                adjustments=draw(st.sampled_from([0, -1.5])),
-                item_group=draw(st.sampled_from([None, None, "K1", "K2"])),
+                f"{i:05d}", draw(sampled(PRODUCTS)), quantity,
+                cancel_quantity=draw(sampled([0, 0, 0.5])) if quantity > 0.5 else 0,
+                unit_price=draw(sampled([1.0, 5.0, 20.0])),
+                adjustments=draw(sampled([0, -1.5])),
+                item_group=draw(sampled([None, None, "K1", "K2"])),
                 promised_date=draw(dates), ship_before=draw(dates), ship_after=draw(dates),
                 auto_cancel_date=draw(dates),
-                excluded_facilities=draw(st.lists(st.sampled_from(names), max_size=1)),
-                rejections=draw(st.lists(st.builds(
-                    lambda f, at, reason: {"facility": f, "at": at, "reason": reason},
-                    st.sampled_from([*names, "GONE"]), rejection_times,
-                    st.sampled_from([None, "NOT_IN_STOCK"])), max_size=3))))
-        extra = {"tags": draw(st.sampled_from([[], [], ["VIP"], ["GIFT"], ["VIP", "GIFT"],
+                excluded_facilities=draw(st.lists(sampled(names), max_size=1)),
+                rejections=draw(rejections(tuple(names)))))
+        extra = {"tags": draw(sampled([[], [], ["VIP"], ["GIFT"], ["VIP", "GIFT"],
                                                ["OTHER"]])),
-                 "priority": draw(st.sampled_from([None, "HIGH", "LOW", "high", "URGENT"])),
-                 "sales_channel": draw(st.sampled_from([None, "WEB", "POS"])),
-                 "origin_facility": draw(st.sampled_from([None, *names]))}
-        built = order(f"O{o}", items, ship_to=draw(st.sampled_from(
-            [(40.7, -74.0), (40.2, -74.3), None])), date=draw(st.sampled_from(
+                 "priority": draw(sampled([None, "HIGH", "LOW", "high", "URGENT"])),
+                 "sales_channel": draw(sampled([None, "WEB", "POS"])),
+                 "origin_facility": draw(sampled([None, *names]))}
+        built = order(f"O{o}", items, ship_to=draw(sampled(
+            [(40.7, -74.0), (40.2, -74.3), None])), date=draw(sampled(
                 ["2026-11-22T10:00:00-05:00", "2026-11-21T10:00:00-05:00"])), **extra)
         group = built["ship_groups"][0]
-        group["ship_to"]["postal_code"] = draw(st.sampled_from([None, "10001", "07302"]))
-        group["carrier"] = draw(st.sampled_from([None, "UPS"]))
-        group["shipment_method"] = draw(st.sampled_from([None, "NEXT_DAY", "STANDARD"]))
+        group["ship_to"]["postal_code"] = draw(sampled([None, "10001", "07302"]))
+        group["carrier"] = draw(sampled([None, "UPS"]))
+        group["shipment_method"] = draw(sampled([None, "NEXT_DAY", "STANDARD"]))
         if draw(st.booleans()) and len(items) > 1:  # a second ship group takes the last line
             built["ship_groups"].append({**group, "id": "00002", "items": [items.pop()]})
         orders.append(built)
@@ -255,17 +268,17 @@ def rate_cards(draw):
     weights = [1, 2, 5, 10] if not kg else [0.5, 2, 4]
     zones = []
     for number, miles in enumerate([3, 10, 25, None][:draw(st.integers(1, 4))]):
-        base, step = draw(st.sampled_from([5, 5, 8])), draw(st.sampled_from([0, 1, 2.5]))
+        base, step = draw(sampled([5, 5, 8])), draw(sampled([0, 1, 2.5]))
         zones.append({"zone": number + 2, "max_distance": miles,
                       "transit_days": draw(st.integers(0, 3)),
                       "prices": [base + k * step for k in range(len(weights))]})
-    chart = [{"origin": o, "destination": d, "zone": draw(st.sampled_from(zones))["zone"]}
+    chart = [{"origin": o, "destination": d, "zone": draw(sampled(zones))["zone"]}
              for o in ("100", "112", "070") for d in ("100", "073")
              if draw(st.booleans())] if draw(st.booleans()) else []
     return {"weight_unit": "kg" if kg else "lb", "weights": weights,
-            "distance_unit": draw(st.sampled_from(["mi", "km"])), "zones": zones,
-            "postal_zones": chart, "dim_divisor": draw(st.sampled_from([None, 139, 5000])),
-            "surcharges": draw(st.sampled_from([[], [{"name": "fuel", "percent": 12.5,
+            "distance_unit": draw(sampled(["mi", "km"])), "zones": zones,
+            "postal_zones": chart, "dim_divisor": draw(sampled([None, 139, 5000])),
+            "surcharges": draw(sampled([[], [{"name": "fuel", "percent": 12.5,
                                                       "amount": 0.3}]]))}
 
 

@@ -111,8 +111,7 @@ def test_paused_groups_never_run(tmp_path):
 
 def test_serve_logs_json_lines_and_stops_cleanly_on_sigterm(tmp_path):
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
-                   check=True, capture_output=True)
+    _upgrade(db)
     process = subprocess.Popen(
         [sys.executable, "-m", "routing_dsl", "serve", str(EXAMPLE / "omnichannel.route"),
          "--source", str(EXAMPLE / "snapshot.json"), "--db", db, "--poll-seconds", "0.2"],
@@ -340,9 +339,18 @@ def _project(tmp_path, cron: str = EVERY_2S) -> tuple:
     snapshot = tmp_path / "snapshot.json"
     snapshot.write_text((EXAMPLE / "snapshot.json").read_text())
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", db],
-                   check=True, capture_output=True)
+    _upgrade(db)
     return rules, snapshot, db
+
+
+def _upgrade(db: str) -> None:
+    """Migrate the run store in this process: the served process is what these tests drive;
+    `routing db upgrade` as a command has tests of its own."""
+    store = RunStore(db)
+    try:
+        store.upgrade()
+    finally:
+        store.dispose()
 
 
 def _with_new_order(snapshot, order_id: str) -> None:
@@ -450,8 +458,7 @@ def test_the_scheduler_survives_a_database_outage(tmp_path):
     from .tcpproxy import TcpProxy
     rules, snapshot, _ = _project(tmp_path)
     with postgres_database("outage") as direct:
-        subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", direct],
-                       check=True, capture_output=True)
+        _upgrade(direct)
         proxy = TcpProxy(("127.0.0.1", 5432)).start()
         db = direct.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
         try:
@@ -466,15 +473,20 @@ def test_the_scheduler_survives_a_database_outage(tmp_path):
                 health = _eventually(lambda: (lambda h: h if h["status"] == "degraded" else
                                               None)(httpx.get(f"{base}/healthz").json()))
                 assert "rules.route" in health["reasons"][0]
-                time.sleep(3)  # a few retries, with backoff
+
+                def failures() -> int:
+                    metrics = httpx.get(f"{base}/metrics").text
+                    assert "routing_scheduler_up 1" in metrics
+                    return int(re.search(r"routing_scheduler_failures_total (\d+)",
+                                         metrics).group(1))
+                # a few retries, with backoff (1 s, then 2 s): wait for the second failure
+                # rather than sleeping a fixed time
+                _eventually(lambda: failures() >= 2)
                 assert httpx.get(f"{base}/healthz").status_code == 200
                 assert httpx.post(f"{base}/v1/decisions", json=QUOTE).json()["lines"]
                 down = httpx.get(f"{base}/v1/batches")
                 assert down.status_code == 503 and down.headers["retry-after"]
-                metrics = httpx.get(f"{base}/metrics").text
-                failures = int(re.search(r"routing_scheduler_failures_total (\d+)",
-                                         metrics).group(1))
-                assert failures >= 2 and "routing_scheduler_up 1" in metrics
+                assert failures() >= 2
                 proxy.start()
                 back = datetime.now(UTC)
                 _eventually(lambda: httpx.get(f"{base}/healthz").json()["status"] == "ok")

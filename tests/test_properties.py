@@ -12,6 +12,7 @@ from routing_dsl.interpreter import run_plan
 from routing_dsl.result import dump_result
 
 from .builders import facility, item, order, plan, stock, world
+from .strategies import sampled
 
 RULES = [
     'rule "single" { assign single sort by distance }',
@@ -27,31 +28,37 @@ RULES = [
 PRODUCTS = ["P1", "P2", "P3"]
 
 
+# built once, not on every draw (see tests/strategies.py sampled)
+COORDINATES = st.one_of(st.none(), st.tuples(st.floats(40.0, 41.0), st.floats(-74.5, -73.5)))
+LIMITS = st.one_of(st.none(), st.integers(0, 3))
+VELOCITIES = st.one_of(st.none(), st.floats(0, 5))
+
+
 @st.composite
 def snapshots(draw):
     facilities = []
     for index in range(draw(st.integers(1, 4))):
-        groups = {g: draw(st.integers(1, 3)) for g in draw(st.sets(st.sampled_from("ABC")))}
-        coords = draw(st.one_of(st.none(), st.tuples(st.floats(40.0, 41.0), st.floats(-74.5, -73.5))))
+        groups = {g: draw(st.integers(1, 3)) for g in draw(st.sets(sampled("ABC")))}
+        coords = draw(COORDINATES)
         facilities.append(facility(f"F{index}", *(coords or (None, None)), groups=groups,
-                                   limit=draw(st.one_of(st.none(), st.integers(0, 3))),
+                                   limit=draw(LIMITS),
                                    today=draw(st.integers(0, 2))))
     inventory = []
     for f in facilities:
-        for product in draw(st.sets(st.sampled_from(PRODUCTS))):
+        for product in draw(st.sets(sampled(PRODUCTS))):
             inventory.append(stock(f["id"], product, draw(st.integers(-2, 8)),
                                    minimum=draw(st.integers(0, 3)), brokering=draw(st.booleans()),
-                                   velocity=draw(st.one_of(st.none(), st.floats(0, 5)))))
+                                   velocity=draw(VELOCITIES)))
     orders = []
     for o in range(draw(st.integers(1, 6))):
         items = []
         for i in range(draw(st.integers(1, 4))):
             quantity = draw(st.integers(1, 5))
-            items.append(item(f"{i:05d}", draw(st.sampled_from(PRODUCTS)), quantity,
+            items.append(item(f"{i:05d}", draw(sampled(PRODUCTS)), quantity,
                               cancel_quantity=draw(st.integers(0, quantity)),
-                              unit_price=draw(st.sampled_from([1.0, 5.0, 20.0])),
-                              item_group=draw(st.sampled_from([None, None, "K1", "K2"]))))
-        orders.append(order(f"O{o}", items, ship_to=draw(st.sampled_from(
+                              unit_price=draw(sampled([1.0, 5.0, 20.0])),
+                              item_group=draw(sampled([None, None, "K1", "K2"]))))
+        orders.append(order(f"O{o}", items, ship_to=draw(sampled(
             [(40.7, -74.0), (40.2, -74.3), None]))))
     products = [{"id": "P1", "parent": "S"}, {"id": "P2", "parent": "S"}, {"id": "P3"}]
     return world(facilities, inventory, orders, products=products)
@@ -59,7 +66,7 @@ def snapshots(draw):
 
 @st.composite
 def plans(draw):
-    rules = draw(st.lists(st.sampled_from(RULES), min_size=1, max_size=3, unique=True))
+    rules = draw(st.lists(sampled(RULES), min_size=1, max_size=3, unique=True))
     return plan('routing "R" { filter { queue == _NA_ } ' + " ".join(rules) + " }")
 
 
