@@ -52,12 +52,17 @@ class RunStrings:
 def numbers(values: np.ndarray) -> list:
     """`criteria.text.number` of each value; whole numbers (nearly all quantities) at numpy
     speed."""
-    whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
+    whole = _whole(values)
     ints = np.where(whole, values, 0).astype(np.int64).tolist()
     if whole.all():
         return ints
     return [i if w else number(v) for i, v, w in zip(ints, values.tolist(), whole.tolist(),
                                                        strict=True)]
+
+
+def _whole(values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are whole numbers an int64 holds exactly."""
+    return (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
 
 
 def rounded(values: np.ndarray) -> np.ndarray:
@@ -87,8 +92,7 @@ def _array_json(values: np.ndarray) -> list[str]:
 
 def _numbers_json(values: np.ndarray) -> list[str]:
     """`numbers` of each value, as orjson writes it."""
-    whole = (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
-    if whole.all():
+    if _whole(values).all():
         return _array_json(values.astype(np.int64))
     return _scalars_json(numbers(values))
 
@@ -139,13 +143,41 @@ def _text(value) -> str:
     return _dumps(value).decode()
 
 
-def _rows(keys: tuple[str, ...], columns: list) -> list[dict]:
-    """Rows as dictionaries from their columns (iterables as long as the rows, or endless
+class _Block:
+    """What every block does from its ``_columns`` (how to read each field of ``KEYS``, in
+    that order, for rows ``start`` to ``stop``: iterables as long as the rows, or endless
     repeats)."""
-    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=False)]
+
+    KEYS: tuple[str, ...] = ()
+
+    def _columns(self) -> dict:
+        raise NotImplementedError
+
+    def rows(self, start: int, stop: int) -> list[dict]:
+        columns = [read(start, stop) for read in self._columns().values()]
+        return [dict(zip(self.KEYS, values, strict=True))
+                for values in zip(*columns, strict=False)]
+
+    def field(self, name: str) -> list:
+        return list(self._columns()[name](0, len(self)))
 
 
-class AllocationColumns:
+class _LineBlock(_Block):
+    """A block with a row per order line (``item``: indexes into the run's lines), whose
+    ids come from the run's tables (``strings``)."""
+
+    strings: RunStrings
+    item: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    def _ids(self, table: str):
+        return lambda start, stop: map(getattr(self.strings, table).__getitem__,
+                                       self.item[start:stop].tolist())
+
+
+class AllocationColumns(_LineBlock):
     """A routing run's allocations (result.Allocation), by column."""
 
     KEYS = ("order", "ship_group", "item", "product", "facility", "quantity", "new_ship_group",
@@ -163,13 +195,6 @@ class AllocationColumns:
         self.group, self.routing = group, routing
         self.rule_names, self.distance_units = rule_names, distance_units
         self.shipping = shipping  # (costs, transit days, delivery dates) per row, or None
-
-    def __len__(self) -> int:
-        return len(self.item)
-
-    def _ids(self, table: str):
-        return lambda start, stop: map(getattr(self.strings, table).__getitem__,
-                                       self.item[start:stop].tolist())
 
     def _shipping(self, k: int):
         def column(start: int, stop: int):
@@ -195,12 +220,6 @@ class AllocationColumns:
             "shipping_cost": self._shipping(0), "transit_days": self._shipping(1),
             "delivery_date": self._shipping(2),
         }
-
-    def rows(self, start: int, stop: int) -> list[dict]:
-        return _rows(self.KEYS, [read(start, stop) for read in self._columns().values()])
-
-    def field(self, name: str) -> list:
-        return list(self._columns()[name](0, len(self)))
 
     def json_chunks(self):
         s = self.strings
@@ -231,7 +250,7 @@ class AllocationColumns:
                 ',"delivery_date":', deliveries, "}"], stop - start).encode()
 
 
-class UnfillableColumns:
+class UnfillableColumns(_LineBlock):
     """A routing run's unfillable items (result.Unfillable), by column."""
 
     KEYS = ("order", "ship_group", "item", "product", "quantity", "routing", "rule", "action",
@@ -246,13 +265,6 @@ class UnfillableColumns:
             item, quantity, rule, action, queue)
         self.routing, self.rule_names, self.action_names = routing, rule_names, action_names
         self.auto_cancel_date = auto_cancel_date
-
-    def __len__(self) -> int:
-        return len(self.item)
-
-    def _ids(self, table: str):
-        return lambda start, stop: map(getattr(self.strings, table).__getitem__,
-                                       self.item[start:stop].tolist())
 
     def _columns(self) -> dict:
         """How to read each field, for rows ``start`` to ``stop``."""
@@ -270,12 +282,6 @@ class UnfillableColumns:
                                              self.queue[start:stop].tolist()),
             "auto_cancel_date": lambda start, stop: self.auto_cancel_date[start:stop],
         }
-
-    def rows(self, start: int, stop: int) -> list[dict]:
-        return _rows(self.KEYS, [read(start, stop) for read in self._columns().values()])
-
-    def field(self, name: str) -> list:
-        return list(self._columns()[name](0, len(self)))
 
     def json_chunks(self):
         s = self.strings
@@ -299,7 +305,7 @@ class UnfillableColumns:
                 "}"], stop - start).encode()
 
 
-class InventoryColumns:
+class InventoryColumns(_Block):
     """The run's `inventory_after` (result.InventoryAfter), by column: facilities and
     products as indexes into their id lists, the ATP left."""
 
@@ -320,12 +326,6 @@ class InventoryColumns:
                 "product": lambda start, stop: map(self.prod_ids.__getitem__,
                                                    self.product[start:stop].tolist()),
                 "atp": lambda start, stop: numbers(self.atp[start:stop])}
-
-    def rows(self, start: int, stop: int) -> list[dict]:
-        return _rows(self.KEYS, [read(start, stop) for read in self._columns().values()])
-
-    def field(self, name: str) -> list:
-        return list(self._columns()[name](0, len(self)))
 
     def json_chunks(self):
         columns = self._columns()
