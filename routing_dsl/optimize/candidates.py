@@ -240,3 +240,15 @@ def price(interp, batch: Batch) -> None:
     batch.package_facility = facilities.astype(np.int64)
     batch.package_zone = np.array(zones, np.int64)
     batch.package_delivery = np.array(delivery, np.int64)
+
+
+def package_price(batch: Batch, rates, pair: int, u: int, f: int, weight: float,
+                  volume: float) -> float:
+    """What a package of ``weight`` and ``volume`` costs to ship from facility ``f`` to unit
+    ``u`` (``pair``: their (unit, facility) pair); NaN when it cannot be priced (no rate card
+    or zone; a zone is known only for a facility with rates)."""
+    card, zone = int(batch.unit_card[u]), int(batch.package_zone[pair])
+    if card < 0 or zone < 0:
+        return float("nan")
+    return rates.cost(card, zone, int(batch.facility_rate_index[f]), float(weight),
+                      float(volume))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .candidates import FREE, GROUP, UNIT, WHOLE, Batch
+from .candidates import FREE, GROUP, UNIT, WHOLE, Batch, package_price
 
 EPS = 1e-9
 ALL_SETS_UP_TO = 6  # lines of a unit at one facility for which every subset is a package
@@ -126,14 +126,10 @@ def placeable(batch: Batch, rates, pair_of: dict, u: int, f: int, rule: int,
     checks = prepared.placement_checks
     if not checks:
         return True
-    card = int(batch.unit_card[u])
-    zone = int(batch.package_zone[pair_of[(u, f)]])
-    rate_index = int(batch.facility_rate_index[f])
+    pair = pair_of[(u, f)]
 
     def cost(w: float, v: float) -> float:
-        if card < 0 or zone < 0:
-            return float("nan")
-        return rates.cost(card, zone, rate_index, float(w), float(v))
+        return package_price(batch, rates, pair, u, f, w, v)
 
     weight, volume, quantity = batch.item_weight, batch.item_volume, batch.item_quantity
     steps: list[list[tuple[int, float]]] = []
@@ -179,16 +175,13 @@ def cheapest(batch: Batch, rates, pair_of: dict, by_unit: dict, keep: int, stock
     product, promised = batch.item_product, batch.item_promised
     kept_units, pruned = {}, 0
     for u, facilities in by_unit.items():
-        card = int(batch.unit_card[u])
         ranked: dict[int, list] = {}
         for f, admitted in facilities.items():
             pair = pair_of[(u, f)]
-            zone, delivery = int(batch.package_zone[pair]), int(batch.package_delivery[pair])
-            index = int(batch.facility_rate_index[f])
+            delivery = int(batch.package_delivery[pair])
             for k, _ in admitted:
                 q = float(quantity[k])
-                price = rates.cost(card, zone, index, float(weight[k] * q), float(volume[k] * q)) \
-                    if card >= 0 and zone >= 0 else float("nan")
+                price = package_price(batch, rates, pair, u, f, weight[k] * q, volume[k] * q)
                 if not np.isfinite(price):
                     price = np.inf
                 if delivery >= 0 and delivery > promised[k]:
@@ -230,11 +223,9 @@ def candidates(batch: Batch, units: np.ndarray, rates, pair_of: dict,
         if found is not None:
             return found
         pair = pair_of[(u, f)]
-        card, zone = int(batch.unit_card[u]), int(batch.package_zone[pair])
-        w = sum(weight[k] * q for k, q in content)
-        v = sum(volume[k] * q for k, q in content)
-        price = rates.cost(card, zone, int(batch.facility_rate_index[f]), float(w), float(v)) \
-            if card >= 0 and zone >= 0 else float("nan")
+        price = package_price(batch, rates, pair, u, f,
+                              sum(weight[k] * q for k, q in content),
+                              sum(volume[k] * q for k, q in content))
         delivery = int(batch.package_delivery[pair])
         late = 0.0
         if delivery >= 0:

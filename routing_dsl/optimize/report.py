@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..shipping import cents
-from .candidates import Batch
+from .candidates import Batch, package_price
 
 EPS = 1e-9
 
@@ -70,10 +70,7 @@ def measure(rates, batch: Batch, pair_of: dict, placements: list[tuple],
     total_cents, unpriced = 0, 0
     for (u, f, _), (weight, volume) in packages.items():
         unit_packages[u] += 1
-        card, zone = int(batch.unit_card[u]), int(batch.package_zone[pair_of[(u, f)]])
-        index = int(batch.facility_rate_index[f])
-        price = rates.cost(card, zone, index, float(weight), float(volume)) \
-            if card >= 0 and zone >= 0 and index >= 0 else float("nan")
+        price = package_price(batch, rates, pair_of[(u, f)], u, f, weight, volume)
         amount = cents(price)
         if amount is None:
             unpriced += 1
@@ -108,10 +105,7 @@ def unit_packages(rates, batch: Batch, pair_of: dict, placements: list[tuple], u
         pair = pair_of[(u, f)]
         weight = sum(batch.item_weight[k] * q for k, q in lines)
         volume = sum(batch.item_volume[k] * q for k, q in lines)
-        card, zone = int(batch.unit_card[u]), int(batch.package_zone[pair])
-        index = int(batch.facility_rate_index[f])
-        price = rates.cost(card, zone, index, float(weight), float(volume)) \
-            if card >= 0 and zone >= 0 and index >= 0 else float("nan")
+        price = package_price(batch, rates, pair, u, f, weight, volume)
         amount = cents(price)
         shown.append({"facility": batch.facilities[f], "rule": rules[rule],
                       "items": [{"item": batch.items[k].item.id, "product": batch.products[
