@@ -136,6 +136,17 @@ def isolated(document: dict, order_id: str, ship_group: str, facility_id: str,
     return copy
 
 
+def assert_within_net_stock(snapshot, result) -> None:
+    """No (facility, product) ships more than its brokerable stock above safety stock."""
+    net = {(r.facility, r.product): r.atp - r.minimum_stock for r in snapshot.inventory
+           if r.allow_brokering}
+    taken = defaultdict(float)
+    for a in result["allocations"]:
+        taken[(a["facility"], a["product"])] += a["quantity"]
+    for key, quantity in taken.items():
+        assert quantity <= net[key] + 1e-6, key
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated_snapshots(), generated_plans())
 def test_the_optimum_keeps_stock_daily_limits_and_the_rules(snapshot, the_plan):
@@ -150,14 +161,10 @@ def test_the_optimum_keeps_stock_daily_limits_and_the_rules(snapshot, the_plan):
     if uses_broken_style(the_plan):
         return
     result = run_plan(optimised(the_plan), snapshot)
-    net = {(r.facility, r.product): r.atp - r.minimum_stock for r in snapshot.inventory
-           if r.allow_brokering}
-    taken, packages = defaultdict(float), defaultdict(list)
+    assert_within_net_stock(snapshot, result)
+    packages = defaultdict(list)
     for a in result["allocations"]:
-        taken[(a["facility"], a["product"])] += a["quantity"]
         packages[(a["order"], a["ship_group"], a["new_ship_group"])].append(a)
-    for key, quantity in taken.items():
-        assert quantity <= net[key] + 1e-6, key
     rules = {r.name: r for g in the_plan.groups for routing in g.routings for r in routing.rules}
     counted = defaultdict(int)
     for rows in packages.values():
@@ -274,12 +281,7 @@ def test_the_same_bytes_when_ray_solves_the_windows(retailer):
 @pytest.mark.parametrize("window", [25, 8])
 def test_windows_never_oversell_together(retailer, window):
     result = run_plan(retailer_plan(window=window), retailer)
-    net = {(r.facility, r.product): r.atp - r.minimum_stock for r in retailer.inventory
-           if r.allow_brokering}
-    taken = defaultdict(float)
-    for a in result["allocations"]:
-        taken[(a["facility"], a["product"])] += a["quantity"]
-    assert all(quantity <= net[key] + 1e-6 for key, quantity in taken.items())
+    assert_within_net_stock(retailer, result)
     section = result["optimization"]
     assert section["optimized_cost"] <= section["rules_cost"]
     assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
@@ -325,12 +327,7 @@ def test_pruning_keeps_every_facility_the_rules_chose(retailer):
     assert sum(r["work"]["pruned_pairs"] for r in section["routings"]) > 0
     assert section["optimized_cost"] <= section["rules_cost"]
     assert section["optimized"]["unfilled_units"] <= section["rules"]["unfilled_units"]
-    net = {(r.facility, r.product): r.atp - r.minimum_stock for r in retailer.inventory
-           if r.allow_brokering}
-    taken = defaultdict(float)
-    for a in result["allocations"]:
-        taken[(a["facility"], a["product"])] += a["quantity"]
-    assert all(quantity <= net[key] + 1e-6 for key, quantity in taken.items())
+    assert_within_net_stock(retailer, result)
 
 
 def test_as_many_facilities_per_line_as_there_are_facilities_is_no_pruning(retailer):
