@@ -59,6 +59,22 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Until the killed process ``pid`` has ended (a zombie or reaped): SIGKILL is delivered
+    asynchronously, and until then its listening socket still takes the connections the
+    kernel hashes to it, which its death then resets."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not end {timeout:g} s after SIGKILL")
+
+
 def quoted(base: str, quantity: int) -> set[int]:
     """Units a quote of ``quantity`` gets from each of the two workers (fresh connections:
     a client's requests go to the worker that accepted its connection)."""
@@ -90,6 +106,7 @@ def test_a_reload_is_done_in_every_worker_and_a_dead_worker_is_replaced(tmp_path
         first = children(served.process.pid)
         assert len(first) == 2
         os.kill(first[1], signal.SIGKILL)
+        wait_gone(first[1])
         assert httpx.get(f"{served.base}/healthz").status_code == 200  # the other answers
         deadline = time.monotonic() + 60
         while len(set(children(served.process.pid)) - set(first)) < 1 or \
