@@ -94,22 +94,6 @@ class Model:
     warm: np.ndarray  # every column's value for the rules' allocation (the warm start)
 
 
-def package_index(batch: Batch) -> np.ndarray:
-    """The (unit, facility) pair of each edge, as an index into `batch.package_*`."""
-    n_fac = max(1, len(batch.facilities))
-    keys = batch.package_unit * n_fac + batch.package_facility
-    edge_keys = batch.item_unit[batch.edge_item] * n_fac + batch.edge_facility
-    return np.searchsorted(keys, edge_keys)
-
-
-def late_days(batch: Batch, lines: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Days each line would arrive after its promised day from the (unit, facility) pair
-    (0 on time or unknown)."""
-    delivery = batch.package_delivery[pairs]
-    days = delivery - batch.item_promised[lines]
-    return np.where((delivery >= 0) & (days > 0), days, 0).astype(np.float64)
-
-
 def _lowest(mask: int) -> int:
     return (mask & -mask).bit_length() - 1
 
