@@ -195,7 +195,7 @@ def test_a_worker_killed_mid_run_fails_the_batches_cleanly_and_a_rerun_routes(tm
 
 
 def test_one_partition_on_a_pool_routes_in_this_process_and_says_so(monkeypatch):
-    from routing_dsl.scaleout import partition as module
+    from routing_dsl.scaleout import tasks as module
 
     def no_pool(*_):
         raise AssertionError("a pool started for one partition")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
-import tempfile
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..engine import choose
 from ..interpreter import open_run
@@ -133,6 +129,22 @@ def part_bytes(snapshot: Snapshot, partition: Partition) -> bytes:
     return pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+class _Work(Sequence):
+    """Each partition's task, ``(plan, part, groups, engine)``, its part made when indexed: a
+    pool starts the first part while the next is being made."""
+
+    def __init__(self, plan_json: bytes, snapshot: Snapshot, parts: list[Partition],
+                 engine: str) -> None:
+        self.plan_json, self.snapshot, self.parts, self.engine = plan_json, snapshot, parts, engine
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __getitem__(self, k):
+        part = self.parts[k]
+        return (self.plan_json, part_bytes(self.snapshot, part), list(part.groups), self.engine)
+
+
 def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) -> dict:
     """One partition's routing, a pure function of its inputs: the result's pieces, each
     group's place in them, and the warnings by key."""
@@ -171,61 +183,16 @@ def route_partitioned(plan: Plan, snapshot: Snapshot, *, executor: str = "local"
         pieces = [_route_snapshot(plan_json, part_snapshot(snapshot, p), list(p.groups),
                                   engine) for p in parts]
         return merge(plan, snapshot, parts, pieces)
-    work = [(plan_json, part_bytes(snapshot, p), list(p.groups), engine) for p in parts]
+    work = _Work(plan_json, snapshot, parts, engine)
     if executor == "process":
-        pieces = _on_processes(work, jobs)
+        from .tasks import map_tasks
+        pieces = map_tasks(route_part, work, executor="process", jobs=jobs,
+                           weights=[p.orders for p in parts])
     elif executor == "ray":
         pieces = _on_ray(work, address)
     else:
         raise ValueError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
     return merge(plan, snapshot, parts, pieces)
-
-
-def _on_processes(work: list[tuple], jobs: int) -> list[dict]:
-    """The partitions on a pool of spawned processes.
-
-    Python 3.11's pool can hang for good when a worker dies, so three measures keep a dead
-    worker an error rather than a hang: inputs and results travel as files, only their paths
-    through the pool's pipes (a large payload crossing a pipe whose other end died blocks its
-    writer: CPython gh-94777); every task is submitted at once, after the files are written,
-    so the pool starts its workers together; and when the pool breaks, any worker it started
-    after it began to shut down (it waits for such a worker forever) is killed."""
-    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    before = set(multiprocessing.active_children())
-    with tempfile.TemporaryDirectory(prefix="routing-parts-") as folder:
-        plan_path = Path(folder) / "plan.json"
-        if work:
-            plan_path.write_bytes(work[0][0])
-        tasks = []
-        for number, (_, part, groups, engine) in enumerate(work):
-            part_path = Path(folder) / f"part-{number}.json"
-            part_path.write_bytes(part)
-            tasks.append((str(plan_path), str(part_path), groups, engine))
-        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context)
-        try:
-            futures = [pool.submit(_route_part_files, *task) for task in tasks]
-            paths = [future.result() for future in futures]  # in partition order
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for child in set(multiprocessing.active_children()) - before:
-                child.kill()
-            raise
-        pool.shutdown()
-        pieces = []
-        for path in paths:
-            with open(path, "rb") as piece:
-                pieces.append(pickle.load(piece))
-        return pieces
-
-
-def _route_part_files(plan_path: str, part_path: str, groups: list[str], engine: str) -> str:
-    """`route_part` from files: its piece is written next to the part, and the path returned."""
-    piece = route_part(Path(plan_path).read_bytes(), Path(part_path).read_bytes(), groups,
-                       engine)
-    out = part_path + ".piece"
-    with open(out, "wb") as file:
-        pickle.dump(piece, file, protocol=pickle.HIGHEST_PROTOCOL)
-    return out
 
 
 def _on_ray(work: list[tuple], address: str | None) -> list[dict]:
