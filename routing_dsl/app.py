@@ -555,10 +555,14 @@ def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False,
 
 
 def warm_engine() -> dict:
-    """Compile the fast engine's kernel into numba's cache (see engine/warm.py): the seconds
-    taken and the kernel functions compiled."""
+    """Compile the fast engine's kernel into numba's cache (see engine/warm.py) and the
+    language server's protocol types into theirs (lsp/typecache.py): the seconds taken and
+    the kernel functions compiled."""
     from .engine.warm import warm
-    return warm()
+    from .lsp.typecache import write_cache
+    done = warm()
+    write_cache()
+    return done
 
 
 def router(executor: str = "local", jobs: int = 2, address: str | None = None,

@@ -1387,7 +1387,8 @@ def rollout_abort(db_url, reason) -> None:
 @main.command()
 def warm() -> None:
     """Compile the fast engine now, once (numba caches it), so that no later run waits for
-    it; `make venv`, `make demo` and `make test` do this. About a second when it is done."""
+    it, and the language server's protocol types; `make venv`, `make demo` and `make test`
+    do this. About a second when it is done."""
     done = app.warm_engine()
     click.echo(f"fast engine ready in {done['seconds']:.1f} s ({done['compiled']} kernel "
                f"function{'' if done['compiled'] == 1 else 's'} compiled)", err=True)
@@ -1396,6 +1397,8 @@ def warm() -> None:
 @main.command()
 def lsp() -> None:
     """Start the language server on standard input and output."""
+    from .lsp.typecache import load_types
+    load_types()  # before the server imports them: see lsp/typecache.py
     from .lsp.server import main as serve
     serve()
 
