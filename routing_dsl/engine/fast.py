@@ -325,6 +325,10 @@ class FastAllocator:
         self._packages_per_group = np.zeros(0, np.int64)  # in the routing run being routed
         self.explainer = FastExplainer(self) if run.explain else None
         self._run_strings: RunStrings | None = None
+        # new ship groups' next numbers by ship group key (_new_ship_groups), and the keys
+        # named by the run's rule instead (None: none)
+        self._next_number: np.ndarray | None = None
+        self._by_rule: np.ndarray | None = None
 
     def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
@@ -570,10 +574,10 @@ class FastAllocator:
         # a new ship group per package, named in row order at its first row (a_first); the
         # package's other rows (same commit, same facility) carry its name
         heads = np.nonzero(rows.a_new)[0]
-        names = []
-        for i, f in zip(rows.a_item[heads].tolist(), rows.a_fac[heads].tolist(), strict=True):
-            names.append(run.new_ship_group(order_ids[i], sg_ids[i]))
-            if used is not None:  # what an explanation of `max_facilities` shows, in order
+        names = np.array(self._new_ship_groups(rows.a_item[heads]) or [""], dtype=object)
+        if used is not None:  # what an explanation of `max_facilities` shows, in order
+            for i, f in zip(rows.a_item[heads].tolist(), rows.a_fac[heads].tolist(),
+                            strict=True):
                 shipping_from = used[(order_ids[i], sg_ids[i])]
                 if fac_ids[f] not in shipping_from:
                     shipping_from.append(fac_ids[f])
@@ -582,7 +586,7 @@ class FastAllocator:
         strings = self._strings()
         run.allocations.add_columns(AllocationColumns(
             strings, rows.a_item.copy(), rows.a_fac.copy(), rows.a_qty.copy(),
-            list(map(names.__getitem__, package[rows.a_first].tolist())), group_name,
+            names[package[rows.a_first]].tolist(), group_name,
             routing.name, rows.a_rule.copy(), rule_names,
             [rule.distance_unit for rule in rules], rows.a_dist.copy(), shipping))
         n_left = int(out.counts[ir.LEFT_OPEN])
@@ -605,6 +609,37 @@ class FastAllocator:
         for f in np.unique(rows.a_fac).tolist():
             if fac_ids[f] in ctx.orders_today:
                 ctx.orders_today[fac_ids[f]] = int(counts[f])
+
+    def _new_ship_groups(self, items: np.ndarray) -> list[str]:
+        """The ids of the new ship groups split from the ship groups of ``items`` (one each,
+        in order), as `Run.new_ship_group` names them: the ship group's id, a dash and the
+        next number of its (order, ship group), from 1. An id the order already holds is
+        skipped there; only an order with an id that is another of its ids, a dash and more
+        can hold one (generated ids never meet: the number follows the last dash), so those
+        orders take the run's own rule and the others count in an array."""
+        ctx = self.ctx
+        if self._next_number is None:
+            self._next_number = np.ones(ctx.n_sg_keys, np.int64)
+            self._by_rule = _clashing_keys(ctx)
+        keys = ctx.sg_key[ctx.it_sg[items]]
+        # each key's next number, and one more for each earlier package of the key here
+        order = np.argsort(keys, kind="stable")
+        ranked = keys[order]
+        starts = np.ones(len(keys), np.bool_)
+        starts[1:] = ranked[1:] != ranked[:-1]
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
+        before = np.empty(len(keys), np.int64)
+        before[order] = np.arange(len(keys)) - first
+        numbers = (self._next_number[keys] + before).tolist()
+        self._next_number += np.bincount(keys, minlength=len(self._next_number))
+        sg_ids = ctx.it_sg_id
+        names = [f"{sg_ids[i]}-{number}" for i, number in zip(items.tolist(), numbers,
+                                                               strict=True)]
+        if self._by_rule is not None:
+            for k in np.nonzero(self._by_rule[keys])[0].tolist():
+                i = int(items[k])
+                names[k] = self.run.new_ship_group(ctx.it_order_id[i], sg_ids[i])
+        return names
 
     def _strings(self) -> RunStrings:
         """The run's ids by index, shared by its blocks of rows."""
@@ -711,6 +746,24 @@ class _UnitSet:
         states = [ctx.items[k] for k in positions]
         return Unit(states[0].order, states[0].ship_group,
                      ctx.fac_ids[ctx.it_queue[positions[0]]], states)
+
+
+def _clashing_keys(ctx: FastContext) -> np.ndarray | None:
+    """The ship group keys of the orders where a new ship group's id could be one the order
+    already holds: an id that is another of its ids, a dash and more (None: no order)."""
+    clashing = set()
+    for order in ctx.snapshot.orders:
+        if len(order.ship_groups) > 1:
+            ids = {g.id for g in order.ship_groups}
+            if any(a.startswith(b + "-") for a in ids for b in ids if a != b):
+                clashing.add(order.id)
+    if not clashing:
+        return None
+    keys = np.zeros(ctx.n_sg_keys, np.bool_)
+    for k, order in enumerate(ctx.orders):
+        if order.id in clashing:
+            keys[ctx.sg_key[k]] = True
+    return keys
 
 
 @functools.lru_cache(maxsize=8)
