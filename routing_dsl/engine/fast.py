@@ -91,9 +91,8 @@ class FastContext(Context):
         facility, product = fac_map[columns.facility], prod_map[columns.product]
         virtual = np.array([info.virtual for info in infos], np.bool_)
         rows = np.nonzero(columns.allow_brokering & ~virtual[facility])[0]
-        # by product, then facility: one sort of a combined key (pairs are unique)
-        key = product[rows].astype(np.int64) * len(self.fac_ids) + facility[rows]
-        rows = rows[np.argsort(key)]
+        rows = rows[_by_pair(product[rows], facility[rows], len(self.prod_ids),
+                             len(self.fac_ids))]
         self.s_row = rows
         self.s_fac = facility[rows]
         self.s_prod = product[rows]
@@ -770,6 +769,17 @@ def _clashing_keys(ctx: FastContext) -> np.ndarray | None:
 def _no_rates(zone, now) -> ir.Rates:
     """The kernel's empty rates (made once per zone and moment: a service asks each time)."""
     return ir.rate_tables(RateModel(_NO_RATES, zone, now, []), [])
+
+
+def _by_pair(major: np.ndarray, minor: np.ndarray, n_major: int, n_minor: int) -> np.ndarray:
+    """The order of the (major, minor) pairs (unique, so any sort gives this order): two
+    stable radix sorts (numpy's for 16-bit keys, a pass each) when both codes fit in 16 bits,
+    else a stable sort of the combined key (the rows of a file come in runs already in
+    order, which it merges; a quicksort of 2.4 million keys took five times as long)."""
+    if n_major <= 1 << 16 and n_minor <= 1 << 16:
+        order = np.argsort(minor.astype(np.uint16), kind="stable")
+        return order[np.argsort(major[order].astype(np.uint16), kind="stable")]
+    return np.argsort(major.astype(np.int64) * n_minor + minor, kind="stable")
 
 
 def _slices(ptr: np.ndarray, codes: list[int]) -> tuple[np.ndarray, np.ndarray]:
