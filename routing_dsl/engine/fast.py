@@ -570,10 +570,10 @@ class FastAllocator:
         run = self.run
         used = run.used if self.explainer is not None else None
         shipping = self._shipping_figures(group_name, routing.name, rows)
-        # a new ship group per package, named in row order at its first row (a_first); the
-        # package's other rows (same commit, same facility) carry its name
+        # a new ship group per package, numbered in row order at its first row (a_first); the
+        # package's other rows (same commit, same facility, same ship group) carry its number
         heads = np.nonzero(rows.a_new)[0]
-        names = np.array(self._new_ship_groups(rows.a_item[heads]) or [""], dtype=object)
+        numbers = self._new_ship_groups(rows.a_item[heads])
         if used is not None:  # what an explanation of `max_facilities` shows, in order
             for i, f in zip(rows.a_item[heads].tolist(), rows.a_fac[heads].tolist(),
                             strict=True):
@@ -585,7 +585,7 @@ class FastAllocator:
         strings = self._strings()
         run.allocations.add_columns(AllocationColumns(
             strings, rows.a_item.copy(), rows.a_fac.copy(), rows.a_qty.copy(),
-            names[package[rows.a_first]].tolist(), group_name,
+            numbers[package[rows.a_first]] if n_alloc else numbers, group_name,
             routing.name, rows.a_rule.copy(), rule_names,
             [rule.distance_unit for rule in rules], rows.a_dist.copy(), shipping))
         n_left = int(out.counts[ir.LEFT_OPEN])
@@ -609,13 +609,14 @@ class FastAllocator:
             if fac_ids[f] in ctx.orders_today:
                 ctx.orders_today[fac_ids[f]] = int(counts[f])
 
-    def _new_ship_groups(self, items: np.ndarray) -> list[str]:
-        """The ids of the new ship groups split from the ship groups of ``items`` (one each,
-        in order), as `Run.new_ship_group` names them: the ship group's id, a dash and the
-        next number of its (order, ship group), from 1. An id the order already holds is
-        skipped there; only an order with an id that is another of its ids, a dash and more
-        can hold one (generated ids never meet: the number follows the last dash), so those
-        orders take the run's own rule and the others count in an array."""
+    def _new_ship_groups(self, items: np.ndarray) -> np.ndarray:
+        """The numbers of the new ship groups split from the ship groups of ``items`` (one
+        each, in order), as `Run.new_ship_group` numbers them (a new id is the ship group's
+        id, a dash and the number): the next number of its (order, ship group), from 1. A
+        number whose id the order already holds is skipped there; only an order with an id
+        that is another of its ids, a dash and more can hold one (generated ids never meet:
+        the number follows the last dash), so those orders take the run's own rule and the
+        others count in an array."""
         ctx = self.ctx
         if self._next_number is None:
             self._next_number = np.ones(ctx.n_sg_keys, np.int64)
@@ -629,16 +630,14 @@ class FastAllocator:
         first = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
         before = np.empty(len(keys), np.int64)
         before[order] = np.arange(len(keys)) - first
-        numbers = (self._next_number[keys] + before).tolist()
+        numbers = self._next_number[keys] + before
         self._next_number += np.bincount(keys, minlength=len(self._next_number))
-        sg_ids = ctx.it_sg_id
-        names = [f"{sg_ids[i]}-{number}" for i, number in zip(items.tolist(), numbers,
-                                                               strict=True)]
         if self._by_rule is not None:
             for k in np.nonzero(self._by_rule[keys])[0].tolist():
                 i = int(items[k])
-                names[k] = self.run.new_ship_group(ctx.it_order_id[i], sg_ids[i])
-        return names
+                numbers[k] = self.run.new_ship_group_number(ctx.it_order_id[i],
+                                                            ctx.it_sg_id[i])
+        return numbers
 
     def _strings(self) -> RunStrings:
         """The run's ids by index, shared by its blocks of rows."""

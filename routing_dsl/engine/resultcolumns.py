@@ -210,16 +210,26 @@ class AllocationColumns(_LineBlock):
             "transit_days", "delivery_date")
 
     def __init__(self, strings: RunStrings, item: np.ndarray, facility: np.ndarray,
-                 quantity: np.ndarray, new_ship_group: list[str], group: str, routing: str,
+                 quantity: np.ndarray, new_ship_group: list[str] | np.ndarray, group: str,
+                 routing: str,
                  rule: np.ndarray, rule_names: list[str], distance_units: list[str],
                  distance: np.ndarray, shipping: tuple[list, list, list] | None) -> None:
         self.strings = strings
         self.item, self.facility, self.quantity, self.rule, self.distance = (
             item, facility, quantity, rule, distance)
+        # the new ship groups' ids, or their numbers (an id is the row's ship group's id, a
+        # dash and the number: made when a row is asked for, written by the loop)
         self.new_ship_group = new_ship_group
         self.group, self.routing = group, routing
         self.rule_names, self.distance_units = rule_names, distance_units
         self.shipping = shipping  # (costs, transit days, delivery dates) per row, or None
+
+    def _new_ship_groups(self, start: int, stop: int) -> list[str]:
+        if not isinstance(self.new_ship_group, np.ndarray):
+            return self.new_ship_group[start:stop]
+        ids = map(self.strings.sg_ids.__getitem__, self.item[start:stop].tolist())
+        return [f"{sg}-{number}" for sg, number in zip(
+            ids, self.new_ship_group[start:stop].tolist(), strict=True)]
 
     def _shipping(self, k: int):
         def column(start: int, stop: int):
@@ -234,7 +244,7 @@ class AllocationColumns(_LineBlock):
             "facility": lambda start, stop: map(self.strings.fac_ids.__getitem__,
                                                 self.facility[start:stop].tolist()),
             "quantity": lambda start, stop: numbers(self.quantity[start:stop]),
-            "new_ship_group": lambda start, stop: self.new_ship_group[start:stop],
+            "new_ship_group": self._new_ship_groups,
             "group": lambda start, stop: repeat(self.group, stop - start),
             "routing": lambda start, stop: repeat(self.routing, stop - start),
             "rule": lambda start, stop: map(self.rule_names.__getitem__,
@@ -263,7 +273,12 @@ class AllocationColumns(_LineBlock):
             out.text('","quantity":')
             out.numbers(self.quantity[start:stop])
             out.text(',"new_ship_group":"')
-            out.each(_inner_json(self.new_ship_group[start:stop]))
+            if isinstance(self.new_ship_group, np.ndarray):
+                out.ids("sg_ids", rows)
+                out.text("-")
+                out.numbers(self.new_ship_group[start:stop])
+            else:
+                out.each(_inner_json(self.new_ship_group[start:stop]))
             out.text(fixed + ',"rule":')
             out.pick(rule_json, rules)
             out.text(',"distance":')

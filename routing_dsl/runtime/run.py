@@ -217,14 +217,18 @@ class Run:
 
     def new_ship_group(self, order_id: str, ship_group_id: str) -> str:
         """The id of the next ship group split from ``ship_group_id``."""
+        return f"{ship_group_id}-{self.new_ship_group_number(order_id, ship_group_id)}"
+
+    def new_ship_group_number(self, order_id: str, ship_group_id: str) -> int:
+        """The number of the next ship group split from ``ship_group_id`` (its id is the
+        ship group's, a dash and the number), taken from now on."""
         taken = self.taken_ship_groups[order_id]
         number = self.next_ship_group.get((order_id, ship_group_id), 1)
         while f"{ship_group_id}-{number}" in taken:
             number += 1
         self.next_ship_group[(order_id, ship_group_id)] = number + 1
-        new_id = f"{ship_group_id}-{number}"
-        taken.add(new_id)
-        return new_id
+        taken.add(f"{ship_group_id}-{number}")
+        return number
 
     def result(self, batches: list[dict]) -> dict:
         """The result document (routing-result/1) of the groups run, ``batches``."""
