@@ -187,6 +187,18 @@ def test_a_block_writes_what_orjson_writes_for_its_rows(block, chunk):
     assert b",".join(copied.json_chunks()) == written
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-10 ** 9 + 1, 10 ** 9 - 1), min_size=1, max_size=20))
+def test_hundredths_are_written_as_orjson_writes_the_double_nearest_them(hundredths):
+    """The compiled writer writes a rounded distance from its hundredths k as the decimal
+    k / 100: the text orjson writes for the double nearest it (values below 10^7)."""
+    from routing_dsl.engine.jsonrows import CENTS, EntryTable, rows_json
+    hundredths += [0, 5, 10, 100, 101, 110, -1, -100]
+    written = rows_json([b"", b""], [CENTS], [0], np.array([hundredths], np.int64),
+                        EntryTable([]), EntryTable([]))
+    assert written == b",".join(orjson.dumps(k / 100) for k in hundredths)
+
+
 # ---- the rows as a sequence ------------------------------------------------------------------
 
 @st.composite

@@ -55,6 +55,26 @@ def test_q4_new_ship_group_ids_never_parse_old_ones():
     assert [a["new_ship_group"] for a in result["allocations"]] == ["²-1", "9" * 5000 + "-1"]
 
 
+def test_q4_a_new_ship_group_id_skips_one_the_order_holds_in_both_engines():
+    # order O1 holds `1` and `1-1`: the packages split from `1` are `1-2` and `1-3`, those
+    # from `1-1` are `1-1-1`; O2, holding no such id, counts from 1 (the fast engine counts
+    # in arrays where no id can be taken, and takes the run's rule where one can)
+    from routing_dsl.engine import run_fast
+    from routing_dsl.result import dump_result
+    snap = world([facility("F1", 40.71, -74.0), facility("F2", 40.8, -74.0)],
+                 [stock("F1", "P", 1), stock("F2", "P", 5)],
+                 [order("O1", [item("1", "P", 2)], sg="1")
+                  | {"ship_groups": [*order("O1", [item("1", "P", 2)], sg="1")["ship_groups"],
+                                     *order("O1", [item("1", "P", 1)], sg="1-1")["ship_groups"]]},
+                  order("O2", [item("1", "P", 1)], sg="1")])
+    the_plan = rule_plan("assign partial sort by distance")
+    result = run(the_plan, snap)
+    assert [(a["order"], a["ship_group"], a["new_ship_group"])
+            for a in result["allocations"]] == [("O1", "1", "1-2"), ("O1", "1", "1-3"),
+                                                ("O1", "1-1", "1-1-1"), ("O2", "1", "1-1")]
+    assert dump_result(run_fast(the_plan, snap)) == dump_result(result)
+
+
 def test_q5_a_split_line_gives_one_allocation_per_facility_with_its_quantity():
     snap = world([facility("F1", 40.71, -74.0), facility("F2", 40.8, -74.0)],
                  [stock("F1", "P", 2), stock("F2", "P", 5)], [order("O1", [item("1", "P", 5)])])

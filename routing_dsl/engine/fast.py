@@ -23,7 +23,7 @@ import numpy as np
 from ..criteria import REGISTRY
 from ..criteria.orders import DEFAULT_SORT
 from ..plan import Plan, PlanRouting
-from ..runtime import Context, Run, order_lines, order_predicate, priority_ranks, radians
+from ..runtime import Context, Run, order_predicate, priority_ranks, radians
 from ..runtime.rows import ResultRows
 from ..runtime.state import ItemState, Unit
 from ..shipping import RateModel, iso_day, shares
@@ -91,9 +91,8 @@ class FastContext(Context):
         facility, product = fac_map[columns.facility], prod_map[columns.product]
         virtual = np.array([info.virtual for info in infos], np.bool_)
         rows = np.nonzero(columns.allow_brokering & ~virtual[facility])[0]
-        # by product, then facility: one sort of a combined key (pairs are unique)
-        key = product[rows].astype(np.int64) * len(self.fac_ids) + facility[rows]
-        rows = rows[np.argsort(key)]
+        rows = rows[_by_pair(product[rows], facility[rows], len(self.prod_ids),
+                             len(self.fac_ids))]
         self.s_row = rows
         self.s_fac = facility[rows]
         self.s_prod = product[rows]
@@ -144,86 +143,128 @@ class FastContext(Context):
         stores: dict[str, int] = {}
         groups: dict[str, int] = {}
         lines, ship_groups, orders = [], [], []
-        prod, open_, queue, group, store, ready, price, adj, qty, sg_of = (
-            [] for _ in range(10))
-        excl_ptr, excl = [0], []
-        rej_ptr, rej_fac, rej_day = [0], [], []
+        # per ship group (spread over its lines below)
+        per_group, sg_store, sg_queue, sg_ready, sg_lat, sg_lon = [], [], [], [], [], []
+        sg_method, sg_channel, sg_priority, sg_order_id, sg_id = [], [], [], [], []
+        methods: dict[str, int] = {}
+        channels: dict[str, int] = {}
+        priorities: dict[str, int] = {}
+        # per line; item groups, exclusions and rejections (rare) only where there are
+        prod, open_, status, price, adj, qty = [], [], [], [], [], []
+        item_ids, product_ids, auto_cancel = [], [], []
+        grouped, excl_sizes, excl, rej_sizes, rej_fac, rej_day = {}, {}, [], {}, [], []
         sg_keys: dict[tuple[str, str], int] = {}
         sg_key = []
         zone = self.zone
-        last = None
-        for order, ship_group, item in order_lines(snapshot):
-            if ship_group is not last:
-                last = ship_group
+        # order_lines' order, as loops rather than its generator (a tuple per line)
+        for order in sorted(snapshot.orders, key=_by_id):
+            store_code = None  # the order's codes, at its first ship group with lines
+            in_order = order.ship_groups
+            for ship_group in sorted(in_order, key=_by_id) if len(in_order) > 1 else in_order:
+                items = ship_group.items
+                if not items:  # no line: not one of the run's ship groups
+                    continue
+                if len(items) > 1:
+                    items = sorted(items, key=_by_id)
+                if store_code is None:
+                    store_code = stores.setdefault(order.product_store, len(stores))
+                    order_ready = order.status == "APPROVED"
+                    channel, priority = order.sales_channel, order.priority
+                    channel = -1 if channel is None else channels.setdefault(channel,
+                                                                             len(channels))
+                    priority = -1 if priority is None else priorities.setdefault(
+                        priority, len(priorities))
                 ship_groups.append(ship_group)
                 orders.append(order)
-                store_code = stores.setdefault(order.product_store, len(stores))
+                sg_store.append(store_code)
+                sg_ready.append(order_ready)
                 # a ship group split by queue is one ship group to max_facilities
                 sg_key.append(sg_keys.setdefault((order.id, ship_group.id), len(sg_keys)))
-                order_ready = order.status == "APPROVED"
-                queue_code = fac_index[ship_group.facility]
-            lines.append(item)
-            product = prod_index.get(item.product)
-            if product is None:  # ordered but never stocked: an id with no rows
-                product = prod_index[item.product] = len(self.prod_ids)
-                self.prod_ids.append(item.product)
-            prod.append(product)
-            open_.append(item.quantity - item.cancel_quantity)
-            queue.append(queue_code)
-            group.append(-1 if item.item_group is None
-                         else groups.setdefault(item.item_group, len(groups)))
-            store.append(store_code)
-            ready.append(order_ready and item.status == "APPROVED")
-            price.append(item.unit_price)
-            adj.append(item.adjustments)
-            qty.append(item.quantity)
-            sg_of.append(len(ship_groups) - 1)
-            if item.excluded_facilities:
-                excl.extend(fac_index[f] for f in item.excluded_facilities if f in fac_index)
-            excl_ptr.append(len(excl))
-            for rejection in item.rejections:  # facilities not in the snapshot never match
-                rej_fac.append(fac_index.get(rejection.facility, -1))
-                rej_day.append(rejection.at.astimezone(zone).date().toordinal())
-            rej_ptr.append(len(rej_fac))
+                sg_queue.append(fac_index[ship_group.facility])
+                sg_channel.append(channel)
+                sg_priority.append(priority)
+                method = ship_group.shipment_method
+                sg_method.append(-1 if method is None else methods.setdefault(method,
+                                                                             len(methods)))
+                sg_order_id.append(order.id)
+                sg_id.append(ship_group.id)
+                place = ship_group.ship_to
+                if place is None:
+                    sg_lat.append(None)
+                    sg_lon.append(None)
+                else:
+                    sg_lat.append(place.lat)
+                    sg_lon.append(place.lon)
+                per_group.append(len(items))
+                for item in items:
+                    product_id = item.product
+                    product = prod_index.get(product_id)
+                    if product is None:  # ordered but never stocked: an id with no rows
+                        product = prod_index[product_id] = len(self.prod_ids)
+                        self.prod_ids.append(product_id)
+                    prod.append(product)
+                    product_ids.append(product_id)
+                    item_ids.append(item.id)
+                    auto_cancel.append(item.auto_cancel_date)
+                    open_.append(item.quantity - item.cancel_quantity)
+                    status.append(item.status)
+                    price.append(item.unit_price)
+                    adj.append(item.adjustments)
+                    qty.append(item.quantity)
+                    if item.item_group is not None:
+                        grouped[len(lines)] = groups.setdefault(item.item_group, len(groups))
+                    if item.excluded_facilities:
+                        size = len(excl)
+                        excl.extend(fac_index[f] for f in item.excluded_facilities
+                                    if f in fac_index)
+                        excl_sizes[len(lines)] = len(excl) - size
+                    if item.rejections:  # facilities not in the snapshot never match
+                        for rejection in item.rejections:
+                            rej_fac.append(fac_index.get(rejection.facility, -1))
+                            rej_day.append(rejection.at.astimezone(zone).date().toordinal())
+                        rej_sizes[len(lines)] = len(item.rejections)
+                    lines.append(item)
         self.lines, self.ship_groups, self.orders = lines, ship_groups, orders
         n = len(lines)
+        sg_of = np.repeat(np.arange(len(ship_groups), dtype=np.int64),
+                          np.array(per_group, np.int64))
         counts = np.zeros(len(self.prod_ids), np.int64)
         counts[:len(self.p_counts)] = self.p_counts
         self.p_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self.it_prod = np.array(prod, np.int64)
         self.it_open = np.array(open_, np.float64)
-        self.it_queue = np.array(queue, np.int64)
-        self.it_group = np.array(group, np.int64)
-        self.it_store = np.array(store, np.int64)
-        self.it_ready = np.array(ready, np.bool_)
+        self.it_queue = np.array(sg_queue, np.int64)[sg_of]
+        self.it_group = _sparse(grouped, n, -1)
+        self.it_store = np.array(sg_store, np.int64)[sg_of]
+        approved = ["APPROVED"] * n
+        self.it_ready = np.array(sg_ready, np.bool_)[sg_of] & (
+            np.ones(n, np.bool_) if status == approved else
+            np.array([s == "APPROVED" for s in status], np.bool_))
         self.it_price = np.array(price, np.float64)
         self.it_adj = np.array(adj, np.float64)
         self.it_qty = np.array(qty, np.float64)
-        self.it_sg = np.array(sg_of, np.int64)
-        self.it_excl_ptr = np.array(excl_ptr, np.int64)
+        self.it_sg = sg_of
+        self.it_excl_ptr = np.concatenate(([0], np.cumsum(_sparse(excl_sizes, n, 0))))
         self.it_excl = np.array(excl or [0], np.int64)
         # the items' rejections: rows it_rej_ptr[i]:it_rej_ptr[i + 1], by facility and local
         # day (criteria.lifecycle)
-        self.it_rej_ptr = np.array(rej_ptr, np.int64)
+        self.it_rej_ptr = np.concatenate(([0], np.cumsum(_sparse(rej_sizes, n, 0))))
         self.it_rej_fac = np.array(rej_fac or [-1], np.int64)
         self.it_rej_day = np.array(rej_day or [0], np.int64)
         self.sg_key = np.array(sg_key or [0], np.int64)
         self.n_sg_keys = max(1, len(sg_keys))
         self.it_ac = np.full(n, kernel.AC_UNCHANGED, np.int64)
-        self.it_auto_cancel = [item.auto_cancel_date for item in lines]
+        self.it_auto_cancel = auto_cancel
         self.store_index = stores
-        targets = [radians(*_coordinates(g)) for g in ship_groups]
-        self.sg_has = np.array([t is not None for t in targets] or [False], np.bool_)
-        self.sg_phi, self.sg_lam, self.sg_cos = (
-            np.array([t[k] if t else 0.0 for t in targets] or [0.0]) for k in range(3))
-        self.sg_method, self.method_codes = _codes(g.shipment_method for g in ship_groups)
-        self.sg_channel, self.channel_codes = _codes(o.sales_channel for o in orders)
-        self.sg_priority, self.priority_codes = _codes(o.priority for o in orders)
+        self.sg_has, self.sg_phi, self.sg_lam, self.sg_cos = _targets(sg_lat, sg_lon)
+        self.sg_method, self.method_codes = np.array(sg_method, np.int64), methods
+        self.sg_channel, self.channel_codes = np.array(sg_channel, np.int64), channels
+        self.sg_priority, self.priority_codes = np.array(sg_priority, np.int64), priorities
         # the strings a result row needs, per item
-        self.it_order_id = [orders[k].id for k in sg_of]
-        self.it_sg_id = [ship_groups[k].id for k in sg_of]
-        self.it_item_id = [item.id for item in lines]
-        self.it_product_id = [item.product for item in lines]
+        self.it_order_id = _spread(sg_order_id, sg_of)
+        self.it_sg_id = _spread(sg_id, sg_of)
+        self.it_item_id = item_ids
+        self.it_product_id = product_ids
         self.brokered = np.zeros(n, np.bool_)
         self.fac_warn = np.zeros(len(self.fac_ids), np.bool_)
 
@@ -325,6 +366,10 @@ class FastAllocator:
         self._packages_per_group = np.zeros(0, np.int64)  # in the routing run being routed
         self.explainer = FastExplainer(self) if run.explain else None
         self._run_strings: RunStrings | None = None
+        # new ship groups' next numbers by ship group key (_new_ship_groups), and the keys
+        # named by the run's rule instead (None: none)
+        self._next_number: np.ndarray | None = None
+        self._by_rule: np.ndarray | None = None
 
     def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
@@ -567,13 +612,13 @@ class FastAllocator:
         run = self.run
         used = run.used if self.explainer is not None else None
         shipping = self._shipping_figures(group_name, routing.name, rows)
-        # a new ship group per package, named in row order at its first row (a_first); the
-        # package's other rows (same commit, same facility) carry its name
+        # a new ship group per package, numbered in row order at its first row (a_first); the
+        # package's other rows (same commit, same facility, same ship group) carry its number
         heads = np.nonzero(rows.a_new)[0]
-        names = []
-        for i, f in zip(rows.a_item[heads].tolist(), rows.a_fac[heads].tolist(), strict=True):
-            names.append(run.new_ship_group(order_ids[i], sg_ids[i]))
-            if used is not None:  # what an explanation of `max_facilities` shows, in order
+        numbers = self._new_ship_groups(rows.a_item[heads])
+        if used is not None:  # what an explanation of `max_facilities` shows, in order
+            for i, f in zip(rows.a_item[heads].tolist(), rows.a_fac[heads].tolist(),
+                            strict=True):
                 shipping_from = used[(order_ids[i], sg_ids[i])]
                 if fac_ids[f] not in shipping_from:
                     shipping_from.append(fac_ids[f])
@@ -582,7 +627,7 @@ class FastAllocator:
         strings = self._strings()
         run.allocations.add_columns(AllocationColumns(
             strings, rows.a_item.copy(), rows.a_fac.copy(), rows.a_qty.copy(),
-            list(map(names.__getitem__, package[rows.a_first].tolist())), group_name,
+            numbers[package[rows.a_first]] if n_alloc else numbers, group_name,
             routing.name, rows.a_rule.copy(), rule_names,
             [rule.distance_unit for rule in rules], rows.a_dist.copy(), shipping))
         n_left = int(out.counts[ir.LEFT_OPEN])
@@ -605,6 +650,36 @@ class FastAllocator:
         for f in np.unique(rows.a_fac).tolist():
             if fac_ids[f] in ctx.orders_today:
                 ctx.orders_today[fac_ids[f]] = int(counts[f])
+
+    def _new_ship_groups(self, items: np.ndarray) -> np.ndarray:
+        """The numbers of the new ship groups split from the ship groups of ``items`` (one
+        each, in order), as `Run.new_ship_group` numbers them (a new id is the ship group's
+        id, a dash and the number): the next number of its (order, ship group), from 1. A
+        number whose id the order already holds is skipped there; only an order with an id
+        that is another of its ids, a dash and more can hold one (generated ids never meet:
+        the number follows the last dash), so those orders take the run's own rule and the
+        others count in an array."""
+        ctx = self.ctx
+        if self._next_number is None:
+            self._next_number = np.ones(ctx.n_sg_keys, np.int64)
+            self._by_rule = _clashing_keys(ctx)
+        keys = ctx.sg_key[ctx.it_sg[items]]
+        # each key's next number, and one more for each earlier package of the key here
+        order = np.argsort(keys, kind="stable")
+        ranked = keys[order]
+        starts = np.ones(len(keys), np.bool_)
+        starts[1:] = ranked[1:] != ranked[:-1]
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
+        before = np.empty(len(keys), np.int64)
+        before[order] = np.arange(len(keys)) - first
+        numbers = self._next_number[keys] + before
+        self._next_number += np.bincount(keys, minlength=len(self._next_number))
+        if self._by_rule is not None:
+            for k in np.nonzero(self._by_rule[keys])[0].tolist():
+                i = int(items[k])
+                numbers[k] = self.run.new_ship_group_number(ctx.it_order_id[i],
+                                                            ctx.it_sg_id[i])
+        return numbers
 
     def _strings(self) -> RunStrings:
         """The run's ids by index, shared by its blocks of rows."""
@@ -713,10 +788,39 @@ class _UnitSet:
                      ctx.fac_ids[ctx.it_queue[positions[0]]], states)
 
 
+def _clashing_keys(ctx: FastContext) -> np.ndarray | None:
+    """The ship group keys of the orders where a new ship group's id could be one the order
+    already holds: an id that is another of its ids, a dash and more (None: no order)."""
+    clashing = set()
+    for order in ctx.snapshot.orders:
+        if len(order.ship_groups) > 1:
+            ids = {g.id for g in order.ship_groups}
+            if any(a.startswith(b + "-") for a in ids for b in ids if a != b):
+                clashing.add(order.id)
+    if not clashing:
+        return None
+    keys = np.zeros(ctx.n_sg_keys, np.bool_)
+    for k, order in enumerate(ctx.orders):
+        if order.id in clashing:
+            keys[ctx.sg_key[k]] = True
+    return keys
+
+
 @functools.lru_cache(maxsize=8)
 def _no_rates(zone, now) -> ir.Rates:
     """The kernel's empty rates (made once per zone and moment: a service asks each time)."""
     return ir.rate_tables(RateModel(_NO_RATES, zone, now, []), [])
+
+
+def _by_pair(major: np.ndarray, minor: np.ndarray, n_major: int, n_minor: int) -> np.ndarray:
+    """The order of the (major, minor) pairs (unique, so any sort gives this order): two
+    stable radix sorts (numpy's for 16-bit keys, a pass each) when both codes fit in 16 bits,
+    else a stable sort of the combined key (the rows of a file come in runs already in
+    order, which it merges; a quicksort of 2.4 million keys took five times as long)."""
+    if n_major <= 1 << 16 and n_minor <= 1 << 16:
+        order = np.argsort(minor.astype(np.uint16), kind="stable")
+        return order[np.argsort(major[order].astype(np.uint16), kind="stable")]
+    return np.argsort(major.astype(np.int64) * n_minor + minor, kind="stable")
 
 
 def _slices(ptr: np.ndarray, codes: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -725,14 +829,6 @@ def _slices(ptr: np.ndarray, codes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     counts = (ends - starts).astype(np.int64)
     rows = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
     return (rows + np.arange(int(counts.sum()), dtype=np.int64)).astype(np.int64), counts
-
-
-def _codes(values) -> tuple[np.ndarray, dict[str, int]]:
-    """Strings as integer codes (-1 for None) and the code of each string."""
-    codes: dict[str, int] = {}
-    column = np.fromiter((-1 if v is None else codes.setdefault(v, len(codes)) for v in values),
-                         np.int64)
-    return column, codes
 
 
 def _timestamps(values) -> np.ndarray:
@@ -750,9 +846,46 @@ def _ranks(ids: list[str]) -> np.ndarray:
     return ranks
 
 
-def _coordinates(ship_group) -> tuple:
-    ship_to = ship_group.ship_to
-    return (ship_to.lat, ship_to.lon) if ship_to else (None, None)
+def _sparse(values: dict[int, int], n: int, default: int) -> np.ndarray:
+    """An int64 column of ``n`` values: ``values`` where given, else ``default``."""
+    column = np.full(n, default, np.int64)
+    if values:
+        column[np.fromiter(values.keys(), np.int64, len(values))] = np.fromiter(
+            values.values(), np.int64, len(values))
+    return column
+
+
+def _by_id(thing) -> str:
+    return thing.id
+
+
+def _spread(values: list, index: np.ndarray) -> list:
+    """``values[i]`` for each i of ``index``."""
+    table = np.empty(len(values), dtype=object)
+    table[:] = values
+    return table[index].tolist()
+
+
+def _targets(lat: list, lon: list) -> tuple[np.ndarray, ...]:
+    """Whether each ship group has a destination, and where (`runtime.radians`: latitude,
+    longitude and the cosine of the latitude, in radians; math.radians is a product by
+    pi/180, which numpy's product of the same doubles is, bit for bit; the cosine is
+    math's)."""
+    if None in lat or None in lon:
+        known = [a is not None and o is not None for a, o in zip(lat, lon, strict=True)]
+        has = np.array(known or [False], np.bool_)
+        lat = [a if k else 0.0 for a, k in zip(lat, known, strict=True)]
+        lon = [o if k else 0.0 for o, k in zip(lon, known, strict=True)]
+    else:
+        has = np.ones(max(1, len(lat)), np.bool_)
+        has[len(lat):] = False
+    phi = np.array(lat or [0.0], np.float64) * _DEGREE
+    lam = np.array(lon or [0.0], np.float64) * _DEGREE
+    cos = np.array(list(map(math.cos, phi.tolist())), np.float64)
+    return has, np.where(has, phi, 0.0), np.where(has, lam, 0.0), np.where(has, cos, 0.0)
+
+
+_DEGREE = math.pi / 180.0
 
 
 def _auto_cancel_value(current, code: int, ctx):

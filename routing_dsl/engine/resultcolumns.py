@@ -5,11 +5,11 @@ A block keeps the kernel's output columns (items, facilities and rules as intege
 quantities and distances as floats) and the few strings made per row while routing (new ship
 group ids, auto-cancel dates), with the run's tables of ids. It makes its rows' dictionaries
 only when a reader asks (`rows`), and writes its rows as JSON straight from the columns
-(`json_chunks`): the ids as they are when orjson would not escape them (checked for a
-chunk's ids at once; escaped by orjson otherwise), each column of numbers by orjson as a
-list, the pieces interleaved with the row's fixed text and joined once, so the bytes are
-those orjson writes for the dictionaries (tests/test_result_columns.py holds both to the
-same bytes).
+(`json_chunks`) through a compiled loop (engine.jsonrows): the run's ids encoded once as orjson
+writes them (escaped by orjson where it would escape), whole quantities and rounded distances
+formatted in the loop, the rare other values (fractions, shipping figures, dates) written by
+orjson and copied, so the bytes are those orjson writes for the dictionaries
+(tests/test_result_columns.py holds both to the same bytes).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import orjson
 
 from ..criteria.text import number
 from ..runtime.rows import CHUNK
+from .jsonrows import CENTS, INT, LOCAL, EntryTable, rows_json
 
 _dumps = orjson.dumps
 
@@ -33,17 +34,18 @@ class RunStrings:
                  product_ids: list[str], fac_ids: list[str]) -> None:
         self.order_ids, self.sg_ids, self.item_ids = order_ids, sg_ids, item_ids
         self.product_ids, self.fac_ids = product_ids, fac_ids
-        self._json: dict[str, tuple[np.ndarray, bool]] = {}
+        self._json: dict[str, tuple] = {}
 
-    def json(self, name: str, indexes: np.ndarray) -> list[str]:
-        """The ids of table ``name`` at ``indexes`` as orjson writes them, without quotes."""
-        known = self._json.get(name)
-        if known is None:  # the table as an array (picked from at numpy speed), checked once
-            table = getattr(self, name)
-            known = self._json[name] = (np.array(table, dtype=object), _plain(table))
-        array, plain = known
-        picked = array[indexes].tolist()
-        return picked if plain else _inner_json(picked)
+    def entries(self) -> tuple[EntryTable, dict[str, int]]:
+        """The five tables' ids as orjson writes them (without quotes), in one table, and
+        where each table starts in it: what jsonrows.write_rows picks from."""
+        known = self._json.get("entries")
+        if known is None:
+            names = ("order_ids", "sg_ids", "item_ids", "product_ids", "fac_ids")
+            table, bases = EntryTable.joined([EntryTable(_inner_json(getattr(self, name)))
+                                              for name in names])
+            known = self._json["entries"] = (table, dict(zip(names, bases, strict=True)))
+        return known
 
     def __getstate__(self) -> dict:  # the arrays are made again where they are needed
         return {**self.__dict__, "_json": {}}
@@ -90,13 +92,6 @@ def _array_json(values: np.ndarray) -> list[str]:
         if len(values) else []
 
 
-def _numbers_json(values: np.ndarray) -> list[str]:
-    """`numbers` of each value, as orjson writes it."""
-    if _whole(values).all():
-        return _array_json(values.astype(np.int64))
-    return _scalars_json(numbers(values))
-
-
 def _scalars_json(values: list) -> list[str]:
     """Each of ``values`` (numbers, None, or strings without commas or quotes) as orjson
     writes it."""
@@ -116,27 +111,57 @@ def _inner_json(values: list[str]) -> list[str]:
     return [_dumps(value).decode()[1:-1] for value in values]
 
 
-def _rows_json(pieces: list, n: int) -> str:
-    """``n`` rows as JSON, comma-separated: ``pieces`` are, in order, the text every row
-    has (str) and the text each row has (a list of ``n`` str). Interleaved into one list
-    and joined once: about ten times faster than a format per row."""
-    if not n:
-        return ""
-    parts, columns = [""], []
-    for piece in pieces:
-        if isinstance(piece, str):
-            parts[-1] += piece
+class _Rows:
+    """``n`` rows as JSON through a template (jsonrows.rows_json): the text every row has
+    (`text`) between fields, each a column: ids of the run's tables (`ids`), entries of a
+    small table (`pick`), texts made per row (`each`), numbers (`numbers`, `distances`)."""
+
+    def __init__(self, strings: RunStrings | None, n: int) -> None:
+        self.n = n
+        self.run, self.bases = strings.entries() if strings is not None else (None, {})
+        self.literals, self.kinds, self.widths, self.columns, self.texts = [""], [], [], [], []
+
+    def text(self, text: str) -> None:
+        self.literals[-1] += text
+
+    def _field(self, kind: int, column: np.ndarray, width: int = 0) -> None:
+        self.kinds.append(kind)
+        self.widths.append(width)
+        self.columns.append(column)
+        self.literals.append("")
+
+    def ids(self, table: str, indexes: np.ndarray) -> None:
+        self._field(*self.run.field(self.bases[table], indexes))
+
+    def pick(self, texts: list[str], indexes: np.ndarray) -> None:
+        """Entry ``indexes[r]`` of ``texts`` in row r."""
+        self._field(LOCAL, indexes + len(self.texts))
+        self.texts.extend(texts)
+
+    def each(self, texts: list[str]) -> None:
+        self.pick(texts, np.arange(self.n))
+
+    def numbers(self, values: np.ndarray) -> None:
+        """`numbers` of each value as orjson writes it."""
+        if _whole(values).all():
+            self._field(INT, values.astype(np.int64))
         else:
-            columns.append(piece)
-            parts.append("")
-    parts[-1] += ","
-    width = len(parts) + len(columns)
-    text: list = [None] * (n * width)
-    for j, part in enumerate(parts):
-        text[2 * j::width] = [part] * n
-    for j, column in enumerate(columns):
-        text[2 * j + 1::width] = column  # a column of another length raises
-    return "".join(text)[:-1]
+            self.each(_scalars_json(numbers(values)))
+
+    def distances(self, values: np.ndarray) -> None:
+        """`rounded` of each value as orjson writes it (NaN: null)."""
+        result = rounded(values)
+        if (np.abs(result) < 1e7).all() and not (np.signbit(result) & (result == 0)).any():
+            self._field(CENTS, np.rint(result * 100).astype(np.int64))
+        else:
+            self.each(_array_json(result))
+
+    def json(self) -> bytes:
+        columns = np.array(self.columns, np.int64).reshape(len(self.columns), self.n)
+        return rows_json([piece.encode() for piece in self.literals], self.kinds, self.widths,
+                         columns,
+                         self.run if self.run is not None else EntryTable([]),
+                         EntryTable(self.texts))
 
 
 def _text(value) -> str:
@@ -185,16 +210,26 @@ class AllocationColumns(_LineBlock):
             "transit_days", "delivery_date")
 
     def __init__(self, strings: RunStrings, item: np.ndarray, facility: np.ndarray,
-                 quantity: np.ndarray, new_ship_group: list[str], group: str, routing: str,
+                 quantity: np.ndarray, new_ship_group: list[str] | np.ndarray, group: str,
+                 routing: str,
                  rule: np.ndarray, rule_names: list[str], distance_units: list[str],
                  distance: np.ndarray, shipping: tuple[list, list, list] | None) -> None:
         self.strings = strings
         self.item, self.facility, self.quantity, self.rule, self.distance = (
             item, facility, quantity, rule, distance)
+        # the new ship groups' ids, or their numbers (an id is the row's ship group's id, a
+        # dash and the number: made when a row is asked for, written by the loop)
         self.new_ship_group = new_ship_group
         self.group, self.routing = group, routing
         self.rule_names, self.distance_units = rule_names, distance_units
         self.shipping = shipping  # (costs, transit days, delivery dates) per row, or None
+
+    def _new_ship_groups(self, start: int, stop: int) -> list[str]:
+        if not isinstance(self.new_ship_group, np.ndarray):
+            return self.new_ship_group[start:stop]
+        ids = map(self.strings.sg_ids.__getitem__, self.item[start:stop].tolist())
+        return [f"{sg}-{number}" for sg, number in zip(
+            ids, self.new_ship_group[start:stop].tolist(), strict=True)]
 
     def _shipping(self, k: int):
         def column(start: int, stop: int):
@@ -209,7 +244,7 @@ class AllocationColumns(_LineBlock):
             "facility": lambda start, stop: map(self.strings.fac_ids.__getitem__,
                                                 self.facility[start:stop].tolist()),
             "quantity": lambda start, stop: numbers(self.quantity[start:stop]),
-            "new_ship_group": lambda start, stop: self.new_ship_group[start:stop],
+            "new_ship_group": self._new_ship_groups,
             "group": lambda start, stop: repeat(self.group, stop - start),
             "routing": lambda start, stop: repeat(self.routing, stop - start),
             "rule": lambda start, stop: map(self.rule_names.__getitem__,
@@ -222,32 +257,42 @@ class AllocationColumns(_LineBlock):
         }
 
     def json_chunks(self):
-        s = self.strings
         rule_json = [_text(name) for name in self.rule_names]
         unit_json = [_text(unit) for unit in self.distance_units]
+        fixed = '","group":' + _text(self.group) + ',"routing":' + _text(self.routing)
         for start in range(0, len(self), CHUNK):
             stop = min(start + CHUNK, len(self))
-            rows = self.item[start:stop]
-            rules = self.rule[start:stop].tolist()
-            if self.shipping:
-                costs, transits, deliveries = (
-                    _scalars_json(column[start:stop]) for column in self.shipping)
+            rows, rules = self.item[start:stop], self.rule[start:stop]
+            out = _Rows(self.strings, stop - start)
+            for key, table in (("order", "order_ids"), ("ship_group", "sg_ids"),
+                               ("item", "item_ids"), ("product", "product_ids")):
+                out.text(('{"' if key == "order" else '","') + key + '":"')
+                out.ids(table, rows)
+            out.text('","facility":"')
+            out.ids("fac_ids", self.facility[start:stop])
+            out.text('","quantity":')
+            out.numbers(self.quantity[start:stop])
+            out.text(',"new_ship_group":"')
+            if isinstance(self.new_ship_group, np.ndarray):
+                out.ids("sg_ids", rows)
+                out.text("-")
+                out.numbers(self.new_ship_group[start:stop])
             else:
-                costs = transits = deliveries = "null"
-            yield _rows_json([
-                '{"order":"', s.json("order_ids", rows),
-                '","ship_group":"', s.json("sg_ids", rows),
-                '","item":"', s.json("item_ids", rows),
-                '","product":"', s.json("product_ids", rows),
-                '","facility":"', s.json("fac_ids", self.facility[start:stop]),
-                '","quantity":', _numbers_json(self.quantity[start:stop]),
-                ',"new_ship_group":"', _inner_json(self.new_ship_group[start:stop]),
-                '","group":' + _text(self.group) + ',"routing":' + _text(self.routing)
-                + ',"rule":', list(map(rule_json.__getitem__, rules)),
-                ',"distance":', _array_json(rounded(self.distance[start:stop])),
-                ',"distance_unit":', list(map(unit_json.__getitem__, rules)),
-                ',"shipping_cost":', costs, ',"transit_days":', transits,
-                ',"delivery_date":', deliveries, "}"], stop - start).encode()
+                out.each(_inner_json(self.new_ship_group[start:stop]))
+            out.text(fixed + ',"rule":')
+            out.pick(rule_json, rules)
+            out.text(',"distance":')
+            out.distances(self.distance[start:stop])
+            out.text(',"distance_unit":')
+            out.pick(unit_json, rules)
+            for key, k in (("shipping_cost", 0), ("transit_days", 1), ("delivery_date", 2)):
+                out.text(f',"{key}":')
+                if self.shipping:
+                    out.each(_scalars_json(self.shipping[k][start:stop]))
+                else:
+                    out.text("null")
+            out.text("}")
+            yield out.json()
 
 
 class UnfillableColumns(_LineBlock):
@@ -284,25 +329,29 @@ class UnfillableColumns(_LineBlock):
         }
 
     def json_chunks(self):
-        s = self.strings
-        rule_json = [_text(name) for name in self.rule_names]
+        rule_json = [_text(name) for name in self.rule_names] + ["null"]
         action_json = [_text(name) for name in self.action_names]
+        fixed = ',"routing":' + _text(self.routing) + ',"rule":'
         for start in range(0, len(self), CHUNK):
             stop = min(start + CHUNK, len(self))
-            rows = self.item[start:stop]
-            yield _rows_json([
-                '{"order":"', s.json("order_ids", rows),
-                '","ship_group":"', s.json("sg_ids", rows),
-                '","item":"', s.json("item_ids", rows),
-                '","product":"', s.json("product_ids", rows),
-                '","quantity":', _numbers_json(self.quantity[start:stop]),
-                ',"routing":' + _text(self.routing) + ',"rule":',
-                [rule_json[r] if r >= 0 else "null" for r in self.rule[start:stop].tolist()],
-                ',"action":', list(map(action_json.__getitem__,
-                                       self.action[start:stop].tolist())),
-                ',"queue":"', s.json("fac_ids", self.queue[start:stop]),
-                '","auto_cancel_date":', _scalars_json(self.auto_cancel_date[start:stop]),
-                "}"], stop - start).encode()
+            rows, rules = self.item[start:stop], self.rule[start:stop]
+            out = _Rows(self.strings, stop - start)
+            for key, table in (("order", "order_ids"), ("ship_group", "sg_ids"),
+                               ("item", "item_ids"), ("product", "product_ids")):
+                out.text(('{"' if key == "order" else '","') + key + '":"')
+                out.ids(table, rows)
+            out.text('","quantity":')
+            out.numbers(self.quantity[start:stop])
+            out.text(fixed)
+            out.pick(rule_json, np.where(rules >= 0, rules, len(rule_json) - 1))
+            out.text(',"action":')
+            out.pick(action_json, self.action[start:stop])
+            out.text(',"queue":"')
+            out.ids("fac_ids", self.queue[start:stop])
+            out.text('","auto_cancel_date":')
+            out.each(_scalars_json(self.auto_cancel_date[start:stop]))
+            out.text("}")
+            yield out.json()
 
 
 class InventoryColumns(_Block):
@@ -328,10 +377,18 @@ class InventoryColumns(_Block):
                 "atp": lambda start, stop: numbers(self.atp[start:stop])}
 
     def json_chunks(self):
-        columns = self._columns()
+        facilities = EntryTable(_inner_json(self.fac_ids))
+        products = EntryTable(_inner_json(self.prod_ids))
+        table, (fac_base, prod_base) = EntryTable.joined([facilities, products])
         for start in range(0, len(self), CHUNK):
             stop = min(start + CHUNK, len(self))
-            yield _rows_json([
-                '{"facility":"', _inner_json(list(columns["facility"](start, stop))),
-                '","product":"', _inner_json(list(columns["product"](start, stop))),
-                '","atp":', _numbers_json(self.atp[start:stop]), "}"], stop - start).encode()
+            out = _Rows(None, stop - start)
+            out.run, out.bases = table, {"fac_ids": fac_base, "prod_ids": prod_base}
+            out.text('{"facility":"')
+            out.ids("fac_ids", self.facility[start:stop])
+            out.text('","product":"')
+            out.ids("prod_ids", self.product[start:stop])
+            out.text('","atp":')
+            out.numbers(self.atp[start:stop])
+            out.text("}")
+            yield out.json()

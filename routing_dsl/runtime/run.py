@@ -64,7 +64,7 @@ class Run:
         # New ship groups are named after the one they split from (`00001-1`, `00001-2`):
         # ids are opaque, so nothing parses them; an id already in the order is skipped.
         self.next_ship_group: dict[tuple[str, str], int] = {}
-        self.taken_ship_groups = {o.id: {g.id for g in o.ship_groups} for o in snapshot.orders}
+        self.taken_ship_groups = _TakenIds(snapshot.orders)
         # the facilities each ship group (order, ship group id) got stock from in this run,
         # in the order they were first chosen: what `max_facilities` counts
         self.used: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -217,14 +217,18 @@ class Run:
 
     def new_ship_group(self, order_id: str, ship_group_id: str) -> str:
         """The id of the next ship group split from ``ship_group_id``."""
+        return f"{ship_group_id}-{self.new_ship_group_number(order_id, ship_group_id)}"
+
+    def new_ship_group_number(self, order_id: str, ship_group_id: str) -> int:
+        """The number of the next ship group split from ``ship_group_id`` (its id is the
+        ship group's, a dash and the number), taken from now on."""
         taken = self.taken_ship_groups[order_id]
         number = self.next_ship_group.get((order_id, ship_group_id), 1)
         while f"{ship_group_id}-{number}" in taken:
             number += 1
         self.next_ship_group[(order_id, ship_group_id)] = number + 1
-        new_id = f"{ship_group_id}-{number}"
-        taken.add(new_id)
-        return new_id
+        taken.add(f"{ship_group_id}-{number}")
+        return number
 
     def result(self, batches: list[dict]) -> dict:
         """The result document (routing-result/1) of the groups run, ``batches``."""
@@ -243,6 +247,23 @@ class Run:
         if self.explain:
             result["explanations"] = self.explanations
         return result
+
+class _TakenIds(dict):
+    """The ship group ids each order holds (order id -> set), made when an order is first
+    asked about: a run names new ship groups for a few of its orders, or none (the fast
+    engine asks only where a name could be taken)."""
+
+    def __init__(self, orders) -> None:
+        super().__init__()
+        self._orders = orders
+        self._by_id: dict | None = None
+
+    def __missing__(self, order_id: str) -> set[str]:
+        if self._by_id is None:  # the last order of an id, as a dictionary of them keeps
+            self._by_id = {o.id: o for o in self._orders}
+        taken = self[order_id] = {g.id for g in self._by_id[order_id].ship_groups}
+        return taken
+
 
 def run_plan(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
              routing: str | None = None, explain: bool = False,
