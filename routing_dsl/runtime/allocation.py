@@ -27,7 +27,7 @@ from ..plan import PlanRouting, PlanRule
 from .explanation import ONLY_ALL, Explainer, threshold_text
 from .geometry import KM_PER_MILE
 from .packages import ShippingFacts
-from .rules import Measure, PreparedRule, group_reason, prepare_rules
+from .rules import Measure, PreparedRule, group_reason, shared_rules
 from .state import EPSILON, FacilityInfo, ItemState, Unit, open_needs
 from .units import select_units
 
@@ -88,7 +88,7 @@ class ReferenceAllocator:
         items got stock. With ``fixed`` (unit index -> rule index -> placements), each rule
         commits the placements given for it instead of choosing (an optimised batch, see
         routing_dsl.optimize.run); everything else, actions included, is the same."""
-        rules = prepare_rules(routing)
+        rules = shared_rules(self.run.prepared, routing)
         brokered: set[int] = set()
         for index, unit in enumerate(units):
             self._unit(group_name, store, routing, rules, unit, brokered,

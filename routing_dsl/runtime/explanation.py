@@ -98,7 +98,8 @@ class Explainer:
                   "chosen": [{"facility": f, "sort_keys": chosen_keys[f]} for f in chosen],
                   "not_chosen": sorted(counts.values(),
                                        key=lambda e: (-e["count"], e["condition"]))}
-        asked = sorted(self.run.explain_facilities & set(serving))
+        asked = sorted(self.run.explain_facilities.intersection(serving)) \
+            if self.run.explain_facilities else ()
         if asked:
             result["facilities"] = [
                 {"facility": f, "chosen": f in chosen_keys,
@@ -202,18 +203,19 @@ class Explainer:
             if criterion.stage == "candidate":
                 value = self.allocator.candidate_fact(criterion.fact, unit, info.id, km)
                 if not check.passes(value):
-                    return self._explained(check, value)
+                    return self._explained(check, value) if detail else check.named()
             elif criterion.stage == "placement":  # one package of the open items
                 shipping = allocator.shipping
                 value = shipping.package_cost(unit, info.id, *shipping.weight(unit, open_items))
                 if not check.passes(value):
-                    return self._explained(check, value)
+                    return self._explained(check, value) if detail else check.named()
             else:
                 for item in open_items:
                     available = allocator.available(info.id, item.product, {})
                     value, item_value = allocator.serve_facts(criterion, item, info.id, available)
                     if not check.passes(value, item_value):
-                        return self._explained(check, value, item, info.id)
+                        return self._explained(check, value, item, info.id) if detail \
+                            else check.named()
         if not exclusions_done:
             for item in open_items:
                 if info.id in item.excluded:

@@ -113,11 +113,11 @@ class FacilityInfo:
 
 class Prepared:
     """What runs on snapshots with the same facilities can share (a service deciding order
-    after order against one live state): the facility index, each rule's facilities per store,
-    the grouping of facilities for explanations, and the rate model (for one `now`; it also
-    holds the products and rate cards). Keyed by the plan's rule objects, so it is only for
-    the plans it was filled with; make a new one when the facilities, products or rate cards
-    change."""
+    after order against one live state): the facility index, each routing's lowered rules,
+    each rule's facilities per store, the grouping of facilities for explanations, and the
+    rate model (for one `now`; it also holds the products and rate cards). Keyed by the
+    plan's rule objects, so it is only for the plans it was filled with; make a new one when
+    the facilities, products or rate cards change."""
 
     def __init__(self) -> None:
         self.facilities: dict[str, FacilityInfo] | None = None
@@ -125,6 +125,7 @@ class Prepared:
         self.rates: RateModel | None = None
         self.static: dict[tuple, frozenset[str]] = {}
         self.explain: dict[tuple, tuple] = {}
+        self.rules: dict[int, tuple] = {}  # id(routing) -> (routing, its lowered rules)
 
 
 class RunError(Exception):
