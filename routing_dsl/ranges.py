@@ -12,6 +12,7 @@ or written (a 64-bit database column, orjson, a numpy array).
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -36,6 +37,18 @@ def out_of_range(value: Any, path: str = "") -> tuple[str, Any] | None:
     beyond 2^53 - 1 either way, a real that is not finite or beyond it), or None; the path is
     written `order.ship_groups.0.items.0.quantity`, as pydantic writes its errors'."""
     return find(value, _beyond, path)
+
+
+# What a number beyond the range is written with in JSON text: 16 digits in a row (2^53 - 1
+# has 16), an exponent, or what only Python's reader takes (NaN, Infinity). Text without any
+# holds no such number; text with one (in a string too) is read and checked.
+_MAY_BE_BEYOND = re.compile(rb"[0-9]{16}|[0-9][eE]|NaN|Infinity")
+
+
+def may_be_out_of_range(text: bytes) -> bool:
+    """Whether the JSON ``text`` may hold a number `out_of_range` finds (False: it holds
+    none, without reading it)."""
+    return _MAY_BE_BEYOND.search(text) is not None
 
 
 def _beyond(value: Any) -> bool:
