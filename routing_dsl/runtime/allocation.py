@@ -153,8 +153,10 @@ class ReferenceAllocator:
             holders: set[str] | None = None
             for product, need in sorted(needs.items(), key=lambda pn: len(stock.get(pn[0], ()))):
                 level = stock.get(product, {})
-                if holders is None:
-                    holders = {f for f, q in level.items() if q + EPSILON >= need and f in static}
+                if holders is None:  # from the rule's facilities or the stock, the fewer
+                    holders = {f for f, q in level.items() if q + EPSILON >= need
+                               and f in static} if len(level) <= len(static) else {
+                        f for f in static if level.get(f, -math.inf) + EPSILON >= need}
                 else:
                     holders = {f for f in holders if level.get(f, 0.0) + EPSILON >= need}
                 if not holders:
@@ -163,8 +165,11 @@ class ReferenceAllocator:
         else:
             holders = set()
             for item in open_items:
-                holders.update(f for f, q in stock.get(item.product, {}).items()
-                               if q > EPSILON and f in static)
+                level = stock.get(item.product, {})
+                if len(level) <= len(static):
+                    holders.update(f for f, q in level.items() if q > EPSILON and f in static)
+                else:
+                    holders.update(f for f in static if level.get(f, 0.0) > EPSILON)
         check_limit = not prepared.rule.ignore_facility_order_limit
         uses_distance, checks = prepared.uses_distance, prepared.candidate_checks
         factor = prepared.unit_factor

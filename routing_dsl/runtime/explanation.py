@@ -74,11 +74,11 @@ class Explainer:
                     at_limit.add(facility)
                     note(facility, self._exclusion(prepared, info, unit, open_items, measures,
                                                    needs, rejection, chosen_keys, False))
-        holding = set()
-        for product in needs:
-            for facility, quantity in self.ctx.stock.get(product, {}).items():
-                if quantity > EPSILON:
-                    holding.add(facility)
+        levels = [self.ctx.stock.get(p, {}) for p in needs]
+        if len(passing) * len(levels) < sum(len(level) for level in levels):
+            holding = {f for f in passing if _holds(levels, f)}  # fewer lookups than rows
+        else:
+            holding = {f for level in levels for f, q in level.items() if q > EPSILON}
         without_stock = [f for f in passing if f not in holding and f not in at_limit
                          and f not in chosen]
         if without_stock:
