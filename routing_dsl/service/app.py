@@ -34,7 +34,7 @@ from .. import __version__
 from ..app import BadSnapshot
 from ..ops import rejections
 from ..ops.scheduler import Supervision, describe
-from ..ranges import OUT_OF_RANGE, find, may_be_out_of_range, out_of_range
+from ..ranges import OUT_OF_RANGE, find, out_of_range
 from ..ranges import describe as number_text
 from ..result import Allocation, Unfillable
 from ..snapshot import Order, SnapshotError, range_problem
@@ -322,10 +322,7 @@ def create_app(state: LiveState, store=None, token: str | None = None, *,
                 return problem(422, "invalid request", f"{where}: {what}")
         # Checked on the JSON as sent: a NUL anywhere (no database stores one), and every
         # number within the engines' range, quote or commit alike (2^53 + 1 would become
-        # 2^53 as a float, 2^64 cannot be held at all); read again only when the text may
-        # hold one or the other.
-        if not nul and not may_be_out_of_range(body):
-            return request
+        # 2^53 as a float, 2^64 cannot be held at all).
         sent = _sent(body)
         if nul:
             where, _ = find(sent, lambda v: isinstance(v, str) and "\x00" in v) or \
