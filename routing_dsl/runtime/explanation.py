@@ -216,12 +216,14 @@ class Explainer:
                     or keep(f, "limit")]
         levels = [ctx.stock.get(p, {}) for p in needs]
         left = [f for f in left if _holds(levels, f) or keep(f, "stock")]
+        excluding = [item for item in open_items if item.excluded]  # most exclude nothing
         exclusions_done = False
         for check in prepared.explained_checks():
             criterion = check.criterion
             if not exclusions_done and criterion.explain_rank > EXCLUSIONS_RANK:
                 exclusions_done = True
-                left = [f for f in left if _not_excluded(f, open_items, keep)]
+                if excluding:
+                    left = [f for f in left if _not_excluded(f, excluding, keep)]
             if criterion.stage == "candidate":
                 fact, kept = criterion.fact, []
                 for f in left:
@@ -252,8 +254,8 @@ class Explainer:
                     else:
                         kept.append(f)
                 left = kept
-        if not exclusions_done:
-            left = [f for f in left if _not_excluded(f, open_items, keep)]
+        if excluding and not exclusions_done:
+            left = [f for f in left if _not_excluded(f, excluding, keep)]
         cap = rule.max_facilities
         if cap is not None:
             shipping_from = list(self.run.used.get((unit.order.id, unit.ship_group.id), ()))
@@ -317,9 +319,10 @@ def _fills(wanted: list[tuple[dict, float]], facility: str) -> bool:
     return True
 
 
-def _not_excluded(facility: str, open_items, keep) -> bool:
-    """Whether no open item excludes ``facility`` (else ``keep`` records which)."""
-    for item in open_items:
+def _not_excluded(facility: str, excluding, keep) -> bool:
+    """Whether none of the open items ``excluding`` facilities excludes ``facility`` (else
+    ``keep`` records the first that does)."""
+    for item in excluding:
         if facility in item.excluded:
             return keep(facility, "excluded", item.item.id)
     return True
