@@ -183,10 +183,12 @@ class ReferenceAllocator:
             distance = unit.km_to(info) if uses_distance else None
             if uses_distance and distance is None:
                 self._missing_coordinates(info, unit)
-            if checks and not all(check.passes(self.candidate_fact(
-                    check.criterion.fact, unit, facility_id, distance)) for check in checks):
-                continue
-            result[facility_id] = None if distance is None else distance * factor
+            for check in checks:
+                if not check.passes(self.candidate_fact(check.criterion.fact, unit, facility_id,
+                                                        distance)):
+                    break
+            else:
+                result[facility_id] = None if distance is None else distance * factor
         return result
 
     def candidate_fact(self, fact: str, unit: Unit, facility: str,
@@ -297,8 +299,7 @@ class ReferenceAllocator:
         if len(levels) == 1:  # only facilities that hold the placed product
             holding = [f for f, q in levels[0].items() if q > EPSILON and f in measures]
         else:
-            holding = [f for f in measures
-                       if all(level.get(f, 0.0) > EPSILON for level in levels)]
+            holding = [f for f in measures if _holds_each(levels, f)]
         costs = "costs" in prepared.needs
         packages = self._packages
         opened = len(packages) + self.unit.packages  # packages the unit has so far
@@ -570,6 +571,14 @@ class ReferenceAllocator:
                 for (facility, product), consumed in sorted(self.run.allocated_atp.items())
                 if consumed]
 
+
+
+def _holds_each(levels: list[dict], facility: str) -> bool:
+    """Whether ``facility`` holds some stock of each of ``levels``."""
+    for level in levels:
+        if level.get(facility, 0.0) <= EPSILON:
+            return False
+    return True
 
 
 def placement_steps(open_items: list[ItemState], keep_groups: bool) -> list[list[ItemState]]:

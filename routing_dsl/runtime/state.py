@@ -85,11 +85,13 @@ class Unit:
     def km_to(self, info: FacilityInfo) -> float | None:
         """Distance from the facility to the ship-to address, computed once per unit; None
         when either has no coordinates."""
-        if info.radians is None or self.target is None:
-            return None
-        distance = self.distances.get(info.id)
+        distance = self.distances.get(info.id)  # only ever set with both coordinates
         if distance is None:
-            distance = self.distances[info.id] = haversine_radians(*info.radians, *self.target)
+            point, target = info.radians, self.target
+            if point is None or target is None:
+                return None
+            distance = self.distances[info.id] = haversine_radians(
+                point[0], point[1], point[2], target[0], target[1], target[2])
         return distance
 
 
