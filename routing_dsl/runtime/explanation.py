@@ -83,23 +83,28 @@ class Explainer:
                          and f not in chosen]
         if without_stock:
             note_all(without_stock, {"condition": NO_STOCK})
-        # counted, not shown (the reasons' values are left out): one note per step they
-        # fail, its facilities in id order, the steps in the order of their first facility
+        # counted, not shown (the reasons' values are left out): one note per condition,
+        # its facilities in id order, the conditions in the order of their first facility
         counted = [f for f in passing
                    if f in holding and f not in at_limit and f not in chosen]
         failed = self._failures(prepared, counted, unit, open_items, needs, rejection,
                                 chosen_keys)
-        steps: dict = {}
+        reasons: dict = {}  # step -> its reason, without values
+        by_condition: dict[str, tuple[dict, list[str]]] = {}
         for facility in counted:
             failure = failed[facility]
-            found = steps.get(failure[0])
+            reason = reasons.get(failure[0])
+            if reason is None:
+                reason = reasons[failure[0]] = self._shown(
+                    prepared, self.ctx.facilities[facility], failure, measures, needs,
+                    chosen_keys, False)
+            found = by_condition.get(reason["condition"])
             if found is None:
-                steps[failure[0]] = (facility, failure, [facility])
+                by_condition[reason["condition"]] = (reason, [facility])
             else:
-                found[2].append(facility)
-        for first, failure, facilities in steps.values():
-            note_all(facilities, self._shown(prepared, self.ctx.facilities[first], failure,
-                                             measures, needs, chosen_keys, False))
+                found[1].append(facility)
+        for reason, facilities in by_condition.values():
+            note_all(facilities, reason)
         outcome = "nothing"
         if rejection is None and placements:
             filled = sum(q for _, _, q in placements)
