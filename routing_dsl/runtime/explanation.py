@@ -211,16 +211,17 @@ class Explainer:
         infos = ctx.facilities
         failed: dict[str, tuple] = {}
 
-        def keep(facility: str, step, compared=None) -> bool:
+        def fails(facility: str, step, compared=None) -> bool:
+            """Record that ``facility`` fails ``step``; False: it is not left for the next."""
             failed[facility] = (step, compared)
             return False
         left = facilities
         if not rule.ignore_facility_order_limit:
             orders_today = ctx.orders_today
             left = [f for f in left if infos[f].limit is None or orders_today[f] < infos[f].limit
-                    or keep(f, "limit")]
+                    or fails(f, "limit")]
         levels = [ctx.stock.get(p, {}) for p in needs]
-        left = [f for f in left if _holds(levels, f) or keep(f, "stock")]
+        left = [f for f in left if _holds(levels, f) or fails(f, "stock")]
         excluding = [item for item in open_items if item.excluded]  # most exclude nothing
         exclusions_done = False
         for check in prepared.explained_checks():
@@ -228,7 +229,7 @@ class Explainer:
             if not exclusions_done and criterion.explain_rank > EXCLUSIONS_RANK:
                 exclusions_done = True
                 if excluding:
-                    left = [f for f in left if _not_excluded(f, excluding, keep)]
+                    left = [f for f in left if _not_excluded(f, excluding, fails)]
             if criterion.stage == "candidate":
                 fact, kept = criterion.fact, []
                 for f in left:
@@ -260,16 +261,16 @@ class Explainer:
                         kept.append(f)
                 left = kept
         if excluding and not exclusions_done:
-            left = [f for f in left if _not_excluded(f, excluding, keep)]
+            left = [f for f in left if _not_excluded(f, excluding, fails)]
         cap = rule.max_facilities
         if cap is not None:
             shipping_from = list(self.run.used.get((unit.order.id, unit.ship_group.id), ()))
             shipping_from += [f for f in sorted(chosen_keys) if f not in shipping_from]
             if len(shipping_from) >= cap:
-                left = [f for f in left if f in shipping_from or keep(f, "cap", shipping_from)]
+                left = [f for f in left if f in shipping_from or fails(f, "cap", shipping_from)]
         if rule.assign == "single":
-            wanted = [(level, q) for level, q in zip(levels, needs.values(), strict=True)]
-            left = [f for f in left if _fills(wanted, f) or keep(f, "single")]
+            wanted = list(zip(levels, needs.values(), strict=True))
+            left = [f for f in left if _fills(wanted, f) or fails(f, "single")]
         for f in left:
             failed[f] = ("rejected", rejection) if rejection else ("ranked", None)
         return failed
@@ -324,12 +325,12 @@ def _fills(wanted: list[tuple[dict, float]], facility: str) -> bool:
     return True
 
 
-def _not_excluded(facility: str, excluding, keep) -> bool:
+def _not_excluded(facility: str, excluding, fails) -> bool:
     """Whether none of the open items ``excluding`` facilities excludes ``facility`` (else
-    ``keep`` records the first that does)."""
+    ``fails`` records the first that does)."""
     for item in excluding:
         if facility in item.excluded:
-            return keep(facility, "excluded", item.item.id)
+            return fails(facility, "excluded", item.item.id)
     return True
 
 
