@@ -141,9 +141,13 @@ def prepare_rules(routing: PlanRouting) -> list[PreparedRule]:
 
 def shared_rules(shared, routing: PlanRouting) -> list[PreparedRule]:
     """`prepare_rules(routing)`, lowered once for every run sharing ``shared`` (a
-    `state.Prepared`: a service lowers a routing once per load, not once per decision)."""
-    found = shared.rules.get(id(routing))
-    if found is None or found[0] is not routing:  # (an id may be reused)
-        found = shared.rules[id(routing)] = (routing, prepare_rules(routing))
+    `state.Prepared`: a service lowers a routing once per load, not once per decision). Kept
+    by the rules themselves, not the routing: a routing with rules outside their windows is a
+    new copy at every run (`units.in_force`), with the same rules (kept with their lowered
+    form, so that their ids are not reused meanwhile)."""
+    key = tuple(map(id, routing.rules))
+    found = shared.rules.get(key)
+    if found is None:
+        found = shared.rules[key] = (tuple(routing.rules), prepare_rules(routing))
     return found[1]
 

@@ -127,7 +127,7 @@ class Prepared:
         self.rates: RateModel | None = None
         self.static: dict[tuple, frozenset[str]] = {}
         self.explain: dict[tuple, tuple] = {}
-        self.rules: dict[int, tuple] = {}  # id(routing) -> (routing, its lowered rules)
+        self.rules: dict[tuple, tuple] = {}  # ids of a routing's rules -> (them, lowered)
 
 
 class RunError(Exception):
