@@ -35,11 +35,30 @@ def out_of_range(value: Any, path: str = "") -> tuple[str, Any] | None:
     """(path, number) of the first number in a JSON value beyond the range (a whole number
     beyond 2^53 - 1 either way, a real that is not finite or beyond it), or None; the path is
     written `order.ship_groups.0.items.0.quantity`, as pydantic writes its errors'."""
-    return find(value, _beyond, path)
+    return find(value, _beyond, path) if _any_beyond(value) else None
+
+
+def _any_beyond(value: Any) -> bool:
+    """Whether a JSON value (as a JSON reader gives it) holds a number beyond the range: the
+    common answer, no, without writing paths (a quote's body is checked on every request)."""
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind is float:
+            if not -MAX_WHOLE <= value <= MAX_WHOLE:  # NaN and infinities too
+                return True
+        elif kind is int and not -MAX_WHOLE <= value <= MAX_WHOLE:
+            return True
+    return False
 
 
 def _beyond(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     return (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_WHOLE
 
@@ -47,13 +66,29 @@ def _beyond(value: Any) -> bool:
 def find(value: Any, test, path: str = "") -> tuple[str, Any] | None:
     """(path, value) of the first value in a JSON value (depth first, keys in order) that
     ``test`` holds for, or None."""
+    found = _find(value, test)
+    if found is None:
+        return None
+    keys, hit = found
+    return ".".join([path, *map(str, reversed(keys))] if path else
+                    map(str, reversed(keys))), hit
+
+
+def _find(value: Any, test) -> tuple[list, Any] | None:
+    """`find`'s walk: the keys to the value found (innermost first), and the value; the
+    path is only written for what is found."""
     if test(value):
-        return path, value
-    items = value.items() if isinstance(value, dict) else enumerate(value) \
-        if isinstance(value, list) else ()
+        return [], value
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
     for key, item in items:
-        found = find(item, test, f"{path}.{key}" if path else str(key))
+        found = _find(item, test)
         if found is not None:
+            found[0].append(key)
             return found
     return None
 

@@ -468,6 +468,29 @@ def test_quotes_from_the_live_index_equal_a_fresh_run_after_commits_and_batches(
                for f in taken.facilities if f.max_orders_per_day)
 
 
+def test_quotes_skip_a_rule_outside_its_window_as_a_run_does():
+    """A rule outside its `active` window is skipped by every quote, as a run skips it (the
+    live state lowers a routing's rules once per load; such a routing is a new copy at every
+    decision, with the same rules)."""
+    from routing_dsl.snapshot import Order, parse_snapshot
+    text = (EXAMPLE / "omnichannel.route").read_text(encoding="utf-8").replace(
+        'rule "Nearest warehouse ships everything" extends',
+        'rule "Nearest warehouse ships everything" active until "2026-01-01" extends', 1)
+    assert "active until" in text
+    windowed = compile_program(Workspace().check_text(text, name="omnichannel.route").program)
+    state = LiveState([windowed], lambda: load_snapshot(EXAMPLE / "snapshot.json"))
+    state.refresh()
+    for _ in range(3):  # the same answers, decision after decision
+        for document in DOCUMENT["orders"]:
+            order = Order.model_validate(document)
+            answer = state.quote(order)
+            fresh = run_plan(windowed, parse_snapshot(dict(DOCUMENT, orders=[document])),
+                             explain=True, explain_orders={order.id})
+            assert answer["lines"] == fresh["allocations"], order.id
+            assert answer["explanations"] == fresh["explanations"], order.id
+            assert "Nearest warehouse ships everything" not in json.dumps(answer)
+
+
 def test_a_quote_sees_the_stock_of_its_styles_other_variants():
     """`broken_style` weighs the variants an order does not ask for: a quote copies their
     stock from the live index too, so it picks the broken assortment as a batch would."""

@@ -846,11 +846,11 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
                     commit_clients: int = 16, workers: tuple[int, ...] = (1,)) -> str:
     """A load generator on loopback against a live `routing serve`: quotes for 3-line orders
     against ``facilities`` facilities, one at a time (latency) and from ``clients``
-    connections at once (throughput); then ``commits`` committed decisions (each its own
-    order and idempotency key) from ``commit_clients`` connections, recorded in the run store
-    at ``db_url`` (default: a temporary SQLite file). Once per count of ``workers``
-    (`routing serve --workers N`), the connections spread evenly over them, in one run so
-    that the counts compare."""
+    connections at once per worker (throughput: 4 fill one worker, 8 two); then ``commits``
+    committed decisions (each its own order and idempotency key) from ``commit_clients``
+    connections, recorded in the run store at ``db_url`` (default: a temporary SQLite file).
+    Once per count of ``workers`` (`routing serve --workers N`), the connections spread
+    evenly over them, in one run so that the counts compare."""
     import subprocess
     import sys
     import tempfile
@@ -875,8 +875,9 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
         subprocess.run([sys.executable, "-m", "routing_dsl", "db", "upgrade", "--db", database],
                        check=True, capture_output=True)
         for count in workers:
-            reports.append(_service_run(folder, database, orders, count, clients, commits,
-                                        commit_clients, drive, encode, commit_bodies))
+            reports.append(_service_run(folder, database, orders, count, clients * count,
+                                        commits, commit_clients, drive, encode,
+                                        commit_bodies))
     store = "PostgreSQL" if database.startswith("postgres") else "SQLite"
     lines = [f"service: {len(orders)} quotes of 3-line orders, {facilities:,} facilities, on "
              f"loopback"]
@@ -890,7 +891,8 @@ def service_latency(facilities: int = 1000, decisions: int = 1000, clients: int 
             indent = "    "
         lines += [f"{indent}latency:    p50 {alone.percentile(0.5) * 1000:.1f} ms, p99 "
                   f"{alone.percentile(0.99) * 1000:.1f} ms (target p99 <= 10 ms)",
-                  f"{indent}throughput: {together.rate:,.0f} decisions/s from {clients} "
+                  f"{indent}throughput: {together.rate:,.0f} decisions/s from "
+                  f"{clients * count} "
                   f"clients at once, p99 {together.percentile(0.99) * 1000:.1f} ms "
                   f"(target 1,000; 4,000 with 2 workers at p99 <= 5 ms){per_decision}"]
         for (load, commit_cpu, database_cpu), label in zip(runs, ("commits:   ",
@@ -934,8 +936,9 @@ def _service_run(folder, database: str, orders: list[dict], workers: int, client
         drive(address, requests[:50] * workers, workers, workers)  # warm up every worker
         alone = drive(address, requests)
         cpu = _tree_cpu_seconds(served.process.pid)
-        together = drive(address, requests, clients, workers)
-        cpu = _tree_cpu_seconds(served.process.pid) - cpu
+        # the quotes once per worker (a longer load, a steadier figure); the CPU of one round
+        together = drive(address, requests * workers, clients, workers)
+        cpu = (_tree_cpu_seconds(served.process.pid) - cpu) / workers
         runs = []
         for explain in (True, False):  # with the explanations, then the lines only
             prefix = f"w{workers}-{'bench' if explain else 'lines'}"

@@ -27,7 +27,7 @@ from ..plan import PlanRouting, PlanRule
 from .explanation import ONLY_ALL, Explainer, threshold_text
 from .geometry import KM_PER_MILE
 from .packages import ShippingFacts
-from .rules import Measure, PreparedRule, group_reason, prepare_rules
+from .rules import Measure, PreparedRule, group_reason, shared_rules
 from .state import EPSILON, FacilityInfo, ItemState, Unit, open_needs
 from .units import select_units
 
@@ -88,7 +88,7 @@ class ReferenceAllocator:
         items got stock. With ``fixed`` (unit index -> rule index -> placements), each rule
         commits the placements given for it instead of choosing (an optimised batch, see
         routing_dsl.optimize.run); everything else, actions included, is the same."""
-        rules = prepare_rules(routing)
+        rules = shared_rules(self.run.prepared, routing)
         brokered: set[int] = set()
         for index, unit in enumerate(units):
             self._unit(group_name, store, routing, rules, unit, brokered,
@@ -153,8 +153,10 @@ class ReferenceAllocator:
             holders: set[str] | None = None
             for product, need in sorted(needs.items(), key=lambda pn: len(stock.get(pn[0], ()))):
                 level = stock.get(product, {})
-                if holders is None:
-                    holders = {f for f, q in level.items() if q + EPSILON >= need and f in static}
+                if holders is None:  # from the rule's facilities or the stock, the fewer
+                    holders = {f for f, q in level.items() if q + EPSILON >= need
+                               and f in static} if len(level) <= len(static) else {
+                        f for f in static if level.get(f, -math.inf) + EPSILON >= need}
                 else:
                     holders = {f for f in holders if level.get(f, 0.0) + EPSILON >= need}
                 if not holders:
@@ -163,8 +165,11 @@ class ReferenceAllocator:
         else:
             holders = set()
             for item in open_items:
-                holders.update(f for f, q in stock.get(item.product, {}).items()
-                               if q > EPSILON and f in static)
+                level = stock.get(item.product, {})
+                if len(level) <= len(static):
+                    holders.update(f for f, q in level.items() if q > EPSILON and f in static)
+                else:
+                    holders.update(f for f in static if level.get(f, 0.0) > EPSILON)
         check_limit = not prepared.rule.ignore_facility_order_limit
         uses_distance, checks = prepared.uses_distance, prepared.candidate_checks
         factor = prepared.unit_factor
@@ -178,10 +183,12 @@ class ReferenceAllocator:
             distance = unit.km_to(info) if uses_distance else None
             if uses_distance and distance is None:
                 self._missing_coordinates(info, unit)
-            if checks and not all(check.passes(self.candidate_fact(
-                    check.criterion.fact, unit, facility_id, distance)) for check in checks):
-                continue
-            result[facility_id] = None if distance is None else distance * factor
+            for check in checks:
+                if not check.passes(self.candidate_fact(check.criterion.fact, unit, facility_id,
+                                                        distance)):
+                    break
+            else:
+                result[facility_id] = None if distance is None else distance * factor
         return result
 
     def candidate_fact(self, fact: str, unit: Unit, facility: str,
@@ -292,8 +299,7 @@ class ReferenceAllocator:
         if len(levels) == 1:  # only facilities that hold the placed product
             holding = [f for f, q in levels[0].items() if q > EPSILON and f in measures]
         else:
-            holding = [f for f in measures
-                       if all(level.get(f, 0.0) > EPSILON for level in levels)]
+            holding = [f for f in measures if _holds_each(levels, f)]
         costs = "costs" in prepared.needs
         packages = self._packages
         opened = len(packages) + self.unit.packages  # packages the unit has so far
@@ -565,6 +571,14 @@ class ReferenceAllocator:
                 for (facility, product), consumed in sorted(self.run.allocated_atp.items())
                 if consumed]
 
+
+
+def _holds_each(levels: list[dict], facility: str) -> bool:
+    """Whether ``facility`` holds some stock of each of ``levels``."""
+    for level in levels:
+        if level.get(facility, 0.0) <= EPSILON:
+            return False
+    return True
 
 
 def placement_steps(open_items: list[ItemState], keep_groups: bool) -> list[list[ItemState]]:

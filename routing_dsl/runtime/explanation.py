@@ -74,21 +74,37 @@ class Explainer:
                     at_limit.add(facility)
                     note(facility, self._exclusion(prepared, info, unit, open_items, measures,
                                                    needs, rejection, chosen_keys, False))
-        holding = set()
-        for product in needs:
-            for facility, quantity in self.ctx.stock.get(product, {}).items():
-                if quantity > EPSILON:
-                    holding.add(facility)
+        levels = [self.ctx.stock.get(p, {}) for p in needs]
+        if len(passing) * len(levels) < sum(len(level) for level in levels):
+            holding = {f for f in passing if _holds(levels, f)}  # fewer lookups than rows
+        else:
+            holding = {f for level in levels for f, q in level.items() if q > EPSILON}
         without_stock = [f for f in passing if f not in holding and f not in at_limit
                          and f not in chosen]
         if without_stock:
             note_all(without_stock, {"condition": NO_STOCK})
-        for facility in passing:
-            if facility in holding and facility not in at_limit and facility not in chosen:
-                # counted, not shown: the reason's values are left out
-                note(facility, self._exclusion(prepared, self.ctx.facilities[facility], unit,
-                                               open_items, measures, needs, rejection,
-                                               chosen_keys, False))
+        # counted, not shown (the reasons' values are left out): one note per condition,
+        # its facilities in id order, the conditions in the order of their first facility
+        counted = [f for f in passing
+                   if f in holding and f not in at_limit and f not in chosen]
+        failed = self._failures(prepared, counted, unit, open_items, needs, rejection,
+                                chosen_keys)
+        reasons: dict = {}  # step -> its reason, without values
+        by_condition: dict[str, tuple[dict, list[str]]] = {}
+        for facility in counted:
+            failure = failed[facility]
+            reason = reasons.get(failure[0])
+            if reason is None:
+                reason = reasons[failure[0]] = self._shown(
+                    prepared, self.ctx.facilities[facility], failure, measures, needs,
+                    chosen_keys, False)
+            found = by_condition.get(reason["condition"])
+            if found is None:
+                by_condition[reason["condition"]] = (reason, [facility])
+            else:
+                found[1].append(facility)
+        for reason, facilities in by_condition.values():
+            note_all(facilities, reason)
         outcome = "nothing"
         if rejection is None and placements:
             filled = sum(q for _, _, q in placements)
@@ -98,7 +114,8 @@ class Explainer:
                   "chosen": [{"facility": f, "sort_keys": chosen_keys[f]} for f in chosen],
                   "not_chosen": sorted(counts.values(),
                                        key=lambda e: (-e["count"], e["condition"]))}
-        asked = sorted(self.run.explain_facilities & set(serving))
+        asked = sorted(self.run.explain_facilities.intersection(serving)) \
+            if self.run.explain_facilities else ()
         if asked:
             result["facilities"] = [
                 {"facility": f, "chosen": f in chosen_keys,
@@ -171,73 +188,150 @@ class Explainer:
     def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
                    chosen_keys, detail: bool = True) -> dict:
         """The first condition that kept ``info`` from being chosen, with the values compared:
-        the facility-stage conditions (groups), the order limit, stock, the rule's other
-        conditions in their criteria's ``explain_rank`` order (with `excluded_facilities`
-        among them), `assign single`, the rule's checks, and last the ranking (with both
-        facilities' sort keys). ``needs`` is by product. Without ``detail`` the facility is
-        only counted: it is known to pass the rule's group conditions, and the values are left
-        out."""
-        rule, allocator = prepared.rule, self.allocator
+        the facility-stage conditions (groups), then the steps of `_failures`. ``needs`` is by
+        product. Without ``detail`` the facility is only counted: it is known to pass the
+        rule's group conditions, and the values are left out."""
         failed = group_reason(prepared, info) if detail else None
         if failed is not None:
             return self._explained(failed, info)
-        if not rule.ignore_facility_order_limit and info.limit is not None and \
-                self.ctx.orders_today[info.id] >= info.limit:
-            return _reason(LIMIT, orders_today=self.ctx.orders_today[info.id],
-                           max_orders_per_day=info.limit)
-        levels = self.ctx.stock
-        stock = {p: levels.get(p, {}).get(info.id, 0.0) for p in needs}
-        if all(v <= EPSILON for v in stock.values()):
-            return _reason(NO_STOCK, **(
-                {"net_stock": {p: number(q) for p, q in stock.items()}} if detail else {}))
-        km = unit.km_to(info)
+        failure = self._failures(prepared, [info.id], unit, open_items, needs, rejection,
+                                 chosen_keys)[info.id]
+        return self._shown(prepared, info, failure, measures, needs, chosen_keys, detail)
+
+    def _failures(self, prepared, facilities: list[str], unit, open_items, needs, rejection,
+                  chosen_keys) -> dict[str, tuple]:
+        """Why each of ``facilities`` (each passing the rule's group conditions) was not
+        chosen: the first step of the rule's procedure it fails, in this order: the order
+        limit, stock, the rule's other conditions in their criteria's ``explain_rank`` order
+        (with `excluded_facilities` among them), `max_facilities`, `assign single`, the rule's
+        checks, and last the ranking. Each step is taken for all the facilities still left,
+        so that a unit's many counted facilities cost a loop, not a call each. Facility ->
+        (the step: a `Check` or a name, what it compared)."""
+        rule, allocator, ctx = prepared.rule, self.allocator, self.ctx
+        infos = ctx.facilities
+        failed: dict[str, tuple] = {}
+
+        def fails(facility: str, step, compared=None) -> bool:
+            """Record that ``facility`` fails ``step``; False: it is not left for the next."""
+            failed[facility] = (step, compared)
+            return False
+        left = facilities
+        if not rule.ignore_facility_order_limit:
+            orders_today = ctx.orders_today
+            left = [f for f in left if infos[f].limit is None or orders_today[f] < infos[f].limit
+                    or fails(f, "limit")]
+        levels = [ctx.stock.get(p, {}) for p in needs]
+        left = [f for f in left if _holds(levels, f) or fails(f, "stock")]
+        excluding = [item for item in open_items if item.excluded]  # most exclude nothing
         exclusions_done = False
         for check in prepared.explained_checks():
             criterion = check.criterion
             if not exclusions_done and criterion.explain_rank > EXCLUSIONS_RANK:
                 exclusions_done = True
-                for item in open_items:
-                    if info.id in item.excluded:
-                        return _reason(EXCLUDED, item=item.item.id)
+                if excluding:
+                    left = [f for f in left if _not_excluded(f, excluding, fails)]
             if criterion.stage == "candidate":
-                value = self.allocator.candidate_fact(criterion.fact, unit, info.id, km)
-                if not check.passes(value):
-                    return self._explained(check, value)
+                fact, kept = criterion.fact, []
+                for f in left:
+                    value = allocator.candidate_fact(fact, unit, f, unit.km_to(infos[f]))
+                    if check.passes(value):
+                        kept.append(f)
+                    else:
+                        failed[f] = (check, (value,))
+                left = kept
             elif criterion.stage == "placement":  # one package of the open items
-                shipping = allocator.shipping
-                value = shipping.package_cost(unit, info.id, *shipping.weight(unit, open_items))
-                if not check.passes(value):
-                    return self._explained(check, value)
+                shipping, kept = allocator.shipping, []
+                for f in left:
+                    value = shipping.package_cost(unit, f, *shipping.weight(unit, open_items))
+                    if check.passes(value):
+                        kept.append(f)
+                    else:
+                        failed[f] = (check, (value,))
+                left = kept
             else:
-                for item in open_items:
-                    available = allocator.available(info.id, item.product, {})
-                    value, item_value = allocator.serve_facts(criterion, item, info.id, available)
-                    if not check.passes(value, item_value):
-                        return self._explained(check, value, item, info.id)
-        if not exclusions_done:
-            for item in open_items:
-                if info.id in item.excluded:
-                    return _reason(EXCLUDED, item=item.item.id)
+                kept = []
+                for f in left:
+                    for item in open_items:
+                        available = allocator.available(f, item.product, {})
+                        value, item_value = allocator.serve_facts(criterion, item, f, available)
+                        if not check.passes(value, item_value):
+                            failed[f] = (check, (value, item, f))
+                            break
+                    else:
+                        kept.append(f)
+                left = kept
+        if excluding and not exclusions_done:
+            left = [f for f in left if _not_excluded(f, excluding, fails)]
         cap = rule.max_facilities
         if cap is not None:
-            shipping = list(self.run.used.get((unit.order.id, unit.ship_group.id), ()))
-            shipping += [f for f in sorted(chosen_keys) if f not in shipping]
-            if info.id not in shipping and len(shipping) >= cap:
-                return _reason(cap_text(cap), shipping_from=shipping)
-        if rule.assign == "single" and any(stock.get(p, 0) + EPSILON < q
-                                           for p, q in needs.items()):
+            shipping_from = list(self.run.used.get((unit.order.id, unit.ship_group.id), ()))
+            shipping_from += [f for f in sorted(chosen_keys) if f not in shipping_from]
+            if len(shipping_from) >= cap:
+                left = [f for f in left if f in shipping_from or fails(f, "cap", shipping_from)]
+        if rule.assign == "single":
+            wanted = list(zip(levels, needs.values(), strict=True))
+            left = [f for f in left if _fills(wanted, f) or fails(f, "single")]
+        for f in left:
+            failed[f] = ("rejected", rejection) if rejection else ("ranked", None)
+        return failed
+
+    def _shown(self, prepared, info, failure: tuple, measures, needs, chosen_keys,
+               detail: bool) -> dict:
+        """The reason a `_failures` entry gives, with the values compared (without
+        ``detail``, those of the rule's conditions and of stock, `assign single` and the
+        ranking are left out)."""
+        step, compared = failure
+        if isinstance(step, Check):
+            return self._explained(step, *compared) if detail else step.named()
+        if step == "limit":
+            return _reason(LIMIT, orders_today=self.ctx.orders_today[info.id],
+                           max_orders_per_day=info.limit)
+        stock = {p: self.ctx.stock.get(p, {}).get(info.id, 0.0) for p in needs}
+        if step == "stock":
+            return _reason(NO_STOCK, **(
+                {"net_stock": {p: number(q) for p, q in stock.items()}} if detail else {}))
+        if step == "excluded":
+            return _reason(EXCLUDED, item=compared)
+        if step == "cap":
+            return _reason(cap_text(prepared.rule.max_facilities), shipping_from=compared)
+        if step == "single":
             if not detail:
                 return _reason(SINGLE)
             return _reason(SINGLE,
                            needed={p: number(q) for p, q in needs.items()},
                            net_stock={p: number(q) for p, q in stock.items()})
-        if rejection:
-            return _reason(rejection)
+        if step == "rejected":
+            return _reason(compared)
         if not detail:
             return _reason(RANKED)
         return _reason(RANKED,
                        sort_keys=self._sort_keys(prepared, measures, info.id),
                        chosen=chosen_keys)
+
+
+def _holds(levels: list[dict], facility: str) -> bool:
+    """Whether ``facility`` holds some of the stock of any of ``levels``."""
+    for level in levels:
+        if level.get(facility, 0.0) > EPSILON:
+            return True
+    return False
+
+
+def _fills(wanted: list[tuple[dict, float]], facility: str) -> bool:
+    """Whether ``facility`` holds every quantity of ``wanted`` (stock level, quantity)."""
+    for level, quantity in wanted:
+        if level.get(facility, 0) + EPSILON < quantity:
+            return False
+    return True
+
+
+def _not_excluded(facility: str, excluding, fails) -> bool:
+    """Whether none of the open items ``excluding`` facilities excludes ``facility`` (else
+    ``fails`` records the first that does)."""
+    for item in excluding:
+        if facility in item.excluded:
+            return fails(facility, "excluded", item.item.id)
+    return True
 
 
 # `excluded_facilities` is explained after the conditions of lower rank (distance, transit)

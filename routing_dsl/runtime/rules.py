@@ -8,7 +8,7 @@ module only arranges them the way the procedure of docs/semantics.md applies the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..criteria import REGISTRY
 from ..criteria.groups import included
@@ -20,13 +20,24 @@ class Check:
     """One inventory condition of a rule, lowered: its criterion, the operator code and the
     number it compares with (distances in km)."""
 
-    __slots__ = ("criterion", "condition", "rule", "op", "number", "check")
+    __slots__ = ("criterion", "condition", "rule", "op", "number", "check", "_named")
 
     def __init__(self, criterion, condition: InventoryCondition, rule: PlanRule):
         self.criterion, self.condition, self.rule = criterion, condition, rule
         self.check = criterion.reference
         if criterion.lower is not None:
             self.op, self.number = criterion.lower(condition, rule)
+        self._named: dict | None = None
+
+    def named(self) -> dict:
+        """How an explanation counts a facility that fails this condition: its text
+        (``explain_text``, whatever the value) and where it is written; made once."""
+        if self._named is None:
+            named = {"condition": self.criterion.explain_text(self.rule, self.condition)}
+            if self.condition.source is not None:
+                named["source"] = self.condition.source.label()
+            self._named = named
+        return self._named
 
     def passes(self, value, item_value=0.0) -> bool:
         """Whether ``value`` (and the item's ``item_value``, at the serve stage) passes."""
@@ -62,6 +73,8 @@ class PreparedRule:
     # what a new package adds to the shipping_cost or the distance sort
     split_money: float = 0.0
     split_distance: float = 0.0
+    # the conditions after the facility stage, in the order explanations report them
+    explained: list[Check] = field(default_factory=list)
 
     @property
     def uses_distance(self) -> bool:
@@ -77,8 +90,7 @@ class PreparedRule:
 
     def explained_checks(self) -> list[Check]:
         """The conditions after the facility stage, in the order explanations report them."""
-        return sorted(self.candidate_checks + self.placement_checks + self.serve_checks,
-                      key=lambda check: check.criterion.explain_rank)
+        return self.explained
 
 
 def prepare_rule(rule: PlanRule, index: int) -> PreparedRule:
@@ -100,7 +112,9 @@ def prepare_rule(rule: PlanRule, index: int) -> PreparedRule:
     prepared = PreparedRule(
         rule, index, included(rule), stages["facility"], stages["candidate"],
         stages["placement"], stages["serve"], sorts, frozenset(needs),
-        any(check.criterion.whole_lines for check in stages["serve"]))
+        any(check.criterion.whole_lines for check in stages["serve"]),
+        explained=sorted(stages["candidate"] + stages["placement"] + stages["serve"],
+                         key=lambda check: check.criterion.explain_rank))
     if rule.split_cost is not None and rule.assign == "partial":
         if rule.split_cost_unit == "money":
             prepared.split_money = rule.split_cost
@@ -123,4 +137,17 @@ def group_reason(prepared: PreparedRule, info: FacilityInfo) -> Check | None:
 def prepare_rules(routing: PlanRouting) -> list[PreparedRule]:
     """The routing's rules, lowered, in their order."""
     return [prepare_rule(rule, index) for index, rule in enumerate(routing.rules)]
+
+
+def shared_rules(shared, routing: PlanRouting) -> list[PreparedRule]:
+    """`prepare_rules(routing)`, lowered once for every run sharing ``shared`` (a
+    `state.Prepared`: a service lowers a routing once per load, not once per decision). Kept
+    by the rules themselves, not the routing: a routing with rules outside their windows is a
+    new copy at every run (`units.in_force`), with the same rules (kept with their lowered
+    form, so that their ids are not reused meanwhile)."""
+    key = tuple(map(id, routing.rules))
+    found = shared.rules.get(key)
+    if found is None:
+        found = shared.rules[key] = (tuple(routing.rules), prepare_rules(routing))
+    return found[1]
 

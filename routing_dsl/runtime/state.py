@@ -85,11 +85,13 @@ class Unit:
     def km_to(self, info: FacilityInfo) -> float | None:
         """Distance from the facility to the ship-to address, computed once per unit; None
         when either has no coordinates."""
-        if info.radians is None or self.target is None:
-            return None
-        distance = self.distances.get(info.id)
+        distance = self.distances.get(info.id)  # only ever set with both coordinates
         if distance is None:
-            distance = self.distances[info.id] = haversine_radians(*info.radians, *self.target)
+            point, target = info.radians, self.target
+            if point is None or target is None:
+                return None
+            distance = self.distances[info.id] = haversine_radians(
+                point[0], point[1], point[2], target[0], target[1], target[2])
         return distance
 
 
@@ -113,11 +115,11 @@ class FacilityInfo:
 
 class Prepared:
     """What runs on snapshots with the same facilities can share (a service deciding order
-    after order against one live state): the facility index, each rule's facilities per store,
-    the grouping of facilities for explanations, and the rate model (for one `now`; it also
-    holds the products and rate cards). Keyed by the plan's rule objects, so it is only for
-    the plans it was filled with; make a new one when the facilities, products or rate cards
-    change."""
+    after order against one live state): the facility index, each routing's lowered rules,
+    each rule's facilities per store, the grouping of facilities for explanations, and the
+    rate model (for one `now`; it also holds the products and rate cards). Keyed by the
+    plan's rule objects, so it is only for the plans it was filled with; make a new one when
+    the facilities, products or rate cards change."""
 
     def __init__(self) -> None:
         self.facilities: dict[str, FacilityInfo] | None = None
@@ -125,6 +127,7 @@ class Prepared:
         self.rates: RateModel | None = None
         self.static: dict[tuple, frozenset[str]] = {}
         self.explain: dict[tuple, tuple] = {}
+        self.rules: dict[tuple, tuple] = {}  # ids of a routing's rules -> (them, lowered)
 
 
 class RunError(Exception):

@@ -106,7 +106,8 @@ def select_units(ctx: Context, store: str, routing: PlanRouting,
     predicates = [order_predicate(c, ctx) for c in routing.filters]
     units = [u for u in eligible_units(ctx, store, routing.item_mode)
              if all(p(u) for p in predicates)]
-    units.sort(key=unit_sort_key(routing, ctx, priority_order))
+    if len(units) > 1:  # (a decision's one unit needs no key)
+        units.sort(key=unit_sort_key(routing, ctx, priority_order))
     return units
 
 
