@@ -243,11 +243,12 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
     if start is None:
         return None
     scan = _stockscan()
-    keys, key_lengths = _keys(scan)
+    pairs, keys, key_lengths = _keys(scan)
     codes = (IdCodes(), IdCodes())
     buf = np.frombuffer(raw, np.uint8)
     facilities, products = _Ids(codes[0], buf), _Ids(codes[1], buf)
     columns = _Growing(len(raw) // 48 + 16)
+    pending = np.empty((scan.BLOCK, scan.PENDING), np.int64)
     position = start
     while position < end and raw[position] in _SPACE:
         position += 1
@@ -255,9 +256,9 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
         end = start
     while position < end:
         status, position, n, f_count, p_count = scan.scan(
-            buf, position, end, keys, key_lengths, *columns.arrays, columns.n,
+            buf, position, end, pairs, keys, key_lengths, *columns.arrays, columns.n,
             facilities.slots, facilities.entries, facilities.count,
-            products.slots, products.entries, products.count, scan.POWERS)
+            products.slots, products.entries, products.count, scan.POWERS, pending)
         for ids, count, column in ((facilities, f_count, 0), (products, p_count, 1)):
             ids.sync(raw, count)
             read = columns.arrays[column][columns.n:n]
@@ -280,16 +281,20 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
     return InventoryColumns(list(codes[0]), list(codes[1]), *columns.done())
 
 
-def _keys(scan) -> tuple[np.ndarray, np.ndarray]:
-    """_Row's keys, as the compiled reader matches them (its columns are in their order)."""
-    names = msgspec.structs.fields(_Row)
-    if tuple(f.name for f in names) != scan.FIELDS:
+def _keys(scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_Row's keys, as the compiled reader matches them (its columns are in their order):
+    the field each key's first two bytes name (-1 for none), the keys' bytes and lengths."""
+    names = [f.name.encode("ascii") for f in msgspec.structs.fields(_Row)]
+    if tuple(name.decode() for name in names) != scan.FIELDS:
         raise TypeError("the compiled stock reader reads other fields than _Row's")
-    width = max(len(f.name) for f in names)
-    keys = np.zeros((len(names), width), np.uint8)
-    for index, field in enumerate(names):
-        keys[index, :len(field.name)] = np.frombuffer(field.name.encode("ascii"), np.uint8)
-    return keys, np.array([len(f.name) for f in names], np.int64)
+    if len({name[:2] for name in names}) != len(names) or min(map(len, names)) < 2:
+        raise TypeError("the compiled stock reader tells keys by their first two bytes")
+    pairs = np.full((256, 256), -1, np.int8)
+    keys = np.zeros((len(names), max(map(len, names))), np.uint8)
+    for index, name in enumerate(names):
+        pairs[name[0], name[1]] = index
+        keys[index, :len(name)] = np.frombuffer(name, np.uint8)
+    return pairs, keys, np.array([len(name) for name in names], np.int64)
 
 
 # ---- orders as records ------------------------------------------------------------------
