@@ -584,7 +584,8 @@ def test_naive_timestamps_of_orders_read_as_records_are_in_the_snapshots_zone(tm
 
 
 @pytest.mark.parametrize("damage", ["duplicate order", "unknown queue", "bad quantity",
-                                    "duplicate item", "unknown field"])
+                                    "duplicate item", "duplicate ship group",
+                                    "more cancelled than ordered", "unknown field"])
 def test_a_broken_order_gets_the_reference_message(tmp_path, damage):
     import json
     document = generate(Scenario(orders=20, facilities=6, skus=10))
@@ -598,6 +599,13 @@ def test_a_broken_order_gets_the_reference_message(tmp_path, damage):
     elif damage == "duplicate item":
         items = target["ship_groups"][0]["items"]
         items.append(dict(items[0]))
+    elif damage == "duplicate ship group":
+        group = json.loads(json.dumps(target["ship_groups"][0]))
+        group["items"][0]["id"] = "another line"
+        target["ship_groups"].append(group)
+    elif damage == "more cancelled than ordered":
+        item = target["ship_groups"][0]["items"][-1]
+        item["cancel_quantity"] = item["quantity"] + 0.5
     else:
         target["colour"] = "red"
     path = tmp_path / "snapshot.json"
@@ -605,6 +613,43 @@ def test_a_broken_order_gets_the_reference_message(tmp_path, damage):
     fast, reference = _read_both(path)
     assert fast == reference and fast[0] == "error"
     assert any("orders[13]" in problem for problem in fast[1]), fast
+
+
+def test_ids_repeated_where_they_may_be_keep_the_orders_as_records(tmp_path):
+    """A ship group id repeated in another order, an item id in another ship group, an
+    order's last units all cancelled, stock rows in any order: sound, so the fast path
+    keeps them (records, not models) and reads what the reference loader reads."""
+    import json
+
+    from routing_dsl.engine.columnar import OrderRecord
+    document = generate(Scenario(orders=20, facilities=6, skus=10))
+    first, other = document["orders"][3], document["orders"][4]
+    other["ship_groups"][0]["id"] = first["ship_groups"][0]["id"]
+    group = json.loads(json.dumps(first["ship_groups"][0]))
+    group["id"] = "a second ship group"
+    item = group["items"][0]
+    item["cancel_quantity"] = item["quantity"]
+    first["ship_groups"].append(group)  # its items' ids are the first group's
+    document["inventory"].reverse()
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+    snapshot = load_columnar(path)
+    assert all(isinstance(o, OrderRecord) for o in snapshot.orders)
+    assert snapshot.inventory.forms == {"columns"}
+    fast, reference = _read_both(path)
+    assert fast == reference and fast[0] == "ok"
+
+
+def test_a_second_stock_row_for_a_pair_out_of_order_gets_the_reference_message(tmp_path):
+    import json
+    document = generate(Scenario(orders=20, facilities=6, skus=10))
+    document["inventory"].reverse()  # not in order: the pairs are checked by marking
+    document["inventory"].append(dict(document["inventory"][7], atp=1))
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+    fast, reference = _read_both(path)
+    assert fast == reference and fast[0] == "error"
+    assert any("second row for" in problem for problem in fast[1]), fast
 
 
 # What pydantic's lax mode accepts and msgspec's decoder does not: each is read again by the

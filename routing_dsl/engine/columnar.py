@@ -31,7 +31,7 @@ import numpy as np
 
 from ..snapshot import (Address, Inventory, InventoryColumns, Item, Order, Rejection,
                         IdCodes, ShipGroup, Snapshot, SnapshotError, columns_of,
-                        load_snapshot, order_problems, parse_snapshot)
+                        load_snapshot, parse_snapshot)
 from ..validation import MAX_INTEGER, parse_moment
 
 
@@ -456,12 +456,34 @@ def _read_orders(raw: memoryview, zone: ZoneInfo, facilities: set[str]) -> list 
         records = _orders_decoder(zone).decode(raw)
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
-    seen: set[str] = set()
-    for index, record in enumerate(records):
-        if record.id in seen or order_problems(record, f"orders[{index}]", facilities):
-            return None
-        seen.add(record.id)
-    return records
+    return records if _orders_sound(records, facilities) else None
+
+
+def _orders_sound(records: list, facilities: set[str]) -> bool:
+    """Whether the orders pass the checks `snapshot._integrity` makes of them: unique order
+    ids, then `order_problems` (ship groups and items unique within their order and ship
+    group, known facilities, no more cancelled than ordered), asked as a yes or no in one
+    loop. `order_problems` words each problem and named every ship group's place as it
+    went, a call and a string per order for orders that are almost always sound; and
+    passes over all the orders field by field (arrays of their ids) were slower still: the
+    records lie scattered in memory, and each pass waited for every one of them again."""
+    ids: set[str] = set()
+    add = ids.add
+    for order in records:
+        add(order.id)
+        groups = order.ship_groups
+        if len(groups) > 1 and len({group.id for group in groups}) != len(groups):
+            return False
+        for group in groups:
+            if group.facility not in facilities:
+                return False
+            items = group.items
+            if len(items) > 1 and len({item.id for item in items}) != len(items):
+                return False
+            for item in items:
+                if item.cancel_quantity > item.quantity:
+                    return False
+    return len(ids) == len(records)
 
 
 def _array_bounds(raw: memoryview) -> tuple[int | None, int]:
@@ -518,5 +540,13 @@ def _inventory_sound(snapshot: Snapshot, columns: InventoryColumns) -> bool:
         + columns.product
     if (pairs[1:] > pairs[:-1]).all():  # in order already, as exports write them: no sort
         return True
+    size = len(columns.facility_ids) * max(1, len(columns.product_ids))
+    if size <= _PAIRS_MARKED:  # a byte per possible pair, marked: about 15 times a sort's speed
+        marked = np.zeros(size, np.bool_)
+        marked[pairs] = True
+        return int(np.count_nonzero(marked)) == len(pairs)
     pairs.sort()
     return not (pairs[1:] == pairs[:-1]).any()
+
+
+_PAIRS_MARKED = 64 << 20  # (facility, product) pairs checked by marking, at most: 64 MB
