@@ -207,13 +207,25 @@ class _Ids:
         self.slots, self.entries = _stockscan().id_table()
         self.count = 0
         self.map = np.zeros(0, np.int32)
+        self.same = True  # the reader's codes are the snapshot's (no msgspec piece between)
 
     def sync(self, raw: memoryview, count: int) -> None:
         """The ids the reader numbered since the last call, in its order, given the
         snapshot's codes."""
-        new = [self.codes[raw[start:start + length].tobytes().decode("ascii")]
-               for start, length, _ in self.entries[self.count:count].tolist()]
-        self.map = np.concatenate((self.map, np.array(new, np.int32)))
+        if count == self.count:
+            return
+        # one decoding for all of them (the reader's ids are printable ASCII: no NUL)
+        names = b"\0".join([raw[start:start + length] for start, length, _ in
+                            self.entries[self.count:count].tolist()]).decode("ascii")
+        names = names.split("\0")
+        first = len(self.codes)
+        if first == self.count:  # the codes hold the reader's ids only: these are new
+            self.codes.update(zip(names, range(first, first + len(names)), strict=True))
+            new = np.arange(first, first + len(names), dtype=np.int32)
+        else:
+            new = np.array([self.codes[name] for name in names], np.int32)
+            self.same = False
+        self.map = np.concatenate((self.map, new))
         self.count = count
 
     def full(self) -> bool:
@@ -261,8 +273,9 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
             products.slots, products.entries, products.count, scan.POWERS, pending)
         for ids, count, column in ((facilities, f_count, 0), (products, p_count, 1)):
             ids.sync(raw, count)
-            read = columns.arrays[column][columns.n:n]
-            read[:] = ids.map[read]  # the reader's codes as the snapshot's
+            if not ids.same:
+                read = columns.arrays[column][columns.n:n]
+                read[:] = ids.map[read]  # the reader's codes as the snapshot's
         columns.n = n
         if status == scan.DONE:
             break
