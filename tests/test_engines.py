@@ -652,6 +652,58 @@ def test_a_second_stock_row_for_a_pair_out_of_order_gets_the_reference_message(t
     assert any("second row for" in problem for problem in fast[1]), fast
 
 
+def _document_text(document: dict, variant: str) -> bytes:
+    """A snapshot's text, written oddly at the top level (or damaged there)."""
+    import json
+    members = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in document.items()]
+    text = "{" + ", ".join(members) + "}"
+    facilities = json.dumps(document["facilities"])
+    tricky = facilities.replace('"WAREHOUSE"', '"WARE]}\\"HOUSE{["', 1)  # brackets in a string
+    return {
+        "as written": text,
+        "spaced out": "\n\t{ " + ",\n ".join(m.replace(": ", " :\r\n ", 1) for m in members)
+                      + " }\n ",
+        "inventory last": "{" + ", ".join(sorted(members, key=lambda m: '"inventory"' in m))
+                          + "}",
+        "no inventory": "{" + ", ".join(m for m in members if '"inventory"' not in m) + "}",
+        "empty inventory": text.replace(json.dumps(document["inventory"]), "[ ]"),
+        "a string with brackets and quotes": text.replace(facilities, tricky),
+        "inventory twice": text[:-1] + ', "inventory": []}',
+        "an unknown member": text[:-1] + ', "colour": "red"}',
+        "an escaped key": text.replace('"orders"', '"\\u006frders"'),
+        "no timezone": "{" + ", ".join(m for m in members if '"timezone"' not in m) + "}",
+        "inventory not an array": text.replace(json.dumps(document["inventory"]), "{}"),
+        "a row msgspec reads": text.replace('"atp": ', '"atp": 1e0, "minimum_stock": ', 1),
+        "a trailing comma in the inventory": text.replace(
+            json.dumps(document["inventory"]), json.dumps(document["inventory"])[:-1] + ",]"),
+        "cut short": text[:len(text) // 2],
+        "after the object": text + " x",
+        "a missing comma": text.replace(', "orders"', ' "orders"'),
+    }[variant].encode()
+
+
+@pytest.mark.parametrize("variant", [
+    "as written", "spaced out", "inventory last", "no inventory", "empty inventory",
+    "a string with brackets and quotes", "inventory twice", "an unknown member",
+    "an escaped key", "no timezone", "inventory not an array", "a row msgspec reads",
+    "a trailing comma in the inventory", "cut short", "after the object", "a missing comma"])
+def test_the_documents_members_found_in_one_pass_as_msgspec_finds_them(tmp_path, variant):
+    """The compiled splitter finds the members by their shape and hands the inventory to
+    the scanner; whatever it is not sure of is split by msgspec. Either way the columnar
+    loader reads what the reference loader reads, or gives its messages."""
+    document = generate(Scenario(orders=12, facilities=6, skus=10))
+    document["inventory"][0]["minimum_stock"] = 2  # so that a row can repeat the key
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(_document_text(document, variant))
+    fast, reference = _read_both(path)
+    assert fast == reference, variant
+    sound = variant in ("as written", "spaced out", "inventory last", "no inventory",
+                        "empty inventory", "a string with brackets and quotes",
+                        "an escaped key", "a row msgspec reads",
+                        "inventory twice")  # JSON's last value wins, for both loaders
+    assert fast[0] == ("ok" if sound else "error"), fast
+
+
 # What pydantic's lax mode accepts and msgspec's decoder does not: each is read again by the
 # reference loader, so both loaders give the same orders (or the same refusal).
 LAX_ORDER_FIELDS = {

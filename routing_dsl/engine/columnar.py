@@ -113,11 +113,15 @@ def _fast(path: Path) -> Snapshot | None:
         data = path.read_bytes()
     except OSError:
         return None
-    try:
-        document = _DECODER.decode(data)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    columns = _read_inventory(memoryview(document.inventory))
+    read = _split(data)
+    if read is None:  # msgspec splits it, and decides
+        try:
+            document = _DECODER.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        columns = _read_inventory(memoryview(document.inventory))
+    else:
+        document, columns = read
     if columns is None or not _in_range(columns):
         return None
     rest = b"".join((
@@ -140,6 +144,43 @@ def _fast(path: Path) -> Snapshot | None:
         return None
     return snapshot.model_copy(update={"orders": records,
                                        "inventory": Inventory(columns=columns)})
+
+
+def _split(data: bytes) -> tuple[_Document, InventoryColumns] | None:
+    """The document's members as raw JSON and its inventory's columns, read in one pass, or
+    None when not sure of something (msgspec then splits the document and says what is
+    wrong). msgspec, splitting, checks every byte of a large inventory only to skip it, and
+    the scanner then reads it again: here the compiled splitter (stockscan.split) finds the
+    members by their shape alone, and at the inventory hands over to the scanner, which
+    reads the rows up to the array's end. Each value is checked by its own reader: the
+    inventory by the scanner (a row it is not sure of, and msgspec splits after all), the
+    orders by msgspec, the rest by the models."""
+    scan = _stockscan()
+    fields = msgspec.structs.fields(_Document)
+    names = [f.name for f in fields]
+    keys, lengths = _table([name.encode("ascii") for name in names])
+    spans = np.full((len(fields), 2), -1, np.int64)
+    raw = memoryview(data)
+    buf = np.frombuffer(data, np.uint8)
+    at = names.index("inventory")
+    columns = None
+    position = 0
+    while True:
+        status, position = scan.split(buf, position, keys, lengths, spans, at)
+        if status == scan.DONE:
+            break
+        if status != scan.AT_VALUE or raw[position] != ord("["):
+            return None
+        read = _rows(raw, position + 1, len(raw), closing=True)
+        if read is None:
+            return None
+        columns, position = read
+        spans[at, 1] = position
+    if any(spans[k, 0] < 0 for k, f in enumerate(fields) if f.required):
+        return None
+    document = _Document(**{name: msgspec.Raw(raw[start:stop]) for name, (start, stop)
+                            in zip(names, spans.tolist(), strict=True) if start >= 0})
+    return document, columns if columns is not None else _read_inventory(memoryview(b"[]"))
 
 
 def _piece(raw: memoryview, position: int, end: int) -> tuple[list, int] | None:
@@ -254,6 +295,17 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
     start, end = _array_bounds(raw)
     if start is None:
         return None
+    read = _rows(raw, start, end, closing=False)
+    return None if read is None else read[0]
+
+
+def _rows(raw: memoryview, start: int, end: int,
+          closing: bool) -> tuple[InventoryColumns, int] | None:
+    """The rows of an array whose inside starts at ``start`` and ends at ``end``, as columns,
+    and where they end; None when msgspec refuses them. With ``closing``, ``end`` is the
+    end of ``raw``: the rows end at the array's ``]`` (the position after it is returned),
+    and a row the reader is not sure of gives None (its piece cannot be cut without the
+    array's end: msgspec then splits the document)."""
     scan = _stockscan()
     pairs, keys, key_lengths = _keys(scan)
     codes = (IdCodes(), IdCodes())
@@ -264,13 +316,16 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
     position = start
     while position < end and raw[position] in _SPACE:
         position += 1
+    if closing and (position == end or raw[position] == ord("]")):  # cut short, or empty
+        return None if position == end else \
+            (InventoryColumns([], [], *columns.done()), position + 1)
     if position == end:  # an empty array
         end = start
     while position < end:
         status, position, n, f_count, p_count = scan.scan(
             buf, position, end, pairs, keys, key_lengths, *columns.arrays, columns.n,
             facilities.slots, facilities.entries, facilities.count,
-            products.slots, products.entries, products.count, scan.POWERS, pending)
+            products.slots, products.entries, products.count, scan.POWERS, pending, closing)
         for ids, count, column in ((facilities, f_count, 0), (products, p_count, 1)):
             ids.sync(raw, count)
             if not ids.same:
@@ -285,13 +340,16 @@ def _read_inventory(raw: memoryview) -> InventoryColumns | None:
             for ids in (facilities, products):
                 if ids.full():
                     ids.grow()
+        elif closing:  # UNSURE, and the array's end unknown
+            return None
         else:  # UNSURE: msgspec decides
             decoded = _piece(raw, position, end)
             if decoded is None:
                 return None
             rows, position = decoded
             columns.add(columns_of(rows, codes))
-    return InventoryColumns(list(codes[0]), list(codes[1]), *columns.done())
+    return (InventoryColumns(list(codes[0]), list(codes[1]), *columns.done()),
+            position + 1 if closing else position)
 
 
 def _keys(scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -303,11 +361,17 @@ def _keys(scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len({name[:2] for name in names}) != len(names) or min(map(len, names)) < 2:
         raise TypeError("the compiled stock reader tells keys by their first two bytes")
     pairs = np.full((256, 256), -1, np.int8)
-    keys = np.zeros((len(names), max(map(len, names))), np.uint8)
     for index, name in enumerate(names):
         pairs[name[0], name[1]] = index
+    return (pairs, *_table(names))
+
+
+def _table(names: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys as the compiled readers compare them: their bytes, a row each, and lengths."""
+    keys = np.zeros((len(names), max(map(len, names))), np.uint8)
+    for index, name in enumerate(names):
         keys[index, :len(name)] = np.frombuffer(name, np.uint8)
-    return pairs, keys, np.array([len(name) for name in names], np.int64)
+    return keys, np.array([len(name) for name in names], np.int64)
 
 
 # ---- orders as records ------------------------------------------------------------------

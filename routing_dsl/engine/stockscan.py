@@ -32,6 +32,7 @@ from numba import njit
 
 # what `scan` returns, with where it stopped
 DONE, UNSURE, ROWS_FULL, IDS_FULL = 0, 1, 2, 3
+AT_VALUE = 4  # what `split` returns at the value it was asked to stop at
 # the fields of a row, in the order of the keys given to `scan` (columnar._Row's)
 FIELDS = ("facility", "product", "atp", "minimum_stock", "allow_brokering", "sales_velocity")
 REQUIRED = 0b111  # facility, product, atp
@@ -311,18 +312,21 @@ def _number_ids(buf, pending, rows, facility, product, first, f_slots, f_entries
 @njit(cache=True, error_model="numpy", _nrt=False)
 def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, minimum, allow,
          velocity, n, f_slots, f_entries, f_count, p_slots, p_entries, p_count, powers,
-         pending):
+         pending, closing):
     """Rows from ``buf[position:end]`` (the inside of the inventory array, from the start of
     a row) into the columns from index ``n`` on. Returns (status, position, n, f_count,
     p_count): DONE at the end of the array; UNSURE with ``position`` at the start of the row
     it is not sure of (see the module); ROWS_FULL or IDS_FULL, at the start of the next
     row, when the columns or an id table need room. A row counts only once the comma after
     it (or the array's end) is read; its ids are numbered a block of rows later (in order,
-    before returning), so that a row left to msgspec numbers nothing here."""
+    before returning), so that a row left to msgspec numbers nothing here. With
+    ``closing``, ``end`` is the end of the bytes rather than of the array's inside: the
+    rows end at the array's ``]``, where DONE leaves ``position``."""
     first = n  # the first row whose ids are pending
     f_room, p_room = len(f_slots) // 2, len(p_slots) // 2
     while True:
         status = -1
+        last = False
         k = _skip(buf, position, end)
         if k >= end:  # after a comma (the caller reads an empty array itself)
             status = UNSURE
@@ -346,8 +350,16 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
                     status = UNSURE
                 else:
                     k = _skip(buf, k, end)
-                    if k < end and buf[k] != 44:  # neither a comma nor the end
-                        status = UNSURE  # msgspec says what
+                    if k >= end:
+                        last = not closing  # (closing: the bytes end inside the array)
+                        if closing:
+                            status = UNSURE
+                    elif buf[k] == 44:  # ,
+                        last = False
+                    elif closing and buf[k] == 93:  # ] the array's end
+                        last = True
+                    else:  # msgspec says what
+                        status = UNSURE
         if status < 0:
             at = n - first
             pending[at, 0] = f_start
@@ -359,7 +371,7 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
             allow[n] = row_allow
             velocity[n] = row_velocity
             n += 1
-            if k >= end:
+            if last:
                 status = DONE
                 position = k
             else:
@@ -369,3 +381,120 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
                                        f_slots, f_entries, f_count, p_slots, p_entries,
                                        p_count)
         return status, position, n, f_count, p_count
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _string_after(buf, k, end):
+    """The position after the string whose opening quote is at ``k`` (escapes skipped, the
+    text not checked), or -1 when it does not close."""
+    k += 1
+    while k < end:
+        c = buf[k]
+        if c == 92:  # a backslash and the byte it escapes
+            k += 2
+        elif c == 34:
+            return k + 1
+        else:
+            k += 1
+    return -1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _value_after(buf, k, end):
+    """The position after the JSON value starting at ``k``, found by its shape alone (its
+    strings and brackets), or -1 when none ends. What it holds is not checked here: the
+    value's own reader does that."""
+    c = buf[k]
+    if c == 34:
+        return _string_after(buf, k, end)
+    if c == 91 or c == 123:  # [ {
+        depth = 0
+        while k < end:
+            c = buf[k]
+            if c == 34:
+                k = _string_after(buf, k, end)
+                if k < 0:
+                    return -1
+                continue
+            if c == 91 or c == 123:
+                depth += 1
+            elif c == 93 or c == 125:  # ] }
+                depth -= 1
+                if depth == 0:
+                    return k + 1
+            k += 1
+        return -1
+    start = k  # a number, true, false or null: up to what follows it
+    while k < end:
+        c = buf[k]
+        if c == 44 or c == 125 or c == 93 or c == 32 or c == 10 or c == 13 or c == 9:
+            break
+        k += 1
+    return k if k > start else -1
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def split(buf, position, keys, key_lengths, spans, stop_at):
+    """The members of the object ``buf`` holds, from its start (``position`` 0) or from
+    just after a member's value: ``spans[field]`` set to where the value of the
+    ``field``-th key starts and ends (left as it is for a key not there). Returns (status,
+    position): DONE at the object's end; AT_VALUE at the start of the value of key
+    ``stop_at`` (its start noted, its end left to the caller, which reads it and calls
+    again from there); UNSURE for anything it is not sure of (msgspec then splits the
+    document, and says what is wrong): a key not among ``keys``, given twice or with an
+    escape, anything but JSON's spaces between the members. A value is found by its shape
+    alone: its bytes are checked by its own reader."""
+    end = len(buf)
+    k = position
+    after_value = position > 0
+    if not after_value:
+        k = _skip(buf, 0, end)
+        if k >= end or buf[k] != 123:  # {
+            return UNSURE, k
+        k = _skip(buf, k + 1, end)
+    while True:
+        if after_value:
+            k = _skip(buf, k, end)
+            if k >= end:
+                return UNSURE, k
+            if buf[k] == 125:  # } and nothing after it but spaces
+                if _skip(buf, k + 1, end) == end:
+                    return DONE, end
+                return UNSURE, k
+            if buf[k] != 44:  # ,
+                return UNSURE, k
+            k = _skip(buf, k + 1, end)
+        after_value = True
+        if k >= end or buf[k] != 34:
+            return UNSURE, k
+        stop = _string_end(buf, k + 1, end)
+        if stop < 0:
+            return UNSURE, k
+        field = -1
+        for index in range(len(key_lengths)):
+            length = key_lengths[index]
+            if length == stop - k - 1:
+                same = True
+                for j in range(length):
+                    if keys[index, j] != buf[k + 1 + j]:
+                        same = False
+                        break
+                if same:
+                    field = index
+                    break
+        if field < 0 or spans[field, 0] >= 0:  # unknown or repeated
+            return UNSURE, k
+        k = _skip(buf, stop + 1, end)
+        if k >= end or buf[k] != 58:  # :
+            return UNSURE, k
+        k = _skip(buf, k + 1, end)
+        if k >= end:
+            return UNSURE, k
+        spans[field, 0] = k
+        if field == stop_at:
+            return AT_VALUE, k
+        stop = _value_after(buf, k, end)
+        if stop < 0:
+            return UNSURE, k
+        spans[field, 1] = stop
+        k = stop
