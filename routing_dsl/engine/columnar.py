@@ -1,9 +1,12 @@
 """Snapshots read for the fast engine: stock as columns and orders as records, never a Python
 object per stock row nor a model per order line.
 
-A JSON snapshot file is decoded with msgspec. The inventory rows, a few megabytes of them at a
-time, go straight into typed, untracked structs that become numpy columns at once and are then
-dropped: the peak is the columns plus one piece, not a struct per row. The snapshot's
+A JSON snapshot file is split into its members by a compiled splitter, which hands the
+inventory array to the compiled stock reader (engine/stockscan.py): its rows go straight into
+numpy columns. Where either is not sure of something, msgspec splits the document, and the
+rows the reader is not sure of are decoded by msgspec, a few megabytes at a time, into typed,
+untracked structs that become columns at once and are then dropped: the peak is the columns
+plus one piece, not a struct per row. The snapshot's
 `Inventory` holds those columns; rows are made from them only if a reader asks. The orders
 are decoded straight into records (`OrderRecord`: an untracked struct typed from the order
 model, the same fields read the same way, a fifth the size of a model), so that a million

@@ -1,5 +1,6 @@
 """A compiled reader of flat stock rows: the bytes of the inventory array straight into
-columns, with no Python object per row.
+columns, with no Python object per row; and `split`, which finds a snapshot document's
+members by their shape, stopping at the inventory for `scan` to read.
 
 `scan` reads rows such as ``{"facility":"F1","product":"P9","atp":3}`` one after another
 and writes each into the output columns, numbering the facility and product ids in hash
