@@ -584,7 +584,8 @@ def test_naive_timestamps_of_orders_read_as_records_are_in_the_snapshots_zone(tm
 
 
 @pytest.mark.parametrize("damage", ["duplicate order", "unknown queue", "bad quantity",
-                                    "duplicate item", "unknown field"])
+                                    "duplicate item", "duplicate ship group",
+                                    "more cancelled than ordered", "unknown field"])
 def test_a_broken_order_gets_the_reference_message(tmp_path, damage):
     import json
     document = generate(Scenario(orders=20, facilities=6, skus=10))
@@ -598,6 +599,13 @@ def test_a_broken_order_gets_the_reference_message(tmp_path, damage):
     elif damage == "duplicate item":
         items = target["ship_groups"][0]["items"]
         items.append(dict(items[0]))
+    elif damage == "duplicate ship group":
+        group = json.loads(json.dumps(target["ship_groups"][0]))
+        group["items"][0]["id"] = "another line"
+        target["ship_groups"].append(group)
+    elif damage == "more cancelled than ordered":
+        item = target["ship_groups"][0]["items"][-1]
+        item["cancel_quantity"] = item["quantity"] + 0.5
     else:
         target["colour"] = "red"
     path = tmp_path / "snapshot.json"
@@ -605,6 +613,95 @@ def test_a_broken_order_gets_the_reference_message(tmp_path, damage):
     fast, reference = _read_both(path)
     assert fast == reference and fast[0] == "error"
     assert any("orders[13]" in problem for problem in fast[1]), fast
+
+
+def test_ids_repeated_where_they_may_be_keep_the_orders_as_records(tmp_path):
+    """A ship group id repeated in another order, an item id in another ship group, an
+    order's last units all cancelled, stock rows in any order: sound, so the fast path
+    keeps them (records, not models) and reads what the reference loader reads."""
+    import json
+
+    from routing_dsl.engine.columnar import OrderRecord
+    document = generate(Scenario(orders=20, facilities=6, skus=10))
+    first, other = document["orders"][3], document["orders"][4]
+    other["ship_groups"][0]["id"] = first["ship_groups"][0]["id"]
+    group = json.loads(json.dumps(first["ship_groups"][0]))
+    group["id"] = "a second ship group"
+    item = group["items"][0]
+    item["cancel_quantity"] = item["quantity"]
+    first["ship_groups"].append(group)  # its items' ids are the first group's
+    document["inventory"].reverse()
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+    snapshot = load_columnar(path)
+    assert all(isinstance(o, OrderRecord) for o in snapshot.orders)
+    assert snapshot.inventory.forms == {"columns"}
+    fast, reference = _read_both(path)
+    assert fast == reference and fast[0] == "ok"
+
+
+def test_a_second_stock_row_for_a_pair_out_of_order_gets_the_reference_message(tmp_path):
+    import json
+    document = generate(Scenario(orders=20, facilities=6, skus=10))
+    document["inventory"].reverse()  # not in order: the pairs are checked by marking
+    document["inventory"].append(dict(document["inventory"][7], atp=1))
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+    fast, reference = _read_both(path)
+    assert fast == reference and fast[0] == "error"
+    assert any("second row for" in problem for problem in fast[1]), fast
+
+
+def _document_text(document: dict, variant: str) -> bytes:
+    """A snapshot's text, written oddly at the top level (or damaged there)."""
+    import json
+    members = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in document.items()]
+    text = "{" + ", ".join(members) + "}"
+    facilities = json.dumps(document["facilities"])
+    tricky = facilities.replace('"WAREHOUSE"', '"WARE]}\\"HOUSE{["', 1)  # brackets in a string
+    return {
+        "as written": text,
+        "spaced out": "\n\t{ " + ",\n ".join(m.replace(": ", " :\r\n ", 1) for m in members)
+                      + " }\n ",
+        "inventory last": "{" + ", ".join(sorted(members, key=lambda m: '"inventory"' in m))
+                          + "}",
+        "no inventory": "{" + ", ".join(m for m in members if '"inventory"' not in m) + "}",
+        "empty inventory": text.replace(json.dumps(document["inventory"]), "[ ]"),
+        "a string with brackets and quotes": text.replace(facilities, tricky),
+        "inventory twice": text[:-1] + ', "inventory": []}',
+        "an unknown member": text[:-1] + ', "colour": "red"}',
+        "an escaped key": text.replace('"orders"', '"\\u006frders"'),
+        "no timezone": "{" + ", ".join(m for m in members if '"timezone"' not in m) + "}",
+        "inventory not an array": text.replace(json.dumps(document["inventory"]), "{}"),
+        "a row msgspec reads": text.replace('"atp": ', '"atp": 1e0, "minimum_stock": ', 1),
+        "a trailing comma in the inventory": text.replace(
+            json.dumps(document["inventory"]), json.dumps(document["inventory"])[:-1] + ",]"),
+        "cut short": text[:len(text) // 2],
+        "after the object": text + " x",
+        "a missing comma": text.replace(', "orders"', ' "orders"'),
+    }[variant].encode()
+
+
+@pytest.mark.parametrize("variant", [
+    "as written", "spaced out", "inventory last", "no inventory", "empty inventory",
+    "a string with brackets and quotes", "inventory twice", "an unknown member",
+    "an escaped key", "no timezone", "inventory not an array", "a row msgspec reads",
+    "a trailing comma in the inventory", "cut short", "after the object", "a missing comma"])
+def test_the_documents_members_found_in_one_pass_as_msgspec_finds_them(tmp_path, variant):
+    """The compiled splitter finds the members by their shape and hands the inventory to
+    the scanner; whatever it is not sure of is split by msgspec. Either way the columnar
+    loader reads what the reference loader reads, or gives its messages."""
+    document = generate(Scenario(orders=12, facilities=6, skus=10))
+    document["inventory"][0]["minimum_stock"] = 2  # so that a row can repeat the key
+    path = tmp_path / "snapshot.json"
+    path.write_bytes(_document_text(document, variant))
+    fast, reference = _read_both(path)
+    assert fast == reference, variant
+    sound = variant in ("as written", "spaced out", "inventory last", "no inventory",
+                        "empty inventory", "a string with brackets and quotes",
+                        "an escaped key", "a row msgspec reads",
+                        "inventory twice")  # JSON's last value wins, for both loaders
+    assert fast[0] == ("ok" if sound else "error"), fast
 
 
 # What pydantic's lax mode accepts and msgspec's decoder does not: each is read again by the
