@@ -32,6 +32,7 @@ from . import ir, kernel
 from .columnar import inventory_columns
 from .explained import FastExplainer
 from .resultcolumns import AllocationColumns, InventoryColumns, RunStrings, UnfillableColumns
+from .stockrows import INDEX, StockRows, pointers, stock_rows
 
 
 class _NoRates:
@@ -86,21 +87,14 @@ class FastContext(Context):
         infos = [self.facilities[f] for f in self.fac_ids]
         self.prod_ids = sorted(columns.product_ids)
         self.prod_index = {p: k for k, p in enumerate(self.prod_ids)}
-        fac_map = np.array([self.fac_index[f] for f in columns.facility_ids] or [0], np.int64)
-        prod_map = np.array([self.prod_index[p] for p in columns.product_ids] or [0], np.int64)
-        facility, product = fac_map[columns.facility], prod_map[columns.product]
-        virtual = np.array([info.virtual for info in infos], np.bool_)
-        rows = np.nonzero(columns.allow_brokering & ~virtual[facility])[0]
-        rows = rows[_by_pair(product[rows], facility[rows], len(self.prod_ids),
-                             len(self.fac_ids))]
-        self.s_row = rows
-        self.s_fac = facility[rows]
-        self.s_prod = product[rows]
-        self.s_net = columns.atp[rows] - columns.minimum_stock[rows]
-        self.s_alloc = np.zeros(len(rows))
-        self.atp_column = columns.atp
-        self._velocity_rows = (facility, product, columns.sales_velocity)
-        self.p_counts = np.bincount(self.s_prod, minlength=len(self.prod_ids))
+        virtual = np.array([info.virtual for info in infos] or [False], np.bool_)
+        found = stock_rows(columns, self.fac_index, self.prod_index, virtual)
+        self.s_row, self.s_fac, self.p_counts = found.rows, found.fac, found.counts
+        self.s_net = columns.atp[found.rows]
+        self.s_net -= columns.minimum_stock[found.rows]
+        self.s_alloc = np.zeros(len(found.rows))
+        self.atp_column = columns.atp  # the snapshot's own: read at the changed rows at the end
+        self._velocity = found
         points = [radians(info.lat, info.lon) for info in infos]
         self.f_has = np.array([r is not None for r in points], np.bool_)
         self.f_phi, self.f_lam, self.f_cos = (
@@ -120,15 +114,14 @@ class FastContext(Context):
         self.prod_ids = [live.prod_ids[c] for c in codes]  # index order is still id order
         self.prod_index = {p: k for k, p in enumerate(self.prod_ids)}
         rows, counts = _slices(live.p_ptr, codes)
-        self.s_row = np.arange(len(rows), dtype=np.int64)
+        self.s_row = np.arange(len(rows), dtype=INDEX)
         self.s_fac = live.s_fac[rows]
-        self.s_prod = np.repeat(np.arange(len(codes), dtype=np.int64), counts)
         self.s_net = live.s_net[rows]
         self.s_alloc = np.zeros(len(rows))
         self.atp_column = live.s_atp[rows]
         velocity, per_product = _slices(live.v_ptr, codes)
-        self._velocity_rows = (live.v_fac[velocity], np.repeat(
-            np.arange(len(codes), dtype=np.int64), per_product), live.v_val[velocity])
+        self._velocity = StockRows(self.s_row, self.s_fac, counts, live.v_fac[velocity],
+                                   per_product, live.v_val[velocity])
         self.p_counts = counts
         self.f_has, self.f_phi, self.f_lam, self.f_cos, self.f_limit = (
             live.f_has, live.f_phi, live.f_lam, live.f_cos, live.f_limit)
@@ -315,11 +308,8 @@ class FastContext(Context):
     @cached_property
     def sort_tables(self) -> ir.SortTables:
         """Velocity by product and facility, and the styles' variants (ir.SortTables)."""
-        facility, product, velocity = self._velocity_rows
-        known = np.nonzero(~np.isnan(velocity))[0]
+        velocity = self._velocity
         n_prod = len(self.prod_ids)
-        order = known[np.lexsort((facility[known], product[known]))]
-        v_ptr = np.concatenate(([0], np.cumsum(np.bincount(product[order], minlength=n_prod))))
         # the styles of the run's products (a live state's run holds a few of them)
         styles = sorted({self.style.get(p) for p in self.prod_ids} - {None})
         style_code = {s: k for k, s in enumerate(styles)}
@@ -327,9 +317,10 @@ class FastContext(Context):
                             or [-1], np.int64)
         members = [[self.prod_index.get(v, -1) for v in self.variants[s]] for s in styles]
         style_ptr = np.concatenate(([0], np.cumsum([len(m) for m in members]))).astype(np.int64)
+        known = len(velocity.v_fac) > 0
         return ir.SortTables(
-            v_ptr.astype(np.int64), facility[order].astype(np.int64) if len(order) else
-            np.zeros(1, np.int64), velocity[order] if len(order) else np.zeros(1),
+            pointers(velocity.v_counts, n_prod), velocity.v_fac if known else
+            np.zeros(1, INDEX), velocity.v_val if known else np.zeros(1),
             style_of, style_ptr,
             np.array([v for m in members for v in m] or [-1], np.int64),
             np.array([len(m) for m in members] or [0], np.int64), ir.SORT_EXCLUDES)
@@ -744,13 +735,15 @@ class FastAllocator:
         """The stock rows the run took from, by facility then product id, as columns."""
         ctx = self.ctx
         changed = np.nonzero(ctx.s_alloc)[0]
-        fac, prod = ctx.s_fac[changed], ctx.s_prod[changed]
+        # each row's product: the one whose rows it is among
+        fac, prod = ctx.s_fac[changed], np.searchsorted(ctx.p_ptr, changed, "right") - 1
         # ranks of the ids in string order (the pairs are unique: the ids decide)
         fac_rank, prod_rank = _ranks(ctx.fac_ids), _ranks(ctx.prod_ids)
-        changed = changed[np.lexsort((prod_rank[prod], fac_rank[fac]))]
+        by_id = np.lexsort((prod_rank[prod], fac_rank[fac]))
+        changed, fac, prod = changed[by_id], fac[by_id], prod[by_id]
         rows = ResultRows()
         rows.add_columns(InventoryColumns(
-            ctx.fac_ids, ctx.prod_ids, ctx.s_fac[changed], ctx.s_prod[changed],
+            ctx.fac_ids, ctx.prod_ids, fac.astype(np.int64), prod,
             ctx.atp_column[ctx.s_row[changed]] - ctx.s_alloc[changed]))
         return rows
 
@@ -810,17 +803,6 @@ def _clashing_keys(ctx: FastContext) -> np.ndarray | None:
 def _no_rates(zone, now) -> ir.Rates:
     """The kernel's empty rates (made once per zone and moment: a service asks each time)."""
     return ir.rate_tables(RateModel(_NO_RATES, zone, now, []), [])
-
-
-def _by_pair(major: np.ndarray, minor: np.ndarray, n_major: int, n_minor: int) -> np.ndarray:
-    """The order of the (major, minor) pairs (unique, so any sort gives this order): two
-    stable radix sorts (numpy's for 16-bit keys, a pass each) when both codes fit in 16 bits,
-    else a stable sort of the combined key (the rows of a file come in runs already in
-    order, which it merges; a quicksort of 2.4 million keys took five times as long)."""
-    if n_major <= 1 << 16 and n_minor <= 1 << 16:
-        order = np.argsort(minor.astype(np.uint16), kind="stable")
-        return order[np.argsort(major[order].astype(np.uint16), kind="stable")]
-    return np.argsort(major.astype(np.int64) * n_minor + minor, kind="stable")
 
 
 def _slices(ptr: np.ndarray, codes: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -105,7 +105,8 @@ class Facilities(NamedTuple):
 
 class Stock(NamedTuple):
     """Brokerable stock by product, then facility: product p's rows are p_ptr[p]:p_ptr[p + 1]
-    of ``fac`` (sorted), ``net`` (net stock left) and ``alloc`` (taken by the run)."""
+    of ``fac`` (sorted; 32-bit, engine.stockrows.INDEX), ``net`` (net stock left) and
+    ``alloc`` (taken by the run)."""
 
     p_ptr: np.ndarray
     fac: np.ndarray
@@ -172,7 +173,7 @@ class Conditions(NamedTuple):
 
 class SortTables(NamedTuple):
     """What the velocity and style sorts read: velocity by product (rows v_ptr[p]:v_ptr[p +
-    1] of v_fac/v_val, by facility), each product's style (-1: none), each style's variants
+    1] of v_fac/v_val, by facility; v_fac 32-bit, engine.stockrows.INDEX), each product's style (-1: none), each style's variants
     (codes, -1 for a variant no row or line names) and how many it has; which sorts drop a
     facility without a value (``excludes``, by sort code)."""
 

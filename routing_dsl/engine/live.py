@@ -25,6 +25,7 @@ import numpy as np
 
 from ..runtime import LiveStock, Prepared, radians, run_plan
 from . import choose
+from .stockrows import pointers, stock_rows
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -60,21 +61,15 @@ class LiveArrays(LiveStock):
         self.fac_index = {f: k for k, f in enumerate(self.fac_ids)}
         self.prod_ids = sorted(columns.product_ids)
         self.prod_index = {p: k for k, p in enumerate(self.prod_ids)}
-        fac_map = np.array([self.fac_index[f] for f in columns.facility_ids] or [0], np.int64)
-        prod_map = np.array([self.prod_index[p] for p in columns.product_ids] or [0], np.int64)
-        facility, product = fac_map[columns.facility], prod_map[columns.product]
         virtual = np.array([f.virtual for f in infos] or [False], np.bool_)
-        rows = np.nonzero(columns.allow_brokering & ~virtual[facility])[0]
-        rows = rows[np.argsort(product[rows] * max(1, len(self.fac_ids)) + facility[rows])]
+        found = stock_rows(columns, self.fac_index, self.prod_index, virtual)
         n_prod = len(self.prod_ids)
-        self.p_ptr = _pointers(product[rows], n_prod)
-        self.s_fac = facility[rows]
-        self.s_net = columns.atp[rows] - columns.minimum_stock[rows]
-        self.s_atp = columns.atp[rows].copy()
-        known = np.nonzero(~np.isnan(columns.sales_velocity))[0]
-        known = known[np.lexsort((facility[known], product[known]))]
-        self.v_ptr = _pointers(product[known], n_prod)
-        self.v_fac, self.v_val = facility[known], columns.sales_velocity[known]
+        self.p_ptr = pointers(found.counts, n_prod)
+        self.s_fac = found.fac
+        self.s_net = columns.atp[found.rows] - columns.minimum_stock[found.rows]
+        self.s_atp = columns.atp[found.rows]
+        self.v_ptr = pointers(found.v_counts, n_prod)
+        self.v_fac, self.v_val = found.v_fac, found.v_val
         points = [radians(f.lat, f.lon) for f in infos]
         self.f_has = np.array([r is not None for r in points], np.bool_)
         self.f_phi, self.f_lam, self.f_cos = (
@@ -115,11 +110,6 @@ class LiveArrays(LiveStock):
         tables = known[1]
         pw, pv = ir.product_rate_columns(model, product_ids)
         return tables._replace(pw=pw, pv=pv)
-
-
-def _pointers(codes: np.ndarray, n: int) -> np.ndarray:
-    """Row pointers of rows sorted by ``codes`` (0..n-1): code c's rows are ptr[c]:ptr[c+1]."""
-    return np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=n)))).astype(np.int64)
 
 
 def live_stock(snapshot: Snapshot, arrays: bool) -> LiveStock:
