@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import mmap
+import os
 import types
 import typing
 from datetime import datetime
@@ -112,9 +114,8 @@ def load_columnar(path: Path) -> Snapshot:
 
 
 def _fast(path: Path) -> Snapshot | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
+    data = _read(path)
+    if data is None:
         return None
     read = _split(data)
     if read is None:  # msgspec splits it, and decides
@@ -125,6 +126,7 @@ def _fast(path: Path) -> Snapshot | None:
         columns = _read_inventory(memoryview(document.inventory))
     else:
         document, columns = read
+    _release(data, document.inventory)  # read: most of the file, whose columns are now made
     if columns is None or not _in_range(columns):
         return None
     rest = b"".join((
@@ -132,17 +134,18 @@ def _fast(path: Path) -> Snapshot | None:
         document.timezone, b',"product_stores":', document.product_stores,
         b',"facilities":', document.facilities, b',"products":', document.products,
         b',"shipment_methods":', document.shipment_methods, b',"orders":[]}'))
-    orders = bytes(document.orders)  # a copy: the rest of the file can go now
-    del document, data
+    orders = memoryview(document.orders)  # in place: no copy while the file is held
+    del document
     try:
         snapshot = parse_snapshot(rest, str(path))
     except SnapshotError:
         return None
     if not _inventory_sound(snapshot, columns):
         return None
-    records = _read_orders(memoryview(orders), ZoneInfo(snapshot.timezone),
+    records = _read_orders(orders, ZoneInfo(snapshot.timezone),
                            {f.id for f in snapshot.facilities})
-    del orders
+    orders.release()
+    del orders, data
     if records is None:
         return None
     return snapshot.model_copy(update={"orders": records,
@@ -184,6 +187,38 @@ def _split(data: bytes) -> tuple[_Document, InventoryColumns] | None:
     document = _Document(**{name: msgspec.Raw(raw[start:stop]) for name, (start, stop)
                             in zip(names, spans.tolist(), strict=True) if start >= 0})
     return document, columns if columns is not None else _read_inventory(memoryview(b"[]"))
+
+
+def _read(path: Path) -> mmap.mmap | None:
+    """The file's bytes in memory of their own (an anonymous mapping), so that the pages
+    of a part read already can be given back (`_release`) while the rest is read; None when
+    it cannot be read (the reference loader then says why)."""
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if not size:
+                return None
+            data = mmap.mmap(-1, size)
+            if file.readinto(data) != size:
+                return None
+    except OSError:
+        return None
+    return data
+
+
+def _release(data: mmap.mmap, part) -> None:
+    """Give back the whole pages of ``part`` (a slice of ``data`` nothing reads again): at
+    a million orders the inventory is 1.9 GB of a 2.2 GB file, held until the orders were
+    read (docs/performance.md, "1M orders"). Where the system has no such call the pages
+    stay until the read ends."""
+    if not hasattr(mmap, "MADV_DONTNEED") or not len(part):
+        return
+    start = (np.frombuffer(part, np.uint8).ctypes.data
+             - np.frombuffer(data, np.uint8).ctypes.data)
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = (start + len(part)) // mmap.PAGESIZE * mmap.PAGESIZE
+    if last > first:
+        data.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
 def _piece(raw: memoryview, position: int, end: int) -> tuple[list, int] | None:
