@@ -32,7 +32,7 @@ from . import ir, kernel
 from .columnar import inventory_columns
 from .explained import FastExplainer
 from .resultcolumns import AllocationColumns, InventoryColumns, RunStrings, UnfillableColumns
-from .stockrows import INDEX, StockRows, pointers, stock_rows
+from .stockrows import INDEX, pointers, stock_rows
 
 
 class _NoRates:
@@ -79,6 +79,34 @@ class FastContext(Context):
     arrays (runtime.state.Context's indexing hooks), the reference's item states made only
     if a reference-only filter asks (`items`)."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.live is None:  # from_live keeps only these already
+            self._keep_ordered_rows()
+
+    def _keep_ordered_rows(self) -> None:
+        """Only the stock rows of the products the orders order and of their styles'
+        variants: all a run reads or changes (the velocity rows are kept whole). At a million
+        orders they are 85% of the rows; a run of a few orders keeps a few."""
+        counts = self.p_counts
+        n = len(counts)
+        used = np.zeros(len(self.prod_ids), np.bool_)
+        used[self.it_prod] = True
+        if self.style:
+            ordered = [p for p, u in zip(self.prod_ids, used.tolist(), strict=True) if u]
+            for style in {self.style.get(p) for p in ordered} - {None}:
+                for variant in self.variants.get(style, ()):
+                    code = self.prod_index.get(variant)
+                    if code is not None:
+                        used[code] = True
+        if used[:n].all() or not counts[~used[:n]].any():
+            return
+        keep = np.repeat(used[:n], counts)
+        self.s_row, self.s_fac, self.s_net = self.s_row[keep], self.s_fac[keep], self.s_net[keep]
+        self.s_alloc = np.zeros(len(self.s_row))
+        self.p_counts = np.where(used[:n], counts, 0)
+        self.p_ptr = pointers(self.p_counts, len(self.prod_ids))
+
     def index_inventory(self, snapshot: Snapshot) -> None:
         columns = inventory_columns(snapshot)
         self.stock = self.atp = self.velocity = None  # the reference's dictionaries: not built
@@ -94,7 +122,7 @@ class FastContext(Context):
         self.s_net -= columns.minimum_stock[found.rows]
         self.s_alloc = np.zeros(len(found.rows))
         self.atp_column = columns.atp  # the snapshot's own: read at the changed rows at the end
-        self._velocity = found
+        self._velocity = found.v_fac, found.v_counts, found.v_val
         points = [radians(info.lat, info.lon) for info in infos]
         self.f_has = np.array([r is not None for r in points], np.bool_)
         self.f_phi, self.f_lam, self.f_cos = (
@@ -120,8 +148,7 @@ class FastContext(Context):
         self.s_alloc = np.zeros(len(rows))
         self.atp_column = live.s_atp[rows]
         velocity, per_product = _slices(live.v_ptr, codes)
-        self._velocity = StockRows(self.s_row, self.s_fac, counts, live.v_fac[velocity],
-                                   per_product, live.v_val[velocity])
+        self._velocity = live.v_fac[velocity], per_product, live.v_val[velocity]
         self.p_counts = counts
         self.f_has, self.f_phi, self.f_lam, self.f_cos, self.f_limit = (
             live.f_has, live.f_phi, live.f_lam, live.f_cos, live.f_limit)
@@ -308,7 +335,7 @@ class FastContext(Context):
     @cached_property
     def sort_tables(self) -> ir.SortTables:
         """Velocity by product and facility, and the styles' variants (ir.SortTables)."""
-        velocity = self._velocity
+        v_fac, v_counts, v_val = self._velocity
         n_prod = len(self.prod_ids)
         # the styles of the run's products (a live state's run holds a few of them)
         styles = sorted({self.style.get(p) for p in self.prod_ids} - {None})
@@ -317,10 +344,10 @@ class FastContext(Context):
                             or [-1], np.int64)
         members = [[self.prod_index.get(v, -1) for v in self.variants[s]] for s in styles]
         style_ptr = np.concatenate(([0], np.cumsum([len(m) for m in members]))).astype(np.int64)
-        known = len(velocity.v_fac) > 0
+        known = len(v_fac) > 0
         return ir.SortTables(
-            pointers(velocity.v_counts, n_prod), velocity.v_fac if known else
-            np.zeros(1, INDEX), velocity.v_val if known else np.zeros(1),
+            pointers(v_counts, n_prod), v_fac if known else np.zeros(1, INDEX),
+            v_val if known else np.zeros(1),
             style_of, style_ptr,
             np.array([v for m in members for v in m] or [-1], np.int64),
             np.array([len(m) for m in members] or [0], np.int64), ir.SORT_EXCLUDES)
