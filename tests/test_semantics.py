@@ -399,13 +399,16 @@ def test_sales_velocity_sorts_slowest_first_missing_last():
 
 
 def test_broken_style_only_picks_broken_assortments_fewest_variants_first():
-    products = [{"id": v, "parent": "STYLE"} for v in ("S", "M", "L")]
-    snap = world([facility("COMPLETE"), facility("BROKEN")],
-                 [stock("COMPLETE", v, 10) for v in ("S", "M", "L")]
+    # only S is ordered: the fast engine keeps the stock of its style's other variants (and
+    # not X's, which nothing orders), and decides as the reference does
+    products = [{"id": v, "parent": "STYLE"} for v in ("S", "M", "L")] + [{"id": "X"}]
+    snap = world([facility("ALL_SIZES"), facility("BROKEN")],  # ALL_SIZES first by id
+                 [stock("ALL_SIZES", v, 10) for v in ("S", "M", "L", "X")]
                  + [stock("BROKEN", "S", 10), stock("BROKEN", "M", 10)],
                  [order("O1", [item("1", "S", 1)])], products=products)
-    result = run(rule_plan("assign partial sort by broken_style"), snap)
-    assert allocated(result) == [("O1", "1", "BROKEN", 1)]
+    for engine in (run, run_fast):
+        result = engine(rule_plan("assign partial sort by broken_style"), snap)
+        assert allocated(result) == [("O1", "1", "BROKEN", 1)]
 
 
 def test_facility_sequence_follows_the_included_groups():
