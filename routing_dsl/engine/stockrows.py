@@ -42,24 +42,22 @@ def stock_rows(columns, fac_index: dict[str, int], prod_index: dict[str, int],
     prod_map = np.array([prod_index[p] for p in columns.product_ids] or [0], INDEX)
     facility, product = fac_map[columns.facility], prod_map[columns.product]
     rows = _by_product(np.flatnonzero(columns.allow_brokering & ~virtual[facility]),
-                       facility, product, n_fac)
+                       facility, product, n_fac, n_prod)
     known = _by_product(np.flatnonzero(~np.isnan(columns.sales_velocity)), facility, product,
-                        n_fac)
+                        n_fac, n_prod)
     return StockRows(rows, facility[rows], np.bincount(product[rows], minlength=n_prod),
                      facility[known], np.bincount(product[known], minlength=n_prod),
                      columns.sales_velocity[known])
 
 
 def _by_product(rows: np.ndarray, facility: np.ndarray, product: np.ndarray,
-                n_fac: int) -> np.ndarray:
+                n_fac: int, n_prod: int) -> np.ndarray:
     """``rows`` by product, then facility (the pairs are unique), as INDEX."""
-    key = product[rows].astype(np.int64)
-    key *= n_fac
-    key += facility[rows]
-    if len(key) and not (key[1:] > key[:-1]).all():
-        rows = rows[np.argsort(key)]
-    del key
-    return rows.astype(INDEX if len(facility) < 2**31 else np.int64)  # what numbers them
+    out = np.empty(len(rows), INDEX if len(facility) < 2**31 else np.int64)  # what numbers them
+    if len(rows):
+        from .stocksort import by_product  # numba: only where the fast engine indexes stock
+        by_product(rows, facility, product, n_fac, n_prod, out)
+    return out
 
 
 def pointers(counts: np.ndarray, n: int) -> np.ndarray:
