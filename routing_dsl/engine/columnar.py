@@ -215,6 +215,8 @@ def _release(data: mmap.mmap, part) -> None:
         return
     start = (np.frombuffer(part, np.uint8).ctypes.data
              - np.frombuffer(data, np.uint8).ctypes.data)
+    if start < 0 or start + len(part) > len(data):  # not the file's (a default): nothing
+        return
     first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
     last = (start + len(part)) // mmap.PAGESIZE * mmap.PAGESIZE
     if last > first:
