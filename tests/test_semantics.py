@@ -401,6 +401,7 @@ def test_sales_velocity_sorts_slowest_first_missing_last():
 def test_broken_style_only_picks_broken_assortments_fewest_variants_first():
     # only S is ordered: the fast engine keeps the stock of its style's other variants (and
     # not X's, which nothing orders), and decides as the reference does
+    from routing_dsl.engine import run_fast
     products = [{"id": v, "parent": "STYLE"} for v in ("S", "M", "L")] + [{"id": "X"}]
     snap = world([facility("ALL_SIZES"), facility("BROKEN")],  # ALL_SIZES first by id
                  [stock("ALL_SIZES", v, 10) for v in ("S", "M", "L", "X")]
