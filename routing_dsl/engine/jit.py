@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from . import numbastart  # noqa: F401 - before numba starts: see numbastart
 from numba import njit, types
 from numba.core.caching import FunctionCache
 from numba.extending import register_jitable

@@ -24,6 +24,7 @@ it with the kernel.
 from __future__ import annotations
 
 import numpy as np
+from . import numbastart  # noqa: F401 - before numba starts: see numbastart
 from numba import njit
 
 RUN, LOCAL, INT, CENTS, BYTES = 0, 1, 2, 3, 4

@@ -29,6 +29,7 @@ between the reading of two rows, each waited for memory alone.
 from __future__ import annotations
 
 import numpy as np
+from . import numbastart  # noqa: F401 - before numba starts: see numbastart
 from numba import njit
 
 # what `scan` returns, with where it stopped

@@ -6,6 +6,7 @@ of their keys took 2.8 of the 5.5 CPU seconds of indexing 24 million rows)."""
 from __future__ import annotations
 
 import numpy as np
+from . import numbastart  # noqa: F401 - before numba starts: see numbastart
 from numba import njit
 
 
