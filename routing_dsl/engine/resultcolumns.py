@@ -201,6 +201,20 @@ class _LineBlock(_Block):
         return lambda start, stop: map(getattr(self.strings, table).__getitem__,
                                        self.item[start:stop].tolist())
 
+    def _line_chunks(self):
+        """Each chunk of ``CHUNK`` rows as (``start``, ``stop``, its writer), the writer
+        holding each row's opening and the line's four ids: how every line block's JSON
+        begins."""
+        for start in range(0, len(self), CHUNK):
+            stop = min(start + CHUNK, len(self))
+            rows = self.item[start:stop]
+            out = _Rows(self.strings, stop - start)
+            for key, table in (("order", "order_ids"), ("ship_group", "sg_ids"),
+                               ("item", "item_ids"), ("product", "product_ids")):
+                out.text(('{"' if key == "order" else '","') + key + '":"')
+                out.ids(table, rows)
+            yield start, stop, out
+
 
 class AllocationColumns(_LineBlock):
     """A routing run's allocations (result.Allocation), by column."""
@@ -260,21 +274,15 @@ class AllocationColumns(_LineBlock):
         rule_json = [_text(name) for name in self.rule_names]
         unit_json = [_text(unit) for unit in self.distance_units]
         fixed = '","group":' + _text(self.group) + ',"routing":' + _text(self.routing)
-        for start in range(0, len(self), CHUNK):
-            stop = min(start + CHUNK, len(self))
-            rows, rules = self.item[start:stop], self.rule[start:stop]
-            out = _Rows(self.strings, stop - start)
-            for key, table in (("order", "order_ids"), ("ship_group", "sg_ids"),
-                               ("item", "item_ids"), ("product", "product_ids")):
-                out.text(('{"' if key == "order" else '","') + key + '":"')
-                out.ids(table, rows)
+        for start, stop, out in self._line_chunks():
+            rules = self.rule[start:stop]
             out.text('","facility":"')
             out.ids("fac_ids", self.facility[start:stop])
             out.text('","quantity":')
             out.numbers(self.quantity[start:stop])
             out.text(',"new_ship_group":"')
             if isinstance(self.new_ship_group, np.ndarray):
-                out.ids("sg_ids", rows)
+                out.ids("sg_ids", self.item[start:stop])
                 out.text("-")
                 out.numbers(self.new_ship_group[start:stop])
             else:
@@ -332,14 +340,8 @@ class UnfillableColumns(_LineBlock):
         rule_json = [_text(name) for name in self.rule_names] + ["null"]
         action_json = [_text(name) for name in self.action_names]
         fixed = ',"routing":' + _text(self.routing) + ',"rule":'
-        for start in range(0, len(self), CHUNK):
-            stop = min(start + CHUNK, len(self))
-            rows, rules = self.item[start:stop], self.rule[start:stop]
-            out = _Rows(self.strings, stop - start)
-            for key, table in (("order", "order_ids"), ("ship_group", "sg_ids"),
-                               ("item", "item_ids"), ("product", "product_ids")):
-                out.text(('{"' if key == "order" else '","') + key + '":"')
-                out.ids(table, rows)
+        for start, stop, out in self._line_chunks():
+            rules = self.rule[start:stop]
             out.text('","quantity":')
             out.numbers(self.quantity[start:stop])
             out.text(fixed)

@@ -11,26 +11,24 @@ from numba import njit
 
 
 @njit(cache=True)
+def _by_key(rows, key, n_keys, out):
+    """``rows`` into ``out`` by ``key[row]`` (0 to ``n_keys - 1``), keeping their order
+    within a key: one stable counting pass."""
+    starts = np.zeros(n_keys + 1, np.int64)
+    for k in range(rows.shape[0]):
+        starts[key[rows[k]] + 1] += 1
+    for c in range(n_keys):
+        starts[c + 1] += starts[c]
+    for k in range(rows.shape[0]):
+        c = key[rows[k]]
+        out[starts[c]] = rows[k]
+        starts[c] += 1
+
+
+@njit(cache=True)
 def by_product(rows, facility, product, n_fac, n_prod, out):
     """``rows`` (row numbers) by product, then facility, into ``out`` (as long); the pairs
     are unique, so this is the one order a sort of their keys gives."""
-    n = rows.shape[0]
-    middle = np.empty(n, out.dtype)
-    starts = np.zeros(n_fac + 1, np.int64)
-    for k in range(n):
-        starts[facility[rows[k]] + 1] += 1
-    for f in range(n_fac):
-        starts[f + 1] += starts[f]
-    for k in range(n):
-        f = facility[rows[k]]
-        middle[starts[f]] = rows[k]
-        starts[f] += 1
-    starts = np.zeros(n_prod + 1, np.int64)
-    for k in range(n):
-        starts[product[middle[k]] + 1] += 1
-    for p in range(n_prod):
-        starts[p + 1] += starts[p]
-    for k in range(n):
-        p = product[middle[k]]
-        out[starts[p]] = middle[k]
-        starts[p] += 1
+    middle = np.empty(rows.shape[0], out.dtype)
+    _by_key(rows, facility, n_fac, middle)
+    _by_key(middle, product, n_prod, out)
