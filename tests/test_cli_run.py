@@ -309,3 +309,21 @@ def test_the_summary_counts_unfilled_items_per_group(tmp_path):
             for g in groups] == [False, "3 moved", "1 moved"]
     assert "routing 'Web orders': 1 item attempted" in groups[0]  # not "1 items"
     assert "routing 'Web orders': 3 items attempted" in groups[1]
+
+
+def test_explain_shows_an_optimised_orders_rule_choice_beside_the_optimum_with_costs():
+    """Issue 24: `routing explain --order` on an order `optimize` changed shows what the
+    rules chose and what the optimum ships, each with its cost."""
+    example = ROOT / "examples" / "optimize"
+    result = invoke("explain", str(example / "optimize.route"), "--snapshot",
+                    str(example / "snapshot.json"), "--order", "P-1")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "    optimisation (apply): the rules' choice costs 11.03, the optimum's 12.19" \
+        in lines
+    assert ("      rules: ST_NYC (rule 'Nearest facility') ships 00001 x1 for 11.03, "
+            "arriving 2026-11-24") in lines
+    assert ("      optimum: ST_BOS (rule 'Nearest facility') ships 00001 x1 for 12.19, "
+            "arriving 2026-11-25") in lines
+    # what was shipped is the optimum's (mode apply)
+    assert "  allocated: item 00001 x1 -> ST_BOS (rule 'Nearest facility')" in lines
