@@ -347,7 +347,7 @@ def _rows(raw: memoryview, start: int, end: int,
     and a row the reader is not sure of gives None (its piece cannot be cut without the
     array's end: msgspec then splits the document)."""
     scan = _stockscan()
-    pairs, keys, key_lengths = _keys(scan)
+    keys = scan.Keys(*_keys(scan), scan.POWERS)
     codes = (IdCodes(), IdCodes())
     buf = np.frombuffer(raw, np.uint8)
     facilities, products = _Ids(codes[0], buf), _Ids(codes[1], buf)
@@ -363,9 +363,9 @@ def _rows(raw: memoryview, start: int, end: int,
         end = start
     while position < end:
         status, position, n, f_count, p_count = scan.scan(
-            buf, position, end, pairs, keys, key_lengths, *columns.arrays, columns.n,
-            facilities.slots, facilities.entries, facilities.count,
-            products.slots, products.entries, products.count, scan.POWERS, pending, closing)
+            buf, position, end, keys, scan.Columns(*columns.arrays), columns.n,
+            scan.Table(facilities.slots, facilities.entries), facilities.count,
+            scan.Table(products.slots, products.entries), products.count, pending, closing)
         for ids, count, column in ((facilities, f_count, 0), (products, p_count, 1)):
             ids.sync(raw, count)
             if not ids.same:

@@ -28,6 +28,8 @@ between the reading of two rows, each waited for memory alone.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from . import numbastart  # noqa: F401 - before numba starts: see numbastart
 from numba import njit
@@ -49,6 +51,14 @@ _MIX0, _MIX1 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)  # o
 SLOTS = 1 << 16
 BLOCK = 1024  # rows read before their ids are numbered (see `scan`)
 PENDING = 10  # what `scan` keeps of each such row (`pending`): the ids' bounds and hashes
+
+# What `scan` reads and writes, grouped (numba passes a namedtuple of arrays as one
+# argument): the keys a row may have (the field each key's first two bytes name, -1 for
+# none; the keys' bytes and lengths) and the powers of ten numbers are read with; the
+# columns rows are read into; an id table (`id_table`).
+Keys = namedtuple("Keys", "pairs keys key_lengths powers")
+Columns = namedtuple("Columns", "facility product atp minimum allow velocity")
+Table = namedtuple("Table", "slots entries")
 
 
 def id_table(slots: int = SLOTS) -> tuple[np.ndarray, np.ndarray]:
@@ -283,8 +293,7 @@ def _row(buf, k, end, pairs, keys, key_lengths, powers):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _number_ids(buf, pending, rows, facility, product, first, f_slots, f_entries, f_count,
-                p_slots, p_entries, p_count):
+def _number_ids(buf, pending, rows, columns, first, f_ids, f_count, p_ids, p_count):
     """The ids of ``rows`` rows read (their bounds in ``pending``), written as codes into
     the columns from row ``first`` on. The slots are scattered over megabytes, mostly out
     of the cache: hashed first, the ids are looked up in a loop short enough for the
@@ -299,22 +308,21 @@ def _number_ids(buf, pending, rows, facility, product, first, f_slots, f_entries
             pending[row, 6 + 3 * column] = word1
     for row in range(rows):
         code = _code(buf, pending[row, 0], pending[row, 1], pending[row, 4], pending[row, 5],
-                     pending[row, 6], f_slots, f_entries, f_count)
+                     pending[row, 6], f_ids.slots, f_ids.entries, f_count)
         if code == f_count:
             f_count += 1
-        facility[first + row] = code
+        columns.facility[first + row] = code
         code = _code(buf, pending[row, 2], pending[row, 3], pending[row, 7], pending[row, 8],
-                     pending[row, 9], p_slots, p_entries, p_count)
+                     pending[row, 9], p_ids.slots, p_ids.entries, p_count)
         if code == p_count:
             p_count += 1
-        product[first + row] = code
+        columns.product[first + row] = code
     return f_count, p_count
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, minimum, allow,
-         velocity, n, f_slots, f_entries, f_count, p_slots, p_entries, p_count, powers,
-         pending, closing):
+def scan(buf, position, end, keys, columns, n, f_ids, f_count, p_ids, p_count, pending,
+         closing):
     """Rows from ``buf[position:end]`` (the inside of the inventory array, from the start of
     a row) into the columns from index ``n`` on. Returns (status, position, n, f_count,
     p_count): DONE at the end of the array; UNSURE with ``position`` at the start of the row
@@ -325,20 +333,19 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
     ``closing``, ``end`` is the end of the bytes rather than of the array's inside: the
     rows end at the array's ``]``, where DONE leaves ``position``."""
     first = n  # the first row whose ids are pending
-    f_room, p_room = len(f_slots) // 2, len(p_slots) // 2
+    f_room, p_room = len(f_ids.slots) // 2, len(p_ids.slots) // 2
     while True:
         status = -1
         last = False
         k = _skip(buf, position, end)
         if k >= end:  # after a comma (the caller reads an empty array itself)
             status = UNSURE
-        elif n >= len(atp):
+        elif n >= len(columns.atp):
             status = ROWS_FULL
         elif n - first == BLOCK or f_count + n - first + 1 >= f_room \
                 or p_count + n - first + 1 >= p_room:  # each pending row may add an id
-            f_count, p_count = _number_ids(buf, pending, n - first, facility, product,
-                                           first, f_slots, f_entries, f_count, p_slots,
-                                           p_entries, p_count)
+            f_count, p_count = _number_ids(buf, pending, n - first, columns, first, f_ids,
+                                           f_count, p_ids, p_count)
             first = n
             if f_count + 1 >= f_room or p_count + 1 >= p_room:
                 status = IDS_FULL
@@ -347,7 +354,8 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
                 status = UNSURE
             else:
                 k, f_start, f_stop, p_start, p_stop, row_atp, row_min, row_allow, \
-                    row_velocity = _row(buf, k, end, pairs, keys, key_lengths, powers)
+                    row_velocity = _row(buf, k, end, keys.pairs, keys.keys, keys.key_lengths,
+                                        keys.powers)
                 if k < 0:
                     status = UNSURE
                 else:
@@ -368,10 +376,10 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
             pending[at, 1] = f_stop
             pending[at, 2] = p_start
             pending[at, 3] = p_stop
-            atp[n] = row_atp
-            minimum[n] = row_min
-            allow[n] = row_allow
-            velocity[n] = row_velocity
+            columns.atp[n] = row_atp
+            columns.minimum[n] = row_min
+            columns.allow[n] = row_allow
+            columns.velocity[n] = row_velocity
             n += 1
             if last:
                 status = DONE
@@ -379,9 +387,8 @@ def scan(buf, position, end, pairs, keys, key_lengths, facility, product, atp, m
             else:
                 position = k + 1
                 continue
-        f_count, p_count = _number_ids(buf, pending, n - first, facility, product, first,
-                                       f_slots, f_entries, f_count, p_slots, p_entries,
-                                       p_count)
+        f_count, p_count = _number_ids(buf, pending, n - first, columns, first, f_ids,
+                                       f_count, p_ids, p_count)
         return status, position, n, f_count, p_count
 
 
