@@ -183,7 +183,7 @@ class Explainer:
         value compared."""
         text, values = check.criterion.explain(Explaining(self.allocator, check.rule, facility),
                                                check.condition, value, item)
-        return _reason(text, check.condition.source, **values)
+        return reason_shown(text, check.condition.source, **values)
 
     def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
                    chosen_keys, detail: bool = True) -> dict:
@@ -284,27 +284,27 @@ class Explainer:
         if isinstance(step, Check):
             return self._explained(step, *compared) if detail else step.named()
         if step == "limit":
-            return _reason(LIMIT, orders_today=self.ctx.orders_today[info.id],
+            return reason_shown(LIMIT, orders_today=self.ctx.orders_today[info.id],
                            max_orders_per_day=info.limit)
         stock = {p: self.ctx.stock.get(p, {}).get(info.id, 0.0) for p in needs}
         if step == "stock":
-            return _reason(NO_STOCK, **(
+            return reason_shown(NO_STOCK, **(
                 {"net_stock": {p: number(q) for p, q in stock.items()}} if detail else {}))
         if step == "excluded":
-            return _reason(EXCLUDED, item=compared)
+            return reason_shown(EXCLUDED, item=compared)
         if step == "cap":
-            return _reason(cap_text(prepared.rule.max_facilities), shipping_from=compared)
+            return reason_shown(cap_text(prepared.rule.max_facilities), shipping_from=compared)
         if step == "single":
             if not detail:
-                return _reason(SINGLE)
-            return _reason(SINGLE,
+                return reason_shown(SINGLE)
+            return reason_shown(SINGLE,
                            needed={p: number(q) for p, q in needs.items()},
                            net_stock={p: number(q) for p, q in stock.items()})
         if step == "rejected":
-            return _reason(compared)
+            return reason_shown(compared)
         if not detail:
-            return _reason(RANKED)
-        return _reason(RANKED,
+            return reason_shown(RANKED)
+        return reason_shown(RANKED,
                        sort_keys=self._sort_keys(prepared, measures, info.id),
                        chosen=chosen_keys)
 
@@ -382,7 +382,7 @@ class Explaining:
         return math.nan if day is None else day
 
 
-def _reason(condition: str, source=None, **values) -> dict:
+def reason_shown(condition: str, source=None, **values) -> dict:
     """A reason as an explanation shows it: the condition's text, the values compared, and
     where the condition is written."""
     reason = {"condition": condition, "values": values}
