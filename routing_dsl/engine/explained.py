@@ -268,9 +268,9 @@ OUTCOMES = ("nothing", "filled", "partly filled")
 
 class _Rule:
     """A rule as the kernel explains it (ir.Explain): its checks after the facility stage in
-    explanation order, as (stage code, position in the stage), the check before which
-    `excluded_facilities` is explained, and each reason column's text id; the texts (None:
-    the row's rejection) and their sources."""
+    explanation order, as (stage code, position in the stage) and as themselves
+    (``explained``), the check before which `excluded_facilities` is explained, and each
+    reason column's text id; the texts (None: the row's rejection) and their sources."""
 
     def __init__(self, store: str, prepared: PreparedRule) -> None:
         self.store, self.prepared = store, prepared

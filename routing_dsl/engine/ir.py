@@ -302,8 +302,9 @@ NOT_REJECTED, REJECTED_ONLY_ALL, REJECTED_FACILITY, REJECTED_OPEN = range(4)
 # Explain.counts: explained rules, chosen facilities, a flag the kernel sets when the rows
 # must grow before the next unit, and rows of needs (d_*)
 EXPLAINED, CHOSEN, EXPLAIN_FULL, NEEDS = 0, 1, 2, 3
-# Explain.a_int's columns for a facility asked about: its reason column (ASKED_CHOSEN: it was
-# chosen; ASKED_STATIC: the rule's facility-stage conditions or the store keep it out), the
+# Explain.a_int's columns for a facility asked about: its reason column (ASKED_STATIC: not
+# one of the kernel's, the facility was chosen or the rule's facility-stage conditions or
+# the store keep it out), the
 # item the reason names (-1: none), the items it fills in full and whether it was a
 # candidate (its measures are then the rule's); a_val's: the value the reason compared (a
 # condition's fact, the orders taken today), that item's open quantity, and what the
@@ -311,7 +312,7 @@ EXPLAINED, CHOSEN, EXPLAIN_FULL, NEEDS = 0, 1, 2, 3
 # unit's products, one package of the open items' cost and delivery day (NaN: unknown)
 A_COLUMN, A_ITEM, A_FULL, A_CAND = range(4)
 A_VALUE, A_OPEN, A_DIST, A_BAL, A_COST, A_DAY = range(6)
-ASKED_CHOSEN, ASKED_STATIC = -1, -2
+ASKED_STATIC = -1
 # Explain.stage: a check's stage
 STAGE_CODES = {"candidate": 0, "placement": 1, "serve": 2}
 

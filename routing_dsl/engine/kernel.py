@@ -1164,8 +1164,9 @@ def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scrat
     the rule may use counted under the first reason that kept it out, in the explainer's
     order: the order limit, no stock, the rule's checks in explanation order (with
     `excluded_facilities` among them), `max_facilities`, `assign single`, the rejection,
-    the ranking. Called after the rule's checks and before its commit, on the state the rule
-    decided from."""
+    the ranking; for a facility asked about (``explain.asked``), that reason's values too
+    (`_asked_detail`). Called after the rule's checks and before its commit, on the state
+    the rule decided from."""
     rules, items, stock, rates = tables.rules, tables.items, tables.stock, tables.rates
     facilities, units, used = tables.facilities, tables.units, tables.used
     r, u, c, stamp = at.r, at.u, at.c, at.stamp
