@@ -30,10 +30,10 @@ import numpy as np
 
 from ..criteria.groups import sequence_of
 from ..criteria.shipping import explain_package
-from ..criteria.text import number
 from ..plan import PlanRouting, PlanRule
 from ..runtime import explanation
-from ..runtime.explanation import reason_shown
+from ..runtime.explanation import (cap_reason, check_reason, excluded_reason, limit_reason,
+                                   no_stock_reason, ranked_reason, reason_shown, single_reason)
 from ..runtime.rules import Measure, PreparedRule, group_reason, prepare_rules
 from . import ir
 
@@ -199,38 +199,35 @@ class FastExplainer:
         column, item, full, candidate = detail.ints[row][a]
         value, item_open, dist, balance, cost, day = detail.values[row][a]
         if column == ir.ASKED_STATIC:  # a facility-stage condition (it serves the store)
-            check = group_reason(prepared, info)
-            return _explained(check, _Emitted(prepared.rule, ctx.zone), info, None)
+            return check_reason(group_reason(prepared, info), _Emitted(prepared.rule, ctx.zone),
+                                info)
         if column >= ir.N_FIXED_REASONS:
             check = rule.explained[column - ir.N_FIXED_REASONS]
             if check.criterion.stage != "serve":
-                return _explained(check, _Emitted(prepared.rule, ctx.zone), value, None)
-            return _explained(check, _Emitted(prepared.rule, ctx.zone, facility=facility),
-                              value, _ItemAt(ctx.items[item], item_open))
+                return check_reason(check, _Emitted(prepared.rule, ctx.zone), value)
+            return check_reason(check, _Emitted(prepared.rule, ctx.zone, facility=facility),
+                                value, _ItemAt(ctx.items[item], item_open))
         if column == ir.REASON_LIMIT:
-            return reason_shown(explanation.LIMIT, orders_today=int(value),
-                                max_orders_per_day=info.limit)
+            return limit_reason(int(value), info.limit)
         if column == ir.REASON_EXCLUDED:
-            return reason_shown(explanation.EXCLUDED, item=ctx.it_item_id[item])
+            return excluded_reason(ctx.it_item_id[item])
         if column == ir.REASON_CAP:
             head = detail.unit
             shipping_from = self.run.used.get((ctx.it_order_id[head], ctx.it_sg_id[head]),
                                               [])[:detail.shipping[row]]
             shipping_from += [f for f in chosen_keys if f not in shipping_from]
-            return reason_shown(explanation.cap_text(prepared.rule.max_facilities),
-                                shipping_from=shipping_from)
+            return cap_reason(prepared.rule.max_facilities, shipping_from)
         if column == ir.REASON_REJECTED:
             return reason_shown(rejection)
         if column == ir.REASON_RANKED:
             keys = self._sort_keys(rule, card, f, dist, balance, full, cost, day) \
                 if candidate else {}
-            return reason_shown(explanation.RANKED, sort_keys=keys, chosen=chosen_keys)
+            return ranked_reason(keys, chosen_keys)
         needs = detail.needs(row, a, self.ctx.prod_ids)  # no stock, `assign single`
-        net_stock = {p: number(net) for p, _, net in needs}
+        net_stock = {p: net for p, _, net in needs}
         if column == ir.REASON_NO_STOCK:
-            return reason_shown(explanation.NO_STOCK, net_stock=net_stock)
-        return reason_shown(explanation.SINGLE, needed={p: number(q) for p, q, _ in needs},
-                            net_stock=net_stock)
+            return no_stock_reason(net_stock)
+        return single_reason({p: q for p, q, _ in needs}, net_stock)
 
     def _group_failures(self, rule: _Rule) -> list:
         """The store's facilities the rule's facility-stage conditions exclude, as (text,
@@ -368,13 +365,6 @@ class _Emitted:
 
     def delivery(self, facility: str) -> float:
         return self._day
-
-
-def _explained(check, emitted: _Emitted, value, item) -> dict:
-    """The reason ``check`` failed on ``value`` (and ``item``), as its criterion's ``explain``
-    says it (Explainer._explained)."""
-    text, values = check.criterion.explain(emitted, check.condition, value, item)
-    return reason_shown(text, check.condition.source, **values)
 
 
 def _label(check) -> str | None:
