@@ -286,6 +286,29 @@ def test_max_facilities_in_item_mode_counts_the_ship_groups_facilities(engine):
     assert [u["item"] for u in result["unfillable"]] == ["2"]
 
 
+def test_max_facilities_in_item_mode_names_the_facilities_in_use_when_explained(engine):
+    """An asked facility kept out by `max_facilities` is shown with the facilities its ship
+    group shipped from when the rule decided: on the fast engine, the run's list of them cut
+    at the count the kernel saw, though later units of the ship group add to it."""
+    snap = world([facility(f, 40.72 + k / 10, -74.0) for k, f in enumerate(("F1", "F2", "F3"))],
+                 [stock("F1", "A", 1), stock("F2", "B", 1), stock("F3", "C", 1)],
+                 [order("O1", [item(str(k), p, 1, promised_date="2026-11-24T10:00:00-05:00")
+                               for k, p in enumerate("ABC", 1)])])
+    # r1 ships from one facility at most; r2 from any, so each item opens its own
+    the_plan = rule_plan("assign partial inventory { max_facilities 1 } sort by distance",
+                         filters="queue == _NA_ promise_date within 5 days",
+                         more_rules='rule "r2" { assign partial sort by distance }')
+    result = routed(engine, the_plan, snap, explain=True, explain_facilities={"F2", "F3"})
+    assert [a["facility"] for a in result["allocations"]] == ["F1", "F2", "F3"]
+    shown = {(unit["item"], rule["rule"], detail["facility"]): detail.get("excluded_by")
+             for unit in result["explanations"] for rule in unit["rules"]
+             for detail in rule["facilities"]}
+    assert shown[("2", "r1", "F2")] == {"condition": "max_facilities 1",
+                                        "values": {"shipping_from": ["F1"]}}
+    assert shown[("3", "r1", "F3")]["values"] == {"shipping_from": ["F1", "F2"]}
+    assert shown[("3", "r2", "F3")] is None  # chosen
+
+
 def test_what_max_facilities_leaves_open_goes_to_the_next_rule(engine):
     the_plan = rule_plan("assign partial inventory { max_facilities 1 } sort by distance",
                          more_rules='rule "rest" { assign partial inventory { '

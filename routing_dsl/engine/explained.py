@@ -7,27 +7,22 @@ the first reason that kept it out. `FastExplainer.build` turns those rows into t
 explainer's records (runtime.explanation), each condition named by its criterion's
 ``explain_text`` and each sort key by its criterion's ``explain`` (routing_dsl.criteria).
 
-Full detail for the facilities a run asks about (``explain_facilities``: every value compared,
-both facilities' sort keys) is still the reference explainer's, re-run per explained unit on
-the state the kernel decided from, as follows.
-
-The fast allocator routes a unit to be explained on its own (engine.fast.FastAllocator).
-Before the kernel decides it, this module takes the run's state as the reference engine
-holds it, for that unit only: its items (open quantities, queues, auto-cancel dates), the
-net stock and sales velocity of its products and their styles' variants, the facilities'
-daily counts and the facilities its ship group already ships from. On that view the
-reference allocator routes the unit with explanations, into records of its own that nothing
-keeps but the explanation. After the kernel has decided, its rows for the unit must be the
-view's, field for field: the explanation then describes the decision made, and a
-disagreement is an engine defect, raised as `ExplanationMismatch`, never a silently wrong
-explanation.
+Full detail for the facilities a run asks about (``explain_facilities``) comes from the same
+rows: for each asked facility the kernel writes the reason that kept it out (the one it
+counts it under) with the values that reason compared (the condition's fact and the item it
+failed on, the orders taken today, the item that excludes it, its net stock of the unit's
+needs) and what it would have been ranked by (ir.Explain's ``a_*`` and ``d_*``); the
+facilities its ship group shipped from before the rule are the run's list of them cut at the
+count the kernel saw. Each reason's text and values are then its criterion's ``explain``
+hook, the one the reference explainer calls (`_Emitted` stands in for what it reads), so an
+explanation describes the decision made, from the evaluation that made it. Only the
+facility-stage conditions (facility groups), the same for every unit, are read from the
+facility's static facts.
 """
 
 from __future__ import annotations
 
-import copy
 import gc
-from collections import defaultdict
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -36,47 +31,14 @@ import numpy as np
 from ..criteria.groups import sequence_of
 from ..criteria.shipping import explain_package
 from ..plan import PlanRouting, PlanRule
-from ..runtime import ReferenceAllocator, explanation
+from ..runtime import explanation
+from ..runtime.explanation import (cap_reason, check_reason, excluded_reason, limit_reason,
+                                   no_stock_reason, ranked_reason, reason_shown, single_reason)
 from ..runtime.rules import Measure, PreparedRule, group_reason, prepare_rules
-from ..runtime.state import ItemState, Unit
-from ..shipping import RunTotals
 from . import ir
 
 if TYPE_CHECKING:
     from .fast import FastAllocator
-
-# a new ship group's id is the run's to give: the view's are placeholders, not compared
-_NOT_COMPARED = ("new_ship_group",)
-
-
-class ExplanationMismatch(RuntimeError):
-    """The kernel decided a unit otherwise than the reference engine on the same state."""
-
-
-class ReferenceView:
-    """What the reference allocator reads and writes of a run while it explains one unit:
-    the run's plan, options and cache of prepared facts, its context seen through the view
-    (``ctx``), and records of its own."""
-
-    def __init__(self, run, ctx, used: dict[tuple[str, str], list[str]]) -> None:
-        self.ctx, self.plan, self.prepared = ctx, run.plan, run.prepared
-        self.explain, self.explain_orders = True, None
-        self.explain_facilities = run.explain_facilities
-        self.explanations: list[dict] = []
-        self.allocations: list[dict] = []
-        self.unfillable: list[dict] = []
-        self.totals: dict = defaultdict(RunTotals)
-        self.allocated_atp: dict = defaultdict(float)
-        self.used = defaultdict(list, used)
-
-    def new_ship_group(self, order_id: str, ship_group_id: str) -> str:
-        return ""
-
-    def warn_facility(self, facility: str) -> None:
-        """The kernel warns for the run."""
-
-    def warn_ship_to(self, order: str, ship_group: str) -> None:
-        """The kernel warns for the run."""
 
 
 class FastExplainer:
@@ -85,8 +47,7 @@ class FastExplainer:
     def __init__(self, allocator: FastAllocator) -> None:
         self.run, self.ctx = allocator.run, allocator.ctx
         self._lowered: dict[tuple[str, int], tuple[PlanRouting, list[_Rule]]] = {}
-        # without facilities asked about, the kernel's rows say all an explanation shows
-        self.emits = not self.run.explain_facilities
+        self._asked: dict[str, tuple[list[int], np.ndarray | None]] = {}
 
     def tables(self, store: str, routing: PlanRouting, units) -> ir.Explain | None:
         """The kernel's explanation tables for the units of ``units`` the run explains (None:
@@ -98,7 +59,23 @@ class FastExplainer:
         return ir.explain_tables(
             wanted, [rule.checks for rule in rules], [rule.excl_at for rule in rules],
             [rule.reason for rule in rules], max(len(rule.texts) for rule in rules),
-            int(np.count_nonzero(wanted)) * len(rules))
+            int(np.count_nonzero(wanted)) * len(rules), self._asked_in(store)[1])
+
+    def _asked_in(self, store: str) -> tuple[list[int], np.ndarray | None]:
+        """The facilities asked about that serve ``store`` (real ones), as codes in id order,
+        and by facility their position among them (ir.Explain.asked; None: none)."""
+        found = self._asked.get(store)
+        if found is None:
+            ctx, asked = self.ctx, self.run.explain_facilities
+            codes = [f for f, facility in enumerate(ctx.fac_ids) if facility in asked
+                     and not ctx.facilities[facility].virtual
+                     and store in ctx.facilities[facility].stores]
+            by_facility = None
+            if codes:
+                by_facility = np.full(len(ctx.fac_ids), -1, np.int64)
+                by_facility[codes] = np.arange(len(codes))
+            found = self._asked[store] = (codes, by_facility)
+        return found
 
     def build(self, store: str, routing: PlanRouting, units, explain: ir.Explain) -> None:
         """The run's explanations of the units ``explain`` wanted, from the kernel's rows."""
@@ -115,6 +92,8 @@ class FastExplainer:
                    counted[at_row, text].tolist(), examples)
         chosen = [getattr(explain, name)[:n_chosen].tolist()
                   for name in ("c_fac", "c_dist", "c_bal", "c_full", "c_cost", "c_day")]
+        asked = self._asked_in(store)[0]
+        detail = _Detail(explain, n_rows, asked) if asked else None
         heads = units.heads()
         row_units = explain.r_unit[:n_rows].tolist()
         row = 0
@@ -126,11 +105,13 @@ class FastExplainer:
         try:
             for u in np.nonzero(explain.wanted[:len(units)])[0].tolist():
                 trace = []
+                head = int(heads[u])
+                if detail is not None:
+                    detail.unit = head
                 while row < n_rows and row_units[row] == u:
                     trace.append(self._rule_entry(rules, row, [column[row] for column in rows],
-                                                  reasons, chosen))
+                                                  reasons, chosen, detail))
                     row += 1
-                head = int(heads[u])
                 entry = {"order": ctx.it_order_id[head], "ship_group": ctx.it_sg_id[head],
                          "routing": routing.name, "rules": trace}
                 if routing.item_mode:
@@ -146,10 +127,10 @@ class FastExplainer:
         return np.array(self.ctx.fac_ids or [""], dtype=object)
 
     def _rule_entry(self, rules: list[_Rule], at: int, row: list, reasons: tuple,
-                    chosen: list[list]) -> dict:
+                    chosen: list[list], detail: _Detail | None) -> dict:
         """One rule's explanation (as runtime.explanation.Explainer.explain_rule makes it)
         from row ``at`` of the kernel's output (``row``: its columns, ``reasons``: the
-        counted reasons of all rows)."""
+        counted reasons of all rows, ``detail``: the asked facilities' rows)."""
         fac_ids = self.ctx.fac_ids
         r, card, outcome, rejected, rej_fac, rej_value, first, n_chosen = row
         rule = rules[r]
@@ -169,22 +150,29 @@ class FastExplainer:
             t, count = texts[k], counts[k]
             _note(entries, rule.texts[t] or rejection, rule.sources[t], count,
                   examples[3 * k:3 * k + min(count, 3)])
+        chosen_keys = {fac_ids[chosen[0][k]]: self._sort_keys(
+            rule, card, *(column[k] for column in chosen)) for k in range(first, first + n_chosen)}
         result = {"rule": plan_rule.name, "outcome": OUTCOMES[outcome],
-                  "chosen": [{"facility": fac_ids[chosen[0][k]],
-                              "sort_keys": self._sort_keys(rule, card, chosen, k)}
-                             for k in range(first, first + n_chosen)],
+                  "chosen": [{"facility": f, "sort_keys": keys}
+                             for f, keys in chosen_keys.items()],
                   "not_chosen": sorted(entries.values(), key=_listed)}
+        if detail is not None:
+            result["facilities"] = [
+                {"facility": fac_ids[f], "chosen": fac_ids[f] in chosen_keys,
+                 **({} if fac_ids[f] in chosen_keys else {"excluded_by": self._excluded_by(
+                     rule, at, a, f, card, rejection, chosen_keys, detail)})}
+                for a, f in enumerate(detail.asked)]
         if plan_rule.source:
             result["source"] = plan_rule.source.label()
         if rejection:
             result["rejected"] = rejection
         return result
 
-    def _sort_keys(self, rule: _Rule, card: int, chosen: list[list], k: int) -> dict:
-        """What chosen facility ``k`` was ranked by (Explainer._sort_keys), from the
-        kernel's values: each sort's criterion's ``explain``, one package of the open items
-        (with a rate card), the items it fills in full."""
-        fac, dist, balance, full, cost, day = (column[k] for column in chosen)
+    def _sort_keys(self, rule: _Rule, card: int, fac: int, dist: float, balance: float,
+                   full: int, cost: float, day: float) -> dict:
+        """What candidate ``fac`` was (or would have been) ranked by (Explainer._sort_keys),
+        from the kernel's values: each sort's criterion's ``explain``, one package of the
+        open items (with a rate card), the items it fills in full."""
         prepared = rule.prepared
         facility = self.ctx.fac_ids[fac]
         sequence = sequence_of(prepared.include_ids, self.ctx.facilities[facility]) \
@@ -198,6 +186,48 @@ class FastExplainer:
             keys.update(explain_package(emitted, facility))
         keys["items_in_full"] = measure.full
         return keys
+
+    def _excluded_by(self, rule: _Rule, row: int, a: int, f: int, card: int,
+                     rejection: str | None, chosen_keys: dict, detail: _Detail) -> dict:
+        """The first reason that kept facility ``f`` (the ``a``-th asked about) from being
+        chosen in row ``row``, with the values it compared (Explainer._exclusion), from the
+        kernel's values; each condition's by its criterion's ``explain``."""
+        ctx = self.ctx
+        facility = ctx.fac_ids[f]
+        info = ctx.facilities[facility]
+        prepared = rule.prepared
+        column, item, full, candidate = detail.ints[row][a]
+        value, item_open, dist, balance, cost, day = detail.values[row][a]
+        if column == ir.ASKED_STATIC:  # a facility-stage condition (it serves the store)
+            return check_reason(group_reason(prepared, info), _Emitted(prepared.rule, ctx.zone),
+                                info)
+        if column >= ir.N_FIXED_REASONS:
+            check = rule.explained[column - ir.N_FIXED_REASONS]
+            if check.criterion.stage != "serve":
+                return check_reason(check, _Emitted(prepared.rule, ctx.zone), value)
+            return check_reason(check, _Emitted(prepared.rule, ctx.zone, facility=facility),
+                                value, _ItemAt(ctx.items[item], item_open))
+        if column == ir.REASON_LIMIT:
+            return limit_reason(int(value), info.limit)
+        if column == ir.REASON_EXCLUDED:
+            return excluded_reason(ctx.it_item_id[item])
+        if column == ir.REASON_CAP:
+            head = detail.unit
+            shipping_from = self.run.used.get((ctx.it_order_id[head], ctx.it_sg_id[head]),
+                                              [])[:detail.shipping[row]]
+            shipping_from += [f for f in chosen_keys if f not in shipping_from]
+            return cap_reason(prepared.rule.max_facilities, shipping_from)
+        if column == ir.REASON_REJECTED:
+            return reason_shown(rejection)
+        if column == ir.REASON_RANKED:
+            keys = self._sort_keys(rule, card, f, dist, balance, full, cost, day) \
+                if candidate else {}
+            return ranked_reason(keys, chosen_keys)
+        needs = detail.needs(row, a, self.ctx.prod_ids)  # no stock, `assign single`
+        net_stock = {p: net for p, _, net in needs}
+        if column == ir.REASON_NO_STOCK:
+            return no_stock_reason(net_stock)
+        return single_reason({p: q for p, q, _ in needs}, net_stock)
 
     def _group_failures(self, rule: _Rule) -> list:
         """The store's facilities the rule's facility-stage conditions exclude, as (text,
@@ -229,97 +259,15 @@ class FastExplainer:
         orders, ids = self.run.explain_orders, self.ctx.it_order_id
         return [orders is None or ids[head] in orders for head in units.heads().tolist()]
 
-    def before(self, group_name: str, store: str, routing: PlanRouting,
-               unit_set) -> ReferenceView:
-        """The reference engine's decision and explanation of the one unit of ``unit_set`` on
-        the run's state now, before the kernel decides it."""
-        ctx = self.ctx
-        states = []
-        for k in unit_set.items.tolist():
-            static = ctx.items[k]  # order, ship group, line, product facts: fixed in a run
-            state = ItemState(static.order, static.ship_group, static.item,
-                              (static.categories, static.style))
-            left = float(ctx.it_open[k])
-            if left != state.open:
-                state.open = left
-            state.queue = ctx.fac_ids[ctx.it_queue[k]]
-            state.auto_cancel = ctx.it_auto_cancel[k]
-            states.append(state)
-        head = states[0]
-        unit = Unit(head.order, head.ship_group, head.queue, states)
-        key = (head.order.id, head.ship_group.id)
-        view = ReferenceView(self.run, self._context(states), {key: list(self.run.used[key])})
-        ReferenceAllocator(view).route_units(group_name, store, routing, [unit], None)
-        return view
-
-    def after(self, view: ReferenceView, allocations: int, unfillable: int) -> None:
-        """Check the kernel's rows for the unit (the run's records from ``allocations`` and
-        ``unfillable`` on) against the view's, then keep the explanation."""
-        run = self.run
-        for mine, theirs, what in ((run.allocations[allocations:], view.allocations,
-                                    "allocations"),
-                                   (run.unfillable[unfillable:], view.unfillable,
-                                    "unfillable items")):
-            if _compared(mine) != _compared(theirs):
-                raise ExplanationMismatch(
-                    f"the fast engine's {what} for order {view.explanations[0]['order']} "
-                    f"differ from the reference engine's on the same state: "
-                    f"{_difference(_compared(mine), _compared(theirs))}")
-        run.explanations.extend(view.explanations)
-
-    def _context(self, states: list[ItemState]):
-        """The run's context as the reference engine holds it, for the products of
-        ``states`` and their styles' variants (all a unit's routing reads)."""
-        ctx = self.ctx
-        view = copy.copy(ctx)
-        products = {s.product for s in states}
-        for style in {ctx.style.get(p) for p in products} - {None}:
-            products.update(ctx.variants.get(style, ()))
-        stock: dict[str, dict[str, float]] = defaultdict(dict)
-        velocity: dict[tuple[str, str], float] = {}
-        fac_ids, tables = ctx.fac_ids, ctx.sort_tables
-        for product in sorted(products):
-            code = ctx.prod_index.get(product)
-            if code is None:
-                continue
-            low, high = int(ctx.p_ptr[code]), int(ctx.p_ptr[code + 1])
-            if high > low:
-                stock[product] = dict(zip(
-                    [fac_ids[f] for f in ctx.s_fac[low:high].tolist()],
-                    ctx.s_net[low:high].tolist(), strict=True))  # net of what was taken
-            if code + 1 < len(tables.v_ptr):
-                low, high = int(tables.v_ptr[code]), int(tables.v_ptr[code + 1])
-                for f, value in zip(tables.v_fac[low:high].tolist(),
-                                    tables.v_val[low:high].tolist(), strict=True):
-                    velocity[(fac_ids[f], product)] = value
-        view.stock, view.velocity, view.atp = stock, velocity, {}
-        view.orders_today = {f: n for f, n in zip(fac_ids, ctx.orders_today_array.tolist(),
-                                                  strict=True) if f in ctx.orders_today}
-        return view
-
-
-def _compared(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in _NOT_COMPARED} for row in rows]
-
-
-def _difference(mine: list[dict], theirs: list[dict]) -> str:
-    """The first row that differs, as the fields that differ (or the row counts)."""
-    for k, (a, b) in enumerate(zip(mine, theirs, strict=False)):
-        fields = {f: (a.get(f), b.get(f)) for f in a.keys() | b.keys() if a.get(f) != b.get(f)}
-        if fields:
-            return f"row {k}: " + ", ".join(f"{f} {x!r} != {y!r}" for f, (x, y) in
-                                            sorted(fields.items()))
-    return f"{len(mine)} rows != {len(theirs)}"
-
 
 OUTCOMES = ("nothing", "filled", "partly filled")
 
 
 class _Rule:
     """A rule as the kernel explains it (ir.Explain): its checks after the facility stage in
-    explanation order, as (stage code, position in the stage), the check before which
-    `excluded_facilities` is explained, and each reason column's text id; the texts (None:
-    the row's rejection) and their sources."""
+    explanation order, as (stage code, position in the stage) and as themselves
+    (``explained``), the check before which `excluded_facilities` is explained, and each
+    reason column's text id; the texts (None: the row's rejection) and their sources."""
 
     def __init__(self, store: str, prepared: PreparedRule) -> None:
         self.store, self.prepared = store, prepared
@@ -339,6 +287,7 @@ class _Rule:
             stage = check.criterion.stage
             found.checks.append((ir.STAGE_CODES[stage],
                                  next(k for k, c in enumerate(stages[stage]) if c is check)))
+        found.explained = explained
         found.excl_at = next((k for k, check in enumerate(explained)
                               if check.criterion.explain_rank > explanation.EXCLUSIONS_RANK),
                              len(explained))
@@ -364,12 +313,52 @@ class _Rule:
         return found
 
 
+class _Detail:
+    """The kernel's rows for the facilities asked about (ir.Explain's ``a_*``, ``d_*``), as
+    lists: per explained row and asked facility its ints and values (ir.A_*), per row the
+    facilities its ship group shipped from before and its needs; ``unit``: the head item of
+    the unit whose rows are being read."""
+
+    def __init__(self, explain: ir.Explain, n_rows: int, asked: list[int]) -> None:
+        self.asked = asked
+        self.ints = explain.a_int[:n_rows].tolist()
+        self.values = explain.a_val[:n_rows].tolist()
+        self.shipping = explain.r_shipping[:n_rows].tolist()
+        self._first = explain.r_need[:n_rows].tolist()
+        self._count = explain.r_n_need[:n_rows].tolist()
+        n_needs = int(explain.counts[ir.NEEDS])
+        self._prod = explain.d_prod[:n_needs].tolist()
+        self._qty = explain.d_qty[:n_needs].tolist()
+        self._net = explain.d_net[:n_needs]
+        self.unit = -1
+
+    def needs(self, row: int, a: int, prod_ids: list[str]) -> list[tuple[str, float, float]]:
+        """Row ``row``'s needs in product order: product, open quantity, net stock at the
+        ``a``-th asked facility."""
+        first = self._first[row]
+        span = range(first, first + self._count[row])
+        return sorted((prod_ids[self._prod[k]], self._qty[k], float(self._net[k, a]))
+                      for k in span)
+
+
+class _ItemAt:
+    """What a serve-stage criterion's ``explain`` reads of an item (runtime.state.ItemState):
+    the line, its product, its rejections and its open quantity when the rule decided."""
+
+    def __init__(self, state, open_quantity: float) -> None:
+        self.item, self.product, self.rejected = state.item, state.product, state.rejected
+        self.open = open_quantity
+
+
 class _Emitted:
     """What a criterion's ``explain`` reads (runtime.explanation.Explaining), from the values
-    the kernel emitted for one chosen facility."""
+    the kernel emitted for one facility (``facility``: the one whose failing condition is
+    explained)."""
 
-    def __init__(self, rule: PlanRule, zone, cost: float, day: float) -> None:
+    def __init__(self, rule: PlanRule, zone, cost: float = float("nan"),
+                 day: float = float("nan"), facility: str | None = None) -> None:
         self.rule, self.zone, self._cost, self._day = rule, zone, cost, day
+        self.facility = facility
 
     def package_cost(self, facility: str) -> float:
         return self._cost

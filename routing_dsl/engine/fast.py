@@ -522,22 +522,14 @@ class FastAllocator:
         ctx.brokered[items] = False
         lowered_rules = self._lowered(routing, store)
         self._packages_per_group = np.zeros(len(ctx.ship_groups), np.int64)
-        if self.explainer is not None and self.explainer.emits:
+        if self.explainer is not None:
             # the kernel emits what the explanations show as it routes
             explain = self.explainer.tables(store, routing, units)
             explain = self._route(group_name, routing, units, lowered_rules, explain)
             if explain is not None:
                 self.explainer.build(store, routing, units, explain)
         else:
-            for segment, explained in self._segments(units):
-                if not explained:
-                    self._route(group_name, routing, segment, lowered_rules)
-                    continue
-                # the reference engine's view of the unit before the kernel decides it
-                view = self.explainer.before(group_name, store, routing, segment)
-                done = len(run.allocations), len(run.unfillable)
-                self._route(group_name, routing, segment, lowered_rules)
-                self.explainer.after(view, *done)
+            self._route(group_name, routing, units, lowered_rules)
         totals, per_group = run.totals[(group_name, routing.name)], self._packages_per_group
         for group in np.nonzero(per_group > 1)[0].tolist():
             key = (ctx.orders[group].id, ctx.ship_groups[group].id)
@@ -561,26 +553,6 @@ class FastAllocator:
             return known
         rules, conditions, sorts = known
         return rules, conditions, sorts._replace(tables=ctx.sort_tables)
-
-    def _segments(self, units: _UnitSet):
-        """``units`` as the runs the kernel routes at once: all of them, or, when the run
-        explains, each unit to explain on its own between the runs of the others."""
-        if self.explainer is None:
-            yield units, False
-            return
-        wanted = self.explainer.wanted(units)
-        if not any(wanted):
-            yield units, False
-            return
-        start = 0
-        for u, explained in enumerate(wanted):
-            if explained:
-                if start < u:
-                    yield units.select(np.arange(start, u)), False
-                yield units.select(np.array([u])), True
-                start = u + 1
-        if start < len(units):
-            yield units.select(np.arange(start, len(units))), False
 
     def _route(self, group_name: str, routing: PlanRouting, units: _UnitSet,
                lowered_rules: tuple[ir.Rules, ir.Conditions, ir.Sorts],

@@ -299,9 +299,20 @@ def grown(out: Outputs, needed: int) -> Outputs:
 N_FIXED_REASONS = 7
 # Why a rule's placements were rejected (Explain.r_rejected)
 NOT_REJECTED, REJECTED_ONLY_ALL, REJECTED_FACILITY, REJECTED_OPEN = range(4)
-# Explain.counts: explained rules, chosen facilities, and a flag the kernel sets when the
-# rows must grow before the next unit
-EXPLAINED, CHOSEN, EXPLAIN_FULL = 0, 1, 2
+# Explain.counts: explained rules, chosen facilities, a flag the kernel sets when the rows
+# must grow before the next unit, and rows of needs (d_*)
+EXPLAINED, CHOSEN, EXPLAIN_FULL, NEEDS = 0, 1, 2, 3
+# Explain.a_int's columns for a facility asked about: its reason column (ASKED_STATIC: not
+# one of the kernel's, the facility was chosen or the rule's facility-stage conditions or
+# the store keep it out), the
+# item the reason names (-1: none), the items it fills in full and whether it was a
+# candidate (its measures are then the rule's); a_val's: the value the reason compared (a
+# condition's fact, the orders taken today), that item's open quantity, and what the
+# facility would be ranked by: distance in the rule's unit (NaN: none), net stock of the
+# unit's products, one package of the open items' cost and delivery day (NaN: unknown)
+A_COLUMN, A_ITEM, A_FULL, A_CAND = range(4)
+A_VALUE, A_OPEN, A_DIST, A_BAL, A_COST, A_DAY = range(6)
+ASKED_STATIC = -1
 # Explain.stage: a check's stage
 STAGE_CODES = {"candidate": 0, "placement": 1, "serve": 2}
 
@@ -320,7 +331,15 @@ class Explain(NamedTuple):
     and the first three (facility codes), and its chosen facilities (rows r_chosen, n).
     Per chosen facility (rows ``c_*``, in facility order): facility, distance in the rule's
     unit (NaN: none), net stock of the unit's products, items it fills in full, what one
-    package of the open items costs from there and the day it arrives (NaN: unknown)."""
+    package of the open items costs from there and the day it arrives (NaN: unknown).
+
+    The facilities a run asks about (``explain_facilities``): ``asked`` by facility, its
+    position among them (-1: not asked). Per explained rule and asked facility (``a_int``,
+    ``a_val``; columns A_*): the first reason that kept it out and the values it compared.
+    Per explained rule the facilities its ship group shipped from before it (``r_shipping``,
+    for `max_facilities`) and its needs: rows r_need[row]:r_need[row] + r_n_need[row] of
+    ``d_*``, the open quantity per product (in product order) and the net stock of each at
+    each asked facility."""
 
     wanted: np.ndarray
     n: np.ndarray
@@ -345,22 +364,33 @@ class Explain(NamedTuple):
     c_full: np.ndarray
     c_cost: np.ndarray
     c_day: np.ndarray
+    asked: np.ndarray
+    a_int: np.ndarray
+    a_val: np.ndarray
+    r_shipping: np.ndarray
+    r_need: np.ndarray
+    r_n_need: np.ndarray
+    d_prod: np.ndarray
+    d_qty: np.ndarray
+    d_net: np.ndarray
     counts: np.ndarray
 
 
 _ROW_TYPES = {"r_unit": np.int64, "r_rule": np.int64, "r_card": np.int64,
               "r_outcome": np.int64, "r_rejected": np.int64, "r_rej_fac": np.int64,
-              "r_rej_value": np.float64, "r_chosen": np.int64, "r_n_chosen": np.int64}
+              "r_rej_value": np.float64, "r_chosen": np.int64, "r_n_chosen": np.int64,
+              "r_shipping": np.int64, "r_need": np.int64, "r_n_need": np.int64}
 _CHOSEN_TYPES = {"c_fac": np.int64, "c_dist": np.float64, "c_bal": np.float64,
                  "c_full": np.int64, "c_cost": np.float64, "c_day": np.float64}
 
 
 def explain_tables(wanted: np.ndarray, checks: list[list[tuple[int, int]]],
                    excl_at: list[int], reason: list[list[int]], n_texts: int,
-                   rows: int) -> Explain:
+                   rows: int, asked: np.ndarray | None = None) -> Explain:
     """Explain for units ``wanted`` (bool per unit) of a routing whose rules have ``checks``
     ((stage code, position) in explanation order), ``excl_at`` and ``reason`` columns (text
-    ids, fewer than ``n_texts``), with room for ``rows`` explained rules."""
+    ids, fewer than ``n_texts``), with room for ``rows`` explained rules; ``asked``: the
+    facilities asked about, by facility (Explain.asked; None: none)."""
     n_rules = len(checks)
     width = max([len(c) for c in checks] + [1])
     stage, pos = np.zeros((max(1, n_rules), width), np.int64), np.zeros((max(1, n_rules), width),
@@ -372,6 +402,8 @@ def explain_tables(wanted: np.ndarray, checks: list[list[tuple[int, int]]],
         table[r, :len(reason[r])] = reason[r]
     rows = max(1, rows)
     texts = max(1, n_texts)
+    n_asked = 0 if asked is None else int(np.count_nonzero(asked >= 0))
+    needs = 4 * rows if n_asked else 1  # needs are written only for asked facilities
     return Explain(
         wanted=wanted if len(wanted) else np.zeros(1, np.bool_),
         n=np.array([len(c) for c in checks] or [0], np.int64), stage=stage, pos=pos,
@@ -380,7 +412,10 @@ def explain_tables(wanted: np.ndarray, checks: list[list[tuple[int, int]]],
         r_count=np.zeros((rows, texts), np.int64),
         r_examples=np.zeros((rows, texts, 3), np.int64),
         **{name: np.zeros(max(16, 2 * rows), kind) for name, kind in _CHOSEN_TYPES.items()},
-        counts=np.zeros(3, np.int64))
+        asked=asked if asked is not None else np.full(1, -1, np.int64),
+        a_int=np.zeros((rows, n_asked, 4), np.int64), a_val=np.zeros((rows, n_asked, 6)),
+        d_prod=np.zeros(needs, np.int64), d_qty=np.zeros(needs),
+        d_net=np.zeros((needs, n_asked)), counts=np.zeros(4, np.int64))
 
 
 def no_explain() -> Explain:
@@ -397,10 +432,15 @@ def explain_grown(explain: Explain, needed: int) -> Explain:
         return new
     n_rows = 2 * len(explain.r_unit) + needed
     n_chosen = 2 * len(explain.c_fac) + needed
+    grown = {}
+    if explain.a_int.shape[1]:
+        n_needs = 2 * len(explain.d_prod) + needed
+        grown = {name: bigger(getattr(explain, name), n_needs)
+                 for name in ("d_prod", "d_qty", "d_net")}
     return explain._replace(
         **{name: bigger(getattr(explain, name), n_rows)
-           for name in (*_ROW_TYPES, "r_count", "r_examples")},
-        **{name: bigger(getattr(explain, name), n_chosen) for name in _CHOSEN_TYPES})
+           for name in (*_ROW_TYPES, "r_count", "r_examples", "a_int", "a_val")},
+        **{name: bigger(getattr(explain, name), n_chosen) for name in _CHOSEN_TYPES}, **grown)
 
 
 # ---- lowering ----------------------------------------------------------------------------------

@@ -105,11 +105,13 @@ Checked = namedtuple("Checked", "filled pf_fac pf_val")
 ExAt = namedtuple("ExAt", "r u ui sgk c u0 unit_items open_k n_open need_p need_q n_need "
                           "stamp")
 ExTables = namedtuple("ExTables", "rules conditions items facilities stock rates units used")
-Measures = namedtuple("Measures", "has dist bal full")
+Measures = namedtuple("Measures", "has dist bal full cand")
 ExScratch = namedtuple("ExScratch", "hold chosen facts item_facts")
 # what happened last to an item that stays open: as the result's unfillable "action" says it
 ACTIONS = ("left", "auto_cancel_cleared", "auto_cancel_set", "moved")
 AC_UNCHANGED, AC_NONE = -2, -1  # auto-cancel codes; >= 0 is "now + that many days"
+# `_check_fails`: the facility passes the check, or fails it (not on an item)
+PASSES, FAILS = -1, -2
 CANNOT = -1.0  # `_servable`: the facility may not serve the item (a servable quantity is > EPS)
 EPS, KM_PER_MILE, _find = shared.EPS, shared.KM_PER_MILE, shared.find_row
 
@@ -489,9 +491,11 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
             return ui, 0
         explaining = u < explain.wanted.shape[0] and explain.wanted[u]
         if explaining and (explain.counts[ir.EXPLAINED] + n_rules > explain.r_unit.shape[0]
-                           or explain.counts[ir.CHOSEN] + bound > explain.c_fac.shape[0]):
+                           or explain.counts[ir.CHOSEN] + bound > explain.c_fac.shape[0]
+                           or explain.a_int.shape[1] > 0 and explain.counts[ir.NEEDS]
+                           + n_rules * n_items > explain.d_prod.shape[0]):
             explain.counts[ir.EXPLAIN_FULL] = 1
-            return ui, bound + n_rules
+            return ui, bound + n_rules * (n_items + 1)
         sgk = u_sgk[u]
         for k in range(n_items):
             last_rule[k] = -1
@@ -717,7 +721,7 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                 _explain_rule(explain, ExAt(r, u, ui, sgk, c, u0, unit_items, open_k, n_open,
                                             need_p, need_q, n_need, stamp),
                               placed, rejection, ex_tables, cache,
-                              Measures(c_has, c_dist, bal, full), ex_scratch)
+                              Measures(c_has, c_dist, bal, full, cand_stamp), ex_scratch)
             # ---- commit ----
             if not rejected and n_pl > 0:
                 n_new = 0
@@ -1028,21 +1032,24 @@ def _rank(r, step, items, stock, sorts, cands, n_cand, stamp, shipping_keys, shi
 # ---- explanations ------------------------------------------------------------------------------
 
 @helper
-def _excluded_any(items, at, f):
-    """Whether an open item of the unit excludes ``f`` (`excluded_facilities`)."""
+def _excluding(items, at, f):
+    """The first open item of the unit that excludes ``f`` (`excluded_facilities`), or
+    -1."""
     for o in range(at.n_open):
-        if _excluded(items, at.unit_items[at.u0 + at.open_k[o]], f):
-            return True
-    return False
+        i = at.unit_items[at.u0 + at.open_k[o]]
+        if _excluded(items, i, f):
+            return i
+    return -1
 
 
 @helper
 def _check_fails(stage_code, pos, at, f, tables, cache, cost, scratch):
     """Whether facility ``f`` fails the rule's check at position ``pos`` of the stage
-    ``stage_code`` (ir.STAGE_CODES), on the
-    facts the reference explainer compares: the candidate's distance or transit days, the
-    cost (``cost``) of one package of the open items, or for each open item its net stock
-    there with nothing placed, delivery day and rejection age."""
+    ``stage_code`` (ir.STAGE_CODES), on the facts the reference explainer compares: the
+    candidate's distance or transit days, the cost (``cost``) of one package of the open
+    items, or for each open item its net stock there with nothing placed, delivery day and
+    rejection age. Returns PASSES, FAILS or the open item that fails (serve stage), and the
+    fact compared (of that item)."""
     r, u, c = at.r, at.u, at.c
     conditions, items, rates = tables.conditions, tables.items, tables.rates
     facilities, units = tables.facilities, tables.units
@@ -1057,13 +1064,17 @@ def _check_fails(stage_code, pos, at, f, tables, cache, cost, scratch):
             z = _zone_at(cache, at.ui, f, u, c, facilities, units, rates)
             if z >= 0:
                 facts[F_TRANSIT] = rates.transit[c, z]
-        return not condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos],
-                                    facts[stage.fact[r, pos]], 0.0)
+        value = facts[stage.fact[r, pos]]
+        if condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos], value,
+                            0.0):
+            return PASSES, value
+        return FAILS, value
     if stage_code == 1:
         stage = conditions.placement
-        facts[F_COST] = cost
-        return not condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos],
-                                    facts[stage.fact[r, pos]], 0.0)
+        if condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos], cost,
+                            0.0):
+            return PASSES, cost
+        return FAILS, cost
     stage = conditions.serve
     z = -1
     if c >= 0:
@@ -1079,11 +1090,11 @@ def _check_fails(stage_code, pos, at, f, tables, cache, cost, scratch):
         item_facts[I_PROMISED] = items.promised[i]
         item_facts[I_OPEN] = items.open[i]
         item_fact = stage.item_fact[r, pos]
+        value = facts[stage.fact[r, pos]]
         if not condition_passes(stage.code[r, pos], stage.op[r, pos], stage.number[r, pos],
-                                facts[stage.fact[r, pos]],
-                                item_facts[item_fact] if item_fact >= 0 else 0.0):
-            return True
-    return False
+                                value, item_facts[item_fact] if item_fact >= 0 else 0.0):
+            return i, value
+    return PASSES, 0.0
 
 
 @helper
@@ -1102,6 +1113,50 @@ def _open_package(rates, items, at):
 
 
 @helper
+def _asked_rows(explain, row, at):
+    """Start explained row ``row`` for the facilities asked about: none yet kept out by the
+    kernel's reasons (ir.ASKED_STATIC), and the unit's needs (product, open quantity)."""
+    for a in range(explain.a_int.shape[1]):
+        explain.a_int[row, a, ir.A_COLUMN] = ir.ASKED_STATIC
+    first = explain.counts[ir.NEEDS]
+    explain.r_need[row] = first
+    explain.r_n_need[row] = at.n_need
+    for m in range(at.n_need):
+        explain.d_prod[first + m] = at.need_p[m]
+        explain.d_qty[first + m] = at.need_q[m]
+    explain.counts[ir.NEEDS] = first + at.n_need
+
+
+@helper
+def _asked_detail(explain, row, a, f, column, item, value, cost, at, tables, cache, measures):
+    """Facility ``f``, the ``a``-th asked about, in explained row ``row``: the reason column
+    that kept it out, the item and the value that reason compared (-1, NaN: none), what it
+    would be ranked by (its measures as a candidate, one package of the open items' cost
+    ``cost`` and delivery day) and its net stock of the unit's needs (ir.Explain)."""
+    rates, units, facilities = tables.rates, tables.units, tables.facilities
+    explain.a_int[row, a, ir.A_COLUMN] = column
+    explain.a_int[row, a, ir.A_ITEM] = item
+    explain.a_val[row, a, ir.A_VALUE] = value
+    explain.a_val[row, a, ir.A_OPEN] = tables.items.open[item] if item >= 0 else 0.0
+    candidate = measures.cand[f] == at.stamp
+    explain.a_int[row, a, ir.A_CAND] = candidate
+    explain.a_int[row, a, ir.A_FULL] = measures.full[f] if candidate else 0
+    explain.a_val[row, a, ir.A_DIST] = measures.dist[f] if candidate and measures.has[f] \
+        else np.nan
+    explain.a_val[row, a, ir.A_BAL] = measures.bal[f] if candidate else 0.0
+    explain.a_val[row, a, ir.A_COST] = cost
+    explain.a_val[row, a, ir.A_DAY] = np.nan
+    if at.c >= 0:
+        z = _zone_at(cache, at.ui, f, at.u, at.c, facilities, units, rates)
+        if z >= 0:
+            explain.a_val[row, a, ir.A_DAY] = delivery_day(rates.leaves[f], rates.transit[at.c],
+                                                           z)
+    first = explain.r_need[row]
+    for m in range(at.n_need):
+        explain.d_net[first + m, a] = _net(tables.stock, at.need_p[m], f)[0]
+
+
+@helper
 def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scratch):
     """One rule of an explained unit, as the reference explainer (runtime.explanation)
     reports it, into the explanation rows (ir.Explain): the outcome, why the placements were
@@ -1109,8 +1164,9 @@ def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scrat
     the rule may use counted under the first reason that kept it out, in the explainer's
     order: the order limit, no stock, the rule's checks in explanation order (with
     `excluded_facilities` among them), `max_facilities`, `assign single`, the rejection,
-    the ranking. Called after the rule's checks and before its commit, on the state the rule
-    decided from."""
+    the ranking; for a facility asked about (``explain.asked``), that reason's values too
+    (`_asked_detail`). Called after the rule's checks and before its commit, on the state
+    the rule decided from."""
     rules, items, stock, rates = tables.rules, tables.items, tables.stock, tables.rates
     facilities, units, used = tables.facilities, tables.units, tables.used
     r, u, c, stamp = at.r, at.u, at.c, at.stamp
@@ -1184,6 +1240,10 @@ def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scrat
             key = at.sgk * n_fac + explain.c_fac[k]
             if used.keys[_slot(used.keys, key)] != key:
                 shipping += 1
+    n_asked = explain.a_int.shape[1]
+    if n_asked > 0:
+        explain.r_shipping[row] = used.per_group[at.sgk] if cap >= 0 else 0
+        _asked_rows(explain, row, at)
     static = rules.static[r]
     check_limit = not rules.ignore_limit[r]
     n_checks, excl_at = explain.n[r], explain.excl_at[r]
@@ -1191,28 +1251,37 @@ def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scrat
     for f in range(static.shape[0]):
         if not static[f] or chosen[f] == stamp:
             continue
+        item = -1  # what the reason compared, for a facility asked about
+        value = np.nan
+        cost = np.nan
         if check_limit and facilities.limit[f] >= 0 and \
                 facilities.orders_today[f] >= facilities.limit[f]:
             column = ir.REASON_LIMIT
+            value = float(facilities.orders_today[f])
         elif hold[f] != stamp:
             column = ir.REASON_NO_STOCK
         else:
             column = -1
-            cost = np.nan
             if c >= 0:
                 cost = _package_cost(rates, c,
                                      _zone_at(cache, at.ui, f, u, c, facilities, units, rates),
                                      f, weight, volume)
             for k in range(n_checks):
-                if k == excl_at and _excluded_any(items, at, f):
-                    column = ir.REASON_EXCLUDED
-                    break
-                if _check_fails(explain.stage[r, k], explain.pos[r, k], at, f, tables, cache,
-                                cost, scratch):
+                if k == excl_at:
+                    item = _excluding(items, at, f)
+                    if item >= 0:
+                        column = ir.REASON_EXCLUDED
+                        break
+                failed, value = _check_fails(explain.stage[r, k], explain.pos[r, k], at, f,
+                                             tables, cache, cost, scratch)
+                if failed != PASSES:
                     column = ir.N_FIXED_REASONS + k
+                    item = failed
                     break
-            if column < 0 and excl_at >= n_checks and _excluded_any(items, at, f):
-                column = ir.REASON_EXCLUDED
+            if column < 0 and excl_at >= n_checks:
+                item = _excluding(items, at, f)
+                if item >= 0:
+                    column = ir.REASON_EXCLUDED
             if column < 0 and cap >= 0:
                 key = at.sgk * facilities.has.shape[0] + f
                 if used.keys[_slot(used.keys, key)] != key and shipping >= cap:
@@ -1224,6 +1293,9 @@ def _explain_rule(explain, at, placed, rejection, tables, cache, measures, scrat
                         break
             if column < 0:
                 column = ir.REASON_REJECTED if rejected else ir.REASON_RANKED
+        if n_asked > 0 and explain.asked[f] >= 0:
+            _asked_detail(explain, row, explain.asked[f], f, column, item, value, cost, at,
+                          tables, cache, measures)
         t = reason[column]
         seen = explain.r_count[row, t]
         if seen < 3:

@@ -181,9 +181,7 @@ class Explainer:
     def _explained(self, check: Check, value, item=None, facility: str | None = None) -> dict:
         """The reason ``facility`` fails ``check`` (its criterion's ``explain``), with the
         value compared."""
-        text, values = check.criterion.explain(Explaining(self.allocator, check.rule, facility),
-                                               check.condition, value, item)
-        return _reason(text, check.condition.source, **values)
+        return check_reason(check, Explaining(self.allocator, check.rule, facility), value, item)
 
     def _exclusion(self, prepared, info, unit, open_items, measures, needs, rejection,
                    chosen_keys, detail: bool = True) -> dict:
@@ -284,29 +282,21 @@ class Explainer:
         if isinstance(step, Check):
             return self._explained(step, *compared) if detail else step.named()
         if step == "limit":
-            return _reason(LIMIT, orders_today=self.ctx.orders_today[info.id],
-                           max_orders_per_day=info.limit)
+            return limit_reason(self.ctx.orders_today[info.id], info.limit)
         stock = {p: self.ctx.stock.get(p, {}).get(info.id, 0.0) for p in needs}
         if step == "stock":
-            return _reason(NO_STOCK, **(
-                {"net_stock": {p: number(q) for p, q in stock.items()}} if detail else {}))
+            return no_stock_reason(stock if detail else None)
         if step == "excluded":
-            return _reason(EXCLUDED, item=compared)
+            return excluded_reason(compared)
         if step == "cap":
-            return _reason(cap_text(prepared.rule.max_facilities), shipping_from=compared)
+            return cap_reason(prepared.rule.max_facilities, compared)
         if step == "single":
-            if not detail:
-                return _reason(SINGLE)
-            return _reason(SINGLE,
-                           needed={p: number(q) for p, q in needs.items()},
-                           net_stock={p: number(q) for p, q in stock.items()})
+            return single_reason(needs, stock) if detail else reason_shown(SINGLE)
         if step == "rejected":
-            return _reason(compared)
+            return reason_shown(compared)
         if not detail:
-            return _reason(RANKED)
-        return _reason(RANKED,
-                       sort_keys=self._sort_keys(prepared, measures, info.id),
-                       chosen=chosen_keys)
+            return reason_shown(RANKED)
+        return ranked_reason(self._sort_keys(prepared, measures, info.id), chosen_keys)
 
 
 def _holds(levels: list[dict], facility: str) -> bool:
@@ -352,6 +342,46 @@ def cap_text(cap: int) -> str:
     return f"max_facilities {cap}"
 
 
+# The reasons that are not conditions', with the values compared, as both engines' explanations
+# show them (engine.explained makes the fast engine's from the kernel's values)
+
+def check_reason(check: Check, explaining, value, item=None) -> dict:
+    """The reason ``check`` fails on ``value`` (and ``item``): its criterion's ``explain``
+    reading ``explaining`` (what `Explaining` offers)."""
+    text, values = check.criterion.explain(explaining, check.condition, value, item)
+    return reason_shown(text, check.condition.source, **values)
+
+
+def limit_reason(orders_today: int, limit: int) -> dict:
+    return reason_shown(LIMIT, orders_today=orders_today, max_orders_per_day=limit)
+
+
+def no_stock_reason(net_stock: dict[str, float] | None) -> dict:
+    """No stock of the needed products (by product, in order; None: counted, not shown)."""
+    if net_stock is None:
+        return reason_shown(NO_STOCK)
+    return reason_shown(NO_STOCK, net_stock={p: number(q) for p, q in net_stock.items()})
+
+
+def excluded_reason(item: str) -> dict:
+    return reason_shown(EXCLUDED, item=item)
+
+
+def cap_reason(cap: int, shipping_from: list[str]) -> dict:
+    return reason_shown(cap_text(cap), shipping_from=shipping_from)
+
+
+def single_reason(needed: dict[str, float], net_stock: dict[str, float]) -> dict:
+    """`assign single`: the quantities needed and the facility's net stock, by product."""
+    return reason_shown(SINGLE, needed={p: number(q) for p, q in needed.items()},
+                        net_stock={p: number(q) for p, q in net_stock.items()})
+
+
+def ranked_reason(sort_keys: dict, chosen: dict) -> dict:
+    """Ranked below the chosen: the facility's sort keys and the chosen facilities'."""
+    return reason_shown(RANKED, sort_keys=sort_keys, chosen=chosen)
+
+
 def threshold_text(threshold: float, facility: str | None, value: float) -> str:
     """Why a shipment threshold rejects a rule's placements: ``facility`` would ship too
     little (None: what stays open is worth too little)."""
@@ -382,9 +412,10 @@ class Explaining:
         return math.nan if day is None else day
 
 
-def _reason(condition: str, source=None, **values) -> dict:
+def reason_shown(condition: str, source=None, **values) -> dict:
     """A reason as an explanation shows it: the condition's text, the values compared, and
-    where the condition is written."""
+    where the condition is written (the fast engine's explanations make theirs here too:
+    engine.explained)."""
     reason = {"condition": condition, "values": values}
     if source is not None:
         reason["source"] = source.label()
