@@ -289,6 +289,25 @@ def grown(out: Outputs, needed: int) -> Outputs:
     return out._replace(**columns)
 
 
+
+class Fixed(NamedTuple):
+    """Placements the kernel commits instead of choosing (an optimised batch, see
+    routing_dsl.optimize.run): unit u's rule r commits rows ptr[u * rules + r] to
+    ptr[u * rules + r + 1] (item, facility, quantity), through its normal commit, and acts on
+    what stays open as it would have; no rule's candidates, ranking or checks run. A table of
+    one pointer fixes nothing (the kernel decides)."""
+
+    ptr: np.ndarray
+    item: np.ndarray
+    fac: np.ndarray
+    qty: np.ndarray
+
+
+def no_fixed() -> Fixed:
+    """Fixed for a run whose rules decide."""
+    return Fixed(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                 np.zeros(1))
+
 # ---- explanations ------------------------------------------------------------------------------
 
 # Why a facility was not chosen, as the columns of Explain.reason before the rule's checks

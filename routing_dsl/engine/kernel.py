@@ -382,7 +382,7 @@ def _rule_checks(only_all, threshold, items, opened, placed, scratch):
 
 
 def route_units(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
-                out, explain):
+                out, explain, fixed=None):
     """Route the units units.order[start:] in order (ir: every argument but ``start`` is one
     of its tables). Returns (next unit, rows it needs) when the output rows are too few for
     the next unit (the caller grows them and calls again), else (len(units.order), 0). When
@@ -390,7 +390,8 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     `max_facilities`) could fill past half for the next unit, out.counts[USED_FULL] is set
     and (next unit, 0) returned, for the caller to grow it; when the explanation rows could
     not take the next unit, explain.counts[EXPLAIN_FULL] and (next unit, rows it needs). The
-    units ``explain.wanted`` have their rules explained (`_explain_rule`).
+    units ``explain.wanted`` have their rules explained (`_explain_rule`). With ``fixed``
+    (ir.Fixed), the rules commit its placements instead of choosing.
 
     Python: allocates the loop's scratch, sized by the run (facilities, the largest unit),
     and hands it to the compiled loop (`_route`), which allocates nothing and so is compiled
@@ -404,6 +405,10 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     rows = np.concatenate(([0], np.cumsum(held)))
     most_items = max(1, int((hi - lo).max())) if len(order) else 1
     most_rows = int((rows[hi] - rows[lo]).max()) + 1 if len(order) else 1
+    if fixed is None:
+        fixed = ir.no_fixed()
+    else:  # a rule's fixed placements are its rows of the scratch
+        most_rows = max(most_rows, int(np.diff(fixed.ptr).max()) + 1)
     by_fac = np.zeros(n_fac)
     ship = ShipKeys(np.zeros(n_fac), np.ones(n_fac, np.bool_), np.zeros(n_fac, np.bool_),
                     np.zeros(n_fac))  # _shipping_keys of the step being ranked
@@ -433,12 +438,12 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
         sorting=Sorting(np.empty((n_fac, width)), np.empty(n_fac, np.int64),
                         np.empty(n_fac, np.int64), np.empty(n_fac, np.int64)))
     return _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
-                  out, explain, scratch)
+                  out, explain, scratch, fixed)
 
 
 @jit(_nrt=False)
 def _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used, out,
-           explain, scratch):
+           explain, scratch, fixed):
     """`route_units`' loop, on the scratch it allocated (compiled without reference counting:
     see jit.helper)."""
     order, unit_ptr, unit_items = units.order, units.ptr, units.items
@@ -448,6 +453,7 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
     p_ptr, s_fac, s_net = stock.p_ptr, stock.fac, stock.net
     counts = out.counts
     tracking = used.keys.shape[0] > 1
+    fixing = fixed.ptr.shape[0] > 1
     transit, leaves = rates.transit, rates.leaves
     n_fac = f_has.shape[0]
     n_rules = rules.single.shape[0]
@@ -550,6 +556,8 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                             seen_stamp[f] = stamp
                             holders[n_hold] = f
                             n_hold += 1
+            if fixing:  # no candidates: the rule commits its fixed placements (below)
+                n_hold = 0
             n_cand = 0
             for h in range(n_hold):
                 f = holders[h]
@@ -705,10 +713,12 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                         if remaining <= EPS:
                             break
 
+            if fixing:
+                n_pl = _fixed_rows(fixed, u * n_rules + r, pl_item, pl_fac, pl_qty)
             # ---- the rule's checks ----
             placed = Placed(pl_item, pl_fac, pl_qty, n_pl)
             rejection = ir.NOT_REJECTED, -1, 0.0
-            if n_pl > 0:
+            if n_pl > 0 and not fixing:
                 rejection = _rule_checks(rules.only_all[r], rules.threshold[r], items,
                                          Step(open_k, n_open, u0, unit_items),
                                          placed, checked)
@@ -821,6 +831,20 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                 out.x_action[row] = last_action[k]
                 counts[LEFT_OPEN] = row + 1
     return len(order), 0
+
+
+@helper
+def _fixed_rows(fixed, at, pl_item, pl_fac, pl_qty):
+    """The fixed placements ``at`` (a unit's rule) as the rule's placements; how many (those
+    of no quantity left out, as the reference's fixed commit leaves them)."""
+    n_pl = 0
+    for x in range(fixed.ptr[at], fixed.ptr[at + 1]):
+        if fixed.qty[x] > EPS:
+            pl_item[n_pl] = fixed.item[x]
+            pl_fac[n_pl] = fixed.fac[x]
+            pl_qty[n_pl] = fixed.qty[x]
+            n_pl += 1
+    return n_pl
 
 
 @helper
