@@ -5,19 +5,30 @@ workers."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from routing_dsl.bench.scenarios import Scenario, generate
 from routing_dsl.engine import choose, run_fast, unsupported_reason
 from routing_dsl.optimize.run import executing
 from routing_dsl.result import dump_result
 from routing_dsl.runtime import run_plan
+from routing_dsl.snapshot import parse_snapshot
 
 from .builders import facility, item, order, plan, stock, world
 from .test_engines import plans as generated_plans
 from .test_engines import snapshots as generated_snapshots
-from .test_semantics_optimize import (first_routing, optimised, retailer,  # noqa: F401
-                                      retailer_plan, two_routings_one_store)
+from .test_semantics_optimize import (first_routing, optimised, retailer_plan,
+                                      two_routings_one_store)
+
+
+@pytest.fixture(scope="module")
+def retailer():
+    document = generate(Scenario(orders=120, facilities=30, skus=150, shipping=True, seed=3))
+    return parse_snapshot(json.dumps(document).encode(), "retailer")
 
 
 def both(the_plan, snapshot, **options) -> bytes:

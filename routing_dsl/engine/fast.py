@@ -405,12 +405,41 @@ class FastAllocator:
         ids = self.ctx.it_order_id
         return {ids[i] for i in units.items.tolist()}
 
-    def admitting(self, units: _UnitSet) -> tuple:
-        """The run and units `optimize.candidates.collect` asks what the rules admit: the
-        reference engine's view of them on the run's state now (engine.optimizing); the
-        states' items are remembered for `route_units`' fixed placements."""
-        view, found, self._line_of = optimizing.reference_view(self, units)
+    def admitting(self, store: str, routing: PlanRouting, units: _UnitSet) -> tuple:
+        """The run and units `optimize.candidates.collect` asks what ``routing``'s rules
+        admit: the reference engine's view of them on the run's state now, answered by one
+        pass of the kernel (engine.optimizing); the states' items are remembered for
+        `route_units`' fixed placements."""
+        view, found, self._line_of = optimizing.reference_view(
+            self, units, routing, self._admitted(store, routing, units))
         return view, found
+
+    def _admitted(self, store: str, routing: PlanRouting,
+                  units: _UnitSet) -> tuple[np.ndarray, ...]:
+        """What each of ``routing``'s rules admits for ``units`` on the run's state now
+        (ir.Fixed.admit): rows of unit, rule, item and facility; nothing changes."""
+        if not len(units):
+            return tuple(np.zeros(0, np.int64) for _ in range(4))
+        lowered, item_table, facilities, stock, rates = self._tables(units)
+        # the rules' candidates may mark facilities without coordinates: not the run's warnings
+        facilities = facilities._replace(warn=facilities.warn.copy())
+        rules, conditions, sorts = self._lowered(routing, store)
+        out = ir.outputs(max(64 * len(units), 1), len(units.items))
+        admit, explain = ir.no_fixed(admit=True), ir.no_explain()
+        start = 0
+        while True:
+            start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
+                                               rules, conditions, sorts, rates, self._used(),
+                                               out, explain, admit)
+            if start >= len(units):
+                break
+            if out.counts[ir.USED_FULL]:
+                out.counts[ir.USED_FULL] = 0
+                self._used(grow=True)
+            else:
+                out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
+        n = int(out.counts[ir.ALLOCATED])
+        return out.a_unit[:n], out.a_rule[:n], out.a_item[:n], out.a_fac[:n]
 
     @cached_property
     def shipping(self) -> ShippingFacts:

@@ -235,26 +235,52 @@ def _first_filling(serve, r, c, step, ranked, n_pend, cap, n_pl):
     """The first ranked facility that can fill every one of the step's items in full (open
     quantities of the same product summed, in item order) and that ``cap`` lets ship
     (`_may_open`), or -1."""
-    it_prod, it_open = serve.items.prod, serve.items.open
     for h in range(ranked.n):
         f = int(ranked.keys[ranked.order[h], ranked.last])
-        if not _may_open(f, cap, n_pl):
-            continue
-        ok = True
-        for o in range(step.n):
-            i = step.unit_items[step.u0 + step.k[o]]
-            need = 0.0
-            for o2 in range(step.n):
-                i2 = step.unit_items[step.u0 + step.k[o2]]
-                if it_prod[i2] == it_prod[i]:
-                    need += it_open[i2]
-            available = _servable(serve, r, c, i, f, n_pend)
-            if available == CANNOT or not available + EPS >= need:
-                ok = False
-                break
-        if ok:
+        if _may_open(f, cap, n_pl) and _fills(serve, r, c, step, f, n_pend):
             return f
     return -1
+
+
+@helper
+def _fills(serve, r, c, step, f, n_pend):
+    """Whether facility ``f`` can fill every one of the step's items in full (`_first_filling`)."""
+    it_prod, it_open = serve.items.prod, serve.items.open
+    for o in range(step.n):
+        i = step.unit_items[step.u0 + step.k[o]]
+        need = 0.0
+        for o2 in range(step.n):
+            i2 = step.unit_items[step.u0 + step.k[o2]]
+            if it_prod[i2] == it_prod[i]:
+                need += it_open[i2]
+        available = _servable(serve, r, c, i, f, n_pend)
+        if available == CANNOT or not available + EPS >= need:
+            return False
+    return True
+
+
+@helper
+def _admit(out, u, r, step, ranked, whole, serve, c, cap):
+    """The ranked facilities rule ``r`` admits for the step (ir.Fixed.admit), as allocation
+    rows (unit, rule, item, facility): with ``whole`` (`assign single`, a kept item group) each
+    that may open and fills all the step's items in full, each of them a row; otherwise each
+    that may serve its item."""
+    counts = out.counts
+    first = step.unit_items[step.u0 + step.k[0]]
+    for h in range(ranked.n):
+        f = int(ranked.keys[ranked.order[h], ranked.last])
+        if whole:
+            if not (_may_open(f, cap, 0) and _fills(serve, r, c, step, f, 0)):
+                continue
+        elif _servable(serve, r, c, first, f, 0) == CANNOT:
+            continue
+        for o in range(step.n if whole else 1):
+            row = counts[ALLOCATED]
+            out.a_unit[row] = u
+            out.a_rule[row] = r
+            out.a_item[row] = step.unit_items[step.u0 + step.k[o]]
+            out.a_fac[row] = f
+            counts[ALLOCATED] = row + 1
 
 
 @helper
@@ -407,7 +433,7 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     most_rows = int((rows[hi] - rows[lo]).max()) + 1 if len(order) else 1
     if fixed is None:
         fixed = ir.no_fixed()
-    else:  # a rule's fixed placements are its rows of the scratch
+    elif len(fixed.ptr) > 1:  # a rule's fixed placements are its rows of the scratch
         most_rows = max(most_rows, int(np.diff(fixed.ptr).max()) + 1)
     by_fac = np.zeros(n_fac)
     ship = ShipKeys(np.zeros(n_fac), np.ones(n_fac, np.bool_), np.zeros(n_fac, np.bool_),
@@ -454,6 +480,7 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
     counts = out.counts
     tracking = used.keys.shape[0] > 1
     fixing = fixed.ptr.shape[0] > 1
+    admitting = fixed.admit[0]
     transit, leaves = rates.transit, rates.leaves
     n_fac = f_has.shape[0]
     n_rules = rules.single.shape[0]
@@ -633,6 +660,10 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                 n_rank, in_b = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
                                      rules.ship_rank[r], ship.ok, view, sorting)
                 ranked_rows = sorting.order_b if in_b else sorting.order_a
+                if admitting:
+                    _admit(out, u, r, step, Ranked(sorting.keys, ranked_rows, n_rank, last),
+                           True, serve, c, cap)
+                    n_rank = 0
                 f = _first_filling(serve, r, c, step,
                                    Ranked(sorting.keys, ranked_rows, n_rank, last), n_pend,
                                    cap, n_pl)
@@ -672,6 +703,10 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                     n_rank, in_b = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
                                          rules.ship_rank[r], ship.ok, view, sorting)
                     ranked_rows = sorting.order_b if in_b else sorting.order_a
+                    if admitting:
+                        _admit(out, u, r, step, Ranked(sorting.keys, ranked_rows, n_rank, last),
+                               rules.keep_groups[r] and it_group[first] >= 0, serve, c, cap)
+                        continue
                     if rules.keep_groups[r] and it_group[first] >= 0:
                         f = _first_filling(serve, r, c, step,
                                            Ranked(sorting.keys, ranked_rows, n_rank, last),
@@ -797,6 +832,10 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                         if z >= 0:
                             out.a_transit[row] = transit[c, z]
                             out.a_delivery[row] = delivery_day(leaves[f], transit[c], z)
+            if admitting:  # nothing placed, nothing acted on; no rule after a move runs
+                if rules.move[r] >= 0:
+                    break
+                continue
             # ---- what happens to what stays open ----
             moved = False
             any_left = False

@@ -5,10 +5,11 @@
   queues and auto-cancel dates, the (ship group, facility) pairs in use, the new ship
   groups' next numbers, the facilities warned about), so the rules' run, the look-ahead of
   the later routings and the optimum's commit all run in the kernel.
-- `reference_view`: the batch's units and the run as the reference allocator reads them, on
-  the fast run's state now (its products' net stock and velocity, the daily counts, the
-  facilities each ship group ships from), for `optimize.candidates.collect` to ask what each
-  rule admits: the reference engine's own answer, the same on either engine.
+- `reference_view`: the batch's units and the run as `optimize.candidates.collect` reads
+  them, on the fast run's state now (its products' net stock and velocity, the daily counts),
+  with what each rule admits for each unit answered by one pass of the kernel
+  (ir.Fixed.admit: each rule's candidates, ranking and serve checks, nothing committed), as
+  the reference allocator's `admitted` answers it.
 - `fixed_table`: the optimum's placements (unit -> rule -> item state, facility, quantity)
   as the kernel's table (ir.Fixed), which its rules commit instead of choosing.
 """
@@ -21,9 +22,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ..runtime import ReferenceAllocator
+from ..runtime.packages import ShippingFacts
 from ..runtime.state import ItemState, Unit
-from ..shipping import RunTotals
 from . import ir
 
 if TYPE_CHECKING:
@@ -97,33 +97,33 @@ def restore(allocator: FastAllocator, saved: FastSaved) -> None:
 
 
 class _RunView:
-    """What `optimize.candidates.collect` and the reference allocator's `admitted` read of a
-    run: its plan, prepared facts, context (the view) and the facilities each ship group
-    ships from; records of its own, which `admitted` never writes."""
+    """What `optimize.candidates.collect` reads of a run: its context (the view), the
+    facilities each ship group ships from, and an allocator answering `admitted` and
+    `shipping` (`_Admitted`)."""
 
-    def __init__(self, run, ctx, used: dict[tuple[str, str], list[str]]) -> None:
-        self.ctx, self.plan, self.prepared = ctx, run.plan, run.prepared
-        self.explain, self.explain_orders = False, None
-        self.explain_facilities = run.explain_facilities
-        self.explanations: list[dict] = []
-        self.allocations: list[dict] = []
-        self.unfillable: list[dict] = []
-        self.warnings: dict[str, str] = {}
-        self.totals: dict = defaultdict(RunTotals)
-        self.allocated_atp: dict = defaultdict(float)
-        self.used = defaultdict(list, used)
-        self.allocator = ReferenceAllocator(self)
-
-    def warn_facility(self, facility: str) -> None:
-        """A view warns nothing: `collect` keeps no warning."""
-
-    def warn_ship_to(self, order: str, ship_group: str) -> None:
-        """A view warns nothing: `collect` keeps no warning."""
+    def __init__(self, ctx, used: dict[tuple[str, str], list[str]], allocator) -> None:
+        self.ctx, self.used, self.allocator = ctx, used, allocator
 
 
-def reference_view(allocator: FastAllocator, units) -> tuple[_RunView, list[Unit], dict]:
+class _Admitted:
+    """The reference allocator's answers to `collect`, from the kernel's rows: `admitted`
+    (facility -> the unit's open item states it admits, in the reference's order: by rank
+    for `assign single`, else by facility id) and the shipping facts."""
+
+    def __init__(self, ctx, answers: dict[tuple[int, int], dict], position: dict[int, int]):
+        self.shipping = ShippingFacts(ctx)
+        self._answers, self._position = answers, position
+
+    def admitted(self, store: str, prepared, unit: Unit) -> dict[str, list]:
+        return self._answers.get((self._position[id(unit)], prepared.index), {})
+
+
+def reference_view(allocator: FastAllocator, units, routing,
+                   rows: tuple[np.ndarray, ...]) -> tuple[_RunView, list[Unit], dict]:
     """``units`` (a _UnitSet) as the reference engine's units on the run's state now, a view
-    of the run to route them on, and each item state's index in the run's items."""
+    of the run that answers what ``routing``'s rules admit for them from the kernel's
+    ``rows`` (unit, rule, item, facility: ir.Fixed.admit), and each item state's index in
+    the run's items."""
     ctx = allocator.ctx
     found, line_of = [], {}
     ptr, positions = units.ptr.tolist(), units.items.tolist()
@@ -144,8 +144,28 @@ def reference_view(allocator: FastAllocator, units) -> tuple[_RunView, list[Unit
         head = states[0]
         found.append(Unit(head.order, head.ship_group, head.queue, states))
     products = {ctx.it_product_id[k] for k in positions}
-    return (_RunView(allocator.run, _context(ctx, products), _used(allocator, found)), found,
-            line_of)
+    view = _context(ctx, products)
+    return (_RunView(view, _used(allocator, found),
+                     _Admitted(view, _answers(ctx, routing, {k: s for s, k in zip(
+                         (s for unit in found for s in unit.items), positions, strict=True)}, rows),
+                               {id(unit): u for u, unit in enumerate(found)})),
+            found, line_of)
+
+
+def _answers(ctx, routing, states: dict[int, ItemState], rows) -> dict[tuple[int, int], dict]:
+    """The kernel's admitted rows as `admitted` answers, per (unit, rule) (``states``: the
+    item states by item index)."""
+    a_unit, a_rule, a_item, a_fac = (column.tolist() for column in rows)
+    single = [rule.assign == "single" for rule in routing.rules]
+    answers: dict[tuple[int, int], dict] = {}
+    for u, r, i, f in zip(a_unit, a_rule, a_item, a_fac, strict=True):
+        by_code = answers.get((u, r))
+        if by_code is None:
+            by_code = answers[(u, r)] = {}
+        by_code.setdefault(f, []).append(states[i])
+    fac_ids = ctx.fac_ids
+    return {key: {fac_ids[f]: found_[f] for f in (found_ if single[key[1]] else sorted(found_))}
+            for key, found_ in answers.items()}
 
 
 def _context(ctx, products: set[str]):
@@ -218,4 +238,4 @@ def fixed_table(fixed: dict, n_units: int, n_rules: int, line_of: dict,
                 qty.append(quantity)
     return ir.Fixed(np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
                     np.array(item or [0], np.int64), np.array(fac or [0], np.int64),
-                    np.array(qty or [0.0], np.float64))
+                    np.array(qty or [0.0], np.float64), np.zeros(1, np.bool_))

@@ -52,7 +52,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     many items got stock, as the allocator's `route_units` does."""
     settings = routing.optimize
     warnings = dict(interp.warnings)
-    batch = collect(*interp.allocator.admitting(units), store, routing)
+    batch = collect(*interp.allocator.admitting(store, routing, units), store, routing)
     interp.warnings = warnings  # the rules' run below warns about what it looks at
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)

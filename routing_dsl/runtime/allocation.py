@@ -132,9 +132,10 @@ class ReferenceAllocator:
         """The ids of the orders of ``units``."""
         return {u.order.id for u in units}
 
-    def admitting(self, units: list[Unit]) -> tuple[Run, list[Unit]]:
-        """The run and units `optimize.candidates.collect` asks what the rules admit: the
-        run's own."""
+    def admitting(self, store: str, routing: PlanRouting,
+                  units: list[Unit]) -> tuple[Run, list[Unit]]:
+        """The run and units `optimize.candidates.collect` asks what ``routing``'s rules
+        admit (`admitted`): the run's own."""
         return self.run, units
 
     # ---- one unit through the rules ----
