@@ -372,9 +372,9 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @alerts_option
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
-                   "states the semantics (same results, explanations included); auto: fast "
-                   "unless the plan needs the reference engine (optimize), or the snapshot "
-                   "is a file under 256 KB (routed before the fast engine could start).")
+                   "states the semantics (same results, explanations and optimised "
+                   "routings included); auto: fast unless the snapshot is a file under "
+                   "256 KB (routed before the fast engine could start).")
 @what_if_options
 @version_label_option
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",
@@ -1116,8 +1116,8 @@ def purge(db_url: str | None, age: str) -> None:
                    "also runs the schedule, and a reload in one is done in all.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="With --port: the engine of decisions; auto takes the fast one unless the "
-                   "plan needs the reference engine or the request is one the reference "
-                   "engine decides faster (docs/service.md, \"Speed\").")
+                   "request is one the reference engine decides faster (docs/service.md, "
+                   "\"Speed\").")
 @version_label_option
 @click.option("--shadow", "shadows", multiple=True, metavar="CANDIDATE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
