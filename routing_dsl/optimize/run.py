@@ -207,7 +207,8 @@ def later_filled(interp, later: list[tuple]) -> tuple[float, dict]:
 
 
 def _filled(interp, first: int) -> float:
-    return float(sum(row["quantity"] for row in interp.allocations[first:]))
+    # one field of the rows (the fast engine's are columns: no dictionary per row)
+    return float(sum(interp.allocations.field("quantity")[first:]))
 
 
 def _count(quantity: float) -> str:
