@@ -100,3 +100,39 @@ def test_max_facilities_alike():
         'routing "Again" { filter { queue == _NA_ } ' + rules + " }"))
     both(the_plan, snapshot)
     both(the_plan, snapshot, explain=True, explain_facilities={"F2"})
+
+
+def test_a_checkpoint_puts_the_fast_engine_back_where_it_was(retailer):
+    """`Run.checkpoint` and `restore` on the fast engine's arrays: a routing routed, put back
+    and routed again writes the same rows (new ship group numbers included) and leaves the
+    same state as routed once."""
+    from routing_dsl.engine.fast import FastAllocator, FastContext
+    from routing_dsl.runtime import Run
+
+    the_plan = retailer_plan(window=60)
+    group = the_plan.groups[0]
+    routing = group.routings[0].model_copy(update={"optimize": None})
+
+    def state(run) -> list:
+        ctx = run.ctx
+        return [array.copy() for array in (ctx.s_net, ctx.s_alloc, ctx.orders_today_array,
+                                           ctx.it_open, ctx.it_queue, ctx.it_ac,
+                                           ctx.brokered, ctx.fac_warn)] + [
+            list(ctx.it_auto_cancel), dict(ctx.orders_today), dict(run.warnings)]
+
+    def same(a: list, b: list) -> bool:
+        return all((x == y).all() if hasattr(x, "all") else x == y
+                   for x, y in zip(a, b, strict=True))
+
+    run = Run(the_plan, retailer, False, None, context=FastContext, allocator=FastAllocator)
+    store = group.product_store
+    units = run.allocator.select_units(store, routing)
+    before = state(run)
+    saved = run.checkpoint(units)
+    run.allocator.route_units(group.name, store, routing, units, None)
+    once, rows = state(run), list(run.allocations)
+    assert rows and not same(before, once)
+    run.restore(saved)
+    assert same(before, state(run)) and len(run.allocations) == 0
+    run.allocator.route_units(group.name, store, routing, units, None)
+    assert same(once, state(run)) and list(run.allocations) == rows
