@@ -372,9 +372,9 @@ def summarize(result: dict, stores: dict[str, str] | None = None) -> str:
 @alerts_option
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="fast: the columnar, compiled engine; reference: the interpreter that "
-                   "states the semantics (same results, explanations included); auto: fast "
-                   "unless the plan needs the reference engine (optimize), or the snapshot "
-                   "is a file under 256 KB (routed before the fast engine could start).")
+                   "states the semantics (same results, explanations and optimised "
+                   "routings included); auto: fast unless the snapshot is a file under "
+                   "256 KB (routed before the fast engine could start).")
 @what_if_options
 @version_label_option
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",
@@ -1116,8 +1116,8 @@ def purge(db_url: str | None, age: str) -> None:
                    "also runs the schedule, and a reload in one is done in all.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="With --port: the engine of decisions; auto takes the fast one unless the "
-                   "plan needs the reference engine or the request is one the reference "
-                   "engine decides faster (docs/service.md, \"Speed\").")
+                   "request is one the reference engine decides faster (docs/service.md, "
+                   "\"Speed\").")
 @version_label_option
 @click.option("--shadow", "shadows", multiple=True, metavar="CANDIDATE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1429,6 +1429,9 @@ def lsp() -> None:
 @click.option("--sizes", metavar="N,N,...",
               help="With --scenario optimize: the table of solve time and cost at these batch "
                    "sizes (orders), e.g. 500,1000,2000,5000,10000,20000.")
+@click.option("--engine", "scenario_engine", type=click.Choice(["auto", "fast", "reference"]),
+              default="auto", show_default=True,
+              help="With --scenario optimize: the engine that routes (the same figures).")
 @click.option("--orders", type=click.IntRange(1), help="With --scenario: orders.")
 @click.option("--skus", type=click.IntRange(1), help="With --scenario: SKUs.")
 @click.option("--seed", type=int, help="With --scenario: the generator's seed.")
@@ -1467,7 +1470,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
           service_only: bool, service_db: str | None, service_workers: str,
           scaling_plot: Path | None, console_only: bool, console_batches: int,
           console_history: int, shadow_only: bool, decisions: int, sizes: str | None,
-          sizes_plot: Path | None) -> None:
+          sizes_plot: Path | None, scenario_engine: str) -> None:
     """Measure routing throughput on generated data against a SQL baseline, editor
     latency, hostile inputs, explanations and the SQL source; or, with --scenario, one
     realistic scenario end to end; or the service, or the console, or what shadowing
@@ -1490,7 +1493,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
                                          param_hint="--sizes") from None
             if not counts or min(counts) < 1:
                 raise click.BadParameter("order counts are positive", param_hint="--sizes")
-            reports = bench_optimize.run_sizes(counts)
+            reports = bench_optimize.run_sizes(counts, engine=scenario_engine)
             click.echo(json.dumps(reports) if as_json else bench_optimize.sizes_table(reports))
             if sizes_plot is not None:
                 sizes_plot.write_text(bench_optimize.sizes_svg(reports), encoding="utf-8")
@@ -1499,7 +1502,7 @@ def bench(facilities: int, ship_groups: int, products: int, rounds: int, lsp_lin
         chosen = bench_optimize.Scenario(
             orders=orders or base.orders, facilities=base.facilities, skus=skus or base.skus,
             seed=base.seed if seed is None else seed, shipping=True)
-        report = bench_optimize.run_optimize(chosen)
+        report = bench_optimize.run_optimize(chosen, engine=scenario_engine)
         click.echo(json.dumps(report) if as_json else bench_optimize.optimize_text(report))
         return
     if scenario == "stores":  # scale-out: a retail group's stores, one process against pools

@@ -71,18 +71,15 @@ def test_examples_explain_alike_on_both_engines(route_file, snapshot_file):
 
 
 def test_every_example_plan_runs_fast():
-    # the optimiser (issue 24) runs the rules on the reference engine, and says so
+    # optimised routings too (issue 21: `--engine auto` never falls back; issue 24)
     optimised = {r.name for r, _ in CASES if any(
         routing.optimize is not None for group in load_plan(r).groups
         for routing in group.routings)}
     assert optimised == {"optimize.route"}
-    reasons = {r.name: unsupported_reason(load_plan(r)) for r, _ in CASES}
-    assert [name for name, reason in reasons.items() if reason and name not in optimised] == []
-    assert all("optimize" in reasons[name] for name in optimised)
-    assert {choose(load_plan(r)) for r, _ in CASES if r.name not in optimised} == {"fast"}
+    assert [r.name for r, _ in CASES if unsupported_reason(load_plan(r))] == []
+    assert {choose(load_plan(r)) for r, _ in CASES} == {"fast"}
     # explained runs too (`--engine auto --explain`, the service's explained quotes)
-    assert {choose(load_plan(r), explain=True) for r, _ in CASES
-            if r.name not in optimised} == {"fast"}
+    assert {choose(load_plan(r), explain=True) for r, _ in CASES} == {"fast"}
 
 
 def test_columnar_and_validated_snapshots_hash_alike():

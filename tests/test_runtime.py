@@ -48,7 +48,8 @@ class Counting:
 def test_a_run_composing_another_allocator_writes_the_same_result(route_file, snapshot_file):
     the_plan = load_plan(route_file)
     if any(r.optimize is not None for g in the_plan.groups for r in g.routings):
-        pytest.skip("an optimised routing asks the reference allocator itself (`admitted`)")
+        pytest.skip("an optimised routing asks its allocator more than the protocol (`save`, "
+                    "`restore`, `admitting`), which this wrapper does not pass on")
     snapshot = load_snapshot(snapshot_file)
     made: list[Counting] = []
 

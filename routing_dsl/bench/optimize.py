@@ -47,11 +47,11 @@ OPTIMIZED_PLAN = optimized_plan()
 COST_RANKED_PLAN = cost_ranked_plan()
 
 
-def _route(path: str, plan_text: str, jobs: int) -> dict:
-    """One run in a fresh process: the routing's wall time and its figures."""
+def _route(path: str, plan_text: str, jobs: int, engine: str = "auto") -> dict:
+    """One run in a fresh process on ``engine``: the routing's wall time and its figures."""
     from ..checker import Workspace
     from ..compiler import compile_program
-    from ..runtime import run_plan
+    from ..engine import route
     from ..optimize.run import SOLVER_CPU, executing
     from ..snapshot import parse_snapshot
     snapshot = parse_snapshot(Path(path).read_bytes(), path)
@@ -62,7 +62,7 @@ def _route(path: str, plan_text: str, jobs: int) -> dict:
     started = time.perf_counter()
     cpu = time.process_time()
     with executing("process" if jobs > 1 else "local", jobs):
-        result = run_plan(plan, snapshot)
+        result = route(plan, snapshot, engine=engine)
     seconds = time.perf_counter() - started
     main_cpu = time.process_time() - cpu
     # the solver's CPU (a batch of one window, or every batch when jobs is 1, is solved in
@@ -100,9 +100,9 @@ def _route(path: str, plan_text: str, jobs: int) -> dict:
     return report
 
 
-def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int | None = None
-                 ) -> dict:
-    """The three runs of ``scenario`` and the figures `--json` prints."""
+def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int | None = None,
+                 engine: str = "auto") -> dict:
+    """The three runs of ``scenario`` on ``engine`` and the figures `--json` prints."""
     import tempfile
     jobs = jobs or min(2, os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="routing-bench-") as temporary:
@@ -115,14 +115,14 @@ def run_optimize(scenario: Scenario = OPTIMIZE_SCENARIO, folder=None, jobs: int 
             # a process pool's worker, not a multiprocessing.Pool's: those are daemons, which
             # may not start the workers that solve the windows
             with ProcessPoolExecutor(1, mp_context=context) as pool:
-                runs[name] = pool.submit(_route, str(path), text, jobs).result()
+                runs[name] = pool.submit(_route, str(path), text, jobs, engine).result()
     rules, ranked, optimized = runs["rules"], runs["cost_ranked"], runs["optimized"]
     section = optimized["optimization"]
     saving = 1 - optimized["shipping_cost"] / rules["shipping_cost"] \
         if rules["shipping_cost"] else 0.0
     return {
         "orders": scenario.orders, "facilities": scenario.facilities, "skus": scenario.skus,
-        "seed": scenario.seed, "jobs": jobs,
+        "seed": scenario.seed, "jobs": jobs, "engine": engine,
         "rules_cost": round(rules["shipping_cost"], 2),
         "cost_ranked_rules_cost": round(ranked["shipping_cost"], 2),
         "optimized_cost": round(optimized["shipping_cost"], 2),
@@ -169,7 +169,7 @@ def optimize_text(report: dict) -> str:
     ])
 
 
-def run_sizes(sizes=SIZES, jobs: int | None = None) -> list[dict]:
+def run_sizes(sizes=SIZES, jobs: int | None = None, engine: str = "auto") -> list[dict]:
     """How the optimisation grows with the batch: the optimize scenario at each size, its
     facilities and SKUs growing with the orders (so that stock stays as scarce)."""
     reports = []
@@ -178,7 +178,7 @@ def run_sizes(sizes=SIZES, jobs: int | None = None) -> list[dict]:
         scenario = Scenario(orders=orders,
                             facilities=max(20, round(OPTIMIZE_SCENARIO.facilities * scale)),
                             skus=max(100, round(OPTIMIZE_SCENARIO.skus * scale)), shipping=True)
-        reports.append(run_optimize(scenario, jobs=jobs))
+        reports.append(run_optimize(scenario, jobs=jobs, engine=engine))
     return reports
 
 

@@ -26,9 +26,10 @@ from ..plan import Plan, PlanRouting
 from ..runtime import Context, Run, order_predicate, priority_ranks, radians
 from ..runtime.rows import ResultRows
 from ..runtime.state import ItemState, Unit
+from ..runtime.packages import ShippingFacts
 from ..shipping import RateModel, iso_day, shares
 from ..snapshot import Snapshot
-from . import ir, kernel
+from . import ir, kernel, optimizing
 from .columnar import inventory_columns
 from .explained import FastExplainer
 from .resultcolumns import AllocationColumns, InventoryColumns, RunStrings, UnfillableColumns
@@ -51,13 +52,10 @@ class FastUnsupported(Exception):
 
 
 def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
-    """Why the fast engine cannot run ``plan`` (None when it can; it explains as the
-    reference engine does, so ``explain`` changes nothing)."""
-    for group in plan.groups:
-        for routing in group.routings:
-            if routing.optimize is not None:
-                return (f"routing {routing.name!r} is optimised (`optimize`), which the "
-                        "reference engine runs")
+    """Why the fast engine cannot run ``plan``: None, it runs every plan (it explains as the
+    reference engine does, and optimises a routing with an `optimize` block through the
+    kernel: engine.optimizing), so neither ``plan`` nor ``explain`` changes the answer; kept
+    for the callers that ask."""
     return None
 
 
@@ -380,17 +378,74 @@ class FastAllocator:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.ctx: FastContext = run.ctx
-        self._used_table: ir.Used | None = None
+        self.used_table: ir.Used | None = None
+        self._line_of: dict[int, int] = {}  # `admitting`'s item states -> item index
         self._packages_per_group = np.zeros(0, np.int64)  # in the routing run being routed
         self.explainer = FastExplainer(self) if run.explain else None
         self._run_strings: RunStrings | None = None
         # new ship groups' next numbers by ship group key (_new_ship_groups), and the keys
         # named by the run's rule instead (None: none)
-        self._next_number: np.ndarray | None = None
+        self.next_number: np.ndarray | None = None
         self._by_rule: np.ndarray | None = None
 
     def count_items(self, units: _UnitSet) -> int:
         return len(units.items)
+
+    # ---- what an optimised routing asks (routing_dsl.optimize.run; engine.optimizing) ----
+    def save(self, units: _UnitSet) -> optimizing.FastSaved:
+        """The state routing ``units`` may change, in the engine's layout (`Run.checkpoint`)."""
+        return optimizing.save(self, units)
+
+    def restore(self, saved: optimizing.FastSaved) -> None:
+        """Put back what `save` saved."""
+        optimizing.restore(self, saved)
+
+    def orders_of(self, units: _UnitSet) -> set[str]:
+        """The ids of the orders of ``units``."""
+        ids = self.ctx.it_order_id
+        return {ids[i] for i in units.items.tolist()}
+
+    def admitting(self, store: str, routing: PlanRouting, units: _UnitSet) -> tuple:
+        """The run and units `optimize.candidates.collect` asks what ``routing``'s rules
+        admit: the reference engine's view of them on the run's state now, answered by one
+        pass of the kernel (engine.optimizing); the states' items are remembered for
+        `route_units`' fixed placements."""
+        view, found, self._line_of = optimizing.reference_view(
+            self, units, routing, self._admitted(store, routing, units))
+        return view, found
+
+    def _admitted(self, store: str, routing: PlanRouting,
+                  units: _UnitSet) -> tuple[np.ndarray, ...]:
+        """What each of ``routing``'s rules admits for ``units`` on the run's state now
+        (ir.Fixed.admit): rows of unit, rule, item and facility; nothing changes."""
+        if not len(units):
+            return tuple(np.zeros(0, np.int64) for _ in range(4))
+        lowered, item_table, facilities, stock, rates = self._tables(units)
+        # the rules' candidates may mark facilities without coordinates: not the run's warnings
+        facilities = facilities._replace(warn=facilities.warn.copy())
+        rules, conditions, sorts = self._lowered(routing, store)
+        out = ir.outputs(max(64 * len(units), 1), len(units.items))
+        admit, explain = ir.no_fixed(admit=True), ir.no_explain()
+        start = 0
+        while True:
+            start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
+                                               rules, conditions, sorts, rates, self._used(),
+                                               out, explain, admit)
+            if start >= len(units):
+                break
+            if out.counts[ir.USED_FULL]:
+                out.counts[ir.USED_FULL] = 0
+                self._used(grow=True)
+            else:
+                out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
+        n = int(out.counts[ir.ALLOCATED])
+        return out.a_unit[:n], out.a_rule[:n], out.a_item[:n], out.a_fac[:n]
+
+    @cached_property
+    def shipping(self) -> ShippingFacts:
+        """The packages' shipping facts the optimiser prices its batch by (`admitting`'s
+        units)."""
+        return ShippingFacts(self.ctx)
 
     def select_units(self, store: str, routing: PlanRouting) -> _UnitSet:
         """The reference's units, with array operations: eligible (approved items of the
@@ -463,7 +518,7 @@ class FastAllocator:
         """The run's (ship group, facility) pairs in use (ir.Used): kept only when some rule
         of the plan has `max_facilities` (else a table of one slot, which the kernel reads as
         "not kept")."""
-        table = self._used_table
+        table = self.used_table
         if table is None:
             kept = any(rule.max_facilities is not None for group in self.run.plan.groups
                        for routing in group.routings for rule in routing.rules)
@@ -473,7 +528,7 @@ class FastAllocator:
             bigger = np.full(2 * len(table.keys), -1, np.int64)
             kernel.rehash(table.keys, bigger)
             table = table._replace(keys=bigger)
-        self._used_table = table
+        self.used_table = table
         return table
 
     def _tables(self, units: _UnitSet) -> tuple[ir.Units, ir.Items, ir.Facilities, ir.Stock,
@@ -509,7 +564,11 @@ class FastAllocator:
         return lowered_units, items, facilities, stock, rates
 
     def route_units(self, group_name: str, store: str, routing: PlanRouting,
-                    units: _UnitSet, progress) -> int:
+                    units: _UnitSet, progress, fixed: dict | None = None) -> int:
+        """Route ``units`` through the kernel; with ``fixed`` (unit index -> rule index ->
+        placements of `admitting`'s item states, as the reference allocator takes them), the
+        rules commit those placements instead of choosing, explaining nothing (the
+        optimiser keeps the rules' run's explanations)."""
         ctx = self.ctx
         items = units.items
         run = self.run
@@ -522,7 +581,10 @@ class FastAllocator:
         ctx.brokered[items] = False
         lowered_rules = self._lowered(routing, store)
         self._packages_per_group = np.zeros(len(ctx.ship_groups), np.int64)
-        if self.explainer is not None:
+        if fixed is not None:
+            self._route(group_name, routing, units, lowered_rules, fixed=optimizing.fixed_table(
+                fixed, len(units), len(routing.rules), self._line_of, ctx.fac_index))
+        elif self.explainer is not None:
             # the kernel emits what the explanations show as it routes
             explain = self.explainer.tables(store, routing, units)
             explain = self._route(group_name, routing, units, lowered_rules, explain)
@@ -556,9 +618,11 @@ class FastAllocator:
 
     def _route(self, group_name: str, routing: PlanRouting, units: _UnitSet,
                lowered_rules: tuple[ir.Rules, ir.Conditions, ir.Sorts],
-               explain: ir.Explain | None = None) -> ir.Explain | None:
+               explain: ir.Explain | None = None,
+               fixed: ir.Fixed | None = None) -> ir.Explain | None:
         """Route ``units`` through the kernel and write its rows into the run's records;
-        with ``explain``, the kernel's explanation rows too (returned)."""
+        with ``explain``, the kernel's explanation rows too (returned); with ``fixed``, the
+        rules commit its placements."""
         items = units.items
         lowered, item_table, facilities, stock, rates = self._tables(units)
         rules, conditions, sorts = lowered_rules
@@ -574,7 +638,7 @@ class FastAllocator:
         while True:
             start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
                                                rules, conditions, sorts, rates, self._used(),
-                                               out, explaining)
+                                               out, explaining, fixed)
             if start >= len(units):
                 break
             if out.counts[ir.USED_FULL]:  # the table of pairs in use is too full for the next unit
@@ -650,8 +714,8 @@ class FastAllocator:
         the number follows the last dash), so those orders take the run's own rule and the
         others count in an array."""
         ctx = self.ctx
-        if self._next_number is None:
-            self._next_number = np.ones(ctx.n_sg_keys, np.int64)
+        if self.next_number is None:
+            self.next_number = np.ones(ctx.n_sg_keys, np.int64)
             self._by_rule = _clashing_keys(ctx)
         keys = ctx.sg_key[ctx.it_sg[items]]
         # each key's next number, and one more for each earlier package of the key here
@@ -662,8 +726,8 @@ class FastAllocator:
         first = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
         before = np.empty(len(keys), np.int64)
         before[order] = np.arange(len(keys)) - first
-        numbers = self._next_number[keys] + before
-        self._next_number += np.bincount(keys, minlength=len(self._next_number))
+        numbers = self.next_number[keys] + before
+        self.next_number += np.bincount(keys, minlength=len(self.next_number))
         if self._by_rule is not None:
             for k in np.nonzero(self._by_rule[keys])[0].tolist():
                 i = int(items[k])

@@ -289,6 +289,35 @@ def grown(out: Outputs, needed: int) -> Outputs:
     return out._replace(**columns)
 
 
+
+class Fixed(NamedTuple):
+    """What an optimised batch (routing_dsl.optimize.run) asks of the kernel instead of its
+    rules' choice.
+
+    Fixed placements: unit u's rule r commits rows ptr[u * rules + r] to
+    ptr[u * rules + r + 1] (item, facility, quantity), through its normal commit, and acts on
+    what stays open as it would have; no rule's candidates, ranking or checks run. A table of
+    one pointer fixes nothing (the kernel decides).
+
+    With ``admit`` (one flag), the kernel commits and acts on nothing: each rule up to the
+    first that moves what it leaves to a queue ranks the unit's open items as it would, and
+    writes, as allocation rows (unit, rule, item, facility), every facility it admits for
+    them (the reference allocator's `admitted`): for `assign single` and a kept item group,
+    each ranked facility that may open and fills them all in full; otherwise each ranked
+    facility that may serve the item."""
+
+    ptr: np.ndarray
+    item: np.ndarray
+    fac: np.ndarray
+    qty: np.ndarray
+    admit: np.ndarray
+
+
+def no_fixed(admit: bool = False) -> Fixed:
+    """Fixed for a run whose rules decide (``admit``: that only say what they admit)."""
+    return Fixed(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                 np.zeros(1), np.array([admit], np.bool_))
+
 # ---- explanations ------------------------------------------------------------------------------
 
 # Why a facility was not chosen, as the columns of Explain.reason before the rule's checks

@@ -237,26 +237,52 @@ def _first_filling(serve, r, c, step, ranked, n_pend, cap, n_pl):
     """The first ranked facility that can fill every one of the step's items in full (open
     quantities of the same product summed, in item order) and that ``cap`` lets ship
     (`_may_open`), or -1."""
-    it_prod, it_open = serve.items.prod, serve.items.open
     for h in range(ranked.n):
         f = int(ranked.keys[ranked.order[h], ranked.last])
-        if not _may_open(f, cap, n_pl):
-            continue
-        ok = True
-        for o in range(step.n):
-            i = step.unit_items[step.u0 + step.k[o]]
-            need = 0.0
-            for o2 in range(step.n):
-                i2 = step.unit_items[step.u0 + step.k[o2]]
-                if it_prod[i2] == it_prod[i]:
-                    need += it_open[i2]
-            available = _servable(serve, r, c, i, f, n_pend)
-            if available == CANNOT or not available + EPS >= need:
-                ok = False
-                break
-        if ok:
+        if _may_open(f, cap, n_pl) and _fills(serve, r, c, step, f, n_pend):
             return f
     return -1
+
+
+@helper
+def _fills(serve, r, c, step, f, n_pend):
+    """Whether facility ``f`` can fill every one of the step's items in full (`_first_filling`)."""
+    it_prod, it_open = serve.items.prod, serve.items.open
+    for o in range(step.n):
+        i = step.unit_items[step.u0 + step.k[o]]
+        need = 0.0
+        for o2 in range(step.n):
+            i2 = step.unit_items[step.u0 + step.k[o2]]
+            if it_prod[i2] == it_prod[i]:
+                need += it_open[i2]
+        available = _servable(serve, r, c, i, f, n_pend)
+        if available == CANNOT or not available + EPS >= need:
+            return False
+    return True
+
+
+@helper
+def _admit(out, u, r, step, ranked, whole, serve, c, cap):
+    """The ranked facilities rule ``r`` admits for the step (ir.Fixed.admit), as allocation
+    rows (unit, rule, item, facility): with ``whole`` (`assign single`, a kept item group) each
+    that may open and fills all the step's items in full, each of them a row; otherwise each
+    that may serve its item."""
+    counts = out.counts
+    first = step.unit_items[step.u0 + step.k[0]]
+    for h in range(ranked.n):
+        f = int(ranked.keys[ranked.order[h], ranked.last])
+        if whole:
+            if not (_may_open(f, cap, 0) and _fills(serve, r, c, step, f, 0)):
+                continue
+        elif _servable(serve, r, c, first, f, 0) == CANNOT:
+            continue
+        for o in range(step.n if whole else 1):
+            row = counts[ALLOCATED]
+            out.a_unit[row] = u
+            out.a_rule[row] = r
+            out.a_item[row] = step.unit_items[step.u0 + step.k[o]]
+            out.a_fac[row] = f
+            counts[ALLOCATED] = row + 1
 
 
 @helper
@@ -384,7 +410,7 @@ def _rule_checks(only_all, threshold, items, opened, placed, scratch):
 
 
 def route_units(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
-                out, explain):
+                out, explain, fixed=None):
     """Route the units units.order[start:] in order (ir: every argument but ``start`` is one
     of its tables). Returns (next unit, rows it needs) when the output rows are too few for
     the next unit (the caller grows them and calls again), else (len(units.order), 0). When
@@ -392,7 +418,8 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     `max_facilities`) could fill past half for the next unit, out.counts[USED_FULL] is set
     and (next unit, 0) returned, for the caller to grow it; when the explanation rows could
     not take the next unit, explain.counts[EXPLAIN_FULL] and (next unit, rows it needs). The
-    units ``explain.wanted`` have their rules explained (`_explain_rule`).
+    units ``explain.wanted`` have their rules explained (`_explain_rule`). With ``fixed``
+    (ir.Fixed), the rules commit its placements instead of choosing.
 
     Python: allocates the loop's scratch, sized by the run (facilities, the largest unit),
     and hands it to the compiled loop (`_route`), which allocates nothing and so is compiled
@@ -406,6 +433,10 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
     rows = np.concatenate(([0], np.cumsum(held)))
     most_items = max(1, int((hi - lo).max())) if len(order) else 1
     most_rows = int((rows[hi] - rows[lo]).max()) + 1 if len(order) else 1
+    if fixed is None:
+        fixed = ir.no_fixed()
+    elif len(fixed.ptr) > 1:  # a rule's fixed placements are its rows of the scratch
+        most_rows = max(most_rows, int(np.diff(fixed.ptr).max()) + 1)
     by_fac = np.zeros(n_fac)
     ship = ShipKeys(np.zeros(n_fac), np.ones(n_fac, np.bool_), np.zeros(n_fac, np.bool_),
                     np.zeros(n_fac))  # _shipping_keys of the step being ranked
@@ -435,12 +466,12 @@ def route_units(start, units, items, facilities, stock, rules, conditions, sorts
         sorting=Sorting(np.empty((n_fac, width)), np.empty(n_fac, np.int64),
                         np.empty(n_fac, np.int64), np.empty(n_fac, np.int64)))
     return _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used,
-                  out, explain, scratch)
+                  out, explain, scratch, fixed)
 
 
 @jit(_nrt=False)
 def _route(start, units, items, facilities, stock, rules, conditions, sorts, rates, used, out,
-           explain, scratch):
+           explain, scratch, fixed):
     """`route_units`' loop, on the scratch it allocated (compiled without reference counting:
     see jit.helper)."""
     order, unit_ptr, unit_items = units.order, units.ptr, units.items
@@ -450,6 +481,8 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
     p_ptr, s_fac, s_net = stock.p_ptr, stock.fac, stock.net
     counts = out.counts
     tracking = used.keys.shape[0] > 1
+    fixing = fixed.ptr.shape[0] > 1
+    admitting = fixed.admit[0]
     transit, leaves = rates.transit, rates.leaves
     n_fac = f_has.shape[0]
     n_rules = rules.single.shape[0]
@@ -554,6 +587,8 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                             seen_stamp[f] = stamp
                             holders[n_hold] = f
                             n_hold += 1
+            if fixing:  # no candidates: the rule commits its fixed placements (below)
+                n_hold = 0
             n_cand = 0
             for h in range(n_hold):
                 f = holders[h]
@@ -629,6 +664,10 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                 n_rank, in_b = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
                                      rules.ship_rank[r], ship.ok, view, sorting)
                 ranked_rows = sorting.order_b if in_b else sorting.order_a
+                if admitting:
+                    _admit(out, u, r, step, Ranked(sorting.keys, ranked_rows, n_rank, last),
+                           True, serve, c, cap)
+                    n_rank = 0
                 f = _first_filling(serve, r, c, step,
                                    Ranked(sorting.keys, ranked_rows, n_rank, last), n_pend,
                                    cap, n_pl)
@@ -668,6 +707,10 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                     n_rank, in_b = _rank(r, step, items, stock, sorts, cands, n_cand, stamp,
                                          rules.ship_rank[r], ship.ok, view, sorting)
                     ranked_rows = sorting.order_b if in_b else sorting.order_a
+                    if admitting:
+                        _admit(out, u, r, step, Ranked(sorting.keys, ranked_rows, n_rank, last),
+                               rules.keep_groups[r] and it_group[first] >= 0, serve, c, cap)
+                        continue
                     if rules.keep_groups[r] and it_group[first] >= 0:
                         f = _first_filling(serve, r, c, step,
                                            Ranked(sorting.keys, ranked_rows, n_rank, last),
@@ -709,10 +752,12 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                         if remaining <= EPS:
                             break
 
+            if fixing:
+                n_pl = _fixed_rows(fixed, u * n_rules + r, pl_item, pl_fac, pl_qty)
             # ---- the rule's checks ----
             placed = Placed(pl_item, pl_fac, pl_qty, n_pl)
             rejection = ir.NOT_REJECTED, -1, 0.0
-            if n_pl > 0:
+            if n_pl > 0 and not fixing:
                 rejection = _rule_checks(rules.only_all[r], rules.threshold[r], items,
                                          Step(open_k, n_open, u0, unit_items),
                                          placed, checked)
@@ -791,6 +836,10 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                         if z >= 0:
                             out.a_transit[row] = transit[c, z]
                             out.a_delivery[row] = delivery_day(leaves[f], transit[c], z)
+            if admitting:  # nothing placed, nothing acted on; no rule after a move runs
+                if rules.move[r] >= 0:
+                    break
+                continue
             # ---- what happens to what stays open ----
             moved = False
             any_left = False
@@ -825,6 +874,20 @@ def _route(start, units, items, facilities, stock, rules, conditions, sorts, rat
                 out.x_action[row] = last_action[k]
                 counts[LEFT_OPEN] = row + 1
     return len(order), 0
+
+
+@helper
+def _fixed_rows(fixed, at, pl_item, pl_fac, pl_qty):
+    """The fixed placements ``at`` (a unit's rule) as the rule's placements; how many (those
+    of no quantity left out, as the reference's fixed commit leaves them)."""
+    n_pl = 0
+    for x in range(fixed.ptr[at], fixed.ptr[at + 1]):
+        if fixed.qty[x] > EPS:
+            pl_item[n_pl] = fixed.item[x]
+            pl_fac[n_pl] = fixed.fac[x]
+            pl_qty[n_pl] = fixed.qty[x]
+            n_pl += 1
+    return n_pl
 
 
 @helper

@@ -107,9 +107,10 @@ class Batch:
         return len(self.items)
 
 
-def collect(interp, store: str, routing, units: list) -> Batch:
+def collect(interp, units: list, store: str, routing) -> Batch:
     """The batch of ``units`` (the routing's, in its order) as the routing's rules admit it at
-    the interpreter's current state."""
+    the interpreter's current state (``interp`` and ``units``: as the run's allocator's
+    `admitting` gives them, the reference engine's run and units, or a view of them)."""
     prepared = prepare_rules(routing)
     reached = []
     for rule in prepared:

@@ -52,7 +52,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
     many items got stock, as the allocator's `route_units` does."""
     settings = routing.optimize
     warnings = dict(interp.warnings)
-    batch = collect(interp, store, routing, units)
+    batch = collect(*interp.allocator.admitting(store, routing, units), store, routing)
     interp.warnings = warnings  # the rules' run below warns about what it looks at
     saved = interp.checkpoint(units)
     first_allocation, first_unfilled = len(interp.allocations), len(interp.unfillable)
@@ -76,7 +76,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
                     settings.late_cost)
     found = _optimum(interp, batch, settings, pair_of, rules_x, rules_packages,
                      rules_placements, rules)
-    explained = interp.explanations[saved[7]:]  # the rules' run, explained
+    explained = interp.explanations[saved.explanations:]  # the rules' run, explained
     mode = settings.mode
 
     def applied(found) -> float:
@@ -86,10 +86,10 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
         interp.restore(saved)
         brokered = interp.allocator.route_units(group_name, store, routing, units, None,
                                                 _fixed(batch, found[0], rules_rows, found[2]))
-        interp.explanations[saved[7]:] = explained
+        interp.explanations[saved.explanations:] = explained
         if rules_total is None:
             return 0.0
-        return rules_total - _filled(interp, saved[5]) - later_filled(interp, later)[0]
+        return rules_total - _filled(interp, saved.allocations) - later_filled(interp, later)[0]
 
     if mode == "apply" and np.any(found[2]):
         short = applied(found)
@@ -110,7 +110,7 @@ def optimise_routing(interp, group_name: str, store: str, routing, units: list,
             # says why
             interp.restore(saved)
             brokered = interp.allocator.route_units(group_name, store, routing, units, None)
-            interp.explanations[saved[7]:] = explained
+            interp.explanations[saved.explanations:] = explained
             mode = "report"
             interp.warnings[f"optimize:{group_name}:{routing.name}"] = (
                 f"group {group_name!r} routing {routing.name!r}: the optimum was not applied: "
@@ -207,7 +207,8 @@ def later_filled(interp, later: list[tuple]) -> tuple[float, dict]:
 
 
 def _filled(interp, first: int) -> float:
-    return float(sum(row["quantity"] for row in interp.allocations[first:]))
+    # one field of the rows (the fast engine's are columns: no dictionary per row)
+    return float(sum(interp.allocations.field("quantity")[first:]))
 
 
 def _count(quantity: float) -> str:
@@ -267,7 +268,7 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
         if k is not None and deciding[int(batch.item_unit[k])] is None:
             deciding[int(batch.item_unit[k])] = row["rule"]
     add_edges(batch, extra)
-    stock_at_start = saved[0]
+    stock_at_start = saved.stock
     for k, f in zip(batch.edge_item.tolist(), batch.edge_facility.tolist(), strict=True):
         key = (f, int(batch.item_product[k]))
         if key not in batch.stock:
@@ -286,7 +287,7 @@ def _rules_allocation(interp, batch, routing, rows, unfilled_rows, saved):
 def _add_facility(interp, batch, name: str, saved) -> int:
     """A facility only the rules' run used (see `candidates.add_edges`)."""
     limit = interp.ctx.facilities[name].limit
-    orders_today = saved[1]
+    orders_today = saved.orders_today
     batch.facilities.append(name)
     batch.facility_room = np.r_[batch.facility_room,
                                 np.inf if limit is None else max(0, limit - orders_today[name])]

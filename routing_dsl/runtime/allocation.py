@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..criteria import FACTS, ITEM_FACTS, RegistryError
 from ..criteria.groups import sequence_of
@@ -59,6 +59,15 @@ class Rank:
         return self.allocator.available(facility, product, {})
 
 
+class SavedState(NamedTuple):
+    """The reference allocator's state saved (`ReferenceAllocator.save`)."""
+
+    stock: dict[str, dict[str, float]]
+    orders_today: dict[str, int]
+    items: list[tuple]
+    units: list[tuple]
+
+
 class ReferenceAllocator:
     """The reference engine's allocator (`runtime.protocol.Allocator`): the procedure of
     docs/semantics.md, unit by unit and rule by rule, in plain Python over the run's context.
@@ -96,6 +105,38 @@ class ReferenceAllocator:
             if progress is not None:
                 progress(1)
         return len(brokered)
+
+    # ---- what an optimised routing asks (routing_dsl.optimize.run) ----
+    def save(self, units: list[Unit]) -> SavedState:
+        """The state routing ``units`` may change (`Run.checkpoint`): their products' stock,
+        the daily counts, their items and packages."""
+        ctx = self.ctx
+        products = {i.product for u in units for i in u.items}
+        return SavedState(
+            {p: dict(ctx.stock[p]) for p in products if p in ctx.stock}, dict(ctx.orders_today),
+            [(i, i.open, i.queue, i.auto_cancel, i.last_action, i.last_rule)
+             for u in units for i in u.items],
+            [(u, u.packages) for u in units])
+
+    def restore(self, saved: SavedState) -> None:
+        """Put back what `save` saved."""
+        for product, level in saved.stock.items():
+            self.ctx.stock[product] = dict(level)
+        self.ctx.orders_today = dict(saved.orders_today)
+        for item, *state in saved.items:
+            item.open, item.queue, item.auto_cancel, item.last_action, item.last_rule = state
+        for unit, packages in saved.units:
+            unit.packages = packages
+
+    def orders_of(self, units: list[Unit]) -> set[str]:
+        """The ids of the orders of ``units``."""
+        return {u.order.id for u in units}
+
+    def admitting(self, store: str, routing: PlanRouting,
+                  units: list[Unit]) -> tuple[Run, list[Unit]]:
+        """The run and units `optimize.candidates.collect` asks what ``routing``'s rules
+        admit (`admitted`): the run's own."""
+        return self.run, units
 
     # ---- one unit through the rules ----
     def _unit(self, group_name: str, store: str, routing: PlanRouting,

@@ -15,10 +15,13 @@ hooks (`index_inventory`, `index_items`):
 
     Run(plan, snapshot, False, None, context=FastContext, allocator=FastAllocator)
 
-A routing with an `optimize` block asks more of its allocator than this protocol: what each
-rule admits (`admitted`) and the packages' shipping facts (`shipping`), which only the
-reference allocator answers; the fast engine leaves such plans to it
-(`engine.fast.unsupported_reason`).
+A routing with an `optimize` block asks more of its allocator than this protocol
+(routing_dsl.optimize.run): `save` and `restore` (the state routing a batch may change, in
+the engine's own layout, for `Run.checkpoint`), `orders_of`, `admitting` (the run and units
+`optimize.candidates.collect` asks what each rule admits), the packages' shipping facts
+(`shipping`) and `route_units` with fixed placements. Both allocators answer them: the
+reference one from its dictionaries, the fast one from its arrays and a pass of its kernel
+(engine.optimizing).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from ..plan import Plan, PlanGroup, PlanRouting
@@ -23,7 +24,7 @@ from ..snapshot import Snapshot
 from .allocation import ReferenceAllocator
 from .protocol import Allocator
 from .rows import ResultRows
-from .state import Context, Prepared, RunError, Unit
+from .state import Context, Prepared, RunError
 from .stock import LiveStock
 from .units import absent_queues, in_force
 
@@ -178,37 +179,29 @@ class Run:
             f"order {order} ship group {ship_group} has no ship-to "
             "coordinates: no facility passes its distance conditions")
 
-    def checkpoint(self, units: list[Unit]):
+    def checkpoint(self, units) -> Checkpoint:
         """What routing ``units`` may change, to be put back with `restore` (an optimised
-        routing routes its batch by the rules first: their decisions are its warm start)."""
-        products = {i.product for u in units for i in u.items}
-        orders = {u.order.id for u in units}
-        return (
-            {p: dict(self.ctx.stock[p]) for p in products if p in self.ctx.stock},
-            dict(self.ctx.orders_today), dict(self.allocated_atp),
-            [(i, i.open, i.queue, i.auto_cancel, i.last_action, i.last_rule)
-             for u in units for i in u.items],
-            [(u, u.packages) for u in units],
-            len(self.allocations), len(self.unfillable), len(self.explanations),
-            {k: copy.deepcopy(v) for k, v in self.totals.items()}, dict(self.next_ship_group),
-            {o: set(self.taken_ship_groups[o]) for o in orders}, dict(self.warnings),
-            {k: list(v) for k, v in self.used.items()})
+        routing routes its batch by the rules first: their decisions are its warm start):
+        the run's records here, the engine's state (stock, counts, items) by its allocator's
+        `save`, in the engine's own layout."""
+        engine = self.allocator.save(units)
+        return Checkpoint(
+            engine.stock, engine.orders_today, len(self.allocations), len(self.unfillable),
+            len(self.explanations),
+            (dict(self.allocated_atp), {k: copy.deepcopy(v) for k, v in self.totals.items()},
+             dict(self.next_ship_group),
+             {o: set(self.taken_ship_groups[o]) for o in self.allocator.orders_of(units)},
+             dict(self.warnings), {k: list(v) for k, v in self.used.items()}),
+            engine)
 
-    def restore(self, saved) -> None:
+    def restore(self, saved: Checkpoint) -> None:
         """Put back what `checkpoint` saved."""
-        (stock, orders_today, allocated, items, units, allocations, unfillable, explanations,
-         totals, next_group, taken, warnings, used) = saved
-        for product, level in stock.items():
-            self.ctx.stock[product] = dict(level)
-        self.ctx.orders_today = dict(orders_today)
+        allocated, totals, next_group, taken, warnings, used = saved.records
+        self.allocator.restore(saved.engine)
         self.allocated_atp = defaultdict(float, allocated)
-        for item, *state in items:
-            item.open, item.queue, item.auto_cancel, item.last_action, item.last_rule = state
-        for unit, packages in units:
-            unit.packages = packages
-        del self.allocations[allocations:]
-        del self.unfillable[unfillable:]
-        del self.explanations[explanations:]
+        del self.allocations[saved.allocations:]
+        del self.unfillable[saved.unfillable:]
+        del self.explanations[saved.explanations:]
         self.totals = defaultdict(RunTotals, {k: copy.deepcopy(v) for k, v in totals.items()})
         self.next_ship_group = dict(next_group)
         self.taken_ship_groups.update({o: set(g) for o, g in taken.items()})
@@ -247,6 +240,22 @@ class Run:
         if self.explain:
             result["explanations"] = self.explanations
         return result
+
+@dataclass
+class Checkpoint:
+    """A run's state saved by `Run.checkpoint`: what the optimiser reads of the state it was
+    saved at (the net stock of the units' products, product -> facility -> quantity, and the
+    facilities' daily counts), where the records stood, and what `restore` puts back (the
+    run's records and the engine's state, ``engine``, its allocator's own)."""
+
+    stock: dict[str, dict[str, float]]
+    orders_today: dict[str, int]
+    allocations: int
+    unfillable: int
+    explanations: int
+    records: tuple
+    engine: object
+
 
 class _TakenIds(dict):
     """The ship group ids each order holds (order id -> set), made when an order is first
