@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from routing_dsl.app import load_plan
@@ -882,10 +882,12 @@ ASKED_REASONS = {"facility_group", "facility", "net", "excluded_facilities", "di
 def test_generated_runs_explain_asked_facilities_alike_on_both_engines():
     """Full detail for several facilities asked about (all of them, or some), on generated
     plans and snapshots: the same bytes on both engines, and, over the cases, every reason
-    a facility can be kept out by, with its values, and chosen facilities."""
+    a facility can be kept out by, with its values, and chosen facilities. The cases come in
+    seeded batches until every reason has been seen (at most four): what the generators
+    draw moves with the registry, and a new criterion must not hide a reason from the test."""
     seen = set()
 
-    @settings(max_examples=700, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=700, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(snapshots(), plans(), st.data())
     def explain_alike(snapshot, the_plan, data):
@@ -904,8 +906,12 @@ def test_generated_runs_explain_asked_facilities_alike_on_both_engines():
                     seen.add("chosen" if detail["chosen"] else
                              detail["excluded_by"]["condition"].split(" ")[0])
 
-    explain_alike()
-    assert seen == ASKED_REASONS | {"chosen"}
+    wanted = ASKED_REASONS | {"chosen"}
+    for batch in range(4):
+        seed(batch)(explain_alike)()
+        if seen >= wanted:
+            break
+    assert seen == wanted
 
 
 def test_routing_explain_on_a_large_snapshot_runs_fast_and_says_the_same(tmp_path,
