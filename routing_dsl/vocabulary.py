@@ -200,7 +200,28 @@ GENERATED_SECTIONS = {
     "inventory-settings": lambda: [f"- `{name}`: {doc}" for name, doc in FLAGS.items()],
     "inventory-sorts": lambda: _sort_rows(INVENTORY_SORTS),
     "optimize-settings": lambda: _optimize_rows(),
+    "criteria-modules": lambda: _criteria_module_rows(),
 }
+
+# how docs/architecture.md names a level's criteria: one, several
+_LEVEL_WORDS = {"order_filter": ("filter", "filters"), "order_sort": ("order sort", "order sorts"),
+                "inventory_condition": ("condition", "conditions"),
+                "inventory_sort": ("sort", "sorts"), "setting": ("setting", "settings")}
+
+
+def _criteria_module_rows() -> list[str]:
+    """docs/architecture.md's table of where each criterion is declared, by family module."""
+    from . import criteria
+    rows = ["| Module | Criteria |", "|---|---|"]
+    for family in criteria.families():
+        parts = []
+        for level in criteria.LEVELS:
+            names = [f"`{c.name}`" for c in family.CRITERIA if c.level == level]
+            if names:
+                parts.append(f"{_LEVEL_WORDS[level][len(names) > 1]} {', '.join(names)}")
+        module = family.__name__.rsplit(".", 1)[1]
+        rows.append(f"| `criteria/{module}.py` | {'; '.join(parts)} |")
+    return rows
 
 
 def _optimize_rows() -> list[str]:

@@ -42,6 +42,15 @@ def test_every_criterion_is_listed_under_the_module_that_declares_it(family):
     assert listed == declared
 
 
+def test_the_criteria_table_is_generated_from_the_registry():
+    """Regenerate with `python -m routing_dsl.vocabulary docs/language.md
+    docs/architecture.md`: a new criterion changes the registry module and these generated
+    lines, nothing written by hand."""
+    from routing_dsl.vocabulary import render_generated
+    assert "<!-- generated: criteria-modules -->" in DOC
+    assert render_generated(DOC) == DOC
+
+
 def test_every_runtime_module_is_described():
     rows = table_rows("The runtime")
     modules = {p.name for p in (PACKAGE / "runtime").glob("*.py") if p.name != "__init__.py"}

@@ -176,10 +176,15 @@ class Registry:
         return [c for level in LEVELS for c in self.levels[level].values()]
 
 
-def _load() -> Registry:
+def families() -> tuple:
+    """The family modules, in the registry's order (docs/architecture.md lists them)."""
     from . import distance, groups, lifecycle, orders, settings, shipping, stock, velocity
+    return orders, groups, distance, stock, shipping, velocity, settings, lifecycle
+
+
+def _load() -> Registry:
     found: list[Criterion] = []
-    for family in (orders, groups, distance, stock, shipping, velocity, settings, lifecycle):
+    for family in families():
         found += family.CRITERIA
     return Registry(found)
 
