@@ -543,15 +543,11 @@ def small_snapshot(spec: str | Path) -> bool:
         return False
 
 
-def choose_engine(plan: Plan, engine: str = "auto", *, explain: bool = False,
-                  small: bool = False) -> str:
-    """The engine that runs ``plan``: "fast" or "reference" (InputError when ``fast`` is
-    asked for and cannot run it); ``small`` inputs go to the reference engine under auto."""
+def choose_engine(engine: str = "auto", *, small: bool = False) -> str:
+    """The engine a run asked to run on ``engine`` uses: "fast" or "reference"; ``small``
+    inputs go to the reference engine under auto (engine.choose)."""
     from . import engine as engines
-    try:
-        return engines.choose(plan, engine, explain=explain, small=small)
-    except engines.FastUnsupported as error:  # looked up only when raised: no numba before
-        raise InputError(f"--engine fast: {error}; use --engine reference or auto") from None
+    return engines.choose(engine, small=small)
 
 
 def warm_engine() -> dict:
@@ -707,8 +703,7 @@ def prepare_run(request: RunRequest, warn: Warn = _ignore, note: Warn = _ignore,
     if request.executor != "local" and (request.explain or request.routing):
         raise InputError(f"--executor {request.executor} routes whole groups without "
                          "explanations: drop --explain and --routing, or use --executor local")
-    engine = choose_engine(plan, request.engine, explain=request.explain,
-                           small=request.executor == "local"
+    engine = choose_engine(request.engine, small=request.executor == "local"
                            and small_snapshot(request.snapshot))
     changes = read_what_ifs(request.what_ifs, request.what_if_file)
     store = webhook = read_at = None
@@ -815,7 +810,7 @@ def explain_order(source: Path, snapshot_spec: str, order_id: str, *,
                   facility: str | None = None, mapping: Path | None = None) -> Explained:
     plan = load_plan(source)
     # one order explained: a large snapshot routes on the fast engine, which explains alike
-    engine = choose_engine(plan, explain=True, small=small_snapshot(snapshot_spec))
+    engine = choose_engine(small=small_snapshot(snapshot_spec))
     snapshot = open_snapshot(snapshot_spec, mapping, columnar=engine == "fast")
     if order_id not in {o.id for o in snapshot.orders}:
         raise InputError(f"order {order_id!r} is not in the snapshot")

@@ -1168,11 +1168,6 @@ def serve(sources: tuple[Path, ...], snapshot_path: str, mapping: Path | None,
         raise InputError("--workers needs a platform with fork(); run one process per port")
     plans = [(app.label_plan(app.load_plan(path), path, version_label, git=True), path)
              for path in sources]
-    if engine == "fast":  # said now, as `routing run --engine fast` says it
-        from .engine import unsupported_reason
-        for plan, path in plans:
-            if unsupported_reason(plan):
-                raise InputError(f"--engine fast: {path}: {unsupported_reason(plan)}")
     texts = [app.source_text(path) for _, path in plans]
     if once:  # a cron job: a broken source is an error, now
         app.open_snapshot(snapshot_path, mapping)

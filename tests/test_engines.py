@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from routing_dsl.app import load_plan
 from routing_dsl.criteria import REGISTRY
 from routing_dsl.result import dump_result
-from routing_dsl.engine import (FastUnsupported, choose, load_columnar, route, run_fast,
-                                snapshot_digest, unsupported_reason)
+from routing_dsl.engine import choose, load_columnar, route, run_fast, snapshot_digest
 from routing_dsl.interpreter import run_plan
 from routing_dsl.bench.scenarios import PLAN, Scenario, generate
 from routing_dsl.snapshot import load_snapshot, parse_snapshot
@@ -36,11 +35,6 @@ CASES = [(route_file, snapshot) for folder in sorted(EXAMPLES.iterdir()) if fold
                          ids=[f"{r.parent.name}/{s.name}" for r, s in CASES])
 def test_examples_give_the_same_bytes_on_both_engines(route_file, snapshot_file):
     the_plan = load_plan(route_file)
-    if unsupported_reason(the_plan):
-        with pytest.raises(FastUnsupported):
-            run_fast(the_plan, load_snapshot(snapshot_file))
-        assert choose(the_plan) == "reference"
-        return
     reference = dump_result(run_plan(the_plan, load_snapshot(snapshot_file)))
     assert dump_result(run_fast(the_plan, load_snapshot(snapshot_file))) == reference
     # and with the inventory read as columns, as `routing run` reads a file
@@ -54,8 +48,6 @@ def test_examples_explain_alike_on_both_engines(route_file, snapshot_file):
     explanations, byte for byte, for every order, for some orders, and with a facility's
     full detail asked for."""
     the_plan = load_plan(route_file)
-    if unsupported_reason(the_plan, explain=True):
-        pytest.skip(unsupported_reason(the_plan, explain=True))
     snapshot = load_snapshot(snapshot_file)
     orders = sorted(o.id for o in snapshot.orders)
     facilities = sorted(f.id for f in snapshot.facilities)
@@ -76,10 +68,11 @@ def test_every_example_plan_runs_fast():
         routing.optimize is not None for group in load_plan(r).groups
         for routing in group.routings)}
     assert optimised == {"optimize.route"}
-    assert [r.name for r, _ in CASES if unsupported_reason(load_plan(r))] == []
-    assert {choose(load_plan(r)) for r, _ in CASES} == {"fast"}
-    # explained runs too (`--engine auto --explain`, the service's explained quotes)
-    assert {choose(load_plan(r), explain=True) for r, _ in CASES} == {"fast"}
+    # `auto` takes the fast engine for every plan, explained or optimised: only a small
+    # input goes to the reference engine, which starts sooner
+    assert choose() == choose("fast") == "fast"
+    assert choose(small=True) == choose("reference") == "reference"
+    assert choose("fast", small=True) == "fast"
 
 
 def test_columnar_and_validated_snapshots_hash_alike():

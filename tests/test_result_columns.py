@@ -19,7 +19,7 @@ from routing_dsl.app import load_plan
 from routing_dsl.bench.scenarios import PLAN, Scenario, generate
 from routing_dsl.checker import Workspace
 from routing_dsl.compiler import compile_program
-from routing_dsl.engine import load_columnar, resultcolumns, run_fast, unsupported_reason
+from routing_dsl.engine import load_columnar, resultcolumns, run_fast
 from routing_dsl.engine.resultcolumns import (AllocationColumns, InventoryColumns, RunStrings,
                                               UnfillableColumns)
 from routing_dsl.result import dump_result
@@ -57,7 +57,7 @@ def chunks_of(size: int):
         result_rows.CHUNK, resultcolumns.CHUNK = saved
 
 
-FAST_CASES = [(r, s) for r, s in CASES if not unsupported_reason(load_plan(r))]
+FAST_CASES = CASES
 
 
 @pytest.mark.parametrize("route_file,snapshot_file", FAST_CASES,

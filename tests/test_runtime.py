@@ -91,11 +91,9 @@ def test_the_reference_allocator_and_a_composed_one_are_allocators():
                          ids=[r.parent.name for r, _ in CASES])
 def test_the_fast_engine_is_a_context_and_an_allocator_a_run_composes(route_file,
                                                                        snapshot_file):
-    from routing_dsl.engine.fast import FastAllocator, FastContext, unsupported_reason
+    from routing_dsl.engine.fast import FastAllocator, FastContext
     from routing_dsl.runtime import Context
     the_plan = load_plan(route_file)
-    if unsupported_reason(the_plan):
-        pytest.skip(unsupported_reason(the_plan))
     snapshot = load_snapshot(snapshot_file)
     run = Run(the_plan, snapshot, False, None, context=FastContext, allocator=FastAllocator)
     assert type(run) is Run and isinstance(run.ctx, FastContext)

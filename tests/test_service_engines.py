@@ -14,7 +14,6 @@ from routing_dsl.app import load_plan
 from routing_dsl.bench.scenarios import PLAN, SHIPPING_PLAN, Scenario, generate
 from routing_dsl.checker import Workspace
 from routing_dsl.compiler import compile_program
-from routing_dsl.engine import unsupported_reason
 from routing_dsl.ops.store import RunStore
 from routing_dsl.service.state import LiveState
 from routing_dsl.snapshot import Order, Snapshot, load_snapshot
@@ -43,7 +42,6 @@ def states(plan, snapshot, store_for=None) -> dict[str, LiveState]:
 def test_quotes_answer_the_same_bytes_on_both_engines(route_file, snapshot_file):
     # every plan, optimised ones too (examples/optimize: `serve --engine fast` serves it)
     plan = load_plan(route_file)
-    assert unsupported_reason(plan) is None
     snapshot = load_snapshot(snapshot_file)
     live = states(plan, snapshot)
     orders = [Order.model_validate(o) for o in json.loads(snapshot_file.read_text())["orders"]]
@@ -108,17 +106,16 @@ def test_auto_decides_on_the_reference_engine_until_the_kernel_is_loaded():
     from routing_dsl.engine import live
     document = generate(Scenario(orders=20, facilities=10, skus=40, seed=4))
     snapshot = Snapshot.model_validate(document)
-    plan = compile_program(Workspace().check_text(PLAN, name="bench.route").program)
     stock = live.live_stock(snapshot, arrays=True)  # starts loading the kernel
     lines = sum(len(g.items) for o in snapshot.orders for g in o.ship_groups)
     assert lines >= max(live.SMALL_LINES.values())  # large enough for the fast engine
     assert live.KERNEL_LOADED.wait(900)
-    assert live.engine_for(plan, "auto", snapshot, False, stock) == "fast"
+    assert live.engine_for("auto", snapshot, False, stock) == "fast"
     # the kernel emits explanations itself: an explained decision of this size is fast too
-    assert live.engine_for(plan, "auto", snapshot, True, stock) == "fast"
+    assert live.engine_for("auto", snapshot, True, stock) == "fast"
     live.KERNEL_LOADED.clear()
     try:
-        assert live.engine_for(plan, "auto", snapshot, False, stock) == "reference"
-        assert live.engine_for(plan, "fast", snapshot, False, stock) == "fast"
+        assert live.engine_for("auto", snapshot, False, stock) == "reference"
+        assert live.engine_for("fast", snapshot, False, stock) == "fast"
     finally:
         live.KERNEL_LOADED.set()

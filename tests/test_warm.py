@@ -16,14 +16,12 @@ EXAMPLES_ON_THE_FAST_ENGINE = """
 import json, sys
 from pathlib import Path
 from routing_dsl.app import load_plan
-from routing_dsl.engine import kernel, load_columnar, run_fast, unsupported_reason
+from routing_dsl.engine import kernel, load_columnar, run_fast
 from routing_dsl.snapshot import load_snapshot
 routed = 0
 for folder in sorted(Path("examples").iterdir()):
     for source in sorted(folder.glob("*.route")):
         plan = load_plan(source)
-        if unsupported_reason(plan):
-            continue
         for snapshot in sorted(folder.glob("snapshot*.json")):
             run_fast(plan, load_snapshot(snapshot))
             run_fast(plan, load_columnar(snapshot))

@@ -17,18 +17,17 @@ if TYPE_CHECKING:
     from ..plan import Plan
     from ..snapshot import Snapshot
     from .columnar import inventory_columns, load_columnar, snapshot_digest
-    from .fast import FastUnsupported, run_fast, unsupported_reason
+    from .fast import run_fast
 
 ENGINES = ("auto", "fast", "reference")
 
-__all__ = ["ENGINES", "FastUnsupported", "choose", "inventory_columns", "load_columnar",
-           "route", "run_fast", "snapshot_digest", "unsupported_reason"]
+__all__ = ["ENGINES", "choose", "inventory_columns", "load_columnar", "route", "run_fast",
+           "snapshot_digest"]
 
 # Loaded on first use: numba (the kernel) costs about half a second to import and to load
 # its cached machine code, which a run the reference engine decides, a check or a format
 # never needs (see docs/performance.md, "Start-up").
-_LAZY = {"FastUnsupported": "fast", "run_fast": "fast", "unsupported_reason": "fast",
-         "inventory_columns": "columnar", "load_columnar": "columnar",
+_LAZY = {"run_fast": "fast", "inventory_columns": "columnar", "load_columnar": "columnar",
          "snapshot_digest": "columnar"}
 
 
@@ -41,19 +40,14 @@ def __getattr__(name: str):
     return value
 
 
-def choose(plan: Plan, engine: str = "auto", *, explain: bool = False,
-           small: bool = False) -> str:
-    """The engine that runs ``plan``: "fast" or "reference". ``auto`` takes the fast one
-    whenever it can, unless the input is ``small`` (a run the reference engine finishes
-    before the fast one has loaded its compiled code: both give the same bytes); asking for
-    ``fast`` when it cannot raises FastUnsupported."""
+def choose(engine: str = "auto", *, small: bool = False) -> str:
+    """The engine that runs a run asked to run on ``engine``: "fast" or "reference". Both run
+    every plan, explained or optimised, with the same bytes; ``auto`` takes the fast one
+    unless the input is ``small`` (a run the reference engine finishes before the fast one
+    has loaded its compiled code)."""
     if engine == "reference" or (engine == "auto" and small):
         return "reference"
-    from .fast import FastUnsupported, unsupported_reason
-    reason = unsupported_reason(plan, explain=explain)
-    if engine == "fast" and reason:
-        raise FastUnsupported(reason)
-    return "reference" if reason else "fast"
+    return "fast"
 
 
 def route(plan: Plan, snapshot: Snapshot, *, engine: str = "auto", group=None, routing=None,
@@ -61,7 +55,7 @@ def route(plan: Plan, snapshot: Snapshot, *, engine: str = "auto", group=None, r
           progress=None) -> dict:
     """Run ``plan`` on ``snapshot`` with the engine `choose` picks; both give the same
     result document."""
-    if choose(plan, engine, explain=explain) == "fast":
+    if choose(engine) == "fast":
         from .fast import run_fast
         return run_fast(plan, snapshot, group=group, routing=routing, explain=explain,
                         explain_orders=explain_orders, explain_facilities=explain_facilities,

@@ -47,27 +47,12 @@ class _NoRates:
 _NO_RATES = _NoRates()
 
 
-class FastUnsupported(Exception):
-    """The plan or the options need the reference engine."""
-
-
-def unsupported_reason(plan: Plan, *, explain: bool = False) -> str | None:
-    """Why the fast engine cannot run ``plan``: None, it runs every plan (it explains as the
-    reference engine does, and optimises a routing with an `optimize` block through the
-    kernel: engine.optimizing), so neither ``plan`` nor ``explain`` changes the answer; kept
-    for the callers that ask."""
-    return None
-
-
 def run_fast(plan: Plan, snapshot: Snapshot, *, group: str | frozenset[str] | None = None,
              routing: str | None = None, explain: bool = False,
              explain_orders: set[str] | None = None, explain_facilities: set[str] | None = None,
              progress=None) -> dict:
     """Run ``plan`` on ``snapshot`` like `runtime.run_plan`, with the same result, byte for
-    byte, explanations included. Raises FastUnsupported for plans it cannot run."""
-    reason = unsupported_reason(plan)
-    if reason:
-        raise FastUnsupported(reason)
+    byte, explanations and optimised routings (engine.optimizing) included."""
     return Run(plan, snapshot, explain, explain_orders, explain_facilities,
                context=FastContext, allocator=FastAllocator).run(group, routing, progress)
 

@@ -147,20 +147,19 @@ def load_kernel() -> None:
         thread.start()
 
 
-def needs_arrays(plans: list[Plan], engine: str) -> bool:
-    """Whether a live state deciding with ``plans`` under ``engine`` may run the fast engine
-    (and so keeps `LiveArrays`)."""
-    return engine != "reference" and any(choose(plan) == "fast" for plan in plans)
+def needs_arrays(engine: str) -> bool:
+    """Whether a live state deciding under ``engine`` may run the fast engine (and so keeps
+    `LiveArrays`)."""
+    return engine != "reference"
 
 
-def engine_for(plan: Plan, engine: str, single: Snapshot, explain: bool,
-               live: LiveStock) -> str:
-    """The engine that decides ``single`` (one order) with ``plan``: `engine.choose`, the
+def engine_for(engine: str, single: Snapshot, explain: bool, live: LiveStock) -> str:
+    """The engine that decides ``single`` (one order): `engine.choose`, the
     reference engine for a request it decides faster under `auto` (SMALL_LINES), and for a
     live state without arrays."""
     lines = sum(len(g.items) for o in single.orders for g in o.ship_groups)
     small = lines < SMALL_LINES[bool(explain)]
-    chosen = choose(plan, engine, explain=explain, small=small)
+    chosen = choose(engine, small=small)
     if chosen == "fast" and (not isinstance(live, LiveArrays)
                              or (engine == "auto" and not KERNEL_LOADED.is_set())):
         return "reference"
@@ -172,7 +171,7 @@ def decide(plan: Plan, single: Snapshot, *, engine: str, live: LiveStock,
            explain_orders=None) -> dict:
     """One decision (`run_plan` without the run-wide `inventory_after`), on the live stock,
     by the engine `engine_for` picks: the same result document either way."""
-    if engine_for(plan, engine, single, explain, live) == "fast":
+    if engine_for(engine, single, explain, live) == "fast":
         from ..runtime import Run
         from .fast import FastAllocator, FastContext
         return Run(plan, single, explain, explain_orders, None, prepared, live, False,

@@ -154,7 +154,7 @@ def route_part(plan_json: bytes, part: bytes, groups: list[str], engine: str) ->
 def _route_snapshot(plan_json: bytes, snapshot: Snapshot, groups: list[str],
                     engine: str) -> dict:
     plan = load_plan(plan_json, "plan")
-    run = open_run(plan, snapshot, choose(plan, engine))
+    run = open_run(plan, snapshot, choose(engine))
     result = run.run(frozenset(groups), None, None)
     result["spans"] = run.spans
     result["warnings_by_key"] = run.warnings

@@ -114,7 +114,7 @@ class _View:
     def __post_init__(self) -> None:
         snapshot = self.snapshot
         self.today = ledger.local_day(snapshot)
-        self.live = live_stock(snapshot, needs_arrays(self.plans, self.engine))
+        self.live = live_stock(snapshot, needs_arrays(self.engine))
         rows: dict[str, list] = defaultdict(list)
         for row in snapshot.inventory:
             rows[row.product].append(row)
