@@ -278,16 +278,21 @@ def test_generated_runs_give_the_same_bytes_on_both_engines(snapshot, the_plan):
     assert dump_result(run_fast(the_plan, snapshot)) == dump_result(run_plan(the_plan, snapshot))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(snapshots(), plans(), st.data())
-def test_generated_runs_explain_alike_on_both_engines(snapshot, the_plan, data):
+def explain_options(snapshot, data) -> dict:
+    """Drawn: the orders to explain (None: all) and the facilities asked about."""
     orders = sorted(o.id for o in snapshot.orders)
     facilities = sorted(f.id for f in snapshot.facilities)
-    options = {
+    return {
         "explain_orders": data.draw(st.none() | st.sets(st.sampled_from(orders))
                                     if orders else st.none()),
         "explain_facilities": data.draw(st.sets(st.sampled_from(facilities))
                                         if facilities else st.just(set()))}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), plans(), st.data())
+def test_generated_runs_explain_alike_on_both_engines(snapshot, the_plan, data):
+    options = explain_options(snapshot, data)
     reference = dump_result(run_plan(the_plan, snapshot, explain=True, **options))
     assert dump_result(run_fast(the_plan, snapshot, explain=True, **options)) == reference
 

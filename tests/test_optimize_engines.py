@@ -19,6 +19,7 @@ from routing_dsl.runtime import run_plan
 from routing_dsl.snapshot import parse_snapshot
 
 from .builders import facility, item, order, plan, stock, world
+from .test_engines import explain_options
 from .test_engines import plans as generated_plans
 from .test_engines import snapshots as generated_snapshots
 from .test_semantics_optimize import (first_routing, optimised, retailer_plan,
@@ -50,13 +51,7 @@ def test_generated_optimised_runs_give_the_same_bytes_on_both_engines(snapshot, 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated_snapshots(), generated_plans(), st.data())
 def test_generated_optimised_runs_explain_alike_on_both_engines(snapshot, the_plan, data):
-    orders = sorted(o.id for o in snapshot.orders)
-    facilities = sorted(f.id for f in snapshot.facilities)
-    options = {
-        "explain_orders": data.draw(st.none() | st.sets(st.sampled_from(orders))
-                                    if orders else st.none()),
-        "explain_facilities": data.draw(st.sets(st.sampled_from(facilities))
-                                        if facilities else st.just(set()))}
+    options = explain_options(snapshot, data)
     both(optimised(the_plan, only_first=data.draw(st.booleans())), snapshot, explain=True,
          **options)
 

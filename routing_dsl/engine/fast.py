@@ -409,20 +409,10 @@ class FastAllocator:
         # the rules' candidates may mark facilities without coordinates: not the run's warnings
         facilities = facilities._replace(warn=facilities.warn.copy())
         rules, conditions, sorts = self._lowered(routing, store)
-        out = ir.outputs(max(64 * len(units), 1), len(units.items))
-        admit, explain = ir.no_fixed(admit=True), ir.no_explain()
-        start = 0
-        while True:
-            start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
-                                               rules, conditions, sorts, rates, self._used(),
-                                               out, explain, admit)
-            if start >= len(units):
-                break
-            if out.counts[ir.USED_FULL]:
-                out.counts[ir.USED_FULL] = 0
-                self._used(grow=True)
-            else:
-                out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
+        out, _ = self._drive(len(units), (lowered, item_table, facilities, stock),
+                             (rules, conditions, sorts, rates),
+                             ir.outputs(max(64 * len(units), 1), len(units.items)),
+                             ir.no_explain(), ir.no_fixed(admit=True))
         n = int(out.counts[ir.ALLOCATED])
         return out.a_unit[:n], out.a_rule[:n], out.a_item[:n], out.a_fac[:n]
 
@@ -618,14 +608,28 @@ class FastAllocator:
         held = int((ptr[products + 1] - ptr[products]).sum())
         out = ir.outputs(max(min(1 << 14, max(64 * len(units), held * len(routing.rules) + 1)),
                              2 * len(items)), len(items))
-        explaining = explain if explain is not None else ir.no_explain()
+        out, explaining = self._drive(
+            len(units), (lowered, item_table, facilities, stock),
+            (rules, conditions, sorts, rates), out,
+            explain if explain is not None else ir.no_explain(), fixed)
+        self._emit(group_name, routing, units, out, lowered.warn, items)
+        return None if explain is None else explaining
+
+    def _drive(self, n_units: int, data: tuple, lowered: tuple, out: ir.Outputs,
+               explaining: ir.Explain, fixed: ir.Fixed | None) -> tuple[ir.Outputs, ir.Explain]:
+        """Call the kernel until it has routed all ``n_units`` units, growing what it says is
+        too small for the next unit: the table of pairs in use, the explanation rows or the
+        output rows. ``data``: the IR's units, items, facilities and stock; ``lowered``: the
+        rules, conditions, sorts and rates. Returns the output and explanation rows."""
+        units, items, facilities, stock = data
+        rules, conditions, sorts, rates = lowered
         start = 0
         while True:
-            start, needed = kernel.route_units(start, lowered, item_table, facilities, stock,
-                                               rules, conditions, sorts, rates, self._used(),
-                                               out, explaining, fixed)
-            if start >= len(units):
-                break
+            start, needed = kernel.route_units(start, units, items, facilities, stock, rules,
+                                               conditions, sorts, rates, self._used(), out,
+                                               explaining, fixed)
+            if start >= n_units:
+                return out, explaining
             if out.counts[ir.USED_FULL]:  # the table of pairs in use is too full for the next unit
                 out.counts[ir.USED_FULL] = 0
                 self._used(grow=True)
@@ -634,8 +638,6 @@ class FastAllocator:
                 explaining.counts[ir.EXPLAIN_FULL] = 0
             else:
                 out = ir.grown(out, int(out.counts[ir.ALLOCATED]) + int(needed))
-        self._emit(group_name, routing, units, out, lowered.warn, items)
-        return None if explain is None else explaining
 
     def _emit(self, group_name: str, routing: PlanRouting, units: _UnitSet, out: ir.Outputs,
               unit_warn: np.ndarray, items: np.ndarray) -> None:

@@ -14,6 +14,7 @@ orjson and copied, so the bytes are those orjson writes for the dictionaries
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from itertools import repeat
 
 import numpy as np
@@ -168,15 +169,16 @@ def _text(value) -> str:
     return _dumps(value).decode()
 
 
-class _Block:
+class _Block(ABC):
     """What every block does from its ``_columns`` (how to read each field of ``KEYS``, in
     that order, for rows ``start`` to ``stop``: iterables as long as the rows, or endless
     repeats)."""
 
     KEYS: tuple[str, ...] = ()
 
+    @abstractmethod
     def _columns(self) -> dict:
-        raise NotImplementedError
+        """How to read each field of ``KEYS``, by field (every block has its own)."""
 
     def rows(self, start: int, stop: int) -> list[dict]:
         columns = [read(start, stop) for read in self._columns().values()]
